@@ -1,0 +1,1 @@
+export { runServerCli, type ServerCliOptions, type CommonOptions, type BuildContext } from './runServerCli.js';

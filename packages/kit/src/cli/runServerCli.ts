@@ -1,0 +1,195 @@
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createAuditLog } from '../audit/auditLog.js';
+import type { AnyTool } from '../defineTool.js';
+import { KeelError } from '../errors.js';
+import { createSqliteIdempotencyStore } from '../idempotency/sqliteStore.js';
+import { createPathJail, type PathJail } from '../jail.js';
+import { createLogger, logLevels, type Logger, type LogLevel } from '../logger.js';
+import { startTelemetry } from '../otel.js';
+import { createServer } from '../server.js';
+import { defaultStateDir, openStateDatabase } from '../stateDir.js';
+import { serveHttp } from '../transports/http.js';
+import { serveStdio } from '../transports/stdio.js';
+
+/** The flags every Keel server bin shares. */
+export interface CommonOptions {
+  root: string[];
+  stateDir: string;
+  http: boolean;
+  port: number;
+  host: string;
+  allowedHost: string[];
+  allowedOrigin: string[];
+  logLevel: LogLevel;
+  timeoutMs: number;
+  leaseMs: number;
+  idempotencyTtlHours: number;
+}
+
+export interface BuildContext<TExtra> {
+  options: CommonOptions & TExtra;
+  jail: PathJail;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface ServerCliOptions<TExtra> {
+  /** The server name (also the idempotency scope and audit `server` column). */
+  name: string;
+  bin: string;
+  version: string;
+  description: string;
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  /** Server-specific flags; their parsed values arrive in `build` next to the common ones. */
+  configure?: (serve: Command) => void;
+  /** Extra help text: examples, the client config snippet. */
+  helpText?: string;
+  build(context: BuildContext<TExtra>): Promise<{ tools: readonly AnyTool[]; instructions?: string }> | { tools: readonly AnyTool[]; instructions?: string };
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+const positiveInt = (name: string) => (value: string) => {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+  return parsed;
+};
+
+/**
+ * The whole life of a server bin: parse flags, open state, serve stdio or HTTP, shut down cleanly on
+ * SIGINT/SIGTERM or when the client closes stdin. Also the `audit verify` subcommand. Returns the
+ * exit code; the bin passes it to `process.exit`.
+ */
+export async function runServerCli<TExtra = Record<string, never>>(cli: ServerCliOptions<TExtra>): Promise<number> {
+  const stderr = process.stderr;
+  let exitCode = 0;
+  const program = new Command(cli.bin)
+    .description(cli.description)
+    .version(cli.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (text) => stderr.write(text), writeErr: (text) => stderr.write(text) })
+    .exitOverride();
+
+  // The root command serves; `audit` is the one subcommand. Options live on the root so `--help` shows them.
+  const serve = program
+    .option('-r, --root <dir>', 'a directory the tools may touch (repeatable, required); nothing outside the roots is reachable', collect, [])
+    .option('--state-dir <dir>', 'where the idempotency store and audit log live (env KEEL_STATE_DIR)', defaultStateDir(cli.env))
+    .option('--http', 'serve Streamable HTTP instead of stdio', false)
+    .option('--port <port>', 'HTTP port (0 picks a free one)', positiveInt('--port'), 7300)
+    .option('--host <host>', 'HTTP interface; beyond loopback requires KEEL_HTTP_TOKEN', '127.0.0.1')
+    .option('--allowed-host <name>', 'an extra Host header name to accept over HTTP (repeatable)', collect, [])
+    .option('--allowed-origin <name>', 'an extra Origin hostname to accept over HTTP (repeatable)', collect, [])
+    .addOption(new Option('--log-level <level>', 'stderr log level').choices(logLevels).default('info'))
+    .option('--timeout-ms <ms>', 'per-call time limit unless a tool sets its own', positiveInt('--timeout-ms'), 120_000)
+    .option('--lease-ms <ms>', 'idempotency lease: after this long without a heartbeat a claim counts as crashed', positiveInt('--lease-ms'), 30_000)
+    .option('--idempotency-ttl-hours <hours>', 'how long a completed result is kept for retries', positiveInt('--idempotency-ttl-hours'), 24);
+  cli.configure?.(serve);
+  if (cli.helpText !== undefined) serve.addHelpText('after', cli.helpText);
+
+  serve.action(async () => {
+    exitCode = await serveCommand(cli, program.opts<CommonOptions & TExtra>());
+  });
+
+  const audit = program.command('audit').description('inspect the hash-chained audit log');
+  audit
+    .command('verify')
+    .description('check every row of the audit log against the hash chain; exit 1 if any row was altered')
+    .option('--state-dir <dir>', 'the state directory to verify (env KEEL_STATE_DIR)', defaultStateDir(cli.env))
+    .action((raw: { stateDir: string }) => {
+      const state = openStateDatabase(path.resolve(raw.stateDir));
+      try {
+        const result = createAuditLog(state.db).verify();
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        exitCode = result.ok ? 0 : 1;
+      } finally {
+        state.close();
+      }
+    });
+
+  try {
+    await program.parseAsync([...cli.argv], { from: 'node' });
+  } catch (error) {
+    const code = (error as { code?: string; exitCode?: number }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
+    if (typeof code === 'string' && code.startsWith('commander.')) return (error as { exitCode?: number }).exitCode ?? 2;
+    throw error;
+  }
+  return exitCode;
+}
+
+async function serveCommand<TExtra>(cli: ServerCliOptions<TExtra>, options: CommonOptions & TExtra): Promise<number> {
+  const logger = createLogger({ level: options.logLevel, stream: process.stderr, fields: { server: cli.name } });
+  if (options.root.length === 0) {
+    logger.error('no root given', { hint: `Pass --root DIR (repeatable), e.g. ${cli.bin} --root . — the tools reach nothing outside the roots.` });
+    return 2;
+  }
+  let jail: PathJail;
+  try {
+    jail = await createPathJail(options.root);
+  } catch (error) {
+    if (error instanceof KeelError) {
+      logger.error(error.message, { code: error.code, hint: error.hint });
+      return 2;
+    }
+    throw error;
+  }
+  const state = openStateDatabase(path.resolve(options.stateDir));
+  const telemetry = await startTelemetry({ serviceName: cli.name, serviceVersion: cli.version, env: cli.env, logger });
+  const built = await cli.build({ options, jail, logger, env: cli.env });
+  const server = createServer({
+    name: cli.name,
+    version: cli.version,
+    tools: built.tools,
+    ...(built.instructions === undefined ? {} : { instructions: built.instructions }),
+    jail,
+    store: createSqliteIdempotencyStore(state.db),
+    audit: createAuditLog(state.db),
+    cursorSecret: state.cursorSecret,
+    logger,
+    ...(telemetry.tracer === undefined ? {} : { tracer: telemetry.tracer }),
+    limits: { defaultTimeoutMs: options.timeoutMs },
+    idempotency: { leaseMs: options.leaseMs, ttlMs: options.idempotencyTtlHours * 3600_000 },
+  });
+
+  let stop: () => Promise<void>;
+  if (options.http) {
+    let http;
+    try {
+      http = await serveHttp(server, {
+        host: options.host,
+        port: options.port,
+        token: cli.env['KEEL_HTTP_TOKEN'],
+        allowedHosts: options.allowedHost,
+        allowedOrigins: options.allowedOrigin,
+        logger,
+      });
+    } catch (error) {
+      const hint = error instanceof KeelError ? error.hint : (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'Pick another --port, or --port 0 for a free one.' : undefined;
+      logger.error(`cannot serve HTTP: ${(error as Error).message}`, { hint });
+      await server.close({ graceMs: 0 });
+      state.close();
+      return 2;
+    }
+    logger.info('listening', { url: http.url, roots: jail.roots, stateDir: state.dir });
+    stop = () => http.close();
+  } else {
+    const stdio = serveStdio(server, { onerror: (error) => logger.error('stdio transport error', { error }) });
+    logger.info('serving on stdio', { roots: jail.roots, stateDir: state.dir });
+    stop = async () => {
+      await server.close();
+      await stdio.close();
+    };
+  }
+
+  const reason = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    if (!options.http) process.stdin.once('end', () => resolve('stdin closed'));
+  });
+  logger.info('shutting down', { reason });
+  await stop();
+  await telemetry.shutdown();
+  state.close();
+  return 0;
+}

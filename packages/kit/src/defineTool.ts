@@ -1,0 +1,151 @@
+import * as z from 'zod';
+import type { Truncation } from './bounds.js';
+import type { Outcome, ToolError } from './errors.js';
+import type { PathJail, ResolvedPath } from './jail.js';
+import type { Logger } from './logger.js';
+import type { ProcessResult, RunProcessOptions } from './process.js';
+
+/**
+ * What a tool does to the world. The kit derives the MCP annotations from it, so they cannot drift
+ * from the tool: `read` never changes anything; `write` changes state in a way a later call can
+ * undo; `destructive` loses data or cannot be taken back.
+ */
+export type ToolEffect = 'read' | 'write' | 'destructive';
+
+/** How a declared path argument is resolved: `existing` must exist (else NOT_FOUND); `any` may not yet. */
+export type PathMode = 'existing' | 'any';
+
+// The kit accepts any zod object; `z.ZodObject` with its default parameters is that bound.
+export type AnyObjectSchema = z.ZodObject<z.ZodRawShape>;
+
+export type Reconciled<TOutput> =
+  | { status: 'done'; value: TOutput }
+  | { status: 'not_done' }
+  | { status: 'failed'; error: ToolError };
+
+export interface ToolContext {
+  readonly server: string;
+  readonly tool: string;
+  /** Aborted when the client cancels or the call's timeout passes: stop work, write nothing half. */
+  readonly signal: AbortSignal;
+  /** The jail in force for this call (the server roots, narrowed by client roots when sent). */
+  readonly jail: PathJail;
+  readonly idempotencyKey: string | undefined;
+  readonly logger: Logger;
+  /** A declared path argument, resolved in the jail. */
+  path(field: string): ResolvedPath;
+  /** A declared path-list argument, resolved in the jail. */
+  pathList(field: string): readonly ResolvedPath[];
+  /** Reports progress to the client when it asked for it (a progress token); otherwise a no-op. */
+  progress(progress: number, total?: number, message?: string): void;
+  /** Cursor state for this call (`undefined` when no cursor was passed), or INVALID_ARGUMENT. */
+  decodeCursor(cursor: string | undefined): Outcome<unknown>;
+  /** An opaque cursor bound to this tool and these arguments. */
+  encodeCursor(state: unknown): string;
+  /** Cuts text to its budget; the cursor continues byte-exactly where the cut happened. */
+  text(
+    input: string | Buffer,
+    options: { maxBytes: number; maxLines?: number | undefined; cursor?: string | undefined },
+  ): Outcome<{ text: string; totalBytes: number; totalLines: number; truncated?: Truncation }>;
+  /** Pages a list; following the cursors visits every item exactly once. */
+  list<TItem>(
+    items: readonly TItem[],
+    options: { limit: number; cursor?: string | undefined },
+  ): Outcome<{ items: TItem[]; total: number; truncated?: Truncation }>;
+  /** Runs a program under this call's signal and the server's jail (see `runProcess`). */
+  run(options: Omit<RunProcessOptions, 'signal' | 'jail'>): Promise<ProcessResult>;
+}
+
+export interface ToolSpec<TInput extends AnyObjectSchema, TOutput extends AnyObjectSchema> {
+  /** snake_case, unique in the server. */
+  name: string;
+  title: string;
+  /** What the tool does and when to use it; the model reads this. */
+  description: string;
+  input: TInput;
+  output: TOutput;
+  effect: ToolEffect;
+  /** Touches something beyond the local machine (a network remote, a deploy target). */
+  openWorld?: boolean;
+  /**
+   * A mutating tool whose repeat leaves the same end state (write this content, move to this ref).
+   * Such a tool may be re-run after a crash without a reconcile step.
+   */
+  idempotent?: boolean;
+  /** Input fields holding paths (a string or a string array), resolved in the jail before the handler runs. */
+  paths?: Partial<Record<keyof z.output<TInput> & string, PathMode>>;
+  /** Input fields that do not shape the result (budgets), so a cursor stays valid when they change. */
+  cursorIgnores?: readonly (keyof z.output<TInput> & string)[];
+  /** Per-call time limit (default: the server's). */
+  timeoutMs?: number;
+  /** The concise text rendering for clients that show the model only text. Default: JSON. */
+  render?: (output: z.output<TOutput>) => string;
+  handler(input: z.output<TInput>, ctx: ToolContext): Promise<Outcome<z.output<TOutput>>>;
+  /**
+   * Crash recovery: called instead of re-running when an earlier run with the same idempotency key
+   * died mid-way. Finds whether the effect happened (a commit trailer, a release id) and returns its
+   * result, or says it did not happen so the handler runs.
+   */
+  reconcile?(input: z.output<TInput>, ctx: ToolContext): Promise<Reconciled<z.output<TOutput>>>;
+}
+
+/** A tool with its types erased, as a server holds it. */
+export interface AnyTool {
+  readonly spec: ToolSpec<AnyObjectSchema, AnyObjectSchema>;
+  /** The input schema the server validates against: the tool's, plus `idempotencyKey` on mutating tools. */
+  readonly inputSchema: AnyObjectSchema;
+  readonly annotations: ToolAnnotationsOf;
+}
+
+export interface ToolAnnotationsOf {
+  title: string;
+  readOnlyHint: boolean;
+  destructiveHint: boolean;
+  idempotentHint: boolean;
+  openWorldHint: boolean;
+}
+
+export const idempotencyKeyArg = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+  .optional()
+  .describe(
+    'Optional idempotency key: retrying with the same key and arguments returns the first result instead of repeating the effect.',
+  );
+
+/** Derives the MCP annotations from a tool's declared effect. */
+export function annotationsFor(spec: Pick<ToolSpec<AnyObjectSchema, AnyObjectSchema>, 'title' | 'effect' | 'openWorld' | 'idempotent'>): ToolAnnotationsOf {
+  const readOnly = spec.effect === 'read';
+  return {
+    title: spec.title,
+    readOnlyHint: readOnly,
+    destructiveHint: spec.effect === 'destructive',
+    idempotentHint: readOnly || spec.idempotent === true,
+    openWorldHint: spec.openWorld === true,
+  };
+}
+
+/**
+ * Declares a tool: schemas, effect and handler in one value. The kit's server wraps the handler in
+ * its pipeline (validate, jail, idempotency, timeout, bounds, span, audit); the handler only does
+ * the tool's job and returns `ok(value)` or `fail(code, message, { hint })`.
+ */
+export function defineTool<TInput extends AnyObjectSchema, TOutput extends AnyObjectSchema>(
+  spec: ToolSpec<TInput, TOutput>,
+): AnyTool {
+  if (!/^[a-z][a-z0-9_]{0,63}$/.test(spec.name)) {
+    throw new TypeError(`tool name '${spec.name}' must be snake_case`);
+  }
+  const mutating = spec.effect !== 'read';
+  if (mutating && 'idempotencyKey' in spec.input.shape) {
+    throw new TypeError(`tool '${spec.name}' declares idempotencyKey itself; the kit adds it to mutating tools`);
+  }
+  const inputSchema = mutating ? spec.input.extend({ idempotencyKey: idempotencyKeyArg }) : spec.input;
+  return {
+    spec: spec as unknown as ToolSpec<AnyObjectSchema, AnyObjectSchema>,
+    inputSchema: inputSchema as AnyObjectSchema,
+    annotations: annotationsFor(spec),
+  };
+}

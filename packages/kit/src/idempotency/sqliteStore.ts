@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import type { ClaimRequest, ClaimResult, IdempotencyRecord, IdempotencyStore } from './store.js';
+
+interface Row {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  state: 'in_progress' | 'completed';
+  owner: string | null;
+  token: string | null;
+  lease_expires_at: number | null;
+  result: string | null;
+  created_at: number;
+  completed_at: number | null;
+  expires_at: number;
+  attempts: number;
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS idempotency (
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('in_progress', 'completed')),
+  owner TEXT,
+  token TEXT,
+  lease_expires_at INTEGER,
+  result TEXT,
+  created_at INTEGER NOT NULL,
+  completed_at INTEGER,
+  expires_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
+`;
+
+/**
+ * The SQLite idempotency store on an open better-sqlite3 database (see `openStateDatabase`). Every
+ * claim is one IMMEDIATE transaction, so two processes sharing the file never both win a key.
+ */
+export function createSqliteIdempotencyStore(db: Database.Database): IdempotencyStore {
+  db.exec(schema);
+  const select = db.prepare<[string, string], Row>('SELECT * FROM idempotency WHERE scope = ? AND key = ?');
+  const insert = db.prepare(
+    `INSERT INTO idempotency (scope, key, fingerprint, state, owner, token, lease_expires_at, created_at, expires_at)
+     VALUES (@scope, @key, @fingerprint, 'in_progress', @owner, @token, @leaseExpiresAt, @now, @expiresAt)`,
+  );
+  const takeOver = db.prepare(
+    `UPDATE idempotency SET owner = @owner, token = @token, lease_expires_at = @leaseExpiresAt,
+       attempts = attempts + 1 WHERE scope = @scope AND key = @key`,
+  );
+  const deleteOne = db.prepare('DELETE FROM idempotency WHERE scope = ? AND key = ?');
+  const renewStmt = db.prepare(
+    `UPDATE idempotency SET lease_expires_at = ? WHERE scope = ? AND key = ? AND token = ? AND state = 'in_progress'`,
+  );
+  const completeStmt = db.prepare(
+    `UPDATE idempotency SET state = 'completed', result = ?, completed_at = ?, owner = NULL, token = NULL,
+       lease_expires_at = NULL, expires_at = ? WHERE scope = ? AND key = ? AND token = ? AND state = 'in_progress'`,
+  );
+  const releaseStmt = db.prepare(
+    `DELETE FROM idempotency WHERE scope = ? AND key = ? AND token = ? AND state = 'in_progress'`,
+  );
+  const reapStmt = db.prepare(
+    `DELETE FROM idempotency WHERE expires_at <= ? AND (state = 'completed' OR lease_expires_at <= ?)`,
+  );
+  // TTLs per scope are remembered from claims so `complete` can restart the clock at completion.
+  const ttlByToken = new Map<string, number>();
+
+  const claim = db.transaction((request: ClaimRequest): ClaimResult => {
+    const now = request.now ?? Date.now();
+    const token = randomUUID();
+    const leaseExpiresAt = now + request.leaseMs;
+    const row = select.get(request.scope, request.key);
+    if (row !== undefined && row.expires_at <= now && (row.state === 'completed' || (row.lease_expires_at ?? 0) <= now)) {
+      deleteOne.run(request.scope, request.key);
+    } else if (row !== undefined) {
+      if (row.fingerprint !== request.fingerprint) return { kind: 'conflict', storedFingerprint: row.fingerprint };
+      if (row.state === 'completed') {
+        return { kind: 'completed', result: JSON.parse(row.result ?? 'null'), completedAt: row.completed_at ?? now };
+      }
+      if ((row.lease_expires_at ?? 0) > now) {
+        return { kind: 'in_progress', owner: row.owner ?? 'unknown', leaseExpiresAt: row.lease_expires_at ?? now };
+      }
+      takeOver.run({ scope: request.scope, key: request.key, owner: request.owner, token, leaseExpiresAt });
+      ttlByToken.set(token, request.ttlMs);
+      return { kind: 'recovered', token, previousOwner: row.owner ?? 'unknown', attempts: row.attempts + 1 };
+    }
+    insert.run({
+      scope: request.scope,
+      key: request.key,
+      fingerprint: request.fingerprint,
+      owner: request.owner,
+      token,
+      leaseExpiresAt,
+      now,
+      expiresAt: now + request.ttlMs,
+    });
+    ttlByToken.set(token, request.ttlMs);
+    return { kind: 'claimed', token };
+  });
+
+  return {
+    claim: (request) => claim.immediate(request),
+    renew: (scope, key, token, leaseMs) => renewStmt.run(Date.now() + leaseMs, scope, key, token).changes === 1,
+    complete(scope, key, token, result) {
+      const now = Date.now();
+      const ttl = ttlByToken.get(token) ?? 24 * 60 * 60 * 1000;
+      ttlByToken.delete(token);
+      return completeStmt.run(JSON.stringify(result), now, now + ttl, scope, key, token).changes === 1;
+    },
+    release(scope, key, token) {
+      ttlByToken.delete(token);
+      releaseStmt.run(scope, key, token);
+    },
+    get(scope, key) {
+      const row = select.get(scope, key);
+      return row === undefined ? undefined : toRecord(row);
+    },
+    reap(now = Date.now()) {
+      return reapStmt.run(now, now).changes;
+    },
+    close() {
+      ttlByToken.clear();
+    },
+  };
+}
+
+function toRecord(row: Row): IdempotencyRecord {
+  return {
+    scope: row.scope,
+    key: row.key,
+    fingerprint: row.fingerprint,
+    state: row.state,
+    owner: row.owner,
+    leaseExpiresAt: row.lease_expires_at,
+    createdAt: row.created_at,
+    completedAt: row.completed_at,
+    expiresAt: row.expires_at,
+    attempts: row.attempts,
+    result: row.result === null ? undefined : JSON.parse(row.result),
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * The idempotency store: one record per (scope, key). A record is claimed before the effect runs,
+ * held under a lease the running process renews, and completed with the stored result. SQLite is the
+ * embedded default; the interface is what a shared backend for several replicas implements.
+ */
+export interface IdempotencyStore {
+  /** Claims `key` for a run, or says why the caller must not run. Atomic across processes. */
+  claim(request: ClaimRequest): ClaimResult;
+  /** Extends the lease of a claim this owner holds; false when the claim was lost. */
+  renew(scope: string, key: string, token: string, leaseMs: number): boolean;
+  /** Stores the result of a claimed run; later claims of the key get it back. */
+  complete(scope: string, key: string, token: string, result: unknown): boolean;
+  /** Drops a claim whose run ended without a result worth keeping, so a retry runs again. */
+  release(scope: string, key: string, token: string): void;
+  /** Reads a record without claiming it. */
+  get(scope: string, key: string): IdempotencyRecord | undefined;
+  /** Deletes records whose TTL has passed; returns how many. */
+  reap(now?: number): number;
+  close(): void;
+}
+
+export interface ClaimRequest {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  /** Who runs it (process id + random), shown to a waiting duplicate. */
+  owner: string;
+  leaseMs: number;
+  ttlMs: number;
+  now?: number;
+}
+
+export type ClaimResult =
+  /** Nobody ran this key: run the effect, then complete or release with `token`. */
+  | { kind: 'claimed'; token: string }
+  /**
+   * Someone claimed it and their lease ran out (the process died mid-run): the effect may or may
+   * not have happened. The caller now holds the claim and must reconcile before running anything.
+   */
+  | { kind: 'recovered'; token: string; previousOwner: string; attempts: number }
+  | { kind: 'completed'; result: unknown; completedAt: number }
+  | { kind: 'in_progress'; owner: string; leaseExpiresAt: number }
+  | { kind: 'conflict'; storedFingerprint: string };
+
+export interface IdempotencyRecord {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  state: 'in_progress' | 'completed';
+  owner: string | null;
+  leaseExpiresAt: number | null;
+  createdAt: number;
+  completedAt: number | null;
+  expiresAt: number;
+  attempts: number;
+  result: unknown;
+}

@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+/**
+ * The directory where a server keeps its durable state: `--state-dir`, else `KEEL_STATE_DIR`, else
+ * `$XDG_STATE_HOME/keel` (by default `~/.local/state/keel`). Several servers may share one.
+ */
+export function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  if (env['KEEL_STATE_DIR']) return path.resolve(env['KEEL_STATE_DIR']);
+  const base = env['XDG_STATE_HOME'] || path.join(homedir(), '.local', 'state');
+  return path.join(base, 'keel');
+}
+
+export interface StateDatabase {
+  db: Database.Database;
+  dir: string;
+  /** The secret that signs cursors, kept in the state dir so cursors outlive a restart. */
+  cursorSecret: Buffer;
+  close(): void;
+}
+
+/**
+ * Opens (creating when needed) `keel.db` in `dir`: WAL so readers never block the writer, a busy
+ * timeout so processes sharing the file wait rather than fail, and synchronous=NORMAL, which in WAL
+ * mode survives a killed process (not a power cut of the last commits).
+ */
+export function openStateDatabase(dir: string): StateDatabase {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const db = new Database(path.join(dir, 'keel.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('busy_timeout = 10000');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  return { db, dir, cursorSecret: loadSecret(path.join(dir, 'cursor.key')), close: () => db.close() };
+}
+
+function loadSecret(file: string): Buffer {
+  try {
+    const existing = readFileSync(file);
+    if (existing.length >= 32) return existing;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const secret = randomBytes(32);
+  try {
+    // 'wx' so two processes starting together agree on the first secret written.
+    writeFileSync(file, secret, { flag: 'wx', mode: 0o600 });
+    return secret;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    chmodSync(file, 0o600);
+    return readFileSync(file);
+  }
+}
