@@ -31,7 +31,9 @@ export function budgetArg(options: { default: number; max: number; unit: string;
     .positive()
     .max(options.max)
     .default(options.default)
-    .describe(`Maximum ${options.unit} of ${options.what} to return (default ${options.default}, at most ${options.max}).`);
+    .describe(
+      `Maximum ${options.unit} of ${options.what} to return (default ${options.default}, at most ${options.max}).`,
+    );
 }
 
 export const cursorArg = z
@@ -39,7 +41,9 @@ export const cursorArg = z
   .min(1)
   .max(4096)
   .optional()
-  .describe('Continue a cut result: the `truncated.nextCursor` of the previous call, with the same arguments.');
+  .describe(
+    'Continue a cut result: the `truncated.nextCursor` of the previous call, with the same arguments.',
+  );
 
 export interface TextSlice {
   text: string;
@@ -125,7 +129,10 @@ export interface ListSlice<TItem> {
 }
 
 /** Takes at most `limit` items from `offset`; following `nextOffset` visits every item once. */
-export function sliceList<TItem>(items: readonly TItem[], options: { offset?: number; limit: number }): ListSlice<TItem> {
+export function sliceList<TItem>(
+  items: readonly TItem[],
+  options: { offset?: number; limit: number },
+): ListSlice<TItem> {
   const start = Math.min(options.offset ?? 0, items.length);
   const end = Math.min(items.length, start + options.limit);
   const slice: ListSlice<TItem> = { items: items.slice(start, end), total: items.length };

@@ -19,9 +19,7 @@ export type PathMode = 'existing' | 'any';
 export type AnyObjectSchema = z.ZodObject<z.ZodRawShape>;
 
 export type Reconciled<TOutput> =
-  | { status: 'done'; value: TOutput }
-  | { status: 'not_done' }
-  | { status: 'failed'; error: ToolError };
+  { status: 'done'; value: TOutput } | { status: 'not_done' } | { status: 'failed'; error: ToolError };
 
 export interface ToolContext {
   readonly server: string;
@@ -116,7 +114,9 @@ export const idempotencyKeyArg = z
   );
 
 /** Derives the MCP annotations from a tool's declared effect. */
-export function annotationsFor(spec: Pick<ToolSpec<AnyObjectSchema, AnyObjectSchema>, 'title' | 'effect' | 'openWorld' | 'idempotent'>): ToolAnnotationsOf {
+export function annotationsFor(
+  spec: Pick<ToolSpec<AnyObjectSchema, AnyObjectSchema>, 'title' | 'effect' | 'openWorld' | 'idempotent'>,
+): ToolAnnotationsOf {
   const readOnly = spec.effect === 'read';
   return {
     title: spec.title,
@@ -140,7 +140,9 @@ export function defineTool<TInput extends AnyObjectSchema, TOutput extends AnyOb
   }
   const mutating = spec.effect !== 'read';
   if (mutating && 'idempotencyKey' in spec.input.shape) {
-    throw new TypeError(`tool '${spec.name}' declares idempotencyKey itself; the kit adds it to mutating tools`);
+    throw new TypeError(
+      `tool '${spec.name}' declares idempotencyKey itself; the kit adds it to mutating tools`,
+    );
   }
   const inputSchema = mutating ? spec.input.extend({ idempotencyKey: idempotencyKeyArg }) : spec.input;
   return {

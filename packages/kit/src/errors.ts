@@ -67,7 +67,11 @@ export class KeelError extends Error {
   }
 
   toToolError(): ToolError {
-    return toolError(this.code, this.message, { hint: this.hint, retryable: this.retryable, details: this.details });
+    return toolError(this.code, this.message, {
+      hint: this.hint,
+      retryable: this.retryable,
+      details: this.details,
+    });
   }
 }
 
@@ -78,7 +82,11 @@ export function ok<TValue>(value: TValue): { ok: true; value: TValue } {
   return { ok: true, value };
 }
 
-export function fail(code: ErrorCode, message: string, init?: ToolErrorInit): { ok: false; error: ToolError } {
+export function fail(
+  code: ErrorCode,
+  message: string,
+  init?: ToolErrorInit,
+): { ok: false; error: ToolError } {
   return { ok: false, error: toolError(code, message, init) };
 }
 

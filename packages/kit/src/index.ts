@@ -1,10 +1,39 @@
 export { ErrorCodes, errorCodeList, fail, KeelError, ok, toolError, toToolError } from './errors.js';
 export type { ErrorCode, Outcome, ToolError, ToolErrorInit } from './errors.js';
 export { annotationsFor, defineTool, idempotencyKeyArg } from './defineTool.js';
-export type { AnyObjectSchema, AnyTool, PathMode, Reconciled, ToolAnnotationsOf, ToolContext, ToolEffect, ToolSpec } from './defineTool.js';
-export { createServer, errorResult, ERROR_META_KEY, IDEMPOTENCY_META_KEY, IDEMPOTENCY_RESULT_META_KEY } from './server.js';
-export type { CallOptions, CreateServerOptions, IdempotencyOptions, KeelServer, ServerLimits } from './server.js';
-export { budgetArg, countLines, createHeadTailBuffer, cursorArg, sliceList, sliceText, truncationSchema } from './bounds.js';
+export type {
+  AnyObjectSchema,
+  AnyTool,
+  PathMode,
+  Reconciled,
+  ToolAnnotationsOf,
+  ToolContext,
+  ToolEffect,
+  ToolSpec,
+} from './defineTool.js';
+export {
+  createServer,
+  errorResult,
+  ERROR_META_KEY,
+  IDEMPOTENCY_META_KEY,
+  IDEMPOTENCY_RESULT_META_KEY,
+} from './server.js';
+export type {
+  CallOptions,
+  CreateServerOptions,
+  IdempotencyOptions,
+  KeelServer,
+  ServerLimits,
+} from './server.js';
+export {
+  budgetArg,
+  countLines,
+  createHeadTailBuffer,
+  cursorArg,
+  sliceList,
+  sliceText,
+  truncationSchema,
+} from './bounds.js';
 export type { CappedText, HeadTailBuffer, ListSlice, TextSlice, Truncation } from './bounds.js';
 export { createCursorCodec } from './cursor.js';
 export type { CursorBinding, CursorCodec } from './cursor.js';

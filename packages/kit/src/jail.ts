@@ -51,7 +51,9 @@ export async function createPathJail(roots: readonly string[]): Promise<PathJail
       });
     }
     if (!(await stat(real)).isDirectory()) {
-      throw new KeelError('INVALID_ARGUMENT', `root '${root}' is not a directory`, { hint: 'Roots are directories.' });
+      throw new KeelError('INVALID_ARGUMENT', `root '${root}' is not a directory`, {
+        hint: 'Roots are directories.',
+      });
     }
     if (!realRoots.includes(real)) realRoots.push(real);
   }
@@ -85,7 +87,9 @@ function jailOf(roots: readonly string[]): PathJail {
 
     async resolve(input, options = {}) {
       if (typeof input !== 'string' || input.length === 0) {
-        return fail('INVALID_ARGUMENT', 'path is empty', { hint: 'Pass a path relative to a root, or an absolute path inside one.' });
+        return fail('INVALID_ARGUMENT', 'path is empty', {
+          hint: 'Pass a path relative to a root, or an absolute path inside one.',
+        });
       }
       if (input.includes('\0')) return outside(input.replaceAll('\0', '\\0'), 'contains a NUL byte');
       let candidate = input;
@@ -93,7 +97,9 @@ function jailOf(roots: readonly string[]): PathJail {
         try {
           candidate = fileURLToPath(candidate);
         } catch {
-          return fail('INVALID_ARGUMENT', `path '${input}' is not a valid file:// URI`, { hint: 'Pass a plain path.' });
+          return fail('INVALID_ARGUMENT', `path '${input}' is not a valid file:// URI`, {
+            hint: 'Pass a plain path.',
+          });
         }
       }
       if (/^[A-Za-z]:([\\/]|$)/.test(candidate) || candidate.includes('\\')) {
@@ -107,7 +113,10 @@ function jailOf(roots: readonly string[]): PathJail {
         real = await realpathAllowingMissing(absolute, 0);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ELOOP') return fail('INVALID_ARGUMENT', `path '${input}' has a symlink loop`, { hint: 'Fix or remove the looping link.' });
+        if (code === 'ELOOP')
+          return fail('INVALID_ARGUMENT', `path '${input}' has a symlink loop`, {
+            hint: 'Fix or remove the looping link.',
+          });
         if (code === 'EACCES') {
           return fail('PERMISSION_DENIED', `path '${input}' cannot be resolved: permission denied`, {
             hint: 'The server process lacks permission on a directory along this path.',
@@ -153,8 +162,12 @@ function jailOf(roots: readonly string[]): PathJail {
         opened = await realpath(`/proc/self/fd/${handle.fd}`);
       } catch {
         // No /proc (not Linux): compare the descriptor with what the checked path is now.
-        const [byHandle, byPath] = await Promise.all([handle.stat(), stat(resolved.real).catch(() => undefined)]);
-        if (byPath !== undefined && byPath.ino === byHandle.ino && byPath.dev === byHandle.dev) opened = await realpath(resolved.real);
+        const [byHandle, byPath] = await Promise.all([
+          handle.stat(),
+          stat(resolved.real).catch(() => undefined),
+        ]);
+        if (byPath !== undefined && byPath.ino === byHandle.ino && byPath.dev === byHandle.dev)
+          opened = await realpath(resolved.real);
       }
       if (opened === undefined || rootOf(opened) === undefined) {
         await handle.close();
@@ -171,7 +184,10 @@ function jailOf(roots: readonly string[]): PathJail {
  * resolved and the missing tail appended, and a dangling symlink is followed to where it would
  * create the file, so a link to `/etc/x` that does not exist yet is still judged by its target.
  */
-async function realpathAllowingMissing(absolute: string, hops: number): Promise<{ real: string; exists: boolean }> {
+async function realpathAllowingMissing(
+  absolute: string,
+  hops: number,
+): Promise<{ real: string; exists: boolean }> {
   if (hops > maxLinkHops) throw Object.assign(new Error('too many symlinks'), { code: 'ELOOP' });
   try {
     return { real: await realpath(absolute), exists: true };

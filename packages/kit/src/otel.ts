@@ -11,7 +11,11 @@ export interface Telemetry {
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   if (env['OTEL_SDK_DISABLED'] === 'true') return false;
   const exporter = env['OTEL_TRACES_EXPORTER'];
-  if (exporter !== undefined) return exporter.split(',').map((s) => s.trim()).includes('otlp');
+  if (exporter !== undefined)
+    return exporter
+      .split(',')
+      .map((s) => s.trim())
+      .includes('otlp');
   return Boolean(env['OTEL_EXPORTER_OTLP_ENDPOINT'] || env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
 }
 
@@ -29,11 +33,12 @@ export async function startTelemetry(options: {
 }): Promise<Telemetry> {
   if (!tracingRequested(options.env)) return { tracer: undefined, shutdown: async () => {} };
   try {
-    const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
-      import('@opentelemetry/sdk-trace-node'),
-      import('@opentelemetry/exporter-trace-otlp-http'),
-      import('@opentelemetry/resources'),
-    ]);
+    const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] =
+      await Promise.all([
+        import('@opentelemetry/sdk-trace-node'),
+        import('@opentelemetry/exporter-trace-otlp-http'),
+        import('@opentelemetry/resources'),
+      ]);
     const provider = new NodeTracerProvider({
       resource: resourceFromAttributes({
         'service.name': options.env['OTEL_SERVICE_NAME'] ?? options.serviceName,
@@ -48,10 +53,13 @@ export async function startTelemetry(options: {
       shutdown: () => provider.shutdown(),
     };
   } catch (error) {
-    options.logger.error('OTLP trace export was requested but the OpenTelemetry SDK could not be loaded; tracing is off', {
-      error,
-      hint: 'Install @opentelemetry/sdk-trace-node, @opentelemetry/exporter-trace-otlp-http and @opentelemetry/resources.',
-    });
+    options.logger.error(
+      'OTLP trace export was requested but the OpenTelemetry SDK could not be loaded; tracing is off',
+      {
+        error,
+        hint: 'Install @opentelemetry/sdk-trace-node, @opentelemetry/exporter-trace-otlp-http and @opentelemetry/resources.',
+      },
+    );
     return { tracer: undefined, shutdown: async () => {} };
   }
 }

@@ -4,7 +4,19 @@ import { KeelError } from './errors.js';
 import type { PathJail } from './jail.js';
 
 /** Environment variables a child sees unless a caller names more. Nothing secret-shaped by default. */
-export const defaultEnvAllowlist = ['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'USER', 'LOGNAME', 'TERM'] as const;
+export const defaultEnvAllowlist = [
+  'PATH',
+  'HOME',
+  'LANG',
+  'LANGUAGE',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+  'USER',
+  'LOGNAME',
+  'TERM',
+] as const;
 
 export interface RunProcessOptions {
   command: string;
@@ -46,7 +58,10 @@ export interface ProcessResult {
 export async function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
   if (options.jail !== undefined) {
     const cwd = await options.jail.resolve(options.cwd);
-    if (!cwd.ok) throw new KeelError(cwd.error.code, `working directory: ${cwd.error.message}`, { hint: cwd.error.hint });
+    if (!cwd.ok)
+      throw new KeelError(cwd.error.code, `working directory: ${cwd.error.message}`, {
+        hint: cwd.error.hint,
+      });
   }
   const baseEnv = options.baseEnv ?? process.env;
   const env: Record<string, string> = {};
@@ -125,7 +140,11 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
           }),
         );
       } else {
-        reject(new KeelError('INTERNAL', `could not start '${options.command}': ${error.message}`, { cause: error }));
+        reject(
+          new KeelError('INTERNAL', `could not start '${options.command}': ${error.message}`, {
+            cause: error,
+          }),
+        );
       }
     });
     child.once('close', (exitCode, signal) => {

@@ -143,13 +143,16 @@ export function createServer(options: CreateServerOptions): KeelServer {
     for (const resolve of set ?? []) resolve();
   };
   const inFlight = new Set<Promise<unknown>>();
-  const reaper = setInterval(() => {
-    try {
-      store.reap();
-    } catch (error) {
-      logger.error('idempotency reap failed', { error });
-    }
-  }, 60 * 60 * 1000);
+  const reaper = setInterval(
+    () => {
+      try {
+        store.reap();
+      } catch (error) {
+        logger.error('idempotency reap failed', { error });
+      }
+    },
+    60 * 60 * 1000,
+  );
   reaper.unref();
 
   async function callTool(name: string, rawArgs: unknown, call: CallOptions = {}): Promise<CallToolResult> {
@@ -191,19 +194,37 @@ export function createServer(options: CreateServerOptions): KeelServer {
       if (!parsed.success) {
         errorCode = 'INVALID_ARGUMENT';
         errorMessage = z.prettifyError(parsed.error);
-        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${spec.name}: ${errorMessage}`, {
-          code: 'INVALID_ARGUMENT',
-          issues: parsed.error.issues.map((issue) => ({ path: issue.path.map(String), message: issue.message })),
-        });
+        throw new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          `Invalid arguments for tool ${spec.name}: ${errorMessage}`,
+          {
+            code: 'INVALID_ARGUMENT',
+            issues: parsed.error.issues.map((issue) => ({
+              path: issue.path.map(String),
+              message: issue.message,
+            })),
+          },
+        );
       }
-      const { idempotencyKey: argKey, ...input } = parsed.data as Record<string, unknown> & { idempotencyKey?: string };
+      const { idempotencyKey: argKey, ...input } = parsed.data as Record<string, unknown> & {
+        idempotencyKey?: string;
+      };
       const metaKey = call.meta?.[IDEMPOTENCY_META_KEY];
 
-      const finish = (result: CallToolResult, outcome: Outcome<unknown>, replayed: boolean, key: string | undefined) => {
+      const finish = (
+        result: CallToolResult,
+        outcome: Outcome<unknown>,
+        replayed: boolean,
+        key: string | undefined,
+      ) => {
         const bytes = Buffer.byteLength(JSON.stringify(result));
         span.setAttribute(SpanAttributes.resultBytes, bytes);
         span.setAttribute(SpanAttributes.idempotencyOutcome, idempotencyOutcome);
-        const truncated = outcome.ok && typeof outcome.value === 'object' && outcome.value !== null && 'truncated' in outcome.value;
+        const truncated =
+          outcome.ok &&
+          typeof outcome.value === 'object' &&
+          outcome.value !== null &&
+          'truncated' in outcome.value;
         span.setAttribute(SpanAttributes.resultTruncated, truncated);
         if (!outcome.ok) {
           errorCode = outcome.error.code;
@@ -233,15 +254,23 @@ export function createServer(options: CreateServerOptions): KeelServer {
       if (typeof metaKey === 'string' && argKey !== undefined && metaKey !== argKey) {
         return finish(
           ...errorPair(
-            toolError('INVALID_ARGUMENT', 'two different idempotency keys were sent (in _meta and in the idempotencyKey argument)', {
-              hint: 'Send the key once: the argument or _meta["keel/idempotency-key"].',
-            }),
+            toolError(
+              'INVALID_ARGUMENT',
+              'two different idempotency keys were sent (in _meta and in the idempotencyKey argument)',
+              {
+                hint: 'Send the key once: the argument or _meta["keel/idempotency-key"].',
+              },
+            ),
           ),
           false,
           undefined,
         );
       }
-      const key = mutating ? (typeof metaKey === 'string' && metaKey.length > 0 ? metaKey : argKey) : undefined;
+      const key = mutating
+        ? typeof metaKey === 'string' && metaKey.length > 0
+          ? metaKey
+          : argKey
+        : undefined;
 
       // Resolve declared paths before anything runs: an escape is refused without touching the store.
       const jail = call.jail ?? options.jail;
@@ -273,7 +302,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
 
       const controller = new AbortController();
       const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
-      const onCallerAbort = () => controller.abort(new KeelError('CANCELLED', `${spec.name} was cancelled by the client`));
+      const onCallerAbort = () =>
+        controller.abort(new KeelError('CANCELLED', `${spec.name} was cancelled by the client`));
       call.signal?.addEventListener('abort', onCallerAbort, { once: true });
       if (call.signal?.aborted) onCallerAbort();
       const timer = setTimeout(
@@ -302,7 +332,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
         logger: logger.child({ tool: spec.name }),
         path(field) {
           const value = resolved.get(field);
-          if (value === undefined || Array.isArray(value)) throw new KeelError('INTERNAL', `tool ${spec.name} did not declare path field '${field}'`);
+          if (value === undefined || Array.isArray(value))
+            throw new KeelError('INTERNAL', `tool ${spec.name} did not declare path field '${field}'`);
           return value;
         },
         pathList(field) {
@@ -311,14 +342,25 @@ export function createServer(options: CreateServerOptions): KeelServer {
           return Array.isArray(value) ? value : [value];
         },
         progress(progress, total, message) {
-          call.onProgress?.({ progress, ...(total === undefined ? {} : { total }), ...(message === undefined ? {} : { message }) });
+          call.onProgress?.({
+            progress,
+            ...(total === undefined ? {} : { total }),
+            ...(message === undefined ? {} : { message }),
+          });
         },
-        decodeCursor: (cursor) => (cursor === undefined ? ok(undefined) : cursors.decode(cursorBinding(), cursor)),
+        decodeCursor: (cursor) =>
+          cursor === undefined ? ok(undefined) : cursors.decode(cursorBinding(), cursor),
         encodeCursor: (state) => cursors.encode(cursorBinding(), state),
         text(text, textOptions) {
-          const state = textOptions.cursor === undefined ? ok(undefined) : cursors.decode(cursorBinding(), textOptions.cursor);
+          const state =
+            textOptions.cursor === undefined
+              ? ok(undefined)
+              : cursors.decode(cursorBinding(), textOptions.cursor);
           if (!state.ok) return state;
-          const offset = typeof (state.value as { o?: unknown } | undefined)?.o === 'number' ? (state.value as { o: number }).o : 0;
+          const offset =
+            typeof (state.value as { o?: unknown } | undefined)?.o === 'number'
+              ? (state.value as { o: number }).o
+              : 0;
           const slice = sliceText(text, {
             offset,
             maxBytes: textOptions.maxBytes,
@@ -332,19 +374,43 @@ export function createServer(options: CreateServerOptions): KeelServer {
           if (slice.nextOffset !== undefined) {
             result.truncated =
               slice.cutBy === 'lines'
-                ? { limit: textOptions.maxLines ?? 0, unit: 'lines', total: slice.totalLines, nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }) }
-                : { limit: textOptions.maxBytes, unit: 'bytes', total: slice.totalBytes, nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }) };
+                ? {
+                    limit: textOptions.maxLines ?? 0,
+                    unit: 'lines',
+                    total: slice.totalLines,
+                    nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }),
+                  }
+                : {
+                    limit: textOptions.maxBytes,
+                    unit: 'bytes',
+                    total: slice.totalBytes,
+                    nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }),
+                  };
           }
           return ok(result);
         },
         list(items, listOptions) {
-          const state = listOptions.cursor === undefined ? ok(undefined) : cursors.decode(cursorBinding(), listOptions.cursor);
+          const state =
+            listOptions.cursor === undefined
+              ? ok(undefined)
+              : cursors.decode(cursorBinding(), listOptions.cursor);
           if (!state.ok) return state;
-          const offset = typeof (state.value as { o?: unknown } | undefined)?.o === 'number' ? (state.value as { o: number }).o : 0;
+          const offset =
+            typeof (state.value as { o?: unknown } | undefined)?.o === 'number'
+              ? (state.value as { o: number }).o
+              : 0;
           const slice = sliceList(items, { offset, limit: listOptions.limit });
-          const result: { items: (typeof items)[number][]; total: number; truncated?: Truncation } = { items: slice.items, total: slice.total };
+          const result: { items: (typeof items)[number][]; total: number; truncated?: Truncation } = {
+            items: slice.items,
+            total: slice.total,
+          };
           if (slice.nextOffset !== undefined) {
-            result.truncated = { limit: listOptions.limit, unit: 'items', total: slice.total, nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }) };
+            result.truncated = {
+              limit: listOptions.limit,
+              unit: 'items',
+              total: slice.total,
+              nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }),
+            };
           }
           return ok(result);
         },
@@ -359,7 +425,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
           return { ok: false, error: toToolError(error) };
         }
       };
-      const render = (outcome: Outcome<unknown>): CallToolResult => renderResult(tool, outcome, limits.maxResultBytes);
+      const render = (outcome: Outcome<unknown>): CallToolResult =>
+        renderResult(tool, outcome, limits.maxResultBytes);
 
       // Answer with whichever comes first: the handler, or the abort (cancel/timeout). The handler keeps
       // its claim until it settles, so a retry never runs the effect alongside a still-running first call.
@@ -382,7 +449,14 @@ export function createServer(options: CreateServerOptions): KeelServer {
         const scope = options.name;
         const deadline = Date.now() + idem.waitMs;
         for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
-          const claim = store.claim({ scope, key, fingerprint, owner, leaseMs: idem.leaseMs, ttlMs: idem.ttlMs });
+          const claim = store.claim({
+            scope,
+            key,
+            fingerprint,
+            owner,
+            leaseMs: idem.leaseMs,
+            ttlMs: idem.ttlMs,
+          });
           switch (claim.kind) {
             case 'completed': {
               idempotencyOutcome = 'replayed';
@@ -391,64 +465,102 @@ export function createServer(options: CreateServerOptions): KeelServer {
                 ...stored,
                 _meta: {
                   ...stored._meta,
-                  [IDEMPOTENCY_RESULT_META_KEY]: { key, replayed: true, completedAt: new Date(claim.completedAt).toISOString() },
+                  [IDEMPOTENCY_RESULT_META_KEY]: {
+                    key,
+                    replayed: true,
+                    completedAt: new Date(claim.completedAt).toISOString(),
+                  },
                 },
               };
-              return finish(replay, stored.isError ? { ok: false, error: (stored._meta?.[ERROR_META_KEY] as ToolError) ?? toolError('INTERNAL', 'stored error') } : ok(stored.structuredContent), true, key);
+              return finish(
+                replay,
+                stored.isError
+                  ? {
+                      ok: false,
+                      error:
+                        (stored._meta?.[ERROR_META_KEY] as ToolError) ??
+                        toolError('INTERNAL', 'stored error'),
+                    }
+                  : ok(stored.structuredContent),
+                true,
+                key,
+              );
             }
             case 'conflict': {
               idempotencyOutcome = 'conflict';
-              const error = toolError('IDEMPOTENCY_KEY_REUSED', `idempotency key '${key}' was already used for ${spec.name} with different arguments`, {
-                hint: 'Use a new key for a different call; reuse a key only to retry the exact same call.',
-              });
+              const error = toolError(
+                'IDEMPOTENCY_KEY_REUSED',
+                `idempotency key '${key}' was already used for ${spec.name} with different arguments`,
+                {
+                  hint: 'Use a new key for a different call; reuse a key only to retry the exact same call.',
+                },
+              );
               return finish(...errorPair(error), false, key);
             }
             case 'in_progress': {
               if (Date.now() >= deadline || controller.signal.aborted) {
                 idempotencyOutcome = 'in_progress';
-                const error = toolError('IN_PROGRESS', `a call with idempotency key '${key}' is still running`, {
-                  hint: 'Retry the same call shortly to get its result.',
-                  details: { owner: claim.owner, leaseExpiresAt: new Date(claim.leaseExpiresAt).toISOString() },
-                });
+                const error = toolError(
+                  'IN_PROGRESS',
+                  `a call with idempotency key '${key}' is still running`,
+                  {
+                    hint: 'Retry the same call shortly to get its result.',
+                    details: {
+                      owner: claim.owner,
+                      leaseExpiresAt: new Date(claim.leaseExpiresAt).toISOString(),
+                    },
+                  },
+                );
                 return finish(...errorPair(error), false, key);
               }
-              await waitFor(key, Math.min(delay, Math.max(1, deadline - Date.now())), waiters, controller.signal);
+              await waitFor(
+                key,
+                Math.min(delay, Math.max(1, deadline - Date.now())),
+                waiters,
+                controller.signal,
+              );
               continue;
             }
             case 'claimed':
             case 'recovered': {
               const token = claim.token;
-              const heartbeat = setInterval(() => {
-                try {
-                  if (!store.renew(scope, key, token, idem.leaseMs)) logger.warn('idempotency lease lost', { tool: spec.name, key });
-                } catch (error) {
-                  logger.error('idempotency lease renewal failed', { tool: spec.name, key, error });
-                }
-              }, Math.max(50, Math.floor(idem.leaseMs / 3)));
+              const heartbeat = setInterval(
+                () => {
+                  try {
+                    if (!store.renew(scope, key, token, idem.leaseMs))
+                      logger.warn('idempotency lease lost', { tool: spec.name, key });
+                  } catch (error) {
+                    logger.error('idempotency lease renewal failed', { tool: spec.name, key, error });
+                  }
+                },
+                Math.max(50, Math.floor(idem.leaseMs / 3)),
+              );
               heartbeat.unref();
 
               let work: Promise<Outcome<unknown>>;
               if (claim.kind === 'recovered') {
                 idempotencyOutcome = 'recovered';
-                logger.warn('recovering an interrupted call', { tool: spec.name, key, previousOwner: claim.previousOwner });
+                logger.warn('recovering an interrupted call', {
+                  tool: spec.name,
+                  key,
+                  previousOwner: claim.previousOwner,
+                });
                 work = recover(spec, input, ctx, execute);
               } else {
                 idempotencyOutcome = 'executed';
                 work = execute();
               }
-              const settled = work.then(
-                (outcome) => {
-                  clearInterval(heartbeat);
-                  try {
-                    if (!outcome.ok && outcome.error.retryable) store.release(scope, key, token);
-                    else store.complete(scope, key, token, render(outcome));
-                  } catch (error) {
-                    logger.error('idempotency store write failed', { tool: spec.name, key, error });
-                  }
-                  wake(key);
-                  return outcome;
-                },
-              );
+              const settled = work.then((outcome) => {
+                clearInterval(heartbeat);
+                try {
+                  if (!outcome.ok && outcome.error.retryable) store.release(scope, key, token);
+                  else store.complete(scope, key, token, render(outcome));
+                } catch (error) {
+                  logger.error('idempotency store write failed', { tool: spec.name, key, error });
+                }
+                wake(key);
+                return outcome;
+              });
               inFlight.add(settled);
               void settled.finally(() => inFlight.delete(settled));
               const outcome = await raceAbort(settled);
@@ -476,8 +588,15 @@ export function createServer(options: CreateServerOptions): KeelServer {
 
   function createMcpServer(): Server {
     const server = new Server(
-      { name: options.name, version: options.version, ...(options.title === undefined ? {} : { title: options.title }) },
-      { capabilities: { tools: { listChanged: false } }, ...(options.instructions === undefined ? {} : { instructions: options.instructions }) },
+      {
+        name: options.name,
+        version: options.version,
+        ...(options.title === undefined ? {} : { title: options.title }),
+      },
+      {
+        capabilities: { tools: { listChanged: false } },
+        ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
+      },
     );
     // Client roots may narrow the jail for this connection; they never widen it.
     let connectionJail: Promise<PathJail> | undefined;
@@ -486,7 +605,9 @@ export function createServer(options: CreateServerOptions): KeelServer {
         .listRoots()
         .then((result) => options.jail.narrow(result.roots.map((root) => root.uri)))
         .catch((error: unknown) => {
-          logger.warn('client roots could not be read; using the server roots', { reason: (error as Error).message });
+          logger.warn('client roots could not be read; using the server roots', {
+            reason: (error as Error).message,
+          });
           return options.jail;
         });
     };
@@ -529,7 +650,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     async close(closeOptions = {}) {
       clearInterval(reaper);
       const grace = new Promise((resolve) => setTimeout(resolve, closeOptions.graceMs ?? 5000).unref());
-      await Promise.race([Promise.allSettled([...inFlight]), grace]);
+      await Promise.race([Promise.allSettled(inFlight), grace]);
       for (const db of owned) db.close();
     },
   };
@@ -543,9 +664,13 @@ async function recover(
 ): Promise<Outcome<unknown>> {
   if (spec.reconcile === undefined) {
     if (spec.idempotent === true) return await execute();
-    return fail('CONFLICT', `an earlier ${spec.name} call with this idempotency key was interrupted and its outcome cannot be determined`, {
-      hint: 'Inspect the current state, then retry with a new idempotency key if the change is still needed.',
-    });
+    return fail(
+      'CONFLICT',
+      `an earlier ${spec.name} call with this idempotency key was interrupted and its outcome cannot be determined`,
+      {
+        hint: 'Inspect the current state, then retry with a new idempotency key if the change is still needed.',
+      },
+    );
   }
   let reconciled: Reconciled<unknown>;
   try {
@@ -565,7 +690,12 @@ async function recover(
   }
 }
 
-function waitFor(key: string, ms: number, waiters: Map<string, Set<() => void>>, signal: AbortSignal): Promise<void> {
+function waitFor(
+  key: string,
+  ms: number,
+  waiters: Map<string, Set<() => void>>,
+  signal: AbortSignal,
+): Promise<void> {
   return new Promise((resolve) => {
     let set = waiters.get(key);
     if (set === undefined) waiters.set(key, (set = new Set()));
@@ -599,7 +729,11 @@ export function errorResult(error: ToolError): CallToolResult {
     lines.push(`Details: ${details.length > 2000 ? `${details.slice(0, 2000)}…` : details}`);
   }
   // The error is not put in structuredContent: clients validate that against the tool's output schema.
-  return { isError: true, content: [{ type: 'text', text: lines.join('\n') }], _meta: { [ERROR_META_KEY]: error } };
+  return {
+    isError: true,
+    content: [{ type: 'text', text: lines.join('\n') }],
+    _meta: { [ERROR_META_KEY]: error },
+  };
 }
 
 function renderResult(tool: AnyTool, outcome: Outcome<unknown>, maxResultBytes: number): CallToolResult {
@@ -607,9 +741,13 @@ function renderResult(tool: AnyTool, outcome: Outcome<unknown>, maxResultBytes: 
   const checked = tool.spec.output.safeParse(outcome.value);
   if (!checked.success) {
     return errorResult(
-      toolError('INTERNAL', `${tool.spec.name} produced a result that does not match its output schema: ${z.prettifyError(checked.error)}`, {
-        hint: 'This is a bug in the tool; report it with the arguments used.',
-      }),
+      toolError(
+        'INTERNAL',
+        `${tool.spec.name} produced a result that does not match its output schema: ${z.prettifyError(checked.error)}`,
+        {
+          hint: 'This is a bug in the tool; report it with the arguments used.',
+        },
+      ),
     );
   }
   const value = checked.data as Record<string, unknown>;
@@ -618,9 +756,13 @@ function renderResult(tool: AnyTool, outcome: Outcome<unknown>, maxResultBytes: 
   const bytes = Buffer.byteLength(JSON.stringify(result));
   if (bytes > maxResultBytes) {
     return errorResult(
-      toolError('RESOURCE_LIMIT', `${tool.spec.name} produced ${bytes} bytes, over the server's hard cap of ${maxResultBytes}`, {
-        hint: 'Ask for less: a smaller budget argument, a narrower path or range.',
-      }),
+      toolError(
+        'RESOURCE_LIMIT',
+        `${tool.spec.name} produced ${bytes} bytes, over the server's hard cap of ${maxResultBytes}`,
+        {
+          hint: 'Ask for less: a smaller budget argument, a narrower path or range.',
+        },
+      ),
     );
   }
   return result;

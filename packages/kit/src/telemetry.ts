@@ -104,10 +104,16 @@ export function startToolSpan(start: ToolSpanStart): { span: Span; context: Cont
 }
 
 /** Ends a tool span; an error code becomes `error.type` and an ERROR status. */
-export function endToolSpan(span: Span, outcome: { errorCode?: string | undefined; message?: string | undefined }): void {
+export function endToolSpan(
+  span: Span,
+  outcome: { errorCode?: string | undefined; message?: string | undefined },
+): void {
   if (outcome.errorCode !== undefined) {
     span.setAttribute(SpanAttributes.errorType, outcome.errorCode);
-    span.setStatus({ code: SpanStatusCode.ERROR, ...(outcome.message === undefined ? {} : { message: outcome.message }) });
+    span.setStatus({
+      code: SpanStatusCode.ERROR,
+      ...(outcome.message === undefined ? {} : { message: outcome.message }),
+    });
   }
   span.end();
 }

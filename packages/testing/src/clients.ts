@@ -14,8 +14,23 @@ export type ClientKind = 'v2' | 'v1';
 /** What tests need of a client; both SDK generations provide it. */
 export interface McpTestClient {
   kind: ClientKind;
-  listTools(): Promise<{ tools: Array<{ name: string; annotations?: Record<string, unknown>; inputSchema: unknown; outputSchema?: unknown; title?: string }> }>;
-  callTool(params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, options?: { signal?: AbortSignal; timeout?: number; onprogress?: (p: { progress: number; total?: number }) => void }): Promise<ToolCallResult>;
+  listTools(): Promise<{
+    tools: Array<{
+      name: string;
+      annotations?: Record<string, unknown>;
+      inputSchema: unknown;
+      outputSchema?: unknown;
+      title?: string;
+    }>;
+  }>;
+  callTool(
+    params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
+    options?: {
+      signal?: AbortSignal;
+      timeout?: number;
+      onprogress?: (p: { progress: number; total?: number }) => void;
+    },
+  ): Promise<ToolCallResult>;
   close(): Promise<void>;
 }
 
@@ -34,7 +49,10 @@ export interface BinCommand {
 }
 
 /** Spawns a server bin over stdio and connects a real client; closed when the test finishes. */
-export async function connectStdio(bin: BinCommand, kind: ClientKind = 'v2'): Promise<McpTestClient & { stderr: () => string; pid: number | undefined }> {
+export async function connectStdio(
+  bin: BinCommand,
+  kind: ClientKind = 'v2',
+): Promise<McpTestClient & { stderr: () => string; pid: number | undefined }> {
   const params = {
     command: bin.command,
     args: [...bin.args],
@@ -65,16 +83,25 @@ export async function connectStdio(bin: BinCommand, kind: ClientKind = 'v2'): Pr
 }
 
 /** Connects a real client to a Streamable HTTP endpoint. */
-export async function connectHttp(url: string, kind: ClientKind = 'v2', options: { token?: string } = {}): Promise<McpTestClient> {
-  const requestInit = options.token === undefined ? undefined : { headers: { authorization: `Bearer ${options.token}` } };
+export async function connectHttp(
+  url: string,
+  kind: ClientKind = 'v2',
+  options: { token?: string } = {},
+): Promise<McpTestClient> {
+  const requestInit =
+    options.token === undefined ? undefined : { headers: { authorization: `Bearer ${options.token}` } };
   let client: McpTestClient;
   if (kind === 'v2') {
     const c = new Client({ name: 'keel-test', version: '0.0.0' });
-    await c.connect(new StreamableHTTPClientTransport(new URL(url), requestInit === undefined ? {} : { requestInit }));
+    await c.connect(
+      new StreamableHTTPClientTransport(new URL(url), requestInit === undefined ? {} : { requestInit }),
+    );
     client = wrap(kind, c);
   } else {
     const c = new ClientV1({ name: 'keel-test-v1', version: '0.0.0' });
-    await c.connect(new StreamableHTTPClientTransportV1(new URL(url), requestInit === undefined ? {} : { requestInit }));
+    await c.connect(
+      new StreamableHTTPClientTransportV1(new URL(url), requestInit === undefined ? {} : { requestInit }),
+    );
     client = wrap(kind, c);
   }
   onTestFinished(() => client.close().catch(() => undefined));
@@ -105,7 +132,10 @@ export interface HttpServerProcess {
  * Starts a server bin with `--http --port 0` and waits for its `listening` log line to learn the
  * URL. Stopped when the test finishes.
  */
-export async function startHttpServer(bin: BinCommand, options: { timeoutMs?: number } = {}): Promise<HttpServerProcess> {
+export async function startHttpServer(
+  bin: BinCommand,
+  options: { timeoutMs?: number } = {},
+): Promise<HttpServerProcess> {
   const child = spawn(bin.command, [...bin.args], {
     env: { ...process.env, ...bin.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -114,7 +144,10 @@ export async function startHttpServer(bin: BinCommand, options: { timeoutMs?: nu
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${stderr}`)), options.timeoutMs ?? 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start in time:\n${stderr}`)),
+      options.timeoutMs ?? 15_000,
+    );
     const lines = createInterface({ input: child.stderr! });
     lines.on('line', (line) => {
       stderr += `${line}\n`;
@@ -150,10 +183,16 @@ export async function startHttpServer(bin: BinCommand, options: { timeoutMs?: nu
 
 /** The fixture server bin, as a command. */
 export function fixtureBin(args: readonly string[], env: Record<string, string> = {}): BinCommand {
-  return { command: process.execPath, args: [new URL('./fixture/bin.js', import.meta.url).pathname, ...args], env };
+  return {
+    command: process.execPath,
+    args: [new URL('./fixture/bin.js', import.meta.url).pathname, ...args],
+    env,
+  };
 }
 
 /** The structured error of a failed call (from `_meta["keel/error"]`). */
-export function toolErrorOf(result: ToolCallResult): { code: string; message: string; hint?: string; retryable: boolean } | undefined {
+export function toolErrorOf(
+  result: ToolCallResult,
+): { code: string; message: string; hint?: string; retryable: boolean } | undefined {
   return result._meta?.['keel/error'] as never;
 }

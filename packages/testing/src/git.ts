@@ -28,7 +28,11 @@ export function gitEnv(home: string): NodeJS.ProcessEnv {
 
 /** Runs git in `cwd` with the fixture environment; returns stdout (throws with stderr on failure). */
 export async function git(cwd: string, args: readonly string[]): Promise<string> {
-  const { stdout } = await execFileAsync('git', [...args], { cwd, env: gitEnv(cwd), maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await execFileAsync('git', [...args], {
+    cwd,
+    env: gitEnv(cwd),
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return stdout;
 }
 
@@ -40,7 +44,9 @@ export interface GitRepo {
 }
 
 /** A real git repository in a temp dir, on branch main, with gc, signing and hooks off. */
-export async function createGitRepo(options: { files?: Record<string, string>; dir?: string } = {}): Promise<GitRepo> {
+export async function createGitRepo(
+  options: { files?: Record<string, string>; dir?: string } = {},
+): Promise<GitRepo> {
   const dir = options.dir ?? (await tempDir('keel-git-'));
   await git(dir, ['init', '-q', '-b', 'main']);
   for (const [key, value] of Object.entries({

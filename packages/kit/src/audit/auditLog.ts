@@ -30,8 +30,7 @@ export interface AuditRow extends Required<Pick<AuditEntry, 'server' | 'tool' | 
 }
 
 export type AuditVerification =
-  | { ok: true; rows: number; head: string }
-  | { ok: false; rows: number; firstBadSeq: number; reason: string };
+  { ok: true; rows: number; head: string } | { ok: false; rows: number; firstBadSeq: number; reason: string };
 
 export interface AuditLog {
   append(entry: AuditEntry): AuditRow;
@@ -90,12 +89,16 @@ function rowHash(prevHash: string, row: Omit<Row, 'hash' | 'prev_hash'>): string
  */
 export function createAuditLog(db: Database.Database): AuditLog {
   db.exec(schema);
-  const last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+  const last = db.prepare<[], { seq: number; hash: string }>(
+    'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1',
+  );
   const insert = db.prepare(
     `INSERT INTO audit_log (seq, at, server, tool, args, outcome, error_code, idempotency_key, result_sha256, trace_id, actor, prev_hash, hash)
      VALUES (@seq, @at, @server, @tool, @args, @outcome, @error_code, @idempotency_key, @result_sha256, @trace_id, @actor, @prev_hash, @hash)`,
   );
-  const page = db.prepare<[number, number], Row>('SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?');
+  const page = db.prepare<[number, number], Row>(
+    'SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
+  );
 
   const append = db.transaction((entry: AuditEntry): AuditRow => {
     const previous = last.get();
@@ -125,19 +128,34 @@ export function createAuditLog(db: Database.Database): AuditLog {
       let expectedSeq = 1;
       let rows = 0;
       // Walk in pages so a long log verifies in bounded memory.
-      for (let after = 0; ; ) {
+      for (let after = 0; ;) {
         const batch = page.all(after, 1000);
         if (batch.length === 0) break;
         for (const row of batch) {
           const { hash, prev_hash: prevHash, ...content } = row;
           if (row.seq !== expectedSeq) {
-            return { ok: false, rows, firstBadSeq: expectedSeq, reason: `row ${expectedSeq} is missing (next row is ${row.seq})` };
+            return {
+              ok: false,
+              rows,
+              firstBadSeq: expectedSeq,
+              reason: `row ${expectedSeq} is missing (next row is ${row.seq})`,
+            };
           }
           if (prevHash !== expectedPrev) {
-            return { ok: false, rows, firstBadSeq: row.seq, reason: `row ${row.seq} does not follow row ${row.seq - 1}` };
+            return {
+              ok: false,
+              rows,
+              firstBadSeq: row.seq,
+              reason: `row ${row.seq} does not follow row ${row.seq - 1}`,
+            };
           }
           if (rowHash(prevHash, content) !== hash) {
-            return { ok: false, rows, firstBadSeq: row.seq, reason: `row ${row.seq} was altered after it was written` };
+            return {
+              ok: false,
+              rows,
+              firstBadSeq: row.seq,
+              reason: `row ${row.seq} was altered after it was written`,
+            };
           }
           expectedPrev = hash;
           expectedSeq++;

@@ -1,11 +1,27 @@
 import { sha256Hex } from '../canonical.js';
 
 /** Words that make an argument name secret (`apiKey`, `github_token`, `clientSecret`...). */
-const secretWords = new Set(['password', 'passwd', 'passphrase', 'secret', 'token', 'auth', 'authorization', 'credential', 'credentials', 'cookie', 'apikey']);
+const secretWords = new Set([
+  'password',
+  'passwd',
+  'passphrase',
+  'secret',
+  'token',
+  'auth',
+  'authorization',
+  'credential',
+  'credentials',
+  'cookie',
+  'apikey',
+]);
 const secretPairs = new Set(['api key', 'private key', 'access key']);
 
 function isSecretWordName(name: string): boolean {
-  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
   return words.some((word, i) => secretWords.has(word) || secretPairs.has(`${word} ${words[i + 1] ?? ''}`));
 }
 
@@ -41,7 +57,8 @@ export function redact(value: unknown, options: RedactOptions = {}): unknown {
     if (depth > 32) return '[TOO_DEEP]';
     if (typeof node === 'string') {
       if (secretValue.some((pattern) => pattern.test(node))) return '[REDACTED]';
-      if (node.length > maxLength) return { redacted: 'long-string', bytes: Buffer.byteLength(node), sha256: sha256Hex(node) };
+      if (node.length > maxLength)
+        return { redacted: 'long-string', bytes: Buffer.byteLength(node), sha256: sha256Hex(node) };
       return node;
     }
     if (Array.isArray(node)) return node.map((item) => walk(item, depth + 1));

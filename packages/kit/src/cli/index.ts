@@ -1,1 +1,6 @@
-export { runServerCli, type ServerCliOptions, type CommonOptions, type BuildContext } from './runServerCli.js';
+export {
+  runServerCli,
+  type ServerCliOptions,
+  type CommonOptions,
+  type BuildContext,
+} from './runServerCli.js';

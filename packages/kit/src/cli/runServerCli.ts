@@ -46,13 +46,18 @@ export interface ServerCliOptions<TExtra> {
   configure?: (serve: Command) => void;
   /** Extra help text: examples, the client config snippet. */
   helpText?: string;
-  build(context: BuildContext<TExtra>): Promise<{ tools: readonly AnyTool[]; instructions?: string }> | { tools: readonly AnyTool[]; instructions?: string };
+  build(
+    context: BuildContext<TExtra>,
+  ):
+    | Promise<{ tools: readonly AnyTool[]; instructions?: string }>
+    | { tools: readonly AnyTool[]; instructions?: string };
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 const positiveInt = (name: string) => (value: string) => {
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+  if (!Number.isInteger(parsed) || parsed < 0)
+    throw new InvalidArgumentError(`${name} must be a non-negative integer`);
   return parsed;
 };
 
@@ -61,7 +66,9 @@ const positiveInt = (name: string) => (value: string) => {
  * SIGINT/SIGTERM or when the client closes stdin. Also the `audit verify` subcommand. Returns the
  * exit code; the bin passes it to `process.exit`.
  */
-export async function runServerCli<TExtra = Record<string, never>>(cli: ServerCliOptions<TExtra>): Promise<number> {
+export async function runServerCli<TExtra = Record<string, never>>(
+  cli: ServerCliOptions<TExtra>,
+): Promise<number> {
   const stderr = process.stderr;
   let exitCode = 0;
   const program = new Command(cli.bin)
@@ -73,17 +80,51 @@ export async function runServerCli<TExtra = Record<string, never>>(cli: ServerCl
 
   // The root command serves; `audit` is the one subcommand. Options live on the root so `--help` shows them.
   const serve = program
-    .option('-r, --root <dir>', 'a directory the tools may touch (repeatable, required); nothing outside the roots is reachable', collect, [])
-    .option('--state-dir <dir>', 'where the idempotency store and audit log live (env KEEL_STATE_DIR)', defaultStateDir(cli.env))
+    .option(
+      '-r, --root <dir>',
+      'a directory the tools may touch (repeatable, required); nothing outside the roots is reachable',
+      collect,
+      [],
+    )
+    .option(
+      '--state-dir <dir>',
+      'where the idempotency store and audit log live (env KEEL_STATE_DIR)',
+      defaultStateDir(cli.env),
+    )
     .option('--http', 'serve Streamable HTTP instead of stdio', false)
     .option('--port <port>', 'HTTP port (0 picks a free one)', positiveInt('--port'), 7300)
     .option('--host <host>', 'HTTP interface; beyond loopback requires KEEL_HTTP_TOKEN', '127.0.0.1')
-    .option('--allowed-host <name>', 'an extra Host header name to accept over HTTP (repeatable)', collect, [])
-    .option('--allowed-origin <name>', 'an extra Origin hostname to accept over HTTP (repeatable)', collect, [])
+    .option(
+      '--allowed-host <name>',
+      'an extra Host header name to accept over HTTP (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--allowed-origin <name>',
+      'an extra Origin hostname to accept over HTTP (repeatable)',
+      collect,
+      [],
+    )
     .addOption(new Option('--log-level <level>', 'stderr log level').choices(logLevels).default('info'))
-    .option('--timeout-ms <ms>', 'per-call time limit unless a tool sets its own', positiveInt('--timeout-ms'), 120_000)
-    .option('--lease-ms <ms>', 'idempotency lease: after this long without a heartbeat a claim counts as crashed', positiveInt('--lease-ms'), 30_000)
-    .option('--idempotency-ttl-hours <hours>', 'how long a completed result is kept for retries', positiveInt('--idempotency-ttl-hours'), 24);
+    .option(
+      '--timeout-ms <ms>',
+      'per-call time limit unless a tool sets its own',
+      positiveInt('--timeout-ms'),
+      120_000,
+    )
+    .option(
+      '--lease-ms <ms>',
+      'idempotency lease: after this long without a heartbeat a claim counts as crashed',
+      positiveInt('--lease-ms'),
+      30_000,
+    )
+    .option(
+      '--idempotency-ttl-hours <hours>',
+      'how long a completed result is kept for retries',
+      positiveInt('--idempotency-ttl-hours'),
+      24,
+    );
   cli.configure?.(serve);
   if (cli.helpText !== undefined) serve.addHelpText('after', cli.helpText);
 
@@ -95,7 +136,11 @@ export async function runServerCli<TExtra = Record<string, never>>(cli: ServerCl
   audit
     .command('verify')
     .description('check every row of the audit log against the hash chain; exit 1 if any row was altered')
-    .option('--state-dir <dir>', 'the state directory to verify (env KEEL_STATE_DIR)', defaultStateDir(cli.env))
+    .option(
+      '--state-dir <dir>',
+      'the state directory to verify (env KEEL_STATE_DIR)',
+      defaultStateDir(cli.env),
+    )
     .action((raw: { stateDir: string }) => {
       const state = openStateDatabase(path.resolve(raw.stateDir));
       try {
@@ -111,17 +156,28 @@ export async function runServerCli<TExtra = Record<string, never>>(cli: ServerCl
     await program.parseAsync([...cli.argv], { from: 'node' });
   } catch (error) {
     const code = (error as { code?: string; exitCode?: number }).code;
-    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
-    if (typeof code === 'string' && code.startsWith('commander.')) return (error as { exitCode?: number }).exitCode ?? 2;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
+      return 0;
+    if (typeof code === 'string' && code.startsWith('commander.'))
+      return (error as { exitCode?: number }).exitCode ?? 2;
     throw error;
   }
   return exitCode;
 }
 
-async function serveCommand<TExtra>(cli: ServerCliOptions<TExtra>, options: CommonOptions & TExtra): Promise<number> {
-  const logger = createLogger({ level: options.logLevel, stream: process.stderr, fields: { server: cli.name } });
+async function serveCommand<TExtra>(
+  cli: ServerCliOptions<TExtra>,
+  options: CommonOptions & TExtra,
+): Promise<number> {
+  const logger = createLogger({
+    level: options.logLevel,
+    stream: process.stderr,
+    fields: { server: cli.name },
+  });
   if (options.root.length === 0) {
-    logger.error('no root given', { hint: `Pass --root DIR (repeatable), e.g. ${cli.bin} --root . — the tools reach nothing outside the roots.` });
+    logger.error('no root given', {
+      hint: `Pass --root DIR (repeatable), e.g. ${cli.bin} --root . — the tools reach nothing outside the roots.`,
+    });
     return 2;
   }
   let jail: PathJail;
@@ -135,7 +191,12 @@ async function serveCommand<TExtra>(cli: ServerCliOptions<TExtra>, options: Comm
     throw error;
   }
   const state = openStateDatabase(path.resolve(options.stateDir));
-  const telemetry = await startTelemetry({ serviceName: cli.name, serviceVersion: cli.version, env: cli.env, logger });
+  const telemetry = await startTelemetry({
+    serviceName: cli.name,
+    serviceVersion: cli.version,
+    env: cli.env,
+    logger,
+  });
   const built = await cli.build({ options, jail, logger, env: cli.env });
   const server = createServer({
     name: cli.name,
@@ -165,7 +226,12 @@ async function serveCommand<TExtra>(cli: ServerCliOptions<TExtra>, options: Comm
         logger,
       });
     } catch (error) {
-      const hint = error instanceof KeelError ? error.hint : (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'Pick another --port, or --port 0 for a free one.' : undefined;
+      const hint =
+        error instanceof KeelError
+          ? error.hint
+          : (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+            ? 'Pick another --port, or --port 0 for a free one.'
+            : undefined;
       logger.error(`cannot serve HTTP: ${(error as Error).message}`, { hint });
       await server.close({ graceMs: 0 });
       state.close();
@@ -174,7 +240,9 @@ async function serveCommand<TExtra>(cli: ServerCliOptions<TExtra>, options: Comm
     logger.info('listening', { url: http.url, roots: jail.roots, stateDir: state.dir });
     stop = () => http.close();
   } else {
-    const stdio = serveStdio(server, { onerror: (error) => logger.error('stdio transport error', { error }) });
+    const stdio = serveStdio(server, {
+      onerror: (error) => logger.error('stdio transport error', { error }),
+    });
     logger.info('serving on stdio', { roots: jail.roots, stateDir: state.dir });
     stop = async () => {
       await server.close();

@@ -73,15 +73,28 @@ export function createSqliteIdempotencyStore(db: Database.Database): Idempotency
     const token = randomUUID();
     const leaseExpiresAt = now + request.leaseMs;
     const row = select.get(request.scope, request.key);
-    if (row !== undefined && row.expires_at <= now && (row.state === 'completed' || (row.lease_expires_at ?? 0) <= now)) {
+    if (
+      row !== undefined &&
+      row.expires_at <= now &&
+      (row.state === 'completed' || (row.lease_expires_at ?? 0) <= now)
+    ) {
       deleteOne.run(request.scope, request.key);
     } else if (row !== undefined) {
-      if (row.fingerprint !== request.fingerprint) return { kind: 'conflict', storedFingerprint: row.fingerprint };
+      if (row.fingerprint !== request.fingerprint)
+        return { kind: 'conflict', storedFingerprint: row.fingerprint };
       if (row.state === 'completed') {
-        return { kind: 'completed', result: JSON.parse(row.result ?? 'null'), completedAt: row.completed_at ?? now };
+        return {
+          kind: 'completed',
+          result: JSON.parse(row.result ?? 'null'),
+          completedAt: row.completed_at ?? now,
+        };
       }
       if ((row.lease_expires_at ?? 0) > now) {
-        return { kind: 'in_progress', owner: row.owner ?? 'unknown', leaseExpiresAt: row.lease_expires_at ?? now };
+        return {
+          kind: 'in_progress',
+          owner: row.owner ?? 'unknown',
+          leaseExpiresAt: row.lease_expires_at ?? now,
+        };
       }
       takeOver.run({ scope: request.scope, key: request.key, owner: request.owner, token, leaseExpiresAt });
       ttlByToken.set(token, request.ttlMs);
@@ -103,7 +116,8 @@ export function createSqliteIdempotencyStore(db: Database.Database): Idempotency
 
   return {
     claim: (request) => claim.immediate(request),
-    renew: (scope, key, token, leaseMs) => renewStmt.run(Date.now() + leaseMs, scope, key, token).changes === 1,
+    renew: (scope, key, token, leaseMs) =>
+      renewStmt.run(Date.now() + leaseMs, scope, key, token).changes === 1,
     complete(scope, key, token, result) {
       const now = Date.now();
       const ttl = ttlByToken.get(token) ?? 24 * 60 * 60 * 1000;

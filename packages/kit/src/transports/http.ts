@@ -46,26 +46,34 @@ export async function serveHttp(server: KeelServer, options: HttpOptions): Promi
     });
   }
   const hostNames = [...loopbackNames, ...(options.allowedHosts ?? [])];
-  if (!isLoopbackHost(options.host) && options.host !== '0.0.0.0' && options.host !== '::') hostNames.push(options.host);
+  if (!isLoopbackHost(options.host) && options.host !== '0.0.0.0' && options.host !== '::')
+    hostNames.push(options.host);
   const validateHost = hostHeaderValidation(hostNames);
   const validateOrigin = originValidation([...loopbackNames, ...(options.allowedOrigins ?? [])]);
   const mcp = createMcpHandler((context) => server.createMcpServer(context), {
     onerror: (error) => options.logger.debug('mcp http exchange error', { error }),
   });
-  const handle = toNodeHandler(mcp, { onerror: (error: Error) => options.logger.error('mcp http handler failed', { error }) });
+  const handle = toNodeHandler(mcp, {
+    onerror: (error: Error) => options.logger.error('mcp http handler failed', { error }),
+  });
   const expectedToken = options.token === undefined ? undefined : Buffer.from(`Bearer ${options.token}`);
 
   const httpServer = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (!validateHost(req, res) || !validateOrigin(req, res)) {
-      options.logger.warn('http request refused: host or origin not allowed', { host: req.headers.host, origin: req.headers.origin });
+      options.logger.warn('http request refused: host or origin not allowed', {
+        host: req.headers.host,
+        origin: req.headers.origin,
+      });
       return;
     }
     if (expectedToken !== undefined) {
       const given = Buffer.from(req.headers.authorization ?? '');
       if (given.length !== expectedToken.length || !timingSafeEqual(given, expectedToken)) {
         res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="keel"' });
-        res.end(JSON.stringify({ error: 'unauthorized', hint: 'Send Authorization: Bearer <KEEL_HTTP_TOKEN>.' }));
+        res.end(
+          JSON.stringify({ error: 'unauthorized', hint: 'Send Authorization: Bearer <KEEL_HTTP_TOKEN>.' }),
+        );
         return;
       }
     }
