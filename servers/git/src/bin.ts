@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+import { runServerCli } from '@keel/kit/cli';
+import { createGitServerTools, gitProtocols, type GitProtocol } from './index.js';
+
+interface GitFlags {
+  enableHooks: boolean;
+  useGlobalConfig: boolean;
+  pushRemote: string[];
+  allowForcePush: boolean;
+  allowProtocol: string[];
+  gitUserName?: string;
+  gitUserEmail?: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+const isProtocol = (value: string): value is GitProtocol => (gitProtocols as readonly string[]).includes(value);
+
+const code = await runServerCli<GitFlags>({
+  name: 'keel-git',
+  bin: 'keel-git',
+  version: '0.1.0',
+  description: 'The Keel git MCP server: bounded, structured git for coding agents that cannot be turned against its host.',
+  argv: process.argv,
+  env: process.env,
+  configure: (program) => {
+    program
+      .option('--enable-hooks', "run the repositories' own hooks (off by default)", false)
+      .option('--use-global-config', "read the user's global git config (off by default)", false)
+      .option('--push-remote <name>', 'a remote name git_push may push to (repeatable; none by default)', collect, [])
+      .option('--allow-force-push', 'allow git_push with force "with-lease"', false)
+      .option('--allow-protocol <protocol>', `a transport fetch/pull/push/clone may use (repeatable; default file, https, ssh; one of ${gitProtocols.join(', ')})`, collect, [])
+      .option('--git-user-name <name>', 'author and committer name when the repository config names none')
+      .option('--git-user-email <email>', 'author and committer email when the repository config names none');
+  },
+  helpText: '\nExample:\n  keel-git --root . --push-remote origin\n',
+  build: ({ options, logger }) => {
+    const bad = options.allowProtocol.filter((value) => !isProtocol(value));
+    if (bad.length > 0) {
+      logger.error(`--allow-protocol ${bad.join(', ')} is not a transport this server supports`, { hint: `Use ${gitProtocols.join(', ')}; ext is never allowed.` });
+      process.exit(2);
+    }
+    return {
+    tools: createGitServerTools({
+      enableHooks: options.enableHooks,
+      useGlobalConfig: options.useGlobalConfig,
+      pushRemotes: options.pushRemote,
+      allowForcePush: options.allowForcePush,
+      ...(options.allowProtocol.length === 0 ? {} : { allowProtocols: options.allowProtocol.filter(isProtocol) }),
+      ...(options.gitUserName !== undefined && options.gitUserEmail !== undefined ? { identity: { name: options.gitUserName, email: options.gitUserEmail } } : {}),
+    }),
+    };
+  },
+});
+process.exit(code);

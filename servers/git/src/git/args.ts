@@ -1,0 +1,108 @@
+import path from 'node:path';
+import * as z from 'zod';
+import { fail, ok, type Outcome } from '@keel/kit';
+import type { Repo } from './repo.js';
+
+export const repoArg = z
+  .string()
+  .min(1)
+  .max(4096)
+  .default('.')
+  .describe('The repository: its work tree or any directory inside it, relative to the first root or absolute inside a root (default: the first root).');
+
+const noControl = /^[^\x00-\x1f\x7f]*$/;
+
+/** A revision as a user writes it (`main`, `HEAD~2`, a sha, `v1.0`); checked with `rev-parse --verify` before use. */
+export function refArg(what: string) {
+  return z.string().min(1).max(256).regex(noControl, 'no control characters').describe(what);
+}
+
+export const pathsArg = z
+  .array(z.string().min(1).max(4096).regex(noControl, 'no control characters'))
+  .max(1000)
+  .describe('Paths relative to the repository top level (files or directories), matched literally.');
+
+/** A user value that git would read as an option if it ever reached an option position. */
+export function refuseOptionLike(value: string, field: string): Outcome<void> {
+  if (value.startsWith('-')) {
+    return fail('INVALID_ARGUMENT', `${field} '${value}' starts with '-', which git would read as an option`, {
+      hint: `Pass a ${field} name that does not start with '-'.`,
+      details: { field },
+    });
+  }
+  return ok(undefined);
+}
+
+/**
+ * Turns user paths into paths relative to the top level, refusing any that leave the work tree.
+ * Containment is lexical: git never follows a symlink inside a pathspec, so what matters is where
+ * the path names, and the repository itself is already inside the roots.
+ */
+export function repoPaths(repo: Repo, paths: readonly string[], field = 'paths'): Outcome<string[]> {
+  const out: string[] = [];
+  for (const input of paths) {
+    const absolute = path.resolve(repo.top, input);
+    const rel = path.relative(repo.top, absolute);
+    if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+      return fail('OUTSIDE_ROOTS', `${field} entry '${input}' is outside the repository '${repo.display}'`, {
+        hint: 'Pass paths relative to the repository top level, inside it.',
+        details: { field, path: input },
+      });
+    }
+    if (rel === '.git' || rel.startsWith(`.git${path.sep}`)) {
+      return fail('INVALID_ARGUMENT', `${field} entry '${input}' names the .git directory`, { hint: 'Pass work-tree paths only.', details: { field } });
+    }
+    out.push(rel === '' ? '.' : rel);
+  }
+  return ok(out);
+}
+
+/** Resolves a revision to the commit it names, without ever letting it be read as an option. */
+export async function resolveCommit(repo: Repo, ref: string, field: string): Promise<Outcome<string>> {
+  const refused = refuseOptionLike(ref, field);
+  if (!refused.ok) return refused;
+  const result = await repo.git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]);
+  const sha = result.stdout.trim();
+  if (result.exitCode !== 0 || !/^[0-9a-f]{40,64}$/.test(sha)) {
+    const branches = await branchNames(repo);
+    return fail('NOT_FOUND', `${field} '${ref}' does not name a commit in '${repo.display}'`, {
+      hint: branches.length > 0 ? `Existing branches: ${branches.slice(0, 20).join(', ')}${branches.length > 20 ? ', …' : ''}.` : 'The repository has no commits yet.',
+      details: { field, ref },
+    });
+  }
+  return ok(sha);
+}
+
+export async function branchNames(repo: Repo): Promise<string[]> {
+  const result = await repo.git(['for-each-ref', '--format=%(refname:short)', 'refs/heads/'], { maxOutputBytes: 1024 * 1024 });
+  return result.exitCode === 0 ? result.stdout.split('\n').filter(Boolean) : [];
+}
+
+/** The checked-out branch, or undefined when HEAD is detached. */
+export async function currentBranch(repo: Repo): Promise<string | undefined> {
+  const result = await repo.git(['symbolic-ref', '--quiet', '--short', 'HEAD']);
+  const name = result.stdout.trim();
+  return result.exitCode === 0 && name.length > 0 ? name : undefined;
+}
+
+/** HEAD's commit, or undefined on an unborn branch. */
+export async function headSha(repo: Repo): Promise<string | undefined> {
+  const result = await repo.git(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
+  const sha = result.stdout.trim();
+  return result.exitCode === 0 && sha.length > 0 ? sha : undefined;
+}
+
+/** Checks a new branch or tag name the way git would, and refuses option-looking names first. */
+export async function checkNewRefName(repo: Repo, name: string, kind: 'branch' | 'tag'): Promise<Outcome<void>> {
+  const refused = refuseOptionLike(name, kind);
+  if (!refused.ok) return refused;
+  const full = kind === 'branch' ? `refs/heads/${name}` : `refs/tags/${name}`;
+  const result = await repo.git(['check-ref-format', full]);
+  if (result.exitCode !== 0) {
+    return fail('INVALID_ARGUMENT', `'${name}' is not a valid ${kind} name`, {
+      hint: 'Use letters, digits, / . _ -; no spaces, no "..", no ~ ^ : ? * [ or \\, not ending in ".lock" or "/".',
+      details: { field: kind === 'branch' ? 'name' : 'name' },
+    });
+  }
+  return ok(undefined);
+}

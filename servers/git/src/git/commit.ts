@@ -1,0 +1,73 @@
+import { ok, type Outcome } from '@keel/kit';
+import * as z from 'zod';
+import { currentBranch } from './args.js';
+import type { Repo } from './repo.js';
+import { gitFailure } from './runGit.js';
+
+/** The trailer that ties a commit to the idempotency key of the call that made it. */
+export const idempotencyTrailer = 'Keel-Idempotency-Key';
+
+export const commitResultSchema = z.object({
+  repo: z.string(),
+  branch: z.string().nullable().describe('The branch the commit is on; null when HEAD is detached.'),
+  sha: z.string(),
+  parents: z.array(z.string()),
+  subject: z.string(),
+  files: z.array(z.string()).describe('Files the commit changed (first 200).'),
+  filesChanged: z.number(),
+  idempotencyKey: z.string().optional().describe('The key stamped in the commit trailer.'),
+});
+export type CommitResult = z.output<typeof commitResultSchema>;
+
+/**
+ * Appends the key trailer. When the message already ends in a trailer block (Signed-off-by: …) the
+ * key joins that block, so the existing trailers stay trailers.
+ */
+export function messageWithKey(message: string, key: string | undefined): string {
+  const body = message.replace(/\s+$/, '');
+  if (key === undefined) return `${body}\n`;
+  const paragraphs = body.split(/\n\s*\n/);
+  const last = paragraphs.at(-1) ?? '';
+  const lastIsTrailers = paragraphs.length > 1 && last.split('\n').every((line) => /^[A-Za-z0-9-]+: \S/.test(line));
+  return `${body}${lastIsTrailers ? '\n' : '\n\n'}${idempotencyTrailer}: ${key}\n`;
+}
+
+/** Describes a commit the way git_commit answers. */
+export async function describeCommit(repo: Repo, sha: string, key: string | undefined): Promise<Outcome<CommitResult>> {
+  const [meta, files] = await Promise.all([
+    repo.git(['show', '-s', '--format=%P%x00%s', sha]),
+    repo.git(['show', '--format=', '--name-only', '-z', '--no-renames', '--diff-merges=first-parent', sha]),
+  ]);
+  if (meta.exitCode !== 0) return gitFailure('reading the new commit', meta);
+  const [parents = '', subject = ''] = meta.stdout.replace(/\n$/, '').split('\0');
+  const names = files.stdout.split('\0').filter((name) => name.length > 0 && name !== '\n');
+  return ok({
+    repo: repo.display,
+    branch: (await currentBranch(repo)) ?? null,
+    sha,
+    parents: parents.split(' ').filter(Boolean),
+    subject,
+    files: names.slice(0, 200),
+    filesChanged: names.length,
+    ...(key === undefined ? {} : { idempotencyKey: key }),
+  });
+}
+
+/** Finds the commit that carries `key` in its trailer, on any branch; the exact value is compared, not a substring. */
+export async function findCommitByKey(repo: Repo, key: string): Promise<string | undefined> {
+  const result = await repo.git([
+    'log',
+    '--all',
+    '--fixed-strings',
+    `--grep=${idempotencyTrailer}: ${key}`,
+    `--format=%H%x00%(trailers:key=${idempotencyTrailer},valueonly,separator=%x01)%x00`,
+  ]);
+  if (result.exitCode !== 0) return undefined;
+  const tokens = result.stdout.split('\0');
+  for (let i = 0; i + 1 < tokens.length; i += 2) {
+    const sha = tokens[i]!.replace(/^\n+/, '');
+    const values = tokens[i + 1]!.split('\x01').map((value) => value.trim());
+    if (values.includes(key)) return sha;
+  }
+  return undefined;
+}

@@ -1,0 +1,46 @@
+/**
+ * What an operator decides about a git server when starting it. Everything defaults to the safe
+ * side: hooks off, the user's global git config ignored, no remote may be pushed to, no force-push,
+ * and only the file, https and ssh transports.
+ */
+export interface GitServerOptions {
+  /** Run the repository's hooks (commit, push, checkout hooks). Off by default: hooks are code the repository brings. */
+  enableHooks?: boolean;
+  /** Read the user's global git config (~/.gitconfig). Off by default: it may define helpers and drivers. */
+  useGlobalConfig?: boolean;
+  /** Remote names git_push may push to. Empty: every push is refused. */
+  pushRemotes?: readonly string[];
+  /** Allow `force: 'with-lease'` pushes. */
+  allowForcePush?: boolean;
+  /** Transports fetch, pull, push and clone may use. `ext` is never accepted. */
+  allowProtocols?: readonly GitProtocol[];
+  /** Author and committer when the repository config names none. */
+  identity?: { name: string; email: string };
+  /** The git program (default `git` on PATH). */
+  gitBinary?: string;
+}
+
+export const gitProtocols = ['file', 'https', 'http', 'ssh', 'git'] as const;
+export type GitProtocol = (typeof gitProtocols)[number];
+
+export interface ResolvedGitOptions {
+  enableHooks: boolean;
+  useGlobalConfig: boolean;
+  pushRemotes: readonly string[];
+  allowForcePush: boolean;
+  allowProtocols: readonly GitProtocol[];
+  identity: { name: string; email: string } | undefined;
+  gitBinary: string;
+}
+
+export function resolveGitOptions(options: GitServerOptions = {}): ResolvedGitOptions {
+  return {
+    enableHooks: options.enableHooks ?? false,
+    useGlobalConfig: options.useGlobalConfig ?? false,
+    pushRemotes: [...(options.pushRemotes ?? [])],
+    allowForcePush: options.allowForcePush ?? false,
+    allowProtocols: [...(options.allowProtocols ?? ['file', 'https', 'ssh'])],
+    identity: options.identity,
+    gitBinary: options.gitBinary ?? 'git',
+  };
+}

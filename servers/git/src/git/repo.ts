@@ -1,0 +1,111 @@
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { fail, ok, type Outcome, type ToolContext } from '@keel/kit';
+import type { ResolvedGitOptions } from './options.js';
+import { gitFailure, runGit, type GitCall, type GitResult } from './runGit.js';
+
+/** A repository the jail allows: its work tree, git dir and common dir all resolve inside the roots. */
+export interface Repo {
+  /** Real path of the work tree's top level. */
+  top: string;
+  gitDir: string;
+  commonDir: string;
+  /** How results name the repository: relative to the root when there is one root. */
+  display: string;
+  /** Runs git in the work tree with the hardening config and this repository's drivers neutralised. */
+  git(args: readonly string[], call?: Omit<GitCall, 'cwd' | 'args' | 'overrides'>): Promise<GitResult>;
+}
+
+// Config keys naming a program the repository wants git to run, and the value that disarms each.
+const driverKeys: Record<string, string> = {
+  'filter.clean': '',
+  'filter.smudge': '',
+  'filter.process': '',
+  'filter.required': 'false',
+  'diff.textconv': '',
+  'diff.command': '',
+  'merge.driver': '',
+  'remote.uploadpack': 'git-upload-pack',
+  'remote.receivepack': 'git-receive-pack',
+};
+const safeSubsection = /^[A-Za-z0-9._/@+ -]{1,200}$/;
+
+/**
+ * The `-c` pairs that disarm every filter, diff and merge driver and every remote's upload/receive
+ * program the repository's config (and what it includes) defines. These are named by the repository,
+ * so they cannot be overridden blindly like the fixed hardening keys.
+ */
+export function driverOverrides(configNames: readonly string[]): Outcome<string[]> {
+  const pairs: string[] = [];
+  for (const name of configNames) {
+    const first = name.indexOf('.');
+    const last = name.lastIndexOf('.');
+    if (first === -1 || last === first) continue;
+    const section = name.slice(0, first).toLowerCase();
+    const key = name.slice(last + 1).toLowerCase();
+    const disarmed = driverKeys[`${section}.${key}`];
+    if (disarmed === undefined) continue;
+    const subsection = name.slice(first + 1, last);
+    if (!safeSubsection.test(subsection)) {
+      return fail('PERMISSION_DENIED', `the repository config defines ${section} '${subsection}' with a name the server cannot neutralise`, {
+        hint: `Rename or remove the [${section} "…"] section in the repository's config; names may use letters, digits and . _ / @ + - only.`,
+      });
+    }
+    // The driver's own keys are disarmed whether `filter.x.clean` or `filter.x.process` is the one set.
+    for (const [compound, value] of Object.entries(driverKeys)) {
+      if (compound.startsWith(`${section}.`)) pairs.push(`${section}.${subsection}.${compound.slice(section.length + 1)}=${value}`);
+    }
+  }
+  return ok([...new Set(pairs)]);
+}
+
+/**
+ * Opens the repository that contains `dir` (already resolved in the jail). Refuses a repository whose
+ * work tree or git dir lies outside the roots (`core.worktree`, a `.git` file pointing elsewhere, a
+ * linked worktree of an outside repository).
+ */
+export async function openRepo(ctx: ToolContext, options: ResolvedGitOptions, dir: string): Promise<Outcome<Repo>> {
+  const [located, config] = await Promise.all([
+    runGit(ctx, options, { cwd: dir, args: ['rev-parse', '--show-toplevel', '--absolute-git-dir', '--git-common-dir'], maxOutputBytes: 64 * 1024 }),
+    runGit(ctx, options, { cwd: dir, args: ['config', '--list', '--name-only', '-z'], maxOutputBytes: 4 * 1024 * 1024 }),
+  ]);
+  const shown = ctx.jail.display(dir);
+  if (located.exitCode !== 0) {
+    if (/not a git repository/i.test(located.stderr)) {
+      return fail('NOT_FOUND', `'${shown}' is not inside a git repository`, {
+        hint: 'Pass the path of a repository inside the roots as `repo`, or create one with git_init or git_clone.',
+      });
+    }
+    if (/must be run in a work tree|this operation must be run/i.test(located.stderr)) {
+      return fail('INVALID_ARGUMENT', `'${shown}' is a bare repository or git dir, not a work tree`, { hint: 'Pass a work tree directory as `repo`.' });
+    }
+    return gitFailure(`opening the repository at '${shown}'`, located);
+  }
+  const [top, gitDir, commonRaw] = located.stdout.split('\n');
+  if (top === undefined || top === '' || gitDir === undefined || commonRaw === undefined) {
+    return fail('INVALID_ARGUMENT', `'${shown}' is not inside a git work tree`, { hint: 'Pass a work tree directory as `repo`; bare repositories are not served.' });
+  }
+  const commonDir = path.resolve(dir, commonRaw);
+  const reals: string[] = [];
+  for (const candidate of [top, gitDir, commonDir]) {
+    const real = await realpath(candidate).catch(() => candidate);
+    if (!ctx.jail.contains(real)) {
+      return fail('OUTSIDE_ROOTS', `the repository at '${shown}' uses '${real}', which is outside the roots`, {
+        hint: 'Only repositories whose work tree and git directory are inside the roots are served; check core.worktree and the .git file.',
+        details: { roots: [...ctx.jail.roots] },
+      });
+    }
+    reals.push(real);
+  }
+  const names = config.exitCode === 0 ? config.stdout.split('\0').filter((name) => name.length > 0) : [];
+  const overrides = driverOverrides(names);
+  if (!overrides.ok) return overrides;
+  const realTop = reals[0]!;
+  return ok({
+    top: realTop,
+    gitDir: reals[1]!,
+    commonDir: reals[2]!,
+    display: ctx.jail.display(realTop),
+    git: (args, call = {}) => runGit(ctx, options, { ...call, cwd: realTop, args, overrides: overrides.value }),
+  });
+}

@@ -1,0 +1,143 @@
+import path from 'node:path';
+import { fail, KeelError, type Outcome, type ToolContext } from '@keel/kit';
+import type { ResolvedGitOptions } from './options.js';
+
+export interface GitCall {
+  cwd: string;
+  args: readonly string[];
+  /** Extra `-c name=value` pairs (the repository's drivers, neutralised). */
+  overrides?: readonly string[];
+  stdin?: string;
+  maxOutputBytes?: number;
+  env?: Record<string, string>;
+}
+
+export interface GitResult {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  /** The output was larger than the cap and its middle was dropped. */
+  cut: boolean;
+}
+
+const defaultMaxOutput = 64 * 1024 * 1024;
+
+/**
+ * The `-c` overrides every git call carries. Command-line config outranks the repository's own, so
+ * whatever `.git/config` (or a file it includes) says, nothing in it can start a program: no
+ * fsmonitor, hooks, pager, external diff, credential helper, askpass, proxy command, pack hook or
+ * alternate-refs command, and only the allowed transports (never `ext::`).
+ */
+export function hardeningConfig(options: ResolvedGitOptions): string[] {
+  const pairs = [
+    'core.fsmonitor=false',
+    'core.pager=cat',
+    'core.askPass=',
+    'core.gitProxy=',
+    'core.sshCommand=ssh -oBatchMode=yes',
+    'core.alternateRefsCommand=',
+    'core.quotePath=false',
+    'credential.helper=',
+    'diff.external=',
+    'uploadpack.packObjectsHook=',
+    'blame.ignoreRevsFile=',
+    'log.showSignature=false',
+    'commit.gpgSign=false',
+    'tag.gpgSign=false',
+    'push.gpgSign=false',
+    'gc.auto=0',
+    'maintenance.auto=false',
+    'submodule.recurse=false',
+    'fetch.recurseSubmodules=false',
+    'push.recurseSubmodules=no',
+    'color.ui=false',
+    'advice.detachedHead=false',
+    'safe.bareRepository=explicit',
+    'protocol.allow=never',
+    'protocol.ext.allow=never',
+    ...options.allowProtocols.map((protocol) => `protocol.${protocol}.allow=always`),
+  ];
+  if (!options.enableHooks) pairs.push('core.hooksPath=/dev/null');
+  if (!options.useGlobalConfig) pairs.push('core.attributesFile=/dev/null');
+  return pairs;
+}
+
+/** The environment git runs with: no system or global config, no prompts, no editor, literal pathspecs. */
+export function gitEnvironment(options: ResolvedGitOptions, roots: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_ATTR_NOSYSTEM: '1',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_PAGER: 'cat',
+    PAGER: 'cat',
+    GIT_EDITOR: 'false',
+    GIT_SEQUENCE_EDITOR: 'false',
+    GIT_LITERAL_PATHSPECS: '1',
+    GIT_PROTOCOL_FROM_USER: '0',
+    GIT_SSH_VARIANT: 'ssh',
+    GIT_OPTIONAL_LOCKS: '0',
+    LC_ALL: 'C',
+    // Discovery stops at the roots, so a directory inside a root never picks up a repository above it.
+    GIT_CEILING_DIRECTORIES: roots.map((root) => path.dirname(root)).join(':'),
+  };
+  if (!options.useGlobalConfig) env['GIT_CONFIG_GLOBAL'] = '/dev/null';
+  if (options.identity !== undefined) {
+    env['GIT_AUTHOR_NAME'] = options.identity.name;
+    env['GIT_AUTHOR_EMAIL'] = options.identity.email;
+    env['GIT_COMMITTER_NAME'] = options.identity.name;
+    env['GIT_COMMITTER_EMAIL'] = options.identity.email;
+  }
+  return env;
+}
+
+/** Runs git with the hardening config and environment, through the kit's process runner (no shell). */
+export async function runGit(ctx: ToolContext, options: ResolvedGitOptions, call: GitCall): Promise<GitResult> {
+  const config = [...hardeningConfig(options), ...(call.overrides ?? [])];
+  const args = ['--no-pager', ...config.flatMap((pair) => ['-c', pair]), ...call.args];
+  const result = await ctx.run({
+    command: options.gitBinary,
+    args,
+    cwd: call.cwd,
+    envAllowlist: ['PATH', 'HOME', 'TMPDIR', 'TZ', 'USER', 'LOGNAME'],
+    env: { ...gitEnvironment(options, ctx.jail.roots), ...call.env },
+    timeoutMs: 600_000,
+    maxOutputBytes: call.maxOutputBytes ?? defaultMaxOutput,
+    ...(call.stdin === undefined ? {} : { stdin: call.stdin }),
+  });
+  if (result.cancelled || ctx.signal.aborted) {
+    throw ctx.signal.reason instanceof KeelError ? ctx.signal.reason : new KeelError('CANCELLED', `git ${call.args[0] ?? ''} was cancelled`);
+  }
+  if (result.timedOut) throw new KeelError('TIMEOUT', `git ${call.args[0] ?? ''} did not finish in time`, { hint: 'Narrow the request.' });
+  return {
+    exitCode: result.exitCode,
+    stdout: result.stdout.text,
+    stderr: result.stderr.text,
+    cut: result.stdout.droppedBytes > 0,
+  };
+}
+
+/** The first lines of git's complaint, without its `hint:` chatter. */
+export function gitMessage(result: GitResult): string {
+  const lines = `${result.stderr}\n${result.stdout}`
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0 && !line.startsWith('hint:'));
+  const text = lines.slice(0, 6).join(' | ');
+  return text.length > 800 ? `${text.slice(0, 800)}…` : text;
+}
+
+/** A failed git command as a tool error, classified by what git said. */
+export function gitFailure(action: string, result: GitResult, hint?: string): { ok: false; error: ReturnType<typeof fail>['error'] } {
+  const message = `${action} failed: ${gitMessage(result) || `git exited with ${String(result.exitCode)}`}`;
+  const text = result.stderr.toLowerCase();
+  const code = /already exists/.test(text)
+    ? 'ALREADY_EXISTS'
+    : /conflict|would be overwritten|not possible to fast-forward|non-fast-forward|rejected|diverg/.test(text)
+      ? 'CONFLICT'
+      : /did not match any|not a valid|unknown revision|does not exist|no such|not found|invalid reference|bad revision/.test(text)
+        ? 'NOT_FOUND'
+        : 'PRECONDITION_FAILED';
+  return fail(code, message, { hint: hint ?? 'Read git\'s message above; check the repository state with git_status.' });
+}
+
+export type GitOutcome<TValue> = Outcome<TValue>;

@@ -1,0 +1,64 @@
+import { createServer, type AnyTool, type KeelServer, type PathJail } from '@keel/kit';
+import { resolveGitOptions, type GitServerOptions } from './git/options.js';
+import { gitAddTool } from './tools/gitAdd.js';
+import { gitBlameTool } from './tools/gitBlame.js';
+import { gitBranchCreateTool } from './tools/gitBranchCreate.js';
+import { gitBranchListTool } from './tools/gitBranchList.js';
+import { gitCloneTool } from './tools/gitClone.js';
+import { gitCommitTool } from './tools/gitCommit.js';
+import { gitDiffTool } from './tools/gitDiff.js';
+import { gitFetchTool } from './tools/gitFetch.js';
+import { gitInitTool } from './tools/gitInit.js';
+import { gitLogTool } from './tools/gitLog.js';
+import { gitPullTool } from './tools/gitPull.js';
+import { gitPushTool } from './tools/gitPush.js';
+import { gitResetTool } from './tools/gitReset.js';
+import { gitRestoreTool } from './tools/gitRestore.js';
+import { gitShowTool } from './tools/gitShow.js';
+import { gitStashTool } from './tools/gitStash.js';
+import { gitStatusTool } from './tools/gitStatus.js';
+import { gitSwitchTool } from './tools/gitSwitch.js';
+import { gitTagTool } from './tools/gitTag.js';
+import { gitWorktreeAddTool } from './tools/gitWorktreeAdd.js';
+import { gitWorktreeListTool } from './tools/gitWorktreeList.js';
+import { gitWorktreeRemoveTool } from './tools/gitWorktreeRemove.js';
+
+export { gitProtocols, resolveGitOptions } from './git/options.js';
+export type { GitProtocol, GitServerOptions, ResolvedGitOptions } from './git/options.js';
+
+/**
+ * The git tools, built for one set of operator options. Each call runs the real `git` CLI with
+ * argument arrays, a hardened config and environment, and the repository checked against the jail.
+ */
+export function createGitServerTools(options: GitServerOptions = {}): AnyTool[] {
+  const resolved = resolveGitOptions(options);
+  return [
+    gitStatusTool(resolved),
+    gitDiffTool(resolved),
+    gitLogTool(resolved),
+    gitShowTool(resolved),
+    gitBlameTool(resolved),
+    gitBranchListTool(resolved),
+    gitBranchCreateTool(resolved),
+    gitSwitchTool(resolved),
+    gitAddTool(resolved),
+    gitRestoreTool(resolved),
+    gitCommitTool(resolved),
+    gitResetTool(resolved),
+    gitStashTool(resolved),
+    gitTagTool(resolved),
+    gitFetchTool(resolved),
+    gitPullTool(resolved),
+    gitPushTool(resolved),
+    gitWorktreeAddTool(resolved),
+    gitWorktreeListTool(resolved),
+    gitWorktreeRemoveTool(resolved),
+    gitInitTool(resolved),
+    gitCloneTool(resolved),
+  ];
+}
+
+/** A git server for library use: the tools on the kit's pipeline, with an in-memory store unless the caller passes state. */
+export function createGitServer(options: GitServerOptions & { jail: PathJail; name?: string; version?: string }): KeelServer {
+  return createServer({ name: options.name ?? 'keel-git', version: options.version ?? '0.1.0', tools: createGitServerTools(options), jail: options.jail });
+}

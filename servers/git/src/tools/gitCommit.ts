@@ -1,0 +1,69 @@
+import { defineTool, fail, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { headSha, repoArg } from '../git/args.js';
+import { commitResultSchema, describeCommit, findCommitByKey, messageWithKey } from '../git/commit.js';
+import type { ResolvedGitOptions } from '../git/options.js';
+import { gitFailure } from '../git/runGit.js';
+import { repoOf } from '../git/withRepo.js';
+
+/**
+ * `git_commit`: commits the index. With an idempotency key the commit carries it in a
+ * `Keel-Idempotency-Key:` trailer, so a call that crashed after committing is recognised on retry
+ * (`reconcile`) instead of committing twice.
+ */
+export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
+  return defineTool({
+    name: 'git_commit',
+    title: 'Commit',
+    description:
+      'Records the staged changes as a commit on the current branch. `all: true` first stages modified and deleted tracked files. Refuses to make an empty commit unless `allowEmpty: true`. Repository hooks do not run unless the server was started with --enable-hooks.',
+    input: z.object({
+      repo: repoArg,
+      message: z.string().min(1).max(20_000).regex(/^[^\x00]*$/, 'no NUL bytes').describe('The commit message: a subject line, optionally a blank line and a body.'),
+      all: z.boolean().default(false).describe('Stage modified and deleted tracked files first (like git commit -a; new files still need git_add).'),
+      allowEmpty: z.boolean().default(false).describe('Allow a commit with no changes.'),
+    }),
+    output: commitResultSchema,
+    effect: 'write',
+    paths: { repo: 'existing' },
+    render: (out) => `[${out.branch ?? 'detached HEAD'} ${out.sha.slice(0, 12)}] ${out.subject}\n ${out.filesChanged} file(s) changed`,
+    handler: async (input, ctx) => {
+      if (input.message.trim().length === 0) return fail('INVALID_ARGUMENT', 'the commit message is blank', { hint: 'Write a subject line that says what the change does.' });
+      const opened = await repoOf(ctx, options);
+      if (!opened.ok) return opened;
+      const repo = opened.value;
+      const before = await headSha(repo);
+      const args = ['commit', '--quiet', '--file=-', '--cleanup=whitespace', '--no-edit'];
+      if (!options.enableHooks) args.push('--no-verify');
+      if (input.all) args.push('--all');
+      if (input.allowEmpty) args.push('--allow-empty');
+      const result = await repo.git(args, { stdin: messageWithKey(input.message, ctx.idempotencyKey) });
+      if (result.exitCode !== 0) {
+        const text = `${result.stdout}\n${result.stderr}`;
+        if (/nothing to commit|no changes added to commit|nothing added to commit/.test(text)) {
+          return fail('PRECONDITION_FAILED', `nothing is staged in '${repo.display}', so the commit would be empty`, {
+            hint: 'Stage changes with git_add (or pass all: true for tracked files), or pass allowEmpty: true for an intentionally empty commit.',
+          });
+        }
+        if (/Please tell me who you are|empty ident|unable to auto-detect email/.test(text)) {
+          return fail('PRECONDITION_FAILED', `no author identity is configured for '${repo.display}'`, {
+            hint: 'Set user.name and user.email in the repository config, or start the server with --git-user-name and --git-user-email.',
+          });
+        }
+        return gitFailure('git commit', result);
+      }
+      const after = await headSha(repo);
+      if (after === undefined || after === before) return fail('INTERNAL', 'git commit succeeded but HEAD did not move');
+      return await describeCommit(repo, after, ctx.idempotencyKey);
+    },
+    reconcile: async (_input, ctx) => {
+      const opened = await repoOf(ctx, options);
+      if (!opened.ok) return { status: 'failed', error: opened.error };
+      if (ctx.idempotencyKey === undefined) return { status: 'not_done' };
+      const sha = await findCommitByKey(opened.value, ctx.idempotencyKey);
+      if (sha === undefined) return { status: 'not_done' };
+      const described = await describeCommit(opened.value, sha, ctx.idempotencyKey);
+      return described.ok ? { status: 'done', value: described.value } : { status: 'failed', error: described.error };
+    },
+  });
+}

@@ -1,0 +1,127 @@
+import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
+import { parseRawNumstat } from '../git/diff.js';
+import type { ResolvedGitOptions } from '../git/options.js';
+import { gitFailure } from '../git/runGit.js';
+import { repoOf } from '../git/withRepo.js';
+
+const refSchema = z.object({ ref: z.string(), sha: z.string() });
+const fileSchema = z.object({
+  path: z.string(),
+  oldPath: z.string().optional(),
+  status: z.string(),
+  added: z.number().nullable().describe('Lines added; null for a binary file.'),
+  deleted: z.number().nullable().describe('Lines deleted; null for a binary file.'),
+  binary: z.boolean(),
+});
+
+/**
+ * `git_diff`: a per-file summary first, then the unified patch cut to a byte budget with a cursor
+ * that continues byte-exactly. Narrow to one file with `paths` to walk that file's hunks alone.
+ */
+export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
+  return defineTool({
+    name: 'git_diff',
+    title: 'Git diff',
+    description:
+      'Shows changes: working tree vs index (default), index vs HEAD (`staged: true`), a commit vs the working tree (`from`), or between two commits (`from` and `to`). Returns a per-file summary (status, lines added/deleted, binary, renames) and the patch cut to `maxBytes`; follow `truncated.nextCursor` for the rest. Filter with `paths`.',
+    input: z.object({
+      repo: repoArg,
+      staged: z.boolean().default(false).describe('Compare the index (staged changes) instead of the working tree.'),
+      from: refArg('Base revision (branch, tag, sha, HEAD~1). Alone: compared with the working tree (or the index when staged).').optional(),
+      to: refArg('Target revision; needs `from`. Compares two commits.').optional(),
+      paths: pathsArg.optional(),
+      maxBytes: budgetArg({ default: 24_000, max: 1_000_000, unit: 'bytes', what: 'patch text' }),
+      maxFiles: budgetArg({ default: 100, max: 5000, unit: 'files', what: 'the per-file summary' }),
+      cursor: cursorArg,
+    }),
+    output: z.object({
+      repo: z.string(),
+      mode: z.enum(['worktree', 'staged', 'commit-worktree', 'commit-staged', 'commits']),
+      from: refSchema.optional(),
+      to: refSchema.optional(),
+      files: z.array(fileSchema).optional().describe('Per-file summary; on the first page only.'),
+      totals: z.object({ files: z.number(), added: z.number(), deleted: z.number() }),
+      patch: z.string(),
+      patchBytes: z.number().describe('Size of the whole patch.'),
+      truncated: truncationSchema.optional(),
+    }),
+    effect: 'read',
+    paths: { repo: 'existing' },
+    cursorIgnores: ['maxBytes', 'maxFiles'],
+    render: (out) => {
+      const lines: string[] = [];
+      if (out.files !== undefined) {
+        for (const file of out.files) {
+          const counts = file.binary ? 'binary' : `+${file.added ?? 0} -${file.deleted ?? 0}`;
+          lines.push(`${file.status} ${file.oldPath === undefined ? '' : `${file.oldPath} -> `}${file.path} (${counts})`);
+        }
+        if (out.files.length < out.totals.files) lines.push(`… ${out.totals.files - out.files.length} more files (narrow with paths)`);
+        lines.push(`${out.totals.files} files, +${out.totals.added} -${out.totals.deleted}`, '');
+      }
+      lines.push(out.patch);
+      if (out.truncated?.nextCursor !== undefined) lines.push(`(patch cut at ${out.truncated.limit} bytes of ${out.patchBytes}; continue with cursor ${out.truncated.nextCursor})`);
+      return lines.join('\n');
+    },
+    handler: async (input, ctx) => {
+      const cursor = ctx.decodeCursor(input.cursor);
+      if (!cursor.ok) return cursor;
+      if (input.to !== undefined && input.from === undefined) {
+        return fail('INVALID_ARGUMENT', '`to` was given without `from`', { hint: 'Pass both `from` and `to` to compare two commits, or only `from` to compare with the working tree.' });
+      }
+      if (input.to !== undefined && input.staged) {
+        return fail('INVALID_ARGUMENT', '`staged` cannot be combined with `to`', { hint: 'Between two commits there is no index; drop `staged`.' });
+      }
+      const opened = await repoOf(ctx, options);
+      if (!opened.ok) return opened;
+      const repo = opened.value;
+      const revs: string[] = [];
+      let from: { ref: string; sha: string } | undefined;
+      let to: { ref: string; sha: string } | undefined;
+      if (input.from !== undefined) {
+        const sha = await resolveCommit(repo, input.from, 'from');
+        if (!sha.ok) return sha;
+        from = { ref: input.from, sha: sha.value };
+        revs.push(sha.value);
+      }
+      if (input.to !== undefined) {
+        const sha = await resolveCommit(repo, input.to, 'to');
+        if (!sha.ok) return sha;
+        to = { ref: input.to, sha: sha.value };
+        revs.push(sha.value);
+      }
+      const pathspec = repoPaths(repo, input.paths ?? []);
+      if (!pathspec.ok) return pathspec;
+      const common = ['--no-color', '--no-ext-diff', '--no-textconv', '-M', ...(input.staged ? ['--cached'] : []), ...revs, '--', ...pathspec.value];
+      const [summary, patch] = await Promise.all([repo.git(['diff', '--raw', '--numstat', '-z', ...common]), repo.git(['diff', '--patch', ...common])]);
+      if (summary.exitCode !== 0) return gitFailure('git diff', summary);
+      if (patch.exitCode !== 0) return gitFailure('git diff', patch);
+      if (patch.cut) {
+        return fail('RESOURCE_LIMIT', `the diff in '${repo.display}' is larger than the server can page (64 MiB)`, {
+          hint: 'Narrow it with `paths` or a closer pair of revisions.',
+        });
+      }
+      const page = ctx.text(patch.stdout, { maxBytes: input.maxBytes, cursor: input.cursor });
+      if (!page.ok) return page;
+      const files = parseRawNumstat(summary.stdout);
+      const totals = {
+        files: files.length,
+        added: files.reduce((sum, file) => sum + (file.added ?? 0), 0),
+        deleted: files.reduce((sum, file) => sum + (file.deleted ?? 0), 0),
+      };
+      const mode: 'worktree' | 'staged' | 'commit-worktree' | 'commit-staged' | 'commits' = to !== undefined ? 'commits' : from !== undefined ? (input.staged ? 'commit-staged' : 'commit-worktree') : input.staged ? 'staged' : 'worktree';
+      return ok({
+        repo: repo.display,
+        mode,
+        ...(from === undefined ? {} : { from }),
+        ...(to === undefined ? {} : { to }),
+        ...(input.cursor === undefined ? { files: files.slice(0, input.maxFiles) } : {}),
+        totals,
+        patch: page.value.text,
+        patchBytes: page.value.totalBytes,
+        ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
+      });
+    },
+  });
+}

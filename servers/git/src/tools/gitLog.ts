@@ -1,0 +1,85 @@
+import { budgetArg, cursorArg, defineTool, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { headSha, pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
+import { commitSchema, logFormat, parseLog } from '../git/log.js';
+import type { ResolvedGitOptions } from '../git/options.js';
+import { gitFailure } from '../git/runGit.js';
+import { repoOf } from '../git/withRepo.js';
+
+const filterText = z.string().min(1).max(500).regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters');
+
+/** `git_log`: structured commits, newest first, paged by a cursor pinned to the commit the first page started from. */
+export function gitLogTool(options: ResolvedGitOptions): AnyTool {
+  return defineTool({
+    name: 'git_log',
+    title: 'Git log',
+    description:
+      'Lists commits reachable from a revision (default HEAD), newest first, as structured records (sha, parents, author, committer, subject, body). Filter by paths, author, date range and message; page with the cursor.',
+    input: z.object({
+      repo: repoArg,
+      ref: refArg('Revision to start from (branch, tag, sha); default HEAD.').optional(),
+      paths: pathsArg.optional(),
+      author: filterText.describe('Only commits whose author name or email matches this pattern.').optional(),
+      since: filterText.describe('Only commits after this date (e.g. "2026-01-01", "2 weeks ago").').optional(),
+      until: filterText.describe('Only commits before this date.').optional(),
+      grep: filterText.describe('Only commits whose message matches this pattern (case-insensitive).').optional(),
+      limit: budgetArg({ default: 30, max: 500, unit: 'commits', what: 'log entries' }),
+      cursor: cursorArg,
+    }),
+    output: z.object({
+      repo: z.string(),
+      ref: z.object({ ref: z.string(), sha: z.string().nullable().describe('null when the branch has no commits yet.') }),
+      commits: z.array(commitSchema),
+      truncated: truncationSchema.optional(),
+    }),
+    effect: 'read',
+    paths: { repo: 'existing' },
+    cursorIgnores: ['limit'],
+    render: (out) =>
+      [
+        ...out.commits.map((commit) => `${commit.sha.slice(0, 12)} ${commit.author.date.slice(0, 10)} ${commit.author.name}: ${commit.subject}`),
+        ...(out.commits.length === 0 ? ['(no commits)'] : []),
+        ...(out.truncated?.nextCursor === undefined ? [] : [`(more: cursor ${out.truncated.nextCursor})`]),
+      ].join('\n'),
+    handler: async (input, ctx) => {
+      const state = ctx.decodeCursor(input.cursor);
+      if (!state.ok) return state;
+      const position = state.value as { skip: number; sha: string } | undefined;
+      const opened = await repoOf(ctx, options);
+      if (!opened.ok) return opened;
+      const repo = opened.value;
+      const refName = input.ref ?? 'HEAD';
+      let start = position?.sha;
+      if (start === undefined) {
+        if (input.ref === undefined) {
+          start = await headSha(repo);
+          if (start === undefined) return ok({ repo: repo.display, ref: { ref: refName, sha: null }, commits: [] });
+        } else {
+          const resolved = await resolveCommit(repo, input.ref, 'ref');
+          if (!resolved.ok) return resolved;
+          start = resolved.value;
+        }
+      }
+      const pathspec = repoPaths(repo, input.paths ?? []);
+      if (!pathspec.ok) return pathspec;
+      const skip = position?.skip ?? 0;
+      const args = ['log', logFormat, '--no-color', `--skip=${skip}`, `--max-count=${input.limit + 1}`];
+      if (input.author !== undefined) args.push(`--author=${input.author}`);
+      if (input.since !== undefined) args.push(`--since=${input.since}`);
+      if (input.until !== undefined) args.push(`--until=${input.until}`);
+      if (input.grep !== undefined) args.push(`--grep=${input.grep}`, '--regexp-ignore-case');
+      args.push(start, '--', ...pathspec.value);
+      const result = await repo.git(args);
+      if (result.exitCode !== 0) return gitFailure('git log', result, 'Check the filters: author and grep are regular expressions, since/until are dates.');
+      const commits = parseLog(result.stdout);
+      const more = commits.length > input.limit;
+      const page = commits.slice(0, input.limit);
+      return ok({
+        repo: repo.display,
+        ref: { ref: refName, sha: start },
+        commits: page,
+        ...(more ? { truncated: { limit: input.limit, unit: 'items' as const, nextCursor: ctx.encodeCursor({ skip: skip + input.limit, sha: start }) } } : {}),
+      });
+    },
+  });
+}

@@ -1,0 +1,56 @@
+import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { checkNewRefName, currentBranch, headSha, repoArg } from '../git/args.js';
+import type { ResolvedGitOptions } from '../git/options.js';
+import { checkRemote } from '../git/remote.js';
+import { gitFailure } from '../git/runGit.js';
+import { repoOf } from '../git/withRepo.js';
+import { remoteArg } from './gitFetch.js';
+
+/** `git_pull`: fetches a branch from a remote and integrates it into the current branch (fast-forward only unless asked). */
+export function gitPullTool(options: ResolvedGitOptions): AnyTool {
+  return defineTool({
+    name: 'git_pull',
+    title: 'Git pull',
+    description:
+      'Fetches `branch` (default: the current branch\'s name) from `remote` and integrates it into the current branch. strategy "ff-only" (default) refuses when histories diverged; "merge" makes a merge commit; "rebase" replays local commits.',
+    input: z.object({
+      repo: repoArg,
+      remote: remoteArg,
+      branch: z.string().min(1).max(250).optional().describe('The remote branch to pull; default the current branch name.'),
+      strategy: z.enum(['ff-only', 'merge', 'rebase']).default('ff-only').describe('How to integrate: "ff-only", "merge" or "rebase".'),
+    }),
+    output: z.object({
+      repo: z.string(),
+      remote: z.string(),
+      branch: z.string(),
+      previous: z.string().nullable(),
+      head: z.string().nullable(),
+      changed: z.boolean(),
+    }),
+    effect: 'write',
+    openWorld: true,
+    paths: { repo: 'existing' },
+    render: (out) => (out.changed ? `pulled ${out.remote}/${out.branch}: ${out.previous?.slice(0, 12) ?? '(none)'} -> ${out.head?.slice(0, 12)}` : `already up to date with ${out.remote}/${out.branch}`),
+    handler: async (input, ctx) => {
+      const opened = await repoOf(ctx, options);
+      if (!opened.ok) return opened;
+      const repo = opened.value;
+      const urls = await checkRemote(repo, input.remote, options, ctx.jail, 'fetch');
+      if (!urls.ok) return urls;
+      const current = await currentBranch(repo);
+      const branch = input.branch ?? current;
+      if (branch === undefined) return fail('PRECONDITION_FAILED', 'HEAD is detached and no `branch` was given', { hint: 'Switch to a branch (git_switch) or pass branch.' });
+      const refused = await checkNewRefName(repo, branch, 'branch');
+      if (!refused.ok) return refused;
+      const previous = (await headSha(repo)) ?? null;
+      const mode = input.strategy === 'ff-only' ? ['--ff-only'] : input.strategy === 'merge' ? ['--no-rebase', '--no-edit'] : ['--rebase'];
+      const result = await repo.git(['pull', '--quiet', '--no-recurse-submodules', ...mode, ...(options.enableHooks ? [] : ['--no-verify']), '--end-of-options', input.remote, branch]);
+      if (result.exitCode !== 0) {
+        return gitFailure(`git pull ${input.remote} ${branch}`, result, input.strategy === 'ff-only' ? 'The histories diverged: pull with strategy "merge" or "rebase", or reset.' : 'Resolve the conflicts shown by git_status, then commit.');
+      }
+      const head = (await headSha(repo)) ?? null;
+      return ok({ repo: repo.display, remote: input.remote, branch, previous, head, changed: head !== previous });
+    },
+  });
+}

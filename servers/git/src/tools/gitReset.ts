@@ -1,0 +1,42 @@
+import { defineTool, ok, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { currentBranch, headSha, refArg, repoArg, resolveCommit } from '../git/args.js';
+import type { ResolvedGitOptions } from '../git/options.js';
+import { gitFailure } from '../git/runGit.js';
+import { repoOf } from '../git/withRepo.js';
+
+/** `git_reset`: moves the current branch to a commit; `hard` also overwrites the index and working tree (destructive). */
+export function gitResetTool(options: ResolvedGitOptions): AnyTool {
+  return defineTool({
+    name: 'git_reset',
+    title: 'Reset the current branch',
+    description:
+      'Moves the current branch (HEAD) to `target`. "soft" keeps index and working tree; "mixed" (default) resets the index and keeps the working tree; "hard" resets both and loses uncommitted work.',
+    input: z.object({
+      repo: repoArg,
+      target: refArg('The commit to move to (sha, branch, tag, HEAD~1); default HEAD.').default('HEAD'),
+      mode: z.enum(['soft', 'mixed', 'hard']).default('mixed').describe('"soft", "mixed" or "hard" (destructive).'),
+    }),
+    output: z.object({
+      repo: z.string(),
+      mode: z.enum(['soft', 'mixed', 'hard']),
+      branch: z.string().nullable(),
+      previous: z.string().nullable().describe('HEAD before the reset.'),
+      target: z.object({ ref: z.string(), sha: z.string() }),
+    }),
+    effect: 'destructive',
+    paths: { repo: 'existing' },
+    render: (out) => `${out.mode} reset ${out.branch ?? 'HEAD'} from ${out.previous?.slice(0, 12) ?? '(none)'} to ${out.target.sha.slice(0, 12)} (${out.target.ref})`,
+    handler: async (input, ctx) => {
+      const opened = await repoOf(ctx, options);
+      if (!opened.ok) return opened;
+      const repo = opened.value;
+      const target = await resolveCommit(repo, input.target, 'target');
+      if (!target.ok) return target;
+      const previous = (await headSha(repo)) ?? null;
+      const result = await repo.git(['reset', '--quiet', `--${input.mode}`, target.value, '--']);
+      if (result.exitCode !== 0) return gitFailure(`git reset --${input.mode}`, result);
+      return ok({ repo: repo.display, mode: input.mode, branch: (await currentBranch(repo)) ?? null, previous, target: { ref: input.target, sha: target.value } });
+    },
+  });
+}

@@ -1,0 +1,43 @@
+import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { repoArg } from '../git/args.js';
+import type { ResolvedGitOptions } from '../git/options.js';
+import { gitFailure } from '../git/runGit.js';
+import { listWorktrees } from '../git/worktree.js';
+import { repoOf } from '../git/withRepo.js';
+
+/** `git_worktree_remove`: deletes a linked work tree; `force` also throws away its uncommitted changes. */
+export function gitWorktreeRemoveTool(options: ResolvedGitOptions): AnyTool {
+  return defineTool({
+    name: 'git_worktree_remove',
+    title: 'Remove a git worktree',
+    description:
+      'Removes a linked work tree and its directory (its branch stays). Refuses when it has uncommitted changes unless `force: true`, which loses them. The main work tree cannot be removed.',
+    input: z.object({
+      repo: repoArg,
+      path: z.string().min(1).max(4096).describe('The linked work tree to remove: relative to the first root, or absolute inside a root.'),
+      force: z.boolean().default(false).describe('Remove even with uncommitted changes (they are lost).'),
+    }),
+    output: z.object({ repo: z.string(), path: z.string(), branch: z.string().nullable() }),
+    effect: 'destructive',
+    paths: { repo: 'existing', path: 'existing' },
+    render: (out) => `removed worktree ${out.path}${out.branch === null ? '' : ` (branch ${out.branch} kept)`}`,
+    handler: async (input, ctx) => {
+      const opened = await repoOf(ctx, options);
+      if (!opened.ok) return opened;
+      const repo = opened.value;
+      const target = ctx.path('path').real;
+      const trees = await listWorktrees(repo);
+      const entry = trees.find((tree) => tree.path === target);
+      if (entry === undefined) {
+        return fail('NOT_FOUND', `'${input.path}' is not a work tree of '${repo.display}'`, {
+          hint: `Work trees: ${trees.map((tree) => ctx.jail.display(tree.path)).join(', ')}.`,
+        });
+      }
+      if (entry.main) return fail('INVALID_ARGUMENT', `'${input.path}' is the main work tree`, { hint: 'Only linked work trees can be removed.' });
+      const result = await repo.git(['worktree', 'remove', ...(input.force ? ['--force'] : []), target]);
+      if (result.exitCode !== 0) return gitFailure(`git worktree remove '${input.path}'`, result, 'Commit or stash its changes, or pass force: true to lose them.');
+      return ok({ repo: repo.display, path: ctx.jail.display(target), branch: entry.branch });
+    },
+  });
+}
