@@ -1,0 +1,29 @@
+import type { Outcome, ResolvedPath, ToolContext } from '@keel/kit';
+import { ok } from '@keel/kit';
+import type { FsPolicy } from './policy.js';
+
+/** What every tool of this server is built with. */
+export interface FsDeps {
+  policy: FsPolicy;
+}
+
+export interface Checked {
+  resolved: ResolvedPath;
+  /** The path as the caller should read it (relative to the root when there is one root). */
+  shown: string;
+}
+
+/** A declared path argument, resolved by the kit, then held to the server's policy for `access`. */
+export function checkedPath(ctx: ToolContext, deps: FsDeps, field: string, access: 'read' | 'write'): Outcome<Checked> {
+  return checkResolved(ctx, deps, ctx.path(field), access);
+}
+
+export function checkResolved(ctx: ToolContext, deps: FsDeps, resolved: ResolvedPath, access: 'read' | 'write'): Outcome<Checked> {
+  const shown = ctx.jail.display(resolved.real);
+  const verdict =
+    access === 'read'
+      ? deps.policy.checkRead(resolved.real, resolved.root, shown)
+      : deps.policy.checkWrite(resolved.real, resolved.root, shown);
+  if (!verdict.ok) return verdict;
+  return ok({ resolved, shown });
+}

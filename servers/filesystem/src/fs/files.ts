@@ -1,0 +1,210 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail, KeelError, ok, type Outcome, type PathJail, type ResolvedPath } from '@keel/kit';
+
+export function sha256Of(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Git's heuristic: a NUL byte in the first 8 KiB means binary. */
+export function looksBinary(head: Buffer): boolean {
+  return head.subarray(0, 8192).includes(0);
+}
+
+/** Maps the errors a file operation can meet to structured errors naming the path. */
+export function fsError(error: unknown, shown: string, doing: string): Outcome<never> {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return fail('NOT_FOUND', `cannot ${doing} '${shown}': it does not exist`, {
+        hint: 'Check the path; list the parent directory to see what is there.',
+      });
+    case 'EACCES':
+    case 'EPERM':
+      return fail('PERMISSION_DENIED', `cannot ${doing} '${shown}': permission denied`, {
+        hint: 'The server process lacks permission on this path.',
+      });
+    case 'EISDIR':
+      return fail('INVALID_ARGUMENT', `cannot ${doing} '${shown}': it is a directory`, {
+        hint: 'Use list_directory or tree for directories.',
+      });
+    case 'ENOTDIR':
+      return fail('INVALID_ARGUMENT', `cannot ${doing} '${shown}': a parent is not a directory`, {
+        hint: 'A path component is a file; check the path.',
+      });
+    case 'EEXIST':
+    case 'ENOTEMPTY':
+      return fail('ALREADY_EXISTS', `cannot ${doing} '${shown}': it already exists`, {
+        hint: 'Choose another path, or pass overwrite: true where the tool offers it.',
+      });
+    case 'ENOSPC':
+      return fail('RESOURCE_LIMIT', `cannot ${doing} '${shown}': no space left on the device`, { retryable: true });
+    case 'EXDEV':
+      return fail('INVALID_ARGUMENT', `cannot ${doing} '${shown}': source and destination are on different filesystems`, {
+        hint: 'Copy the content with read_file and write_file, then delete the source.',
+      });
+    default:
+      throw error;
+  }
+}
+
+/** Opens a jailed path for reading; the descriptor is re-checked against the roots (see PathJail.open). */
+export async function openForRead(jail: PathJail, resolved: ResolvedPath, shown: string): Promise<Outcome<FileHandle>> {
+  try {
+    return await jail.open(resolved, constants.O_RDONLY);
+  } catch (error) {
+    return fsError(error, shown, 'read');
+  }
+}
+
+/** Reads a whole jailed file. */
+export async function readWhole(jail: PathJail, resolved: ResolvedPath, shown: string): Promise<Outcome<Buffer>> {
+  const opened = await openForRead(jail, resolved, shown);
+  if (!opened.ok) return opened;
+  try {
+    const info = await opened.value.stat();
+    if (info.isDirectory()) return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'read');
+    return ok(await opened.value.readFile());
+  } catch (error) {
+    return fsError(error, shown, 'read');
+  } finally {
+    await opened.value.close();
+  }
+}
+
+export interface AtomicWriteOptions {
+  /** `create`: fail if the file exists (decided atomically by link(2)); `overwrite`: replace it. */
+  mode: 'create' | 'overwrite';
+  /** Permission bits for a new file; an overwritten file keeps its own. */
+  fileMode?: number;
+}
+
+/**
+ * Writes a file so that a reader (or a crash) sees the old content or the new, never a mix: the data
+ * goes to a temp file in the same directory, opened through the jail, fsynced, then renamed over the
+ * target (or linked, for create-only, so an existing file is never replaced).
+ */
+export async function atomicWrite(
+  jail: PathJail,
+  target: ResolvedPath,
+  data: Buffer,
+  shown: string,
+  options: AtomicWriteOptions,
+): Promise<Outcome<{ created: boolean }>> {
+  const dir = path.dirname(target.real);
+  const temp: ResolvedPath = {
+    real: path.join(dir, `.${path.basename(target.real)}.keel-${randomBytes(6).toString('hex')}.tmp`),
+    exists: false,
+    root: target.root,
+  };
+  let existingMode: number | undefined;
+  let existed = false;
+  try {
+    const info = await stat(target.real);
+    if (info.isDirectory()) return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'write');
+    existingMode = info.mode & 0o7777;
+    existed = true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return fsError(error, shown, 'write');
+  }
+  if (options.mode === 'create' && existed) {
+    return fail('ALREADY_EXISTS', `file '${shown}' already exists`, {
+      hint: "Pass mode: 'overwrite' (with expectedSha256 to guard against lost updates), or pick another path.",
+    });
+  }
+  let handle: FileHandle;
+  try {
+    const opened = await jail.open(
+      temp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+      existingMode ?? options.fileMode ?? 0o644,
+    );
+    if (!opened.ok) return opened;
+    handle = opened.value;
+  } catch (error) {
+    return fsError(error, shown, 'write');
+  }
+  let renamed = false;
+  try {
+    await handle.writeFile(data);
+    if (existingMode !== undefined) await handle.chmod(existingMode);
+    await handle.sync();
+    await handle.close();
+    if (options.mode === 'create') {
+      try {
+        await link(temp.real, target.real);
+      } catch (error) {
+        return fsError(error, shown, 'create');
+      }
+    } else {
+      await rename(temp.real, target.real);
+      renamed = true;
+    }
+    await syncDirectory(dir);
+    return ok({ created: !existed });
+  } catch (error) {
+    return fsError(error, shown, 'write');
+  } finally {
+    await handle.close().catch(() => undefined);
+    if (!renamed) await unlink(temp.real).catch(() => undefined);
+  }
+}
+
+/** Makes a rename durable: the directory entry is on disk once its directory is synced. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => undefined);
+  if (handle === undefined) return;
+  await handle.sync().catch(() => undefined);
+  await handle.close();
+}
+
+/** Creates the missing parents of a jailed path, re-checking the jail after (a parent may have been swapped). */
+export async function ensureParents(jail: PathJail, target: ResolvedPath, shown: string): Promise<Outcome<void>> {
+  const dir = path.dirname(target.real);
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (error) {
+    return fsError(error, shown, 'create the parent directories of');
+  }
+  const again = await jail.resolve(dir);
+  if (!again.ok) return again;
+  return ok(undefined);
+}
+
+/** Whether a directory exists (no throw). */
+export async function parentExists(real: string): Promise<boolean> {
+  try {
+    return (await stat(path.dirname(real))).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The directory entry a path names, without following a final symlink: the parent resolved in the
+ * jail plus the last name. Delete and move act on the entry, so removing a link never removes what it points to.
+ */
+export async function entryOf(
+  jail: PathJail,
+  input: string,
+): Promise<Outcome<{ entry: string; root: string; isLink: boolean; exists: boolean }>> {
+  const absolute = path.resolve(jail.roots[0] ?? '/', input.startsWith('file://') ? fileURLToPath(input) : input);
+  if (jail.roots.includes(absolute)) {
+    return fail('INVALID_ARGUMENT', `path '${input}' is a root`, { hint: 'A root itself cannot be moved or deleted; name something inside it.' });
+  }
+  const name = path.basename(absolute);
+  const parent = await jail.resolve(path.dirname(absolute));
+  if (!parent.ok) return parent;
+  const entry = path.join(parent.value.real, name);
+  const info = await lstat(entry).catch(() => undefined);
+  return ok({ entry, root: parent.value.root, isLink: info?.isSymbolicLink() === true, exists: info !== undefined });
+}
+
+export function assertNotAborted(signal: AbortSignal): void {
+  if (signal.aborted) {
+    throw signal.reason instanceof KeelError ? signal.reason : new KeelError('CANCELLED', 'the call was cancelled');
+  }
+}

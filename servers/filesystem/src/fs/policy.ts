@@ -1,0 +1,74 @@
+import path from 'node:path';
+import { fail, ok, type Outcome } from '@keel/kit';
+import picomatch from 'picomatch';
+
+/** The filesystem server's own rules on top of the jail. */
+export interface FilesystemOptions {
+  /** Allow writes inside `.git/` directories (off by default: a writable `.git/config` is code execution for any git tool). */
+  allowGitWrites?: boolean;
+  /** Globs (relative to a root) that no tool may read, write or list. */
+  deny?: readonly string[];
+}
+
+/**
+ * What the server refuses beyond the jail: deny globs (for every access, and hidden from listings)
+ * and writes into `.git/`. Paths are judged relative to their root, after symlinks are resolved.
+ */
+export interface FsPolicy {
+  readonly allowGitWrites: boolean;
+  readonly deny: readonly string[];
+  /** Whether a path relative to its root is hidden by a deny glob (for walks). */
+  isDenied(relative: string): boolean;
+  checkRead(real: string, root: string, shown: string): Outcome<void>;
+  checkWrite(real: string, root: string, shown: string): Outcome<void>;
+}
+
+export function createFsPolicy(options: FilesystemOptions = {}): FsPolicy {
+  const deny = [...(options.deny ?? [])];
+  const matchers = deny.map((glob) => ({ glob, test: picomatch(glob, { dot: true }) }));
+  const allowGitWrites = options.allowGitWrites === true;
+
+  // A glob denies a path when it matches the path or any directory above it, so `secrets` covers `secrets/a.txt`.
+  const denyingGlob = (relative: string): string | undefined => {
+    if (relative === '' || matchers.length === 0) return undefined;
+    const parts = relative.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const prefix = parts.slice(0, i).join('/');
+      const hit = matchers.find((m) => m.test(prefix));
+      if (hit !== undefined) return hit.glob;
+    }
+    return undefined;
+  };
+
+  const checkRead = (real: string, root: string, shown: string): Outcome<void> => {
+    const glob = denyingGlob(relativeOf(root, real));
+    if (glob === undefined) return ok(undefined);
+    return fail('PERMISSION_DENIED', `path '${shown}' is denied by the server's deny glob '${glob}'`, {
+      hint: 'This path is off limits by server configuration (--deny); work with other files.',
+      details: { path: shown, glob },
+    });
+  };
+
+  return {
+    allowGitWrites,
+    deny,
+    isDenied: (relative) => denyingGlob(relative) !== undefined,
+    checkRead,
+    checkWrite(real, root, shown) {
+      const read = checkRead(real, root, shown);
+      if (!read.ok) return read;
+      if (!allowGitWrites && relativeOf(root, real).split('/').some((part) => part.toLowerCase() === '.git')) {
+        return fail('PERMISSION_DENIED', `path '${shown}' is inside a .git directory, which this server does not write`, {
+          hint: 'Use the git tools for repository changes. Writes into .git/ (hooks, config) would let any git command run arbitrary code; the server operator can allow them with --allow-git-writes.',
+          details: { path: shown },
+        });
+      }
+      return ok(undefined);
+    },
+  };
+}
+
+/** A real path relative to its root, with forward slashes ('' for the root itself). */
+export function relativeOf(root: string, real: string): string {
+  return path.relative(root, real).split(path.sep).join('/');
+}

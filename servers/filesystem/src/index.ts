@@ -1,0 +1,59 @@
+import { createServer, type AnyTool, type CreateServerOptions, type KeelServer } from '@keel/kit';
+import type { FsDeps } from './fs/access.js';
+import { createFsPolicy, type FilesystemOptions } from './fs/policy.js';
+import { applyPatchTool } from './tools/applyPatch.js';
+import { createDirectoryTool } from './tools/createDirectory.js';
+import { deleteTool } from './tools/delete.js';
+import { editFileTool } from './tools/editFile.js';
+import { findFilesTool } from './tools/findFiles.js';
+import { listDirectoryTool } from './tools/listDirectory.js';
+import { listRootsTool } from './tools/listRoots.js';
+import { moveTool } from './tools/move.js';
+import { readFilesTool } from './tools/readFiles.js';
+import { readFileTool } from './tools/readFile.js';
+import { searchTextTool } from './tools/searchText.js';
+import { statTool } from './tools/stat.js';
+import { treeTool } from './tools/tree.js';
+import { writeFileTool } from './tools/writeFile.js';
+
+export type { FilesystemOptions } from './fs/policy.js';
+
+/**
+ * The filesystem tools, built around one policy (deny globs, whether `.git/` may be written). Each
+ * call makes fresh tools with no shared state, so two servers in one process do not interfere.
+ */
+export function createFilesystemTools(options: FilesystemOptions = {}): AnyTool[] {
+  const deps: FsDeps = { policy: createFsPolicy(options) };
+  return [
+    listRootsTool(deps),
+    readFileTool(deps),
+    readFilesTool(deps),
+    listDirectoryTool(deps),
+    treeTool(deps),
+    findFilesTool(deps),
+    searchTextTool(deps),
+    statTool(deps),
+    writeFileTool(deps),
+    editFileTool(deps),
+    applyPatchTool(deps),
+    createDirectoryTool(deps),
+    moveTool(deps),
+    deleteTool(deps),
+  ];
+}
+
+/**
+ * A filesystem server for library use: the kit's server with these tools, jailed to `server.jail`.
+ * Use `createMcpServer()` on the result for any SDK transport, or `callTool` in-process.
+ */
+export function createFilesystemServer(
+  options: FilesystemOptions & Omit<CreateServerOptions, 'tools' | 'name' | 'version'> & { name?: string; version?: string },
+): KeelServer {
+  const { allowGitWrites, deny, name, version, ...server } = options;
+  return createServer({
+    ...server,
+    name: name ?? 'keel-filesystem',
+    version: version ?? '0.1.0',
+    tools: createFilesystemTools({ ...(allowGitWrites === undefined ? {} : { allowGitWrites }), ...(deny === undefined ? {} : { deny }) }),
+  });
+}

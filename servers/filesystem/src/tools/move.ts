@@ -1,0 +1,71 @@
+import { link, lstat, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { type FsDeps } from '../fs/access.js';
+import { entryOf, fsError } from '../fs/files.js';
+
+/** `move`: renames a file or directory inside the roots; never replaces a destination unless told to. */
+export function moveTool(deps: FsDeps): AnyTool {
+  return defineTool({
+    name: 'move',
+    title: 'Move or rename',
+    description:
+      'Moves or renames a file, directory or symlink (the link itself, not its target) within the roots. Fails with ALREADY_EXISTS if the destination exists, unless overwrite is true (then a file destination is replaced; a directory destination must be empty). Destructive only through overwrite.',
+    input: z.object({
+      source: z.string().describe('Path to move, relative to the first root or absolute inside a root.'),
+      destination: z.string().describe('New path (parent directory must exist).'),
+      overwrite: z.boolean().default(false).describe('Replace an existing destination.'),
+    }),
+    output: z.object({ source: z.string(), destination: z.string(), replaced: z.boolean().describe('Whether an existing destination was replaced.') }),
+    effect: 'destructive',
+    paths: { source: 'existing', destination: 'any' },
+    render: (out) => `moved ${out.source} -> ${out.destination}${out.replaced ? ' (replaced the destination)' : ''}`,
+    handler: async (input, ctx) => {
+      const from = await entryOf(ctx.jail, input.source);
+      if (!from.ok) return from;
+      const to = await entryOf(ctx.jail, input.destination);
+      if (!to.ok) return to;
+      const fromShown = ctx.jail.display(from.value.entry);
+      const toShown = ctx.jail.display(to.value.entry);
+      for (const [entry, root, shown] of [
+        [from.value.entry, from.value.root, fromShown],
+        [to.value.entry, to.value.root, toShown],
+      ] as const) {
+        const verdict = deps.policy.checkWrite(entry, root, shown);
+        if (!verdict.ok) return verdict;
+      }
+      if (!from.value.exists) return fail('NOT_FOUND', `source '${fromShown}' does not exist`, { hint: 'Check the path; list the parent directory.' });
+      if (from.value.entry === to.value.entry) return ok({ source: fromShown, destination: toShown, replaced: false });
+      const info = await lstat(from.value.entry);
+      if (info.isDirectory() && (to.value.entry + path.sep).startsWith(from.value.entry + path.sep)) {
+        return fail('INVALID_ARGUMENT', `cannot move '${fromShown}' into itself ('${toShown}')`, { hint: 'Pick a destination outside the source directory.' });
+      }
+      if (to.value.exists && !input.overwrite) {
+        return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, { hint: 'Pass overwrite: true to replace it, or pick another destination.' });
+      }
+      try {
+        if (!input.overwrite && !info.isDirectory()) {
+          // link(2) refuses an existing name, so a destination created meanwhile is never clobbered.
+          await link(from.value.entry, to.value.entry);
+          await unlink(from.value.entry);
+        } else {
+          await rename(from.value.entry, to.value.entry);
+        }
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && !(await lstat(path.dirname(to.value.entry)).catch(() => undefined))) {
+          return fail('NOT_FOUND', `the parent directory of '${toShown}' does not exist`, { hint: 'Create it with create_directory first.' });
+        }
+        if (code === 'EPERM' && !info.isDirectory()) {
+          // Some filesystems refuse hard links; fall back to a checked rename.
+          if (await lstat(to.value.entry).catch(() => undefined)) return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, { hint: 'Pass overwrite: true to replace it.' });
+          await rename(from.value.entry, to.value.entry);
+          return ok({ source: fromShown, destination: toShown, replaced: false });
+        }
+        return fsError(error, toShown, 'move to');
+      }
+      return ok({ source: fromShown, destination: toShown, replaced: to.value.exists });
+    },
+  });
+}

@@ -1,0 +1,261 @@
+import { constants } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type ResolvedPath, type Truncation } from '@keel/kit';
+import picomatch from 'picomatch';
+import * as z from 'zod';
+import { checkedPath, type FsDeps } from '../fs/access.js';
+import { looksBinary } from '../fs/files.js';
+import { walk, type WalkEntry } from '../fs/walk.js';
+
+const lineTextCap = 400;
+const readAhead = 8;
+
+const matchSchema = z.object({
+  path: z.string().describe('Relative to `path`.'),
+  line: z.number().describe('1-based line number.'),
+  column: z.number().describe('1-based column (UTF-16 code units) of the match.'),
+  text: z.string().describe(`The matching line, cut to ${lineTextCap} characters around the match.`),
+  before: z.array(z.string()).optional().describe('Context lines before.'),
+  after: z.array(z.string()).optional().describe('Context lines after.'),
+});
+
+type Match = z.output<typeof matchSchema>;
+
+interface SearchCursor {
+  /** Index (among searched files, in walk order) of the file to resume in. */
+  f: number;
+  /** Matches of that file already returned. */
+  k: number;
+}
+
+type Loaded =
+  | { kind: 'text'; entry: WalkEntry; text: string }
+  | { kind: 'binary' | 'tooLarge' | 'unreadable'; entry: WalkEntry };
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function globTester(globs: readonly string[]): ((rel: string) => boolean) | undefined {
+  if (globs.length === 0) return undefined;
+  const testers = globs.map((glob) => picomatch(glob, { dot: true, basename: !glob.includes('/') }));
+  return (rel) => testers.some((test) => test(rel));
+}
+
+function clip(line: string, column: number): string {
+  if (line.length <= lineTextCap) return line;
+  const start = Math.max(0, Math.min(column - lineTextCap / 4, line.length - lineTextCap));
+  return `${start > 0 ? '…' : ''}${line.slice(start, start + lineTextCap)}${start + lineTextCap < line.length ? '…' : ''}`;
+}
+
+/**
+ * `search_text`: regex or literal search through file contents under a directory, with every limit a
+ * model needs — matches per file and in total, file size, time — stopping as soon as it is full.
+ */
+export function searchTextTool(deps: FsDeps): AnyTool {
+  return defineTool({
+    name: 'search_text',
+    title: 'Search file contents',
+    description:
+      'Searches file contents for a regular expression (JavaScript syntax) or a literal string, line by line, under a directory. Filters by include/exclude globs (a glob without "/" matches names at any depth); skips binary files, files over maxFileBytes, .gitignored paths and .git. Stops when maxMatches is reached or the time budget runs out; follow truncated.nextCursor to continue.',
+    input: z.object({
+      pattern: z.string().min(1).max(1000).describe('Regular expression, or literal text when literal is true.'),
+      literal: z.boolean().default(false).describe('Treat pattern as plain text.'),
+      caseSensitive: z.boolean().default(true).describe('Match case exactly.'),
+      path: z.string().default('.').describe('Directory (or a single file) to search, relative to the first root.'),
+      include: z.array(z.string().max(1000)).max(50).default([]).describe('Only files matching one of these globs.'),
+      exclude: z.array(z.string().max(1000)).max(50).default([]).describe('Skip files and directories matching one of these globs.'),
+      contextLines: z.number().int().min(0).max(10).default(0).describe('Lines of context before and after each match.'),
+      maxMatchesPerFile: z.number().int().min(1).max(1000).default(20).describe('Stop reporting a file after this many matches.'),
+      maxMatches: z.number().int().min(1).max(2000).default(100).describe('Maximum matches to return (default 100, at most 2000).'),
+      maxFileBytes: z.number().int().min(1).max(67_108_864).default(2_097_152).describe('Skip files larger than this (default 2 MiB).'),
+      gitignore: z.boolean().default(true).describe('Skip what .gitignore files ignore, and .git itself.'),
+      hidden: z.boolean().default(false).describe('Include dotfiles and dot-directories.'),
+      timeBudgetMs: z.number().int().min(100).max(60_000).default(10_000).describe('Stop after this long and return what was found, with a cursor.'),
+      cursor: cursorArg,
+    }),
+    output: z.object({
+      path: z.string(),
+      matches: z.array(matchSchema),
+      filesSearched: z.number(),
+      filesWithMatches: z.number(),
+      skipped: z.object({
+        binary: z.number(),
+        tooLarge: z.number().describe('Files over maxFileBytes.'),
+        unreadable: z.number(),
+      }),
+      stoppedBy: z.enum(['maxMatches', 'timeBudget']).optional().describe('Why the search stopped before the end.'),
+      truncated: truncationSchema.optional(),
+    }),
+    effect: 'read',
+    paths: { path: 'existing' },
+    cursorIgnores: ['maxMatches', 'timeBudgetMs'],
+    render: (out) => {
+      const lines: string[] = [];
+      for (const m of out.matches) {
+        for (const [i, text] of (m.before ?? []).entries()) lines.push(`${m.path}-${m.line - (m.before?.length ?? 0) + i}-${text}`);
+        lines.push(`${m.path}:${m.line}:${m.text}`);
+        for (const [i, text] of (m.after ?? []).entries()) lines.push(`${m.path}-${m.line + 1 + i}-${text}`);
+      }
+      lines.push(
+        `${out.matches.length} matches in ${out.filesWithMatches} files (${out.filesSearched} searched)${out.stoppedBy === undefined ? '' : `; stopped by ${out.stoppedBy}, pass cursor "${out.truncated?.nextCursor}" to continue`}`,
+      );
+      return lines.join('\n');
+    },
+    handler: async (input, ctx) => {
+      const checked = checkedPath(ctx, deps, 'path', 'read');
+      if (!checked.ok) return checked;
+      const { resolved, shown } = checked.value;
+      const decoded = ctx.decodeCursor(input.cursor);
+      if (!decoded.ok) return decoded;
+      const resume = (decoded.value as SearchCursor | undefined) ?? { f: 0, k: 0 };
+      let regex: RegExp;
+      try {
+        regex = new RegExp(input.literal ? escapeRegExp(input.pattern) : input.pattern, input.caseSensitive ? 'g' : 'gi');
+      } catch (error) {
+        return fail('INVALID_ARGUMENT', `pattern is not a valid regular expression: ${(error as Error).message}`, {
+          hint: 'Fix the regex (JavaScript syntax), or pass literal: true to search for the text as is.',
+        });
+      }
+      const quick = new RegExp(regex.source, input.caseSensitive ? 'm' : 'mi');
+      const included = globTester(input.include);
+      const excluded = globTester(input.exclude);
+      const started = Date.now();
+
+      const info = await ctx.jail.open(resolved, constants.O_RDONLY).then(async (opened) => {
+        if (!opened.ok) return undefined;
+        const stat = await opened.value.stat();
+        await opened.value.close();
+        return stat;
+      });
+      const single = info !== undefined && !info.isDirectory();
+      const files: AsyncGenerator<WalkEntry> = single
+        ? (async function* () {
+            yield { rel: shown.slice(shown.lastIndexOf('/') + 1), real: resolved.real, type: 'file' as const, depth: 1 };
+          })()
+        : walk({
+            base: resolved.real,
+            root: resolved.root,
+            policy: deps.policy,
+            gitignore: input.gitignore,
+            hidden: input.hidden,
+            maxDepth: 1000,
+            order: 'depth-first',
+            signal: ctx.signal,
+            skip: (rel, type) => (excluded?.(rel) ?? false) || (type === 'file' && included !== undefined && !included(rel)),
+          });
+
+      const load = async (entry: WalkEntry): Promise<Loaded> => {
+        let handle: FileHandle | undefined;
+        try {
+          const opened = await ctx.jail.open({ real: entry.real, exists: true, root: resolved.root } satisfies ResolvedPath, constants.O_RDONLY);
+          if (!opened.ok) return { kind: 'unreadable', entry };
+          handle = opened.value;
+          const stat = await handle.stat();
+          if (stat.size > input.maxFileBytes) return { kind: 'tooLarge', entry };
+          const data = await handle.readFile();
+          if (looksBinary(data)) return { kind: 'binary', entry };
+          return { kind: 'text', entry, text: data.toString('utf8') };
+        } catch {
+          return { kind: 'unreadable', entry };
+        } finally {
+          await handle?.close().catch(() => undefined);
+        }
+      };
+
+      const matches: Match[] = [];
+      const skipped = { binary: 0, tooLarge: 0, unreadable: 0 };
+      let filesSearched = 0;
+      let filesWithMatches = 0;
+      let fileIndex = -1;
+      let stoppedBy: 'maxMatches' | 'timeBudget' | undefined;
+      let next: SearchCursor | undefined;
+      const pending: Promise<Loaded>[] = [];
+      const iterator = files[Symbol.asyncIterator]();
+      let exhausted = false;
+      const fill = async () => {
+        while (!exhausted && pending.length < readAhead) {
+          const step = await iterator.next();
+          if (step.done === true) {
+            exhausted = true;
+            break;
+          }
+          if (step.value.type !== 'file') continue;
+          fileIndex++;
+          if (fileIndex < resume.f) continue; // Searched on an earlier page.
+          pending.push(load(step.value));
+        }
+      };
+      let current = resume.f - 1;
+      for (;;) {
+        await fill();
+        const loaded = await pending.shift();
+        if (loaded === undefined) break;
+        current++;
+        if (Date.now() - started > input.timeBudgetMs || ctx.signal.aborted) {
+          stoppedBy = 'timeBudget';
+          next = { f: current, k: current === resume.f ? resume.k : 0 };
+          break;
+        }
+        if (loaded.kind !== 'text') {
+          skipped[loaded.kind]++;
+          continue;
+        }
+        filesSearched++;
+        const text = loaded.text;
+        if (!quick.test(text)) continue;
+        const skip = current === resume.f ? resume.k : 0;
+        const lines = text.split('\n');
+        let found = 0;
+        let cutHere = false;
+        for (let i = 0; i < lines.length; i++) {
+          const line = lines[i]!.endsWith('\r') ? lines[i]!.slice(0, -1) : lines[i]!;
+          regex.lastIndex = 0;
+          const hit = regex.exec(line);
+          if (hit === null) continue;
+          found++;
+          if (found <= skip) continue;
+          if (found > input.maxMatchesPerFile) break;
+          if (matches.length === input.maxMatches) {
+            cutHere = true;
+            break;
+          }
+          const context = input.contextLines;
+          matches.push({
+            path: loaded.entry.rel,
+            line: i + 1,
+            column: hit.index + 1,
+            text: clip(line, hit.index),
+            ...(context === 0 ? {} : { before: lines.slice(Math.max(0, i - context), i).map((l) => clip(l.replace(/\r$/, ''), 0)) }),
+            ...(context === 0 ? {} : { after: lines.slice(i + 1, i + 1 + context).map((l) => clip(l.replace(/\r$/, ''), 0)) }),
+          });
+        }
+        if (found > skip) filesWithMatches++;
+        if (cutHere) {
+          stoppedBy = 'maxMatches';
+          next = { f: current, k: found - 1 };
+          break;
+        }
+        if (matches.length === input.maxMatches) {
+          // Full exactly at a file's end: there may be nothing more, but only the next page can tell.
+          stoppedBy = 'maxMatches';
+          next = { f: current + 1, k: 0 };
+          break;
+        }
+      }
+      await iterator.return?.(undefined);
+      await Promise.allSettled(pending);
+      let truncated: Truncation | undefined;
+      if (next !== undefined) truncated = { limit: input.maxMatches, unit: 'items', nextCursor: ctx.encodeCursor(next) };
+      return ok({
+        path: shown,
+        matches,
+        filesSearched,
+        filesWithMatches,
+        skipped,
+        ...(stoppedBy === undefined ? {} : { stoppedBy }),
+        ...(truncated === undefined ? {} : { truncated }),
+      });
+    },
+  });
+}

@@ -1,0 +1,77 @@
+import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { checkedPath, type FsDeps } from '../fs/access.js';
+import { atomicWrite, ensureParents, parentExists, readWhole, sha256Of } from '../fs/files.js';
+
+/** `write_file`: writes a whole file atomically, with create-only mode and a sha256 precondition. */
+export function writeFileTool(deps: FsDeps): AnyTool {
+  return defineTool({
+    name: 'write_file',
+    title: 'Write a file',
+    description:
+      'Writes the whole content of a file atomically (temp file, fsync, rename): readers and crashes see the old or the new content, never a mix. mode "create" fails if the file exists; "overwrite" (default) replaces it, and with expectedSha256 only if the file still has that hash (from read_file), so a concurrent change is not lost. Returns the new sha256.',
+    input: z.object({
+      path: z.string().describe('File to write, relative to the first root or absolute inside a root.'),
+      content: z.string().max(16_777_216).describe('The full new content.'),
+      encoding: z.enum(['utf8', 'base64']).default('utf8').describe('How content is encoded; base64 for binary data.'),
+      mode: z.enum(['create', 'overwrite']).default('overwrite').describe('"create": only if the file does not exist; "overwrite": replace it.'),
+      expectedSha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional()
+        .describe('Overwrite only if the current file has this SHA-256 (hex, from read_file).'),
+      createParents: z.boolean().default(false).describe('Create missing parent directories.'),
+    }),
+    output: z.object({
+      path: z.string(),
+      bytes: z.number(),
+      sha256: z.string().describe('SHA-256 of the new content.'),
+      created: z.boolean().describe('Whether the file did not exist before.'),
+    }),
+    effect: 'write',
+    idempotent: true,
+    paths: { path: 'any' },
+    render: (out) => `${out.created ? 'created' : 'wrote'} ${out.path} (${out.bytes} bytes, sha256 ${out.sha256})`,
+    handler: async (input, ctx) => {
+      const checked = checkedPath(ctx, deps, 'path', 'write');
+      if (!checked.ok) return checked;
+      const { resolved, shown } = checked.value;
+      const data = Buffer.from(input.content, input.encoding);
+      if (input.expectedSha256 !== undefined) {
+        if (input.mode === 'create') {
+          return fail('INVALID_ARGUMENT', 'expectedSha256 cannot be used with mode "create"', {
+            hint: 'expectedSha256 guards an overwrite; drop it, or use mode "overwrite".',
+          });
+        }
+        const current = await readWhole(ctx.jail, resolved, shown);
+        if (!current.ok) {
+          if (current.error.code === 'NOT_FOUND') {
+            return fail('PRECONDITION_FAILED', `file '${shown}' does not exist, so it cannot have the expected sha256`, {
+              hint: 'Drop expectedSha256 to create it, or check the path.',
+            });
+          }
+          return current;
+        }
+        const actual = sha256Of(current.value);
+        if (actual !== input.expectedSha256) {
+          return fail('PRECONDITION_FAILED', `file '${shown}' changed: its sha256 is ${actual}, not the expected ${input.expectedSha256}`, {
+            hint: 'Read the file again, re-apply your change to the current content, and pass the new sha256.',
+            details: { actualSha256: actual },
+          });
+        }
+      }
+      if (!(await parentExists(resolved.real))) {
+        if (!input.createParents) {
+          return fail('NOT_FOUND', `the parent directory of '${shown}' does not exist`, {
+            hint: 'Pass createParents: true, or create it with create_directory.',
+          });
+        }
+        const made = await ensureParents(ctx.jail, resolved, shown);
+        if (!made.ok) return made;
+      }
+      const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: input.mode });
+      if (!written.ok) return written;
+      return ok({ path: shown, bytes: data.length, sha256: sha256Of(data), created: written.value.created });
+    },
+  });
+}
