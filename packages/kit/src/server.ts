@@ -76,7 +76,8 @@ export interface CallOptions {
   sessionId?: string;
   /** The jail for this call when narrower than the server's (client roots). */
   jail?: PathJail;
-  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+  /** Delivers a progress notification; the call's result waits for these so none arrives after it. */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => Promise<void> | void;
 }
 
 /**
@@ -317,6 +318,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
       );
       timer.unref();
 
+      const pendingProgress: Promise<unknown>[] = [];
       const cursorBinding = () => {
         const args = { ...input };
         delete args['cursor'];
@@ -342,11 +344,12 @@ export function createServer(options: CreateServerOptions): KeelServer {
           return Array.isArray(value) ? value : [value];
         },
         progress(progress, total, message) {
-          call.onProgress?.({
+          const sent = call.onProgress?.({
             progress,
             ...(total === undefined ? {} : { total }),
             ...(message === undefined ? {} : { message }),
           });
+          if (sent !== undefined) pendingProgress.push(sent);
         },
         decodeCursor: (cursor) =>
           cursor === undefined ? ok(undefined) : cursors.decode(cursorBinding(), cursor),
@@ -423,6 +426,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
         } catch (error) {
           if (!(error instanceof KeelError)) logger.error('tool handler threw', { tool: spec.name, error });
           return { ok: false, error: toToolError(error) };
+        } finally {
+          await Promise.allSettled(pendingProgress);
         }
       };
       const render = (outcome: Outcome<unknown>): CallToolResult =>
@@ -628,11 +633,10 @@ export function createServer(options: CreateServerOptions): KeelServer {
         ...(progressToken === undefined
           ? {}
           : {
-              onProgress: (progress) => {
+              onProgress: (progress) =>
                 ctx.mcpReq
                   .notify({ method: 'notifications/progress', params: { progressToken, ...progress } })
-                  .catch((error: unknown) => logger.debug('progress notification dropped', { error }));
-              },
+                  .catch((error: unknown) => logger.debug('progress notification dropped', { error })),
             }),
       });
     });

@@ -75,6 +75,8 @@ export async function runServerCli<TExtra = Record<string, never>>(
     .description(cli.description)
     .version(cli.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // Root options belong to serving; `audit verify --state-dir` must reach the subcommand.
+    .enablePositionalOptions()
     .configureOutput({ writeOut: (text) => stderr.write(text), writeErr: (text) => stderr.write(text) })
     .exitOverride();
 
