@@ -17,6 +17,8 @@ export interface Repo {
 }
 
 // Config keys naming a program the repository wants git to run, and the value that disarms each.
+// (remote.<name>.uploadpack/receivepack keep their first value, so `-c` cannot override them: the
+// transport tools pass --upload-pack / --receive-pack on the command line instead.)
 const driverKeys: Record<string, string> = {
   'filter.clean': '',
   'filter.smudge': '',
@@ -25,8 +27,6 @@ const driverKeys: Record<string, string> = {
   'diff.textconv': '',
   'diff.command': '',
   'merge.driver': '',
-  'remote.uploadpack': 'git-upload-pack',
-  'remote.receivepack': 'git-receive-pack',
 };
 const safeSubsection = /^[A-Za-z0-9._/@+ -]{1,200}$/;
 

@@ -62,6 +62,9 @@ export function hardeningConfig(options: ResolvedGitOptions): string[] {
   return pairs;
 }
 
+/** Options for every command that talks to a remote: the standard programs, whatever a remote's config names. */
+export const transportPrograms = { fetch: '--upload-pack=git-upload-pack', push: '--receive-pack=git-receive-pack' } as const;
+
 /** The environment git runs with: no system or global config, no prompts, no editor, literal pathspecs. */
 export function gitEnvironment(options: ResolvedGitOptions, roots: readonly string[]): Record<string, string> {
   const env: Record<string, string> = {

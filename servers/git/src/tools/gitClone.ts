@@ -5,7 +5,7 @@ import { currentBranch, headSha } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { checkUrl } from '../git/remote.js';
 import { openRepo } from '../git/repo.js';
-import { gitFailure, runGit } from '../git/runGit.js';
+import { gitFailure, runGit, transportPrograms } from '../git/runGit.js';
 
 /** `git_clone`: copies a repository (a local one inside the roots, or a URL on an allowed transport) into the roots. */
 export function gitCloneTool(options: ResolvedGitOptions): AnyTool {
@@ -37,7 +37,7 @@ export function gitCloneTool(options: ResolvedGitOptions): AnyTool {
         return fail('INVALID_ARGUMENT', `'${input.branch}' is not a valid branch name`, { hint: 'Use letters, digits, . _ / - and do not start with -.' });
       }
       const source = url.value.localPath ?? input.url;
-      const args = ['clone', '--quiet', '--no-local', '--template=', '--no-recurse-submodules'];
+      const args = ['clone', transportPrograms.fetch, '--quiet', '--no-local', '--template=', '--no-recurse-submodules'];
       if (input.branch !== undefined) args.push(`--branch=${input.branch}`);
       if (input.depth !== undefined) args.push(`--depth=${input.depth}`);
       args.push('--end-of-options', source, target.real);

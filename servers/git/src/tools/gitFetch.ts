@@ -4,7 +4,7 @@ import { repoArg } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { refChanges, snapshotRefs } from '../git/refsSnapshot.js';
 import { checkRemote } from '../git/remote.js';
-import { gitFailure } from '../git/runGit.js';
+import { gitFailure, transportPrograms } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
 
 export const remoteArg = z.string().min(1).max(100).default('origin').describe('A configured remote name (default "origin"); URLs are not accepted.');
@@ -32,7 +32,7 @@ export function gitFetchTool(options: ResolvedGitOptions): AnyTool {
       if (!urls.ok) return urls;
       const prefix = `refs/remotes/${input.remote}/`;
       const before = await snapshotRefs(repo, prefix);
-      const result = await repo.git(['fetch', '--quiet', '--no-recurse-submodules', ...(input.prune ? ['--prune'] : []), '--end-of-options', input.remote]);
+      const result = await repo.git(['fetch', transportPrograms.fetch, '--quiet', '--no-recurse-submodules', ...(input.prune ? ['--prune'] : []), '--end-of-options', input.remote]);
       if (result.exitCode !== 0) return gitFailure(`git fetch ${input.remote}`, result, 'Check that the remote is reachable and its URL is right.');
       const updated = refChanges(before, await snapshotRefs(repo, prefix));
       return ok({ repo: repo.display, remote: input.remote, urls: urls.value, updated });

@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { checkNewRefName, currentBranch, headSha, repoArg } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { checkRemote } from '../git/remote.js';
-import { gitFailure } from '../git/runGit.js';
+import { gitFailure, transportPrograms } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
 import { remoteArg } from './gitFetch.js';
 
@@ -45,7 +45,7 @@ export function gitPullTool(options: ResolvedGitOptions): AnyTool {
       if (!refused.ok) return refused;
       const previous = (await headSha(repo)) ?? null;
       const mode = input.strategy === 'ff-only' ? ['--ff-only'] : input.strategy === 'merge' ? ['--no-rebase', '--no-edit'] : ['--rebase'];
-      const result = await repo.git(['pull', '--quiet', '--no-recurse-submodules', ...mode, ...(options.enableHooks ? [] : ['--no-verify']), '--end-of-options', input.remote, branch]);
+      const result = await repo.git(['pull', transportPrograms.fetch, '--quiet', '--no-recurse-submodules', ...mode, ...(options.enableHooks ? [] : ['--no-verify']), '--end-of-options', input.remote, branch]);
       if (result.exitCode !== 0) {
         return gitFailure(`git pull ${input.remote} ${branch}`, result, input.strategy === 'ff-only' ? 'The histories diverged: pull with strategy "merge" or "rebase", or reset.' : 'Resolve the conflicts shown by git_status, then commit.');
       }

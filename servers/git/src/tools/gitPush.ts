@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { checkNewRefName, currentBranch, repoArg } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { checkRemote } from '../git/remote.js';
-import { gitFailure } from '../git/runGit.js';
+import { gitFailure, transportPrograms } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
 import { remoteArg } from './gitFetch.js';
 
@@ -75,7 +75,7 @@ export function gitPushTool(options: ResolvedGitOptions): AnyTool {
       const local = await repo.git(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}`]);
       if (local.exitCode !== 0) return fail('NOT_FOUND', `branch '${branch}' does not exist in '${repo.display}'`, { hint: 'Push an existing local branch (see git_branch_list).' });
       const refspec = `refs/heads/${branch}:refs/heads/${branch}`;
-      const args = ['push', '--porcelain', '--no-recurse-submodules'];
+      const args = ['push', transportPrograms.push, '--porcelain', '--no-recurse-submodules'];
       if (input.force === 'with-lease') args.push('--force-with-lease');
       if (input.setUpstream) args.push('--set-upstream');
       if (!options.enableHooks) args.push('--no-verify');
