@@ -122,7 +122,12 @@ export async function atomicWrite(
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
       existingMode ?? options.fileMode ?? 0o644,
     );
-    if (!opened.ok) return opened;
+    if (!opened.ok) {
+      // O_CREAT already made the file where the swapped path led before the descriptor check refused it.
+      // The name is random and O_EXCL made it ours, so removing it removes nothing else.
+      if (opened.error.code === 'OUTSIDE_ROOTS') await unlink(temp.real).catch(() => undefined);
+      return opened;
+    }
     handle = opened.value;
   } catch (error) {
     return fsError(error, shown, 'write');
