@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { KeelError, type PathJail } from '@keel/kit';
+
+const skipDirs = new Set(['node_modules', '.git', 'target', '__pycache__', '.pytest_cache', '.venv', 'venv', '.tox', '.turbo', 'coverage']);
+const maxFiles = 50_000;
+
+export type GitRunner = (args: readonly string[], cwd: string) => Promise<{ exitCode: number | null; stdout: string }>;
+
+/**
+ * A hash of the files a run depends on, uncommitted edits included: in a git work tree, every
+ * tracked and untracked-but-not-ignored file of the repository (a package imports its siblings);
+ * elsewhere, the files under the project directory minus dependency and build directories.
+ */
+export async function hashInputs(projectDir: string, jail: PathJail, git: GitRunner): Promise<{ hash: string; files: number }> {
+  let base = projectDir;
+  let files: string[] | undefined;
+  const top = await git(['rev-parse', '--show-toplevel'], projectDir).catch(() => undefined);
+  const topDir = top?.exitCode === 0 ? top.stdout.trim() : '';
+  if (topDir !== '' && jail.contains(topDir)) {
+    const listed = await git(['ls-files', '-z', '--cached', '--others', '--exclude-standard'], topDir);
+    if (listed.exitCode === 0) {
+      base = topDir;
+      files = [...new Set(listed.stdout.split('\0').filter(Boolean))];
+    }
+  }
+  files ??= await walk(projectDir);
+  if (files.length > maxFiles) {
+    throw new KeelError('RESOURCE_LIMIT', `the project has ${files.length} files, more than the ${maxFiles} the cache hashes`, {
+      hint: 'Run with fresh: true to skip the cache, or point the server at a smaller root.',
+    });
+  }
+  files.sort();
+  const digests = new Array<string>(files.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const index = next++;
+      digests[index] = await digestOf(path.join(base, files[index]!));
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  const hash = createHash('sha256');
+  files.forEach((file, i) => hash.update(`${file}\0${digests[i]}\n`));
+  return { hash: hash.digest('hex'), files: files.length };
+}
+
+async function digestOf(file: string): Promise<string> {
+  try {
+    const info = await lstat(file);
+    if (info.isSymbolicLink()) return `link:${await readlink(file)}`;
+    if (!info.isFile()) return 'other';
+    return createHash('sha256').update(await readFile(file)).digest('hex');
+  } catch {
+    // A tracked file deleted in the work tree is part of the state too.
+    return 'missing';
+  }
+}
+
+async function walk(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (dir: string) => {
+    if (out.length > maxFiles) return;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (!skipDirs.has(entry.name)) await visit(full);
+      } else out.push(path.relative(root, full));
+    }
+  };
+  await visit(root);
+  return out;
+}

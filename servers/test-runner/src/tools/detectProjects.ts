@@ -1,0 +1,90 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { budgetArg, cursorArg, defineTool, KeelError, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { adapters } from '../frameworks/registry.js';
+import { frameworkNames } from '../frameworks/types.js';
+import { detectProjects } from '../projects/detect.js';
+import type { RunnerDeps } from '../runs/execute.js';
+
+/** `detect_projects`: the test projects under the roots, with framework, version and the command a run uses. */
+export function detectProjectsTool(deps: RunnerDeps): AnyTool {
+  return defineTool({
+    name: 'detect_projects',
+    title: 'Detect test projects',
+    description:
+      'Finds the test projects under the roots (vitest, jest, node:test, mocha, pytest, go, cargo; several per monorepo) and says for each the framework, its installed version, what gave it away, the reporter read, and the command run_tests will run.',
+    input: z.object({
+      limit: budgetArg({ default: 50, max: 500, unit: 'items', what: 'projects' }),
+      cursor: cursorArg,
+    }),
+    output: z.object({
+      projects: z.array(
+        z.object({
+          id: z.string().describe('Pass as `project` to the other tools.'),
+          dir: z.string(),
+          framework: z.enum(frameworkNames),
+          version: z.string().optional().describe('Installed version, when it could be found.'),
+          detectedBy: z.string().describe('The file that identified it.'),
+          reporter: z.string().describe('The machine-readable output that is read.'),
+          command: z.array(z.string()).describe('What a full run executes (report files under <scratch>).'),
+          problem: z.string().optional().describe('Why it cannot run as is (e.g. the framework is not installed).'),
+        }),
+      ),
+      total: z.number(),
+      capped: z.boolean().describe('True when the directory walk hit its cap; deeper projects may be missing.'),
+      truncated: truncationSchema.optional(),
+    }),
+    effect: 'read',
+    cursorIgnores: ['limit'],
+    render: (out) =>
+      out.projects.length === 0
+        ? 'no test projects found'
+        : out.projects.map((p) => `${p.id} ${p.version ?? '?'} — ${p.command.join(' ')}${p.problem === undefined ? '' : ` (${p.problem})`}`).join('\n'),
+    handler: async (input, ctx) => {
+      const detection = await detectProjects(ctx.jail, deps.configured);
+      const page = ctx.list(detection.projects, { limit: input.limit, cursor: input.cursor });
+      if (!page.ok) return page;
+      const probe = async (command: string, args: readonly string[], cwd: string) => {
+        const result = await ctx.run({ command, args, cwd, timeoutMs: 20_000, maxOutputBytes: 64 * 1024, baseEnv: deps.env });
+        return { exitCode: result.exitCode, stdout: result.stdout.text, stderr: result.stderr.text };
+      };
+      const projects = [];
+      for (const project of page.value.items) {
+        const adapter = adapters[project.framework];
+        const scratchDir = await mkdtemp(path.join(tmpdir(), 'keel-test-detect-'));
+        const context = { project, scratchDir, nodePath: deps.nodePath };
+        let command: string[] = [];
+        let problem: string | undefined;
+        let version: string | undefined;
+        try {
+          const plan = await adapter.planRun({ files: [] }, context);
+          command = [path.basename(plan.command), ...plan.args.map((a) => a.replaceAll(scratchDir, '<scratch>'))];
+          version = await adapter.version(context, probe).catch(() => undefined);
+        } catch (error) {
+          if (!(error instanceof KeelError)) throw error;
+          problem = error.message;
+        } finally {
+          await rm(scratchDir, { recursive: true, force: true });
+        }
+        projects.push({
+          id: project.id,
+          dir: project.displayDir,
+          framework: project.framework,
+          ...(version === undefined ? {} : { version }),
+          detectedBy: project.detectedBy,
+          reporter: adapter.reporter,
+          command,
+          ...(problem === undefined ? {} : { problem }),
+        });
+      }
+      return ok({
+        projects,
+        total: page.value.total,
+        capped: detection.capped,
+        ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
+      });
+    },
+  });
+}

@@ -1,0 +1,88 @@
+import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Outcome } from '@keel/kit';
+import * as z from 'zod';
+import type { RunnerDeps } from '../runs/execute.js';
+import { errorSchema, failureSchema, fileSummarySchema, projectRefSchema, totalsSchema } from '../runs/present.js';
+import { outcomes, type RunRecord } from '../runs/record.js';
+import { isRunId } from '../runs/store.js';
+
+export const runIdArg = z.string().min(1).max(64).describe('A runId returned by run_tests, rerun_failed or classify_flaky.');
+
+export async function loadRun(deps: RunnerDeps, runId: string): Promise<Outcome<RunRecord>> {
+  const record = isRunId(runId) ? await deps.store.get(runId) : undefined;
+  if (record === undefined) {
+    return fail('NOT_FOUND', `run '${runId}' was not found`, {
+      hint: isRunId(runId)
+        ? 'Runs are kept in the state directory; older ones are pruned. Run the tests again with run_tests.'
+        : 'Run ids look like run_0123456789abcdef; take one from a run_tests result.',
+    });
+  }
+  return { ok: true, value: record };
+}
+
+const sections = ['failures', 'errors', 'files', 'stdout', 'stderr'] as const;
+
+/** `get_run`: a stored run, one section at a time, paged. */
+export function getRunTool(deps: RunnerDeps): AnyTool {
+  return defineTool({
+    name: 'get_run',
+    title: 'Get a past run',
+    description:
+      'Reads a stored run by runId: its outcome and totals, plus one section paged with a cursor — failures, errors (load/compile), files (per-file counts), or the captured stdout/stderr.',
+    input: z.object({
+      runId: runIdArg,
+      section: z.enum(sections).default('failures').describe('What to page through.'),
+      limit: budgetArg({ default: 20, max: 200, unit: 'items', what: 'failures, errors or files' }),
+      maxBytes: budgetArg({ default: 16_384, max: 262_144, unit: 'bytes', what: 'log text' }),
+      cursor: cursorArg,
+    }),
+    output: z.object({
+      runId: z.string(),
+      createdAt: z.string(),
+      project: projectRefSchema,
+      selection: z.object({ files: z.array(z.string()), testNamePattern: z.string().optional() }),
+      outcome: z.enum(outcomes),
+      reason: z.string().optional(),
+      totals: totalsSchema,
+      durationMs: z.number(),
+      section: z.enum(sections),
+      failures: z.array(failureSchema).optional(),
+      errors: z.array(errorSchema).optional(),
+      files: z.array(fileSummarySchema).optional(),
+      text: z.string().optional().describe('The log page (stdout/stderr sections).'),
+      total: z.number().describe('Items in the section, or bytes of the log.'),
+      truncated: truncationSchema.optional(),
+    }),
+    effect: 'read',
+    cursorIgnores: ['limit', 'maxBytes'],
+    handler: async (input, ctx) => {
+      const loaded = await loadRun(deps, input.runId);
+      if (!loaded.ok) return loaded;
+      const record = loaded.value;
+      const head = {
+        runId: record.runId,
+        createdAt: record.createdAt,
+        project: record.project,
+        selection: record.selection,
+        outcome: record.outcome,
+        ...(record.reason === undefined ? {} : { reason: record.reason }),
+        totals: record.totals,
+        durationMs: record.durationMs,
+        section: input.section,
+      };
+      if (input.section === 'stdout' || input.section === 'stderr') {
+        const page = ctx.text(record[input.section], { maxBytes: input.maxBytes, cursor: input.cursor });
+        if (!page.ok) return page;
+        return ok({ ...head, text: page.value.text, total: page.value.totalBytes, ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }) });
+      }
+      const items: readonly unknown[] = record[input.section];
+      const page = ctx.list(items, { limit: input.limit, cursor: input.cursor });
+      if (!page.ok) return page;
+      return ok({
+        ...head,
+        [input.section]: page.value.items,
+        total: page.value.total,
+        ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
+      } as never);
+    },
+  });
+}

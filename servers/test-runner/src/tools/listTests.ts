@@ -1,0 +1,78 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { budgetArg, cursorArg, defaultEnvAllowlist, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { adapters } from '../frameworks/registry.js';
+import { resolveProject, type RunnerDeps } from '../runs/execute.js';
+import { errorSchema, projectRefSchema } from '../runs/present.js';
+import { projectArg } from './runTests.js';
+
+/** `list_tests`: the tests a framework discovers without running them, paged. */
+export function listTestsTool(deps: RunnerDeps): AnyTool {
+  return defineTool({
+    name: 'list_tests',
+    title: 'List tests',
+    description:
+      "Lists a project's tests as the framework discovers them (vitest list, jest --listTests (files only), mocha --dry-run, pytest --collect-only, cargo test -- --list, go test -list), paged with a cursor. Discovery imports the test modules. node:test cannot list without running.",
+    input: z.object({
+      project: projectArg,
+      limit: budgetArg({ default: 100, max: 1000, unit: 'items', what: 'tests' }),
+      cursor: cursorArg,
+    }),
+    output: z.object({
+      project: projectRefSchema,
+      tests: z.array(z.object({ name: z.string(), file: z.string().optional(), line: z.number().optional() })),
+      total: z.number(),
+      errors: z.array(errorSchema).describe('Files that failed to be collected.'),
+      truncated: truncationSchema.optional(),
+    }),
+    effect: 'read',
+    cursorIgnores: ['limit'],
+    timeoutMs: 300_000,
+    render: (out) =>
+      [`${out.project.id}: ${out.total} tests`, ...out.errors.map((e) => `ERROR ${e.file ?? ''} ${e.message}`), ...out.tests.map((t) => `${t.name}${t.file === undefined ? '' : ` (${t.file}${t.line === undefined ? '' : `:${t.line}`})`}`)].join('\n'),
+    handler: async (input, ctx) => {
+      const project = await resolveProject(ctx, deps, input.project);
+      if (!project.ok) return project;
+      const adapter = adapters[project.value.framework];
+      if (adapter.planList === undefined || adapter.parseList === undefined) {
+        return fail('INVALID_ARGUMENT', `${project.value.framework} cannot list tests without running them (project '${project.value.id}')`, {
+          hint: 'Use run_tests; its result names every failing test, and get_run pages through them.',
+        });
+      }
+      const scratchDir = await mkdtemp(path.join(tmpdir(), 'keel-test-list-'));
+      try {
+        const context = { project: project.value, scratchDir, nodePath: deps.nodePath };
+        const plan = await adapter.planList(context);
+        const proc = await ctx.run({
+          command: plan.command,
+          args: plan.args,
+          cwd: project.value.dir,
+          timeoutMs: 240_000,
+          maxOutputBytes: 16 * 1024 * 1024,
+          baseEnv: deps.env,
+          envAllowlist: [...defaultEnvAllowlist, ...plan.envAllowlist],
+          env: { CI: '1', NO_COLOR: '1', FORCE_COLOR: '0', ...plan.env },
+        });
+        if (proc.timedOut) {
+          return fail('TIMEOUT', `listing the tests of '${project.value.id}' took longer than 240 s`, { hint: 'Run a narrower set with run_tests.' });
+        }
+        const listed = await adapter.parseList({ exitCode: proc.exitCode, stdout: proc.stdout.text, stderr: proc.stderr.text }, context);
+        const display = (file: string | undefined) => (file === undefined ? {} : { file: ctx.jail.display(file) });
+        const tests = listed.tests.map((t) => ({ name: t.name, ...display(t.file), ...(t.line === undefined ? {} : { line: t.line }) }));
+        const page = ctx.list(tests, { limit: input.limit, cursor: input.cursor });
+        if (!page.ok) return page;
+        return ok({
+          project: { id: project.value.id, dir: project.value.displayDir, framework: project.value.framework },
+          tests: page.value.items,
+          total: page.value.total,
+          errors: listed.errors.map((e) => ({ ...display(e.file), message: e.message })),
+          ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
+        });
+      } finally {
+        await rm(scratchDir, { recursive: true, force: true });
+      }
+    },
+  });
+}

@@ -1,0 +1,58 @@
+import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import * as z from 'zod';
+import { executeRun, failedSelection, resolveProject, type RunnerDeps } from '../runs/execute.js';
+import { maxFailuresArg, maxLogBytesArg, presentRun, renderRun, runResultSchema, timeoutArg } from '../runs/present.js';
+import { loadRun, runIdArg } from './getRun.js';
+
+/** `rerun_failed`: runs again exactly the tests that failed in a stored run (or the files that failed to load). */
+export function rerunFailedTool(deps: RunnerDeps): AnyTool {
+  return defineTool({
+    name: 'rerun_failed',
+    title: 'Re-run failed tests',
+    description:
+      'Re-runs only what failed in a past run: its failed tests by exact name, or, when suites failed to load, those files. Returns the same shape as run_tests, with rerunOf naming the original run.',
+    input: z.object({
+      runId: runIdArg,
+      timeoutMs: timeoutArg,
+      fresh: z.boolean().default(false).describe('Run even when a stored run for identical inputs exists.'),
+      maxFailures: maxFailuresArg,
+      maxLogBytes: maxLogBytesArg,
+    }),
+    output: runResultSchema.extend({ rerunOf: z.string().describe('The run whose failures were re-run.') }),
+    effect: 'write',
+    idempotent: true,
+    timeoutMs: 3_700_000,
+    render: (out) => `re-run of ${out.rerunOf}\n${renderRun(out)}`,
+    handler: async (input, ctx) => {
+      const record = await loadRun(deps, input.runId);
+      if (!record.ok) return record;
+      const project = await resolveProject(ctx, deps, record.value.project.id);
+      if (!project.ok) return project;
+      let selection = failedSelection(record.value, project.value);
+      if (record.value.failedSelectors.length === 0) {
+        const files: string[] = [];
+        for (const error of record.value.errors) {
+          if (error.file === undefined) continue;
+          const resolved = await ctx.jail.resolve(error.file);
+          if (resolved.ok && resolved.value.exists) files.push(resolved.value.real);
+        }
+        if (files.length === 0) {
+          return fail('PRECONDITION_FAILED', `run ${input.runId} has nothing to re-run (outcome ${record.value.outcome}, no failed test or failed file)`, {
+            hint: 'Use run_tests to run the suite again.',
+          });
+        }
+        selection = { files: [...new Set(files)] };
+      }
+      for (const file of selection.files) {
+        const resolved = await ctx.jail.resolve(file);
+        if (!resolved.ok) return resolved;
+      }
+      const { record: rerun, cached } = await executeRun(ctx, deps, project.value, selection, {
+        timeoutMs: input.timeoutMs,
+        fresh: input.fresh,
+        shownSelection: { files: selection.files.map((f) => ctx.jail.display(f)) },
+      });
+      return ok({ ...presentRun(rerun, cached, input), rerunOf: input.runId });
+    },
+  });
+}
