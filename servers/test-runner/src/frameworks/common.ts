@@ -101,7 +101,9 @@ export function trimStack(stack: string | undefined, projectDir: string): string
       if (kept.length < 12) kept.push(line);
       continue;
     }
-    if (line.includes('node_modules') || line.includes('node:internal') || !line.includes(projectDir)) continue;
+    if (line.includes('node_modules') || line.includes('node:internal')) continue;
+    // Frames inside the project: absolute under it, or relative (mocha prints `test/x.spec.js:9:12`).
+    if (!line.includes(projectDir) && !/\((?!node:)[^/(\s][^():]*:\d+:\d+\)/.test(line)) continue;
     kept.push(line.replaceAll(`${projectDir}${path.sep}`, '').replaceAll('file://', ''));
   }
   return clip(kept.join('\n').trimEnd());

@@ -32,7 +32,7 @@ interface JUnitCase {
   skipped?: unknown;
 }
 
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', textNodeName: '#text', parseTagValue: false });
+const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', textNodeName: '#text', parseTagValue: false, htmlEntities: true });
 
 /** pytest through its JUnit XML report (xunit1 flavour, which carries file and line per test). */
 export const pytestAdapter: FrameworkAdapter = {

@@ -192,7 +192,11 @@ export function buildRecord(input: BuildInput): Built {
   const failedSelectors: RunRecord['failedSelectors'] = [];
   const passedSelectors: string[] = [];
   const byFile = new Map<string, FileSummary>();
-  for (const test of parsed.tests) {
+  // Frameworks run files in parallel and report in finishing order; sort so a run reads the same every time.
+  const ordered = [...parsed.tests].sort(
+    (a, b) => (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || a.name.localeCompare(b.name),
+  );
+  for (const test of ordered) {
     totals.total++;
     totals[test.status]++;
     const file = test.file === undefined ? undefined : display(test.file);

@@ -1,0 +1,170 @@
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createGitRepo, tempDir, toolErrorOf } from '@keel/testing';
+import { describe, expect, it } from 'vitest';
+import { copyFixture, startServer } from './helpers.js';
+
+describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
+  it('lists the six tools with annotations true to what they do', async () => {
+    const server = await startServer(await tempDir(), kind);
+    const { tools } = await server.client.listTools();
+    expect(
+      Object.fromEntries(tools.map((t) => [t.name, t.annotations])),
+    ).toEqual({
+      detect_projects: { title: 'Detect test projects', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      list_tests: { title: 'List tests', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      run_tests: { title: 'Run tests', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      get_run: { title: 'Get a past run', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      rerun_failed: { title: 'Re-run failed tests', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      classify_flaky: { title: 'Classify failures as flaky', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    });
+  });
+
+  it('detects every project of a monorepo with framework, version and command', async () => {
+    const root = await tempDir();
+    await writeFile(path.join(root, 'package.json'), JSON.stringify({ name: 'mono', private: true }));
+    for (const name of ['vitest', 'jest', 'mocha', 'node-test', 'pytest', 'cargo']) {
+      await mkdir(path.join(root, 'packages', name), { recursive: true });
+      await copyFixture(name, path.join(root, 'packages', name));
+    }
+    await mkdir(path.join(root, 'services', 'api'), { recursive: true });
+    await writeFile(path.join(root, 'services', 'api', 'go.mod'), 'module example.com/api\n\ngo 1.22\n');
+    const server = await startServer(root, kind);
+    const out = await server.ok('detect_projects');
+    const projects = out['projects'] as Array<Record<string, unknown>>;
+    expect(projects.map((p) => [p['id'], p['framework'], p['detectedBy'], p['version'] === undefined ? 'no version' : 'version'])).toEqual([
+      ['packages/cargo:cargo', 'cargo', 'Cargo.toml', 'version'],
+      ['packages/jest:jest', 'jest', 'package.json', 'version'],
+      ['packages/mocha:mocha', 'mocha', '.mocharc.json', 'version'],
+      ['packages/node-test:node-test', 'node-test', 'package.json', 'version'],
+      ['packages/pytest:pytest', 'pytest', 'pytest.ini', 'version'],
+      ['packages/vitest:vitest', 'vitest', 'package.json', 'version'],
+      // go is not installed on every machine: the project is still detected.
+      ['services/api:go', 'go', 'go.mod', expect.any(String)],
+    ]);
+    expect(out['total']).toBe(7);
+    expect(projects.find((p) => p['id'] === 'packages/pytest:pytest')!['command']).toEqual([
+      'python3', '-m', 'pytest', '-p', 'no:cacheprovider', '--junitxml=<scratch>/pytest.xml', '-o', 'junit_family=xunit1', '-q', '--color=no',
+    ]);
+
+    const ambiguous = await server.call('run_tests', {});
+    expect(toolErrorOf(ambiguous)).toMatchObject({ code: 'INVALID_ARGUMENT', message: '7 test projects were found; say which one to run' });
+    const unknown = await server.call('run_tests', { project: 'packages/nope:vitest' });
+    expect(toolErrorOf(unknown)?.code).toBe('NOT_FOUND');
+    expect(toolErrorOf(unknown)?.hint).toBe(`Known projects: ${projects.map((p) => p['id']).join(', ')} (detect_projects lists them).`);
+  });
+
+  it('lists the tests of a project, paged', async () => {
+    const dir = await copyFixture('pytest');
+    const server = await startServer(dir, kind);
+    const first = await server.ok('list_tests', { limit: 1 });
+    expect(first['tests']).toEqual([{ name: 'tests/test_hang.py::test_spins_forever', file: 'tests/test_hang.py' }]);
+    expect(first['total']).toBe(3);
+    expect(first['errors']).toEqual([{ file: 'tests/test_broken.py', message: 'collection failed: ERROR tests/test_broken.py' }]);
+    const cursor = (first['truncated'] as { nextCursor: string }).nextCursor;
+    const rest = await server.ok('list_tests', { limit: 10, cursor });
+    expect(rest['tests']).toEqual([
+      { name: 'tests/test_math.py::test_adds_small_numbers', file: 'tests/test_math.py' },
+      { name: 'tests/test_math.py::test_adds_wrongly_on_purpose', file: 'tests/test_math.py' },
+    ]);
+  });
+});
+
+describe('the results cache', () => {
+  it('returns the stored run for an unchanged tree and runs again after a one-byte change', async () => {
+    const dir = await copyFixture('vitest');
+    const server = await startServer(dir, 'v2');
+    const args = { files: ['math.test.js'] };
+    const first = await server.ok('run_tests', args);
+    expect(first['cached']).toBe(false);
+    const second = await server.ok('run_tests', args);
+    expect({ cached: second['cached'], runId: second['runId'] }).toEqual({ cached: true, runId: first['runId'] });
+    const forced = await server.ok('run_tests', { ...args, fresh: true });
+    expect(forced['cached']).toBe(false);
+    expect(forced['runId']).not.toBe(first['runId']);
+    await appendFile(path.join(dir, 'math.js'), ' ');
+    const changed = await server.ok('run_tests', args);
+    expect(changed['cached']).toBe(false);
+    // Other arguments are other inputs.
+    const filtered = await server.ok('run_tests', { ...args, testNamePattern: 'small' });
+    expect({ cached: filtered['cached'], outcome: filtered['outcome'], totals: filtered['totals'] }).toEqual({
+      cached: false,
+      outcome: 'passed',
+      totals: { total: 2, passed: 1, failed: 0, skipped: 1 },
+    });
+  });
+
+  it('in a git work tree, counts uncommitted and untracked files but not ignored ones', async () => {
+    const dir = await copyFixture('vitest');
+    const repo = await createGitRepo({ dir });
+    await writeFile(path.join(dir, '.gitignore'), 'node_modules\n*.log\n');
+    await repo.git(['add', '-A']);
+    await repo.git(['commit', '-q', '-m', 'fixture']);
+    const server = await startServer(dir, 'v1');
+    const args = { files: ['math.test.js'] };
+    const base = await server.ok('run_tests', args);
+    expect(base['cached']).toBe(false);
+    await writeFile(path.join(dir, 'debug.log'), 'ignored');
+    expect((await server.ok('run_tests', args))['cached']).toBe(true);
+    await appendFile(path.join(dir, 'math.js'), '\n');
+    expect((await server.ok('run_tests', args))['cached']).toBe(false);
+    await writeFile(path.join(dir, 'notes.txt'), 'untracked');
+    expect((await server.ok('run_tests', args))['cached']).toBe(false);
+    expect((await server.ok('run_tests', args))['cached']).toBe(true);
+  });
+});
+
+describe('past runs', () => {
+  it('pages failures and logs, re-runs only the failures, and tells flaky from consistent', async () => {
+    const dir = await copyFixture('vitest');
+    const server = await startServer(dir, 'v2');
+    const run = await server.ok('run_tests', { files: ['math.test.js', 'flaky.test.js'], maxFailures: 1 });
+    expect({ outcome: run['outcome'], totals: run['totals'], truncated: run['failuresTruncated'] }).toEqual({
+      outcome: 'failed',
+      totals: { total: 3, passed: 1, failed: 2, skipped: 0 },
+      truncated: { limit: 1, unit: 'items', total: 2 },
+    });
+    const runId = run['runId'] as string;
+
+    const page1 = await server.ok('get_run', { runId, limit: 1 });
+    const page2 = await server.ok('get_run', { runId, limit: 1, cursor: (page1['truncated'] as { nextCursor: string }).nextCursor });
+    const names = [...(page1['failures'] as Array<{ name: string }>), ...(page2['failures'] as Array<{ name: string }>)].map((f) => f.name).sort();
+    expect(names).toEqual(['add > adds wrongly on purpose', 'passes every other run']);
+    expect(page2['truncated']).toBeUndefined();
+
+    const rerun = await server.ok('rerun_failed', { runId });
+    expect({ rerunOf: rerun['rerunOf'], outcome: rerun['outcome'], totals: rerun['totals'] }).toEqual({
+      rerunOf: runId,
+      outcome: 'failed',
+      // The passing test is not run again; the flaky one passes this time.
+      totals: { total: 3, passed: 1, failed: 1, skipped: 1 },
+    });
+
+    const flaky = await server.ok('classify_flaky', { runId, attempts: 2 });
+    expect({ tests: flaky['tests'], flaky: flaky['flaky'], consistent: flaky['consistent'], notRun: flaky['notRun'] }).toEqual({
+      tests: [
+        { name: 'passes every other run', file: 'flaky.test.js', verdict: 'flaky', passes: 1, failures: 1 },
+        { name: 'add > adds wrongly on purpose', file: 'math.test.js', verdict: 'consistent', passes: 0, failures: 2 },
+      ],
+      flaky: 1,
+      consistent: 1,
+      notRun: 0,
+    });
+
+    const missing = await server.call('get_run', { runId: 'run_0000000000000000' });
+    expect(toolErrorOf(missing)).toMatchObject({ code: 'NOT_FOUND', message: "run 'run_0000000000000000' was not found" });
+  });
+
+  it('sends progress notifications while a run is under way', async () => {
+    const dir = await copyFixture('vitest');
+    const server = await startServer(dir, 'v2');
+    const seen: Array<{ progress: number; message?: string }> = [];
+    const result = await server.call('run_tests', { files: ['hang.test.js'], timeoutMs: 2500 }, { onprogress: (p) => seen.push(p as never), timeout: 60_000 });
+    expect(result.structuredContent?.['outcome']).toBe('timeout');
+    expect(seen[0]).toEqual({ progress: 0, message: 'running .:vitest' });
+    expect(seen.at(-1)).toMatchObject({ message: '.:vitest: timeout (0 passed, 0 failed)' });
+    const steps = seen.map((p) => p.progress);
+    expect(steps).toEqual([...steps].sort((a, b) => a - b));
+    expect(new Set(steps).size).toBe(steps.length);
+  });
+});
