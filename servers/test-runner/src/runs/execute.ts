@@ -148,6 +148,7 @@ export async function executeRun(
       timeoutMs: options.timeoutMs,
       exitCode: proc.exitCode,
       signal: proc.signal,
+      output: proc.stderr.text.trim() === '' ? proc.stdout.text : proc.stderr.text,
     });
     const full: RunRecord = {
       runId: newRunId(),
@@ -180,6 +181,13 @@ interface BuildInput {
   timeoutMs: number;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
+  /** The runner's stderr (else stdout), whose last lines explain a crash. */
+  output?: string;
+}
+
+function crashNote(output: string | undefined): ErrorRecord[] {
+  const tail = (output ?? '').trim().split('\n').slice(-15).join('\n');
+  return tail === '' ? [] : [{ message: tail }];
 }
 
 type Built = Pick<RunRecord, 'outcome' | 'totals' | 'failures' | 'failedSelectors' | 'passedSelectors' | 'errors' | 'files'> & { reason?: string };
@@ -227,12 +235,21 @@ export function buildRecord(input: BuildInput): Built {
     const signal = input.signal === null ? '' : ` (signal ${input.signal})`;
     return {
       ...base,
+      errors: errors.length > 0 ? errors : crashNote(input.output),
       outcome: 'error',
       reason: `the runner exited with code ${input.exitCode}${signal} without reporting results`,
     };
   }
   if (errors.length > 0) {
     return { ...base, outcome: 'error', reason: `${errors.length} suite(s) failed to load or compile` };
+  }
+  if (executed === 0 && input.exitCode !== 0 && parsed.noTestsFound !== true) {
+    return {
+      ...base,
+      errors: [...errors, ...crashNote(input.output)],
+      outcome: 'error',
+      reason: `the runner exited with code ${input.exitCode} and ran no test`,
+    };
   }
   if (executed === 0) {
     return { ...base, outcome: 'no_tests', reason: totals.skipped > 0 ? `all ${totals.skipped} tests were skipped` : 'no test was executed' };
