@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
 import { fail, ok, type Outcome } from '@keel/kit';
@@ -85,8 +86,14 @@ export async function currentBranch(repo: Repo): Promise<string | undefined> {
   return result.exitCode === 0 && name.length > 0 ? name : undefined;
 }
 
-/** HEAD's commit, or undefined on an unborn branch. */
+/**
+ * HEAD's commit, or undefined on an unborn branch. Read from the ref files when they are plain (a
+ * loose or packed branch ref), which saves a git process on every log page; anything unusual is
+ * left to `git rev-parse`.
+ */
 export async function headSha(repo: Repo): Promise<string | undefined> {
+  const direct = await readHeadFiles(repo).catch(() => null);
+  if (direct !== null) return direct;
   const result = await repo.git(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
   const sha = result.stdout.trim();
   return result.exitCode === 0 && sha.length > 0 ? sha : undefined;
@@ -105,4 +112,27 @@ export async function checkNewRefName(repo: Repo, name: string, kind: 'branch' |
     });
   }
   return ok(undefined);
+}
+
+const sha1 = /^[0-9a-f]{40}$/;
+
+/** HEAD from the files, or null when git must be asked; undefined when the branch is unborn. */
+async function readHeadFiles(repo: Repo): Promise<string | undefined | null> {
+  const head = (await readFile(path.join(repo.gitDir, 'HEAD'), 'utf8')).trim();
+  if (sha1.test(head)) return head;
+  const ref = /^ref: (refs\/heads\/[A-Za-z0-9._/-]+)$/.exec(head)?.[1];
+  if (ref === undefined || ref.includes('..') || ref.endsWith('.lock')) return null;
+  const loose = await readFile(path.join(repo.commonDir, ref), 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (loose !== undefined) return sha1.test(loose) ? loose : null;
+  const packed = await readFile(path.join(repo.commonDir, 'packed-refs'), 'utf8').catch(() => '');
+  for (const line of packed.split('\n')) {
+    if (line.endsWith(` ${ref}`)) {
+      const sha = line.slice(0, line.indexOf(' '));
+      return sha1.test(sha) ? sha : null;
+    }
+  }
+  return undefined;
 }

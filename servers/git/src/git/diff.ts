@@ -24,6 +24,14 @@ const statusNames: Record<string, string> = {
  * records in the same order. Token counts are fixed by the record kind, so no path can be misread.
  */
 export function parseRawNumstat(output: string): DiffFile[] {
+  return parseDiffOutput(output).files;
+}
+
+/**
+ * Parses `git diff --raw --numstat -z --patch`: the summary records, a NUL, then the patch text.
+ * Returns the files and where the patch starts, so one git run yields both.
+ */
+export function parseDiffOutput(output: string): { files: DiffFile[]; patch: string } {
   const tokens = output.split('\0');
   const files: DiffFile[] = [];
   let i = 0;
@@ -52,5 +60,69 @@ export function parseRawNumstat(output: string): DiffFile[] {
       file.deleted = Number(deleted);
     }
   }
-  return files;
+  if (files.length === 0) return { files, patch: output };
+  // Skip the NUL that ends the summary; everything after is the patch (a patch never holds a NUL).
+  let consumed = 0;
+  for (let t = 0; t < i; t++) consumed += tokens[t]!.length + 1;
+  return { files, patch: output.slice(consumed + 1) };
+}
+
+/**
+ * Parses `git diff --raw -z --patch` and counts each file's added and deleted lines from its patch
+ * section, so git computes every file's diff once instead of twice (numstat and patch). Returns
+ * undefined when the sections do not line up with the summary (unmerged paths), and the caller asks
+ * git for numstat instead.
+ */
+export function parseRawWithPatch(output: string): { files: DiffFile[]; patch: string } | undefined {
+  const tokens = output.split('\0');
+  const files: DiffFile[] = [];
+  let i = 0;
+  let consumed = 0;
+  const take = () => {
+    const token = tokens[i++] ?? '';
+    consumed += token.length + 1;
+    return token;
+  };
+  while (i < tokens.length && tokens[i]!.startsWith(':')) {
+    const meta = take().split(' ');
+    const status = meta[meta.length - 1] ?? 'X';
+    const letter = status[0] ?? 'X';
+    if (letter === 'U') return undefined;
+    if (letter === 'R' || letter === 'C') {
+      const oldPath = take();
+      files.push({ path: take(), oldPath, status: statusNames[letter] ?? letter, added: 0, deleted: 0, binary: false });
+    } else {
+      files.push({ path: take(), status: statusNames[letter] ?? letter, added: 0, deleted: 0, binary: false });
+    }
+  }
+  if (files.length === 0) return { files, patch: output };
+  const patch = output.slice(consumed + 1);
+  let section = -1;
+  let inHunk = false;
+  let file: DiffFile | undefined;
+  let start = 0;
+  while (start < patch.length) {
+    let end = patch.indexOf('\n', start);
+    if (end === -1) end = patch.length;
+    const first = patch.charCodeAt(start);
+    if (first === 0x64 /* d */ && patch.startsWith('diff --git ', start)) {
+      section++;
+      file = files[section];
+      if (file === undefined) return undefined;
+      inHunk = false;
+    } else if (file !== undefined) {
+      if (inHunk) {
+        if (first === 0x2b /* + */) file.added = (file.added ?? 0) + 1;
+        else if (first === 0x2d /* - */) file.deleted = (file.deleted ?? 0) + 1;
+      } else if (first === 0x40 /* @ */ && patch.startsWith('@@', start)) {
+        inHunk = true;
+      } else if (patch.startsWith('Binary files ', start) || patch.startsWith('GIT binary patch', start)) {
+        file.binary = true;
+        file.added = null;
+        file.deleted = null;
+      }
+    }
+    start = end + 1;
+  }
+  return section + 1 === files.length ? { files, patch } : undefined;
 }

@@ -23,7 +23,18 @@ export interface GitServerOptions {
 export const gitProtocols = ['file', 'https', 'http', 'ssh', 'git'] as const;
 export type GitProtocol = (typeof gitProtocols)[number];
 
+/** What a server remembers about a repository between calls, valid while its config files are unchanged. */
+export interface CachedRepoLocation {
+  top: string;
+  gitDir: string;
+  commonDir: string;
+  overrides: readonly string[];
+  fingerprint: string;
+}
+
 export interface ResolvedGitOptions {
+  /** Per server instance (never module-level): repository locations and driver overrides by directory. */
+  repoCache: Map<string, CachedRepoLocation>;
   enableHooks: boolean;
   useGlobalConfig: boolean;
   pushRemotes: readonly string[];
@@ -35,6 +46,7 @@ export interface ResolvedGitOptions {
 
 export function resolveGitOptions(options: GitServerOptions = {}): ResolvedGitOptions {
   return {
+    repoCache: new Map(),
     enableHooks: options.enableHooks ?? false,
     useGlobalConfig: options.useGlobalConfig ?? false,
     pushRemotes: [...(options.pushRemotes ?? [])],

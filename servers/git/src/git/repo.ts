@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, ok, type Outcome, type ToolContext } from '@keel/kit';
 import type { ResolvedGitOptions } from './options.js';
@@ -65,6 +65,12 @@ export function driverOverrides(configNames: readonly string[]): Outcome<string[
  * linked worktree of an outside repository).
  */
 export async function openRepo(ctx: ToolContext, options: ResolvedGitOptions, dir: string): Promise<Outcome<Repo>> {
+  const cached = options.repoCache.get(dir);
+  if (cached !== undefined && (await fingerprintOf(cached.top, cached.gitDir, cached.commonDir)) === cached.fingerprint) {
+    // The jail can differ per call (client roots narrow it), so containment is checked every time.
+    const outside = [cached.top, cached.gitDir, cached.commonDir].find((real) => !ctx.jail.contains(real));
+    if (outside === undefined) return ok(repoAt(ctx, options, cached.top, cached.gitDir, cached.commonDir, cached.overrides));
+  }
   const [located, config] = await Promise.all([
     runGit(ctx, options, { cwd: dir, args: ['rev-parse', '--show-toplevel', '--absolute-git-dir', '--git-common-dir'], maxOutputBytes: 64 * 1024 }),
     runGit(ctx, options, { cwd: dir, args: ['config', '--list', '--name-only', '-z'], maxOutputBytes: 4 * 1024 * 1024 }),
@@ -100,12 +106,39 @@ export async function openRepo(ctx: ToolContext, options: ResolvedGitOptions, di
   const names = config.exitCode === 0 ? config.stdout.split('\0').filter((name) => name.length > 0) : [];
   const overrides = driverOverrides(names);
   if (!overrides.ok) return overrides;
-  const realTop = reals[0]!;
-  return ok({
-    top: realTop,
-    gitDir: reals[1]!,
-    commonDir: reals[2]!,
-    display: ctx.jail.display(realTop),
-    git: (args, call = {}) => runGit(ctx, options, { ...call, cwd: realTop, args, overrides: overrides.value }),
-  });
+  const [realTop, realGitDir, realCommon] = reals as [string, string, string];
+  // Only the plain case is remembered: the directory is the top level and no config file includes another.
+  if (dir === realTop && !names.some((name) => /^include(if)?\./i.test(name))) {
+    options.repoCache.set(dir, { top: realTop, gitDir: realGitDir, commonDir: realCommon, overrides: overrides.value, fingerprint: await fingerprintOf(realTop, realGitDir, realCommon) });
+  } else {
+    options.repoCache.delete(dir);
+  }
+  return ok(repoAt(ctx, options, realTop, realGitDir, realCommon, overrides.value));
+}
+
+function repoAt(ctx: ToolContext, options: ResolvedGitOptions, top: string, gitDir: string, commonDir: string, overrides: readonly string[]): Repo {
+  return {
+    top,
+    gitDir,
+    commonDir,
+    display: ctx.jail.display(top),
+    git: (args, call = {}) => runGit(ctx, options, { ...call, cwd: top, args, overrides }),
+  };
+}
+
+/**
+ * What must stay the same for a remembered location to hold: the `.git` entry of the top level (a
+ * new repository or a re-pointed .git file changes it) and every config file git reads for it.
+ */
+async function fingerprintOf(top: string, gitDir: string, commonDir: string): Promise<string> {
+  const parts = await Promise.all(
+    [path.join(top, '.git'), path.join(gitDir, 'commondir'), path.join(commonDir, 'config'), path.join(gitDir, 'config.worktree'), path.join(commonDir, 'config.worktree')].map((file) =>
+      stat(file, { bigint: true }).then(
+        // A .git directory changes its mtime with every index write; only its identity matters.
+        (info) => (info.isDirectory() ? `d${info.ino}` : `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`),
+        () => '-',
+      ),
+    ),
+  );
+  return parts.join('|');
 }

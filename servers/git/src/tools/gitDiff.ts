@@ -1,7 +1,7 @@
 import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
-import { parseRawNumstat } from '../git/diff.js';
+import { parseDiffOutput, parseRawWithPatch } from '../git/diff.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
@@ -32,8 +32,8 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       from: refArg('Base revision (branch, tag, sha, HEAD~1). Alone: compared with the working tree (or the index when staged).').optional(),
       to: refArg('Target revision; needs `from`. Compares two commits.').optional(),
       paths: pathsArg.optional(),
-      maxBytes: budgetArg({ default: 24_000, max: 1_000_000, unit: 'bytes', what: 'patch text' }),
-      maxFiles: budgetArg({ default: 100, max: 5000, unit: 'files', what: 'the per-file summary' }),
+      maxBytes: budgetArg({ default: 20_000, max: 1_000_000, unit: 'bytes', what: 'patch text' }),
+      maxFiles: budgetArg({ default: 50, max: 5000, unit: 'files', what: 'the per-file summary' }),
       cursor: cursorArg,
     }),
     output: z.object({
@@ -94,17 +94,23 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
       const common = ['--no-color', '--no-ext-diff', '--no-textconv', '-M', ...(input.staged ? ['--cached'] : []), ...revs, '--', ...pathspec.value];
-      const [summary, patch] = await Promise.all([repo.git(['diff', '--raw', '--numstat', '-z', ...common]), repo.git(['diff', '--patch', ...common])]);
-      if (summary.exitCode !== 0) return gitFailure('git diff', summary);
-      if (patch.exitCode !== 0) return gitFailure('git diff', patch);
-      if (patch.cut) {
+      // One git run gives the summary and the patch, so they describe the same state of the tree;
+      // line counts come from the patch itself unless it cannot be lined up with the summary.
+      let result = await repo.git(['diff', '--raw', '-z', '--patch', ...common]);
+      let parsed = result.exitCode === 0 && !result.cut ? parseRawWithPatch(result.stdout) : undefined;
+      if (parsed === undefined && result.exitCode === 0 && !result.cut) {
+        result = await repo.git(['diff', '--raw', '--numstat', '-z', '--patch', ...common]);
+        parsed = parseDiffOutput(result.stdout);
+      }
+      if (result.exitCode !== 0) return gitFailure('git diff', result);
+      if (result.cut) {
         return fail('RESOURCE_LIMIT', `the diff in '${repo.display}' is larger than the server can page (64 MiB)`, {
           hint: 'Narrow it with `paths` or a closer pair of revisions.',
         });
       }
-      const page = ctx.text(patch.stdout, { maxBytes: input.maxBytes, cursor: input.cursor });
+      const { files, patch } = parsed ?? parseDiffOutput(result.stdout);
+      const page = ctx.text(patch, { maxBytes: input.maxBytes, cursor: input.cursor });
       if (!page.ok) return page;
-      const files = parseRawNumstat(summary.stdout);
       const totals = {
         files: files.length,
         added: files.reduce((sum, file) => sum + (file.added ?? 0), 0),

@@ -49,17 +49,6 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
       if (!opened.ok) return opened;
       const repo = opened.value;
       const refName = input.ref ?? 'HEAD';
-      let start = position?.sha;
-      if (start === undefined) {
-        if (input.ref === undefined) {
-          start = await headSha(repo);
-          if (start === undefined) return ok({ repo: repo.display, ref: { ref: refName, sha: null }, commits: [] });
-        } else {
-          const resolved = await resolveCommit(repo, input.ref, 'ref');
-          if (!resolved.ok) return resolved;
-          start = resolved.value;
-        }
-      }
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
       const skip = position?.skip ?? 0;
@@ -68,8 +57,21 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
       if (input.since !== undefined) args.push(`--since=${input.since}`);
       if (input.until !== undefined) args.push(`--until=${input.until}`);
       if (input.grep !== undefined) args.push(`--grep=${input.grep}`, '--regexp-ignore-case');
-      args.push(start, '--', ...pathspec.value);
-      const result = await repo.git(args);
+      const run = (start: string) => repo.git([...args, start, '--', ...pathspec.value]);
+
+      let start = position?.sha;
+      if (start === undefined) {
+        if (input.ref === undefined) {
+          const head = await headSha(repo);
+          if (head === undefined) return ok({ repo: repo.display, ref: { ref: refName, sha: null }, commits: [] });
+          start = head;
+        } else {
+          const resolved = await resolveCommit(repo, input.ref, 'ref');
+          if (!resolved.ok) return resolved;
+          start = resolved.value;
+        }
+      }
+      const result = await run(start);
       if (result.exitCode !== 0) return gitFailure('git log', result, 'Check the filters: author and grep are regular expressions, since/until are dates.');
       const commits = parseLog(result.stdout);
       const more = commits.length > input.limit;

@@ -1,0 +1,198 @@
+// Keel git server against raw git and @cyanheads/git-mcp-server on the same repository, side by
+// side in one run, each server through its bin over stdio with the same client.
+import { execFile } from 'node:child_process';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+
+const execFileAsync = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const keelBin = (() => {
+  try {
+    return fileURLToPath(new URL('./dist/bin.js', import.meta.resolve('@keel/server-git/package.json')));
+  } catch {
+    return path.join(here, '..', '..', '..', '..', 'servers', 'git', 'dist', 'bin.js');
+  }
+})();
+const referenceBin = path.join(here, '..', '..', 'node_modules', '@cyanheads', 'git-mcp-server', 'dist', 'index.js');
+
+const FILES = 5000;
+const COMMITS = 2000;
+const DIFF_FILES = 200;
+const ITERATIONS = 15;
+const WARMUP = 3;
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const round = (n, digits = 2) => Number(n.toFixed(digits));
+
+const gitEnv = (home) => ({
+  PATH: process.env.PATH,
+  HOME: home,
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_TERMINAL_PROMPT: '0',
+  GIT_AUTHOR_NAME: 'Bench',
+  GIT_AUTHOR_EMAIL: 'bench@keel.invalid',
+  GIT_COMMITTER_NAME: 'Bench',
+  GIT_COMMITTER_EMAIL: 'bench@keel.invalid',
+});
+const git = (cwd, args, input) =>
+  new Promise((resolve, reject) => {
+    const child = execFile('git', args, { cwd, env: gitEnv(cwd), maxBuffer: 256 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    if (input !== undefined) child.stdin.end(input);
+  });
+
+const fileName = (i) => `src/pkg-${String(i % 50).padStart(2, '0')}/file-${String(i).padStart(5, '0')}.txt`;
+const fileContent = (i, version) => `file ${i} version ${version}\n${'some line of text for the file body\n'.repeat(4)}`;
+
+/** A repository with FILES files and COMMITS commits, built with fast-import, plus a ~2 MB working-tree diff. */
+async function generate(workDir, log) {
+  const repo = path.join(workDir, 'repo');
+  if (await stat(path.join(repo, '.bench-done')).then(() => true, () => false)) return repo;
+  log(`generating a repository with ${FILES} files and ${COMMITS} commits`);
+  await mkdir(repo, { recursive: true });
+  await git(repo, ['init', '-q', '-b', 'main']);
+  for (const [key, value] of [['gc.auto', '0'], ['user.name', 'Bench'], ['user.email', 'bench@keel.invalid'], ['core.hooksPath', '/dev/null']]) await git(repo, ['config', key, value]);
+  const chunks = [];
+  const data = (text) => `data ${Buffer.byteLength(text)}\n${text}\n`;
+  let time = 1_700_000_000;
+  for (let c = 0; c < COMMITS; c++) {
+    chunks.push(`commit refs/heads/main\ncommitter Bench <bench@keel.invalid> ${time++} +0000\n${data(`commit ${c}\n\nBody of commit ${c}.\n`)}`);
+    if (c === 0) {
+      for (let i = 0; i < FILES; i++) chunks.push(`M 100644 inline ${fileName(i)}\n${data(fileContent(i, 0))}`);
+    } else {
+      for (let k = 0; k < 3; k++) {
+        const i = (c * 7 + k * 1693) % FILES;
+        chunks.push(`M 100644 inline ${fileName(i)}\n${data(fileContent(i, c))}`);
+      }
+    }
+  }
+  chunks.push('done\n');
+  await git(repo, ['fast-import', '--quiet', '--done'], chunks.join(''));
+  await git(repo, ['reset', '-q', '--hard', 'main']);
+  log(`rewriting ${DIFF_FILES} files for a ~2 MB diff`);
+  for (let d = 0; d < DIFF_FILES; d++) {
+    const i = d * Math.floor(FILES / DIFF_FILES);
+    const lines = Array.from({ length: 170 }, (_, n) => `rewritten ${i} line ${n} ${'lorem ipsum '.repeat(3)}\n`).join('');
+    await writeFile(path.join(repo, fileName(i)), lines);
+  }
+  await writeFile(path.join(repo, '.git', 'info', 'exclude'), '.bench-done\n');
+  await writeFile(path.join(repo, '.bench-done'), '');
+  return repo;
+}
+
+async function connect(command, args, env) {
+  const transport = new StdioClientTransport({ command, args, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stderr: 'ignore' });
+  const client = new Client({ name: 'keel-bench', version: '0.0.0' });
+  await client.connect(transport);
+  return client;
+}
+
+async function time(fn) {
+  for (let i = 0; i < WARMUP; i++) await fn();
+  const samples = [];
+  for (let i = 0; i < ITERATIONS; i++) {
+    const started = performance.now();
+    await fn();
+    samples.push(performance.now() - started);
+  }
+  return median(samples);
+}
+
+async function callOk(client, name, args) {
+  const result = await client.callTool({ name, arguments: args });
+  if (result.isError) throw new Error(`${name}: ${result.content?.[0]?.text}`);
+  return result;
+}
+
+export async function run({ log, workDir }) {
+  const repo = await generate(workDir, log);
+  const rawDiff = await git(repo, ['-c', 'core.quotePath=false', 'diff', '--no-color', '-M']);
+  log(`working-tree diff is ${(Buffer.byteLength(rawDiff) / 1024 / 1024).toFixed(2)} MB`);
+
+  const keel = await connect(process.execPath, [keelBin, '--root', workDir, '--state-dir', path.join(workDir, 'keel-state'), '--log-level', 'error'], {});
+  const reference = await connect(process.execPath, [referenceBin], {
+    MCP_TRANSPORT_TYPE: 'stdio',
+    MCP_LOG_LEVEL: 'error',
+    GIT_BASE_DIR: workDir,
+    GIT_SIGN_COMMITS: 'false',
+    MCP_HTTP_HOST: '127.0.0.1',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+  });
+  const rows = [];
+  try {
+    const logFormat = '--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%s%x00%b%x00';
+    const cases = [
+      {
+        name: 'git_status (5k files, 200 modified)',
+        raw: () => git(repo, ['status', '--porcelain=v2', '--branch', '-z', '--untracked-files=all']),
+        keel: () => callOk(keel, 'git_status', { repo }),
+        reference: () => callOk(reference, 'git_status', { path: repo }),
+      },
+      {
+        name: 'git_log first page (30 of 2k commits)',
+        raw: () => git(repo, ['log', logFormat, '--max-count=31', 'HEAD']),
+        keel: () => callOk(keel, 'git_log', { repo, limit: 30 }),
+        reference: () => callOk(reference, 'git_log', { path: repo, maxCount: 30 }),
+      },
+      {
+        name: 'git_diff working tree (2 MB)',
+        raw: () => git(repo, ['diff', '--no-color', '-M']),
+        keel: () => callOk(keel, 'git_diff', { repo }),
+        reference: () => callOk(reference, 'git_diff', { path: repo }),
+      },
+    ];
+    for (const c of cases) {
+      log(`timing ${c.name}`);
+      const rawMs = await time(c.raw);
+      const keelMs = await time(c.keel);
+      const referenceMs = await time(c.reference);
+      rows.push({ name: `${c.name}: keel / raw git`, keel: round(keelMs), reference: round(rawMs), unit: 'ms', ratio: round(keelMs / rawMs, 3), target: '<= 1.2' });
+      rows.push({ name: `${c.name}: keel / cyanheads`, keel: round(keelMs), reference: round(referenceMs), unit: 'ms', ratio: round(keelMs / referenceMs, 3), target: '<= 1.0' });
+    }
+
+    log('measuring git_diff output size and cursor coverage');
+    const first = await callOk(keel, 'git_diff', { repo });
+    const firstBytes = Buffer.byteLength(JSON.stringify(first));
+    const referenceBytes = Buffer.byteLength(JSON.stringify(await callOk(reference, 'git_diff', { path: repo })));
+    rows.push({
+      name: 'git_diff default output on the 2 MB diff',
+      keel: round(firstBytes / 1024),
+      reference: round(referenceBytes / 1024),
+      unit: 'KB',
+      ratio: round(firstBytes / referenceBytes, 4),
+      target: 'keel <= 64 KB',
+      note: `keel's first page is ${firstBytes} bytes of JSON-RPC result; cyanheads returns the whole diff in one result`,
+    });
+    let page = first.structuredContent;
+    let patch = page.patch;
+    let pages = 1;
+    while (page.truncated?.nextCursor !== undefined) {
+      page = (await callOk(keel, 'git_diff', { repo, cursor: page.truncated.nextCursor })).structuredContent;
+      patch += page.patch;
+      pages++;
+    }
+    const complete = patch === rawDiff;
+    rows.push({
+      name: 'git_diff cursor coverage of the 2 MB diff',
+      keel: round(Buffer.byteLength(patch) / Buffer.byteLength(rawDiff), 4),
+      reference: 1,
+      unit: 'fraction of raw git diff bytes',
+      ratio: round(Buffer.byteLength(patch) / Buffer.byteLength(rawDiff), 4),
+      target: '= 1 (byte-identical)',
+      note: `${pages} pages; concatenation ${complete ? 'is byte-identical to' : 'DIFFERS from'} git diff`,
+    });
+  } finally {
+    await keel.close().catch(() => undefined);
+    await reference.close().catch(() => undefined);
+  }
+  return rows;
+}
