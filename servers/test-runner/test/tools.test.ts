@@ -1,8 +1,12 @@
+import { execFile } from 'node:child_process';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createGitRepo, tempDir, toolErrorOf } from '@keel/testing';
+import { promisify } from 'node:util';
+import { connectHttp, createGitRepo, startHttpServer, tempDir, toolErrorOf } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
-import { copyFixture, startServer } from './helpers.js';
+import { binPath, copyFixture, startServer } from './helpers.js';
+
+const execFileAsync = promisify(execFile);
 
 describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
   it('lists the six tools with annotations true to what they do', async () => {
@@ -166,5 +170,50 @@ describe('past runs', () => {
     const steps = seen.map((p) => p.progress);
     expect(steps).toEqual([...steps].sort((a, b) => a - b));
     expect(new Set(steps).size).toBe(steps.length);
+  });
+});
+
+describe('the projects config file and HTTP', () => {
+  it('runs a project a person declared, with the launcher they chose', async () => {
+    const root = await tempDir();
+    const dir = path.join(root, 'nt');
+    await mkdir(dir);
+    await copyFixture('node-test', dir);
+    // Without a `node --test` script nothing would detect it.
+    await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'plain', private: true }));
+    const config = path.join(await tempDir(), 'projects.json');
+    await writeFile(config, JSON.stringify({ projects: [{ dir: 'nt', framework: 'node-test', command: ['node'] }] }));
+    const server = await startServer(root, 'v1', ['--config', config]);
+    const detected = await server.ok('detect_projects');
+    expect((detected['projects'] as Array<Record<string, unknown>>).map((p) => [p['id'], p['detectedBy'], (p['command'] as string[])[0]])).toEqual([
+      ['nt:node-test', 'config file', 'node'],
+    ]);
+    const run = await server.ok('run_tests', { files: ['nt/test/math.test.js'] });
+    expect({ outcome: run['outcome'], totals: run['totals'] }).toEqual({ outcome: 'failed', totals: { total: 2, passed: 1, failed: 1, skipped: 0 } });
+  });
+
+  it('refuses to start with a config file that is not valid', async () => {
+    const config = path.join(await tempDir(), 'projects.json');
+    await writeFile(config, JSON.stringify({ projects: [{ dir: 'x', framework: 'ant' }] }));
+    const started = await execFileAsync(process.execPath, [binPath, '--root', await tempDir(), '--state-dir', await tempDir(), '--config', config]).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    );
+    expect(started.code).toBe(2);
+    expect(JSON.parse(started.stderr.trim().split('\n').at(-1)!)).toMatchObject({
+      level: 'error',
+      hint: 'Each project needs dir and framework (one of vitest, jest, node-test, mocha, pytest, go, cargo); command is optional.',
+    });
+  });
+
+  it('serves the same tools over Streamable HTTP on loopback', async () => {
+    const dir = await copyFixture('cargo');
+    const http = await startHttpServer({ command: process.execPath, args: [binPath, '--root', dir, '--state-dir', await tempDir(), '--http', '--port', '0'] });
+    const client = await connectHttp(http.url, 'v2');
+    const result = await client.callTool({ name: 'run_tests', arguments: { files: ['src/lib.rs'] } }, { timeout: 120_000 });
+    expect({ outcome: result.structuredContent?.['outcome'], totals: result.structuredContent?.['totals'] }).toEqual({
+      outcome: 'failed',
+      totals: { total: 2, passed: 1, failed: 1, skipped: 0 },
+    });
   });
 });
