@@ -14,7 +14,9 @@ import * as z from 'zod';
 import { redact, type RedactOptions } from './audit/redact.js';
 import type { AuditLog } from './audit/auditLog.js';
 import { createAuditLog } from './audit/auditLog.js';
-import { sliceList, sliceText, type Truncation } from './bounds.js';
+import { createCallAbort, type CallAbort } from './abort.js';
+import { CallContext } from './callContext.js';
+import { createDeadlineWatch } from './deadlines.js';
 import { callFingerprint, canonicalJson, sha256Hex } from './canonical.js';
 import { createCursorCodec, type CursorCodec } from './cursor.js';
 import type { AnyTool, Reconciled, ToolContext } from './defineTool.js';
@@ -23,7 +25,6 @@ import { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
 import type { IdempotencyStore } from './idempotency/store.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import { createSilentLogger, type Logger } from './logger.js';
-import { runProcess } from './process.js';
 import { endToolSpan, SpanAttributes, startToolSpan, withContext } from './telemetry.js';
 
 /** The `_meta` key a caller (the supervisor) puts its idempotency key under. */
@@ -121,6 +122,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
   const audit = options.audit ?? createAuditLog(memoryDb());
   const cursors: CursorCodec = createCursorCodec(options.cursorSecret);
   const owner = `${process.pid}:${randomUUID().slice(0, 8)}`;
+  const deadlines = createDeadlineWatch();
 
   const tools = new Map<string, AnyTool>();
   for (const tool of options.tools) {
@@ -211,6 +213,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
         idempotencyKey?: string;
       };
       const metaKey = call.meta?.[IDEMPOTENCY_META_KEY];
+      // The last rendered result and its size, so the span does not serialise it a second time.
+      let rendered: { result: CallToolResult; bytes: number } | undefined;
 
       const finish = (
         result: CallToolResult,
@@ -218,7 +222,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
         replayed: boolean,
         key: string | undefined,
       ) => {
-        const bytes = Buffer.byteLength(JSON.stringify(result));
+        const bytes =
+          rendered?.result === result ? rendered.bytes : Buffer.byteLength(JSON.stringify(result));
         span.setAttribute(SpanAttributes.resultBytes, bytes);
         span.setAttribute(SpanAttributes.idempotencyOutcome, idempotencyOutcome);
         const truncated =
@@ -275,7 +280,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
 
       // Resolve declared paths before anything runs: an escape is refused without touching the store.
       const jail = call.jail ?? options.jail;
-      const resolved = new Map<string, ResolvedPath | ResolvedPath[]>();
+      const resolved =
+        spec.paths === undefined ? undefined : new Map<string, ResolvedPath | ResolvedPath[]>();
       for (const [field, mode] of Object.entries(spec.paths ?? {})) {
         const value = input[field];
         if (value === undefined) continue;
@@ -298,127 +304,35 @@ export function createServer(options: CreateServerOptions): KeelServer {
           }
           out.push(result.value);
         }
-        resolved.set(field, Array.isArray(value) ? out : out[0]!);
+        resolved?.set(field, Array.isArray(value) ? out : out[0]!);
       }
 
-      const controller = new AbortController();
+      const abort = createCallAbort();
       const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
       const onCallerAbort = () =>
-        controller.abort(new KeelError('CANCELLED', `${spec.name} was cancelled by the client`));
+        abort.abort(new KeelError('CANCELLED', `${spec.name} was cancelled by the client`));
       call.signal?.addEventListener('abort', onCallerAbort, { once: true });
       if (call.signal?.aborted) onCallerAbort();
-      const timer = setTimeout(
-        () =>
-          controller.abort(
-            new KeelError('TIMEOUT', `${spec.name} did not finish within ${timeoutMs} ms`, {
-              hint: 'Narrow the request (fewer files, a smaller range) or raise the timeout.',
-            }),
-          ),
-        timeoutMs,
+      const deadline = deadlines.add(Date.now() + timeoutMs, () =>
+        abort.abort(
+          new KeelError('TIMEOUT', `${spec.name} did not finish within ${timeoutMs} ms`, {
+            hint: 'Narrow the request (fewer files, a smaller range) or raise the timeout.',
+          }),
+        ),
       );
-      timer.unref();
 
-      const pendingProgress: Promise<unknown>[] = [];
-      const cursorBinding = () => {
-        const args = { ...input };
-        delete args['cursor'];
-        for (const field of spec.cursorIgnores ?? []) delete args[field];
-        return { server: options.name, tool: spec.name, args };
-      };
-      const ctx: ToolContext = {
+      const ctx = new CallContext({
         server: options.name,
-        tool: spec.name,
-        signal: controller.signal,
+        spec,
+        input,
         jail,
         idempotencyKey: key,
-        logger: logger.child({ tool: spec.name }),
-        path(field) {
-          const value = resolved.get(field);
-          if (value === undefined || Array.isArray(value))
-            throw new KeelError('INTERNAL', `tool ${spec.name} did not declare path field '${field}'`);
-          return value;
-        },
-        pathList(field) {
-          const value = resolved.get(field);
-          if (value === undefined) return [];
-          return Array.isArray(value) ? value : [value];
-        },
-        progress(progress, total, message) {
-          const sent = call.onProgress?.({
-            progress,
-            ...(total === undefined ? {} : { total }),
-            ...(message === undefined ? {} : { message }),
-          });
-          if (sent !== undefined) pendingProgress.push(sent);
-        },
-        decodeCursor: (cursor) =>
-          cursor === undefined ? ok(undefined) : cursors.decode(cursorBinding(), cursor),
-        encodeCursor: (state) => cursors.encode(cursorBinding(), state),
-        text(text, textOptions) {
-          const state =
-            textOptions.cursor === undefined
-              ? ok(undefined)
-              : cursors.decode(cursorBinding(), textOptions.cursor);
-          if (!state.ok) return state;
-          const offset =
-            typeof (state.value as { o?: unknown } | undefined)?.o === 'number'
-              ? (state.value as { o: number }).o
-              : 0;
-          const slice = sliceText(text, {
-            offset,
-            maxBytes: textOptions.maxBytes,
-            ...(textOptions.maxLines === undefined ? {} : { maxLines: textOptions.maxLines }),
-          });
-          const result: { text: string; totalBytes: number; totalLines: number; truncated?: Truncation } = {
-            text: slice.text,
-            totalBytes: slice.totalBytes,
-            totalLines: slice.totalLines,
-          };
-          if (slice.nextOffset !== undefined) {
-            result.truncated =
-              slice.cutBy === 'lines'
-                ? {
-                    limit: textOptions.maxLines ?? 0,
-                    unit: 'lines',
-                    total: slice.totalLines,
-                    nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }),
-                  }
-                : {
-                    limit: textOptions.maxBytes,
-                    unit: 'bytes',
-                    total: slice.totalBytes,
-                    nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }),
-                  };
-          }
-          return ok(result);
-        },
-        list(items, listOptions) {
-          const state =
-            listOptions.cursor === undefined
-              ? ok(undefined)
-              : cursors.decode(cursorBinding(), listOptions.cursor);
-          if (!state.ok) return state;
-          const offset =
-            typeof (state.value as { o?: unknown } | undefined)?.o === 'number'
-              ? (state.value as { o: number }).o
-              : 0;
-          const slice = sliceList(items, { offset, limit: listOptions.limit });
-          const result: { items: (typeof items)[number][]; total: number; truncated?: Truncation } = {
-            items: slice.items,
-            total: slice.total,
-          };
-          if (slice.nextOffset !== undefined) {
-            result.truncated = {
-              limit: listOptions.limit,
-              unit: 'items',
-              total: slice.total,
-              nextCursor: cursors.encode(cursorBinding(), { o: slice.nextOffset }),
-            };
-          }
-          return ok(result);
-        },
-        run: (runOptions) => runProcess({ ...runOptions, signal: controller.signal, jail }),
-      };
+        resolved,
+        abort,
+        cursors,
+        logger,
+        onProgress: call.onProgress,
+      });
 
       const execute = async (): Promise<Outcome<unknown>> => {
         try {
@@ -427,22 +341,21 @@ export function createServer(options: CreateServerOptions): KeelServer {
           if (!(error instanceof KeelError)) logger.error('tool handler threw', { tool: spec.name, error });
           return { ok: false, error: toToolError(error) };
         } finally {
-          await Promise.allSettled(pendingProgress);
+          if (ctx.pendingProgress !== undefined) await Promise.allSettled(ctx.pendingProgress);
         }
       };
-      const render = (outcome: Outcome<unknown>): CallToolResult =>
-        renderResult(tool, outcome, limits.maxResultBytes);
+      const render = (outcome: Outcome<unknown>): CallToolResult => {
+        rendered = renderResult(tool, outcome, limits.maxResultBytes);
+        return rendered.result;
+      };
 
       // Answer with whichever comes first: the handler, or the abort (cancel/timeout). The handler keeps
       // its claim until it settles, so a retry never runs the effect alongside a still-running first call.
-      const raceAbort = async (work: Promise<Outcome<unknown>>): Promise<Outcome<unknown>> => {
-        const aborted = new Promise<Outcome<unknown>>((resolve) => {
-          const answer = () => resolve({ ok: false, error: toToolError(controller.signal.reason) });
-          if (controller.signal.aborted) answer();
-          else controller.signal.addEventListener('abort', answer, { once: true });
+      const raceAbort = (work: Promise<Outcome<unknown>>): Promise<Outcome<unknown>> =>
+        new Promise((resolve) => {
+          abort.onAbort((reason) => resolve({ ok: false, error: toToolError(reason) }));
+          work.then(resolve, (error: unknown) => resolve({ ok: false, error: toToolError(error) }));
         });
-        return await Promise.race([work, aborted]);
-      };
 
       try {
         if (key === undefined) {
@@ -503,7 +416,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
               return finish(...errorPair(error), false, key);
             }
             case 'in_progress': {
-              if (Date.now() >= deadline || controller.signal.aborted) {
+              if (Date.now() >= deadline || abort.reason !== undefined) {
                 idempotencyOutcome = 'in_progress';
                 const error = toolError(
                   'IN_PROGRESS',
@@ -518,12 +431,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
                 );
                 return finish(...errorPair(error), false, key);
               }
-              await waitFor(
-                key,
-                Math.min(delay, Math.max(1, deadline - Date.now())),
-                waiters,
-                controller.signal,
-              );
+              await waitFor(key, Math.min(delay, Math.max(1, deadline - Date.now())), waiters, abort);
               continue;
             }
             case 'claimed':
@@ -576,7 +484,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
           }
         }
       } finally {
-        clearTimeout(timer);
+        deadlines.remove(deadline);
         call.signal?.removeEventListener('abort', onCallerAbort);
       }
     } catch (error) {
@@ -653,6 +561,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     listTools: () => toolList,
     async close(closeOptions = {}) {
       clearInterval(reaper);
+      deadlines.close();
       const grace = new Promise((resolve) => setTimeout(resolve, closeOptions.graceMs ?? 5000).unref());
       await Promise.race([Promise.allSettled(inFlight), grace]);
       for (const db of owned) db.close();
@@ -698,7 +607,7 @@ function waitFor(
   key: string,
   ms: number,
   waiters: Map<string, Set<() => void>>,
-  signal: AbortSignal,
+  abort: CallAbort,
 ): Promise<void> {
   return new Promise((resolve) => {
     let set = waiters.get(key);
@@ -706,12 +615,12 @@ function waitFor(
     const done = () => {
       clearTimeout(timer);
       set.delete(done);
-      signal.removeEventListener('abort', done);
+      abort.offAbort(done);
       resolve();
     };
     const timer = setTimeout(done, ms);
     set.add(done);
-    signal.addEventListener('abort', done, { once: true });
+    abort.onAbort(done);
   });
 }
 
@@ -740,17 +649,23 @@ export function errorResult(error: ToolError): CallToolResult {
   };
 }
 
-function renderResult(tool: AnyTool, outcome: Outcome<unknown>, maxResultBytes: number): CallToolResult {
-  if (!outcome.ok) return errorResult(outcome.error);
+function renderResult(
+  tool: AnyTool,
+  outcome: Outcome<unknown>,
+  maxResultBytes: number,
+): { result: CallToolResult; bytes: number } {
+  const failed = (error: ToolError) => {
+    const result = errorResult(error);
+    return { result, bytes: Buffer.byteLength(JSON.stringify(result)) };
+  };
+  if (!outcome.ok) return failed(outcome.error);
   const checked = tool.spec.output.safeParse(outcome.value);
   if (!checked.success) {
-    return errorResult(
+    return failed(
       toolError(
         'INTERNAL',
         `${tool.spec.name} produced a result that does not match its output schema: ${z.prettifyError(checked.error)}`,
-        {
-          hint: 'This is a bug in the tool; report it with the arguments used.',
-        },
+        { hint: 'This is a bug in the tool; report it with the arguments used.' },
       ),
     );
   }
@@ -759,17 +674,15 @@ function renderResult(tool: AnyTool, outcome: Outcome<unknown>, maxResultBytes: 
   const result: CallToolResult = { content: [{ type: 'text', text }], structuredContent: value };
   const bytes = Buffer.byteLength(JSON.stringify(result));
   if (bytes > maxResultBytes) {
-    return errorResult(
+    return failed(
       toolError(
         'RESOURCE_LIMIT',
         `${tool.spec.name} produced ${bytes} bytes, over the server's hard cap of ${maxResultBytes}`,
-        {
-          hint: 'Ask for less: a smaller budget argument, a narrower path or range.',
-        },
+        { hint: 'Ask for less: a smaller budget argument, a narrower path or range.' },
       ),
     );
   }
-  return result;
+  return { result, bytes };
 }
 
 function assertNever(value: never): never {

@@ -83,23 +83,20 @@ export interface ToolSpanStart {
 /** Starts the span of one tool call: `tools/call {tool}`, kind SERVER, parented by the caller's trace. */
 export function startToolSpan(start: ToolSpanStart): { span: Span; context: Context } {
   const parent = contextFromMeta(start.meta);
-  const span = start.tracer.startSpan(
-    `tools/call ${start.tool}`,
-    {
-      kind: SpanKind.SERVER,
-      attributes: {
-        [SpanAttributes.mcpMethodName]: 'tools/call',
-        [SpanAttributes.genAiOperationName]: 'execute_tool',
-        [SpanAttributes.genAiToolName]: start.tool,
-        [SpanAttributes.genAiToolCallId]: String(start.requestId),
-        [SpanAttributes.jsonrpcRequestId]: String(start.requestId),
-        [SpanAttributes.serverName]: start.server,
-        [SpanAttributes.toolEffect]: start.effect,
-        ...(start.sessionId === undefined ? {} : { [SpanAttributes.mcpSessionId]: start.sessionId }),
-      },
-    },
-    parent,
-  );
+  const span = start.tracer.startSpan(`tools/call ${start.tool}`, { kind: SpanKind.SERVER }, parent);
+  // Attributes only for a span that records: with tracing off this is the whole per-call cost.
+  if (span.isRecording()) {
+    span.setAttributes({
+      [SpanAttributes.mcpMethodName]: 'tools/call',
+      [SpanAttributes.genAiOperationName]: 'execute_tool',
+      [SpanAttributes.genAiToolName]: start.tool,
+      [SpanAttributes.genAiToolCallId]: String(start.requestId),
+      [SpanAttributes.jsonrpcRequestId]: String(start.requestId),
+      [SpanAttributes.serverName]: start.server,
+      [SpanAttributes.toolEffect]: start.effect,
+      ...(start.sessionId === undefined ? {} : { [SpanAttributes.mcpSessionId]: start.sessionId }),
+    });
+  }
   return { span, context: trace.setSpan(parent, span) };
 }
 

@@ -215,6 +215,12 @@ async function serveCommand<TExtra>(
     idempotency: { leaseMs: options.leaseMs, ttlMs: options.idempotencyTtlHours * 3600_000 },
   });
 
+  // Listen for the end before announcing the start: a supervisor may signal the moment it reads 'listening'.
+  const stopRequested = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    if (!options.http) process.stdin.once('end', () => resolve('stdin closed'));
+  });
   let stop: () => Promise<void>;
   if (options.http) {
     let http;
@@ -252,11 +258,7 @@ async function serveCommand<TExtra>(
     };
   }
 
-  const reason = await new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    if (!options.http) process.stdin.once('end', () => resolve('stdin closed'));
-  });
+  const reason = await stopRequested;
   logger.info('shutting down', { reason });
   await stop();
   await telemetry.shutdown();

@@ -17,7 +17,16 @@ const keelBin = (() => {
     return path.join(here, '..', '..', '..', '..', 'servers', 'git', 'dist', 'bin.js');
   }
 })();
-const referenceBin = path.join(here, '..', '..', 'node_modules', '@cyanheads', 'git-mcp-server', 'dist', 'index.js');
+const referenceBin = path.join(
+  here,
+  '..',
+  '..',
+  'node_modules',
+  '@cyanheads',
+  'git-mcp-server',
+  'dist',
+  'index.js',
+);
 
 const FILES = 5000;
 const COMMITS = 2000;
@@ -45,28 +54,49 @@ const gitEnv = (home) => ({
 });
 const git = (cwd, args, input) =>
   new Promise((resolve, reject) => {
-    const child = execFile('git', args, { cwd, env: gitEnv(cwd), maxBuffer: 256 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    const child = execFile(
+      'git',
+      args,
+      { cwd, env: gitEnv(cwd), maxBuffer: 256 * 1024 * 1024 },
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
+    );
     if (input !== undefined) child.stdin.end(input);
   });
 
 const fileName = (i) => `src/pkg-${String(i % 50).padStart(2, '0')}/file-${String(i).padStart(5, '0')}.txt`;
-const fileContent = (i, version) => `file ${i} version ${version}\n${'some line of text for the file body\n'.repeat(4)}`;
+const fileContent = (i, version) =>
+  `file ${i} version ${version}\n${'some line of text for the file body\n'.repeat(4)}`;
 
 /** A repository with FILES files and COMMITS commits, built with fast-import, plus a ~2 MB working-tree diff. */
 async function generate(workDir, log) {
   const repo = path.join(workDir, 'repo');
-  if (await stat(path.join(repo, '.bench-done')).then(() => true, () => false)) return repo;
+  if (
+    await stat(path.join(repo, '.bench-done')).then(
+      () => true,
+      () => false,
+    )
+  )
+    return repo;
   log(`generating a repository with ${FILES} files and ${COMMITS} commits`);
   await mkdir(repo, { recursive: true });
   await git(repo, ['init', '-q', '-b', 'main']);
-  for (const [key, value] of [['gc.auto', '0'], ['user.name', 'Bench'], ['user.email', 'bench@keel.invalid'], ['core.hooksPath', '/dev/null']]) await git(repo, ['config', key, value]);
+  for (const [key, value] of [
+    ['gc.auto', '0'],
+    ['user.name', 'Bench'],
+    ['user.email', 'bench@keel.invalid'],
+    ['core.hooksPath', '/dev/null'],
+  ])
+    await git(repo, ['config', key, value]);
   const chunks = [];
   const data = (text) => `data ${Buffer.byteLength(text)}\n${text}\n`;
   let time = 1_700_000_000;
   for (let c = 0; c < COMMITS; c++) {
-    chunks.push(`commit refs/heads/main\ncommitter Bench <bench@keel.invalid> ${time++} +0000\n${data(`commit ${c}\n\nBody of commit ${c}.\n`)}`);
+    chunks.push(
+      `commit refs/heads/main\ncommitter Bench <bench@keel.invalid> ${time++} +0000\n${data(`commit ${c}\n\nBody of commit ${c}.\n`)}`,
+    );
     if (c === 0) {
-      for (let i = 0; i < FILES; i++) chunks.push(`M 100644 inline ${fileName(i)}\n${data(fileContent(i, 0))}`);
+      for (let i = 0; i < FILES; i++)
+        chunks.push(`M 100644 inline ${fileName(i)}\n${data(fileContent(i, 0))}`);
     } else {
       for (let k = 0; k < 3; k++) {
         const i = (c * 7 + k * 1693) % FILES;
@@ -80,7 +110,10 @@ async function generate(workDir, log) {
   log(`rewriting ${DIFF_FILES} files for a ~2 MB diff`);
   for (let d = 0; d < DIFF_FILES; d++) {
     const i = d * Math.floor(FILES / DIFF_FILES);
-    const lines = Array.from({ length: 170 }, (_, n) => `rewritten ${i} line ${n} ${'lorem ipsum '.repeat(3)}\n`).join('');
+    const lines = Array.from(
+      { length: 170 },
+      (_, n) => `rewritten ${i} line ${n} ${'lorem ipsum '.repeat(3)}\n`,
+    ).join('');
     await writeFile(path.join(repo, fileName(i)), lines);
   }
   await writeFile(path.join(repo, '.git', 'info', 'exclude'), '.bench-done\n');
@@ -89,7 +122,12 @@ async function generate(workDir, log) {
 }
 
 async function connect(command, args, env) {
-  const transport = new StdioClientTransport({ command, args, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stderr: 'ignore' });
+  const transport = new StdioClientTransport({
+    command,
+    args,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stderr: 'ignore',
+  });
   const client = new Client({ name: 'keel-bench', version: '0.0.0' });
   await client.connect(transport);
   return client;
@@ -117,7 +155,11 @@ export async function run({ log, workDir }) {
   const rawDiff = await git(repo, ['-c', 'core.quotePath=false', 'diff', '--no-color', '-M']);
   log(`working-tree diff is ${(Buffer.byteLength(rawDiff) / 1024 / 1024).toFixed(2)} MB`);
 
-  const keel = await connect(process.execPath, [keelBin, '--root', workDir, '--state-dir', path.join(workDir, 'keel-state'), '--log-level', 'error'], {});
+  const keel = await connect(
+    process.execPath,
+    [keelBin, '--root', workDir, '--state-dir', path.join(workDir, 'keel-state'), '--log-level', 'error'],
+    {},
+  );
   const reference = await connect(process.execPath, [referenceBin], {
     MCP_TRANSPORT_TYPE: 'stdio',
     MCP_LOG_LEVEL: 'error',
@@ -155,14 +197,30 @@ export async function run({ log, workDir }) {
       const rawMs = await time(c.raw);
       const keelMs = await time(c.keel);
       const referenceMs = await time(c.reference);
-      rows.push({ name: `${c.name}: keel / raw git`, keel: round(keelMs), reference: round(rawMs), unit: 'ms', ratio: round(keelMs / rawMs, 3), target: '<= 1.2' });
-      rows.push({ name: `${c.name}: keel / cyanheads`, keel: round(keelMs), reference: round(referenceMs), unit: 'ms', ratio: round(keelMs / referenceMs, 3), target: '<= 1.0' });
+      rows.push({
+        name: `${c.name}: keel / raw git`,
+        keel: round(keelMs),
+        reference: round(rawMs),
+        unit: 'ms',
+        ratio: round(keelMs / rawMs, 3),
+        target: '<= 1.2',
+      });
+      rows.push({
+        name: `${c.name}: keel / cyanheads`,
+        keel: round(keelMs),
+        reference: round(referenceMs),
+        unit: 'ms',
+        ratio: round(keelMs / referenceMs, 3),
+        target: '<= 1.0',
+      });
     }
 
     log('measuring git_diff output size and cursor coverage');
     const first = await callOk(keel, 'git_diff', { repo });
     const firstBytes = Buffer.byteLength(JSON.stringify(first));
-    const referenceBytes = Buffer.byteLength(JSON.stringify(await callOk(reference, 'git_diff', { path: repo })));
+    const referenceBytes = Buffer.byteLength(
+      JSON.stringify(await callOk(reference, 'git_diff', { path: repo })),
+    );
     rows.push({
       name: 'git_diff default output on the 2 MB diff',
       keel: round(firstBytes / 1024),

@@ -26,13 +26,25 @@ async function time(fn) {
 /** A vitest suite: 20 files of 10 small tests, resolving vitest from the server package. */
 async function vitestSuite(dir) {
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'bench-vitest', private: true, type: 'module', devDependencies: { vitest: '*' } }));
+  await writeFile(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: 'bench-vitest', private: true, type: 'module', devDependencies: { vitest: '*' } }),
+  );
   await symlink(path.join(serverDir, 'node_modules'), path.join(dir, 'node_modules'));
   for (let f = 0; f < 20; f++) {
-    const tests = Array.from({ length: 10 }, (_, t) => `  it('case ${t}', () => { expect(${f} + ${t}).toBe(${f + t}); });`).join('\n');
-    await writeFile(path.join(dir, `suite${f}.test.js`), `import { describe, expect, it } from 'vitest';\ndescribe('suite ${f}', () => {\n${tests}\n});\n`);
+    const tests = Array.from(
+      { length: 10 },
+      (_, t) => `  it('case ${t}', () => { expect(${f} + ${t}).toBe(${f + t}); });`,
+    ).join('\n');
+    await writeFile(
+      path.join(dir, `suite${f}.test.js`),
+      `import { describe, expect, it } from 'vitest';\ndescribe('suite ${f}', () => {\n${tests}\n});\n`,
+    );
   }
-  return { id: '.:vitest', direct: [process.execPath, path.join(serverDir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'] };
+  return {
+    id: '.:vitest',
+    direct: [process.execPath, path.join(serverDir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'],
+  };
 }
 
 /** A pytest suite of the same shape. */
@@ -40,7 +52,10 @@ async function pytestSuite(dir) {
   await mkdir(path.join(dir, 'tests'), { recursive: true });
   await writeFile(path.join(dir, 'pytest.ini'), '[pytest]\ntestpaths = tests\n');
   for (let f = 0; f < 20; f++) {
-    const tests = Array.from({ length: 10 }, (_, t) => `def test_case_${t}():\n    assert ${f} + ${t} == ${f + t}\n`).join('\n');
+    const tests = Array.from(
+      { length: 10 },
+      (_, t) => `def test_case_${t}():\n    assert ${f} + ${t} == ${f + t}\n`,
+    ).join('\n');
     await writeFile(path.join(dir, 'tests', `test_suite${f}.py`), tests);
   }
   return { id: '.:pytest', direct: ['python3', '-m', 'pytest', '-p', 'no:cacheprovider', '-q'] };
@@ -65,7 +80,10 @@ async function runTests(client, args) {
 
 export async function run({ log, workDir }) {
   const rows = [];
-  for (const [name, make] of [['vitest', vitestSuite], ['pytest', pytestSuite]]) {
+  for (const [name, make] of [
+    ['vitest', vitestSuite],
+    ['pytest', pytestSuite],
+  ]) {
     const dir = path.join(workDir, `test-runner-${name}`);
     const suite = await make(dir);
     const client = await connect(dir, path.join(workDir, `test-runner-state-${name}`));
@@ -74,7 +92,8 @@ export async function run({ log, workDir }) {
       // Warm both paths once (file system cache, compiled bytecode) before measuring.
       await execFileAsync(suite.direct[0], suite.direct.slice(1), { cwd: dir });
       const warm = await runTests(client, { fresh: true });
-      if (warm.outcome !== 'passed' || warm.totals.total !== 200) throw new Error(`unexpected warm-up result: ${warm.outcome} ${JSON.stringify(warm.totals)}`);
+      if (warm.outcome !== 'passed' || warm.totals.total !== 200)
+        throw new Error(`unexpected warm-up result: ${warm.outcome} ${JSON.stringify(warm.totals)}`);
       const direct = [];
       const fresh = [];
       const cached = [];
@@ -89,7 +108,9 @@ export async function run({ log, workDir }) {
         );
       }
       const [d, f, c] = [median(direct), median(fresh), median(cached)];
-      log(`test-runner: ${name} direct ${d.toFixed(0)} ms, run_tests fresh ${f.toFixed(0)} ms, cached ${c.toFixed(1)} ms`);
+      log(
+        `test-runner: ${name} direct ${d.toFixed(0)} ms, run_tests fresh ${f.toFixed(0)} ms, cached ${c.toFixed(1)} ms`,
+      );
       rows.push({
         name: `test-runner ${name}: cache hit vs fresh run (200 tests)`,
         keel: Math.round(c * 10) / 10,

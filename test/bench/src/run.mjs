@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Runs the benchmarks side by side with their references and prints ratios. Not a test: nothing
+// here passes or fails on a timing; the figures are for the issue notes and for regressions.
+//   pnpm bench                 every suite
+//   pnpm bench -- kit git      only these suites
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const suites = ['kit', 'filesystem', 'git', 'test-runner'];
+const wanted = process.argv.slice(2).filter((arg) => arg !== '--');
+const selected = wanted.length === 0 ? suites : suites.filter((suite) => wanted.includes(suite));
+const unknown = wanted.filter((arg) => !suites.includes(arg));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown suite(s): ${unknown.join(', ')}; known: ${suites.join(', ')}\n`);
+  process.exit(2);
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const log = (message) => process.stderr.write(`[bench] ${message}\n`);
+const rows = [];
+for (const suite of selected) {
+  const entry = path.join(here, suite, 'bench.mjs');
+  if (!existsSync(entry)) {
+    log(`${suite}: no benchmark yet, skipped`);
+    continue;
+  }
+  const workDir = mkdtempSync(path.join(tmpdir(), `keel-bench-${suite}-`));
+  log(`${suite}: starting`);
+  try {
+    const module = await import(entry);
+    for (const row of await module.run({ log: (message) => log(`${suite}: ${message}`), workDir }))
+      rows.push({ suite, ...row });
+  } catch (error) {
+    log(`${suite}: FAILED: ${error instanceof Error ? error.stack : String(error)}`);
+    process.exitCode = 1;
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+const format = (value) => (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3));
+const table = [
+  ['suite', 'benchmark', 'keel', 'reference', 'unit', 'ratio', 'target'],
+  ...rows.map((row) => [
+    row.suite,
+    row.name,
+    format(row.keel),
+    format(row.reference),
+    row.unit,
+    row.ratio.toFixed(3),
+    row.target,
+  ]),
+];
+const widths = table[0].map((_, column) => Math.max(...table.map((line) => String(line[column]).length)));
+const lines = table.map((line) =>
+  line
+    .map((cell, column) => String(cell).padEnd(widths[column]))
+    .join('  ')
+    .trimEnd(),
+);
+process.stdout.write(
+  `\n${lines[0]}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${lines.slice(1).join('\n')}\n`,
+);
+for (const row of rows.filter((r) => r.note))
+  process.stdout.write(`  ${row.suite} / ${row.name}: ${row.note}\n`);
+
+const resultsDir = path.join(here, '..', 'results');
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(
+  path.join(resultsDir, 'latest.json'),
+  `${JSON.stringify({ at: new Date().toISOString(), node: process.version, rows }, null, 2)}\n`,
+);
