@@ -1,13 +1,14 @@
 import type { Truncation } from '@keel/kit';
-import { createTwoFilesPatch } from 'diff';
+import { diff } from '../util/lazy.js';
 
 /** A unified diff of one file's change, cut to `maxBytes` on a line boundary. */
-export function unifiedDiff(
+export async function unifiedDiff(
   shown: string,
   before: string,
   after: string,
   maxBytes: number,
-): { diff: string; truncated?: Truncation } {
+): Promise<{ diff: string; truncated?: Truncation }> {
+  const { createTwoFilesPatch } = await diff();
   const full = createTwoFilesPatch(`a/${shown}`, `b/${shown}`, before, after, undefined, undefined, { context: 3 })
     .split('\n')
     .filter((line) => !line.startsWith('====='))

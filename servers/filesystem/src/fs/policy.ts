@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fail, ok, type Outcome } from '@keel/kit';
-import picomatch from 'picomatch';
+import { picomatch } from '../util/lazy.js';
 
 /** The filesystem server's own rules on top of the jail. */
 export interface FilesystemOptions {
@@ -25,7 +25,7 @@ export interface FsPolicy {
 
 export function createFsPolicy(options: FilesystemOptions = {}): FsPolicy {
   const deny = [...(options.deny ?? [])];
-  const matchers = deny.map((glob) => ({ glob, test: picomatch(glob, { dot: true }) }));
+  const matchers = deny.map((glob) => ({ glob, test: picomatch()(glob, { dot: true }) }));
   const allowGitWrites = options.allowGitWrites === true;
 
   // A glob denies a path when it matches the path or any directory above it, so `secrets` covers `secrets/a.txt`.

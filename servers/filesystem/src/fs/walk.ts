@@ -1,7 +1,8 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import ignore, { type Ignore } from 'ignore';
+import type { Ignore } from 'ignore';
+import { ignore } from '../util/lazy.js';
 import type { FsPolicy } from './policy.js';
 import { relativeOf } from './policy.js';
 
@@ -88,7 +89,7 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
       const file = dirents.find((d) => d.name === '.gitignore' && d.isFile());
       if (file !== undefined) {
         const text = await readFile(path.join(dirReal, '.gitignore'), 'utf8').catch(() => '');
-        inScope = [...scopes, { dir: relativeOf(options.root, dirReal), rules: ignore().add(text) }];
+        inScope = [...scopes, { dir: relativeOf(options.root, dirReal), rules: ignore()().add(text) }];
       }
     }
     const children: WalkEntry[] = [];
@@ -176,7 +177,7 @@ async function ancestorScopes(root: string, base: string): Promise<IgnoreScope[]
   const ancestors = rel === '' ? [] : dirs;
   for (const dir of ancestors) {
     const text = await readFile(path.join(dir, '.gitignore'), 'utf8').catch(() => undefined);
-    if (text !== undefined) scopes.push({ dir: relativeOf(root, dir), rules: ignore().add(text) });
+    if (text !== undefined) scopes.push({ dir: relativeOf(root, dir), rules: ignore()().add(text) });
   }
   return scopes;
 }

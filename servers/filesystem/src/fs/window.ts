@@ -108,17 +108,22 @@ export async function readWindow(handle: FileHandle, size: number, request: Wind
     startLine = startByte === 0 ? 1 : undefined;
   }
 
-  // Read the budget plus one byte, to know whether the selection goes on.
-  const data = await source.read(startByte, request.maxBytes + 1);
+  // Read the budget plus one byte, to know whether the selection goes on. A line range usually ends
+  // well before the budget, so it is read in growing steps rather than all at once.
+  const budget = request.maxBytes + 1;
+  const linesWanted = request.endLine !== undefined && startLine !== undefined ? request.endLine - startLine + 1 : undefined;
+  let data: Buffer = Buffer.alloc(0);
+  let end: number | undefined;
+  for (let step = linesWanted === undefined ? budget : Math.min(budget, 16_384); ; step = Math.min(budget, step * 4)) {
+    data = await source.read(startByte, step);
+    if (linesWanted !== undefined) end = nthNewlineEnd(data, linesWanted);
+    if (end !== undefined || step === budget || startByte + data.length >= fileSize) break;
+  }
   let selection = data;
   let selectionEnds = startByte + data.length >= fileSize;
-  if (request.endLine !== undefined && startLine !== undefined) {
-    const linesWanted = request.endLine - startLine + 1;
-    const end = nthNewlineEnd(data, linesWanted);
-    if (end !== undefined) {
-      selection = data.subarray(0, end);
-      selectionEnds = true;
-    }
+  if (end !== undefined) {
+    selection = data.subarray(0, end);
+    selectionEnds = true;
   }
   let cut = selection.length;
   let more = false;

@@ -1,6 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import { defineTool, fail, ok, type AnyTool, type Outcome, type ResolvedPath } from '@keel/kit';
-import { applyPatch, parsePatch, type StructuredPatch } from 'diff';
+import type { StructuredPatch } from 'diff';
+import { diff } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
 import { atomicWrite, ensureParents, looksBinary, parentExists, readWhole, sha256Of } from '../fs/files.js';
@@ -54,6 +55,7 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
     render: (out) =>
       [`${out.dryRun ? 'would apply' : 'applied'} to ${out.files.length} file(s):`, ...out.files.map((f) => `  ${f.action} ${f.from === undefined ? '' : `${f.from} -> `}${f.path} (${f.hunks} hunks)`)].join('\n'),
     handler: async (input, ctx) => {
+      const { applyPatch, parsePatch } = await diff();
       let patches: StructuredPatch[];
       try {
         patches = parsePatch(input.patch);

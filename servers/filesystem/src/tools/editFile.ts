@@ -108,7 +108,7 @@ export function editFileTool(deps: FsDeps): AnyTool {
       }
       const data = Buffer.from(text, 'utf8');
       const sha256 = sha256Of(data);
-      const { diff, truncated } = unifiedDiff(shown, before, text, input.maxDiffBytes);
+      const { diff, truncated } = await unifiedDiff(shown, before, text, input.maxDiffBytes);
       if (!input.dryRun && text !== before) {
         const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: 'overwrite' });
         if (!written.ok) return written;

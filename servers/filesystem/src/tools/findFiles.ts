@@ -1,5 +1,5 @@
 import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
-import picomatch from 'picomatch';
+import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
 import { walk } from '../fs/walk.js';
@@ -44,7 +44,7 @@ export function findFilesTool(deps: FsDeps): AnyTool {
       const offset = (decoded.value as { o?: number } | undefined)?.o ?? 0;
       let matcher: (p: string) => boolean;
       try {
-        matcher = picomatch(input.pattern, { dot: input.hidden, basename: !input.pattern.includes('/') });
+        matcher = picomatch()(input.pattern, { dot: input.hidden, basename: !input.pattern.includes('/') });
       } catch (error) {
         return fail('INVALID_ARGUMENT', `pattern '${input.pattern}' is not a valid glob: ${(error as Error).message}`, {
           hint: 'Use glob syntax such as "**/*.ts" or "src/*.{js,ts}".',

@@ -1,7 +1,7 @@
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
-import picomatch from 'picomatch';
+import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
 import { fsError } from '../fs/files.js';
@@ -57,7 +57,7 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
         }
         return fsError(error, shown, 'list');
       }
-      const matches = input.glob === undefined ? undefined : picomatch(input.glob, { dot: true });
+      const matches = input.glob === undefined ? undefined : picomatch()(input.glob, { dot: true });
       const kept = names.filter(
         (name) =>
           (input.hidden || !name.startsWith('.')) &&

@@ -1,14 +1,12 @@
 import { constants } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type ResolvedPath, type Truncation } from '@keel/kit';
-import picomatch from 'picomatch';
+import { cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
+import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
-import { looksBinary } from '../fs/files.js';
+import { readSmallFileSync } from '../fs/files.js';
 import { walk, type WalkEntry } from '../fs/walk.js';
 
 const lineTextCap = 400;
-const readAhead = 8;
 
 const matchSchema = z.object({
   path: z.string().describe('Relative to `path`.'),
@@ -28,17 +26,13 @@ interface SearchCursor {
   k: number;
 }
 
-type Loaded =
-  | { kind: 'text'; entry: WalkEntry; text: string }
-  | { kind: 'binary' | 'tooLarge' | 'unreadable'; entry: WalkEntry };
-
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function globTester(globs: readonly string[]): ((rel: string) => boolean) | undefined {
   if (globs.length === 0) return undefined;
-  const testers = globs.map((glob) => picomatch(glob, { dot: true, basename: !glob.includes('/') }));
+  const testers = globs.map((glob) => picomatch()(glob, { dot: true, basename: !glob.includes('/') }));
   return (rel) => testers.some((test) => test(rel));
 }
 
@@ -145,64 +139,35 @@ export function searchTextTool(deps: FsDeps): AnyTool {
             skip: (rel, type) => (excluded?.(rel) ?? false) || (type === 'file' && included !== undefined && !included(rel)),
           });
 
-      const load = async (entry: WalkEntry): Promise<Loaded> => {
-        let handle: FileHandle | undefined;
-        try {
-          const opened = await ctx.jail.open({ real: entry.real, exists: true, root: resolved.root } satisfies ResolvedPath, constants.O_RDONLY);
-          if (!opened.ok) return { kind: 'unreadable', entry };
-          handle = opened.value;
-          const stat = await handle.stat();
-          if (stat.size > input.maxFileBytes) return { kind: 'tooLarge', entry };
-          const data = await handle.readFile();
-          if (looksBinary(data)) return { kind: 'binary', entry };
-          return { kind: 'text', entry, text: data.toString('utf8') };
-        } catch {
-          return { kind: 'unreadable', entry };
-        } finally {
-          await handle?.close().catch(() => undefined);
-        }
-      };
-
       const matches: Match[] = [];
       const skipped = { binary: 0, tooLarge: 0, unreadable: 0 };
       let filesSearched = 0;
       let filesWithMatches = 0;
-      let fileIndex = -1;
+      let current = -1;
       let stoppedBy: 'maxMatches' | 'timeBudget' | undefined;
       let next: SearchCursor | undefined;
-      const pending: Promise<Loaded>[] = [];
-      const iterator = files[Symbol.asyncIterator]();
-      let exhausted = false;
-      const fill = async () => {
-        while (!exhausted && pending.length < readAhead) {
-          const step = await iterator.next();
-          if (step.done === true) {
-            exhausted = true;
-            break;
-          }
-          if (step.value.type !== 'file') continue;
-          fileIndex++;
-          if (fileIndex < resume.f) continue; // Searched on an earlier page.
-          pending.push(load(step.value));
-        }
-      };
-      let current = resume.f - 1;
-      for (;;) {
-        await fill();
-        const loaded = await pending.shift();
-        if (loaded === undefined) break;
+      let sliceStarted = Date.now();
+      for await (const entry of files) {
+        if (entry.type !== 'file') continue;
         current++;
+        if (current < resume.f) continue; // Searched on an earlier page.
+        if (Date.now() - sliceStarted > 20) {
+          // Reads are synchronous; let cancellation, timeouts and other calls in between slices.
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStarted = Date.now();
+        }
         if (Date.now() - started > input.timeBudgetMs || ctx.signal.aborted) {
           stoppedBy = 'timeBudget';
           next = { f: current, k: current === resume.f ? resume.k : 0 };
           break;
         }
+        const loaded = readSmallFileSync(ctx.jail, entry.real, input.maxFileBytes);
         if (loaded.kind !== 'text') {
           skipped[loaded.kind]++;
           continue;
         }
         filesSearched++;
-        const text = loaded.text;
+        const text = loaded.data.toString('utf8');
         if (!quick.test(text)) continue;
         const skip = current === resume.f ? resume.k : 0;
         const lines = text.split('\n');
@@ -222,7 +187,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
           }
           const context = input.contextLines;
           matches.push({
-            path: loaded.entry.rel,
+            path: entry.rel,
             line: i + 1,
             column: hit.index + 1,
             text: clip(line, hit.index),
@@ -243,8 +208,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
           break;
         }
       }
-      await iterator.return?.(undefined);
-      await Promise.allSettled(pending);
+      await files.return(undefined);
       let truncated: Truncation | undefined;
       if (next !== undefined) truncated = { limit: input.maxMatches, unit: 'items', nextCursor: ctx.encodeCursor(next) };
       return ok({
