@@ -24,13 +24,13 @@ const code = await runServerCli<GitFlags>({
   env: process.env,
   configure: (program) => {
     program
-      .option('--enable-hooks', "run the repositories' own hooks (off by default)", false)
-      .option('--use-global-config', "read the user's global git config (off by default)", false)
-      .option('--push-remote <name>', 'a remote name git_push may push to (repeatable; none by default)', collect, [])
+      .option('--enable-hooks', "run the repositories' own hooks", false)
+      .option('--use-global-config', "read the user's global git config (~/.gitconfig)", false)
+      .option('--push-remote <name>', 'a remote name git_push may push to (repeatable; without it every push is refused)', collect, [])
       .option('--allow-force-push', 'allow git_push with force "with-lease"', false)
       .option('--allow-protocol <protocol>', `a transport fetch/pull/push/clone may use (repeatable; default file, https, ssh; one of ${gitProtocols.join(', ')})`, collect, [])
-      .option('--git-user-name <name>', 'author and committer name when the repository config names none')
-      .option('--git-user-email <email>', 'author and committer email when the repository config names none');
+      .option('--git-user-name <name>', 'author and committer name for commits and tags the server makes (with --git-user-email; overrides the repository config)')
+      .option('--git-user-email <email>', 'author and committer email (with --git-user-name)');
   },
   helpText: '\nExample:\n  keel-git --root . --push-remote origin\n',
   build: ({ options, logger }) => {

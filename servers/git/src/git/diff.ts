@@ -24,7 +24,12 @@ const statusNames: Record<string, string> = {
  * records in the same order. Token counts are fixed by the record kind, so no path can be misread.
  */
 export function parseRawNumstat(output: string): DiffFile[] {
-  return parseDiffOutput(output).files;
+  const files = parseDiffOutput(output).files;
+  // git lists an unmerged path twice (the conflict, and the work tree against our side): keep the conflict.
+  const unmerged = new Set(files.filter((file) => file.status === 'unmerged').map((file) => file.path));
+  return files
+    .filter((file) => !unmerged.has(file.path) || file.status === 'unmerged')
+    .map((file) => (file.status === 'unmerged' ? { ...file, added: null, deleted: null } : file));
 }
 
 /**
@@ -36,9 +41,11 @@ export function parseDiffOutput(output: string): { files: DiffFile[]; patch: str
   const files: DiffFile[] = [];
   let i = 0;
   while (i < tokens.length && tokens[i]!.startsWith(':')) {
+    // A combined record (`::`, an unmerged path) has one status letter per parent.
+    const combined = tokens[i]!.startsWith('::');
     const meta = tokens[i++]!.split(' ');
     const status = meta[meta.length - 1] ?? 'X';
-    const letter = status[0] ?? 'X';
+    const letter = combined ? 'U' : (status[0] ?? 'X');
     if (letter === 'R' || letter === 'C') {
       const oldPath = tokens[i++] ?? '';
       const newPath = tokens[i++] ?? '';
@@ -48,8 +55,9 @@ export function parseDiffOutput(output: string): { files: DiffFile[]; patch: str
     }
   }
   for (const file of files) {
-    const token = tokens[i++];
-    if (token === undefined) break;
+    const token = tokens[i];
+    if (token === undefined || token === '' || !token.includes('\t')) break;
+    i++;
     const [added, deleted, rest] = token.split('\t');
     // A rename's numstat record carries its two paths as the next tokens.
     if (rest === '') i += 2;
@@ -84,6 +92,7 @@ export function parseRawWithPatch(output: string): { files: DiffFile[]; patch: s
     return token;
   };
   while (i < tokens.length && tokens[i]!.startsWith(':')) {
+    if (tokens[i]!.startsWith('::')) return undefined;
     const meta = take().split(' ');
     const status = meta[meta.length - 1] ?? 'X';
     const letter = status[0] ?? 'X';

@@ -14,7 +14,7 @@ export interface GitServerOptions {
   allowForcePush?: boolean;
   /** Transports fetch, pull, push and clone may use. `ext` is never accepted. */
   allowProtocols?: readonly GitProtocol[];
-  /** Author and committer when the repository config names none. */
+  /** Author and committer of commits and tags the server makes; overrides the repository config. */
   identity?: { name: string; email: string };
   /** The git program (default `git` on PATH). */
   gitBinary?: string;

@@ -1,7 +1,7 @@
 import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
-import { parseDiffOutput, parseRawWithPatch } from '../git/diff.js';
+import { parseRawNumstat, parseRawWithPatch } from '../git/diff.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
@@ -11,8 +11,8 @@ const fileSchema = z.object({
   path: z.string(),
   oldPath: z.string().optional(),
   status: z.string(),
-  added: z.number().nullable().describe('Lines added; null for a binary file.'),
-  deleted: z.number().nullable().describe('Lines deleted; null for a binary file.'),
+  added: z.number().nullable().describe('Lines added; null for a binary or unmerged file.'),
+  deleted: z.number().nullable().describe('Lines deleted; null for a binary or unmerged file.'),
   binary: z.boolean(),
 });
 
@@ -99,8 +99,10 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       let result = await repo.git(['diff', '--raw', '-z', '--patch', ...common]);
       let parsed = result.exitCode === 0 && !result.cut ? parseRawWithPatch(result.stdout) : undefined;
       if (parsed === undefined && result.exitCode === 0 && !result.cut) {
-        result = await repo.git(['diff', '--raw', '--numstat', '-z', '--patch', ...common]);
-        parsed = parseDiffOutput(result.stdout);
+        // Unmerged paths get a combined diff, which git does not print beside --raw: ask separately.
+        const [summary, patch] = await Promise.all([repo.git(['diff', '--raw', '--numstat', '-z', ...common]), repo.git(['diff', '--patch', ...common])]);
+        result = summary.exitCode !== 0 ? summary : patch;
+        parsed = { files: parseRawNumstat(summary.stdout), patch: patch.stdout };
       }
       if (result.exitCode !== 0) return gitFailure('git diff', result);
       if (result.cut) {
@@ -108,7 +110,7 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
           hint: 'Narrow it with `paths` or a closer pair of revisions.',
         });
       }
-      const { files, patch } = parsed ?? parseDiffOutput(result.stdout);
+      const { files, patch } = parsed ?? { files: [], patch: '' };
       const page = ctx.text(patch, { maxBytes: input.maxBytes, cursor: input.cursor });
       if (!page.ok) return page;
       const totals = {

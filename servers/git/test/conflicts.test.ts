@@ -1,0 +1,53 @@
+import { createGitRepo } from '@keel/testing';
+import { describe, expect, it } from 'vitest';
+import { callError, callOk, startGit } from './helpers.js';
+
+describe('a repository in the middle of a conflicted merge', () => {
+  it('status lists the conflict, diff shows the combined patch, commit refuses while unresolved', async () => {
+    const repo = await createGitRepo({ files: { 'a.txt': 'base\n', 'b.txt': 'b\n' } });
+    await repo.git(['switch', '-q', '-c', 'other']);
+    await repo.commit('theirs', { 'a.txt': 'theirs\n' });
+    await repo.git(['switch', '-q', 'main']);
+    await repo.commit('ours', { 'a.txt': 'ours\n', 'b.txt': 'b2\n' });
+    await repo.git(['merge', '-q', 'other']).catch(() => undefined);
+    const client = await startGit('v2', [repo.dir]);
+
+    const status = await callOk(client, 'git_status');
+    expect({ conflicted: status['conflicted'], counts: status['counts'] }).toEqual({
+      conflicted: [{ path: 'a.txt', status: 'UU' }],
+      counts: { staged: 0, unstaged: 0, untracked: 0, conflicted: 1 },
+    });
+    const diff = await callOk(client, 'git_diff');
+    expect(diff['files']).toEqual([{ path: 'a.txt', status: 'unmerged', added: null, deleted: null, binary: false }]);
+    expect(diff['patch']).toMatch(/^diff --cc a\.txt\n/);
+    expect(diff['patch']).toBe(await repo.git(['-c', 'core.quotePath=false', 'diff', '--no-color', '-M']));
+
+    const commit = await callError(client, 'git_commit', { message: 'merge' });
+    expect(commit.code).toBe('CONFLICT');
+  });
+
+  it('rejects a tampered cursor and one issued for other arguments', async () => {
+    const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
+    for (let i = 0; i < 3; i++) await repo.commit(`c${i}`);
+    const client = await startGit('v1', [repo.dir]);
+    const page = await callOk(client, 'git_log', { limit: 1 });
+    const cursor = page['truncated'].nextCursor as string;
+    expect((await callError(client, 'git_log', { limit: 1, cursor: `${cursor.slice(0, -2)}xx` })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_log', { limit: 1, cursor, author: 'x' })).code).toBe('INVALID_ARGUMENT');
+    // A cursor survives a change of page size: the budget is not part of its binding.
+    expect((await callOk(client, 'git_log', { limit: 5, cursor }))['commits'].map((c: { subject: string }) => c.subject)).toEqual(['c1', 'c0', 'initial']);
+  });
+
+  it('answers bad input with structured errors and hints', async () => {
+    const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
+    const client = await startGit('v2', [repo.dir]);
+    expect(await callError(client, 'git_diff', { to: 'HEAD' })).toMatchObject({ code: 'INVALID_ARGUMENT', message: '`to` was given without `from`' });
+    expect(await callError(client, 'git_log', { ref: 'nope' })).toMatchObject({ code: 'NOT_FOUND', message: "ref 'nope' does not name a commit in '.'", hint: 'Existing branches: main.' });
+    expect(await callError(client, 'git_branch_create', { name: 'a..b' })).toMatchObject({ code: 'INVALID_ARGUMENT', message: "'a..b' is not a valid branch name" });
+    expect(await callError(client, 'git_add', {})).toMatchObject({ code: 'INVALID_ARGUMENT', message: 'nothing to stage: no paths and all is false' });
+    expect(await callError(client, 'git_blame', { path: 'a.txt', startLine: 5, endLine: 2 })).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await callError(client, 'git_fetch', { remote: 'origin' })).toMatchObject({ code: 'NOT_FOUND', message: "remote 'origin' is not configured in '.'", hint: 'Configured remotes: (none).' });
+    expect(await callError(client, 'git_status', { repo: 'missing-dir' })).toMatchObject({ code: 'NOT_FOUND' });
+    await expect(client.callTool({ name: 'git_status', arguments: { limit: -1 } })).rejects.toMatchObject({ code: -32602 });
+  });
+});
