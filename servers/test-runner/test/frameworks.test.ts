@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -137,6 +138,29 @@ const cases: Case[] = [
     },
   },
 ];
+
+// go runs only where it is installed (Debian's golang-go in CI); its parser is tested on recorded
+// output in unit/parsers.test.ts either way.
+const hasGo = spawnSync('go', ['version']).status === 0;
+if (hasGo) {
+  cases.push({
+    fixture: 'go',
+    id: '.:go',
+    math: 'calc_test.go',
+    broken: 'broken/broken_test.go',
+    hang: 'hang/hang_test.go',
+    failure: {
+      name: 'TestAddsWronglyOnPurpose',
+      file: 'calc_test.go',
+      line: 13,
+      message: 'Add(2, 2) = 4, want 5',
+      expected: '5',
+      actual: '4',
+    },
+    brokenError: {},
+    empty: (dir) => removeMatching(dir, /_test\.go$/),
+  });
+}
 
 describe.each(cases.map((c, i) => ({ ...c, kind: i % 2 === 0 ? ('v2' as const) : ('v1' as const) })))('$fixture ($kind client)', (c) => {
   it('reports a failing assertion with file, line, expected and actual, then a load error, a timeout and no tests', async () => {

@@ -170,6 +170,9 @@ describe('past runs', () => {
     const steps = seen.map((p) => p.progress);
     expect(steps).toEqual([...steps].sort((a, b) => a - b));
     expect(new Set(steps).size).toBe(steps.length);
+    // A timeout is never served from the cache: the same call runs again.
+    const again = await server.ok('run_tests', { files: ['hang.test.js'], timeoutMs: 2500 });
+    expect({ outcome: again['outcome'], cached: again['cached'] }).toEqual({ outcome: 'timeout', cached: false });
   });
 });
 

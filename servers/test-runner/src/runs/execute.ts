@@ -165,8 +165,7 @@ export async function executeRun(
     };
     ctx.progress(tick + 1, undefined, `${project.id}: ${full.outcome} (${full.totals.passed} passed, ${full.totals.failed} failed)`);
     // A timeout says more about the moment than about the tree, so it is kept but never served from the cache.
-    if (full.outcome === 'timeout') await deps.store.save({ ...full, cacheKey: `timeout-${full.runId}` });
-    else await deps.store.save(full);
+    await deps.store.save(full, { cacheable: full.outcome !== 'timeout' });
     return { record: full, cached: false };
   } finally {
     await rm(scratchDir, { recursive: true, force: true });

@@ -11,7 +11,8 @@ import type { RunRecord } from './record.js';
  * `maxRuns` are kept; older ones are pruned.
  */
 export interface RunStore {
-  save(record: RunRecord): Promise<void>;
+  /** Stores a run; `cacheable: false` keeps it for get_run without serving it as a cache hit. */
+  save(record: RunRecord, options?: { cacheable?: boolean }): Promise<void>;
   get(runId: string): Promise<RunRecord | undefined>;
   lookup(cacheKey: string): Promise<RunRecord | undefined>;
 }
@@ -59,10 +60,12 @@ export function createFileRunStore(dir: string, options: { maxRuns?: number } = 
   };
 
   return {
-    async save(record) {
+    async save(record, options = {}) {
       await ensure();
       await writeAtomic(path.join(runsDir, `${record.runId}.json`), JSON.stringify(record));
-      await writeAtomic(path.join(cacheDir, `${record.cacheKey}.json`), JSON.stringify({ runId: record.runId }));
+      if (options.cacheable !== false) {
+        await writeAtomic(path.join(cacheDir, `${record.cacheKey}.json`), JSON.stringify({ runId: record.runId }));
+      }
       await prune();
     },
     get,
