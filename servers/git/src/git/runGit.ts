@@ -101,7 +101,8 @@ export async function runGit(ctx: ToolContext, options: ResolvedGitOptions, call
     command: options.gitBinary,
     args,
     cwd: call.cwd,
-    envAllowlist: ['PATH', 'HOME', 'TMPDIR', 'TZ', 'USER', 'LOGNAME'],
+    // HOME and the ssh agent socket let ssh find keys; proxies let https through. Nothing else leaks in.
+    envAllowlist: ['PATH', 'HOME', 'TMPDIR', 'TZ', 'USER', 'LOGNAME', 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'],
     env: { ...gitEnvironment(options, ctx.jail.roots), ...call.env },
     timeoutMs: 600_000,
     maxOutputBytes: call.maxOutputBytes ?? defaultMaxOutput,

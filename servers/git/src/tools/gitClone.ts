@@ -31,7 +31,7 @@ export function gitCloneTool(options: ResolvedGitOptions): AnyTool {
         const entries = await readdir(target.real).catch(() => undefined);
         if (entries === undefined || entries.length > 0) return fail('ALREADY_EXISTS', `'${input.path}' already exists and is not an empty directory`, { hint: 'Clone into a new path.' });
       }
-      const url = await checkUrl(input.url, options, ctx.jail, target.root, 'url');
+      const url = await checkUrl(input.url, options, ctx.jail, ctx.jail.roots[0] ?? target.root, 'url');
       if (!url.ok) return url;
       if (input.branch !== undefined && (input.branch.startsWith('-') || !/^[A-Za-z0-9._/-]+$/.test(input.branch))) {
         return fail('INVALID_ARGUMENT', `'${input.branch}' is not a valid branch name`, { hint: 'Use letters, digits, . _ / - and do not start with -.' });
