@@ -59,6 +59,19 @@ describe('injection through tool arguments runs nothing else', () => {
     expect(await exists(path.join(dir, 'pwned'))).toBe(false);
   });
 
+  it('matches project ids and run ids as data, never as paths or commands', async () => {
+    const dir = await copyFixture('vitest');
+    const server = await startServer(dir, 'v1');
+    for (const project of ['$(touch pwned)', '../..:vitest', '.:vitest; touch pwned']) {
+      expect(toolErrorOf(await server.call('run_tests', { project }))?.code).toBe('NOT_FOUND');
+    }
+    for (const runId of ['../../etc/passwd', 'run_../../x', '$(touch pwned)']) {
+      expect(toolErrorOf(await server.call('get_run', { runId }))?.code).toBe('NOT_FOUND');
+      expect(toolErrorOf(await server.call('rerun_failed', { runId }))?.code).toBe('NOT_FOUND');
+    }
+    expect(await exists(path.join(dir, 'pwned'))).toBe(false);
+  });
+
   it('ignores a command smuggled in as an extra argument', async () => {
     const dir = await copyFixture('vitest');
     const server = await startServer(dir, 'v2');

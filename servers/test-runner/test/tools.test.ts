@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { connectHttp, createGitRepo, startHttpServer, tempDir, toolErrorOf } from '@keel/testing';
@@ -71,6 +71,32 @@ describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
       { name: 'tests/test_math.py::test_adds_small_numbers', file: 'tests/test_math.py' },
       { name: 'tests/test_math.py::test_adds_wrongly_on_purpose', file: 'tests/test_math.py' },
     ]);
+  });
+});
+
+describe('list_tests across frameworks', () => {
+  it('lists vitest tests by full name and file, and says why when collection fails', async () => {
+    const dir = await copyFixture('vitest');
+    const server = await startServer(dir, 'v1');
+    const broken = await server.ok('list_tests');
+    expect({ tests: broken['tests'], errorCount: (broken['errors'] as unknown[]).length }).toEqual({ tests: [], errorCount: 1 });
+    expect((broken['errors'] as Array<{ message: string }>)[0]!.message).toMatch(/^Error: Cannot find module '.\/does-not-exist.js'/);
+    await rm(path.join(dir, 'broken.test.js'));
+    const listed = await server.ok('list_tests');
+    expect(listed['tests']).toEqual([
+      { name: 'passes every other run', file: 'flaky.test.js' },
+      { name: 'spins forever', file: 'hang.test.js' },
+      { name: 'add > adds small numbers', file: 'math.test.js' },
+      { name: 'add > adds wrongly on purpose', file: 'math.test.js' },
+    ]);
+  });
+
+  it('says node:test cannot list without running', async () => {
+    const server = await startServer(await copyFixture('node-test'), 'v2');
+    expect(toolErrorOf(await server.call('list_tests'))).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: "node-test cannot list tests without running them (project '.:node-test')",
+    });
   });
 });
 
