@@ -70,7 +70,9 @@ export async function readWindow(handle: FileHandle, size: number, request: Wind
   let totalLines: number | undefined;
   if (request.totals || size <= wholeFileLimit) {
     if (size <= wholeFileLimit) {
-      whole = await handle.readFile();
+      // Positional reads: handle.readFile() reads from the handle's current offset, so a second window
+      // on the same handle would see nothing.
+      whole = await sourceOf(handle, size, undefined).read(0, size);
       sha256 = createHash('sha256').update(whole).digest('hex');
       totalLines = countLines(whole);
     } else {

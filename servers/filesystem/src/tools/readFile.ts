@@ -91,21 +91,32 @@ export function readFileTool(deps: FsDeps): AnyTool {
             hint: 'Read it again from the start (drop the cursor).',
           });
         }
-        const head = Buffer.alloc(Math.min(8192, info.size));
-        if (head.length > 0) await handle.read(head, 0, head.length, 0);
-        const binary = looksBinary(head);
-        const base = { path: shown, size: info.size, mtime: info.mtime.toISOString(), binary };
-        if (binary && input.binary === 'metadata') {
-          return ok({ ...base, encoding: 'none' as const, content: '', startByte: 0, endByte: 0 });
-        }
-        const window = await readWindow(handle, info.size, {
-          ...(binary ? {} : { startLine: input.startLine, endLine: input.endLine }),
+        const base = { path: shown, size: info.size, mtime: info.mtime.toISOString() };
+        const request = {
           byteOffset: input.byteOffset,
           maxBytes: input.maxBytes,
           resumeAt: state === undefined ? undefined : { byte: state.o, line: state.l ?? undefined },
           totals: input.totals === 'always' || info.size <= wholeFileLimit,
-          raw: binary,
-        });
+        };
+        const fromStart = state === undefined && (input.startLine ?? 1) === 1 && (input.byteOffset ?? 0) === 0;
+        // A window from the start already holds the bytes that tell text from binary; otherwise read them.
+        let window = fromStart ? await readWindow(handle, info.size, { ...request, startLine: input.startLine, endLine: input.endLine, raw: false }) : undefined;
+        let head = window?.bytes;
+        if (window === undefined || (window.bytes.length < 8192 && window.endByte < info.size)) {
+          head = Buffer.alloc(Math.min(8192, info.size));
+          if (head.length > 0) await handle.read(head, 0, head.length, 0);
+        }
+        const binary = looksBinary(head!);
+        if (binary && input.binary === 'metadata') {
+          return ok({ ...base, binary, encoding: 'none' as const, content: '', startByte: 0, endByte: 0 });
+        }
+        if (binary || window === undefined) {
+          window = await readWindow(handle, info.size, {
+            ...request,
+            ...(binary ? {} : { startLine: input.startLine, endLine: input.endLine }),
+            raw: binary,
+          });
+        }
         if (window.pastEnd) {
           return fail('INVALID_ARGUMENT', `startLine ${input.startLine} is past the end of '${shown}'${window.totalLines === undefined ? '' : ` (${window.totalLines} lines)`}`, {
             hint: 'Pass a startLine within the file; read without startLine to see its length.',
@@ -123,6 +134,7 @@ export function readFileTool(deps: FsDeps): AnyTool {
             : window.nextLine! - (window.bytes[window.bytes.length - 1] === 0x0a ? 1 : 0);
         return ok({
           ...base,
+          binary,
           encoding: binary ? ('base64' as const) : ('utf8' as const),
           content: binary ? window.bytes.toString('base64') : window.bytes.toString('utf8'),
           startByte: window.startByte,
