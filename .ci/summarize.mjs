@@ -2,7 +2,9 @@
 // 'tests: N passed, N failed, N skipped', that any CI reader understands.
 import { readFileSync } from 'node:fs';
 
-const log = readFileSync(process.argv[2], 'utf8').replace(/\x1b\[[0-9;]*m/g, '');
+// Colour codes are switched off in CI, but strip any that slip through.
+const escape = String.fromCharCode(27);
+const log = readFileSync(process.argv[2], 'utf8').replaceAll(new RegExp(`${escape}\\[[0-9;]*m`, 'g'), '');
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let suites = 0;
 for (const line of log.split('\n')) {
