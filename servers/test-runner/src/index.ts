@@ -21,7 +21,7 @@ export interface TestRunnerOptions {
   nodePath?: string;
   /** Bytes of stdout and of stderr kept per run, head + tail (default 256 KiB). */
   captureBytes?: number;
-  /** Runs kept in the store before the oldest are pruned (default 500). */
+  /** Runs kept in the store before the oldest are pruned (default 200). */
   maxRuns?: number;
 }
 

@@ -102,10 +102,12 @@ export async function executeRun(
         args: plan.args.map(stable),
         env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, stable(v)])),
         serverEnv: Object.fromEntries(envAllowlist.map((name) => [name, deps.env[name] ?? null])),
-        inputs: inputs.hash,
+        inputs: inputs?.hash ?? null,
       }),
     );
-    if (!options.fresh) {
+    const cacheable = inputs !== undefined;
+    if (!cacheable) ctx.logger.info('the tree is too big to hash; this run is not cached', { project: project.id });
+    if (!options.fresh && cacheable) {
       const stored = await deps.store.lookup(cacheKey);
       if (stored !== undefined) return { record: stored, cached: true };
     }
@@ -165,7 +167,7 @@ export async function executeRun(
     };
     ctx.progress(tick + 1, undefined, `${project.id}: ${full.outcome} (${full.totals.passed} passed, ${full.totals.failed} failed)`);
     // A timeout says more about the moment than about the tree, so it is kept but never served from the cache.
-    await deps.store.save(full, { cacheable: full.outcome !== 'timeout' });
+    await deps.store.save(full, { cacheable: cacheable && full.outcome !== 'timeout' });
     return { record: full, cached: false };
   } finally {
     await rm(scratchDir, { recursive: true, force: true });

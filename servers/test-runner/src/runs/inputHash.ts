@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { KeelError, type PathJail } from '@keel/kit';
+import type { PathJail } from '@keel/kit';
 
 const skipDirs = new Set(['node_modules', '.git', 'target', '__pycache__', '.pytest_cache', '.venv', 'venv', '.tox', '.turbo', 'coverage']);
 const maxFiles = 50_000;
+// Bigger files (data sets, binaries) are identified by size and mtime rather than read in full.
+const maxHashedBytes = 16 * 1024 * 1024;
 
 export type GitRunner = (args: readonly string[], cwd: string) => Promise<{ exitCode: number | null; stdout: string }>;
 
@@ -13,8 +15,9 @@ export type GitRunner = (args: readonly string[], cwd: string) => Promise<{ exit
  * A hash of the files a run depends on, uncommitted edits included: in a git work tree, every
  * tracked and untracked-but-not-ignored file of the repository (a package imports its siblings);
  * elsewhere, the files under the project directory minus dependency and build directories.
+ * `undefined` when the tree is too big to hash, and the run is then simply not cached.
  */
-export async function hashInputs(projectDir: string, jail: PathJail, git: GitRunner): Promise<{ hash: string; files: number }> {
+export async function hashInputs(projectDir: string, jail: PathJail, git: GitRunner): Promise<{ hash: string; files: number } | undefined> {
   let base = projectDir;
   let files: string[] | undefined;
   const top = await git(['rev-parse', '--show-toplevel'], projectDir).catch(() => undefined);
@@ -27,11 +30,7 @@ export async function hashInputs(projectDir: string, jail: PathJail, git: GitRun
     }
   }
   files ??= await walk(projectDir);
-  if (files.length > maxFiles) {
-    throw new KeelError('RESOURCE_LIMIT', `the project has ${files.length} files, more than the ${maxFiles} the cache hashes`, {
-      hint: 'Run with fresh: true to skip the cache, or point the server at a smaller root.',
-    });
-  }
+  if (files.length > maxFiles) return undefined;
   files.sort();
   const digests = new Array<string>(files.length);
   let next = 0;
@@ -52,6 +51,7 @@ async function digestOf(file: string): Promise<string> {
     const info = await lstat(file);
     if (info.isSymbolicLink()) return `link:${await readlink(file)}`;
     if (!info.isFile()) return 'other';
+    if (info.size > maxHashedBytes) return `large:${info.size}:${info.mtimeMs}`;
     return createHash('sha256').update(await readFile(file)).digest('hex');
   } catch {
     // A tracked file deleted in the work tree is part of the state too.

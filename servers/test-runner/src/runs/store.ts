@@ -30,7 +30,7 @@ export function isRunId(value: string): boolean {
 export function createFileRunStore(dir: string, options: { maxRuns?: number } = {}): RunStore {
   const runsDir = path.join(dir, 'runs');
   const cacheDir = path.join(dir, 'cache');
-  const maxRuns = options.maxRuns ?? 500;
+  const maxRuns = options.maxRuns ?? 200;
   let ready: Promise<void> | undefined;
   const ensure = () => (ready ??= Promise.all([mkdir(runsDir, { recursive: true, mode: 0o700 }), mkdir(cacheDir, { recursive: true, mode: 0o700 })]).then(() => undefined));
 
