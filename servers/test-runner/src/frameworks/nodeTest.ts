@@ -28,6 +28,9 @@ export const nodeTestAdapter: FrameworkAdapter = {
     const args = [
       ...(project.launcher?.slice(1) ?? []),
       '--test',
+      // spec to stdout for a readable log; ours to a file for the structured results.
+      bound('--test-reporter', 'spec'),
+      bound('--test-reporter-destination', 'stdout'),
       bound('--test-reporter', reporterPath),
       bound('--test-reporter-destination', report),
     ];

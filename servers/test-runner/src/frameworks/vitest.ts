@@ -31,6 +31,8 @@ export const vitestAdapter: FrameworkAdapter = {
     const args = [
       ...(project.launcher === undefined ? [runner.bin] : project.launcher.slice(1)),
       'run',
+      // The default reporter keeps a readable log (and console output) next to our structured one.
+      bound('--reporter', 'default'),
       bound('--reporter', reporterPath),
       '--passWithNoTests',
       '--color=false',
