@@ -81,6 +81,7 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     expect(added).toEqual({ repo: '.', staged: ['a.txt', 'dir/b.txt', 'dir/c.txt', 'new file.txt'], stagedCount: 4 });
 
     const staged = await callOk(client, 'git_diff', { staged: true });
+    expect({ mode: staged['mode'], from: staged['from'] }).toEqual({ mode: 'staged', from: { ref: 'HEAD', sha: (await repo.git(['rev-parse', 'HEAD'])).trim() } });
     expect(staged['files']).toEqual([
       { path: 'a.txt', status: 'modified', added: 1, deleted: 1, binary: false },
       { path: 'dir/c.txt', oldPath: 'dir/b.txt', status: 'renamed', added: 0, deleted: 0, binary: false },

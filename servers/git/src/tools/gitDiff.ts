@@ -1,6 +1,6 @@
 import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
-import { pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
+import { headSha, pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
 import { parseRawNumstat, parseRawWithPatch } from '../git/diff.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
@@ -91,6 +91,14 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
         to = { ref: input.to, sha: sha.value };
         revs.push(sha.value);
       }
+      if (input.staged && from === undefined) {
+        // Name the commit the index is compared with, so the result says what it is relative to.
+        const head = await headSha(repo);
+        if (head !== undefined) {
+          from = { ref: 'HEAD', sha: head };
+          revs.push(head);
+        }
+      }
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
       const common = ['--no-color', '--no-ext-diff', '--no-textconv', '-M', ...(input.staged ? ['--cached'] : []), ...revs, '--', ...pathspec.value];
@@ -118,7 +126,8 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
         added: files.reduce((sum, file) => sum + (file.added ?? 0), 0),
         deleted: files.reduce((sum, file) => sum + (file.deleted ?? 0), 0),
       };
-      const mode: 'worktree' | 'staged' | 'commit-worktree' | 'commit-staged' | 'commits' = to !== undefined ? 'commits' : from !== undefined ? (input.staged ? 'commit-staged' : 'commit-worktree') : input.staged ? 'staged' : 'worktree';
+      const mode: 'worktree' | 'staged' | 'commit-worktree' | 'commit-staged' | 'commits' =
+        to !== undefined ? 'commits' : input.staged ? (input.from === undefined ? 'staged' : 'commit-staged') : from !== undefined ? 'commit-worktree' : 'worktree';
       return ok({
         repo: repo.display,
         mode,
