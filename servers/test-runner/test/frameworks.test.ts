@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { copyFixture, startServer } from './helpers.js';
+import { copyFixture, settledProcessesIn, startServer } from './helpers.js';
 
 // Each framework runs for real on a fixture project: a passing and a failing assertion, a suite that
 // cannot import, an endless loop stopped by the timeout, and the same project with its tests removed.
@@ -187,6 +187,8 @@ describe.each(cases.map((c, i) => ({ ...c, kind: i % 2 === 0 ? ('v2' as const) :
       outcome: 'timeout',
       reason: 'the run did not finish within 3000 ms; its process group was killed',
     });
+    // Workers and forks included: nothing of the run is left working in the project.
+    expect(await settledProcessesIn(dir)).toEqual([]);
 
     await c.empty(dir);
     const empty = await server.ok('run_tests', {});

@@ -1,4 +1,5 @@
-import { cp, symlink } from 'node:fs/promises';
+import { cp, readdir, readlink, symlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectStdio, tempDir, type ClientKind, type McpTestClient, type ToolCallResult } from '@keel/testing';
@@ -46,4 +47,25 @@ export async function startServer(root: string, kind: ClientKind, extraArgs: str
       return result.structuredContent!;
     },
   };
+}
+
+/** Pids of live processes whose working directory is `dir` or below it (Linux /proc). */
+export async function processesIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => undefined);
+    if (cwd !== undefined && (cwd === dir || cwd.startsWith(`${dir}/`))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** Waits (bounded) for every process working in `dir` to be gone; returns the ones still there. */
+export async function settledProcessesIn(dir: string): Promise<number[]> {
+  let left = await processesIn(dir);
+  for (let i = 0; i < 100 && left.length > 0; i++) {
+    await sleep(50);
+    left = await processesIn(dir);
+  }
+  return left;
 }
