@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createGitRepo } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { callError, callOk, startGit } from './helpers.js';
@@ -49,5 +51,10 @@ describe('a repository in the middle of a conflicted merge', () => {
     expect(await callError(client, 'git_fetch', { remote: 'origin' })).toMatchObject({ code: 'NOT_FOUND', message: "remote 'origin' is not configured in '.'", hint: 'Configured remotes: (none).' });
     expect(await callError(client, 'git_status', { repo: 'missing-dir' })).toMatchObject({ code: 'NOT_FOUND' });
     await expect(client.callTool({ name: 'git_status', arguments: { limit: -1 } })).rejects.toMatchObject({ code: -32602 });
+
+    // Another git holding the index lock is a retryable condition, not a failure of the call.
+    await writeFile(path.join(repo.dir, '.git', 'index.lock'), '');
+    await repo.write('a.txt', 'changed\n');
+    expect(await callError(client, 'git_add', { paths: ['a.txt'] })).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
   });
 });

@@ -19,7 +19,7 @@ export async function callOk(client: McpTestClient, name: string, args: Record<s
 }
 
 /** Calls a tool that must fail, and returns its structured error. */
-export async function callError(client: McpTestClient, name: string, args: Record<string, unknown> = {}): Promise<{ code: string; message: string; hint?: string }> {
+export async function callError(client: McpTestClient, name: string, args: Record<string, unknown> = {}): Promise<{ code: string; message: string; hint?: string; retryable: boolean }> {
   const result: ToolCallResult = await client.callTool({ name, arguments: args });
   expect(result.isError, `${name} should fail but returned ${JSON.stringify(result.structuredContent)}`).toBe(true);
   const error = toolErrorOf(result);

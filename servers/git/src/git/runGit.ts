@@ -134,6 +134,12 @@ export function gitMessage(result: GitResult): string {
 export function gitFailure(action: string, result: GitResult, hint?: string): { ok: false; error: ReturnType<typeof fail>['error'] } {
   const message = `${action} failed: ${gitMessage(result) || `git exited with ${String(result.exitCode)}`}`;
   const text = result.stderr.toLowerCase();
+  if (/index\.lock|\.lock': file exists|cannot lock ref/.test(text)) {
+    return fail('UNAVAILABLE', message, {
+      hint: 'Another git process holds a lock on this repository; retry shortly. A stale .lock file left by a crashed git must be removed by hand.',
+      retryable: true,
+    });
+  }
   const code = /already exists/.test(text)
     ? 'ALREADY_EXISTS'
     : /conflict|would be overwritten|not possible to fast-forward|non-fast-forward|rejected|diverg/.test(text)

@@ -7,6 +7,13 @@ import { repoOf } from '../git/withRepo.js';
 
 const maxRange = 2000;
 
+const maxLineChars = 2000;
+
+// A minified file can hold megabytes on one line; the line is cut so the range stays answerable.
+function cutContent(content: string): { content: string; contentTruncated?: true } {
+  return content.length > maxLineChars ? { content: content.slice(0, maxLineChars), contentTruncated: true } : { content };
+}
+
 interface BlameLine {
   line: number;
   sha: string;
@@ -15,6 +22,7 @@ interface BlameLine {
   authorTime: string;
   summary: string;
   content: string;
+  contentTruncated?: true;
 }
 
 /** Parses `git blame --line-porcelain`: every line carries its commit's full header. */
@@ -30,7 +38,7 @@ function parseLinePorcelain(output: string): BlameLine[] {
         authorEmail: current.authorEmail ?? '',
         authorTime: current.authorTime ?? '',
         summary: current.summary ?? '',
-        content: raw.slice(1),
+        ...cutContent(raw.slice(1)),
       });
       current = {};
       continue;
@@ -67,7 +75,16 @@ export function gitBlameTool(options: ResolvedGitOptions): AnyTool {
       startLine: z.number(),
       endLine: z.number(),
       lines: z.array(
-        z.object({ line: z.number(), sha: z.string(), author: z.string(), authorEmail: z.string(), authorTime: z.string(), summary: z.string(), content: z.string() }),
+        z.object({
+          line: z.number(),
+          sha: z.string(),
+          author: z.string(),
+          authorEmail: z.string(),
+          authorTime: z.string(),
+          summary: z.string(),
+          content: z.string(),
+          contentTruncated: z.literal(true).optional().describe(`The line was longer than ${maxLineChars} characters and is cut.`),
+        }),
       ),
     }),
     effect: 'read',

@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { repoArg } from '../git/args.js';
@@ -28,7 +29,8 @@ export function gitWorktreeRemoveTool(options: ResolvedGitOptions): AnyTool {
       const repo = opened.value;
       const target = ctx.path('path').real;
       const trees = await listWorktrees(repo);
-      const entry = trees.find((tree) => tree.path === target);
+      const reals = await Promise.all(trees.map((tree) => realpath(tree.path).catch(() => tree.path)));
+      const entry = trees.find((_tree, index) => reals[index] === target);
       if (entry === undefined) {
         return fail('NOT_FOUND', `'${input.path}' is not a work tree of '${repo.display}'`, {
           hint: `Work trees: ${trees.map((tree) => ctx.jail.display(tree.path)).join(', ')}.`,
