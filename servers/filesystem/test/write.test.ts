@@ -172,6 +172,20 @@ describe.each(kinds)('writing (%s client)', (kind) => {
   });
 });
 
+describe('whole-file edits have a size limit', () => {
+  it('edit_file refuses a file over 32 MiB without reading it into memory', async () => {
+    const root = await tempDir();
+    await writeFile(path.join(root, 'huge.txt'), Buffer.alloc(33 * 1024 * 1024, 0x61));
+    const client = await connect([root]);
+    expect(await callErr(client, 'edit_file', { path: 'huge.txt', edits: [{ oldText: 'a', newText: 'b' }] })).toEqual({
+      code: 'RESOURCE_LIMIT',
+      message: `file 'huge.txt' is ${33 * 1024 * 1024} bytes, over the ${32 * 1024 * 1024}-byte limit for whole-file edits`,
+      hint: 'Edit it with other tools; read_file can still read it in windows.',
+      retryable: false,
+    });
+  });
+});
+
 describe('mkdir semantics', () => {
   it('create_directory under an existing tree keeps the existing content', async () => {
     const root = await tempDir();

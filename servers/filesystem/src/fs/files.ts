@@ -60,14 +60,34 @@ export async function openForRead(jail: PathJail, resolved: ResolvedPath, shown:
   }
 }
 
-/** Reads a whole jailed file. */
-export async function readWhole(jail: PathJail, resolved: ResolvedPath, shown: string): Promise<Outcome<Buffer>> {
+/** Files the edit tools load whole; larger ones are refused rather than pulled into memory. */
+export const editableFileLimit = 32 * 1024 * 1024;
+
+/** Reads a whole jailed file, up to `maxBytes`. */
+export async function readWhole(
+  jail: PathJail,
+  resolved: ResolvedPath,
+  shown: string,
+  maxBytes = editableFileLimit,
+): Promise<Outcome<Buffer>> {
   const opened = await openForRead(jail, resolved, shown);
   if (!opened.ok) return opened;
   try {
     const info = await opened.value.stat();
     if (info.isDirectory()) return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'read');
-    return ok(await opened.value.readFile());
+    if (info.size > maxBytes) {
+      return fail('RESOURCE_LIMIT', `file '${shown}' is ${info.size} bytes, over the ${maxBytes}-byte limit for whole-file edits`, {
+        hint: 'Edit it with other tools; read_file can still read it in windows.',
+      });
+    }
+    const data = Buffer.allocUnsafe(info.size);
+    let filled = 0;
+    while (filled < data.length) {
+      const { bytesRead } = await opened.value.read(data, filled, data.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return ok(data.subarray(0, filled));
   } catch (error) {
     return fsError(error, shown, 'read');
   } finally {

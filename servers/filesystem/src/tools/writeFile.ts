@@ -1,7 +1,24 @@
 import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
-import { atomicWrite, ensureParents, parentExists, readWhole, sha256Of } from '../fs/files.js';
+import type { Outcome, PathJail, ResolvedPath } from '@keel/kit';
+import { atomicWrite, ensureParents, fsError, openForRead, parentExists, sha256Of } from '../fs/files.js';
+import { readWindow } from '../fs/window.js';
+
+/** The sha256 of a file as it is now, streamed (the file may be larger than anything worth loading). */
+async function currentSha256(jail: PathJail, resolved: ResolvedPath, shown: string): Promise<Outcome<string>> {
+  const opened = await openForRead(jail, resolved, shown);
+  if (!opened.ok) return opened;
+  try {
+    const info = await opened.value.stat();
+    const window = await readWindow(opened.value, info.size, { maxBytes: 1, totals: true, raw: true });
+    return ok(window.sha256!);
+  } catch (error) {
+    return fsError(error, shown, 'read');
+  } finally {
+    await opened.value.close();
+  }
+}
 
 /** `write_file`: writes a whole file atomically, with create-only mode and a sha256 precondition. */
 export function writeFileTool(deps: FsDeps): AnyTool {
@@ -43,7 +60,7 @@ export function writeFileTool(deps: FsDeps): AnyTool {
             hint: 'expectedSha256 guards an overwrite; drop it, or use mode "overwrite".',
           });
         }
-        const current = await readWhole(ctx.jail, resolved, shown);
+        const current = await currentSha256(ctx.jail, resolved, shown);
         if (!current.ok) {
           if (current.error.code === 'NOT_FOUND') {
             return fail('PRECONDITION_FAILED', `file '${shown}' does not exist, so it cannot have the expected sha256`, {
@@ -52,7 +69,7 @@ export function writeFileTool(deps: FsDeps): AnyTool {
           }
           return current;
         }
-        const actual = sha256Of(current.value);
+        const actual = current.value;
         if (actual !== input.expectedSha256) {
           return fail('PRECONDITION_FAILED', `file '${shown}' changed: its sha256 is ${actual}, not the expected ${input.expectedSha256}`, {
             hint: 'Read the file again, re-apply your change to the current content, and pass the new sha256.',
