@@ -81,6 +81,20 @@ describe('repository configuration cannot run anything', () => {
     expect((await git(path.join(root, 'hub.git'), ['rev-parse', 'side'])).trim()).toBe(pushed['sha']);
   });
 
+  it('a driver added to the config between two calls is disarmed too (the remembered location is re-read)', async () => {
+    const outside = await tempDir('keel-outside-');
+    const marker = path.join(outside, 'ran');
+    const script = await trap(outside, marker);
+    const repo = await createGitRepo({ files: { 'a.txt': 'a\n', '.gitattributes': '*.txt filter=late\n' } });
+    const client = await startGit('v2', [repo.dir]);
+    expect((await callOk(client, 'git_status'))['clean']).toBe(true);
+    await repo.git(['config', 'filter.late.clean', script]);
+    await repo.write('a.txt', 'b\n');
+    await callOk(client, 'git_add', { paths: ['a.txt'] });
+    expect(existsSync(marker)).toBe(false);
+    expect(await repo.git(['show', ':a.txt'])).toBe('b\n');
+  });
+
   it('a filter driver with a name the server cannot override is refused, not run', async () => {
     const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
     await repo.git(['config', 'filter.a=b.clean', 'touch pwned']);

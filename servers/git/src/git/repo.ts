@@ -28,6 +28,7 @@ const driverKeys: Record<string, string> = {
   'diff.command': '',
   'merge.driver': '',
 };
+const maxCachedRepos = 256;
 const safeSubsection = /^[A-Za-z0-9._/@+ -]{1,200}$/;
 
 /**
@@ -107,8 +108,10 @@ export async function openRepo(ctx: ToolContext, options: ResolvedGitOptions, di
   const overrides = driverOverrides(names);
   if (!overrides.ok) return overrides;
   const [realTop, realGitDir, realCommon] = reals as [string, string, string];
-  // Only the plain case is remembered: the directory is the top level and no config file includes another.
-  if (dir === realTop && !names.some((name) => /^include(if)?\./i.test(name))) {
+  // Only the plain case is remembered: the directory is the top level, no config file includes
+  // another, and the user's global config (whose changes the fingerprint does not see) is off.
+  if (dir === realTop && !options.useGlobalConfig && !names.some((name) => /^include(if)?\./i.test(name))) {
+    if (options.repoCache.size >= maxCachedRepos) options.repoCache.delete(options.repoCache.keys().next().value!);
     options.repoCache.set(dir, { top: realTop, gitDir: realGitDir, commonDir: realCommon, overrides: overrides.value, fingerprint: await fingerprintOf(realTop, realGitDir, realCommon) });
   } else {
     options.repoCache.delete(dir);
