@@ -130,7 +130,16 @@ describe('user values are never read as options', () => {
       });
     }
     expect((await callError(client, 'git_clone', { url: '--upload-pack=touch pwned', path: 'c' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_clone', { url: '.', path: 'c', branch: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_init', { path: 'i', initialBranch: '--bare' })).code).toBe('INVALID_ARGUMENT');
     expect((await callError(client, 'git_push', { remote: '--receive-pack=x' })).code).toBe('PERMISSION_DENIED');
+    expect((await callError(client, 'git_fetch', { remote: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_pull', { remote: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
+    await repo.git(['remote', 'add', 'origin', repo.dir]);
+    expect((await callError(client, 'git_pull', { branch: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
+    const pusher = await startGit('v2', [repo.dir], ['--push-remote', 'origin']);
+    expect((await callError(pusher, 'git_push', { branch: '--force' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callOk(client, 'git_log', { since: `--output=${pwned}`, until: '--all' }))['commits']).toEqual([]);
 
     // Filters are values glued to their option, so they stay patterns; messages are data.
     expect((await callOk(client, 'git_log', { author: `--output=${pwned}`, grep: '--all' }))['commits']).toEqual([]);
