@@ -149,6 +149,12 @@ describe.each(kinds)('exploring (%s client)', (kind) => {
     const insensitive = await callOk<{ matches: Array<{ path: string }> }>(client, 'search_text', { pattern: 'todo', caseSensitive: false, exclude: ['src'] });
     expect(insensitive.matches.map((m) => m.path)).toEqual(['README.md']);
     expect(await callErr(client, 'search_text', { pattern: '(' })).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await callErr(client, 'search_text', { pattern: '(a+)+$' })).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: "pattern has a nested quantifier ('(a+)+'), which can take exponential time",
+      hint: 'Rewrite it without a repeated group that itself repeats (e.g. "(ab)+" rather than "(a+b)+"), or search a literal.',
+      retryable: false,
+    });
   });
 
   it('search_text stops when full and its cursor walk equals the unbounded answer', async () => {

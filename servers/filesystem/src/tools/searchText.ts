@@ -4,6 +4,7 @@ import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
 import { readSmallFileSync } from '../fs/files.js';
+import { nestedQuantifier } from '../fs/regexRisk.js';
 import { walk, type WalkEntry } from '../fs/walk.js';
 
 const lineTextCap = 400;
@@ -103,6 +104,12 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       const decoded = ctx.decodeCursor(input.cursor);
       if (!decoded.ok) return decoded;
       const resume = (decoded.value as SearchCursor | undefined) ?? { f: 0, k: 0 };
+      const risky = input.literal ? undefined : nestedQuantifier(input.pattern);
+      if (risky !== undefined) {
+        return fail('INVALID_ARGUMENT', `pattern has a nested quantifier ('${risky}'), which can take exponential time`, {
+          hint: 'Rewrite it without a repeated group that itself repeats (e.g. "(ab)+" rather than "(a+b)+"), or search a literal.',
+        });
+      }
       let regex: RegExp;
       try {
         regex = new RegExp(input.literal ? escapeRegExp(input.pattern) : input.pattern, input.caseSensitive ? 'g' : 'gi');
