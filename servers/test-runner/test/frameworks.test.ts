@@ -175,6 +175,16 @@ describe.each(cases.map((c, i) => ({ ...c, kind: i % 2 === 0 ? ('v2' as const) :
     if (expectedStack !== undefined) expect(stack).toBe(expectedStack);
     expect((failed['failures'] as unknown[]).length).toBe(1);
 
+    // Only the failed test runs again, selected by its exact name.
+    const rerun = await server.ok('rerun_failed', { runId: failed['runId'] });
+    const rerunTotals = rerun['totals'] as Record<string, number>;
+    expect({ outcome: rerun['outcome'], passed: rerunTotals['passed'], failed: rerunTotals['failed'], name: (rerun['failures'] as Array<{ name: string }>)[0]?.name }).toEqual({
+      outcome: 'failed',
+      passed: 0,
+      failed: 1,
+      name: c.failure['name'],
+    });
+
     const broken = await server.ok('run_tests', { files: [c.broken] });
     expect(broken['outcome']).toBe('error');
     const errors = broken['errors'] as Array<Record<string, unknown>>;

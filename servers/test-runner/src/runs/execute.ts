@@ -277,16 +277,31 @@ function failureOf(test: TestResult, display: (real: string) => string): Failure
   };
 }
 
-/** The selection that re-runs exactly the failed tests of a stored run. */
-export function failedSelection(record: RunRecord, project: Project): Selection {
+/**
+ * The selection that re-runs exactly the failed tests of a stored run: their files and exact names.
+ * cargo cannot tell which target a test came from, so it keeps the original run's files (targets)
+ * and narrows by name; pytest node ids carry their file already.
+ */
+export async function failedSelection(ctx: ToolContext, record: RunRecord, project: Project): Promise<KitOutcome<Selection>> {
   const files = new Set<string>();
-  if (project.framework !== 'cargo' && project.framework !== 'pytest') {
-    for (const selector of record.failedSelectors) if (selector.file !== undefined) files.add(selector.file);
+  if (project.framework === 'cargo') {
+    for (const file of record.selection.files) {
+      const resolved = await ctx.jail.resolve(file);
+      if (!resolved.ok) return resolved;
+      files.add(resolved.value.real);
+    }
+  } else if (project.framework !== 'pytest') {
+    for (const selector of record.failedSelectors) {
+      if (selector.file === undefined) continue;
+      const resolved = await ctx.jail.resolve(selector.file);
+      if (!resolved.ok) return resolved;
+      files.add(resolved.value.real);
+    }
   }
-  return {
+  return ok({
     files: [...files].sort(),
     exactNames: record.failedSelectors.map((s) => ({ name: s.name, ...(s.file === undefined ? {} : { file: s.file }) })),
-  };
+  });
 }
 
 export type { Outcome };

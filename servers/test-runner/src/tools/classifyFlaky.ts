@@ -59,7 +59,9 @@ export function classifyFlakyTool(deps: RunnerDeps): AnyTool {
       }
       const project = await resolveProject(ctx, deps, record.project.id);
       if (!project.ok) return project;
-      const selection = failedSelection(record, project.value);
+      const failed = await failedSelection(ctx, record, project.value);
+      if (!failed.ok) return failed;
+      const selection = failed.value;
       const counts = record.failedSelectors.map((s, i) => ({ selector: s, failure: record.failures[i], passes: 0, failures: 0 }));
       const attempts: Array<{ runId: string; outcome: (typeof outcomes)[number] }> = [];
       for (let attempt = 1; attempt <= input.attempts; attempt++) {

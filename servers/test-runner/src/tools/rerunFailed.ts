@@ -28,7 +28,9 @@ export function rerunFailedTool(deps: RunnerDeps): AnyTool {
       if (!record.ok) return record;
       const project = await resolveProject(ctx, deps, record.value.project.id);
       if (!project.ok) return project;
-      let selection = failedSelection(record.value, project.value);
+      const failed = await failedSelection(ctx, record.value, project.value);
+      if (!failed.ok) return failed;
+      let selection = failed.value;
       if (record.value.failedSelectors.length === 0) {
         const files: string[] = [];
         for (const error of record.value.errors) {
@@ -42,10 +44,6 @@ export function rerunFailedTool(deps: RunnerDeps): AnyTool {
           });
         }
         selection = { files: [...new Set(files)] };
-      }
-      for (const file of selection.files) {
-        const resolved = await ctx.jail.resolve(file);
-        if (!resolved.ok) return resolved;
       }
       const { record: rerun, cached } = await executeRun(ctx, deps, project.value, selection, {
         timeoutMs: input.timeoutMs,
