@@ -31,7 +31,7 @@ const referenceBin = path.join(
 const FILES = 5000;
 const COMMITS = 2000;
 const DIFF_FILES = 200;
-const ITERATIONS = 15;
+const ITERATIONS = 21;
 const WARMUP = 3;
 
 const median = (values) => {
@@ -133,15 +133,22 @@ async function connect(command, args, env) {
   return client;
 }
 
-async function time(fn) {
-  for (let i = 0; i < WARMUP; i++) await fn();
-  const samples = [];
+/**
+ * Medians of several functions measured interleaved (a rotating order each round), so a burst of load
+ * on a shared machine hits every contender alike instead of whichever block ran during it.
+ */
+async function timeInterleaved(fns) {
+  for (let i = 0; i < WARMUP; i++) for (const fn of fns) await fn();
+  const samples = fns.map(() => []);
   for (let i = 0; i < ITERATIONS; i++) {
-    const started = performance.now();
-    await fn();
-    samples.push(performance.now() - started);
+    for (let k = 0; k < fns.length; k++) {
+      const index = (i + k) % fns.length;
+      const started = performance.now();
+      await fns[index]();
+      samples[index].push(performance.now() - started);
+    }
   }
-  return median(samples);
+  return samples.map(median);
 }
 
 async function callOk(client, name, args) {
@@ -194,9 +201,7 @@ export async function run({ log, workDir }) {
     ];
     for (const c of cases) {
       log(`timing ${c.name}`);
-      const rawMs = await time(c.raw);
-      const keelMs = await time(c.keel);
-      const referenceMs = await time(c.reference);
+      const [rawMs, keelMs, referenceMs] = await timeInterleaved([c.raw, c.keel, c.reference]);
       rows.push({
         name: `${c.name}: keel / raw git`,
         keel: round(keelMs),
