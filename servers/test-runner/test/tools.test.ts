@@ -91,6 +91,29 @@ describe('list_tests across frameworks', () => {
     ]);
   });
 
+  it.each([
+    ['mocha', 'test/broken.spec.js', [
+      { name: 'spins forever', file: 'test/hang.spec.js' },
+      { name: 'add adds small numbers', file: 'test/math.spec.js' },
+      { name: 'add adds wrongly on purpose', file: 'test/math.spec.js' },
+    ]],
+    ['jest', 'broken.test.js', [
+      { name: 'hang.test.js', file: 'hang.test.js' },
+      { name: 'math.test.js', file: 'math.test.js' },
+    ]],
+    ['cargo', 'tests/broken.rs', [
+      { name: 'tests::adds_small_numbers' },
+      { name: 'tests::adds_wrongly_on_purpose' },
+      { name: 'spins_forever' },
+    ]],
+  ] as const)('lists %s tests', async (fixture, broken, expected) => {
+    const dir = await copyFixture(fixture);
+    await rm(path.join(dir, broken));
+    const server = await startServer(dir, 'v2');
+    const listed = await server.ok('list_tests');
+    expect({ tests: listed['tests'], errors: listed['errors'] }).toEqual({ tests: expected, errors: [] });
+  });
+
   it('says node:test cannot list without running', async () => {
     const server = await startServer(await copyFixture('node-test'), 'v2');
     expect(toolErrorOf(await server.call('list_tests'))).toMatchObject({
