@@ -20,4 +20,14 @@ describe('other ways to use the server', () => {
     expect((result.structuredContent as { commits: Array<{ subject: string }> }).commits.map((commit) => commit.subject)).toEqual(['initial']);
     await server.close();
   });
+
+  it('describes every input field, so a model knows what to pass', async () => {
+    const server = createGitServer({ jail: await createPathJail([await tempDir()]) });
+    const undescribed = server
+      .listTools()
+      .flatMap((tool) => Object.entries((tool.inputSchema.properties ?? {}) as Record<string, { description?: string }>).filter(([, prop]) => !prop.description).map(([name]) => `${tool.name}.${name}`));
+    expect(undescribed).toEqual([]);
+    expect(server.listTools()).toHaveLength(22);
+    await server.close();
+  });
 });
