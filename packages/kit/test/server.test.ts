@@ -2,7 +2,8 @@ import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -343,6 +344,37 @@ describe('the pipeline', () => {
 });
 
 describe('telemetry', () => {
+  it('makes the tool span the parent of spans a handler starts', async () => {
+    const contextManager = new AsyncLocalStorageContextManager().enable();
+    context.setGlobalContextManager(contextManager);
+    try {
+      const exporter = new InMemorySpanExporter();
+      const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+      const tracer = provider.getTracer('t');
+      const nested = defineTool({
+        name: 'nested',
+        title: 'Nested',
+        description: 'Starts a child span.',
+        input: z.object({}),
+        output: z.object({}),
+        effect: 'read',
+        handler: async () => {
+          tracer.startActiveSpan('child work', (span) => span.end());
+          return ok({});
+        },
+      });
+      const server = createServer({ name: 's', version: '1', tools: [nested], jail, tracer });
+      await server.callTool('nested', {});
+      const [child, parent] = exporter.getFinishedSpans();
+      expect([child?.name, parent?.name]).toEqual(['child work', 'tools/call nested']);
+      expect(child?.parentSpanContext?.spanId).toBe(parent?.spanContext().spanId);
+      expect(child?.spanContext().traceId).toBe(parent?.spanContext().traceId);
+      await provider.shutdown();
+    } finally {
+      context.disable();
+    }
+  });
+
   it('records a span per call with the semconv attributes, parented by traceparent', async () => {
     const exporter = new InMemorySpanExporter();
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
