@@ -45,6 +45,20 @@ describe('large diffs are bounded and complete via cursors', () => {
     expect(other.code).toBe('INVALID_ARGUMENT');
   });
 
+  it('pages a large commit in git_show to the same patch git prints', async () => {
+    const repo = await createGitRepo({ files: { 'a.txt': lines('a', 2000) } });
+    await repo.commit('big', { 'a.txt': lines('A', 2000), 'b.txt': lines('b', 2000) });
+    const client = await startGit('v1', [repo.dir]);
+    let page = await callOk(client, 'git_show', { maxBytes: 30_000 });
+    expect(page['filesTotal']).toBe(2);
+    let patch = page['patch'] as string;
+    while (page['truncated'] !== undefined) {
+      page = await callOk(client, 'git_show', { maxBytes: 30_000, cursor: page['truncated'].nextCursor });
+      patch += page['patch'] as string;
+    }
+    expect(patch).toBe(await repo.git(['show', '--format=', '--no-color', '-M', 'HEAD']));
+  });
+
   it('marks binary files and pages the status list', async () => {
     const repo = await createGitRepo({ files: { 'bin.dat': 'a\0b' } });
     await repo.write('bin.dat', 'c\0d');

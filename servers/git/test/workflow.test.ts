@@ -213,6 +213,11 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     expect((await callOk(client, 'git_fetch', { repo: 'work' }))['updated']).toEqual([{ ref: 'refs/remotes/origin/main', from: commit['sha'], to: otherHead }]);
     expect(await callOk(client, 'git_pull', { repo: 'work' })).toEqual({ repo: 'work', remote: 'origin', branch: 'main', previous: commit['sha'], head: otherHead, changed: true });
 
+    const shallow = await callOk(client, 'git_clone', { url: `file://${path.join(root, 'hub.git')}`, path: 'shallow', depth: 1, branch: 'main' });
+    expect(shallow).toEqual({ url: `file://${path.join(root, 'hub.git')}`, path: 'shallow', branch: 'main', head: otherHead });
+    expect(await git(path.join(root, 'shallow'), ['rev-list', '--count', 'HEAD'])).toBe('1\n');
+    expect((await callError(client, 'git_clone', { url: 'hub.git', path: 'shallow' })).code).toBe('ALREADY_EXISTS');
+
     const added = await callOk(client, 'git_worktree_add', { repo: 'work', path: 'work-feat', branch: 'feat' });
     expect(added).toEqual({ repo: 'work', path: 'work-feat', branch: 'feat', head: otherHead, created: true });
     expect((await callOk(client, 'git_worktree_list', { repo: 'work' }))['worktrees']).toEqual([
