@@ -30,6 +30,17 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     });
   });
 
+  it('read_file tailLines reads the end of a file', async () => {
+    const root = await tempDir();
+    await writeFile(path.join(root, 'log.txt'), 'one\ntwo\nthree\nfour\n');
+    await writeFile(path.join(root, 'open.txt'), 'one\ntwo\nthree');
+    const client = await connect([root], kind);
+    expect(await callOk(client, 'read_file', { path: 'log.txt', tailLines: 2 })).toMatchObject({ content: 'three\nfour\n', startLine: 3, endLine: 4, totalLines: 4 });
+    expect(await callOk(client, 'read_file', { path: 'open.txt', tailLines: 1 })).toMatchObject({ content: 'three', startLine: 3, endLine: 3 });
+    expect(await callOk(client, 'read_file', { path: 'log.txt', tailLines: 10 })).toMatchObject({ content: 'one\ntwo\nthree\nfour\n', startLine: 1 });
+    expect((await callErr(client, 'read_file', { path: 'log.txt', tailLines: 1, startLine: 1 })).code).toBe('INVALID_ARGUMENT');
+  });
+
   it('read_file cursor walk reproduces the file byte for byte', async () => {
     const root = await tempDir();
     const text = Array.from({ length: 500 }, (_, i) => `row ${i} ${'é'.repeat(i % 7)}`).join('\n');

@@ -203,6 +203,9 @@ describe('budgets hold on huge inputs', () => {
     const tail = await callOk(client, 'read_file', { path: 'huge.log', startLine: 199_999 });
     expect(tail).toMatchObject({ content: line.repeat(2), startLine: 199_999, endLine: 200_000 });
     expect(tail).not.toHaveProperty('truncated');
+    const end = await callOk(client, 'read_file', { path: 'huge.log', tailLines: 3 });
+    expect(end).toMatchObject({ content: line.repeat(3), startByte: 20_000_000 - 300, endByte: 20_000_000 });
+    expect(end).not.toHaveProperty('startLine');
     const list = await callOk<{ entries: unknown[]; total: number }>(client, 'list_directory', { path: 'many' });
     expect([list.entries.length, list.total]).toEqual([200, 10_000]);
     const tree = await client.callTool({ name: 'tree', arguments: {} });

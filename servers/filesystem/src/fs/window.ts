@@ -12,6 +12,8 @@ export interface WindowRequest {
   endLine?: number | undefined;
   /** First byte (byte mode). */
   byteOffset?: number | undefined;
+  /** The last N lines (tail mode): found by reading backwards from the end. */
+  tailLines?: number | undefined;
   maxBytes: number;
   /** Continue at this byte, whose line number is `resumeLine` when known. */
   resumeAt?: { byte: number; line: number | undefined } | undefined;
@@ -105,6 +107,9 @@ export async function readWindow(handle: FileHandle, size: number, request: Wind
     }
     startByte = found;
     startLine = request.startLine;
+  } else if (request.tailLines !== undefined) {
+    startByte = await findTailStart(source, request.tailLines);
+    startLine = startByte === 0 ? 1 : totalLines === undefined ? undefined : Math.max(1, totalLines - request.tailLines + 1);
   } else {
     startByte = Math.min(request.byteOffset ?? 0, fileSize);
     startLine = startByte === 0 ? 1 : undefined;
@@ -143,6 +148,26 @@ export async function readWindow(handle: FileHandle, size: number, request: Wind
   const bytes = selection.subarray(0, cut);
   const nextLine = startLine === undefined ? undefined : startLine + countNewlines(bytes);
   return { bytes, startByte, endByte: startByte + bytes.length, startLine, nextLine, more, sha256, totalLines, pastEnd: false };
+}
+
+/** The first byte of the last `lines` lines (a final newline does not start another line). */
+async function findTailStart(source: Source, lines: number): Promise<number> {
+  let end = source.size;
+  if (end === 0) return 0;
+  const last = await source.read(end - 1, 1);
+  if (last[0] === 0x0a) end--;
+  let seen = 0;
+  for (let position = end; position > 0; ) {
+    const from = Math.max(0, position - chunkSize);
+    const chunk = await source.read(from, position - from);
+    let at = chunk.lastIndexOf(0x0a);
+    while (at !== -1) {
+      if (++seen === lines) return from + at + 1;
+      at = at === 0 ? -1 : chunk.lastIndexOf(0x0a, at - 1);
+    }
+    position = from;
+  }
+  return 0;
 }
 
 async function findLineStart(source: Source, line: number): Promise<number | undefined> {

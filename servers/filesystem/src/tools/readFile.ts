@@ -17,12 +17,13 @@ export function readFileTool(deps: FsDeps): AnyTool {
     name: 'read_file',
     title: 'Read a file',
     description:
-      'Reads a window of a text file by lines (startLine/endLine, 1-based, inclusive) or bytes (byteOffset), at most maxBytes; a cut result has truncated.nextCursor to continue. Returns sha256 and totalLines (for files up to 8 MiB, or when totals is "always") for use as the expectedSha256 of write_file/edit_file. Binary files report metadata only, unless binary is "base64".',
+      'Reads a window of a text file by lines (startLine/endLine, 1-based, inclusive), its last lines (tailLines) or bytes (byteOffset), at most maxBytes; a cut result has truncated.nextCursor to continue. Returns sha256 and totalLines (for files up to 8 MiB, or when totals is "always") for use as the expectedSha256 of write_file/edit_file. Binary files report metadata only, unless binary is "base64".',
     input: z.object({
       path: z.string().describe('File to read, relative to the first root or absolute inside a root.'),
       startLine: z.number().int().positive().optional().describe('First line to return (1-based). Not with byteOffset.'),
       endLine: z.number().int().positive().optional().describe('Last line to return (1-based, inclusive). Not with byteOffset.'),
       byteOffset: z.number().int().min(0).optional().describe('First byte to return (0-based). Not with startLine/endLine.'),
+      tailLines: z.number().int().positive().max(100_000).optional().describe('Return the last N lines (read from the end; for logs). Not with startLine/endLine/byteOffset.'),
       maxBytes: budgetArg({ default: 65_536, max: 1_048_576, unit: 'bytes', what: 'file content' }),
       binary: z
         .enum(['metadata', 'base64'])
@@ -61,6 +62,11 @@ export function readFileTool(deps: FsDeps): AnyTool {
       return `${out.content}${note}`;
     },
     handler: async (input, ctx) => {
+      if (input.tailLines !== undefined && (input.byteOffset !== undefined || input.startLine !== undefined || input.endLine !== undefined)) {
+        return fail('INVALID_ARGUMENT', 'tailLines cannot be combined with startLine/endLine/byteOffset', {
+          hint: 'Pass tailLines alone to read the end of the file.',
+        });
+      }
       if (input.byteOffset !== undefined && (input.startLine !== undefined || input.endLine !== undefined)) {
         return fail('INVALID_ARGUMENT', 'byteOffset cannot be combined with startLine/endLine', {
           hint: 'Read by lines (startLine/endLine) or by bytes (byteOffset), not both.',
@@ -98,7 +104,7 @@ export function readFileTool(deps: FsDeps): AnyTool {
           resumeAt: state === undefined ? undefined : { byte: state.o, line: state.l ?? undefined },
           totals: input.totals === 'always' || info.size <= wholeFileLimit,
         };
-        const fromStart = state === undefined && (input.startLine ?? 1) === 1 && (input.byteOffset ?? 0) === 0;
+        const fromStart = state === undefined && input.tailLines === undefined && (input.startLine ?? 1) === 1 && (input.byteOffset ?? 0) === 0;
         // A window from the start already holds the bytes that tell text from binary; otherwise read them.
         let window = fromStart ? await readWindow(handle, info.size, { ...request, startLine: input.startLine, endLine: input.endLine, raw: false }) : undefined;
         let head = window?.bytes;
@@ -113,7 +119,7 @@ export function readFileTool(deps: FsDeps): AnyTool {
         if (binary || window === undefined) {
           window = await readWindow(handle, info.size, {
             ...request,
-            ...(binary ? {} : { startLine: input.startLine, endLine: input.endLine }),
+            ...(binary ? {} : { startLine: input.startLine, endLine: input.endLine, tailLines: input.tailLines }),
             raw: binary,
           });
         }
