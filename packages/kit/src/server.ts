@@ -146,16 +146,16 @@ export function createServer(options: CreateServerOptions): KeelServer {
     for (const resolve of set ?? []) resolve();
   };
   const inFlight = new Set<Promise<unknown>>();
-  const reaper = setInterval(
-    () => {
-      try {
-        store.reap();
-      } catch (error) {
-        logger.error('idempotency reap failed', { error });
-      }
-    },
-    60 * 60 * 1000,
-  );
+  const reap = () => {
+    try {
+      store.reap();
+    } catch (error) {
+      logger.error('idempotency reap failed', { error });
+    }
+  };
+  // Expired records are also ignored by claim; reaping only keeps the file from growing.
+  reap();
+  const reaper = setInterval(reap, 60 * 60 * 1000);
   reaper.unref();
 
   async function callTool(name: string, rawArgs: unknown, call: CallOptions = {}): Promise<CallToolResult> {

@@ -3,3 +3,5 @@ export { createGitRepo, git, gitEnv } from './git.js';
 export type { GitRepo } from './git.js';
 export { connectHttp, connectStdio, fixtureBin, startHttpServer, toolErrorOf } from './clients.js';
 export type { BinCommand, ClientKind, HttpServerProcess, McpTestClient, ToolCallResult } from './clients.js';
+export { startRawStdio } from './raw.js';
+export type { RawMessage, RawStdioSession } from './raw.js';

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { conformanceEntries, node22Path } from '@keel/conformance-tools';
 import { connectStdio, fixtureBin, startHttpServer, tempDir } from '@keel/testing';
+import { fixtureToolNames } from './fixtureTools.js';
 import Database from 'better-sqlite3';
 import { describe, expect, it, onTestFinished } from 'vitest';
 
@@ -76,14 +77,7 @@ describe('MCP Inspector CLI', () => {
       'tools/list',
     ]);
     expect((JSON.parse(list.stdout) as { tools: Array<{ name: string }> }).tools.map((t) => t.name)).toEqual([
-      'server_info',
-      'echo',
-      'append_line',
-      'set_content',
-      'remove_file',
-      'read_text',
-      'wait',
-      'run_node',
+      ...fixtureToolNames,
     ]);
     const call = await execFileAsync(inspector, [
       '--cli',

@@ -8,6 +8,7 @@ import {
   toolErrorOf,
   type ClientKind,
 } from '@keel/testing';
+import { fixtureToolNames } from './fixtureTools.js';
 import { describe, expect, it } from 'vitest';
 
 async function serve(extraEnv: Record<string, string> = {}, extraArgs: string[] = []) {
@@ -58,16 +59,7 @@ describe.each<ClientKind>(['v2', 'v1'])('Streamable HTTP, %s client', (kind) => 
   it('serves tools and keyed writes', async () => {
     const server = await serve();
     const client = await connectHttp(server.url, kind);
-    expect((await client.listTools()).tools.map((t) => t.name)).toEqual([
-      'server_info',
-      'echo',
-      'append_line',
-      'set_content',
-      'remove_file',
-      'read_text',
-      'wait',
-      'run_node',
-    ]);
+    expect((await client.listTools()).tools.map((t) => t.name)).toEqual([...fixtureToolNames]);
     expect(
       (await client.callTool({ name: 'echo', arguments: { text: 'over http' } })).structuredContent,
     ).toEqual({ text: 'over http' });

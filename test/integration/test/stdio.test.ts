@@ -1,10 +1,16 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectStdio, fixtureBin, tempDir, toolErrorOf, type ClientKind } from '@keel/testing';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import {
+  connectStdio,
+  fixtureBin,
+  startRawStdio,
+  tempDir,
+  toolErrorOf,
+  type ClientKind,
+} from '@keel/testing';
+import { describe, expect, it } from 'vitest';
 
 const kinds: ClientKind[] = ['v2', 'v1'];
 
@@ -259,33 +265,15 @@ function isAlive(pid: number): boolean {
 describe('progress on the wire', () => {
   it('every progress notification precedes the result it belongs to', async () => {
     const { args } = await setup();
-    const bin = fixtureBin(args);
-    const child = spawn(bin.command, [...bin.args], { stdio: ['pipe', 'pipe', 'ignore'] });
-    onTestFinished(() => {
-      child.kill();
-    });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const send = (message: object) => child.stdin.write(`${JSON.stringify(message)}\n`);
-    send({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
-    });
-    send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-    send({
-      jsonrpc: '2.0',
+    const session = startRawStdio(fixtureBin(args));
+    session.initialize();
+    session.send({
       id: 2,
       method: 'tools/call',
       params: { name: 'wait', arguments: { ms: 40 }, _meta: { progressToken: 'p' } },
     });
-    for (let i = 0; i < 200 && !out.includes('"id":2'); i++) await sleep(25);
-    const messages = out
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { id?: number; params?: { progress: number } });
-    expect(messages.slice(1).map((m) => m.id ?? `progress ${m.params?.progress}`)).toEqual([
+    const messages = await session.waitForResponse(2);
+    expect(messages.slice(1).map((m) => m.id ?? `progress ${String(m.params?.['progress'])}`)).toEqual([
       'progress 1',
       'progress 2',
       'progress 3',
@@ -328,17 +316,9 @@ describe('idempotency across processes', () => {
       '300',
     ]);
     // Drive the first process by hand so it can be killed while the handler holds the claim.
-    const child = spawn(bin.command, [...bin.args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const send = (message: object) => child.stdin.write(`${JSON.stringify(message)}\n`);
-    send({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
-    });
-    send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-    send({
-      jsonrpc: '2.0',
+    const session = startRawStdio(bin);
+    session.initialize();
+    session.send({
       id: 2,
       method: 'tools/call',
       params: {
@@ -350,8 +330,8 @@ describe('idempotency across processes', () => {
     const file = path.join(root, 'crash.txt');
     for (let i = 0; i < 200 && (await readFile(file, 'utf8').catch(() => '')) === ''; i++) await sleep(25);
     expect(await readFile(file, 'utf8')).toBe('effect #crash-key\n');
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
+    session.child.kill('SIGKILL');
+    await new Promise((resolve) => session.child.once('exit', resolve));
     await sleep(400); // let the dead process's lease run out
 
     const client = await connectStdio(bin, 'v2');
