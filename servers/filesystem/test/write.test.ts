@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
@@ -119,6 +119,15 @@ describe.each(kinds)('writing (%s client)', (kind) => {
     expect(await callOk(client, 'move', { source: 'b.txt', destination: 'd/a.txt', overwrite: true })).toEqual({ source: 'b.txt', destination: 'd/a.txt', replaced: true });
     expect(await read(root, 'd/a.txt')).toBe('B');
     expect(await callErr(client, 'move', { source: 'd', destination: 'd/e/inside' })).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await mkdir(path.join(root, 'full'));
+    await writeFile(path.join(root, 'full', 'x'), 'x');
+    expect(await callErr(client, 'move', { source: 'd/e', destination: 'full', overwrite: true })).toEqual({
+      code: 'CONFLICT',
+      message: "cannot move 'd/e' onto 'full': the destination is a directory that is not empty",
+      hint: 'Delete the destination first (delete with recursive: true), or pick another destination.',
+      retryable: false,
+    });
+    await rm(path.join(root, 'full'), { recursive: true });
     // A link is moved and deleted as a link; what it points to stays.
     await writeFile(path.join(root, 'a.txt'), 'A again');
     expect(await callOk(client, 'move', { source: 'link', destination: 'link2' })).toMatchObject({ destination: 'link2' });

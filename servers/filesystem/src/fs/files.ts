@@ -162,7 +162,12 @@ export async function atomicWrite(
       try {
         await link(temp.real, target.real);
       } catch (error) {
-        return fsError(error, shown, 'create');
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') return fsError(error, shown, 'create');
+        // No hard links on this filesystem: check, then rename (a narrow race instead of none).
+        if ((await lstat(target.real).catch(() => undefined)) !== undefined) return fsError(Object.assign(new Error('exists'), { code: 'EEXIST' }), shown, 'create');
+        await rename(temp.real, target.real);
+        renamed = true;
       }
     } else {
       await rename(temp.real, target.real);

@@ -63,6 +63,11 @@ export function moveTool(deps: FsDeps): AnyTool {
           await rename(from.value.entry, to.value.entry);
           return ok({ source: fromShown, destination: toShown, replaced: false });
         }
+        if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') {
+          return fail('CONFLICT', `cannot move '${fromShown}' onto '${toShown}': ${code === 'ENOTEMPTY' || code === 'EEXIST' ? 'the destination is a directory that is not empty' : 'a file and a directory cannot replace each other'}`, {
+            hint: 'Delete the destination first (delete with recursive: true), or pick another destination.',
+          });
+        }
         return fsError(error, toShown, 'move to');
       }
       return ok({ source: fromShown, destination: toShown, replaced: to.value.exists });
