@@ -85,7 +85,8 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
       env,
       shell: false,
       detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      // No stdin pipe unless there is input: one less descriptor pair per child.
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
     let timedOut = false;
@@ -115,18 +116,21 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    child.stdout.on('data', (chunk: Buffer) => {
+    // stdout and stderr are always pipes (see stdio above); only stdin may be absent.
+    child.stdout!.on('data', (chunk: Buffer) => {
       stdout.push(chunk);
       options.onStdout?.(chunk);
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
       stderr.push(chunk);
       options.onStderr?.(chunk);
     });
-    child.stdin.on('error', () => {
-      // The child may exit without reading its input; that is its business.
-    });
-    child.stdin.end(options.stdin ?? '');
+    if (child.stdin !== null) {
+      child.stdin.on('error', () => {
+        // The child may exit without reading its input; that is its business.
+      });
+      child.stdin.end(options.stdin);
+    }
 
     child.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -532,7 +532,15 @@ export function createServer(options: CreateServerOptions): KeelServer {
     const refreshRoots = () => {
       connectionJail = server
         .listRoots()
-        .then((result) => options.jail.narrow(result.roots.map((root) => root.uri)))
+        .then((result) => {
+          // Clients that support roots but have none configured (the Inspector CLI among them)
+          // send an empty list; narrowing to nothing would refuse every path, so it narrows nothing.
+          if (result.roots.length === 0) {
+            logger.info('client sent an empty roots list; the server roots stay in force');
+            return options.jail;
+          }
+          return options.jail.narrow(result.roots.map((root) => root.uri));
+        })
         .catch((error: unknown) => {
           logger.warn('client roots could not be read; using the server roots', {
             reason: (error as Error).message,

@@ -95,6 +95,24 @@ describe('MCP Inspector CLI', () => {
       content: [{ type: 'text', text: 'from inspector' }],
       structuredContent: { text: 'from inspector' },
     });
+    // The Inspector declares roots but sends none; path tools must still work inside the server roots.
+    const write = await execFileAsync(inspector, [
+      '--cli',
+      bin.command,
+      ...bin.args,
+      '--method',
+      'tools/call',
+      '--tool-name',
+      'set_content',
+      '--tool-arg',
+      'path=from-inspector.txt',
+      '--tool-arg',
+      'content=hello',
+    ]);
+    expect(JSON.parse(write.stdout)).toEqual({
+      content: [{ type: 'text', text: '{"bytes":5}' }],
+      structuredContent: { bytes: 5 },
+    });
   });
 });
 

@@ -58,6 +58,15 @@ describe('MCP client roots', () => {
     expect(toolErrorOf(await call(client, path.join(base, 'escape.txt')))?.code).toBe('OUTSIDE_ROOTS');
   });
 
+  it('an empty roots list (a client with none configured) narrows nothing', async () => {
+    const root = await tempDir('keel-root-');
+    const client = await clientWithRoots(['--root', root, '--state-dir', root, '--log-level', 'error'], []);
+    expect((await client.callTool({ name: 'server_info', arguments: {} })).structuredContent).toEqual({
+      roots: [root],
+    });
+    expect((await call(client, path.join(root, 'a.txt'))).structuredContent).toEqual({ bytes: 1 });
+  });
+
   it('a disjoint client root leaves nothing reachable, and says so', async () => {
     const root = await tempDir('keel-root-');
     const elsewhere = await tempDir('keel-elsewhere-');

@@ -4,3 +4,6 @@ export {
   type CommonOptions,
   type BuildContext,
 } from './runServerCli.js';
+// Server bins declare their own flags through `configure`; these let them validate without
+// depending on commander themselves.
+export { InvalidArgumentError, Option } from 'commander';
