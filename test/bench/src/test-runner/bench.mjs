@@ -3,13 +3,26 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { defaultEnvAllowlist } from '@keel/kit';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 
 const execFileAsync = promisify(execFile);
 const serverDir = fileURLToPath(new URL('../../../../servers/test-runner/', import.meta.url));
 const bin = path.join(serverDir, 'dist', 'bin.js');
-const iterations = 5;
+const iterations = 6;
+// The reference gets the environment the server gives its children (the kit's allowlist plus what
+// the server sets), so both sides run the same way: variables such as NODE_EXTRA_CA_CERTS or
+// PYTHONUNBUFFERED in the caller's environment would otherwise slow only one side.
+const directEnv = {
+  ...Object.fromEntries(
+    [...defaultEnvAllowlist, 'PYENV_ROOT', 'PYENV_VERSION', 'VIRTUAL_ENV'].filter((n) => process.env[n] !== undefined).map((n) => [n, process.env[n]]),
+  ),
+  CI: '1',
+  NO_COLOR: '1',
+  FORCE_COLOR: '0',
+  PYTHONDONTWRITEBYTECODE: '1',
+};
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -90,7 +103,7 @@ export async function run({ log, workDir }) {
     try {
       log(`test-runner: ${name} suite of 200 tests, ${iterations} iterations each`);
       // Warm both paths once (file system cache, compiled bytecode) before measuring.
-      await execFileAsync(suite.direct[0], suite.direct.slice(1), { cwd: dir });
+      await execFileAsync(suite.direct[0], suite.direct.slice(1), { cwd: dir, env: directEnv });
       const warm = await runTests(client, { fresh: true });
       if (warm.outcome !== 'passed' || warm.totals.total !== 200)
         throw new Error(`unexpected warm-up result: ${warm.outcome} ${JSON.stringify(warm.totals)}`);
@@ -98,8 +111,16 @@ export async function run({ log, workDir }) {
       const fresh = [];
       const cached = [];
       for (let i = 0; i < iterations; i++) {
-        direct.push(await time(() => execFileAsync(suite.direct[0], suite.direct.slice(1), { cwd: dir })));
-        fresh.push(await time(() => runTests(client, { fresh: true })));
+        // Alternate which side goes first, so a warm-up or machine-load drift favours neither.
+        const runDirect = async () => direct.push(await time(() => execFileAsync(suite.direct[0], suite.direct.slice(1), { cwd: dir, env: directEnv })));
+        const runKeel = async () => fresh.push(await time(() => runTests(client, { fresh: true })));
+        if (i % 2 === 0) {
+          await runDirect();
+          await runKeel();
+        } else {
+          await runKeel();
+          await runDirect();
+        }
         cached.push(
           await time(async () => {
             const out = await runTests(client, {});
