@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createPathJail } from '@keel/kit';
 import { connectStdio, tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
-import { atomicWrite, readWhole } from '../src/fs/files.js';
+import { atomicWrite, openSyncChecked, readSmallFileSync, readWhole } from '../src/fs/files.js';
 import { callErr, callOk, connect, fsBin, kinds } from './helpers.js';
 
 describe.each(kinds)('policy (%s client)', (kind) => {
@@ -129,6 +129,17 @@ describe('a symlink swapped in after the check', () => {
     await symlink(path.join(base, 'outside', 'secret.txt'), path.join(root, 'file.txt'));
     const read = await readWhole(jail, resolved.value, 'file.txt');
     expect(read.ok ? read.value.toString() : read.error.code).toBe('OUTSIDE_ROOTS');
+  });
+
+  it('cannot make a synchronous read escape (file or parent swapped for a link)', async () => {
+    const { base, root, jail } = await layout();
+    await rm(path.join(root, 'file.txt'));
+    await symlink(path.join(base, 'outside', 'secret.txt'), path.join(root, 'file.txt'));
+    expect(openSyncChecked(jail, path.join(root, 'file.txt'))).toEqual({ error: 'outside' });
+    await rm(path.join(root, 'dir'), { recursive: true });
+    await symlink(path.join(base, 'outside'), path.join(root, 'dir'));
+    expect(openSyncChecked(jail, path.join(root, 'dir', 'secret.txt'))).toEqual({ error: 'outside' });
+    expect(readSmallFileSync(jail, path.join(root, 'dir', 'secret.txt'), 1000)).toEqual({ kind: 'unreadable' });
   });
 
   it('cannot make a write escape (parent directory swapped for a link)', async () => {

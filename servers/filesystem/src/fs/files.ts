@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, read, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -242,27 +242,66 @@ export function assertNotAborted(signal: AbortSignal): void {
 export type SmallRead = { kind: 'text'; data: Buffer } | { kind: 'binary' | 'tooLarge' | 'unreadable' };
 
 /**
- * Reads a small file synchronously, with the same descriptor re-check as PathJail.open. A content
- * search opens tens of thousands of small files; through the thread pool each costs four round trips,
- * synchronously about a tenth of that. Callers yield to the event loop between slices of files.
+ * Opens a file synchronously with the same descriptor re-check as PathJail.open (O_NOFOLLOW, then
+ * the descriptor's real path must be inside the roots). Returns the descriptor, or undefined when it
+ * cannot be opened or leads outside. Synchronous opens and reads of local files cost a few
+ * microseconds each; through the thread pool each is a round trip, which dominates small reads.
  */
-export function readSmallFileSync(jail: PathJail, real: string, maxBytes: number): SmallRead {
+export function openSyncChecked(jail: PathJail, real: string): { fd: number } | { error: 'outside' | NodeJS.ErrnoException } {
   let fd: number;
   try {
     fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch {
-    return { kind: 'unreadable' };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') return { error: 'outside' };
+    return { error: error as NodeJS.ErrnoException };
   }
+  let opened: string | undefined;
   try {
-    let opened: string | undefined;
-    try {
-      opened = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      const byFd = fstatSync(fd);
-      const byPath = statSync(real, { throwIfNoEntry: false });
-      if (byPath !== undefined && byPath.ino === byFd.ino && byPath.dev === byFd.dev) opened = realpathSync(real);
-    }
-    if (opened === undefined || !jail.contains(opened)) return { kind: 'unreadable' };
+    opened = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    const byFd = fstatSync(fd);
+    const byPath = statSync(real, { throwIfNoEntry: false });
+    if (byPath !== undefined && byPath.ino === byFd.ino && byPath.dev === byFd.dev) opened = realpathSync(real);
+  }
+  if (opened === undefined || !jail.contains(opened)) {
+    closeSync(fd);
+    return { error: 'outside' };
+  }
+  return { fd };
+}
+
+/** The error for a path that led outside the roots between the check and the open. */
+export function openedOutside(jail: PathJail, shown: string): Outcome<never> {
+  return fail('OUTSIDE_ROOTS', `path '${shown}' changed to point outside the roots while it was being opened`, {
+    hint: `Use a path inside the roots: ${jail.roots.join(', ')}.`,
+    details: { roots: [...jail.roots] },
+  });
+}
+
+/** A descriptor as a positional reader through the thread pool (for reads too long to block on). */
+export function asyncReader(fd: number): { read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> } {
+  return {
+    read: (buffer, offset, length, position) =>
+      new Promise((resolve, reject) => read(fd, buffer, offset, length, position, (error, bytesRead) => (error === null ? resolve({ bytesRead }) : reject(error)))),
+  };
+}
+
+/** A descriptor as a positional reader (reads run synchronously). */
+export function syncReader(fd: number): { read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> } {
+  return {
+    read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
+  };
+}
+
+/**
+ * Reads a small file synchronously, re-checking the descriptor. A content search opens tens of
+ * thousands of small files; callers yield to the event loop between slices of files.
+ */
+export function readSmallFileSync(jail: PathJail, real: string, maxBytes: number): SmallRead {
+  const opened = openSyncChecked(jail, real);
+  if (!('fd' in opened)) return { kind: 'unreadable' };
+  const fd = opened.fd;
+  try {
     const info = fstatSync(fd);
     if (!info.isFile()) return { kind: 'unreadable' };
     if (info.size > maxBytes) return { kind: 'tooLarge' };

@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
+
+/** Positional reads; a FileHandle is one, and so is a synchronous descriptor wrapped by `syncReader`. */
+export interface PositionalReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
 
 /** Files up to this size are read whole, so their sha256 and line count come with every read. */
 export const wholeFileLimit = 8 * 1024 * 1024;
@@ -43,7 +47,7 @@ interface Source {
   read(position: number, length: number): Promise<Buffer>;
 }
 
-function sourceOf(handle: FileHandle, size: number, whole: Buffer | undefined): Source {
+function sourceOf(handle: PositionalReader, size: number, whole: Buffer | undefined): Source {
   if (whole !== undefined) {
     return { size: whole.length, read: async (position, length) => whole.subarray(position, Math.min(whole.length, position + length)) };
   }
@@ -66,7 +70,7 @@ function sourceOf(handle: FileHandle, size: number, whole: Buffer | undefined): 
  * Reads one window of a file: a line range or a byte range, at most `maxBytes`, without loading more
  * of a large file than the window needs (unless whole-file totals were asked for).
  */
-export async function readWindow(handle: FileHandle, size: number, request: WindowRequest): Promise<WindowResult> {
+export async function readWindow(handle: PositionalReader, size: number, request: WindowRequest): Promise<WindowResult> {
   let whole: Buffer | undefined;
   let sha256: string | undefined;
   let totalLines: number | undefined;

@@ -1,7 +1,8 @@
 import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
-import { fsError, looksBinary, openForRead } from '../fs/files.js';
+import { closeSync, fstatSync } from 'node:fs';
+import { asyncReader, fsError, looksBinary, openedOutside, openSyncChecked, syncReader } from '../fs/files.js';
 import { readWindow, wholeFileLimit } from '../fs/window.js';
 
 interface ReadCursor {
@@ -84,11 +85,14 @@ export function readFileTool(deps: FsDeps): AnyTool {
       if (!decoded.ok) return decoded;
       const state = decoded.value as ReadCursor | undefined;
 
-      const opened = await openForRead(ctx.jail, resolved, shown);
-      if (!opened.ok) return opened;
-      const handle = opened.value;
+      const opened = openSyncChecked(ctx.jail, resolved.real);
+      if (!('fd' in opened)) return opened.error === 'outside' ? openedOutside(ctx.jail, shown) : fsError(opened.error, shown, 'read');
+      const fd = opened.fd;
       try {
-        const info = await handle.stat();
+        const info = fstatSync(fd);
+        // Window reads run synchronously (microseconds for a local file); a whole-file hash of a large
+        // file goes through the thread pool so it cannot stall the server.
+        const handle = input.totals === 'always' && info.size > wholeFileLimit ? asyncReader(fd) : syncReader(fd);
         if (info.isDirectory()) {
           return fail('INVALID_ARGUMENT', `'${shown}' is a directory`, { hint: 'Use list_directory or tree for directories.' });
         }
@@ -154,7 +158,7 @@ export function readFileTool(deps: FsDeps): AnyTool {
       } catch (error) {
         return fsError(error, shown, 'read');
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     },
   });
