@@ -161,8 +161,9 @@ async function findTailStart(source: Source, lines: number): Promise<number> {
   const last = await source.read(end - 1, 1);
   if (last[0] === 0x0a) end--;
   let seen = 0;
-  for (let position = end; position > 0; ) {
-    const from = Math.max(0, position - chunkSize);
+  // Tails are usually short: start with a small step and grow it.
+  for (let position = end, step = 16_384; position > 0; step = Math.min(chunkSize, step * 4)) {
+    const from = Math.max(0, position - step);
     const chunk = await source.read(from, position - from);
     let at = chunk.lastIndexOf(0x0a);
     while (at !== -1) {
