@@ -188,4 +188,31 @@ describe.each(kinds)('exploring (%s client)', (kind) => {
     const perFile = await callOk<{ matches: unknown[] }>(client, 'search_text', { pattern: '^hit', maxFileBytes: 1000, maxMatchesPerFile: 1 });
     expect(perFile.matches).toHaveLength(6);
   });
+
+  it('search_text out of time returns what it found with a cursor, and the walk still ends complete', async () => {
+    const root = await tempDir();
+    for (let d = 0; d < 8; d++) {
+      await mkdir(path.join(root, `d${d}`));
+      await Promise.all(Array.from({ length: 50 }, (_, f) => writeFile(path.join(root, `d${d}`, `f${f}.txt`), f % 10 === 0 ? `hit ${d}/${f}\n` : 'nothing\n')));
+    }
+    const client = await connect([root], kind);
+    const all = await callOk<{ matches: unknown[] }>(client, 'search_text', { pattern: 'hit', maxMatches: 2000 });
+    expect(all.matches).toHaveLength(40);
+    const walked: unknown[] = [];
+    const stops = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = await callOk<{ matches: unknown[]; stoppedBy?: string; truncated?: { nextCursor?: string } }>(client, 'search_text', {
+        pattern: 'hit',
+        maxMatches: 2000,
+        timeBudgetMs: 1,
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      walked.push(...page.matches);
+      if (page.stoppedBy !== undefined) stops.add(page.stoppedBy);
+      cursor = page.truncated?.nextCursor;
+    } while (cursor !== undefined);
+    expect(stops).toEqual(new Set(['timeBudget']));
+    expect(walked).toEqual(all.matches);
+  });
 });

@@ -66,7 +66,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       maxFileBytes: z.number().int().min(1).max(67_108_864).default(2_097_152).describe('Skip files larger than this (default 2 MiB).'),
       gitignore: z.boolean().default(true).describe('Skip what .gitignore files ignore, and .git itself.'),
       hidden: z.boolean().default(false).describe('Include dotfiles and dot-directories.'),
-      timeBudgetMs: z.number().int().min(100).max(60_000).default(10_000).describe('Stop after this long and return what was found, with a cursor.'),
+      timeBudgetMs: z.number().int().min(1).max(60_000).default(10_000).describe('Stop after this long and return what was found, with a cursor.'),
       cursor: cursorArg,
     }),
     output: z.object({
@@ -163,7 +163,8 @@ export function searchTextTool(deps: FsDeps): AnyTool {
           await new Promise((resolve) => setImmediate(resolve));
           sliceStarted = Date.now();
         }
-        if (Date.now() - started > input.timeBudgetMs || ctx.signal.aborted) {
+        // At least one file per call, so a cursor always moves forward however small the budget.
+        if (current > resume.f && (Date.now() - started > input.timeBudgetMs || ctx.signal.aborted)) {
           stoppedBy = 'timeBudget';
           next = { f: current, k: current === resume.f ? resume.k : 0 };
           break;
