@@ -63,6 +63,22 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     expect(pages).toBeGreaterThan(5);
   });
 
+  it('read_file never splits a character, even under a tiny budget', async () => {
+    const root = await tempDir();
+    const text = '€uro ✓ 𝄞 end';
+    await writeFile(path.join(root, 'u.txt'), text);
+    const client = await connect([root], kind);
+    let cursor: string | undefined;
+    const pieces: string[] = [];
+    do {
+      const out = await callOk<{ content: string; truncated?: { nextCursor?: string } }>(client, 'read_file', { path: 'u.txt', maxBytes: 2, ...(cursor === undefined ? {} : { cursor }) });
+      pieces.push(out.content);
+      cursor = out.truncated?.nextCursor;
+    } while (cursor !== undefined);
+    expect(pieces.join('')).toBe(text);
+    expect(pieces.some((p) => p.includes('\uFFFD'))).toBe(false);
+  });
+
   it('read_file reports binary metadata, base64 only when asked', async () => {
     const root = await tempDir();
     const bytes = Buffer.from([0, 1, 2, 3, 255, 0, 10]);

@@ -121,7 +121,8 @@ export async function readWindow(handle: PositionalReader, size: number, request
 
   // Read the budget plus one byte, to know whether the selection goes on. A line range usually ends
   // well before the budget, so it is read in growing steps rather than all at once.
-  const budget = request.maxBytes + 1;
+  // Three bytes more than that, so a character that straddles the budget can be completed.
+  const budget = request.maxBytes + 4;
   const linesWanted = request.endLine !== undefined && startLine !== undefined ? request.endLine - startLine + 1 : undefined;
   let data: Buffer = Buffer.alloc(0);
   let end: number | undefined;
@@ -137,18 +138,15 @@ export async function readWindow(handle: PositionalReader, size: number, request
     selectionEnds = true;
   }
   let cut = selection.length;
-  let more = false;
   if (selection.length > request.maxBytes) {
-    more = true;
     cut = request.maxBytes;
     if (!request.raw) {
       const lastBreak = selection.lastIndexOf(0x0a, cut - 1);
       if (lastBreak + 1 > cut / 2) cut = lastBreak + 1;
       else cut = utf8Boundary(selection, cut);
     }
-  } else if (!selectionEnds) {
-    more = true;
   }
+  const more = cut < selection.length || !selectionEnds;
   const bytes = selection.subarray(0, cut);
   const nextLine = startLine === undefined ? undefined : startLine + countNewlines(bytes);
   return { bytes, startByte, endByte: startByte + bytes.length, startLine, nextLine, more, sha256, totalLines, pastEnd: false };
@@ -204,7 +202,11 @@ function nthNewlineEnd(buffer: Buffer, n: number): number | undefined {
 function utf8Boundary(buffer: Buffer, end: number): number {
   let cut = end;
   while (cut > 0 && (buffer[cut]! & 0xc0) === 0x80) cut--;
-  return cut === 0 ? end : cut;
+  if (cut > 0) return cut;
+  // One character wider than the budget: return it whole rather than split it or stall.
+  cut = end;
+  while (cut < buffer.length && (buffer[cut]! & 0xc0) === 0x80) cut++;
+  return cut;
 }
 
 export function countNewlines(buffer: Buffer): number {
