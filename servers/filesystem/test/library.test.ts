@@ -1,6 +1,6 @@
-import { writeFile } from 'node:fs/promises';
+import { readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createPathJail } from '@keel/kit';
+import { callFingerprint, createPathJail, createSqliteIdempotencyStore, openStateDatabase } from '@keel/kit';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { createFilesystemServer, createFilesystemTools } from '../src/index.js';
@@ -44,5 +44,36 @@ describe('library use', () => {
         .map(([field]) => `${t.spec.name}.${field}`),
     );
     expect(undescribed).toEqual([]);
+  });
+
+  it.each([
+    ['the move happened before the crash', true],
+    ['the move did not happen', false],
+  ])('a keyed move whose process died is reconciled: %s', async (_name, happened) => {
+    const root = await tempDir();
+    const stateDir = await tempDir('keel-fs-state-');
+    await writeFile(path.join(root, 'a.txt'), 'A');
+    const state = openStateDatabase(stateDir);
+    const store = createSqliteIdempotencyStore(state.db);
+    const input = { source: 'a.txt', destination: 'b.txt', overwrite: false };
+    // A claim by a process that died: its lease ran out long ago.
+    const claim = store.claim({
+      scope: 'keel-filesystem',
+      key: 'move-1',
+      fingerprint: callFingerprint('keel-filesystem', 'move', input),
+      owner: 'dead-process',
+      leaseMs: 1,
+      ttlMs: 3_600_000,
+      now: Date.now() - 60_000,
+    });
+    expect(claim.kind).toBe('claimed');
+    if (happened) await rename(path.join(root, 'a.txt'), path.join(root, 'b.txt'));
+    const server = createFilesystemServer({ jail: await createPathJail([root]), store });
+    const result = await server.callTool('move', { ...input, idempotencyKey: 'move-1' });
+    expect(result.isError).toBeUndefined();
+    expect(result.structuredContent).toEqual({ source: 'a.txt', destination: 'b.txt', replaced: false });
+    expect(await readdir(root)).toEqual(['b.txt']);
+    await server.close();
+    state.close();
   });
 });

@@ -19,8 +19,21 @@ export function moveTool(deps: FsDeps): AnyTool {
     }),
     output: z.object({ source: z.string(), destination: z.string(), replaced: z.boolean().describe('Whether an existing destination was replaced.') }),
     effect: 'destructive',
-    paths: { source: 'existing', destination: 'any' },
+    // 'any', not 'existing': a retried move whose first run did move the file must reach reconcile, not stop at NOT_FOUND.
+    paths: { source: 'any', destination: 'any' },
     render: (out) => `moved ${out.source} -> ${out.destination}${out.replaced ? ' (replaced the destination)' : ''}`,
+    // After a crash: the move happened if the source is gone and the destination is there.
+    reconcile: async (input, ctx) => {
+      const from = await entryOf(ctx.jail, input.source);
+      const to = await entryOf(ctx.jail, input.destination);
+      if (!from.ok) return { status: 'failed', error: from.error };
+      if (!to.ok) return { status: 'failed', error: to.error };
+      if (from.value.exists || !to.value.exists) return { status: 'not_done' };
+      return {
+        status: 'done',
+        value: { source: ctx.jail.display(from.value.entry), destination: ctx.jail.display(to.value.entry), replaced: false },
+      };
+    },
     handler: async (input, ctx) => {
       const from = await entryOf(ctx.jail, input.source);
       if (!from.ok) return from;
