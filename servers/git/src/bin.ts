@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runServerCli } from '@keel/kit/cli';
+import { InvalidArgumentError, runServerCli } from '@keel/kit/cli';
 import { createGitServerTools, gitProtocols, type GitProtocol } from './index.js';
 
 interface GitFlags {
@@ -7,48 +7,66 @@ interface GitFlags {
   useGlobalConfig: boolean;
   pushRemote: string[];
   allowForcePush: boolean;
-  allowProtocol: string[];
+  allowProtocol: GitProtocol[];
   gitUserName?: string;
   gitUserEmail?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
-const isProtocol = (value: string): value is GitProtocol => (gitProtocols as readonly string[]).includes(value);
+const isProtocol = (value: string): value is GitProtocol =>
+  (gitProtocols as readonly string[]).includes(value);
+const collectProtocol = (value: string, previous: GitProtocol[]) => {
+  if (!isProtocol(value)) {
+    throw new InvalidArgumentError(
+      `'${value}' is not a transport this server supports; use ${gitProtocols.join(', ')} (ext is never allowed).`,
+    );
+  }
+  return [...previous, value];
+};
 
 const code = await runServerCli<GitFlags>({
   name: 'keel-git',
   bin: 'keel-git',
   version: '0.1.0',
-  description: 'The Keel git MCP server: bounded, structured git for coding agents that cannot be turned against its host.',
+  description:
+    'The Keel git MCP server: bounded, structured git for coding agents that cannot be turned against its host.',
   argv: process.argv,
   env: process.env,
   configure: (program) => {
     program
       .option('--enable-hooks', "run the repositories' own hooks", false)
       .option('--use-global-config', "read the user's global git config (~/.gitconfig)", false)
-      .option('--push-remote <name>', 'a remote name git_push may push to (repeatable; without it every push is refused)', collect, [])
+      .option(
+        '--push-remote <name>',
+        'a remote name git_push may push to (repeatable; without it every push is refused)',
+        collect,
+        [],
+      )
       .option('--allow-force-push', 'allow git_push with force "with-lease"', false)
-      .option('--allow-protocol <protocol>', `a transport fetch/pull/push/clone may use (repeatable; default file, https, ssh; one of ${gitProtocols.join(', ')})`, collect, [])
-      .option('--git-user-name <name>', 'author and committer name for commits and tags the server makes (with --git-user-email; overrides the repository config)')
+      .option(
+        '--allow-protocol <protocol>',
+        `a transport fetch/pull/push/clone may use (repeatable; default file, https, ssh; one of ${gitProtocols.join(', ')})`,
+        collectProtocol,
+        [],
+      )
+      .option(
+        '--git-user-name <name>',
+        'author and committer name for commits and tags the server makes (with --git-user-email; overrides the repository config)',
+      )
       .option('--git-user-email <email>', 'author and committer email (with --git-user-name)');
   },
   helpText: '\nExample:\n  keel-git --root . --push-remote origin\n',
-  build: ({ options, logger }) => {
-    const bad = options.allowProtocol.filter((value) => !isProtocol(value));
-    if (bad.length > 0) {
-      logger.error(`--allow-protocol ${bad.join(', ')} is not a transport this server supports`, { hint: `Use ${gitProtocols.join(', ')}; ext is never allowed.` });
-      process.exit(2);
-    }
-    return {
+  build: ({ options }) => ({
     tools: createGitServerTools({
       enableHooks: options.enableHooks,
       useGlobalConfig: options.useGlobalConfig,
       pushRemotes: options.pushRemote,
       allowForcePush: options.allowForcePush,
-      ...(options.allowProtocol.length === 0 ? {} : { allowProtocols: options.allowProtocol.filter(isProtocol) }),
-      ...(options.gitUserName !== undefined && options.gitUserEmail !== undefined ? { identity: { name: options.gitUserName, email: options.gitUserEmail } } : {}),
+      ...(options.allowProtocol.length === 0 ? {} : { allowProtocols: options.allowProtocol }),
+      ...(options.gitUserName !== undefined && options.gitUserEmail !== undefined
+        ? { identity: { name: options.gitUserName, email: options.gitUserEmail } }
+        : {}),
     }),
-    };
-  },
+  }),
 });
 process.exit(code);

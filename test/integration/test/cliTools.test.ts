@@ -29,6 +29,35 @@ async function runBin(
   }
 }
 
+describe('bin usage', () => {
+  it('--help and --version exit 0; usage errors exit 2 and say what to do', async () => {
+    const help = await runBin(['--help']);
+    expect([help.code, help.stdout.includes('--root <dir>'), help.stdout.includes('audit')]).toEqual([
+      0,
+      true,
+      true,
+    ]);
+    expect(await runBin(['--version'])).toMatchObject({ code: 0, stdout: '0.1.0\n' });
+    const unknown = await runBin(['--bogus']);
+    expect([unknown.code, unknown.stderr]).toEqual([
+      2,
+      "error: unknown option '--bogus'\n(run with --help for usage)\n",
+    ]);
+    const noRoot = await runBin([]);
+    expect(noRoot.code).toBe(2);
+    expect(JSON.parse(noRoot.stderr.trim())).toMatchObject({
+      level: 'error',
+      msg: 'no root given',
+      hint: 'Pass --root DIR (repeatable), e.g. keel-fixture --root . — the tools reach nothing outside the roots.',
+    });
+    const badPort = await runBin(['--root', '.', '--http', '--port', 'eighty']);
+    expect([badPort.code, badPort.stderr.split('\n')[0]]).toEqual([
+      2,
+      "error: option '--port <port>' argument 'eighty' is invalid. --port must be a non-negative integer",
+    ]);
+  });
+});
+
 describe('audit verify', () => {
   it('passes on an intact log and names the first altered row', async () => {
     const root = await tempDir('keel-root-');

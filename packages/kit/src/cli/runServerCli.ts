@@ -77,7 +77,11 @@ export async function runServerCli<TExtra = Record<string, never>>(
     .showHelpAfterError('(run with --help for usage)')
     // Root options belong to serving; `audit verify --state-dir` must reach the subcommand.
     .enablePositionalOptions()
-    .configureOutput({ writeOut: (text) => stderr.write(text), writeErr: (text) => stderr.write(text) })
+    // Help and version go to stdout like any CLI's (no protocol runs then); errors to stderr.
+    .configureOutput({
+      writeOut: (text) => process.stdout.write(text),
+      writeErr: (text) => stderr.write(text),
+    })
     .exitOverride();
 
   // The root command serves; `audit` is the one subcommand. Options live on the root so `--help` shows them.
@@ -160,8 +164,8 @@ export async function runServerCli<TExtra = Record<string, never>>(
     const code = (error as { code?: string; exitCode?: number }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
       return 0;
-    if (typeof code === 'string' && code.startsWith('commander.'))
-      return (error as { exitCode?: number }).exitCode ?? 2;
+    // A usage error (unknown flag, bad value, missing argument) exits 2, as shells expect.
+    if (typeof code === 'string' && code.startsWith('commander.')) return 2;
     throw error;
   }
   return exitCode;
