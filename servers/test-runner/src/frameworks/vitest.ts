@@ -43,7 +43,7 @@ export const vitestAdapter: FrameworkAdapter = {
         ? selection.testNamePattern
         : `^(?:${selection.exactNames.map((n) => escapeRegExp(n.name.replaceAll(' > ', ' '))).join('|')})$`;
     if (pattern !== undefined) args.push(bound('--testNamePattern', pattern));
-    // Absolute real paths: they cannot be mistaken for options.
+    // Absolute real paths, so they cannot be mistaken for options (vitest ignores filters after `--`).
     args.push(...selection.files);
     return {
       command: project.launcher?.[0] ?? nodePath,
