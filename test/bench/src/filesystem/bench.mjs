@@ -137,14 +137,24 @@ async function timed(client, name, args, timeout = 600_000) {
   return { ms, result, bytes: Buffer.byteLength(JSON.stringify(result)) };
 }
 
-async function medianOf(iterations, fn) {
-  const samples = [];
-  let last;
+/**
+ * Medians of two measurements taken in alternation, so a load spike on a shared machine falls on
+ * both sides instead of on whichever ran during it.
+ */
+async function paired(iterations, keelFn, referenceFn) {
+  const samples = { keel: [], reference: [] };
+  let keelLast;
+  let referenceLast;
   for (let i = 0; i < iterations; i++) {
-    last = await fn();
-    samples.push(last.ms);
+    keelLast = await keelFn();
+    samples.keel.push(keelLast.ms);
+    referenceLast = await referenceFn();
+    samples.reference.push(referenceLast.ms);
   }
-  return { ms: median(samples), last };
+  return [
+    { ms: median(samples.keel), last: keelLast },
+    { ms: median(samples.reference), last: referenceLast },
+  ];
 }
 
 /**
@@ -267,11 +277,10 @@ export async function run({ log, workDir }) {
   try {
     // Name search on the 100k tree.
     log('name search on the 100k-file tree');
-    const keelFind = await medianOf(3, () =>
-      timed(keel, 'find_files', { path: tree100k, pattern: '**/*77.ts', limit: 10_000 }),
-    );
-    const refFind = await medianOf(3, () =>
-      timed(reference, 'search_files', { path: tree100k, pattern: '**/*77.ts' }),
+    const [keelFind, refFind] = await paired(
+      3,
+      () => timed(keel, 'find_files', { path: tree100k, pattern: '**/*77.ts', limit: 10_000 }),
+      () => timed(reference, 'search_files', { path: tree100k, pattern: '**/*77.ts' }),
     );
     const keelCount = keelFind.last.result.structuredContent.matches.length;
     const refCount = refFind.last.result.structuredContent.content.split('\n').length;
@@ -330,11 +339,10 @@ export async function run({ log, workDir }) {
 
     // Window read of a 10 MB file: the first 100 lines.
     log('window read of a 10 MB file');
-    const keelRead = await medianOf(15, () =>
-      timed(keel, 'read_file', { path: bigFile, startLine: 1, endLine: 100 }),
-    );
-    const refRead = await medianOf(15, () =>
-      timed(reference, 'read_text_file', { path: bigFile, head: 100 }),
+    const [keelRead, refRead] = await paired(
+      31,
+      () => timed(keel, 'read_file', { path: bigFile, startLine: 1, endLine: 100 }),
+      () => timed(reference, 'read_text_file', { path: bigFile, head: 100 }),
     );
     row(
       'window read, first 100 lines of a 10 MB file',
@@ -342,16 +350,22 @@ export async function run({ log, workDir }) {
       refRead.ms,
       'ms',
       '<= 1.0',
-      'median of 15',
+      'median of 31, alternating',
     );
-    const keelTail = await medianOf(15, () => timed(keel, 'read_file', { path: bigFile, tailLines: 100 }));
-    const refTail = await medianOf(15, () => timed(reference, 'read_text_file', { path: bigFile, tail: 100 }));
-    row('window read, last 100 lines of a 10 MB file', keelTail.ms, refTail.ms, 'ms', 'report', 'median of 15');
+    const [keelTail, refTail] = await paired(
+      31,
+      () => timed(keel, 'read_file', { path: bigFile, tailLines: 100 }),
+      () => timed(reference, 'read_text_file', { path: bigFile, tail: 100 }),
+    );
+    row('window read, last 100 lines of a 10 MB file', keelTail.ms, refTail.ms, 'ms', 'report', 'median of 31, alternating');
 
     // A 10k-entry directory.
     log('listing a 10k-entry directory');
-    const keelList = await medianOf(5, () => timed(keel, 'list_directory', { path: dir10k }));
-    const refList = await medianOf(5, () => timed(reference, 'list_directory_with_sizes', { path: dir10k }));
+    const [keelList, refList] = await paired(
+      5,
+      () => timed(keel, 'list_directory', { path: dir10k }),
+      () => timed(reference, 'list_directory_with_sizes', { path: dir10k }),
+    );
     row(
       'list a 10k-entry directory (first page / whole listing with sizes)',
       keelList.ms,
@@ -363,24 +377,25 @@ export async function run({ log, workDir }) {
 
     // Content search: Keel search_text against grep -rn (the reference has no content search).
     log('content search on the 100k-file tree');
-    const keelSearch = await medianOf(3, () =>
-      timed(keel, 'search_text', {
-        path: tree100k,
-        pattern: 'NEEDLE_VALUE',
-        literal: true,
-        maxMatches: 2000,
-        timeBudgetMs: 60_000,
-      }),
+    const [keelSearch, grepSearch] = await paired(
+      3,
+      () =>
+        timed(keel, 'search_text', {
+          path: tree100k,
+          pattern: 'NEEDLE_VALUE',
+          literal: true,
+          maxMatches: 2000,
+          timeBudgetMs: 60_000,
+        }),
+      () => grepTime('NEEDLE_VALUE', tree100k),
     );
-    const grepRuns = [];
-    for (let i = 0; i < 3; i++) grepRuns.push(await grepTime('NEEDLE_VALUE', tree100k));
     row(
       'content search (search_text / grep -rn), 100k files',
       keelSearch.ms,
-      median(grepRuns.map((r) => r.ms)),
+      grepSearch.ms,
       'ms',
       'report',
-      `${keelSearch.last.result.structuredContent.matches.length} vs ${grepRuns[0].lines} matching lines`,
+      `${keelSearch.last.result.structuredContent.matches.length} vs ${grepSearch.last.lines} matching lines`,
     );
   } finally {
     await keel.close();
