@@ -185,6 +185,21 @@ describe('past runs', () => {
     expect(names).toEqual(['add > adds wrongly on purpose', 'passes every other run']);
     expect(page2['truncated']).toBeUndefined();
 
+    // The captured log pages byte-exactly: following the cursors gives back all of it.
+    let log = '';
+    let logCursor: string | undefined;
+    let logTotal = 0;
+    let pages = 0;
+    do {
+      const page = await server.ok('get_run', { runId, section: 'stdout', maxBytes: 256, ...(logCursor === undefined ? {} : { cursor: logCursor }) });
+      log += page['text'] as string;
+      logTotal = page['total'] as number;
+      logCursor = (page['truncated'] as { nextCursor?: string } | undefined)?.nextCursor;
+      pages++;
+    } while (logCursor !== undefined && pages < 100);
+    expect(Buffer.byteLength(log)).toBe(logTotal);
+    expect(pages).toBeGreaterThan(1);
+
     const rerun = await server.ok('rerun_failed', { runId });
     expect({ rerunOf: rerun['rerunOf'], outcome: rerun['outcome'], totals: rerun['totals'] }).toEqual({
       rerunOf: runId,
