@@ -16,7 +16,7 @@ export async function unifiedDiff(
   return capText(full, maxBytes);
 }
 
-export function capText(text: string, maxBytes: number): { diff: string; truncated?: Truncation } {
+function capText(text: string, maxBytes: number): { diff: string; truncated?: Truncation } {
   const bytes = Buffer.byteLength(text);
   if (bytes <= maxBytes) return { diff: text };
   const buffer = Buffer.from(text);

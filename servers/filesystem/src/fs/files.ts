@@ -3,7 +3,7 @@ import { closeSync, constants, fstatSync, openSync, read, readlinkSync, readSync
 import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, KeelError, ok, type Outcome, type PathJail, type ResolvedPath } from '@keel/kit';
+import { fail, ok, type Outcome, type PathJail, type ResolvedPath } from '@keel/kit';
 
 export function sha256Of(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -231,12 +231,6 @@ export async function entryOf(
   const entry = path.join(parent.value.real, name);
   const info = await lstat(entry).catch(() => undefined);
   return ok({ entry, root: parent.value.root, isLink: info?.isSymbolicLink() === true, exists: info !== undefined });
-}
-
-export function assertNotAborted(signal: AbortSignal): void {
-  if (signal.aborted) {
-    throw signal.reason instanceof KeelError ? signal.reason : new KeelError('CANCELLED', 'the call was cancelled');
-  }
 }
 
 export type SmallRead = { kind: 'text'; data: Buffer } | { kind: 'binary' | 'tooLarge' | 'unreadable' };

@@ -209,7 +209,7 @@ function utf8Boundary(buffer: Buffer, end: number): number {
   return cut;
 }
 
-export function countNewlines(buffer: Buffer): number {
+function countNewlines(buffer: Buffer): number {
   let lines = 0;
   let at = buffer.indexOf(0x0a);
   while (at !== -1) {
@@ -219,7 +219,7 @@ export function countNewlines(buffer: Buffer): number {
   return lines;
 }
 
-export function countLines(buffer: Buffer): number {
+function countLines(buffer: Buffer): number {
   if (buffer.length === 0) return 0;
   const newlines = countNewlines(buffer);
   return buffer[buffer.length - 1] === 0x0a ? newlines : newlines + 1;
