@@ -203,7 +203,17 @@ async function serveCommand<TExtra>(
     env: cli.env,
     logger,
   });
-  const built = await cli.build({ options, jail, logger, env: cli.env });
+  let built: Awaited<ReturnType<ServerCliOptions<TExtra>['build']>>;
+  try {
+    built = await cli.build({ options, jail, logger, env: cli.env });
+  } catch (error) {
+    // A server refusing its own configuration (a bad config file, conflicting flags) is a usage error.
+    if (!(error instanceof KeelError)) throw error;
+    logger.error(error.message, { code: error.code, hint: error.hint });
+    await telemetry.shutdown();
+    state.close();
+    return 2;
+  }
   const server = createServer({
     name: cli.name,
     version: cli.version,
