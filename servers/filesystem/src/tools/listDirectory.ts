@@ -1,6 +1,6 @@
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
@@ -64,36 +64,52 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
           (matches === undefined || matches(name)) &&
           !deps.policy.isDenied(relativeOf(resolved.root, path.join(resolved.real, name))),
       );
-      const entries: z.output<typeof entrySchema>[] = [];
-      // lstat in parallel batches: a 10k-entry directory should not cost 10k sequential round trips.
-      for (let i = 0; i < kept.length; i += 128) {
-        const batch = kept.slice(i, i + 128);
-        const infos = await Promise.all(batch.map((name) => lstat(path.join(resolved.real, name)).catch(() => undefined)));
-        batch.forEach((name, j) => {
-          const info = infos[j];
-          if (info === undefined) return; // Removed while listing.
-          entries.push({
-            name,
-            type: info.isDirectory() ? 'directory' : info.isFile() ? 'file' : info.isSymbolicLink() ? 'symlink' : 'other',
-            size: info.isDirectory() ? 0 : info.size,
-            mtime: info.mtime.toISOString(),
+      const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+      const describe = async (batchNames: readonly string[]): Promise<z.output<typeof entrySchema>[]> => {
+        const out: z.output<typeof entrySchema>[] = [];
+        // lstat in parallel batches: a 10k-entry directory should not cost 10k sequential round trips.
+        for (let i = 0; i < batchNames.length; i += 128) {
+          const batch = batchNames.slice(i, i + 128);
+          const infos = await Promise.all(batch.map((name) => lstat(path.join(resolved.real, name)).catch(() => undefined)));
+          batch.forEach((name, j) => {
+            const info = infos[j];
+            if (info === undefined) return; // Removed while listing.
+            out.push({
+              name,
+              type: info.isDirectory() ? 'directory' : info.isFile() ? 'file' : info.isSymbolicLink() ? 'symlink' : 'other',
+              size: info.isDirectory() ? 0 : info.size,
+              mtime: info.mtime.toISOString(),
+            });
           });
+        }
+        return out;
+      };
+      let items: z.output<typeof entrySchema>[];
+      let total: number;
+      let truncated: Truncation | undefined;
+      if (input.sort === 'name') {
+        // Sorted by name, only the page's entries need their metadata.
+        kept.sort(byName);
+        if (input.order === 'desc') kept.reverse();
+        const page = ctx.list(kept, { limit: input.limit, cursor: input.cursor });
+        if (!page.ok) return page;
+        items = await describe(page.value.items);
+        total = page.value.total;
+        truncated = page.value.truncated;
+      } else {
+        const entries = await describe(kept);
+        entries.sort((a, b) => {
+          const primary = input.sort === 'size' ? a.size - b.size : a.mtime.localeCompare(b.mtime);
+          return primary !== 0 ? primary : byName(a.name, b.name);
         });
+        if (input.order === 'desc') entries.reverse();
+        const page = ctx.list(entries, { limit: input.limit, cursor: input.cursor });
+        if (!page.ok) return page;
+        items = page.value.items;
+        total = page.value.total;
+        truncated = page.value.truncated;
       }
-      const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-      entries.sort((a, b) => {
-        const primary = input.sort === 'size' ? a.size - b.size : input.sort === 'mtime' ? a.mtime.localeCompare(b.mtime) : byName(a, b);
-        return primary !== 0 ? primary : byName(a, b);
-      });
-      if (input.order === 'desc') entries.reverse();
-      const page = ctx.list(entries, { limit: input.limit, cursor: input.cursor });
-      if (!page.ok) return page;
-      return ok({
-        path: shown,
-        entries: page.value.items,
-        total: page.value.total,
-        ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
-      });
+      return ok({ path: shown, entries: items, total, ...(truncated === undefined ? {} : { truncated }) });
     },
   });
 }
