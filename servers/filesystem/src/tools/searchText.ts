@@ -118,6 +118,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
           hint: 'Fix the regex (JavaScript syntax), or pass literal: true to search for the text as is.',
         });
       }
+      const needle = input.literal && input.caseSensitive ? Buffer.from(input.pattern, 'utf8') : undefined;
       const quick = new RegExp(regex.source, input.caseSensitive ? 'm' : 'mi');
       const included = globTester(input.include);
       const excluded = globTester(input.exclude);
@@ -175,6 +176,8 @@ export function searchTextTool(deps: FsDeps): AnyTool {
           continue;
         }
         filesSearched++;
+        // A case-sensitive literal can reject a file on its bytes, without decoding it.
+        if (needle !== undefined && loaded.data.indexOf(needle) === -1) continue;
         const text = loaded.data.toString('utf8');
         if (!quick.test(text)) continue;
         const skip = current === resume.f ? resume.k : 0;
