@@ -59,6 +59,13 @@ export function createGitServerTools(options: GitServerOptions = {}): AnyTool[] 
 }
 
 /** A git server for library use: the tools on the kit's pipeline, with an in-memory store unless the caller passes state. */
-export function createGitServer(options: GitServerOptions & { jail: PathJail; name?: string; version?: string }): KeelServer {
-  return createServer({ name: options.name ?? 'keel-git', version: options.version ?? '0.1.0', tools: createGitServerTools(options), jail: options.jail });
+export function createGitServer(
+  options: GitServerOptions & { jail: PathJail; name?: string; version?: string },
+): KeelServer {
+  return createServer({
+    name: options.name ?? 'keel-git',
+    version: options.version ?? '0.1.0',
+    tools: createGitServerTools(options),
+    jail: options.jail,
+  });
 }

@@ -2,11 +2,14 @@ import { createGitRepo } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { callError, callOk, startGit } from './helpers.js';
 
-const lines = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix} line ${i} ${'x'.repeat(i % 50)}\n`).join('');
+const lines = (prefix: string, count: number) =>
+  Array.from({ length: count }, (_, i) => `${prefix} line ${i} ${'x'.repeat(i % 50)}\n`).join('');
 
 describe('large diffs are bounded and complete via cursors', () => {
   it.each(['v2', 'v1'] as const)('follows cursors to the whole patch, byte for byte (%s)', async (kind) => {
-    const repo = await createGitRepo({ files: { 'a.txt': lines('a', 3000), 'b.txt': lines('b', 3000), 'ü.txt': lines('ü', 500) } });
+    const repo = await createGitRepo({
+      files: { 'a.txt': lines('a', 3000), 'b.txt': lines('b', 3000), 'ü.txt': lines('ü', 500) },
+    });
     await repo.write('a.txt', lines('A', 3000));
     await repo.write('b.txt', lines('B', 3000));
     await repo.write('ü.txt', lines('Ü', 500));
@@ -41,7 +44,10 @@ describe('large diffs are bounded and complete via cursors', () => {
     // One file's hunks on their own, with a cursor of their own.
     const single = await callOk(client, 'git_diff', { paths: ['b.txt'], maxBytes: 50_000 });
     expect(single['totals']).toEqual({ files: 1, added: 3000, deleted: 3000 });
-    const other = await callError(client, 'git_diff', { paths: ['a.txt'], cursor: single['truncated'].nextCursor });
+    const other = await callError(client, 'git_diff', {
+      paths: ['a.txt'],
+      cursor: single['truncated'].nextCursor,
+    });
     expect(other.code).toBe('INVALID_ARGUMENT');
   });
 
@@ -65,9 +71,13 @@ describe('large diffs are bounded and complete via cursors', () => {
     for (let i = 0; i < 25; i++) await repo.write(`new/${String(i).padStart(2, '0')}.txt`, `${i}\n`);
     const client = await startGit('v2', [repo.dir]);
     const diff = await callOk(client, 'git_diff');
-    expect(diff['files']).toEqual([{ path: 'bin.dat', status: 'modified', added: null, deleted: null, binary: true }]);
+    expect(diff['files']).toEqual([
+      { path: 'bin.dat', status: 'modified', added: null, deleted: null, binary: true },
+    ]);
     expect(diff['patch']).toBe(await repo.git(['diff', '--no-color']));
-    expect(diff['patch']).toMatch(/^diff --git a\/bin.dat b\/bin.dat\nindex [0-9a-f]+\.\.[0-9a-f]+ 100644\nBinary files a\/bin.dat and b\/bin.dat differ\n$/);
+    expect(diff['patch']).toMatch(
+      /^diff --git a\/bin.dat b\/bin.dat\nindex [0-9a-f]+\.\.[0-9a-f]+ 100644\nBinary files a\/bin.dat and b\/bin.dat differ\n$/,
+    );
 
     const seen: string[] = [];
     let status = await callOk(client, 'git_status', { limit: 10 });
@@ -77,6 +87,9 @@ describe('large diffs are bounded and complete via cursors', () => {
       if (status['truncated'] === undefined) break;
       status = await callOk(client, 'git_status', { limit: 10, cursor: status['truncated'].nextCursor });
     }
-    expect(seen).toEqual(['bin.dat', ...Array.from({ length: 25 }, (_, i) => `new/${String(i).padStart(2, '0')}.txt`)]);
+    expect(seen).toEqual([
+      'bin.dat',
+      ...Array.from({ length: 25 }, (_, i) => `new/${String(i).padStart(2, '0')}.txt`),
+    ]);
   });
 });

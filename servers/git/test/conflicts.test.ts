@@ -20,7 +20,9 @@ describe('a repository in the middle of a conflicted merge', () => {
       counts: { staged: 0, unstaged: 0, untracked: 0, conflicted: 1 },
     });
     const diff = await callOk(client, 'git_diff');
-    expect(diff['files']).toEqual([{ path: 'a.txt', status: 'unmerged', added: null, deleted: null, binary: false }]);
+    expect(diff['files']).toEqual([
+      { path: 'a.txt', status: 'unmerged', added: null, deleted: null, binary: false },
+    ]);
     expect(diff['patch']).toMatch(/^diff --cc a\.txt\n/);
     expect(diff['patch']).toBe(await repo.git(['-c', 'core.quotePath=false', 'diff', '--no-color', '-M']));
 
@@ -34,27 +36,61 @@ describe('a repository in the middle of a conflicted merge', () => {
     const client = await startGit('v1', [repo.dir]);
     const page = await callOk(client, 'git_log', { limit: 1 });
     const cursor = page['truncated'].nextCursor as string;
-    expect((await callError(client, 'git_log', { limit: 1, cursor: `${cursor.slice(0, -2)}xx` })).code).toBe('INVALID_ARGUMENT');
-    expect((await callError(client, 'git_log', { limit: 1, cursor, author: 'x' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_log', { limit: 1, cursor: `${cursor.slice(0, -2)}xx` })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect((await callError(client, 'git_log', { limit: 1, cursor, author: 'x' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
     // A cursor survives a change of page size: the budget is not part of its binding.
-    expect((await callOk(client, 'git_log', { limit: 5, cursor }))['commits'].map((c: { subject: string }) => c.subject)).toEqual(['c1', 'c0', 'initial']);
+    expect(
+      (await callOk(client, 'git_log', { limit: 5, cursor }))['commits'].map(
+        (c: { subject: string }) => c.subject,
+      ),
+    ).toEqual(['c1', 'c0', 'initial']);
   });
 
   it('answers bad input with structured errors and hints', async () => {
     const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
     const client = await startGit('v2', [repo.dir]);
-    expect(await callError(client, 'git_diff', { to: 'HEAD' })).toMatchObject({ code: 'INVALID_ARGUMENT', message: '`to` was given without `from`' });
-    expect(await callError(client, 'git_log', { ref: 'nope' })).toMatchObject({ code: 'NOT_FOUND', message: "ref 'nope' does not name a commit in '.'", hint: 'Existing branches: main.' });
-    expect(await callError(client, 'git_branch_create', { name: 'a..b' })).toMatchObject({ code: 'INVALID_ARGUMENT', message: "'a..b' is not a valid branch name" });
-    expect(await callError(client, 'git_add', {})).toMatchObject({ code: 'INVALID_ARGUMENT', message: 'nothing to stage: no paths and all is false' });
-    expect(await callError(client, 'git_blame', { path: 'a.txt', startLine: 5, endLine: 2 })).toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect(await callError(client, 'git_fetch', { remote: 'origin' })).toMatchObject({ code: 'NOT_FOUND', message: "remote 'origin' is not configured in '.'", hint: 'Configured remotes: (none).' });
-    expect(await callError(client, 'git_status', { repo: 'missing-dir' })).toMatchObject({ code: 'NOT_FOUND' });
-    await expect(client.callTool({ name: 'git_status', arguments: { limit: -1 } })).rejects.toMatchObject({ code: -32602 });
+    expect(await callError(client, 'git_diff', { to: 'HEAD' })).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: '`to` was given without `from`',
+    });
+    expect(await callError(client, 'git_log', { ref: 'nope' })).toMatchObject({
+      code: 'NOT_FOUND',
+      message: "ref 'nope' does not name a commit in '.'",
+      hint: 'Existing branches: main.',
+    });
+    expect(await callError(client, 'git_branch_create', { name: 'a..b' })).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: "'a..b' is not a valid branch name",
+    });
+    expect(await callError(client, 'git_add', {})).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'nothing to stage: no paths and all is false',
+    });
+    expect(await callError(client, 'git_blame', { path: 'a.txt', startLine: 5, endLine: 2 })).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    expect(await callError(client, 'git_fetch', { remote: 'origin' })).toMatchObject({
+      code: 'NOT_FOUND',
+      message: "remote 'origin' is not configured in '.'",
+      hint: 'Configured remotes: (none).',
+    });
+    expect(await callError(client, 'git_status', { repo: 'missing-dir' })).toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(client.callTool({ name: 'git_status', arguments: { limit: -1 } })).rejects.toMatchObject({
+      code: -32602,
+    });
 
     // Another git holding the index lock is a retryable condition, not a failure of the call.
     await writeFile(path.join(repo.dir, '.git', 'index.lock'), '');
     await repo.write('a.txt', 'changed\n');
-    expect(await callError(client, 'git_add', { paths: ['a.txt'] })).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+    expect(await callError(client, 'git_add', { paths: ['a.txt'] })).toMatchObject({
+      code: 'UNAVAILABLE',
+      retryable: true,
+    });
   });
 });

@@ -14,72 +14,90 @@ async function trap(dir: string, marker: string): Promise<string> {
 }
 
 describe('repository configuration cannot run anything', () => {
-  it.each(['v2', 'v1'] as const)('fsmonitor, filter, diff, textconv, pager, hooks and upload-pack programs never run (%s)', async (kind) => {
-    const outside = await tempDir('keel-outside-');
-    const marker = path.join(outside, 'ran');
-    const script = await trap(outside, marker);
-    const root = await tempDir();
-    await mkdir(path.join(root, 'repo'));
-    const repo = await createGitRepo({ dir: path.join(root, 'repo') });
-    await repo.commit('initial', { 'a.txt': 'a\n', 'img.bin': 'bin\n', '.gitattributes': '*.txt filter=evil diff=evil\n*.bin diff=evil\n' });
-    await git(root, ['clone', '-q', '--bare', repo.dir, 'hub.git']);
-    for (const [key, value] of [
-      ['core.fsmonitor', script],
-      ['core.hooksPath', path.join(repo.dir, '.git', 'hooks')],
-      ['core.pager', script],
-      ['core.sshCommand', script],
-      ['core.editor', script],
-      ['diff.external', script],
-      ['filter.evil.clean', script],
-      ['filter.evil.smudge', script],
-      ['filter.evil.process', script],
-      ['filter.evil.required', 'true'],
-      ['diff.evil.textconv', script],
-      ['diff.evil.command', script],
-      ['credential.helper', `!${script}`],
-      ['remote.origin.url', path.join(root, 'hub.git')],
-      ['remote.origin.fetch', '+refs/heads/*:refs/remotes/origin/*'],
-      ['remote.origin.uploadpack', script],
-      ['remote.origin.receivepack', script],
-    ] as const) {
-      await repo.git(['config', key, value]);
-    }
-    await mkdir(path.join(repo.dir, '.git', 'hooks'), { recursive: true });
-    for (const hook of ['pre-commit', 'commit-msg', 'post-commit', 'post-checkout', 'pre-push', 'post-merge', 'reference-transaction']) {
-      await writeFile(path.join(repo.dir, '.git', 'hooks', hook), `#!/bin/sh\necho ${hook} >> '${marker}'\n`);
-      await chmod(path.join(repo.dir, '.git', 'hooks', hook), 0o755);
-    }
-    const client = await startGit(kind, [root], ['--push-remote', 'origin', '--timeout-ms', '8000']);
-    const at = { repo: 'repo' };
-    await repo.write('a.txt', 'a changed\n');
-    await repo.write('img.bin', 'bin changed\n');
+  it.each(['v2', 'v1'] as const)(
+    'fsmonitor, filter, diff, textconv, pager, hooks and upload-pack programs never run (%s)',
+    async (kind) => {
+      const outside = await tempDir('keel-outside-');
+      const marker = path.join(outside, 'ran');
+      const script = await trap(outside, marker);
+      const root = await tempDir();
+      await mkdir(path.join(root, 'repo'));
+      const repo = await createGitRepo({ dir: path.join(root, 'repo') });
+      await repo.commit('initial', {
+        'a.txt': 'a\n',
+        'img.bin': 'bin\n',
+        '.gitattributes': '*.txt filter=evil diff=evil\n*.bin diff=evil\n',
+      });
+      await git(root, ['clone', '-q', '--bare', repo.dir, 'hub.git']);
+      for (const [key, value] of [
+        ['core.fsmonitor', script],
+        ['core.hooksPath', path.join(repo.dir, '.git', 'hooks')],
+        ['core.pager', script],
+        ['core.sshCommand', script],
+        ['core.editor', script],
+        ['diff.external', script],
+        ['filter.evil.clean', script],
+        ['filter.evil.smudge', script],
+        ['filter.evil.process', script],
+        ['filter.evil.required', 'true'],
+        ['diff.evil.textconv', script],
+        ['diff.evil.command', script],
+        ['credential.helper', `!${script}`],
+        ['remote.origin.url', path.join(root, 'hub.git')],
+        ['remote.origin.fetch', '+refs/heads/*:refs/remotes/origin/*'],
+        ['remote.origin.uploadpack', script],
+        ['remote.origin.receivepack', script],
+      ] as const) {
+        await repo.git(['config', key, value]);
+      }
+      await mkdir(path.join(repo.dir, '.git', 'hooks'), { recursive: true });
+      for (const hook of [
+        'pre-commit',
+        'commit-msg',
+        'post-commit',
+        'post-checkout',
+        'pre-push',
+        'post-merge',
+        'reference-transaction',
+      ]) {
+        await writeFile(
+          path.join(repo.dir, '.git', 'hooks', hook),
+          `#!/bin/sh\necho ${hook} >> '${marker}'\n`,
+        );
+        await chmod(path.join(repo.dir, '.git', 'hooks', hook), 0o755);
+      }
+      const client = await startGit(kind, [root], ['--push-remote', 'origin', '--timeout-ms', '8000']);
+      const at = { repo: 'repo' };
+      await repo.write('a.txt', 'a changed\n');
+      await repo.write('img.bin', 'bin changed\n');
 
-    expect((await callOk(client, 'git_status', at))['unstaged']).toEqual([
-      { path: 'a.txt', status: 'modified' },
-      { path: 'img.bin', status: 'modified' },
-    ]);
-    const diff = await callOk(client, 'git_diff', at);
-    expect(diff['patch']).toContain('-a\n+a changed\n');
-    await callOk(client, 'git_add', { ...at, all: true });
-    await callOk(client, 'git_diff', { ...at, staged: true });
-    await callOk(client, 'git_commit', { ...at, message: 'change' });
-    await callOk(client, 'git_show', at);
-    await callOk(client, 'git_log', at);
-    await callOk(client, 'git_blame', { ...at, path: 'a.txt' });
-    await callOk(client, 'git_switch', { ...at, branch: 'side', create: true });
-    await repo.write('a.txt', 'dirty\n');
-    await callOk(client, 'git_stash', { ...at, action: 'push' });
-    await callOk(client, 'git_stash', { ...at, action: 'pop' });
-    await callOk(client, 'git_restore', { ...at, paths: ['a.txt'], mode: 'discard' });
-    await callOk(client, 'git_fetch', at);
-    const pushed = await callOk(client, 'git_push', { ...at, branch: 'side' });
-    await callOk(client, 'git_reset', { ...at, target: 'HEAD~1', mode: 'hard' });
-    await callOk(client, 'git_worktree_add', { ...at, path: 'wt', branch: 'wt' });
+      expect((await callOk(client, 'git_status', at))['unstaged']).toEqual([
+        { path: 'a.txt', status: 'modified' },
+        { path: 'img.bin', status: 'modified' },
+      ]);
+      const diff = await callOk(client, 'git_diff', at);
+      expect(diff['patch']).toContain('-a\n+a changed\n');
+      await callOk(client, 'git_add', { ...at, all: true });
+      await callOk(client, 'git_diff', { ...at, staged: true });
+      await callOk(client, 'git_commit', { ...at, message: 'change' });
+      await callOk(client, 'git_show', at);
+      await callOk(client, 'git_log', at);
+      await callOk(client, 'git_blame', { ...at, path: 'a.txt' });
+      await callOk(client, 'git_switch', { ...at, branch: 'side', create: true });
+      await repo.write('a.txt', 'dirty\n');
+      await callOk(client, 'git_stash', { ...at, action: 'push' });
+      await callOk(client, 'git_stash', { ...at, action: 'pop' });
+      await callOk(client, 'git_restore', { ...at, paths: ['a.txt'], mode: 'discard' });
+      await callOk(client, 'git_fetch', at);
+      const pushed = await callOk(client, 'git_push', { ...at, branch: 'side' });
+      await callOk(client, 'git_reset', { ...at, target: 'HEAD~1', mode: 'hard' });
+      await callOk(client, 'git_worktree_add', { ...at, path: 'wt', branch: 'wt' });
 
-    expect(existsSync(marker)).toBe(false);
-    // The bare hub received the push through the real receive-pack, not the configured script.
-    expect((await git(path.join(root, 'hub.git'), ['rev-parse', 'side'])).trim()).toBe(pushed['sha']);
-  });
+      expect(existsSync(marker)).toBe(false);
+      // The bare hub received the push through the real receive-pack, not the configured script.
+      expect((await git(path.join(root, 'hub.git'), ['rev-parse', 'side'])).trim()).toBe(pushed['sha']);
+    },
+  );
 
   it('a driver added to the config between two calls is disarmed too (the remembered location is re-read)', async () => {
     const outside = await tempDir('keel-outside-');
@@ -100,7 +118,10 @@ describe('repository configuration cannot run anything', () => {
     await repo.git(['config', 'filter.a=b.clean', 'touch pwned']);
     const client = await startGit('v2', [repo.dir]);
     const error = await callError(client, 'git_status');
-    expect(error).toMatchObject({ code: 'PERMISSION_DENIED', message: "the repository config defines filter 'a=b' with a name the server cannot neutralise" });
+    expect(error).toMatchObject({
+      code: 'PERMISSION_DENIED',
+      message: "the repository config defines filter 'a=b' with a name the server cannot neutralise",
+    });
   });
 });
 
@@ -126,23 +147,44 @@ describe('user values are never read as options', () => {
       expect({ tool, code: error.code, message: error.message }).toEqual({
         tool,
         code: 'INVALID_ARGUMENT',
-        message: expect.stringMatching(new RegExp(`^(${field} '-.*' starts with '-', which git would read as an option)$`)) as unknown as string,
+        message: expect.stringMatching(
+          new RegExp(`^(${field} '-.*' starts with '-', which git would read as an option)$`),
+        ) as unknown as string,
       });
     }
-    expect((await callError(client, 'git_clone', { url: '--upload-pack=touch pwned', path: 'c' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callError(client, 'git_clone', { url: '.', path: 'c', branch: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callError(client, 'git_init', { path: 'i', initialBranch: '--bare' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callError(client, 'git_push', { remote: '--receive-pack=x' })).code).toBe('PERMISSION_DENIED');
-    expect((await callError(client, 'git_fetch', { remote: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callError(client, 'git_pull', { remote: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_clone', { url: '--upload-pack=touch pwned', path: 'c' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect(
+      (await callError(client, 'git_clone', { url: '.', path: 'c', branch: '--upload-pack=touch pwned' }))
+        .code,
+    ).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_init', { path: 'i', initialBranch: '--bare' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect((await callError(client, 'git_push', { remote: '--receive-pack=x' })).code).toBe(
+      'PERMISSION_DENIED',
+    );
+    expect((await callError(client, 'git_fetch', { remote: '--upload-pack=touch pwned' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect((await callError(client, 'git_pull', { remote: '--upload-pack=touch pwned' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
     await repo.git(['remote', 'add', 'origin', repo.dir]);
-    expect((await callError(client, 'git_pull', { branch: '--upload-pack=touch pwned' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_pull', { branch: '--upload-pack=touch pwned' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
     const pusher = await startGit('v2', [repo.dir], ['--push-remote', 'origin']);
     expect((await callError(pusher, 'git_push', { branch: '--force' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callOk(client, 'git_log', { since: `--output=${pwned}`, until: '--all' }))['commits']).toEqual([]);
+    expect(
+      (await callOk(client, 'git_log', { since: `--output=${pwned}`, until: '--all' }))['commits'],
+    ).toEqual([]);
 
     // Filters are values glued to their option, so they stay patterns; messages are data.
-    expect((await callOk(client, 'git_log', { author: `--output=${pwned}`, grep: '--all' }))['commits']).toEqual([]);
+    expect(
+      (await callOk(client, 'git_log', { author: `--output=${pwned}`, grep: '--all' }))['commits'],
+    ).toEqual([]);
     const commit = await callOk(client, 'git_commit', { message: '--amend', allowEmpty: true });
     expect(await repo.git(['log', '-1', '--format=%s'])).toBe('--amend\n');
     expect(commit['subject']).toBe('--amend');
@@ -161,11 +203,17 @@ describe('user values are never read as options', () => {
     await writeFile(path.join(repo.dir, '.git', 'refs', 'heads', '--output=pwned'), `${head}\n`);
     await writeFile(path.join(repo.dir, '.git', 'refs', 'tags', '-p'), `${head}\n`);
     const client = await startGit('v1', [repo.dir]);
-    const names = (await callOk(client, 'git_branch_list'))['branches'].map((branch: { name: string }) => branch.name);
+    const names = (await callOk(client, 'git_branch_list'))['branches'].map(
+      (branch: { name: string }) => branch.name,
+    );
     expect(names).toEqual(['--output=pwned', 'main']);
-    expect((await callOk(client, 'git_tag', { action: 'list' }))['tags'].map((tag: { name: string }) => tag.name)).toEqual(['-p']);
+    expect(
+      (await callOk(client, 'git_tag', { action: 'list' }))['tags'].map((tag: { name: string }) => tag.name),
+    ).toEqual(['-p']);
     expect((await callError(client, 'git_log', { ref: '--output=pwned' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callError(client, 'git_switch', { branch: '--output=pwned' })).code).toBe('INVALID_ARGUMENT');
+    expect((await callError(client, 'git_switch', { branch: '--output=pwned' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
     expect((await callError(client, 'git_diff', { from: '-p' })).code).toBe('INVALID_ARGUMENT');
     expect(existsSync(path.join(repo.dir, 'pwned'))).toBe(false);
   });
@@ -178,7 +226,9 @@ describe('the repository must be inside the roots', () => {
     await symlink(outsideRepo.dir, path.join(root, 'link'));
     await mkdir(path.join(root, 'gitfile'));
     await writeFile(path.join(root, 'gitfile', '.git'), `gitdir: ${path.join(outsideRepo.dir, '.git')}\n`);
-    const inner = await createGitRepo({ dir: await mkdir(path.join(root, 'inner'), { recursive: true }).then(() => path.join(root, 'inner')) });
+    const inner = await createGitRepo({
+      dir: await mkdir(path.join(root, 'inner'), { recursive: true }).then(() => path.join(root, 'inner')),
+    });
     await inner.git(['config', 'core.worktree', outsideRepo.dir]);
     // A root inside a repository: discovery must stop at the root.
     const nested = path.join(outsideRepo.dir, 'sub');
@@ -190,10 +240,14 @@ describe('the repository must be inside the roots', () => {
     expect((await callError(client, 'git_status', { repo: 'link' })).code).toBe('OUTSIDE_ROOTS');
     const gitfile = await callError(client, 'git_log', { repo: 'gitfile' });
     expect(gitfile.code).toBe('OUTSIDE_ROOTS');
-    expect(gitfile.message).toBe(`the repository at 'gitfile' uses '${path.join(outsideRepo.dir, '.git')}', which is outside the roots`);
+    expect(gitfile.message).toBe(
+      `the repository at 'gitfile' uses '${path.join(outsideRepo.dir, '.git')}', which is outside the roots`,
+    );
     expect((await callError(client, 'git_status', { repo: 'inner' })).code).toBe('OUTSIDE_ROOTS');
     expect((await callError(client, 'git_init', { path: '../escape' })).code).toBe('OUTSIDE_ROOTS');
-    expect((await callError(client, 'git_clone', { url: outsideRepo.dir, path: 'stolen' })).code).toBe('OUTSIDE_ROOTS');
+    expect((await callError(client, 'git_clone', { url: outsideRepo.dir, path: 'stolen' })).code).toBe(
+      'OUTSIDE_ROOTS',
+    );
 
     const nestedClient = await startGit('v2', [nested]);
     expect((await callError(nestedClient, 'git_status')).code).toBe('NOT_FOUND');
@@ -202,7 +256,10 @@ describe('the repository must be inside the roots', () => {
   it('refuses paths that leave the repository', async () => {
     const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
     const client = await startGit('v2', [repo.dir]);
-    expect(await callError(client, 'git_add', { paths: ['../x'] })).toMatchObject({ code: 'OUTSIDE_ROOTS', message: "paths entry '../x' is outside the repository '.'" });
+    expect(await callError(client, 'git_add', { paths: ['../x'] })).toMatchObject({
+      code: 'OUTSIDE_ROOTS',
+      message: "paths entry '../x' is outside the repository '.'",
+    });
     expect((await callError(client, 'git_diff', { paths: ['/etc/passwd'] })).code).toBe('OUTSIDE_ROOTS');
     expect((await callError(client, 'git_blame', { path: '.git/config' })).code).toBe('INVALID_ARGUMENT');
   });
@@ -212,7 +269,9 @@ describe('remotes', () => {
   it('push needs an allowlisted remote, force needs a flag, and remotes must use allowed transports inside the roots', async () => {
     const root = await tempDir();
     const outside = await tempDir('keel-outside-');
-    const repo = await createGitRepo({ dir: await mkdir(path.join(root, 'r')).then(() => path.join(root, 'r')) });
+    const repo = await createGitRepo({
+      dir: await mkdir(path.join(root, 'r')).then(() => path.join(root, 'r')),
+    });
     await repo.commit('one', { 'a.txt': 'a\n' });
     await git(root, ['clone', '-q', '--bare', repo.dir, 'hub.git']);
     await git(outside, ['clone', '-q', '--bare', repo.dir, 'far.git']);
@@ -226,14 +285,28 @@ describe('remotes', () => {
       message: "pushing to remote 'origin' is not allowed by this server",
       hint: 'No remote is allowed: the operator must start the server with --push-remote NAME.',
     });
-    const client = await startGit('v2', [root], ['--push-remote', 'origin', '--push-remote', 'far', '--push-remote', 'evil']);
-    expect((await callError(client, 'git_push', { repo: 'r', force: 'with-lease' })).code).toBe('PERMISSION_DENIED');
+    const client = await startGit(
+      'v2',
+      [root],
+      ['--push-remote', 'origin', '--push-remote', 'far', '--push-remote', 'evil'],
+    );
+    expect((await callError(client, 'git_push', { repo: 'r', force: 'with-lease' })).code).toBe(
+      'PERMISSION_DENIED',
+    );
     expect((await callError(client, 'git_push', { repo: 'r', remote: 'far' })).code).toBe('OUTSIDE_ROOTS');
     expect((await callError(client, 'git_fetch', { repo: 'r', remote: 'far' })).code).toBe('OUTSIDE_ROOTS');
-    expect((await callError(client, 'git_fetch', { repo: 'r', remote: 'evil' })).code).toBe('PERMISSION_DENIED');
-    expect((await callError(client, 'git_push', { repo: 'r', remote: 'evil' })).code).toBe('PERMISSION_DENIED');
-    expect((await callError(client, 'git_clone', { url: 'ext::sh -c touch% pwned', path: 'c' })).code).toBe('PERMISSION_DENIED');
-    expect((await callError(client, 'git_fetch', { repo: 'r', remote: 'nope' })).hint).toBe('Configured remotes: evil, far, origin.');
+    expect((await callError(client, 'git_fetch', { repo: 'r', remote: 'evil' })).code).toBe(
+      'PERMISSION_DENIED',
+    );
+    expect((await callError(client, 'git_push', { repo: 'r', remote: 'evil' })).code).toBe(
+      'PERMISSION_DENIED',
+    );
+    expect((await callError(client, 'git_clone', { url: 'ext::sh -c touch% pwned', path: 'c' })).code).toBe(
+      'PERMISSION_DENIED',
+    );
+    expect((await callError(client, 'git_fetch', { repo: 'r', remote: 'nope' })).hint).toBe(
+      'Configured remotes: evil, far, origin.',
+    );
     expect(existsSync(path.join(root, 'r', 'pwned'))).toBe(false);
 
     // A rejected non-fast-forward push is a conflict, and with the force flag a lease push goes through.

@@ -11,7 +11,10 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     const { tools } = await client.listTools();
     const byName = Object.fromEntries(tools.map((tool) => [tool.name, tool.annotations]));
     const summary = Object.fromEntries(
-      Object.entries(byName).map(([name, a]) => [name, `${a?.['readOnlyHint'] ? 'ro' : 'rw'}${a?.['destructiveHint'] ? ' destructive' : ''}${a?.['idempotentHint'] ? ' idempotent' : ''}${a?.['openWorldHint'] ? ' open' : ''}`]),
+      Object.entries(byName).map(([name, a]) => [
+        name,
+        `${a?.['readOnlyHint'] ? 'ro' : 'rw'}${a?.['destructiveHint'] ? ' destructive' : ''}${a?.['idempotentHint'] ? ' idempotent' : ''}${a?.['openWorldHint'] ? ' open' : ''}`,
+      ]),
     );
     expect(summary).toEqual({
       git_status: 'ro idempotent',
@@ -58,7 +61,13 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     await repo.write('new file.txt', 'fresh\n');
     await repo.git(['mv', 'dir/b.txt', 'dir/c.txt']);
     const status = await callOk(client, 'git_status');
-    expect({ staged: status['staged'], unstaged: status['unstaged'], untracked: status['untracked'], counts: status['counts'], clean: status['clean'] }).toEqual({
+    expect({
+      staged: status['staged'],
+      unstaged: status['unstaged'],
+      untracked: status['untracked'],
+      counts: status['counts'],
+      clean: status['clean'],
+    }).toEqual({
       staged: [{ path: 'dir/c.txt', status: 'renamed', origPath: 'dir/b.txt' }],
       unstaged: [{ path: 'a.txt', status: 'modified' }],
       untracked: ['new file.txt'],
@@ -78,10 +87,17 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     expect(diff['patch']).toBe(await repo.git(['diff', '--no-color']));
 
     const added = await callOk(client, 'git_add', { paths: ['a.txt', 'new file.txt'] });
-    expect(added).toEqual({ repo: '.', staged: ['a.txt', 'dir/b.txt', 'dir/c.txt', 'new file.txt'], stagedCount: 4 });
+    expect(added).toEqual({
+      repo: '.',
+      staged: ['a.txt', 'dir/b.txt', 'dir/c.txt', 'new file.txt'],
+      stagedCount: 4,
+    });
 
     const staged = await callOk(client, 'git_diff', { staged: true });
-    expect({ mode: staged['mode'], from: staged['from'] }).toEqual({ mode: 'staged', from: { ref: 'HEAD', sha: (await repo.git(['rev-parse', 'HEAD'])).trim() } });
+    expect({ mode: staged['mode'], from: staged['from'] }).toEqual({
+      mode: 'staged',
+      from: { ref: 'HEAD', sha: (await repo.git(['rev-parse', 'HEAD'])).trim() },
+    });
     expect(staged['files']).toEqual([
       { path: 'a.txt', status: 'modified', added: 1, deleted: 1, binary: false },
       { path: 'dir/c.txt', oldPath: 'dir/b.txt', status: 'renamed', added: 0, deleted: 0, binary: false },
@@ -107,14 +123,22 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
 
     const log = await callOk(client, 'git_log', { limit: 1 });
     expect(log['commits']).toHaveLength(1);
-    expect(log['commits'][0]).toMatchObject({ sha: head, subject: 'Rework a, move b', body: 'Because.', author: { name: 'Keel Test', email: 'test@keel.invalid' } });
+    expect(log['commits'][0]).toMatchObject({
+      sha: head,
+      subject: 'Rework a, move b',
+      body: 'Because.',
+      author: { name: 'Keel Test', email: 'test@keel.invalid' },
+    });
     expect(log['ref']).toEqual({ ref: 'HEAD', sha: head });
     const page2 = await callOk(client, 'git_log', { limit: 1, cursor: log['truncated'].nextCursor });
     expect(page2['commits'].map((c: { subject: string }) => c.subject)).toEqual(['initial']);
     expect(page2['truncated']).toBeUndefined();
 
     const filtered = await callOk(client, 'git_log', { paths: ['dir/b.txt'] });
-    expect(filtered['commits'].map((c: { subject: string }) => c.subject)).toEqual(['Rework a, move b', 'initial']);
+    expect(filtered['commits'].map((c: { subject: string }) => c.subject)).toEqual([
+      'Rework a, move b',
+      'initial',
+    ]);
     expect((await callOk(client, 'git_log', { grep: 'REWORK' }))['commits']).toHaveLength(1);
     expect((await callOk(client, 'git_log', { author: 'nobody' }))['commits']).toEqual([]);
 
@@ -124,12 +148,21 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     expect(show['patch']).toBe(await repo.git(['show', '--format=', '--no-color', '-M', 'HEAD']));
 
     const blame = await callOk(client, 'git_blame', { path: 'a.txt' });
-    expect(blame['lines'].map((line: { line: number; content: string; summary: string }) => [line.line, line.content, line.summary])).toEqual([
+    expect(
+      blame['lines'].map((line: { line: number; content: string; summary: string }) => [
+        line.line,
+        line.content,
+        line.summary,
+      ]),
+    ).toEqual([
       [1, 'one', 'initial'],
       [2, 'TWO', 'Rework a, move b'],
     ]);
     const tooFar = await callError(client, 'git_blame', { path: 'a.txt', startLine: 9 });
-    expect(tooFar).toMatchObject({ code: 'INVALID_ARGUMENT', message: "'a.txt' has only 2 lines; startLine 9 is past its end" });
+    expect(tooFar).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: "'a.txt' has only 2 lines; startLine 9 is past its end",
+    });
   });
 
   it('branches, switch, restore, reset, stash and tags', async () => {
@@ -137,23 +170,45 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     const client = await startGit(kind, [repo.dir]);
     const first = (await repo.git(['rev-parse', 'HEAD'])).trim();
 
-    expect(await callOk(client, 'git_branch_create', { name: 'feat/x' })).toEqual({ repo: '.', branch: 'feat/x', sha: first, startPoint: { ref: 'HEAD', sha: first }, created: true });
+    expect(await callOk(client, 'git_branch_create', { name: 'feat/x' })).toEqual({
+      repo: '.',
+      branch: 'feat/x',
+      sha: first,
+      startPoint: { ref: 'HEAD', sha: first },
+      created: true,
+    });
     expect((await callOk(client, 'git_branch_create', { name: 'feat/x' }))['created']).toBe(false);
-    expect(await callOk(client, 'git_switch', { branch: 'feat/x' })).toEqual({ repo: '.', branch: 'feat/x', sha: first, previous: 'main', created: false });
+    expect(await callOk(client, 'git_switch', { branch: 'feat/x' })).toEqual({
+      repo: '.',
+      branch: 'feat/x',
+      sha: first,
+      previous: 'main',
+      created: false,
+    });
     const missing = await callError(client, 'git_switch', { branch: 'nope' });
     expect(missing).toMatchObject({ code: 'NOT_FOUND', message: "branch 'nope' does not exist in '.'" });
     expect(missing.hint).toMatch(/^Existing branches: feat\/x, main\./);
     await repo.commit('second', { 'a.txt': 'a2\n' });
     const list = await callOk(client, 'git_branch_list');
     expect(list['current']).toBe('feat/x');
-    expect(list['branches'].map((b: { name: string; current: boolean; subject: string }) => [b.name, b.current, b.subject])).toEqual([
+    expect(
+      list['branches'].map((b: { name: string; current: boolean; subject: string }) => [
+        b.name,
+        b.current,
+        b.subject,
+      ]),
+    ).toEqual([
       ['feat/x', true, 'second'],
       ['main', false, 'initial'],
     ]);
 
     await repo.write('a.txt', 'dirty\n');
     await repo.git(['add', 'a.txt']);
-    expect(await callOk(client, 'git_restore', { paths: ['a.txt'], mode: 'unstage' })).toEqual({ repo: '.', mode: 'unstage', paths: ['a.txt'] });
+    expect(await callOk(client, 'git_restore', { paths: ['a.txt'], mode: 'unstage' })).toEqual({
+      repo: '.',
+      mode: 'unstage',
+      paths: ['a.txt'],
+    });
     expect((await callOk(client, 'git_status'))['unstaged']).toEqual([{ path: 'a.txt', status: 'modified' }]);
     await callOk(client, 'git_restore', { paths: ['a.txt'], mode: 'discard' });
     expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('a2\n');
@@ -161,48 +216,82 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     await repo.write('a.txt', 'stash me\n');
     const pushed = await callOk(client, 'git_stash', { action: 'push', message: 'wip' });
     expect(pushed['changed']).toBe(true);
-    expect(pushed['entries'].map((e: { ref: string; message: string }) => [e.ref, e.message])).toEqual([['stash@{0}', 'On feat/x: wip']]);
+    expect(pushed['entries'].map((e: { ref: string; message: string }) => [e.ref, e.message])).toEqual([
+      ['stash@{0}', 'On feat/x: wip'],
+    ]);
     expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('a2\n');
     expect((await callOk(client, 'git_stash', { action: 'pop' }))['entries']).toEqual([]);
     expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('stash me\n');
     expect((await callError(client, 'git_stash', { action: 'pop' })).code).toBe('NOT_FOUND');
 
     const reset = await callOk(client, 'git_reset', { target: 'main', mode: 'hard' });
-    expect(reset).toEqual({ repo: '.', mode: 'hard', branch: 'feat/x', previous: (await repo.git(['rev-parse', 'HEAD@{1}'])).trim(), target: { ref: 'main', sha: first } });
+    expect(reset).toEqual({
+      repo: '.',
+      mode: 'hard',
+      branch: 'feat/x',
+      previous: (await repo.git(['rev-parse', 'HEAD@{1}'])).trim(),
+      target: { ref: 'main', sha: first },
+    });
     expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('a\n');
 
-    expect(await callOk(client, 'git_tag', { action: 'create', name: 'v1', message: 'release one' })).toEqual({
-      repo: '.',
-      action: 'create',
-      created: true,
-      tag: { name: 'v1', sha: first, annotated: true, subject: 'release one' },
-    });
+    expect(await callOk(client, 'git_tag', { action: 'create', name: 'v1', message: 'release one' })).toEqual(
+      {
+        repo: '.',
+        action: 'create',
+        created: true,
+        tag: { name: 'v1', sha: first, annotated: true, subject: 'release one' },
+      },
+    );
     await callOk(client, 'git_tag', { action: 'create', name: 'v0' });
     expect((await callOk(client, 'git_tag', { action: 'list' }))['tags']).toEqual([
       { name: 'v1', sha: first, annotated: true, subject: 'release one' },
       { name: 'v0', sha: first, annotated: false, subject: 'initial' },
     ]);
-    expect((await callError(client, 'git_tag', { action: 'create', name: 'v1', target: 'feat/x@{1}' })).code).toBe('ALREADY_EXISTS');
+    expect(
+      (await callError(client, 'git_tag', { action: 'create', name: 'v1', target: 'feat/x@{1}' })).code,
+    ).toBe('ALREADY_EXISTS');
   });
 
   it('init, clone, fetch, pull, push and worktrees with local repositories inside the roots', async () => {
     const root = await tempDir();
     const client = await startGit(kind, [root], ['--push-remote', 'origin']);
-    expect(await callOk(client, 'git_init', { path: 'origin.git-src' })).toEqual({ path: 'origin.git-src', branch: 'main', created: true });
+    expect(await callOk(client, 'git_init', { path: 'origin.git-src' })).toEqual({
+      path: 'origin.git-src',
+      branch: 'main',
+      created: true,
+    });
     expect((await callOk(client, 'git_init', { path: 'origin.git-src' }))['created']).toBe(false);
     const src = path.join(root, 'origin.git-src');
     await git(src, ['commit', '-q', '--allow-empty', '-m', 'first']);
     await git(root, ['clone', '-q', '--bare', src, 'hub.git']);
 
     const cloned = await callOk(client, 'git_clone', { url: 'hub.git', path: 'work' });
-    expect(cloned).toEqual({ url: 'hub.git', path: 'work', branch: 'main', head: (await git(src, ['rev-parse', 'HEAD'])).trim() });
+    expect(cloned).toEqual({
+      url: 'hub.git',
+      path: 'work',
+      branch: 'main',
+      head: (await git(src, ['rev-parse', 'HEAD'])).trim(),
+    });
     const work = path.join(root, 'work');
     await git(work, ['config', 'user.name', 'Agent']);
     await git(work, ['config', 'user.email', 'agent@keel.invalid']);
 
-    const commit = await callOk(client, 'git_commit', { repo: 'work', message: 'from agent', allowEmpty: true });
+    const commit = await callOk(client, 'git_commit', {
+      repo: 'work',
+      message: 'from agent',
+      allowEmpty: true,
+    });
     const pushed = await callOk(client, 'git_push', { repo: 'work' });
-    expect(pushed).toEqual({ repo: 'work', remote: 'origin', urls: [path.join(root, 'hub.git')], branch: 'main', sha: commit['sha'], remoteRef: 'refs/heads/main', status: 'fast-forward', upstreamSet: false });
+    expect(pushed).toEqual({
+      repo: 'work',
+      remote: 'origin',
+      urls: [path.join(root, 'hub.git')],
+      branch: 'main',
+      sha: commit['sha'],
+      remoteRef: 'refs/heads/main',
+      status: 'fast-forward',
+      upstreamSet: false,
+    });
     expect((await git(path.join(root, 'hub.git'), ['rev-parse', 'main'])).trim()).toBe(commit['sha']);
 
     // Someone else pushes; fetch sees it, pull fast-forwards.
@@ -210,22 +299,75 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     await git(path.join(root, 'other'), ['commit', '-q', '--allow-empty', '-m', 'from other']);
     await git(path.join(root, 'other'), ['push', '-q', 'origin', 'main']);
     const otherHead = (await git(path.join(root, 'other'), ['rev-parse', 'HEAD'])).trim();
-    expect((await callOk(client, 'git_fetch', { repo: 'work' }))['updated']).toEqual([{ ref: 'refs/remotes/origin/main', from: commit['sha'], to: otherHead }]);
-    expect(await callOk(client, 'git_pull', { repo: 'work' })).toEqual({ repo: 'work', remote: 'origin', branch: 'main', previous: commit['sha'], head: otherHead, changed: true });
+    expect((await callOk(client, 'git_fetch', { repo: 'work' }))['updated']).toEqual([
+      { ref: 'refs/remotes/origin/main', from: commit['sha'], to: otherHead },
+    ]);
+    expect(await callOk(client, 'git_pull', { repo: 'work' })).toEqual({
+      repo: 'work',
+      remote: 'origin',
+      branch: 'main',
+      previous: commit['sha'],
+      head: otherHead,
+      changed: true,
+    });
 
-    const shallow = await callOk(client, 'git_clone', { url: `file://${path.join(root, 'hub.git')}`, path: 'shallow', depth: 1, branch: 'main' });
-    expect(shallow).toEqual({ url: `file://${path.join(root, 'hub.git')}`, path: 'shallow', branch: 'main', head: otherHead });
+    const shallow = await callOk(client, 'git_clone', {
+      url: `file://${path.join(root, 'hub.git')}`,
+      path: 'shallow',
+      depth: 1,
+      branch: 'main',
+    });
+    expect(shallow).toEqual({
+      url: `file://${path.join(root, 'hub.git')}`,
+      path: 'shallow',
+      branch: 'main',
+      head: otherHead,
+    });
     expect(await git(path.join(root, 'shallow'), ['rev-list', '--count', 'HEAD'])).toBe('1\n');
-    expect((await callError(client, 'git_clone', { url: 'hub.git', path: 'shallow' })).code).toBe('ALREADY_EXISTS');
+    expect((await callError(client, 'git_clone', { url: 'hub.git', path: 'shallow' })).code).toBe(
+      'ALREADY_EXISTS',
+    );
 
-    const added = await callOk(client, 'git_worktree_add', { repo: 'work', path: 'work-feat', branch: 'feat' });
-    expect(added).toEqual({ repo: 'work', path: 'work-feat', branch: 'feat', head: otherHead, created: true });
+    const added = await callOk(client, 'git_worktree_add', {
+      repo: 'work',
+      path: 'work-feat',
+      branch: 'feat',
+    });
+    expect(added).toEqual({
+      repo: 'work',
+      path: 'work-feat',
+      branch: 'feat',
+      head: otherHead,
+      created: true,
+    });
     expect((await callOk(client, 'git_worktree_list', { repo: 'work' }))['worktrees']).toEqual([
-      { path: 'work', head: otherHead, branch: 'main', detached: false, locked: false, prunable: false, main: true },
-      { path: 'work-feat', head: otherHead, branch: 'feat', detached: false, locked: false, prunable: false, main: false },
+      {
+        path: 'work',
+        head: otherHead,
+        branch: 'main',
+        detached: false,
+        locked: false,
+        prunable: false,
+        main: true,
+      },
+      {
+        path: 'work-feat',
+        head: otherHead,
+        branch: 'feat',
+        detached: false,
+        locked: false,
+        prunable: false,
+        main: false,
+      },
     ]);
     expect((await callOk(client, 'git_status', { repo: 'work-feat' }))['branch']['head']).toBe('feat');
-    expect((await callError(client, 'git_worktree_remove', { repo: 'work', path: 'work' })).code).toBe('INVALID_ARGUMENT');
-    expect(await callOk(client, 'git_worktree_remove', { repo: 'work', path: 'work-feat' })).toEqual({ repo: 'work', path: 'work-feat', branch: 'feat' });
+    expect((await callError(client, 'git_worktree_remove', { repo: 'work', path: 'work' })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect(await callOk(client, 'git_worktree_remove', { repo: 'work', path: 'work-feat' })).toEqual({
+      repo: 'work',
+      path: 'work-feat',
+      branch: 'feat',
+    });
   });
 });

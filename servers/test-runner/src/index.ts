@@ -32,7 +32,10 @@ export interface TestRunnerOptions {
  */
 export function createTestRunnerTools(options: TestRunnerOptions): AnyTool[] {
   const deps: RunnerDeps = {
-    store: createFileRunStore(path.join(options.stateDir, 'test-runner'), options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns }),
+    store: createFileRunStore(
+      path.join(options.stateDir, 'test-runner'),
+      options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns },
+    ),
     env: options.env ?? process.env,
     nodePath: options.nodePath ?? process.execPath,
     configured: options.projects ?? [],
@@ -50,7 +53,12 @@ export function createTestRunnerTools(options: TestRunnerOptions): AnyTool[] {
 
 /** A test-runner server for library use (the bin builds the same tools through the kit's CLI). */
 export function createTestRunnerServer(options: TestRunnerOptions & { jail: PathJail }): KeelServer {
-  return createServer({ name: 'keel-test-runner', version: '0.1.0', tools: createTestRunnerTools(options), jail: options.jail });
+  return createServer({
+    name: 'keel-test-runner',
+    version: '0.1.0',
+    tools: createTestRunnerTools(options),
+    jail: options.jail,
+  });
 }
 
 export type { ConfiguredProject } from './projects/detect.js';

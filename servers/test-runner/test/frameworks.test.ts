@@ -20,7 +20,8 @@ interface Case {
 
 const removeMatching = async (dir: string, pattern: RegExp) => {
   for (const entry of await readdir(dir, { recursive: true })) {
-    if (!String(entry).includes('node_modules') && pattern.test(String(entry))) await rm(path.join(dir, String(entry)), { recursive: true, force: true });
+    if (!String(entry).includes('node_modules') && pattern.test(String(entry)))
+      await rm(path.join(dir, String(entry)), { recursive: true, force: true });
   }
 };
 
@@ -40,7 +41,10 @@ const cases: Case[] = [
       actual: '4',
       stack: 'AssertionError: expected 4 to be 5 // Object.is equality\n    at math.test.js:9:23',
     },
-    brokenError: { file: 'broken.test.js', message: "Cannot find module './does-not-exist.js' imported from {dir}/broken.test.js" },
+    brokenError: {
+      file: 'broken.test.js',
+      message: "Cannot find module './does-not-exist.js' imported from {dir}/broken.test.js",
+    },
     empty: (dir) => removeMatching(dir, /\.test\.js$/),
   },
   {
@@ -75,7 +79,8 @@ const cases: Case[] = [
       message: 'Expected values to be strictly equal:\n\n4 !== 5',
       expected: '5',
       actual: '4',
-      stack: 'AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:\n\n4 !== 5\n\n    at Context.<anonymous> (test/math.spec.js:9:12)',
+      stack:
+        'AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:\n\n4 !== 5\n\n    at Context.<anonymous> (test/math.spec.js:9:12)',
     },
     brokenError: { file: 'test/broken.spec.js', message: "Error: Cannot find module '../does-not-exist.js'" },
     empty: (dir) => removeMatching(dir, /\.spec\.js$/),
@@ -93,7 +98,8 @@ const cases: Case[] = [
       message: 'Expected values to be strictly equal:\n\n4 !== 5',
       expected: '5',
       actual: '4',
-      stack: 'AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:\n\n4 !== 5\n\n    at TestContext.<anonymous> (test/math.test.js:10:12)',
+      stack:
+        'AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:\n\n4 !== 5\n\n    at TestContext.<anonymous> (test/math.test.js:10:12)',
     },
     brokenError: { file: 'test/broken.test.js' },
     empty: (dir) => removeMatching(dir, /\.test\.js$/),
@@ -162,50 +168,69 @@ if (hasGo) {
   });
 }
 
-describe.each(cases.map((c, i) => ({ ...c, kind: i % 2 === 0 ? ('v2' as const) : ('v1' as const) })))('$fixture ($kind client)', (c) => {
-  it('reports a failing assertion with file, line, expected and actual, then a load error, a timeout and no tests', async () => {
-    const dir = await copyFixture(c.fixture);
-    const server = await startServer(dir, c.kind);
+describe.each(cases.map((c, i) => ({ ...c, kind: i % 2 === 0 ? ('v2' as const) : ('v1' as const) })))(
+  '$fixture ($kind client)',
+  (c) => {
+    it('reports a failing assertion with file, line, expected and actual, then a load error, a timeout and no tests', async () => {
+      const dir = await copyFixture(c.fixture);
+      const server = await startServer(dir, c.kind);
 
-    const failed = await server.ok('run_tests', { files: [c.math] });
-    expect(failed).toMatchObject({ cached: false, project: { id: c.id, dir: '.', framework: c.fixture }, outcome: 'failed', totals: { total: 2, passed: 1, failed: 1, skipped: 0 }, errors: [] });
-    const { stack, ...failure } = (failed['failures'] as Array<Record<string, unknown>>)[0]!;
-    const { stack: expectedStack, ...expectedFailure } = c.failure;
-    expect(failure).toEqual(expectedFailure);
-    if (expectedStack !== undefined) expect(stack).toBe(expectedStack);
-    expect((failed['failures'] as unknown[]).length).toBe(1);
+      const failed = await server.ok('run_tests', { files: [c.math] });
+      expect(failed).toMatchObject({
+        cached: false,
+        project: { id: c.id, dir: '.', framework: c.fixture },
+        outcome: 'failed',
+        totals: { total: 2, passed: 1, failed: 1, skipped: 0 },
+        errors: [],
+      });
+      const { stack, ...failure } = (failed['failures'] as Array<Record<string, unknown>>)[0]!;
+      const { stack: expectedStack, ...expectedFailure } = c.failure;
+      expect(failure).toEqual(expectedFailure);
+      // cargo's plain output carries no stack to compare.
+      expect(expectedStack === undefined ? 'no stack expected' : stack).toBe(
+        expectedStack ?? 'no stack expected',
+      );
+      expect((failed['failures'] as unknown[]).length).toBe(1);
 
-    // Only the failed test runs again, selected by its exact name.
-    const rerun = await server.ok('rerun_failed', { runId: failed['runId'] });
-    const rerunTotals = rerun['totals'] as Record<string, number>;
-    expect({ outcome: rerun['outcome'], passed: rerunTotals['passed'], failed: rerunTotals['failed'], name: (rerun['failures'] as Array<{ name: string }>)[0]?.name }).toEqual({
-      outcome: 'failed',
-      passed: 0,
-      failed: 1,
-      name: c.failure['name'],
+      // Only the failed test runs again, selected by its exact name.
+      const rerun = await server.ok('rerun_failed', { runId: failed['runId'] });
+      const rerunTotals = rerun['totals'] as Record<string, number>;
+      expect({
+        outcome: rerun['outcome'],
+        passed: rerunTotals['passed'],
+        failed: rerunTotals['failed'],
+        name: (rerun['failures'] as Array<{ name: string }>)[0]?.name,
+      }).toEqual({
+        outcome: 'failed',
+        passed: 0,
+        failed: 1,
+        name: c.failure['name'],
+      });
+
+      const broken = await server.ok('run_tests', { files: [c.broken] });
+      expect(broken['outcome']).toBe('error');
+      const errors = broken['errors'] as Array<Record<string, unknown>>;
+      expect(errors).toHaveLength(1);
+      const brokenError = Object.fromEntries(
+        Object.entries(c.brokenError).map(([k, v]) => [k, String(v).replace('{dir}', dir)]),
+      );
+      expect(errors[0]).toMatchObject(brokenError);
+
+      const hang = await server.ok('run_tests', { files: [c.hang], timeoutMs: 3000 });
+      expect({ outcome: hang['outcome'], reason: hang['reason'] }).toEqual({
+        outcome: 'timeout',
+        reason: 'the run did not finish within 3000 ms; its process group was killed',
+      });
+      // Workers and forks included: nothing of the run is left working in the project.
+      expect(await settledProcessesIn(dir)).toEqual([]);
+
+      await c.empty(dir);
+      const empty = await server.ok('run_tests', {});
+      expect({ outcome: empty['outcome'], totals: empty['totals'], reason: empty['reason'] }).toEqual({
+        outcome: 'no_tests',
+        totals: { total: 0, passed: 0, failed: 0, skipped: 0 },
+        reason: 'no test was executed',
+      });
     });
-
-    const broken = await server.ok('run_tests', { files: [c.broken] });
-    expect(broken['outcome']).toBe('error');
-    const errors = broken['errors'] as Array<Record<string, unknown>>;
-    expect(errors).toHaveLength(1);
-    const brokenError = Object.fromEntries(Object.entries(c.brokenError).map(([k, v]) => [k, String(v).replace('{dir}', dir)]));
-    expect(errors[0]).toMatchObject(brokenError);
-
-    const hang = await server.ok('run_tests', { files: [c.hang], timeoutMs: 3000 });
-    expect({ outcome: hang['outcome'], reason: hang['reason'] }).toEqual({
-      outcome: 'timeout',
-      reason: 'the run did not finish within 3000 ms; its process group was killed',
-    });
-    // Workers and forks included: nothing of the run is left working in the project.
-    expect(await settledProcessesIn(dir)).toEqual([]);
-
-    await c.empty(dir);
-    const empty = await server.ok('run_tests', {});
-    expect({ outcome: empty['outcome'], totals: empty['totals'], reason: empty['reason'] }).toEqual({
-      outcome: 'no_tests',
-      totals: { total: 0, passed: 0, failed: 0, skipped: 0 },
-      reason: 'no test was executed',
-    });
-  });
-});
+  },
+);

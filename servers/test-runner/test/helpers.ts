@@ -2,7 +2,13 @@ import { cp, readdir, readlink, symlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectStdio, tempDir, type ClientKind, type McpTestClient, type ToolCallResult } from '@keel/testing';
+import {
+  connectStdio,
+  tempDir,
+  type ClientKind,
+  type McpTestClient,
+  type ToolCallResult,
+} from '@keel/testing';
 import { expect } from 'vitest';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -25,7 +31,11 @@ export async function copyFixture(name: string, into?: string): Promise<string> 
 export interface Server {
   client: McpTestClient;
   stateDir: string;
-  call(tool: string, args?: Record<string, unknown>, options?: Parameters<McpTestClient['callTool']>[1]): Promise<ToolCallResult>;
+  call(
+    tool: string,
+    args?: Record<string, unknown>,
+    options?: Parameters<McpTestClient['callTool']>[1],
+  ): Promise<ToolCallResult>;
   /** Calls and expects success; returns the structured result. */
   ok(tool: string, args?: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
@@ -33,10 +43,14 @@ export interface Server {
 export async function startServer(root: string, kind: ClientKind, extraArgs: string[] = []): Promise<Server> {
   const stateDir = await tempDir('keel-tr-state-');
   const client = await connectStdio(
-    { command: process.execPath, args: [binPath, '--root', root, '--state-dir', stateDir, '--log-level', 'warn', ...extraArgs] },
+    {
+      command: process.execPath,
+      args: [binPath, '--root', root, '--state-dir', stateDir, '--log-level', 'warn', ...extraArgs],
+    },
     kind,
   );
-  const call: Server['call'] = (tool, args = {}, options) => client.callTool({ name: tool, arguments: args }, { timeout: 120_000, ...options });
+  const call: Server['call'] = (tool, args = {}, options) =>
+    client.callTool({ name: tool, arguments: args }, { timeout: 120_000, ...options });
   return {
     client,
     stateDir,

@@ -12,15 +12,49 @@ describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
   it('lists the six tools with annotations true to what they do', async () => {
     const server = await startServer(await tempDir(), kind);
     const { tools } = await server.client.listTools();
-    expect(
-      Object.fromEntries(tools.map((t) => [t.name, t.annotations])),
-    ).toEqual({
-      detect_projects: { title: 'Detect test projects', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      list_tests: { title: 'List tests', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      run_tests: { title: 'Run tests', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      get_run: { title: 'Get a past run', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      rerun_failed: { title: 'Re-run failed tests', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      classify_flaky: { title: 'Classify failures as flaky', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    expect(Object.fromEntries(tools.map((t) => [t.name, t.annotations]))).toEqual({
+      detect_projects: {
+        title: 'Detect test projects',
+        readOnlyHint: true,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+      list_tests: {
+        title: 'List tests',
+        readOnlyHint: true,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+      run_tests: {
+        title: 'Run tests',
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+      get_run: {
+        title: 'Get a past run',
+        readOnlyHint: true,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+      rerun_failed: {
+        title: 'Re-run failed tests',
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+      classify_flaky: {
+        title: 'Classify failures as flaky',
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
     });
   });
 
@@ -36,7 +70,14 @@ describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
     const server = await startServer(root, kind);
     const out = await server.ok('detect_projects');
     const projects = out['projects'] as Array<Record<string, unknown>>;
-    expect(projects.map((p) => [p['id'], p['framework'], p['detectedBy'], p['version'] === undefined ? 'no version' : 'version'])).toEqual([
+    expect(
+      projects.map((p) => [
+        p['id'],
+        p['framework'],
+        p['detectedBy'],
+        p['version'] === undefined ? 'no version' : 'version',
+      ]),
+    ).toEqual([
       ['packages/cargo:cargo', 'cargo', 'Cargo.toml', 'version'],
       ['packages/jest:jest', 'jest', 'package.json', 'version'],
       ['packages/mocha:mocha', 'mocha', '.mocharc.json', 'version'],
@@ -48,23 +89,41 @@ describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
     ]);
     expect(out['total']).toBe(7);
     expect(projects.find((p) => p['id'] === 'packages/pytest:pytest')!['command']).toEqual([
-      'python3', '-m', 'pytest', '-p', 'no:cacheprovider', '--junitxml=<scratch>/pytest.xml', '-o', 'junit_family=xunit1', '-q', '--color=no',
+      'python3',
+      '-m',
+      'pytest',
+      '-p',
+      'no:cacheprovider',
+      '--junitxml=<scratch>/pytest.xml',
+      '-o',
+      'junit_family=xunit1',
+      '-q',
+      '--color=no',
     ]);
 
     const ambiguous = await server.call('run_tests', {});
-    expect(toolErrorOf(ambiguous)).toMatchObject({ code: 'INVALID_ARGUMENT', message: '7 test projects were found; say which one to run' });
+    expect(toolErrorOf(ambiguous)).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: '7 test projects were found; say which one to run',
+    });
     const unknown = await server.call('run_tests', { project: 'packages/nope:vitest' });
     expect(toolErrorOf(unknown)?.code).toBe('NOT_FOUND');
-    expect(toolErrorOf(unknown)?.hint).toBe(`Known projects: ${projects.map((p) => p['id']).join(', ')} (detect_projects lists them).`);
+    expect(toolErrorOf(unknown)?.hint).toBe(
+      `Known projects: ${projects.map((p) => p['id']).join(', ')} (detect_projects lists them).`,
+    );
   });
 
   it('lists the tests of a project, paged', async () => {
     const dir = await copyFixture('pytest');
     const server = await startServer(dir, kind);
     const first = await server.ok('list_tests', { limit: 1 });
-    expect(first['tests']).toEqual([{ name: 'tests/test_hang.py::test_spins_forever', file: 'tests/test_hang.py' }]);
+    expect(first['tests']).toEqual([
+      { name: 'tests/test_hang.py::test_spins_forever', file: 'tests/test_hang.py' },
+    ]);
     expect(first['total']).toBe(3);
-    expect(first['errors']).toEqual([{ file: 'tests/test_broken.py', message: 'collection failed: ERROR tests/test_broken.py' }]);
+    expect(first['errors']).toEqual([
+      { file: 'tests/test_broken.py', message: 'collection failed: ERROR tests/test_broken.py' },
+    ]);
     const cursor = (first['truncated'] as { nextCursor: string }).nextCursor;
     const rest = await server.ok('list_tests', { limit: 10, cursor });
     expect(rest['tests']).toEqual([
@@ -79,8 +138,13 @@ describe('list_tests across frameworks', () => {
     const dir = await copyFixture('vitest');
     const server = await startServer(dir, 'v1');
     const broken = await server.ok('list_tests');
-    expect({ tests: broken['tests'], errorCount: (broken['errors'] as unknown[]).length }).toEqual({ tests: [], errorCount: 1 });
-    expect((broken['errors'] as Array<{ message: string }>)[0]!.message).toMatch(/^Error: Cannot find module '.\/does-not-exist.js'/);
+    expect({ tests: broken['tests'], errorCount: (broken['errors'] as unknown[]).length }).toEqual({
+      tests: [],
+      errorCount: 1,
+    });
+    expect((broken['errors'] as Array<{ message: string }>)[0]!.message).toMatch(
+      /^Error: Cannot find module '.\/does-not-exist.js'/,
+    );
     await rm(path.join(dir, 'broken.test.js'));
     const listed = await server.ok('list_tests');
     expect(listed['tests']).toEqual([
@@ -92,20 +156,32 @@ describe('list_tests across frameworks', () => {
   });
 
   it.each([
-    ['mocha', 'test/broken.spec.js', [
-      { name: 'spins forever', file: 'test/hang.spec.js' },
-      { name: 'add adds small numbers', file: 'test/math.spec.js' },
-      { name: 'add adds wrongly on purpose', file: 'test/math.spec.js' },
-    ]],
-    ['jest', 'broken.test.js', [
-      { name: 'hang.test.js', file: 'hang.test.js' },
-      { name: 'math.test.js', file: 'math.test.js' },
-    ]],
-    ['cargo', 'tests/broken.rs', [
-      { name: 'tests::adds_small_numbers' },
-      { name: 'tests::adds_wrongly_on_purpose' },
-      { name: 'spins_forever' },
-    ]],
+    [
+      'mocha',
+      'test/broken.spec.js',
+      [
+        { name: 'spins forever', file: 'test/hang.spec.js' },
+        { name: 'add adds small numbers', file: 'test/math.spec.js' },
+        { name: 'add adds wrongly on purpose', file: 'test/math.spec.js' },
+      ],
+    ],
+    [
+      'jest',
+      'broken.test.js',
+      [
+        { name: 'hang.test.js', file: 'hang.test.js' },
+        { name: 'math.test.js', file: 'math.test.js' },
+      ],
+    ],
+    [
+      'cargo',
+      'tests/broken.rs',
+      [
+        { name: 'tests::adds_small_numbers' },
+        { name: 'tests::adds_wrongly_on_purpose' },
+        { name: 'spins_forever' },
+      ],
+    ],
   ] as const)('lists %s tests', async (fixture, broken, expected) => {
     const dir = await copyFixture(fixture);
     await rm(path.join(dir, broken));
@@ -131,7 +207,10 @@ describe('the results cache', () => {
     const first = await server.ok('run_tests', args);
     expect(first['cached']).toBe(false);
     const second = await server.ok('run_tests', args);
-    expect({ cached: second['cached'], runId: second['runId'] }).toEqual({ cached: true, runId: first['runId'] });
+    expect({ cached: second['cached'], runId: second['runId'] }).toEqual({
+      cached: true,
+      runId: first['runId'],
+    });
     const forced = await server.ok('run_tests', { ...args, fresh: true });
     expect(forced['cached']).toBe(false);
     expect(forced['runId']).not.toBe(first['runId']);
@@ -180,8 +259,17 @@ describe('past runs', () => {
     const runId = run['runId'] as string;
 
     const page1 = await server.ok('get_run', { runId, limit: 1 });
-    const page2 = await server.ok('get_run', { runId, limit: 1, cursor: (page1['truncated'] as { nextCursor: string }).nextCursor });
-    const names = [...(page1['failures'] as Array<{ name: string }>), ...(page2['failures'] as Array<{ name: string }>)].map((f) => f.name).sort();
+    const page2 = await server.ok('get_run', {
+      runId,
+      limit: 1,
+      cursor: (page1['truncated'] as { nextCursor: string }).nextCursor,
+    });
+    const names = [
+      ...(page1['failures'] as Array<{ name: string }>),
+      ...(page2['failures'] as Array<{ name: string }>),
+    ]
+      .map((f) => f.name)
+      .sort();
     expect(names).toEqual(['add > adds wrongly on purpose', 'passes every other run']);
     expect(page2['truncated']).toBeUndefined();
 
@@ -191,7 +279,12 @@ describe('past runs', () => {
     let logTotal = 0;
     let pages = 0;
     do {
-      const page = await server.ok('get_run', { runId, section: 'stdout', maxBytes: 256, ...(logCursor === undefined ? {} : { cursor: logCursor }) });
+      const page = await server.ok('get_run', {
+        runId,
+        section: 'stdout',
+        maxBytes: 256,
+        ...(logCursor === undefined ? {} : { cursor: logCursor }),
+      });
       log += page['text'] as string;
       logTotal = page['total'] as number;
       logCursor = (page['truncated'] as { nextCursor?: string } | undefined)?.nextCursor;
@@ -209,10 +302,21 @@ describe('past runs', () => {
     });
 
     const flaky = await server.ok('classify_flaky', { runId, attempts: 2 });
-    expect({ tests: flaky['tests'], flaky: flaky['flaky'], consistent: flaky['consistent'], notRun: flaky['notRun'] }).toEqual({
+    expect({
+      tests: flaky['tests'],
+      flaky: flaky['flaky'],
+      consistent: flaky['consistent'],
+      notRun: flaky['notRun'],
+    }).toEqual({
       tests: [
         { name: 'passes every other run', file: 'flaky.test.js', verdict: 'flaky', passes: 1, failures: 1 },
-        { name: 'add > adds wrongly on purpose', file: 'math.test.js', verdict: 'consistent', passes: 0, failures: 2 },
+        {
+          name: 'add > adds wrongly on purpose',
+          file: 'math.test.js',
+          verdict: 'consistent',
+          passes: 0,
+          failures: 2,
+        },
       ],
       flaky: 1,
       consistent: 1,
@@ -220,14 +324,21 @@ describe('past runs', () => {
     });
 
     const missing = await server.call('get_run', { runId: 'run_0000000000000000' });
-    expect(toolErrorOf(missing)).toMatchObject({ code: 'NOT_FOUND', message: "run 'run_0000000000000000' was not found" });
+    expect(toolErrorOf(missing)).toMatchObject({
+      code: 'NOT_FOUND',
+      message: "run 'run_0000000000000000' was not found",
+    });
   });
 
   it('sends progress notifications while a run is under way', async () => {
     const dir = await copyFixture('vitest');
     const server = await startServer(dir, 'v2');
     const seen: Array<{ progress: number; message?: string }> = [];
-    const result = await server.call('run_tests', { files: ['hang.test.js'], timeoutMs: 2500 }, { onprogress: (p) => seen.push(p as never), timeout: 60_000 });
+    const result = await server.call(
+      'run_tests',
+      { files: ['hang.test.js'], timeoutMs: 2500 },
+      { onprogress: (p) => seen.push(p as never), timeout: 60_000 },
+    );
     expect(result.structuredContent?.['outcome']).toBe('timeout');
     expect(seen[0]).toEqual({ progress: 0, message: 'running .:vitest' });
     expect(seen.at(-1)).toMatchObject({ message: '.:vitest: timeout (0 passed, 0 failed)' });
@@ -236,7 +347,10 @@ describe('past runs', () => {
     expect(new Set(steps).size).toBe(steps.length);
     // A timeout is never served from the cache: the same call runs again.
     const again = await server.ok('run_tests', { files: ['hang.test.js'], timeoutMs: 2500 });
-    expect({ outcome: again['outcome'], cached: again['cached'] }).toEqual({ outcome: 'timeout', cached: false });
+    expect({ outcome: again['outcome'], cached: again['cached'] }).toEqual({
+      outcome: 'timeout',
+      cached: false,
+    });
   });
 });
 
@@ -249,20 +363,38 @@ describe('the projects config file and HTTP', () => {
     // Without a `node --test` script nothing would detect it.
     await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'plain', private: true }));
     const config = path.join(await tempDir(), 'projects.json');
-    await writeFile(config, JSON.stringify({ projects: [{ dir: 'nt', framework: 'node-test', command: ['node'] }] }));
+    await writeFile(
+      config,
+      JSON.stringify({ projects: [{ dir: 'nt', framework: 'node-test', command: ['node'] }] }),
+    );
     const server = await startServer(root, 'v1', ['--config', config]);
     const detected = await server.ok('detect_projects');
-    expect((detected['projects'] as Array<Record<string, unknown>>).map((p) => [p['id'], p['detectedBy'], (p['command'] as string[])[0]])).toEqual([
-      ['nt:node-test', 'config file', 'node'],
-    ]);
+    expect(
+      (detected['projects'] as Array<Record<string, unknown>>).map((p) => [
+        p['id'],
+        p['detectedBy'],
+        (p['command'] as string[])[0],
+      ]),
+    ).toEqual([['nt:node-test', 'config file', 'node']]);
     const run = await server.ok('run_tests', { files: ['nt/test/math.test.js'] });
-    expect({ outcome: run['outcome'], totals: run['totals'] }).toEqual({ outcome: 'failed', totals: { total: 2, passed: 1, failed: 1, skipped: 0 } });
+    expect({ outcome: run['outcome'], totals: run['totals'] }).toEqual({
+      outcome: 'failed',
+      totals: { total: 2, passed: 1, failed: 1, skipped: 0 },
+    });
   });
 
   it('refuses to start with a config file that is not valid', async () => {
     const config = path.join(await tempDir(), 'projects.json');
     await writeFile(config, JSON.stringify({ projects: [{ dir: 'x', framework: 'ant' }] }));
-    const started = await execFileAsync(process.execPath, [binPath, '--root', await tempDir(), '--state-dir', await tempDir(), '--config', config]).then(
+    const started = await execFileAsync(process.execPath, [
+      binPath,
+      '--root',
+      await tempDir(),
+      '--state-dir',
+      await tempDir(),
+      '--config',
+      config,
+    ]).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
     );
@@ -275,10 +407,19 @@ describe('the projects config file and HTTP', () => {
 
   it('serves the same tools over Streamable HTTP on loopback', async () => {
     const dir = await copyFixture('cargo');
-    const http = await startHttpServer({ command: process.execPath, args: [binPath, '--root', dir, '--state-dir', await tempDir(), '--http', '--port', '0'] });
+    const http = await startHttpServer({
+      command: process.execPath,
+      args: [binPath, '--root', dir, '--state-dir', await tempDir(), '--http', '--port', '0'],
+    });
     const client = await connectHttp(http.url, 'v2');
-    const result = await client.callTool({ name: 'run_tests', arguments: { files: ['src/lib.rs'] } }, { timeout: 120_000 });
-    expect({ outcome: result.structuredContent?.['outcome'], totals: result.structuredContent?.['totals'] }).toEqual({
+    const result = await client.callTool(
+      { name: 'run_tests', arguments: { files: ['src/lib.rs'] } },
+      { timeout: 120_000 },
+    );
+    expect({
+      outcome: result.structuredContent?.['outcome'],
+      totals: result.structuredContent?.['totals'],
+    }).toEqual({
       outcome: 'failed',
       totals: { total: 2, passed: 1, failed: 1, skipped: 0 },
     });

@@ -9,7 +9,9 @@ export const repoArg = z
   .min(1)
   .max(4096)
   .default('.')
-  .describe('The repository: its work tree or any directory inside it, relative to the first root or absolute inside a root (default: the first root).');
+  .describe(
+    'The repository: its work tree or any directory inside it, relative to the first root or absolute inside a root (default: the first root).',
+  );
 
 const noControl = /^[^\x00-\x1f\x7f]*$/;
 
@@ -26,10 +28,14 @@ export const pathsArg = z
 /** A user value that git would read as an option if it ever reached an option position. */
 export function refuseOptionLike(value: string, field: string): Outcome<void> {
   if (value.startsWith('-')) {
-    return fail('INVALID_ARGUMENT', `${field} '${value}' starts with '-', which git would read as an option`, {
-      hint: `Pass a ${field} name that does not start with '-'.`,
-      details: { field },
-    });
+    return fail(
+      'INVALID_ARGUMENT',
+      `${field} '${value}' starts with '-', which git would read as an option`,
+      {
+        hint: `Pass a ${field} name that does not start with '-'.`,
+        details: { field },
+      },
+    );
   }
   return ok(undefined);
 }
@@ -51,7 +57,10 @@ export function repoPaths(repo: Repo, paths: readonly string[], field = 'paths')
       });
     }
     if (rel === '.git' || rel.startsWith(`.git${path.sep}`)) {
-      return fail('INVALID_ARGUMENT', `${field} entry '${input}' names the .git directory`, { hint: 'Pass work-tree paths only.', details: { field } });
+      return fail('INVALID_ARGUMENT', `${field} entry '${input}' names the .git directory`, {
+        hint: 'Pass work-tree paths only.',
+        details: { field },
+      });
     }
     out.push(rel === '' ? '.' : rel);
   }
@@ -67,7 +76,10 @@ export async function resolveCommit(repo: Repo, ref: string, field: string): Pro
   if (result.exitCode !== 0 || !/^[0-9a-f]{40,64}$/.test(sha)) {
     const branches = await branchNames(repo);
     return fail('NOT_FOUND', `${field} '${ref}' does not name a commit in '${repo.display}'`, {
-      hint: branches.length > 0 ? `Existing branches: ${branches.slice(0, 20).join(', ')}${branches.length > 20 ? ', …' : ''}.` : 'The repository has no commits yet.',
+      hint:
+        branches.length > 0
+          ? `Existing branches: ${branches.slice(0, 20).join(', ')}${branches.length > 20 ? ', …' : ''}.`
+          : 'The repository has no commits yet.',
       details: { field, ref },
     });
   }
@@ -75,7 +87,9 @@ export async function resolveCommit(repo: Repo, ref: string, field: string): Pro
 }
 
 export async function branchNames(repo: Repo): Promise<string[]> {
-  const result = await repo.git(['for-each-ref', '--format=%(refname:short)', 'refs/heads/'], { maxOutputBytes: 1024 * 1024 });
+  const result = await repo.git(['for-each-ref', '--format=%(refname:short)', 'refs/heads/'], {
+    maxOutputBytes: 1024 * 1024,
+  });
   return result.exitCode === 0 ? result.stdout.split('\n').filter(Boolean) : [];
 }
 
@@ -100,7 +114,11 @@ export async function headSha(repo: Repo): Promise<string | undefined> {
 }
 
 /** Checks a new branch or tag name the way git would, and refuses option-looking names first. */
-export async function checkNewRefName(repo: Repo, name: string, kind: 'branch' | 'tag'): Promise<Outcome<void>> {
+export async function checkNewRefName(
+  repo: Repo,
+  name: string,
+  kind: 'branch' | 'tag',
+): Promise<Outcome<void>> {
   const refused = refuseOptionLike(name, kind);
   if (!refused.ok) return refused;
   const full = kind === 'branch' ? `refs/heads/${name}` : `refs/tags/${name}`;

@@ -28,12 +28,17 @@ export function messageWithKey(message: string, key: string | undefined): string
   if (key === undefined) return `${body}\n`;
   const paragraphs = body.split(/\n\s*\n/);
   const last = paragraphs.at(-1) ?? '';
-  const lastIsTrailers = paragraphs.length > 1 && last.split('\n').every((line) => /^[A-Za-z0-9-]+: \S/.test(line));
+  const lastIsTrailers =
+    paragraphs.length > 1 && last.split('\n').every((line) => /^[A-Za-z0-9-]+: \S/.test(line));
   return `${body}${lastIsTrailers ? '\n' : '\n\n'}${idempotencyTrailer}: ${key}\n`;
 }
 
 /** Describes a commit the way git_commit answers. */
-export async function describeCommit(repo: Repo, sha: string, key: string | undefined): Promise<Outcome<CommitResult>> {
+export async function describeCommit(
+  repo: Repo,
+  sha: string,
+  key: string | undefined,
+): Promise<Outcome<CommitResult>> {
   const [meta, files] = await Promise.all([
     repo.git(['show', '-s', '--format=%P%x00%s', sha]),
     repo.git(['show', '--format=', '--name-only', '-z', '--no-renames', '--diff-merges=first-parent', sha]),

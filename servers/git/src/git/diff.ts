@@ -49,9 +49,22 @@ export function parseDiffOutput(output: string): { files: DiffFile[]; patch: str
     if (letter === 'R' || letter === 'C') {
       const oldPath = tokens[i++] ?? '';
       const newPath = tokens[i++] ?? '';
-      files.push({ path: newPath, oldPath, status: statusNames[letter] ?? letter, added: null, deleted: null, binary: false });
+      files.push({
+        path: newPath,
+        oldPath,
+        status: statusNames[letter] ?? letter,
+        added: null,
+        deleted: null,
+        binary: false,
+      });
     } else {
-      files.push({ path: tokens[i++] ?? '', status: statusNames[letter] ?? letter, added: null, deleted: null, binary: false });
+      files.push({
+        path: tokens[i++] ?? '',
+        status: statusNames[letter] ?? letter,
+        added: null,
+        deleted: null,
+        binary: false,
+      });
     }
   }
   for (const file of files) {
@@ -99,9 +112,22 @@ export function parseRawWithPatch(output: string): { files: DiffFile[]; patch: s
     if (letter === 'U') return undefined;
     if (letter === 'R' || letter === 'C') {
       const oldPath = take();
-      files.push({ path: take(), oldPath, status: statusNames[letter] ?? letter, added: 0, deleted: 0, binary: false });
+      files.push({
+        path: take(),
+        oldPath,
+        status: statusNames[letter] ?? letter,
+        added: 0,
+        deleted: 0,
+        binary: false,
+      });
     } else {
-      files.push({ path: take(), status: statusNames[letter] ?? letter, added: 0, deleted: 0, binary: false });
+      files.push({
+        path: take(),
+        status: statusNames[letter] ?? letter,
+        added: 0,
+        deleted: 0,
+        binary: false,
+      });
     }
   }
   if (files.length === 0) return { files, patch: output };

@@ -21,7 +21,10 @@ export function parseLog(output: string): Commit[] {
   const tokens = output.split('\0');
   const commits: Commit[] = [];
   for (let i = 0; i + fieldsPerCommit <= tokens.length; i += fieldsPerCommit) {
-    const [sha, parents, an, ae, ad, cn, ce, cd, subject, body] = tokens.slice(i, i + fieldsPerCommit) as string[];
+    const [sha, parents, an, ae, ad, cn, ce, cd, subject, body] = tokens.slice(
+      i,
+      i + fieldsPerCommit,
+    ) as string[];
     const cleanSha = sha!.replace(/^\n+/, '');
     if (cleanSha.length === 0) break;
     const fullBody = body!.replace(/\n+$/, '');

@@ -20,7 +20,8 @@ export interface RefChange {
 
 export function refChanges(before: Map<string, string>, after: Map<string, string>): RefChange[] {
   const changes: RefChange[] = [];
-  for (const [ref, sha] of after) if (before.get(ref) !== sha) changes.push({ ref, from: before.get(ref) ?? null, to: sha });
+  for (const [ref, sha] of after)
+    if (before.get(ref) !== sha) changes.push({ ref, from: before.get(ref) ?? null, to: sha });
   for (const [ref, sha] of before) if (!after.has(ref)) changes.push({ ref, from: sha, to: null });
   return changes.sort((a, b) => a.ref.localeCompare(b.ref));
 }

@@ -18,7 +18,8 @@ export function protocolOf(url: string): RemoteUrl['protocol'] {
     return helper === 'ext' ? 'ext' : 'other';
   }
   if (scheme !== undefined) {
-    if (scheme === 'file' || scheme === 'https' || scheme === 'http' || scheme === 'ssh' || scheme === 'git') return scheme;
+    if (scheme === 'file' || scheme === 'https' || scheme === 'http' || scheme === 'ssh' || scheme === 'git')
+      return scheme;
     if (scheme === 'git+ssh' || scheme === 'ssh+git') return 'ssh';
     return 'other';
   }
@@ -33,13 +34,24 @@ export function protocolOf(url: string): RemoteUrl['protocol'] {
  * Checks a remote URL against the allowed transports, and a local one against the roots: a local
  * remote outside the roots would let a fetch read (or a push write) any repository on the host.
  */
-export async function checkUrl(url: string, options: ResolvedGitOptions, jail: PathJail, base: string, what: string): Promise<Outcome<RemoteUrl>> {
-  if (url.startsWith('-')) return fail('INVALID_ARGUMENT', `${what} '${url}' starts with '-'`, { hint: 'Pass a URL or a path.' });
+export async function checkUrl(
+  url: string,
+  options: ResolvedGitOptions,
+  jail: PathJail,
+  base: string,
+  what: string,
+): Promise<Outcome<RemoteUrl>> {
+  if (url.startsWith('-'))
+    return fail('INVALID_ARGUMENT', `${what} '${url}' starts with '-'`, { hint: 'Pass a URL or a path.' });
   const protocol = protocolOf(url);
   if (protocol === 'ext' || protocol === 'other' || !options.allowProtocols.includes(protocol)) {
-    return fail('PERMISSION_DENIED', `${what} '${url}' uses the ${protocol === 'other' ? 'unknown' : protocol} transport, which this server does not allow`, {
-      hint: `Allowed transports: ${options.allowProtocols.join(', ')} (set with --allow-protocol; ext is never allowed).`,
-    });
+    return fail(
+      'PERMISSION_DENIED',
+      `${what} '${url}' uses the ${protocol === 'other' ? 'unknown' : protocol} transport, which this server does not allow`,
+      {
+        hint: `Allowed transports: ${options.allowProtocols.join(', ')} (set with --allow-protocol; ext is never allowed).`,
+      },
+    );
   }
   if (protocol !== 'file') return ok({ url, protocol });
   let local = url;
@@ -47,7 +59,9 @@ export async function checkUrl(url: string, options: ResolvedGitOptions, jail: P
     try {
       local = decodeURIComponent(new URL(url).pathname);
     } catch {
-      return fail('INVALID_ARGUMENT', `${what} '${url}' is not a valid file URL`, { hint: 'Pass a plain path.' });
+      return fail('INVALID_ARGUMENT', `${what} '${url}' is not a valid file URL`, {
+        hint: 'Pass a plain path.',
+      });
     }
   }
   const resolved = await jail.resolve(path.resolve(base, local));
@@ -61,14 +75,30 @@ export async function checkUrl(url: string, options: ResolvedGitOptions, jail: P
 }
 
 /** A configured remote's fetch and push URLs, after `insteadOf` rewriting, all checked. */
-export async function checkRemote(repo: Repo, remote: string, options: ResolvedGitOptions, jail: PathJail, direction: 'fetch' | 'push'): Promise<Outcome<string[]>> {
+export async function checkRemote(
+  repo: Repo,
+  remote: string,
+  options: ResolvedGitOptions,
+  jail: PathJail,
+  direction: 'fetch' | 'push',
+): Promise<Outcome<string[]>> {
   if (remote.startsWith('-') || !/^[A-Za-z0-9._/-]{1,100}$/.test(remote)) {
-    return fail('INVALID_ARGUMENT', `'${remote}' is not a remote name`, { hint: 'Pass the name of a configured remote, e.g. "origin" (URLs are not accepted here).' });
+    return fail('INVALID_ARGUMENT', `'${remote}' is not a remote name`, {
+      hint: 'Pass the name of a configured remote, e.g. "origin" (URLs are not accepted here).',
+    });
   }
-  const result = await repo.git(['remote', 'get-url', '--all', ...(direction === 'push' ? ['--push'] : []), remote]);
+  const result = await repo.git([
+    'remote',
+    'get-url',
+    '--all',
+    ...(direction === 'push' ? ['--push'] : []),
+    remote,
+  ]);
   if (result.exitCode !== 0) {
     const names = (await repo.git(['remote'])).stdout.split('\n').filter(Boolean);
-    return fail('NOT_FOUND', `remote '${remote}' is not configured in '${repo.display}'`, { hint: `Configured remotes: ${names.join(', ') || '(none)'}.` });
+    return fail('NOT_FOUND', `remote '${remote}' is not configured in '${repo.display}'`, {
+      hint: `Configured remotes: ${names.join(', ') || '(none)'}.`,
+    });
   }
   const urls = result.stdout.split('\n').filter(Boolean);
   for (const url of urls) {

@@ -48,13 +48,18 @@ export function driverOverrides(configNames: readonly string[]): Outcome<string[
     if (disarmed === undefined) continue;
     const subsection = name.slice(first + 1, last);
     if (!safeSubsection.test(subsection)) {
-      return fail('PERMISSION_DENIED', `the repository config defines ${section} '${subsection}' with a name the server cannot neutralise`, {
-        hint: `Rename or remove the [${section} "…"] section in the repository's config; names may use letters, digits and . _ / @ + - only.`,
-      });
+      return fail(
+        'PERMISSION_DENIED',
+        `the repository config defines ${section} '${subsection}' with a name the server cannot neutralise`,
+        {
+          hint: `Rename or remove the [${section} "…"] section in the repository's config; names may use letters, digits and . _ / @ + - only.`,
+        },
+      );
     }
     // The driver's own keys are disarmed whether `filter.x.clean` or `filter.x.process` is the one set.
     for (const [compound, value] of Object.entries(driverKeys)) {
-      if (compound.startsWith(`${section}.`)) pairs.push(`${section}.${subsection}.${compound.slice(section.length + 1)}=${value}`);
+      if (compound.startsWith(`${section}.`))
+        pairs.push(`${section}.${subsection}.${compound.slice(section.length + 1)}=${value}`);
     }
   }
   return ok([...new Set(pairs)]);
@@ -65,16 +70,32 @@ export function driverOverrides(configNames: readonly string[]): Outcome<string[
  * work tree or git dir lies outside the roots (`core.worktree`, a `.git` file pointing elsewhere, a
  * linked worktree of an outside repository).
  */
-export async function openRepo(ctx: ToolContext, options: ResolvedGitOptions, dir: string): Promise<Outcome<Repo>> {
+export async function openRepo(
+  ctx: ToolContext,
+  options: ResolvedGitOptions,
+  dir: string,
+): Promise<Outcome<Repo>> {
   const cached = options.repoCache.get(dir);
-  if (cached !== undefined && (await fingerprintOf(cached.top, cached.gitDir, cached.commonDir)) === cached.fingerprint) {
+  if (
+    cached !== undefined &&
+    (await fingerprintOf(cached.top, cached.gitDir, cached.commonDir)) === cached.fingerprint
+  ) {
     // The jail can differ per call (client roots narrow it), so containment is checked every time.
     const outside = [cached.top, cached.gitDir, cached.commonDir].find((real) => !ctx.jail.contains(real));
-    if (outside === undefined) return ok(repoAt(ctx, options, cached.top, cached.gitDir, cached.commonDir, cached.overrides));
+    if (outside === undefined)
+      return ok(repoAt(ctx, options, cached.top, cached.gitDir, cached.commonDir, cached.overrides));
   }
   const [located, config] = await Promise.all([
-    runGit(ctx, options, { cwd: dir, args: ['rev-parse', '--show-toplevel', '--absolute-git-dir', '--git-common-dir'], maxOutputBytes: 64 * 1024 }),
-    runGit(ctx, options, { cwd: dir, args: ['config', '--list', '--name-only', '-z'], maxOutputBytes: 4 * 1024 * 1024 }),
+    runGit(ctx, options, {
+      cwd: dir,
+      args: ['rev-parse', '--show-toplevel', '--absolute-git-dir', '--git-common-dir'],
+      maxOutputBytes: 64 * 1024,
+    }),
+    runGit(ctx, options, {
+      cwd: dir,
+      args: ['config', '--list', '--name-only', '-z'],
+      maxOutputBytes: 4 * 1024 * 1024,
+    }),
   ]);
   const shown = ctx.jail.display(dir);
   if (located.exitCode !== 0) {
@@ -84,23 +105,31 @@ export async function openRepo(ctx: ToolContext, options: ResolvedGitOptions, di
       });
     }
     if (/must be run in a work tree|this operation must be run/i.test(located.stderr)) {
-      return fail('INVALID_ARGUMENT', `'${shown}' is a bare repository or git dir, not a work tree`, { hint: 'Pass a work tree directory as `repo`.' });
+      return fail('INVALID_ARGUMENT', `'${shown}' is a bare repository or git dir, not a work tree`, {
+        hint: 'Pass a work tree directory as `repo`.',
+      });
     }
     return gitFailure(`opening the repository at '${shown}'`, located);
   }
   const [top, gitDir, commonRaw] = located.stdout.split('\n');
   if (top === undefined || top === '' || gitDir === undefined || commonRaw === undefined) {
-    return fail('INVALID_ARGUMENT', `'${shown}' is not inside a git work tree`, { hint: 'Pass a work tree directory as `repo`; bare repositories are not served.' });
+    return fail('INVALID_ARGUMENT', `'${shown}' is not inside a git work tree`, {
+      hint: 'Pass a work tree directory as `repo`; bare repositories are not served.',
+    });
   }
   const commonDir = path.resolve(dir, commonRaw);
   const reals: string[] = [];
   for (const candidate of [top, gitDir, commonDir]) {
     const real = await realpath(candidate).catch(() => candidate);
     if (!ctx.jail.contains(real)) {
-      return fail('OUTSIDE_ROOTS', `the repository at '${shown}' uses '${real}', which is outside the roots`, {
-        hint: 'Only repositories whose work tree and git directory are inside the roots are served; check core.worktree and the .git file.',
-        details: { roots: [...ctx.jail.roots] },
-      });
+      return fail(
+        'OUTSIDE_ROOTS',
+        `the repository at '${shown}' uses '${real}', which is outside the roots`,
+        {
+          hint: 'Only repositories whose work tree and git directory are inside the roots are served; check core.worktree and the .git file.',
+          details: { roots: [...ctx.jail.roots] },
+        },
+      );
     }
     reals.push(real);
   }
@@ -111,15 +140,29 @@ export async function openRepo(ctx: ToolContext, options: ResolvedGitOptions, di
   // Only the plain case is remembered: the directory is the top level, no config file includes
   // another, and the user's global config (whose changes the fingerprint does not see) is off.
   if (dir === realTop && !options.useGlobalConfig && !names.some((name) => /^include(if)?\./i.test(name))) {
-    if (options.repoCache.size >= maxCachedRepos) options.repoCache.delete(options.repoCache.keys().next().value!);
-    options.repoCache.set(dir, { top: realTop, gitDir: realGitDir, commonDir: realCommon, overrides: overrides.value, fingerprint: await fingerprintOf(realTop, realGitDir, realCommon) });
+    if (options.repoCache.size >= maxCachedRepos)
+      options.repoCache.delete(options.repoCache.keys().next().value!);
+    options.repoCache.set(dir, {
+      top: realTop,
+      gitDir: realGitDir,
+      commonDir: realCommon,
+      overrides: overrides.value,
+      fingerprint: await fingerprintOf(realTop, realGitDir, realCommon),
+    });
   } else {
     options.repoCache.delete(dir);
   }
   return ok(repoAt(ctx, options, realTop, realGitDir, realCommon, overrides.value));
 }
 
-function repoAt(ctx: ToolContext, options: ResolvedGitOptions, top: string, gitDir: string, commonDir: string, overrides: readonly string[]): Repo {
+function repoAt(
+  ctx: ToolContext,
+  options: ResolvedGitOptions,
+  top: string,
+  gitDir: string,
+  commonDir: string,
+  overrides: readonly string[],
+): Repo {
   return {
     top,
     gitDir,
@@ -135,10 +178,17 @@ function repoAt(ctx: ToolContext, options: ResolvedGitOptions, top: string, gitD
  */
 async function fingerprintOf(top: string, gitDir: string, commonDir: string): Promise<string> {
   const parts = await Promise.all(
-    [path.join(top, '.git'), path.join(gitDir, 'commondir'), path.join(commonDir, 'config'), path.join(gitDir, 'config.worktree'), path.join(commonDir, 'config.worktree')].map((file) =>
+    [
+      path.join(top, '.git'),
+      path.join(gitDir, 'commondir'),
+      path.join(commonDir, 'config'),
+      path.join(gitDir, 'config.worktree'),
+      path.join(commonDir, 'config.worktree'),
+    ].map((file) =>
       stat(file, { bigint: true }).then(
         // A .git directory changes its mtime with every index write; only its identity matters.
-        (info) => (info.isDirectory() ? `d${info.ino}` : `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`),
+        (info) =>
+          info.isDirectory() ? `d${info.ino}` : `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`,
         () => '-',
       ),
     ),

@@ -63,10 +63,16 @@ export function hardeningConfig(options: ResolvedGitOptions): string[] {
 }
 
 /** Options for every command that talks to a remote: the standard programs, whatever a remote's config names. */
-export const transportPrograms = { fetch: '--upload-pack=git-upload-pack', push: '--receive-pack=git-receive-pack' } as const;
+export const transportPrograms = {
+  fetch: '--upload-pack=git-upload-pack',
+  push: '--receive-pack=git-receive-pack',
+} as const;
 
 /** The environment git runs with: no system or global config, no prompts, no editor, literal pathspecs. */
-export function gitEnvironment(options: ResolvedGitOptions, roots: readonly string[]): Record<string, string> {
+export function gitEnvironment(
+  options: ResolvedGitOptions,
+  roots: readonly string[],
+): Record<string, string> {
   const env: Record<string, string> = {
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_ATTR_NOSYSTEM: '1',
@@ -94,7 +100,11 @@ export function gitEnvironment(options: ResolvedGitOptions, roots: readonly stri
 }
 
 /** Runs git with the hardening config and environment, through the kit's process runner (no shell). */
-export async function runGit(ctx: ToolContext, options: ResolvedGitOptions, call: GitCall): Promise<GitResult> {
+export async function runGit(
+  ctx: ToolContext,
+  options: ResolvedGitOptions,
+  call: GitCall,
+): Promise<GitResult> {
   const config = [...hardeningConfig(options), ...(call.overrides ?? [])];
   const args = ['--no-pager', ...config.flatMap((pair) => ['-c', pair]), ...call.args];
   const result = await ctx.run({
@@ -102,16 +112,35 @@ export async function runGit(ctx: ToolContext, options: ResolvedGitOptions, call
     args,
     cwd: call.cwd,
     // HOME and the ssh agent socket let ssh find keys; proxies let https through. Nothing else leaks in.
-    envAllowlist: ['PATH', 'HOME', 'TMPDIR', 'TZ', 'USER', 'LOGNAME', 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'],
+    envAllowlist: [
+      'PATH',
+      'HOME',
+      'TMPDIR',
+      'TZ',
+      'USER',
+      'LOGNAME',
+      'SSH_AUTH_SOCK',
+      'HTTPS_PROXY',
+      'https_proxy',
+      'HTTP_PROXY',
+      'http_proxy',
+      'NO_PROXY',
+      'no_proxy',
+    ],
     env: { ...gitEnvironment(options, ctx.jail.roots), ...call.env },
     timeoutMs: 600_000,
     maxOutputBytes: call.maxOutputBytes ?? defaultMaxOutput,
     ...(call.stdin === undefined ? {} : { stdin: call.stdin }),
   });
   if (result.cancelled || ctx.signal.aborted) {
-    throw ctx.signal.reason instanceof KeelError ? ctx.signal.reason : new KeelError('CANCELLED', `git ${call.args[0] ?? ''} was cancelled`);
+    throw ctx.signal.reason instanceof KeelError
+      ? ctx.signal.reason
+      : new KeelError('CANCELLED', `git ${call.args[0] ?? ''} was cancelled`);
   }
-  if (result.timedOut) throw new KeelError('TIMEOUT', `git ${call.args[0] ?? ''} did not finish in time`, { hint: 'Narrow the request.' });
+  if (result.timedOut)
+    throw new KeelError('TIMEOUT', `git ${call.args[0] ?? ''} did not finish in time`, {
+      hint: 'Narrow the request.',
+    });
   return {
     exitCode: result.exitCode,
     stdout: result.stdout.text,
@@ -131,7 +160,11 @@ export function gitMessage(result: GitResult): string {
 }
 
 /** A failed git command as a tool error, classified by what git said. */
-export function gitFailure(action: string, result: GitResult, hint?: string): { ok: false; error: ReturnType<typeof fail>['error'] } {
+export function gitFailure(
+  action: string,
+  result: GitResult,
+  hint?: string,
+): { ok: false; error: ReturnType<typeof fail>['error'] } {
   const message = `${action} failed: ${gitMessage(result) || `git exited with ${String(result.exitCode)}`}`;
   const text = result.stderr.toLowerCase();
   if (/index\.lock|\.lock': file exists|cannot lock ref/.test(text)) {
@@ -144,10 +177,14 @@ export function gitFailure(action: string, result: GitResult, hint?: string): { 
     ? 'ALREADY_EXISTS'
     : /conflict|would be overwritten|not possible to fast-forward|non-fast-forward|rejected|diverg/.test(text)
       ? 'CONFLICT'
-      : /did not match any|not a valid|unknown revision|does not exist|no such|not found|invalid reference|bad revision/.test(text)
+      : /did not match any|not a valid|unknown revision|does not exist|no such|not found|invalid reference|bad revision/.test(
+            text,
+          )
         ? 'NOT_FOUND'
         : 'PRECONDITION_FAILED';
-  return fail(code, message, { hint: hint ?? 'Read git\'s message above; check the repository state with git_status.' });
+  return fail(code, message, {
+    hint: hint ?? "Read git's message above; check the repository state with git_status.",
+  });
 }
 
 export type GitOutcome<TValue> = Outcome<TValue>;

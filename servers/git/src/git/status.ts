@@ -14,7 +14,15 @@ export interface BranchState {
   behind?: number;
 }
 
-const letters: Record<string, string> = { M: 'modified', T: 'typechange', A: 'added', D: 'deleted', R: 'renamed', C: 'copied', U: 'unmerged' };
+const letters: Record<string, string> = {
+  M: 'modified',
+  T: 'typechange',
+  A: 'added',
+  D: 'deleted',
+  R: 'renamed',
+  C: 'copied',
+  U: 'unmerged',
+};
 
 /** Parses `git status --porcelain=v2 --branch -z`. Paths are taken whole: after the fixed fields, the rest is the path. */
 export function parsePorcelainV2(output: string): { branch: BranchState; entries: StatusEntry[] } {
@@ -50,7 +58,13 @@ export function parsePorcelainV2(output: string): { branch: BranchState; entries
       const origPath = kind === '2' ? tokens[++i] : undefined;
       const x = xy[0] ?? '.';
       const y = xy[1] ?? '.';
-      if (x !== '.') entries.push({ group: 'staged', path: file, status: letters[x] ?? x, ...(origPath === undefined ? {} : { origPath }) });
+      if (x !== '.')
+        entries.push({
+          group: 'staged',
+          path: file,
+          status: letters[x] ?? x,
+          ...(origPath === undefined ? {} : { origPath }),
+        });
       if (y !== '.') entries.push({ group: 'unstaged', path: file, status: letters[y] ?? y });
     } else if (kind === '?') {
       entries.push({ group: 'untracked', path: token.slice(2), status: 'untracked' });

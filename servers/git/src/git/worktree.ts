@@ -17,7 +17,16 @@ export function parseWorktreeList(output: string): WorktreeEntry[] {
   let current: WorktreeEntry | undefined;
   for (const token of output.split('\0')) {
     if (token.startsWith('worktree ')) {
-      current = { path: token.slice(9), head: null, branch: null, detached: false, bare: false, locked: false, prunable: false, main: entries.length === 0 };
+      current = {
+        path: token.slice(9),
+        head: null,
+        branch: null,
+        detached: false,
+        bare: false,
+        locked: false,
+        prunable: false,
+        main: entries.length === 0,
+      };
       entries.push(current);
     } else if (current !== undefined) {
       if (token.startsWith('HEAD ')) current.head = token.slice(5);

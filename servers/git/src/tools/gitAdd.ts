@@ -10,29 +10,46 @@ export function gitAddTool(options: ResolvedGitOptions): AnyTool {
   return defineTool({
     name: 'git_add',
     title: 'Stage changes',
-    description: 'Stages the given paths (new, modified and deleted files under them), or every change with `all: true`. Returns what is staged afterwards.',
+    description:
+      'Stages the given paths (new, modified and deleted files under them), or every change with `all: true`. Returns what is staged afterwards.',
     input: z.object({
       repo: repoArg,
       paths: pathsArg.optional(),
       all: z.boolean().default(false).describe('Stage every change in the working tree (like git add -A).'),
     }),
-    output: z.object({ repo: z.string(), staged: z.array(z.string()).describe('Paths staged after the call (first 1000).'), stagedCount: z.number() }),
+    output: z.object({
+      repo: z.string(),
+      staged: z.array(z.string()).describe('Paths staged after the call (first 1000).'),
+      stagedCount: z.number(),
+    }),
     effect: 'write',
     idempotent: true,
     paths: { repo: 'existing' },
     render: (out) => `${out.stagedCount} staged: ${out.staged.join(', ')}`,
     handler: async (input, ctx) => {
       if ((input.paths === undefined || input.paths.length === 0) && !input.all) {
-        return fail('INVALID_ARGUMENT', 'nothing to stage: no paths and all is false', { hint: 'Pass `paths` (relative to the repository top level) or `all: true`.' });
+        return fail('INVALID_ARGUMENT', 'nothing to stage: no paths and all is false', {
+          hint: 'Pass `paths` (relative to the repository top level) or `all: true`.',
+        });
       }
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
       const repo = opened.value;
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
-      const result = await repo.git(['add', '--all', ...(pathspec.value.length > 0 ? ['--', ...pathspec.value] : [])]);
+      const result = await repo.git([
+        'add',
+        '--all',
+        ...(pathspec.value.length > 0 ? ['--', ...pathspec.value] : []),
+      ]);
       if (result.exitCode !== 0) {
-        return gitFailure('git add', result, /did not match/.test(result.stderr) ? 'Check the paths with git_status; they are relative to the repository top level.' : undefined);
+        return gitFailure(
+          'git add',
+          result,
+          /did not match/.test(result.stderr)
+            ? 'Check the paths with git_status; they are relative to the repository top level.'
+            : undefined,
+        );
       }
       const staged = await repo.git(['diff', '--cached', '--name-only', '-z', '--no-renames']);
       const names = staged.stdout.split('\0').filter(Boolean);

@@ -11,7 +11,9 @@ const maxLineChars = 2000;
 
 // A minified file can hold megabytes on one line; the line is cut so the range stays answerable.
 function cutContent(content: string): { content: string; contentTruncated?: true } {
-  return content.length > maxLineChars ? { content: content.slice(0, maxLineChars), contentTruncated: true } : { content };
+  return content.length > maxLineChars
+    ? { content: content.slice(0, maxLineChars), contentTruncated: true }
+    : { content };
 }
 
 interface BlameLine {
@@ -49,7 +51,8 @@ function parseLinePorcelain(output: string): BlameLine[] {
       current.line = Number(header[2]);
     } else if (raw.startsWith('author ')) current.author = raw.slice(7);
     else if (raw.startsWith('author-mail ')) current.authorEmail = raw.slice(12).replace(/^<|>$/g, '');
-    else if (raw.startsWith('author-time ')) current.authorTime = new Date(Number(raw.slice(12)) * 1000).toISOString();
+    else if (raw.startsWith('author-time '))
+      current.authorTime = new Date(Number(raw.slice(12)) * 1000).toISOString();
     else if (raw.startsWith('summary ')) current.summary = raw.slice(8);
   }
   return lines;
@@ -66,7 +69,12 @@ export function gitBlameTool(options: ResolvedGitOptions): AnyTool {
       path: z.string().min(1).max(4096).describe('The file, relative to the repository top level.'),
       ref: refArg('Blame the file as of this revision; default: the working tree version.').optional(),
       startLine: z.number().int().positive().default(1).describe('First line (1-based).'),
-      endLine: z.number().int().positive().optional().describe(`Last line (inclusive); default startLine + 199, at most startLine + ${maxRange - 1}.`),
+      endLine: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(`Last line (inclusive); default startLine + 199, at most startLine + ${maxRange - 1}.`),
     }),
     output: z.object({
       repo: z.string(),
@@ -83,18 +91,34 @@ export function gitBlameTool(options: ResolvedGitOptions): AnyTool {
           authorTime: z.string(),
           summary: z.string(),
           content: z.string(),
-          contentTruncated: z.literal(true).optional().describe(`The line was longer than ${maxLineChars} characters and is cut.`),
+          contentTruncated: z
+            .literal(true)
+            .optional()
+            .describe(`The line was longer than ${maxLineChars} characters and is cut.`),
         }),
       ),
     }),
     effect: 'read',
     paths: { repo: 'existing' },
-    render: (out) => out.lines.map((line) => `${line.sha.slice(0, 10)} (${line.author} ${line.authorTime.slice(0, 10)} ${line.line}) ${line.content}`).join('\n'),
+    render: (out) =>
+      out.lines
+        .map(
+          (line) =>
+            `${line.sha.slice(0, 10)} (${line.author} ${line.authorTime.slice(0, 10)} ${line.line}) ${line.content}`,
+        )
+        .join('\n'),
     handler: async (input, ctx) => {
       const endLine = input.endLine ?? input.startLine + 199;
-      if (endLine < input.startLine) return fail('INVALID_ARGUMENT', `endLine ${endLine} is before startLine ${input.startLine}`, { hint: 'Pass endLine >= startLine.' });
+      if (endLine < input.startLine)
+        return fail('INVALID_ARGUMENT', `endLine ${endLine} is before startLine ${input.startLine}`, {
+          hint: 'Pass endLine >= startLine.',
+        });
       if (endLine - input.startLine + 1 > maxRange) {
-        return fail('INVALID_ARGUMENT', `the range ${input.startLine}-${endLine} has more than ${maxRange} lines`, { hint: `Ask for at most ${maxRange} lines per call.` });
+        return fail(
+          'INVALID_ARGUMENT',
+          `the range ${input.startLine}-${endLine} has more than ${maxRange} lines`,
+          { hint: `Ask for at most ${maxRange} lines per call.` },
+        );
       }
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -120,13 +144,28 @@ export function gitBlameTool(options: ResolvedGitOptions): AnyTool {
       if (result.exitCode !== 0) {
         const lines = /has only (\d+) lines?/.exec(result.stderr);
         if (lines !== null) {
-          return fail('INVALID_ARGUMENT', `'${input.path}' has only ${lines[1]} lines; startLine ${input.startLine} is past its end`, { hint: `Pass startLine between 1 and ${lines[1]}.` });
+          return fail(
+            'INVALID_ARGUMENT',
+            `'${input.path}' has only ${lines[1]} lines; startLine ${input.startLine} is past its end`,
+            { hint: `Pass startLine between 1 and ${lines[1]}.` },
+          );
         }
-        return gitFailure(`git blame '${input.path}'`, result, 'Check the path (relative to the repository top level) and that the file is tracked at that revision.');
+        return gitFailure(
+          `git blame '${input.path}'`,
+          result,
+          'Check the path (relative to the repository top level) and that the file is tracked at that revision.',
+        );
       }
       const lines = parseLinePorcelain(result.stdout);
       const last = lines.at(-1)?.line ?? input.startLine - 1;
-      return ok({ repo: repo.display, path: file.value[0]!, ...(ref === undefined ? {} : { ref }), startLine: input.startLine, endLine: last, lines });
+      return ok({
+        repo: repo.display,
+        path: file.value[0]!,
+        ...(ref === undefined ? {} : { ref }),
+        startLine: input.startLine,
+        endLine: last,
+        lines,
+      });
     },
   });
 }

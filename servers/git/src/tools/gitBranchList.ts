@@ -10,7 +10,8 @@ export function gitBranchListTool(options: ResolvedGitOptions): AnyTool {
   return defineTool({
     name: 'git_branch_list',
     title: 'List git branches',
-    description: 'Lists local branches (and remote-tracking ones with `remotes: true`): name, commit, whether it is checked out, upstream and ahead/behind, last subject.',
+    description:
+      'Lists local branches (and remote-tracking ones with `remotes: true`): name, commit, whether it is checked out, upstream and ahead/behind, last subject.',
     input: z.object({
       repo: repoArg,
       remotes: z.boolean().default(false).describe('Also list remote-tracking branches (refs/remotes).'),
@@ -40,14 +41,23 @@ export function gitBranchListTool(options: ResolvedGitOptions): AnyTool {
     cursorIgnores: ['limit'],
     render: (out) =>
       out.branches
-        .map((branch) => `${branch.current ? '*' : ' '} ${branch.name} ${branch.sha.slice(0, 12)}${branch.upstream === undefined ? '' : ` [${branch.upstream}${branch.gone === true ? ': gone' : `: ahead ${branch.ahead ?? 0}, behind ${branch.behind ?? 0}`}]`} ${branch.subject}`)
+        .map(
+          (branch) =>
+            `${branch.current ? '*' : ' '} ${branch.name} ${branch.sha.slice(0, 12)}${branch.upstream === undefined ? '' : ` [${branch.upstream}${branch.gone === true ? ': gone' : `: ahead ${branch.ahead ?? 0}, behind ${branch.behind ?? 0}`}]`} ${branch.subject}`,
+        )
         .join('\n') || '(no branches)',
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
       const repo = opened.value;
-      const format = '--format=%(refname)%00%(objectname)%00%(HEAD)%00%(upstream:short)%00%(upstream:track,nobracket)%00%(contents:subject)';
-      const result = await repo.git(['for-each-ref', format, 'refs/heads/', ...(input.remotes ? ['refs/remotes/'] : [])]);
+      const format =
+        '--format=%(refname)%00%(objectname)%00%(HEAD)%00%(upstream:short)%00%(upstream:track,nobracket)%00%(contents:subject)';
+      const result = await repo.git([
+        'for-each-ref',
+        format,
+        'refs/heads/',
+        ...(input.remotes ? ['refs/remotes/'] : []),
+      ]);
       if (result.exitCode !== 0) return gitFailure('git for-each-ref', result);
       const branches = result.stdout
         .split('\n')
@@ -63,7 +73,9 @@ export function gitBranchListTool(options: ResolvedGitOptions): AnyTool {
             sha,
             current: head === '*',
             ...(upstream === '' ? {} : { upstream }),
-            ...(upstream === '' || track === 'gone' ? {} : { ahead: Number(ahead?.[1] ?? 0), behind: Number(behind?.[1] ?? 0) }),
+            ...(upstream === '' || track === 'gone'
+              ? {}
+              : { ahead: Number(ahead?.[1] ?? 0), behind: Number(behind?.[1] ?? 0) }),
             ...(track === 'gone' ? { gone: true } : {}),
             subject,
           };

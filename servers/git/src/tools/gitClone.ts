@@ -15,37 +15,88 @@ export function gitCloneTool(options: ResolvedGitOptions): AnyTool {
     description:
       'Clones `url` into `path` (inside the roots; must not exist or be empty). `url` is a local repository path inside the roots or a URL on an allowed transport (https, ssh, file by default; never ext::). Optional `branch` and shallow `depth`. Submodules are not cloned.',
     input: z.object({
-      url: z.string().min(1).max(4096).regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters').describe('What to clone: a URL, or a local repository path (relative to the first root).'),
-      path: z.string().min(1).max(4096).describe('Where the clone goes: relative to the first root, or absolute inside a root.'),
-      branch: z.string().min(1).max(250).optional().describe('The branch to check out (default: the remote HEAD).'),
-      depth: z.number().int().positive().max(1_000_000).optional().describe('Make a shallow clone with this many commits.'),
+      url: z
+        .string()
+        .min(1)
+        .max(4096)
+        .regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters')
+        .describe('What to clone: a URL, or a local repository path (relative to the first root).'),
+      path: z
+        .string()
+        .min(1)
+        .max(4096)
+        .describe('Where the clone goes: relative to the first root, or absolute inside a root.'),
+      branch: z
+        .string()
+        .min(1)
+        .max(250)
+        .optional()
+        .describe('The branch to check out (default: the remote HEAD).'),
+      depth: z
+        .number()
+        .int()
+        .positive()
+        .max(1_000_000)
+        .optional()
+        .describe('Make a shallow clone with this many commits.'),
     }),
-    output: z.object({ url: z.string(), path: z.string(), branch: z.string().nullable(), head: z.string().nullable() }),
+    output: z.object({
+      url: z.string(),
+      path: z.string(),
+      branch: z.string().nullable(),
+      head: z.string().nullable(),
+    }),
     effect: 'write',
     openWorld: true,
     paths: { path: 'any' },
-    render: (out) => `cloned ${out.url} into ${out.path} (${out.branch ?? 'detached'} ${out.head?.slice(0, 12) ?? 'empty'})`,
+    render: (out) =>
+      `cloned ${out.url} into ${out.path} (${out.branch ?? 'detached'} ${out.head?.slice(0, 12) ?? 'empty'})`,
     handler: async (input, ctx) => {
       const target = ctx.path('path');
       if (target.exists) {
         const entries = await readdir(target.real).catch(() => undefined);
-        if (entries === undefined || entries.length > 0) return fail('ALREADY_EXISTS', `'${input.path}' already exists and is not an empty directory`, { hint: 'Clone into a new path.' });
+        if (entries === undefined || entries.length > 0)
+          return fail('ALREADY_EXISTS', `'${input.path}' already exists and is not an empty directory`, {
+            hint: 'Clone into a new path.',
+          });
       }
       const url = await checkUrl(input.url, options, ctx.jail, ctx.jail.roots[0] ?? target.root, 'url');
       if (!url.ok) return url;
-      if (input.branch !== undefined && (input.branch.startsWith('-') || !/^[A-Za-z0-9._/-]+$/.test(input.branch))) {
-        return fail('INVALID_ARGUMENT', `'${input.branch}' is not a valid branch name`, { hint: 'Use letters, digits, . _ / - and do not start with -.' });
+      if (
+        input.branch !== undefined &&
+        (input.branch.startsWith('-') || !/^[A-Za-z0-9._/-]+$/.test(input.branch))
+      ) {
+        return fail('INVALID_ARGUMENT', `'${input.branch}' is not a valid branch name`, {
+          hint: 'Use letters, digits, . _ / - and do not start with -.',
+        });
       }
       const source = url.value.localPath ?? input.url;
-      const args = ['clone', transportPrograms.fetch, '--quiet', '--no-local', '--template=', '--no-recurse-submodules'];
+      const args = [
+        'clone',
+        transportPrograms.fetch,
+        '--quiet',
+        '--no-local',
+        '--template=',
+        '--no-recurse-submodules',
+      ];
       if (input.branch !== undefined) args.push(`--branch=${input.branch}`);
       if (input.depth !== undefined) args.push(`--depth=${input.depth}`);
       args.push('--end-of-options', source, target.real);
       const result = await runGit(ctx, options, { cwd: target.root, args });
-      if (result.exitCode !== 0) return gitFailure(`git clone '${input.url}'`, result, 'Check the URL (or path) and, for a branch, that it exists on the remote.');
+      if (result.exitCode !== 0)
+        return gitFailure(
+          `git clone '${input.url}'`,
+          result,
+          'Check the URL (or path) and, for a branch, that it exists on the remote.',
+        );
       const repo = await openRepo(ctx, options, target.real);
       if (!repo.ok) return repo;
-      return ok({ url: input.url, path: ctx.jail.display(target.real), branch: (await currentBranch(repo.value)) ?? null, head: (await headSha(repo.value)) ?? null });
+      return ok({
+        url: input.url,
+        path: ctx.jail.display(target.real),
+        branch: (await currentBranch(repo.value)) ?? null,
+        head: (await headSha(repo.value)) ?? null,
+      });
     },
   });
 }

@@ -19,16 +19,30 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
       'Records the staged changes as a commit on the current branch. `all: true` first stages modified and deleted tracked files. Refuses to make an empty commit unless `allowEmpty: true`. Repository hooks do not run unless the server was started with --enable-hooks.',
     input: z.object({
       repo: repoArg,
-      message: z.string().min(1).max(20_000).regex(/^[^\x00]*$/, 'no NUL bytes').describe('The commit message: a subject line, optionally a blank line and a body.'),
-      all: z.boolean().default(false).describe('Stage modified and deleted tracked files first (like git commit -a; new files still need git_add).'),
+      message: z
+        .string()
+        .min(1)
+        .max(20_000)
+        .regex(/^[^\x00]*$/, 'no NUL bytes')
+        .describe('The commit message: a subject line, optionally a blank line and a body.'),
+      all: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Stage modified and deleted tracked files first (like git commit -a; new files still need git_add).',
+        ),
       allowEmpty: z.boolean().default(false).describe('Allow a commit with no changes.'),
     }),
     output: commitResultSchema,
     effect: 'write',
     paths: { repo: 'existing' },
-    render: (out) => `[${out.branch ?? 'detached HEAD'} ${out.sha.slice(0, 12)}] ${out.subject}\n ${out.filesChanged} file(s) changed`,
+    render: (out) =>
+      `[${out.branch ?? 'detached HEAD'} ${out.sha.slice(0, 12)}] ${out.subject}\n ${out.filesChanged} file(s) changed`,
     handler: async (input, ctx) => {
-      if (input.message.trim().length === 0) return fail('INVALID_ARGUMENT', 'the commit message is blank', { hint: 'Write a subject line that says what the change does.' });
+      if (input.message.trim().length === 0)
+        return fail('INVALID_ARGUMENT', 'the commit message is blank', {
+          hint: 'Write a subject line that says what the change does.',
+        });
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
       const repo = opened.value;
@@ -41,9 +55,13 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
       if (result.exitCode !== 0) {
         const text = `${result.stdout}\n${result.stderr}`;
         if (/nothing to commit|no changes added to commit|nothing added to commit/.test(text)) {
-          return fail('PRECONDITION_FAILED', `nothing is staged in '${repo.display}', so the commit would be empty`, {
-            hint: 'Stage changes with git_add (or pass all: true for tracked files), or pass allowEmpty: true for an intentionally empty commit.',
-          });
+          return fail(
+            'PRECONDITION_FAILED',
+            `nothing is staged in '${repo.display}', so the commit would be empty`,
+            {
+              hint: 'Stage changes with git_add (or pass all: true for tracked files), or pass allowEmpty: true for an intentionally empty commit.',
+            },
+          );
         }
         if (/Please tell me who you are|empty ident|unable to auto-detect email/.test(text)) {
           return fail('PRECONDITION_FAILED', `no author identity is configured for '${repo.display}'`, {
@@ -53,7 +71,8 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
         return gitFailure('git commit', result);
       }
       const after = await headSha(repo);
-      if (after === undefined || after === before) return fail('INTERNAL', 'git commit succeeded but HEAD did not move');
+      if (after === undefined || after === before)
+        return fail('INTERNAL', 'git commit succeeded but HEAD did not move');
       return await describeCommit(repo, after, ctx.idempotencyKey);
     },
     reconcile: async (_input, ctx) => {
@@ -63,7 +82,9 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
       const sha = await findCommitByKey(opened.value, ctx.idempotencyKey);
       if (sha === undefined) return { status: 'not_done' };
       const described = await describeCommit(opened.value, sha, ctx.idempotencyKey);
-      return described.ok ? { status: 'done', value: described.value } : { status: 'failed', error: described.error };
+      return described.ok
+        ? { status: 'done', value: described.value }
+        : { status: 'failed', error: described.error };
     },
   });
 }

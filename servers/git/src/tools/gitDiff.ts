@@ -28,8 +28,13 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       'Shows changes: working tree vs index (default), index vs HEAD (`staged: true`), a commit vs the working tree (`from`), or between two commits (`from` and `to`). Returns a per-file summary (status, lines added/deleted, binary, renames) and the patch cut to `maxBytes`; follow `truncated.nextCursor` for the rest. Filter with `paths`.',
     input: z.object({
       repo: repoArg,
-      staged: z.boolean().default(false).describe('Compare the index (staged changes) instead of the working tree.'),
-      from: refArg('Base revision (branch, tag, sha, HEAD~1). Alone: compared with the working tree (or the index when staged).').optional(),
+      staged: z
+        .boolean()
+        .default(false)
+        .describe('Compare the index (staged changes) instead of the working tree.'),
+      from: refArg(
+        'Base revision (branch, tag, sha, HEAD~1). Alone: compared with the working tree (or the index when staged).',
+      ).optional(),
       to: refArg('Target revision; needs `from`. Compares two commits.').optional(),
       paths: pathsArg.optional(),
       maxBytes: budgetArg({ default: 20_000, max: 1_000_000, unit: 'bytes', what: 'patch text' }),
@@ -55,23 +60,33 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       if (out.files !== undefined) {
         for (const file of out.files) {
           const counts = file.binary ? 'binary' : `+${file.added ?? 0} -${file.deleted ?? 0}`;
-          lines.push(`${file.status} ${file.oldPath === undefined ? '' : `${file.oldPath} -> `}${file.path} (${counts})`);
+          lines.push(
+            `${file.status} ${file.oldPath === undefined ? '' : `${file.oldPath} -> `}${file.path} (${counts})`,
+          );
         }
-        if (out.files.length < out.totals.files) lines.push(`… ${out.totals.files - out.files.length} more files (narrow with paths)`);
+        if (out.files.length < out.totals.files)
+          lines.push(`… ${out.totals.files - out.files.length} more files (narrow with paths)`);
         lines.push(`${out.totals.files} files, +${out.totals.added} -${out.totals.deleted}`, '');
       }
       lines.push(out.patch);
-      if (out.truncated?.nextCursor !== undefined) lines.push(`(patch cut at ${out.truncated.limit} bytes of ${out.patchBytes}; continue with cursor ${out.truncated.nextCursor})`);
+      if (out.truncated?.nextCursor !== undefined)
+        lines.push(
+          `(patch cut at ${out.truncated.limit} bytes of ${out.patchBytes}; continue with cursor ${out.truncated.nextCursor})`,
+        );
       return lines.join('\n');
     },
     handler: async (input, ctx) => {
       const cursor = ctx.decodeCursor(input.cursor);
       if (!cursor.ok) return cursor;
       if (input.to !== undefined && input.from === undefined) {
-        return fail('INVALID_ARGUMENT', '`to` was given without `from`', { hint: 'Pass both `from` and `to` to compare two commits, or only `from` to compare with the working tree.' });
+        return fail('INVALID_ARGUMENT', '`to` was given without `from`', {
+          hint: 'Pass both `from` and `to` to compare two commits, or only `from` to compare with the working tree.',
+        });
       }
       if (input.to !== undefined && input.staged) {
-        return fail('INVALID_ARGUMENT', '`staged` cannot be combined with `to`', { hint: 'Between two commits there is no index; drop `staged`.' });
+        return fail('INVALID_ARGUMENT', '`staged` cannot be combined with `to`', {
+          hint: 'Between two commits there is no index; drop `staged`.',
+        });
       }
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -101,22 +116,38 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       }
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
-      const common = ['--no-color', '--no-ext-diff', '--no-textconv', '-M', ...(input.staged ? ['--cached'] : []), ...revs, '--', ...pathspec.value];
+      const common = [
+        '--no-color',
+        '--no-ext-diff',
+        '--no-textconv',
+        '-M',
+        ...(input.staged ? ['--cached'] : []),
+        ...revs,
+        '--',
+        ...pathspec.value,
+      ];
       // One git run gives the summary and the patch, so they describe the same state of the tree;
       // line counts come from the patch itself unless it cannot be lined up with the summary.
       let result = await repo.git(['diff', '--raw', '-z', '--patch', ...common]);
       let parsed = result.exitCode === 0 && !result.cut ? parseRawWithPatch(result.stdout) : undefined;
       if (parsed === undefined && result.exitCode === 0 && !result.cut) {
         // Unmerged paths get a combined diff, which git does not print beside --raw: ask separately.
-        const [summary, patch] = await Promise.all([repo.git(['diff', '--raw', '--numstat', '-z', ...common]), repo.git(['diff', '--patch', ...common])]);
+        const [summary, patch] = await Promise.all([
+          repo.git(['diff', '--raw', '--numstat', '-z', ...common]),
+          repo.git(['diff', '--patch', ...common]),
+        ]);
         result = summary.exitCode !== 0 ? summary : patch;
         parsed = { files: parseRawNumstat(summary.stdout), patch: patch.stdout };
       }
       if (result.exitCode !== 0) return gitFailure('git diff', result);
       if (result.cut) {
-        return fail('RESOURCE_LIMIT', `the diff in '${repo.display}' is larger than the server can page (64 MiB)`, {
-          hint: 'Narrow it with `paths` or a closer pair of revisions.',
-        });
+        return fail(
+          'RESOURCE_LIMIT',
+          `the diff in '${repo.display}' is larger than the server can page (64 MiB)`,
+          {
+            hint: 'Narrow it with `paths` or a closer pair of revisions.',
+          },
+        );
       }
       const { files, patch } = parsed ?? { files: [], patch: '' };
       const page = ctx.text(patch, { maxBytes: input.maxBytes, cursor: input.cursor });
@@ -127,7 +158,15 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
         deleted: files.reduce((sum, file) => sum + (file.deleted ?? 0), 0),
       };
       const mode: 'worktree' | 'staged' | 'commit-worktree' | 'commit-staged' | 'commits' =
-        to !== undefined ? 'commits' : input.staged ? (input.from === undefined ? 'staged' : 'commit-staged') : from !== undefined ? 'commit-worktree' : 'worktree';
+        to !== undefined
+          ? 'commits'
+          : input.staged
+            ? input.from === undefined
+              ? 'staged'
+              : 'commit-staged'
+            : from !== undefined
+              ? 'commit-worktree'
+              : 'worktree';
       return ok({
         repo: repo.display,
         mode,

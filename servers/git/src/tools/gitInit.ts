@@ -11,24 +11,40 @@ export function gitInitTool(options: ResolvedGitOptions): AnyTool {
   return defineTool({
     name: 'git_init',
     title: 'Create a git repository',
-    description: 'Creates an empty repository at `path` (inside the roots; created if missing) on branch `initialBranch`. If `path` already is a repository, nothing changes and created is false.',
+    description:
+      'Creates an empty repository at `path` (inside the roots; created if missing) on branch `initialBranch`. If `path` already is a repository, nothing changes and created is false.',
     input: z.object({
-      path: z.string().min(1).max(4096).describe('The directory for the repository: relative to the first root, or absolute inside a root.'),
-      initialBranch: z.string().min(1).max(250).default('main').describe('The name of the first branch (default "main").'),
+      path: z
+        .string()
+        .min(1)
+        .max(4096)
+        .describe('The directory for the repository: relative to the first root, or absolute inside a root.'),
+      initialBranch: z
+        .string()
+        .min(1)
+        .max(250)
+        .default('main')
+        .describe('The name of the first branch (default "main").'),
     }),
     output: z.object({ path: z.string(), branch: z.string(), created: z.boolean() }),
     effect: 'write',
     idempotent: true,
     paths: { path: 'any' },
-    render: (out) => `${out.created ? 'initialised' : 'already a repository:'} ${out.path} (branch ${out.branch})`,
+    render: (out) =>
+      `${out.created ? 'initialised' : 'already a repository:'} ${out.path} (branch ${out.branch})`,
     handler: async (input, ctx) => {
       const target = ctx.path('path');
       if (input.initialBranch.startsWith('-') || !/^[A-Za-z0-9._/-]+$/.test(input.initialBranch)) {
-        return fail('INVALID_ARGUMENT', `'${input.initialBranch}' is not a valid branch name`, { hint: 'Use letters, digits, . _ / - and do not start with -.' });
+        return fail('INVALID_ARGUMENT', `'${input.initialBranch}' is not a valid branch name`, {
+          hint: 'Use letters, digits, . _ / - and do not start with -.',
+        });
       }
       if (target.exists) {
         const entries = await readdir(target.real).catch(() => undefined);
-        if (entries === undefined) return fail('ALREADY_EXISTS', `'${input.path}' exists and is not a directory`, { hint: 'Pick a directory path.' });
+        if (entries === undefined)
+          return fail('ALREADY_EXISTS', `'${input.path}' exists and is not a directory`, {
+            hint: 'Pick a directory path.',
+          });
         if (entries.includes('.git')) {
           const existing = await openRepo(ctx, options, target.real);
           if (!existing.ok) return existing;
@@ -40,7 +56,14 @@ export function gitInitTool(options: ResolvedGitOptions): AnyTool {
       }
       const result = await runGit(ctx, options, {
         cwd: target.root,
-        args: ['init', '--quiet', '--template=', `--initial-branch=${input.initialBranch}`, '--', target.real],
+        args: [
+          'init',
+          '--quiet',
+          '--template=',
+          `--initial-branch=${input.initialBranch}`,
+          '--',
+          target.real,
+        ],
       });
       if (result.exitCode !== 0) return gitFailure(`git init '${input.path}'`, result);
       const created = await openRepo(ctx, options, target.real);

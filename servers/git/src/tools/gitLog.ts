@@ -6,7 +6,11 @@ import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
 
-const filterText = z.string().min(1).max(500).regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters');
+const filterText = z
+  .string()
+  .min(1)
+  .max(500)
+  .regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters');
 
 /** `git_log`: structured commits, newest first, paged by a cursor pinned to the commit the first page started from. */
 export function gitLogTool(options: ResolvedGitOptions): AnyTool {
@@ -20,15 +24,22 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
       ref: refArg('Revision to start from (branch, tag, sha); default HEAD.').optional(),
       paths: pathsArg.optional(),
       author: filterText.describe('Only commits whose author name or email matches this pattern.').optional(),
-      since: filterText.describe('Only commits after this date (e.g. "2026-01-01", "2 weeks ago").').optional(),
+      since: filterText
+        .describe('Only commits after this date (e.g. "2026-01-01", "2 weeks ago").')
+        .optional(),
       until: filterText.describe('Only commits before this date.').optional(),
-      grep: filterText.describe('Only commits whose message matches this pattern (case-insensitive).').optional(),
+      grep: filterText
+        .describe('Only commits whose message matches this pattern (case-insensitive).')
+        .optional(),
       limit: budgetArg({ default: 30, max: 500, unit: 'commits', what: 'log entries' }),
       cursor: cursorArg,
     }),
     output: z.object({
       repo: z.string(),
-      ref: z.object({ ref: z.string(), sha: z.string().nullable().describe('null when the branch has no commits yet.') }),
+      ref: z.object({
+        ref: z.string(),
+        sha: z.string().nullable().describe('null when the branch has no commits yet.'),
+      }),
       commits: z.array(commitSchema),
       truncated: truncationSchema.optional(),
     }),
@@ -37,7 +48,10 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
     cursorIgnores: ['limit'],
     render: (out) =>
       [
-        ...out.commits.map((commit) => `${commit.sha.slice(0, 12)} ${commit.author.date.slice(0, 10)} ${commit.author.name}: ${commit.subject}`),
+        ...out.commits.map(
+          (commit) =>
+            `${commit.sha.slice(0, 12)} ${commit.author.date.slice(0, 10)} ${commit.author.name}: ${commit.subject}`,
+        ),
         ...(out.commits.length === 0 ? ['(no commits)'] : []),
         ...(out.truncated?.nextCursor === undefined ? [] : [`(more: cursor ${out.truncated.nextCursor})`]),
       ].join('\n'),
@@ -63,7 +77,8 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
       if (start === undefined) {
         if (input.ref === undefined) {
           const head = await headSha(repo);
-          if (head === undefined) return ok({ repo: repo.display, ref: { ref: refName, sha: null }, commits: [] });
+          if (head === undefined)
+            return ok({ repo: repo.display, ref: { ref: refName, sha: null }, commits: [] });
           start = head;
         } else {
           const resolved = await resolveCommit(repo, input.ref, 'ref');
@@ -72,7 +87,12 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
         }
       }
       const result = await run(start);
-      if (result.exitCode !== 0) return gitFailure('git log', result, 'Check the filters: author and grep are regular expressions, since/until are dates.');
+      if (result.exitCode !== 0)
+        return gitFailure(
+          'git log',
+          result,
+          'Check the filters: author and grep are regular expressions, since/until are dates.',
+        );
       const commits = parseLog(result.stdout);
       const more = commits.length > input.limit;
       const page = commits.slice(0, input.limit);
@@ -80,7 +100,15 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
         repo: repo.display,
         ref: { ref: refName, sha: start },
         commits: page,
-        ...(more ? { truncated: { limit: input.limit, unit: 'items' as const, nextCursor: ctx.encodeCursor({ skip: skip + input.limit, sha: start }) } } : {}),
+        ...(more
+          ? {
+              truncated: {
+                limit: input.limit,
+                unit: 'items' as const,
+                nextCursor: ctx.encodeCursor({ skip: skip + input.limit, sha: start }),
+              },
+            }
+          : {}),
       });
     },
   });

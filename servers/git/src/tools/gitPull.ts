@@ -17,8 +17,16 @@ export function gitPullTool(options: ResolvedGitOptions): AnyTool {
     input: z.object({
       repo: repoArg,
       remote: remoteArg,
-      branch: z.string().min(1).max(250).optional().describe('The remote branch to pull; default the current branch name.'),
-      strategy: z.enum(['ff-only', 'merge', 'rebase']).default('ff-only').describe('How to integrate: "ff-only", "merge" or "rebase".'),
+      branch: z
+        .string()
+        .min(1)
+        .max(250)
+        .optional()
+        .describe('The remote branch to pull; default the current branch name.'),
+      strategy: z
+        .enum(['ff-only', 'merge', 'rebase'])
+        .default('ff-only')
+        .describe('How to integrate: "ff-only", "merge" or "rebase".'),
     }),
     output: z.object({
       repo: z.string(),
@@ -31,7 +39,10 @@ export function gitPullTool(options: ResolvedGitOptions): AnyTool {
     effect: 'write',
     openWorld: true,
     paths: { repo: 'existing' },
-    render: (out) => (out.changed ? `pulled ${out.remote}/${out.branch}: ${out.previous?.slice(0, 12) ?? '(none)'} -> ${out.head?.slice(0, 12)}` : `already up to date with ${out.remote}/${out.branch}`),
+    render: (out) =>
+      out.changed
+        ? `pulled ${out.remote}/${out.branch}: ${out.previous?.slice(0, 12) ?? '(none)'} -> ${out.head?.slice(0, 12)}`
+        : `already up to date with ${out.remote}/${out.branch}`,
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -40,17 +51,48 @@ export function gitPullTool(options: ResolvedGitOptions): AnyTool {
       if (!urls.ok) return urls;
       const current = await currentBranch(repo);
       const branch = input.branch ?? current;
-      if (branch === undefined) return fail('PRECONDITION_FAILED', 'HEAD is detached and no `branch` was given', { hint: 'Switch to a branch (git_switch) or pass branch.' });
+      if (branch === undefined)
+        return fail('PRECONDITION_FAILED', 'HEAD is detached and no `branch` was given', {
+          hint: 'Switch to a branch (git_switch) or pass branch.',
+        });
       const refused = await checkNewRefName(repo, branch, 'branch');
       if (!refused.ok) return refused;
       const previous = (await headSha(repo)) ?? null;
-      const mode = input.strategy === 'ff-only' ? ['--ff-only'] : input.strategy === 'merge' ? ['--no-rebase', '--no-edit'] : ['--rebase'];
-      const result = await repo.git(['pull', transportPrograms.fetch, '--quiet', '--no-recurse-submodules', ...mode, ...(options.enableHooks ? [] : ['--no-verify']), '--end-of-options', input.remote, branch]);
+      const mode =
+        input.strategy === 'ff-only'
+          ? ['--ff-only']
+          : input.strategy === 'merge'
+            ? ['--no-rebase', '--no-edit']
+            : ['--rebase'];
+      const result = await repo.git([
+        'pull',
+        transportPrograms.fetch,
+        '--quiet',
+        '--no-recurse-submodules',
+        ...mode,
+        ...(options.enableHooks ? [] : ['--no-verify']),
+        '--end-of-options',
+        input.remote,
+        branch,
+      ]);
       if (result.exitCode !== 0) {
-        return gitFailure(`git pull ${input.remote} ${branch}`, result, input.strategy === 'ff-only' ? 'The histories diverged: pull with strategy "merge" or "rebase", or reset.' : 'Resolve the conflicts shown by git_status, then commit.');
+        return gitFailure(
+          `git pull ${input.remote} ${branch}`,
+          result,
+          input.strategy === 'ff-only'
+            ? 'The histories diverged: pull with strategy "merge" or "rebase", or reset.'
+            : 'Resolve the conflicts shown by git_status, then commit.',
+        );
       }
       const head = (await headSha(repo)) ?? null;
-      return ok({ repo: repo.display, remote: input.remote, branch, previous, head, changed: head !== previous });
+      return ok({
+        repo: repo.display,
+        remote: input.remote,
+        branch,
+        previous,
+        head,
+        changed: head !== previous,
+      });
     },
   });
 }

@@ -7,14 +7,15 @@ import { gitFailure, transportPrograms } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
 import { remoteArg } from './gitFetch.js';
 
-const flagStatus: Record<string, 'new' | 'fast-forward' | 'forced' | 'up-to-date' | 'rejected' | 'deleted'> = {
-  '*': 'new',
-  ' ': 'fast-forward',
-  '+': 'forced',
-  '=': 'up-to-date',
-  '!': 'rejected',
-  '-': 'deleted',
-};
+const flagStatus: Record<string, 'new' | 'fast-forward' | 'forced' | 'up-to-date' | 'rejected' | 'deleted'> =
+  {
+    '*': 'new',
+    ' ': 'fast-forward',
+    '+': 'forced',
+    '=': 'up-to-date',
+    '!': 'rejected',
+    '-': 'deleted',
+  };
 
 /**
  * `git_push`: publishes a local branch to a remote. It is the one tool whose effect leaves the
@@ -30,9 +31,22 @@ export function gitPushTool(options: ResolvedGitOptions): AnyTool {
     input: z.object({
       repo: repoArg,
       remote: remoteArg,
-      branch: z.string().min(1).max(250).optional().describe('The local branch to push; default the current branch.'),
-      setUpstream: z.boolean().default(false).describe('Make the remote branch the upstream of the local one.'),
-      force: z.enum(['none', 'with-lease']).default('none').describe('"with-lease" overwrites the remote branch if it is still where we last saw it (needs --allow-force-push).'),
+      branch: z
+        .string()
+        .min(1)
+        .max(250)
+        .optional()
+        .describe('The local branch to push; default the current branch.'),
+      setUpstream: z
+        .boolean()
+        .default(false)
+        .describe('Make the remote branch the upstream of the local one.'),
+      force: z
+        .enum(['none', 'with-lease'])
+        .default('none')
+        .describe(
+          '"with-lease" overwrites the remote branch if it is still where we last saw it (needs --allow-force-push).',
+        ),
     }),
     output: z.object({
       repo: z.string(),
@@ -48,15 +62,20 @@ export function gitPushTool(options: ResolvedGitOptions): AnyTool {
     openWorld: true,
     idempotent: true,
     paths: { repo: 'existing' },
-    render: (out) => `${out.status}: ${out.branch} (${out.sha.slice(0, 12)}) -> ${out.remote} ${out.remoteRef}`,
+    render: (out) =>
+      `${out.status}: ${out.branch} (${out.sha.slice(0, 12)}) -> ${out.remote} ${out.remoteRef}`,
     handler: async (input, ctx) => {
       if (!options.pushRemotes.includes(input.remote)) {
-        return fail('PERMISSION_DENIED', `pushing to remote '${input.remote}' is not allowed by this server`, {
-          hint:
-            options.pushRemotes.length === 0
-              ? 'No remote is allowed: the operator must start the server with --push-remote NAME.'
-              : `Allowed remotes: ${options.pushRemotes.join(', ')}.`,
-        });
+        return fail(
+          'PERMISSION_DENIED',
+          `pushing to remote '${input.remote}' is not allowed by this server`,
+          {
+            hint:
+              options.pushRemotes.length === 0
+                ? 'No remote is allowed: the operator must start the server with --push-remote NAME.'
+                : `Allowed remotes: ${options.pushRemotes.join(', ')}.`,
+          },
+        );
       }
       if (input.force !== 'none' && !options.allowForcePush) {
         return fail('PERMISSION_DENIED', 'force-pushing is not allowed by this server', {
@@ -69,11 +88,17 @@ export function gitPushTool(options: ResolvedGitOptions): AnyTool {
       const urls = await checkRemote(repo, input.remote, options, ctx.jail, 'push');
       if (!urls.ok) return urls;
       const branch = input.branch ?? (await currentBranch(repo));
-      if (branch === undefined) return fail('PRECONDITION_FAILED', 'HEAD is detached and no `branch` was given', { hint: 'Pass branch, or switch to one with git_switch.' });
+      if (branch === undefined)
+        return fail('PRECONDITION_FAILED', 'HEAD is detached and no `branch` was given', {
+          hint: 'Pass branch, or switch to one with git_switch.',
+        });
       const valid = await checkNewRefName(repo, branch, 'branch');
       if (!valid.ok) return valid;
       const local = await repo.git(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}`]);
-      if (local.exitCode !== 0) return fail('NOT_FOUND', `branch '${branch}' does not exist in '${repo.display}'`, { hint: 'Push an existing local branch (see git_branch_list).' });
+      if (local.exitCode !== 0)
+        return fail('NOT_FOUND', `branch '${branch}' does not exist in '${repo.display}'`, {
+          hint: 'Push an existing local branch (see git_branch_list).',
+        });
       const refspec = `refs/heads/${branch}:refs/heads/${branch}`;
       const args = ['push', transportPrograms.push, '--porcelain', '--no-recurse-submodules'];
       if (input.force === 'with-lease') args.push('--force-with-lease');
@@ -81,10 +106,16 @@ export function gitPushTool(options: ResolvedGitOptions): AnyTool {
       if (!options.enableHooks) args.push('--no-verify');
       args.push('--end-of-options', input.remote, refspec);
       const result = await repo.git(args);
-      const line = result.stdout.split('\n').find((candidate) => candidate.includes(`\t${refspec}\t`) || candidate.includes(`\t${refspec}`));
+      const line = result.stdout
+        .split('\n')
+        .find((candidate) => candidate.includes(`\t${refspec}\t`) || candidate.includes(`\t${refspec}`));
       const status = flagStatus[line?.[0] ?? '!'] ?? 'rejected';
       if (result.exitCode !== 0 || status === 'rejected') {
-        return gitFailure(`git push ${input.remote} ${branch}`, result, 'The remote has commits you do not: fetch and integrate them (git_pull), then push again.');
+        return gitFailure(
+          `git push ${input.remote} ${branch}`,
+          result,
+          'The remote has commits you do not: fetch and integrate them (git_pull), then push again.',
+        );
       }
       return ok({
         repo: repo.display,

@@ -15,7 +15,10 @@ export function gitResetTool(options: ResolvedGitOptions): AnyTool {
     input: z.object({
       repo: repoArg,
       target: refArg('The commit to move to (sha, branch, tag, HEAD~1); default HEAD.').default('HEAD'),
-      mode: z.enum(['soft', 'mixed', 'hard']).default('mixed').describe('"soft", "mixed" or "hard" (destructive).'),
+      mode: z
+        .enum(['soft', 'mixed', 'hard'])
+        .default('mixed')
+        .describe('"soft", "mixed" or "hard" (destructive).'),
     }),
     output: z.object({
       repo: z.string(),
@@ -26,7 +29,8 @@ export function gitResetTool(options: ResolvedGitOptions): AnyTool {
     }),
     effect: 'destructive',
     paths: { repo: 'existing' },
-    render: (out) => `${out.mode} reset ${out.branch ?? 'HEAD'} from ${out.previous?.slice(0, 12) ?? '(none)'} to ${out.target.sha.slice(0, 12)} (${out.target.ref})`,
+    render: (out) =>
+      `${out.mode} reset ${out.branch ?? 'HEAD'} from ${out.previous?.slice(0, 12) ?? '(none)'} to ${out.target.sha.slice(0, 12)} (${out.target.ref})`,
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -36,7 +40,13 @@ export function gitResetTool(options: ResolvedGitOptions): AnyTool {
       const previous = (await headSha(repo)) ?? null;
       const result = await repo.git(['reset', '--quiet', `--${input.mode}`, target.value, '--']);
       if (result.exitCode !== 0) return gitFailure(`git reset --${input.mode}`, result);
-      return ok({ repo: repo.display, mode: input.mode, branch: (await currentBranch(repo)) ?? null, previous, target: { ref: input.target, sha: target.value } });
+      return ok({
+        repo: repo.display,
+        mode: input.mode,
+        branch: (await currentBranch(repo)) ?? null,
+        previous,
+        target: { ref: input.target, sha: target.value },
+      });
     },
   });
 }

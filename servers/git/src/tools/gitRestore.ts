@@ -15,13 +15,16 @@ export function gitRestoreTool(options: ResolvedGitOptions): AnyTool {
     input: z.object({
       repo: repoArg,
       paths: pathsArg.min(1),
-      mode: z.enum(['unstage', 'discard']).describe('"unstage" (keep the edits) or "discard" (lose the edits).'),
+      mode: z
+        .enum(['unstage', 'discard'])
+        .describe('"unstage" (keep the edits) or "discard" (lose the edits).'),
     }),
     output: z.object({ repo: z.string(), mode: z.enum(['unstage', 'discard']), paths: z.array(z.string()) }),
     effect: 'destructive',
     idempotent: true,
     paths: { repo: 'existing' },
-    render: (out) => `${out.mode === 'unstage' ? 'unstaged' : 'discarded changes in'}: ${out.paths.join(', ')}`,
+    render: (out) =>
+      `${out.mode === 'unstage' ? 'unstaged' : 'discarded changes in'}: ${out.paths.join(', ')}`,
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -31,12 +34,20 @@ export function gitRestoreTool(options: ResolvedGitOptions): AnyTool {
       let args: string[];
       if (input.mode === 'unstage') {
         // Before the first commit there is no HEAD to restore the index from: remove the entries instead.
-        args = (await headSha(repo)) === undefined ? ['rm', '--cached', '-r', '-q', '--', ...pathspec.value] : ['restore', '--staged', '--', ...pathspec.value];
+        args =
+          (await headSha(repo)) === undefined
+            ? ['rm', '--cached', '-r', '-q', '--', ...pathspec.value]
+            : ['restore', '--staged', '--', ...pathspec.value];
       } else {
         args = ['restore', '--worktree', '--', ...pathspec.value];
       }
       const result = await repo.git(args);
-      if (result.exitCode !== 0) return gitFailure(`git restore (${input.mode})`, result, 'Check the paths with git_status; they are relative to the repository top level.');
+      if (result.exitCode !== 0)
+        return gitFailure(
+          `git restore (${input.mode})`,
+          result,
+          'Check the paths with git_status; they are relative to the repository top level.',
+        );
       return ok({ repo: repo.display, mode: input.mode, paths: pathspec.value });
     },
   });

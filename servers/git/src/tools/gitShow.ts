@@ -12,7 +12,8 @@ export function gitShowTool(options: ResolvedGitOptions): AnyTool {
   return defineTool({
     name: 'git_show',
     title: 'Git show',
-    description: 'Shows one commit: metadata, the files it changed (against its first parent) and its patch cut to `maxBytes`, with a cursor for the rest.',
+    description:
+      'Shows one commit: metadata, the files it changed (against its first parent) and its patch cut to `maxBytes`, with a cursor for the rest.',
     input: z.object({
       repo: repoArg,
       ref: refArg('The commit to show (branch, tag, sha, HEAD~1); default HEAD.').default('HEAD'),
@@ -25,7 +26,16 @@ export function gitShowTool(options: ResolvedGitOptions): AnyTool {
       ref: z.object({ ref: z.string(), sha: z.string() }),
       commit: commitSchema,
       files: z
-        .array(z.object({ path: z.string(), oldPath: z.string().optional(), status: z.string(), added: z.number().nullable(), deleted: z.number().nullable(), binary: z.boolean() }))
+        .array(
+          z.object({
+            path: z.string(),
+            oldPath: z.string().optional(),
+            status: z.string(),
+            added: z.number().nullable(),
+            deleted: z.number().nullable(),
+            binary: z.boolean(),
+          }),
+        )
         .optional()
         .describe('Per-file summary; on the first page only.'),
       filesTotal: z.number(),
@@ -45,7 +55,11 @@ export function gitShowTool(options: ResolvedGitOptions): AnyTool {
         ...(out.commit.body === '' ? [] : ['', ...out.commit.body.split('\n').map((line) => `    ${line}`)]),
         '',
         out.patch,
-        ...(out.truncated?.nextCursor === undefined ? [] : [`(patch cut at ${out.truncated.limit} bytes of ${out.patchBytes}; continue with cursor ${out.truncated.nextCursor})`]),
+        ...(out.truncated?.nextCursor === undefined
+          ? []
+          : [
+              `(patch cut at ${out.truncated.limit} bytes of ${out.patchBytes}; continue with cursor ${out.truncated.nextCursor})`,
+            ]),
       ].join('\n'),
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
@@ -59,8 +73,14 @@ export function gitShowTool(options: ResolvedGitOptions): AnyTool {
         repo.git(['show', '--format=', '--raw', '--numstat', '-z', ...diffArgs, sha.value]),
         repo.git(['show', '--format=', '--patch', ...diffArgs, sha.value]),
       ]);
-      for (const result of [meta, summary, patch]) if (result.exitCode !== 0) return gitFailure('git show', result);
-      if (patch.cut) return fail('RESOURCE_LIMIT', `commit ${sha.value} has a patch larger than the server can page (64 MiB)`, { hint: 'Use git_diff with `paths` to look at single files.' });
+      for (const result of [meta, summary, patch])
+        if (result.exitCode !== 0) return gitFailure('git show', result);
+      if (patch.cut)
+        return fail(
+          'RESOURCE_LIMIT',
+          `commit ${sha.value} has a patch larger than the server can page (64 MiB)`,
+          { hint: 'Use git_diff with `paths` to look at single files.' },
+        );
       const commit = parseLog(meta.stdout)[0];
       if (commit === undefined) return fail('INTERNAL', `git show printed no commit for ${sha.value}`);
       const page = ctx.text(patch.stdout, { maxBytes: input.maxBytes, cursor: input.cursor });

@@ -17,7 +17,13 @@ export function gitStashTool(options: ResolvedGitOptions): AnyTool {
     input: z.object({
       repo: repoArg,
       action: z.enum(['push', 'pop', 'list']).describe('"push", "pop" or "list".'),
-      message: z.string().min(1).max(1000).regex(/^[^\x00-\x1f]*$/, 'one line, no control characters').optional().describe('push: a description for the entry.'),
+      message: z
+        .string()
+        .min(1)
+        .max(1000)
+        .regex(/^[^\x00-\x1f]*$/, 'one line, no control characters')
+        .optional()
+        .describe('push: a description for the entry.'),
       paths: pathsArg.optional(),
       includeUntracked: z.boolean().default(false).describe('push: also stash untracked files.'),
       index: z.number().int().min(0).max(10_000).default(0).describe('pop: which entry (0 is the newest).'),
@@ -30,7 +36,11 @@ export function gitStashTool(options: ResolvedGitOptions): AnyTool {
     }),
     effect: 'write',
     paths: { repo: 'existing' },
-    render: (out) => [`stash ${out.action}${out.changed ? '' : ' (nothing to do)'}`, ...out.entries.map((entry) => `${entry.ref}: ${entry.message}`)].join('\n'),
+    render: (out) =>
+      [
+        `stash ${out.action}${out.changed ? '' : ' (nothing to do)'}`,
+        ...out.entries.map((entry) => `${entry.ref}: ${entry.message}`),
+      ].join('\n'),
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -60,12 +70,24 @@ export function gitStashTool(options: ResolvedGitOptions): AnyTool {
       } else if (input.action === 'pop') {
         const entries = await list();
         if (!entries.some((entry) => entry.index === input.index)) {
-          return fail('NOT_FOUND', `stash entry ${input.index} does not exist in '${repo.display}' (${entries.length} entries)`, {
-            hint: entries.length === 0 ? 'The stash is empty; nothing to pop.' : `Pass index between 0 and ${entries.length - 1}.`,
-          });
+          return fail(
+            'NOT_FOUND',
+            `stash entry ${input.index} does not exist in '${repo.display}' (${entries.length} entries)`,
+            {
+              hint:
+                entries.length === 0
+                  ? 'The stash is empty; nothing to pop.'
+                  : `Pass index between 0 and ${entries.length - 1}.`,
+            },
+          );
         }
         const result = await repo.git(['stash', 'pop', '--quiet', `stash@{${input.index}}`]);
-        if (result.exitCode !== 0) return gitFailure('git stash pop', result, 'Resolve the conflicts (see git_status); the entry is kept in the stash until it applies cleanly.');
+        if (result.exitCode !== 0)
+          return gitFailure(
+            'git stash pop',
+            result,
+            'Resolve the conflicts (see git_status); the entry is kept in the stash until it applies cleanly.',
+          );
         changed = true;
       }
       return ok({ repo: repo.display, action: input.action, changed, entries: await list() });

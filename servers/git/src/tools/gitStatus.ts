@@ -30,7 +30,12 @@ export function gitStatusTool(options: ResolvedGitOptions): AnyTool {
         behind: z.number().optional(),
       }),
       clean: z.boolean(),
-      counts: z.object({ staged: z.number(), unstaged: z.number(), untracked: z.number(), conflicted: z.number() }),
+      counts: z.object({
+        staged: z.number(),
+        unstaged: z.number(),
+        untracked: z.number(),
+        conflicted: z.number(),
+      }),
       staged: z.array(changeSchema),
       unstaged: z.array(changeSchema),
       untracked: z.array(z.string()),
@@ -42,9 +47,15 @@ export function gitStatusTool(options: ResolvedGitOptions): AnyTool {
     cursorIgnores: ['limit'],
     render: (out) => {
       const head = out.branch.head ?? `detached at ${out.branch.oid?.slice(0, 12) ?? '(no commit)'}`;
-      const track = out.branch.upstream === undefined ? '' : ` … ${out.branch.upstream} [ahead ${out.branch.ahead ?? 0}, behind ${out.branch.behind ?? 0}]`;
+      const track =
+        out.branch.upstream === undefined
+          ? ''
+          : ` … ${out.branch.upstream} [ahead ${out.branch.ahead ?? 0}, behind ${out.branch.behind ?? 0}]`;
       const lines = [`## ${head}${track}`];
-      for (const entry of out.staged) lines.push(`staged    ${entry.status}: ${entry.origPath === undefined ? '' : `${entry.origPath} -> `}${entry.path}`);
+      for (const entry of out.staged)
+        lines.push(
+          `staged    ${entry.status}: ${entry.origPath === undefined ? '' : `${entry.origPath} -> `}${entry.path}`,
+        );
       for (const entry of out.unstaged) lines.push(`unstaged  ${entry.status}: ${entry.path}`);
       for (const entry of out.conflicted) lines.push(`conflict  ${entry.status}: ${entry.path}`);
       for (const file of out.untracked) lines.push(`untracked ${file}`);
@@ -55,7 +66,14 @@ export function gitStatusTool(options: ResolvedGitOptions): AnyTool {
     handler: async (input, ctx) => {
       const repo = await repoOf(ctx, options);
       if (!repo.ok) return repo;
-      const result = await repo.value.git(['status', '--porcelain=v2', '--branch', '-z', '--untracked-files=all', '--ignore-submodules=all']);
+      const result = await repo.value.git([
+        'status',
+        '--porcelain=v2',
+        '--branch',
+        '-z',
+        '--untracked-files=all',
+        '--ignore-submodules=all',
+      ]);
       if (result.exitCode !== 0) return gitFailure('git status', result);
       const { branch, entries } = parsePorcelainV2(result.stdout);
       const page = ctx.list(entries, { limit: input.limit, cursor: input.cursor });
@@ -64,12 +82,21 @@ export function gitStatusTool(options: ResolvedGitOptions): AnyTool {
       const pick = (group: string) =>
         page.value.items
           .filter((entry) => entry.group === group)
-          .map((entry) => ({ path: entry.path, status: entry.status, ...(entry.origPath === undefined ? {} : { origPath: entry.origPath }) }));
+          .map((entry) => ({
+            path: entry.path,
+            status: entry.status,
+            ...(entry.origPath === undefined ? {} : { origPath: entry.origPath }),
+          }));
       return ok({
         repo: repo.value.display,
         branch,
         clean: entries.length === 0,
-        counts: { staged: count('staged'), unstaged: count('unstaged'), untracked: count('untracked'), conflicted: count('conflicted') },
+        counts: {
+          staged: count('staged'),
+          unstaged: count('unstaged'),
+          untracked: count('untracked'),
+          conflicted: count('conflicted'),
+        },
         staged: pick('staged'),
         unstaged: pick('unstaged'),
         untracked: page.value.items.filter((entry) => entry.group === 'untracked').map((entry) => entry.path),

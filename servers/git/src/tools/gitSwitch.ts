@@ -1,6 +1,14 @@
 import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
-import { branchNames, checkNewRefName, currentBranch, headSha, refArg, repoArg, resolveCommit } from '../git/args.js';
+import {
+  branchNames,
+  checkNewRefName,
+  currentBranch,
+  headSha,
+  refArg,
+  repoArg,
+  resolveCommit,
+} from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
@@ -18,11 +26,18 @@ export function gitSwitchTool(options: ResolvedGitOptions): AnyTool {
       create: z.boolean().default(false).describe('Create the branch first (fails if it exists).'),
       startPoint: refArg('With create: where the new branch starts; default HEAD.').optional(),
     }),
-    output: z.object({ repo: z.string(), branch: z.string(), sha: z.string().nullable(), previous: z.string().nullable(), created: z.boolean() }),
+    output: z.object({
+      repo: z.string(),
+      branch: z.string(),
+      sha: z.string().nullable(),
+      previous: z.string().nullable(),
+      created: z.boolean(),
+    }),
     effect: 'write',
     idempotent: true,
     paths: { repo: 'existing' },
-    render: (out) => `switched to ${out.created ? 'new ' : ''}branch ${out.branch} (${out.sha?.slice(0, 12) ?? 'no commits'})${out.previous === null ? '' : ` from ${out.previous}`}`,
+    render: (out) =>
+      `switched to ${out.created ? 'new ' : ''}branch ${out.branch} (${out.sha?.slice(0, 12) ?? 'no commits'})${out.previous === null ? '' : ` from ${out.previous}`}`,
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -31,13 +46,32 @@ export function gitSwitchTool(options: ResolvedGitOptions): AnyTool {
       if (input.create) {
         const valid = await checkNewRefName(repo, input.branch, 'branch');
         if (!valid.ok) return valid;
-        const start = input.startPoint === undefined ? undefined : await resolveCommit(repo, input.startPoint, 'startPoint');
+        const start =
+          input.startPoint === undefined
+            ? undefined
+            : await resolveCommit(repo, input.startPoint, 'startPoint');
         if (start !== undefined && !start.ok) return start;
-        const result = await repo.git(['switch', '--no-guess', '--no-track', '-c', input.branch, ...(start === undefined ? [] : [start.value])]);
+        const result = await repo.git([
+          'switch',
+          '--no-guess',
+          '--no-track',
+          '-c',
+          input.branch,
+          ...(start === undefined ? [] : [start.value]),
+        ]);
         if (result.exitCode !== 0) return gitFailure(`creating and switching to '${input.branch}'`, result);
-        return ok({ repo: repo.display, branch: input.branch, sha: (await headSha(repo)) ?? null, previous, created: true });
+        return ok({
+          repo: repo.display,
+          branch: input.branch,
+          sha: (await headSha(repo)) ?? null,
+          previous,
+          created: true,
+        });
       }
-      if (input.startPoint !== undefined) return fail('INVALID_ARGUMENT', '`startPoint` only applies with `create: true`', { hint: 'Drop startPoint, or set create: true.' });
+      if (input.startPoint !== undefined)
+        return fail('INVALID_ARGUMENT', '`startPoint` only applies with `create: true`', {
+          hint: 'Drop startPoint, or set create: true.',
+        });
       const valid = await checkNewRefName(repo, input.branch, 'branch');
       if (!valid.ok) return valid;
       const exists = await repo.git(['rev-parse', '--verify', '--quiet', `refs/heads/${input.branch}`]);
@@ -48,8 +82,19 @@ export function gitSwitchTool(options: ResolvedGitOptions): AnyTool {
         });
       }
       const result = await repo.git(['switch', '--no-guess', '--end-of-options', input.branch]);
-      if (result.exitCode !== 0) return gitFailure(`switching to '${input.branch}'`, result, 'Commit, stash (git_stash) or discard the local changes first.');
-      return ok({ repo: repo.display, branch: input.branch, sha: (await headSha(repo)) ?? null, previous, created: false });
+      if (result.exitCode !== 0)
+        return gitFailure(
+          `switching to '${input.branch}'`,
+          result,
+          'Commit, stash (git_stash) or discard the local changes first.',
+        );
+      return ok({
+        repo: repo.display,
+        branch: input.branch,
+        sha: (await headSha(repo)) ?? null,
+        previous,
+        created: false,
+      });
     },
   });
 }

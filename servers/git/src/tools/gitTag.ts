@@ -5,7 +5,12 @@ import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import { repoOf } from '../git/withRepo.js';
 
-const tagSchema = z.object({ name: z.string(), sha: z.string().describe('The commit the tag points to.'), annotated: z.boolean(), subject: z.string() });
+const tagSchema = z.object({
+  name: z.string(),
+  sha: z.string().describe('The commit the tag points to.'),
+  annotated: z.boolean(),
+  subject: z.string(),
+});
 
 /** `git_tag`: creates a tag (lightweight, or annotated with a message) or lists tags. */
 export function gitTagTool(options: ResolvedGitOptions): AnyTool {
@@ -19,7 +24,13 @@ export function gitTagTool(options: ResolvedGitOptions): AnyTool {
       action: z.enum(['create', 'list']).describe('"create" or "list".'),
       name: z.string().min(1).max(250).optional().describe('create: the tag name, e.g. "v1.2.0".'),
       target: refArg('create: the commit to tag; default HEAD.').default('HEAD'),
-      message: z.string().min(1).max(20_000).regex(/^[^\x00]*$/, 'no NUL bytes').optional().describe('create: makes an annotated tag with this message.'),
+      message: z
+        .string()
+        .min(1)
+        .max(20_000)
+        .regex(/^[^\x00]*$/, 'no NUL bytes')
+        .optional()
+        .describe('create: makes an annotated tag with this message.'),
       limit: budgetArg({ default: 200, max: 5000, unit: 'tags', what: 'tags' }),
       cursor: cursorArg,
     }),
@@ -38,13 +49,19 @@ export function gitTagTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       out.action === 'create' && out.tag !== undefined
         ? `${out.created === true ? 'created' : 'already exists:'} tag ${out.tag.name} -> ${out.tag.sha.slice(0, 12)}`
-        : (out.tags ?? []).map((tag) => `${tag.name} ${tag.sha.slice(0, 12)} ${tag.subject}`).join('\n') || '(no tags)',
+        : (out.tags ?? []).map((tag) => `${tag.name} ${tag.sha.slice(0, 12)} ${tag.subject}`).join('\n') ||
+          '(no tags)',
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
       const repo = opened.value;
       const readTags = async (pattern: string) => {
-        const result = await repo.git(['for-each-ref', '--sort=-refname', '--format=%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(objectname)%00%(contents:subject)', pattern]);
+        const result = await repo.git([
+          'for-each-ref',
+          '--sort=-refname',
+          '--format=%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(objectname)%00%(contents:subject)',
+          pattern,
+        ]);
         return result.stdout
           .split('\n')
           .filter(Boolean)
@@ -56,23 +73,46 @@ export function gitTagTool(options: ResolvedGitOptions): AnyTool {
       if (input.action === 'list') {
         const page = ctx.list(await readTags('refs/tags/'), { limit: input.limit, cursor: input.cursor });
         if (!page.ok) return page;
-        return ok({ repo: repo.display, action: 'list' as const, tags: page.value.items, ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }) });
+        return ok({
+          repo: repo.display,
+          action: 'list' as const,
+          tags: page.value.items,
+          ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
+        });
       }
-      if (input.name === undefined) return fail('INVALID_ARGUMENT', 'create needs a tag `name`', { hint: 'Pass name, e.g. "v1.0.0".' });
+      if (input.name === undefined)
+        return fail('INVALID_ARGUMENT', 'create needs a tag `name`', { hint: 'Pass name, e.g. "v1.0.0".' });
       const valid = await checkNewRefName(repo, input.name, 'tag');
       if (!valid.ok) return valid;
       const target = await resolveCommit(repo, input.target, 'target');
       if (!target.ok) return target;
       const existing = (await readTags(`refs/tags/${input.name}`)).find((tag) => tag.name === input.name);
       if (existing !== undefined) {
-        if (existing.sha === target.value) return ok({ repo: repo.display, action: 'create' as const, created: false, tag: existing });
-        return fail('ALREADY_EXISTS', `tag '${input.name}' already exists at ${existing.sha.slice(0, 12)}`, { hint: 'Tags are meant to stay put; pick a new name.' });
+        if (existing.sha === target.value)
+          return ok({ repo: repo.display, action: 'create' as const, created: false, tag: existing });
+        return fail('ALREADY_EXISTS', `tag '${input.name}' already exists at ${existing.sha.slice(0, 12)}`, {
+          hint: 'Tags are meant to stay put; pick a new name.',
+        });
       }
-      const args = input.message === undefined ? ['tag', '--end-of-options', input.name, target.value] : ['tag', '--annotate', '--file=-', '--cleanup=whitespace', '--end-of-options', input.name, target.value];
+      const args =
+        input.message === undefined
+          ? ['tag', '--end-of-options', input.name, target.value]
+          : [
+              'tag',
+              '--annotate',
+              '--file=-',
+              '--cleanup=whitespace',
+              '--end-of-options',
+              input.name,
+              target.value,
+            ];
       const result = await repo.git(args, input.message === undefined ? {} : { stdin: `${input.message}\n` });
       if (result.exitCode !== 0) return gitFailure(`creating tag '${input.name}'`, result);
-      const tag = (await readTags(`refs/tags/${input.name}`)).find((candidate) => candidate.name === input.name);
-      if (tag === undefined) return fail('INTERNAL', `tag '${input.name}' was created but cannot be read back`);
+      const tag = (await readTags(`refs/tags/${input.name}`)).find(
+        (candidate) => candidate.name === input.name,
+      );
+      if (tag === undefined)
+        return fail('INTERNAL', `tag '${input.name}' was created but cannot be read back`);
       return ok({ repo: repo.display, action: 'create' as const, created: true, tag });
     },
   });

@@ -15,18 +15,35 @@ export function gitWorktreeAddTool(options: ResolvedGitOptions): AnyTool {
       'Creates a linked work tree at `path` (inside the roots, must not exist) with its own checked-out branch. By default creates the new branch `branch` at `startPoint` (default HEAD); with `create: false` checks out an existing branch that is not checked out elsewhere.',
     input: z.object({
       repo: repoArg,
-      path: z.string().min(1).max(4096).describe('Where the new work tree goes: relative to the first root, or absolute inside a root.'),
+      path: z
+        .string()
+        .min(1)
+        .max(4096)
+        .describe('Where the new work tree goes: relative to the first root, or absolute inside a root.'),
       branch: z.string().min(1).max(250).describe('The branch the work tree checks out.'),
-      create: z.boolean().default(true).describe('Create `branch` (default); false checks out an existing branch.'),
+      create: z
+        .boolean()
+        .default(true)
+        .describe('Create `branch` (default); false checks out an existing branch.'),
       startPoint: refArg('With create: where the new branch starts; default HEAD.').optional(),
     }),
-    output: z.object({ repo: z.string(), path: z.string(), branch: z.string(), head: z.string(), created: z.boolean() }),
+    output: z.object({
+      repo: z.string(),
+      path: z.string(),
+      branch: z.string(),
+      head: z.string(),
+      created: z.boolean(),
+    }),
     effect: 'write',
     paths: { repo: 'existing', path: 'any' },
-    render: (out) => `worktree ${out.path} on ${out.created ? 'new ' : ''}branch ${out.branch} at ${out.head.slice(0, 12)}`,
+    render: (out) =>
+      `worktree ${out.path} on ${out.created ? 'new ' : ''}branch ${out.branch} at ${out.head.slice(0, 12)}`,
     handler: async (input, ctx) => {
       const target = ctx.path('path');
-      if (target.exists) return fail('ALREADY_EXISTS', `'${input.path}' already exists`, { hint: 'Pick a path that does not exist yet; git_worktree_list shows the existing work trees.' });
+      if (target.exists)
+        return fail('ALREADY_EXISTS', `'${input.path}' already exists`, {
+          hint: 'Pick a path that does not exist yet; git_worktree_list shows the existing work trees.',
+        });
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
       const repo = opened.value;
@@ -38,17 +55,34 @@ export function gitWorktreeAddTool(options: ResolvedGitOptions): AnyTool {
         if (!start.ok) return start;
         args = ['worktree', 'add', '--quiet', '-b', input.branch, target.real, start.value];
       } else {
-        if (input.startPoint !== undefined) return fail('INVALID_ARGUMENT', '`startPoint` only applies with create: true', { hint: 'Drop startPoint.' });
+        if (input.startPoint !== undefined)
+          return fail('INVALID_ARGUMENT', '`startPoint` only applies with create: true', {
+            hint: 'Drop startPoint.',
+          });
         const exists = await repo.git(['rev-parse', '--verify', '--quiet', `refs/heads/${input.branch}`]);
-        if (exists.exitCode !== 0) return fail('NOT_FOUND', `branch '${input.branch}' does not exist`, { hint: 'Use create: true to make it.' });
+        if (exists.exitCode !== 0)
+          return fail('NOT_FOUND', `branch '${input.branch}' does not exist`, {
+            hint: 'Use create: true to make it.',
+          });
         args = ['worktree', 'add', '--quiet', target.real, input.branch];
       }
       const result = await repo.git(args);
-      if (result.exitCode !== 0) return gitFailure(`git worktree add '${input.path}'`, result, 'A branch can be checked out in only one work tree; pick another branch or create a new one.');
+      if (result.exitCode !== 0)
+        return gitFailure(
+          `git worktree add '${input.path}'`,
+          result,
+          'A branch can be checked out in only one work tree; pick another branch or create a new one.',
+        );
       const added = await openRepo(ctx, options, target.real);
       if (!added.ok) return added;
       const head = await headSha(added.value);
-      return ok({ repo: repo.display, path: ctx.jail.display(target.real), branch: input.branch, head: head ?? '', created: input.create });
+      return ok({
+        repo: repo.display,
+        path: ctx.jail.display(target.real),
+        branch: input.branch,
+        head: head ?? '',
+        created: input.create,
+      });
     },
   });
 }

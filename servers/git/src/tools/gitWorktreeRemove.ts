@@ -16,13 +16,18 @@ export function gitWorktreeRemoveTool(options: ResolvedGitOptions): AnyTool {
       'Removes a linked work tree and its directory (its branch stays). Refuses when it has uncommitted changes unless `force: true`, which loses them. The main work tree cannot be removed.',
     input: z.object({
       repo: repoArg,
-      path: z.string().min(1).max(4096).describe('The linked work tree to remove: relative to the first root, or absolute inside a root.'),
+      path: z
+        .string()
+        .min(1)
+        .max(4096)
+        .describe('The linked work tree to remove: relative to the first root, or absolute inside a root.'),
       force: z.boolean().default(false).describe('Remove even with uncommitted changes (they are lost).'),
     }),
     output: z.object({ repo: z.string(), path: z.string(), branch: z.string().nullable() }),
     effect: 'destructive',
     paths: { repo: 'existing', path: 'existing' },
-    render: (out) => `removed worktree ${out.path}${out.branch === null ? '' : ` (branch ${out.branch} kept)`}`,
+    render: (out) =>
+      `removed worktree ${out.path}${out.branch === null ? '' : ` (branch ${out.branch} kept)`}`,
     handler: async (input, ctx) => {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
@@ -36,9 +41,17 @@ export function gitWorktreeRemoveTool(options: ResolvedGitOptions): AnyTool {
           hint: `Work trees: ${trees.map((tree) => ctx.jail.display(tree.path)).join(', ')}.`,
         });
       }
-      if (entry.main) return fail('INVALID_ARGUMENT', `'${input.path}' is the main work tree`, { hint: 'Only linked work trees can be removed.' });
+      if (entry.main)
+        return fail('INVALID_ARGUMENT', `'${input.path}' is the main work tree`, {
+          hint: 'Only linked work trees can be removed.',
+        });
       const result = await repo.git(['worktree', 'remove', ...(input.force ? ['--force'] : []), target]);
-      if (result.exitCode !== 0) return gitFailure(`git worktree remove '${input.path}'`, result, 'Commit or stash its changes, or pass force: true to lose them.');
+      if (result.exitCode !== 0)
+        return gitFailure(
+          `git worktree remove '${input.path}'`,
+          result,
+          'Commit or stash its changes, or pass force: true to lose them.',
+        );
       return ok({ repo: repo.display, path: ctx.jail.display(target), branch: entry.branch });
     },
   });

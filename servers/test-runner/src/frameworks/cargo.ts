@@ -36,7 +36,14 @@ export const cargoAdapter: FrameworkAdapter = {
   async planList({ project }) {
     return {
       command: project.launcher?.[0] ?? 'cargo',
-      args: [...(project.launcher?.slice(1) ?? []), 'test', '--color=never', '--', '--list', '--format=terse'],
+      args: [
+        ...(project.launcher?.slice(1) ?? []),
+        'test',
+        '--color=never',
+        '--',
+        '--list',
+        '--format=terse',
+      ],
       env: { CARGO_TERM_COLOR: 'never' },
       envAllowlist,
     };
@@ -47,9 +54,10 @@ export const cargoAdapter: FrameworkAdapter = {
       const match = /^(.+): test$/.exec(line.trim());
       if (match !== null) tests.push({ name: match[1]! });
     }
-    const errors: LoadError[] = /error(\[E\d+\])?:/.test(process.stderr) && process.exitCode !== 0
-      ? [{ message: clip(compileErrors(process.stderr)) }]
-      : [];
+    const errors: LoadError[] =
+      /error(\[E\d+\])?:/.test(process.stderr) && process.exitCode !== 0
+        ? [{ message: clip(compileErrors(process.stderr)) }]
+        : [];
     return { tests, errors };
   },
   async version(context, run) {
@@ -73,11 +81,19 @@ function targetFor(file: string, projectDir: string): string[] {
 function compileErrors(stderr: string): string {
   const lines = stderr.split('\n');
   const start = lines.findIndex((l) => /^error(\[E\d+\])?:/.test(l));
-  return lines.slice(Math.max(0, start), start + 40).join('\n').trim();
+  return lines
+    .slice(Math.max(0, start), start + 40)
+    .join('\n')
+    .trim();
 }
 
 /** Reads libtest's output (exported for unit tests on recorded output). */
-export function parseCargoOutput(stdout: string, stderr: string, exitCode: number | null, projectDir: string): ParsedRun {
+export function parseCargoOutput(
+  stdout: string,
+  stderr: string,
+  exitCode: number | null,
+  projectDir: string,
+): ParsedRun {
   const tests: TestResult[] = [];
   const loadErrors: LoadError[] = [];
   const byName = new Map<string, TestResult>();
@@ -100,7 +116,10 @@ export function parseCargoOutput(stdout: string, stderr: string, exitCode: numbe
     if (test === undefined) continue;
     const panic = /panicked at ([^\n:]+):(\d+):(\d+):\n([\s\S]*?)(?:\nnote:|\nstack backtrace:|$)/.exec(body);
     const message = (panic?.[4] ?? body).trim();
-    const failure: NonNullable<TestResult['failure']> = { message: clip(message || 'test failed'), stack: clip(body) };
+    const failure: NonNullable<TestResult['failure']> = {
+      message: clip(message || 'test failed'),
+      stack: clip(body),
+    };
     const left = /^\s*left: (.*)$/m.exec(message);
     const right = /^\s*right: (.*)$/m.exec(message);
     // assert_eq!(actual, expected) is the Rust convention: left is what the code produced.
@@ -115,14 +134,19 @@ export function parseCargoOutput(stdout: string, stderr: string, exitCode: numbe
     }
     test.failure = failure;
   }
-  if (/^error(\[E\d+\])?: /m.test(stderr) && /could not compile|error: aborting|failed to compile/.test(stderr)) {
+  if (
+    /^error(\[E\d+\])?: /m.test(stderr) &&
+    /could not compile|error: aborting|failed to compile/.test(stderr)
+  ) {
     const where = /-->\s+([^\s:]+):(\d+):\d+/.exec(stderr);
     loadErrors.push({
       ...(where === null ? {} : { file: path.resolve(projectDir, where[1]!) }),
       message: clip(compileErrors(stderr)),
     });
   } else if (exitCode !== 0 && !sawRunning && tests.length === 0) {
-    loadErrors.push({ message: clip(stderr.trim().split('\n').slice(-20).join('\n') || `cargo exited with ${exitCode}`) });
+    loadErrors.push({
+      message: clip(stderr.trim().split('\n').slice(-20).join('\n') || `cargo exited with ${exitCode}`),
+    });
   }
   return { reportFound: sawRunning || loadErrors.length > 0, tests, loadErrors };
 }

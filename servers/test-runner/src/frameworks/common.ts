@@ -15,8 +15,12 @@ export function showValue(value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'string') return clip(value);
   try {
+    // JSON.stringify gives undefined for functions and symbols; their String() form is what to show.
+    // oxlint-disable-next-line typescript/no-base-to-string -- only non-JSON values reach String()
     return clip(JSON.stringify(value) ?? String(value));
   } catch {
+    // Cyclic or BigInt-holding values: a best-effort rendering beats none.
+    // oxlint-disable-next-line typescript/no-base-to-string -- deliberate fallback for unserialisable values
     return clip(String(value));
   }
 }
@@ -44,7 +48,12 @@ export async function findNodePackage(
       const bin = manifest['bin'];
       const rel = typeof bin === 'string' ? bin : (bin as Record<string, string> | undefined)?.[binName];
       if (typeof rel === 'string') {
-        return { dir: candidate, version: String(manifest['version'] ?? ''), bin: path.join(candidate, rel) };
+        const version = manifest['version'];
+        return {
+          dir: candidate,
+          version: typeof version === 'string' ? version : '',
+          bin: path.join(candidate, rel),
+        };
       }
     }
     const parent = path.dirname(dir);

@@ -38,7 +38,12 @@ export const goAdapter: FrameworkAdapter = {
     return parseGoTestJson(process.stdout, process.stderr, project.dir, modulePath);
   },
   async planList({ project }) {
-    return { command: project.launcher?.[0] ?? 'go', args: [...(project.launcher?.slice(1) ?? []), 'test', '-list=.', './...'], env: {}, envAllowlist };
+    return {
+      command: project.launcher?.[0] ?? 'go',
+      args: [...(project.launcher?.slice(1) ?? []), 'test', '-list=.', './...'],
+      env: {},
+      envAllowlist,
+    };
   },
   async parseList(process) {
     const tests = [];
@@ -71,7 +76,12 @@ function packageOf(file: string, projectDir: string): string {
  * Folds test2json events into results: `pass`/`fail`/`skip` per test with its `output` lines; a
  * package that fails without any failed test (build failure, panic in init) is a load error.
  */
-export function parseGoTestJson(stdout: string, stderr: string, projectDir: string, modulePath: string): ParsedRun {
+export function parseGoTestJson(
+  stdout: string,
+  stderr: string,
+  projectDir: string,
+  modulePath: string,
+): ParsedRun {
   const output = new Map<string, string>();
   const tests: TestResult[] = [];
   const loadErrors: LoadError[] = [];
@@ -115,9 +125,13 @@ export function parseGoTestJson(stdout: string, stderr: string, projectDir: stri
       const text = output.get(key) ?? '';
       const lines = text.split('\n').filter((l) => !/^\s*(=== RUN|--- FAIL|=== PAUSE|=== CONT)/.test(l));
       const where = /^\s+([\w./-]+\.go):(\d+): ([\s\S]*)$/m.exec(lines.join('\n'));
-      result.failure = { message: clip((where?.[3] ?? lines.join('\n')).trim() || 'test failed'), stack: clip(text.trim()) };
+      result.failure = {
+        message: clip((where?.[3] ?? lines.join('\n')).trim() || 'test failed'),
+        stack: clip(text.trim()),
+      };
       // The two idioms of Go test messages: "got X, want Y" and "f(x) = X, want Y".
-      const got = /\bgot:?\s+(.+?),?\s+want:?\s+(.+)$/m.exec(text) ?? /\s=\s(.+?),\s+want:?\s+(.+)$/m.exec(text);
+      const got =
+        /\bgot:?\s+(.+?),?\s+want:?\s+(.+)$/m.exec(text) ?? /\s=\s(.+?),\s+want:?\s+(.+)$/m.exec(text);
       if (got !== null) {
         result.failure.actual = clip(got[1]!.trim());
         result.failure.expected = clip(got[2]!.trim());
@@ -136,12 +150,22 @@ export function parseGoTestJson(stdout: string, stderr: string, projectDir: stri
     const pkgOutput = output.get(`${pkg}\0`) ?? '';
     const failedBuild = failedBuilds.get(pkg);
     const build = failedBuild === undefined ? '' : (buildOutput.get(failedBuild) ?? '');
-    if (!packagesWithFailedTests.has(pkg) || build !== '' || /\[(build|setup) failed\]/.test(pkgOutput) || /^panic:/m.test(pkgOutput)) {
+    if (
+      !packagesWithFailedTests.has(pkg) ||
+      build !== '' ||
+      /\[(build|setup) failed\]/.test(pkgOutput) ||
+      /^panic:/m.test(pkgOutput)
+    ) {
       loadErrors.push({ message: clip(`${pkg}: ${(build || pkgOutput).trim() || 'package failed'}`) });
     }
   }
   if (events === 0 && stderr.trim() !== '') loadErrors.push({ message: clip(stderr.trim()) });
-  return { reportFound: events > 0, tests, loadErrors, noTestsFound: events > 0 && tests.length === 0 && loadErrors.length === 0 };
+  return {
+    reportFound: events > 0,
+    tests,
+    loadErrors,
+    noTestsFound: events > 0 && tests.length === 0 && loadErrors.length === 0,
+  };
 }
 
 /** A package's directory: its import path below the module path, under the module root. */

@@ -1,5 +1,15 @@
 import path from 'node:path';
-import { bound, clip, escapeRegExp, findNodePackage, firstProjectFrame, readJson, requireNodePackage, showValue, trimStack } from './common.js';
+import {
+  bound,
+  clip,
+  escapeRegExp,
+  findNodePackage,
+  firstProjectFrame,
+  readJson,
+  requireNodePackage,
+  showValue,
+  trimStack,
+} from './common.js';
 import type { FrameworkAdapter, LoadError, TestResult } from './types.js';
 
 interface JestReport {
@@ -14,7 +24,11 @@ interface JestReport {
       duration?: number | null;
       location?: { line: number; column: number } | null;
       failureMessages: string[];
-      failureDetails: Array<{ matcherResult?: { expected?: unknown; actual?: unknown; message?: string }; message?: string; stack?: string }>;
+      failureDetails: Array<{
+        matcherResult?: { expected?: unknown; actual?: unknown; message?: string };
+        message?: string;
+        stack?: string;
+      }>;
     }>;
   }>;
 }
@@ -52,12 +66,19 @@ export const jestAdapter: FrameworkAdapter = {
     const tests: TestResult[] = [];
     const loadErrors: LoadError[] = [];
     for (const suite of report.testResults) {
-      if (suite.testExecError !== undefined || (suite.status === 'failed' && suite.assertionResults.length === 0)) {
+      if (
+        suite.testExecError !== undefined ||
+        (suite.status === 'failed' && suite.assertionResults.length === 0)
+      ) {
         const message = suite.testExecError?.message ?? suite.message;
-        loadErrors.push({ file: suite.name, message: clip(message.replace(ansi, '').trim() || 'test suite failed to run') });
+        loadErrors.push({
+          file: suite.name,
+          message: clip(message.replace(ansi, '').trim() || 'test suite failed to run'),
+        });
       }
       for (const assertion of suite.assertionResults) {
-        const status = assertion.status === 'passed' ? 'passed' : assertion.status === 'failed' ? 'failed' : 'skipped';
+        const status =
+          assertion.status === 'passed' ? 'passed' : assertion.status === 'failed' ? 'failed' : 'skipped';
         const result: TestResult = { name: assertion.fullName, file: suite.name, status };
         if (assertion.location) result.line = assertion.location.line;
         if (typeof assertion.duration === 'number') result.durationMs = Math.round(assertion.duration);
@@ -65,7 +86,10 @@ export const jestAdapter: FrameworkAdapter = {
           const raw = (assertion.failureMessages[0] ?? 'test failed').replace(ansi, '');
           const matcher = assertion.failureDetails[0]?.matcherResult;
           const firstFrame = raw.search(/\n\s+at /);
-          const message = (matcher?.message ?? (firstFrame === -1 ? raw : raw.slice(0, firstFrame))).replace(ansi, '');
+          const message = (matcher?.message ?? (firstFrame === -1 ? raw : raw.slice(0, firstFrame))).replace(
+            ansi,
+            '',
+          );
           const where = firstProjectFrame(raw, project.dir);
           const expected = matcher === undefined ? undefined : showValue(matcher.expected);
           const actual = matcher === undefined ? undefined : showValue(matcher.actual);
@@ -87,7 +111,12 @@ export const jestAdapter: FrameworkAdapter = {
     const runner = await requireNodePackage(project, 'jest', 'jest');
     return {
       command: project.launcher?.[0] ?? nodePath,
-      args: [...(project.launcher === undefined ? [runner.bin] : project.launcher.slice(1)), '--listTests', '--json', '--color=false'],
+      args: [
+        ...(project.launcher === undefined ? [runner.bin] : project.launcher.slice(1)),
+        '--listTests',
+        '--json',
+        '--color=false',
+      ],
       env: {},
       envAllowlist: [],
     };

@@ -1,6 +1,16 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { bound, clip, escapeRegExp, findNodePackage, firstProjectFrame, readJson, requireNodePackage, showValue, trimStack } from './common.js';
+import {
+  bound,
+  clip,
+  escapeRegExp,
+  findNodePackage,
+  firstProjectFrame,
+  readJson,
+  requireNodePackage,
+  showValue,
+  trimStack,
+} from './common.js';
 import type { FrameworkAdapter, LoadError, PlanContext, Selection, TestResult } from './types.js';
 
 interface MochaTest {
@@ -21,7 +31,11 @@ interface MochaReport {
 async function baseArgs(selection: Selection, context: PlanContext, reporter: string[]): Promise<string[]> {
   const { project, scratchDir } = context;
   const runner = await requireNodePackage(project, 'mocha', 'mocha');
-  const args = [...(project.launcher === undefined ? [runner.bin] : project.launcher.slice(1)), ...reporter, '--no-color'];
+  const args = [
+    ...(project.launcher === undefined ? [runner.bin] : project.launcher.slice(1)),
+    ...reporter,
+    '--no-color',
+  ];
   if (selection.files.length > 0) {
     // mocha adds command-line files to the config's `spec` list; to run only the chosen files, use
     // a copy of a JSON config without `spec`. Other config formats cannot be rewritten safely, so
@@ -50,13 +64,17 @@ export const mochaAdapter: FrameworkAdapter = {
   reporter: 'json (--reporter-option output=FILE)',
   async planRun(selection, context) {
     const report = path.join(context.scratchDir, 'mocha.json');
-    const args = await baseArgs(selection, context, ['--reporter=json', bound('--reporter-option', `output=${report}`)]);
+    const args = await baseArgs(selection, context, [
+      '--reporter=json',
+      bound('--reporter-option', `output=${report}`),
+    ]);
     return { command: context.project.launcher?.[0] ?? context.nodePath, args, env: {}, envAllowlist: [] };
   },
   async parseRun(process, { project, scratchDir }) {
     const report = (await readJson(path.join(scratchDir, 'mocha.json'))) as MochaReport | undefined;
     if (report === undefined) {
-      if (/No test files found/i.test(process.stderr)) return { reportFound: true, tests: [], loadErrors: [], noTestsFound: true };
+      if (/No test files found/i.test(process.stderr))
+        return { reportFound: true, tests: [], loadErrors: [], noTestsFound: true };
       const loadErrors: LoadError[] = [];
       const crash = /Exception during run: ([^\n]*)/.exec(process.stderr);
       if (crash !== null) {
@@ -99,7 +117,13 @@ export const mochaAdapter: FrameworkAdapter = {
   async parseList(process) {
     try {
       const report = JSON.parse(process.stdout.slice(process.stdout.indexOf('{'))) as MochaReport;
-      return { tests: report.tests.map((t) => ({ name: t.fullTitle, ...(t.file === undefined ? {} : { file: t.file }) })), errors: [] };
+      return {
+        tests: report.tests.map((t) => ({
+          name: t.fullTitle,
+          ...(t.file === undefined ? {} : { file: t.file }),
+        })),
+        errors: [],
+      };
     } catch {
       return { tests: [], errors: [{ message: clip(process.stderr || 'mocha --dry-run printed no JSON') }] };
     }
@@ -132,4 +156,3 @@ function stackOf(stack: string | undefined, projectDir: string): { stack?: strin
   const trimmed = trimStack(stack, projectDir);
   return trimmed === undefined ? {} : { stack: trimmed };
 }
-

@@ -68,11 +68,17 @@ export const nodeTestAdapter: FrameworkAdapter = {
       // A file that failed before reporting any test shows up as a failed "test" named after the file.
       if (event.type === 'fail' && event.file !== undefined && name === event.file && event.nesting === 0) {
         const stderr = stderrByFile.get(event.file);
-        loadErrors.push({ file: event.file, message: clip((stderr ?? event.failure?.message ?? 'file failed to run').trim()) });
+        loadErrors.push({
+          file: event.file,
+          message: clip((stderr ?? event.failure?.message ?? 'file failed to run').trim()),
+        });
         continue;
       }
       if (event.kind === 'suite') continue;
-      const result: TestResult = { name, status: event.skip || event.todo ? 'skipped' : event.type === 'pass' ? 'passed' : 'failed' };
+      const result: TestResult = {
+        name,
+        status: event.skip || event.todo ? 'skipped' : event.type === 'pass' ? 'passed' : 'failed',
+      };
       if (event.file !== undefined) result.file = event.file;
       if (event.line !== undefined) result.line = event.line;
       if (event.duration !== undefined) result.durationMs = Math.round(event.duration);
@@ -106,7 +112,8 @@ function withSuiteNames(events: readonly NodeTestLine[], tests: TestResult[]): T
   for (const event of events) {
     if (event.type === 'stderr') continue;
     const nesting = event.nesting ?? 0;
-    if (event.file !== undefined && event.name === event.file && nesting === 0 && event.type === 'fail') continue;
+    if (event.file !== undefined && event.name === event.file && nesting === 0 && event.type === 'fail')
+      continue;
     if (event.kind !== 'suite') {
       paths.push([event.name ?? '']);
       open.push({ nesting, members: [paths.length - 1] });

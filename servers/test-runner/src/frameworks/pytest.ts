@@ -32,7 +32,13 @@ interface JUnitCase {
   skipped?: unknown;
 }
 
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', textNodeName: '#text', parseTagValue: false, htmlEntities: true });
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  textNodeName: '#text',
+  parseTagValue: false,
+  htmlEntities: true,
+});
 
 /** pytest through its JUnit XML report (xunit1 flavour, which carries file and line per test). */
 export const pytestAdapter: FrameworkAdapter = {
@@ -41,7 +47,16 @@ export const pytestAdapter: FrameworkAdapter = {
   async planRun(selection, context) {
     const [command, ...lead] = await python(context);
     const report = path.join(context.scratchDir, 'pytest.xml');
-    const args = [...lead, '-p', 'no:cacheprovider', `--junitxml=${report}`, '-o', 'junit_family=xunit1', '-q', '--color=no'];
+    const args = [
+      ...lead,
+      '-p',
+      'no:cacheprovider',
+      `--junitxml=${report}`,
+      '-o',
+      'junit_family=xunit1',
+      '-q',
+      '--color=no',
+    ];
     if (selection.exactNames !== undefined) {
       // Node ids select exactly; they are positional like files.
       args.push('--', ...selection.exactNames.map((n) => n.name));
@@ -70,7 +85,10 @@ export const pytestAdapter: FrameworkAdapter = {
         const error = first(tc.error);
         // A collection error is reported as an <error> on a "test" named after the module.
         if (error !== undefined && (error.message === 'collection failure' || tc['@_classname'] === '')) {
-          loadErrors.push({ ...(file === undefined ? {} : { file }), message: clip(lastLines(error.text, 12)) });
+          loadErrors.push({
+            ...(file === undefined ? {} : { file }),
+            message: clip(lastLines(error.text, 12)),
+          });
           continue;
         }
         const failure = first(tc.failure) ?? error;
@@ -85,7 +103,8 @@ export const pytestAdapter: FrameworkAdapter = {
         // xunit1 lines are 0-based def lines.
         if (tc['@_line'] !== undefined) result.line = Number(tc['@_line']) + 1;
         if (tc['@_time'] !== undefined) result.durationMs = Math.round(Number(tc['@_time']) * 1000);
-        if (failure !== undefined) result.failure = describeFailure(failure, project.dir, error !== undefined && failure === error);
+        if (failure !== undefined)
+          result.failure = describeFailure(failure, project.dir, error !== undefined && failure === error);
         tests.push(result);
       }
     }
@@ -107,7 +126,11 @@ export const pytestAdapter: FrameworkAdapter = {
       const match = /^(\S+?\.py)::(\S.*)$/.exec(line.trim());
       if (match !== null) tests.push({ name: line.trim(), file: path.resolve(project.dir, match[1]!) });
       const error = /^ERROR (\S+)/.exec(line.trim());
-      if (error !== null) errors.push({ file: path.resolve(project.dir, error[1]!), message: `collection failed: ${line.trim()}` });
+      if (error !== null)
+        errors.push({
+          file: path.resolve(project.dir, error[1]!),
+          message: `collection failed: ${line.trim()}`,
+        });
     }
     return { tests, errors };
   },
@@ -123,7 +146,10 @@ function first(value: unknown): { message?: string; text: string } | undefined {
   const item = asArray(value)[0];
   if (typeof item === 'string') return { text: item };
   const node = item as Record<string, unknown>;
-  return { ...(typeof node['@_message'] === 'string' ? { message: node['@_message'] } : {}), text: String(node['#text'] ?? '') };
+  return {
+    ...(typeof node['@_message'] === 'string' ? { message: node['@_message'] } : {}),
+    text: typeof node['#text'] === 'string' || typeof node['#text'] === 'number' ? String(node['#text']) : '',
+  };
 }
 
 function nodeIdOf(tc: JUnitCase): string {
@@ -144,11 +170,19 @@ function lastLines(text: string, count: number): string {
  * pytest's failure text is its traceback; the last `path:line:` is where the assertion failed, and
  * a rewritten `assert A == B` names the actual (left) and expected (right) values.
  */
-function describeFailure(failure: { message?: string; text: string }, projectDir: string, isError: boolean): NonNullable<TestResult['failure']> {
+function describeFailure(
+  failure: { message?: string; text: string },
+  projectDir: string,
+  isError: boolean,
+): NonNullable<TestResult['failure']> {
   const text = failure.text;
   const locations = [...text.matchAll(/^([^\s:][^:\n]*\.py):(\d+): /gm)];
   const last = locations.at(-1);
-  const message = (failure.message ?? text.split('\n').find((l) => l.startsWith('E ')) ?? 'test failed').trim();
+  const message = (
+    failure.message ??
+    text.split('\n').find((l) => l.startsWith('E ')) ??
+    'test failed'
+  ).trim();
   const result: NonNullable<TestResult['failure']> = {
     message: clip(isError ? `error in setup or teardown: ${message}` : message),
     stack: clip(lastLines(text, 30)),

@@ -106,7 +106,10 @@ export interface FrameworkAdapter {
   planRun(selection: Selection, context: PlanContext): Promise<CommandPlan>;
   parseRun(process: RawProcess, context: PlanContext): Promise<ParsedRun>;
   planList?(context: PlanContext): Promise<CommandPlan>;
-  parseList?(process: RawProcess, context: PlanContext): Promise<{ tests: ListedTest[]; errors: LoadError[] }>;
+  parseList?(
+    process: RawProcess,
+    context: PlanContext,
+  ): Promise<{ tests: ListedTest[]; errors: LoadError[] }>;
   version(context: PlanContext, run: ProbeRunner): Promise<string | undefined>;
 }
 

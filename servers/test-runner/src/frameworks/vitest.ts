@@ -1,6 +1,16 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bound, clip, firstProjectFrame, readJson, requireNodePackage, showValue, trimStack, escapeRegExp, findNodePackage } from './common.js';
+import {
+  bound,
+  clip,
+  firstProjectFrame,
+  readJson,
+  requireNodePackage,
+  showValue,
+  trimStack,
+  escapeRegExp,
+  findNodePackage,
+} from './common.js';
 import type { FrameworkAdapter, LoadError, TestResult } from './types.js';
 
 const reporterPath = fileURLToPath(new URL('../reporters/vitestReporter.js', import.meta.url));
@@ -16,7 +26,13 @@ interface VitestReport {
   modules: Array<{
     file: string;
     errors: VitestError[];
-    tests: Array<{ fullName: string; line?: number; state: string; duration?: number; errors: VitestError[] }>;
+    tests: Array<{
+      fullName: string;
+      line?: number;
+      state: string;
+      duration?: number;
+      errors: VitestError[];
+    }>;
   }>;
   unhandledErrors: VitestError[];
 }
@@ -92,7 +108,12 @@ export const vitestAdapter: FrameworkAdapter = {
     const runner = await requireNodePackage(project, 'vitest', 'vitest');
     return {
       command: project.launcher?.[0] ?? nodePath,
-      args: [...(project.launcher === undefined ? [runner.bin] : project.launcher.slice(1)), 'list', '--json', '--color=false'],
+      args: [
+        ...(project.launcher === undefined ? [runner.bin] : project.launcher.slice(1)),
+        'list',
+        '--json',
+        '--color=false',
+      ],
       env: {},
       envAllowlist: [],
     };
@@ -100,13 +121,24 @@ export const vitestAdapter: FrameworkAdapter = {
   async parseList(process) {
     const start = process.stdout.indexOf('[');
     try {
-      const parsed = JSON.parse(process.stdout.slice(start)) as Array<{ name: string; file: string; location?: { line: number } }>;
+      const parsed = JSON.parse(process.stdout.slice(start)) as Array<{
+        name: string;
+        file: string;
+        location?: { line: number };
+      }>;
       return {
-        tests: parsed.map((t) => ({ name: t.name, file: t.file, ...(t.location === undefined ? {} : { line: t.location.line }) })),
+        tests: parsed.map((t) => ({
+          name: t.name,
+          file: t.file,
+          ...(t.location === undefined ? {} : { line: t.location.line }),
+        })),
         errors: [],
       };
     } catch {
-      return { tests: [], errors: [{ message: clip(process.stderr || process.stdout || 'vitest list printed no JSON') }] };
+      return {
+        tests: [],
+        errors: [{ message: clip(process.stderr || process.stdout || 'vitest list printed no JSON') }],
+      };
     }
   },
   async version({ project }) {

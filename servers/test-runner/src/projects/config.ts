@@ -14,7 +14,9 @@ const configSchema = z.object({
           .array(z.string().min(1))
           .min(1)
           .optional()
-          .describe('Program and leading arguments that replace the template’s (e.g. ["python3.12", "-m", "pytest"]).'),
+          .describe(
+            'Program and leading arguments that replace the template’s (e.g. ["python3.12", "-m", "pytest"]).',
+          ),
       }),
     )
     .max(1000),
@@ -29,15 +31,27 @@ export async function loadProjectsConfig(file: string): Promise<ConfiguredProjec
   try {
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    throw new KeelError('INVALID_ARGUMENT', `config file '${file}' cannot be read as JSON: ${(error as Error).message}`, {
-      hint: 'Pass a JSON file like {"projects":[{"dir":"api","framework":"pytest"}]}.',
-    });
+    throw new KeelError(
+      'INVALID_ARGUMENT',
+      `config file '${file}' cannot be read as JSON: ${(error as Error).message}`,
+      {
+        hint: 'Pass a JSON file like {"projects":[{"dir":"api","framework":"pytest"}]}.',
+      },
+    );
   }
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new KeelError('INVALID_ARGUMENT', `config file '${file}' is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
-      hint: `Each project needs dir and framework (one of ${frameworkNames.join(', ')}); command is optional.`,
-    });
+    throw new KeelError(
+      'INVALID_ARGUMENT',
+      `config file '${file}' is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      {
+        hint: `Each project needs dir and framework (one of ${frameworkNames.join(', ')}); command is optional.`,
+      },
+    );
   }
-  return parsed.data.projects.map((p) => ({ dir: p.dir, framework: p.framework, ...(p.command === undefined ? {} : { launcher: p.command }) }));
+  return parsed.data.projects.map((p) => ({
+    dir: p.dir,
+    framework: p.framework,
+    ...(p.command === undefined ? {} : { launcher: p.command }),
+  }));
 }

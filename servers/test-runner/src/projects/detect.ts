@@ -12,8 +12,23 @@ export interface ConfiguredProject {
 }
 
 const skipDirs = new Set([
-  'node_modules', '.git', 'target', 'dist', 'build', '__pycache__', '.venv', 'venv', '.tox',
-  '.pytest_cache', 'vendor', 'coverage', '.turbo', '.next', '.cache', '.hg', '.svn',
+  'node_modules',
+  '.git',
+  'target',
+  'dist',
+  'build',
+  '__pycache__',
+  '.venv',
+  'venv',
+  '.tox',
+  '.pytest_cache',
+  'vendor',
+  'coverage',
+  '.turbo',
+  '.next',
+  '.cache',
+  '.hg',
+  '.svn',
 ]);
 
 export const detectLimits = { maxDepth: 8, maxDirs: 5000 } as const;
@@ -28,7 +43,10 @@ export interface Detection {
  * Finds the test projects under the jail's roots from their manifests and config files, several per
  * monorepo. The walk skips dependency and build directories and is capped, and a capped walk says so.
  */
-export async function detectProjects(jail: PathJail, configured: readonly ConfiguredProject[] = []): Promise<Detection> {
+export async function detectProjects(
+  jail: PathJail,
+  configured: readonly ConfiguredProject[] = [],
+): Promise<Detection> {
   const projects: Project[] = [];
   let dirs = 0;
   let capped = false;
@@ -50,9 +68,16 @@ export async function detectProjects(jail: PathJail, configured: readonly Config
       projects.push(makeProject(jail, dir, framework, detectedBy));
     }
     if (depth >= detectLimits.maxDepth) return;
-    const children = entries.filter((e) => e.isDirectory() && !skipDirs.has(e.name) && !e.name.startsWith('.')).map((e) => e.name).sort();
+    const children = entries
+      .filter((e) => e.isDirectory() && !skipDirs.has(e.name) && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .sort();
     for (const child of children) {
-      await walk(path.join(dir, child), depth + 1, pytestAbove || found.some((f) => f.framework === 'pytest'));
+      await walk(
+        path.join(dir, child),
+        depth + 1,
+        pytestAbove || found.some((f) => f.framework === 'pytest'),
+      );
     }
   };
   for (const root of jail.roots) await walk(root, 0, false);
@@ -85,26 +110,35 @@ async function detectIn(
   if (files.has('package.json')) {
     const manifest = await readJsonObject(path.join(dir, 'package.json'));
     const deps = { ...asRecord(manifest?.['dependencies']), ...asRecord(manifest?.['devDependencies']) };
-    const testScript = String(asRecord(manifest?.['scripts'])['test'] ?? '');
+    const testEntry = asRecord(manifest?.['scripts'])['test'];
+    const testScript = typeof testEntry === 'string' ? testEntry : '';
     const vitestConfig = configFile('vitest.config.') ?? configFile('vitest.workspace.');
     if (vitestConfig !== undefined) found.push({ framework: 'vitest', detectedBy: vitestConfig });
-    else if ('vitest' in deps || /\bvitest\b/.test(testScript)) found.push({ framework: 'vitest', detectedBy: 'package.json' });
+    else if ('vitest' in deps || /\bvitest\b/.test(testScript))
+      found.push({ framework: 'vitest', detectedBy: 'package.json' });
     const jestConfig = configFile('jest.config.');
     if (jestConfig !== undefined) found.push({ framework: 'jest', detectedBy: jestConfig });
-    else if ('jest' in deps || manifest?.['jest'] !== undefined || /\bjest\b/.test(testScript)) found.push({ framework: 'jest', detectedBy: 'package.json' });
+    else if ('jest' in deps || manifest?.['jest'] !== undefined || /\bjest\b/.test(testScript))
+      found.push({ framework: 'jest', detectedBy: 'package.json' });
     const mochaConfig = configFile('.mocharc');
     if (mochaConfig !== undefined) found.push({ framework: 'mocha', detectedBy: mochaConfig });
-    else if ('mocha' in deps || /\bmocha\b/.test(testScript)) found.push({ framework: 'mocha', detectedBy: 'package.json' });
-    if (/\bnode\b(\s+--?[\w-]+(=\S+)?)*\s+--test\b/.test(testScript)) found.push({ framework: 'node-test', detectedBy: 'package.json' });
+    else if ('mocha' in deps || /\bmocha\b/.test(testScript))
+      found.push({ framework: 'mocha', detectedBy: 'package.json' });
+    if (/\bnode\b(\s+--?[\w-]+(=\S+)?)*\s+--test\b/.test(testScript))
+      found.push({ framework: 'node-test', detectedBy: 'package.json' });
   }
   if (files.has('pytest.ini')) found.push({ framework: 'pytest', detectedBy: 'pytest.ini' });
-  else if (files.has('pyproject.toml') && (await fileMatches(path.join(dir, 'pyproject.toml'), /^\[tool\.pytest/m)))
+  else if (
+    files.has('pyproject.toml') &&
+    (await fileMatches(path.join(dir, 'pyproject.toml'), /^\[tool\.pytest/m))
+  )
     found.push({ framework: 'pytest', detectedBy: 'pyproject.toml' });
   else if (files.has('setup.cfg') && (await fileMatches(path.join(dir, 'setup.cfg'), /^\[tool:pytest\]/m)))
     found.push({ framework: 'pytest', detectedBy: 'setup.cfg' });
   else if (files.has('tox.ini') && (await fileMatches(path.join(dir, 'tox.ini'), /^\[pytest\]/m)))
     found.push({ framework: 'pytest', detectedBy: 'tox.ini' });
-  else if (files.has('conftest.py') && !pytestAbove) found.push({ framework: 'pytest', detectedBy: 'conftest.py' });
+  else if (files.has('conftest.py') && !pytestAbove)
+    found.push({ framework: 'pytest', detectedBy: 'conftest.py' });
   if (files.has('go.mod')) found.push({ framework: 'go', detectedBy: 'go.mod' });
   if (files.has('Cargo.toml') && (await fileMatches(path.join(dir, 'Cargo.toml'), /^\[package\]/m)))
     found.push({ framework: 'cargo', detectedBy: 'Cargo.toml' });
@@ -114,14 +148,18 @@ async function detectIn(
 async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
   try {
     const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
-    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
 }
 
 function asRecord(value: unknown): Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
 }
 
 async function fileMatches(file: string, pattern: RegExp): Promise<boolean> {

@@ -35,6 +35,7 @@ export default async function* keelNodeTestReporter(source: AsyncIterable<NodeTe
         ? undefined
         : {
             failureType: error.failureType,
+            // oxlint-disable-next-line typescript/no-base-to-string -- a thrown value may be anything; its String() is the message
             message: String(cause?.message ?? error.message ?? 'test failed'),
             stack: typeof cause?.stack === 'string' ? cause.stack : error.stack,
             expected: cause?.expected,

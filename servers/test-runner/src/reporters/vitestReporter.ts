@@ -28,6 +28,7 @@ interface TestModuleLike {
 
 function serializeError(error: ErrorLike) {
   return {
+    // oxlint-disable-next-line typescript/no-base-to-string -- a thrown value may be anything; its String() is the message
     message: String(error.message ?? error),
     stack: typeof error.stack === 'string' ? error.stack : undefined,
     expected: error.expected,
@@ -37,7 +38,11 @@ function serializeError(error: ErrorLike) {
 }
 
 export default class KeelVitestReporter {
-  onTestRunEnd(modules: readonly TestModuleLike[], unhandledErrors: readonly ErrorLike[], reason: string): void {
+  onTestRunEnd(
+    modules: readonly TestModuleLike[],
+    unhandledErrors: readonly ErrorLike[],
+    reason: string,
+  ): void {
     const target = process.env['KEEL_TEST_REPORT'];
     if (target === undefined) return;
     const report = {

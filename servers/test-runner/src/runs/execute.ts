@@ -1,7 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { canonicalJson, defaultEnvAllowlist, fail, KeelError, ok, sha256Hex, type Outcome as KitOutcome, type ToolContext } from '@keel/kit';
+import {
+  canonicalJson,
+  defaultEnvAllowlist,
+  fail,
+  KeelError,
+  ok,
+  sha256Hex,
+  type Outcome as KitOutcome,
+  type ToolContext,
+} from '@keel/kit';
 import { adapters } from '../frameworks/registry.js';
 import type { ParsedRun, PlanContext, Project, Selection, TestResult } from '../frameworks/types.js';
 import { detectProjects, type ConfiguredProject } from '../projects/detect.js';
@@ -24,7 +33,11 @@ export interface RunnerDeps {
 /** Variables every run gets, so runners behave as in CI: no colours, no watch mode, no prompts. */
 const runEnv = { CI: '1', NO_COLOR: '1', FORCE_COLOR: '0' } as const;
 
-export async function resolveProject(ctx: ToolContext, deps: RunnerDeps, projectId: string | undefined): Promise<KitOutcome<Project>> {
+export async function resolveProject(
+  ctx: ToolContext,
+  deps: RunnerDeps,
+  projectId: string | undefined,
+): Promise<KitOutcome<Project>> {
   const { projects } = await detectProjects(ctx.jail, deps.configured);
   const ids = projects.map((p) => p.id);
   if (projects.length === 0) {
@@ -39,7 +52,11 @@ export async function resolveProject(ctx: ToolContext, deps: RunnerDeps, project
       details: { projects: ids },
     });
   }
-  const match = projects.find((p) => p.id === projectId) ?? (projects.filter((p) => p.displayDir === projectId).length === 1 ? projects.find((p) => p.displayDir === projectId) : undefined);
+  const match =
+    projects.find((p) => p.id === projectId) ??
+    (projects.filter((p) => p.displayDir === projectId).length === 1
+      ? projects.find((p) => p.displayDir === projectId)
+      : undefined);
   if (match === undefined) {
     return fail('NOT_FOUND', `project '${projectId}' was not found`, {
       hint: `Known projects: ${ids.join(', ')} (detect_projects lists them).`,
@@ -50,7 +67,11 @@ export async function resolveProject(ctx: ToolContext, deps: RunnerDeps, project
 }
 
 /** Checks that every selected file lies inside the project (they are already jailed by the kit). */
-export function filesInProject(project: Project, files: readonly string[], display: (real: string) => string): KitOutcome<string[]> {
+export function filesInProject(
+  project: Project,
+  files: readonly string[],
+  display: (real: string) => string,
+): KitOutcome<string[]> {
   for (const file of files) {
     if (file !== project.dir && !file.startsWith(`${project.dir}${path.sep}`)) {
       return fail('INVALID_ARGUMENT', `file '${display(file)}' is not inside project '${project.id}'`, {
@@ -90,7 +111,14 @@ export async function executeRun(
     // Report paths live in the per-run scratch dir; they must not make every run's key unique.
     const stable = (value: string) => value.replaceAll(scratchDir, '<scratch>');
     const inputs = await hashInputs(project.dir, ctx.jail, async (args, cwd) => {
-      const result = await ctx.run({ command: 'git', args, cwd, timeoutMs: 30_000, maxOutputBytes: 64 * 1024 * 1024, baseEnv: deps.env });
+      const result = await ctx.run({
+        command: 'git',
+        args,
+        cwd,
+        timeoutMs: 30_000,
+        maxOutputBytes: 64 * 1024 * 1024,
+        baseEnv: deps.env,
+      });
       return { exitCode: result.exitCode, stdout: result.stdout.text };
     });
     const cacheKey = sha256Hex(
@@ -106,7 +134,8 @@ export async function executeRun(
       }),
     );
     const cacheable = inputs !== undefined;
-    if (!cacheable) ctx.logger.info('the tree is too big to hash; this run is not cached', { project: project.id });
+    if (!cacheable)
+      ctx.logger.info('the tree is too big to hash; this run is not cached', { project: project.id });
     if (!options.fresh && cacheable) {
       const stored = await deps.store.lookup(cacheKey);
       if (stored !== undefined) return { record: stored, cached: true };
@@ -118,7 +147,11 @@ export async function executeRun(
     ctx.progress(tick, undefined, `running ${project.id}`);
     const heartbeat = setInterval(() => {
       tick++;
-      ctx.progress(tick, undefined, `${project.id}: running for ${Math.round((Date.now() - started) / 1000)} s, ${outputBytes} bytes of output`);
+      ctx.progress(
+        tick,
+        undefined,
+        `${project.id}: running for ${Math.round((Date.now() - started) / 1000)} s, ${outputBytes} bytes of output`,
+      );
     }, 1000);
     heartbeat.unref();
     let proc;
@@ -138,7 +171,8 @@ export async function executeRun(
     } finally {
       clearInterval(heartbeat);
     }
-    if (proc.cancelled) throw new KeelError('CANCELLED', `the run of ${project.id} was cancelled; its processes were stopped`);
+    if (proc.cancelled)
+      throw new KeelError('CANCELLED', `the run of ${project.id} was cancelled; its processes were stopped`);
     const raw = { exitCode: proc.exitCode, stdout: proc.stdout.text, stderr: proc.stderr.text };
     const parsed = await adapter.parseRun(raw, planContext);
     const display = (real: string) => ctx.jail.display(real);
@@ -165,7 +199,11 @@ export async function executeRun(
       stdout: proc.stdout.text,
       stderr: proc.stderr.text,
     };
-    ctx.progress(tick + 1, undefined, `${project.id}: ${full.outcome} (${full.totals.passed} passed, ${full.totals.failed} failed)`);
+    ctx.progress(
+      tick + 1,
+      undefined,
+      `${project.id}: ${full.outcome} (${full.totals.passed} passed, ${full.totals.failed} failed)`,
+    );
     // A timeout says more about the moment than about the tree, so it is kept but never served from the cache.
     await deps.store.save(full, { cacheable: cacheable && full.outcome !== 'timeout' });
     return { record: full, cached: false };
@@ -191,7 +229,10 @@ function crashNote(output: string | undefined): ErrorRecord[] {
   return tail === '' ? [] : [{ message: tail }];
 }
 
-type Built = Pick<RunRecord, 'outcome' | 'totals' | 'failures' | 'failedSelectors' | 'passedSelectors' | 'errors' | 'files'> & { reason?: string };
+type Built = Pick<
+  RunRecord,
+  'outcome' | 'totals' | 'failures' | 'failedSelectors' | 'passedSelectors' | 'errors' | 'files'
+> & { reason?: string };
 
 /** Decides the outcome; exported for unit tests of the rules. */
 export function buildRecord(input: BuildInput): Built {
@@ -203,7 +244,10 @@ export function buildRecord(input: BuildInput): Built {
   const byFile = new Map<string, FileSummary>();
   // Frameworks run files in parallel and report in finishing order; sort so a run reads the same every time.
   const ordered = [...parsed.tests].sort(
-    (a, b) => (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || a.name.localeCompare(b.name),
+    (a, b) =>
+      (a.file ?? '').localeCompare(b.file ?? '') ||
+      (a.line ?? 0) - (b.line ?? 0) ||
+      a.name.localeCompare(b.name),
   );
   for (const test of ordered) {
     totals.total++;
@@ -218,7 +262,10 @@ export function buildRecord(input: BuildInput): Built {
     if (test.status === 'passed') passedSelectors.push(test.selector ?? test.name);
     if (test.status === 'failed') {
       failures.push(failureOf(test, display));
-      failedSelectors.push({ name: test.selector ?? test.name, ...(test.file === undefined ? {} : { file: test.file }) });
+      failedSelectors.push({
+        name: test.selector ?? test.name,
+        ...(test.file === undefined ? {} : { file: test.file }),
+      });
     }
   }
   const errors: ErrorRecord[] = parsed.loadErrors.map((e) => ({
@@ -230,7 +277,11 @@ export function buildRecord(input: BuildInput): Built {
   const base = { totals, failures, failedSelectors, passedSelectors, errors, files };
   const executed = totals.passed + totals.failed;
   if (input.timedOut) {
-    return { ...base, outcome: 'timeout', reason: `the run did not finish within ${input.timeoutMs} ms; its process group was killed` };
+    return {
+      ...base,
+      outcome: 'timeout',
+      reason: `the run did not finish within ${input.timeoutMs} ms; its process group was killed`,
+    };
   }
   if (!parsed.reportFound) {
     const signal = input.signal === null ? '' : ` (signal ${input.signal})`;
@@ -253,11 +304,19 @@ export function buildRecord(input: BuildInput): Built {
     };
   }
   if (executed === 0) {
-    return { ...base, outcome: 'no_tests', reason: totals.skipped > 0 ? `all ${totals.skipped} tests were skipped` : 'no test was executed' };
+    return {
+      ...base,
+      outcome: 'no_tests',
+      reason: totals.skipped > 0 ? `all ${totals.skipped} tests were skipped` : 'no test was executed',
+    };
   }
   if (totals.failed > 0) return { ...base, outcome: 'failed' };
   if (input.exitCode !== 0) {
-    return { ...base, outcome: 'error', reason: `every test passed but the runner exited with code ${input.exitCode}` };
+    return {
+      ...base,
+      outcome: 'error',
+      reason: `every test passed but the runner exited with code ${input.exitCode}`,
+    };
   }
   return { ...base, outcome: 'passed' };
 }
@@ -282,7 +341,11 @@ function failureOf(test: TestResult, display: (real: string) => string): Failure
  * cargo cannot tell which target a test came from, so it keeps the original run's files (targets)
  * and narrows by name; pytest node ids carry their file already.
  */
-export async function failedSelection(ctx: ToolContext, record: RunRecord, project: Project): Promise<KitOutcome<Selection>> {
+export async function failedSelection(
+  ctx: ToolContext,
+  record: RunRecord,
+  project: Project,
+): Promise<KitOutcome<Selection>> {
   const files = new Set<string>();
   if (project.framework === 'cargo') {
     for (const file of record.selection.files) {
@@ -300,7 +363,10 @@ export async function failedSelection(ctx: ToolContext, record: RunRecord, proje
   }
   return ok({
     files: [...files].sort(),
-    exactNames: record.failedSelectors.map((s) => ({ name: s.name, ...(s.file === undefined ? {} : { file: s.file }) })),
+    exactNames: record.failedSelectors.map((s) => ({
+      name: s.name,
+      ...(s.file === undefined ? {} : { file: s.file }),
+    })),
   });
 }
 

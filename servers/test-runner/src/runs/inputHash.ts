@@ -4,12 +4,26 @@ import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { PathJail } from '@keel/kit';
 
-const skipDirs = new Set(['node_modules', '.git', 'target', '__pycache__', '.pytest_cache', '.venv', 'venv', '.tox', '.turbo', 'coverage']);
+const skipDirs = new Set([
+  'node_modules',
+  '.git',
+  'target',
+  '__pycache__',
+  '.pytest_cache',
+  '.venv',
+  'venv',
+  '.tox',
+  '.turbo',
+  'coverage',
+]);
 const maxFiles = 50_000;
 // Bigger files (data sets, binaries) are identified by size and mtime rather than read in full.
 const maxHashedBytes = 16 * 1024 * 1024;
 
-export type GitRunner = (args: readonly string[], cwd: string) => Promise<{ exitCode: number | null; stdout: string }>;
+export type GitRunner = (
+  args: readonly string[],
+  cwd: string,
+) => Promise<{ exitCode: number | null; stdout: string }>;
 
 /**
  * A hash of the files a run depends on, uncommitted edits included: in a git work tree, every
@@ -17,7 +31,11 @@ export type GitRunner = (args: readonly string[], cwd: string) => Promise<{ exit
  * elsewhere, the files under the project directory minus dependency and build directories.
  * `undefined` when the tree is too big to hash, and the run is then simply not cached.
  */
-export async function hashInputs(projectDir: string, jail: PathJail, git: GitRunner): Promise<{ hash: string; files: number } | undefined> {
+export async function hashInputs(
+  projectDir: string,
+  jail: PathJail,
+  git: GitRunner,
+): Promise<{ hash: string; files: number } | undefined> {
   let base = projectDir;
   let files: string[] | undefined;
   const top = await git(['rev-parse', '--show-toplevel'], projectDir).catch(() => undefined);
@@ -32,7 +50,7 @@ export async function hashInputs(projectDir: string, jail: PathJail, git: GitRun
   files ??= await walk(projectDir);
   if (files.length > maxFiles) return undefined;
   files.sort();
-  const digests = new Array<string>(files.length);
+  const digests: string[] = Array.from({ length: files.length }, () => '');
   let next = 0;
   const worker = async () => {
     while (next < files.length) {
@@ -52,7 +70,9 @@ async function digestOf(file: string): Promise<string> {
     if (info.isSymbolicLink()) return `link:${await readlink(file)}`;
     if (!info.isFile()) return 'other';
     if (info.size > maxHashedBytes) return `large:${info.size}:${info.mtimeMs}`;
-    return createHash('sha256').update(await readFile(file)).digest('hex');
+    return createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
   } catch {
     // A tracked file deleted in the work tree is part of the state too.
     return 'missing';

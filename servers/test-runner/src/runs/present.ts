@@ -42,7 +42,9 @@ export const fileSummarySchema = z.object({
 
 export const runResultSchema = z.object({
   runId: z.string().describe('Pass to get_run, rerun_failed or classify_flaky.'),
-  cached: z.boolean().describe('True when the inputs were unchanged and the stored run was returned without running.'),
+  cached: z
+    .boolean()
+    .describe('True when the inputs were unchanged and the stored run was returned without running.'),
   project: projectRefSchema,
   outcome: z.enum(outcomes).describe('Only `passed` means every test ran and none failed.'),
   reason: z.string().optional().describe('Why the run ended as error, timeout or no_tests.'),
@@ -63,14 +65,21 @@ export const runResultSchema = z.object({
 export type RunResult = z.output<typeof runResultSchema>;
 
 export const maxFailuresArg = budgetArg({ default: 20, max: 200, unit: 'failures', what: 'failures' });
-export const maxLogBytesArg = budgetArg({ default: 4096, max: 65_536, unit: 'bytes', what: 'stdout and of stderr each' });
+export const maxLogBytesArg = budgetArg({
+  default: 4096,
+  max: 65_536,
+  unit: 'bytes',
+  what: 'stdout and of stderr each',
+});
 export const timeoutArg = z
   .number()
   .int()
   .min(1000)
   .max(3_600_000)
   .default(300_000)
-  .describe('Kill the run (its whole process group) after this many ms; the outcome is then `timeout` (default 300000).');
+  .describe(
+    'Kill the run (its whole process group) after this many ms; the outcome is then `timeout` (default 300000).',
+  );
 export const maxFilesShown = 50;
 
 /** Cuts text to a head and a tail of `maxBytes` in all, marking what was left out. */
@@ -81,7 +90,11 @@ export function headTail(text: string, maxBytes: number): string {
 }
 
 /** The bounded view of a run that run_tests and rerun_failed return. */
-export function presentRun(record: RunRecord, cached: boolean, budget: { maxFailures: number; maxLogBytes: number }): RunResult {
+export function presentRun(
+  record: RunRecord,
+  cached: boolean,
+  budget: { maxFailures: number; maxLogBytes: number },
+): RunResult {
   const result: RunResult = {
     runId: record.runId,
     cached,
@@ -95,7 +108,10 @@ export function presentRun(record: RunRecord, cached: boolean, budget: { maxFail
     failures: record.failures.slice(0, budget.maxFailures),
     errors: record.errors.slice(0, 10),
     files: record.files.slice(0, maxFilesShown),
-    output: { stdout: headTail(record.stdout, budget.maxLogBytes), stderr: headTail(record.stderr, budget.maxLogBytes) },
+    output: {
+      stdout: headTail(record.stdout, budget.maxLogBytes),
+      stderr: headTail(record.stderr, budget.maxLogBytes),
+    },
   };
   if (record.failures.length > budget.maxFailures) {
     result.failuresTruncated = { limit: budget.maxFailures, unit: 'items', total: record.failures.length };
@@ -113,15 +129,20 @@ export function renderRun(result: RunResult): string {
     `${result.project.id}: ${result.outcome.toUpperCase()}${result.cached ? ' (cached)' : ''} — ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped of ${t.total} in ${result.durationMs} ms [${result.runId}]`,
   ];
   if (result.reason !== undefined) lines.push(`reason: ${result.reason}`);
-  for (const error of result.errors) lines.push(`ERROR ${error.file ?? ''}\n  ${error.message.split('\n').join('\n  ')}`);
+  for (const error of result.errors)
+    lines.push(`ERROR ${error.file ?? ''}\n  ${error.message.split('\n').join('\n  ')}`);
   for (const failure of result.failures) {
-    lines.push(`FAIL ${failure.name}${failure.file === undefined ? '' : ` (${failure.file}${failure.line === undefined ? '' : `:${failure.line}`})`}`);
+    lines.push(
+      `FAIL ${failure.name}${failure.file === undefined ? '' : ` (${failure.file}${failure.line === undefined ? '' : `:${failure.line}`})`}`,
+    );
     lines.push(`  ${failure.message.split('\n').join('\n  ')}`);
     if (failure.expected !== undefined) lines.push(`  expected: ${failure.expected}`);
     if (failure.actual !== undefined) lines.push(`  actual:   ${failure.actual}`);
   }
   if (result.failuresTruncated !== undefined) {
-    lines.push(`… ${result.failuresTruncated.total! - result.failuresTruncated.limit} more failures: get_run with runId ${result.runId}`);
+    lines.push(
+      `… ${result.failuresTruncated.total! - result.failuresTruncated.limit} more failures: get_run with runId ${result.runId}`,
+    );
   }
   return lines.join('\n');
 }

@@ -32,7 +32,11 @@ export function createFileRunStore(dir: string, options: { maxRuns?: number } = 
   const cacheDir = path.join(dir, 'cache');
   const maxRuns = options.maxRuns ?? 200;
   let ready: Promise<void> | undefined;
-  const ensure = () => (ready ??= Promise.all([mkdir(runsDir, { recursive: true, mode: 0o700 }), mkdir(cacheDir, { recursive: true, mode: 0o700 })]).then(() => undefined));
+  const ensure = () =>
+    (ready ??= Promise.all([
+      mkdir(runsDir, { recursive: true, mode: 0o700 }),
+      mkdir(cacheDir, { recursive: true, mode: 0o700 }),
+    ]).then(() => undefined));
 
   const writeAtomic = async (file: string, content: string) => {
     const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -53,10 +57,15 @@ export function createFileRunStore(dir: string, options: { maxRuns?: number } = 
     const names = (await readdir(runsDir)).filter((n) => n.endsWith('.json'));
     if (names.length <= maxRuns) return;
     const dated = await Promise.all(
-      names.map(async (name) => ({ name, mtime: (await stat(path.join(runsDir, name)).catch(() => undefined))?.mtimeMs ?? 0 })),
+      names.map(async (name) => ({
+        name,
+        mtime: (await stat(path.join(runsDir, name)).catch(() => undefined))?.mtimeMs ?? 0,
+      })),
     );
     dated.sort((a, b) => a.mtime - b.mtime);
-    await Promise.all(dated.slice(0, dated.length - maxRuns).map((d) => rm(path.join(runsDir, d.name), { force: true })));
+    await Promise.all(
+      dated.slice(0, dated.length - maxRuns).map((d) => rm(path.join(runsDir, d.name), { force: true })),
+    );
   };
 
   return {
@@ -64,14 +73,19 @@ export function createFileRunStore(dir: string, options: { maxRuns?: number } = 
       await ensure();
       await writeAtomic(path.join(runsDir, `${record.runId}.json`), JSON.stringify(record));
       if (options.cacheable !== false) {
-        await writeAtomic(path.join(cacheDir, `${record.cacheKey}.json`), JSON.stringify({ runId: record.runId }));
+        await writeAtomic(
+          path.join(cacheDir, `${record.cacheKey}.json`),
+          JSON.stringify({ runId: record.runId }),
+        );
       }
       await prune();
     },
     get,
     async lookup(cacheKey) {
       try {
-        const entry = JSON.parse(await readFile(path.join(cacheDir, `${cacheKey}.json`), 'utf8')) as { runId: string };
+        const entry = JSON.parse(await readFile(path.join(cacheDir, `${cacheKey}.json`), 'utf8')) as {
+          runId: string;
+        };
         const record = await get(entry.runId);
         return record?.cacheKey === cacheKey ? record : undefined;
       } catch {

@@ -15,7 +15,13 @@ export function classifyFlakyTool(deps: RunnerDeps): AnyTool {
       'Re-runs the failed tests of a past run N times (always fresh) and classifies each: flaky (passed at least once), consistent (failed every time) or not_run (never executed, e.g. the re-runs errored or timed out).',
     input: z.object({
       runId: runIdArg,
-      attempts: z.number().int().min(1).max(10).default(3).describe('How many times to re-run (default 3, at most 10).'),
+      attempts: z
+        .number()
+        .int()
+        .min(1)
+        .max(10)
+        .default(3)
+        .describe('How many times to re-run (default 3, at most 10).'),
       timeoutMs: z
         .number()
         .int()
@@ -46,23 +52,37 @@ export function classifyFlakyTool(deps: RunnerDeps): AnyTool {
     render: (out) =>
       [
         `${out.flaky} flaky, ${out.consistent} consistent, ${out.notRun} not run after ${out.attempts.length} attempts (${out.attempts.map((a) => a.outcome).join(', ')})`,
-        ...out.tests.map((t) => `${t.verdict.toUpperCase()} ${t.name} (${t.passes} passed, ${t.failures} failed)`),
+        ...out.tests.map(
+          (t) => `${t.verdict.toUpperCase()} ${t.name} (${t.passes} passed, ${t.failures} failed)`,
+        ),
       ].join('\n'),
     handler: async (input, ctx) => {
       const loaded = await loadRun(deps, input.runId);
       if (!loaded.ok) return loaded;
       const record = loaded.value;
       if (record.failedSelectors.length === 0) {
-        return fail('PRECONDITION_FAILED', `run ${input.runId} has no failed tests to classify (outcome ${record.outcome})`, {
-          hint: record.outcome === 'error' ? 'Load or compile errors are not flaky; fix them and run again.' : 'Pick a run whose outcome is failed.',
-        });
+        return fail(
+          'PRECONDITION_FAILED',
+          `run ${input.runId} has no failed tests to classify (outcome ${record.outcome})`,
+          {
+            hint:
+              record.outcome === 'error'
+                ? 'Load or compile errors are not flaky; fix them and run again.'
+                : 'Pick a run whose outcome is failed.',
+          },
+        );
       }
       const project = await resolveProject(ctx, deps, record.project.id);
       if (!project.ok) return project;
       const failed = await failedSelection(ctx, record, project.value);
       if (!failed.ok) return failed;
       const selection = failed.value;
-      const counts = record.failedSelectors.map((s, i) => ({ selector: s, failure: record.failures[i], passes: 0, failures: 0 }));
+      const counts = record.failedSelectors.map((s, i) => ({
+        selector: s,
+        failure: record.failures[i],
+        passes: 0,
+        failures: 0,
+      }));
       const attempts: Array<{ runId: string; outcome: (typeof outcomes)[number] }> = [];
       for (let attempt = 1; attempt <= input.attempts; attempt++) {
         ctx.progress(attempt - 1, input.attempts, `attempt ${attempt} of ${input.attempts}`);

@@ -29,11 +29,16 @@ export function detectProjectsTool(deps: RunnerDeps): AnyTool {
           detectedBy: z.string().describe('The file that identified it.'),
           reporter: z.string().describe('The machine-readable output that is read.'),
           command: z.array(z.string()).describe('What a full run executes (report files under <scratch>).'),
-          problem: z.string().optional().describe('Why it cannot run as is (e.g. the framework is not installed).'),
+          problem: z
+            .string()
+            .optional()
+            .describe('Why it cannot run as is (e.g. the framework is not installed).'),
         }),
       ),
       total: z.number(),
-      capped: z.boolean().describe('True when the directory walk hit its cap; deeper projects may be missing.'),
+      capped: z
+        .boolean()
+        .describe('True when the directory walk hit its cap; deeper projects may be missing.'),
       truncated: truncationSchema.optional(),
     }),
     effect: 'read',
@@ -41,13 +46,25 @@ export function detectProjectsTool(deps: RunnerDeps): AnyTool {
     render: (out) =>
       out.projects.length === 0
         ? 'no test projects found'
-        : out.projects.map((p) => `${p.id} ${p.version ?? '?'} — ${p.command.join(' ')}${p.problem === undefined ? '' : ` (${p.problem})`}`).join('\n'),
+        : out.projects
+            .map(
+              (p) =>
+                `${p.id} ${p.version ?? '?'} — ${p.command.join(' ')}${p.problem === undefined ? '' : ` (${p.problem})`}`,
+            )
+            .join('\n'),
     handler: async (input, ctx) => {
       const detection = await detectProjects(ctx.jail, deps.configured);
       const page = ctx.list(detection.projects, { limit: input.limit, cursor: input.cursor });
       if (!page.ok) return page;
       const probe = async (command: string, args: readonly string[], cwd: string) => {
-        const result = await ctx.run({ command, args, cwd, timeoutMs: 20_000, maxOutputBytes: 64 * 1024, baseEnv: deps.env });
+        const result = await ctx.run({
+          command,
+          args,
+          cwd,
+          timeoutMs: 20_000,
+          maxOutputBytes: 64 * 1024,
+          baseEnv: deps.env,
+        });
         return { exitCode: result.exitCode, stdout: result.stdout.text, stderr: result.stderr.text };
       };
       const projects = [];
@@ -60,7 +77,10 @@ export function detectProjectsTool(deps: RunnerDeps): AnyTool {
         let version: string | undefined;
         try {
           const plan = await adapter.planRun({ files: [] }, context);
-          command = [path.basename(plan.command), ...plan.args.map((a) => a.replaceAll(scratchDir, '<scratch>'))];
+          command = [
+            path.basename(plan.command),
+            ...plan.args.map((a) => a.replaceAll(scratchDir, '<scratch>')),
+          ];
           version = await adapter.version(context, probe).catch(() => undefined);
         } catch (error) {
           if (!(error instanceof KeelError)) throw error;

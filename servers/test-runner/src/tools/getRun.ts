@@ -1,11 +1,30 @@
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Outcome } from '@keel/kit';
+import {
+  budgetArg,
+  cursorArg,
+  defineTool,
+  fail,
+  ok,
+  truncationSchema,
+  type AnyTool,
+  type Outcome,
+} from '@keel/kit';
 import * as z from 'zod';
 import type { RunnerDeps } from '../runs/execute.js';
-import { errorSchema, failureSchema, fileSummarySchema, projectRefSchema, totalsSchema } from '../runs/present.js';
+import {
+  errorSchema,
+  failureSchema,
+  fileSummarySchema,
+  projectRefSchema,
+  totalsSchema,
+} from '../runs/present.js';
 import { outcomes, type RunRecord } from '../runs/record.js';
 import { isRunId } from '../runs/store.js';
 
-export const runIdArg = z.string().min(1).max(64).describe('A runId returned by run_tests, rerun_failed or classify_flaky.');
+export const runIdArg = z
+  .string()
+  .min(1)
+  .max(64)
+  .describe('A runId returned by run_tests, rerun_failed or classify_flaky.');
 
 export async function loadRun(deps: RunnerDeps, runId: string): Promise<Outcome<RunRecord>> {
   const record = isRunId(runId) ? await deps.store.get(runId) : undefined;
@@ -72,7 +91,12 @@ export function getRunTool(deps: RunnerDeps): AnyTool {
       if (input.section === 'stdout' || input.section === 'stderr') {
         const page = ctx.text(record[input.section], { maxBytes: input.maxBytes, cursor: input.cursor });
         if (!page.ok) return page;
-        return ok({ ...head, text: page.value.text, total: page.value.totalBytes, ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }) });
+        return ok({
+          ...head,
+          text: page.value.text,
+          total: page.value.totalBytes,
+          ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
+        });
       }
       const items: readonly unknown[] = record[input.section];
       const page = ctx.list(items, { limit: input.limit, cursor: input.cursor });

@@ -1,7 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { budgetArg, cursorArg, defaultEnvAllowlist, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import {
+  budgetArg,
+  cursorArg,
+  defaultEnvAllowlist,
+  defineTool,
+  fail,
+  ok,
+  truncationSchema,
+  type AnyTool,
+} from '@keel/kit';
 import * as z from 'zod';
 import { adapters } from '../frameworks/registry.js';
 import { resolveProject, type RunnerDeps } from '../runs/execute.js';
@@ -22,7 +31,9 @@ export function listTestsTool(deps: RunnerDeps): AnyTool {
     }),
     output: z.object({
       project: projectRefSchema,
-      tests: z.array(z.object({ name: z.string(), file: z.string().optional(), line: z.number().optional() })),
+      tests: z.array(
+        z.object({ name: z.string(), file: z.string().optional(), line: z.number().optional() }),
+      ),
       total: z.number(),
       errors: z.array(errorSchema).describe('Files that failed to be collected.'),
       truncated: truncationSchema.optional(),
@@ -31,15 +42,26 @@ export function listTestsTool(deps: RunnerDeps): AnyTool {
     cursorIgnores: ['limit'],
     timeoutMs: 300_000,
     render: (out) =>
-      [`${out.project.id}: ${out.total} tests`, ...out.errors.map((e) => `ERROR ${e.file ?? ''} ${e.message}`), ...out.tests.map((t) => `${t.name}${t.file === undefined ? '' : ` (${t.file}${t.line === undefined ? '' : `:${t.line}`})`}`)].join('\n'),
+      [
+        `${out.project.id}: ${out.total} tests`,
+        ...out.errors.map((e) => `ERROR ${e.file ?? ''} ${e.message}`),
+        ...out.tests.map(
+          (t) =>
+            `${t.name}${t.file === undefined ? '' : ` (${t.file}${t.line === undefined ? '' : `:${t.line}`})`}`,
+        ),
+      ].join('\n'),
     handler: async (input, ctx) => {
       const project = await resolveProject(ctx, deps, input.project);
       if (!project.ok) return project;
       const adapter = adapters[project.value.framework];
       if (adapter.planList === undefined || adapter.parseList === undefined) {
-        return fail('INVALID_ARGUMENT', `${project.value.framework} cannot list tests without running them (project '${project.value.id}')`, {
-          hint: 'Use run_tests; its result names every failing test, and get_run pages through them.',
-        });
+        return fail(
+          'INVALID_ARGUMENT',
+          `${project.value.framework} cannot list tests without running them (project '${project.value.id}')`,
+          {
+            hint: 'Use run_tests; its result names every failing test, and get_run pages through them.',
+          },
+        );
       }
       const scratchDir = await mkdtemp(path.join(tmpdir(), 'keel-test-list-'));
       try {
@@ -56,15 +78,29 @@ export function listTestsTool(deps: RunnerDeps): AnyTool {
           env: { CI: '1', NO_COLOR: '1', FORCE_COLOR: '0', ...plan.env },
         });
         if (proc.timedOut) {
-          return fail('TIMEOUT', `listing the tests of '${project.value.id}' took longer than 240 s`, { hint: 'Run a narrower set with run_tests.' });
+          return fail('TIMEOUT', `listing the tests of '${project.value.id}' took longer than 240 s`, {
+            hint: 'Run a narrower set with run_tests.',
+          });
         }
-        const listed = await adapter.parseList({ exitCode: proc.exitCode, stdout: proc.stdout.text, stderr: proc.stderr.text }, context);
-        const display = (file: string | undefined) => (file === undefined ? {} : { file: ctx.jail.display(file) });
-        const tests = listed.tests.map((t) => ({ name: t.name, ...display(t.file), ...(t.line === undefined ? {} : { line: t.line }) }));
+        const listed = await adapter.parseList(
+          { exitCode: proc.exitCode, stdout: proc.stdout.text, stderr: proc.stderr.text },
+          context,
+        );
+        const display = (file: string | undefined) =>
+          file === undefined ? {} : { file: ctx.jail.display(file) };
+        const tests = listed.tests.map((t) => ({
+          name: t.name,
+          ...display(t.file),
+          ...(t.line === undefined ? {} : { line: t.line }),
+        }));
         const page = ctx.list(tests, { limit: input.limit, cursor: input.cursor });
         if (!page.ok) return page;
         return ok({
-          project: { id: project.value.id, dir: project.value.displayDir, framework: project.value.framework },
+          project: {
+            id: project.value.id,
+            dir: project.value.displayDir,
+            framework: project.value.framework,
+          },
           tests: page.value.items,
           total: page.value.total,
           errors: listed.errors.map((e) => ({ ...display(e.file), message: e.message })),

@@ -1,7 +1,14 @@
 import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { executeRun, failedSelection, resolveProject, type RunnerDeps } from '../runs/execute.js';
-import { maxFailuresArg, maxLogBytesArg, presentRun, renderRun, runResultSchema, timeoutArg } from '../runs/present.js';
+import {
+  maxFailuresArg,
+  maxLogBytesArg,
+  presentRun,
+  renderRun,
+  runResultSchema,
+  timeoutArg,
+} from '../runs/present.js';
 import { loadRun, runIdArg } from './getRun.js';
 
 /** `rerun_failed`: runs again exactly the tests that failed in a stored run (or the files that failed to load). */
@@ -39,9 +46,13 @@ export function rerunFailedTool(deps: RunnerDeps): AnyTool {
           if (resolved.ok && resolved.value.exists) files.push(resolved.value.real);
         }
         if (files.length === 0) {
-          return fail('PRECONDITION_FAILED', `run ${input.runId} has nothing to re-run (outcome ${record.value.outcome}, no failed test or failed file)`, {
-            hint: 'Use run_tests to run the suite again.',
-          });
+          return fail(
+            'PRECONDITION_FAILED',
+            `run ${input.runId} has nothing to re-run (outcome ${record.value.outcome}, no failed test or failed file)`,
+            {
+              hint: 'Use run_tests to run the suite again.',
+            },
+          );
         }
         selection = { files: [...new Set(files)] };
       }

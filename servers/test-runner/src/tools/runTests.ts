@@ -1,7 +1,14 @@
 import { defineTool, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { executeRun, filesInProject, resolveProject, type RunnerDeps } from '../runs/execute.js';
-import { maxFailuresArg, maxLogBytesArg, presentRun, renderRun, runResultSchema, timeoutArg } from '../runs/present.js';
+import {
+  maxFailuresArg,
+  maxLogBytesArg,
+  presentRun,
+  renderRun,
+  runResultSchema,
+  timeoutArg,
+} from '../runs/present.js';
 
 /** Printable text without control characters: a filter is data for the framework, never a line break or NUL. */
 export const testNamePatternArg = z
@@ -19,7 +26,9 @@ export const projectArg = z
   .min(1)
   .max(1000)
   .optional()
-  .describe('Project id from detect_projects (e.g. `packages/api:vitest`); may be omitted when there is only one.');
+  .describe(
+    'Project id from detect_projects (e.g. `packages/api:vitest`); may be omitted when there is only one.',
+  );
 
 /** `run_tests`: runs a project's tests with the server's own command template and returns typed failures. */
 export function runTestsTool(deps: RunnerDeps): AnyTool {
@@ -50,7 +59,11 @@ export function runTestsTool(deps: RunnerDeps): AnyTool {
     handler: async (input, ctx) => {
       const project = await resolveProject(ctx, deps, input.project);
       if (!project.ok) return project;
-      const files = filesInProject(project.value, ctx.pathList('files').map((p) => p.real), (real) => ctx.jail.display(real));
+      const files = filesInProject(
+        project.value,
+        ctx.pathList('files').map((p) => p.real),
+        (real) => ctx.jail.display(real),
+      );
       if (!files.ok) return files;
       const selection = {
         files: files.value,
@@ -69,4 +82,3 @@ export function runTestsTool(deps: RunnerDeps): AnyTool {
     },
   });
 }
-

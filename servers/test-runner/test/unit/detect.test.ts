@@ -16,7 +16,10 @@ describe('project detection', () => {
   it('reads each signal, skips dependency dirs and nested conftest files of a pytest project', async () => {
     const root = await tempDir();
     await tree(root, {
-      'web/package.json': JSON.stringify({ devDependencies: { jest: '30' }, scripts: { test: 'node --experimental-vm-modules --test' } }),
+      'web/package.json': JSON.stringify({
+        devDependencies: { jest: '30' },
+        scripts: { test: 'node --experimental-vm-modules --test' },
+      }),
       'web/vitest.config.ts': 'export default {};',
       'lib/package.json': JSON.stringify({ scripts: { test: 'mocha' } }),
       'py/pyproject.toml': '[project]\nname = "x"\n\n[tool.pytest.ini_options]\naddopts = "-q"\n',

@@ -14,11 +14,26 @@ const goPass = [
   { Action: 'pass', Package: 'example.com/calc', Test: 'TestAdd', Elapsed: 0.001 },
   { Action: 'run', Package: 'example.com/calc', Test: 'TestAddWrong' },
   { Action: 'output', Package: 'example.com/calc', Test: 'TestAddWrong', Output: '=== RUN   TestAddWrong\n' },
-  { Action: 'output', Package: 'example.com/calc', Test: 'TestAddWrong', Output: '    calc_test.go:14: add(2, 2) = 4, want 5\n' },
-  { Action: 'output', Package: 'example.com/calc', Test: 'TestAddWrong', Output: '--- FAIL: TestAddWrong (0.00s)\n' },
+  {
+    Action: 'output',
+    Package: 'example.com/calc',
+    Test: 'TestAddWrong',
+    Output: '    calc_test.go:14: add(2, 2) = 4, want 5\n',
+  },
+  {
+    Action: 'output',
+    Package: 'example.com/calc',
+    Test: 'TestAddWrong',
+    Output: '--- FAIL: TestAddWrong (0.00s)\n',
+  },
   { Action: 'fail', Package: 'example.com/calc', Test: 'TestAddWrong', Elapsed: 0 },
   { Action: 'run', Package: 'example.com/calc', Test: 'TestLater' },
-  { Action: 'output', Package: 'example.com/calc', Test: 'TestLater', Output: '    calc_test.go:20: not yet\n' },
+  {
+    Action: 'output',
+    Package: 'example.com/calc',
+    Test: 'TestLater',
+    Output: '    calc_test.go:20: not yet\n',
+  },
   { Action: 'skip', Package: 'example.com/calc', Test: 'TestLater', Elapsed: 0 },
   { Action: 'output', Package: 'example.com/calc', Output: 'FAIL\n' },
   { Action: 'output', Package: 'example.com/calc', Output: 'FAIL\texample.com/calc\t0.002s\n' },
@@ -26,12 +41,29 @@ const goPass = [
 ];
 
 const goBuildFailure = [
-  { ImportPath: 'example.com/calc/broken [example.com/calc/broken.test]', Action: 'build-output', Output: '# example.com/calc/broken [example.com/calc/broken.test]\n' },
-  { ImportPath: 'example.com/calc/broken [example.com/calc/broken.test]', Action: 'build-output', Output: './broken_test.go:5:2: undefined: missing\n' },
+  {
+    ImportPath: 'example.com/calc/broken [example.com/calc/broken.test]',
+    Action: 'build-output',
+    Output: '# example.com/calc/broken [example.com/calc/broken.test]\n',
+  },
+  {
+    ImportPath: 'example.com/calc/broken [example.com/calc/broken.test]',
+    Action: 'build-output',
+    Output: './broken_test.go:5:2: undefined: missing\n',
+  },
   { ImportPath: 'example.com/calc/broken [example.com/calc/broken.test]', Action: 'build-fail' },
   { Action: 'start', Package: 'example.com/calc/broken' },
-  { Action: 'output', Package: 'example.com/calc/broken', Output: 'FAIL\texample.com/calc/broken [build failed]\n' },
-  { Action: 'fail', Package: 'example.com/calc/broken', Elapsed: 0, FailedBuild: 'example.com/calc/broken [example.com/calc/broken.test]' },
+  {
+    Action: 'output',
+    Package: 'example.com/calc/broken',
+    Output: 'FAIL\texample.com/calc/broken [build failed]\n',
+  },
+  {
+    Action: 'fail',
+    Package: 'example.com/calc/broken',
+    Elapsed: 0,
+    FailedBuild: 'example.com/calc/broken [example.com/calc/broken.test]',
+  },
 ];
 
 const lines = (events: object[]) => events.map((e) => JSON.stringify(e)).join('\n');
@@ -51,7 +83,8 @@ describe('go test -json', () => {
           file: '/p/calc_test.go',
           failure: {
             message: 'add(2, 2) = 4, want 5',
-            stack: '=== RUN   TestAddWrong\n    calc_test.go:14: add(2, 2) = 4, want 5\n--- FAIL: TestAddWrong (0.00s)',
+            stack:
+              '=== RUN   TestAddWrong\n    calc_test.go:14: add(2, 2) = 4, want 5\n--- FAIL: TestAddWrong (0.00s)',
             actual: '4',
             expected: '5',
             file: '/p/calc_test.go',
@@ -145,17 +178,47 @@ describe('cargo libtest output', () => {
 });
 
 describe('outcome rules', () => {
-  const base = { project: { id: '.:x', framework: 'vitest' as const, dir: '/p', displayDir: '.', detectedBy: 'x' }, display: (f: string) => f, timeoutMs: 1000, signal: null };
+  const base = {
+    project: { id: '.:x', framework: 'vitest' as const, dir: '/p', displayDir: '.', detectedBy: 'x' },
+    display: (f: string) => f,
+    timeoutMs: 1000,
+    signal: null,
+  };
   const passing: ParsedRun = { reportFound: true, loadErrors: [], tests: [{ name: 'a', status: 'passed' }] };
 
   it.each([
     ['a clean run', { ...base, parsed: passing, timedOut: false, exitCode: 0 }, 'passed'],
-    ['a runner that exits non-zero although every test passed', { ...base, parsed: passing, timedOut: false, exitCode: 1 }, 'error'],
-    ['a runner that wrote no report', { ...base, parsed: { reportFound: false, tests: [], loadErrors: [] }, timedOut: false, exitCode: 0 }, 'error'],
-    ['a suite that failed to load next to passing tests', { ...base, parsed: { ...passing, loadErrors: [{ message: 'boom' }] }, timedOut: false, exitCode: 1 }, 'error'],
+    [
+      'a runner that exits non-zero although every test passed',
+      { ...base, parsed: passing, timedOut: false, exitCode: 1 },
+      'error',
+    ],
+    [
+      'a runner that wrote no report',
+      { ...base, parsed: { reportFound: false, tests: [], loadErrors: [] }, timedOut: false, exitCode: 0 },
+      'error',
+    ],
+    [
+      'a suite that failed to load next to passing tests',
+      { ...base, parsed: { ...passing, loadErrors: [{ message: 'boom' }] }, timedOut: false, exitCode: 1 },
+      'error',
+    ],
     ['a timeout', { ...base, parsed: passing, timedOut: true, exitCode: null }, 'timeout'],
-    ['zero tests', { ...base, parsed: { reportFound: true, tests: [], loadErrors: [] }, timedOut: false, exitCode: 0 }, 'no_tests'],
-    ['only skipped tests', { ...base, parsed: { reportFound: true, tests: [{ name: 's', status: 'skipped' as const }], loadErrors: [] }, timedOut: false, exitCode: 0 }, 'no_tests'],
+    [
+      'zero tests',
+      { ...base, parsed: { reportFound: true, tests: [], loadErrors: [] }, timedOut: false, exitCode: 0 },
+      'no_tests',
+    ],
+    [
+      'only skipped tests',
+      {
+        ...base,
+        parsed: { reportFound: true, tests: [{ name: 's', status: 'skipped' as const }], loadErrors: [] },
+        timedOut: false,
+        exitCode: 0,
+      },
+      'no_tests',
+    ],
   ])('%s is %s', (_what, input, outcome) => {
     expect(buildRecord(input).outcome).toBe(outcome);
   });

@@ -45,7 +45,9 @@ describe('the file run store', () => {
     await store.save(third);
     expect(await store.get(first.runId)).toBeUndefined();
     expect(await store.lookup('k1')).toBeUndefined();
-    expect((await readdir(path.join(dir, 'runs'))).sort()).toEqual([`${third.runId}.json`, `${timedOut.runId}.json`].sort());
+    expect((await readdir(path.join(dir, 'runs'))).sort()).toEqual(
+      [`${third.runId}.json`, `${timedOut.runId}.json`].sort(),
+    );
     expect(await store.get('../../etc/passwd')).toBeUndefined();
   });
 });

@@ -16,7 +16,9 @@ const iterations = 6;
 // PYTHONUNBUFFERED in the caller's environment would otherwise slow only one side.
 const directEnv = {
   ...Object.fromEntries(
-    [...defaultEnvAllowlist, 'PYENV_ROOT', 'PYENV_VERSION', 'VIRTUAL_ENV'].filter((n) => process.env[n] !== undefined).map((n) => [n, process.env[n]]),
+    [...defaultEnvAllowlist, 'PYENV_ROOT', 'PYENV_VERSION', 'VIRTUAL_ENV']
+      .filter((n) => process.env[n] !== undefined)
+      .map((n) => [n, process.env[n]]),
   ),
   CI: '1',
   NO_COLOR: '1',
@@ -112,7 +114,12 @@ export async function run({ log, workDir }) {
       const cached = [];
       for (let i = 0; i < iterations; i++) {
         // Alternate which side goes first, so a warm-up or machine-load drift favours neither.
-        const runDirect = async () => direct.push(await time(() => execFileAsync(suite.direct[0], suite.direct.slice(1), { cwd: dir, env: directEnv })));
+        const runDirect = async () =>
+          direct.push(
+            await time(() =>
+              execFileAsync(suite.direct[0], suite.direct.slice(1), { cwd: dir, env: directEnv }),
+            ),
+          );
         const runKeel = async () => fresh.push(await time(() => runTests(client, { fresh: true })));
         if (i % 2 === 0) {
           await runDirect();
