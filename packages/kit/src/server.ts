@@ -9,7 +9,7 @@ import {
   type ServerContext,
   type Tool,
 } from '@modelcontextprotocol/server';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import * as z from 'zod';
 import { redact, type RedactOptions } from './audit/redact.js';
 import type { AuditLog } from './audit/auditLog.js';
@@ -17,6 +17,8 @@ import { createAuditLog } from './audit/auditLog.js';
 import { createCallAbort, type CallAbort } from './abort.js';
 import { CallContext } from './callContext.js';
 import { createDeadlineWatch } from './deadlines.js';
+import { lazy } from './lazy.js';
+import { openSqlite } from './stateDir.js';
 import { callFingerprint, canonicalJson, sha256Hex } from './canonical.js';
 import { createCursorCodec, type CursorCodec } from './cursor.js';
 import type { AnyTool, Reconciled, ToolContext } from './defineTool.js';
@@ -114,12 +116,12 @@ export function createServer(options: CreateServerOptions): KeelServer {
   const tracer = options.tracer ?? trace.getTracer('@keel/kit');
   const owned: Database.Database[] = [];
   const memoryDb = () => {
-    const db = new Database(':memory:');
+    const db = openSqlite(':memory:');
     owned.push(db);
     return db;
   };
-  const store = options.store ?? createSqliteIdempotencyStore(memoryDb());
-  const audit = options.audit ?? createAuditLog(memoryDb());
+  const store = options.store ?? lazy(() => createSqliteIdempotencyStore(memoryDb()));
+  const audit = options.audit ?? lazy(() => createAuditLog(memoryDb()));
   const cursors: CursorCodec = createCursorCodec(options.cursorSecret);
   const owner = `${process.pid}:${randomUUID().slice(0, 8)}`;
   const deadlines = createDeadlineWatch();
@@ -129,14 +131,18 @@ export function createServer(options: CreateServerOptions): KeelServer {
     if (tools.has(tool.spec.name)) throw new TypeError(`two tools are named '${tool.spec.name}'`);
     tools.set(tool.spec.name, tool);
   }
-  const toolList: Tool[] = [...tools.values()].map((tool) => ({
-    name: tool.spec.name,
-    title: tool.spec.title,
-    description: tool.spec.description,
-    inputSchema: z.toJSONSchema(tool.inputSchema, { io: 'input' }) as Tool['inputSchema'],
-    outputSchema: z.toJSONSchema(tool.spec.output, { io: 'output' }) as NonNullable<Tool['outputSchema']>,
-    annotations: { ...tool.annotations },
-  }));
+  // Converted to JSON Schema on the first tools/list, not at start: a stdio server's cold start is
+  // on the client's critical path, and the conversion is most of a many-tool server's start-up.
+  let toolList: Tool[] | undefined;
+  const listTools = (): Tool[] =>
+    (toolList ??= [...tools.values()].map((tool) => ({
+      name: tool.spec.name,
+      title: tool.spec.title,
+      description: tool.spec.description,
+      inputSchema: z.toJSONSchema(tool.inputSchema, { io: 'input' }) as Tool['inputSchema'],
+      outputSchema: z.toJSONSchema(tool.spec.output, { io: 'output' }) as NonNullable<Tool['outputSchema']>,
+      annotations: { ...tool.annotations },
+    })));
 
   // In-process waiters for a key another call of this process is running.
   const waiters = new Map<string, Set<() => void>>();
@@ -153,8 +159,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
       logger.error('idempotency reap failed', { error });
     }
   };
-  // Expired records are also ignored by claim; reaping only keeps the file from growing.
-  reap();
+  // Expired records are also ignored by claim; reaping only keeps the file from growing. The store
+  // reaps when it opens; this catches long-running servers.
   const reaper = setInterval(reap, 60 * 60 * 1000);
   reaper.unref();
 
@@ -552,7 +558,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
       if (server.getClientCapabilities()?.roots !== undefined) refreshRoots();
     };
     server.setNotificationHandler('notifications/roots/list_changed', () => refreshRoots());
-    server.setRequestHandler('tools/list', () => ({ tools: toolList }));
+    server.setRequestHandler('tools/list', () => ({ tools: listTools() }));
     server.setRequestHandler('tools/call', async (request, ctx: ServerContext) => {
       const progressToken = request.params._meta?.progressToken;
       const jail = connectionJail === undefined ? undefined : await connectionJail;
@@ -582,7 +588,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     jail: options.jail,
     createMcpServer,
     callTool,
-    listTools: () => toolList,
+    listTools,
     async close(closeOptions = {}) {
       clearInterval(reaper);
       deadlines.close();

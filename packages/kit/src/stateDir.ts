@@ -1,8 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+
+// Loaded on first use: the native module and the database file cost start-up time a read-only
+// session never needs.
+const require = createRequire(import.meta.url);
+
+/** Opens a better-sqlite3 database, loading the native module on first use. */
+export function openSqlite(file: string): Database.Database {
+  const Sqlite = require('better-sqlite3') as typeof Database;
+  return new Sqlite(file);
+}
 
 /**
  * The directory where a server keeps its durable state: `--state-dir`, else `KEEL_STATE_DIR`, else
@@ -28,13 +39,46 @@ export interface StateDatabase {
  * mode survives a killed process (not a power cut of the last commits).
  */
 export function openStateDatabase(dir: string): StateDatabase {
+  const state = openStateDir(dir);
+  const db = state.database();
+  return { db, dir, cursorSecret: state.cursorSecret, close: () => state.close() };
+}
+
+export interface StateDir {
+  dir: string;
+  cursorSecret: Buffer;
+  /** The state database, opened on the first call. */
+  database(): Database.Database;
+  close(): void;
+}
+
+/**
+ * Prepares a state directory now (created, writable, cursor secret in place, so a bad
+ * `--state-dir` fails at start) and opens its database only when first asked.
+ */
+export function openStateDir(dir: string): StateDir {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const db = new Database(path.join(dir, 'keel.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('busy_timeout = 10000');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  return { db, dir, cursorSecret: loadSecret(path.join(dir, 'cursor.key')), close: () => db.close() };
+  accessSync(dir, constants.W_OK);
+  const cursorSecret = loadSecret(path.join(dir, 'cursor.key'));
+  let db: Database.Database | undefined;
+  return {
+    dir,
+    cursorSecret,
+    database() {
+      if (db === undefined) {
+        db = openSqlite(path.join(dir, 'keel.db'));
+        db.pragma('journal_mode = WAL');
+        db.pragma('busy_timeout = 10000');
+        db.pragma('synchronous = NORMAL');
+        db.pragma('foreign_keys = ON');
+      }
+      return db;
+    },
+    close() {
+      db?.close();
+      db = undefined;
+    },
+  };
 }
 
 function loadSecret(file: string): Buffer {

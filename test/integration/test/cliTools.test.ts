@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,6 +49,15 @@ describe('bin usage', () => {
       level: 'error',
       msg: 'no root given',
       hint: 'Pass --root DIR (repeatable), e.g. keel-fixture --root . — the tools reach nothing outside the roots.',
+    });
+    // A state dir under a regular file cannot be created.
+    const file = path.join(await tempDir('keel-file-'), 'plain-file');
+    await writeFile(file, 'not a directory');
+    const badState = await runBin(['--root', '.', '--state-dir', path.join(file, 'state')]);
+    expect(badState.code).toBe(2);
+    expect(JSON.parse(badState.stderr.trim())).toMatchObject({
+      level: 'error',
+      hint: 'Pass a writable --state-dir (or set KEEL_STATE_DIR).',
     });
     const badPort = await runBin(['--root', '.', '--http', '--port', 'eighty']);
     expect([badPort.code, badPort.stderr.split('\n')[0]]).toEqual([

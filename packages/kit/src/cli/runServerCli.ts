@@ -8,8 +8,8 @@ import { createPathJail, type PathJail } from '../jail.js';
 import { createLogger, logLevels, type Logger, type LogLevel } from '../logger.js';
 import { startTelemetry } from '../otel.js';
 import { createServer } from '../server.js';
-import { defaultStateDir, openStateDatabase } from '../stateDir.js';
-import { serveHttp } from '../transports/http.js';
+import { lazy } from '../lazy.js';
+import { defaultStateDir, openStateDatabase, openStateDir } from '../stateDir.js';
 import { serveStdio } from '../transports/stdio.js';
 
 /** The flags every Keel server bin shares. */
@@ -196,7 +196,15 @@ async function serveCommand<TExtra>(
     }
     throw error;
   }
-  const state = openStateDatabase(path.resolve(options.stateDir));
+  let state;
+  try {
+    state = openStateDir(path.resolve(options.stateDir));
+  } catch (error) {
+    logger.error(`state directory '${options.stateDir}' cannot be used: ${(error as Error).message}`, {
+      hint: 'Pass a writable --state-dir (or set KEEL_STATE_DIR).',
+    });
+    return 2;
+  }
   const telemetry = await startTelemetry({
     serviceName: cli.name,
     serviceVersion: cli.version,
@@ -220,8 +228,9 @@ async function serveCommand<TExtra>(
     tools: built.tools,
     ...(built.instructions === undefined ? {} : { instructions: built.instructions }),
     jail,
-    store: createSqliteIdempotencyStore(state.db),
-    audit: createAuditLog(state.db),
+    // Opened on the first keyed or mutating call: a read-only session never loads SQLite.
+    store: lazy(() => createSqliteIdempotencyStore(state.database())),
+    audit: lazy(() => createAuditLog(state.database())),
     cursorSecret: state.cursorSecret,
     logger,
     ...(telemetry.tracer === undefined ? {} : { tracer: telemetry.tracer }),
@@ -239,6 +248,8 @@ async function serveCommand<TExtra>(
   if (options.http) {
     let http;
     try {
+      // Loaded only when asked for: stdio servers do not pay for the HTTP stack at start-up.
+      const { serveHttp } = await import('../transports/http.js');
       http = await serveHttp(server, {
         host: options.host,
         port: options.port,

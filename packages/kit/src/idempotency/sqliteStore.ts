@@ -114,6 +114,9 @@ export function createSqliteIdempotencyStore(db: Database.Database): Idempotency
     return { kind: 'claimed', token };
   });
 
+  // Whatever expired while no server ran goes now.
+  reapStmt.run(Date.now(), Date.now());
+
   return {
     claim: (request) => claim.immediate(request),
     renew: (scope, key, token, leaseMs) =>
