@@ -8,13 +8,23 @@ const code = await runServerCli<{ allowGitWrites: boolean; deny: string[] }>({
   name: 'keel-filesystem',
   bin: 'keel-filesystem',
   version: '0.1.0',
-  description: 'The Keel filesystem MCP server: bounded reads, content search, capped trees and safe, atomic edits inside the roots.',
+  description:
+    'The Keel filesystem MCP server: bounded reads, content search, capped trees and safe, atomic edits inside the roots.',
   argv: process.argv,
   env: process.env,
   configure: (program) => {
     program
-      .option('--allow-git-writes', 'allow writes into .git/ directories (refused by default: they can make git run arbitrary code)', false)
-      .option('--deny <glob>', 'a glob, relative to a root, that no tool may read, write or list (repeatable)', collect, []);
+      .option(
+        '--allow-git-writes',
+        'allow writes into .git/ directories (refused by default: they can make git run arbitrary code)',
+        false,
+      )
+      .option(
+        '--deny <glob>',
+        'a glob, relative to a root, that no tool may read, write or list (repeatable)',
+        collect,
+        [],
+      );
   },
   helpText: `
 Example:

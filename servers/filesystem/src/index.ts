@@ -47,13 +47,17 @@ export function createFilesystemTools(options: FilesystemOptions = {}): AnyTool[
  * Use `createMcpServer()` on the result for any SDK transport, or `callTool` in-process.
  */
 export function createFilesystemServer(
-  options: FilesystemOptions & Omit<CreateServerOptions, 'tools' | 'name' | 'version'> & { name?: string; version?: string },
+  options: FilesystemOptions &
+    Omit<CreateServerOptions, 'tools' | 'name' | 'version'> & { name?: string; version?: string },
 ): KeelServer {
   const { allowGitWrites, deny, name, version, ...server } = options;
   return createServer({
     ...server,
     name: name ?? 'keel-filesystem',
     version: version ?? '0.1.0',
-    tools: createFilesystemTools({ ...(allowGitWrites === undefined ? {} : { allowGitWrites }), ...(deny === undefined ? {} : { deny }) }),
+    tools: createFilesystemTools({
+      ...(allowGitWrites === undefined ? {} : { allowGitWrites }),
+      ...(deny === undefined ? {} : { deny }),
+    }),
   });
 }

@@ -64,7 +64,8 @@ const tools: Array<[string, (p: string) => [string, Record<string, unknown>]]> =
 async function snapshot(base: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const dir of ['outside', 'root-evil']) {
-    for (const name of await readdir(path.join(base, dir))) out[`${dir}/${name}`] = await readFile(path.join(base, dir, name), 'utf8');
+    for (const name of await readdir(path.join(base, dir)))
+      out[`${dir}/${name}`] = await readFile(path.join(base, dir, name), 'utf8');
   }
   return out;
 }
@@ -80,14 +81,19 @@ describe.each(kinds)('escape table through every tool (%s client)', (kind) => {
     const results: Record<string, string> = {};
     for (const [label, attempt] of attempts(base)) {
       // Patch file names cannot carry NUL or a URI; the plain-path rows cover them.
-      if (_name.startsWith('apply_patch') && (attempt.includes('\0') || attempt.startsWith('file:'))) continue;
+      if (_name.startsWith('apply_patch') && (attempt.includes('\0') || attempt.startsWith('file:')))
+        continue;
       const [tool, args] = build(attempt);
       const result = await client.callTool({ name: tool, arguments: args });
       const code = (result._meta?.['keel/error'] as { code?: string } | undefined)?.code;
-      results[label] = result.isError === true ? (code ?? 'no code') : `succeeded: ${result.content[0]?.text?.slice(0, 200)}`;
+      results[label] =
+        result.isError === true
+          ? (code ?? 'no code')
+          : `succeeded: ${result.content[0]?.text?.slice(0, 200)}`;
     }
     expect(Object.keys(results)).toHaveLength(_name.startsWith('apply_patch') ? 12 : 14);
-    for (const [label, outcome] of Object.entries(results)) expect([label, outcome]).toEqual([label, 'OUTSIDE_ROOTS']);
+    for (const [label, outcome] of Object.entries(results))
+      expect([label, outcome]).toEqual([label, 'OUTSIDE_ROOTS']);
     expect(await snapshot(base)).toEqual(before);
     expect(await readFile(path.join(root, 'inside.txt'), 'utf8')).toBe('in\n');
   });

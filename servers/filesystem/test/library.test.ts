@@ -14,7 +14,10 @@ describe('library use', () => {
     const open = createFilesystemServer({ jail });
     const denied = await strict.callTool('read_file', { path: '.env' });
     const allowed = await open.callTool('read_file', { path: '.env' });
-    expect([denied.isError, (denied._meta?.['keel/error'] as { code: string }).code]).toEqual([true, 'PERMISSION_DENIED']);
+    expect([denied.isError, (denied._meta?.['keel/error'] as { code: string } | undefined)?.code]).toEqual([
+      true,
+      'PERMISSION_DENIED',
+    ]);
     expect(allowed.structuredContent).toMatchObject({ content: 'TOKEN=1\n' });
     await strict.close();
     await open.close();

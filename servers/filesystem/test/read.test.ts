@@ -35,10 +35,24 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     await writeFile(path.join(root, 'log.txt'), 'one\ntwo\nthree\nfour\n');
     await writeFile(path.join(root, 'open.txt'), 'one\ntwo\nthree');
     const client = await connect([root], kind);
-    expect(await callOk(client, 'read_file', { path: 'log.txt', tailLines: 2 })).toMatchObject({ content: 'three\nfour\n', startLine: 3, endLine: 4, totalLines: 4 });
-    expect(await callOk(client, 'read_file', { path: 'open.txt', tailLines: 1 })).toMatchObject({ content: 'three', startLine: 3, endLine: 3 });
-    expect(await callOk(client, 'read_file', { path: 'log.txt', tailLines: 10 })).toMatchObject({ content: 'one\ntwo\nthree\nfour\n', startLine: 1 });
-    expect((await callErr(client, 'read_file', { path: 'log.txt', tailLines: 1, startLine: 1 })).code).toBe('INVALID_ARGUMENT');
+    expect(await callOk(client, 'read_file', { path: 'log.txt', tailLines: 2 })).toMatchObject({
+      content: 'three\nfour\n',
+      startLine: 3,
+      endLine: 4,
+      totalLines: 4,
+    });
+    expect(await callOk(client, 'read_file', { path: 'open.txt', tailLines: 1 })).toMatchObject({
+      content: 'three',
+      startLine: 3,
+      endLine: 3,
+    });
+    expect(await callOk(client, 'read_file', { path: 'log.txt', tailLines: 10 })).toMatchObject({
+      content: 'one\ntwo\nthree\nfour\n',
+      startLine: 1,
+    });
+    expect((await callErr(client, 'read_file', { path: 'log.txt', tailLines: 1, startLine: 1 })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
   });
 
   it('read_file cursor walk reproduces the file byte for byte', async () => {
@@ -50,11 +64,15 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     let joined = '';
     let pages = 0;
     do {
-      const out = await callOk<{ content: string; truncated?: { nextCursor?: string } }>(client, 'read_file', {
-        path: 'big.txt',
-        maxBytes: 700,
-        ...(cursor === undefined ? {} : { cursor }),
-      });
+      const out = await callOk<{ content: string; truncated?: { nextCursor?: string } }>(
+        client,
+        'read_file',
+        {
+          path: 'big.txt',
+          maxBytes: 700,
+          ...(cursor === undefined ? {} : { cursor }),
+        },
+      );
       joined += out.content;
       cursor = out.truncated?.nextCursor;
       pages++;
@@ -71,7 +89,11 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     let cursor: string | undefined;
     const pieces: string[] = [];
     do {
-      const out = await callOk<{ content: string; truncated?: { nextCursor?: string } }>(client, 'read_file', { path: 'u.txt', maxBytes: 2, ...(cursor === undefined ? {} : { cursor }) });
+      const out = await callOk<{ content: string; truncated?: { nextCursor?: string } }>(
+        client,
+        'read_file',
+        { path: 'u.txt', maxBytes: 2, ...(cursor === undefined ? {} : { cursor }) },
+      );
       pieces.push(out.content);
       cursor = out.truncated?.nextCursor;
     } while (cursor !== undefined);
@@ -87,7 +109,14 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     const meta = await callOk(client, 'read_file', { path: 'b.bin' });
     expect(meta).toMatchObject({ binary: true, encoding: 'none', content: '', size: 7 });
     const raw = await callOk(client, 'read_file', { path: 'b.bin', binary: 'base64', maxBytes: 4 });
-    expect(raw).toMatchObject({ binary: true, encoding: 'base64', content: bytes.subarray(0, 4).toString('base64'), startByte: 0, endByte: 4, sha256: sha(bytes) });
+    expect(raw).toMatchObject({
+      binary: true,
+      encoding: 'base64',
+      content: bytes.subarray(0, 4).toString('base64'),
+      startByte: 0,
+      endByte: 4,
+      sha256: sha(bytes),
+    });
   });
 
   it('read_file errors name the object and the way forward', async () => {
@@ -103,7 +132,9 @@ describe.each(kinds)('reading (%s client)', (kind) => {
       details: { totalLines: 2 },
     });
     expect((await callErr(client, 'read_file', { path: '.' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callErr(client, 'read_file', { path: 'a.txt', startLine: 1, byteOffset: 2 })).code).toBe('INVALID_ARGUMENT');
+    expect((await callErr(client, 'read_file', { path: 'a.txt', startLine: 1, byteOffset: 2 })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
   });
 
   it('read_files shares one budget and reports per-file errors', async () => {
@@ -111,42 +142,73 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     await writeFile(path.join(root, 'small.txt'), 'tiny\n');
     await writeFile(path.join(root, 'large.txt'), 'x'.repeat(5000));
     const client = await connect([root], kind);
-    const out = await callOk<{ files: Array<Record<string, unknown>>; totalBytes: number }>(client, 'read_files', {
-      paths: ['small.txt', 'missing.txt', 'large.txt'],
-      maxBytes: 1000,
+    const out = await callOk<{ files: Array<Record<string, unknown>>; totalBytes: number }>(
+      client,
+      'read_files',
+      {
+        paths: ['small.txt', 'missing.txt', 'large.txt'],
+        maxBytes: 1000,
+      },
+    );
+    expect(out.files[0]).toEqual({
+      path: 'small.txt',
+      ok: true,
+      content: 'tiny\n',
+      size: 5,
+      binary: false,
+      totalLines: 1,
+      sha256: sha('tiny\n'),
     });
-    expect(out.files[0]).toEqual({ path: 'small.txt', ok: true, content: 'tiny\n', size: 5, binary: false, totalLines: 1, sha256: sha('tiny\n') });
-    expect(out.files[1]).toEqual({ path: 'missing.txt', ok: false, error: { code: 'NOT_FOUND', message: "file 'missing.txt' does not exist" } });
+    expect(out.files[1]).toEqual({
+      path: 'missing.txt',
+      ok: false,
+      error: { code: 'NOT_FOUND', message: "file 'missing.txt' does not exist" },
+    });
     // The missing file's share passes on: 1000 - 5 left for the last file.
-    expect(out.files[2]).toMatchObject({ path: 'large.txt', ok: true, truncated: { limit: 995, unit: 'bytes', total: 5000, continueAtByte: 995 } });
+    expect(out.files[2]).toMatchObject({
+      path: 'large.txt',
+      ok: true,
+      truncated: { limit: 995, unit: 'bytes', total: 5000, continueAtByte: 995 },
+    });
     expect(out.totalBytes).toBe(1000);
   });
 
   it('list_directory sorts, filters and pages; the cursor walk equals the full listing', async () => {
     const root = await tempDir();
     await mkdir(path.join(root, 'dir'));
-    for (let i = 0; i < 25; i++) await writeFile(path.join(root, `f${String(i).padStart(2, '0')}.txt`), 'x'.repeat(i));
+    for (let i = 0; i < 25; i++)
+      await writeFile(path.join(root, `f${String(i).padStart(2, '0')}.txt`), 'x'.repeat(i));
     await writeFile(path.join(root, '.hidden'), '');
     const client = await connect([root], kind);
-    const full = await callOk<{ entries: Array<{ name: string }>; total: number }>(client, 'list_directory', { limit: 1000 });
+    const full = await callOk<{ entries: Array<{ name: string }>; total: number }>(client, 'list_directory', {
+      limit: 1000,
+    });
     expect(full.total).toBe(27);
     const names: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await callOk<{ entries: Array<{ name: string }>; truncated?: { nextCursor?: string } }>(client, 'list_directory', {
-        limit: 4,
-        ...(cursor === undefined ? {} : { cursor }),
-      });
+      const page = await callOk<{ entries: Array<{ name: string }>; truncated?: { nextCursor?: string } }>(
+        client,
+        'list_directory',
+        {
+          limit: 4,
+          ...(cursor === undefined ? {} : { cursor }),
+        },
+      );
       names.push(...page.entries.map((e) => e.name));
       cursor = page.truncated?.nextCursor;
     } while (cursor !== undefined);
     expect(names).toEqual(full.entries.map((e) => e.name));
-    const bySize = await callOk<{ entries: Array<{ name: string; size: number; type: string }> }>(client, 'list_directory', {
-      sort: 'size',
-      order: 'desc',
-      glob: 'f*.txt',
-      limit: 2,
-    });
+    const bySize = await callOk<{ entries: Array<{ name: string; size: number; type: string }> }>(
+      client,
+      'list_directory',
+      {
+        sort: 'size',
+        order: 'desc',
+        glob: 'f*.txt',
+        limit: 2,
+      },
+    );
     expect(bySize.entries.map((e) => [e.name, e.size, e.type])).toEqual([
       ['f24.txt', 24, 'file'],
       ['f23.txt', 23, 'file'],
@@ -159,8 +221,17 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     const root = await tempDir();
     await writeFile(path.join(root, 'a.txt'), 'abc');
     const client = await connect([root], kind);
-    expect(await callOk(client, 'stat', { path: 'a.txt' })).toMatchObject({ path: 'a.txt', exists: true, type: 'file', size: 3 });
-    expect(await callOk(client, 'stat', { path: '.' })).toMatchObject({ path: '.', exists: true, type: 'directory' });
+    expect(await callOk(client, 'stat', { path: 'a.txt' })).toMatchObject({
+      path: 'a.txt',
+      exists: true,
+      type: 'file',
+      size: 3,
+    });
+    expect(await callOk(client, 'stat', { path: '.' })).toMatchObject({
+      path: '.',
+      exists: true,
+      type: 'directory',
+    });
     expect(await callOk(client, 'stat', { path: 'gone' })).toEqual({ path: 'gone', exists: false });
   });
 

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,7 +18,10 @@ describe.each(kinds)('policy (%s client)', (kind) => {
     const calls: Array<[string, Record<string, unknown>]> = [
       ['write_file', { path: '.git/config', content: '[core]\n\tfsmonitor = evil\n' }],
       ['write_file', { path: '.git/hooks/pre-commit', content: '#!/bin/sh\n' }],
-      ['edit_file', { path: '.git/config', edits: [{ oldText: '[core]', newText: '[core]\n\thooksPath = /tmp' }] }],
+      [
+        'edit_file',
+        { path: '.git/config', edits: [{ oldText: '[core]', newText: '[core]\n\thooksPath = /tmp' }] },
+      ],
       ['create_directory', { path: 'vendor/.git' }],
       ['move', { source: 'a.txt', destination: '.git/hooks/post-checkout' }],
       ['move', { source: '.git/config', destination: 'config' }],
@@ -32,7 +34,7 @@ describe.each(kinds)('policy (%s client)', (kind) => {
       expect([tool, error.code]).toEqual([tool, 'PERMISSION_DENIED']);
     }
     expect(await readFile(path.join(root, '.git', 'config'), 'utf8')).toBe('[core]\n');
-    expect((await readdir(path.join(root, '.git', 'hooks')))).toEqual([]);
+    expect(await readdir(path.join(root, '.git', 'hooks'))).toEqual([]);
     expect((await readdir(root)).sort()).toEqual(['.git', 'a.txt']);
     // Reading .git is fine.
     expect(await callOk(client, 'read_file', { path: '.git/config' })).toMatchObject({ content: '[core]\n' });
@@ -61,26 +63,40 @@ describe.each(kinds)('policy (%s client)', (kind) => {
       details: { path: '.env', glob: '**/.env' },
     });
     expect((await callErr(client, 'read_file', { path: 'secrets/key.txt' })).code).toBe('PERMISSION_DENIED');
-    expect((await callErr(client, 'write_file', { path: 'secrets/new.txt', content: 'x' })).code).toBe('PERMISSION_DENIED');
+    expect((await callErr(client, 'write_file', { path: 'secrets/new.txt', content: 'x' })).code).toBe(
+      'PERMISSION_DENIED',
+    );
     expect((await callErr(client, 'delete', { path: '.env' })).code).toBe('PERMISSION_DENIED');
-    expect((await callErr(client, 'move', { source: 'ok.txt', destination: 'secrets/ok.txt' })).code).toBe('PERMISSION_DENIED');
+    expect((await callErr(client, 'move', { source: 'ok.txt', destination: 'secrets/ok.txt' })).code).toBe(
+      'PERMISSION_DENIED',
+    );
     const listed = await callOk<{ entries: Array<{ name: string }> }>(client, 'list_directory', {});
     expect(listed.entries.map((e) => e.name)).toEqual(['ok.txt']);
-    const found = await callOk<{ matches: Array<{ path: string }> }>(client, 'find_files', { pattern: '**', hidden: true });
+    const found = await callOk<{ matches: Array<{ path: string }> }>(client, 'find_files', {
+      pattern: '**',
+      hidden: true,
+    });
     expect(found.matches.map((m) => m.path)).toEqual(['ok.txt']);
-    const searched = await callOk<{ matches: Array<{ path: string }> }>(client, 'search_text', { pattern: 'TOKEN', hidden: true });
+    const searched = await callOk<{ matches: Array<{ path: string }> }>(client, 'search_text', {
+      pattern: 'TOKEN',
+      hidden: true,
+    });
     expect(searched.matches.map((m) => m.path)).toEqual(['ok.txt']);
-    const files = await callOk<{ files: Array<{ ok: boolean }> }>(client, 'read_files', { paths: ['ok.txt', '.env'] });
+    const files = await callOk<{ files: Array<{ ok: boolean }> }>(client, 'read_files', {
+      paths: ['ok.txt', '.env'],
+    });
     expect(files.files.map((f) => f.ok)).toEqual([true, false]);
   });
 });
 
 describe('writes under contention and crashes', () => {
-  it('concurrent writes to one file leave exactly one writer\'s content, and no temp files', async () => {
+  it("concurrent writes to one file leave exactly one writer's content, and no temp files", async () => {
     const root = await tempDir();
     const client = await connect([root]);
     const contents = Array.from({ length: 10 }, (_, i) => String.fromCharCode(97 + i).repeat(200_000));
-    await Promise.all(contents.map((content) => callOk(client, 'write_file', { path: 'shared.txt', content })));
+    await Promise.all(
+      contents.map((content) => callOk(client, 'write_file', { path: 'shared.txt', content })),
+    );
     const final = await readFile(path.join(root, 'shared.txt'), 'utf8');
     expect(contents).toContain(final);
     expect(await readdir(root)).toEqual(['shared.txt']);
@@ -94,16 +110,20 @@ describe('writes under contention and crashes', () => {
     for (const delayMs of [0, 2, 10, 40, 150]) {
       await writeFile(path.join(root, 'big.txt'), oldContent);
       const client = await connectStdio(await fsBin([root]));
-      const call = client.callTool({ name: 'write_file', arguments: { path: 'big.txt', content: newContent } }).catch(() => undefined);
+      const call = client
+        .callTool({ name: 'write_file', arguments: { path: 'big.txt', content: newContent } })
+        .catch(() => undefined);
       await sleep(delayMs);
       process.kill(client.pid!, 'SIGKILL');
       await call;
       const after = await readFile(path.join(root, 'big.txt'), 'utf8');
-      const verdict = after === oldContent ? 'old' : after === newContent ? 'new' : `torn (${after.length} bytes)`;
-      expect(verdict === 'old' || verdict === 'new', verdict).toBe(true);
+      const verdict =
+        after === oldContent ? 'old' : after === newContent ? 'new' : `torn (${after.length} bytes)`;
+      expect(verdict).toMatch(/^(old|new)$/);
       outcomes.add(verdict);
       // A temp file may stay behind after a kill; it is never the target.
-      for (const name of await readdir(root)) if (name !== 'big.txt') expect(name).toMatch(/^\.big\.txt\.keel-[0-9a-f]{12}\.tmp$/);
+      const leftovers = (await readdir(root)).filter((name) => name !== 'big.txt');
+      expect(leftovers.filter((name) => !/^\.big\.txt\.keel-[0-9a-f]{12}\.tmp$/.test(name))).toEqual([]);
     }
     expect(outcomes.size).toBeGreaterThan(0);
   });
@@ -139,7 +159,9 @@ describe('a symlink swapped in after the check', () => {
     await rm(path.join(root, 'dir'), { recursive: true });
     await symlink(path.join(base, 'outside'), path.join(root, 'dir'));
     expect(openSyncChecked(jail, path.join(root, 'dir', 'secret.txt'))).toEqual({ error: 'outside' });
-    expect(readSmallFileSync(jail, path.join(root, 'dir', 'secret.txt'), 1000)).toEqual({ kind: 'unreadable' });
+    expect(readSmallFileSync(jail, path.join(root, 'dir', 'secret.txt'), 1000)).toEqual({
+      kind: 'unreadable',
+    });
   });
 
   it('cannot make a write escape (parent directory swapped for a link)', async () => {
@@ -148,7 +170,9 @@ describe('a symlink swapped in after the check', () => {
     if (!resolved.ok) throw new Error('resolve failed');
     await rm(path.join(root, 'dir'), { recursive: true });
     await symlink(path.join(base, 'outside'), path.join(root, 'dir'));
-    const written = await atomicWrite(jail, resolved.value, Buffer.from('owned\n'), 'dir/secret.txt', { mode: 'overwrite' });
+    const written = await atomicWrite(jail, resolved.value, Buffer.from('owned\n'), 'dir/secret.txt', {
+      mode: 'overwrite',
+    });
     expect(written.ok ? 'written' : written.error.code).toBe('OUTSIDE_ROOTS');
     expect(await readFile(path.join(base, 'outside', 'secret.txt'), 'utf8')).toBe('secret\n');
     expect(await readdir(path.join(base, 'outside'))).toEqual(['secret.txt']);
@@ -160,44 +184,53 @@ describe('a symlink swapped in after the check', () => {
     if (!resolved.ok) throw new Error('resolve failed');
     await rm(path.join(root, 'file.txt'));
     await symlink(path.join(base, 'outside', 'secret.txt'), path.join(root, 'file.txt'));
-    const written = await atomicWrite(jail, resolved.value, Buffer.from('mine\n'), 'file.txt', { mode: 'overwrite' });
+    const written = await atomicWrite(jail, resolved.value, Buffer.from('mine\n'), 'file.txt', {
+      mode: 'overwrite',
+    });
     expect(written.ok).toBe(true);
     expect(await readFile(path.join(base, 'outside', 'secret.txt'), 'utf8')).toBe('secret\n');
     expect(await readFile(path.join(root, 'file.txt'), 'utf8')).toBe('mine\n');
   });
 
-  it.each(kinds)('over stdio, racing swaps never leak or change the outside file (%s client)', async (kind) => {
-    const { base, root } = await layout();
-    const client = await connect([root], kind);
-    const target = path.join(root, 'file.txt');
-    const secret = path.join(base, 'outside', 'secret.txt');
-    let stop = false;
-    // Flip file.txt between a real file and a link out, as fast as the event loop allows.
-    const swapper = (async () => {
-      let flips = 0;
-      while (!stop) {
-        const staged = path.join(root, `.stage-${flips % 2}`);
-        if (flips % 2 === 0) await symlink(secret, staged);
-        else await writeFile(staged, 'inside\n');
-        await rename(staged, target);
-        flips++;
-        await sleep(0);
+  it.each(kinds)(
+    'over stdio, racing swaps never leak or change the outside file (%s client)',
+    async (kind) => {
+      const { base, root } = await layout();
+      const client = await connect([root], kind);
+      const target = path.join(root, 'file.txt');
+      const secret = path.join(base, 'outside', 'secret.txt');
+      let stop = false;
+      // Flip file.txt between a real file and a link out, as fast as the event loop allows.
+      const swapper = (async () => {
+        let flips = 0;
+        while (!stop) {
+          const staged = path.join(root, `.stage-${flips % 2}`);
+          if (flips % 2 === 0) await symlink(secret, staged);
+          else await writeFile(staged, 'inside\n');
+          await rename(staged, target);
+          flips++;
+          await sleep(0);
+        }
+        return flips;
+      })();
+      const seen = new Set<string>();
+      for (let i = 0; i < 150; i++) {
+        const read = await client.callTool({ name: 'read_file', arguments: { path: 'file.txt' } });
+        seen.add(
+          read.isError === true
+            ? ((read._meta?.['keel/error'] as { code: string } | undefined)?.code ?? 'error without a code')
+            : String(read.structuredContent?.['content']),
+        );
+        await client.callTool({ name: 'write_file', arguments: { path: 'file.txt', content: 'written\n' } });
       }
-      return flips;
-    })();
-    const seen = new Set<string>();
-    for (let i = 0; i < 150; i++) {
-      const read = await client.callTool({ name: 'read_file', arguments: { path: 'file.txt' } });
-      seen.add(read.isError === true ? ((read._meta?.['keel/error'] as { code: string }).code) : String(read.structuredContent?.['content']));
-      await client.callTool({ name: 'write_file', arguments: { path: 'file.txt', content: 'written\n' } });
-    }
-    stop = true;
-    expect(await swapper).toBeGreaterThan(0);
-    expect(seen.has('secret\n')).toBe(false);
-    expect(await readFile(secret, 'utf8')).toBe('secret\n');
-    expect(await readdir(path.join(base, 'outside'))).toEqual(['secret.txt']);
-    for (const name of await readdir(root)) await unlink(path.join(root, name)).catch(() => undefined);
-  });
+      stop = true;
+      expect(await swapper).toBeGreaterThan(0);
+      expect(seen.has('secret\n')).toBe(false);
+      expect(await readFile(secret, 'utf8')).toBe('secret\n');
+      expect(await readdir(path.join(base, 'outside'))).toEqual(['secret.txt']);
+      for (const name of await readdir(root)) await unlink(path.join(root, name)).catch(() => undefined);
+    },
+  );
 });
 
 describe('budgets hold on huge inputs', () => {
@@ -206,24 +239,41 @@ describe('budgets hold on huge inputs', () => {
     const line = `${'z'.repeat(99)}\n`;
     await writeFile(path.join(root, 'huge.log'), line.repeat(200_000));
     await mkdir(path.join(root, 'many'));
-    await Promise.all(Array.from({ length: 10_000 }, (_, i) => writeFile(path.join(root, 'many', `f${i}.txt`), 'zz\n')));
+    await Promise.all(
+      Array.from({ length: 10_000 }, (_, i) => writeFile(path.join(root, 'many', `f${i}.txt`), 'zz\n')),
+    );
     const client = await connect([root]);
     const read = await client.callTool({ name: 'read_file', arguments: { path: 'huge.log' } });
-    expect(read.structuredContent).toMatchObject({ size: 20_000_000, startLine: 1, endLine: 655, truncated: { limit: 65_536, unit: 'bytes', total: 20_000_000 } });
-    expect((read.structuredContent?.['content'] as string).length).toBe(65_500);
+    expect(read.structuredContent).toMatchObject({
+      size: 20_000_000,
+      startLine: 1,
+      endLine: 655,
+      truncated: { limit: 65_536, unit: 'bytes', total: 20_000_000 },
+    });
+    expect((read.structuredContent!['content'] as string).length).toBe(65_500);
     const tail = await callOk(client, 'read_file', { path: 'huge.log', startLine: 199_999 });
     expect(tail).toMatchObject({ content: line.repeat(2), startLine: 199_999, endLine: 200_000 });
     expect(tail).not.toHaveProperty('truncated');
     const end = await callOk(client, 'read_file', { path: 'huge.log', tailLines: 3 });
     expect(end).toMatchObject({ content: line.repeat(3), startByte: 20_000_000 - 300, endByte: 20_000_000 });
     expect(end).not.toHaveProperty('startLine');
-    const list = await callOk<{ entries: unknown[]; total: number }>(client, 'list_directory', { path: 'many' });
+    const list = await callOk<{ entries: unknown[]; total: number }>(client, 'list_directory', {
+      path: 'many',
+    });
     expect([list.entries.length, list.total]).toEqual([200, 10_000]);
     const tree = await client.callTool({ name: 'tree', arguments: {} });
-    expect((tree.structuredContent?.['entries'] as unknown[]).length).toBe(400);
+    expect((tree.structuredContent!['entries'] as unknown[]).length).toBe(400);
     expect(Buffer.byteLength(JSON.stringify(tree))).toBeLessThan(64 * 1024);
-    const search = await callOk<{ matches: unknown[]; skipped: { tooLarge: number }; stoppedBy: string }>(client, 'search_text', { pattern: 'z' });
-    expect([search.matches.length, search.skipped.tooLarge, search.stoppedBy]).toEqual([100, 1, 'maxMatches']);
+    const search = await callOk<{ matches: unknown[]; skipped: { tooLarge: number }; stoppedBy: string }>(
+      client,
+      'search_text',
+      { pattern: 'z' },
+    );
+    expect([search.matches.length, search.skipped.tooLarge, search.stoppedBy]).toEqual([
+      100,
+      1,
+      'maxMatches',
+    ]);
     void constants;
   });
 });

@@ -14,11 +14,21 @@ export interface Checked {
 }
 
 /** A declared path argument, resolved by the kit, then held to the server's policy for `access`. */
-export function checkedPath(ctx: ToolContext, deps: FsDeps, field: string, access: 'read' | 'write'): Outcome<Checked> {
+export function checkedPath(
+  ctx: ToolContext,
+  deps: FsDeps,
+  field: string,
+  access: 'read' | 'write',
+): Outcome<Checked> {
   return checkResolved(ctx, deps, ctx.path(field), access);
 }
 
-export function checkResolved(ctx: ToolContext, deps: FsDeps, resolved: ResolvedPath, access: 'read' | 'write'): Outcome<Checked> {
+export function checkResolved(
+  ctx: ToolContext,
+  deps: FsDeps,
+  resolved: ResolvedPath,
+  access: 'read' | 'write',
+): Outcome<Checked> {
   const shown = ctx.jail.display(resolved.real);
   const verdict =
     access === 'read'

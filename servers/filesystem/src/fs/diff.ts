@@ -9,7 +9,9 @@ export async function unifiedDiff(
   maxBytes: number,
 ): Promise<{ diff: string; truncated?: Truncation }> {
   const { createTwoFilesPatch } = await diff();
-  const full = createTwoFilesPatch(`a/${shown}`, `b/${shown}`, before, after, undefined, undefined, { context: 3 })
+  const full = createTwoFilesPatch(`a/${shown}`, `b/${shown}`, before, after, undefined, undefined, {
+    context: 3,
+  })
     .split('\n')
     .filter((line) => !line.startsWith('====='))
     .join('\n');
@@ -23,5 +25,8 @@ function capText(text: string, maxBytes: number): { diff: string; truncated?: Tr
   let end = buffer.lastIndexOf(0x0a, maxBytes - 1) + 1;
   if (end <= 0) end = maxBytes;
   while (end > 0 && (buffer[end]! & 0xc0) === 0x80) end--;
-  return { diff: buffer.subarray(0, end).toString('utf8'), truncated: { limit: maxBytes, unit: 'bytes', total: bytes } };
+  return {
+    diff: buffer.subarray(0, end).toString('utf8'),
+    truncated: { limit: maxBytes, unit: 'bytes', total: bytes },
+  };
 }

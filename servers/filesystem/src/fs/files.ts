@@ -1,5 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, read, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  read,
+  readlinkSync,
+  readSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +26,7 @@ export function looksBinary(head: Buffer): boolean {
 
 /** Maps the errors a file operation can meet to structured errors naming the path. */
 export function fsError(error: unknown, shown: string, doing: string): Outcome<never> {
-  const code = (error as NodeJS.ErrnoException).code;
+  const code = (error as NodeJS.ErrnoException).code ?? '';
   switch (code) {
     case 'ENOENT':
       return fail('NOT_FOUND', `cannot ${doing} '${shown}': it does not exist`, {
@@ -41,18 +51,28 @@ export function fsError(error: unknown, shown: string, doing: string): Outcome<n
         hint: 'Choose another path, or pass overwrite: true where the tool offers it.',
       });
     case 'ENOSPC':
-      return fail('RESOURCE_LIMIT', `cannot ${doing} '${shown}': no space left on the device`, { retryable: true });
-    case 'EXDEV':
-      return fail('INVALID_ARGUMENT', `cannot ${doing} '${shown}': source and destination are on different filesystems`, {
-        hint: 'Copy the content with read_file and write_file, then delete the source.',
+      return fail('RESOURCE_LIMIT', `cannot ${doing} '${shown}': no space left on the device`, {
+        retryable: true,
       });
+    case 'EXDEV':
+      return fail(
+        'INVALID_ARGUMENT',
+        `cannot ${doing} '${shown}': source and destination are on different filesystems`,
+        {
+          hint: 'Copy the content with read_file and write_file, then delete the source.',
+        },
+      );
     default:
       throw error;
   }
 }
 
 /** Opens a jailed path for reading; the descriptor is re-checked against the roots (see PathJail.open). */
-export async function openForRead(jail: PathJail, resolved: ResolvedPath, shown: string): Promise<Outcome<FileHandle>> {
+export async function openForRead(
+  jail: PathJail,
+  resolved: ResolvedPath,
+  shown: string,
+): Promise<Outcome<FileHandle>> {
   try {
     return await jail.open(resolved, constants.O_RDONLY);
   } catch (error) {
@@ -74,11 +94,16 @@ export async function readWhole(
   if (!opened.ok) return opened;
   try {
     const info = await opened.value.stat();
-    if (info.isDirectory()) return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'read');
+    if (info.isDirectory())
+      return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'read');
     if (info.size > maxBytes) {
-      return fail('RESOURCE_LIMIT', `file '${shown}' is ${info.size} bytes, over the ${maxBytes}-byte limit for whole-file edits`, {
-        hint: 'Edit it with other tools; read_file can still read it in windows.',
-      });
+      return fail(
+        'RESOURCE_LIMIT',
+        `file '${shown}' is ${info.size} bytes, over the ${maxBytes}-byte limit for whole-file edits`,
+        {
+          hint: 'Edit it with other tools; read_file can still read it in windows.',
+        },
+      );
     }
     const data = Buffer.allocUnsafe(info.size);
     let filled = 0;
@@ -124,7 +149,8 @@ export async function atomicWrite(
   let existed = false;
   try {
     const info = await stat(target.real);
-    if (info.isDirectory()) return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'write');
+    if (info.isDirectory())
+      return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'write');
     existingMode = info.mode & 0o7777;
     existed = true;
   } catch (error) {
@@ -163,9 +189,11 @@ export async function atomicWrite(
         await link(temp.real, target.real);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') return fsError(error, shown, 'create');
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP')
+          return fsError(error, shown, 'create');
         // No hard links on this filesystem: check, then rename (a narrow race instead of none).
-        if ((await lstat(target.real).catch(() => undefined)) !== undefined) return fsError(Object.assign(new Error('exists'), { code: 'EEXIST' }), shown, 'create');
+        if ((await lstat(target.real).catch(() => undefined)) !== undefined)
+          return fsError(Object.assign(new Error('exists'), { code: 'EEXIST' }), shown, 'create');
         await rename(temp.real, target.real);
         renamed = true;
       }
@@ -192,7 +220,11 @@ async function syncDirectory(dir: string): Promise<void> {
 }
 
 /** Creates the missing parents of a jailed path, re-checking the jail after (a parent may have been swapped). */
-export async function ensureParents(jail: PathJail, target: ResolvedPath, shown: string): Promise<Outcome<void>> {
+export async function ensureParents(
+  jail: PathJail,
+  target: ResolvedPath,
+  shown: string,
+): Promise<Outcome<void>> {
   const dir = path.dirname(target.real);
   try {
     await mkdir(dir, { recursive: true });
@@ -221,16 +253,26 @@ export async function entryOf(
   jail: PathJail,
   input: string,
 ): Promise<Outcome<{ entry: string; root: string; isLink: boolean; exists: boolean }>> {
-  const absolute = path.resolve(jail.roots[0] ?? '/', input.startsWith('file://') ? fileURLToPath(input) : input);
+  const absolute = path.resolve(
+    jail.roots[0] ?? '/',
+    input.startsWith('file://') ? fileURLToPath(input) : input,
+  );
   if (jail.roots.includes(absolute)) {
-    return fail('INVALID_ARGUMENT', `path '${input}' is a root`, { hint: 'A root itself cannot be moved or deleted; name something inside it.' });
+    return fail('INVALID_ARGUMENT', `path '${input}' is a root`, {
+      hint: 'A root itself cannot be moved or deleted; name something inside it.',
+    });
   }
   const name = path.basename(absolute);
   const parent = await jail.resolve(path.dirname(absolute));
   if (!parent.ok) return parent;
   const entry = path.join(parent.value.real, name);
   const info = await lstat(entry).catch(() => undefined);
-  return ok({ entry, root: parent.value.root, isLink: info?.isSymbolicLink() === true, exists: info !== undefined });
+  return ok({
+    entry,
+    root: parent.value.root,
+    isLink: info?.isSymbolicLink() === true,
+    exists: info !== undefined,
+  });
 }
 
 export type SmallRead = { kind: 'text'; data: Buffer } | { kind: 'binary' | 'tooLarge' | 'unreadable' };
@@ -241,7 +283,10 @@ export type SmallRead = { kind: 'text'; data: Buffer } | { kind: 'binary' | 'too
  * cannot be opened or leads outside. Synchronous opens and reads of local files cost a few
  * microseconds each; through the thread pool each is a round trip, which dominates small reads.
  */
-export function openSyncChecked(jail: PathJail, real: string): { fd: number } | { error: 'outside' | NodeJS.ErrnoException } {
+export function openSyncChecked(
+  jail: PathJail,
+  real: string,
+): { fd: number } | { error: 'outside' | NodeJS.ErrnoException } {
   let fd: number;
   try {
     fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -255,7 +300,8 @@ export function openSyncChecked(jail: PathJail, real: string): { fd: number } | 
   } catch {
     const byFd = fstatSync(fd);
     const byPath = statSync(real, { throwIfNoEntry: false });
-    if (byPath !== undefined && byPath.ino === byFd.ino && byPath.dev === byFd.dev) opened = realpathSync(real);
+    if (byPath !== undefined && byPath.ino === byFd.ino && byPath.dev === byFd.dev)
+      opened = realpathSync(real);
   }
   if (opened === undefined || !jail.contains(opened)) {
     closeSync(fd);
@@ -266,24 +312,38 @@ export function openSyncChecked(jail: PathJail, real: string): { fd: number } | 
 
 /** The error for a path that led outside the roots between the check and the open. */
 export function openedOutside(jail: PathJail, shown: string): Outcome<never> {
-  return fail('OUTSIDE_ROOTS', `path '${shown}' changed to point outside the roots while it was being opened`, {
-    hint: `Use a path inside the roots: ${jail.roots.join(', ')}.`,
-    details: { roots: [...jail.roots] },
-  });
+  return fail(
+    'OUTSIDE_ROOTS',
+    `path '${shown}' changed to point outside the roots while it was being opened`,
+    {
+      hint: `Use a path inside the roots: ${jail.roots.join(', ')}.`,
+      details: { roots: [...jail.roots] },
+    },
+  );
 }
 
 /** A descriptor as a positional reader through the thread pool (for reads too long to block on). */
-export function asyncReader(fd: number): { read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> } {
+export function asyncReader(fd: number): {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+} {
   return {
     read: (buffer, offset, length, position) =>
-      new Promise((resolve, reject) => read(fd, buffer, offset, length, position, (error, bytesRead) => (error === null ? resolve({ bytesRead }) : reject(error)))),
+      new Promise((resolve, reject) =>
+        read(fd, buffer, offset, length, position, (error, bytesRead) =>
+          error === null ? resolve({ bytesRead }) : reject(error),
+        ),
+      ),
   };
 }
 
 /** A descriptor as a positional reader (reads run synchronously). */
-export function syncReader(fd: number): { read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> } {
+export function syncReader(fd: number): {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+} {
   return {
-    read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
+    read: async (buffer, offset, length, position) => ({
+      bytesRead: readSync(fd, buffer, offset, length, position),
+    }),
   };
 }
 

@@ -57,11 +57,20 @@ export function createFsPolicy(options: FilesystemOptions = {}): FsPolicy {
     checkWrite(real, root, shown) {
       const read = checkRead(real, root, shown);
       if (!read.ok) return read;
-      if (!allowGitWrites && relativeOf(root, real).split('/').some((part) => part.toLowerCase() === '.git')) {
-        return fail('PERMISSION_DENIED', `path '${shown}' is inside a .git directory, which this server does not write`, {
-          hint: 'Use the git tools for repository changes. Writes into .git/ (hooks, config) would let any git command run arbitrary code; the server operator can allow them with --allow-git-writes.',
-          details: { path: shown },
-        });
+      if (
+        !allowGitWrites &&
+        relativeOf(root, real)
+          .split('/')
+          .some((part) => part.toLowerCase() === '.git')
+      ) {
+        return fail(
+          'PERMISSION_DENIED',
+          `path '${shown}' is inside a .git directory, which this server does not write`,
+          {
+            hint: 'Use the git tools for repository changes. Writes into .git/ (hooks, config) would let any git command run arbitrary code; the server operator can allow them with --allow-git-writes.',
+            details: { path: shown },
+          },
+        );
       }
       return ok(undefined);
     },

@@ -25,14 +25,16 @@ export function nestedQuantifier(source: string): string | undefined {
       groups.push({ start: i, quantified: false });
       continue;
     }
-    const isQuantifier = char === '*' || char === '+' || (char === '{' && /^\{\d+(,\d*)?\}/.test(source.slice(i)));
+    const isQuantifier =
+      char === '*' || char === '+' || (char === '{' && /^\{\d+(,\d*)?\}/.test(source.slice(i)));
     if (char === ')') {
       const group = groups.pop();
       if (group === undefined) continue;
       const next = source[i + 1];
       const braces = next === '{' ? /^\{\d+,\d*\}/.exec(source.slice(i + 1))?.[0] : undefined;
       const quantifiedAfter = next === '*' || next === '+' || braces !== undefined;
-      if (quantifiedAfter && group.quantified) return source.slice(group.start, i + 1 + (braces?.length ?? 1));
+      if (quantifiedAfter && group.quantified)
+        return source.slice(group.start, i + 1 + (braces?.length ?? 1));
       // A group that contains a quantifier makes its enclosing group contain one too.
       if (group.quantified || quantifiedAfter) {
         const parent = groups[groups.length - 1];

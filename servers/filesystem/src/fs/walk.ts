@@ -112,12 +112,18 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
       if (options.skip?.(rel, type) === true) continue;
       children.push({ rel, real, type, depth });
     }
-    for (const child of children) if (child.type === 'directory' && depth < options.maxDepth) prefetch(child.real);
+    for (const child of children)
+      if (child.type === 'directory' && depth < options.maxDepth) prefetch(child.real);
     return { children, scopes: inScope };
   };
 
   if (options.order === 'depth-first') {
-    async function* visit(dirReal: string, dirRel: string, depth: number, scopes: readonly IgnoreScope[]): AsyncGenerator<WalkEntry> {
+    async function* visit(
+      dirReal: string,
+      dirRel: string,
+      depth: number,
+      scopes: readonly IgnoreScope[],
+    ): AsyncGenerator<WalkEntry> {
       if (options.signal.aborted) return;
       const listed = await listChildren(dirReal, dirRel, depth, scopes);
       for (const child of listed.children) {
@@ -141,7 +147,8 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
     for (const child of listed.children) {
       yield child;
       if (child.type !== 'directory') continue;
-      if (next.depth < options.maxDepth) queue.push({ real: child.real, rel: child.rel, depth: next.depth + 1, scopes: listed.scopes });
+      if (next.depth < options.maxDepth)
+        queue.push({ real: child.real, rel: child.rel, depth: next.depth + 1, scopes: listed.scopes });
       else options.onDepthLimit?.(child);
     }
   }

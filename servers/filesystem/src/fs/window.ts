@@ -49,7 +49,10 @@ interface Source {
 
 function sourceOf(handle: PositionalReader, size: number, whole: Buffer | undefined): Source {
   if (whole !== undefined) {
-    return { size: whole.length, read: async (position, length) => whole.subarray(position, Math.min(whole.length, position + length)) };
+    return {
+      size: whole.length,
+      read: async (position, length) => whole.subarray(position, Math.min(whole.length, position + length)),
+    };
   }
   return {
     size,
@@ -70,7 +73,11 @@ function sourceOf(handle: PositionalReader, size: number, whole: Buffer | undefi
  * Reads one window of a file: a line range or a byte range, at most `maxBytes`, without loading more
  * of a large file than the window needs (unless whole-file totals were asked for).
  */
-export async function readWindow(handle: PositionalReader, size: number, request: WindowRequest): Promise<WindowResult> {
+export async function readWindow(
+  handle: PositionalReader,
+  size: number,
+  request: WindowRequest,
+): Promise<WindowResult> {
   let whole: Buffer | undefined;
   let sha256: string | undefined;
   let totalLines: number | undefined;
@@ -107,13 +114,28 @@ export async function readWindow(handle: PositionalReader, size: number, request
   } else if (request.startLine !== undefined) {
     const found = await findLineStart(source, request.startLine);
     if (found === undefined) {
-      return { bytes: Buffer.alloc(0), startByte: fileSize, endByte: fileSize, startLine: undefined, nextLine: undefined, more: false, sha256, totalLines, pastEnd: true };
+      return {
+        bytes: Buffer.alloc(0),
+        startByte: fileSize,
+        endByte: fileSize,
+        startLine: undefined,
+        nextLine: undefined,
+        more: false,
+        sha256,
+        totalLines,
+        pastEnd: true,
+      };
     }
     startByte = found;
     startLine = request.startLine;
   } else if (request.tailLines !== undefined) {
     startByte = await findTailStart(source, request.tailLines);
-    startLine = startByte === 0 ? 1 : totalLines === undefined ? undefined : Math.max(1, totalLines - request.tailLines + 1);
+    startLine =
+      startByte === 0
+        ? 1
+        : totalLines === undefined
+          ? undefined
+          : Math.max(1, totalLines - request.tailLines + 1);
   } else {
     startByte = Math.min(request.byteOffset ?? 0, fileSize);
     startLine = startByte === 0 ? 1 : undefined;
@@ -123,10 +145,15 @@ export async function readWindow(handle: PositionalReader, size: number, request
   // well before the budget, so it is read in growing steps rather than all at once.
   // Three bytes more than that, so a character that straddles the budget can be completed.
   const budget = request.maxBytes + 4;
-  const linesWanted = request.endLine !== undefined && startLine !== undefined ? request.endLine - startLine + 1 : undefined;
+  const linesWanted =
+    request.endLine !== undefined && startLine !== undefined ? request.endLine - startLine + 1 : undefined;
   let data: Buffer = Buffer.alloc(0);
   let end: number | undefined;
-  for (let step = linesWanted === undefined ? budget : Math.min(budget, 16_384); ; step = Math.min(budget, step * 4)) {
+  for (
+    let step = linesWanted === undefined ? budget : Math.min(budget, 16_384);
+    ;
+    step = Math.min(budget, step * 4)
+  ) {
     data = await source.read(startByte, step);
     if (linesWanted !== undefined) end = nthNewlineEnd(data, linesWanted);
     if (end !== undefined || step === budget || startByte + data.length >= fileSize) break;
@@ -149,7 +176,17 @@ export async function readWindow(handle: PositionalReader, size: number, request
   const more = cut < selection.length || !selectionEnds;
   const bytes = selection.subarray(0, cut);
   const nextLine = startLine === undefined ? undefined : startLine + countNewlines(bytes);
-  return { bytes, startByte, endByte: startByte + bytes.length, startLine, nextLine, more, sha256, totalLines, pastEnd: false };
+  return {
+    bytes,
+    startByte,
+    endByte: startByte + bytes.length,
+    startLine,
+    nextLine,
+    more,
+    sha256,
+    totalLines,
+    pastEnd: false,
+  };
 }
 
 /** The first byte of the last `lines` lines (a final newline does not start another line). */

@@ -37,7 +37,13 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
     input: z.object({
       patch: z.string().min(1).max(4_194_304).describe('The unified diff text.'),
       dryRun: z.boolean().default(false).describe('Check that every hunk applies, write nothing.'),
-      fuzzFactor: z.number().int().min(0).max(3).default(0).describe('Context lines per hunk allowed to differ (default 0: exact).'),
+      fuzzFactor: z
+        .number()
+        .int()
+        .min(0)
+        .max(3)
+        .default(0)
+        .describe('Context lines per hunk allowed to differ (default 0: exact).'),
     }),
     output: z.object({
       files: z.array(
@@ -53,7 +59,12 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
     }),
     effect: 'write',
     render: (out) =>
-      [`${out.dryRun ? 'would apply' : 'applied'} to ${out.files.length} file(s):`, ...out.files.map((f) => `  ${f.action} ${f.from === undefined ? '' : `${f.from} -> `}${f.path} (${f.hunks} hunks)`)].join('\n'),
+      [
+        `${out.dryRun ? 'would apply' : 'applied'} to ${out.files.length} file(s):`,
+        ...out.files.map(
+          (f) => `  ${f.action} ${f.from === undefined ? '' : `${f.from} -> `}${f.path} (${f.hunks} hunks)`,
+        ),
+      ].join('\n'),
     handler: async (input, ctx) => {
       const { applyPatch, parsePatch } = await diff();
       let patches: StructuredPatch[];
@@ -64,11 +75,18 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
           hint: 'Pass a unified diff with ---/+++ file headers and @@ hunk headers.',
         });
       }
-      patches = patches.filter((p) => p.hunks.length > 0 || p.isDelete === true || p.isCreate === true || p.isRename === true);
+      patches = patches.filter(
+        (p) => p.hunks.length > 0 || p.isDelete === true || p.isCreate === true || p.isRename === true,
+      );
       if (patches.length === 0) {
-        return fail('INVALID_ARGUMENT', 'patch contains no file changes', { hint: 'Pass a unified diff with ---/+++ file headers and @@ hunk headers.' });
+        return fail('INVALID_ARGUMENT', 'patch contains no file changes', {
+          hint: 'Pass a unified diff with ---/+++ file headers and @@ hunk headers.',
+        });
       }
-      const resolveName = async (name: string, access: 'read' | 'write'): Promise<Outcome<{ resolved: ResolvedPath; shown: string }>> => {
+      const resolveName = async (
+        name: string,
+        access: 'read' | 'write',
+      ): Promise<Outcome<{ resolved: ResolvedPath; shown: string }>> => {
         const resolved = await ctx.jail.resolve(name);
         if (!resolved.ok) return resolved;
         return checkResolved(ctx, deps, resolved.value, access);
@@ -78,16 +96,26 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
       const targets = new Set<string>();
       for (const patch of patches) {
         if (patch.isBinary === true) {
-          return fail('INVALID_ARGUMENT', `patch for '${patch.newFileName ?? patch.oldFileName}' is a binary diff`, { hint: 'Write binary files with write_file (base64).' });
+          return fail(
+            'INVALID_ARGUMENT',
+            `patch for '${patch.newFileName ?? patch.oldFileName}' is a binary diff`,
+            { hint: 'Write binary files with write_file (base64).' },
+          );
         }
         const oldName = stripPrefix(patch.oldFileName);
         const newName = stripPrefix(patch.newFileName);
         const name = newName ?? oldName;
-        if (name === undefined) return fail('INVALID_ARGUMENT', 'a file patch names neither an old nor a new file', { hint: 'Each file needs ---/+++ headers.' });
+        if (name === undefined)
+          return fail('INVALID_ARGUMENT', 'a file patch names neither an old nor a new file', {
+            hint: 'Each file needs ---/+++ headers.',
+          });
         const target = await resolveName(name, 'write');
         if (!target.ok) return target;
         const key = target.value.resolved.real;
-        if (targets.has(key)) return fail('INVALID_ARGUMENT', `patch changes '${target.value.shown}' twice`, { hint: 'Merge the hunks for one file into one file section.' });
+        if (targets.has(key))
+          return fail('INVALID_ARGUMENT', `patch changes '${target.value.shown}' twice`, {
+            hint: 'Merge the hunks for one file into one file section.',
+          });
         targets.add(key);
         let source: { resolved: ResolvedPath; shown: string } | undefined;
         if (oldName !== undefined && newName !== undefined && oldName !== newName) {
@@ -95,35 +123,59 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
           if (!from.ok) return from;
           source = from.value;
         }
-        const action: Planned['action'] = oldName === undefined ? 'create' : newName === undefined ? 'delete' : source !== undefined ? 'rename' : 'modify';
+        const action: Planned['action'] =
+          oldName === undefined
+            ? 'create'
+            : newName === undefined
+              ? 'delete'
+              : source !== undefined
+                ? 'rename'
+                : 'modify';
         const readFrom = source ?? target.value;
         let before: Buffer | undefined;
         if (action !== 'create') {
           const current = await readWhole(ctx.jail, readFrom.resolved, readFrom.shown);
           if (!current.ok) return current;
           before = current.value;
-          if (looksBinary(before)) return fail('INVALID_ARGUMENT', `'${readFrom.shown}' is a binary file`, { hint: 'Write binary files with write_file (base64).' });
+          if (looksBinary(before))
+            return fail('INVALID_ARGUMENT', `'${readFrom.shown}' is a binary file`, {
+              hint: 'Write binary files with write_file (base64).',
+            });
         } else if (target.value.resolved.exists) {
-          return fail('ALREADY_EXISTS', `patch creates '${target.value.shown}', which already exists`, { hint: 'Make the patch modify the file (---/+++ both naming it), or delete it first.' });
+          return fail('ALREADY_EXISTS', `patch creates '${target.value.shown}', which already exists`, {
+            hint: 'Make the patch modify the file (---/+++ both naming it), or delete it first.',
+          });
         }
         if (action === 'rename' && target.value.resolved.exists) {
-          return fail('ALREADY_EXISTS', `patch renames to '${target.value.shown}', which already exists`, { hint: 'Delete or move the destination first.' });
+          return fail('ALREADY_EXISTS', `patch renames to '${target.value.shown}', which already exists`, {
+            hint: 'Delete or move the destination first.',
+          });
         }
         const text = before?.toString('utf8') ?? '';
         const applied = applyPatch(text, patch, { fuzzFactor: input.fuzzFactor });
         if (applied === false) {
           let failing = patch.hunks.length;
           for (let k = 1; k <= patch.hunks.length; k++) {
-            if (applyPatch(text, { ...patch, hunks: patch.hunks.slice(0, k) }, { fuzzFactor: input.fuzzFactor }) === false) {
+            if (
+              applyPatch(
+                text,
+                { ...patch, hunks: patch.hunks.slice(0, k) },
+                { fuzzFactor: input.fuzzFactor },
+              ) === false
+            ) {
               failing = k;
               break;
             }
           }
           const hunk = patch.hunks[failing - 1];
-          return fail('CONFLICT', `hunk ${failing} of ${patch.hunks.length} for '${readFrom.shown}'${hunk === undefined ? '' : ` (@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@)`} does not apply; nothing was written`, {
-            hint: 'The file differs from the patch context: read the file around those lines and regenerate the hunk (or allow fuzzFactor).',
-            details: { path: readFrom.shown, hunk: failing },
-          });
+          return fail(
+            'CONFLICT',
+            `hunk ${failing} of ${patch.hunks.length} for '${readFrom.shown}'${hunk === undefined ? '' : ` (@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@)`} does not apply; nothing was written`,
+            {
+              hint: 'The file differs from the patch context: read the file around those lines and regenerate the hunk (or allow fuzzFactor).',
+              details: { path: readFrom.shown, hunk: failing },
+            },
+          );
         }
         plan.push({
           action,
@@ -147,23 +199,33 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
                 const made = await ensureParents(ctx.jail, step.target, step.shown);
                 if (!made.ok) return made;
               }
-              const written = await atomicWrite(ctx.jail, step.target, step.after!, step.shown, { mode: step.action === 'modify' ? 'overwrite' : 'create' });
+              const written = await atomicWrite(ctx.jail, step.target, step.after!, step.shown, {
+                mode: step.action === 'modify' ? 'overwrite' : 'create',
+              });
               if (!written.ok) return written;
               if (step.source !== undefined) await unlink(step.source.resolved.real);
             }
             done.push(step);
           }
           return undefined;
-        })().catch((error: unknown) => fail('INTERNAL', `writing the patch failed: ${(error as Error).message}`));
+        })().catch((error: unknown) =>
+          fail('INTERNAL', `writing the patch failed: ${(error as Error).message}`),
+        );
         if (failure !== undefined && !failure.ok) {
           for (const step of done.reverse()) {
-            if (step.action === 'create' || step.action === 'rename') await unlink(step.target.real).catch(() => undefined);
+            if (step.action === 'create' || step.action === 'rename')
+              await unlink(step.target.real).catch(() => undefined);
             const original = step.source ?? { resolved: step.target, shown: step.shown };
-            if (step.before !== undefined) await atomicWrite(ctx.jail, original.resolved, step.before, original.shown, { mode: 'overwrite' });
+            if (step.before !== undefined)
+              await atomicWrite(ctx.jail, original.resolved, step.before, original.shown, {
+                mode: 'overwrite',
+              });
           }
-          return fail(failure.error.code, `${failure.error.message}; the files already written were restored`, {
-            ...(failure.error.hint === undefined ? {} : { hint: failure.error.hint }),
-          });
+          return fail(
+            failure.error.code,
+            `${failure.error.message}; the files already written were restored`,
+            failure.error.hint === undefined ? {} : { hint: failure.error.hint },
+          );
         }
       }
       return ok({

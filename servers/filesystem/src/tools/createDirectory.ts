@@ -9,8 +9,11 @@ export function createDirectoryTool(deps: FsDeps): AnyTool {
   return defineTool({
     name: 'create_directory',
     title: 'Create a directory',
-    description: 'Creates a directory and any missing parents (like mkdir -p). Succeeds with created: false when it already exists; fails if a file is in the way.',
-    input: z.object({ path: z.string().describe('Directory to create, relative to the first root or absolute inside a root.') }),
+    description:
+      'Creates a directory and any missing parents (like mkdir -p). Succeeds with created: false when it already exists; fails if a file is in the way.',
+    input: z.object({
+      path: z.string().describe('Directory to create, relative to the first root or absolute inside a root.'),
+    }),
     output: z.object({ path: z.string(), created: z.boolean().describe('False when it already existed.') }),
     effect: 'write',
     idempotent: true,
@@ -23,7 +26,9 @@ export function createDirectoryTool(deps: FsDeps): AnyTool {
       if (resolved.exists) {
         const info = await stat(resolved.real);
         if (info.isDirectory()) return ok({ path: shown, created: false });
-        return fail('ALREADY_EXISTS', `'${shown}' exists and is a file`, { hint: 'Pick another name, or delete the file first.' });
+        return fail('ALREADY_EXISTS', `'${shown}' exists and is a file`, {
+          hint: 'Pick another name, or delete the file first.',
+        });
       }
       try {
         await mkdir(resolved.real, { recursive: true });

@@ -33,9 +33,17 @@ export function deleteTool(deps: FsDeps): AnyTool {
       if (!verdict.ok) return verdict;
       const info = await lstat(target.value.entry).catch(() => undefined);
       if (info === undefined) return ok({ path: shown, existed: false });
-      const type = info.isSymbolicLink() ? 'symlink' : info.isDirectory() ? 'directory' : info.isFile() ? 'file' : 'other';
+      const type = info.isSymbolicLink()
+        ? 'symlink'
+        : info.isDirectory()
+          ? 'directory'
+          : info.isFile()
+            ? 'file'
+            : 'other';
       if (type === 'directory' && !input.recursive) {
-        return fail('INVALID_ARGUMENT', `'${shown}' is a directory`, { hint: 'Pass recursive: true to delete it and everything in it.' });
+        return fail('INVALID_ARGUMENT', `'${shown}' is a directory`, {
+          hint: 'Pass recursive: true to delete it and everything in it.',
+        });
       }
       try {
         if (type === 'directory') await rm(target.value.entry, { recursive: true });

@@ -1,4 +1,13 @@
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
+import {
+  budgetArg,
+  cursorArg,
+  defineTool,
+  fail,
+  ok,
+  truncationSchema,
+  type AnyTool,
+  type Truncation,
+} from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
@@ -13,17 +22,34 @@ export function findFilesTool(deps: FsDeps): AnyTool {
       'Finds paths matching a glob (picomatch syntax: *, **, ?, [abc], {a,b}) under a directory. A pattern without "/" matches the name at any depth ("*.ts"); with "/" it matches the path relative to `path` ("src/**/*.test.ts"). Honours .gitignore and skips .git by default; stops walking once the page is full, so total is only known on the last page. Follow truncated.nextCursor for more.',
     input: z.object({
       pattern: z.string().min(1).max(1000).describe('Glob to match.'),
-      path: z.string().default('.').describe('Directory to search under, relative to the first root (default: the root).'),
-      type: z.enum(['file', 'directory', 'any']).default('any').describe('Only files, only directories, or both.'),
+      path: z
+        .string()
+        .default('.')
+        .describe('Directory to search under, relative to the first root (default: the root).'),
+      type: z
+        .enum(['file', 'directory', 'any'])
+        .default('any')
+        .describe('Only files, only directories, or both.'),
       gitignore: z.boolean().default(true).describe('Skip what .gitignore files ignore, and .git itself.'),
       hidden: z.boolean().default(false).describe('Include dotfiles and descend into dot-directories.'),
-      maxDepth: z.number().int().min(1).max(100).default(100).describe('Deepest level to search (1 = direct children).'),
+      maxDepth: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(100)
+        .describe('Deepest level to search (1 = direct children).'),
       limit: budgetArg({ default: 200, max: 10_000, unit: 'paths', what: 'matches' }),
       cursor: cursorArg,
     }),
     output: z.object({
       path: z.string(),
-      matches: z.array(z.object({ path: z.string().describe('Relative to `path`.'), type: z.enum(['file', 'directory', 'symlink', 'other']) })),
+      matches: z.array(
+        z.object({
+          path: z.string().describe('Relative to `path`.'),
+          type: z.enum(['file', 'directory', 'symlink', 'other']),
+        }),
+      ),
       total: z.number().optional().describe('All matches, known when this is the last page.'),
       truncated: truncationSchema.optional(),
     }),
@@ -33,7 +59,9 @@ export function findFilesTool(deps: FsDeps): AnyTool {
     render: (out) =>
       [
         ...out.matches.map((m) => `${m.path}${m.type === 'directory' ? '/' : ''}`),
-        out.truncated === undefined ? `${out.total ?? out.matches.length} matches` : `[more matches: pass cursor "${out.truncated.nextCursor}"]`,
+        out.truncated === undefined
+          ? `${out.total ?? out.matches.length} matches`
+          : `[more matches: pass cursor "${out.truncated.nextCursor}"]`,
       ].join('\n'),
     handler: async (input, ctx) => {
       const checked = checkedPath(ctx, deps, 'path', 'read');
@@ -46,9 +74,13 @@ export function findFilesTool(deps: FsDeps): AnyTool {
       try {
         matcher = picomatch()(input.pattern, { dot: input.hidden, basename: !input.pattern.includes('/') });
       } catch (error) {
-        return fail('INVALID_ARGUMENT', `pattern '${input.pattern}' is not a valid glob: ${(error as Error).message}`, {
-          hint: 'Use glob syntax such as "**/*.ts" or "src/*.{js,ts}".',
-        });
+        return fail(
+          'INVALID_ARGUMENT',
+          `pattern '${input.pattern}' is not a valid glob: ${(error as Error).message}`,
+          {
+            hint: 'Use glob syntax such as "**/*.ts" or "src/*.{js,ts}".',
+          },
+        );
       }
       const walker = walk({
         base: resolved.real,
@@ -77,8 +109,18 @@ export function findFilesTool(deps: FsDeps): AnyTool {
       await walker.return(undefined);
       if (ctx.signal.aborted) return fail('CANCELLED', 'find_files was stopped before it finished');
       let truncated: Truncation | undefined;
-      if (more) truncated = { limit: input.limit, unit: 'items', nextCursor: ctx.encodeCursor({ o: offset + matches.length }) };
-      return ok({ path: shown, matches, ...(more ? {} : { total: offset + matches.length }), ...(truncated === undefined ? {} : { truncated }) });
+      if (more)
+        truncated = {
+          limit: input.limit,
+          unit: 'items',
+          nextCursor: ctx.encodeCursor({ o: offset + matches.length }),
+        };
+      return ok({
+        path: shown,
+        matches,
+        ...(more ? {} : { total: offset + matches.length }),
+        ...(truncated === undefined ? {} : { truncated }),
+      });
     },
   });
 }

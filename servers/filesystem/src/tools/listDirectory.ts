@@ -1,6 +1,15 @@
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
+import {
+  budgetArg,
+  cursorArg,
+  defineTool,
+  fail,
+  ok,
+  truncationSchema,
+  type AnyTool,
+  type Truncation,
+} from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
@@ -22,7 +31,10 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
     description:
       'Lists the entries of one directory with type, size and mtime. Sort by name, size or mtime; filter names with a glob; hide dotfiles if asked. Paginated: follow truncated.nextCursor for more. Symlinks are listed as symlinks, not followed.',
     input: z.object({
-      path: z.string().default('.').describe('Directory to list, relative to the first root (default: the root).'),
+      path: z
+        .string()
+        .default('.')
+        .describe('Directory to list, relative to the first root (default: the root).'),
       sort: z.enum(['name', 'size', 'mtime']).default('name').describe('Sort key.'),
       order: z.enum(['asc', 'desc']).default('asc').describe('Sort order.'),
       glob: z.string().max(1000).optional().describe('Only names matching this glob (e.g. "*.ts").'),
@@ -41,8 +53,13 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
     cursorIgnores: ['limit'],
     render: (out) =>
       [
-        ...out.entries.map((e) => `${e.type === 'directory' ? 'd' : e.type === 'symlink' ? 'l' : e.type === 'file' ? '-' : '?'} ${String(e.size).padStart(10)} ${e.mtime} ${e.name}${e.type === 'directory' ? '/' : ''}`),
-        out.truncated === undefined ? `${out.total} entries` : `${out.entries.length} of ${out.total} entries; pass cursor "${out.truncated.nextCursor}" for more`,
+        ...out.entries.map(
+          (e) =>
+            `${e.type === 'directory' ? 'd' : e.type === 'symlink' ? 'l' : e.type === 'file' ? '-' : '?'} ${String(e.size).padStart(10)} ${e.mtime} ${e.name}${e.type === 'directory' ? '/' : ''}`,
+        ),
+        out.truncated === undefined
+          ? `${out.total} entries`
+          : `${out.entries.length} of ${out.total} entries; pass cursor "${out.truncated.nextCursor}" for more`,
       ].join('\n'),
     handler: async (input, ctx) => {
       const checked = checkedPath(ctx, deps, 'path', 'read');
@@ -53,7 +70,9 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
         names = await readdir(resolved.real);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') {
-          return fail('INVALID_ARGUMENT', `'${shown}' is a file, not a directory`, { hint: 'Use stat or read_file for files.' });
+          return fail('INVALID_ARGUMENT', `'${shown}' is a file, not a directory`, {
+            hint: 'Use stat or read_file for files.',
+          });
         }
         return fsError(error, shown, 'list');
       }
@@ -70,13 +89,21 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
         // lstat in parallel batches: a 10k-entry directory should not cost 10k sequential round trips.
         for (let i = 0; i < batchNames.length; i += 128) {
           const batch = batchNames.slice(i, i + 128);
-          const infos = await Promise.all(batch.map((name) => lstat(path.join(resolved.real, name)).catch(() => undefined)));
+          const infos = await Promise.all(
+            batch.map((name) => lstat(path.join(resolved.real, name)).catch(() => undefined)),
+          );
           batch.forEach((name, j) => {
             const info = infos[j];
             if (info === undefined) return; // Removed while listing.
             out.push({
               name,
-              type: info.isDirectory() ? 'directory' : info.isFile() ? 'file' : info.isSymbolicLink() ? 'symlink' : 'other',
+              type: info.isDirectory()
+                ? 'directory'
+                : info.isFile()
+                  ? 'file'
+                  : info.isSymbolicLink()
+                    ? 'symlink'
+                    : 'other',
               size: info.isDirectory() ? 0 : info.size,
               mtime: info.mtime.toISOString(),
             });

@@ -8,7 +8,8 @@ export function listRootsTool(deps: FsDeps): AnyTool {
   return defineTool({
     name: 'list_roots',
     title: 'List roots',
-    description: 'Lists the directories this server can reach (relative paths resolve against the first), and its write rules.',
+    description:
+      'Lists the directories this server can reach (relative paths resolve against the first), and its write rules.',
     input: z.object({}),
     output: z.object({
       roots: z.array(z.object({ path: z.string(), name: z.string() })),
@@ -17,7 +18,11 @@ export function listRootsTool(deps: FsDeps): AnyTool {
     }),
     effect: 'read',
     render: (out) =>
-      [...out.roots.map((r) => r.path), `writes into .git/: ${out.gitWrites ? 'allowed' : 'refused'}`, ...(out.deny.length === 0 ? [] : [`denied: ${out.deny.join(', ')}`])].join('\n'),
+      [
+        ...out.roots.map((r) => r.path),
+        `writes into .git/: ${out.gitWrites ? 'allowed' : 'refused'}`,
+        ...(out.deny.length === 0 ? [] : [`denied: ${out.deny.join(', ')}`]),
+      ].join('\n'),
     handler: async (_input, ctx) =>
       ok({
         roots: ctx.jail.roots.map((root) => ({ path: root, name: path.basename(root) })),

@@ -17,11 +17,16 @@ export function moveTool(deps: FsDeps): AnyTool {
       destination: z.string().describe('New path (parent directory must exist).'),
       overwrite: z.boolean().default(false).describe('Replace an existing destination.'),
     }),
-    output: z.object({ source: z.string(), destination: z.string(), replaced: z.boolean().describe('Whether an existing destination was replaced.') }),
+    output: z.object({
+      source: z.string(),
+      destination: z.string(),
+      replaced: z.boolean().describe('Whether an existing destination was replaced.'),
+    }),
     effect: 'destructive',
     // 'any', not 'existing': a retried move whose first run did move the file must reach reconcile, not stop at NOT_FOUND.
     paths: { source: 'any', destination: 'any' },
-    render: (out) => `moved ${out.source} -> ${out.destination}${out.replaced ? ' (replaced the destination)' : ''}`,
+    render: (out) =>
+      `moved ${out.source} -> ${out.destination}${out.replaced ? ' (replaced the destination)' : ''}`,
     // After a crash: the move happened if the source is gone and the destination is there.
     reconcile: async (input, ctx) => {
       const from = await entryOf(ctx.jail, input.source);
@@ -31,7 +36,11 @@ export function moveTool(deps: FsDeps): AnyTool {
       if (from.value.exists || !to.value.exists) return { status: 'not_done' };
       return {
         status: 'done',
-        value: { source: ctx.jail.display(from.value.entry), destination: ctx.jail.display(to.value.entry), replaced: false },
+        value: {
+          source: ctx.jail.display(from.value.entry),
+          destination: ctx.jail.display(to.value.entry),
+          replaced: false,
+        },
       };
     },
     handler: async (input, ctx) => {
@@ -48,14 +57,22 @@ export function moveTool(deps: FsDeps): AnyTool {
         const verdict = deps.policy.checkWrite(entry, root, shown);
         if (!verdict.ok) return verdict;
       }
-      if (!from.value.exists) return fail('NOT_FOUND', `source '${fromShown}' does not exist`, { hint: 'Check the path; list the parent directory.' });
-      if (from.value.entry === to.value.entry) return ok({ source: fromShown, destination: toShown, replaced: false });
+      if (!from.value.exists)
+        return fail('NOT_FOUND', `source '${fromShown}' does not exist`, {
+          hint: 'Check the path; list the parent directory.',
+        });
+      if (from.value.entry === to.value.entry)
+        return ok({ source: fromShown, destination: toShown, replaced: false });
       const info = await lstat(from.value.entry);
       if (info.isDirectory() && (to.value.entry + path.sep).startsWith(from.value.entry + path.sep)) {
-        return fail('INVALID_ARGUMENT', `cannot move '${fromShown}' into itself ('${toShown}')`, { hint: 'Pick a destination outside the source directory.' });
+        return fail('INVALID_ARGUMENT', `cannot move '${fromShown}' into itself ('${toShown}')`, {
+          hint: 'Pick a destination outside the source directory.',
+        });
       }
       if (to.value.exists && !input.overwrite) {
-        return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, { hint: 'Pass overwrite: true to replace it, or pick another destination.' });
+        return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, {
+          hint: 'Pass overwrite: true to replace it, or pick another destination.',
+        });
       }
       try {
         if (!input.overwrite && !info.isDirectory()) {
@@ -68,18 +85,27 @@ export function moveTool(deps: FsDeps): AnyTool {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' && !(await lstat(path.dirname(to.value.entry)).catch(() => undefined))) {
-          return fail('NOT_FOUND', `the parent directory of '${toShown}' does not exist`, { hint: 'Create it with create_directory first.' });
+          return fail('NOT_FOUND', `the parent directory of '${toShown}' does not exist`, {
+            hint: 'Create it with create_directory first.',
+          });
         }
         if (code === 'EPERM' && !info.isDirectory()) {
           // Some filesystems refuse hard links; fall back to a checked rename.
-          if (await lstat(to.value.entry).catch(() => undefined)) return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, { hint: 'Pass overwrite: true to replace it.' });
+          if (await lstat(to.value.entry).catch(() => undefined))
+            return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, {
+              hint: 'Pass overwrite: true to replace it.',
+            });
           await rename(from.value.entry, to.value.entry);
           return ok({ source: fromShown, destination: toShown, replaced: false });
         }
         if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') {
-          return fail('CONFLICT', `cannot move '${fromShown}' onto '${toShown}': ${code === 'ENOTEMPTY' || code === 'EEXIST' ? 'the destination is a directory that is not empty' : 'a file and a directory cannot replace each other'}`, {
-            hint: 'Delete the destination first (delete with recursive: true), or pick another destination.',
-          });
+          return fail(
+            'CONFLICT',
+            `cannot move '${fromShown}' onto '${toShown}': ${code === 'ENOTEMPTY' || code === 'EEXIST' ? 'the destination is a directory that is not empty' : 'a file and a directory cannot replace each other'}`,
+            {
+              hint: 'Delete the destination first (delete with recursive: true), or pick another destination.',
+            },
+          );
         }
         return fsError(error, toShown, 'move to');
       }

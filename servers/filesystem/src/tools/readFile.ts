@@ -1,8 +1,24 @@
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
+import {
+  budgetArg,
+  cursorArg,
+  defineTool,
+  fail,
+  ok,
+  truncationSchema,
+  type AnyTool,
+  type Truncation,
+} from '@keel/kit';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
 import { closeSync, fstatSync } from 'node:fs';
-import { asyncReader, fsError, looksBinary, openedOutside, openSyncChecked, syncReader } from '../fs/files.js';
+import {
+  asyncReader,
+  fsError,
+  looksBinary,
+  openedOutside,
+  openSyncChecked,
+  syncReader,
+} from '../fs/files.js';
 import { readWindow, wholeFileLimit } from '../fs/window.js';
 
 interface ReadCursor {
@@ -21,10 +37,33 @@ export function readFileTool(deps: FsDeps): AnyTool {
       'Reads a window of a text file by lines (startLine/endLine, 1-based, inclusive), its last lines (tailLines) or bytes (byteOffset), at most maxBytes; a cut result has truncated.nextCursor to continue. Returns sha256 and totalLines (for files up to 8 MiB, or when totals is "always") for use as the expectedSha256 of write_file/edit_file. Binary files report metadata only, unless binary is "base64".',
     input: z.object({
       path: z.string().describe('File to read, relative to the first root or absolute inside a root.'),
-      startLine: z.number().int().positive().optional().describe('First line to return (1-based). Not with byteOffset.'),
-      endLine: z.number().int().positive().optional().describe('Last line to return (1-based, inclusive). Not with byteOffset.'),
-      byteOffset: z.number().int().min(0).optional().describe('First byte to return (0-based). Not with startLine/endLine.'),
-      tailLines: z.number().int().positive().max(100_000).optional().describe('Return the last N lines (read from the end; for logs). Not with startLine/endLine/byteOffset.'),
+      startLine: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe('First line to return (1-based). Not with byteOffset.'),
+      endLine: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe('Last line to return (1-based, inclusive). Not with byteOffset.'),
+      byteOffset: z
+        .number()
+        .int()
+        .min(0)
+        .optional()
+        .describe('First byte to return (0-based). Not with startLine/endLine.'),
+      tailLines: z
+        .number()
+        .int()
+        .positive()
+        .max(100_000)
+        .optional()
+        .describe(
+          'Return the last N lines (read from the end; for logs). Not with startLine/endLine/byteOffset.',
+        ),
       maxBytes: budgetArg({ default: 65_536, max: 1_048_576, unit: 'bytes', what: 'file content' }),
       binary: z
         .enum(['metadata', 'base64'])
@@ -33,7 +72,9 @@ export function readFileTool(deps: FsDeps): AnyTool {
       totals: z
         .enum(['auto', 'always'])
         .default('auto')
-        .describe('"auto": sha256 and totalLines for files up to 8 MiB; "always": also for larger files (reads the whole file).'),
+        .describe(
+          '"auto": sha256 and totalLines for files up to 8 MiB; "always": also for larger files (reads the whole file).',
+        ),
       cursor: cursorArg,
     }),
     output: z.object({
@@ -41,7 +82,9 @@ export function readFileTool(deps: FsDeps): AnyTool {
       size: z.number().describe('File size in bytes.'),
       mtime: z.string().describe('Last modification time (ISO 8601).'),
       binary: z.boolean(),
-      encoding: z.enum(['utf8', 'base64', 'none']).describe('How `content` is encoded; "none" when no content was returned.'),
+      encoding: z
+        .enum(['utf8', 'base64', 'none'])
+        .describe('How `content` is encoded; "none" when no content was returned.'),
       content: z.string(),
       startByte: z.number(),
       endByte: z.number().describe('Byte just after the returned content.'),
@@ -55,7 +98,8 @@ export function readFileTool(deps: FsDeps): AnyTool {
     paths: { path: 'existing' },
     cursorIgnores: ['maxBytes', 'totals'],
     render: (out) => {
-      if (out.binary && out.encoding === 'none') return `${out.path}: binary file, ${out.size} bytes (pass binary: "base64" for its bytes)`;
+      if (out.binary && out.encoding === 'none')
+        return `${out.path}: binary file, ${out.size} bytes (pass binary: "base64" for its bytes)`;
       const note =
         out.truncated === undefined
           ? ''
@@ -63,7 +107,10 @@ export function readFileTool(deps: FsDeps): AnyTool {
       return `${out.content}${note}`;
     },
     handler: async (input, ctx) => {
-      if (input.tailLines !== undefined && (input.byteOffset !== undefined || input.startLine !== undefined || input.endLine !== undefined)) {
+      if (
+        input.tailLines !== undefined &&
+        (input.byteOffset !== undefined || input.startLine !== undefined || input.endLine !== undefined)
+      ) {
         return fail('INVALID_ARGUMENT', 'tailLines cannot be combined with startLine/endLine/byteOffset', {
           hint: 'Pass tailLines alone to read the end of the file.',
         });
@@ -86,15 +133,21 @@ export function readFileTool(deps: FsDeps): AnyTool {
       const state = decoded.value as ReadCursor | undefined;
 
       const opened = openSyncChecked(ctx.jail, resolved.real);
-      if (!('fd' in opened)) return opened.error === 'outside' ? openedOutside(ctx.jail, shown) : fsError(opened.error, shown, 'read');
+      if (!('fd' in opened))
+        return opened.error === 'outside'
+          ? openedOutside(ctx.jail, shown)
+          : fsError(opened.error, shown, 'read');
       const fd = opened.fd;
       try {
         const info = fstatSync(fd);
         // Window reads run synchronously (microseconds for a local file); a whole-file hash of a large
         // file goes through the thread pool so it cannot stall the server.
-        const handle = input.totals === 'always' && info.size > wholeFileLimit ? asyncReader(fd) : syncReader(fd);
+        const handle =
+          input.totals === 'always' && info.size > wholeFileLimit ? asyncReader(fd) : syncReader(fd);
         if (info.isDirectory()) {
-          return fail('INVALID_ARGUMENT', `'${shown}' is a directory`, { hint: 'Use list_directory or tree for directories.' });
+          return fail('INVALID_ARGUMENT', `'${shown}' is a directory`, {
+            hint: 'Use list_directory or tree for directories.',
+          });
         }
         if (state !== undefined && (state.m !== info.mtimeMs || state.s !== info.size)) {
           return fail('CONFLICT', `file '${shown}' changed since the cursor was issued`, {
@@ -108,9 +161,20 @@ export function readFileTool(deps: FsDeps): AnyTool {
           resumeAt: state === undefined ? undefined : { byte: state.o, line: state.l ?? undefined },
           totals: input.totals === 'always' || info.size <= wholeFileLimit,
         };
-        const fromStart = state === undefined && input.tailLines === undefined && (input.startLine ?? 1) === 1 && (input.byteOffset ?? 0) === 0;
+        const fromStart =
+          state === undefined &&
+          input.tailLines === undefined &&
+          (input.startLine ?? 1) === 1 &&
+          (input.byteOffset ?? 0) === 0;
         // A window from the start already holds the bytes that tell text from binary; otherwise read them.
-        let window = fromStart ? await readWindow(handle, info.size, { ...request, startLine: input.startLine, endLine: input.endLine, raw: false }) : undefined;
+        let window = fromStart
+          ? await readWindow(handle, info.size, {
+              ...request,
+              startLine: input.startLine,
+              endLine: input.endLine,
+              raw: false,
+            })
+          : undefined;
         let head = window?.bytes;
         if (window === undefined || (window.bytes.length < 8192 && window.endByte < info.size)) {
           head = Buffer.alloc(Math.min(8192, info.size));
@@ -123,20 +187,36 @@ export function readFileTool(deps: FsDeps): AnyTool {
         if (binary || window === undefined) {
           window = await readWindow(handle, info.size, {
             ...request,
-            ...(binary ? {} : { startLine: input.startLine, endLine: input.endLine, tailLines: input.tailLines }),
+            ...(binary
+              ? {}
+              : { startLine: input.startLine, endLine: input.endLine, tailLines: input.tailLines }),
             raw: binary,
           });
         }
         if (window.pastEnd) {
-          return fail('INVALID_ARGUMENT', `startLine ${input.startLine} is past the end of '${shown}'${window.totalLines === undefined ? '' : ` (${window.totalLines} lines)`}`, {
-            hint: 'Pass a startLine within the file; read without startLine to see its length.',
-            details: window.totalLines === undefined ? {} : { totalLines: window.totalLines },
-          });
+          return fail(
+            'INVALID_ARGUMENT',
+            `startLine ${input.startLine} is past the end of '${shown}'${window.totalLines === undefined ? '' : ` (${window.totalLines} lines)`}`,
+            {
+              hint: 'Pass a startLine within the file; read without startLine to see its length.',
+              details: window.totalLines === undefined ? {} : { totalLines: window.totalLines },
+            },
+          );
         }
         let truncated: Truncation | undefined;
         if (window.more) {
-          const next: ReadCursor = { o: window.endByte, l: window.nextLine ?? null, m: info.mtimeMs, s: info.size };
-          truncated = { limit: input.maxBytes, unit: 'bytes', total: info.size, nextCursor: ctx.encodeCursor(next) };
+          const next: ReadCursor = {
+            o: window.endByte,
+            l: window.nextLine ?? null,
+            m: info.mtimeMs,
+            s: info.size,
+          };
+          truncated = {
+            limit: input.maxBytes,
+            unit: 'bytes',
+            total: info.size,
+            nextCursor: ctx.encodeCursor(next),
+          };
         }
         const lastLine =
           window.startLine === undefined || window.bytes.length === 0

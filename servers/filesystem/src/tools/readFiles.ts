@@ -32,10 +32,22 @@ export function readFilesTool(deps: FsDeps): AnyTool {
     description:
       'Reads up to 50 text files in one call under one total byte budget, split fairly: small files leave their unused share to the others. A file that cannot be read gets ok: false with its error; the others are still returned. For a cut file, continue with read_file at truncated.continueAtByte.',
     input: z.object({
-      paths: z.array(z.string()).min(1).max(50).describe('Files to read, relative to the first root or absolute inside a root.'),
-      maxBytes: budgetArg({ default: 131_072, max: 1_048_576, unit: 'bytes', what: 'content across all files' }),
+      paths: z
+        .array(z.string())
+        .min(1)
+        .max(50)
+        .describe('Files to read, relative to the first root or absolute inside a root.'),
+      maxBytes: budgetArg({
+        default: 131_072,
+        max: 1_048_576,
+        unit: 'bytes',
+        what: 'content across all files',
+      }),
     }),
-    output: z.object({ files: z.array(fileResult), totalBytes: z.number().describe('Content bytes returned.') }),
+    output: z.object({
+      files: z.array(fileResult),
+      totalBytes: z.number().describe('Content bytes returned.'),
+    }),
     effect: 'read',
     paths: { paths: 'any' },
     render: (out) =>
@@ -54,7 +66,8 @@ export function readFilesTool(deps: FsDeps): AnyTool {
       for (let i = 0; i < resolved.length; i++) {
         const target = resolved[i]!;
         const shown = ctx.jail.display(target.real);
-        const failed = (code: string, message: string) => files.push({ path: shown, ok: false, error: { code, message } });
+        const failed = (code: string, message: string) =>
+          files.push({ path: shown, ok: false, error: { code, message } });
         const checked = checkResolved(ctx, deps, target, 'read');
         if (!checked.ok) {
           failed(checked.error.code, checked.error.message);

@@ -54,19 +54,64 @@ export function searchTextTool(deps: FsDeps): AnyTool {
     description:
       'Searches file contents for a regular expression (JavaScript syntax) or a literal string, line by line, under a directory. Filters by include/exclude globs (a glob without "/" matches names at any depth); skips binary files, files over maxFileBytes, .gitignored paths and .git. Stops when maxMatches is reached or the time budget runs out; follow truncated.nextCursor to continue.',
     input: z.object({
-      pattern: z.string().min(1).max(1000).describe('Regular expression, or literal text when literal is true.'),
+      pattern: z
+        .string()
+        .min(1)
+        .max(1000)
+        .describe('Regular expression, or literal text when literal is true.'),
       literal: z.boolean().default(false).describe('Treat pattern as plain text.'),
       caseSensitive: z.boolean().default(true).describe('Match case exactly.'),
-      path: z.string().default('.').describe('Directory (or a single file) to search, relative to the first root.'),
-      include: z.array(z.string().max(1000)).max(50).default([]).describe('Only files matching one of these globs.'),
-      exclude: z.array(z.string().max(1000)).max(50).default([]).describe('Skip files and directories matching one of these globs.'),
-      contextLines: z.number().int().min(0).max(10).default(0).describe('Lines of context before and after each match.'),
-      maxMatchesPerFile: z.number().int().min(1).max(1000).default(20).describe('Stop reporting a file after this many matches.'),
-      maxMatches: z.number().int().min(1).max(2000).default(100).describe('Maximum matches to return (default 100, at most 2000).'),
-      maxFileBytes: z.number().int().min(1).max(67_108_864).default(2_097_152).describe('Skip files larger than this (default 2 MiB).'),
+      path: z
+        .string()
+        .default('.')
+        .describe('Directory (or a single file) to search, relative to the first root.'),
+      include: z
+        .array(z.string().max(1000))
+        .max(50)
+        .default([])
+        .describe('Only files matching one of these globs.'),
+      exclude: z
+        .array(z.string().max(1000))
+        .max(50)
+        .default([])
+        .describe('Skip files and directories matching one of these globs.'),
+      contextLines: z
+        .number()
+        .int()
+        .min(0)
+        .max(10)
+        .default(0)
+        .describe('Lines of context before and after each match.'),
+      maxMatchesPerFile: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .default(20)
+        .describe('Stop reporting a file after this many matches.'),
+      maxMatches: z
+        .number()
+        .int()
+        .min(1)
+        .max(2000)
+        .default(100)
+        .describe('Maximum matches to return (default 100, at most 2000).'),
+      maxFileBytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(67_108_864)
+        .default(2_097_152)
+        .describe('Skip files larger than this (default 2 MiB).'),
       gitignore: z.boolean().default(true).describe('Skip what .gitignore files ignore, and .git itself.'),
       hidden: z.boolean().default(false).describe('Include dotfiles and dot-directories.'),
-      timeBudgetMs: z.number().int().min(1).max(60_000).default(10_000).describe('Stop after this long and return what was found, with a cursor.'),
+      timeBudgetMs: z
+        .number()
+        .int()
+        .min(1)
+        .max(60_000)
+        .default(10_000)
+        .describe('Stop after this long and return what was found, with a cursor.'),
       cursor: cursorArg,
     }),
     output: z.object({
@@ -79,7 +124,10 @@ export function searchTextTool(deps: FsDeps): AnyTool {
         tooLarge: z.number().describe('Files over maxFileBytes.'),
         unreadable: z.number(),
       }),
-      stoppedBy: z.enum(['maxMatches', 'timeBudget']).optional().describe('Why the search stopped before the end.'),
+      stoppedBy: z
+        .enum(['maxMatches', 'timeBudget'])
+        .optional()
+        .describe('Why the search stopped before the end.'),
       truncated: truncationSchema.optional(),
     }),
     effect: 'read',
@@ -88,7 +136,8 @@ export function searchTextTool(deps: FsDeps): AnyTool {
     render: (out) => {
       const lines: string[] = [];
       for (const m of out.matches) {
-        for (const [i, text] of (m.before ?? []).entries()) lines.push(`${m.path}-${m.line - (m.before?.length ?? 0) + i}-${text}`);
+        for (const [i, text] of (m.before ?? []).entries())
+          lines.push(`${m.path}-${m.line - (m.before?.length ?? 0) + i}-${text}`);
         lines.push(`${m.path}:${m.line}:${m.text}`);
         for (const [i, text] of (m.after ?? []).entries()) lines.push(`${m.path}-${m.line + 1 + i}-${text}`);
       }
@@ -106,17 +155,28 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       const resume = (decoded.value as SearchCursor | undefined) ?? { f: 0, k: 0 };
       const risky = input.literal ? undefined : nestedQuantifier(input.pattern);
       if (risky !== undefined) {
-        return fail('INVALID_ARGUMENT', `pattern has a nested quantifier ('${risky}'), which can take exponential time`, {
-          hint: 'Rewrite it without a repeated group that itself repeats (e.g. "(ab)+" rather than "(a+b)+"), or search a literal.',
-        });
+        return fail(
+          'INVALID_ARGUMENT',
+          `pattern has a nested quantifier ('${risky}'), which can take exponential time`,
+          {
+            hint: 'Rewrite it without a repeated group that itself repeats (e.g. "(ab)+" rather than "(a+b)+"), or search a literal.',
+          },
+        );
       }
       let regex: RegExp;
       try {
-        regex = new RegExp(input.literal ? escapeRegExp(input.pattern) : input.pattern, input.caseSensitive ? 'g' : 'gi');
+        regex = new RegExp(
+          input.literal ? escapeRegExp(input.pattern) : input.pattern,
+          input.caseSensitive ? 'g' : 'gi',
+        );
       } catch (error) {
-        return fail('INVALID_ARGUMENT', `pattern is not a valid regular expression: ${(error as Error).message}`, {
-          hint: 'Fix the regex (JavaScript syntax), or pass literal: true to search for the text as is.',
-        });
+        return fail(
+          'INVALID_ARGUMENT',
+          `pattern is not a valid regular expression: ${(error as Error).message}`,
+          {
+            hint: 'Fix the regex (JavaScript syntax), or pass literal: true to search for the text as is.',
+          },
+        );
       }
       const needle = input.literal && input.caseSensitive ? Buffer.from(input.pattern, 'utf8') : undefined;
       const quick = new RegExp(regex.source, input.caseSensitive ? 'm' : 'mi');
@@ -133,7 +193,12 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       const single = info !== undefined && !info.isDirectory();
       const files: AsyncGenerator<WalkEntry> = single
         ? (async function* () {
-            yield { rel: shown.slice(shown.lastIndexOf('/') + 1), real: resolved.real, type: 'file' as const, depth: 1 };
+            yield {
+              rel: shown.slice(shown.lastIndexOf('/') + 1),
+              real: resolved.real,
+              type: 'file' as const,
+              depth: 1,
+            };
           })()
         : walk({
             base: resolved.real,
@@ -144,7 +209,8 @@ export function searchTextTool(deps: FsDeps): AnyTool {
             maxDepth: 1000,
             order: 'depth-first',
             signal: ctx.signal,
-            skip: (rel, type) => (excluded?.(rel) ?? false) || (type === 'file' && included !== undefined && !included(rel)),
+            skip: (rel, type) =>
+              (excluded?.(rel) ?? false) || (type === 'file' && included !== undefined && !included(rel)),
           });
 
       const matches: Match[] = [];
@@ -202,8 +268,14 @@ export function searchTextTool(deps: FsDeps): AnyTool {
             line: i + 1,
             column: hit.index + 1,
             text: clip(line, hit.index),
-            ...(context === 0 ? {} : { before: lines.slice(Math.max(0, i - context), i).map((l) => clip(l.replace(/\r$/, ''), 0)) }),
-            ...(context === 0 ? {} : { after: lines.slice(i + 1, i + 1 + context).map((l) => clip(l.replace(/\r$/, ''), 0)) }),
+            ...(context === 0
+              ? {}
+              : {
+                  before: lines.slice(Math.max(0, i - context), i).map((l) => clip(l.replace(/\r$/, ''), 0)),
+                }),
+            ...(context === 0
+              ? {}
+              : { after: lines.slice(i + 1, i + 1 + context).map((l) => clip(l.replace(/\r$/, ''), 0)) }),
           });
         }
         if (found > skip) filesWithMatches++;
@@ -221,7 +293,8 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       }
       await files.return(undefined);
       let truncated: Truncation | undefined;
-      if (next !== undefined) truncated = { limit: input.maxMatches, unit: 'items', nextCursor: ctx.encodeCursor(next) };
+      if (next !== undefined)
+        truncated = { limit: input.maxMatches, unit: 'items', nextCursor: ctx.encodeCursor(next) };
       return ok({
         path: shown,
         matches,

@@ -12,7 +12,9 @@ export function statTool(deps: FsDeps): AnyTool {
     title: 'Path metadata',
     description:
       'Returns the metadata of a path: type, size, times, permissions, and for a symlink inside the roots where it points. Says exists: false (not an error) for a missing path, so it doubles as an existence check.',
-    input: z.object({ path: z.string().describe('Path to inspect, relative to the first root or absolute inside a root.') }),
+    input: z.object({
+      path: z.string().describe('Path to inspect, relative to the first root or absolute inside a root.'),
+    }),
     output: z.object({
       path: z.string(),
       exists: z.boolean(),
@@ -22,7 +24,10 @@ export function statTool(deps: FsDeps): AnyTool {
       ctime: z.string().optional(),
       birthtime: z.string().optional(),
       mode: z.string().optional().describe('Permission bits in octal, e.g. "644".'),
-      symlink: z.boolean().optional().describe('Whether the path as given is a symlink (its target is described).'),
+      symlink: z
+        .boolean()
+        .optional()
+        .describe('Whether the path as given is a symlink (its target is described).'),
       target: z.string().optional().describe('Where the symlink points (the resolved path).'),
     }),
     effect: 'read',
@@ -37,7 +42,9 @@ export function statTool(deps: FsDeps): AnyTool {
       const { resolved, shown } = checked.value;
       if (!resolved.exists) return ok({ path: shown, exists: false });
       const given = path.resolve(ctx.jail.roots[0] ?? '/', input.path);
-      const isLink = await lstat(given).then((i) => i.isSymbolicLink()).catch(() => false);
+      const isLink = await lstat(given)
+        .then((i) => i.isSymbolicLink())
+        .catch(() => false);
       try {
         const info = await stat(resolved.real);
         return ok({
@@ -57,4 +64,3 @@ export function statTool(deps: FsDeps): AnyTool {
     },
   });
 }
-

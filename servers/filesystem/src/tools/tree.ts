@@ -14,21 +14,43 @@ export function treeTool(deps: FsDeps): AnyTool {
     description:
       'Shows a directory tree, breadth-first so the top levels come first, capped by depth and entry count; honours .gitignore by default and skips .git. `omitted` says which directories were not expanded (depth) or not fully shown (budget); follow truncated.nextCursor for the next entries in the same order.',
     input: z.object({
-      path: z.string().default('.').describe('Directory to show, relative to the first root (default: the root).'),
-      maxDepth: z.number().int().min(1).max(50).default(3).describe('Levels below the directory to show (default 3).'),
-      maxEntries: z.number().int().min(1).max(5000).default(400).describe('Maximum entries to return (default 400, at most 5000).'),
+      path: z
+        .string()
+        .default('.')
+        .describe('Directory to show, relative to the first root (default: the root).'),
+      maxDepth: z
+        .number()
+        .int()
+        .min(1)
+        .max(50)
+        .default(3)
+        .describe('Levels below the directory to show (default 3).'),
+      maxEntries: z
+        .number()
+        .int()
+        .min(1)
+        .max(5000)
+        .default(400)
+        .describe('Maximum entries to return (default 400, at most 5000).'),
       gitignore: z.boolean().default(true).describe('Skip what .gitignore files ignore, and .git itself.'),
       hidden: z.boolean().default(false).describe('Include names starting with a dot.'),
       cursor: cursorArg,
     }),
     output: z.object({
       path: z.string(),
-      entries: z.array(z.object({ path: z.string().describe('Relative to `path`.'), type: z.enum(['file', 'directory', 'symlink', 'other']) })),
+      entries: z.array(
+        z.object({
+          path: z.string().describe('Relative to `path`.'),
+          type: z.enum(['file', 'directory', 'symlink', 'other']),
+        }),
+      ),
       omitted: z
         .array(
           z.object({
             path: z.string().describe('A directory, relative to `path`.'),
-            reason: z.enum(['depth', 'budget']).describe('depth: below maxDepth; budget: past maxEntries (follow the cursor).'),
+            reason: z
+              .enum(['depth', 'budget'])
+              .describe('depth: below maxDepth; budget: past maxEntries (follow the cursor).'),
             entries: z.number().optional().describe('Its direct entries, when counted.'),
           }),
         )
@@ -43,10 +65,16 @@ export function treeTool(deps: FsDeps): AnyTool {
       for (const entry of out.entries) {
         const depth = entry.path.split('/').length;
         const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
-        lines.push(`${'  '.repeat(depth)}${name}${entry.type === 'directory' ? '/' : entry.type === 'symlink' ? ' ->' : ''}`);
+        lines.push(
+          `${'  '.repeat(depth)}${name}${entry.type === 'directory' ? '/' : entry.type === 'symlink' ? ' ->' : ''}`,
+        );
       }
-      for (const o of out.omitted) lines.push(`[${o.path}/: ${o.entries === undefined ? 'contents' : `${o.entries} entries`} not shown (${o.reason})]`);
-      if (out.truncated !== undefined) lines.push(`[more entries: pass cursor "${out.truncated.nextCursor}"]`);
+      for (const o of out.omitted)
+        lines.push(
+          `[${o.path}/: ${o.entries === undefined ? 'contents' : `${o.entries} entries`} not shown (${o.reason})]`,
+        );
+      if (out.truncated !== undefined)
+        lines.push(`[more entries: pass cursor "${out.truncated.nextCursor}"]`);
       return lines.join('\n');
     },
     handler: async (input, ctx) => {
@@ -58,9 +86,13 @@ export function treeTool(deps: FsDeps): AnyTool {
       const offset = (decoded.value as { o?: number } | undefined)?.o ?? 0;
       const probe = await readdir(resolved.real).catch((error: NodeJS.ErrnoException) => error);
       if (probe instanceof Error) {
-        return fail('INVALID_ARGUMENT', `'${shown}' is not a readable directory (${probe.code ?? probe.message})`, {
-          hint: 'Pass a directory; use stat or read_file for files.',
-        });
+        return fail(
+          'INVALID_ARGUMENT',
+          `'${shown}' is not a readable directory (${probe.code ?? probe.message})`,
+          {
+            hint: 'Pass a directory; use stat or read_file for files.',
+          },
+        );
       }
       const depthLimited: WalkEntry[] = [];
       const walker = walk({
@@ -93,7 +125,9 @@ export function treeTool(deps: FsDeps): AnyTool {
       const shownDirs = new Set(emittedDirs.map((d) => d.rel));
       for (const dir of depthLimited) {
         if (omitted.length >= omittedCap || !shownDirs.has(dir.rel)) continue;
-        const count = await readdir(dir.real).then((names) => names.length).catch(() => undefined);
+        const count = await readdir(dir.real)
+          .then((names) => names.length)
+          .catch(() => undefined);
         omitted.push({ path: dir.rel, reason: 'depth', ...(count === undefined ? {} : { entries: count }) });
       }
       let truncated: Truncation | undefined;
@@ -101,14 +135,26 @@ export function treeTool(deps: FsDeps): AnyTool {
         // Breadth-first: the directory the cut fell in is partly shown, and the shown directories after it are not yet listed.
         const parent = next.rel.includes('/') ? next.rel.slice(0, next.rel.lastIndexOf('/')) : '';
         const at = emittedDirs.findIndex((d) => d.rel === parent);
-        const pending = [parent, ...emittedDirs.slice(at + 1).filter((d) => d.depth < input.maxDepth).map((d) => d.rel)];
+        const pending = [
+          parent,
+          ...emittedDirs
+            .slice(at + 1)
+            .filter((d) => d.depth < input.maxDepth)
+            .map((d) => d.rel),
+        ];
         for (const dir of pending) {
           if (omitted.length >= omittedCap) break;
           omitted.push({ path: dir === '' ? '.' : dir, reason: 'budget' });
         }
-        truncated = { limit: input.maxEntries, unit: 'items', nextCursor: ctx.encodeCursor({ o: offset + page.length }) };
+        truncated = {
+          limit: input.maxEntries,
+          unit: 'items',
+          nextCursor: ctx.encodeCursor({ o: offset + page.length }),
+        };
       }
-      const entries = page.map((e) => ({ path: e.rel, type: e.type })).sort((a, b) => comparePaths(a.path, b.path));
+      const entries = page
+        .map((e) => ({ path: e.rel, type: e.type }))
+        .sort((a, b) => comparePaths(a.path, b.path));
       return ok({ path: shown, entries, omitted, ...(truncated === undefined ? {} : { truncated }) });
     },
   });

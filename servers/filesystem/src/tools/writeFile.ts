@@ -6,7 +6,11 @@ import { atomicWrite, ensureParents, fsError, openForRead, parentExists, sha256O
 import { readWindow } from '../fs/window.js';
 
 /** The sha256 of a file as it is now, streamed (the file may be larger than anything worth loading). */
-async function currentSha256(jail: PathJail, resolved: ResolvedPath, shown: string): Promise<Outcome<string>> {
+async function currentSha256(
+  jail: PathJail,
+  resolved: ResolvedPath,
+  shown: string,
+): Promise<Outcome<string>> {
   const opened = await openForRead(jail, resolved, shown);
   if (!opened.ok) return opened;
   try {
@@ -30,8 +34,14 @@ export function writeFileTool(deps: FsDeps): AnyTool {
     input: z.object({
       path: z.string().describe('File to write, relative to the first root or absolute inside a root.'),
       content: z.string().max(16_777_216).describe('The full new content.'),
-      encoding: z.enum(['utf8', 'base64']).default('utf8').describe('How content is encoded; base64 for binary data.'),
-      mode: z.enum(['create', 'overwrite']).default('overwrite').describe('"create": only if the file does not exist; "overwrite": replace it.'),
+      encoding: z
+        .enum(['utf8', 'base64'])
+        .default('utf8')
+        .describe('How content is encoded; base64 for binary data.'),
+      mode: z
+        .enum(['create', 'overwrite'])
+        .default('overwrite')
+        .describe('"create": only if the file does not exist; "overwrite": replace it.'),
       expectedSha256: z
         .string()
         .regex(/^[0-9a-f]{64}$/)
@@ -48,7 +58,8 @@ export function writeFileTool(deps: FsDeps): AnyTool {
     effect: 'write',
     idempotent: true,
     paths: { path: 'any' },
-    render: (out) => `${out.created ? 'created' : 'wrote'} ${out.path} (${out.bytes} bytes, sha256 ${out.sha256})`,
+    render: (out) =>
+      `${out.created ? 'created' : 'wrote'} ${out.path} (${out.bytes} bytes, sha256 ${out.sha256})`,
     handler: async (input, ctx) => {
       const checked = checkedPath(ctx, deps, 'path', 'write');
       if (!checked.ok) return checked;
@@ -63,18 +74,26 @@ export function writeFileTool(deps: FsDeps): AnyTool {
         const current = await currentSha256(ctx.jail, resolved, shown);
         if (!current.ok) {
           if (current.error.code === 'NOT_FOUND') {
-            return fail('PRECONDITION_FAILED', `file '${shown}' does not exist, so it cannot have the expected sha256`, {
-              hint: 'Drop expectedSha256 to create it, or check the path.',
-            });
+            return fail(
+              'PRECONDITION_FAILED',
+              `file '${shown}' does not exist, so it cannot have the expected sha256`,
+              {
+                hint: 'Drop expectedSha256 to create it, or check the path.',
+              },
+            );
           }
           return current;
         }
         const actual = current.value;
         if (actual !== input.expectedSha256) {
-          return fail('PRECONDITION_FAILED', `file '${shown}' changed: its sha256 is ${actual}, not the expected ${input.expectedSha256}`, {
-            hint: 'Read the file again, re-apply your change to the current content, and pass the new sha256.',
-            details: { actualSha256: actual },
-          });
+          return fail(
+            'PRECONDITION_FAILED',
+            `file '${shown}' changed: its sha256 is ${actual}, not the expected ${input.expectedSha256}`,
+            {
+              hint: 'Read the file again, re-apply your change to the current content, and pass the new sha256.',
+              details: { actualSha256: actual },
+            },
+          );
         }
       }
       if (!(await parentExists(resolved.real))) {

@@ -357,7 +357,14 @@ export async function run({ log, workDir }) {
       () => timed(keel, 'read_file', { path: bigFile, tailLines: 100 }),
       () => timed(reference, 'read_text_file', { path: bigFile, tail: 100 }),
     );
-    row('window read, last 100 lines of a 10 MB file', keelTail.ms, refTail.ms, 'ms', 'report', 'median of 31, alternating');
+    row(
+      'window read, last 100 lines of a 10 MB file',
+      keelTail.ms,
+      refTail.ms,
+      'ms',
+      'report',
+      'median of 31, alternating',
+    );
 
     // A 10k-entry directory.
     log('listing a 10k-entry directory');
