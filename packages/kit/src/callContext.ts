@@ -7,17 +7,18 @@ import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import { runProcess, type ProcessResult, type RunProcessOptions } from './process.js';
 
+/** What a handler's context reads of its call (the pipeline's per-call state provides it). */
 export interface CallContextInit {
-  server: string;
-  spec: AnyTool['spec'];
-  input: Record<string, unknown>;
-  jail: PathJail;
-  idempotencyKey: string | undefined;
-  resolved: Map<string, ResolvedPath | ResolvedPath[]> | undefined;
-  abort: CallAbort;
-  cursors: CursorCodec;
-  logger: Logger;
-  onProgress:
+  readonly server: string;
+  readonly spec: AnyTool['spec'];
+  readonly input: Record<string, unknown>;
+  readonly jail: PathJail;
+  readonly idempotencyKey: string | undefined;
+  readonly resolved: Map<string, ResolvedPath | ResolvedPath[]> | undefined;
+  readonly abort: CallAbort;
+  readonly cursors: CursorCodec;
+  readonly logger: Logger;
+  readonly onProgress:
     ((progress: { progress: number; total?: number; message?: string }) => Promise<void> | void) | undefined;
 }
 

@@ -93,6 +93,13 @@ export function fail(
 /** Turns anything thrown into a ToolError without losing the message. */
 export function toToolError(thrown: unknown): ToolError {
   if (thrown instanceof KeelError) return thrown.toToolError();
+  const code = (thrown as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === 'SQLITE_LOCKED')) {
+    // Several processes share the state database; one held it longer than the busy timeout.
+    return toolError('UNAVAILABLE', 'the state database is busy (another server process holds its lock)', {
+      hint: 'Retry the same call (with the same idempotency key, if it had one).',
+    });
+  }
   const message = thrown instanceof Error ? thrown.message : String(thrown);
   return toolError('INTERNAL', `internal error: ${message}`, {
     hint: 'This is a bug in the server or its environment; the server log has the stack.',

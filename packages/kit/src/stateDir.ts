@@ -66,11 +66,14 @@ export function openStateDir(dir: string): StateDir {
     cursorSecret,
     database() {
       if (db === undefined) {
-        db = openSqlite(path.join(dir, 'keel.db'));
-        db.pragma('journal_mode = WAL');
-        db.pragma('busy_timeout = 10000');
-        db.pragma('synchronous = NORMAL');
-        db.pragma('foreign_keys = ON');
+        const opened = openSqlite(path.join(dir, 'keel.db'));
+        try {
+          configure(opened);
+        } catch (error) {
+          opened.close();
+          throw error;
+        }
+        db = opened;
       }
       return db;
     },
@@ -79,6 +82,35 @@ export function openStateDir(dir: string): StateDir {
       db = undefined;
     },
   };
+}
+
+/**
+ * The busy timeout comes first so every later statement waits for other processes. WAL is a
+ * property of the file: only its first opener switches it, and that switch fails at once (no busy
+ * wait) while another process is writing, so it is retried briefly.
+ */
+function configure(db: Database.Database): void {
+  db.pragma('busy_timeout = 10000');
+  for (let attempt = 0; db.pragma('journal_mode', { simple: true }) !== 'wal'; attempt++) {
+    try {
+      db.pragma('journal_mode = WAL');
+    } catch (error) {
+      if (!isBusy(error) || attempt >= 50) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+}
+
+/** Whether an error is SQLite saying another connection holds the lock. */
+export function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return (
+    code === 'SQLITE_BUSY' ||
+    code === 'SQLITE_LOCKED' ||
+    (typeof code === 'string' && code.startsWith('SQLITE_BUSY_'))
+  );
 }
 
 function loadSecret(file: string): Buffer {

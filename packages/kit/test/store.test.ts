@@ -4,21 +4,26 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSqliteIdempotencyStore } from '../src/idempotency/sqliteStore.js';
 import type { IdempotencyStore } from '../src/idempotency/store.js';
-import { openStateDatabase, type StateDatabase } from '../src/stateDir.js';
+import { openStateDatabase, openStateDir, type StateDatabase } from '../src/stateDir.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 let dir: string;
+let other: string;
 let state: StateDatabase;
 let store: IdempotencyStore;
 const base = { scope: 'srv', key: 'k1', fingerprint: 'f1', owner: 'me', leaseMs: 1000, ttlMs: 10_000 };
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'keel-store-'));
+  other = await mkdtemp(path.join(tmpdir(), 'keel-store-other-'));
   state = openStateDatabase(dir);
   store = createSqliteIdempotencyStore(state.db);
 });
 afterEach(async () => {
   state.close();
   await rm(dir, { recursive: true, force: true });
+  await rm(other, { recursive: true, force: true });
 });
 
 describe('sqlite idempotency store', () => {
@@ -115,4 +120,33 @@ it('the state dir keeps one cursor secret across opens', async () => {
   expect(again.cursorSecret.equals(state.cursorSecret)).toBe(true);
   expect(again.cursorSecret.length).toBe(32);
   again.close();
+});
+
+describe('several processes opening one state dir', () => {
+  it('a second opener waits for WAL to be switched on instead of failing with "database is locked"', async () => {
+    // Another process creates the file in rollback-journal mode and holds a write transaction for a while.
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const Database = require('better-sqlite3');
+         const db = new Database(process.argv[1]);
+         db.exec('CREATE TABLE t (x)');
+         db.exec('BEGIN IMMEDIATE');
+         db.exec('INSERT INTO t VALUES (1)');
+         process.stdout.write('locked\\n');
+         setTimeout(() => { db.exec('COMMIT'); db.close(); }, 300);`,
+        path.join(other, 'keel.db'),
+      ],
+      { cwd: path.dirname(fileURLToPath(import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    const state = openStateDir(other);
+    try {
+      expect(state.database().pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      state.close();
+    }
+    await new Promise((resolve) => holder.once('exit', resolve));
+  });
 });
