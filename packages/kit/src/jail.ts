@@ -16,7 +16,7 @@ export interface ResolvedPath {
 /**
  * Confines every path a tool touches to the server's roots. Paths are resolved to real paths
  * (every symlink, including parent directories and dangling links, followed and re-checked) and
- * contained by whole path segments, so `/work/root-evil` is not inside `/work/root`.
+ * contained by whole path segments, so `/srv/app-evil` is not inside `/srv/app`.
  */
 export interface PathJail {
   readonly roots: readonly string[];
