@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { trace, type Tracer } from '@opentelemetry/api';
+import type { Tracer } from '@opentelemetry/api';
 import {
   ProtocolError,
   ProtocolErrorCode,
@@ -108,7 +108,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
   const limits = { ...defaults, ...options.limits };
   const idem = { ...defaults, ...options.idempotency };
   const logger = options.logger ?? createSilentLogger();
-  const tracer = options.tracer ?? trace.getTracer('@keel/kit');
+  // Undefined unless given: the kit then traces through whatever provider a host registers, if any.
+  const tracer = options.tracer;
   const owned: Database.Database[] = [];
   const memoryDb = () => {
     const db = openSqlite(':memory:');

@@ -1,14 +1,27 @@
-import {
-  context as otelContext,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  TraceFlags,
-  type Context,
-  type Span,
-  type Tracer,
-} from '@opentelemetry/api';
+import { createRequire } from 'node:module';
+import type * as OtelApi from '@opentelemetry/api';
+import type { Context, Span, Tracer } from '@opentelemetry/api';
+
+const require = createRequire(import.meta.url);
+// Where every copy of @opentelemetry/api 1.x registers its global tracer provider, context manager
+// and propagator; copies share it, which is how a host's registration reaches a library's copy.
+const otelGlobal = Symbol.for('opentelemetry.js.api.1');
+let loaded: typeof OtelApi | undefined;
+
+/**
+ * The OpenTelemetry API, loaded only once something uses OpenTelemetry: a tracer was passed, or a
+ * host registered a provider or context manager. Loading it costs about 15 ms of start-up, on the
+ * client's critical path for a stdio server, and without a registration it would only make no-op
+ * spans.
+ */
+export function otelApi(force = false): typeof OtelApi | undefined {
+  // Loaded as CommonJS so it can happen synchronously, mid-call; the global registry is shared
+  // with any ESM copy the host uses.
+  if (loaded === undefined && (force || (globalThis as Record<symbol, unknown>)[otelGlobal] !== undefined)) {
+    loaded = require('@opentelemetry/api') as typeof OtelApi;
+  }
+  return loaded;
+}
 
 /** Attribute names used on tool spans: OTel GenAI and MCP semantic conventions, plus `keel.*`. */
 export const SpanAttributes = {
@@ -35,6 +48,7 @@ const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-
  * header is ignored, as the W3C spec asks, and the span starts a new trace.
  */
 export function contextFromMeta(meta: Record<string, unknown> | undefined): Context {
+  const { ROOT_CONTEXT, trace, TraceFlags } = otelApi(true)!;
   const header = meta?.['traceparent'];
   if (typeof header !== 'string') return ROOT_CONTEXT;
   const match = traceparentPattern.exec(header.trim().toLowerCase());
@@ -82,6 +96,7 @@ export interface ToolSpanStart {
 
 /** Starts the span of one tool call: `tools/call {tool}`, kind SERVER, parented by the caller's trace. */
 export function startToolSpan(start: ToolSpanStart): { span: Span; context: Context } {
+  const { SpanKind, trace } = otelApi(true)!;
   const parent = contextFromMeta(start.meta);
   const span = start.tracer.startSpan(`tools/call ${start.tool}`, { kind: SpanKind.SERVER }, parent);
   // Attributes only for a span that records: with tracing off this is the whole per-call cost.
@@ -108,7 +123,7 @@ export function endToolSpan(
   if (outcome.errorCode !== undefined) {
     span.setAttribute(SpanAttributes.errorType, outcome.errorCode);
     span.setStatus({
-      code: SpanStatusCode.ERROR,
+      code: otelApi(true)!.SpanStatusCode.ERROR,
       ...(outcome.message === undefined ? {} : { message: outcome.message }),
     });
   }
@@ -117,5 +132,5 @@ export function endToolSpan(
 
 /** Runs `fn` with `ctx` active, so spans a handler starts nest under the tool span. */
 export function withContext<TResult>(ctx: Context, fn: () => TResult): TResult {
-  return otelContext.with(ctx, fn);
+  return otelApi(true)!.context.with(ctx, fn);
 }

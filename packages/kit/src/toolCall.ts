@@ -1,4 +1,4 @@
-import { isSpanContextValid, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import type { Context, Span, Tracer } from '@opentelemetry/api';
 import { ProtocolError, ProtocolErrorCode, type CallToolResult } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import { CallAbort, type AbortListener } from './abort.js';
@@ -14,7 +14,7 @@ import type { IdempotencyStore } from './idempotency/store.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import type { CallOptions, IdempotencyOptions, ServerLimits } from './server.js';
-import { endToolSpan, SpanAttributes, startToolSpan, withContext } from './telemetry.js';
+import { endToolSpan, otelApi, SpanAttributes, startToolSpan, withContext } from './telemetry.js';
 
 /** The `_meta` key a caller (the supervisor) puts its idempotency key under. */
 export const IDEMPOTENCY_META_KEY = 'keel/idempotency-key';
@@ -29,7 +29,8 @@ export interface PipelineShared {
   limits: ServerLimits;
   idempotency: IdempotencyOptions;
   logger: Logger;
-  tracer: Tracer;
+  /** An explicit tracer; without one, spans go to the host's registered provider, if any. */
+  tracer: Tracer | undefined;
   store: IdempotencyStore;
   audit: AuditLog;
   cursors: CursorCodec;
@@ -145,13 +146,17 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
       return this.#crashed(error);
     } finally {
       this.#shared.active.leave();
-      endToolSpan(this.#span!, { errorCode: this.#errorCode, message: this.#errorMessage });
+      if (this.#span !== undefined)
+        endToolSpan(this.#span, { errorCode: this.#errorCode, message: this.#errorMessage });
     }
   }
 
   #startSpan(): void {
+    // No tracer and no OpenTelemetry registered: no span at all, rather than a no-op one.
+    const tracer = this.#shared.tracer ?? otelApi()?.trace.getTracer('@keel/kit');
+    if (tracer === undefined) return;
     const { span, context } = startToolSpan({
-      tracer: this.#shared.tracer,
+      tracer,
       server: this.server,
       tool: this.spec.name,
       effect: this.spec.effect,
@@ -277,7 +282,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     try {
       // With tracing off and no caller trace the span context is invalid and there is nothing to
       // propagate; entering the context API then costs more than the rest of the pipeline.
-      return await (isSpanContextValid(this.#span!.spanContext())
+      return await (this.#span !== undefined && otelApi(true)!.isSpanContextValid(this.#span.spanContext())
         ? withContext(this.#context!, () => this.spec.handler(this.input, ctx))
         : this.spec.handler(this.input, ctx));
     } catch (error) {
@@ -322,8 +327,8 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   }
 
   #finish(result: CallToolResult, outcome: Outcome<unknown>, replayed: boolean): CallToolResult {
-    const span = this.#span!;
-    if (span.isRecording()) {
+    const span = this.#span;
+    if (span?.isRecording() === true) {
       const bytes =
         this.#rendered?.result === result ? this.#rendered.bytes : Buffer.byteLength(JSON.stringify(result));
       span.setAttribute(SpanAttributes.resultBytes, bytes);
@@ -350,12 +355,12 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
           errorCode: outcome.ok ? undefined : outcome.error.code,
           idempotencyKey: this.idempotencyKey,
           resultSha256: sha256Hex(canonicalJson(result)),
-          traceId: span.spanContext().traceId,
+          traceId: span?.spanContext().traceId,
         });
       } catch (error) {
         // The effect already happened; the caller gets its result and the failure is loud in the log.
         this.logger.error('audit append failed', { tool: this.spec.name, error });
-        span.setAttribute('keel.audit.failed', true);
+        span?.setAttribute('keel.audit.failed', true);
       }
     }
     return result;
