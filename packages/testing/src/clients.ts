@@ -143,6 +143,10 @@ export async function startHttpServer(
   });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // Registered before waiting for 'listening': a server that never says it is listening is still ended.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`server did not start in time:\n${stderr}`)),
@@ -175,9 +179,6 @@ export async function startHttpServer(
       return await exited;
     },
   };
-  onTestFinished(async () => {
-    await handle.stop('SIGKILL');
-  });
   return handle;
 }
 
