@@ -177,9 +177,14 @@ describe('user values are never read as options', () => {
     );
     const pusher = await startGit('v2', [repo.dir], ['--push-remote', 'origin']);
     expect((await callError(pusher, 'git_push', { branch: '--force' })).code).toBe('INVALID_ARGUMENT');
+    // Dates are values glued to --since=/--until=, so git reads them as (odd) dates, never as options.
+    // Which commits such a date admits depends on digits in the temp path, so only success is checked;
+    // the pwned file is checked below.
     expect(
-      (await callOk(client, 'git_log', { since: `--output=${pwned}`, until: '--all' }))['commits'],
-    ).toEqual([]);
+      Array.isArray(
+        (await callOk(client, 'git_log', { since: `--output=${pwned}`, until: '--all' }))['commits'],
+      ),
+    ).toBe(true);
 
     // Filters are values glued to their option, so they stay patterns; messages are data.
     expect(
