@@ -1,4 +1,12 @@
-import { constants as fsConstants } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { lstat, open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +39,11 @@ export interface PathJail {
    * between `resolve` and `open` cannot lead outside the roots.
    */
   open(resolved: ResolvedPath, flags: number, mode?: number): Promise<Outcome<FileHandle>>;
+  /**
+   * `open` without the thread pool, for small reads where the round trip dominates. Takes a real
+   * path from `resolve`; returns the descriptor, which the caller closes.
+   */
+  openSync(real: string, flags: number, mode?: number): Outcome<number>;
   /** The path as a person reads it: relative to its root when there is one root, else absolute. */
   display(realPath: string): string;
 }
@@ -75,6 +88,21 @@ function jailOf(roots: readonly string[]): PathJail {
           : `Use a path inside the roots: ${roots.join(', ')}.`,
       details: { roots: [...roots] },
     });
+
+  // What an open descriptor really is: /proc names it on Linux; elsewhere the descriptor must be the
+  // file the checked path is now. Synchronous: these are metadata look-ups, not I/O worth a thread.
+  const descriptorInside = (fd: number, real: string): boolean => {
+    let opened: string | undefined;
+    try {
+      opened = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      const byFd = fstatSync(fd);
+      const byPath = statSync(real, { throwIfNoEntry: false });
+      if (byPath !== undefined && byPath.ino === byFd.ino && byPath.dev === byFd.dev)
+        opened = realpathSync(real);
+    }
+    return opened !== undefined && rootOf(opened) !== undefined;
+  };
 
   const jail: PathJail = {
     roots,
@@ -157,23 +185,27 @@ function jailOf(roots: readonly string[]): PathJail {
         if (code === 'ELOOP') return outside(resolved.real, 'became a symlink after it was checked');
         throw error;
       }
-      let opened: string | undefined;
-      try {
-        opened = await realpath(`/proc/self/fd/${handle.fd}`);
-      } catch {
-        // No /proc (not Linux): compare the descriptor with what the checked path is now.
-        const [byHandle, byPath] = await Promise.all([
-          handle.stat(),
-          stat(resolved.real).catch(() => undefined),
-        ]);
-        if (byPath !== undefined && byPath.ino === byHandle.ino && byPath.dev === byHandle.dev)
-          opened = await realpath(resolved.real);
-      }
-      if (opened === undefined || rootOf(opened) === undefined) {
+      if (!descriptorInside(handle.fd, resolved.real)) {
         await handle.close();
         return outside(resolved.real, 'changed to point outside the roots while it was being opened');
       }
       return ok(handle);
+    },
+
+    openSync(real, flags, mode) {
+      let fd: number;
+      try {
+        fd = openSync(real, flags | fsConstants.O_NOFOLLOW, mode);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ELOOP') return outside(real, 'became a symlink after it was checked');
+        throw error;
+      }
+      if (!descriptorInside(fd, real)) {
+        closeSync(fd);
+        return outside(real, 'changed to point outside the roots while it was being opened');
+      }
+      return ok(fd);
     },
   };
   return jail;

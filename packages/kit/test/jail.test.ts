@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { constants } from 'node:fs';
+import { closeSync, constants, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPathJail, type PathJail } from '../src/jail.js';
 
@@ -134,6 +134,21 @@ describe('open re-checks the descriptor', () => {
     const opened = await jail.open(resolved.value, constants.O_RDONLY);
     expect(opened.ok ? 'ok' : opened.error.code).toBe('OUTSIDE_ROOTS');
     await rm(path.join(root, 'swapdir'));
+  });
+
+  it('openSync refuses a file swapped for a symlink out after resolve, and opens one that stayed', async () => {
+    const target = path.join(root, 'swap-sync.txt');
+    await writeFile(target, 'inside');
+    const resolved = await jail.resolve('swap-sync.txt');
+    if (!resolved.ok) throw new Error('resolve failed');
+    const stayed = jail.openSync(resolved.value.real, constants.O_RDONLY);
+    expect(stayed.ok ? readFileSync(stayed.value, 'utf8') : stayed.error.code).toBe('inside');
+    if (stayed.ok) closeSync(stayed.value);
+    await rm(target);
+    await symlink(path.join(base, 'outside', 'secret.txt'), target);
+    const swapped = jail.openSync(resolved.value.real, constants.O_RDONLY);
+    expect(swapped.ok ? 'opened' : swapped.error.code).toBe('OUTSIDE_ROOTS');
+    await rm(target);
   });
 
   it('opens a file that stayed put', async () => {

@@ -1,15 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  openSync,
-  read,
-  readlinkSync,
-  readSync,
-  realpathSync,
-  statSync,
-} from 'node:fs';
+import { closeSync, constants, fstatSync, read, readSync } from 'node:fs';
 import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -278,36 +268,19 @@ export async function entryOf(
 export type SmallRead = { kind: 'text'; data: Buffer } | { kind: 'binary' | 'tooLarge' | 'unreadable' };
 
 /**
- * Opens a file synchronously with the same descriptor re-check as PathJail.open (O_NOFOLLOW, then
- * the descriptor's real path must be inside the roots). Returns the descriptor, or undefined when it
- * cannot be opened or leads outside. Synchronous opens and reads of local files cost a few
- * microseconds each; through the thread pool each is a round trip, which dominates small reads.
+ * Opens a file for reading through the kit's synchronous, re-checked open (PathJail.openSync): small
+ * reads are dominated by thread-pool round trips. 'outside' when the path led out of the roots.
  */
 export function openSyncChecked(
   jail: PathJail,
   real: string,
 ): { fd: number } | { error: 'outside' | NodeJS.ErrnoException } {
-  let fd: number;
   try {
-    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const opened = jail.openSync(real, constants.O_RDONLY);
+    return opened.ok ? { fd: opened.value } : { error: 'outside' };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ELOOP') return { error: 'outside' };
     return { error: error as NodeJS.ErrnoException };
   }
-  let opened: string | undefined;
-  try {
-    opened = readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    const byFd = fstatSync(fd);
-    const byPath = statSync(real, { throwIfNoEntry: false });
-    if (byPath !== undefined && byPath.ino === byFd.ino && byPath.dev === byFd.dev)
-      opened = realpathSync(real);
-  }
-  if (opened === undefined || !jail.contains(opened)) {
-    closeSync(fd);
-    return { error: 'outside' };
-  }
-  return { fd };
 }
 
 /** The error for a path that led outside the roots between the check and the open. */
