@@ -88,7 +88,7 @@ export class CallContext implements ToolContext {
     input: string | Buffer,
     options: { maxBytes: number; maxLines?: number | undefined; cursor?: string | undefined },
   ): Outcome<{ text: string; totalBytes: number; totalLines: number; truncated?: Truncation }> {
-    const offset = this.#offsetFrom(options.cursor);
+    const offset = this.cursorOffset(options.cursor);
     if (!offset.ok) return offset;
     const slice = sliceText(input, {
       offset: offset.value,
@@ -114,7 +114,7 @@ export class CallContext implements ToolContext {
     items: readonly TItem[],
     options: { limit: number; cursor?: string | undefined },
   ): Outcome<{ items: TItem[]; total: number; truncated?: Truncation }> {
-    const offset = this.#offsetFrom(options.cursor);
+    const offset = this.cursorOffset(options.cursor);
     if (!offset.ok) return offset;
     const slice = sliceList(items, { offset: offset.value, limit: options.limit });
     const result: { items: TItem[]; total: number; truncated?: Truncation } = {
@@ -147,7 +147,8 @@ export class CallContext implements ToolContext {
     return this.#binding;
   }
 
-  #offsetFrom(cursor: string | undefined): Outcome<number> {
+  /** The position a `{ o }` cursor of `text`/`list` (or a tool's own offset cursor) carries; 0 without one. */
+  cursorOffset(cursor: string | undefined): Outcome<number> {
     const state = this.decodeCursor(cursor);
     if (!state.ok) return state;
     const offset = (state.value as { o?: unknown } | undefined)?.o;

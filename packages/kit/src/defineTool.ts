@@ -40,6 +40,8 @@ export interface ToolContext {
   decodeCursor(cursor: string | undefined): Outcome<unknown>;
   /** An opaque cursor bound to this tool and these arguments. */
   encodeCursor(state: unknown): string;
+  /** The offset an `encodeCursor({ o: offset })` cursor carries (0 without a cursor), or INVALID_ARGUMENT. */
+  cursorOffset(cursor: string | undefined): Outcome<number>;
   /** Cuts text to its budget; the cursor continues byte-exactly where the cut happened. */
   text(
     input: string | Buffer,

@@ -81,9 +81,9 @@ export function treeTool(deps: FsDeps): AnyTool {
       const checked = checkedPath(ctx, deps, 'path', 'read');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
-      const decoded = ctx.decodeCursor(input.cursor);
-      if (!decoded.ok) return decoded;
-      const offset = (decoded.value as { o?: number } | undefined)?.o ?? 0;
+      const start = ctx.cursorOffset(input.cursor);
+      if (!start.ok) return start;
+      const offset = start.value;
       const probe = await readdir(resolved.real).catch((error: NodeJS.ErrnoException) => error);
       if (probe instanceof Error) {
         return fail(
