@@ -2,12 +2,13 @@ import {
   closeSync,
   constants as fsConstants,
   fstatSync,
+  lstatSync,
   openSync,
   readlinkSync,
   realpathSync,
   statSync,
 } from 'node:fs';
-import { lstat, open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail, KeelError, ok, type Outcome } from './errors.js';
@@ -138,7 +139,7 @@ function jailOf(roots: readonly string[]): PathJail {
       const absolute = path.resolve(base, candidate);
       let real: { real: string; exists: boolean };
       try {
-        real = await realpathAllowingMissing(absolute, 0);
+        real = realpathAllowingMissing(absolute, 0);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ELOOP')
@@ -215,27 +216,29 @@ function jailOf(roots: readonly string[]): PathJail {
  * realpath that also answers for paths that do not exist yet: the nearest existing ancestor is
  * resolved and the missing tail appended, and a dangling symlink is followed to where it would
  * create the file, so a link to `/etc/x` that does not exist yet is still judged by its target.
+ *
+ * Synchronous on purpose. Every tool call resolves its paths, and on a local disk the system calls
+ * take a few microseconds while a thread-pool round trip costs tens of them, several times over on
+ * a loaded two-core machine; a path on a stalled network mount would stall the async version's
+ * thread just the same.
  */
-async function realpathAllowingMissing(
-  absolute: string,
-  hops: number,
-): Promise<{ real: string; exists: boolean }> {
+function realpathAllowingMissing(absolute: string, hops: number): { real: string; exists: boolean } {
   if (hops > maxLinkHops) throw Object.assign(new Error('too many symlinks'), { code: 'ELOOP' });
   try {
-    return { real: await realpath(absolute), exists: true };
+    return { real: realpathSync.native(absolute), exists: true };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
   }
   const parent = path.dirname(absolute);
   if (parent === absolute) return { real: absolute, exists: false };
-  const realParent = await realpathAllowingMissing(parent, hops);
+  const realParent = realpathAllowingMissing(parent, hops);
   const entry = path.join(realParent.real, path.basename(absolute));
   if (realParent.exists) {
-    const info = await lstat(entry).catch(() => undefined);
+    const info = lstatSync(entry, { throwIfNoEntry: false });
     if (info?.isSymbolicLink()) {
-      const target = path.resolve(realParent.real, await readlink(entry));
-      const followed = await realpathAllowingMissing(target, hops + 1);
+      const target = path.resolve(realParent.real, readlinkSync(entry));
+      const followed = realpathAllowingMissing(target, hops + 1);
       return { real: followed.real, exists: false };
     }
   }
