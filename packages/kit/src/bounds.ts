@@ -50,7 +50,8 @@ export interface TextSlice {
   /** Byte offset where the next slice starts, when the text was cut. */
   nextOffset?: number;
   totalBytes: number;
-  totalLines: number;
+  /** Lines of the whole input; counted on first read, since a caller paging a large diff may never ask. */
+  readonly totalLines: number;
   /** What cut the slice: the byte budget or the line budget. */
   cutBy?: 'bytes' | 'lines';
 }
@@ -66,7 +67,6 @@ export function sliceText(
 ): TextSlice {
   const buffer = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
   const start = Math.min(options.offset ?? 0, buffer.length);
-  const totalLines = countLines(buffer);
   let end = Math.min(buffer.length, start + options.maxBytes);
   let cutBy: 'bytes' | 'lines' | undefined = end < buffer.length ? 'bytes' : undefined;
 
@@ -87,10 +87,13 @@ export function sliceText(
     if (lastBreak >= start && lastBreak + 1 > start + options.maxBytes / 2) end = lastBreak + 1;
     else end = utf8Boundary(buffer, end, start);
   }
+  let totalLines: number | undefined;
   const slice: TextSlice = {
     text: buffer.subarray(start, end).toString('utf8'),
     totalBytes: buffer.length,
-    totalLines,
+    get totalLines() {
+      return (totalLines ??= countLines(buffer));
+    },
   };
   if (end < buffer.length && cutBy !== undefined) {
     slice.nextOffset = end;
@@ -150,9 +153,22 @@ export interface HeadTailBuffer {
 }
 
 export interface CappedText {
-  text: string;
+  /**
+   * The kept output as UTF-8 text, with a `[… N bytes omitted …]` line where the middle was dropped.
+   * Decoded on first read: a caller that works on `bytes` never pays for decoding megabytes.
+   */
+  readonly text: string;
+  /** The kept bytes as received: the head, then the tail (no marker between them). */
+  readonly bytes: Buffer;
   totalBytes: number;
   droppedBytes: number;
+}
+
+const emptyBuffer = Buffer.alloc(0);
+
+/** One buffer of the chunks, without a copy when there is only one. */
+function joined(chunks: readonly Buffer[]): Buffer {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 export function createHeadTailBuffer(maxBytes: number): HeadTailBuffer {
@@ -178,21 +194,29 @@ export function createHeadTailBuffer(maxBytes: number): HeadTailBuffer {
       tail.push(rest);
       tailBytes += rest.length;
       if (tailBytes > tailLimit * 2) {
-        const joined = Buffer.concat(tail).subarray(-tailLimit);
-        tail = [joined];
-        tailBytes = joined.length;
+        const kept = Buffer.concat(tail).subarray(-tailLimit);
+        tail = [kept];
+        tailBytes = kept.length;
       }
     },
     result() {
-      const headBuf = Buffer.concat(head);
-      const tailBuf = Buffer.concat(tail).subarray(-tailLimit || tailBytes);
-      const dropped = total - headBuf.length - (tailLimit === 0 ? 0 : tailBuf.length);
-      const tailPart = tailLimit === 0 ? Buffer.alloc(0) : tailBuf;
-      const text =
-        dropped > 0
-          ? `${headBuf.toString('utf8')}\n[… ${dropped} bytes omitted …]\n${tailPart.toString('utf8')}`
-          : Buffer.concat([headBuf, tailPart]).toString('utf8');
-      return { text, totalBytes: total, droppedBytes: Math.max(0, dropped) };
+      const headBuf = joined(head);
+      const tailBuf = tailLimit === 0 ? emptyBuffer : joined(tail).subarray(-tailLimit || tailBytes);
+      const dropped = Math.max(0, total - headBuf.length - tailBuf.length);
+      const bytes = tailBuf.length === 0 ? headBuf : Buffer.concat([headBuf, tailBuf]);
+      let text: string | undefined;
+      return {
+        get text() {
+          text ??=
+            dropped > 0
+              ? `${headBuf.toString('utf8')}\n[… ${dropped} bytes omitted …]\n${tailBuf.toString('utf8')}`
+              : bytes.toString('utf8');
+          return text;
+        },
+        bytes,
+        totalBytes: total,
+        droppedBytes: dropped,
+      };
     },
   };
 }

@@ -95,11 +95,15 @@ export class CallContext implements ToolContext {
       maxBytes: options.maxBytes,
       ...(options.maxLines === undefined ? {} : { maxLines: options.maxLines }),
     });
-    const result: { text: string; totalBytes: number; totalLines: number; truncated?: Truncation } = {
-      text: slice.text,
-      totalBytes: slice.totalBytes,
-      totalLines: slice.totalLines,
-    };
+    // totalLines stays a getter: counting the lines of a large input is skipped unless someone reads it.
+    const result: { text: string; totalBytes: number; readonly totalLines: number; truncated?: Truncation } =
+      {
+        text: slice.text,
+        totalBytes: slice.totalBytes,
+        get totalLines() {
+          return slice.totalLines;
+        },
+      };
     if (slice.nextOffset !== undefined) {
       const nextCursor = this.encodeCursor({ o: slice.nextOffset });
       result.truncated =

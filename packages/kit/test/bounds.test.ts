@@ -127,7 +127,21 @@ describe('head and tail buffer', () => {
     const buffer = createHeadTailBuffer(100);
     buffer.push(Buffer.from('hello '));
     buffer.push(Buffer.from('world'));
-    expect(buffer.result()).toEqual({ text: 'hello world', totalBytes: 11, droppedBytes: 0 });
+    expect(buffer.result()).toEqual({
+      text: 'hello world',
+      bytes: Buffer.from('hello world'),
+      totalBytes: 11,
+      droppedBytes: 0,
+    });
+  });
+
+  it('hands back a single chunk without copying it', () => {
+    const buffer = createHeadTailBuffer(100);
+    const chunk = Buffer.from('one chunk');
+    buffer.push(chunk);
+    const result = buffer.result();
+    expect(result.bytes.buffer).toBe(chunk.buffer);
+    expect(result.text).toBe('one chunk');
   });
 
   it('keeps the head and the tail and counts the middle', () => {
@@ -135,6 +149,7 @@ describe('head and tail buffer', () => {
     for (let i = 0; i < 100; i++) buffer.push(Buffer.from(String(i % 10)));
     expect(buffer.result()).toEqual({
       text: '01234\n[… 90 bytes omitted …]\n56789',
+      bytes: Buffer.from('0123456789'),
       totalBytes: 100,
       droppedBytes: 90,
     });
