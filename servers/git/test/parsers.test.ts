@@ -79,18 +79,18 @@ describe('diff summaries', () => {
       'Binary files a/b.bin and b/b.bin differ',
       '',
     ].join('\n');
-    expect(parseRawWithPatch(`${raw}${patch}`)).toEqual({
+    expect(parseRawWithPatch(Buffer.from(`${raw}${patch}`))).toEqual({
       files: [
         { path: 'a.txt', status: 'modified', added: 1, deleted: 1, binary: false },
         { path: 'new.txt', oldPath: 'old.txt', status: 'renamed', added: 1, deleted: 0, binary: false },
         { path: 'b.bin', status: 'modified', added: null, deleted: null, binary: true },
       ],
-      patch,
+      patch: Buffer.from(patch),
     });
   });
 
   it('gives up on combined (unmerged) records so the caller asks git for numstat', () => {
-    expect(parseRawWithPatch(':: 100644 100644 100644 a b 0000 MM\0x.txt\0')).toBeUndefined();
+    expect(parseRawWithPatch(Buffer.from(':: 100644 100644 100644 a b 0000 MM\0x.txt\0'))).toBeUndefined();
     expect(
       parseRawNumstat(
         [

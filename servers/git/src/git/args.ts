@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod';
 import { fail, ok, type Outcome } from '@keel/kit';
@@ -106,7 +106,7 @@ export async function currentBranch(repo: Repo): Promise<string | undefined> {
  * left to `git rev-parse`.
  */
 export async function headSha(repo: Repo): Promise<string | undefined> {
-  const direct = await readHeadFiles(repo).catch(() => null);
+  const direct = readHeadFiles(repo);
   if (direct !== null) return direct;
   const result = await repo.git(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
   const sha = result.stdout.trim();
@@ -134,23 +134,55 @@ export async function checkNewRefName(
 
 const sha1 = /^[0-9a-f]{40}$/;
 
-/** HEAD from the files, or null when git must be asked; undefined when the branch is unborn. */
-async function readHeadFiles(repo: Repo): Promise<string | undefined | null> {
-  const head = (await readFile(path.join(repo.gitDir, 'HEAD'), 'utf8')).trim();
+/** Larger ref files are left to git: they are not plain refs, and reading them would cost more than a process. */
+const maxRefFileBytes = 256 * 1024;
+
+/**
+ * HEAD from the files, or null when git must be asked; undefined when the branch is unborn.
+ * Synchronous on purpose: these are a few small files in the git dir, read in microseconds, where each
+ * asynchronous read would cost a thread-pool round trip (open, stat, read, close) on every log page.
+ */
+function readHeadFiles(repo: Repo): string | undefined | null {
+  const head = readSmall(path.join(repo.gitDir, 'HEAD'))?.trim();
+  if (head === undefined) return null;
   if (sha1.test(head)) return head;
   const ref = /^ref: (refs\/heads\/[A-Za-z0-9._/-]+)$/.exec(head)?.[1];
   if (ref === undefined || ref.includes('..') || ref.endsWith('.lock')) return null;
-  const loose = await readFile(path.join(repo.commonDir, ref), 'utf8').then(
-    (text) => text.trim(),
-    () => undefined,
-  );
+  const loose = readSmall(path.join(repo.commonDir, ref))?.trim();
   if (loose !== undefined) return sha1.test(loose) ? loose : null;
-  const packed = await readFile(path.join(repo.commonDir, 'packed-refs'), 'utf8').catch(() => '');
-  for (const line of packed.split('\n')) {
+  const packed = readSmall(path.join(repo.commonDir, 'packed-refs'));
+  if (packed === null) return null;
+  for (const line of (packed ?? '').split('\n')) {
     if (line.endsWith(` ${ref}`)) {
       const sha = line.slice(0, line.indexOf(' '));
       return sha1.test(sha) ? sha : null;
     }
   }
   return undefined;
+}
+
+/** A small regular file's text; undefined when it does not exist, null when it is large or not a file. */
+function readSmall(file: string): string | undefined | null {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : null;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.size > maxRefFileBytes) return null;
+    const buffer = Buffer.allocUnsafe(info.size);
+    let filled = 0;
+    while (filled < info.size) {
+      const read = readSync(fd, buffer, filled, info.size - filled, filled);
+      if (read === 0) break;
+      filled += read;
+    }
+    return buffer.toString('utf8', 0, filled);
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -92,20 +92,21 @@ export function parseDiffOutput(output: string): { files: DiffFile[]; patch: str
  * Parses `git diff --raw -z --patch` and counts each file's added and deleted lines from its patch
  * section, so git computes every file's diff once instead of twice (numstat and patch). Returns
  * undefined when the sections do not line up with the summary (unmerged paths), and the caller asks
- * git for numstat instead.
+ * git for numstat instead. Works on the bytes git wrote: the patch is paged by byte offsets, so a
+ * multi-megabyte patch is never decoded as a whole, only the page that is returned.
  */
-export function parseRawWithPatch(output: string): { files: DiffFile[]; patch: string } | undefined {
-  const tokens = output.split('\0');
+export function parseRawWithPatch(output: Buffer): { files: DiffFile[]; patch: Buffer } | undefined {
   const files: DiffFile[] = [];
-  let i = 0;
-  let consumed = 0;
+  let at = 0;
   const take = () => {
-    const token = tokens[i++] ?? '';
-    consumed += token.length + 1;
+    let end = output.indexOf(0, at);
+    if (end === -1) end = output.length;
+    const token = output.toString('utf8', at, end);
+    at = end + 1;
     return token;
   };
-  while (i < tokens.length && tokens[i]!.startsWith(':')) {
-    if (tokens[i]!.startsWith('::')) return undefined;
+  while (at < output.length && output[at] === colon) {
+    if (output[at + 1] === colon) return undefined;
     const meta = take().split(' ');
     const status = meta[meta.length - 1] ?? 'X';
     const letter = status[0] ?? 'X';
@@ -131,16 +132,17 @@ export function parseRawWithPatch(output: string): { files: DiffFile[]; patch: s
     }
   }
   if (files.length === 0) return { files, patch: output };
-  const patch = output.slice(consumed + 1);
+  // Skip the NUL that ends the summary; everything after is the patch (a patch never holds a NUL).
+  const patch = output.subarray(at + 1);
   let section = -1;
   let inHunk = false;
   let file: DiffFile | undefined;
   let start = 0;
   while (start < patch.length) {
-    let end = patch.indexOf('\n', start);
+    let end = patch.indexOf(0x0a, start);
     if (end === -1) end = patch.length;
-    const first = patch.charCodeAt(start);
-    if (first === 0x64 /* d */ && patch.startsWith('diff --git ', start)) {
+    const first = patch[start];
+    if (first === 0x64 /* d */ && startsWith(patch, diffHeader, start)) {
       section++;
       file = files[section];
       if (file === undefined) return undefined;
@@ -149,9 +151,9 @@ export function parseRawWithPatch(output: string): { files: DiffFile[]; patch: s
       if (inHunk) {
         if (first === 0x2b /* + */) file.added = (file.added ?? 0) + 1;
         else if (first === 0x2d /* - */) file.deleted = (file.deleted ?? 0) + 1;
-      } else if (first === 0x40 /* @ */ && patch.startsWith('@@', start)) {
+      } else if (first === 0x40 /* @ */ && startsWith(patch, hunkHeader, start)) {
         inHunk = true;
-      } else if (patch.startsWith('Binary files ', start) || patch.startsWith('GIT binary patch', start)) {
+      } else if (startsWith(patch, binaryFiles, start) || startsWith(patch, binaryPatch, start)) {
         file.binary = true;
         file.added = null;
         file.deleted = null;
@@ -160,4 +162,17 @@ export function parseRawWithPatch(output: string): { files: DiffFile[]; patch: s
     start = end + 1;
   }
   return section + 1 === files.length ? { files, patch } : undefined;
+}
+
+const colon = 0x3a;
+const diffHeader = Buffer.from('diff --git ');
+const hunkHeader = Buffer.from('@@');
+const binaryFiles = Buffer.from('Binary files ');
+const binaryPatch = Buffer.from('GIT binary patch');
+
+function startsWith(buffer: Buffer, prefix: Buffer, at: number): boolean {
+  return (
+    buffer.length - at >= prefix.length &&
+    buffer.compare(prefix, 0, prefix.length, at, at + prefix.length) === 0
+  );
 }

@@ -14,7 +14,10 @@ export interface GitCall {
 
 export interface GitResult {
   exitCode: number | null;
-  stdout: string;
+  /** stdout as text, decoded on first read. */
+  readonly stdout: string;
+  /** stdout as git wrote it, for callers that page or scan large output without decoding all of it. */
+  readonly stdoutBytes: Buffer;
   stderr: string;
   /** The output was larger than the cap and its middle was dropped. */
   cut: boolean;
@@ -141,11 +144,15 @@ export async function runGit(
     throw new KeelError('TIMEOUT', `git ${call.args[0] ?? ''} did not finish in time`, {
       hint: 'Narrow the request.',
     });
+  const stdout = result.stdout;
   return {
     exitCode: result.exitCode,
-    stdout: result.stdout.text,
+    get stdout() {
+      return stdout.text;
+    },
+    stdoutBytes: stdout.bytes,
     stderr: result.stderr.text,
-    cut: result.stdout.droppedBytes > 0,
+    cut: stdout.droppedBytes > 0,
   };
 }
 

@@ -129,7 +129,7 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       // One git run gives the summary and the patch, so they describe the same state of the tree;
       // line counts come from the patch itself unless it cannot be lined up with the summary.
       let result = await repo.git(['diff', '--raw', '-z', '--patch', ...common]);
-      let parsed = result.exitCode === 0 && !result.cut ? parseRawWithPatch(result.stdout) : undefined;
+      let parsed = result.exitCode === 0 && !result.cut ? parseRawWithPatch(result.stdoutBytes) : undefined;
       if (parsed === undefined && result.exitCode === 0 && !result.cut) {
         // Unmerged paths get a combined diff, which git does not print beside --raw: ask separately.
         const [summary, patch] = await Promise.all([
@@ -137,7 +137,7 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
           repo.git(['diff', '--patch', ...common]),
         ]);
         result = summary.exitCode !== 0 ? summary : patch;
-        parsed = { files: parseRawNumstat(summary.stdout), patch: patch.stdout };
+        parsed = { files: parseRawNumstat(summary.stdout), patch: patch.stdoutBytes };
       }
       if (result.exitCode !== 0) return gitFailure('git diff', result);
       if (result.cut) {
@@ -149,7 +149,7 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
           },
         );
       }
-      const { files, patch } = parsed ?? { files: [], patch: '' };
+      const { files, patch } = parsed ?? { files: [], patch: Buffer.alloc(0) };
       const page = ctx.text(patch, { maxBytes: input.maxBytes, cursor: input.cursor });
       if (!page.ok) return page;
       const totals = {

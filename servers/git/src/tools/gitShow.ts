@@ -83,7 +83,7 @@ export function gitShowTool(options: ResolvedGitOptions): AnyTool {
         );
       const commit = parseLog(meta.stdout)[0];
       if (commit === undefined) return fail('INTERNAL', `git show printed no commit for ${sha.value}`);
-      const page = ctx.text(patch.stdout, { maxBytes: input.maxBytes, cursor: input.cursor });
+      const page = ctx.text(patch.stdoutBytes, { maxBytes: input.maxBytes, cursor: input.cursor });
       if (!page.ok) return page;
       const files = parseRawNumstat(summary.stdout.replace(/^\0+/, ''));
       return ok({
