@@ -102,14 +102,39 @@ export function gitEnvironment(
   return env;
 }
 
+// What every call of one server shares, built once: options never change after start, and a jail's
+// roots array is fixed (client roots make a new jail, hence a new entry).
+const argsCache = new WeakMap<ResolvedGitOptions, readonly string[]>();
+const envCache = new WeakMap<ResolvedGitOptions, WeakMap<readonly string[], Record<string, string>>>();
+
+function hardeningArgs(options: ResolvedGitOptions): readonly string[] {
+  let args = argsCache.get(options);
+  if (args === undefined) {
+    args = ['--no-pager', ...hardeningConfig(options).flatMap((pair) => ['-c', pair])];
+    argsCache.set(options, args);
+  }
+  return args;
+}
+
+function baseEnvironment(options: ResolvedGitOptions, roots: readonly string[]): Record<string, string> {
+  let byRoots = envCache.get(options);
+  if (byRoots === undefined) envCache.set(options, (byRoots = new WeakMap()));
+  let env = byRoots.get(roots);
+  if (env === undefined) byRoots.set(roots, (env = Object.freeze(gitEnvironment(options, roots))));
+  return env;
+}
+
 /** Runs git with the hardening config and environment, through the kit's process runner (no shell). */
 export async function runGit(
   ctx: ToolContext,
   options: ResolvedGitOptions,
   call: GitCall,
 ): Promise<GitResult> {
-  const config = [...hardeningConfig(options), ...(call.overrides ?? [])];
-  const args = ['--no-pager', ...config.flatMap((pair) => ['-c', pair]), ...call.args];
+  const args = [
+    ...hardeningArgs(options),
+    ...(call.overrides ?? []).flatMap((pair) => ['-c', pair]),
+    ...call.args,
+  ];
   const result = await ctx.run({
     command: options.gitBinary,
     args,
@@ -130,7 +155,10 @@ export async function runGit(
       'NO_PROXY',
       'no_proxy',
     ],
-    env: { ...gitEnvironment(options, ctx.jail.roots), ...call.env },
+    env:
+      call.env === undefined
+        ? baseEnvironment(options, ctx.jail.roots)
+        : { ...baseEnvironment(options, ctx.jail.roots), ...call.env },
     timeoutMs: 600_000,
     maxOutputBytes: call.maxOutputBytes ?? defaultMaxOutput,
     ...(call.stdin === undefined ? {} : { stdin: call.stdin }),
