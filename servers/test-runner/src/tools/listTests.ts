@@ -88,7 +88,21 @@ export function listTestsTool(deps: RunnerDeps): AnyTool {
         );
         const display = (file: string | undefined) =>
           file === undefined ? {} : { file: ctx.jail.display(file) };
-        const tests = listed.tests.map((t) => ({
+        // Frameworks that collect files in parallel (vitest) print them in whichever order the workers
+        // finish; a stable sort by file keeps pages of one listing consistent across calls, and each
+        // file's tests in the order the framework gave (source order).
+        const byFile = [...listed.tests].sort((a, b) =>
+          a.file === b.file
+            ? 0
+            : a.file === undefined
+              ? 1
+              : b.file === undefined
+                ? -1
+                : a.file < b.file
+                  ? -1
+                  : 1,
+        );
+        const tests = byFile.map((t) => ({
           name: t.name,
           ...display(t.file),
           ...(t.line === undefined ? {} : { line: t.line }),
