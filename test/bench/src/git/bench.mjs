@@ -26,10 +26,24 @@ const referenceBin = path.join(
   'index.js',
 );
 
+const floorBin = path.join(here, 'floorServer.mjs');
+
+/** The command raw git runs for each tool: what Keel's tool runs, without Keel's hardening flags. */
+const rawCommands = {
+  git_status: ['status', '--porcelain=v2', '--branch', '-z', '--untracked-files=all'],
+  git_log: [
+    'log',
+    '--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%s%x00%b%x00',
+    '--max-count=31',
+    'HEAD',
+  ],
+  git_diff: ['diff', '--no-color', '-M'],
+};
+
 const FILES = 5000;
 const COMMITS = 2000;
 const DIFF_FILES = 200;
-const ITERATIONS = 21;
+const ITERATIONS = 31;
 const WARMUP = 3;
 
 const median = (values) => {
@@ -174,32 +188,39 @@ export async function run({ log, workDir }) {
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
   });
+  const floor = await connect(process.execPath, [floorBin], {
+    KEEL_BENCH_GIT_COMMANDS: JSON.stringify(rawCommands),
+  });
   const rows = [];
   try {
-    const logFormat = '--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%s%x00%b%x00';
     const cases = [
       {
         name: 'git_status (5k files, 200 modified)',
-        raw: () => git(repo, ['status', '--porcelain=v2', '--branch', '-z', '--untracked-files=all']),
+        tool: 'git_status',
         keel: () => callOk(keel, 'git_status', { repo }),
         reference: () => callOk(reference, 'git_status', { path: repo }),
       },
       {
         name: 'git_log first page (30 of 2k commits)',
-        raw: () => git(repo, ['log', logFormat, '--max-count=31', 'HEAD']),
+        tool: 'git_log',
         keel: () => callOk(keel, 'git_log', { repo, limit: 30 }),
         reference: () => callOk(reference, 'git_log', { path: repo, maxCount: 30 }),
       },
       {
         name: 'git_diff working tree (2 MB)',
-        raw: () => git(repo, ['diff', '--no-color', '-M']),
+        tool: 'git_diff',
         keel: () => callOk(keel, 'git_diff', { repo }),
         reference: () => callOk(reference, 'git_diff', { path: repo }),
       },
     ];
     for (const c of cases) {
       log(`timing ${c.name}`);
-      const [rawMs, keelMs, referenceMs] = await timeInterleaved([c.raw, c.keel, c.reference]);
+      const [rawMs, keelMs, referenceMs, floorMs] = await timeInterleaved([
+        () => git(repo, rawCommands[c.tool]),
+        c.keel,
+        c.reference,
+        () => callOk(floor, c.tool, { repo }),
+      ]);
       rows.push({
         name: `${c.name}: keel / raw git`,
         keel: round(keelMs),
@@ -207,6 +228,7 @@ export async function run({ log, workDir }) {
         unit: 'ms',
         ratio: round(keelMs / rawMs, 3),
         target: '<= 1.2',
+        note: `floor (a bare SDK server running the same git command, output as plain text) ${round(floorMs)} ms = ${round(floorMs / rawMs, 3)}x raw; keel / floor ${round(keelMs / floorMs, 3)}`,
       });
       rows.push({
         name: `${c.name}: keel / cyanheads`,
@@ -254,6 +276,7 @@ export async function run({ log, workDir }) {
   } finally {
     await keel.close().catch(() => undefined);
     await reference.close().catch(() => undefined);
+    await floor.close().catch(() => undefined);
   }
   return rows;
 }
