@@ -7,6 +7,7 @@ import {
   readlinkSync,
   realpathSync,
   statSync,
+  type Stats,
 } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -235,7 +236,7 @@ function realpathAllowingMissing(absolute: string, hops: number): { real: string
   const realParent = realpathAllowingMissing(parent, hops);
   const entry = path.join(realParent.real, path.basename(absolute));
   if (realParent.exists) {
-    const info = lstatSync(entry, { throwIfNoEntry: false });
+    const info = lstatOrUndefined(entry);
     if (info?.isSymbolicLink()) {
       const target = path.resolve(realParent.real, readlinkSync(entry));
       const followed = realpathAllowingMissing(target, hops + 1);
@@ -243,4 +244,13 @@ function realpathAllowingMissing(absolute: string, hops: number): { real: string
     }
   }
   return { real: entry, exists: false };
+}
+
+/** lstat, or undefined when the entry cannot be examined (missing, or a parent that is a file). */
+function lstatOrUndefined(entry: string): Stats | undefined {
+  try {
+    return lstatSync(entry);
+  } catch {
+    return undefined;
+  }
 }

@@ -75,6 +75,7 @@ describe('legitimate paths', () => {
     ['new file under an existing dir', 'sub/new.txt', 'sub/new.txt', false],
     ['new file under new dirs', 'a/b/c.txt', 'a/b/c.txt', false],
     ['dangling symlink that points inside', 'dangling-in', 'new.txt', false],
+    ['a path under a regular file', 'inside.txt/child', 'inside.txt/child', false],
   ])('%s resolves inside', async (_name, input, expected, exists) => {
     const result = await jail.resolve(input.replace('<root>', root));
     expect(result).toEqual({ ok: true, value: { real: path.join(root, expected), exists, root } });
