@@ -1,4 +1,5 @@
-import { chmod, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createGitRepo, git, tempDir } from '@keel/testing';
@@ -325,5 +326,25 @@ describe('remotes', () => {
     const forcing = await startGit('v2', [root], ['--push-remote', 'origin', '--allow-force-push']);
     await repo.git(['fetch', '-q', 'origin']);
     expect((await callOk(forcing, 'git_push', { repo: 'r', force: 'with-lease' }))['status']).toBe('forced');
+  });
+});
+
+describe('a hostile repository cannot stall the server', () => {
+  it('a FIFO planted as the branch ref is read as git reads it, without blocking the server', async () => {
+    const hostile = await createGitRepo({ files: { 'a.txt': 'a\n' } });
+    const other = await createGitRepo({ files: { 'b.txt': 'b\n' } });
+    const ref = path.join(hostile.dir, '.git', 'refs', 'heads', 'main');
+    await rm(ref);
+    execFileSync('mkfifo', [ref]);
+    const client = await startGit('v2', [hostile.dir, other.dir]);
+    // The server reads HEAD itself; a blocking open of the FIFO would stall every call. Git treats
+    // a ref that is not a regular file as missing, so the branch reads as one without commits.
+    const [log, status] = await Promise.all([
+      callOk(client, 'git_log', { repo: hostile.dir }),
+      callOk(client, 'git_status', { repo: other.dir }),
+    ]);
+    expect(log['ref']).toEqual({ ref: 'HEAD', sha: null });
+    expect(log['commits']).toEqual([]);
+    expect(status['clean']).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod';
 import { fail, ok, type Outcome } from '@keel/kit';
@@ -165,7 +165,9 @@ function readHeadFiles(repo: Repo): string | undefined | null {
 function readSmall(file: string): string | undefined | null {
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    // Non-blocking so a FIFO planted as a ref cannot stall the server; no symlinks, so a ref never
+    // reads a file elsewhere (git itself is asked about anything unusual).
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : null;
   }
