@@ -51,6 +51,10 @@ export interface PathJail {
 }
 
 const maxLinkHops = 40;
+// Every open adds these: never through a symlink (the swap race), and never waiting on a FIFO, which
+// would block a thread-pool thread, or with openSync the whole server, until a writer came. On a
+// regular file O_NONBLOCK changes nothing.
+const noFollowNoWait = fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
 
 /** Builds a jail from configured roots; each must exist and be a directory. */
 export async function createPathJail(roots: readonly string[]): Promise<PathJail> {
@@ -181,7 +185,7 @@ function jailOf(roots: readonly string[]): PathJail {
     async open(resolved, flags, mode) {
       let handle: FileHandle;
       try {
-        handle = await open(resolved.real, flags | fsConstants.O_NOFOLLOW, mode);
+        handle = await open(resolved.real, flags | noFollowNoWait, mode);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ELOOP') return outside(resolved.real, 'became a symlink after it was checked');
@@ -197,7 +201,7 @@ function jailOf(roots: readonly string[]): PathJail {
     openSync(real, flags, mode) {
       let fd: number;
       try {
-        fd = openSync(real, flags | fsConstants.O_NOFOLLOW, mode);
+        fd = openSync(real, flags | noFollowNoWait, mode);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ELOOP') return outside(real, 'became a symlink after it was checked');

@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
@@ -135,6 +136,30 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     expect((await callErr(client, 'read_file', { path: 'a.txt', startLine: 1, byteOffset: 2 })).code).toBe(
       'INVALID_ARGUMENT',
     );
+  });
+
+  it('a FIFO in the roots is refused by name, never waited on', async () => {
+    const root = await tempDir();
+    await writeFile(path.join(root, 'a.txt'), 'TODO one\n');
+    execFileSync('mkfifo', [path.join(root, 'pipe')]);
+    const client = await connect([root], kind);
+    // Opening a FIFO for reading blocks until a writer comes; the server must not open it that way.
+    expect(await callErr(client, 'read_file', { path: 'pipe' })).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: "'pipe' is not a regular file",
+      hint: 'Read regular files; stat shows what a path is.',
+      retryable: false,
+    });
+    const both = await callOk(client, 'read_files', { paths: ['pipe', 'a.txt'] });
+    expect(both['files'].map((file: { path: string; ok: boolean }) => [file.path, file.ok])).toEqual([
+      ['pipe', false],
+      ['a.txt', true],
+    ]);
+    expect(
+      await callErr(client, 'edit_file', { path: 'pipe', edits: [{ oldText: 'a', newText: 'b' }] }),
+    ).toMatchObject({ code: 'INVALID_ARGUMENT', message: "'pipe' is not a regular file" });
+    const found = await callOk(client, 'search_text', { pattern: 'TODO' });
+    expect(found['matches'].map((match: { path: string }) => match.path)).toEqual(['a.txt']);
   });
 
   it('read_files shares one budget and reports per-file errors', async () => {

@@ -86,6 +86,11 @@ export async function readWhole(
     const info = await opened.value.stat();
     if (info.isDirectory())
       return fsError(Object.assign(new Error('dir'), { code: 'EISDIR' }), shown, 'read');
+    if (!info.isFile()) {
+      return fail('INVALID_ARGUMENT', `'${shown}' is not a regular file`, {
+        hint: 'Edit regular files; stat shows what a path is.',
+      });
+    }
     if (info.size > maxBytes) {
       return fail(
         'RESOURCE_LIMIT',

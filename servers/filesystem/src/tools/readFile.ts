@@ -149,6 +149,11 @@ export function readFileTool(deps: FsDeps): AnyTool {
             hint: 'Use list_directory or tree for directories.',
           });
         }
+        if (!info.isFile()) {
+          return fail('INVALID_ARGUMENT', `'${shown}' is not a regular file`, {
+            hint: 'Read regular files; stat shows what a path is.',
+          });
+        }
         if (state !== undefined && (state.m !== info.mtimeMs || state.s !== info.size)) {
           return fail('CONFLICT', `file '${shown}' changed since the cursor was issued`, {
             hint: 'Read it again from the start (drop the cursor).',

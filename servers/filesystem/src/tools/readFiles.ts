@@ -89,6 +89,10 @@ export function readFilesTool(deps: FsDeps): AnyTool {
             failed('INVALID_ARGUMENT', `'${shown}' is a directory`);
             continue;
           }
+          if (!info.isFile()) {
+            failed('INVALID_ARGUMENT', `'${shown}' is not a regular file`);
+            continue;
+          }
           const head = Buffer.alloc(Math.min(8192, info.size));
           if (head.length > 0) await opened.value.read(head, 0, head.length, 0);
           if (looksBinary(head)) {
