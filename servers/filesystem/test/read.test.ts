@@ -150,16 +150,20 @@ describe.each(kinds)('reading (%s client)', (kind) => {
       hint: 'Read regular files; stat shows what a path is.',
       retryable: false,
     });
-    const both = await callOk(client, 'read_files', { paths: ['pipe', 'a.txt'] });
-    expect(both['files'].map((file: { path: string; ok: boolean }) => [file.path, file.ok])).toEqual([
+    const both = await callOk<{ files: Array<{ path: string; ok: boolean }> }>(client, 'read_files', {
+      paths: ['pipe', 'a.txt'],
+    });
+    expect(both.files.map((file) => [file.path, file.ok])).toEqual([
       ['pipe', false],
       ['a.txt', true],
     ]);
     expect(
       await callErr(client, 'edit_file', { path: 'pipe', edits: [{ oldText: 'a', newText: 'b' }] }),
     ).toMatchObject({ code: 'INVALID_ARGUMENT', message: "'pipe' is not a regular file" });
-    const found = await callOk(client, 'search_text', { pattern: 'TODO' });
-    expect(found['matches'].map((match: { path: string }) => match.path)).toEqual(['a.txt']);
+    const found = await callOk<{ matches: Array<{ path: string }> }>(client, 'search_text', {
+      pattern: 'TODO',
+    });
+    expect(found.matches.map((match) => match.path)).toEqual(['a.txt']);
   });
 
   it('read_files shares one budget and reports per-file errors', async () => {
