@@ -1,7 +1,7 @@
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, readSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod';
-import { fail, ok, type Outcome } from '@keel/kit';
+import { fail, ok, type Outcome, type PathJail } from '@keel/kit';
 import type { Repo } from './repo.js';
 
 export const repoArg = z
@@ -143,14 +143,14 @@ const maxRefFileBytes = 256 * 1024;
  * asynchronous read would cost a thread-pool round trip (open, stat, read, close) on every log page.
  */
 function readHeadFiles(repo: Repo): string | undefined | null {
-  const head = readSmall(path.join(repo.gitDir, 'HEAD'))?.trim();
+  const head = readSmall(repo.jail, path.join(repo.gitDir, 'HEAD'))?.trim();
   if (head === undefined) return null;
   if (sha1.test(head)) return head;
   const ref = /^ref: (refs\/heads\/[A-Za-z0-9._/-]+)$/.exec(head)?.[1];
   if (ref === undefined || ref.includes('..') || ref.endsWith('.lock')) return null;
-  const loose = readSmall(path.join(repo.commonDir, ref))?.trim();
+  const loose = readSmall(repo.jail, path.join(repo.commonDir, ref))?.trim();
   if (loose !== undefined) return sha1.test(loose) ? loose : null;
-  const packed = readSmall(path.join(repo.commonDir, 'packed-refs'));
+  const packed = readSmall(repo.jail, path.join(repo.commonDir, 'packed-refs'));
   if (packed === null) return null;
   for (const line of (packed ?? '').split('\n')) {
     if (line.endsWith(` ${ref}`)) {
@@ -161,13 +161,17 @@ function readHeadFiles(repo: Repo): string | undefined | null {
   return undefined;
 }
 
-/** A small regular file's text; undefined when it does not exist, null when it is large or not a file. */
-function readSmall(file: string): string | undefined | null {
+/**
+ * A small regular file's text; undefined when it does not exist, null when git must be asked (large,
+ * not a regular file, a symlink, or outside the roots). Opened through the jail, which neither follows
+ * a link nor waits on a FIFO planted as a ref, and re-checks where the descriptor really is.
+ */
+function readSmall(jail: PathJail, file: string): string | undefined | null {
   let fd: number;
   try {
-    // Non-blocking so a FIFO planted as a ref cannot stall the server; no symlinks, so a ref never
-    // reads a file elsewhere (git itself is asked about anything unusual).
-    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+    const opened = jail.openSync(file, fsConstants.O_RDONLY);
+    if (!opened.ok) return null;
+    fd = opened.value;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : null;
   }

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { fail, ok, type Outcome, type ToolContext } from '@keel/kit';
+import { fail, ok, type Outcome, type PathJail, type ToolContext } from '@keel/kit';
 import type { ResolvedGitOptions } from './options.js';
 import { gitFailure, runGit, type GitCall, type GitResult } from './runGit.js';
 
@@ -13,6 +13,8 @@ export interface Repo {
   commonDir: string;
   /** How results name the repository: relative to the root when there is one root. */
   display: string;
+  /** The jail of the call that opened it, for the few files the server reads itself (HEAD, refs). */
+  jail: PathJail;
   /** Runs git in the work tree with the hardening config and this repository's drivers neutralised. */
   git(args: readonly string[], call?: Omit<GitCall, 'cwd' | 'args' | 'overrides'>): Promise<GitResult>;
 }
@@ -169,6 +171,7 @@ function repoAt(
     gitDir,
     commonDir,
     display: ctx.jail.display(top),
+    jail: ctx.jail,
     git: (args, call = {}) => runGit(ctx, options, { ...call, cwd: top, args, overrides }),
   };
 }
