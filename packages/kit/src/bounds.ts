@@ -201,7 +201,7 @@ export function createHeadTailBuffer(maxBytes: number): HeadTailBuffer {
     },
     result() {
       const headBuf = joined(head);
-      const tailBuf = tailLimit === 0 ? emptyBuffer : joined(tail).subarray(-tailLimit || tailBytes);
+      const tailBuf = tailLimit === 0 ? emptyBuffer : joined(tail).subarray(-tailLimit);
       const dropped = Math.max(0, total - headBuf.length - tailBuf.length);
       const bytes = tailBuf.length === 0 ? headBuf : Buffer.concat([headBuf, tailBuf]);
       let text: string | undefined;

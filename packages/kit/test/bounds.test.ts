@@ -137,10 +137,12 @@ describe('head and tail buffer', () => {
 
   it('hands back a single chunk without copying it', () => {
     const buffer = createHeadTailBuffer(100);
-    const chunk = Buffer.from('one chunk');
+    // Not from Buffer's shared pool, where a copy could land in the same ArrayBuffer.
+    const chunk = Buffer.alloc(9, 'one chunk');
     buffer.push(chunk);
     const result = buffer.result();
     expect(result.bytes.buffer).toBe(chunk.buffer);
+    expect(result.bytes.byteOffset).toBe(chunk.byteOffset);
     expect(result.text).toBe('one chunk');
   });
 
