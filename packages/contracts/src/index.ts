@@ -1,1 +1,14 @@
-export {};
+export { planV1 } from './plan.js';
+export type { PlanV1 } from './plan.js';
+export { changeV1 } from './change.js';
+export type { ChangeV1 } from './change.js';
+export { reviewV1 } from './review.js';
+export type { ReviewV1 } from './review.js';
+export { testV1 } from './test.js';
+export type { TestV1 } from './test.js';
+export { deployV1 } from './deploy.js';
+export type { DeployV1 } from './deploy.js';
+export { limitKinds, taskRunV1, taskStatuses } from './taskRun.js';
+export type { LimitKind, TaskRunV1, TaskStatus } from './taskRun.js';
+export { checkContract, contracts } from './registry.js';
+export type { ContractCheck, ContractIssue, ContractName, ContractOf } from './registry.js';
