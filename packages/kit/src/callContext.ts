@@ -14,6 +14,8 @@ export interface CallContextInit {
   readonly input: Record<string, unknown>;
   readonly jail: PathJail;
   readonly idempotencyKey: string | undefined;
+  readonly meta: Readonly<Record<string, unknown>> | undefined;
+  auditActor: string | undefined;
   readonly resolved: Map<string, ResolvedPath | ResolvedPath[]> | undefined;
   readonly abort: CallAbort;
   readonly cursors: CursorCodec;
@@ -47,6 +49,14 @@ export class CallContext implements ToolContext {
 
   get signal(): AbortSignal {
     return this.#init.abort.signal;
+  }
+
+  get meta(): Readonly<Record<string, unknown>> | undefined {
+    return this.#init.meta;
+  }
+
+  setAuditActor(actor: string): void {
+    this.#init.auditActor = actor;
   }
 
   get logger(): Logger {

@@ -29,6 +29,8 @@ export interface ToolContext {
   /** The jail in force for this call (the server roots, narrowed by client roots when sent). */
   readonly jail: PathJail;
   readonly idempotencyKey: string | undefined;
+  /** The request's `_meta` as the client sent it (e.g. an approval token); never written by the model. */
+  readonly meta: Readonly<Record<string, unknown>> | undefined;
   readonly logger: Logger;
   /** A declared path argument, resolved in the jail. */
   path(field: string): ResolvedPath;
@@ -52,6 +54,8 @@ export interface ToolContext {
     items: readonly TItem[],
     options: { limit: number; cursor?: string | undefined },
   ): Outcome<{ items: TItem[]; total: number; truncated?: Truncation }>;
+  /** Names who approved this call's effect, for its audit row. */
+  setAuditActor(actor: string): void;
   /** Runs a program under this call's signal and the server's jail (see `runProcess`). */
   run(options: Omit<RunProcessOptions, 'signal' | 'jail'>): Promise<ProcessResult>;
 }

@@ -16,6 +16,14 @@ export const ErrorCodes = {
   CANCELLED: { retryable: true },
   RESOURCE_LIMIT: { retryable: false },
   CONFIRMATION_REQUIRED: { retryable: false },
+  /** The action needs a human's approval that the call did not carry. */
+  APPROVAL_REQUIRED: { retryable: false },
+  /** An approval was carried but refused (forged, expired, reused, for something else); details say which. */
+  APPROVAL_REJECTED: { retryable: false },
+  /** The call acts on a plan the world has moved past since it was made. */
+  STALE_PLAN: { retryable: false },
+  /** An interrupted effect left state the tool cannot determine by itself; a human must look. */
+  UNKNOWN_STATE: { retryable: false },
   UNAVAILABLE: { retryable: true },
   INTERNAL: { retryable: false },
 } as const satisfies Record<string, { retryable: boolean }>;

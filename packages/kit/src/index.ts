@@ -52,4 +52,15 @@ export { contextFromMeta, endToolSpan, SpanAttributes, startToolSpan } from './t
 export { createLogger, createSilentLogger, logLevels } from './logger.js';
 export type { Logger, LogLevel } from './logger.js';
 export { defaultStateDir, openStateDatabase } from './stateDir.js';
-export type { StateDatabase } from './stateDir.js';
+export type { StateDatabase, StateDir } from './stateDir.js';
+export { createSqliteStateStore } from './state/stateStore.js';
+export type {
+  SqliteStateStoreOptions,
+  StateCommitResult,
+  StateConflict,
+  StateEntry,
+  StateOp,
+  StatePutResult,
+  StateStore,
+  StateWriteOptions,
+} from './state/stateStore.js';

@@ -94,6 +94,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   readonly jail: PathJail;
   input: Record<string, unknown> = {};
   idempotencyKey: string | undefined;
+  auditActor: string | undefined;
   resolved: Map<string, ResolvedPath | ResolvedPath[]> | undefined;
 
   readonly #shared: PipelineShared;
@@ -120,6 +121,10 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     this.onProgress = call.onProgress;
     this.jail = call.jail ?? shared.jail;
     this.#mutating = tool.spec.effect !== 'read';
+  }
+
+  get meta(): Readonly<Record<string, unknown>> | undefined {
+    return this.#call.meta;
   }
 
   /**
@@ -356,6 +361,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
           idempotencyKey: this.idempotencyKey,
           resultSha256: sha256Hex(canonicalJson(result)),
           traceId: span?.spanContext().traceId,
+          actor: this.auditActor,
         });
       } catch (error) {
         // The effect already happened; the caller gets its result and the failure is loud in the log.

@@ -3,6 +3,7 @@ export {
   type ServerCliOptions,
   type CommonOptions,
   type BuildContext,
+  type SubcommandContext,
 } from './runServerCli.js';
 // Server bins declare their own flags through `configure`; these let them validate without
 // depending on commander themselves.

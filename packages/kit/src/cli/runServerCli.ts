@@ -9,7 +9,7 @@ import { createLogger, logLevels, type Logger, type LogLevel } from '../logger.j
 import { startTelemetry } from '../otel.js';
 import { createServer } from '../server.js';
 import { lazy } from '../lazy.js';
-import { defaultStateDir, openStateDatabase, openStateDir } from '../stateDir.js';
+import { defaultStateDir, openStateDatabase, openStateDir, type StateDir } from '../stateDir.js';
 import { serveStdio } from '../transports/stdio.js';
 
 /** The flags every Keel server bin shares. */
@@ -32,6 +32,14 @@ export interface BuildContext<TExtra> {
   jail: PathJail;
   logger: Logger;
   env: NodeJS.ProcessEnv;
+  /** The state directory the kit opened (its database opens on first use), for a server's own state. */
+  state: StateDir;
+}
+
+/** What a server's own subcommands get: the environment, and the way to set the exit code. */
+export interface SubcommandContext {
+  env: NodeJS.ProcessEnv;
+  setExitCode(code: number): void;
 }
 
 export interface ServerCliOptions<TExtra> {
@@ -44,6 +52,8 @@ export interface ServerCliOptions<TExtra> {
   env: NodeJS.ProcessEnv;
   /** Server-specific flags; their parsed values arrive in `build` next to the common ones. */
   configure?: (serve: Command) => void;
+  /** Server-specific subcommands (beside `audit`), added to the root command. */
+  commands?: (program: Command, context: SubcommandContext) => void;
   /** Extra help text: examples, the client config snippet. */
   helpText?: string;
   build(
@@ -158,6 +168,8 @@ export async function runServerCli<TExtra = Record<string, never>>(
       }
     });
 
+  cli.commands?.(program, { env: cli.env, setExitCode: (code) => (exitCode = code) });
+
   try {
     await program.parseAsync([...cli.argv], { from: 'node' });
   } catch (error) {
@@ -213,7 +225,7 @@ async function serveCommand<TExtra>(
   });
   let built: Awaited<ReturnType<ServerCliOptions<TExtra>['build']>>;
   try {
-    built = await cli.build({ options, jail, logger, env: cli.env });
+    built = await cli.build({ options, jail, logger, env: cli.env, state });
   } catch (error) {
     // A server refusing its own configuration (a bad config file, conflicting flags) is a usage error.
     if (!(error instanceof KeelError)) throw error;
