@@ -1,0 +1,433 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type ChatProtocol = 'openai' | 'anthropic';
+
+export interface ScriptedToolCall {
+  name: string;
+  /**
+   * What the model wrote. A string is the raw argument text and goes out verbatim, so a test can
+   * send malformed JSON; any other value is serialised with `JSON.stringify`. Anthropic's wire
+   * format carries an object, so there a string that parses as JSON is sent parsed and one that
+   * does not is sent as a bare string (what a misbehaving provider would do).
+   */
+  arguments: unknown;
+  /** Defaults to `call_<request index>_<position>` (OpenAI) or `toolu_<index>_<position>`. */
+  id?: string;
+}
+
+/** Protocol-neutral finish reasons, sent as each protocol spells them. */
+export type ScriptedFinishReason = 'stop' | 'tool_calls' | 'length' | 'content_filter';
+
+/** One answer of the scripted model. */
+export interface ScriptedReply {
+  text?: string;
+  toolCalls?: ScriptedToolCall[];
+  /**
+   * Reported verbatim, even when it exceeds the request's `max_tokens` (a misreporting provider).
+   * When absent: input = ceil(request body bytes / 4), output = ceil(reply bytes / 4), where the
+   * reply bytes are the text plus each tool call's name and argument text.
+   */
+  usage?: { inputTokens: number; outputTokens: number };
+  /** Defaults to `tool_calls` when the reply has tool calls, `stop` otherwise. */
+  finishReason?: ScriptedFinishReason;
+  /** Sent as `finish_reason` / `stop_reason` verbatim, overriding `finishReason`. */
+  rawFinishReason?: string;
+  /** The model the response names; defaults to the request's `model`. */
+  model?: string;
+  /** Waits this long before answering; a client that disconnects meanwhile cancels the wait. */
+  delayMs?: number;
+  /** An HTTP error status; answered with an error body in the protocol's shape. */
+  status?: number;
+  /** The error to send (status defaults to 500 when only this is given). */
+  error?: { type?: string; message: string };
+}
+
+export interface ScriptedChatCall {
+  protocol: ChatProtocol;
+  /** The parsed JSON body the client sent. */
+  body: any;
+  /** The request's position in `server.requests`, from 0. */
+  index: number;
+}
+
+export type ChatScript =
+  readonly ScriptedReply[] | ((call: ScriptedChatCall) => ScriptedReply | Promise<ScriptedReply>);
+
+/** One request the server received and what became of it. */
+export interface RecordedChatRequest {
+  index: number;
+  /** `null` for a request to a path neither protocol serves (answered 404). */
+  protocol: ChatProtocol | null;
+  method: string;
+  path: string;
+  /** Lower-case names, as Node parses them. */
+  headers: Record<string, string>;
+  /** The parsed JSON body, or the raw text when it did not parse. */
+  body: any;
+  /** `pending` until answered, or `disconnected` when the client went away first. */
+  outcome: 'pending' | 'answered' | 'disconnected';
+  /** What the server sent, once it answered. */
+  response?: { status: number; body: unknown };
+}
+
+export interface ScriptedChatServer {
+  /** Base URL including `/v1`, e.g. `http://127.0.0.1:PORT/v1`. */
+  readonly url: string;
+  /** Every request so far, in arrival order. */
+  readonly requests: RecordedChatRequest[];
+  /** Resolves when request `index` is answered or its client disconnects. */
+  settled(index: number): Promise<'answered' | 'disconnected'>;
+  /** Stops listening, drops open connections and cancels pending delays. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface ScriptedChatServerOptions {
+  script: ChatScript;
+}
+
+/**
+ * A local stand-in for a paid model API: a real HTTP server on 127.0.0.1 that answers OpenAI
+ * chat-completions (`POST /v1/chat/completions`, also `/chat/completions`) and Anthropic messages
+ * (`POST /v1/messages`) requests with non-streaming JSON shaped as those APIs shape it, taking each
+ * answer from a script. It records every request so a test can assert exactly what a client sent,
+ * and fails loudly (HTTP 500) when an array script runs out. Free of vitest, so benchmarks can use it.
+ */
+export async function startScriptedChatServer(
+  options: ScriptedChatServerOptions,
+): Promise<ScriptedChatServer> {
+  const requests: RecordedChatRequest[] = [];
+  const waiters = new Map<number, Array<(outcome: 'answered' | 'disconnected') => void>>();
+  const pendingDelays = new Set<() => void>();
+  let scriptCursor = 0;
+
+  const settle = (record: RecordedChatRequest, outcome: 'answered' | 'disconnected') => {
+    if (record.outcome !== 'pending') return;
+    record.outcome = outcome;
+    for (const resolve of waiters.get(record.index) ?? []) resolve(outcome);
+    waiters.delete(record.index);
+  };
+
+  const nextReply = async (call: ScriptedChatCall): Promise<ScriptedReply> => {
+    const { script } = options;
+    if (typeof script === 'function') return script(call);
+    const reply = script[scriptCursor];
+    scriptCursor += 1;
+    if (reply === undefined) {
+      return {
+        status: 500,
+        error: {
+          type: 'script_exhausted',
+          message: `scripted chat server: the script has ${script.length} replies and request #${call.index} asked for reply ${scriptCursor}`,
+        },
+      };
+    }
+    return reply;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    const protocol = protocolOf(req.method ?? '', path);
+    const text = await readBody(req);
+    const record: RecordedChatRequest = {
+      index: requests.length,
+      protocol,
+      method: req.method ?? '',
+      path,
+      headers: flattenHeaders(req.headers),
+      body: parseJson(text),
+      outcome: 'pending',
+    };
+    requests.push(record);
+    res.on('close', () => settle(record, res.writableFinished ? 'answered' : 'disconnected'));
+
+    const send = (status: number, body: unknown) => {
+      if (res.destroyed) return;
+      record.response = { status, body };
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+
+    if (protocol === null) {
+      send(404, {
+        error: { type: 'not_found', message: `scripted chat server: no route for ${record.method} ${path}` },
+      });
+      return;
+    }
+    if (record.body === undefined || typeof record.body !== 'object' || record.body === null) {
+      send(
+        400,
+        errorBody(protocol, 'invalid_request_error', 'scripted chat server: the body is not a JSON object'),
+      );
+      return;
+    }
+    if (record.body.stream === true) {
+      // generateText never streams; a client that does is one these tests do not expect.
+      send(
+        400,
+        errorBody(protocol, 'invalid_request_error', 'scripted chat server: streaming is not supported'),
+      );
+      return;
+    }
+
+    let reply: ScriptedReply;
+    try {
+      reply = await nextReply({ protocol, body: record.body, index: record.index });
+    } catch (error) {
+      send(
+        500,
+        errorBody(protocol, 'script_error', `scripted chat server: the script threw: ${String(error)}`),
+      );
+      return;
+    }
+    if (reply.delayMs !== undefined && reply.delayMs > 0) {
+      const completed = await delay(reply.delayMs, res, pendingDelays);
+      if (!completed) return;
+    }
+    if (reply.status !== undefined || reply.error !== undefined) {
+      const status = reply.status ?? 500;
+      send(
+        status,
+        errorBody(
+          protocol,
+          reply.error?.type ?? (status < 500 ? 'invalid_request_error' : 'api_error'),
+          reply.error?.message ?? `scripted error ${status}`,
+        ),
+      );
+      return;
+    }
+    send(200, successBody(protocol, reply, record.body, Buffer.byteLength(text), record.index));
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { type: 'server_error', message: String(error) } }));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= new Promise<void>((resolve, reject) => {
+      for (const cancel of pendingDelays) cancel();
+      server.close((error) => (error ? reject(error) : resolve()));
+      server.closeAllConnections();
+    });
+    return closing;
+  };
+
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    settled(index) {
+      const record = requests[index];
+      if (record !== undefined && record.outcome !== 'pending') return Promise.resolve(record.outcome);
+      return new Promise((resolve) => {
+        const list = waiters.get(index) ?? [];
+        list.push(resolve);
+        waiters.set(index, list);
+      });
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** A script that answers every request with the same tool call, for loop detection tests. */
+export function loopReplies(toolCall: Omit<ScriptedToolCall, 'id'>): ChatScript {
+  return () => ({ toolCalls: [{ ...toolCall }] });
+}
+
+/** A script that alternates between two replies forever (a, b, a, b, ...), for ping-pong detection. */
+export function pingPongReplies(a: ScriptedReply, b: ScriptedReply): ChatScript {
+  return ({ index }) => (index % 2 === 0 ? a : b);
+}
+
+/**
+ * A script that plays `replies` in order but reports `extraTokens` more output tokens than each
+ * request's `max_tokens` allowed: a provider that misreports, for reservation reconciling tests.
+ */
+export function overreportingReplies(replies: readonly ScriptedReply[], extraTokens = 1): ChatScript {
+  let cursor = 0;
+  return ({ body }) => {
+    const reply = replies[cursor];
+    cursor += 1;
+    if (reply === undefined) {
+      return {
+        status: 500,
+        error: {
+          type: 'script_exhausted',
+          message: `scripted chat server: the script has ${replies.length} replies`,
+        },
+      };
+    }
+    const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : 0;
+    return {
+      ...reply,
+      usage: { inputTokens: reply.usage?.inputTokens ?? 1, outputTokens: maxTokens + extraTokens },
+    };
+  };
+}
+
+function protocolOf(method: string, path: string): ChatProtocol | null {
+  if (method !== 'POST') return null;
+  if (path === '/v1/chat/completions' || path === '/chat/completions') return 'openai';
+  if (path === '/v1/messages' || path === '/messages') return 'anthropic';
+  return null;
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function flattenHeaders(headers: IncomingMessage['headers']): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
+
+/** Resolves true after `ms`, or false as soon as the client disconnects or the server closes. */
+function delay(ms: number, res: ServerResponse, pending: Set<() => void>): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const finish = (completed: boolean) => {
+      clearTimeout(timer);
+      res.off('close', onClose);
+      pending.delete(cancel);
+      resolve(completed);
+    };
+    const onClose = () => finish(false);
+    const cancel = () => finish(false);
+    const timer = setTimeout(() => finish(true), ms);
+    res.on('close', onClose);
+    pending.add(cancel);
+  });
+}
+
+function errorBody(protocol: ChatProtocol, type: string, message: string): unknown {
+  return protocol === 'openai'
+    ? { error: { message, type, param: null, code: null } }
+    : { type: 'error', error: { type, message } };
+}
+
+function argumentText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function anthropicInput(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    return value;
+  }
+}
+
+const openaiFinish = {
+  stop: 'stop',
+  tool_calls: 'tool_calls',
+  length: 'length',
+  content_filter: 'content_filter',
+};
+const anthropicFinish = {
+  stop: 'end_turn',
+  tool_calls: 'tool_use',
+  length: 'max_tokens',
+  content_filter: 'refusal',
+};
+
+function successBody(
+  protocol: ChatProtocol,
+  reply: ScriptedReply,
+  request: { model?: unknown },
+  requestBytes: number,
+  index: number,
+): unknown {
+  const toolCalls = reply.toolCalls ?? [];
+  const text = reply.text ?? '';
+  const replyBytes =
+    Buffer.byteLength(text) +
+    toolCalls.reduce(
+      (sum, call) => sum + Buffer.byteLength(call.name) + Buffer.byteLength(argumentText(call.arguments)),
+      0,
+    );
+  const usage = reply.usage ?? {
+    inputTokens: Math.ceil(requestBytes / 4),
+    outputTokens: Math.ceil(replyBytes / 4),
+  };
+  const model = reply.model ?? (typeof request.model === 'string' ? request.model : 'scripted');
+  const finish = reply.finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop');
+
+  if (protocol === 'openai') {
+    const message: Record<string, unknown> = {
+      role: 'assistant',
+      content: text === '' && toolCalls.length > 0 ? null : text,
+      refusal: null,
+    };
+    if (toolCalls.length > 0) {
+      message['tool_calls'] = toolCalls.map((call, position) => ({
+        id: call.id ?? `call_${index}_${position}`,
+        type: 'function',
+        function: { name: call.name, arguments: argumentText(call.arguments) },
+      }));
+    }
+    return {
+      id: `chatcmpl-scripted-${index}`,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model,
+      choices: [
+        { index: 0, message, logprobs: null, finish_reason: reply.rawFinishReason ?? openaiFinish[finish] },
+      ],
+      usage: {
+        prompt_tokens: usage.inputTokens,
+        completion_tokens: usage.outputTokens,
+        total_tokens: usage.inputTokens + usage.outputTokens,
+      },
+    };
+  }
+  const content: unknown[] = [];
+  if (text !== '') content.push({ type: 'text', text });
+  toolCalls.forEach((call, position) => {
+    content.push({
+      type: 'tool_use',
+      id: call.id ?? `toolu_${index}_${position}`,
+      name: call.name,
+      input: anthropicInput(call.arguments),
+    });
+  });
+  return {
+    id: `msg_scripted_${index}`,
+    type: 'message',
+    role: 'assistant',
+    model,
+    content,
+    stop_reason: reply.rawFinishReason ?? anthropicFinish[finish],
+    stop_sequence: null,
+    usage: {
+      input_tokens: usage.inputTokens,
+      output_tokens: usage.outputTokens,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 0,
+    },
+  };
+}
