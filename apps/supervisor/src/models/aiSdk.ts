@@ -1,0 +1,157 @@
+import { KeelError } from '@keel/kit';
+import {
+  APICallError,
+  generateText,
+  jsonSchema,
+  stepCountIs,
+  tool,
+  type FinishReason as SdkFinishReason,
+  type JSONSchema7,
+  type LanguageModel,
+  type ModelMessage as SdkMessage,
+  type ToolSet,
+} from 'ai';
+import type { FinishReason, ModelMessage, ModelReply, ModelRequest, ModelToolDefinition } from './model.js';
+
+export interface AiSdkCall {
+  /** Our provider name, used in error messages (`openai-compatible`, `anthropic`). */
+  provider: string;
+  model: LanguageModel;
+  /** How a tool call's arguments are written back into the history (providers differ on non-objects). */
+  replayArguments?: (value: unknown) => unknown;
+}
+
+/**
+ * One model step through the AI SDK's `generateText`: no retries (the engine owns them), tools
+ * without `execute` so the calls come back to the engine instead of running, and the reply mapped
+ * to our {@link ModelReply}. Provider failures are thrown as `KeelError` naming provider and status.
+ */
+export async function generateOnce(call: AiSdkCall, request: ModelRequest): Promise<ModelReply> {
+  const replay = call.replayArguments ?? ((value: unknown) => value);
+  let result;
+  try {
+    result = await generateText({
+      model: call.model,
+      messages: request.messages.map((message) => toSdkMessage(message, replay)),
+      // Our messages come from the engine, never from a user, so system messages in them are ours.
+      allowSystemInMessages: true,
+      ...(request.tools.length === 0 ? {} : { tools: toSdkTools(request.tools) }),
+      maxOutputTokens: request.maxTokens,
+      abortSignal: request.signal,
+      maxRetries: 0,
+      stopWhen: stepCountIs(1),
+    });
+  } catch (error) {
+    throw toModelError(call.provider, error, request.signal);
+  }
+  return {
+    text: result.text,
+    // A call whose arguments did not parse comes back "invalid" with `input` = the raw text.
+    toolCalls: result.toolCalls.map((toolCall) => ({
+      id: toolCall.toolCallId,
+      name: toolCall.toolName,
+      arguments: toolCall.input,
+    })),
+    usage: {
+      inputTokens: result.usage.inputTokens ?? 0,
+      outputTokens: result.usage.outputTokens ?? 0,
+    },
+    finishReason: toFinishReason(result.finishReason),
+    responseModel: result.response.modelId,
+    raw: result.response.body,
+  };
+}
+
+function toSdkMessage(message: ModelMessage, replay: (value: unknown) => unknown): SdkMessage {
+  switch (message.role) {
+    case 'system':
+    case 'user':
+      return { role: message.role, content: message.content };
+    case 'assistant':
+      if (message.toolCalls.length === 0) return { role: 'assistant', content: message.content };
+      return {
+        role: 'assistant',
+        content: [
+          ...(message.content === '' ? [] : [{ type: 'text' as const, text: message.content }]),
+          ...message.toolCalls.map((toolCall) => ({
+            type: 'tool-call' as const,
+            toolCallId: toolCall.id,
+            toolName: toolCall.name,
+            input: replay(toolCall.arguments),
+          })),
+        ],
+      };
+    case 'tool':
+      return {
+        role: 'tool',
+        content: [
+          {
+            type: 'tool-result',
+            toolCallId: message.toolCallId,
+            toolName: message.toolName,
+            output: { type: message.isError ? 'error-text' : 'text', value: message.content },
+          },
+        ],
+      };
+  }
+}
+
+function toSdkTools(tools: ModelToolDefinition[]): ToolSet {
+  const set: ToolSet = {};
+  for (const definition of tools) {
+    set[definition.name] = tool({
+      description: definition.description,
+      inputSchema: jsonSchema(definition.inputSchema as JSONSchema7),
+    });
+  }
+  return set;
+}
+
+function toFinishReason(reason: SdkFinishReason): FinishReason {
+  switch (reason) {
+    case 'stop':
+    case 'length':
+    case 'error':
+    case 'other':
+      return reason;
+    case 'tool-calls':
+      return 'tool_calls';
+    case 'content-filter':
+      return 'content_filter';
+  }
+}
+
+const bodyExcerptChars = 500;
+
+function toModelError(provider: string, error: unknown, signal: AbortSignal): unknown {
+  // The engine aborted on purpose (deadline, kill); it recognises its own abort, so pass it on.
+  if (signal.aborted) return error;
+  if (APICallError.isInstance(error)) {
+    const status = error.statusCode;
+    if (status === undefined) {
+      const reason = error.cause instanceof Error ? error.cause.message : error.message;
+      return new KeelError('UNAVAILABLE', `${provider}: cannot reach ${error.url}: ${reason}`, {
+        cause: error,
+        details: { provider, url: error.url },
+      });
+    }
+    // Without a parsable error body the SDK's message is only the status text; the body says more.
+    const providerMessage =
+      error.data === undefined && error.responseBody !== undefined && error.responseBody.trim() !== ''
+        ? error.responseBody.slice(0, bodyExcerptChars)
+        : error.message;
+    return new KeelError(codeForStatus(status), `${provider} answered HTTP ${status}: ${providerMessage}`, {
+      cause: error,
+      retryable: error.isRetryable,
+      details: { provider, status, providerMessage },
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new KeelError('INTERNAL', `${provider}: ${message}`, { cause: error, details: { provider } });
+}
+
+function codeForStatus(status: number): 'INVALID_ARGUMENT' | 'PERMISSION_DENIED' | 'UNAVAILABLE' {
+  if (status === 401 || status === 403) return 'PERMISSION_DENIED';
+  if (status === 408 || status === 409 || status === 429 || status >= 500) return 'UNAVAILABLE';
+  return 'INVALID_ARGUMENT';
+}

@@ -1,0 +1,44 @@
+import { createAnthropic } from '@ai-sdk/anthropic';
+import { generateOnce } from './aiSdk.js';
+import type { Model } from './model.js';
+
+export interface AnthropicModelOptions {
+  /** Defaults to `https://api.anthropic.com/v1`. */
+  baseURL?: string;
+  model: string;
+  /** Sent as `x-api-key`. The caller passes it; the adapter never reads the environment. */
+  apiKey?: string;
+  headers?: Record<string, string>;
+}
+
+const defaultBaseURL = 'https://api.anthropic.com/v1';
+
+/**
+ * A {@link Model} for Anthropic's messages API through the AI SDK's `@ai-sdk/anthropic` provider.
+ * One non-streaming request per `generate`, no retries and no state; the request's `maxTokens`
+ * goes out as `max_tokens`.
+ */
+export function createAnthropicModel(options: AnthropicModelOptions): Model {
+  const provider = createAnthropic({
+    // Both given explicitly: the provider would otherwise fall back to ANTHROPIC_BASE_URL and
+    // ANTHROPIC_API_KEY, and only the bin reads the environment.
+    baseURL: options.baseURL ?? defaultBaseURL,
+    apiKey: options.apiKey ?? '',
+    ...(options.headers === undefined ? {} : { headers: options.headers }),
+  });
+  const languageModel = provider.messages(options.model);
+  return {
+    provider: 'anthropic',
+    model: options.model,
+    generate: (request) =>
+      generateOnce({ provider: 'anthropic', model: languageModel, replayArguments: toToolUseInput }, request),
+  };
+}
+
+/**
+ * Anthropic rejects a `tool_use` whose input is not an object. Arguments the model wrote that did
+ * not parse (kept as the raw string) are replayed as `{}`; the tool result after them says why.
+ */
+function toToolUseInput(value: unknown): unknown {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {};
+}

@@ -1,0 +1,34 @@
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import { generateOnce } from './aiSdk.js';
+import type { Model } from './model.js';
+
+export interface OpenAICompatibleModelOptions {
+  /** The API root including its version segment, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
+  baseURL: string;
+  model: string;
+  /** Sent as `Authorization: Bearer <apiKey>`; local servers usually need none. */
+  apiKey?: string;
+  /** The provider's name in the AI SDK's metadata; defaults to `openai-compatible`. */
+  name?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A {@link Model} for any server speaking OpenAI's chat-completions protocol (OpenAI, Ollama, vLLM,
+ * llama.cpp server) through the AI SDK's `@ai-sdk/openai-compatible` provider. One non-streaming
+ * request per `generate`, no retries and no state; the request's `maxTokens` goes out as `max_tokens`.
+ */
+export function createOpenAICompatibleModel(options: OpenAICompatibleModelOptions): Model {
+  const provider = createOpenAICompatible({
+    baseURL: options.baseURL,
+    name: options.name ?? 'openai-compatible',
+    ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+    ...(options.headers === undefined ? {} : { headers: options.headers }),
+  });
+  const languageModel = provider.chatModel(options.model);
+  return {
+    provider: 'openai-compatible',
+    model: options.model,
+    generate: (request) => generateOnce({ provider: 'openai-compatible', model: languageModel }, request),
+  };
+}
