@@ -15,7 +15,16 @@ export type ModelMessage =
   | { role: 'system'; content: string }
   | { role: 'user'; content: string }
   | { role: 'assistant'; content: string; toolCalls: ModelToolCall[] }
-  | { role: 'tool'; toolCallId: string; toolName: string; content: string; isError: boolean };
+  | {
+      role: 'tool';
+      toolCallId: string;
+      toolName: string;
+      /** What the model reads: the tool's text, quoted as data. */
+      content: string;
+      isError: boolean;
+      /** The tool's structured result; adapters do not send it (the playbook reads it). */
+      structured?: unknown;
+    };
 
 /** A tool as the model sees it: JSON Schema of its input. */
 export interface ModelToolDefinition {
@@ -57,8 +66,10 @@ export interface ModelReply {
 export interface ModelCallContext {
   taskId: string;
   agent: string;
-  /** The agent's step number within the task, from 1. */
+  /** The task's step number (model calls so far, all agents), from 1. */
   step: number;
+  /** How many times this agent has been invoked in the task, from 1 (a rework round is the 2nd). */
+  invocation: number;
 }
 
 export interface Model {
