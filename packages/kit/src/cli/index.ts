@@ -8,3 +8,4 @@ export {
 // Server bins declare their own flags through `configure`; these let them validate without
 // depending on commander themselves.
 export { InvalidArgumentError, Option } from 'commander';
+export type { Command } from 'commander';
