@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { KeelError } from '@keel/kit';
+import { parse as parseYaml } from 'yaml';
+import * as z from 'zod';
+
+/** The file names looked for in the project root when `--config` is not given, in this order. */
+export const defaultConfigNames = ['keel.deploy.yaml', 'keel.deploy.yml', 'keel.deploy.json'] as const;
+
+const environmentName = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,31}$/,
+    'lowercase letters, digits and dashes, starting with a letter, at most 32',
+  );
+
+const argv = z
+  .array(z.string().min(1, 'must not be empty'))
+  .min(1, 'needs the program and its arguments, e.g. [node, check.js]');
+
+const timeoutMs = z.number().int().positive().max(600_000);
+
+const healthSchema = z
+  .object({
+    http: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe('URL to GET'),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+    command: argv.optional().describe('program and arguments, run without a shell; exit 0 is healthy'),
+    timeoutMs: timeoutMs.default(10_000),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    if ((value.http === undefined) === (value.command === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give exactly one of http (a URL) or command (an argument array)',
+      });
+    }
+  });
+
+const directoryTarget = z
+  .object({
+    type: z.literal('directory'),
+    path: z.string().min(1).describe('the deploy root: holds releases/ and the current symlink'),
+  })
+  .strict();
+
+const environmentSchema = z
+  .object({
+    build: z.string().min(1).describe('the build output to deploy, relative to the project root'),
+    target: z.discriminatedUnion('type', [directoryTarget]),
+    policy: z
+      .object({
+        requiresApproval: z.boolean().default(false),
+        keep: z.number().int().min(1).max(100).default(5),
+        health: healthSchema.optional(),
+      })
+      .strict()
+      .default({ requiresApproval: false, keep: 5 }),
+    lock: z
+      .object({ leaseSeconds: z.number().int().min(1).max(86_400).default(60) })
+      .strict()
+      .default({ leaseSeconds: 60 }),
+  })
+  .strict();
+
+const configSchema = z
+  .object({
+    version: z.literal(1).default(1),
+    environments: z
+      .record(environmentName, environmentSchema)
+      .refine((value) => Object.keys(value).length > 0, 'define at least one environment')
+      .refine((value) => Object.keys(value).length <= 50, 'at most 50 environments'),
+    maxFiles: z.number().int().positive().max(1_000_000).default(100_000),
+  })
+  .strict();
+
+export type HealthConfig = z.output<typeof healthSchema>;
+type EnvironmentInput = z.output<typeof environmentSchema>;
+
+/** One environment with its paths resolved to absolute ones. */
+export interface EnvironmentConfig {
+  name: string;
+  /** Absolute path of the build output. */
+  build: string;
+  /** As written in the config, for display. */
+  buildAsWritten: string;
+  target: { type: 'directory'; path: string; pathAsWritten: string };
+  policy: { requiresApproval: boolean; keep: number; health: HealthConfig | undefined };
+  lock: { leaseSeconds: number };
+}
+
+export interface DeployConfig {
+  file: string;
+  projectRoot: string;
+  maxFiles: number;
+  environments: ReadonlyMap<string, EnvironmentConfig>;
+}
+
+/**
+ * Reads and validates a deploy config (YAML, or JSON by extension). Every mistake is reported at
+ * once, each naming its field (`environments.staging.policy.keep: ...`). Relative paths in the file
+ * resolve against the project root.
+ */
+export function loadDeployConfig(file: string, projectRoot: string): DeployConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new KeelError('NOT_FOUND', `deploy config '${file}' cannot be read: ${(error as Error).message}`, {
+      hint: `Pass --config FILE, or put ${defaultConfigNames[0]} in the project root.`,
+    });
+  }
+  return parseDeployConfig(text, file, projectRoot);
+}
+
+/** Validates config text; `file` names it in errors and picks JSON or YAML by its extension. */
+export function parseDeployConfig(text: string, file: string, projectRoot: string): DeployConfig {
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new KeelError(
+      'INVALID_ARGUMENT',
+      `deploy config '${file}' is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
+      {
+        hint: 'Fix the syntax at the position named.',
+      },
+    );
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const field = issue.path.map(String).join('.') || '(top level)';
+      return `${field}: ${issue.message}`;
+    });
+    throw new KeelError(
+      'INVALID_ARGUMENT',
+      `deploy config '${file}' is invalid:\n  ${problems.join('\n  ')}`,
+      {
+        hint: 'See the config format in the @keel/server-deploy README.',
+        details: { problems },
+      },
+    );
+  }
+  const environments = new Map<string, EnvironmentConfig>();
+  for (const [name, env] of Object.entries(parsed.data.environments)) {
+    environments.set(name, resolveEnvironment(name, env, projectRoot));
+  }
+  return { file, projectRoot, maxFiles: parsed.data.maxFiles, environments };
+}
+
+function resolveEnvironment(name: string, env: EnvironmentInput, projectRoot: string): EnvironmentConfig {
+  const build = path.resolve(projectRoot, env.build);
+  const relative = path.relative(projectRoot, build);
+  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+    throw new KeelError(
+      'INVALID_ARGUMENT',
+      `deploy config: environments.${name}.build: '${env.build}' must be a directory inside the project root`,
+      { hint: 'Give the build output relative to the project root, e.g. dist.' },
+    );
+  }
+  const target = path.resolve(projectRoot, env.target.path);
+  const fromBuild = path.relative(build, target);
+  const toBuild = path.relative(target, build);
+  if (!fromBuild.startsWith('..') || !toBuild.startsWith('..')) {
+    throw new KeelError(
+      'INVALID_ARGUMENT',
+      `deploy config: environments.${name}.target.path: '${env.target.path}' overlaps the build directory`,
+      { hint: 'Deploy to a directory outside the build output, and keep the build outside the deploy root.' },
+    );
+  }
+  return {
+    name,
+    build,
+    buildAsWritten: env.build,
+    target: { type: 'directory', path: target, pathAsWritten: env.target.path },
+    policy: {
+      requiresApproval: env.policy.requiresApproval,
+      keep: env.policy.keep,
+      health: env.policy.health,
+    },
+    lock: { leaseSeconds: env.lock.leaseSeconds },
+  };
+}

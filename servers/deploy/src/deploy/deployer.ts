@@ -1,0 +1,799 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import {
+  canonicalJson,
+  fail,
+  ok,
+  sha256Hex,
+  type Outcome,
+  type StateEntry,
+  type StateOp,
+  type StateStore,
+  type ToolContext,
+} from '@keel/kit';
+import type { KeyObject } from 'node:crypto';
+import { APPROVAL_META_KEY, verifyApproval, type ApprovalPayload } from '../approval/token.js';
+import { diffManifests, scanTree, type ManifestDiff } from '../build/manifest.js';
+import type { DeployConfig, EnvironmentConfig } from '../config/config.js';
+import { describeHealth, runHealthCheck, type HealthResult } from '../health/healthCheck.js';
+import { BuildChangedError, DirectoryTarget, type PreparedRelease } from '../target/directory.js';
+import { EnvironmentLock, holderIsDead, type LockHolder } from './lock.js';
+import {
+  emptyEnvironment,
+  keys,
+  type AttemptRecord,
+  type EnvironmentRecord,
+  type PlanRecord,
+  type ReleaseRecord,
+} from './records.js';
+
+const planTtlMs = 7 * 24 * 3600_000;
+
+export interface DeployerOptions {
+  config: DeployConfig;
+  store: StateStore;
+  /** Public keys whose approval tokens this server accepts. */
+  approvalKeys: readonly KeyObject[];
+  /** The bin name for the out-of-band approval command in hints. */
+  bin?: string;
+  now?: () => number;
+}
+
+export interface PlanResult {
+  plan: PlanRecord;
+  diff: ManifestDiff;
+  total: { files: number; bytes: number };
+  checks: string[];
+  warnings: string[];
+  requiresApproval: boolean;
+  approveCommand: string | null;
+}
+
+export interface ApplyResult {
+  releaseId: string;
+  environment: string;
+  planId: string;
+  status: 'live' | 'rolled_back';
+  replayed: boolean;
+  previousRelease: string | null;
+  current: string | null;
+  health: HealthResult | null;
+  files: PreparedRelease;
+  approvedBy: string | null;
+  notes: string[];
+}
+
+export interface RollbackResult {
+  environment: string;
+  from: string | null;
+  to: string;
+  changed: boolean;
+  health: HealthResult | null;
+  notes: string[];
+}
+
+export interface EnvironmentStatus {
+  environment: string;
+  current: string | null;
+  generation: number;
+  inProgress: (Pick<LockHolder, 'operation' | 'planId' | 'phase' | 'progress'> & { since: string }) | null;
+  interrupted: {
+    operation: 'apply' | 'rollback';
+    planId: string | null;
+    releaseId: string | null;
+    phase: string;
+  } | null;
+  last: (Omit<NonNullable<EnvironmentRecord['last']>, 'at'> & { at: string }) | null;
+}
+
+export interface ReleaseInfo {
+  releaseId: string;
+  current: boolean;
+  seq: number | null;
+  createdAt: string | null;
+  planId: string | null;
+  status: 'live' | 'rolled_back' | null;
+  healthOk: boolean | null;
+  approvedBy: string | null;
+}
+
+/**
+ * Plans, applies and rolls back deploys of the configured environments. All durable bookkeeping
+ * (plans, releases, the lock, the in-flight attempt, used approval nonces) lives in the state store;
+ * what is live is read from the target itself, so a lost state never misreports it.
+ */
+export class Deployer {
+  readonly config: DeployConfig;
+  readonly #store: StateStore;
+  readonly #keys: readonly KeyObject[];
+  readonly #now: () => number;
+  readonly #owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  readonly #bin: string;
+  readonly #targets = new Map<string, DirectoryTarget>();
+
+  constructor(options: DeployerOptions) {
+    this.config = options.config;
+    this.#store = options.store;
+    this.#keys = options.approvalKeys;
+    this.#now = options.now ?? Date.now;
+    this.#bin = options.bin ?? 'keel-deploy';
+    for (const env of options.config.environments.values())
+      this.#targets.set(env.name, new DirectoryTarget(env.target.path));
+  }
+
+  environment(name: string): Outcome<EnvironmentConfig> {
+    const env = this.config.environments.get(name);
+    if (env !== undefined) return ok(env);
+    return fail('NOT_FOUND', `environment '${name}' is not in the deploy config`, {
+      hint: `Configured environments: ${[...this.config.environments.keys()].join(', ')}.`,
+    });
+  }
+
+  target(name: string): DirectoryTarget {
+    return this.#targets.get(name)!;
+  }
+
+  /** What a deploy of the current build would change; stores the plan and touches nothing else. */
+  async plan(name: string, ctx: ToolContext): Promise<Outcome<PlanResult>> {
+    const found = this.environment(name);
+    if (!found.ok) return found;
+    const env = found.value;
+    const target = this.target(name);
+    const manifest = await scanTree(env.build, this.config.maxFiles, ctx.signal).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (manifest === undefined) {
+      return fail('NOT_FOUND', `the build directory '${env.buildAsWritten}' of '${name}' does not exist`, {
+        hint: 'Run the build first; the deploy config names its output directory.',
+      });
+    }
+    const baseRelease = await target.current();
+    const record =
+      (await this.#store.get<EnvironmentRecord>(keys.environment(name)))?.value ?? emptyEnvironment;
+    const base = baseRelease === null ? null : await target.manifest(baseRelease);
+    const configHash = sha256Hex(canonicalJson(env));
+    const planHash = sha256Hex(
+      canonicalJson({
+        v: 1,
+        environment: name,
+        buildHash: manifest.hash,
+        baseRelease,
+        generation: record.generation,
+        configHash,
+      }),
+    );
+    const plan: PlanRecord = {
+      planId: `plan-${planHash.slice(0, 20)}`,
+      planHash,
+      environment: name,
+      releaseId: `${name}-${planHash.slice(0, 12)}`,
+      buildHash: manifest.hash,
+      configHash,
+      baseRelease,
+      generation: record.generation,
+      createdAt: this.#now(),
+    };
+    await this.#store.put(keys.plan(plan.planId), plan, { ttlMs: planTtlMs });
+
+    const checks = [
+      'the build is re-hashed at apply and must match this plan file for file',
+      'the environment must not have had a release or rollback since this plan',
+      `one deploy at a time per environment (lock lease ${env.lock.leaseSeconds} s)`,
+    ];
+    if (env.policy.requiresApproval)
+      checks.push(`a signed approval token for this plan hash in _meta["${APPROVAL_META_KEY}"]`);
+    checks.push(
+      env.policy.health === undefined
+        ? 'no health check is configured: the release goes live without one'
+        : `health: ${describeHealth(env.policy.health)}; on failure the previous release is restored`,
+    );
+    const warnings: string[] = [];
+    const attempt = await this.#store.get<AttemptRecord>(keys.attempt(name));
+    if (attempt !== undefined) {
+      warnings.push(
+        `an interrupted ${attempt.value.operation} is pending reconciliation; the next apply or rollback finishes or cleans it up, which makes this plan stale`,
+      );
+    }
+    if (base === null && baseRelease !== null) {
+      warnings.push(
+        `the live release '${baseRelease}' has no manifest: every file counts as added and none is hard-linked`,
+      );
+    }
+    return ok({
+      plan,
+      diff: diffManifests(base, manifest),
+      total: { files: manifest.files, bytes: manifest.bytes },
+      checks,
+      warnings,
+      requiresApproval: env.policy.requiresApproval,
+      approveCommand: env.policy.requiresApproval ? this.#approveCommand(plan) : null,
+    });
+  }
+
+  /**
+   * Applies a stored plan: approval (when required), the lock, reconciliation of an interrupted run,
+   * then replay, staleness, copy, switch, health and record. A failed health check switches back.
+   */
+  async apply(planId: string, ctx: ToolContext): Promise<Outcome<ApplyResult>> {
+    const stored = await this.#store.get<PlanRecord>(keys.plan(planId));
+    if (stored === undefined) {
+      return fail('NOT_FOUND', `plan '${planId}' does not exist (or is older than 7 days)`, {
+        hint: 'Call plan_deploy for the environment and apply the planId it returns.',
+      });
+    }
+    const plan = stored.value;
+    const found = this.environment(plan.environment);
+    if (!found.ok) return found;
+    const env = found.value;
+
+    let approval: ApprovalPayload | undefined;
+    if (env.policy.requiresApproval) {
+      const checked = this.#checkApproval(plan, ctx);
+      if (!checked.ok) return checked;
+      approval = checked.value;
+      ctx.setAuditActor(approval.approver);
+    }
+
+    const acquired = await EnvironmentLock.acquire(this.#store, env.name, {
+      owner: this.#owner,
+      operation: 'apply',
+      planId,
+      leaseMs: env.lock.leaseSeconds * 1000,
+      now: this.#now(),
+    });
+    if (!acquired.ok) return inProgress(env.name, acquired.holder);
+    const lock = acquired.lock;
+    try {
+      const notes = await this.#reconcile(env, ctx);
+      if (approval !== undefined) {
+        const spent = await this.#spendNonce(approval, plan);
+        if (!spent.ok) return spent;
+      }
+      const outcome = await this.#applyLocked(env, plan, approval, lock, notes, ctx);
+      // The approval is spent only by the switch it allowed; a refusal or failure before it gives it back.
+      if (approval !== undefined && !outcome.ok && !outcome.switched) {
+        await this.#store.delete(keys.nonce(approval.nonce));
+      }
+      return outcome.ok ? ok(outcome.value) : { ok: false, error: outcome.error };
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async #applyLocked(
+    env: EnvironmentConfig,
+    plan: PlanRecord,
+    approval: ApprovalPayload | undefined,
+    lock: EnvironmentLock,
+    notes: string[],
+    ctx: ToolContext,
+  ): Promise<
+    | { ok: true; value: ApplyResult }
+    | { ok: false; error: ReturnType<typeof fail>['error']; switched: boolean }
+  > {
+    const refuse = (refusal: { ok: false; error: ReturnType<typeof fail>['error'] }) => ({
+      ...refusal,
+      switched: false,
+    });
+    const target = this.target(env.name);
+    const envEntry = await this.#store.get<EnvironmentRecord>(keys.environment(env.name));
+    const record = envEntry?.value ?? emptyEnvironment;
+    const current = await target.current();
+
+    const existing = await this.#store.get<ReleaseRecord>(keys.release(env.name, plan.releaseId));
+    if (existing !== undefined) {
+      if (existing.value.generation === record.generation) {
+        return { ok: true, value: applyResultOf(existing.value, current, true, notes) };
+      }
+      return refuse(
+        fail(
+          'STALE_PLAN',
+          `plan '${plan.planId}' was applied as '${plan.releaseId}', and '${env.name}' has changed since`,
+          {
+            hint: 'Call plan_deploy again and apply the new plan.',
+            details: { planId: plan.planId, releaseId: plan.releaseId, current },
+          },
+        ),
+      );
+    }
+    if (record.generation !== plan.generation || current !== plan.baseRelease) {
+      return refuse(
+        fail(
+          'STALE_PLAN',
+          `plan '${plan.planId}' was made before the latest release or rollback of '${env.name}'`,
+          {
+            hint: 'Call plan_deploy again and apply the new plan.',
+            details: { planId: plan.planId, plannedAgainst: plan.baseRelease, current },
+          },
+        ),
+      );
+    }
+    if (plan.configHash !== sha256Hex(canonicalJson(env))) {
+      return refuse(
+        fail(
+          'STALE_PLAN',
+          `the deploy config of '${env.name}' changed since plan '${plan.planId}' was made`,
+          {
+            hint: 'Call plan_deploy again and apply the new plan.',
+          },
+        ),
+      );
+    }
+    await lock.phase('hashing');
+    const manifest = await scanTree(env.build, this.config.maxFiles, ctx.signal).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (manifest?.hash !== plan.buildHash) {
+      return refuse(
+        fail('STALE_PLAN', `the build '${env.buildAsWritten}' changed since plan '${plan.planId}' was made`, {
+          hint: 'Call plan_deploy again to see what would change now, and apply that plan.',
+          details: {
+            planId: plan.planId,
+            plannedBuildHash: plan.buildHash,
+            buildHash: manifest?.hash ?? null,
+          },
+        }),
+      );
+    }
+
+    const attempt: AttemptRecord & { operation: 'apply' } = {
+      operation: 'apply',
+      planId: plan.planId,
+      planHash: plan.planHash,
+      releaseId: plan.releaseId,
+      baseRelease: plan.baseRelease,
+      generation: record.generation,
+      phase: 'copying',
+      startedAt: this.#now(),
+      approvedBy: approval?.approver ?? null,
+      nonce: approval?.nonce ?? null,
+    };
+    await this.#putAttempt(env.name, attempt, 0);
+    await lock.phase('copying');
+    let files: PreparedRelease;
+    try {
+      const step = Math.max(1, Math.floor(manifest.files / 20));
+      files = await target.prepare({
+        releaseId: plan.releaseId,
+        build: env.build,
+        manifest,
+        base: plan.baseRelease,
+        signal: ctx.signal,
+        onProgress: (done, total) => {
+          if (done % step !== 0 && done !== total) return;
+          ctx.progress(done, total, `copied ${done} of ${total} files`);
+          lock.progress(done, total);
+        },
+      });
+    } catch (error) {
+      await this.#store.delete(keys.attempt(env.name));
+      if (error instanceof BuildChangedError) {
+        return refuse(
+          fail('STALE_PLAN', `the build changed during the deploy (${error.message}); nothing was switched`, {
+            hint: 'Wait for the build to finish, then plan_deploy again.',
+          }),
+        );
+      }
+      throw error;
+    }
+    await this.#updateAttempt(env.name, { ...attempt, phase: 'switching', files });
+    await lock.phase('switching');
+    await target.switchTo(plan.releaseId);
+    await this.#updateAttempt(env.name, { ...attempt, phase: 'checking', files });
+    await lock.phase('checking');
+    const finished = await this.#checkAndFinish(env, { ...attempt, files }, ctx);
+    return { ok: true, value: { ...finished, notes } };
+  }
+
+  /** After the switch: the health check, the switch back if it fails, the record, the pruning. */
+  async #checkAndFinish(
+    env: EnvironmentConfig,
+    attempt: AttemptRecord & { operation: 'apply'; files: PreparedRelease },
+    ctx: ToolContext,
+  ): Promise<ApplyResult> {
+    const target = this.target(env.name);
+    const health =
+      env.policy.health === undefined
+        ? null
+        : await runHealthCheck(env.policy.health, { ctx, cwd: this.config.projectRoot });
+    let status: ReleaseRecord['status'] = 'live';
+    if (health !== null && !health.ok) {
+      await this.#updateAttempt(env.name, { ...attempt, phase: 'rolling_back', health });
+      await target.switchTo(attempt.baseRelease);
+      status = 'rolled_back';
+    }
+    const release = await this.#recordApply(env, attempt, status, health);
+    await this.#prune(env);
+    return applyResultOf(release, await target.current(), false, []);
+  }
+
+  async #recordApply(
+    env: EnvironmentConfig,
+    attempt: AttemptRecord & { operation: 'apply'; files: PreparedRelease },
+    status: ReleaseRecord['status'],
+    health: HealthResult | null,
+  ): Promise<ReleaseRecord> {
+    const envEntry = await this.#store.get<EnvironmentRecord>(keys.environment(env.name));
+    const record = envEntry?.value ?? emptyEnvironment;
+    const now = this.#now();
+    const release: ReleaseRecord = {
+      releaseId: attempt.releaseId,
+      environment: env.name,
+      planId: attempt.planId,
+      planHash: attempt.planHash,
+      seq: record.nextSeq,
+      createdAt: now,
+      status,
+      health,
+      approvedBy: attempt.approvedBy,
+      files: attempt.files,
+      baseRelease: attempt.baseRelease,
+      generation: record.generation + 1,
+    };
+    const next: EnvironmentRecord = {
+      generation: record.generation + 1,
+      current: status === 'live' ? attempt.releaseId : attempt.baseRelease,
+      nextSeq: record.nextSeq + 1,
+      last: {
+        operation: 'apply',
+        releaseId: attempt.releaseId,
+        planId: attempt.planId,
+        status,
+        at: now,
+        approvedBy: attempt.approvedBy,
+      },
+    };
+    await this.#commit([
+      { kind: 'put', key: keys.release(env.name, release.releaseId), value: release, ifVersion: 0 },
+      { kind: 'put', key: keys.environment(env.name), value: next, ifVersion: envEntry?.version ?? 0 },
+      { kind: 'delete', key: keys.attempt(env.name) },
+    ]);
+    return release;
+  }
+
+  /** Switches back to the previous live release, or to a named one; a no-op when it is already live. */
+  async rollback(name: string, to: string | undefined, ctx: ToolContext): Promise<Outcome<RollbackResult>> {
+    const found = this.environment(name);
+    if (!found.ok) return found;
+    const env = found.value;
+    const acquired = await EnvironmentLock.acquire(this.#store, name, {
+      owner: this.#owner,
+      operation: 'rollback',
+      planId: null,
+      leaseMs: env.lock.leaseSeconds * 1000,
+      now: this.#now(),
+    });
+    if (!acquired.ok) return inProgress(name, acquired.holder);
+    const lock = acquired.lock;
+    try {
+      const notes = await this.#reconcile(env, ctx);
+      const target = this.target(name);
+      const current = await target.current();
+      const releases = await this.#releaseInfos(name, current);
+      let destination = to;
+      if (destination === undefined) {
+        const currentSeq = releases.find((release) => release.current)?.seq ?? Number.POSITIVE_INFINITY;
+        destination = releases.find(
+          (release) => !release.current && release.status === 'live' && (release.seq ?? 0) < currentSeq,
+        )?.releaseId;
+        if (destination === undefined) {
+          return fail('NOT_FOUND', `'${name}' has no earlier live release to roll back to`, {
+            hint: `Releases on the target: ${releases.map((release) => release.releaseId).join(', ') || 'none'}.`,
+          });
+        }
+      } else if (!releases.some((release) => release.releaseId === destination)) {
+        return fail('NOT_FOUND', `release '${destination}' is not on the target of '${name}'`, {
+          hint: `Releases on the target: ${releases.map((release) => release.releaseId).join(', ') || 'none'}.`,
+        });
+      }
+      if (destination === current) {
+        return ok({ environment: name, from: current, to: destination, changed: false, health: null, notes });
+      }
+      const envEntry = await this.#store.get<EnvironmentRecord>(keys.environment(name));
+      const record = envEntry?.value ?? emptyEnvironment;
+      await this.#putAttempt(
+        name,
+        {
+          operation: 'rollback',
+          from: current,
+          to: destination,
+          generation: record.generation,
+          phase: 'switching',
+          startedAt: this.#now(),
+        },
+        0,
+      );
+      await lock.phase('switching');
+      await target.switchTo(destination);
+      await this.#recordRollback(name, destination);
+      const health =
+        env.policy.health === undefined
+          ? null
+          : await runHealthCheck(env.policy.health, { ctx, cwd: this.config.projectRoot });
+      return ok({ environment: name, from: current, to: destination, changed: true, health, notes });
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async #recordRollback(name: string, to: string): Promise<void> {
+    const envEntry = await this.#store.get<EnvironmentRecord>(keys.environment(name));
+    const record = envEntry?.value ?? emptyEnvironment;
+    const next: EnvironmentRecord = {
+      ...record,
+      generation: record.generation + 1,
+      current: to,
+      last: {
+        operation: 'rollback',
+        releaseId: to,
+        planId: null,
+        status: 'live',
+        at: this.#now(),
+        approvedBy: null,
+      },
+    };
+    await this.#commit([
+      { kind: 'put', key: keys.environment(name), value: next, ifVersion: envEntry?.version ?? 0 },
+      { kind: 'delete', key: keys.attempt(name) },
+    ]);
+  }
+
+  /**
+   * Finishes or cleans up what an interrupted apply or rollback left (the caller holds the lock). The
+   * target says what happened: a switched release is health-checked and recorded; one that never
+   * went live is removed, its approval given back.
+   */
+  async #reconcile(env: EnvironmentConfig, ctx: ToolContext): Promise<string[]> {
+    const target = this.target(env.name);
+    await target.sweep();
+    const entry = await this.#store.get<AttemptRecord>(keys.attempt(env.name));
+    if (entry === undefined) return [];
+    const attempt = entry.value;
+    const current = await target.current();
+    if (attempt.operation === 'rollback') {
+      if (current === attempt.to) {
+        await this.#recordRollback(env.name, attempt.to);
+        return [`finished an interrupted rollback to '${attempt.to}'`];
+      }
+      await this.#store.delete(keys.attempt(env.name));
+      return [`an interrupted rollback to '${attempt.to}' had not switched; it was dropped`];
+    }
+    const files = attempt.files ?? { copied: 0, linked: 0, bytesWritten: 0 };
+    if (attempt.phase === 'rolling_back') {
+      if (current === attempt.releaseId) await target.switchTo(attempt.baseRelease);
+      await this.#recordApply(env, { ...attempt, files }, 'rolled_back', attempt.health ?? null);
+      await this.#prune(env);
+      return [
+        `finished rolling back '${attempt.releaseId}' after its failed health check, which an interruption had cut short`,
+      ];
+    }
+    if (current === attempt.releaseId && attempt.phase !== 'copying') {
+      const finished = await this.#checkAndFinish(env, { ...attempt, files }, ctx);
+      return [`finished the interrupted deploy of '${attempt.releaseId}': ${finished.status}`];
+    }
+    if (current !== attempt.releaseId) await target.remove(attempt.releaseId);
+    const ops: StateOp[] = [{ kind: 'delete', key: keys.attempt(env.name) }];
+    if (attempt.nonce !== null) ops.push({ kind: 'delete', key: keys.nonce(attempt.nonce) });
+    await this.#commit(ops);
+    return [
+      `cleaned up the interrupted deploy of '${attempt.releaseId}' (plan '${attempt.planId}'), which had not gone live`,
+    ];
+  }
+
+  /** Releases on the target, newest first, with what the state knows of each. */
+  async #releaseInfos(name: string, current: string | null): Promise<ReleaseInfo[]> {
+    const onDisk = await this.target(name).releases();
+    const records = new Map<string, ReleaseRecord>();
+    for (const entry of await this.#listAll<ReleaseRecord>(keys.releases(name)))
+      records.set(entry.value.releaseId, entry.value);
+    const infos = onDisk.map((releaseId): ReleaseInfo => {
+      const record = records.get(releaseId);
+      return {
+        releaseId,
+        current: releaseId === current,
+        seq: record?.seq ?? null,
+        createdAt: record === undefined ? null : new Date(record.createdAt).toISOString(),
+        planId: record?.planId ?? null,
+        status: record?.status ?? null,
+        healthOk: record?.health?.ok ?? null,
+        approvedBy: record?.approvedBy ?? null,
+      };
+    });
+    return infos.sort((a, b) => (b.seq ?? 0) - (a.seq ?? 0) || (a.releaseId < b.releaseId ? 1 : -1));
+  }
+
+  async releases(name: string): Promise<Outcome<{ current: string | null; releases: ReleaseInfo[] }>> {
+    const found = this.environment(name);
+    if (!found.ok) return found;
+    const current = await this.target(name).current();
+    return ok({ current, releases: await this.#releaseInfos(name, current) });
+  }
+
+  /** Keeps the newest `keep` releases by sequence, and always the live one. */
+  async #prune(env: EnvironmentConfig): Promise<void> {
+    const target = this.target(env.name);
+    const current = await target.current();
+    const infos = await this.#releaseInfos(env.name, current);
+    for (const info of infos.slice(env.policy.keep)) {
+      if (info.current) continue;
+      await target.remove(info.releaseId);
+      await this.#store.delete(keys.release(env.name, info.releaseId));
+    }
+  }
+
+  async status(name: string): Promise<Outcome<EnvironmentStatus>> {
+    const found = this.environment(name);
+    if (!found.ok) return found;
+    const current = await this.target(name).current();
+    const record =
+      (await this.#store.get<EnvironmentRecord>(keys.environment(name)))?.value ?? emptyEnvironment;
+    const lock = (await this.#store.get<LockHolder>(keys.lock(name)))?.value;
+    const live = lock !== undefined && !holderIsDead(lock) ? lock : undefined;
+    const attempt = (await this.#store.get<AttemptRecord>(keys.attempt(name)))?.value;
+    return ok({
+      environment: name,
+      current,
+      generation: record.generation,
+      inProgress:
+        live === undefined
+          ? null
+          : {
+              operation: live.operation,
+              planId: live.planId,
+              phase: live.phase,
+              ...(live.progress === undefined ? {} : { progress: live.progress }),
+              since: new Date(live.acquiredAt).toISOString(),
+            },
+      interrupted:
+        attempt === undefined || live !== undefined
+          ? null
+          : {
+              operation: attempt.operation,
+              planId: attempt.operation === 'apply' ? attempt.planId : null,
+              releaseId: attempt.operation === 'apply' ? attempt.releaseId : attempt.to,
+              phase: attempt.phase,
+            },
+      last: record.last === null ? null : { ...record.last, at: new Date(record.last.at).toISOString() },
+    });
+  }
+
+  async health(
+    name: string,
+    ctx: ToolContext,
+  ): Promise<Outcome<{ current: string | null; health: HealthResult | null }>> {
+    const found = this.environment(name);
+    if (!found.ok) return found;
+    const env = found.value;
+    const current = await this.target(name).current();
+    if (env.policy.health === undefined) return ok({ current, health: null });
+    return ok({
+      current,
+      health: await runHealthCheck(env.policy.health, { ctx, cwd: this.config.projectRoot }),
+    });
+  }
+
+  #checkApproval(plan: PlanRecord, ctx: ToolContext): Outcome<ApprovalPayload> {
+    const token = ctx.meta?.[APPROVAL_META_KEY];
+    const command = this.#approveCommand(plan);
+    if (token === undefined) {
+      return fail(
+        'APPROVAL_REQUIRED',
+        `deploying to '${plan.environment}' needs a person's approval of plan '${plan.planId}'`,
+        {
+          hint: `Ask a person holding an approval signing key to run: ${command} — then call apply_deploy again with the printed token in _meta["${APPROVAL_META_KEY}"].${this.#keys.length === 0 ? ' This server was started without --approval-key, so it cannot accept any token yet.' : ''}`,
+          details: {
+            planId: plan.planId,
+            planHash: plan.planHash,
+            environment: plan.environment,
+            approveCommand: command,
+          },
+        },
+      );
+    }
+    const verified = verifyApproval(token, this.#keys, {
+      tool: 'apply_deploy',
+      environment: plan.environment,
+      planHash: plan.planHash,
+      now: this.#now(),
+    });
+    if (verified.ok) return ok(verified.payload);
+    const messages: Record<typeof verified.reason, string> = {
+      malformed: 'the approval token is not a keel-approval token',
+      forged: 'the approval token is not signed by a key this server trusts',
+      expired: 'the approval token has expired',
+      other_tool: `the approval token approves ${verified.payload?.tool ?? 'another tool'}, not apply_deploy`,
+      other_environment: `the approval token is for environment '${verified.payload?.environment ?? '?'}', not '${plan.environment}'`,
+      other_plan: `the approval token is for another plan (plan hash ${verified.payload?.planHash.slice(0, 12) ?? '?'}…), not '${plan.planId}'`,
+      reused: 'the approval token was already used',
+    };
+    return fail('APPROVAL_REJECTED', messages[verified.reason], {
+      hint: `Get a new approval for this plan: ${command}`,
+      details: { reason: verified.reason, planId: plan.planId, environment: plan.environment },
+    });
+  }
+
+  async #spendNonce(approval: ApprovalPayload, plan: PlanRecord): Promise<Outcome<void>> {
+    const spent = await this.#store.put(
+      keys.nonce(approval.nonce),
+      { planId: plan.planId, environment: plan.environment, approver: approval.approver, at: this.#now() },
+      { ifVersion: 0, ttlMs: Math.max(1, approval.expiresAt - this.#now()) + 60_000 },
+    );
+    if (spent.ok) return ok(undefined);
+    return fail('APPROVAL_REJECTED', 'the approval token was already used', {
+      hint: `An approval is single-use. Get a new one: ${this.#approveCommand(plan)}`,
+      details: { reason: 'reused', planId: plan.planId, environment: plan.environment },
+    });
+  }
+
+  #approveCommand(plan: PlanRecord): string {
+    return `${this.#bin} approve ${plan.planId} --environment ${plan.environment} --plan-hash ${plan.planHash} --approver NAME --signing-key FILE`;
+  }
+
+  async #putAttempt(name: string, attempt: AttemptRecord, ifVersion: number): Promise<void> {
+    const put = await this.#store.put(keys.attempt(name), attempt, { ifVersion });
+    if (!put.ok) throw new Error(`another deploy of '${name}' is recorded as under way`);
+  }
+
+  async #updateAttempt(name: string, attempt: AttemptRecord): Promise<void> {
+    await this.#store.put(keys.attempt(name), attempt);
+  }
+
+  async #commit(ops: StateOp[]): Promise<void> {
+    const result = await this.#store.commit(ops);
+    if (!result.ok) throw new Error(`state changed under the deploy lock at '${result.key}'`);
+  }
+
+  async #listAll<TValue>(prefix: string): Promise<StateEntry<TValue>[]> {
+    const all: StateEntry<TValue>[] = [];
+    for (let after: string | undefined; ;) {
+      const page = await this.#store.list<TValue>({
+        prefix,
+        limit: 500,
+        ...(after === undefined ? {} : { after }),
+      });
+      all.push(...page);
+      if (page.length < 500) return all;
+      after = page[page.length - 1]!.key;
+    }
+  }
+}
+
+function applyResultOf(
+  release: ReleaseRecord,
+  current: string | null,
+  replayed: boolean,
+  notes: string[],
+): ApplyResult {
+  return {
+    releaseId: release.releaseId,
+    environment: release.environment,
+    planId: release.planId,
+    status: release.status,
+    replayed,
+    previousRelease: release.baseRelease,
+    current,
+    health: release.health,
+    files: release.files,
+    approvedBy: release.approvedBy,
+    notes,
+  };
+}
+
+function inProgress(environment: string, holder: LockHolder) {
+  return fail(
+    'IN_PROGRESS',
+    `another ${holder.operation} of '${environment}' is under way${holder.planId === null ? '' : ` (plan '${holder.planId}')`}, phase ${holder.phase}`,
+    {
+      hint: 'Wait for it (deploy_status shows its progress), then retry.',
+      details: {
+        environment,
+        holderPlanId: holder.planId,
+        operation: holder.operation,
+        phase: holder.phase,
+        since: new Date(holder.acquiredAt).toISOString(),
+      },
+    },
+  );
+}
