@@ -1,2 +1,38 @@
 #!/usr/bin/env node
-export {};
+import { readFileSync } from 'node:fs';
+import { createSilentLogger } from '@keel/kit';
+import { startTelemetry } from '@keel/kit/otel';
+import { runCli } from './cli/main.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+const kill = new AbortController();
+let signals = 0;
+const onSignal = (signal: NodeJS.Signals) => {
+  signals++;
+  if (signals > 1) process.exit(130);
+  process.stderr.write(`\nkeel: ${signal}: stopping the task (again to exit at once)\n`);
+  kill.abort(new Error(signal));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+const telemetry = await startTelemetry({
+  serviceName: 'keel',
+  serviceVersion: version,
+  env: process.env,
+  logger: createSilentLogger(),
+});
+const code = await runCli({
+  argv: process.argv,
+  env: process.env,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  cwd: process.cwd(),
+  version,
+  kill: kill.signal,
+  tracer: telemetry.tracer,
+});
+await telemetry.shutdown();
+process.exit(code);

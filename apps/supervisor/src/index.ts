@@ -1,1 +1,46 @@
-export {};
+export { loadConfig, parseConfig } from './config/load.js';
+export type { LoadedConfig } from './config/load.js';
+export { agentRoles, configSchema, defaultLimits } from './config/schema.js';
+export type {
+  AgentConfig,
+  AgentRole,
+  KeelConfig,
+  Limits,
+  Loops,
+  ModelConfig,
+  Price,
+  ServerConfig,
+  SideEffects,
+} from './config/schema.js';
+export { loadTaskFile, parseTaskFile, taskFileSchema } from './task/taskFile.js';
+export type { TaskFile } from './task/taskFile.js';
+export { mergeLimits, newTaskId, runTask } from './engine/runTask.js';
+export type { RunTaskOptions, TaskOutcome } from './engine/runTask.js';
+export type { ProgressEvent, ProgressSink } from './engine/session.js';
+export { Budget, costOf, minOutputTokens, systemClock } from './limits/budget.js';
+export type { Clock } from './limits/budget.js';
+export { LoopDetector } from './limits/loops.js';
+export { SideEffectLedger } from './limits/sideEffects.js';
+export { classifyCall } from './limits/irreversible.js';
+export { createSqliteTaskStore } from './store/sqliteTaskStore.js';
+export type { ModelCallRecord, TaskRecord, TaskStore, ToolCallRecord } from './store/taskStore.js';
+export {
+  createAnthropicModel,
+  createModel,
+  createOpenAICompatibleModel,
+  createPlaybookModel,
+  playbookSchema,
+} from './models/index.js';
+export type {
+  Model,
+  ModelMessage,
+  ModelReply,
+  ModelRequest,
+  ModelToolCall,
+  ModelToolDefinition,
+  ModelUsage,
+  Playbook,
+} from './models/index.js';
+export { inputTokenBound } from './models/tokens.js';
+export { runCli } from './cli/main.js';
+export type { CliIo } from './cli/main.js';

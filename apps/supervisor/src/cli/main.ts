@@ -1,0 +1,318 @@
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { KeelError } from '@keel/kit';
+import { taskStatuses, type TaskRunV1 } from '@keel/contracts';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { runTask } from '../engine/runTask.js';
+import { createSqliteTaskStore } from '../store/sqliteTaskStore.js';
+import type { TaskStore } from '../store/taskStore.js';
+import { loadTaskFile } from '../task/taskFile.js';
+import { createDemoProject } from './demoProject.js';
+import { formatRunSummary, formatRuns, formatShow } from './format.js';
+import { streamProgress } from './progress.js';
+import { exampleTask, starterConfig } from './starter.js';
+import type { Tracer } from '@opentelemetry/api';
+
+export interface CliIo {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  cwd: string;
+  version: string;
+  /** Aborted on SIGINT/SIGTERM: the running task ends `killed`. */
+  kill: AbortSignal;
+  tracer: Tracer | undefined;
+}
+
+/** Exit codes: 0 the task succeeded (or the command worked), 1 the task did not, 2 bad usage or config. */
+export const exitCodes = { ok: 0, taskNotSucceeded: 1, usage: 2 } as const;
+
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+
+function findConfig(cwd: string, given: string | undefined, env: NodeJS.ProcessEnv): string {
+  const explicit = given ?? env['KEEL_CONFIG'];
+  if (explicit !== undefined) return path.resolve(cwd, explicit);
+  for (const name of ['keel.config.yaml', 'keel.config.yml', 'keel.config.json']) {
+    const candidate = path.join(cwd, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new KeelError('NOT_FOUND', `no keel.config.yaml in ${cwd}`, {
+    hint: 'run `keel init` to write one, pass --config FILE, or try `keel demo`',
+  });
+}
+
+/**
+ * The `keel` command line. Returns the exit code; the bin passes it to `process.exit`. Nothing here
+ * reads `process` directly, so tests run it in-process with their own streams.
+ */
+export async function runCli(io: CliIo): Promise<number> {
+  let exitCode: number = exitCodes.ok;
+  const out = (text: string) => io.stdout.write(`${text}\n`);
+  const withStore = async <T>(
+    configFile: string | undefined,
+    fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
+  ) => {
+    const loaded = loadConfig(findConfig(io.cwd, configFile, io.env));
+    const store = createSqliteTaskStore(loaded.stateDir);
+    try {
+      return await fn(loaded, store);
+    } finally {
+      await store.close();
+    }
+  };
+  const configOption = () =>
+    new Option(
+      '-c, --config <file>',
+      'keel.config.yaml to use (env KEEL_CONFIG; default: ./keel.config.yaml)',
+    );
+  const finishRun = (run: TaskRunV1, json: boolean) => {
+    out(json ? JSON.stringify(run, null, 2) : formatRunSummary(run));
+    if (run.status !== 'succeeded') exitCode = exitCodes.taskNotSucceeded;
+  };
+
+  const program = new Command('keel')
+    .description(
+      'Keel supervisor: specialist agents routed to MCP servers under hard limits, with durable records.',
+    )
+    .version(io.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('run a task file end to end; progress goes to stderr, the run record to stdout')
+    .argument(
+      '<taskfile>',
+      'the task (YAML or JSON): type, title, description, mode, limits, tests, deploy, playbook',
+    )
+    .addOption(configOption())
+    .option('--json', 'print the taskRun.v1 record as JSON', false)
+    .option('-q, --quiet', 'no progress lines', false)
+    .addHelpText(
+      'after',
+      '\nExit code: 0 when the task succeeded, 1 when it ended otherwise (failed, limit, escalated, killed, error), 2 on bad usage.\n\nExample:\n  keel run fix-login.task.yaml --config keel.config.yaml\n',
+    )
+    .action(async (taskfile: string, opts: { config?: string; json: boolean; quiet: boolean }) => {
+      const task = loadTaskFile(path.resolve(io.cwd, taskfile));
+      await withStore(opts.config, async (loaded, store) => {
+        const purged = await store.purge(new Date(Date.now() - loaded.config.retentionDays * 86_400_000));
+        if (!opts.quiet && purged.modelCalls + purged.toolCalls > 0)
+          io.stderr.write(
+            `purged ${purged.modelCalls} model-call and ${purged.toolCalls} tool-call bodies past ${loaded.config.retentionDays} days\n`,
+          );
+        const { run } = await runTask({
+          loaded,
+          task,
+          store,
+          env: io.env,
+          kill: io.kill,
+          tracer: io.tracer,
+          ...(opts.quiet ? {} : { progress: streamProgress(io.stderr) }),
+        });
+        finishRun(run, opts.json);
+      });
+    });
+
+  program
+    .command('runs')
+    .description('list tasks, newest first')
+    .addOption(configOption())
+    .option('-n, --limit <n>', 'how many', positiveInt('--limit'), 20)
+    .addOption(new Option('--status <status>', 'only tasks in this status').choices([...taskStatuses]))
+    .option('--type <type>', 'only tasks of this type')
+    .option('--json', 'JSON', false)
+    .action(
+      async (opts: {
+        config?: string;
+        limit: number;
+        status?: (typeof taskStatuses)[number];
+        type?: string;
+        json: boolean;
+      }) => {
+        await withStore(opts.config, async (_loaded, store) => {
+          const tasks = await store.listTasks({
+            limit: opts.limit,
+            ...(opts.status === undefined ? {} : { status: opts.status }),
+            ...(opts.type === undefined ? {} : { type: opts.type }),
+          });
+          out(
+            opts.json
+              ? JSON.stringify(
+                  tasks.map((t) => t.run ?? { id: t.id, status: t.status }),
+                  null,
+                  2,
+                )
+              : formatRuns(tasks),
+          );
+        });
+      },
+    );
+
+  program
+    .command('show')
+    .description('one task: its run record, every step with its model call and tool calls, limits used')
+    .argument('<task>', 'task id (from keel runs)')
+    .addOption(configOption())
+    .option('--json', 'the task, its model calls, tool calls and events as JSON', false)
+    .action(async (id: string, opts: { config?: string; json: boolean }) => {
+      await withStore(opts.config, async (_loaded, store) => {
+        const task = await store.getTask(id);
+        if (task === undefined) {
+          const recent = (await store.listTasks({ limit: 5 })).map((t) => t.id);
+          throw new KeelError('NOT_FOUND', `no task '${id}'`, {
+            hint:
+              recent.length === 0
+                ? 'no tasks yet: `keel demo` runs one'
+                : `recent tasks: ${recent.join(', ')}`,
+          });
+        }
+        const [models, tools, events] = await Promise.all([
+          store.listModelCalls(id),
+          store.listToolCalls(id),
+          store.listEvents(id),
+        ]);
+        out(
+          opts.json
+            ? JSON.stringify({ task, modelCalls: models, toolCalls: tools, events }, null, 2)
+            : formatShow(task, models, tools),
+        );
+      });
+    });
+
+  program
+    .command('init')
+    .description('write a commented starter keel.config.yaml (and an example task) that runs as it is')
+    .argument('[dir]', 'where to write them', '.')
+    .option('--workspace <dir>', 'the project the servers are rooted at, relative to the config', '.')
+    .option('--force', 'overwrite existing files', false)
+    .action(async (dir: string, opts: { workspace: string; force: boolean }) => {
+      const target = path.resolve(io.cwd, dir);
+      mkdirSync(target, { recursive: true });
+      const files = {
+        'keel.config.yaml': starterConfig({ workspace: opts.workspace }),
+        'task.example.yaml': exampleTask,
+      };
+      for (const [name, text] of Object.entries(files)) {
+        const file = path.join(target, name);
+        if (existsSync(file) && !opts.force)
+          throw new KeelError('ALREADY_EXISTS', `${file} exists`, { hint: 'pass --force to overwrite it' });
+        writeFileSync(file, text);
+        out(`wrote ${path.relative(io.cwd, file) || file}`);
+      }
+      out('next: keel run task.example.yaml');
+    });
+
+  program
+    .command('purge')
+    .description('delete model-call bodies and tool payloads older than the retention (the event log stays)')
+    .addOption(configOption())
+    .option('--older-than-days <n>', 'override retentionDays', positiveInt('--older-than-days'))
+    .action(async (opts: { config?: string; olderThanDays?: number }) => {
+      await withStore(opts.config, async (loaded, store) => {
+        const days = opts.olderThanDays ?? loaded.config.retentionDays;
+        const result = await store.purge(new Date(Date.now() - days * 86_400_000));
+        out(
+          `purged ${result.modelCalls} model calls and ${result.toolCalls} tool calls older than ${days} days`,
+        );
+      });
+    });
+
+  const audit = program.command('audit').description("the task store's hash-chained event log");
+  audit
+    .command('verify')
+    .description("check the event log's hash chain; exit 1 names the first altered event")
+    .addOption(configOption())
+    .action(async (opts: { config?: string }) => {
+      await withStore(opts.config, async (_loaded, store) => {
+        const result = await store.verifyEvents();
+        if (result.ok) out(`ok: ${result.events} events, chain intact`);
+        else {
+          out(
+            `BROKEN at event ${result.firstBad!.seq}: ${result.firstBad!.reason} (${result.events} events read)`,
+          );
+          exitCode = exitCodes.taskNotSucceeded;
+        }
+      });
+    });
+
+  program
+    .command('demo')
+    .description(
+      'create a sample project (an app with two bugs and a failing test, a staging deploy target) and run a task on it end to end with the playbook model',
+    )
+    .option('--dir <dir>', 'where to create it (default: a new temporary directory)')
+    .option('-q, --quiet', 'no progress lines', false)
+    .action(async (opts: { dir?: string; quiet: boolean }) => {
+      const dir =
+        opts.dir === undefined
+          ? mkdtempSync(path.join(os.tmpdir(), 'keel-demo-'))
+          : path.resolve(io.cwd, opts.dir);
+      if (opts.dir !== undefined && existsSync(path.join(dir, 'keel.config.yaml')))
+        throw new KeelError('ALREADY_EXISTS', `${dir} already holds a demo`, {
+          hint: 'pick another --dir, or delete it',
+        });
+      mkdirSync(dir, { recursive: true });
+      const demo = createDemoProject(dir);
+      out(`demo project: ${demo.project}\nconfig:       ${demo.config}\ntask:         ${demo.task}\n`);
+      const loaded = loadConfig(demo.config);
+      const store = createSqliteTaskStore(loaded.stateDir);
+      try {
+        const { run } = await runTask({
+          loaded,
+          task: loadTaskFile(demo.task),
+          store,
+          env: io.env,
+          kill: io.kill,
+          tracer: io.tracer,
+          ...(opts.quiet ? {} : { progress: streamProgress(io.stderr) }),
+        });
+        out(`\n${formatRunSummary(run)}\n`);
+        out(
+          [
+            'where to look next:',
+            `  cd ${dir}`,
+            `  keel show ${run.id}        every step, model call and tool call`,
+            `  keel runs                  all tasks in this store`,
+            `  keel audit verify          the hash-chained event log`,
+            `  git -C project log --oneline   the commits the coding agent made`,
+          ].join('\n'),
+        );
+        if (run.status !== 'succeeded') exitCode = exitCodes.taskNotSucceeded;
+      } finally {
+        await store.close();
+      }
+    });
+
+  try {
+    await program.parseAsync([...io.argv]);
+  } catch (error) {
+    if (
+      error !== null &&
+      typeof error === 'object' &&
+      'exitCode' in error &&
+      'code' in error &&
+      String((error as { code: unknown }).code).startsWith('commander.')
+    ) {
+      const code = (error as { exitCode: number }).exitCode;
+      return code === 0 ? exitCodes.ok : exitCodes.usage;
+    }
+    if (error instanceof KeelError) {
+      io.stderr.write(`keel: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
+      return exitCodes.usage;
+    }
+    io.stderr.write(`keel: ${(error as Error).stack ?? String(error)}\n`);
+    return exitCodes.taskNotSucceeded;
+  }
+  return exitCode;
+}

@@ -1,0 +1,109 @@
+/** The commented starter config `keel init` writes; it runs as it is (playbook model, built-in servers). */
+export function starterConfig(options: { workspace: string; deployConfig?: string }): string {
+  return `# Keel supervisor config. Paths are relative to this file.
+version: 1
+
+# The project the servers are rooted at, and where Keel keeps its task store (SQLite) and the
+# servers' state. Keep the state dir outside the workspace so tools never see it.
+workspace: ${options.workspace}
+stateDir: .keel
+
+# MCP servers, by name. \`builtin\` starts a Keel server shipped with keel over stdio, in the
+# workspace; \`command\` starts any stdio server; \`url\` connects over Streamable HTTP.
+servers:
+  filesystem: { builtin: filesystem, args: [--root, .] }
+  git: { builtin: git, args: [--root, .] }
+  tests: { builtin: test-runner, args: [--root, .] }
+${options.deployConfig === undefined ? '  # deploy: { builtin: deploy, args: [--root, ., --config, keel.deploy.yaml] }' : `  deploy: { builtin: deploy, args: [--root, ., --config, ${options.deployConfig}] }`}
+  # remote: { url: http://127.0.0.1:7300/mcp, tokenEnv: KEEL_REMOTE_TOKEN }
+
+# Models, by name. \`playbook\` plays the task file's script: no network, deterministic.
+models:
+  playbook: { provider: playbook }
+  # gpt: { provider: openai-compatible, model: gpt-4.1-mini, baseURL: https://api.openai.com/v1, apiKeyEnv: OPENAI_API_KEY }
+  # claude: { provider: anthropic, model: claude-sonnet-4-5, apiKeyEnv: ANTHROPIC_API_KEY }
+
+# USD per million tokens, per model name; the money limit reserves with these before each call.
+prices:
+  gpt-4.1-mini: { inputPerMTok: 0.4, outputPerMTok: 1.6 }
+  claude-sonnet-4-5: { inputPerMTok: 3, outputPerMTok: 15 }
+
+# Each specialist sees only the tools listed for it ("*": all of that server's tools).
+agents:
+  planning:
+    model: playbook
+    tools:
+      filesystem: [read_file, read_files, list_directory, tree, find_files, search_text, stat]
+      git: [git_status, git_log, git_diff, git_show]
+  coding:
+    model: playbook
+    maxTokens: 8192
+    tools:
+      filesystem: [read_file, read_files, list_directory, tree, find_files, search_text, stat, write_file, edit_file, apply_patch, create_directory]
+      git: [git_status, git_diff, git_log, git_show, git_add, git_commit]
+      tests: [run_tests, get_run, list_tests]
+  review:
+    model: playbook
+    tools:
+      filesystem: [read_file, read_files, search_text]
+      git: [git_status, git_diff, git_log, git_show]
+      tests: [get_run]
+${options.deployConfig === undefined ? '  # deploy:\n  #   model: playbook\n  #   tools: { deploy: [list_environments, plan_deploy, apply_deploy, deploy_status, list_releases, health_check] }' : '  deploy:\n    model: playbook\n    tools:\n      deploy: [list_environments, plan_deploy, apply_deploy, deploy_status, list_releases, health_check]'}
+
+# Hard limits per task, checked before every model call and tool call (a task file may lower them).
+limits:
+  steps: 60
+  tokens: 2000000
+  wallClockMs: 900000
+  toolCalls: 200
+  costUsd: 5
+  reviewRounds: 3
+  testRounds: 3
+  contractRetries: 2
+
+# Side-effect caps: a mutating call's effect is computed before it runs.
+sideEffects:
+  maxFilesChanged: 20
+  maxLinesChanged: 1000
+  protectedPaths: [".github/**", "**/*.pem", "**/.env*"]
+
+# Loop detection: the same call repeated, A-B-A-B ping-pong, steps without progress.
+loops: { repeat: 3, pingPong: 3, noProgressSteps: 10, onLoop: escalate }
+
+# Model-call bodies and tool payloads older than this are purged (the event log never is).
+retentionDays: 30
+`;
+}
+
+/** A small task file to try the config with (read-only: it plans and reviews nothing). */
+export const exampleTask = `# keel run task.example.yaml
+type: explore
+title: Describe the repository
+description: Read the repository and write a one-step plan describing it. Change nothing.
+mode: orchestrated
+tests: null
+deploy: null
+playbook:
+  planning:
+    - - call: tree
+        args: { path: ".", maxDepth: 2 }
+      - submit:
+          version: plan.v1
+          summary: "Describe the repository; change nothing."
+          steps: [{ id: s1, description: "Nothing to change", files: [] }]
+          acceptance: ["no file changes"]
+  coding:
+    - - call: git_status
+        args: {}
+      - submit:
+          version: change.v1
+          summary: "No change was needed."
+          files: []
+          commit: null
+  review:
+    - - submit:
+          version: review.v1
+          verdict: approve
+          summary: "Nothing changed, nothing to object to."
+          comments: []
+`;

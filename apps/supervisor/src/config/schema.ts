@@ -1,0 +1,165 @@
+import { z } from 'zod';
+
+export const agentRoles = ['planning', 'coding', 'review', 'deploy'] as const;
+export type AgentRole = (typeof agentRoles)[number];
+
+const positiveInt = z.number().int().positive();
+
+/** Per-task hard limits; every one is checked before each model call and tool call. */
+export const limitsSchema = z
+  .object({
+    steps: positiveInt.describe('model calls across all agents'),
+    tokens: positiveInt.describe('input + output tokens across all model calls'),
+    wallClockMs: positiveInt.describe('from the task start; propagated as cancellation'),
+    toolCalls: positiveInt,
+    costUsd: z.number().nonnegative().describe('money, from the price table'),
+    reviewRounds: positiveInt.describe('coding/review rounds before the task stops'),
+    testRounds: positiveInt.describe('test runs before the task stops'),
+    contractRetries: z.number().int().nonnegative().describe('invalid final-tool calls an agent may retry'),
+  })
+  .strict();
+export type Limits = z.infer<typeof limitsSchema>;
+
+export const defaultLimits: Limits = {
+  steps: 60,
+  tokens: 2_000_000,
+  wallClockMs: 15 * 60_000,
+  toolCalls: 200,
+  costUsd: 5,
+  reviewRounds: 3,
+  testRounds: 3,
+  contractRetries: 2,
+};
+
+export const sideEffectsSchema = z
+  .object({
+    maxFilesChanged: positiveInt.optional().describe('distinct files a task may change'),
+    maxLinesChanged: positiveInt.optional().describe('added + removed lines across the task'),
+    protectedPaths: z.array(z.string().min(1)).default([]).describe('globs no call may touch'),
+  })
+  .strict();
+export type SideEffects = z.infer<typeof sideEffectsSchema>;
+
+export const loopsSchema = z
+  .object({
+    repeat: z.number().int().min(2).default(3).describe('the same call this many times in a row'),
+    pingPong: z.number().int().min(2).default(3).describe('A-B cycles in a row'),
+    noProgressSteps: z
+      .number()
+      .int()
+      .min(2)
+      .default(10)
+      .describe('steps without new workspace state or contract'),
+    onLoop: z.enum(['stop', 'escalate']).default('escalate'),
+  })
+  .strict();
+export type Loops = z.infer<typeof loopsSchema>;
+
+const serverSchema = z.union([
+  z
+    .object({
+      builtin: z
+        .enum(['filesystem', 'git', 'test-runner', 'deploy'])
+        .describe('a Keel server shipped with keel'),
+      args: z.array(z.string()).default([]),
+      env: z.record(z.string(), z.string()).default({}),
+    })
+    .strict(),
+  z
+    .object({
+      command: z.string().min(1),
+      args: z.array(z.string()).default([]),
+      env: z.record(z.string(), z.string()).default({}),
+      cwd: z.string().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      url: z.url(),
+      tokenEnv: z.string().optional().describe('environment variable holding a bearer token'),
+    })
+    .strict(),
+]);
+export type ServerConfig = z.infer<typeof serverSchema>;
+
+const modelSchema = z.discriminatedUnion('provider', [
+  z.object({ provider: z.literal('playbook') }).strict(),
+  z
+    .object({
+      provider: z.literal('openai-compatible'),
+      model: z.string().min(1),
+      baseURL: z.url(),
+      apiKeyEnv: z.string().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      provider: z.literal('anthropic'),
+      model: z.string().min(1),
+      baseURL: z.url().optional(),
+      apiKeyEnv: z.string().optional(),
+    })
+    .strict(),
+]);
+export type ModelConfig = z.infer<typeof modelSchema>;
+
+const priceSchema = z
+  .object({
+    inputPerMTok: z.number().nonnegative().describe('USD per million input tokens'),
+    outputPerMTok: z.number().nonnegative().describe('USD per million output tokens'),
+  })
+  .strict();
+export type Price = z.infer<typeof priceSchema>;
+
+const agentSchema = z
+  .object({
+    model: z.string().min(1).describe('a key of `models`'),
+    prompt: z
+      .string()
+      .optional()
+      .describe('system prompt file, relative to the config; default: the built-in one'),
+    tools: z
+      .record(z.string(), z.array(z.string().min(1)))
+      .describe('per server: the tools this agent may call ("*" for all)'),
+    maxTokens: positiveInt.default(4096).describe('output tokens per model call'),
+    limits: z
+      .object({ steps: positiveInt.optional(), tokens: positiveInt.optional() })
+      .strict()
+      .default({})
+      .describe("this agent's own caps, within the task's"),
+  })
+  .strict();
+export type AgentConfig = z.infer<typeof agentSchema>;
+
+/** `keel.config.yaml` as validated. Paths are relative to the config file's directory. */
+export const configSchema = z
+  .object({
+    version: z.literal(1),
+    workspace: z.string().default('.').describe('the project the servers are rooted at'),
+    stateDir: z.string().default('.keel').describe('task store and server state'),
+    servers: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), serverSchema),
+    models: z.record(z.string(), modelSchema).default({ playbook: { provider: 'playbook' } }),
+    prices: z.record(z.string(), priceSchema).default({}),
+    agents: z
+      .object({
+        planning: agentSchema,
+        coding: agentSchema,
+        review: agentSchema,
+        deploy: agentSchema.optional(),
+      })
+      .strict(),
+    limits: limitsSchema.partial().default({}),
+    sideEffects: sideEffectsSchema.default({ protectedPaths: [] }),
+    loops: loopsSchema.default({ repeat: 3, pingPong: 3, noProgressSteps: 10, onLoop: 'escalate' }),
+    irreversible: z
+      .object({ tools: z.array(z.string()).default([]).describe('more tools to classify irreversible') })
+      .strict()
+      .default({ tools: [] }),
+    retentionDays: positiveInt.default(30),
+    telemetry: z
+      .object({ serviceName: z.string().default('keel') })
+      .strict()
+      .default({ serviceName: 'keel' }),
+  })
+  .strict();
+export type KeelConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,604 @@
+import path from 'node:path';
+import { canonicalJson, sha256Hex } from '@keel/kit';
+import type { Tracer } from '@opentelemetry/api';
+import type { Context } from '@opentelemetry/api';
+import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
+import { Budget, type Clock } from '../limits/budget.js';
+import { classifyCall } from '../limits/irreversible.js';
+import { LoopDetector, type LoopFinding } from '../limits/loops.js';
+import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.js';
+import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js';
+import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
+import { inputTokenBound } from '../models/tokens.js';
+import type { TaskStore } from '../store/taskStore.js';
+import { GenAi, SpanKind, startSpan, traceparentOf, type SpanHandle } from '../telemetry/spans.js';
+import { computeEffect } from './effects.js';
+import { done, stopped, type Step, type Stop } from './stop.js';
+import { WorkspaceFingerprint } from './workspaceState.js';
+
+/** What the terminal (or a test) is told while a task runs. */
+export interface ProgressEvent {
+  kind: 'agent' | 'model' | 'tool' | 'note';
+  step: number;
+  agent: string;
+  detail: string;
+  usage: Budget['used'];
+  limits: Limits;
+  msLeft: number;
+}
+
+export type ProgressSink = (event: ProgressEvent) => void;
+
+/** One invocation of an agent: its scope, model and counters. */
+export interface AgentRun {
+  role: string;
+  invocation: number;
+  config: AgentConfig;
+  model: Model;
+  price: Price | undefined;
+  /** The tools this agent may call, by the name the model sees. */
+  scope: Map<string, CatalogTool>;
+  span: SpanHandle | undefined;
+}
+
+export interface ToolAnswer {
+  message: Extract<ModelMessage, { role: 'tool' }>;
+  result: ToolResult | undefined;
+}
+
+export interface SessionOptions {
+  taskId: string;
+  store: TaskStore;
+  servers: Map<string, ConnectedServer>;
+  workspace: string;
+  limits: Limits;
+  loops: Loops;
+  sideEffects: SideEffects;
+  extraIrreversible: readonly string[];
+  approvalEnvironments: ReadonlySet<string> | undefined;
+  tracer: Tracer | undefined;
+  rootContext: Context;
+  clock: Clock;
+  progress: ProgressSink;
+  /** Aborted by a kill (SIGINT, `keel kill` later). */
+  kill: AbortSignal;
+}
+
+const resultBlock = (tool: string, status: string, body: string) =>
+  `<tool_result tool="${tool}" status="${status}">\n${body.replaceAll('</tool_result', '<\\/tool_result')}\n</tool_result>`;
+
+const isAbort = (error: unknown) =>
+  error instanceof Error &&
+  (error.name === 'AbortError' || error.name === 'TimeoutError' || /aborted/i.test(error.message));
+
+/**
+ * One task's run: the one place every model call and every tool call passes. Each call is checked
+ * against the limits and reserved before it starts, recorded after, and traced; nothing else in
+ * the harness talks to a model or a server.
+ */
+export class TaskSession {
+  readonly options: SessionOptions;
+  readonly budget: Budget;
+  readonly loops: LoopDetector;
+  readonly ledger: SideEffectLedger;
+  readonly catalog = new Map<string, CatalogTool>();
+  readonly toolCalls: Array<{
+    server: string;
+    tool: string;
+    latencyMs: number;
+    ok: boolean;
+    irreversible: boolean;
+  }> = [];
+  readonly contracts: unknown[] = [];
+  readonly #fingerprint: WorkspaceFingerprint;
+  #workspaceHash: string;
+  #workspaceDirty = false;
+  readonly #invocations = new Map<string, number>();
+  readonly #agentUse = new Map<string, { steps: number; tokens: number }>();
+  readonly #planEnvironments = new Map<string, string>();
+  readonly #ownWorktrees: string[] = [];
+  readonly #abort = new AbortController();
+  readonly #deadlineTimer: NodeJS.Timeout;
+  step = 0;
+
+  constructor(options: SessionOptions) {
+    this.options = options;
+    this.budget = new Budget(options.limits, options.clock);
+    this.loops = new LoopDetector(options.loops);
+    this.ledger = new SideEffectLedger(options.sideEffects);
+    for (const server of options.servers.values())
+      for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
+    this.#fingerprint = new WorkspaceFingerprint(options.workspace);
+    this.#workspaceHash = this.#fingerprint.compute();
+    const onKill = () => this.#abort.abort(new Error('killed'));
+    if (options.kill.aborted) onKill();
+    options.kill.addEventListener('abort', onKill, { once: true });
+    this.#deadlineTimer = setTimeout(
+      () => this.#abort.abort(new Error('wall-clock limit reached')),
+      Math.max(0, this.budget.msLeft()),
+    );
+    this.#deadlineTimer.unref();
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  dispose(): void {
+    clearTimeout(this.#deadlineTimer);
+  }
+
+  /** Why the task's signal fired, as a stop. */
+  abortStop(): Stop {
+    if (this.options.kill.aborted) return { status: 'killed', message: 'the task was killed' };
+    return {
+      status: 'limit',
+      limit: 'wall_clock',
+      message: `wall-clock limit of ${this.options.limits.wallClockMs} ms reached`,
+    };
+  }
+
+  async event(type: string, data: unknown): Promise<void> {
+    await this.options.store.appendEvent(this.options.taskId, type, data);
+  }
+
+  progress(kind: ProgressEvent['kind'], agent: string, detail: string): void {
+    this.options.progress({
+      kind,
+      step: this.step,
+      agent,
+      detail,
+      usage: this.budget.used,
+      limits: this.options.limits,
+      msLeft: this.budget.msLeft(),
+    });
+  }
+
+  /** Opens an agent invocation with the tools of its scope. */
+  startAgent(
+    role: string,
+    config: AgentConfig,
+    model: Model,
+    price: Price | undefined,
+    scope: Map<string, CatalogTool>,
+  ): AgentRun {
+    const invocation = (this.#invocations.get(role) ?? 0) + 1;
+    this.#invocations.set(role, invocation);
+    const span =
+      this.options.tracer === undefined
+        ? undefined
+        : startSpan(this.options.tracer, `invoke_agent ${role}`, this.options.rootContext, {
+            [GenAi.operation]: 'invoke_agent',
+            [GenAi.agentName]: role,
+            [GenAi.agentId]: `${this.options.taskId}/${role}/${invocation}`,
+            [GenAi.conversationId]: this.options.taskId,
+          });
+    return { role, invocation, config, model, price, scope, span };
+  }
+
+  #parent(agent: AgentRun): Context {
+    return agent.span?.ctx ?? this.options.rootContext;
+  }
+
+  /** A model call: limits checked and reserved first, recorded whole before any tool call it asks for. */
+  async model(
+    agent: AgentRun,
+    messages: ModelMessage[],
+    tools: ModelToolDefinition[],
+  ): Promise<Step<ModelReply>> {
+    if (this.signal.aborted) return stopped(this.abortStop());
+    const bound = inputTokenBound({ messages, tools });
+    const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
+    const reserve = this.budget.reserveModelCall(bound, agent.config.maxTokens, agent.price, {
+      ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
+      ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
+      usedSteps: use.steps,
+      usedTokens: use.tokens,
+    });
+    if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+    const reservation = reserve.reservation;
+    this.step++;
+    use.steps++;
+    this.#agentUse.set(agent.role, use);
+    const span =
+      this.options.tracer === undefined
+        ? undefined
+        : startSpan(
+            this.options.tracer,
+            `chat ${agent.model.model}`,
+            this.#parent(agent),
+            {
+              [GenAi.operation]: 'chat',
+              [GenAi.provider]: agent.model.provider,
+              [GenAi.requestModel]: agent.model.model,
+              [GenAi.maxTokens]: reservation.maxTokens,
+            },
+            SpanKind.CLIENT,
+          );
+    const system = messages[0]?.role === 'system' ? messages[0].content : '';
+    const startedAt = new Date();
+    const started = performance.now();
+    let reply: ModelReply;
+    try {
+      reply = await agent.model.generate(
+        { messages, tools, maxTokens: reservation.maxTokens, signal: this.signal },
+        { taskId: this.options.taskId, agent: agent.role, step: this.step, invocation: agent.invocation },
+      );
+    } catch (error) {
+      this.budget.releaseModelCall(reservation);
+      const aborted = this.signal.aborted || isAbort(error);
+      const message = (error as Error).message;
+      span?.end(aborted ? 'cancelled' : 'provider_error');
+      await this.options.store.recordModelCall({
+        taskId: this.options.taskId,
+        step: this.step,
+        agent: agent.role,
+        provider: agent.model.provider,
+        requestedModel: agent.model.model,
+        responseModel: null,
+        systemSha256: sha256Hex(system),
+        request: { messages, tools, maxTokens: reservation.maxTokens },
+        raw: null,
+        reply: null,
+        reservedInputTokens: reservation.inputTokens,
+        reservedOutputTokens: reservation.maxTokens,
+        inputTokens: 0,
+        outputTokens: 0,
+        costUsd: 0,
+        latencyMs: performance.now() - started,
+        startedAt: startedAt.toISOString(),
+        error: message,
+      });
+      if (aborted) return stopped(this.abortStop());
+      return stopped({
+        status: 'error',
+        message: `model call failed (${agent.model.provider}:${agent.model.model}): ${message}`,
+      });
+    }
+    const latencyMs = performance.now() - started;
+    const settlement = this.budget.settleModelCall(reservation, reply.usage, agent.price);
+    use.tokens += reply.usage.inputTokens + reply.usage.outputTokens;
+    const costUsd =
+      agent.price === undefined
+        ? 0
+        : (reply.usage.inputTokens * agent.price.inputPerMTok +
+            reply.usage.outputTokens * agent.price.outputPerMTok) /
+          1e6;
+    if (span !== undefined) {
+      span.span.setAttributes({
+        [GenAi.responseModel]: reply.responseModel,
+        [GenAi.inputTokens]: reply.usage.inputTokens,
+        [GenAi.outputTokens]: reply.usage.outputTokens,
+        [GenAi.finishReasons]: [reply.finishReason],
+      });
+      span.end(settlement.crossed === undefined ? undefined : 'limit_exceeded');
+    }
+    // Committed before any tool call it asked for starts.
+    await this.options.store.recordModelCall({
+      taskId: this.options.taskId,
+      step: this.step,
+      agent: agent.role,
+      provider: agent.model.provider,
+      requestedModel: agent.model.model,
+      responseModel: reply.responseModel,
+      systemSha256: sha256Hex(system),
+      request: { messages, tools, maxTokens: reservation.maxTokens },
+      raw: reply.raw,
+      reply: {
+        text: reply.text,
+        toolCalls: reply.toolCalls,
+        usage: reply.usage,
+        finishReason: reply.finishReason,
+      },
+      reservedInputTokens: reservation.inputTokens,
+      reservedOutputTokens: reservation.maxTokens,
+      inputTokens: reply.usage.inputTokens,
+      outputTokens: reply.usage.outputTokens,
+      costUsd,
+      latencyMs,
+      startedAt: startedAt.toISOString(),
+      error: null,
+    });
+    this.progress(
+      'model',
+      agent.role,
+      `${agent.model.model}: ${reply.toolCalls.length === 0 ? 'text' : reply.toolCalls.map((c) => c.name).join(', ')} (${reply.usage.inputTokens}+${reply.usage.outputTokens} tokens)`,
+    );
+    if (settlement.crossed !== undefined)
+      return stopped({
+        status: 'limit',
+        limit: settlement.crossed.limit,
+        message: settlement.crossed.message,
+        overshoot: settlement.crossed.overshoot,
+      });
+    return done(reply);
+  }
+
+  #answer(
+    call: ModelToolCall,
+    status: string,
+    body: string,
+    isError: boolean,
+    result?: ToolResult,
+  ): ToolAnswer {
+    return {
+      message: {
+        role: 'tool',
+        toolCallId: call.id,
+        toolName: call.name,
+        content: resultBlock(call.name, status, body),
+        isError,
+        ...(result?.structured === undefined ? {} : { structured: result.structured }),
+      },
+      result,
+    };
+  }
+
+  async #refuse(
+    agent: AgentRun,
+    call: ModelToolCall,
+    callIndex: number,
+    code: string,
+    message: string,
+    hint: string,
+  ): Promise<ToolAnswer> {
+    await this.options.store.recordToolCall({
+      taskId: this.options.taskId,
+      step: this.step,
+      callIndex,
+      agent: agent.role,
+      server: '',
+      tool: call.name,
+      idempotencyKey: null,
+      arguments: call.arguments,
+      result: { code, message },
+      resultBytes: 0,
+      latencyMs: 0,
+      outcome: 'refused',
+      errorCode: code,
+      irreversible: false,
+      effect: null,
+      startedAt: new Date().toISOString(),
+    });
+    this.toolCalls.push({ server: '', tool: call.name, latencyMs: 0, ok: false, irreversible: false });
+    this.progress('tool', agent.role, `${call.name} refused: ${code}`);
+    return this.#answer(call, 'error', JSON.stringify({ code, message, hint }), true);
+  }
+
+  /** The loop check, for calls the harness answers itself (final tools) as much as for server calls. */
+  checkLoop(call: ModelToolCall): LoopFinding | undefined {
+    const signature = sha256Hex(canonicalJson({ name: call.name, args: call.arguments }));
+    const finding = this.loops.check(signature, call.name);
+    if (finding === undefined) this.loops.record(signature, call.name);
+    return finding;
+  }
+
+  loopStop(finding: LoopFinding): Stop {
+    return this.options.loops.onLoop === 'escalate'
+      ? {
+          status: 'escalated',
+          loop: finding.loop,
+          message: `loop detected: ${finding.message}; a human should look at the task before it goes on`,
+        }
+      : { status: 'limit', loop: finding.loop, message: `loop detected: ${finding.message}` };
+  }
+
+  /**
+   * A tool call from a model (or the orchestrator): reserved, scope-checked, loop-checked,
+   * classified, its side effect computed and capped, then sent with an idempotency key and the
+   * trace context, and recorded.
+   */
+  async tool(agent: AgentRun, call: ModelToolCall, callIndex: number): Promise<Step<ToolAnswer>> {
+    if (this.signal.aborted) return stopped(this.abortStop());
+    const reserve = this.budget.reserveToolCall();
+    if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+    const loop = this.checkLoop(call);
+    if (loop !== undefined) return stopped(this.loopStop(loop));
+    const tool = agent.scope.get(call.name);
+    if (tool === undefined) {
+      const known = this.catalog.get(call.name);
+      const available = [...agent.scope.keys()].join(', ');
+      return done(
+        known === undefined
+          ? await this.#refuse(
+              agent,
+              call,
+              callIndex,
+              'UNKNOWN_TOOL',
+              `there is no tool named '${call.name}'`,
+              `use one of: ${available}`,
+            )
+          : await this.#refuse(
+              agent,
+              call,
+              callIndex,
+              'OUT_OF_SCOPE',
+              `'${call.name}' (server ${known.server}) is not among the ${agent.role} agent's tools`,
+              `use one of: ${available}`,
+            ),
+      );
+    }
+    if (call.arguments === null || typeof call.arguments !== 'object' || Array.isArray(call.arguments))
+      return done(
+        await this.#refuse(
+          agent,
+          call,
+          callIndex,
+          'INVALID_ARGUMENT',
+          `the arguments of ${call.name} are not a JSON object`,
+          'send the arguments as one JSON object matching the tool schema',
+        ),
+      );
+    const args = call.arguments as Record<string, unknown>;
+    const server = this.options.servers.get(tool.server)!;
+    const classification = classifyCall(tool.name, args, {
+      workspace: this.options.workspace,
+      ownWorktrees: this.#ownWorktrees,
+      planEnvironments: this.#planEnvironments,
+      approvalEnvironments: this.options.approvalEnvironments,
+      extraTools: this.options.extraIrreversible,
+    });
+    const timeoutMs = Math.max(1, this.budget.msLeft());
+    const traceMeta = (ctx: Context) => {
+      const traceparent = traceparentOf(ctx);
+      return traceparent === undefined ? {} : { traceparent };
+    };
+    let effect: Effect = noEffect;
+    if (tool.annotations.readOnlyHint !== true) {
+      effect = await computeEffect({
+        server,
+        tool,
+        args,
+        workspace: this.options.workspace,
+        dryRun: (dryArgs) =>
+          server.call(tool.name, dryArgs, {
+            signal: this.signal,
+            timeoutMs,
+            meta: traceMeta(this.#parent(agent)),
+          }),
+      });
+      const crossing = this.ledger.check(tool.name, effect);
+      if (crossing !== undefined) {
+        await this.event('side_effect_cap', { tool: tool.name, args, effect, ...crossing });
+        return stopped({ status: 'limit', limit: crossing.limit, message: crossing.message });
+      }
+    }
+    const idempotencyKey = `keel-${sha256Hex(`${this.options.taskId}\n${this.step}\n${callIndex}`).slice(0, 48)}`;
+    const span =
+      this.options.tracer === undefined
+        ? undefined
+        : startSpan(
+            this.options.tracer,
+            `execute_tool ${tool.name}`,
+            this.#parent(agent),
+            {
+              [GenAi.operation]: 'execute_tool',
+              [GenAi.toolName]: tool.name,
+              [GenAi.toolCallId]: call.id,
+              [GenAi.toolType]: 'extension',
+              [GenAi.mcpMethod]: 'tools/call',
+              'keel.server': tool.server,
+              'keel.irreversible': classification.irreversible,
+            },
+            SpanKind.CLIENT,
+          );
+    this.progress(
+      'tool',
+      agent.role,
+      `${tool.server}.${tool.name}${classification.irreversible ? ' (irreversible)' : ''}`,
+    );
+    const startedAt = new Date();
+    const started = performance.now();
+    let result: ToolResult;
+    try {
+      result = await server.call(tool.name, args, {
+        signal: this.signal,
+        timeoutMs,
+        meta: { 'keel/idempotency-key': idempotencyKey, ...traceMeta(span?.ctx ?? this.#parent(agent)) },
+      });
+    } catch (error) {
+      const latencyMs = performance.now() - started;
+      span?.end(this.signal.aborted ? 'cancelled' : 'mcp_error');
+      await this.options.store.recordToolCall({
+        taskId: this.options.taskId,
+        step: this.step,
+        callIndex,
+        agent: agent.role,
+        server: tool.server,
+        tool: tool.name,
+        idempotencyKey,
+        arguments: args,
+        result: { error: (error as Error).message },
+        resultBytes: 0,
+        latencyMs,
+        outcome: 'error',
+        errorCode: this.signal.aborted ? 'CANCELLED' : 'MCP_ERROR',
+        irreversible: classification.irreversible,
+        effect,
+        startedAt: startedAt.toISOString(),
+      });
+      this.toolCalls.push({
+        server: tool.server,
+        tool: tool.name,
+        latencyMs,
+        ok: false,
+        irreversible: classification.irreversible,
+      });
+      if (this.signal.aborted) return stopped(this.abortStop());
+      // A protocol error (schema violation, server gone) goes back to the model like a tool error.
+      return done(
+        this.#answer(
+          call,
+          'error',
+          JSON.stringify({ code: 'MCP_ERROR', message: (error as Error).message }),
+          true,
+        ),
+      );
+    }
+    const latencyMs = performance.now() - started;
+    span?.end(result.isError ? (result.error?.code ?? 'tool_error') : undefined);
+    if (!result.isError) {
+      this.ledger.commit(effect);
+      if (effect.computable && effect.files.length > 0) this.#workspaceDirty = true;
+      if (!effect.computable) this.#workspaceDirty = true;
+      this.#learn(tool.name, args, result);
+    }
+    await this.options.store.recordToolCall({
+      taskId: this.options.taskId,
+      step: this.step,
+      callIndex,
+      agent: agent.role,
+      server: tool.server,
+      tool: tool.name,
+      idempotencyKey,
+      arguments: args,
+      result: { text: result.text, structured: result.structured ?? null, error: result.error ?? null },
+      resultBytes: result.bytes,
+      latencyMs,
+      outcome: result.isError ? 'error' : 'ok',
+      errorCode: result.error?.code ?? null,
+      irreversible: classification.irreversible,
+      effect: tool.annotations.readOnlyHint === true ? null : effect,
+      startedAt: startedAt.toISOString(),
+    });
+    this.toolCalls.push({
+      server: tool.server,
+      tool: tool.name,
+      latencyMs,
+      ok: !result.isError,
+      irreversible: classification.irreversible,
+    });
+    const body = result.isError
+      ? JSON.stringify({
+          ...result.error,
+          ...(result.text && result.error?.message !== result.text ? { text: result.text } : {}),
+        })
+      : result.text;
+    return done(this.#answer(call, result.isError ? 'error' : 'ok', body, result.isError, result));
+  }
+
+  /** Facts later classifications need: which environment a plan targets, which worktrees are the task's. */
+  #learn(tool: string, args: Record<string, unknown>, result: ToolResult): void {
+    const structured = result.structured ?? {};
+    if (tool === 'plan_deploy' && typeof structured['planId'] === 'string') {
+      const environment = structured['environment'] ?? args['environment'];
+      if (typeof environment === 'string') this.#planEnvironments.set(structured['planId'], environment);
+    }
+    if (tool === 'git_worktree_add' && typeof args['path'] === 'string')
+      this.#ownWorktrees.push(path.resolve(this.options.workspace, args['path']));
+  }
+
+  /** The task's state for no-progress detection: workspace content and contracts so far. */
+  stateHash(): string {
+    if (this.#workspaceDirty) {
+      this.#workspaceHash = this.#fingerprint.compute();
+      this.#workspaceDirty = false;
+    }
+    return sha256Hex(`${this.#workspaceHash}\n${canonicalJson(this.contracts)}`);
+  }
+
+  /** Counts an accepted contract as progress. */
+  addContract(value: unknown): void {
+    this.contracts.push(value);
+  }
+}

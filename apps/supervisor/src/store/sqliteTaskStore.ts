@@ -1,0 +1,389 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { canonicalJson, sha256Hex } from '@keel/kit';
+import type {
+  ChainVerification,
+  EventRecord,
+  ModelCallRecord,
+  PurgeResult,
+  TaskListFilter,
+  TaskRecord,
+  TaskStore,
+  ToolCallRecord,
+} from './taskStore.js';
+
+const schema = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  title TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  ended_at TEXT,
+  config_hash TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  starting_state TEXT,
+  run TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  at TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_task ON events (task_id, seq);
+CREATE TABLE IF NOT EXISTS model_calls (
+  id INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  agent TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  requested_model TEXT NOT NULL,
+  response_model TEXT,
+  system_sha256 TEXT NOT NULL,
+  request TEXT,
+  raw TEXT,
+  reply TEXT,
+  reserved_input_tokens INTEGER NOT NULL,
+  reserved_output_tokens INTEGER NOT NULL,
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  cost_usd REAL NOT NULL,
+  latency_ms REAL NOT NULL,
+  started_at TEXT NOT NULL,
+  error TEXT,
+  purged_at TEXT
+);
+CREATE INDEX IF NOT EXISTS model_calls_task ON model_calls (task_id, id);
+CREATE TABLE IF NOT EXISTS tool_calls (
+  id INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  call_index INTEGER NOT NULL,
+  agent TEXT NOT NULL,
+  server TEXT NOT NULL,
+  tool TEXT NOT NULL,
+  idempotency_key TEXT,
+  arguments TEXT,
+  result TEXT,
+  result_bytes INTEGER NOT NULL,
+  latency_ms REAL NOT NULL,
+  outcome TEXT NOT NULL,
+  error_code TEXT,
+  irreversible INTEGER NOT NULL,
+  effect TEXT,
+  started_at TEXT NOT NULL,
+  purged_at TEXT
+);
+CREATE INDEX IF NOT EXISTS tool_calls_task ON tool_calls (task_id, id);
+`;
+
+const genesis = '0'.repeat(64);
+
+const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
+const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+
+function eventHash(prevHash: string, event: Omit<EventRecord, 'hash' | 'prevHash'>): string {
+  return sha256Hex(`${prevHash}\n${canonicalJson(event)}`);
+}
+
+interface TaskRow {
+  id: string;
+  type: string;
+  title: string;
+  mode: 'orchestrated' | 'single';
+  status: TaskRecord['status'];
+  created_at: string;
+  ended_at: string | null;
+  config_hash: string;
+  spec: string;
+  starting_state: string | null;
+  run: string | null;
+}
+
+const toTask = (row: TaskRow): TaskRecord => ({
+  id: row.id,
+  type: row.type,
+  title: row.title,
+  mode: row.mode,
+  status: row.status,
+  createdAt: row.created_at,
+  endedAt: row.ended_at,
+  configHash: row.config_hash,
+  spec: parse(row.spec),
+  startingState: parse(row.starting_state),
+  run: parse(row.run) as TaskRecord['run'],
+});
+
+/**
+ * The embedded task store: one SQLite file (WAL) in the state dir. Event appends read the chain's
+ * head and insert in one IMMEDIATE transaction, so several `keel` processes on one state dir keep
+ * one unbroken chain.
+ */
+export function createSqliteTaskStore(stateDir: string): TaskStore {
+  mkdirSync(stateDir, { recursive: true });
+  const db = new Database(path.join(stateDir, 'tasks.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.exec(schema);
+
+  const insertTask = db.prepare(
+    `INSERT INTO tasks (id, type, title, mode, status, created_at, ended_at, config_hash, spec, starting_state, run)
+     VALUES (@id, @type, @title, @mode, @status, @createdAt, @endedAt, @configHash, @spec, @startingState, @run)`,
+  );
+  const selectTask = db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?');
+  const lastEvent = db.prepare<[], { seq: number; hash: string }>(
+    'SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1',
+  );
+  const insertEvent = db.prepare(
+    'INSERT INTO events (seq, task_id, at, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const append = db.transaction((taskId: string, type: string, data: unknown): EventRecord => {
+    const last = lastEvent.get();
+    const prevHash = last?.hash ?? genesis;
+    const body = {
+      seq: (last?.seq ?? 0) + 1,
+      taskId,
+      at: new Date().toISOString(),
+      type,
+      data: data ?? null,
+    };
+    const hash = eventHash(prevHash, body);
+    insertEvent.run(body.seq, taskId, body.at, type, canonicalJson(body.data), prevHash, hash);
+    return { ...body, prevHash, hash };
+  });
+  const insertModelCall = db.prepare(
+    `INSERT INTO model_calls (task_id, step, agent, provider, requested_model, response_model, system_sha256, request, raw, reply,
+       reserved_input_tokens, reserved_output_tokens, input_tokens, output_tokens, cost_usd, latency_ms, started_at, error)
+     VALUES (@taskId, @step, @agent, @provider, @requestedModel, @responseModel, @systemSha256, @request, @raw, @reply,
+       @reservedInputTokens, @reservedOutputTokens, @inputTokens, @outputTokens, @costUsd, @latencyMs, @startedAt, @error)`,
+  );
+  const insertToolCall = db.prepare(
+    `INSERT INTO tool_calls (task_id, step, call_index, agent, server, tool, idempotency_key, arguments, result, result_bytes,
+       latency_ms, outcome, error_code, irreversible, effect, started_at)
+     VALUES (@taskId, @step, @callIndex, @agent, @server, @tool, @idempotencyKey, @arguments, @result, @resultBytes,
+       @latencyMs, @outcome, @errorCode, @irreversible, @effect, @startedAt)`,
+  );
+
+  return {
+    async createTask(task) {
+      insertTask.run({
+        ...task,
+        spec: json(task.spec),
+        startingState: json(task.startingState),
+        run: json(task.run),
+      });
+    },
+    async updateTask(id, patch) {
+      const sets: string[] = [];
+      const values: Record<string, unknown> = { id };
+      const columns = {
+        status: ['status', patch.status],
+        endedAt: ['ended_at', patch.endedAt],
+        run: ['run', patch.run === undefined ? undefined : json(patch.run)],
+        startingState: [
+          'starting_state',
+          patch.startingState === undefined ? undefined : json(patch.startingState),
+        ],
+      } as const;
+      for (const [param, [column, value]] of Object.entries(columns)) {
+        if (value === undefined) continue;
+        sets.push(`${column} = @${param}`);
+        values[param] = value;
+      }
+      if (sets.length === 0) return;
+      db.prepare(`UPDATE tasks SET ${sets.join(', ')} WHERE id = @id`).run(values);
+    },
+    async getTask(id) {
+      const row = selectTask.get(id);
+      return row === undefined ? undefined : toTask(row);
+    },
+    async listTasks(filter: TaskListFilter = {}) {
+      const where: string[] = [];
+      const values: unknown[] = [];
+      for (const [column, value] of [
+        ['status', filter.status],
+        ['type', filter.type],
+      ] as const) {
+        if (value === undefined) continue;
+        where.push(`${column} = ?`);
+        values.push(value);
+      }
+      const rows = db
+        .prepare<unknown[], TaskRow>(
+          `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`,
+        )
+        .all(...values, filter.limit ?? 50);
+      return rows.map(toTask);
+    },
+    async appendEvent(taskId, type, data) {
+      return append.immediate(taskId, type, data);
+    },
+    async listEvents(taskId) {
+      return db
+        .prepare<
+          [string],
+          {
+            seq: number;
+            task_id: string;
+            at: string;
+            type: string;
+            data: string;
+            prev_hash: string;
+            hash: string;
+          }
+        >('SELECT * FROM events WHERE task_id = ? ORDER BY seq')
+        .all(taskId)
+        .map((row) => ({
+          seq: row.seq,
+          taskId: row.task_id,
+          at: row.at,
+          type: row.type,
+          data: parse(row.data),
+          prevHash: row.prev_hash,
+          hash: row.hash,
+        }));
+    },
+    async verifyEvents(): Promise<ChainVerification> {
+      let prevHash = genesis;
+      let count = 0;
+      let expectedSeq = 1;
+      for (const row of db
+        .prepare<
+          [],
+          {
+            seq: number;
+            task_id: string;
+            at: string;
+            type: string;
+            data: string;
+            prev_hash: string;
+            hash: string;
+          }
+        >('SELECT * FROM events ORDER BY seq')
+        .iterate()) {
+        count++;
+        if (row.seq !== expectedSeq)
+          return {
+            ok: false,
+            events: count,
+            firstBad: { seq: row.seq, reason: `expected seq ${expectedSeq}` },
+          };
+        if (row.prev_hash !== prevHash)
+          return { ok: false, events: count, firstBad: { seq: row.seq, reason: 'prev_hash does not match' } };
+        const hash = eventHash(prevHash, {
+          seq: row.seq,
+          taskId: row.task_id,
+          at: row.at,
+          type: row.type,
+          data: parse(row.data),
+        });
+        if (hash !== row.hash)
+          return {
+            ok: false,
+            events: count,
+            firstBad: { seq: row.seq, reason: 'content does not match its hash' },
+          };
+        prevHash = row.hash;
+        expectedSeq++;
+      }
+      return { ok: true, events: count };
+    },
+    async recordModelCall(record: ModelCallRecord) {
+      const result = insertModelCall.run({
+        ...record,
+        request: json(record.request),
+        raw: json(record.raw),
+        reply: json(record.reply),
+      });
+      return Number(result.lastInsertRowid);
+    },
+    async listModelCalls(taskId) {
+      return db
+        .prepare<[string], Record<string, unknown>>('SELECT * FROM model_calls WHERE task_id = ? ORDER BY id')
+        .all(taskId)
+        .map((row) => ({
+          id: row['id'] as number,
+          taskId: row['task_id'] as string,
+          step: row['step'] as number,
+          agent: row['agent'] as string,
+          provider: row['provider'] as string,
+          requestedModel: row['requested_model'] as string,
+          responseModel: row['response_model'] as string | null,
+          systemSha256: row['system_sha256'] as string,
+          request: parse(row['request'] as string | null),
+          raw: parse(row['raw'] as string | null),
+          reply: parse(row['reply'] as string | null),
+          reservedInputTokens: row['reserved_input_tokens'] as number,
+          reservedOutputTokens: row['reserved_output_tokens'] as number,
+          inputTokens: row['input_tokens'] as number,
+          outputTokens: row['output_tokens'] as number,
+          costUsd: row['cost_usd'] as number,
+          latencyMs: row['latency_ms'] as number,
+          startedAt: row['started_at'] as string,
+          error: row['error'] as string | null,
+        }));
+    },
+    async recordToolCall(record: ToolCallRecord) {
+      const result = insertToolCall.run({
+        ...record,
+        arguments: json(record.arguments),
+        result: json(record.result),
+        effect: json(record.effect),
+        irreversible: record.irreversible ? 1 : 0,
+      });
+      return Number(result.lastInsertRowid);
+    },
+    async listToolCalls(taskId) {
+      return db
+        .prepare<[string], Record<string, unknown>>('SELECT * FROM tool_calls WHERE task_id = ? ORDER BY id')
+        .all(taskId)
+        .map((row) => ({
+          id: row['id'] as number,
+          taskId: row['task_id'] as string,
+          step: row['step'] as number,
+          callIndex: row['call_index'] as number,
+          agent: row['agent'] as string,
+          server: row['server'] as string,
+          tool: row['tool'] as string,
+          idempotencyKey: row['idempotency_key'] as string | null,
+          arguments: parse(row['arguments'] as string | null),
+          result: parse(row['result'] as string | null),
+          resultBytes: row['result_bytes'] as number,
+          latencyMs: row['latency_ms'] as number,
+          outcome: row['outcome'] as ToolCallRecord['outcome'],
+          errorCode: row['error_code'] as string | null,
+          irreversible: row['irreversible'] === 1,
+          effect: parse(row['effect'] as string | null),
+          startedAt: row['started_at'] as string,
+        }));
+    },
+    async purge(before: Date): Promise<PurgeResult> {
+      const cutoff = before.toISOString();
+      const now = new Date().toISOString();
+      const run = db.transaction(() => ({
+        modelCalls: db
+          .prepare(
+            'UPDATE model_calls SET request = NULL, raw = NULL, reply = NULL, purged_at = ? WHERE started_at < ? AND purged_at IS NULL',
+          )
+          .run(now, cutoff).changes,
+        toolCalls: db
+          .prepare(
+            'UPDATE tool_calls SET arguments = NULL, result = NULL, purged_at = ? WHERE started_at < ? AND purged_at IS NULL',
+          )
+          .run(now, cutoff).changes,
+      }));
+      return run.immediate();
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
