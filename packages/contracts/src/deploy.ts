@@ -10,7 +10,10 @@ export const deployV1 = z
     releaseId: z.string().max(200).optional(),
     planId: z.string().max(200).optional(),
     planHash: z.string().max(200).optional(),
-    health: z.object({ ok: z.boolean(), detail: z.string().max(2000) }).strict().optional(),
+    health: z
+      .object({ ok: z.boolean(), detail: z.string().max(2000) })
+      .strict()
+      .optional(),
     reason: z.string().max(2000).optional().describe('why it was skipped, failed or rolled back'),
   })
   .strict();

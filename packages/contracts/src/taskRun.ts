@@ -2,7 +2,15 @@ import { z } from 'zod';
 import { count } from './common.js';
 
 /** How a task ended. `limit` names the limit it reached; `escalated` waits for a human. */
-export const taskStatuses = ['running', 'succeeded', 'failed', 'limit', 'escalated', 'killed', 'error'] as const;
+export const taskStatuses = [
+  'running',
+  'succeeded',
+  'failed',
+  'limit',
+  'escalated',
+  'killed',
+  'error',
+] as const;
 export type TaskStatus = (typeof taskStatuses)[number];
 
 /** The limit kinds the harness enforces before every call. */

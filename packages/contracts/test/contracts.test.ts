@@ -24,7 +24,12 @@ const valid: { [TName in ContractName]: unknown } = {
     durationMs: 120,
     failures: [],
   },
-  'deploy.v1': { version: 'deploy.v1', environment: 'staging', status: 'skipped', reason: 'no deploy server' },
+  'deploy.v1': {
+    version: 'deploy.v1',
+    environment: 'staging',
+    status: 'skipped',
+    reason: 'no deploy server',
+  },
   'taskRun.v1': {
     version: 'taskRun.v1',
     id: 't1',
