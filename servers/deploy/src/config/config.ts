@@ -7,12 +7,7 @@ import * as z from 'zod';
 /** The file names looked for in the project root when `--config` is not given, in this order. */
 export const defaultConfigNames = ['keel.deploy.yaml', 'keel.deploy.yml', 'keel.deploy.json'] as const;
 
-const environmentName = z
-  .string()
-  .regex(
-    /^[a-z][a-z0-9-]{0,31}$/,
-    'lowercase letters, digits and dashes, starting with a letter, at most 32',
-  );
+const environmentName = /^[a-z][a-z0-9-]{0,31}$/;
 
 const argv = z
   .array(z.string().min(1, 'must not be empty'))
@@ -69,10 +64,11 @@ const environmentSchema = z
 const configSchema = z
   .object({
     version: z.literal(1).default(1),
-    environments: z
-      .record(environmentName, environmentSchema)
-      .refine((value) => Object.keys(value).length > 0, 'define at least one environment')
-      .refine((value) => Object.keys(value).length <= 50, 'at most 50 environments'),
+    environments: z.record(z.string(), environmentSchema).superRefine((value, ctx) => {
+      const names = Object.keys(value);
+      if (names.length === 0) ctx.addIssue({ code: 'custom', message: 'define at least one environment' });
+      if (names.length > 50) ctx.addIssue({ code: 'custom', message: 'at most 50 environments' });
+    }),
     maxFiles: z.number().int().positive().max(1_000_000).default(100_000),
   })
   .strict();
@@ -131,11 +127,22 @@ export function parseDeployConfig(text: string, file: string, projectRoot: strin
     );
   }
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
+  // Names are checked apart from the schema so a bad name is reported beside every other mistake.
+  const environments = (raw as { environments?: unknown } | null)?.environments;
+  const badNames =
+    typeof environments === 'object' && environments !== null && !Array.isArray(environments)
+      ? Object.keys(environments).filter((name) => !environmentName.test(name))
+      : [];
+  if (!parsed.success || badNames.length > 0) {
+    const problems = (parsed.error?.issues ?? []).map((issue) => {
       const field = issue.path.map(String).join('.') || '(top level)';
       return `${field}: ${issue.message}`;
     });
+    for (const name of badNames) {
+      problems.push(
+        `environments.${name}: an environment name is lowercase letters, digits and dashes, starting with a letter (at most 32)`,
+      );
+    }
     throw new KeelError(
       'INVALID_ARGUMENT',
       `deploy config '${file}' is invalid:\n  ${problems.join('\n  ')}`,
@@ -145,11 +152,11 @@ export function parseDeployConfig(text: string, file: string, projectRoot: strin
       },
     );
   }
-  const environments = new Map<string, EnvironmentConfig>();
+  const resolved = new Map<string, EnvironmentConfig>();
   for (const [name, env] of Object.entries(parsed.data.environments)) {
-    environments.set(name, resolveEnvironment(name, env, projectRoot));
+    resolved.set(name, resolveEnvironment(name, env, projectRoot));
   }
-  return { file, projectRoot, maxFiles: parsed.data.maxFiles, environments };
+  return { file, projectRoot, maxFiles: parsed.data.maxFiles, environments: resolved };
 }
 
 function resolveEnvironment(name: string, env: EnvironmentInput, projectRoot: string): EnvironmentConfig {
