@@ -75,7 +75,14 @@ export async function orchestrate(
     const setup = agents[role];
     if (setup === undefined) return stopped({ status: 'error', message: `no ${role} agent is configured` });
     const spec = role === 'single' ? roles.coding : roles[role];
-    const run = session.startAgent(role, setup.config, setup.model, setup.price, setup.scope);
+    // Single mode is one coding agent with every tool: it is recorded (and scripted) as `coding`.
+    const run = session.startAgent(
+      role === 'single' ? 'coding' : role,
+      setup.config,
+      setup.model,
+      setup.price,
+      setup.scope,
+    );
     return (await runAgent(session, run, spec, setup.system, input)) as Step<T>;
   };
 
