@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { connectStdio, tempDir, toolErrorOf, type ClientKind } from '@keel/testing';
+import type { ToolError } from '@keel/kit';
+import { connectStdio, tempDir, type ClientKind, type ToolCallResult } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { binPath, createProject, startHealthEndpoint, writeTree, type Project } from './helpers.js';
 
@@ -44,6 +45,8 @@ async function callOk(
   return result.structuredContent as Record<string, any>;
 }
 
+const toolErrorOf = (result: ToolCallResult) => result._meta?.['keel/error'] as ToolError | undefined;
+
 /** Waits until a killed process is gone (reaped), so its pid no longer answers. */
 async function gone(pid: number): Promise<void> {
   for (;;) {
@@ -64,15 +67,15 @@ describe('keel-deploy over stdio', () => {
       const client = await startBin(project, [], kind);
       const { tools } = await client.listTools();
       expect(
-        tools
+        [...tools]
+          .sort((a, b) => a.name.localeCompare(b.name))
           .map((tool) => [
             tool.name,
             tool.annotations?.['readOnlyHint'],
             tool.annotations?.['destructiveHint'],
             tool.annotations?.['idempotentHint'],
             tool.annotations?.['openWorldHint'],
-          ])
-          .sort(),
+          ]),
       ).toEqual([
         ['apply_deploy', false, true, true, true],
         ['deploy_status', true, false, true, false],
