@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import type { ToolError } from '@keel/kit';
 import { connectStdio, tempDir, type ClientKind, type ToolCallResult } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
+import { generateApprovalKeyPair, newNonce, parsePrivateKey, signApproval } from '../src/index.js';
 import { binPath, createProject, startHealthEndpoint, writeTree, type Project } from './helpers.js';
 
 const run = promisify(execFile);
@@ -304,6 +305,68 @@ describe('kill -9 mid-apply, then a retry', () => {
         release.status,
       ]),
     ).toEqual([[plan.releaseId, true, 'live']]);
+  });
+});
+
+describe('kill -9 of an approved deploy', () => {
+  it('the retry with the same token finishes that deploy; a third use is refused as reused', async () => {
+    const keys = await tempDir('keel-deploy-keys-');
+    const pair = generateApprovalKeyPair();
+    await writeFile(path.join(keys, 'approver.pub'), pair.publicKeyPem);
+    const health = await startHealthEndpoint(200);
+    const project = await createProject({
+      production: { policy: { requiresApproval: true, health: { http: 'HEALTH' } } },
+    });
+    await writeFile(
+      project.configFile,
+      (await readFile(project.configFile, 'utf8')).replace('HEALTH', health.url),
+    );
+    const flags = ['--approval-key', path.join(keys, 'approver.pub')];
+    const client = await startBin(project, flags);
+    const plan = await callOk(client, 'plan_deploy', { environment: 'production' });
+    const now = Date.now();
+    const token = signApproval(
+      {
+        tool: 'apply_deploy',
+        environment: 'production',
+        planId: plan.planId,
+        planHash: plan.planHash,
+        approver: 'dana',
+        issuedAt: now,
+        expiresAt: now + 600_000,
+        nonce: newNonce(),
+      },
+      parsePrivateKey(pair.privateKeyPem, 'test key'),
+    );
+    const arrived = health.hold();
+    const pending = client
+      .callTool({
+        name: 'apply_deploy',
+        arguments: { planId: plan.planId },
+        _meta: { 'keel/approval': token },
+      })
+      .catch(() => undefined);
+    await arrived;
+    process.kill(client.pid!, 'SIGKILL');
+    await pending;
+    await gone(client.pid!);
+    health.release();
+
+    const retry = await startBin(project, flags);
+    const applied = await callOk(retry, 'apply_deploy', { planId: plan.planId }, { 'keel/approval': token });
+    expect([applied.status, applied.replayed, applied.approvedBy, applied.notes]).toEqual([
+      'live',
+      true,
+      'dana',
+      [`finished the interrupted deploy of '${plan.releaseId}': live`],
+    ]);
+    const third = await retry.callTool({
+      name: 'apply_deploy',
+      arguments: { planId: plan.planId },
+      _meta: { 'keel/approval': token },
+    });
+    expect(toolErrorOf(third)?.details?.['reason']).toBe('reused');
+    expect(await readdir(path.join(project.deployRoot, 'production', 'releases'))).toEqual([plan.releaseId]);
   });
 });
 

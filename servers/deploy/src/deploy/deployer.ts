@@ -245,8 +245,9 @@ export class Deployer {
     if (!acquired.ok) return inProgress(env.name, acquired.holder);
     const lock = acquired.lock;
     try {
-      const notes = await this.#reconcile(env, ctx);
-      if (approval !== undefined) {
+      const { notes, finishedNonce } = await this.#reconcile(env, ctx);
+      // A token whose own interrupted deploy this call just finished is not reused: the retry gets that deploy.
+      if (approval !== undefined && approval.nonce !== finishedNonce) {
         const spent = await this.#spendNonce(approval, plan);
         if (!spent.ok) return spent;
       }
@@ -468,7 +469,7 @@ export class Deployer {
     if (!acquired.ok) return inProgress(name, acquired.holder);
     const lock = acquired.lock;
     try {
-      const notes = await this.#reconcile(env, ctx);
+      const { notes } = await this.#reconcile(env, ctx);
       const target = this.target(name);
       const current = await target.current();
       const releases = await this.#releaseInfos(name, current);
@@ -545,41 +546,56 @@ export class Deployer {
    * target says what happened: a switched release is health-checked and recorded; one that never
    * went live is removed, its approval given back.
    */
-  async #reconcile(env: EnvironmentConfig, ctx: ToolContext): Promise<string[]> {
+  async #reconcile(
+    env: EnvironmentConfig,
+    ctx: ToolContext,
+  ): Promise<{ notes: string[]; finishedNonce: string | null }> {
     const target = this.target(env.name);
     await target.sweep();
     const entry = await this.#store.get<AttemptRecord>(keys.attempt(env.name));
-    if (entry === undefined) return [];
+    if (entry === undefined) return { notes: [], finishedNonce: null };
     const attempt = entry.value;
     const current = await target.current();
     if (attempt.operation === 'rollback') {
       if (current === attempt.to) {
         await this.#recordRollback(env.name, attempt.to);
-        return [`finished an interrupted rollback to '${attempt.to}'`];
+        return { notes: [`finished an interrupted rollback to '${attempt.to}'`], finishedNonce: null };
       }
       await this.#store.delete(keys.attempt(env.name));
-      return [`an interrupted rollback to '${attempt.to}' had not switched; it was dropped`];
+      return {
+        notes: [`an interrupted rollback to '${attempt.to}' had not switched; it was dropped`],
+        finishedNonce: null,
+      };
     }
     const files = attempt.files ?? { copied: 0, linked: 0, bytesWritten: 0 };
     if (attempt.phase === 'rolling_back') {
       if (current === attempt.releaseId) await target.switchTo(attempt.baseRelease);
       await this.#recordApply(env, { ...attempt, files }, 'rolled_back', attempt.health ?? null);
       await this.#prune(env);
-      return [
-        `finished rolling back '${attempt.releaseId}' after its failed health check, which an interruption had cut short`,
-      ];
+      return {
+        notes: [
+          `finished rolling back '${attempt.releaseId}' after its failed health check, which an interruption had cut short`,
+        ],
+        finishedNonce: attempt.nonce,
+      };
     }
     if (current === attempt.releaseId && attempt.phase !== 'copying') {
       const finished = await this.#checkAndFinish(env, { ...attempt, files }, ctx);
-      return [`finished the interrupted deploy of '${attempt.releaseId}': ${finished.status}`];
+      return {
+        notes: [`finished the interrupted deploy of '${attempt.releaseId}': ${finished.status}`],
+        finishedNonce: attempt.nonce,
+      };
     }
     if (current !== attempt.releaseId) await target.remove(attempt.releaseId);
     const ops: StateOp[] = [{ kind: 'delete', key: keys.attempt(env.name) }];
     if (attempt.nonce !== null) ops.push({ kind: 'delete', key: keys.nonce(attempt.nonce) });
     await this.#commit(ops);
-    return [
-      `cleaned up the interrupted deploy of '${attempt.releaseId}' (plan '${attempt.planId}'), which had not gone live`,
-    ];
+    return {
+      notes: [
+        `cleaned up the interrupted deploy of '${attempt.releaseId}' (plan '${attempt.planId}'), which had not gone live`,
+      ],
+      finishedNonce: null,
+    };
   }
 
   /** Releases on the target, newest first, with what the state knows of each. */
