@@ -35,4 +35,6 @@ const code = await runCli({
   tracer: telemetry.tracer,
 });
 await telemetry.shutdown();
+// A large --json answer to a pipe is still being written: exit once stdout has taken it all.
+await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
 process.exit(code);

@@ -37,7 +37,7 @@ const positiveInt = (name: string) => (value: string) => {
 };
 
 function findConfig(cwd: string, given: string | undefined, env: NodeJS.ProcessEnv): string {
-  const explicit = given ?? env['KEEL_CONFIG'];
+  const explicit = given ?? (env['KEEL_CONFIG'] || undefined);
   if (explicit !== undefined) return path.resolve(cwd, explicit);
   for (const name of ['keel.config.yaml', 'keel.config.yml', 'keel.config.json']) {
     const candidate = path.join(cwd, name);

@@ -55,31 +55,37 @@ export const loopsSchema = z
   .strict();
 export type Loops = z.infer<typeof loopsSchema>;
 
-const serverSchema = z.union([
-  z
-    .object({
-      builtin: z
-        .enum(['filesystem', 'git', 'test-runner', 'deploy'])
-        .describe('a Keel server shipped with keel'),
-      args: z.array(z.string()).default([]),
-      env: z.record(z.string(), z.string()).default({}),
-    })
-    .strict(),
-  z
-    .object({
-      command: z.string().min(1),
-      args: z.array(z.string()).default([]),
-      env: z.record(z.string(), z.string()).default({}),
-      cwd: z.string().optional(),
-    })
-    .strict(),
-  z
-    .object({
-      url: z.url(),
-      tokenEnv: z.string().optional().describe('environment variable holding a bearer token'),
-    })
-    .strict(),
-]);
+const serverSchema = z.union(
+  [
+    z
+      .object({
+        builtin: z
+          .enum(['filesystem', 'git', 'test-runner', 'deploy'])
+          .describe('a Keel server shipped with keel'),
+        args: z.array(z.string()).default([]),
+        env: z.record(z.string(), z.string()).default({}),
+      })
+      .strict(),
+    z
+      .object({
+        command: z.string().min(1),
+        args: z.array(z.string()).default([]),
+        env: z.record(z.string(), z.string()).default({}),
+        cwd: z.string().optional(),
+      })
+      .strict(),
+    z
+      .object({
+        url: z.url(),
+        tokenEnv: z.string().optional().describe('environment variable holding a bearer token'),
+      })
+      .strict(),
+  ],
+  {
+    error:
+      'a server is { builtin: filesystem | git | test-runner | deploy, args? }, { command, args?, env?, cwd? } or { url, tokenEnv? }',
+  },
+);
 export type ServerConfig = z.infer<typeof serverSchema>;
 
 const modelSchema = z.discriminatedUnion('provider', [
