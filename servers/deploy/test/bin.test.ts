@@ -3,7 +3,14 @@ import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ToolError } from '@keel/kit';
-import { connectStdio, tempDir, type ClientKind, type ToolCallResult } from '@keel/testing';
+import {
+  connectHttp,
+  connectStdio,
+  startHttpServer,
+  tempDir,
+  type ClientKind,
+  type ToolCallResult,
+} from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { generateApprovalKeyPair, newNonce, parsePrivateKey, signApproval } from '../src/index.js';
 import { binPath, createProject, startHealthEndpoint, writeTree, type Project } from './helpers.js';
@@ -212,6 +219,37 @@ describe('keel-deploy over stdio', () => {
     ]);
     expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, rows: 3 });
   });
+});
+
+describe('keel-deploy over Streamable HTTP', () => {
+  it.each(['v2', 'v1'] as const)(
+    'plans and applies with progress notifications (%s client)',
+    async (kind) => {
+      const files = Object.fromEntries(
+        Array.from({ length: 40 }, (_, index) => [`f${index}.txt`, `${index}`]),
+      );
+      const project = await createProject({ staging: {} }, files);
+      const server = await startHttpServer({
+        command: process.execPath,
+        args: [binPath, '--root', project.root, '--state-dir', project.stateDir, '--http', '--port', '0'],
+      });
+      const client = await connectHttp(server.url, kind);
+      const planned = await client.callTool({ name: 'plan_deploy', arguments: { environment: 'staging' } });
+      const plan = planned.structuredContent as Record<string, any>;
+      const progress: Array<[number, number | undefined]> = [];
+      const applied = await client.callTool(
+        { name: 'apply_deploy', arguments: { planId: plan.planId } },
+        { onprogress: (p) => progress.push([p.progress, p.total]) },
+      );
+      expect([
+        applied.isError ?? false,
+        applied.structuredContent?.['status'],
+        applied.structuredContent?.['files'],
+      ]).toEqual([false, 'live', { copied: 40, linked: 0, bytesWritten: 70 }]);
+      // One notification per twentieth of the files (every 2 of 40).
+      expect(progress).toEqual(Array.from({ length: 20 }, (_, index) => [(index + 1) * 2, 40]));
+    },
+  );
 });
 
 describe('kill -9 mid-apply, then a retry', () => {
