@@ -184,6 +184,8 @@ async function runTests(
     noModel,
     undefined,
     scope,
+    // Its calls hang under the task's root span: the orchestrator is no agent invocation.
+    { span: false },
   );
   const args = { ...(task.tests?.project === undefined ? {} : { project: task.tests.project }), fresh: true };
   // Orchestrator calls are numbered apart from the model's calls of the same step.

@@ -11,7 +11,7 @@ import { createModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
 import type { TaskStore } from '../store/taskStore.js';
 import type { TaskFile } from '../task/taskFile.js';
-import { GenAi, startSpan } from '../telemetry/spans.js';
+import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
 import { TaskSession, type ProgressSink } from './session.js';
 import type { Stop } from './stop.js';
@@ -81,7 +81,11 @@ export function scopeFor(
 }
 
 /** What a replay starts from: the repository, the servers and the config as they were. */
-async function startingState(servers: Map<string, ConnectedServer>, loaded: LoadedConfig) {
+async function startingState(
+  servers: Map<string, ConnectedServer>,
+  loaded: LoadedConfig,
+  meta: Record<string, unknown>,
+) {
   const state: Record<string, unknown> = {
     configHash: loaded.hash,
     servers: Object.fromEntries(
@@ -93,7 +97,7 @@ async function startingState(servers: Map<string, ConnectedServer>, loaded: Load
     const status = await git.call(
       'git_status',
       { limit: 1000 },
-      { signal: AbortSignal.timeout(60_000), timeoutMs: 60_000, meta: {} },
+      { signal: AbortSignal.timeout(60_000), timeoutMs: 60_000, meta },
     );
     const s = status.structured as
       | {
@@ -117,13 +121,16 @@ async function startingState(servers: Map<string, ConnectedServer>, loaded: Load
 }
 
 /** Environments whose policy requires approval, read from the deploy server; undefined when it cannot say. */
-async function approvalEnvironments(servers: Map<string, ConnectedServer>): Promise<Set<string> | undefined> {
+async function approvalEnvironments(
+  servers: Map<string, ConnectedServer>,
+  meta: Record<string, unknown>,
+): Promise<Set<string> | undefined> {
   const deploy = [...servers.values()].find((s) => s.tools.some((t) => t.name === 'list_environments'));
   if (deploy === undefined) return undefined;
   const listed = await deploy.call(
     'list_environments',
     {},
-    { signal: AbortSignal.timeout(30_000), timeoutMs: 30_000, meta: {} },
+    { signal: AbortSignal.timeout(30_000), timeoutMs: 30_000, meta },
   );
   const environments = listed.structured?.['environments'];
   if (listed.isError || !Array.isArray(environments)) return undefined;
@@ -228,7 +235,9 @@ export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
       testServer === undefined
         ? undefined
         : { scope: scopeFor('orchestrator', { [testServer.name]: ['run_tests'] }, servers) };
-    const start = await startingState(servers, loaded);
+    const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
+    const meta = traceparent === undefined ? {} : { traceparent };
+    const start = await startingState(servers, loaded, meta);
     await store.createTask({
       id: taskId,
       type: task.type,
@@ -257,7 +266,7 @@ export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
       loops: config.loops,
       sideEffects: config.sideEffects,
       extraIrreversible: config.irreversible.tools,
-      approvalEnvironments: await approvalEnvironments(servers),
+      approvalEnvironments: await approvalEnvironments(servers, meta),
       tracer,
       rootContext: rootSpan?.ctx ?? otelContext.active(),
       clock,

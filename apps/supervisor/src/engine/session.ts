@@ -161,11 +161,12 @@ export class TaskSession {
     model: Model,
     price: Price | undefined,
     scope: Map<string, CatalogTool>,
+    options: { span?: boolean } = {},
   ): AgentRun {
     const invocation = (this.#invocations.get(role) ?? 0) + 1;
     this.#invocations.set(role, invocation);
     const span =
-      this.options.tracer === undefined
+      this.options.tracer === undefined || options.span === false
         ? undefined
         : startSpan(this.options.tracer, `invoke_agent ${role}`, this.options.rootContext, {
             [GenAi.operation]: 'invoke_agent',
