@@ -110,6 +110,8 @@ export class TaskSession {
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
     this.#workspaceHash = this.#fingerprint.compute();
+    // The starting state is the baseline: a first step that changes nothing is not progress.
+    this.loops.observeState(this.stateHash());
     const onKill = () => this.#abort.abort(new Error('killed'));
     if (options.kill.aborted) onKill();
     options.kill.addEventListener('abort', onKill, { once: true });
