@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
@@ -16,6 +16,7 @@ async function keel(args: string[], cwd: string): Promise<{ code: number; stdout
     const { stdout, stderr } = await execFileAsync(process.execPath, [bin, ...args], {
       cwd,
       env: { ...process.env, KEEL_CONFIG: '' },
+      maxBuffer: 256 * 1024 * 1024,
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -33,6 +34,12 @@ describe('keel demo', () => {
     const id = /keel show (t-\S+)/.exec(demo.stdout)?.[1];
     expect(id).toMatch(/^t-\d{8}-\d{6}-[0-9a-f]{6}$/);
     expect(demo.stdout).toContain(`task      ${id} (bugfix, orchestrated)\nstatus    succeeded\n`);
+    // The staging deploy went live through the health gate, and the live release holds the fix.
+    const release = /staging live \((staging-[0-9a-f]{12})\)/.exec(demo.stdout)?.[1];
+    expect(readlinkSync(path.join(dir, 'deploys', 'staging', 'current'))).toBe(`releases/${release}`);
+    expect(readFileSync(path.join(dir, 'deploys', 'staging', 'current', 'math.js'), 'utf8')).toBe(
+      readFileSync(path.join(dir, 'project', 'app', 'math.js'), 'utf8'),
+    );
 
     // The coding agent's three rounds are three commits, in order.
     expect((await git(path.join(dir, 'project'), ['log', '--format=%s'])).trim().split('\n')).toEqual([
@@ -58,7 +65,7 @@ describe('keel demo', () => {
       }>;
     };
     expect(record.task.status).toBe('succeeded');
-    expect(record.task.run.steps).toBe(21);
+    expect(record.task.run.steps).toBe(24);
     expect(record.modelCalls.map((c) => c.agent)).toEqual([
       ...Array(3).fill('planning'),
       ...Array(4).fill('coding'),
@@ -67,6 +74,7 @@ describe('keel demo', () => {
       ...Array(2).fill('review'),
       ...Array(4).fill('coding'),
       ...Array(2).fill('review'),
+      ...Array(3).fill('deploy'),
     ]);
     const round = ['edit_file', 'git_add', 'git_commit', 'read_file'];
     expect(record.toolCalls.map((c) => c.tool)).toEqual([
@@ -77,14 +85,25 @@ describe('keel demo', () => {
       'run_tests',
       ...round,
       'run_tests',
+      'plan_deploy',
+      'apply_deploy',
     ]);
     expect(record.toolCalls.every((c) => c.outcome === 'ok')).toBe(true);
-    expect(new Set(record.toolCalls.map((c) => c.idempotencyKey)).size).toBe(16);
+    expect(new Set(record.toolCalls.map((c) => c.idempotencyKey)).size).toBe(18);
     expect(
       record.events
         .filter((e) => e.type === 'contract_accepted')
         .map((e) => e.data.value?.verdict ?? e.data.contract),
-    ).toEqual(['plan.v1', 'change.v1', 'request_changes', 'change.v1', 'approve', 'change.v1', 'approve']);
+    ).toEqual([
+      'plan.v1',
+      'change.v1',
+      'request_changes',
+      'change.v1',
+      'approve',
+      'change.v1',
+      'approve',
+      'deploy.v1',
+    ]);
     expect(
       record.events.filter((e) => e.type === 'tests').map((e) => (e.data as { outcome: string }).outcome),
     ).toEqual(['failed', 'passed']);
@@ -113,7 +132,7 @@ describe('the event log', () => {
 
     const store = createSqliteTaskStore(loaded.stateDir);
     const purged = await store.purge(new Date(Date.now() + 60_000));
-    expect(purged).toEqual({ modelCalls: 21, toolCalls: 16 });
+    expect(purged).toEqual({ modelCalls: 24, toolCalls: 18 });
     const [task] = await store.listTasks();
     const calls = await store.listModelCalls(task!.id);
     expect(calls.every((c) => c.request === null && c.raw === null && c.reply === null)).toBe(true);

@@ -154,6 +154,19 @@ ${
     : ''
 }`;
 
+const deployConfig = (
+  healthUrl: string,
+) => `# Where the deploy server puts the app: releases under ../deploys/staging, \`current\` the live one.
+environments:
+  staging:
+    build: app
+    target: { type: directory, path: ../deploys/staging }
+    policy:
+      keep: 3
+      # Served by \`keel demo\` while it runs: 200 only when the live release's math is right.
+      health: { http: ${healthUrl}, timeoutMs: 5000 }
+`;
+
 export interface DemoProject {
   dir: string;
   project: string;
@@ -170,12 +183,10 @@ const git = (cwd: string, ...args: string[]) =>
 
 /**
  * Writes the demo: a small app with two bugs and a failing test in a git repository, a
- * supervisor config with the four servers, and the task file the playbook model plays.
+ * supervisor config with the four servers, the deploy config of its staging environment (when a
+ * health URL is given), and the task file the playbook model plays.
  */
-export function createDemoProject(
-  dir: string,
-  options: { deployConfig?: string; deployFiles?: Record<string, string> } = {},
-): DemoProject {
+export function createDemoProject(dir: string, options: { healthUrl?: string } = {}): DemoProject {
   const project = path.join(dir, 'project');
   mkdirSync(path.join(project, 'app'), { recursive: true });
   mkdirSync(path.join(project, 'test'), { recursive: true });
@@ -186,8 +197,8 @@ export function createDemoProject(
   writeFileSync(path.join(project, 'app', 'math.js'), mathJs);
   writeFileSync(path.join(project, 'app', 'index.html'), indexHtml);
   writeFileSync(path.join(project, 'test', 'math.test.js'), mathTest);
-  for (const [name, text] of Object.entries(options.deployFiles ?? {}))
-    writeFileSync(path.join(project, name), text);
+  if (options.healthUrl !== undefined)
+    writeFileSync(path.join(project, 'keel.deploy.yaml'), deployConfig(options.healthUrl));
   git(project, 'init', '-q');
   git(project, 'config', 'user.name', 'Keel Demo');
   git(project, 'config', 'user.email', 'demo@keel.invalid');
@@ -199,10 +210,10 @@ export function createDemoProject(
     config,
     starterConfig({
       workspace: 'project',
-      ...(options.deployConfig === undefined ? {} : { deployConfig: options.deployConfig }),
+      ...(options.healthUrl === undefined ? {} : { deployConfig: 'keel.deploy.yaml' }),
     }),
   );
   const task = path.join(dir, 'demo.task.yaml');
-  writeFileSync(task, demoTask(options.deployConfig !== undefined));
+  writeFileSync(task, demoTask(options.healthUrl !== undefined));
   return { dir, project, config, task };
 }

@@ -10,6 +10,7 @@ import { createSqliteTaskStore } from '../store/sqliteTaskStore.js';
 import type { TaskStore } from '../store/taskStore.js';
 import { loadTaskFile } from '../task/taskFile.js';
 import { createDemoProject } from './demoProject.js';
+import { startDemoHealthServer } from './demoHealth.js';
 import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
 import { exampleTask, starterConfig } from './starter.js';
@@ -263,7 +264,8 @@ export async function runCli(io: CliIo): Promise<number> {
           hint: 'pick another --dir, or delete it',
         });
       mkdirSync(dir, { recursive: true });
-      const demo = createDemoProject(dir);
+      const health = await startDemoHealthServer(path.join(dir, 'deploys', 'staging'));
+      const demo = createDemoProject(dir, { healthUrl: health.url });
       out(`demo project: ${demo.project}\nconfig:       ${demo.config}\ntask:         ${demo.task}\n`);
       const loaded = loadConfig(demo.config);
       const store = createSqliteTaskStore(loaded.stateDir);
@@ -286,11 +288,13 @@ export async function runCli(io: CliIo): Promise<number> {
             `  keel runs                  all tasks in this store`,
             `  keel audit verify          the hash-chained event log`,
             `  git -C project log --oneline   the commits the coding agent made`,
+            `  ls -l deploys/staging          the releases, and current -> the live one`,
           ].join('\n'),
         );
         if (run.status !== 'succeeded') exitCode = exitCodes.taskNotSucceeded;
       } finally {
         await store.close();
+        await health.close();
       }
     });
 
