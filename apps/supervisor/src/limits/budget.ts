@@ -49,6 +49,10 @@ export function costOf(price: Price | undefined, inputTokens: number, outputToke
  */
 export class Budget {
   readonly used: Usage = { steps: 0, inputTokens: 0, outputTokens: 0, toolCalls: 0, costUsd: 0 };
+  // Money is kept as reported cost plus what is held for calls in flight, summed apart: adding a
+  // reservation and later its difference to the reported cost leaves float residue in the record.
+  #settledCostUsd = 0;
+  #heldCostUsd = 0;
   readonly #limits: Limits;
   readonly #clock: Clock;
   readonly deadline: number;
@@ -124,7 +128,8 @@ export class Budget {
     // Held until settled, so calls admitted meanwhile see it as spent.
     this.used.inputTokens += inputBound;
     this.used.outputTokens += output;
-    this.used.costUsd += cost;
+    this.#heldCostUsd += cost;
+    this.used.costUsd = this.#settledCostUsd + this.#heldCostUsd;
     return { ok: true, reservation: { inputTokens: inputBound, maxTokens: output, costUsd: cost } };
   }
 
@@ -132,7 +137,9 @@ export class Budget {
   settleModelCall(reservation: ModelReservation, usage: ModelUsage, price: Price | undefined): Settlement {
     this.used.inputTokens += usage.inputTokens - reservation.inputTokens;
     this.used.outputTokens += usage.outputTokens - reservation.maxTokens;
-    this.used.costUsd += costOf(price, usage.inputTokens, usage.outputTokens) - reservation.costUsd;
+    this.#heldCostUsd -= reservation.costUsd;
+    this.#settledCostUsd += costOf(price, usage.inputTokens, usage.outputTokens);
+    this.used.costUsd = this.#settledCostUsd + this.#heldCostUsd;
     if (this.tokens > this.#limits.tokens)
       return {
         crossed: {
@@ -156,7 +163,8 @@ export class Budget {
   releaseModelCall(reservation: ModelReservation): void {
     this.used.inputTokens -= reservation.inputTokens;
     this.used.outputTokens -= reservation.maxTokens;
-    this.used.costUsd -= reservation.costUsd;
+    this.#heldCostUsd -= reservation.costUsd;
+    this.used.costUsd = this.#settledCostUsd + this.#heldCostUsd;
   }
 
   reserveToolCall(): Reserve<true> {
