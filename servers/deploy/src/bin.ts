@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createSqliteStateStore, KeelError } from '@keel/kit';
 import { runServerCli } from '@keel/kit/cli';
 import { registerApprovalCommands } from './cli/approvalCommands.js';
+import { registerResolveCommand } from './cli/resolveCommand.js';
 import { createDeployServerTools, defaultConfigNames, loadDeployConfig, parsePublicKey } from './index.js';
 
 interface DeployFlags {
@@ -34,11 +35,15 @@ const code = await runServerCli<DeployFlags>({
         [],
       );
   },
-  commands: registerApprovalCommands,
+  commands: (program, context) => {
+    registerApprovalCommands(program, context);
+    registerResolveCommand(program, context);
+  },
   helpText: `
 Subcommands:
   keel-deploy keygen [--private-key FILE] [--public-key FILE]
   keel-deploy approve <planId> --signing-key FILE --environment ENV --plan-hash HASH --approver NAME [--ttl 15m]
+  keel-deploy resolve <environment> --live <releaseId|none> [--state-dir DIR]
 
 Example:
   keel-deploy --root . --config keel.deploy.yaml --approval-key keel-approval.pub

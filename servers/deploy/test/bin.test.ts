@@ -105,7 +105,7 @@ describe('keel-deploy over stdio', () => {
           {
             name: 'staging',
             build: 'dist',
-            target: { type: 'directory', path: '../deploys/staging' },
+            target: { type: 'directory', description: '../deploys/staging' },
             requiresApproval: false,
             keep: 5,
             health: null,

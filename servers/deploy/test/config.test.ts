@@ -72,7 +72,7 @@ environments:
 `),
     ).toEqual([
       'environments.prod.build: Invalid input: expected string, received undefined',
-      "environments.prod.target.type: Invalid discriminator value. Expected 'directory'",
+      "environments.prod.target.type: Invalid discriminator value. Expected 'directory' | 'command'",
       'environments.prod.policy.requiresApproval: Invalid input: expected boolean, received string',
       'environments.prod.policy.keep: Too small: expected number to be >=1',
       'environments.prod.policy.health: give exactly one of http (a URL) or command (an argument array)',

@@ -42,10 +42,22 @@ const directoryTarget = z
   })
   .strict();
 
+const commandTarget = z
+  .object({
+    type: z.literal('command'),
+    deploy: argv.describe(
+      'makes {releaseId} live from {build}; exit 0 means live, non-zero that nothing changed',
+    ),
+    rollback: argv.describe('makes the earlier release {releaseId} live again'),
+    current: argv.optional().describe('prints the live release id (nothing when none)'),
+    timeoutMs: timeoutMs.default(600_000),
+  })
+  .strict();
+
 const environmentSchema = z
   .object({
     build: z.string().min(1).describe('the build output to deploy, relative to the project root'),
-    target: z.discriminatedUnion('type', [directoryTarget]),
+    target: z.discriminatedUnion('type', [directoryTarget, commandTarget]),
     policy: z
       .object({
         requiresApproval: z.boolean().default(false),
@@ -83,9 +95,29 @@ export interface EnvironmentConfig {
   build: string;
   /** As written in the config, for display. */
   buildAsWritten: string;
-  target: { type: 'directory'; path: string; pathAsWritten: string };
+  target: DirectoryTargetConfig | CommandTargetConfig;
   policy: { requiresApproval: boolean; keep: number; health: HealthConfig | undefined };
   lock: { leaseSeconds: number };
+}
+
+export interface DirectoryTargetConfig {
+  type: 'directory';
+  /** Absolute path of the deploy root. */
+  path: string;
+  pathAsWritten: string;
+}
+
+/**
+ * Commands (argument arrays, run without a shell in the project root) that do the deploying.
+ * `{releaseId}`, `{previousRelease}`, `{build}` and `{environment}` in an argument are replaced, and
+ * the same values are in KEEL_RELEASE_ID, KEEL_PREVIOUS_RELEASE, KEEL_BUILD_DIR, KEEL_ENVIRONMENT.
+ */
+export interface CommandTargetConfig {
+  type: 'command';
+  deploy: string[];
+  rollback: string[];
+  current: string[] | undefined;
+  timeoutMs: number;
 }
 
 export interface DeployConfig {
@@ -169,21 +201,35 @@ function resolveEnvironment(name: string, env: EnvironmentInput, projectRoot: st
       { hint: 'Give the build output relative to the project root, e.g. dist.' },
     );
   }
-  const target = path.resolve(projectRoot, env.target.path);
-  const fromBuild = path.relative(build, target);
-  const toBuild = path.relative(target, build);
-  if (!fromBuild.startsWith('..') || !toBuild.startsWith('..')) {
-    throw new KeelError(
-      'INVALID_ARGUMENT',
-      `deploy config: environments.${name}.target.path: '${env.target.path}' overlaps the build directory`,
-      { hint: 'Deploy to a directory outside the build output, and keep the build outside the deploy root.' },
-    );
+  let target: EnvironmentConfig['target'];
+  if (env.target.type === 'directory') {
+    const root = path.resolve(projectRoot, env.target.path);
+    const fromBuild = path.relative(build, root);
+    const toBuild = path.relative(root, build);
+    if (!fromBuild.startsWith('..') || !toBuild.startsWith('..')) {
+      throw new KeelError(
+        'INVALID_ARGUMENT',
+        `deploy config: environments.${name}.target.path: '${env.target.path}' overlaps the build directory`,
+        {
+          hint: 'Deploy to a directory outside the build output, and keep the build outside the deploy root.',
+        },
+      );
+    }
+    target = { type: 'directory', path: root, pathAsWritten: env.target.path };
+  } else {
+    target = {
+      type: 'command',
+      deploy: env.target.deploy,
+      rollback: env.target.rollback,
+      current: env.target.current,
+      timeoutMs: env.target.timeoutMs,
+    };
   }
   return {
     name,
     build,
     buildAsWritten: env.build,
-    target: { type: 'directory', path: target, pathAsWritten: env.target.path },
+    target,
     policy: {
       requiresApproval: env.policy.requiresApproval,
       keep: env.policy.keep,

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import {
   canonicalJson,
   fail,
+  KeelError,
   ok,
   sha256Hex,
   type Outcome,
@@ -16,11 +17,15 @@ import { APPROVAL_META_KEY, verifyApproval, type ApprovalPayload } from '../appr
 import { diffManifests, scanTree, type ManifestDiff } from '../build/manifest.js';
 import type { DeployConfig, EnvironmentConfig } from '../config/config.js';
 import { describeHealth, runHealthCheck, type HealthResult } from '../health/healthCheck.js';
-import { BuildChangedError, DirectoryTarget, type PreparedRelease } from '../target/directory.js';
+import { CommandTarget, TargetCommandError } from '../target/command.js';
+import { DirectoryTarget } from '../target/directory.js';
+import { BuildChangedError, type DeployTarget, type PreparedRelease } from '../target/target.js';
 import { EnvironmentLock, holderIsDead, type LockHolder } from './lock.js';
 import {
   emptyEnvironment,
   keys,
+  recordApplyOps,
+  recordRollbackOps,
   type AttemptRecord,
   type EnvironmentRecord,
   type PlanRecord,
@@ -109,7 +114,7 @@ export class Deployer {
   readonly #now: () => number;
   readonly #owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   readonly #bin: string;
-  readonly #targets = new Map<string, DirectoryTarget>();
+  readonly #targets = new Map<string, DeployTarget>();
 
   constructor(options: DeployerOptions) {
     this.config = options.config;
@@ -117,8 +122,19 @@ export class Deployer {
     this.#keys = options.approvalKeys;
     this.#now = options.now ?? Date.now;
     this.#bin = options.bin ?? 'keel-deploy';
-    for (const env of options.config.environments.values())
-      this.#targets.set(env.name, new DirectoryTarget(env.target.path));
+    for (const env of options.config.environments.values()) {
+      this.#targets.set(
+        env.name,
+        env.target.type === 'directory'
+          ? new DirectoryTarget(env.target.path, env.target.pathAsWritten)
+          : new CommandTarget({
+              config: env.target,
+              store: options.store,
+              environment: env.name,
+              projectRoot: options.config.projectRoot,
+            }),
+      );
+    }
   }
 
   environment(name: string): Outcome<EnvironmentConfig> {
@@ -129,7 +145,7 @@ export class Deployer {
     });
   }
 
-  target(name: string): DirectoryTarget {
+  target(name: string): DeployTarget {
     return this.#targets.get(name)!;
   }
 
@@ -148,7 +164,7 @@ export class Deployer {
         hint: 'Run the build first; the deploy config names its output directory.',
       });
     }
-    const baseRelease = await target.current();
+    const baseRelease = await target.current(ctx);
     const record =
       (await this.#store.get<EnvironmentRecord>(keys.environment(name)))?.value ?? emptyEnvironment;
     const base = baseRelease === null ? null : await target.manifest(baseRelease);
@@ -280,7 +296,7 @@ export class Deployer {
     const target = this.target(env.name);
     const envEntry = await this.#store.get<EnvironmentRecord>(keys.environment(env.name));
     const record = envEntry?.value ?? emptyEnvironment;
-    const current = await target.current();
+    const current = await target.current(ctx);
 
     const existing = await this.#store.get<ReleaseRecord>(keys.release(env.name, plan.releaseId));
     if (existing !== undefined) {
@@ -381,7 +397,20 @@ export class Deployer {
     }
     await this.#updateAttempt(env.name, { ...attempt, phase: 'switching', files });
     await lock.phase('switching');
-    await target.switchTo(plan.releaseId);
+    const activated = await this.#activate(
+      env,
+      plan.releaseId,
+      { fresh: true, previous: plan.baseRelease },
+      ctx,
+    );
+    if (!activated.ok) {
+      await this.#commit([
+        { kind: 'delete', key: keys.attempt(env.name) },
+        { kind: 'delete', key: keys.manifest(env.name, plan.releaseId) },
+      ]);
+      await target.remove(plan.releaseId);
+      return refuse(activated);
+    }
     await this.#updateAttempt(env.name, { ...attempt, phase: 'checking', files });
     await lock.phase('checking');
     const finished = await this.#checkAndFinish(env, { ...attempt, files }, ctx);
@@ -400,14 +429,18 @@ export class Deployer {
         ? null
         : await runHealthCheck(env.policy.health, { ctx, cwd: this.config.projectRoot });
     let status: ReleaseRecord['status'] = 'live';
+    const notes: string[] = [];
     if (health !== null && !health.ok) {
       await this.#updateAttempt(env.name, { ...attempt, phase: 'rolling_back', health });
-      await target.switchTo(attempt.baseRelease);
-      status = 'rolled_back';
+      if (await this.#restore(env, attempt.baseRelease, attempt.releaseId, ctx)) status = 'rolled_back';
+      else
+        notes.push(
+          `the health check failed and '${env.name}' has no earlier release to go back to: '${attempt.releaseId}' stays live`,
+        );
     }
     const release = await this.#recordApply(env, attempt, status, health);
-    await this.#prune(env);
-    return applyResultOf(release, await target.current(), false, []);
+    await this.#prune(env, ctx);
+    return applyResultOf(release, await target.current(ctx), false, notes);
   }
 
   async #recordApply(
@@ -417,41 +450,68 @@ export class Deployer {
     health: HealthResult | null,
   ): Promise<ReleaseRecord> {
     const envEntry = await this.#store.get<EnvironmentRecord>(keys.environment(env.name));
-    const record = envEntry?.value ?? emptyEnvironment;
-    const now = this.#now();
-    const release: ReleaseRecord = {
-      releaseId: attempt.releaseId,
+    const { release, ops } = recordApplyOps({
+      attempt,
       environment: env.name,
-      planId: attempt.planId,
-      planHash: attempt.planHash,
-      seq: record.nextSeq,
-      createdAt: now,
+      envRecord: envEntry?.value ?? emptyEnvironment,
+      envVersion: envEntry?.version ?? 0,
       status,
       health,
-      approvedBy: attempt.approvedBy,
       files: attempt.files,
-      baseRelease: attempt.baseRelease,
-      generation: record.generation + 1,
-    };
-    const next: EnvironmentRecord = {
-      generation: record.generation + 1,
-      current: status === 'live' ? attempt.releaseId : attempt.baseRelease,
-      nextSeq: record.nextSeq + 1,
-      last: {
-        operation: 'apply',
-        releaseId: attempt.releaseId,
-        planId: attempt.planId,
-        status,
-        at: now,
-        approvedBy: attempt.approvedBy,
-      },
-    };
-    await this.#commit([
-      { kind: 'put', key: keys.release(env.name, release.releaseId), value: release, ifVersion: 0 },
-      { kind: 'put', key: keys.environment(env.name), value: next, ifVersion: envEntry?.version ?? 0 },
-      { kind: 'delete', key: keys.attempt(env.name) },
-    ]);
+      now: this.#now(),
+    });
+    await this.#commit(ops);
     return release;
+  }
+
+  /**
+   * Makes a release live through the target. A command that failed is checked against the target's
+   * own answer when it has one: `{ ok: false }` means nothing changed; an outcome nobody can tell
+   * throws UNKNOWN_STATE and leaves the attempt for a human.
+   */
+  async #activate(
+    env: EnvironmentConfig,
+    releaseId: string,
+    options: { fresh: boolean; previous: string | null },
+    ctx: ToolContext,
+  ): Promise<Outcome<void>> {
+    const target = this.target(env.name);
+    try {
+      await target.activate(releaseId, { ...options, build: env.build, ctx });
+      return ok(undefined);
+    } catch (error) {
+      if (!(error instanceof TargetCommandError)) throw error;
+      if (target.observesCurrent) {
+        const live = await target.current(ctx);
+        if (live === releaseId) return ok(undefined);
+        if (live !== options.previous)
+          throw unknownState(env.name, `${error.message}, and now '${live ?? 'nothing'}' is live`);
+      } else if (error.unknownOutcome) {
+        throw unknownState(
+          env.name,
+          `${error.message}; without a current command nobody can tell what is live`,
+        );
+      }
+      return fail('UNAVAILABLE', `${error.message}; nothing went live`, {
+        retryable: false,
+        hint: 'Fix what the command reports (details.output), then apply the plan again.',
+        details: { output: error.output },
+      });
+    }
+  }
+
+  /** Goes back to `to` (or to nothing) after a failed health check; false when the target cannot. */
+  async #restore(
+    env: EnvironmentConfig,
+    to: string | null,
+    from: string,
+    ctx: ToolContext,
+  ): Promise<boolean> {
+    const target = this.target(env.name);
+    if (to === null) return await target.deactivate(ctx);
+    const restored = await this.#activate(env, to, { fresh: false, previous: from }, ctx);
+    if (!restored.ok) throw new KeelError(restored.error.code, restored.error.message, restored.error);
+    return true;
   }
 
   /** Switches back to the previous live release, or to a named one; a no-op when it is already live. */
@@ -471,7 +531,7 @@ export class Deployer {
     try {
       const { notes } = await this.#reconcile(env, ctx);
       const target = this.target(name);
-      const current = await target.current();
+      const current = await target.current(ctx);
       const releases = await this.#releaseInfos(name, current);
       let destination = to;
       if (destination === undefined) {
@@ -507,7 +567,11 @@ export class Deployer {
         0,
       );
       await lock.phase('switching');
-      await target.switchTo(destination);
+      const activated = await this.#activate(env, destination, { fresh: false, previous: current }, ctx);
+      if (!activated.ok) {
+        await this.#store.delete(keys.attempt(name));
+        return activated;
+      }
       await this.#recordRollback(name, destination);
       const health =
         env.policy.health === undefined
@@ -521,24 +585,15 @@ export class Deployer {
 
   async #recordRollback(name: string, to: string): Promise<void> {
     const envEntry = await this.#store.get<EnvironmentRecord>(keys.environment(name));
-    const record = envEntry?.value ?? emptyEnvironment;
-    const next: EnvironmentRecord = {
-      ...record,
-      generation: record.generation + 1,
-      current: to,
-      last: {
-        operation: 'rollback',
-        releaseId: to,
-        planId: null,
-        status: 'live',
-        at: this.#now(),
-        approvedBy: null,
-      },
-    };
-    await this.#commit([
-      { kind: 'put', key: keys.environment(name), value: next, ifVersion: envEntry?.version ?? 0 },
-      { kind: 'delete', key: keys.attempt(name) },
-    ]);
+    await this.#commit(
+      recordRollbackOps({
+        environment: name,
+        envRecord: envEntry?.value ?? emptyEnvironment,
+        envVersion: envEntry?.version ?? 0,
+        to,
+        now: this.#now(),
+      }),
+    );
   }
 
   /**
@@ -555,7 +610,14 @@ export class Deployer {
     const entry = await this.#store.get<AttemptRecord>(keys.attempt(env.name));
     if (entry === undefined) return { notes: [], finishedNonce: null };
     const attempt = entry.value;
-    const current = await target.current();
+    const settled = attempt.operation === 'apply' && attempt.phase === 'copying';
+    if (!target.observesCurrent && !settled) {
+      throw unknownState(
+        env.name,
+        `an interrupted ${attempt.operation} (phase ${attempt.phase}) may or may not have gone live, and the target has no current command to ask`,
+      );
+    }
+    const current = await target.current(ctx);
     if (attempt.operation === 'rollback') {
       if (current === attempt.to) {
         await this.#recordRollback(env.name, attempt.to);
@@ -569,9 +631,10 @@ export class Deployer {
     }
     const files = attempt.files ?? { copied: 0, linked: 0, bytesWritten: 0 };
     if (attempt.phase === 'rolling_back') {
-      if (current === attempt.releaseId) await target.switchTo(attempt.baseRelease);
+      if (current === attempt.releaseId)
+        await this.#restore(env, attempt.baseRelease, attempt.releaseId, ctx);
       await this.#recordApply(env, { ...attempt, files }, 'rolled_back', attempt.health ?? null);
-      await this.#prune(env);
+      await this.#prune(env, ctx);
       return {
         notes: [
           `finished rolling back '${attempt.releaseId}' after its failed health check, which an interruption had cut short`,
@@ -587,7 +650,10 @@ export class Deployer {
       };
     }
     if (current !== attempt.releaseId) await target.remove(attempt.releaseId);
-    const ops: StateOp[] = [{ kind: 'delete', key: keys.attempt(env.name) }];
+    const ops: StateOp[] = [
+      { kind: 'delete', key: keys.attempt(env.name) },
+      { kind: 'delete', key: keys.manifest(env.name, attempt.releaseId) },
+    ];
     if (attempt.nonce !== null) ops.push({ kind: 'delete', key: keys.nonce(attempt.nonce) });
     await this.#commit(ops);
     return {
@@ -620,17 +686,20 @@ export class Deployer {
     return infos.sort((a, b) => (b.seq ?? 0) - (a.seq ?? 0) || (a.releaseId < b.releaseId ? 1 : -1));
   }
 
-  async releases(name: string): Promise<Outcome<{ current: string | null; releases: ReleaseInfo[] }>> {
+  async releases(
+    name: string,
+    ctx: ToolContext,
+  ): Promise<Outcome<{ current: string | null; releases: ReleaseInfo[] }>> {
     const found = this.environment(name);
     if (!found.ok) return found;
-    const current = await this.target(name).current();
+    const current = await this.target(name).current(ctx);
     return ok({ current, releases: await this.#releaseInfos(name, current) });
   }
 
   /** Keeps the newest `keep` releases by sequence, and always the live one. */
-  async #prune(env: EnvironmentConfig): Promise<void> {
+  async #prune(env: EnvironmentConfig, ctx: ToolContext): Promise<void> {
     const target = this.target(env.name);
-    const current = await target.current();
+    const current = await target.current(ctx);
     const infos = await this.#releaseInfos(env.name, current);
     for (const info of infos.slice(env.policy.keep)) {
       if (info.current) continue;
@@ -639,10 +708,10 @@ export class Deployer {
     }
   }
 
-  async status(name: string): Promise<Outcome<EnvironmentStatus>> {
+  async status(name: string, ctx: ToolContext): Promise<Outcome<EnvironmentStatus>> {
     const found = this.environment(name);
     if (!found.ok) return found;
-    const current = await this.target(name).current();
+    const current = await this.target(name).current(ctx);
     const record =
       (await this.#store.get<EnvironmentRecord>(keys.environment(name)))?.value ?? emptyEnvironment;
     const lock = (await this.#store.get<LockHolder>(keys.lock(name)))?.value;
@@ -682,7 +751,7 @@ export class Deployer {
     const found = this.environment(name);
     if (!found.ok) return found;
     const env = found.value;
-    const current = await this.target(name).current();
+    const current = await this.target(name).current(ctx);
     if (env.policy.health === undefined) return ok({ current, health: null });
     return ok({
       current,
@@ -795,6 +864,12 @@ function applyResultOf(
     approvedBy: release.approvedBy,
     notes,
   };
+}
+
+function unknownState(environment: string, what: string): KeelError {
+  return new KeelError('UNKNOWN_STATE', `'${environment}': ${what}`, {
+    hint: `Check by hand which release is live on the target, then record it: keel-deploy resolve ${environment} --live <releaseId|none> (with the server's --state-dir).`,
+  });
 }
 
 function inProgress(environment: string, holder: LockHolder) {

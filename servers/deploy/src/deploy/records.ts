@@ -1,5 +1,5 @@
 import type { HealthResult } from '../health/healthCheck.js';
-import type { PreparedRelease } from '../target/directory.js';
+import type { PreparedRelease } from '../target/target.js';
 
 /** A plan as `plan_deploy` stored it (`plan/<planId>`): enough to check, at apply, that nothing moved. */
 export interface PlanRecord {
@@ -83,7 +83,94 @@ export const keys = {
   releases: (environment: string) => `release/${environment}/`,
   attempt: (environment: string) => `attempt/${environment}`,
   lock: (environment: string) => `lock/${environment}`,
+  manifest: (environment: string, releaseId: string) => `manifest/${environment}/${releaseId}`,
   nonce: (nonce: string) => `nonce/${nonce}`,
 };
 
 export const emptyEnvironment: EnvironmentRecord = { generation: 0, current: null, nextSeq: 1, last: null };
+
+/**
+ * The writes that record a finished apply: its release, the environment's new generation and live
+ * release, the attempt gone. One commit, so a crash leaves either the attempt or the record.
+ */
+export function recordApplyOps(options: {
+  attempt: AttemptRecord & { operation: 'apply' };
+  environment: string;
+  envRecord: EnvironmentRecord;
+  envVersion: number;
+  status: ReleaseRecord['status'];
+  health: ReleaseRecord['health'];
+  files: PreparedRelease;
+  now: number;
+}): {
+  release: ReleaseRecord;
+  ops: Array<
+    { kind: 'put'; key: string; value: unknown; ifVersion?: number } | { kind: 'delete'; key: string }
+  >;
+} {
+  const { attempt, environment, envRecord, status, now } = options;
+  const release: ReleaseRecord = {
+    releaseId: attempt.releaseId,
+    environment,
+    planId: attempt.planId,
+    planHash: attempt.planHash,
+    seq: envRecord.nextSeq,
+    createdAt: now,
+    status,
+    health: options.health,
+    approvedBy: attempt.approvedBy,
+    files: options.files,
+    baseRelease: attempt.baseRelease,
+    generation: envRecord.generation + 1,
+  };
+  const next: EnvironmentRecord = {
+    generation: envRecord.generation + 1,
+    current: status === 'live' ? attempt.releaseId : attempt.baseRelease,
+    nextSeq: envRecord.nextSeq + 1,
+    last: {
+      operation: 'apply',
+      releaseId: attempt.releaseId,
+      planId: attempt.planId,
+      status,
+      at: now,
+      approvedBy: attempt.approvedBy,
+    },
+  };
+  return {
+    release,
+    ops: [
+      { kind: 'put', key: keys.release(environment, release.releaseId), value: release, ifVersion: 0 },
+      { kind: 'put', key: keys.environment(environment), value: next, ifVersion: options.envVersion },
+      { kind: 'delete', key: keys.attempt(environment) },
+    ],
+  };
+}
+
+/** The writes that record a finished rollback. */
+export function recordRollbackOps(options: {
+  environment: string;
+  envRecord: EnvironmentRecord;
+  envVersion: number;
+  to: string;
+  now: number;
+}): Array<
+  { kind: 'put'; key: string; value: unknown; ifVersion?: number } | { kind: 'delete'; key: string }
+> {
+  const next: EnvironmentRecord = {
+    ...options.envRecord,
+    generation: options.envRecord.generation + 1,
+    current: options.to,
+    last: {
+      operation: 'rollback',
+      releaseId: options.to,
+      planId: null,
+      status: 'live',
+      at: options.now,
+      approvedBy: null,
+    },
+  };
+  return [
+    { kind: 'put', key: keys.environment(options.environment), value: next, ifVersion: options.envVersion },
+    { kind: 'delete', key: keys.attempt(options.environment) },
+  ];
+}

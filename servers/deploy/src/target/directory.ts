@@ -23,25 +23,11 @@ import {
   type Manifest,
   type ManifestEntry,
 } from '../build/manifest.js';
+import { BuildChangedError, type DeployTarget, type PrepareOptions, type PreparedRelease } from './target.js';
 
 const copyConcurrency = 8;
 const stagingPrefix = '.staging-';
 const currentTempPrefix = '.current-';
-
-export interface PreparedRelease {
-  /** Files copied from the build. */
-  copied: number;
-  /** Files hard-linked from the previous release because they did not change. */
-  linked: number;
-  bytesWritten: number;
-}
-
-/** The build changed between planning (or the start of the apply) and the copy. */
-export class BuildChangedError extends Error {
-  constructor(readonly file: string) {
-    super(`'${file}' changed while it was being deployed`);
-  }
-}
 
 /**
  * A deploy root on the local file system:
@@ -56,14 +42,18 @@ export class BuildChangedError extends Error {
  * A release directory exists under its final name only once complete, and `current` only ever
  * names a complete release, so a reader resolving `current` always lands in a whole release.
  */
-export class DirectoryTarget {
+export class DirectoryTarget implements DeployTarget {
+  readonly type = 'directory';
+  readonly observesCurrent = true;
+  readonly description: string;
   readonly root: string;
   readonly releasesDir: string;
   readonly currentLink: string;
   readonly manifestsDir: string;
 
-  constructor(root: string) {
+  constructor(root: string, description = root) {
     this.root = root;
+    this.description = description;
     this.releasesDir = path.join(root, 'releases');
     this.currentLink = path.join(root, 'current');
     this.manifestsDir = path.join(root, '.keel', 'manifests');
@@ -119,14 +109,7 @@ export class DirectoryTarget {
    * planned or nothing: a difference throws {@link BuildChangedError} and the staging directory is
    * removed. The directory appears under its final name only when complete.
    */
-  async prepare(options: {
-    releaseId: string;
-    build: string;
-    manifest: Manifest;
-    base: string | null;
-    signal: AbortSignal;
-    onProgress?: (done: number, total: number) => void;
-  }): Promise<PreparedRelease> {
+  async prepare(options: PrepareOptions): Promise<PreparedRelease> {
     const { releaseId, build, manifest } = options;
     const staging = path.join(this.releasesDir, `${stagingPrefix}${releaseId}`);
     const finalDir = path.join(this.releasesDir, releaseId);
@@ -181,6 +164,15 @@ export class DirectoryTarget {
       throw error;
     }
     return stats;
+  }
+
+  async activate(releaseId: string): Promise<void> {
+    await this.switchTo(releaseId);
+  }
+
+  async deactivate(): Promise<boolean> {
+    await this.switchTo(null);
+    return true;
   }
 
   /**

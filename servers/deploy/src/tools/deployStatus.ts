@@ -66,8 +66,8 @@ export function deployStatusTool(deployer: Deployer): AnyTool {
         );
       return lines.join('\n');
     },
-    handler: async (input) => {
-      const status = await deployer.status(input.environment);
+    handler: async (input, ctx) => {
+      const status = await deployer.status(input.environment, ctx);
       return status.ok ? ok(status.value) : status;
     },
   });

@@ -16,7 +16,10 @@ export function listEnvironmentsTool(deployer: Deployer): AnyTool {
         z.object({
           name: z.string(),
           build: z.string().describe('The build directory, relative to the project root.'),
-          target: z.object({ type: z.literal('directory'), path: z.string() }),
+          target: z.object({
+            type: z.enum(['directory', 'command']),
+            description: z.string().describe('The deploy root of a directory target, or the deploy command.'),
+          }),
           requiresApproval: z.boolean(),
           keep: z.number().describe('Releases kept on the target.'),
           health: z.string().nullable().describe('The health check, or null when none is configured.'),
@@ -36,21 +39,21 @@ export function listEnvironmentsTool(deployer: Deployer): AnyTool {
       out.environments
         .map(
           (env) =>
-            `${env.name}: ${env.build} -> ${env.target.type} ${env.target.path}; live ${env.current ?? '(nothing)'}` +
+            `${env.name}: ${env.build} -> ${env.target.type} ${env.target.description}; live ${env.current ?? '(nothing)'}` +
             `${env.requiresApproval ? '; requires approval' : ''}${env.inProgress === null ? '' : `; ${env.inProgress.operation} in progress (${env.inProgress.phase})`}` +
             `${env.interrupted ? '; interrupted deploy pending' : ''}`,
         )
         .join('\n'),
-    handler: async () => {
+    handler: async (_input, ctx) => {
       const environments = [];
       for (const env of deployer.config.environments.values()) {
-        const status = await deployer.status(env.name);
+        const status = await deployer.status(env.name, ctx);
         if (!status.ok) return status;
         const { current, inProgress, interrupted } = status.value;
         environments.push({
           name: env.name,
           build: env.buildAsWritten,
-          target: { type: env.target.type, path: env.target.pathAsWritten },
+          target: { type: env.target.type, description: deployer.target(env.name).description },
           requiresApproval: env.policy.requiresApproval,
           keep: env.policy.keep,
           health: env.policy.health === undefined ? null : describeHealth(env.policy.health),

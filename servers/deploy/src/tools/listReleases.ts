@@ -51,7 +51,7 @@ export function listReleasesTool(deployer: Deployer): AnyTool {
       return lines.join('\n');
     },
     handler: async (input, ctx) => {
-      const listed = await deployer.releases(input.environment);
+      const listed = await deployer.releases(input.environment, ctx);
       if (!listed.ok) return listed;
       const page = ctx.list(listed.value.releases, { limit: input.limit, cursor: input.cursor });
       if (!page.ok) return page;

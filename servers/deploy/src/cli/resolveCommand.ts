@@ -1,0 +1,36 @@
+import path from 'node:path';
+import { createSqliteStateStore, defaultStateDir, openStateDatabase } from '@keel/kit';
+import type { Command, SubcommandContext } from '@keel/kit/cli';
+import { resolveInterrupted } from '../deploy/resolve.js';
+
+/** `keel-deploy resolve <environment> --live <releaseId|none>`: a person settles an interrupted deploy. */
+export function registerResolveCommand(program: Command, context: SubcommandContext): void {
+  program
+    .command('resolve')
+    .description(
+      'record what is live after an interrupted deploy the server could not reconcile (UNKNOWN_STATE): the interrupted release, or what was live before it',
+    )
+    .argument('<environment>', 'the environment')
+    .requiredOption('--live <releaseId>', "the release that is live on the target, or 'none'")
+    .option(
+      '--state-dir <dir>',
+      "the server's state directory (env KEEL_STATE_DIR)",
+      defaultStateDir(context.env),
+    )
+    .action(async (environment: string, options: { live: string; stateDir: string }) => {
+      const state = openStateDatabase(path.resolve(options.stateDir));
+      try {
+        const store = createSqliteStateStore(state.db, 'deploy');
+        const result = await resolveInterrupted(
+          store,
+          environment,
+          options.live === 'none' ? null : options.live,
+          Date.now(),
+        );
+        (result.ok ? process.stdout : process.stderr).write(`${result.message}\n`);
+        context.setExitCode(result.ok ? 0 : 2);
+      } finally {
+        state.close();
+      }
+    });
+}
