@@ -29,6 +29,7 @@ export {
   createModel,
   createOpenAICompatibleModel,
   createPlaybookModel,
+  createReplayModel,
   playbookSchema,
 } from './models/index.js';
 export type {

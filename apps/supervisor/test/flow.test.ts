@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { git } from '@keel/testing';
 import { runTask } from '../src/engine/runTask.js';
+import { createReplayModel } from '../src/models/replay.js';
 import { createHarness, task } from './helpers.js';
 
 describe('playbook flow', () => {
@@ -49,6 +50,78 @@ describe('playbook flow', () => {
     expect(flow.change?.commit?.sha).toBe(head);
     expect(flow.tests.map((t) => [t.outcome, t.totals])).toEqual([
       ['passed', { total: 1, passed: 1, failed: 0, skipped: 0 }],
+    ]);
+  });
+
+  it('a recorded run replays with no model call: same tool calls, same arguments, same outcome', async () => {
+    const files = { 'notes.md': 'one\n' };
+    const spec = task({
+      mode: 'single',
+      tests: null,
+      playbook: {
+        coding: [
+          [
+            { call: 'read_file', args: { path: 'notes.md' } },
+            {
+              call: 'write_file',
+              args: { path: 'notes.md', content: 'one\ntwo\n', token: 'sk-abcdefghijklmnopqrstuvwx' },
+            },
+            { call: 'git_commit', args: { message: 'two', all: true } },
+            {
+              submit: {
+                version: 'change.v1',
+                summary: 'two',
+                files: [{ path: 'notes.md', status: 'modified', linesAdded: 1, linesRemoved: 0 }],
+                commit: { sha: '{{git_commit.sha}}', message: 'two' },
+              },
+            },
+          ],
+        ],
+      },
+    });
+    const first = await createHarness({ files });
+    const recorded = await runTask({
+      loaded: first.loaded,
+      store: first.store,
+      env: process.env,
+      task: spec,
+    });
+    expect(recorded.run.status).toBe('succeeded');
+    const models = await first.store.listModelCalls(recorded.run.id);
+    const tools = await first.store.listToolCalls(recorded.run.id);
+    // Secrets are redacted in the record, whatever the tool made of them.
+    expect(tools[1]?.arguments).toEqual({ path: 'notes.md', content: 'one\ntwo\n', token: '[REDACTED]' });
+
+    const second = await createHarness({ files });
+    const replayed = await runTask({
+      loaded: second.loaded,
+      store: second.store,
+      env: process.env,
+      task: spec,
+      models: { playbook: createReplayModel(models) },
+    });
+    expect(replayed.run.status).toBe('succeeded');
+    expect(replayed.run.steps).toBe(recorded.run.steps);
+    const again = await second.store.listToolCalls(replayed.run.id);
+    expect(again.map((c) => [c.tool, c.arguments, c.outcome])).toEqual(
+      tools.map((c) => [c.tool, c.arguments, c.outcome]),
+    );
+    expect((await second.store.listModelCalls(replayed.run.id)).map((c) => c.provider)).toEqual(
+      models.map(() => 'replay'),
+    );
+
+    // A recording that ends early is a divergence, never an invented answer.
+    const third = await createHarness({ files });
+    const short = await runTask({
+      loaded: third.loaded,
+      store: third.store,
+      env: process.env,
+      task: spec,
+      models: { playbook: createReplayModel(models.slice(0, 2)) },
+    });
+    expect([short.run.status, short.run.outcome.message]).toEqual([
+      'error',
+      'model call failed (replay:replay): replay diverged at step 3: the recording has no model call there',
     ]);
   });
 });

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson, redact, sha256Hex } from '@keel/kit';
 import type { Tracer } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
@@ -66,6 +66,9 @@ export interface SessionOptions {
 
 const resultBlock = (tool: string, status: string, body: string) =>
   `<tool_result tool="${tool}" status="${status}">\n${body.replaceAll('</tool_result', '<\\/tool_result')}\n</tool_result>`;
+
+/** Tool arguments as recorded: secrets (by name or shape) redacted, everything else kept for replay. */
+const recordable = (args: unknown) => redact(args, { maxStringLength: Number.MAX_SAFE_INTEGER });
 
 const isAbort = (error: unknown) =>
   error instanceof Error &&
@@ -353,7 +356,7 @@ export class TaskSession {
       server: '',
       tool: call.name,
       idempotencyKey: null,
-      arguments: call.arguments,
+      arguments: recordable(call.arguments),
       result: { code, message },
       resultBytes: 0,
       latencyMs: 0,
@@ -510,7 +513,7 @@ export class TaskSession {
         server: tool.server,
         tool: tool.name,
         idempotencyKey,
-        arguments: args,
+        arguments: recordable(args),
         result: { error: (error as Error).message },
         resultBytes: 0,
         latencyMs,
@@ -554,7 +557,7 @@ export class TaskSession {
       server: tool.server,
       tool: tool.name,
       idempotencyKey,
-      arguments: args,
+      arguments: recordable(args),
       result: { text: result.text, structured: result.structured ?? null, error: result.error ?? null },
       resultBytes: result.bytes,
       latencyMs,

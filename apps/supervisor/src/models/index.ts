@@ -54,6 +54,7 @@ export { createPlaybookModel, playbookSchema } from './playbook.js';
 export type { Playbook } from './playbook.js';
 export { createOpenAICompatibleModel } from './openaiCompatible.js';
 export { createAnthropicModel } from './anthropic.js';
+export { createReplayModel } from './replay.js';
 export type {
   Model,
   ModelMessage,
