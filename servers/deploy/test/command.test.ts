@@ -122,6 +122,23 @@ describe('the command target', () => {
     ]);
   });
 
+  it('a first release that fails its health check stays live when the target has nothing to go back to, and says so', async () => {
+    const health = await startHealthEndpoint(503);
+    const { project, live } = await commandProject({ health: health.url });
+    const deploy = await startInProcess(project);
+    const plan = await deploy.call('plan_deploy', { environment: 'staging' });
+    const result = await deploy.call('apply_deploy', { planId: plan.planId });
+    expect([result.status, result.current, result.health.ok, result.notes, await live()]).toEqual([
+      'live',
+      plan.releaseId,
+      false,
+      [
+        `the health check failed and 'staging' has no earlier release to go back to: '${plan.releaseId}' stays live`,
+      ],
+      plan.releaseId,
+    ]);
+  });
+
   it('a deploy command that fails changes nothing and says why; the same plan applies once fixed', async () => {
     const { project, remote, live } = await commandProject();
     const deploy = await startInProcess(project);

@@ -414,7 +414,7 @@ export class Deployer {
     await this.#updateAttempt(env.name, { ...attempt, phase: 'checking', files });
     await lock.phase('checking');
     const finished = await this.#checkAndFinish(env, { ...attempt, files }, ctx);
-    return { ok: true, value: { ...finished, notes } };
+    return { ok: true, value: { ...finished, notes: [...notes, ...finished.notes] } };
   }
 
   /** After the switch: the health check, the switch back if it fails, the record, the pruning. */
