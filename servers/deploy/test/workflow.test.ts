@@ -1,4 +1,4 @@
-import { lstat, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createProject, startHealthEndpoint, startInProcess, writeTree } from './helpers.js';
@@ -295,6 +295,19 @@ describe('stale plans and replays', () => {
     const second = await deploy.call('apply_deploy', { planId: plan.planId });
     expect(second).toEqual({ ...first, replayed: true });
     expect(await readdir(path.join(project.deployRoot, 'staging', 'releases'))).toEqual([plan.releaseId]);
+  });
+
+  it('refuses a build directory that links out of the project root', async () => {
+    const project = await createProject();
+    const outside = path.join(path.dirname(project.root), 'outside');
+    await rename(project.build, outside);
+    await symlink(outside, project.build);
+    const deploy = await startInProcess(project);
+    const error = await deploy.error('plan_deploy', { environment: 'staging' });
+    expect([error.code, error.hint]).toEqual([
+      'OUTSIDE_ROOTS',
+      'The build output must be a directory inside the project root (--root), not a link out of it.',
+    ]);
   });
 
   it('an unknown plan or environment is NOT_FOUND with the way forward', async () => {

@@ -155,7 +155,9 @@ export class Deployer {
     if (!found.ok) return found;
     const env = found.value;
     const target = this.target(name);
-    const manifest = await scanTree(env.build, this.config.maxFiles, ctx.signal).catch((error: unknown) => {
+    const build = await this.#build(env, ctx);
+    if (!build.ok) return build;
+    const manifest = await scanTree(build.value, this.config.maxFiles, ctx.signal).catch((error: unknown) => {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     });
@@ -338,7 +340,9 @@ export class Deployer {
       );
     }
     await lock.phase('hashing');
-    const manifest = await scanTree(env.build, this.config.maxFiles, ctx.signal).catch((error: unknown) => {
+    const build = await this.#build(env, ctx);
+    if (!build.ok) return refuse(build);
+    const manifest = await scanTree(build.value, this.config.maxFiles, ctx.signal).catch((error: unknown) => {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     });
@@ -374,7 +378,7 @@ export class Deployer {
       const step = Math.max(1, Math.floor(manifest.files / 20));
       files = await target.prepare({
         releaseId: plan.releaseId,
-        build: env.build,
+        build: build.value,
         manifest,
         base: plan.baseRelease,
         signal: ctx.signal,
@@ -477,7 +481,7 @@ export class Deployer {
   ): Promise<Outcome<void>> {
     const target = this.target(env.name);
     try {
-      await target.activate(releaseId, { ...options, build: env.build, ctx });
+      await target.activate(releaseId, { ...options, build: await this.#buildPath(env, ctx), ctx });
       return ok(undefined);
     } catch (error) {
       if (!(error instanceof TargetCommandError)) throw error;
@@ -498,6 +502,38 @@ export class Deployer {
         details: { output: error.output },
       });
     }
+  }
+
+  /**
+   * The build directory's real path, which must lie inside the roots like every path a tool touches:
+   * a `dist` that is a symlink to elsewhere is refused rather than deployed.
+   */
+  async #build(env: EnvironmentConfig, ctx: ToolContext): Promise<Outcome<string>> {
+    const resolved = await ctx.jail.resolve(env.build);
+    if (!resolved.ok) {
+      return fail(
+        resolved.error.code,
+        `the build directory '${env.buildAsWritten}' of '${env.name}': ${resolved.error.message}`,
+        {
+          hint: 'The build output must be a directory inside the project root (--root), not a link out of it.',
+        },
+      );
+    }
+    if (!resolved.value.exists) {
+      return fail(
+        'NOT_FOUND',
+        `the build directory '${env.buildAsWritten}' of '${env.name}' does not exist`,
+        {
+          hint: 'Run the build first; the deploy config names its output directory.',
+        },
+      );
+    }
+    return ok(resolved.value.real);
+  }
+
+  async #buildPath(env: EnvironmentConfig, ctx: ToolContext): Promise<string> {
+    const build = await this.#build(env, ctx);
+    return build.ok ? build.value : env.build;
   }
 
   /** Goes back to `to` (or to nothing) after a failed health check; false when the target cannot. */
