@@ -20,8 +20,8 @@ export {
   parsePublicKey,
   signApproval,
   verifyApproval,
-} from './approval/token.js';
-export type { ApprovalPayload, ApprovalRejection, VerifiedApproval } from './approval/token.js';
+} from '@keel/kit/approval';
+export type { ApprovalPayload, ApprovalRejection, VerifiedApproval } from '@keel/kit/approval';
 export { Deployer } from './deploy/deployer.js';
 export type { ApplyResult, PlanResult, RollbackResult } from './deploy/deployer.js';
 

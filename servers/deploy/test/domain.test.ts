@@ -7,7 +7,7 @@ import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { diffManifests, scanTree } from '../src/build/manifest.js';
 import { parseTtl } from '../src/cli/approvalCommands.js';
-import { newNonce, signApproval, verifyApproval, type ApprovalPayload } from '../src/approval/token.js';
+import { newNonce, signApproval, verifyApproval, type ApprovalPayload } from '@keel/kit/approval';
 import { DirectoryTarget } from '../src/target/directory.js';
 
 const run = promisify(execFile);

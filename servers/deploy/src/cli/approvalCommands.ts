@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command, SubcommandContext } from '@keel/kit/cli';
-import { generateApprovalKeyPair, newNonce, parsePrivateKey, signApproval } from '../approval/token.js';
+import { generateApprovalKeyPair, newNonce, parsePrivateKey, signApproval } from '@keel/kit/approval';
 
 const maxTtlMs = 24 * 3600_000;
 

@@ -13,7 +13,7 @@ import {
   type ToolContext,
 } from '@keel/kit';
 import type { KeyObject } from 'node:crypto';
-import { APPROVAL_META_KEY, verifyApproval, type ApprovalPayload } from '../approval/token.js';
+import { APPROVAL_META_KEY, verifyApproval, type ApprovalPayload } from '@keel/kit/approval';
 import { diffManifests, scanTree, type ManifestDiff } from '../build/manifest.js';
 import type { DeployConfig, EnvironmentConfig } from '../config/config.js';
 import { describeHealth, runHealthCheck, type HealthResult } from '../health/healthCheck.js';

@@ -1,6 +1,6 @@
 import { defineTool, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
-import { APPROVAL_META_KEY } from '../approval/token.js';
+import { APPROVAL_META_KEY } from '@keel/kit/approval';
 import type { Deployer } from '../deploy/deployer.js';
 import { healthResultSchema } from '../health/healthCheck.js';
 import { filesSchema } from './args.js';
