@@ -16,8 +16,17 @@ const loopEnds = {
 function expectLoopEnd(r: ScriptedRun, onLoop: 'stop' | 'escalate', loop: string, finding: string) {
   const end = loopEnds[onLoop];
   expect(r.run.status).toBe(end.status);
-  expect(r.run.outcome).toEqual({ message: `loop detected: ${finding}${end.suffix}`, loop });
-  expect(r.events.at(-1)!.data).toEqual({ status: end.status, outcome: r.run.outcome });
+  // An escalation waits in the approvals queue under its own id, and the outcome says how to answer it.
+  const id = /escalated as (es-[0-9a-f]{10}):/.exec(r.run.outcome.message)?.[1];
+  const answer =
+    onLoop === 'stop'
+      ? ''
+      : ` — escalated as ${id}: keel continue ${id} [--raise LIMIT=N] [--hint TEXT], or keel abort ${id}`;
+  expect(r.run.outcome).toEqual({ message: `loop detected: ${finding}${end.suffix}${answer}`, loop });
+  expect(r.events.at(-1)).toMatchObject({
+    type: onLoop === 'stop' ? 'task_finished' : 'task_paused',
+    data: { status: end.status, outcome: r.run.outcome },
+  });
 }
 
 describe.each(['stop', 'escalate'] as const)('loop detection, onLoop: %s', (onLoop) => {

@@ -1,9 +1,13 @@
 import { z } from 'zod';
 import { count } from './common.js';
 
-/** How a task ended. `limit` names the limit it reached; `escalated` waits for a human. */
+/**
+ * How a task stands. `waiting`: an irreversible call waits for a human's approval; `escalated`: a
+ * loop or a limit waits for a human to continue or abort; `limit` names the limit it reached.
+ */
 export const taskStatuses = [
   'running',
+  'waiting',
   'succeeded',
   'failed',
   'limit',

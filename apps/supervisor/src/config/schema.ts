@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { limitKinds } from '@keel/contracts';
 
 export const agentRoles = ['planning', 'coding', 'review', 'deploy'] as const;
 export type AgentRole = (typeof agentRoles)[number];
@@ -161,6 +162,32 @@ export const configSchema = z
       .object({ tools: z.array(z.string()).default([]).describe('more tools to classify irreversible') })
       .strict()
       .default({ tools: [] }),
+    approvals: z
+      .object({
+        expiresHours: positiveInt.default(24).describe('how long a request for approval stays open'),
+        preApproved: z
+          .array(z.object({ tool: z.string().min(1) }).strict())
+          .default([])
+          .describe('irreversible tools a task may use without asking, while it has read nothing untrusted'),
+        trustedTools: z
+          .array(z.string().min(1))
+          .default(['list_environments', 'deploy_status', 'list_releases'])
+          .describe('tools whose results do not taint a task (they return only its own configuration)'),
+        signingKey: z
+          .string()
+          .optional()
+          .describe('Ed25519 private key (PEM) that signs deploy approval tokens after a human approves'),
+      })
+      .strict()
+      .default({
+        expiresHours: 24,
+        preApproved: [],
+        trustedTools: ['list_environments', 'deploy_status', 'list_releases'],
+      }),
+    escalateLimits: z
+      .array(z.enum(limitKinds))
+      .default([])
+      .describe('limits that escalate to a human (who may raise them) instead of stopping the task'),
     retentionDays: positiveInt.default(30),
     telemetry: z
       .object({ serviceName: z.string().default('keel') })

@@ -45,6 +45,8 @@ export async function runAgent(
     return result;
   };
   for (;;) {
+    for (const hint of session.takeHints())
+      messages.push({ role: 'user', content: `A human supervising this task says: ${hint}` });
     const model = await session.model(agent, messages, tools);
     if (!model.ok) return finish(model);
     const reply = model.value;
@@ -58,7 +60,10 @@ export async function runAgent(
     for (const [index, call] of reply.toolCalls.entries()) {
       if (call.name === spec.finalTool) {
         const loop = session.checkLoop(call);
-        if (loop !== undefined) return finish(stopped(session.loopStop(loop)));
+        if (loop !== undefined) {
+          const escalation = await session.escalate(session.loopStop(loop));
+          if (!escalation.ok) return finish(escalation);
+        }
         const check = checkContract(spec.contract as ContractName, call.arguments);
         if (check.ok) {
           session.addContract(check.value);
@@ -76,7 +81,7 @@ export async function runAgent(
           code: check.code,
           issues: check.issues,
         });
-        if (contractFailures > session.options.limits.contractRetries)
+        if (contractFailures > session.budget.limits.contractRetries)
           return finish(
             stopped({
               status: 'limit',
@@ -103,6 +108,9 @@ export async function runAgent(
       messages.push(answer.value.message);
     }
     const loop = session.loops.observeState(session.stateHash());
-    if (loop !== undefined) return finish(stopped(session.loopStop(loop)));
+    if (loop !== undefined) {
+      const escalation = await session.escalate(session.loopStop(loop));
+      if (!escalation.ok) return finish(escalation);
+    }
   }
 }

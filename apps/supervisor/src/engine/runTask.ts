@@ -9,12 +9,18 @@ import { systemClock, type Clock } from '../limits/budget.js';
 import { connectServers, type CatalogTool, type ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
-import type { TaskStore } from '../store/taskStore.js';
+import type { EventRecord, ModelCallRecord, TaskRecord, TaskStore } from '../store/taskStore.js';
 import type { TaskFile } from '../task/taskFile.js';
 import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
 import { TaskSession, type ProgressSink } from './session.js';
 import type { Stop } from './stop.js';
+import { ResumeState, withRecordedReplies } from './resume.js';
+import { ApprovalGate, type TokenSigner } from '../approvals/gate.js';
+import { processStartTime } from '../control/processes.js';
+import { parsePrivateKey, signApproval } from '@keel/kit/approval';
+import { hostname } from 'node:os';
+import { parseTaskFile } from '../task/taskFile.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -31,6 +37,19 @@ export interface RunTaskOptions {
   /** Models by config key, replacing what the config would build (tests, replay). */
   models?: Record<string, Model>;
   taskId?: string;
+  /** Kill requests reach a running task through the store; this tells it to look now (the bin's SIGUSR2). */
+  killSignals?: KillSignals;
+}
+
+/** A process-wide doorbell: `keel kill` rings it (SIGUSR2), each running task checks the store. */
+export interface KillSignals {
+  subscribe(listener: () => void): () => void;
+}
+
+export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId'> {
+  taskId: string;
+  /** Why it resumes (an approval, an escalation continued, after a crash): recorded in the event log. */
+  reason: string;
 }
 
 export interface TaskOutcome {
@@ -153,17 +172,108 @@ function systemPrompt(loaded: LoadedConfig, role: AgentRole | 'single', file: st
  * runs the flow in a session, and writes the taskRun.v1 record. Always closes the servers.
  */
 export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
-  const { loaded, task, store } = options;
+  return execute(options, options.task, options.taskId ?? newTaskId(), undefined);
+}
+
+/**
+ * Resumes a task that stopped before its end — its process was killed or crashed, it waited for an
+ * approval, it escalated — from its last completed step. The task runs again from its start with
+ * its recorded model answers (no model call is asked again) and the same idempotency keys (no
+ * tool effect happens twice); recording picks up where it left off.
+ */
+export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcome> {
+  const record = await options.store.getTask(options.taskId);
+  if (record === undefined)
+    throw new KeelError('NOT_FOUND', `no task '${options.taskId}'`, { hint: 'keel runs lists the tasks' });
+  if (record.status === 'succeeded' || record.status === 'failed' || record.status === 'killed')
+    throw new KeelError(
+      'PRECONDITION_FAILED',
+      `task ${record.id} has ended (${record.status}); it cannot be resumed`,
+    );
+  const [models, tools, events] = await Promise.all([
+    options.store.listModelCalls(record.id),
+    options.store.listToolCalls(record.id),
+    options.store.listEvents(record.id),
+  ]);
+  const task = parseTaskFile(record.spec, `task ${record.id}`);
+  return execute(options, task, record.id, {
+    record,
+    state: new ResumeState(models, tools, events),
+    models,
+    activeMs: activeTime(events),
+    reason: options.reason,
+  });
+}
+
+/** How long a task has run so far, over all its runs (the wall-clock limit counts only those). */
+function activeTime(events: readonly EventRecord[]): number {
+  let total = 0;
+  let since: number | undefined;
+  for (const event of events) {
+    const at = Date.parse(event.at);
+    if (event.type === 'task_started' || event.type === 'task_resumed') since = at;
+    else if (since !== undefined && (event.type === 'task_finished' || event.type === 'task_paused')) {
+      total += at - since;
+      since = undefined;
+    }
+  }
+  if (since !== undefined) total += Date.parse(events.at(-1)!.at) - since;
+  return total;
+}
+
+interface Resuming {
+  record: TaskRecord;
+  state: ResumeState;
+  models: ModelCallRecord[];
+  activeMs: number;
+  reason: string;
+}
+
+function loadSigner(loaded: LoadedConfig): TokenSigner | undefined {
+  const file = loaded.config.approvals.signingKey;
+  if (file === undefined) return undefined;
+  const resolved = path.resolve(loaded.dir, file);
+  let key;
+  try {
+    key = parsePrivateKey(readFileSync(resolved, 'utf8'), resolved);
+  } catch (cause) {
+    throw new KeelError('INVALID_ARGUMENT', `approvals.signingKey: ${(cause as Error).message}`, {
+      cause,
+      hint: 'keel keygen writes an Ed25519 key pair; give the deploy server the .pub with --approval-key',
+    });
+  }
+  return (payload) => signApproval(payload, key);
+}
+
+async function execute(
+  options: Omit<RunTaskOptions, 'task' | 'taskId'>,
+  task: TaskFile,
+  taskId: string,
+  resuming: Resuming | undefined,
+): Promise<TaskOutcome> {
+  const { loaded, store } = options;
   const config = loaded.config;
   const clock = options.clock ?? systemClock;
+  const stop = await store.getGlobalStop();
+  if (stop !== null)
+    throw new KeelError(
+      'PRECONDITION_FAILED',
+      `a global stop is in force (since ${stop.at}, by ${stop.by}): no task starts`,
+      {
+        hint: 'keel resume-all lifts it',
+      },
+    );
   const limits = mergeLimits(defaultLimits, config.limits, task.limits);
-  const taskId = options.taskId ?? newTaskId();
-  const createdAt = new Date(clock.now()).toISOString();
+  const createdAt = resuming?.record.createdAt ?? new Date(clock.now()).toISOString();
+  const signer = loadSigner(loaded);
   const models = new Map<string, Model>();
   const modelFor = (name: string) => {
-    let model = models.get(name) ?? options.models?.[name];
+    let model = models.get(name);
     if (model === undefined) {
-      model = createModel(name, config.models[name]!, { env: options.env, playbook: task.playbook });
+      model =
+        options.models?.[name] ??
+        createModel(name, config.models[name]!, { env: options.env, playbook: task.playbook });
+      if (resuming !== undefined) model = withRecordedReplies(model, resuming.models);
       models.set(name, model);
     }
     return model;
@@ -208,6 +318,7 @@ export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
           'keel.task.type': task.type,
         });
   let session: TaskSession | undefined;
+  let unsubscribe: (() => void) | undefined;
   const flow: FlowResult = { reviews: [], tests: [] };
   try {
     const agents: Partial<Record<AgentRole | 'single', AgentSetup>> = {};
@@ -237,26 +348,41 @@ export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
         : { scope: scopeFor('orchestrator', { [testServer.name]: ['run_tests'] }, servers) };
     const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
     const meta = traceparent === undefined ? {} : { traceparent };
-    const start = await startingState(servers, loaded, meta);
-    await store.createTask({
-      id: taskId,
-      type: task.type,
-      title: task.title,
-      mode: task.mode,
-      status: 'running',
-      createdAt,
-      endedAt: null,
-      configHash: loaded.hash,
-      spec: task,
-      startingState: start,
-      run: null,
+    if (resuming === undefined) {
+      const start = await startingState(servers, loaded, meta);
+      await store.createTask({
+        id: taskId,
+        type: task.type,
+        title: task.title,
+        mode: task.mode,
+        status: 'running',
+        createdAt,
+        endedAt: null,
+        configHash: loaded.hash,
+        spec: task,
+        startingState: start,
+        run: null,
+      });
+      await store.appendEvent(taskId, 'task_started', {
+        type: task.type,
+        mode: task.mode,
+        limits,
+        startingState: start,
+      });
+    } else {
+      await store.updateTask(taskId, { status: 'running' });
+      await store.appendEvent(taskId, 'task_resumed', {
+        reason: resuming.reason,
+        fromStep: resuming.state.lastStep,
+        configChanged: resuming.record.configHash !== loaded.hash,
+      });
+    }
+    await store.setOwner(taskId, {
+      pid: process.pid,
+      startTime: processStartTime(process.pid) ?? '',
+      host: hostname(),
     });
-    await store.appendEvent(taskId, 'task_started', {
-      type: task.type,
-      mode: task.mode,
-      limits,
-      startingState: start,
-    });
+    const gate = new ApprovalGate({ store, taskId, config: config.approvals, signer, clock });
     session = new TaskSession({
       taskId,
       store,
@@ -272,44 +398,60 @@ export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
       clock,
       progress: options.progress ?? (() => {}),
       kill: options.kill ?? new AbortController().signal,
+      gate,
+      escalateLimits: config.escalateLimits,
+      resume: resuming?.state,
+      ...(resuming === undefined ? {} : { elapsedMs: resuming.activeMs }),
     });
-    let stop: Stop | undefined;
+    const current = session;
+    unsubscribe = options.killSignals?.subscribe(() => {
+      void store.killRequested(taskId).then((requested) => {
+        if (requested) current.kill();
+      });
+    });
+    let stopReason: Stop | undefined;
     let end: { status: 'succeeded' | 'failed'; message: string } | undefined;
     try {
       const result = await orchestrate(session, task, agents, testRunner, flow);
       if (result.ok) end = result.value;
-      else stop = result.stop;
+      else stopReason = result.stop;
     } catch (error) {
-      stop = { status: 'error', message: (error as Error).message };
+      stopReason = { status: 'error', message: (error as Error).message };
     }
-    const status = end?.status ?? stop!.status;
+    const status = end?.status ?? stopReason!.status;
+    const waiting = status === 'waiting' || status === 'escalated';
     const run: TaskRunV1 = {
       version: 'taskRun.v1',
       id: taskId,
       type: task.type,
       mode: task.mode,
       startedAt: createdAt,
-      endedAt: new Date(clock.now()).toISOString(),
+      endedAt: waiting ? null : new Date(clock.now()).toISOString(),
       status,
       outcome: {
-        message: end?.message ?? stop!.message,
-        ...(stop?.limit === undefined ? {} : { limit: stop.limit }),
-        ...(stop?.overshoot === undefined ? {} : { overshoot: stop.overshoot }),
-        ...(stop?.loop === undefined ? {} : { loop: stop.loop }),
+        message: end?.message ?? stopReason!.message,
+        ...(stopReason?.limit === undefined ? {} : { limit: stopReason.limit }),
+        ...(stopReason?.overshoot === undefined ? {} : { overshoot: stopReason.overshoot }),
+        ...(stopReason?.loop === undefined ? {} : { loop: stopReason.loop }),
       },
       steps: session.step,
       tokens: { input: session.budget.used.inputTokens, output: session.budget.used.outputTokens },
       costUsd: session.budget.used.costUsd,
-      approvalsAsked: 0,
+      approvalsAsked: (await store.listApprovals({ taskId })).length,
       toolCalls: session.toolCalls,
-      ...(status === 'error' ? { error: { code: 'TASK_ERROR', message: stop!.message } } : {}),
+      ...(status === 'error' ? { error: { code: 'TASK_ERROR', message: stopReason!.message } } : {}),
     };
-    await store.appendEvent(taskId, 'task_finished', { status, outcome: run.outcome });
+    await store.appendEvent(taskId, waiting ? 'task_paused' : 'task_finished', {
+      status,
+      outcome: run.outcome,
+    });
     await store.updateTask(taskId, { status, endedAt: run.endedAt, run });
     rootSpan?.span.setAttribute('keel.task.status', status);
     rootSpan?.end(status === 'succeeded' ? undefined : status);
     return { run, flow };
   } finally {
+    unsubscribe?.();
+    await store.setOwner(taskId, null).catch(() => undefined);
     session?.dispose();
     await Promise.all([...servers.values()].map((s) => s.close().catch(() => undefined)));
     if (rootSpan !== undefined && rootSpan.span.isRecording()) rootSpan.end('aborted');

@@ -2,6 +2,8 @@ import path from 'node:path';
 import { canonicalJson, redact, sha256Hex } from '@keel/kit';
 import type { Tracer } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
+import type { LimitKind } from '@keel/contracts';
+import type { ApprovalGate, PlanFacts } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
 import { Budget, type Clock } from '../limits/budget.js';
 import { classifyCall } from '../limits/irreversible.js';
@@ -10,9 +12,10 @@ import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.j
 import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
 import { inputTokenBound } from '../models/tokens.js';
-import type { TaskStore } from '../store/taskStore.js';
+import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
 import { GenAi, SpanKind, startSpan, traceparentOf, type SpanHandle } from '../telemetry/spans.js';
 import { computeEffect } from './effects.js';
+import type { ResumeState } from './resume.js';
 import { done, stopped, type Step, type Stop } from './stop.js';
 import { WorkspaceFingerprint } from './workspaceState.js';
 
@@ -60,8 +63,15 @@ export interface SessionOptions {
   rootContext: Context;
   clock: Clock;
   progress: ProgressSink;
-  /** Aborted by a kill (SIGINT, `keel kill` later). */
+  /** Aborted by a kill (SIGINT/SIGTERM of this process, or `keel kill` through the store). */
   kill: AbortSignal;
+  gate: ApprovalGate;
+  /** Limit kinds that wait for a human instead of stopping. */
+  escalateLimits: readonly LimitKind[];
+  /** Set when the task resumes after a crash, a kill of its process, an approval or an escalation. */
+  resume: ResumeState | undefined;
+  /** Wall-clock time the task already ran before this run (a resumed task keeps its deadline). */
+  elapsedMs?: number;
 }
 
 const resultBlock = (tool: string, status: string, body: string) =>
@@ -99,14 +109,17 @@ export class TaskSession {
   readonly #invocations = new Map<string, number>();
   readonly #agentUse = new Map<string, { steps: number; tokens: number }>();
   readonly #planEnvironments = new Map<string, string>();
+  readonly #plans = new Map<string, PlanFacts>();
+  readonly #hints: string[] = [];
+  #killedByRequest = false;
   readonly #ownWorktrees: string[] = [];
   readonly #abort = new AbortController();
-  readonly #deadlineTimer: NodeJS.Timeout;
+  #deadlineTimer: NodeJS.Timeout;
   step = 0;
 
   constructor(options: SessionOptions) {
     this.options = options;
-    this.budget = new Budget(options.limits, options.clock);
+    this.budget = new Budget(options.limits, options.clock, options.clock.now() - (options.elapsedMs ?? 0));
     this.loops = new LoopDetector(options.loops);
     this.ledger = new SideEffectLedger(options.sideEffects);
     for (const server of options.servers.values())
@@ -118,11 +131,16 @@ export class TaskSession {
     const onKill = () => this.#abort.abort(new Error('killed'));
     if (options.kill.aborted) onKill();
     options.kill.addEventListener('abort', onKill, { once: true });
-    this.#deadlineTimer = setTimeout(
+    this.#deadlineTimer = this.#armDeadline();
+  }
+
+  #armDeadline(): NodeJS.Timeout {
+    const timer = setTimeout(
       () => this.#abort.abort(new Error('wall-clock limit reached')),
       Math.max(0, this.budget.msLeft()),
     );
-    this.#deadlineTimer.unref();
+    timer.unref();
+    return timer;
   }
 
   get signal(): AbortSignal {
@@ -135,16 +153,119 @@ export class TaskSession {
 
   /** Why the task's signal fired, as a stop. */
   abortStop(): Stop {
-    if (this.options.kill.aborted) return { status: 'killed', message: 'the task was killed' };
+    if (this.options.kill.aborted || this.#killedByRequest)
+      return { status: 'killed', message: 'the task was killed' };
     return {
       status: 'limit',
       limit: 'wall_clock',
-      message: `wall-clock limit of ${this.options.limits.wallClockMs} ms reached`,
+      message: `wall-clock limit of ${this.budget.limits.wallClockMs} ms reached`,
     };
   }
 
+  /** Aborts the task for a kill: in-flight model and tool calls are cancelled. */
+  kill(): void {
+    this.#killedByRequest = true;
+    this.#abort.abort(new Error('killed'));
+  }
+
+  /** Checked before every call: a kill request in the store stops the task even if its signal was missed. */
+  async #killed(): Promise<boolean> {
+    if (!this.signal.aborted && (await this.options.store.killRequested(this.options.taskId))) this.kill();
+    return this.signal.aborted;
+  }
+
   async event(type: string, data: unknown): Promise<void> {
+    if (this.options.resume?.takeEvent(type, data) === true) return;
     await this.options.store.appendEvent(this.options.taskId, type, data);
+  }
+
+  async #recordModelCall(record: ModelCallRecord): Promise<void> {
+    if (this.options.resume?.modelSteps.has(record.step) === true) return;
+    await this.options.store.recordModelCall(record);
+  }
+
+  async #recordToolCall(record: ToolCallRecord): Promise<void> {
+    if (this.options.resume?.toolSlots.has(`${record.step}:${record.callIndex}`) === true) return;
+    await this.options.store.recordToolCall(record);
+  }
+
+  /** Human hints from a continued escalation, delivered once as messages to the next model call. */
+  takeHints(): string[] {
+    return this.#hints.splice(0);
+  }
+
+  /**
+   * A stop that may wait for a human instead: an escalated loop, or a limit listed in
+   * `escalateLimits`. A continue decided for this step (raised limits, a hint) lets the task go
+   * on — also when a resumed task reaches the same step again; an abort ends it; otherwise the
+   * escalation is queued and the task ends `escalated`.
+   */
+  async escalate(stop: Stop): Promise<Step<true>> {
+    const escalates =
+      stop.status === 'escalated' ||
+      (stop.status === 'limit' &&
+        stop.limit !== undefined &&
+        this.options.escalateLimits.includes(stop.limit));
+    if (!escalates) return stopped(stop);
+    const store = this.options.store;
+    const taskId = this.options.taskId;
+    const tool = `escalation:${stop.loop ?? stop.limit ?? 'stop'}`;
+    const argsSha256 = sha256Hex(`${this.step}`);
+    const now = new Date(this.options.clock.now());
+    const continued = await store.consumeApproval(taskId, tool, argsSha256, `${this.step}:escalation`, now);
+    if (continued !== undefined) {
+      const decision = (continued.decision ?? {}) as { raise?: Partial<Limits>; hint?: string };
+      if (decision.raise !== undefined) {
+        this.budget.raise(decision.raise);
+        clearTimeout(this.#deadlineTimer);
+        this.#deadlineTimer = this.#armDeadline();
+      }
+      this.loops.reset();
+      if (decision.hint !== undefined && decision.hint !== '') this.#hints.push(decision.hint);
+      await this.event('escalation_continued', {
+        approval: continued.id,
+        by: continued.decidedBy,
+        ...decision,
+      });
+      this.progress(
+        'note',
+        'orchestrator',
+        `continued by ${continued.decidedBy ?? 'a human'} (${continued.id})`,
+      );
+      return done(true);
+    }
+    const aborted = (await store.listApprovals({ taskId })).findLast(
+      (a) =>
+        a.kind === 'escalation' && a.tool === tool && a.argsSha256 === argsSha256 && a.status === 'denied',
+    );
+    if (aborted !== undefined)
+      return stopped({
+        status: 'failed',
+        message: `aborted by ${aborted.decidedBy ?? 'a human'} (${aborted.id})${aborted.decisionReason ? `: ${aborted.decisionReason}` : ''}`,
+      });
+    const approval = await store.requestApproval({
+      id: `es-${sha256Hex(`${taskId}\n${tool}\n${this.step}\n${now.getTime()}`).slice(0, 10)}`,
+      taskId,
+      kind: 'escalation',
+      agent: 'orchestrator',
+      step: this.step,
+      callIndex: 0,
+      server: null,
+      tool,
+      argsSha256,
+      arguments: { limits: this.budget.limits, used: this.budget.used },
+      reasons: [stop.message],
+      summary: `${stop.message} (step ${this.step}; used ${this.budget.used.steps} steps, ${this.budget.tokens} tokens, ${this.budget.used.toolCalls} tool calls, $${this.budget.used.costUsd.toFixed(4)})`,
+      requestedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + this.options.gate.expiresMs).toISOString(),
+    });
+    this.options.gate.asked++;
+    await this.event('escalation_requested', { approval: approval.id, stop });
+    return stopped({
+      ...stop,
+      status: 'escalated',
+      message: `${stop.message} — escalated as ${approval.id}: keel continue ${approval.id} [--raise LIMIT=N] [--hint TEXT], or keel abort ${approval.id}`,
+    });
   }
 
   progress(kind: ProgressEvent['kind'], agent: string, detail: string): void {
@@ -154,7 +275,7 @@ export class TaskSession {
       agent,
       detail,
       usage: this.budget.used,
-      limits: this.options.limits,
+      limits: this.budget.limits,
       msLeft: this.budget.msLeft(),
     });
   }
@@ -192,16 +313,27 @@ export class TaskSession {
     messages: ModelMessage[],
     tools: ModelToolDefinition[],
   ): Promise<Step<ModelReply>> {
-    if (this.signal.aborted) return stopped(this.abortStop());
+    if (await this.#killed()) return stopped(this.abortStop());
     const bound = inputTokenBound({ messages, tools });
     const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
-    const reserve = this.budget.reserveModelCall(bound, agent.config.maxTokens, agent.price, {
-      ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
-      ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
-      usedSteps: use.steps,
-      usedTokens: use.tokens,
-    });
-    if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+    const reserveCall = () =>
+      this.budget.reserveModelCall(bound, agent.config.maxTokens, agent.price, {
+        ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
+        ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
+        usedSteps: use.steps,
+        usedTokens: use.tokens,
+      });
+    let reserve = reserveCall();
+    if (!reserve.ok) {
+      const escalation = await this.escalate({
+        status: 'limit',
+        limit: reserve.limit,
+        message: reserve.message,
+      });
+      if (!escalation.ok) return escalation;
+      reserve = reserveCall();
+      if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+    }
     const reservation = reserve.reservation;
     this.step++;
     use.steps++;
@@ -235,7 +367,7 @@ export class TaskSession {
       const aborted = this.signal.aborted || isAbort(error);
       const message = (error as Error).message;
       span?.end(aborted ? 'cancelled' : 'provider_error');
-      await this.options.store.recordModelCall({
+      await this.#recordModelCall({
         taskId: this.options.taskId,
         step: this.step,
         agent: agent.role,
@@ -280,7 +412,7 @@ export class TaskSession {
       span.end(settlement.crossed === undefined ? undefined : 'limit_exceeded');
     }
     // Committed before any tool call it asked for starts.
-    await this.options.store.recordModelCall({
+    await this.#recordModelCall({
       taskId: this.options.taskId,
       step: this.step,
       agent: agent.role,
@@ -348,7 +480,7 @@ export class TaskSession {
     message: string,
     hint: string,
   ): Promise<ToolAnswer> {
-    await this.options.store.recordToolCall({
+    await this.#recordToolCall({
       taskId: this.options.taskId,
       step: this.step,
       callIndex,
@@ -395,11 +527,24 @@ export class TaskSession {
    * trace context, and recorded.
    */
   async tool(agent: AgentRun, call: ModelToolCall, callIndex: number): Promise<Step<ToolAnswer>> {
-    if (this.signal.aborted) return stopped(this.abortStop());
-    const reserve = this.budget.reserveToolCall();
-    if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+    if (await this.#killed()) return stopped(this.abortStop());
+    let reserve = this.budget.reserveToolCall();
+    if (!reserve.ok) {
+      const escalation = await this.escalate({
+        status: 'limit',
+        limit: reserve.limit,
+        message: reserve.message,
+      });
+      if (!escalation.ok) return escalation;
+      reserve = this.budget.reserveToolCall();
+      if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+    }
     const loop = this.checkLoop(call);
-    if (loop !== undefined) return stopped(this.loopStop(loop));
+    if (loop !== undefined) {
+      const escalation = await this.escalate(this.loopStop(loop));
+      if (!escalation.ok) return escalation;
+      this.checkLoop(call);
+    }
     const tool = agent.scope.get(call.name);
     if (tool === undefined) {
       const known = this.catalog.get(call.name);
@@ -450,7 +595,12 @@ export class TaskSession {
       return traceparent === undefined ? {} : { traceparent };
     };
     let effect: Effect = noEffect;
-    if (tool.annotations.readOnlyHint !== true) {
+    const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
+    if (recorded !== undefined && recorded.effect !== null) {
+      // A resumed call: its effect was sized before the crash, against the workspace as it was then.
+      effect = recorded.effect as Effect;
+      this.ledger.check(tool.name, effect);
+    } else if (tool.annotations.readOnlyHint !== true) {
       effect = await computeEffect({
         server,
         tool,
@@ -466,9 +616,42 @@ export class TaskSession {
       const crossing = this.ledger.check(tool.name, effect);
       if (crossing !== undefined) {
         await this.event('side_effect_cap', { tool: tool.name, args, effect, ...crossing });
-        return stopped({ status: 'limit', limit: crossing.limit, message: crossing.message });
+        const escalation = await this.escalate({
+          status: 'limit',
+          limit: crossing.limit,
+          message: crossing.message,
+        });
+        if (!escalation.ok) return escalation;
       }
     }
+    const plan = typeof args['planId'] === 'string' ? this.#plans.get(args['planId']) : undefined;
+    const gate = await this.options.gate.check({
+      agent: agent.role,
+      step: this.step,
+      callIndex,
+      server: tool.server,
+      tool: tool.name,
+      args,
+      classification,
+      plan,
+    });
+    if (!gate.ok) {
+      await this.event(gate.stop.status === 'waiting' ? 'approval_requested' : 'approval_refused', {
+        approval: gate.approval?.id,
+        tool: tool.name,
+        reasons: gate.approval?.reasons,
+        stop: gate.stop,
+      });
+      this.progress('note', agent.role, gate.stop.message);
+      return stopped(gate.stop);
+    }
+    if (gate.approval !== undefined)
+      await this.event('approval_consumed', {
+        approval: gate.approval.id,
+        tool: tool.name,
+        by: gate.approval.decidedBy,
+        slot: `${this.step}:${callIndex}`,
+      });
     const idempotencyKey = `keel-${sha256Hex(`${this.options.taskId}\n${this.step}\n${callIndex}`).slice(0, 48)}`;
     const span =
       this.options.tracer === undefined
@@ -500,12 +683,16 @@ export class TaskSession {
       result = await server.call(tool.name, args, {
         signal: this.signal,
         timeoutMs,
-        meta: { 'keel/idempotency-key': idempotencyKey, ...traceMeta(span?.ctx ?? this.#parent(agent)) },
+        meta: {
+          'keel/idempotency-key': idempotencyKey,
+          ...traceMeta(span?.ctx ?? this.#parent(agent)),
+          ...gate.meta,
+        },
       });
     } catch (error) {
       const latencyMs = performance.now() - started;
       span?.end(this.signal.aborted ? 'cancelled' : 'mcp_error');
-      await this.options.store.recordToolCall({
+      await this.#recordToolCall({
         taskId: this.options.taskId,
         step: this.step,
         callIndex,
@@ -543,13 +730,15 @@ export class TaskSession {
     }
     const latencyMs = performance.now() - started;
     span?.end(result.isError ? (result.error?.code ?? 'tool_error') : undefined);
+    if (this.options.gate.observeResult(tool.name, this.step))
+      await this.event('tainted', { tool: tool.name, step: this.step });
     if (!result.isError) {
       this.ledger.commit(effect);
       if (effect.computable && effect.files.length > 0) this.#workspaceDirty = true;
       if (!effect.computable) this.#workspaceDirty = true;
       this.#learn(tool.name, args, result);
     }
-    await this.options.store.recordToolCall({
+    await this.#recordToolCall({
       taskId: this.options.taskId,
       step: this.step,
       callIndex,
@@ -588,7 +777,15 @@ export class TaskSession {
     const structured = result.structured ?? {};
     if (tool === 'plan_deploy' && typeof structured['planId'] === 'string') {
       const environment = structured['environment'] ?? args['environment'];
-      if (typeof environment === 'string') this.#planEnvironments.set(structured['planId'], environment);
+      if (typeof environment === 'string') {
+        this.#planEnvironments.set(structured['planId'], environment);
+        if (typeof structured['planHash'] === 'string')
+          this.#plans.set(structured['planId'], {
+            planId: structured['planId'],
+            planHash: structured['planHash'],
+            environment,
+          });
+      }
     }
     if (tool === 'git_worktree_add' && typeof args['path'] === 'string')
       this.#ownWorktrees.push(path.resolve(this.options.workspace, args['path']));

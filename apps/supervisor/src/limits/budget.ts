@@ -53,14 +53,26 @@ export class Budget {
   // reservation and later its difference to the reported cost leaves float residue in the record.
   #settledCostUsd = 0;
   #heldCostUsd = 0;
-  readonly #limits: Limits;
+  #limits: Limits;
   readonly #clock: Clock;
-  readonly deadline: number;
+  readonly #startedAt: number;
+  deadline: number;
 
   constructor(limits: Limits, clock: Clock = systemClock, startedAt = clock.now()) {
     this.#limits = limits;
     this.#clock = clock;
+    this.#startedAt = startedAt;
     this.deadline = startedAt + limits.wallClockMs;
+  }
+
+  /** A human raised limits (an escalation continued): the new values replace the old where higher. */
+  raise(raised: Partial<Limits>): Limits {
+    const next = { ...this.#limits };
+    for (const [key, value] of Object.entries(raised) as Array<[keyof Limits, number | undefined]>)
+      if (value !== undefined && value > next[key]) next[key] = value;
+    this.#limits = next;
+    this.deadline = this.#startedAt + next.wallClockMs;
+    return next;
   }
 
   get limits(): Limits {

@@ -49,6 +49,13 @@ export class LoopDetector {
     this.#names.push(name);
   }
 
+  /** A human looked at a loop and let the task go on: the history starts again from here. */
+  reset(): void {
+    this.#calls.length = 0;
+    this.#names.length = 0;
+    this.#stepsWithoutProgress = 0;
+  }
+
   /** Called after each step with the task's state hash. */
   observeState(hash: string): LoopFinding | undefined {
     if (hash !== this.#lastState) {

@@ -3,11 +3,14 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { canonicalJson, sha256Hex } from '@keel/kit';
 import type {
+  ApprovalRecord,
   ChainVerification,
   EventRecord,
   ModelCallRecord,
   PurgeResult,
+  Decision,
   TaskListFilter,
+  TaskOwner,
   TaskRecord,
   TaskStore,
   ToolCallRecord,
@@ -82,7 +85,85 @@ CREATE TABLE IF NOT EXISTS tool_calls (
   purged_at TEXT
 );
 CREATE INDEX IF NOT EXISTS tool_calls_task ON tool_calls (task_id, id);
+CREATE TABLE IF NOT EXISTS approvals (
+  id TEXT PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  call_index INTEGER NOT NULL,
+  server TEXT,
+  tool TEXT,
+  args_sha256 TEXT,
+  arguments TEXT,
+  reasons TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  requested_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  decided_at TEXT,
+  decided_by TEXT,
+  decision_reason TEXT,
+  decision TEXT,
+  consumed_by TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_task ON approvals (task_id, requested_at);
+CREATE TABLE IF NOT EXISTS task_control (
+  task_id TEXT PRIMARY KEY,
+  owner TEXT,
+  kill_requested_at TEXT
+);
+CREATE TABLE IF NOT EXISTS control (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 `;
+
+interface ApprovalRow {
+  id: string;
+  task_id: string;
+  kind: ApprovalRecord['kind'];
+  status: ApprovalRecord['status'];
+  agent: string;
+  step: number;
+  call_index: number;
+  server: string | null;
+  tool: string | null;
+  args_sha256: string | null;
+  arguments: string | null;
+  reasons: string;
+  summary: string;
+  requested_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  decision_reason: string | null;
+  decision: string | null;
+  consumed_by: string | null;
+}
+
+const toApproval = (row: ApprovalRow): ApprovalRecord => ({
+  id: row.id,
+  taskId: row.task_id,
+  kind: row.kind,
+  status: row.status,
+  agent: row.agent,
+  step: row.step,
+  callIndex: row.call_index,
+  server: row.server,
+  tool: row.tool,
+  argsSha256: row.args_sha256,
+  arguments: parse(row.arguments),
+  reasons: parse(row.reasons) as string[],
+  summary: row.summary,
+  requestedAt: row.requested_at,
+  expiresAt: row.expires_at,
+  decidedAt: row.decided_at,
+  decidedBy: row.decided_by,
+  decisionReason: row.decision_reason,
+  decision: parse(row.decision),
+  consumedBy: row.consumed_by,
+});
 
 const genesis = '0'.repeat(64);
 
@@ -381,6 +462,157 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
           .run(now, cutoff).changes,
       }));
       return run.immediate();
+    },
+    async requestApproval(request) {
+      const open = db.transaction((): ApprovalRecord => {
+        const existing = db
+          .prepare<[string, string, string, string | null, string | null, string], ApprovalRow>(
+            `SELECT * FROM approvals WHERE task_id = ? AND kind = ? AND status IN ('pending', 'approved')
+               AND agent = ? AND IFNULL(tool, '') = IFNULL(?, '') AND IFNULL(args_sha256, '') = IFNULL(?, '')
+               AND expires_at > ? ORDER BY requested_at DESC LIMIT 1`,
+          )
+          .get(
+            request.taskId,
+            request.kind,
+            request.agent,
+            request.tool,
+            request.argsSha256,
+            new Date().toISOString(),
+          );
+        if (existing !== undefined) return toApproval(existing);
+        db.prepare(
+          `INSERT INTO approvals (id, task_id, kind, status, agent, step, call_index, server, tool, args_sha256, arguments,
+             reasons, summary, requested_at, expires_at)
+           VALUES (@id, @taskId, @kind, 'pending', @agent, @step, @callIndex, @server, @tool, @argsSha256, @arguments,
+             @reasons, @summary, @requestedAt, @expiresAt)`,
+        ).run({ ...request, arguments: json(request.arguments), reasons: JSON.stringify(request.reasons) });
+        return toApproval(
+          db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(request.id)!,
+        );
+      });
+      return open.immediate();
+    },
+    async getApproval(id) {
+      const row = db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id);
+      return row === undefined ? undefined : toApproval(row);
+    },
+    async listApprovals(filter = {}) {
+      const where: string[] = [];
+      const values: string[] = [];
+      for (const [column, value] of [
+        ['status', filter.status],
+        ['task_id', filter.taskId],
+      ] as const) {
+        if (value === undefined) continue;
+        where.push(`${column} = ?`);
+        values.push(value);
+      }
+      return db
+        .prepare<string[], ApprovalRow>(
+          `SELECT * FROM approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY requested_at, id`,
+        )
+        .all(...values)
+        .map(toApproval);
+    },
+    async decideApproval(id, decision) {
+      const decide = db.transaction((): Decision => {
+        const row = db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id);
+        if (row === undefined) return { ok: false, code: 'NOT_FOUND', message: `no approval '${id}'` };
+        if (row.status !== 'pending')
+          return {
+            ok: false,
+            code: 'ALREADY_DECIDED',
+            message: `approval ${id} is already ${row.status}${row.decided_by ? ` (by ${row.decided_by})` : ''}`,
+            approval: toApproval(row),
+          };
+        const now = decision.now.toISOString();
+        if (row.expires_at <= now) {
+          db.prepare("UPDATE approvals SET status = 'expired' WHERE id = ?").run(id);
+          return {
+            ok: false,
+            code: 'EXPIRED',
+            message: `approval ${id} expired at ${row.expires_at}`,
+            approval: toApproval({ ...row, status: 'expired' }),
+          };
+        }
+        db.prepare(
+          'UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, decision_reason = ?, decision = ? WHERE id = ?',
+        ).run(
+          decision.approve ? 'approved' : 'denied',
+          now,
+          decision.by,
+          decision.reason,
+          json(decision.decision),
+          id,
+        );
+        return {
+          ok: true,
+          approval: toApproval(
+            db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id)!,
+          ),
+        };
+      });
+      return decide.immediate();
+    },
+    async consumeApproval(taskId, tool, argsSha256, slot, now) {
+      const consume = db.transaction((): ApprovalRecord | undefined => {
+        const again = db
+          .prepare<[string, string, string, string], ApprovalRow>(
+            "SELECT * FROM approvals WHERE task_id = ? AND tool = ? AND args_sha256 = ? AND status = 'consumed' AND consumed_by = ?",
+          )
+          .get(taskId, tool, argsSha256, slot);
+        if (again !== undefined) return toApproval(again);
+        const row = db
+          .prepare<[string, string, string, string], ApprovalRow>(
+            `SELECT * FROM approvals WHERE task_id = ? AND tool = ? AND args_sha256 = ? AND status = 'approved'
+               AND expires_at > ? ORDER BY decided_at LIMIT 1`,
+          )
+          .get(taskId, tool, argsSha256, now.toISOString());
+        if (row === undefined) return undefined;
+        db.prepare(
+          "UPDATE approvals SET status = 'consumed', consumed_by = ? WHERE id = ? AND status = 'approved'",
+        ).run(slot, row.id);
+        return toApproval({ ...row, status: 'consumed', consumed_by: slot });
+      });
+      return consume.immediate();
+    },
+    async setOwner(taskId, owner) {
+      db.prepare(
+        'INSERT INTO task_control (task_id, owner) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner',
+      ).run(taskId, json(owner));
+    },
+    async getOwner(taskId) {
+      const row = db
+        .prepare<[string], { owner: string | null }>('SELECT owner FROM task_control WHERE task_id = ?')
+        .get(taskId);
+      return (parse(row?.owner ?? null) as TaskOwner | null) ?? null;
+    },
+    async requestKill(taskId, at) {
+      db.prepare(
+        `INSERT INTO task_control (task_id, kill_requested_at) VALUES (?, ?)
+           ON CONFLICT (task_id) DO UPDATE SET kill_requested_at = COALESCE(task_control.kill_requested_at, excluded.kill_requested_at)`,
+      ).run(taskId, at.toISOString());
+    },
+    async killRequested(taskId) {
+      const row = db
+        .prepare<[string], { kill_requested_at: string | null }>(
+          'SELECT kill_requested_at FROM task_control WHERE task_id = ?',
+        )
+        .get(taskId);
+      return row !== undefined && row.kill_requested_at !== null;
+    },
+    async setGlobalStop(stop) {
+      if (stop === null) db.prepare("DELETE FROM control WHERE key = 'global_stop'").run();
+      else
+        db.prepare(
+          "INSERT INTO control (key, value) VALUES ('global_stop', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        ).run(JSON.stringify(stop));
+    },
+    async getGlobalStop() {
+      const row = db
+        .prepare<[], { value: string }>("SELECT value FROM control WHERE key = 'global_stop'")
+        .get();
+      return row === undefined ? null : (JSON.parse(row.value) as { by: string; at: string });
     },
     async close() {
       db.close();

@@ -120,7 +120,92 @@ export interface TaskStore {
   listToolCalls(taskId: string): Promise<ToolCallRecord[]>;
   /** Deletes model-call bodies and tool payloads older than `before`; never events. */
   purge(before: Date): Promise<PurgeResult>;
+  /** Records a question for a human; an open one for the same call is returned instead of a second. */
+  requestApproval(
+    approval: Omit<
+      ApprovalRecord,
+      'status' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'decision' | 'consumedBy'
+    >,
+  ): Promise<ApprovalRecord>;
+  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  listApprovals(filter?: { status?: ApprovalStatus; taskId?: string }): Promise<ApprovalRecord[]>;
+  /** Approves or denies a pending approval, once; a second decision or an expired one is refused. */
+  decideApproval(
+    id: string,
+    decision: { approve: boolean; by: string; reason: string | null; decision?: unknown; now: Date },
+  ): Promise<Decision>;
+  /**
+   * The approval that lets this call slot run, consuming it: an approved one for the same task, tool
+   * and arguments hash, or one this same slot consumed before (a resumed task repeating its call).
+   */
+  consumeApproval(
+    taskId: string,
+    tool: string,
+    argsSha256: string,
+    slot: string,
+    now: Date,
+  ): Promise<ApprovalRecord | undefined>;
+  setOwner(taskId: string, owner: TaskOwner | null): Promise<void>;
+  getOwner(taskId: string): Promise<TaskOwner | null>;
+  /** A durable kill request; the owner checks it when signalled and before each call. */
+  requestKill(taskId: string, at: Date): Promise<void>;
+  killRequested(taskId: string): Promise<boolean>;
+  /** The global stop: while set, no new task starts. */
+  setGlobalStop(stop: { by: string; at: string } | null): Promise<void>;
+  getGlobalStop(): Promise<{ by: string; at: string } | null>;
   close(): Promise<void>;
+}
+
+export type ApprovalKind = 'tool' | 'escalation';
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed';
+
+/**
+ * A question for a human, durable: an irreversible tool call waiting for approval (bound to the
+ * tool and the sha256 of its canonical arguments), or an escalated task waiting to be continued or
+ * aborted.
+ */
+export interface ApprovalRecord {
+  id: string;
+  taskId: string;
+  kind: ApprovalKind;
+  status: ApprovalStatus;
+  agent: string;
+  step: number;
+  callIndex: number;
+  server: string | null;
+  tool: string | null;
+  argsSha256: string | null;
+  /** Redacted, for the person deciding. */
+  arguments: unknown;
+  /** Why a human must decide: the irreversibility reason, taint, policy, the loop or limit. */
+  reasons: string[];
+  summary: string;
+  requestedAt: string;
+  expiresAt: string;
+  decidedAt: string | null;
+  decidedBy: string | null;
+  decisionReason: string | null;
+  /** For an escalation: `{ action: 'continue', raise, hint }` or `{ action: 'abort' }`. */
+  decision: unknown;
+  /** The call slot (`step:callIndex`) that consumed it; a replay of that same slot may use it again. */
+  consumedBy: string | null;
+}
+
+export type Decision =
+  | { ok: true; approval: ApprovalRecord }
+  | {
+      ok: false;
+      code: 'NOT_FOUND' | 'ALREADY_DECIDED' | 'EXPIRED';
+      message: string;
+      approval?: ApprovalRecord;
+    };
+
+/** The process that runs a task now: `keel kill` signals it, and checks it is still the same process. */
+export interface TaskOwner {
+  pid: number;
+  /** The process's start time (from /proc), so a recycled pid is never signalled. */
+  startTime: string;
+  host: string;
 }
 
 /** How a limit stop is written in a task's outcome. */

@@ -1,0 +1,82 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  startTime: string;
+}
+
+/** /proc/<pid>/stat, parsed past the command name (which may hold spaces and parentheses). */
+function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // After the name: state(0) ppid(1) pgrp(2) ... starttime(19).
+  return { pid, ppid: Number(fields[1]), pgid: Number(fields[2]), startTime: fields[19] ?? '' };
+}
+
+/** The start time of a process (clock ticks since boot), so a recycled pid is never mistaken for it. */
+export function processStartTime(pid: number): string | undefined {
+  return readStat(pid)?.startTime;
+}
+
+/** Whether `pid` is still the process that started at `startTime`. */
+export function isSameProcess(pid: number, startTime: string): boolean {
+  return processStartTime(pid) === startTime;
+}
+
+function allProcesses(): ProcStat[] {
+  const out: ProcStat[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readStat(Number(name));
+    if (stat !== undefined) out.push(stat);
+  }
+  return out;
+}
+
+/**
+ * Every process below `root` (children, grandchildren, …), including those in process groups of
+ * their own — which is how tool children run, so killing a server's group alone would miss them.
+ */
+export function descendants(root: number): ProcStat[] {
+  const all = allProcesses();
+  const children = new Map<number, ProcStat[]>();
+  for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out: ProcStat[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    for (const child of children.get(pid) ?? []) {
+      out.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return out;
+}
+
+/**
+ * SIGKILLs `root` and everything below it. The tree is read first: once the root dies its children
+ * are re-parented and could no longer be found. A process that leads its own group is killed with
+ * its group (a tool's grandchildren); others by pid, so a shell's group is never touched.
+ */
+export function killTree(root: number): number[] {
+  const tree = descendants(root);
+  const killed: number[] = [];
+  const kill = (target: number) => {
+    try {
+      process.kill(target, 'SIGKILL');
+      killed.push(Math.abs(target));
+    } catch {
+      // Already gone.
+    }
+  };
+  kill(root);
+  for (const p of tree) kill(p.pgid === p.pid ? -p.pid : p.pid);
+  return killed;
+}

@@ -1,0 +1,67 @@
+import { canonicalJson } from '@keel/kit';
+import type { Model, ModelReply } from '../models/model.js';
+import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../store/taskStore.js';
+
+/**
+ * What a resumed task already did. The task runs again from its start: model calls of recorded
+ * steps are answered from their records (never asked again), tool calls go out again with the same
+ * idempotency keys (the servers answer with their stored results, so no effect happens twice), and
+ * nothing already recorded is recorded a second time.
+ */
+export class ResumeState {
+  readonly modelSteps: ReadonlySet<number>;
+  readonly toolSlots: ReadonlyMap<string, ToolCallRecord>;
+  readonly #events = new Map<string, number>();
+  readonly lastStep: number;
+
+  constructor(
+    models: readonly ModelCallRecord[],
+    tools: readonly ToolCallRecord[],
+    events: readonly EventRecord[],
+  ) {
+    this.modelSteps = new Set(models.filter((m) => m.reply !== null).map((m) => m.step));
+    this.toolSlots = new Map(
+      tools
+        .filter((t) => t.outcome !== 'error' || t.errorCode !== 'CANCELLED')
+        .map((t) => [`${t.step}:${t.callIndex}`, t]),
+    );
+    for (const event of events) {
+      const key = eventKey(event.type, event.data);
+      this.#events.set(key, (this.#events.get(key) ?? 0) + 1);
+    }
+    this.lastStep = Math.max(0, ...this.modelSteps);
+  }
+
+  /** True (once per recorded copy) when this event was already appended before the crash. */
+  takeEvent(type: string, data: unknown): boolean {
+    const key = eventKey(type, data);
+    const left = this.#events.get(key) ?? 0;
+    if (left === 0) return false;
+    this.#events.set(key, left - 1);
+    return true;
+  }
+}
+
+const eventKey = (type: string, data: unknown) => `${type}\n${canonicalJson(data ?? null)}`;
+
+/** A model that answers recorded steps from their records and asks the real model only after them. */
+export function withRecordedReplies(model: Model, records: readonly ModelCallRecord[]): Model {
+  const byStep = new Map(records.filter((r) => r.reply !== null).map((r) => [r.step, r]));
+  return {
+    provider: model.provider,
+    model: model.model,
+    async generate(request, context): Promise<ModelReply> {
+      const record = byStep.get(context.step);
+      if (record === undefined || record.agent !== context.agent) return model.generate(request, context);
+      const reply = record.reply as Omit<ModelReply, 'responseModel' | 'raw'>;
+      return {
+        text: reply.text,
+        toolCalls: reply.toolCalls,
+        usage: reply.usage,
+        finishReason: reply.finishReason,
+        responseModel: record.responseModel ?? record.requestedModel,
+        raw: record.raw,
+      };
+    },
+  };
+}
