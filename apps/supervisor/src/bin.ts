@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createSilentLogger } from '@keel/kit';
 import { startTelemetry } from '@keel/kit/otel';
@@ -17,6 +18,10 @@ const onSignal = (signal: NodeJS.Signals) => {
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+// `keel kill` in another terminal records the kill in the store, then rings here: each running task
+// checks whether it is the one.
+const doorbell = new EventEmitter();
+process.on('SIGUSR2', () => doorbell.emit('ring'));
 
 const telemetry = await startTelemetry({
   serviceName: 'keel',
@@ -32,6 +37,12 @@ const code = await runCli({
   cwd: process.cwd(),
   version,
   kill: kill.signal,
+  killSignals: {
+    subscribe(listener) {
+      doorbell.on('ring', listener);
+      return () => doorbell.off('ring', listener);
+    },
+  },
   tracer: telemetry.tracer,
 });
 await telemetry.shutdown();

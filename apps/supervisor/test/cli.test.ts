@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
@@ -26,20 +26,58 @@ async function keel(args: string[], cwd: string): Promise<{ code: number; stdout
 }
 
 describe('keel demo', () => {
-  it('runs the sample task end to end through the four agents and the real servers', async () => {
+  it('runs the sample task through the four agents and the real servers, stops at the production approval, and finishes after keel approve', async () => {
     const dir = path.join(await tempDir('keel-demo-'), 'demo');
     const demo = await keel(['demo', '--dir', dir, '--quiet'], process.cwd());
     expect(demo.stderr).toBe('');
     expect(demo.code).toBe(0);
     const id = /keel show (t-\S+)/.exec(demo.stdout)?.[1];
     expect(id).toMatch(/^t-\d{8}-\d{6}-[0-9a-f]{6}$/);
-    expect(demo.stdout).toContain(`task      ${id} (bugfix, orchestrated)\nstatus    succeeded\n`);
-    // The staging deploy went live through the health gate, and the live release holds the fix.
-    const release = /staging live \((staging-[0-9a-f]{12})\)/.exec(demo.stdout)?.[1];
-    expect(readlinkSync(path.join(dir, 'deploys', 'staging', 'current'))).toBe(`releases/${release}`);
-    expect(readFileSync(path.join(dir, 'deploys', 'staging', 'current', 'math.js'), 'utf8')).toBe(
-      readFileSync(path.join(dir, 'project', 'app', 'math.js'), 'utf8'),
-    );
+    expect(demo.stdout).toContain(`task      ${id} (bugfix, orchestrated)\nstatus    waiting\n`);
+    const approval = /keel approve (ap-[0-9a-f]{10}) --as NAME/.exec(demo.stdout)?.[1];
+    expect(approval).toMatch(/^ap-[0-9a-f]{10}$/);
+    // Staging went live through its health gate; production has nothing yet.
+    expect(existsSync(path.join(dir, 'deploys', 'production'))).toBe(false);
+
+    const pending = await keel(['approvals', '--json'], dir);
+    expect(
+      JSON.parse(pending.stdout).map((a: { id: string; tool: string; reasons: string[] }) => [
+        a.id,
+        a.tool,
+        a.reasons,
+      ]),
+    ).toEqual([
+      [
+        approval,
+        'apply_deploy',
+        [
+          "environment 'production' requires approval",
+          'the task has read untrusted content (read_file at step 1), so no policy pre-approves it',
+        ],
+      ],
+    ]);
+
+    const approved = await keel(['approve', approval!, '--as', 'alice', '--quiet'], dir);
+    expect(approved.stderr).toBe('');
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toContain(`task      ${id} (bugfix, orchestrated)\nstatus    succeeded\n`);
+    for (const environment of ['staging', 'production']) {
+      // Each environment's live release holds the fixed code.
+      const release = new RegExp(`${environment} live \\((${environment}-[0-9a-f]{12})\\)`).exec(
+        approved.stdout,
+      )?.[1];
+      expect(readlinkSync(path.join(dir, 'deploys', environment, 'current'))).toBe(`releases/${release}`);
+      expect(readFileSync(path.join(dir, 'deploys', environment, 'current', 'math.js'), 'utf8')).toBe(
+        readFileSync(path.join(dir, 'project', 'app', 'math.js'), 'utf8'),
+      );
+    }
+    // An approval is consumed once: a second approve is refused, and the task has ended.
+    const again = await keel(['approve', approval!, '--as', 'mallory'], dir);
+    expect(again).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `keel: approval ${approval} is already consumed (by alice)\nhint: a decision is final; the task goes on from it\n`,
+    });
 
     // The coding agent's three rounds are three commits, in order.
     expect((await git(path.join(dir, 'project'), ['log', '--format=%s'])).trim().split('\n')).toEqual([
@@ -65,7 +103,7 @@ describe('keel demo', () => {
       }>;
     };
     expect(record.task.status).toBe('succeeded');
-    expect(record.task.run.steps).toBe(24);
+    expect(record.task.run.steps).toBe(27);
     expect(record.modelCalls.map((c) => c.agent)).toEqual([
       ...Array(3).fill('planning'),
       ...Array(4).fill('coding'),
@@ -74,7 +112,7 @@ describe('keel demo', () => {
       ...Array(2).fill('review'),
       ...Array(4).fill('coding'),
       ...Array(2).fill('review'),
-      ...Array(3).fill('deploy'),
+      ...Array(6).fill('deploy'),
     ]);
     const round = ['edit_file', 'git_add', 'git_commit', 'read_file'];
     expect(record.toolCalls.map((c) => c.tool)).toEqual([
@@ -87,9 +125,11 @@ describe('keel demo', () => {
       'run_tests',
       'plan_deploy',
       'apply_deploy',
+      'plan_deploy',
+      'apply_deploy',
     ]);
     expect(record.toolCalls.every((c) => c.outcome === 'ok')).toBe(true);
-    expect(new Set(record.toolCalls.map((c) => c.idempotencyKey)).size).toBe(18);
+    expect(new Set(record.toolCalls.map((c) => c.idempotencyKey)).size).toBe(20);
     expect(
       record.events
         .filter((e) => e.type === 'contract_accepted')
@@ -102,6 +142,7 @@ describe('keel demo', () => {
       'approve',
       'change.v1',
       'approve',
+      'deploy.v1',
       'deploy.v1',
     ]);
     expect(
@@ -132,7 +173,7 @@ describe('the event log', () => {
 
     const store = createSqliteTaskStore(loaded.stateDir);
     const purged = await store.purge(new Date(Date.now() + 60_000));
-    expect(purged).toEqual({ modelCalls: 24, toolCalls: 18 });
+    expect(purged).toEqual({ modelCalls: 26, toolCalls: 19 });
     const [task] = await store.listTasks();
     const calls = await store.listModelCalls(task!.id);
     expect(calls.every((c) => c.request === null && c.raw === null && c.reply === null)).toBe(true);
@@ -142,9 +183,9 @@ describe('the event log', () => {
 
     const db = new Database(path.join(loaded.stateDir, 'tasks.db'));
     db.prepare(
-      "UPDATE events SET data = json_set(data, '$.status', 'failed') WHERE type = 'task_finished'",
+      "UPDATE events SET data = json_set(data, '$.status', 'failed') WHERE type = 'task_paused'",
     ).run();
-    const seq = (db.prepare("SELECT seq FROM events WHERE type = 'task_finished'").get() as { seq: number })
+    const seq = (db.prepare("SELECT seq FROM events WHERE type = 'task_paused'").get() as { seq: number })
       .seq;
     db.close();
     const verify = await keel(['audit', 'verify'], dir);

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { generateApprovalKeyPair } from '@keel/kit/approval';
 import { starterConfig } from './starter.js';
 
 const mathJs = `/** Sum of two numbers. */
@@ -50,10 +51,10 @@ type: bugfix
 title: Fix the math helpers
 description: >-
   The tests in test/math.test.js fail: add() subtracts and average() divides by the wrong count.
-  Fix app/math.js so that every test passes, then deploy to staging.
+  Fix app/math.js so that every test passes, then deploy to staging and production.
 mode: orchestrated
 tests: {}
-deploy: ${deploy ? '{ environment: staging }' : 'null'}
+deploy: ${deploy ? '{ environments: [staging, production] }' : 'null'}
 playbook:
   planning:
     - - call: read_file
@@ -128,18 +129,17 @@ playbook:
             comments: []
     - *review
     - *review
-${
-  deploy
-    ? `  deploy:
-    - - call: plan_deploy
-        args: { environment: staging }
+${deploy ? deployScript : ''}`;
+
+const deployTurns = (environment: string) => `    - - call: plan_deploy
+        args: { environment: ${environment} }
       - call: apply_deploy
         args: { planId: "{{plan_deploy.planId}}" }
       - when: { tool: apply_deploy, field: status, equals: live }
         do:
           submit:
             version: deploy.v1
-            environment: staging
+            environment: ${environment}
             status: live
             releaseId: "{{apply_deploy.releaseId}}"
             planId: "{{plan_deploy.planId}}"
@@ -147,16 +147,18 @@ ${
         otherwise:
           submit:
             version: deploy.v1
-            environment: staging
+            environment: ${environment}
             status: rolled_back
             reason: "the health check failed after the switch"
-`
-    : ''
-}`;
+`;
+
+// Staging first; production needs a human's approval, which the supervisor turns into a signed token.
+const deployScript = `  deploy:
+${deployTurns('staging')}${deployTurns('production')}`;
 
 const deployConfig = (
   healthUrl: string,
-) => `# Where the deploy server puts the app: releases under ../deploys/staging, \`current\` the live one.
+) => `# Where the deploy server puts the app: releases under ../deploys/<environment>, \`current\` the live one.
 environments:
   staging:
     build: app
@@ -165,6 +167,25 @@ environments:
       keep: 3
       # Served by \`keel demo\` while it runs: 200 only when the live release's math is right.
       health: { http: ${healthUrl}, timeoutMs: 5000 }
+  production:
+    build: app
+    target: { type: directory, path: ../deploys/production }
+    policy:
+      keep: 5
+      # Only with an approval token signed by a key the deploy server trusts (--approval-key).
+      requiresApproval: true
+      health: { command: [node, scripts/smoke.mjs, ../deploys/production/current] }
+`;
+
+const smokeScript = `// The production health check: the live release's math must be right (exit 0), or it is rolled back.
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const dir = process.argv[2];
+const math = await import(pathToFileURL(path.resolve(dir, 'math.js')).href);
+const ok = math.add(2, 3) === 5 && math.average([2, 4, 6]) === 4 && math.average([]) === 0;
+console.log(ok ? 'smoke ok' : 'smoke failed: the math is wrong');
+process.exit(ok ? 0 : 1);
 `;
 
 export interface DemoProject {
@@ -197,8 +218,16 @@ export function createDemoProject(dir: string, options: { healthUrl?: string } =
   writeFileSync(path.join(project, 'app', 'math.js'), mathJs);
   writeFileSync(path.join(project, 'app', 'index.html'), indexHtml);
   writeFileSync(path.join(project, 'test', 'math.test.js'), mathTest);
-  if (options.healthUrl !== undefined)
+  if (options.healthUrl !== undefined) {
     writeFileSync(path.join(project, 'keel.deploy.yaml'), deployConfig(options.healthUrl));
+    mkdirSync(path.join(project, 'scripts'));
+    writeFileSync(path.join(project, 'scripts', 'smoke.mjs'), smokeScript);
+    // The supervisor signs deploy approvals with the private key; the deploy server trusts the public one.
+    const { privateKeyPem, publicKeyPem } = generateApprovalKeyPair();
+    mkdirSync(path.join(dir, 'keys'));
+    writeFileSync(path.join(dir, 'keys', 'approval.key'), privateKeyPem, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'keys', 'approval.pub'), publicKeyPem);
+  }
   git(project, 'init', '-q');
   git(project, 'config', 'user.name', 'Keel Demo');
   git(project, 'config', 'user.email', 'demo@keel.invalid');
@@ -210,7 +239,12 @@ export function createDemoProject(dir: string, options: { healthUrl?: string } =
     config,
     starterConfig({
       workspace: 'project',
-      ...(options.healthUrl === undefined ? {} : { deployConfig: 'keel.deploy.yaml' }),
+      ...(options.healthUrl === undefined
+        ? {}
+        : {
+            deployConfig: 'keel.deploy.yaml',
+            approvalKeys: { signingKey: 'keys/approval.key', publicKey: '../keys/approval.pub' },
+          }),
     }),
   );
   const task = path.join(dir, 'demo.task.yaml');

@@ -13,7 +13,7 @@ export function formatRunSummary(run: TaskRunV1): string {
     `tokens    ${run.tokens.input} in + ${run.tokens.output} out`,
     `cost      $${run.costUsd.toFixed(4)}`,
     `tools     ${run.toolCalls.length} calls (${failed} failed or refused, ${run.toolCalls.filter((c) => c.irreversible).length} irreversible)`,
-    `time      ${run.endedAt ? `${((Date.parse(run.endedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1)} s` : 'running'}`,
+    `time      ${run.endedAt ? `${((Date.parse(run.endedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1)} s` : `${run.status} since ${run.startedAt}`}`,
   ].join('\n');
 }
 

@@ -13,6 +13,9 @@ import { createDemoProject } from './demoProject.js';
 import { startDemoHealthServer } from './demoHealth.js';
 import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
+import { howToAnswer, registerControlCommands } from './control.js';
+import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
+import { userInfo } from 'node:os';
 import { exampleTask, starterConfig } from './starter.js';
 import type { Tracer } from '@opentelemetry/api';
 
@@ -25,11 +28,34 @@ export interface CliIo {
   version: string;
   /** Aborted on SIGINT/SIGTERM: the running task ends `killed`. */
   kill: AbortSignal;
+  /** Rung on SIGUSR2 by `keel kill` in another terminal: running tasks check the store for a kill. */
+  killSignals?: KillSignals;
   tracer: Tracer | undefined;
 }
 
-/** Exit codes: 0 the task succeeded (or the command worked), 1 the task did not, 2 bad usage or config. */
-export const exitCodes = { ok: 0, taskNotSucceeded: 1, usage: 2 } as const;
+/** What the command modules share: output, the store opened from the config, run options. */
+export interface CliContext {
+  io: CliIo;
+  out(text: string): void;
+  withStore<T>(
+    configFile: string | undefined,
+    fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
+  ): Promise<T>;
+  configOption(): Option;
+  /** Prints a run record and sets the exit code from its status. */
+  finishRun(run: TaskRunV1, json: boolean): void;
+  setExitCode(code: number): void;
+  /** The options every task run gets from the command line: kill wiring, tracing, progress. */
+  runOptions(quiet: boolean): Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'progress' | 'killSignals'>;
+  /** The person deciding: --as, else the login name. */
+  approver(given: string | undefined): string;
+}
+
+/**
+ * Exit codes: 0 the task succeeded (or the command worked), 1 the task did not, 2 bad usage or
+ * config, 3 the task waits for a human (an approval or an escalation).
+ */
+export const exitCodes = { ok: 0, taskNotSucceeded: 1, usage: 2, waiting: 3 } as const;
 
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
@@ -75,7 +101,28 @@ export async function runCli(io: CliIo): Promise<number> {
     );
   const finishRun = (run: TaskRunV1, json: boolean) => {
     out(json ? JSON.stringify(run, null, 2) : formatRunSummary(run));
-    if (run.status !== 'succeeded') exitCode = exitCodes.taskNotSucceeded;
+    if (run.status === 'waiting' || run.status === 'escalated') {
+      if (!json) out(`\n${howToAnswer(run, io.env)}`);
+      exitCode = exitCodes.waiting;
+    } else if (run.status !== 'succeeded') exitCode = exitCodes.taskNotSucceeded;
+  };
+  const ctx: CliContext = {
+    io,
+    out,
+    withStore,
+    configOption,
+    finishRun,
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+    runOptions: (quiet) => ({
+      env: io.env,
+      kill: io.kill,
+      tracer: io.tracer,
+      ...(io.killSignals === undefined ? {} : { killSignals: io.killSignals }),
+      ...(quiet ? {} : { progress: streamProgress(io.stderr) }),
+    }),
+    approver: (given) => given ?? io.env['KEEL_APPROVER'] ?? io.env['USER'] ?? userInfo().username,
   };
 
   const program = new Command('keel')
@@ -112,15 +159,7 @@ export async function runCli(io: CliIo): Promise<number> {
           io.stderr.write(
             `purged ${purged.modelCalls} model-call and ${purged.toolCalls} tool-call bodies past ${loaded.config.retentionDays} days\n`,
           );
-        const { run } = await runTask({
-          loaded,
-          task,
-          store,
-          env: io.env,
-          kill: io.kill,
-          tracer: io.tracer,
-          ...(opts.quiet ? {} : { progress: streamProgress(io.stderr) }),
-        });
+        const { run } = await runTask({ loaded, task, store, ...ctx.runOptions(opts.quiet) });
         finishRun(run, opts.json);
       });
     });
@@ -280,23 +319,40 @@ export async function runCli(io: CliIo): Promise<number> {
           ...(opts.quiet ? {} : { progress: streamProgress(io.stderr) }),
         });
         out(`\n${formatRunSummary(run)}\n`);
+        const keel = io.env['npm_lifecycle_event'] === 'keel' ? 'pnpm keel' : 'keel';
+        const approval = /(ap-[0-9a-f]{10})/.exec(run.outcome.message)?.[1];
+        if (run.status === 'waiting' && approval !== undefined)
+          out(
+            [
+              'The task waits for a human: production requires an approval, and the deploy server accepts',
+              'only a token the supervisor signs after a person approves (the model never sees it).',
+              `  cd ${dir}`,
+              `  ${keel} approvals                       what waits, and why`,
+              `  ${keel} approve ${approval} --as NAME    approve: the task resumes, deploys to production, finishes`,
+              `  ${keel} deny ${approval} --reason TEXT   refuse: the task ends with the reason`,
+              '',
+            ].join('\n'),
+          );
         out(
           [
             'where to look next:',
             `  cd ${dir}`,
-            `  keel show ${run.id}        every step, model call and tool call`,
-            `  keel runs                  all tasks in this store`,
-            `  keel audit verify          the hash-chained event log`,
+            `  ${keel} show ${run.id}   every step, model call and tool call`,
+            `  ${keel} runs                 all tasks in this store`,
+            `  ${keel} audit verify         the hash-chained event log`,
             `  git -C project log --oneline   the commits the coding agent made`,
-            `  ls -l deploys/staging          the releases, and current -> the live one`,
+            `  ls -l deploys/*                the releases, and current -> the live one`,
           ].join('\n'),
         );
-        if (run.status !== 'succeeded') exitCode = exitCodes.taskNotSucceeded;
+        // Stopping at the production approval is the demo working as meant.
+        if (run.status !== 'succeeded' && run.status !== 'waiting') exitCode = exitCodes.taskNotSucceeded;
       } finally {
         await store.close();
         await health.close();
       }
     });
+
+  registerControlCommands(program, ctx);
 
   try {
     await program.parseAsync([...io.argv]);

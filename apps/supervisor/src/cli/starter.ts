@@ -1,5 +1,11 @@
 /** The commented starter config `keel init` writes; it runs as it is (playbook model, built-in servers). */
-export function starterConfig(options: { workspace: string; deployConfig?: string }): string {
+export function starterConfig(options: {
+  workspace: string;
+  deployConfig?: string;
+  /** The demo's keys: the supervisor signs with the private one, the deploy server trusts the public one. */
+  approvalKeys?: { signingKey: string; publicKey: string };
+}): string {
+  const deployArgs = `--root, ., --config, ${options.deployConfig ?? 'keel.deploy.yaml'}${options.approvalKeys === undefined ? '' : `, --approval-key, ${options.approvalKeys.publicKey}`}`;
   return `# Keel supervisor config. Paths are relative to this file.
 version: 1
 
@@ -14,7 +20,7 @@ servers:
   filesystem: { builtin: filesystem, args: [--root, .] }
   git: { builtin: git, args: [--root, .] }
   tests: { builtin: test-runner, args: [--root, .] }
-${options.deployConfig === undefined ? '  # deploy: { builtin: deploy, args: [--root, ., --config, keel.deploy.yaml] }' : `  deploy: { builtin: deploy, args: [--root, ., --config, ${options.deployConfig}] }`}
+${options.deployConfig === undefined ? `  # deploy: { builtin: deploy, args: [${deployArgs}] }` : `  deploy: { builtin: deploy, args: [${deployArgs}] }`}
   # remote: { url: http://127.0.0.1:7300/mcp, tokenEnv: KEEL_REMOTE_TOKEN }
 
 # Models, by name. \`playbook\` plays the task file's script: no network, deterministic.
@@ -69,6 +75,20 @@ sideEffects:
 
 # Loop detection: the same call repeated, A-B-A-B ping-pong, steps without progress.
 loops: { repeat: 3, pingPong: 3, noProgressSteps: 10, onLoop: escalate }
+
+# Irreversible calls (a push, a deploy to an environment that requires approval, destructive tools
+# outside the task's own worktree) wait for a human: keel approvals, keel approve ID, keel deny ID.
+approvals:
+  expiresHours: 24
+  # Tools a task may use without asking while it has read nothing untrusted (files, diffs, test output).
+  preApproved: []
+${
+  options.approvalKeys === undefined
+    ? `  # The Ed25519 key that signs deploy approvals (keel keygen writes one; the deploy server gets the .pub).
+  # signingKey: keys/approval.key`
+    : `  # Signs deploy approvals once a human approves; the deploy server trusts only the public key.
+  signingKey: ${options.approvalKeys.signingKey}`
+}
 
 # Model-call bodies and tool payloads older than this are purged (the event log never is).
 retentionDays: 30

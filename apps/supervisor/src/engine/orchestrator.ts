@@ -23,7 +23,7 @@ export interface FlowResult {
   change?: ChangeV1;
   reviews: ReviewV1[];
   tests: TestV1[];
-  deploy?: DeployV1;
+  deploys: DeployV1[];
 }
 
 export interface FlowEnd {
@@ -146,13 +146,13 @@ export async function orchestrate(
       });
     rework = { change: change.value, tests: tests.value };
   }
-  if (task.deploy !== null) {
+  for (const environment of task.deploy?.environments ?? []) {
     const deploy = await invoke<DeployV1>(
       'deploy',
-      handoff.deploy(task, task.deploy.environment, flow.change!, flow.tests.at(-1)),
+      handoff.deploy(task, environment, flow.change!, flow.tests.at(-1)),
     );
     if (!deploy.ok) return deploy;
-    flow.deploy = deploy.value;
+    flow.deploys.push(deploy.value);
     if (deploy.value.status !== 'live')
       return done({
         status: 'failed',
@@ -165,9 +165,9 @@ export async function orchestrate(
     message: [
       `${rounds} coding round(s)`,
       last ? `tests ${last.outcome} (${last.totals.passed}/${last.totals.total})` : 'no tests',
-      flow.deploy
-        ? `${flow.deploy.environment} ${flow.deploy.status} (${flow.deploy.releaseId ?? 'no release'})`
-        : 'no deploy',
+      flow.deploys.length === 0
+        ? 'no deploy'
+        : flow.deploys.map((d) => `${d.environment} ${d.status} (${d.releaseId ?? 'no release'})`).join(', '),
     ].join(', '),
   });
 }

@@ -319,7 +319,7 @@ async function execute(
         });
   let session: TaskSession | undefined;
   let unsubscribe: (() => void) | undefined;
-  const flow: FlowResult = { reviews: [], tests: [] };
+  const flow: FlowResult = { reviews: [], tests: [], deploys: [] };
   try {
     const agents: Partial<Record<AgentRole | 'single', AgentSetup>> = {};
     for (const role of roleList) {
@@ -381,6 +381,7 @@ async function execute(
       pid: process.pid,
       startTime: processStartTime(process.pid) ?? '',
       host: hostname(),
+      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
     });
     const gate = new ApprovalGate({ store, taskId, config: config.approvals, signer, clock });
     session = new TaskSession({

@@ -594,13 +594,11 @@ export class TaskSession {
       const traceparent = traceparentOf(ctx);
       return traceparent === undefined ? {} : { traceparent };
     };
-    let effect: Effect = noEffect;
     const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
-    if (recorded !== undefined && recorded.effect !== null) {
-      // A resumed call: its effect was sized before the crash, against the workspace as it was then.
-      effect = recorded.effect as Effect;
-      this.ledger.check(tool.name, effect);
-    } else if (tool.annotations.readOnlyHint !== true) {
+    if (recorded !== undefined && recorded.result !== null)
+      return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
+    let effect: Effect = noEffect;
+    if (tool.annotations.readOnlyHint !== true) {
       effect = await computeEffect({
         server,
         tool,
@@ -730,14 +728,7 @@ export class TaskSession {
     }
     const latencyMs = performance.now() - started;
     span?.end(result.isError ? (result.error?.code ?? 'tool_error') : undefined);
-    if (this.options.gate.observeResult(tool.name, this.step))
-      await this.event('tainted', { tool: tool.name, step: this.step });
-    if (!result.isError) {
-      this.ledger.commit(effect);
-      if (effect.computable && effect.files.length > 0) this.#workspaceDirty = true;
-      if (!effect.computable) this.#workspaceDirty = true;
-      this.#learn(tool.name, args, result);
-    }
+    await this.#record(tool, args, result, effect, classification.irreversible, latencyMs);
     await this.#recordToolCall({
       taskId: this.options.taskId,
       step: this.step,
@@ -756,20 +747,77 @@ export class TaskSession {
       effect: tool.annotations.readOnlyHint === true ? null : effect,
       startedAt: startedAt.toISOString(),
     });
-    this.toolCalls.push({
-      server: tool.server,
-      tool: tool.name,
-      latencyMs,
-      ok: !result.isError,
-      irreversible: classification.irreversible,
-    });
+    return done(this.#answerResult(call, result));
+  }
+
+  #answerResult(call: ModelToolCall, result: ToolResult): ToolAnswer {
     const body = result.isError
       ? JSON.stringify({
           ...result.error,
           ...(result.text && result.error?.message !== result.text ? { text: result.text } : {}),
         })
       : result.text;
-    return done(this.#answer(call, result.isError ? 'error' : 'ok', body, result.isError, result));
+    return this.#answer(call, result.isError ? 'error' : 'ok', body, result.isError, result);
+  }
+
+  /** What every result a model sees does to the task's state: taint, the effect ledger, learned facts. */
+  async #record(
+    tool: CatalogTool,
+    args: Record<string, unknown>,
+    result: ToolResult,
+    effect: Effect,
+    irreversible: boolean,
+    latencyMs: number,
+  ): Promise<void> {
+    if (this.options.gate.observeResult(tool.name, this.step))
+      await this.event('tainted', { tool: tool.name, step: this.step });
+    if (!result.isError) {
+      this.ledger.commit(effect);
+      if (!effect.computable || effect.files.length > 0) this.#workspaceDirty = true;
+      this.#learn(tool.name, args, result);
+    }
+    this.toolCalls.push({
+      server: tool.server,
+      tool: tool.name,
+      latencyMs,
+      ok: !result.isError,
+      irreversible,
+    });
+  }
+
+  /**
+   * A resumed task's call whose result was recorded before it stopped: the model gets that result
+   * again, with no server call — a read run again could answer differently (a plan made before a
+   * deploy), and a write would only be replayed by its idempotency key anyway.
+   */
+  async #replayRecorded(
+    agent: AgentRun,
+    call: ModelToolCall,
+    tool: CatalogTool,
+    args: Record<string, unknown>,
+    recorded: ToolCallRecord,
+    irreversible: boolean,
+  ): Promise<ToolAnswer> {
+    const stored = recorded.result as {
+      text?: string;
+      structured?: Record<string, unknown> | null;
+      error?: ToolResult['error'] | string | null;
+    };
+    const error =
+      typeof stored.error === 'string'
+        ? { code: recorded.errorCode ?? 'MCP_ERROR', message: stored.error }
+        : (stored.error ?? undefined);
+    const result: ToolResult = {
+      isError: recorded.outcome !== 'ok',
+      text: stored.text ?? '',
+      structured: stored.structured ?? undefined,
+      error,
+      bytes: recorded.resultBytes,
+    };
+    const effect = (recorded.effect as Effect | null) ?? noEffect;
+    this.progress('tool', agent.role, `${tool.server}.${tool.name} (recorded)`);
+    await this.#record(tool, args, result, effect, irreversible, recorded.latencyMs);
+    return this.#answerResult(call, result);
   }
 
   /** Facts later classifications need: which environment a plan targets, which worktrees are the task's. */

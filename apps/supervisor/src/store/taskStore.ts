@@ -206,6 +206,8 @@ export interface TaskOwner {
   /** The process's start time (from /proc), so a recycled pid is never signalled. */
   startTime: string;
   host: string;
+  /** The stdio servers it started for this task: their tool processes are reaped after a kill. */
+  serverPids: number[];
 }
 
 /** How a limit stop is written in a task's outcome. */

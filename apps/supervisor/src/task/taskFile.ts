@@ -24,11 +24,20 @@ export const taskFileSchema = z
       .nullable()
       .default({}),
     deploy: z
-      .object({ environment: z.string().min(1).default('staging') })
-      .strict()
+      .union([
+        z.object({ environment: z.string().min(1) }).strict(),
+        z.object({ environments: z.array(z.string().min(1)).min(1).max(10) }).strict(),
+      ])
       .nullable()
       .default(null)
-      .describe('deploy after tests pass; null: no deploy'),
+      .transform((deploy) =>
+        deploy === null
+          ? null
+          : { environments: 'environment' in deploy ? [deploy.environment] : deploy.environments },
+      )
+      .describe(
+        'deploy after the tests pass, to each environment in order (e.g. staging, then production); null: no deploy',
+      ),
     playbook: playbookSchema.optional().describe('the script of the playbook model, per agent'),
   })
   .strict();

@@ -1,0 +1,120 @@
+import { hostname } from 'node:os';
+import type { TaskStatus } from '@keel/contracts';
+import type { TaskStore } from '../store/taskStore.js';
+import { descendants, isSameProcess, killTree } from './processes.js';
+
+export type KillResult =
+  | { taskId: string; result: 'acknowledged' | 'forced'; pid: number; killedPids: number[]; ms: number }
+  | { taskId: string; result: 'not_running' | 'already_ended'; status: TaskStatus; ms: number };
+
+const ended: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'limit', 'killed', 'error']);
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Ends a task that no process is running (waiting, escalated, or whose process died). */
+async function markKilled(store: TaskStore, taskId: string, by: string, forced: boolean): Promise<void> {
+  const task = await store.getTask(taskId);
+  if (task === undefined || ended.has(task.status)) return;
+  const at = new Date().toISOString();
+  const outcome = {
+    message: `killed by ${by}${forced ? ' (its process did not stop in time and was killed)' : ''}`,
+  };
+  await store.appendEvent(taskId, 'task_finished', { status: 'killed', outcome, by, forced });
+  await store.updateTask(taskId, {
+    status: 'killed',
+    endedAt: at,
+    ...(task.run === null ? {} : { run: { ...task.run, status: 'killed', endedAt: at, outcome } }),
+  });
+  for (const approval of await store.listApprovals({ taskId, status: 'pending' }))
+    await store.decideApproval(approval.id, {
+      approve: false,
+      by,
+      reason: 'the task was killed',
+      now: new Date(),
+    });
+}
+
+/**
+ * Stops one task within the acknowledgement bound: a durable kill request, then a signal to the
+ * process that runs it, which cancels its model and tool calls (MCP cancellation reaches the
+ * servers, which kill their tool processes) and records `killed`. Without that acknowledgement in
+ * `ackMs`, the process and every process below it — tool children in their own groups included —
+ * are SIGKILLed and the task is recorded `killed` here.
+ */
+export async function killTask(
+  store: TaskStore,
+  taskId: string,
+  by: string,
+  options: { ackMs?: number; reapMs?: number } = {},
+): Promise<KillResult> {
+  const started = performance.now();
+  const ms = () => performance.now() - started;
+  const ackMs = options.ackMs ?? 500;
+  const task = await store.getTask(taskId);
+  if (task === undefined) throw new Error(`no task '${taskId}'`);
+  if (ended.has(task.status)) return { taskId, result: 'already_ended', status: task.status, ms: ms() };
+  await store.requestKill(taskId, new Date());
+  const owner = await store.getOwner(taskId);
+  const running = owner !== null && owner.host === hostname() && isSameProcess(owner.pid, owner.startTime);
+  if (!running) {
+    await markKilled(store, taskId, by, false);
+    return { taskId, result: 'not_running', status: task.status, ms: ms() };
+  }
+  try {
+    process.kill(owner.pid, 'SIGUSR2');
+  } catch {
+    // Gone between the check and the signal: the wait below finds out.
+  }
+  let acknowledged = false;
+  while (ms() < ackMs) {
+    const now = await store.getTask(taskId);
+    if (now !== undefined && ended.has(now.status)) {
+      acknowledged = true;
+      break;
+    }
+    await sleep(10);
+  }
+  if (acknowledged) {
+    // The owner records `killed` before it closes its servers: give their tool processes the rest
+    // of the bound to go, then reap whatever is left below the owner.
+    const until = ms() + (options.reapMs ?? ackMs);
+    // Only this task's servers and what they started: another task of the same process is left alone.
+    const below = () =>
+      owner.serverPids.flatMap((pid) => [...(isAlive(pid) ? [{ pid, pgid: -1 }] : []), ...descendants(pid)]);
+    while (below().length > 0 && ms() < until) await sleep(10);
+    const killedPids: number[] = [];
+    for (const p of below()) {
+      try {
+        process.kill(p.pgid === p.pid ? -p.pid : p.pid, 'SIGKILL');
+        killedPids.push(p.pid);
+      } catch {
+        // Already gone.
+      }
+    }
+    return { taskId, result: 'acknowledged', pid: owner.pid, killedPids, ms: ms() };
+  }
+  const killedPids = killTree(owner.pid);
+  await markKilled(store, taskId, by, true);
+  return { taskId, result: 'forced', pid: owner.pid, killedPids, ms: ms() };
+}
+
+/** The global stop: no new task starts, and every task not yet ended is killed, in parallel. */
+export async function killAll(
+  store: TaskStore,
+  by: string,
+  options: { ackMs?: number } = {},
+): Promise<KillResult[]> {
+  await store.setGlobalStop({ by, at: new Date().toISOString() });
+  const open: TaskStatus[] = ['running', 'waiting', 'escalated'];
+  const tasks = (await Promise.all(open.map((status) => store.listTasks({ status, limit: 10_000 })))).flat();
+  return Promise.all(tasks.map((task) => killTask(store, task.id, by, options)));
+}
