@@ -177,4 +177,34 @@ describe('the approval gate', () => {
       planId: 'plan-abc',
     });
   });
+
+  it('a server that answers APPROVAL_REQUIRED turns the call into a durable approval, gated from then on', async () => {
+    const { gate, store } = await setup();
+    const plan = { planId: 'plan-x', planHash: 'a'.repeat(64), environment: 'staging' };
+    const call: GateCall = {
+      ...push({ planId: 'plan-x' }),
+      server: 'deploy',
+      tool: 'apply_deploy',
+      classification: { irreversible: false },
+      plan,
+    };
+    // Classified reversible: the gate lets it through, and the server refuses it.
+    expect((await gate.check(call)).ok).toBe(true);
+    const asked = await gate.requireApproval(call, "environment 'staging' requires approval");
+    expect(asked.ok === false && asked.stop.status).toBe('waiting');
+    expect(asked.approval?.reasons[0]).toBe(
+      "the server requires a human's approval: environment 'staging' requires approval",
+    );
+    await approve(store, asked.approval!.id);
+
+    // A later run (a fresh gate, as after a restart) still gates the same call and sends the token.
+    const resumed = new ApprovalGate({
+      store,
+      taskId: 't-1',
+      config,
+      signer: () => 'signed-token',
+      clock: { now: () => Date.parse('2026-11-30T10:05:00Z') },
+    });
+    expect(await resumed.check(call)).toMatchObject({ ok: true, meta: { 'keel/approval': 'signed-token' } });
+  });
 });

@@ -59,6 +59,34 @@ export class ApprovalGate {
   readonly #preApproved: Set<string>;
   tainted: { tool: string; step: number } | undefined;
   asked = 0;
+  readonly #serverAsked = new Set<string>();
+  #earlier: Set<string> | undefined;
+
+  /** Calls this task asked a human about in an earlier run (read once; this run adds its own). */
+  async #askedEarlier(tool: string, argsSha256: string): Promise<boolean> {
+    this.#earlier ??= new Set(
+      (await this.#store.listApprovals({ taskId: this.#taskId }))
+        .filter((a) => a.kind === 'tool')
+        .map((a) => `${a.tool}\n${a.argsSha256}`),
+    );
+    return this.#earlier.has(`${tool}\n${argsSha256}`);
+  }
+
+  /**
+   * A server answered APPROVAL_REQUIRED (an environment the classification took for reversible, or
+   * a server that elicits): the call becomes a durable approval for a human, never a question for
+   * the model.
+   */
+  async requireApproval(call: GateCall, serverMessage: string): Promise<GateResult> {
+    this.#serverAsked.add(`${call.tool}\n${sha256Hex(canonicalJson(call.args))}`);
+    return this.check({
+      ...call,
+      classification: {
+        irreversible: true,
+        reason: `the server requires a human's approval: ${serverMessage}`,
+      },
+    });
+  }
 
   constructor(options: {
     store: TaskStore;
@@ -89,10 +117,15 @@ export class ApprovalGate {
   }
 
   async check(call: GateCall): Promise<GateResult> {
-    if (!call.classification.irreversible) return { ok: true, meta: {}, approval: undefined };
-    if (this.tainted === undefined && this.#preApproved.has(call.tool))
-      return { ok: true, meta: {}, approval: undefined };
     const argsSha256 = sha256Hex(canonicalJson(call.args));
+    // A call a human was once asked about stays gated, whatever its classification (a server that
+    // answered APPROVAL_REQUIRED for an environment the classification took for reversible).
+    const askedBefore =
+      this.#serverAsked.has(`${call.tool}\n${argsSha256}`) ||
+      (await this.#askedEarlier(call.tool, argsSha256));
+    if (!call.classification.irreversible && !askedBefore) return { ok: true, meta: {}, approval: undefined };
+    if (this.tainted === undefined && this.#preApproved.has(call.tool) && !askedBefore)
+      return { ok: true, meta: {}, approval: undefined };
     const now = new Date(this.#clock.now());
     const slot = `${call.step}:${call.callIndex}`;
     const consumed = await this.#store.consumeApproval(this.#taskId, call.tool, argsSha256, slot, now);

@@ -22,7 +22,8 @@ export class ResumeState {
     this.modelSteps = new Set(models.filter((m) => m.reply !== null).map((m) => m.step));
     this.toolSlots = new Map(
       tools
-        .filter((t) => t.outcome !== 'error' || t.errorCode !== 'CANCELLED')
+        // A call cut off by a kill, or refused until a human approves, goes out again.
+        .filter((t) => t.errorCode !== 'CANCELLED' && t.errorCode !== 'APPROVAL_REQUIRED')
         .map((t) => [`${t.step}:${t.callIndex}`, t]),
     );
     for (const event of events) {

@@ -728,6 +728,35 @@ export class TaskSession {
     }
     const latencyMs = performance.now() - started;
     span?.end(result.isError ? (result.error?.code ?? 'tool_error') : undefined);
+    if (
+      result.isError &&
+      result.error?.code === 'APPROVAL_REQUIRED' &&
+      gate.meta['keel/approval'] === undefined
+    ) {
+      const asked = await this.options.gate.requireApproval(
+        {
+          agent: agent.role,
+          step: this.step,
+          callIndex,
+          server: tool.server,
+          tool: tool.name,
+          args,
+          classification,
+          plan,
+        },
+        result.error.message,
+      );
+      if (!asked.ok) {
+        await this.event('approval_requested', {
+          approval: asked.approval?.id,
+          tool: tool.name,
+          reasons: asked.approval?.reasons,
+          stop: asked.stop,
+        });
+        this.progress('note', agent.role, asked.stop.message);
+        return stopped(asked.stop);
+      }
+    }
     await this.#record(tool, args, result, effect, classification.irreversible, latencyMs);
     await this.#recordToolCall({
       taskId: this.options.taskId,
