@@ -70,7 +70,8 @@ export async function orchestrate(
   testRunner: { scope: Map<string, CatalogTool> } | undefined,
   flow: FlowResult,
 ): Promise<Step<FlowEnd>> {
-  const limits = session.options.limits;
+  // Read live: a human who continues an escalated round limit raises it.
+  const limits = () => session.budget.limits;
   const invoke = async <T>(role: AgentRole | 'single', input: string): Promise<Step<T>> => {
     const setup = agents[role];
     if (setup === undefined) return stopped({ status: 'error', message: `no ${role} agent is configured` });
@@ -105,12 +106,14 @@ export async function orchestrate(
       if (!review.ok) return review;
       flow.reviews.push(review.value);
       if (review.value.verdict === 'request_changes') {
-        if (rounds >= limits.reviewRounds)
-          return stopped({
+        if (rounds >= limits().reviewRounds) {
+          const escalation = await session.escalate({
             status: 'limit',
             limit: 'review_rounds',
-            message: `the reviewer still requests changes after ${rounds} round(s) (limit ${limits.reviewRounds})`,
+            message: `the reviewer still requests changes after ${rounds} round(s) (limit ${limits().reviewRounds})`,
           });
+          if (!escalation.ok) return escalation;
+        }
         rework = { change: change.value, review: review.value };
         continue;
       }
@@ -121,29 +124,33 @@ export async function orchestrate(
         status: 'error',
         message: 'the task asks for tests but no configured server has run_tests',
       });
-    if (testRuns >= limits.testRounds)
-      return stopped({
-        status: 'limit',
-        limit: 'test_rounds',
-        message: `test round limit of ${limits.testRounds} reached`,
-      });
     testRuns++;
     const tests = await runTests(session, testRunner.scope, task, testRuns);
     if (!tests.ok) return tests;
     flow.tests.push(tests.value);
     if (tests.value.outcome === 'passed') break;
-    if (testRuns >= limits.testRounds)
-      return stopped({
+    for (const [used, limit, kind, what] of [
+      [
+        testRuns,
+        limits().testRounds,
+        'test_rounds',
+        `tests still ${tests.value.outcome} after ${testRuns} run(s)`,
+      ],
+      [
+        rounds,
+        limits().reviewRounds,
+        'review_rounds',
+        `tests ${tests.value.outcome} and ${rounds} coding round(s) used`,
+      ],
+    ] as const) {
+      if (used < limit) continue;
+      const escalation = await session.escalate({
         status: 'limit',
-        limit: 'test_rounds',
-        message: `tests still ${tests.value.outcome} after ${testRuns} run(s) (limit ${limits.testRounds})`,
+        limit: kind,
+        message: `${what} (limit ${limit})`,
       });
-    if (rounds >= limits.reviewRounds)
-      return stopped({
-        status: 'limit',
-        limit: 'review_rounds',
-        message: `tests ${tests.value.outcome} and ${rounds} coding round(s) used (limit ${limits.reviewRounds})`,
-      });
+      if (!escalation.ok) return escalation;
+    }
     rework = { change: change.value, tests: tests.value };
   }
   for (const environment of task.deploy?.environments ?? []) {
