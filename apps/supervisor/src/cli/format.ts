@@ -1,5 +1,5 @@
 import type { TaskRunV1 } from '@keel/contracts';
-import type { ModelCallRecord, TaskRecord, ToolCallRecord } from '../store/taskStore.js';
+import type { EventRecord, ModelCallRecord, TaskRecord, ToolCallRecord } from '../store/taskStore.js';
 
 const pad = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
 
@@ -30,7 +30,12 @@ export function formatRuns(tasks: TaskRecord[]): string {
 }
 
 /** `keel show`: the run, then each step with its model call and the tool calls it made. */
-export function formatShow(task: TaskRecord, models: ModelCallRecord[], tools: ToolCallRecord[]): string {
+export function formatShow(
+  task: TaskRecord,
+  models: ModelCallRecord[],
+  tools: ToolCallRecord[],
+  events: EventRecord[] = [],
+): string {
   const lines = [
     `${task.title}`,
     task.run ? formatRunSummary(task.run) : `status    ${task.status}`,
@@ -61,5 +66,41 @@ export function formatShow(task: TaskRecord, models: ModelCallRecord[], tools: T
     const limits = (task.spec as { limits?: Record<string, number> }).limits;
     if (limits && Object.keys(limits).length > 0) lines.push('', `task limits: ${JSON.stringify(limits)}`);
   }
+  const decisions = events.flatMap((e) => {
+    const data = (e.data ?? {}) as Record<string, unknown>;
+    const value = (data['value'] ?? {}) as Record<string, unknown>;
+    switch (e.type) {
+      case 'contract_accepted':
+        return [
+          `${data['agent']} handed in ${data['contract']}${value['verdict'] ? ` (${value['verdict']})` : value['status'] ? ` (${value['environment']} ${value['status']})` : ''}`,
+        ];
+      case 'contract_rejected':
+        return [`${data['agent']}'s ${data['contract']} was refused (${data['code']})`];
+      case 'tests':
+        return [`tests ${data['outcome']} (run ${data['runId']})`];
+      case 'tainted':
+        return [`tainted by ${data['tool']} at step ${data['step']}`];
+      case 'approval_requested':
+        return [`${data['tool']} waits for approval ${data['approval']}`];
+      case 'approval_granted':
+      case 'approval_denied':
+        return [
+          `${data['approval']} ${e.type === 'approval_granted' ? 'approved' : 'denied'} by ${data['by']}${data['reason'] ? `: ${data['reason']}` : ''}`,
+        ];
+      case 'approval_consumed':
+        return [`${data['approval']} used by ${data['tool']} at ${data['slot']}`];
+      case 'escalation_requested':
+        return [`escalated as ${data['approval']}`];
+      case 'escalation_decided':
+        return [`${data['approval']} ${data['action']} by ${data['by']}`];
+      case 'side_effect_cap':
+        return [`${data['tool']} stopped by the ${data['limit']} cap`];
+      case 'task_resumed':
+        return [`resumed from step ${data['fromStep']}: ${data['reason']}`];
+      default:
+        return [];
+    }
+  });
+  if (decisions.length > 0) lines.push('', 'decisions:', ...decisions.map((d) => `  ${d}`));
   return lines.join('\n');
 }

@@ -225,7 +225,7 @@ export async function runCli(io: CliIo): Promise<number> {
         out(
           opts.json
             ? JSON.stringify({ task, modelCalls: models, toolCalls: tools, events }, null, 2)
-            : formatShow(task, models, tools),
+            : formatShow(task, models, tools, events),
         );
       });
     });
