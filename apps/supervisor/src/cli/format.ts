@@ -1,6 +1,9 @@
 import type { TaskRunV1 } from '@keel/contracts';
 import type { EventRecord, ModelCallRecord, TaskRecord, ToolCallRecord } from '../store/taskStore.js';
 
+/** A recorded value as text: strings as they are, anything else as JSON. */
+const text = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value ?? null));
+
 const pad = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
 
 export function formatRunSummary(run: TaskRunV1): string {
@@ -67,36 +70,38 @@ export function formatShow(
     if (limits && Object.keys(limits).length > 0) lines.push('', `task limits: ${JSON.stringify(limits)}`);
   }
   const decisions = events.flatMap((e) => {
-    const data = (e.data ?? {}) as Record<string, unknown>;
-    const value = (data['value'] ?? {}) as Record<string, unknown>;
+    const raw = (e.data ?? {}) as Record<string, unknown>;
+    const value = (raw['value'] ?? {}) as Record<string, unknown>;
+    const data = (key: string) => text(raw[key]);
+    const has = (key: string) => raw[key] !== undefined && raw[key] !== null && raw[key] !== '';
     switch (e.type) {
       case 'contract_accepted':
         return [
-          `${data['agent']} handed in ${data['contract']}${value['verdict'] ? ` (${value['verdict']})` : value['status'] ? ` (${value['environment']} ${value['status']})` : ''}`,
+          `${data('agent')} handed in ${data('contract')}${value['verdict'] !== undefined ? ` (${text(value['verdict'])})` : value['status'] !== undefined ? ` (${text(value['environment'])} ${text(value['status'])})` : ''}`,
         ];
       case 'contract_rejected':
-        return [`${data['agent']}'s ${data['contract']} was refused (${data['code']})`];
+        return [`${data('agent')}'s ${data('contract')} was refused (${data('code')})`];
       case 'tests':
-        return [`tests ${data['outcome']} (run ${data['runId']})`];
+        return [`tests ${data('outcome')} (run ${data('runId')})`];
       case 'tainted':
-        return [`tainted by ${data['tool']} at step ${data['step']}`];
+        return [`tainted by ${data('tool')} at step ${data('step')}`];
       case 'approval_requested':
-        return [`${data['tool']} waits for approval ${data['approval']}`];
+        return [`${data('tool')} waits for approval ${data('approval')}`];
       case 'approval_granted':
       case 'approval_denied':
         return [
-          `${data['approval']} ${e.type === 'approval_granted' ? 'approved' : 'denied'} by ${data['by']}${data['reason'] ? `: ${data['reason']}` : ''}`,
+          `${data('approval')} ${e.type === 'approval_granted' ? 'approved' : 'denied'} by ${data('by')}${has('reason') ? `: ${data('reason')}` : ''}`,
         ];
       case 'approval_consumed':
-        return [`${data['approval']} used by ${data['tool']} at ${data['slot']}`];
+        return [`${data('approval')} used by ${data('tool')} at ${data('slot')}`];
       case 'escalation_requested':
-        return [`escalated as ${data['approval']}`];
+        return [`escalated as ${data('approval')}`];
       case 'escalation_decided':
-        return [`${data['approval']} ${data['action']} by ${data['by']}`];
+        return [`${data('approval')} ${data('action')} by ${data('by')}`];
       case 'side_effect_cap':
-        return [`${data['tool']} stopped by the ${data['limit']} cap`];
+        return [`${data('tool')} stopped by the ${data('limit')} cap`];
       case 'task_resumed':
-        return [`resumed from step ${data['fromStep']}: ${data['reason']}`];
+        return [`resumed from step ${data('fromStep')}: ${data('reason')}`];
       default:
         return [];
     }
