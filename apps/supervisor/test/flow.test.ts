@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git } from '@keel/testing';
 import { runTask } from '../src/engine/runTask.js';
@@ -123,5 +125,35 @@ describe('playbook flow', () => {
       'error',
       'model call failed (replay:replay): replay diverged at step 3: the recording has no model call there',
     ]);
+  });
+
+  it('policy may make writes to some paths irreversible: the call waits for a human and nothing is written', async () => {
+    const h = await createHarness({ config: { irreversible: { paths: ['migrations/**'] } } });
+    const { run } = await runTask({
+      loaded: h.loaded,
+      store: h.store,
+      env: process.env,
+      task: task({
+        mode: 'single',
+        tests: null,
+        playbook: {
+          coding: [
+            [
+              { call: 'write_file', args: { path: 'notes.md', content: 'fine\n' } },
+              {
+                call: 'write_file',
+                args: { path: 'migrations/001.sql', content: 'DROP TABLE users;\n', createParents: true },
+              },
+            ],
+          ],
+        },
+      }),
+    });
+    expect(run.status).toBe('waiting');
+    expect(run.outcome.message).toMatch(
+      /^waiting for approval ap-[0-9a-f]{10}: filesystem\.write_file \{"path":"migrations\/001\.sql","content":"DROP TABLE users;\\n","createParents":true\} — write_file would change migrations\/001\.sql \(irreversible\.paths\); policy: irreversible actions need a human$/,
+    );
+    expect(existsSync(path.join(h.repo.dir, 'notes.md'))).toBe(true);
+    expect(existsSync(path.join(h.repo.dir, 'migrations'))).toBe(false);
   });
 });

@@ -6,6 +6,17 @@ export type AgentRole = (typeof agentRoles)[number];
 
 const positiveInt = z.number().int().positive();
 
+/** Results that carry no content from outside the task: its deploy configuration, or an echo of the call. */
+const trustedByDefault = [
+  'list_environments',
+  'deploy_status',
+  'list_releases',
+  'write_file',
+  'create_directory',
+  'git_add',
+  'git_commit',
+];
+
 /** Per-task hard limits; every one is checked before each model call and tool call. */
 export const limitsSchema = z
   .object({
@@ -159,9 +170,15 @@ export const configSchema = z
     sideEffects: sideEffectsSchema.default({ protectedPaths: [] }),
     loops: loopsSchema.default({ repeat: 3, pingPong: 3, noProgressSteps: 10, onLoop: 'escalate' }),
     irreversible: z
-      .object({ tools: z.array(z.string()).default([]).describe('more tools to classify irreversible') })
+      .object({
+        tools: z.array(z.string()).default([]).describe('more tools to classify irreversible'),
+        paths: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('globs: a mutating call that would change a matching path is irreversible'),
+      })
       .strict()
-      .default({ tools: [] }),
+      .default({ tools: [], paths: [] }),
     approvals: z
       .object({
         expiresHours: positiveInt.default(24).describe('how long a request for approval stays open'),
@@ -171,8 +188,10 @@ export const configSchema = z
           .describe('irreversible tools a task may use without asking, while it has read nothing untrusted'),
         trustedTools: z
           .array(z.string().min(1))
-          .default(['list_environments', 'deploy_status', 'list_releases'])
-          .describe('tools whose results do not taint a task (they return only its own configuration)'),
+          .default(trustedByDefault)
+          .describe(
+            'tools whose results do not taint a task: they return only its own configuration, or echo what the call itself wrote',
+          ),
         signingKey: z
           .string()
           .optional()
@@ -182,7 +201,7 @@ export const configSchema = z
       .default({
         expiresHours: 24,
         preApproved: [],
-        trustedTools: ['list_environments', 'deploy_status', 'list_releases'],
+        trustedTools: trustedByDefault,
       }),
     escalateLimits: z
       .array(z.enum(limitKinds))

@@ -393,6 +393,7 @@ async function execute(
       loops: config.loops,
       sideEffects: config.sideEffects,
       extraIrreversible: config.irreversible.tools,
+      irreversiblePaths: config.irreversible.paths,
       approvalEnvironments: await approvalEnvironments(servers, meta),
       tracer,
       rootContext: rootSpan?.ctx ?? otelContext.active(),

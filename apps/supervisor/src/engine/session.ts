@@ -1,4 +1,5 @@
 import path from 'node:path';
+import picomatch from 'picomatch';
 import { canonicalJson, redact, sha256Hex } from '@keel/kit';
 import type { Tracer } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
@@ -58,6 +59,8 @@ export interface SessionOptions {
   loops: Loops;
   sideEffects: SideEffects;
   extraIrreversible: readonly string[];
+  /** Globs: a mutating call whose computed effect changes a matching path is irreversible. */
+  irreversiblePaths?: readonly string[];
   approvalEnvironments: ReadonlySet<string> | undefined;
   tracer: Tracer | undefined;
   rootContext: Context;
@@ -111,6 +114,7 @@ export class TaskSession {
   readonly #planEnvironments = new Map<string, string>();
   readonly #plans = new Map<string, PlanFacts>();
   readonly #hints: string[] = [];
+  readonly #irreversiblePath: (path: string) => boolean;
   #killedByRequest = false;
   readonly #ownWorktrees: string[] = [];
   readonly #abort = new AbortController();
@@ -125,6 +129,8 @@ export class TaskSession {
     for (const server of options.servers.values())
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
+    const globs = options.irreversiblePaths ?? [];
+    this.#irreversiblePath = globs.length === 0 ? () => false : picomatch([...globs], { dot: true });
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
     this.loops.observeState(this.stateHash());
@@ -582,7 +588,7 @@ export class TaskSession {
       );
     const args = call.arguments as Record<string, unknown>;
     const server = this.options.servers.get(tool.server)!;
-    const classification = classifyCall(tool.name, args, {
+    let classification = classifyCall(tool.name, args, {
       workspace: this.options.workspace,
       ownWorktrees: this.#ownWorktrees,
       planEnvironments: this.#planEnvironments,
@@ -621,6 +627,14 @@ export class TaskSession {
         });
         if (!escalation.ok) return escalation;
       }
+    }
+    if (!classification.irreversible && effect.computable) {
+      const touched = effect.files.find((f) => this.#irreversiblePath(f.path));
+      if (touched !== undefined)
+        classification = {
+          irreversible: true,
+          reason: `${tool.name} would change ${touched.path} (irreversible.paths)`,
+        };
     }
     const plan = typeof args['planId'] === 'string' ? this.#plans.get(args['planId']) : undefined;
     const gate = await this.options.gate.check({
