@@ -65,9 +65,17 @@ export function formatShow(
         `        → ${pad(`${t.server}.${t.tool}`, 34)} ${pad(t.outcome + (t.errorCode ? ` ${t.errorCode}` : ''), 26)} ${t.latencyMs.toFixed(0).padStart(6)} ms`,
       );
   }
-  if (task.run) {
-    const limits = (task.spec as { limits?: Record<string, number> }).limits;
-    if (limits && Object.keys(limits).length > 0) lines.push('', `task limits: ${JSON.stringify(limits)}`);
+  const started = events.find((e) => e.type === 'task_started')?.data as
+    { limits?: Record<string, number> } | undefined;
+  if (task.run && started?.limits !== undefined) {
+    const l = started.limits;
+    const run = task.run;
+    const seconds =
+      ((run.endedAt === null ? Date.now() : Date.parse(run.endedAt)) - Date.parse(run.startedAt)) / 1000;
+    lines.push(
+      '',
+      `limits used: steps ${run.steps}/${l['steps']} · tokens ${run.tokens.input + run.tokens.output}/${l['tokens']} · tool calls ${run.toolCalls.length}/${l['toolCalls']} · cost $${run.costUsd.toFixed(4)}/$${l['costUsd']} · wall clock ${seconds.toFixed(1)} s from the start (the limit, ${(Number(l['wallClockMs']) / 1000).toFixed(0)} s, counts running time only)`,
+    );
   }
   const decisions = events.flatMap((e) => {
     const raw = (e.data ?? {}) as Record<string, unknown>;
