@@ -1,7 +1,7 @@
 import { checkContract, type ContractName } from '@keel/contracts';
 import type { ModelMessage, ModelToolDefinition } from '../models/model.js';
 import { contractJsonSchema, type RoleSpec } from '../agents/roles.js';
-import type { AgentRun, TaskSession } from './session.js';
+import { hintMessage, type AgentRun, type TaskSession } from './session.js';
 import { done, stopped, type Step } from './stop.js';
 
 /**
@@ -45,8 +45,7 @@ export async function runAgent(
     return result;
   };
   for (;;) {
-    for (const hint of session.takeHints())
-      messages.push({ role: 'user', content: `A human supervising this task says: ${hint}` });
+    messages.push(...session.takeHints().map(hintMessage));
     const model = await session.model(agent, messages, tools);
     if (!model.ok) return finish(model);
     const reply = model.value;

@@ -80,6 +80,12 @@ export interface SessionOptions {
 const resultBlock = (tool: string, status: string, body: string) =>
   `<tool_result tool="${tool}" status="${status}">\n${body.replaceAll('</tool_result', '<\\/tool_result')}\n</tool_result>`;
 
+/** How a human's hint from a continued escalation reaches the model. */
+export const hintMessage = (hint: string): ModelMessage => ({
+  role: 'user',
+  content: `A human supervising this task says: ${hint}`,
+});
+
 /** Tool arguments as recorded: secrets (by name or shape) redacted, everything else kept for replay. */
 const recordable = (args: unknown) => redact(args, { maxStringLength: Number.MAX_SAFE_INTEGER });
 
@@ -320,7 +326,7 @@ export class TaskSession {
     tools: ModelToolDefinition[],
   ): Promise<Step<ModelReply>> {
     if (await this.#killed()) return stopped(this.abortStop());
-    const bound = inputTokenBound({ messages, tools });
+    let bound = inputTokenBound({ messages, tools });
     const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
     const reserveCall = () =>
       this.budget.reserveModelCall(bound, agent.config.maxTokens, agent.price, {
@@ -337,6 +343,12 @@ export class TaskSession {
         message: reserve.message,
       });
       if (!escalation.ok) return escalation;
+      // A hint given with the continue is for this very call, not the one after it.
+      const hints = this.takeHints();
+      if (hints.length > 0) {
+        messages.push(...hints.map(hintMessage));
+        bound = inputTokenBound({ messages, tools });
+      }
       reserve = reserveCall();
       if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
     }
