@@ -4,10 +4,10 @@ import { canonicalJson, redact, sha256Hex } from '@keel/kit';
 import type { Tracer } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
-import type { ApprovalGate, PlanFacts } from '../approvals/gate.js';
+import type { ApprovalGate, GateCall, GateResult, PlanFacts } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
 import { Budget, type Clock } from '../limits/budget.js';
-import { classifyCall } from '../limits/irreversible.js';
+import { classifyCall, type Classification } from '../limits/irreversible.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
 import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.js';
 import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js';
@@ -43,6 +43,17 @@ export interface AgentRun {
   /** The tools this agent may call, by the name the model sees. */
   scope: Map<string, CatalogTool>;
   span: SpanHandle | undefined;
+}
+
+/** One tool call on its way through the session's steps. */
+interface Slot {
+  agent: AgentRun;
+  call: ModelToolCall;
+  callIndex: number;
+  tool: CatalogTool;
+  args: Record<string, unknown>;
+  classification: Classification;
+  effect: Effect;
 }
 
 export interface ToolAnswer {
@@ -540,12 +551,39 @@ export class TaskSession {
   }
 
   /**
-   * A tool call from a model (or the orchestrator): reserved, scope-checked, loop-checked,
-   * classified, its side effect computed and capped, then sent with an idempotency key and the
-   * trace context, and recorded.
+   * A tool call from a model (or the orchestrator), as its steps: admitted (kill, reservation, loop,
+   * scope, arguments), answered from its record when a resumed task repeats it, classified and its
+   * side effect sized against the caps, passed through the approval gate, then sent with its
+   * idempotency key and trace context, and recorded.
    */
   async tool(agent: AgentRun, call: ModelToolCall, callIndex: number): Promise<Step<ToolAnswer>> {
-    if (await this.#killed()) return stopped(this.abortStop());
+    const admitted = await this.#admit(agent, call, callIndex);
+    if (admitted.kind !== 'call') return admitted.step;
+    const { tool, args } = admitted;
+    const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
+    let classification = this.#classify(tool, args);
+    if (recorded !== undefined && recorded.result !== null)
+      return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
+    const effect = await this.#sizeEffect(agent, tool, args);
+    if (!effect.ok) return effect;
+    classification = this.#classifyByPaths(tool, classification, effect.value);
+    const slot: Slot = { agent, call, callIndex, tool, args, classification, effect: effect.value };
+    const gate = await this.#passGate(slot);
+    if (!gate.ok) return gate;
+    return this.#send(slot, gate.value);
+  }
+
+  /** Kill, reservation, loop, scope and argument checks: what every call passes before anything else. */
+  async #admit(
+    agent: AgentRun,
+    call: ModelToolCall,
+    callIndex: number,
+  ): Promise<
+    | { kind: 'call'; tool: CatalogTool; args: Record<string, unknown> }
+    | { kind: 'answered'; step: Step<ToolAnswer> }
+  > {
+    const answered = (step: Step<ToolAnswer>) => ({ kind: 'answered' as const, step });
+    if (await this.#killed()) return answered(stopped(this.abortStop()));
     let reserve = this.budget.reserveToolCall();
     if (!reserve.ok) {
       const escalation = await this.escalate({
@@ -553,129 +591,160 @@ export class TaskSession {
         limit: reserve.limit,
         message: reserve.message,
       });
-      if (!escalation.ok) return escalation;
+      if (!escalation.ok) return answered(escalation);
       reserve = this.budget.reserveToolCall();
-      if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+      if (!reserve.ok)
+        return answered(stopped({ status: 'limit', limit: reserve.limit, message: reserve.message }));
     }
     const loop = this.checkLoop(call);
     if (loop !== undefined) {
       const escalation = await this.escalate(this.loopStop(loop));
-      if (!escalation.ok) return escalation;
+      if (!escalation.ok) return answered(escalation);
       this.checkLoop(call);
     }
     const tool = agent.scope.get(call.name);
     if (tool === undefined) {
       const known = this.catalog.get(call.name);
-      const available = [...agent.scope.keys()].join(', ');
-      return done(
-        known === undefined
-          ? await this.#refuse(
-              agent,
-              call,
-              callIndex,
-              'UNKNOWN_TOOL',
-              `there is no tool named '${call.name}'`,
-              `use one of: ${available}`,
-            )
-          : await this.#refuse(
-              agent,
-              call,
-              callIndex,
-              'OUT_OF_SCOPE',
-              `'${call.name}' (server ${known.server}) is not among the ${agent.role} agent's tools`,
-              `use one of: ${available}`,
-            ),
+      const hint = `use one of: ${[...agent.scope.keys()].join(', ')}`;
+      return answered(
+        done(
+          known === undefined
+            ? await this.#refuse(
+                agent,
+                call,
+                callIndex,
+                'UNKNOWN_TOOL',
+                `there is no tool named '${call.name}'`,
+                hint,
+              )
+            : await this.#refuse(
+                agent,
+                call,
+                callIndex,
+                'OUT_OF_SCOPE',
+                `'${call.name}' (server ${known.server}) is not among the ${agent.role} agent's tools`,
+                hint,
+              ),
+        ),
       );
     }
     if (call.arguments === null || typeof call.arguments !== 'object' || Array.isArray(call.arguments))
-      return done(
-        await this.#refuse(
-          agent,
-          call,
-          callIndex,
-          'INVALID_ARGUMENT',
-          `the arguments of ${call.name} are not a JSON object`,
-          'send the arguments as one JSON object matching the tool schema',
+      return answered(
+        done(
+          await this.#refuse(
+            agent,
+            call,
+            callIndex,
+            'INVALID_ARGUMENT',
+            `the arguments of ${call.name} are not a JSON object`,
+            'send the arguments as one JSON object matching the tool schema',
+          ),
         ),
       );
-    const args = call.arguments as Record<string, unknown>;
-    const server = this.options.servers.get(tool.server)!;
-    let classification = classifyCall(tool.name, args, {
+    return { kind: 'call', tool, args: call.arguments as Record<string, unknown> };
+  }
+
+  #classify(tool: CatalogTool, args: Record<string, unknown>): Classification {
+    return classifyCall(tool.name, args, {
       workspace: this.options.workspace,
       ownWorktrees: this.#ownWorktrees,
       planEnvironments: this.#planEnvironments,
       approvalEnvironments: this.options.approvalEnvironments,
       extraTools: this.options.extraIrreversible,
     });
-    const timeoutMs = Math.max(1, this.budget.msLeft());
-    const traceMeta = (ctx: Context) => {
-      const traceparent = traceparentOf(ctx);
-      return traceparent === undefined ? {} : { traceparent };
-    };
-    const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
-    if (recorded !== undefined && recorded.result !== null)
-      return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
-    let effect: Effect = noEffect;
-    if (tool.annotations.readOnlyHint !== true) {
-      effect = await computeEffect({
-        server,
-        tool,
-        args,
-        workspace: this.options.workspace,
-        dryRun: (dryArgs) =>
-          server.call(tool.name, dryArgs, {
-            signal: this.signal,
-            timeoutMs,
-            meta: traceMeta(this.#parent(agent)),
-          }),
-      });
-      const crossing = this.ledger.check(tool.name, effect);
-      if (crossing !== undefined) {
-        await this.event('side_effect_cap', { tool: tool.name, args, effect, ...crossing });
-        const escalation = await this.escalate({
-          status: 'limit',
-          limit: crossing.limit,
-          message: crossing.message,
-        });
-        if (!escalation.ok) return escalation;
-      }
-    }
-    if (!classification.irreversible && effect.computable) {
-      const touched = effect.files.find((f) => this.#irreversiblePath(f.path));
-      if (touched !== undefined)
-        classification = {
-          irreversible: true,
-          reason: `${tool.name} would change ${touched.path} (irreversible.paths)`,
-        };
-    }
-    const plan = typeof args['planId'] === 'string' ? this.#plans.get(args['planId']) : undefined;
-    const gate = await this.options.gate.check({
-      agent: agent.role,
-      step: this.step,
-      callIndex,
-      server: tool.server,
-      tool: tool.name,
+  }
+
+  /** Policy's `irreversible.paths`: a call whose computed effect changes a matching path. */
+  #classifyByPaths(tool: CatalogTool, classification: Classification, effect: Effect): Classification {
+    if (classification.irreversible || !effect.computable) return classification;
+    const touched = effect.files.find((f) => this.#irreversiblePath(f.path));
+    return touched === undefined
+      ? classification
+      : { irreversible: true, reason: `${tool.name} would change ${touched.path} (irreversible.paths)` };
+  }
+
+  #traceMeta(ctx: Context): Record<string, string> {
+    const traceparent = traceparentOf(ctx);
+    return traceparent === undefined ? {} : { traceparent };
+  }
+
+  /** The call's effect on the workspace, before it runs, against the side-effect caps. */
+  async #sizeEffect(
+    agent: AgentRun,
+    tool: CatalogTool,
+    args: Record<string, unknown>,
+  ): Promise<Step<Effect>> {
+    if (tool.annotations.readOnlyHint === true) return done(noEffect);
+    const server = this.options.servers.get(tool.server)!;
+    const effect = await computeEffect({
+      server,
+      tool,
       args,
-      classification,
-      plan,
+      workspace: this.options.workspace,
+      dryRun: (dryArgs) =>
+        server.call(tool.name, dryArgs, {
+          signal: this.signal,
+          timeoutMs: Math.max(1, this.budget.msLeft()),
+          meta: this.#traceMeta(this.#parent(agent)),
+        }),
     });
+    const crossing = this.ledger.check(tool.name, effect);
+    if (crossing !== undefined) {
+      await this.event('side_effect_cap', { tool: tool.name, args, effect, ...crossing });
+      const escalation = await this.escalate({
+        status: 'limit',
+        limit: crossing.limit,
+        message: crossing.message,
+      });
+      if (!escalation.ok) return escalation;
+    }
+    return done(effect);
+  }
+
+  #gateCall(slot: Slot, classification = slot.classification): GateCall {
+    const planId = slot.args['planId'];
+    return {
+      agent: slot.agent.role,
+      step: this.step,
+      callIndex: slot.callIndex,
+      server: slot.tool.server,
+      tool: slot.tool.name,
+      args: slot.args,
+      classification,
+      plan: typeof planId === 'string' ? this.#plans.get(planId) : undefined,
+    };
+  }
+
+  /** The approval gate's answer as a step: a waiting or refused call ends the task here, recorded. */
+  async #gateOutcome(slot: Slot, gate: GateResult): Promise<Step<Record<string, unknown>>> {
     if (!gate.ok) {
       await this.event(gate.stop.status === 'waiting' ? 'approval_requested' : 'approval_refused', {
         approval: gate.approval?.id,
-        tool: tool.name,
+        tool: slot.tool.name,
         reasons: gate.approval?.reasons,
         stop: gate.stop,
       });
-      this.progress('note', agent.role, gate.stop.message);
+      this.progress('note', slot.agent.role, gate.stop.message);
       return stopped(gate.stop);
     }
     if (gate.approval !== undefined)
       await this.event('approval_consumed', {
         approval: gate.approval.id,
-        tool: tool.name,
+        tool: slot.tool.name,
         by: gate.approval.decidedBy,
-        slot: `${this.step}:${callIndex}`,
+        slot: `${this.step}:${slot.callIndex}`,
       });
+    return done(gate.meta);
+  }
+
+  async #passGate(slot: Slot): Promise<Step<Record<string, unknown>>> {
+    return this.#gateOutcome(slot, await this.options.gate.check(this.#gateCall(slot)));
+  }
+
+  /** The MCP call itself: span, idempotency key, trace context and approval token in `_meta`; then the record. */
+  async #send(slot: Slot, gateMeta: Record<string, unknown>): Promise<Step<ToolAnswer>> {
+    const { agent, call, callIndex, tool, args, classification, effect } = slot;
+    const server = this.options.servers.get(tool.server)!;
     const idempotencyKey = `keel-${sha256Hex(`${this.options.taskId}\n${this.step}\n${callIndex}`).slice(0, 48)}`;
     const span =
       this.options.tracer === undefined
@@ -702,21 +771,13 @@ export class TaskSession {
     );
     const startedAt = new Date();
     const started = performance.now();
-    let result: ToolResult;
-    try {
-      result = await server.call(tool.name, args, {
-        signal: this.signal,
-        timeoutMs,
-        meta: {
-          'keel/idempotency-key': idempotencyKey,
-          ...traceMeta(span?.ctx ?? this.#parent(agent)),
-          ...gate.meta,
-        },
-      });
-    } catch (error) {
-      const latencyMs = performance.now() - started;
-      span?.end(this.signal.aborted ? 'cancelled' : 'mcp_error');
-      await this.#recordToolCall({
+    const record = (
+      fields: Pick<
+        ToolCallRecord,
+        'result' | 'resultBytes' | 'latencyMs' | 'outcome' | 'errorCode' | 'effect'
+      >,
+    ) =>
+      this.#recordToolCall({
         taskId: this.options.taskId,
         step: this.step,
         callIndex,
@@ -725,14 +786,31 @@ export class TaskSession {
         tool: tool.name,
         idempotencyKey,
         arguments: recordable(args),
+        irreversible: classification.irreversible,
+        startedAt: startedAt.toISOString(),
+        ...fields,
+      });
+    let result: ToolResult;
+    try {
+      result = await server.call(tool.name, args, {
+        signal: this.signal,
+        timeoutMs: Math.max(1, this.budget.msLeft()),
+        meta: {
+          'keel/idempotency-key': idempotencyKey,
+          ...this.#traceMeta(span?.ctx ?? this.#parent(agent)),
+          ...gateMeta,
+        },
+      });
+    } catch (error) {
+      const latencyMs = performance.now() - started;
+      span?.end(this.signal.aborted ? 'cancelled' : 'mcp_error');
+      await record({
         result: { error: (error as Error).message },
         resultBytes: 0,
         latencyMs,
         outcome: 'error',
         errorCode: this.signal.aborted ? 'CANCELLED' : 'MCP_ERROR',
-        irreversible: classification.irreversible,
         effect,
-        startedAt: startedAt.toISOString(),
       });
       this.toolCalls.push({
         server: tool.server,
@@ -757,50 +835,23 @@ export class TaskSession {
     if (
       result.isError &&
       result.error?.code === 'APPROVAL_REQUIRED' &&
-      gate.meta['keel/approval'] === undefined
+      gateMeta['keel/approval'] === undefined
     ) {
-      const asked = await this.options.gate.requireApproval(
-        {
-          agent: agent.role,
-          step: this.step,
-          callIndex,
-          server: tool.server,
-          tool: tool.name,
-          args,
-          classification,
-          plan,
-        },
-        result.error.message,
+      // Never a question for the model: the call waits for a human like any irreversible one.
+      const asked = await this.#gateOutcome(
+        slot,
+        await this.options.gate.requireApproval(this.#gateCall(slot), result.error.message),
       );
-      if (!asked.ok) {
-        await this.event('approval_requested', {
-          approval: asked.approval?.id,
-          tool: tool.name,
-          reasons: asked.approval?.reasons,
-          stop: asked.stop,
-        });
-        this.progress('note', agent.role, asked.stop.message);
-        return stopped(asked.stop);
-      }
+      if (!asked.ok) return asked;
     }
     await this.#record(tool, args, result, effect, classification.irreversible, latencyMs);
-    await this.#recordToolCall({
-      taskId: this.options.taskId,
-      step: this.step,
-      callIndex,
-      agent: agent.role,
-      server: tool.server,
-      tool: tool.name,
-      idempotencyKey,
-      arguments: recordable(args),
+    await record({
       result: { text: result.text, structured: result.structured ?? null, error: result.error ?? null },
       resultBytes: result.bytes,
       latencyMs,
       outcome: result.isError ? 'error' : 'ok',
       errorCode: result.error?.code ?? null,
-      irreversible: classification.irreversible,
       effect: tool.annotations.readOnlyHint === true ? null : effect,
-      startedAt: startedAt.toISOString(),
     });
     return done(this.#answerResult(call, result));
   }
