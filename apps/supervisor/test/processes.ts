@@ -156,6 +156,27 @@ export async function killEverythingIn(dir: string): Promise<number> {
   return killed;
 }
 
+/**
+ * A crash of the supervisor: SIGKILL of the keel process and of the servers it started (their
+ * parent is gone, so nothing would stop them cleanly either). The tool processes those servers
+ * started run in process groups of their own and are left to end by themselves, as they would:
+ * a git child killed half-way would leave a stale `.git/index.lock` behind, which is not what this
+ * crash is about. Waits until nothing runs in `dir` any more.
+ */
+export async function crash(keel: KeelProcess, dir: string): Promise<void> {
+  const servers = below(keel.pid).filter((p) => p.ppid === keel.pid);
+  process.kill(keel.pid, 'SIGKILL');
+  for (const server of servers)
+    try {
+      process.kill(server.pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  await until(`everything in ${dir} to end after the crash`, () =>
+    processesIn(dir).filter((p) => p.state !== 'Z').length === 0 ? true : undefined,
+  );
+}
+
 /** Makes sure a test leaves nothing running inside `dir`, whatever happened to it. */
 export function reapAfter(dir: string): void {
   onTestFinished(async () => {
