@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSqliteTaskStore, loadConfig, parseTaskFile, runTask } from '@keel/supervisor';
@@ -216,6 +217,185 @@ async function limitOvershoot({ log, workDir }) {
   ];
 }
 
+const keelBin = fileURLToPath(new URL('dist/bin.js', import.meta.resolve('@keel/supervisor/package.json')));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every process as /proc shows it: pid, parent, state, start time, command line. */
+function processes() {
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      out.push({
+        pid: Number(name),
+        state: fields[0],
+        ppid: Number(fields[1]),
+        startTime: fields[19],
+        cmdline,
+      });
+    } catch {
+      // Gone while we read.
+    }
+  }
+  return out;
+}
+
+function below(root, all = processes()) {
+  const out = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift();
+    for (const p of all)
+      if (p.ppid === pid) {
+        out.push(p);
+        queue.push(p.pid);
+      }
+  }
+  return out;
+}
+
+/** Still running: the same process (pid and start time) in /proc and not a zombie waiting to be reaped. */
+function running(p) {
+  try {
+    const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] === p.startTime && fields[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function startKeel(args, cwd) {
+  const child = spawn(process.execPath, [keelBin, ...args], {
+    cwd,
+    env: { ...process.env, KEEL_CONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.resume();
+  const exited = new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout })));
+  return { child, pid: child.pid, exited };
+}
+
+/**
+ * `keel kill --all` with 20 `keel run` processes, each inside a long tool call (a test that sleeps
+ * ten minutes, run by the test-runner server): the time from the command's start until every task
+ * is recorded stopped and every process that was below the keel processes (servers, test runners in
+ * their own process groups, the sleeping tests) has left /proc.
+ */
+export async function killAllLatency({ log, workDir }) {
+  const tasks = 20;
+  const dir = path.join(workDir, 'kill');
+  const ws = path.join(dir, 'ws');
+  mkdirSync(path.join(ws, 'test'), { recursive: true });
+  writeFileSync(
+    path.join(ws, 'package.json'),
+    JSON.stringify({ name: 'sleepy', private: true, type: 'module', scripts: { test: 'node --test' } }),
+  );
+  writeFileSync(
+    path.join(ws, 'test', 'sleep.test.mjs'),
+    "import { test } from 'node:test';\ntest('sleeps', async () => { await new Promise((r) => setTimeout(r, 600_000)); });\n",
+  );
+  const tools = { tests: ['run_tests'] };
+  writeFileSync(
+    path.join(dir, 'keel.config.json'),
+    JSON.stringify({
+      version: 1,
+      workspace: 'ws',
+      stateDir: 'state',
+      servers: { tests: { builtin: 'test-runner', args: ['--root', '.'] } },
+      agents: {
+        planning: { model: 'playbook', tools },
+        coding: { model: 'playbook', tools },
+        review: { model: 'playbook', tools },
+      },
+    }),
+  );
+  writeFileSync(
+    path.join(dir, 'sleep.task.json'),
+    JSON.stringify({
+      type: 'sleep',
+      title: 'Run the sleeping test',
+      description: 'Run the tests.',
+      mode: 'single',
+      tests: null,
+      deploy: null,
+      playbook: {
+        coding: [
+          [
+            { call: 'run_tests', args: { fresh: true } },
+            { submit: { version: 'change.v1', summary: 'nothing', files: [], commit: null } },
+          ],
+        ],
+      },
+    }),
+  );
+  const keels = Array.from({ length: tasks }, () =>
+    startKeel(['run', 'sleep.task.json', '--quiet', '--config', 'keel.config.json'], dir),
+  );
+  let trees;
+  for (;;) {
+    const all = processes();
+    trees = keels.map((k) => below(k.pid, all));
+    if (trees.every((tree) => tree.some((p) => p.cmdline.includes('sleep.test.mjs')))) break;
+    if (keels.some((k) => k.child.exitCode !== null))
+      throw new Error('a keel run ended before its test slept');
+    await sleep(50);
+  }
+  log(`${tasks} tasks inside their test runs, ${trees.flat().length} processes below them; killing`);
+  const watched = [
+    ...keels.map((k) => ({ pid: k.pid, startTime: processes().find((p) => p.pid === k.pid)?.startTime })),
+    ...trees.flat(),
+  ];
+  const store = createSqliteTaskStore(path.join(dir, 'state'));
+  const started = performance.now();
+  const kill = startKeel(['kill', '--all', '--as', 'bench', '--config', 'keel.config.json'], dir);
+  let killMs;
+  void kill.exited.then(() => (killMs = performance.now() - started));
+  let stoppedMs;
+  let goneMs;
+  while (stoppedMs === undefined || goneMs === undefined) {
+    if (goneMs === undefined && !watched.some(running)) goneMs = performance.now() - started;
+    if (stoppedMs === undefined) {
+      const open = await store.listTasks({ status: 'running', limit: 100 });
+      if (open.length === 0 && (await store.listTasks({ status: 'killed', limit: 100 })).length === tasks)
+        stoppedMs = performance.now() - started;
+    }
+    await sleep(5);
+  }
+  const { code, stdout } = await kill.exited;
+  await Promise.all(keels.map((k) => k.exited));
+  await store.setGlobalStop(null);
+  await store.close();
+  if (code !== 0) throw new Error(`keel kill --all exited ${code}: ${stdout}`);
+  const forced = stdout.split('\n').filter((line) => line.includes('did not answer')).length;
+  // Each task's time from the command's own clock: from its kill request to its end, start-up excluded.
+  const perTask = [...stdout.matchAll(/, (\d+) ms\)$/gm)].map((m) => Number(m[1]));
+  const keel = Math.max(stoppedMs, goneMs);
+  log(
+    `kill --all: tasks stopped ${stoppedMs.toFixed(0)} ms, processes gone ${goneMs.toFixed(0)} ms, the command ${killMs.toFixed(0)} ms`,
+  );
+  return [
+    {
+      name: `kill --all of ${tasks} tasks inside long tool calls: until every task stopped and every tool process gone`,
+      keel,
+      reference: 1000,
+      unit: 'ms',
+      ratio: keel / 1000,
+      target: '< 1 s',
+      note: `keel kill --all itself took ${killMs.toFixed(0)} ms (node start-up included); tasks recorded killed at ${stoppedMs.toFixed(0)} ms, ${watched.length} processes gone at ${goneMs.toFixed(0)} ms; per task from its kill request (start-up excluded): median ${median(perTask).toFixed(0)} ms, max ${Math.max(...perTask)} ms; ${forced} of ${tasks} owners force-killed after the 500 ms ack bound; reference = the 1 s target`,
+    },
+  ];
+}
+
 export async function run(context) {
-  return [...(await overheadPerStep(context)), ...(await limitOvershoot(context))];
+  return [
+    ...(await overheadPerStep(context)),
+    ...(await limitOvershoot(context)),
+    ...(await killAllLatency(context)),
+  ];
 }
