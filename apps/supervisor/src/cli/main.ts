@@ -6,7 +6,9 @@ import { KeelError } from '@keel/kit';
 import { taskStatuses, type TaskRunV1 } from '@keel/contracts';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { runTask } from '../engine/runTask.js';
-import { createSqliteTaskStore } from '../store/sqliteTaskStore.js';
+import { openTaskStore, storeLocation } from '../store/openStore.js';
+import { migratePostgres } from '../store/postgresTaskStore.js';
+import pg from 'pg';
 import type { TaskStore } from '../store/taskStore.js';
 import { loadTaskFile } from '../task/taskFile.js';
 import { createDemoProject } from './demoProject.js';
@@ -87,7 +89,7 @@ export async function runCli(io: CliIo): Promise<number> {
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
   ) => {
     const loaded = loadConfig(findConfig(io.cwd, configFile, io.env));
-    const store = createSqliteTaskStore(loaded.stateDir);
+    const store = await openTaskStore(loaded, io.env);
     try {
       return await fn(loaded, store);
     } finally {
@@ -268,6 +270,34 @@ export async function runCli(io: CliIo): Promise<number> {
       });
     });
 
+  program
+    .command('migrate')
+    .description(
+      'create or upgrade the PostgreSQL task store (also done on first use; safe to run twice, even at once)',
+    )
+    .addOption(configOption())
+    .action(async (opts: { config?: string }) => {
+      const loaded = loadConfig(findConfig(io.cwd, opts.config, io.env));
+      const location = storeLocation(loaded, io.env);
+      if (location.kind === 'sqlite') {
+        out(
+          `the task store is SQLite (${location.dir}): it creates its tables when opened; set KEEL_DATABASE_URL or store: for PostgreSQL`,
+        );
+        return;
+      }
+      const pool = new pg.Pool({ connectionString: location.url, max: 1 });
+      try {
+        const applied = await migratePostgres(pool);
+        out(
+          applied.length === 0
+            ? 'the PostgreSQL task store is up to date'
+            : `applied migration(s) ${applied.join(', ')}`,
+        );
+      } finally {
+        await pool.end();
+      }
+    });
+
   const audit = program.command('audit').description("the task store's hash-chained event log");
   audit
     .command('verify')
@@ -307,7 +337,7 @@ export async function runCli(io: CliIo): Promise<number> {
       const demo = createDemoProject(dir, { healthUrl: health.url });
       out(`demo project: ${demo.project}\nconfig:       ${demo.config}\ntask:         ${demo.task}\n`);
       const loaded = loadConfig(demo.config);
-      const store = createSqliteTaskStore(loaded.stateDir);
+      const store = await openTaskStore(loaded, io.env);
       try {
         const { run } = await runTask({
           loaded,

@@ -155,6 +155,12 @@ export const configSchema = z
     version: z.literal(1),
     workspace: z.string().default('.').describe('the project the servers are rooted at'),
     stateDir: z.string().default('.keel').describe('task store and server state'),
+    store: z
+      .string()
+      .optional()
+      .describe(
+        'a postgres:// URL for a task store shared by several keel processes (KEEL_DATABASE_URL overrides it); default: SQLite in stateDir',
+      ),
     servers: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), serverSchema),
     models: z.record(z.string(), modelSchema).default({ playbook: { provider: 'playbook' } }),
     prices: z.record(z.string(), priceSchema).default({}),

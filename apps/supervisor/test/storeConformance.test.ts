@@ -1,0 +1,269 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDir } from '@keel/testing';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { resumeTask, runTask } from '../src/engine/runTask.js';
+import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
+import { createHarness, task as task2 } from './helpers.js';
+import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
+import type { TaskRecord, TaskStore } from '../src/store/taskStore.js';
+
+/**
+ * One suite, every backend: what the engine relies on of a task store. PostgreSQL runs when
+ * KEEL_TEST_DATABASE_URL names a server (.ci/run starts one); under CI its absence fails the run.
+ */
+const databaseUrl = process.env['KEEL_TEST_DATABASE_URL'];
+if (databaseUrl === undefined && process.env['CI'] === 'true')
+  throw new Error('KEEL_TEST_DATABASE_URL is not set: .ci/run starts a PostgreSQL server for these tests');
+
+/** A fresh database on the test server, dropped when the test ends. */
+async function freshPostgres(): Promise<string> {
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  const name = `keel_test_${randomBytes(6).toString('hex')}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  onTestFinished(async () => {
+    const drop = new pg.Client({ connectionString: databaseUrl });
+    await drop.connect();
+    await drop.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await drop.end();
+  });
+  const url = new URL(databaseUrl!);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+const backends: Array<{ name: string; open: () => Promise<() => Promise<TaskStore>>; skip?: string }> = [
+  {
+    name: 'sqlite',
+    open: async () => {
+      const dir = await tempDir('keel-store-');
+      return async () => createSqliteTaskStore(dir);
+    },
+  },
+  {
+    name: 'postgres',
+    ...(databaseUrl === undefined
+      ? { skip: 'KEEL_TEST_DATABASE_URL is not set (no PostgreSQL server for this run)' }
+      : {}),
+    open: async () => {
+      const url = await freshPostgres();
+      return () => createPostgresTaskStore(url);
+    },
+  },
+];
+
+const task = (id: string, createdAt: string): TaskRecord => ({
+  id,
+  type: 'bugfix',
+  title: `task ${id}`,
+  mode: 'orchestrated',
+  status: 'running',
+  createdAt,
+  endedAt: null,
+  configHash: 'c'.repeat(64),
+  spec: { type: 'bugfix', nested: { list: [1, 2] } },
+  startingState: { git: { head: 'a'.repeat(40) } },
+  run: null,
+});
+
+for (const backend of backends) {
+  describe.skipIf(backend.skip !== undefined)(
+    `task store: ${backend.name}${backend.skip ? ` (skipped: ${backend.skip})` : ''}`,
+    () => {
+      async function store(): Promise<{ store: TaskStore; reopen: () => Promise<TaskStore> }> {
+        const opener = await backend.open();
+        const s = await opener();
+        onTestFinished(() => s.close());
+        return { store: s, reopen: opener };
+      }
+
+      it('keeps tasks, lists them newest first with filters, and updates them', async () => {
+        const { store: s } = await store();
+        await s.createTask(task('t-1', '2026-11-30T00:00:01.000Z'));
+        await s.createTask(task('t-2', '2026-11-30T00:00:02.000Z'));
+        await s.updateTask('t-1', { status: 'succeeded', endedAt: '2026-11-30T00:01:00.000Z' });
+        expect((await s.listTasks()).map((t) => [t.id, t.status])).toEqual([
+          ['t-2', 'running'],
+          ['t-1', 'succeeded'],
+        ]);
+        expect((await s.listTasks({ status: 'succeeded' })).map((t) => t.id)).toEqual(['t-1']);
+        expect(await s.getTask('t-2')).toEqual(task('t-2', '2026-11-30T00:00:02.000Z'));
+        expect(await s.getTask('nope')).toBeUndefined();
+      });
+
+      it('chains events across tasks and writers, names the first altered one, and survives a purge', async () => {
+        const { store: s, reopen } = await store();
+        const other = await reopen();
+        onTestFinished(() => other.close());
+        await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            (i % 2 === 0 ? s : other).appendEvent(`t-${i % 3}`, 'step', { i }),
+          ),
+        );
+        const verified = await s.verifyEvents();
+        expect(verified).toEqual({ ok: true, events: 40 });
+        expect(
+          (await s.listEvents('t-0')).map((e) => (e.data as { i: number }).i).sort((a, b) => a - b),
+        ).toEqual(Array.from({ length: 40 }, (_, i) => i).filter((i) => i % 3 === 0));
+        await s.recordModelCall({
+          taskId: 't-0',
+          step: 1,
+          agent: 'coding',
+          provider: 'playbook',
+          requestedModel: 'playbook',
+          responseModel: 'playbook',
+          systemSha256: 's'.repeat(64),
+          request: { messages: [{ role: 'user', content: 'hi' }] },
+          raw: { ok: true },
+          reply: { text: 'hello' },
+          reservedInputTokens: 10,
+          reservedOutputTokens: 20,
+          inputTokens: 5,
+          outputTokens: 6,
+          costUsd: 0.25,
+          latencyMs: 1.5,
+          startedAt: '2026-11-30T00:00:00.000Z',
+          error: null,
+        });
+        expect(await s.purge(new Date('2026-12-01T00:00:00Z'))).toEqual({ modelCalls: 1, toolCalls: 0 });
+        expect(
+          (await s.listModelCalls('t-0')).map((c) => [c.request, c.raw, c.reply, c.inputTokens, c.costUsd]),
+        ).toEqual([[null, null, null, 5, 0.25]]);
+        expect(await s.verifyEvents()).toEqual({ ok: true, events: 40 });
+      });
+
+      it('records tool calls whole', async () => {
+        const { store: s } = await store();
+        const record = {
+          taskId: 't-1',
+          step: 2,
+          callIndex: 1,
+          agent: 'coding',
+          server: 'git',
+          tool: 'git_commit',
+          idempotencyKey: 'keel-abc',
+          arguments: { message: 'x', all: true },
+          result: { text: 'ok', structured: { sha: 'f'.repeat(40) }, error: null },
+          resultBytes: 42,
+          latencyMs: 3.25,
+          outcome: 'ok' as const,
+          errorCode: null,
+          irreversible: false,
+          effect: { computable: true, files: [] },
+          startedAt: '2026-11-30T00:00:00.000Z',
+        };
+        const id = await s.recordToolCall(record);
+        expect(await s.listToolCalls('t-1')).toEqual([{ ...record, id }]);
+      });
+
+      it('approvals: one open request per call, decided once, consumed once (again only by the same slot)', async () => {
+        const { store: s } = await store();
+        await s.createTask(task('t-1', '2026-11-30T00:00:00.000Z'));
+        const request = {
+          id: 'ap-0000000001',
+          taskId: 't-1',
+          kind: 'tool' as const,
+          agent: 'deploy',
+          step: 7,
+          callIndex: 0,
+          server: 'deploy',
+          tool: 'apply_deploy',
+          argsSha256: 'e'.repeat(64),
+          arguments: { planId: 'plan-1' },
+          reasons: ['production requires approval'],
+          summary: 'apply_deploy of plan plan-1',
+          requestedAt: new Date().toISOString(),
+          expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+        };
+        const [a, b] = await Promise.all([
+          s.requestApproval(request),
+          s.requestApproval({ ...request, id: 'ap-0000000002' }),
+        ]);
+        expect(a.id).toBe(b.id);
+        expect((await s.listApprovals({ taskId: 't-1' })).length).toBe(1);
+        const now = new Date();
+        const decisions = await Promise.all([
+          s.decideApproval(a.id, { approve: true, by: 'alice', reason: null, now }),
+          s.decideApproval(a.id, { approve: true, by: 'bob', reason: null, now }),
+        ]);
+        expect(decisions.filter((d) => d.ok).length).toBe(1);
+        const consumed = await Promise.all([
+          s.consumeApproval('t-1', 'apply_deploy', 'e'.repeat(64), '7:0', now),
+          s.consumeApproval('t-1', 'apply_deploy', 'e'.repeat(64), '9:0', now),
+        ]);
+        const used = consumed.filter((c) => c !== undefined);
+        expect(used.map((c) => [c.id, c.status])).toEqual([[a.id, 'consumed']]);
+        // The slot that consumed it may use it again (a resumed task repeating its call); no other may.
+        expect(
+          (await s.consumeApproval('t-1', 'apply_deploy', 'e'.repeat(64), used[0]!.consumedBy!, now))?.id,
+        ).toBe(a.id);
+        expect(await s.consumeApproval('t-1', 'apply_deploy', 'e'.repeat(64), '11:0', now)).toBeUndefined();
+      });
+
+      it('keeps owners, kill requests and the global stop', async () => {
+        const { store: s } = await store();
+        const owner = { pid: 1234, startTime: '99', host: 'h', serverPids: [5, 6] };
+        await s.setOwner('t-1', owner);
+        expect(await s.getOwner('t-1')).toEqual(owner);
+        expect(await s.killRequested('t-1')).toBe(false);
+        await s.requestKill('t-1', new Date());
+        expect(await s.killRequested('t-1')).toBe(true);
+        await s.setOwner('t-1', null);
+        expect(await s.getOwner('t-1')).toBeNull();
+        await s.setGlobalStop({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
+        expect(await s.getGlobalStop()).toEqual({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
+        await s.setGlobalStop(null);
+        expect(await s.getGlobalStop()).toBeNull();
+      });
+    },
+  );
+}
+
+describe.skipIf(databaseUrl === undefined)('a task on the PostgreSQL store', () => {
+  it('runs, waits for an approval, and resumes from the shared store', async () => {
+    const store = await createPostgresTaskStore(await freshPostgres());
+    onTestFinished(() => store.close());
+    const h = await createHarness({ config: { irreversible: { paths: ['release/**'] } } });
+    const spec = task2({
+      mode: 'single',
+      tests: null,
+      playbook: {
+        coding: [
+          [
+            { call: 'write_file', args: { path: 'release/notes.md', content: 'v1\n', createParents: true } },
+            { submit: { version: 'change.v1', summary: 'notes', files: [], commit: null } },
+          ],
+        ],
+      },
+    });
+    const first = await runTask({ loaded: h.loaded, store, env: process.env, task: spec });
+    expect(first.run.status).toBe('waiting');
+    const [approval] = await store.listApprovals({ status: 'pending' });
+    expect(approval?.tool).toBe('write_file');
+    expect(
+      (
+        await store.decideApproval(approval!.id, {
+          approve: true,
+          by: 'alice',
+          reason: null,
+          now: new Date(),
+        })
+      ).ok,
+    ).toBe(true);
+    const resumed = await resumeTask({
+      loaded: h.loaded,
+      store,
+      env: process.env,
+      taskId: first.run.id,
+      reason: 'approved',
+    });
+    expect([resumed.run.status, resumed.run.steps]).toEqual(['succeeded', 2]);
+    expect(readFileSync(path.join(h.repo.dir, 'release', 'notes.md'), 'utf8')).toBe('v1\n');
+    expect((await store.listModelCalls(first.run.id)).map((c) => c.step)).toEqual([1, 2]);
+    expect(await store.verifyEvents()).toMatchObject({ ok: true });
+  });
+});
