@@ -6,7 +6,6 @@ import { generateApprovalKeyPair } from '@keel/kit/approval';
 import type { TaskRunV1 } from '@keel/contracts';
 import { limitsSchema, type Limits } from '../config/schema.js';
 import { killAll, killTask, type KillResult } from '../control/kill.js';
-import { resumeTask } from '../engine/runTask.js';
 import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import type { CliContext } from './main.js';
 
@@ -109,6 +108,7 @@ function printKill(ctx: CliContext, result: KillResult): void {
 export function registerControlCommands(program: Command, ctx: CliContext): void {
   const resume = async (configFile: string | undefined, taskId: string, reason: string, quiet: boolean) =>
     ctx.withStore(configFile, async (loaded, store) => {
+      const { resumeTask } = await import('../engine/runTask.js');
       const { run } = await resumeTask({ loaded, store, taskId, reason, ...ctx.runOptions(quiet) });
       ctx.finishRun(run, false);
     });

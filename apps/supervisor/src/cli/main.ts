@@ -5,14 +5,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { KeelError } from '@keel/kit';
 import { taskStatuses, type TaskRunV1 } from '@keel/contracts';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
-import { runTask } from '../engine/runTask.js';
 import { openTaskStore, storeLocation } from '../store/openStore.js';
-import { migratePostgres } from '../store/postgresTaskStore.js';
-import pg from 'pg';
 import type { TaskStore } from '../store/taskStore.js';
 import { loadTaskFile } from '../task/taskFile.js';
-import { createDemoProject } from './demoProject.js';
-import { startDemoHealthServer } from './demoHealth.js';
 import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
 import { howToAnswer, registerControlCommands } from './control.js';
@@ -161,6 +156,7 @@ export async function runCli(io: CliIo): Promise<number> {
           io.stderr.write(
             `purged ${purged.modelCalls} model-call and ${purged.toolCalls} tool-call bodies past ${loaded.config.retentionDays} days\n`,
           );
+        const { runTask } = await import('../engine/runTask.js');
         const { run } = await runTask({ loaded, task, store, ...ctx.runOptions(opts.quiet) });
         finishRun(run, opts.json);
       });
@@ -285,6 +281,11 @@ export async function runCli(io: CliIo): Promise<number> {
         );
         return;
       }
+      // Loaded here: the engine, the model adapters and the database client are heavy, and most commands need none of them.
+      const [{ default: pg }, { migratePostgres }] = await Promise.all([
+        import('pg'),
+        import('../store/postgresTaskStore.js'),
+      ]);
       const pool = new pg.Pool({ connectionString: location.url, max: 1 });
       try {
         const applied = await migratePostgres(pool);
@@ -333,6 +334,11 @@ export async function runCli(io: CliIo): Promise<number> {
           hint: 'pick another --dir, or delete it',
         });
       mkdirSync(dir, { recursive: true });
+      const [{ createDemoProject }, { startDemoHealthServer }, { runTask }] = await Promise.all([
+        import('./demoProject.js'),
+        import('./demoHealth.js'),
+        import('../engine/runTask.js'),
+      ]);
       const health = await startDemoHealthServer(path.join(dir, 'deploys', 'staging'));
       const demo = createDemoProject(dir, { healthUrl: health.url });
       out(`demo project: ${demo.project}\nconfig:       ${demo.config}\ntask:         ${demo.task}\n`);

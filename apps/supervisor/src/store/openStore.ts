@@ -1,6 +1,5 @@
 import { KeelError } from '@keel/kit';
 import type { LoadedConfig } from '../config/load.js';
-import { createPostgresTaskStore } from './postgresTaskStore.js';
 import { createSqliteTaskStore } from './sqliteTaskStore.js';
 import type { TaskStore } from './taskStore.js';
 
@@ -27,6 +26,7 @@ export async function openTaskStore(loaded: LoadedConfig, env: NodeJS.ProcessEnv
   const location = storeLocation(loaded, env);
   if (location.kind === 'sqlite') return createSqliteTaskStore(location.dir);
   try {
+    const { createPostgresTaskStore } = await import('./postgresTaskStore.js');
     return await createPostgresTaskStore(location.url);
   } catch (cause) {
     throw new KeelError('UNAVAILABLE', `cannot open the PostgreSQL task store: ${(cause as Error).message}`, {
