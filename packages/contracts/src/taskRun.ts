@@ -2,10 +2,11 @@ import { z } from 'zod';
 import { count } from './common.js';
 
 /**
- * How a task stands. `waiting`: an irreversible call waits for a human's approval; `escalated`: a
+ * How a task stands. `queued`: submitted for a `keel worker` to take; `waiting`: an irreversible call waits for a human's approval; `escalated`: a
  * loop or a limit waits for a human to continue or abort; `limit` names the limit it reached.
  */
 export const taskStatuses = [
+  'queued',
   'running',
   'waiting',
   'succeeded',

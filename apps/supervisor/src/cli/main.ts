@@ -11,6 +11,7 @@ import { loadTaskFile } from '../task/taskFile.js';
 import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
 import { howToAnswer, registerControlCommands } from './control.js';
+import { registerWorkerCommands } from './workerCommands.js';
 import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
 import { exampleTask, starterConfig } from './starter.js';
@@ -46,6 +47,8 @@ export interface CliContext {
   runOptions(quiet: boolean): Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'progress' | 'killSignals'>;
   /** The person deciding: --as, else the login name. */
   approver(given: string | undefined): string;
+  /** The config file a command uses: --config, KEEL_CONFIG, or ./keel.config.yaml. */
+  findConfig(given: string | undefined): string;
 }
 
 /**
@@ -120,6 +123,7 @@ export async function runCli(io: CliIo): Promise<number> {
       ...(quiet ? {} : { progress: streamProgress(io.stderr) }),
     }),
     approver: (given) => given ?? io.env['KEEL_APPROVER'] ?? io.env['USER'] ?? userInfo().username,
+    findConfig: (given) => findConfig(io.cwd, given, io.env),
   };
 
   const program = new Command('keel')
@@ -389,6 +393,7 @@ export async function runCli(io: CliIo): Promise<number> {
     });
 
   registerControlCommands(program, ctx);
+  registerWorkerCommands(program, ctx);
 
   try {
     await program.parseAsync([...io.argv]);

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { TaskStatus } from '@keel/contracts';
-import type { TaskStore } from '../store/taskStore.js';
+import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { descendants, isSameProcess, killTree } from './processes.js';
 
 export type KillResult =
@@ -19,6 +19,26 @@ const isAlive = (pid: number) => {
 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A worker whose heartbeat is older than this is taken for dead. */
+export const staleHeartbeatMs = 10_000;
+
+export const isStale = (owner: TaskOwner, now = Date.now()) =>
+  owner.heartbeatAt !== undefined && now - Date.parse(owner.heartbeatAt) > staleHeartbeatMs;
+
+async function waitForEnd(
+  store: TaskStore,
+  taskId: string,
+  ackMs: number,
+  ms: () => number,
+): Promise<boolean> {
+  while (ms() < ackMs) {
+    const now = await store.getTask(taskId);
+    if (now !== undefined && ended.has(now.status)) return true;
+    await sleep(10);
+  }
+  return false;
+}
 
 /** Ends a task that no process is running (waiting, escalated, or whose process died). */
 async function markKilled(store: TaskStore, taskId: string, by: string, forced: boolean): Promise<void> {
@@ -63,8 +83,20 @@ export async function killTask(
   if (task === undefined) throw new Error(`no task '${taskId}'`);
   if (ended.has(task.status)) return { taskId, result: 'already_ended', status: task.status, ms: ms() };
   await store.requestKill(taskId, new Date());
+  // Workers on other machines hear it from the store (PostgreSQL NOTIFY); a local owner also by signal.
+  await store.announceKill?.(taskId);
   const owner = await store.getOwner(taskId);
-  const running = owner !== null && owner.host === hostname() && isSameProcess(owner.pid, owner.startTime);
+  const local = owner !== null && owner.host === hostname() && isSameProcess(owner.pid, owner.startTime);
+  if (owner !== null && !local && owner.worker !== undefined && !isStale(owner)) {
+    // A live worker elsewhere: it acknowledges through the store, or it is marked killed here and stops
+    // at its next call, when it reads the kill request.
+    const acknowledged = await waitForEnd(store, taskId, ackMs, ms);
+    if (!acknowledged) await markKilled(store, taskId, by, true);
+    return acknowledged
+      ? { taskId, result: 'acknowledged', pid: owner.pid, killedPids: [], ms: ms() }
+      : { taskId, result: 'not_running', status: task.status, ms: ms() };
+  }
+  const running = local;
   if (!running) {
     await markKilled(store, taskId, by, false);
     return { taskId, result: 'not_running', status: task.status, ms: ms() };
@@ -74,15 +106,7 @@ export async function killTask(
   } catch {
     // Gone between the check and the signal: the wait below finds out.
   }
-  let acknowledged = false;
-  while (ms() < ackMs) {
-    const now = await store.getTask(taskId);
-    if (now !== undefined && ended.has(now.status)) {
-      acknowledged = true;
-      break;
-    }
-    await sleep(10);
-  }
+  const acknowledged = await waitForEnd(store, taskId, ackMs, ms);
   if (acknowledged) {
     // The owner records `killed` before it closes its servers: give their tool processes the rest
     // of the bound to go, then reap whatever is left below the owner.
@@ -114,7 +138,7 @@ export async function killAll(
   options: { ackMs?: number } = {},
 ): Promise<KillResult[]> {
   await store.setGlobalStop({ by, at: new Date().toISOString() });
-  const open: TaskStatus[] = ['running', 'waiting', 'escalated'];
+  const open: TaskStatus[] = ['queued', 'running', 'waiting', 'escalated'];
   const tasks = (await Promise.all(open.map((status) => store.listTasks({ status, limit: 10_000 })))).flat();
   return Promise.all(tasks.map((task) => killTask(store, task.id, by, options)));
 }

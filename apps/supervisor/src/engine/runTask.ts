@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { context as otelContext, type Tracer } from '@opentelemetry/api';
 import type { TaskRunV1 } from '@keel/contracts';
 import { KeelError } from '@keel/kit';
@@ -39,6 +38,8 @@ export interface RunTaskOptions {
   taskId?: string;
   /** Kill requests reach a running task through the store; this tells it to look now (the bin's SIGUSR2). */
   killSignals?: KillSignals;
+  /** Set by `keel worker`: its name goes with the task's owner record, refreshed every `heartbeatMs`. */
+  worker?: { id: string; heartbeatMs: number };
 }
 
 /** A process-wide doorbell: `keel kill` rings it (SIGUSR2), each running task checks the store. */
@@ -57,11 +58,8 @@ export interface TaskOutcome {
   flow: FlowResult;
 }
 
-/** `t-20261130-081502-3fa2c1`: sortable, unique enough for one store. */
-export function newTaskId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `t-${stamp}-${randomBytes(3).toString('hex')}`;
-}
+export { newTaskId } from './taskId.js';
+import { newTaskId } from './taskId.js';
 
 /** Which tools each role sees: the config's allowlist per server, `*` for all of a server's. */
 export function scopeFor(
@@ -319,6 +317,7 @@ async function execute(
         });
   let session: TaskSession | undefined;
   let unsubscribe: (() => void) | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
   const flow: FlowResult = { reviews: [], tests: [], deploys: [] };
   try {
     const agents: Partial<Record<AgentRole | 'single', AgentSetup>> = {};
@@ -348,21 +347,32 @@ async function execute(
         : { scope: scopeFor('orchestrator', { [testServer.name]: ['run_tests'] }, servers) };
     const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
     const meta = traceparent === undefined ? {} : { traceparent };
+    const queued = resuming === undefined ? await store.getTask(taskId) : undefined;
+    if (queued !== undefined && queued.status !== 'queued')
+      throw new KeelError(
+        'CONFLICT',
+        `task ${taskId} exists (${queued.status}); only a queued task starts here`,
+        {
+          hint: 'keel resume TASK goes on with a task that stopped',
+        },
+      );
     if (resuming === undefined) {
       const start = await startingState(servers, loaded, meta);
-      await store.createTask({
-        id: taskId,
-        type: task.type,
-        title: task.title,
-        mode: task.mode,
-        status: 'running',
-        createdAt,
-        endedAt: null,
-        configHash: loaded.hash,
-        spec: task,
-        startingState: start,
-        run: null,
-      });
+      if (queued !== undefined) await store.updateTask(taskId, { status: 'running', startingState: start });
+      else
+        await store.createTask({
+          id: taskId,
+          type: task.type,
+          title: task.title,
+          mode: task.mode,
+          status: 'running',
+          createdAt,
+          endedAt: null,
+          configHash: loaded.hash,
+          spec: task,
+          startingState: start,
+          run: null,
+        });
       await store.appendEvent(taskId, 'task_started', {
         type: task.type,
         mode: task.mode,
@@ -377,12 +387,23 @@ async function execute(
         configChanged: resuming.record.configHash !== loaded.hash,
       });
     }
-    await store.setOwner(taskId, {
+    const owner = {
       pid: process.pid,
       startTime: processStartTime(process.pid) ?? '',
       host: hostname(),
       serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
-    });
+      ...(options.worker === undefined ? {} : { worker: options.worker.id }),
+    };
+    const beat = () =>
+      store.setOwner(taskId, {
+        ...owner,
+        ...(options.worker === undefined ? {} : { heartbeatAt: new Date().toISOString() }),
+      });
+    await beat();
+    if (options.worker !== undefined) {
+      heartbeat = setInterval(() => void beat().catch(() => undefined), options.worker.heartbeatMs);
+      heartbeat.unref();
+    }
     const gate = new ApprovalGate({ store, taskId, config: config.approvals, signer, clock });
     session = new TaskSession({
       taskId,
@@ -452,6 +473,7 @@ async function execute(
     rootSpan?.end(status === 'succeeded' ? undefined : status);
     return { run, flow };
   } finally {
+    clearInterval(heartbeat);
     unsubscribe?.();
     await store.setOwner(taskId, null).catch(() => undefined);
     session?.dispose();

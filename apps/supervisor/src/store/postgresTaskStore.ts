@@ -560,6 +560,20 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
       const [row] = await q("SELECT value FROM control WHERE key = 'global_stop'");
       return row === undefined ? null : (JSON.parse(row['value'] as string) as { by: string; at: string });
     },
+    async announceKill(taskId) {
+      await q("SELECT pg_notify('keel_kill', $1)", [taskId]);
+    },
+    async listenForKills(listener) {
+      const client = await pool.connect();
+      client.on('notification', (message) => {
+        if (message.channel === 'keel_kill') listener(message.payload ?? '');
+      });
+      await client.query('LISTEN keel_kill');
+      return async () => {
+        await client.query('UNLISTEN keel_kill').catch(() => undefined);
+        client.release();
+      };
+    },
     async close() {
       await pool.end();
     },

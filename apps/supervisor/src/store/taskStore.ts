@@ -152,6 +152,10 @@ export interface TaskStore {
   killRequested(taskId: string): Promise<boolean>;
   /** The global stop: while set, no new task starts. */
   setGlobalStop(stop: { by: string; at: string } | null): Promise<void>;
+  /** Tells every process that shares the store to look for kill requests now (PostgreSQL: NOTIFY). */
+  announceKill?(taskId: string): Promise<void>;
+  /** Calls `listener` whenever a kill is announced by any process; returns how to stop listening. */
+  listenForKills?(listener: (taskId: string) => void): Promise<() => Promise<void>>;
   getGlobalStop(): Promise<{ by: string; at: string } | null>;
   close(): Promise<void>;
 }
@@ -208,6 +212,9 @@ export interface TaskOwner {
   host: string;
   /** The stdio servers it started for this task: their tool processes are reaped after a kill. */
   serverPids: number[];
+  /** Set when a `keel worker` runs the task: other workers take it over once its heartbeat is stale. */
+  worker?: string;
+  heartbeatAt?: string;
 }
 
 /** How a limit stop is written in a task's outcome. */

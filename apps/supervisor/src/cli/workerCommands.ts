@@ -1,0 +1,109 @@
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { KeelError } from '@keel/kit';
+import { newTaskId } from '../engine/taskId.js';
+import { loadConfig } from '../config/load.js';
+import { storeLocation } from '../store/openStore.js';
+import { loadTaskFile } from '../task/taskFile.js';
+import type { CliContext } from './main.js';
+
+const positive = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+
+const needsPostgres = (what: string) =>
+  new KeelError('PRECONDITION_FAILED', `${what} needs the shared PostgreSQL task store`, {
+    hint: 'set KEEL_DATABASE_URL=postgres://… (or store: in keel.config.yaml); with the SQLite store use keel run',
+  });
+
+/** submit and worker: tasks through a queue on the shared PostgreSQL store, taken by any number of workers. */
+export function registerWorkerCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('submit')
+    .description('queue a task for the keel workers (needs the PostgreSQL store); prints its id')
+    .argument('<taskfile>', 'the task file, as for keel run')
+    .addOption(ctx.configOption())
+    .action(async (taskfile: string, opts: { config?: string }) => {
+      const task = loadTaskFile(path.resolve(ctx.io.cwd, taskfile));
+      await ctx.withStore(opts.config, async (loaded, store) => {
+        const location = storeLocation(loaded, ctx.io.env);
+        if (location.kind !== 'postgres') throw needsPostgres('keel submit');
+        const { openQueue, enqueue } = await import('../workers/worker.js');
+        const id = newTaskId();
+        await store.createTask({
+          id,
+          type: task.type,
+          title: task.title,
+          mode: task.mode,
+          status: 'queued',
+          createdAt: new Date().toISOString(),
+          endedAt: null,
+          configHash: loaded.hash,
+          spec: task,
+          startingState: null,
+          run: null,
+        });
+        await store.appendEvent(id, 'task_queued', { type: task.type });
+        const boss = await openQueue(location.url);
+        try {
+          await enqueue(boss, { taskId: id, action: 'run', reason: 'submitted' });
+        } finally {
+          await boss.stop({ graceful: false });
+        }
+        ctx.out(id);
+      });
+    });
+
+  program
+    .command('worker')
+    .description(
+      'take queued tasks and run them (needs the PostgreSQL store); stops on SIGINT/SIGTERM, cancelling its tasks',
+    )
+    .addOption(ctx.configOption())
+    .option('--concurrency <n>', 'tasks at once', positive('--concurrency'), 1)
+    .option('--id <name>', "this worker's name in owner records (default: host:pid)")
+    .option(
+      '--heartbeat-ms <ms>',
+      'how often it tells the store it is alive',
+      positive('--heartbeat-ms'),
+      2000,
+    )
+    .option('-q, --quiet', 'no progress lines', false)
+    .action(
+      async (opts: {
+        config?: string;
+        concurrency: number;
+        id?: string;
+        heartbeatMs: number;
+        quiet: boolean;
+      }) => {
+        const loaded = loadConfig(ctx.findConfig(opts.config));
+        const location = storeLocation(loaded, ctx.io.env);
+        if (location.kind !== 'postgres') throw needsPostgres('keel worker');
+        await ctx.withStore(opts.config, async (_loaded, store) => {
+          const { openQueue, runWorker } = await import('../workers/worker.js');
+          const boss = await openQueue(location.url);
+          try {
+            await runWorker({
+              loaded,
+              store,
+              boss,
+              id: opts.id ?? `${(await import('node:os')).hostname()}:${process.pid}`,
+              concurrency: opts.concurrency,
+              heartbeatMs: opts.heartbeatMs,
+              reapMs: opts.heartbeatMs,
+              log: (line) => ctx.io.stderr.write(`[worker] ${line}\n`),
+              stop: ctx.io.kill,
+              env: ctx.io.env,
+              tracer: ctx.io.tracer,
+              ...(opts.quiet ? {} : { progress: ctx.runOptions(false).progress! }),
+            });
+          } finally {
+            await boss.stop({ graceful: false });
+          }
+        });
+      },
+    );
+}

@@ -1,0 +1,151 @@
+import { hostname } from 'node:os';
+import PgBoss from 'pg-boss';
+import type { LoadedConfig } from '../config/load.js';
+import { isStale } from '../control/kill.js';
+import { isSameProcess } from '../control/processes.js';
+import { resumeTask, runTask, type KillSignals, type RunTaskOptions } from '../engine/runTask.js';
+import type { TaskOwner, TaskStore } from '../store/taskStore.js';
+import { parseTaskFile } from '../task/taskFile.js';
+
+export const taskQueue = 'keel-tasks';
+
+/** A queued job: run a submitted task, or resume one whose worker died. */
+export interface TaskJob {
+  taskId: string;
+  action: 'run' | 'resume';
+  reason: string;
+}
+
+/**
+ * The queue on the shared PostgreSQL database, through pg-boss 10 (the line that runs on Node
+ * 20.19): jobs are fetched with SKIP LOCKED, so each goes to one worker. A job is one run of a task;
+ * a task that waits for a human completes its job, and its approval resumes it.
+ */
+export async function openQueue(url: string): Promise<PgBoss> {
+  const boss = new PgBoss({ connectionString: url, schema: 'keel_queue', max: 4 });
+  boss.on('error', () => undefined);
+  await boss.start();
+  await boss.createQueue(taskQueue, { name: taskQueue, retryLimit: 0, expireInSeconds: 23 * 3600 });
+  return boss;
+}
+
+export async function enqueue(boss: PgBoss, job: TaskJob, singletonKey?: string): Promise<string | null> {
+  return boss.send(taskQueue, job, singletonKey === undefined ? {} : { singletonKey });
+}
+
+export interface WorkerOptions extends Pick<RunTaskOptions, 'env' | 'tracer' | 'progress'> {
+  loaded: LoadedConfig;
+  store: TaskStore;
+  boss: PgBoss;
+  id: string;
+  /** Tasks this worker runs at once. */
+  concurrency: number;
+  heartbeatMs: number;
+  /** How often it looks for tasks whose worker died. */
+  reapMs: number;
+  log: (line: string) => void;
+  /** Aborted to stop the worker: running tasks are cancelled and end `killed`. */
+  stop: AbortSignal;
+}
+
+/**
+ * `keel worker`: takes tasks from the queue, runs each under the same engine as `keel run` with a
+ * heartbeat in its owner record, hears kills from any machine (LISTEN), and takes over tasks whose
+ * worker's heartbeat went stale — resuming them from their last completed step, with no repeated
+ * side effect and no repeated model call.
+ */
+export async function runWorker(options: WorkerOptions): Promise<void> {
+  const { store, boss, log } = options;
+  const rings = new Set<() => void>();
+  const killSignals: KillSignals = {
+    subscribe(listener) {
+      rings.add(listener);
+      return () => rings.delete(listener);
+    },
+  };
+  const unlisten = await store.listenForKills?.(() => {
+    for (const ring of rings) ring();
+  });
+  const running = new Set<Promise<unknown>>();
+  const handle = async (job: TaskJob) => {
+    const task = await store.getTask(job.taskId);
+    if (task === undefined) return log(`job for unknown task ${job.taskId}: dropped`);
+    const common = {
+      loaded: options.loaded,
+      store,
+      env: options.env,
+      tracer: options.tracer,
+      kill: options.stop,
+      killSignals,
+      worker: { id: options.id, heartbeatMs: options.heartbeatMs },
+      ...(options.progress === undefined ? {} : { progress: options.progress }),
+    };
+    if (job.action === 'run' && task.status === 'queued') {
+      log(`${task.id}: starting`);
+      const { run } = await runTask({
+        ...common,
+        taskId: task.id,
+        task: parseTaskFile(task.spec, `task ${task.id}`),
+      });
+      return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
+    }
+    if (job.action === 'resume' && task.status === 'running') {
+      // The owner may have come back (a slow heartbeat, not a dead worker) since the reaper looked.
+      const owner = await store.getOwner(task.id);
+      if (owner !== null && !ownerGone(owner))
+        return log(`${task.id}: its worker ${owner.worker ?? owner.pid} is alive again; not resumed`);
+      log(`${task.id}: resuming (${job.reason})`);
+      const { run } = await resumeTask({ ...common, taskId: task.id, reason: job.reason });
+      return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
+    }
+    return log(`${task.id}: ${job.action} skipped, the task is ${task.status}`);
+  };
+  // One fetch loop per slot: pg-boss hands a loop its next job only when its handler returned.
+  for (let slot = 0; slot < options.concurrency; slot++)
+    await boss.work<TaskJob>(taskQueue, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+      if (job === undefined) return;
+      const work = handle(job.data);
+      running.add(work);
+      try {
+        await work;
+      } finally {
+        running.delete(work);
+      }
+    });
+  const reaper = setInterval(
+    () => void reap(options).catch((error: unknown) => log(`reaper: ${(error as Error).message}`)),
+    options.reapMs,
+  );
+  log(`worker ${options.id} on ${hostname()}: taking tasks from ${taskQueue}`);
+  await new Promise<void>((resolve) =>
+    options.stop.addEventListener('abort', () => resolve(), { once: true }),
+  );
+  clearInterval(reaper);
+  await boss.offWork(taskQueue);
+  await Promise.allSettled(running);
+  await unlisten?.();
+}
+
+/** A worker is gone when its process on this machine has exited, or its heartbeat is stale. */
+function ownerGone(owner: TaskOwner): boolean {
+  if (owner.host === hostname() && !isSameProcess(owner.pid, owner.startTime)) return true;
+  return isStale(owner);
+}
+
+/** Queues a resume for every running task whose worker stopped beating; one job per dead owner. */
+async function reap(options: WorkerOptions): Promise<void> {
+  for (const task of await options.store.listTasks({ status: 'running', limit: 1000 })) {
+    const owner = await options.store.getOwner(task.id);
+    if (owner === null || owner.worker === undefined || !ownerGone(owner)) continue;
+    const queued = await enqueue(
+      options.boss,
+      {
+        taskId: task.id,
+        action: 'resume',
+        reason: `worker ${owner.worker} stopped beating at ${owner.heartbeatAt}`,
+      },
+      `resume:${task.id}:${owner.worker}:${owner.heartbeatAt}`,
+    );
+    if (queued !== null) options.log(`${task.id}: its worker ${owner.worker} is gone; queued a resume`);
+  }
+}

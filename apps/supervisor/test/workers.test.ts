@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { git } from '@keel/testing';
+import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
+import type { TaskStore } from '../src/store/taskStore.js';
+import { createHarness, type Harness } from './helpers.js';
+import { below, keel, present, reapAfter, startKeel, until, type KeelProcess } from './processes.js';
+
+/**
+ * Several `keel worker` processes on one PostgreSQL store. Needs KEEL_TEST_DATABASE_URL (.ci/run
+ * starts a server); under CI its absence fails the run.
+ */
+const databaseUrl = process.env['KEEL_TEST_DATABASE_URL'];
+if (databaseUrl === undefined && process.env['CI'] === 'true')
+  throw new Error('KEEL_TEST_DATABASE_URL is not set: .ci/run starts a PostgreSQL server for these tests');
+
+async function freshDatabase(): Promise<string> {
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  const name = `keel_workers_${randomBytes(6).toString('hex')}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  onTestFinished(async () => {
+    const drop = new pg.Client({ connectionString: databaseUrl });
+    await drop.connect();
+    await drop.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await drop.end();
+  });
+  const url = new URL(databaseUrl!);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** A task that commits, sits in a test run for `sleepSeconds`, then commits again and hands in. */
+const taskFile = (name: string, sleepSeconds: number) => ({
+  type: 'workers',
+  title: name,
+  description: 'commit, test, commit',
+  mode: 'single',
+  deploy: null,
+  tests: null,
+  playbook: {
+    coding: [
+      [
+        { call: 'write_file', args: { path: `${name}-a.txt`, content: 'a\n' } },
+        { call: 'git_add', args: { paths: [`${name}-a.txt`] } },
+        { call: 'git_commit', args: { message: `${name}: first` } },
+        { call: 'run_tests', args: { files: [`test/sleep-${sleepSeconds}.test.mjs`] } },
+        { call: 'write_file', args: { path: `${name}-b.txt`, content: 'b\n' } },
+        { call: 'git_add', args: { paths: [`${name}-b.txt`] } },
+        { call: 'git_commit', args: { message: `${name}: second` } },
+        { submit: { version: 'change.v1', summary: 'two commits', files: [], commit: null } },
+      ],
+    ],
+  },
+});
+
+async function setup(): Promise<{ h: Harness; url: string; store: TaskStore; env: NodeJS.ProcessEnv }> {
+  const url = await freshDatabase();
+  const sleeper = (s: number) =>
+    `import { test } from 'node:test';\n\ntest('sleeps ${s} s', async () => {\n  await new Promise((resolve) => setTimeout(resolve, ${s * 1000}));\n});\n`;
+  const h = await createHarness({
+    files: {
+      'package.json': `${JSON.stringify({ name: 'w', private: true, type: 'module', scripts: { test: 'node --test' } })}\n`,
+      'test/sleep-4.test.mjs': sleeper(4),
+      'test/sleep-600.test.mjs': sleeper(600),
+    },
+  });
+  reapAfter(h.dir);
+  const store = await createPostgresTaskStore(url);
+  onTestFinished(() => store.close());
+  return { h, url, store, env: { KEEL_DATABASE_URL: url } };
+}
+
+async function submit(
+  h: Harness,
+  env: NodeJS.ProcessEnv,
+  name: string,
+  sleepSeconds: number,
+): Promise<string> {
+  const file = path.join(h.dir, `${name}.task.yaml`);
+  await writeFile(file, stringify(taskFile(name, sleepSeconds)));
+  const result = await keel(['submit', file], h.dir, env);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  return result.stdout.trim();
+}
+
+const startWorkers = (h: Harness, env: NodeJS.ProcessEnv, n: number): KeelProcess[] =>
+  Array.from({ length: n }, (_, i) =>
+    startKeel(['worker', '--id', `w${i + 1}`, '--quiet', '--heartbeat-ms', '500'], h.dir, env),
+  );
+
+describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
+  it('three workers; kill -9 of the one holding a task → another resumes it with no commit made twice', async () => {
+    const { h, store, env } = await setup();
+    const workers = startWorkers(h, env, 3);
+    const id = await submit(h, env, 'alpha', 4);
+    // The holder is inside the test run: the first commit is recorded, the second not yet.
+    const owner = await until('a worker to be inside the test run', async () => {
+      const calls = await store.listToolCalls(id);
+      const o = await store.getOwner(id);
+      return calls.some((c) => c.tool === 'git_commit') && o !== null && o.worker !== undefined
+        ? o
+        : undefined;
+    });
+    const holder = workers.find((w) => w.pid === owner.pid)!;
+    expect(holder).toBeDefined();
+    const holderTree = below(holder.pid);
+    process.kill(holder.pid, 'SIGKILL');
+    await holder.exited;
+    for (const p of holderTree) if (present(p)) process.kill(p.pid, 'SIGKILL');
+
+    const done = await until(
+      'another worker to finish the task',
+      async () => {
+        const task = await store.getTask(id);
+        return task?.status === 'succeeded' ? task : undefined;
+      },
+      180_000,
+    );
+    expect(done.run?.steps).toBe(8);
+    const taker = await store.listEvents(id);
+    expect(taker.filter((e) => e.type === 'task_resumed').length).toBe(1);
+    expect((await git(h.repo.dir, ['log', '--format=%s'])).trim().split('\n')).toEqual([
+      'alpha: second',
+      'alpha: first',
+      'initial',
+    ]);
+    // Every successful call is recorded once; no model step was recorded twice.
+    const steps = (await store.listModelCalls(id)).map((c) => c.step);
+    expect(steps).toEqual([...new Set(steps)].sort((a, b) => a - b));
+    expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    for (const w of workers) if (w !== holder) w.child.kill('SIGTERM');
+  });
+
+  it('kill --all with tasks on three workers: every task killed, no tool process left, the workers live on', async () => {
+    const { h, store, env } = await setup();
+    const workers = startWorkers(h, env, 3);
+    const ids = [
+      await submit(h, env, 'k1', 600),
+      await submit(h, env, 'k2', 600),
+      await submit(h, env, 'k3', 600),
+    ];
+    await until('three tasks inside their test runs on three workers', async () => {
+      const owners = await Promise.all(ids.map((id) => store.getOwner(id)));
+      const inside = await Promise.all(
+        ids.map(async (id) => (await store.listToolCalls(id)).some((c) => c.tool === 'git_commit')),
+      );
+      return inside.every(Boolean) && new Set(owners.map((o) => o?.pid)).size === 3 ? true : undefined;
+    });
+    const toolsBefore = workers.flatMap((w) => below(w.pid).filter((p) => p.cmdline.includes('sleep-600')));
+    expect(toolsBefore.length).toBeGreaterThanOrEqual(3);
+    const killed = await keel(['kill', '--all', '--as', 'ops'], h.dir, env);
+    expect(killed.code).toBe(0);
+    expect(killed.stdout.trim().split('\n').at(-1)).toBe(
+      'global stop in force: no task starts until keel resume-all (3 task(s) stopped)',
+    );
+    for (const id of ids) expect((await store.getTask(id))?.status).toBe('killed');
+    await until(
+      'every sleeping test to be gone',
+      () => (toolsBefore.some(present) ? undefined : true),
+      30_000,
+    );
+    expect(workers.every((w) => w.child.exitCode === null)).toBe(true);
+    for (const w of workers) w.child.kill('SIGTERM');
+  });
+});
