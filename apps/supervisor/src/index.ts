@@ -23,6 +23,9 @@ export { LoopDetector } from './limits/loops.js';
 export { SideEffectLedger } from './limits/sideEffects.js';
 export { classifyCall } from './limits/irreversible.js';
 export { createSqliteTaskStore } from './store/sqliteTaskStore.js';
+export { createPostgresTaskStore, migratePostgres } from './store/postgresTaskStore.js';
+export { openTaskStore } from './store/openStore.js';
+export { resumeTask } from './engine/runTask.js';
 export type { ModelCallRecord, TaskRecord, TaskStore, ToolCallRecord } from './store/taskStore.js';
 export {
   createAnthropicModel,
