@@ -214,6 +214,25 @@ for (const backend of backends) {
         expect(await s.killRequested('t-1')).toBe(true);
         await s.setOwner('t-1', null);
         expect(await s.getOwner('t-1')).toBeNull();
+        // Taking a task over is compare-and-set: of two workers claiming a dead owner's task, one wins.
+        const dead = {
+          pid: 1,
+          startTime: '1',
+          host: 'h',
+          serverPids: [],
+          worker: 'w1',
+          heartbeatAt: '2026-11-30T00:00:00.000Z',
+        };
+        await s.setOwner('t-2', dead);
+        const claims = await Promise.all(
+          ['w2', 'w3'].map((worker) =>
+            s.claimOwner('t-2', dead, { ...dead, pid: worker === 'w2' ? 2 : 3, worker }),
+          ),
+        );
+        expect(claims.filter(Boolean).length).toBe(1);
+        expect((await s.getOwner('t-2'))?.worker).toBe(claims[0] ? 'w2' : 'w3');
+        expect(await s.claimOwner('t-3', null, dead)).toBe(true);
+        expect(await s.claimOwner('t-3', null, dead)).toBe(false);
         await s.setGlobalStop({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
         expect(await s.getGlobalStop()).toEqual({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
         await s.setGlobalStop(null);

@@ -92,7 +92,7 @@ function printKill(ctx: CliContext, result: KillResult): void {
       break;
     case 'forced':
       ctx.out(
-        `${result.taskId}: killed (process ${result.pid} did not answer; killed it and ${result.killedPids.length - 1} process(es) below it, ${ms})`,
+        `${result.taskId}: killed (process ${result.pid} did not answer; killed it and ${result.killedPids.filter((pid) => pid !== result.pid).length} process(es) below it, ${ms})`,
       );
       break;
     case 'not_running':

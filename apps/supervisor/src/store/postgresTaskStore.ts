@@ -533,6 +533,21 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
         [taskId, json(owner)],
       );
     },
+    async claimOwner(taskId, expected, next) {
+      return tx(async (client) => {
+        await client.query(
+          'INSERT INTO task_control (task_id) VALUES ($1) ON CONFLICT (task_id) DO NOTHING',
+          [taskId],
+        );
+        const row = (
+          await client.query('SELECT owner FROM task_control WHERE task_id = $1 FOR UPDATE', [taskId])
+        ).rows[0] as Row;
+        const current = (row['owner'] ?? null) as TaskOwner | null;
+        if (canonicalJson(current) !== canonicalJson(expected)) return false;
+        await client.query('UPDATE task_control SET owner = $2 WHERE task_id = $1', [taskId, json(next)]);
+        return true;
+      });
+    },
     async getOwner(taskId) {
       const [row] = await q('SELECT owner FROM task_control WHERE task_id = $1', [taskId]);
       return (row?.['owner'] ?? null) as TaskOwner | null;

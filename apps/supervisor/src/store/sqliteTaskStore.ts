@@ -581,6 +581,19 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
         'INSERT INTO task_control (task_id, owner) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner',
       ).run(taskId, json(owner));
     },
+    async claimOwner(taskId, expected, next) {
+      const claim = db.transaction(() => {
+        const row = db
+          .prepare<[string], { owner: string | null }>('SELECT owner FROM task_control WHERE task_id = ?')
+          .get(taskId);
+        if (canonicalJson(parse(row?.owner ?? null)) !== canonicalJson(expected)) return false;
+        db.prepare(
+          'INSERT INTO task_control (task_id, owner) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner',
+        ).run(taskId, json(next));
+        return true;
+      });
+      return claim.immediate();
+    },
     async getOwner(taskId) {
       const row = db
         .prepare<[string], { owner: string | null }>('SELECT owner FROM task_control WHERE task_id = ?')

@@ -146,6 +146,11 @@ export interface TaskStore {
     now: Date,
   ): Promise<ApprovalRecord | undefined>;
   setOwner(taskId: string, owner: TaskOwner | null): Promise<void>;
+  /**
+   * Takes a task over from `expected` (the owner as read, or null), atomically: false when another
+   * process changed the owner meanwhile — so two workers never both take over a dead one's task.
+   */
+  claimOwner(taskId: string, expected: TaskOwner | null, next: TaskOwner): Promise<boolean>;
   getOwner(taskId: string): Promise<TaskOwner | null>;
   /** A durable kill request; the owner checks it when signalled and before each call. */
   requestKill(taskId: string, at: Date): Promise<void>;

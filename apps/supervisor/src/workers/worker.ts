@@ -1,8 +1,9 @@
 import { hostname } from 'node:os';
+import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { LoadedConfig } from '../config/load.js';
 import { isStale } from '../control/kill.js';
-import { isSameProcess } from '../control/processes.js';
+import { isSameProcess, processStartTime } from '../control/processes.js';
 import { resumeTask, runTask, type KillSignals, type RunTaskOptions } from '../engine/runTask.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { parseTaskFile } from '../task/taskFile.js';
@@ -24,8 +25,19 @@ export interface TaskJob {
 export async function openQueue(url: string): Promise<PgBoss> {
   const boss = new PgBoss({ connectionString: url, schema: 'keel_queue', max: 4 });
   boss.on('error', () => undefined);
-  await boss.start();
-  await boss.createQueue(taskQueue, { name: taskQueue, retryLimit: 0, expireInSeconds: 23 * 3600 });
+  // Workers and submitters starting at once would race to create the queue's tables (PostgreSQL
+  // reports a deadlock): one at a time, under an advisory lock.
+  const lock = new pg.Client({ connectionString: url });
+  await lock.connect();
+  try {
+    await lock.query('SELECT pg_advisory_lock(775412)');
+    await boss.start();
+    if ((await boss.getQueue(taskQueue)) === null)
+      await boss.createQueue(taskQueue, { name: taskQueue, retryLimit: 0, expireInSeconds: 23 * 3600 });
+  } finally {
+    await lock.query('SELECT pg_advisory_unlock(775412)').catch(() => undefined);
+    await lock.end();
+  }
   return boss;
 }
 
@@ -90,10 +102,20 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
     }
     if (job.action === 'resume' && task.status === 'running') {
-      // The owner may have come back (a slow heartbeat, not a dead worker) since the reaper looked.
+      // The owner may have come back (a slow heartbeat, not a dead worker) since the reaper looked,
+      // and another worker may be taking it over right now: only the one whose claim lands resumes.
       const owner = await store.getOwner(task.id);
       if (owner !== null && !ownerGone(owner))
         return log(`${task.id}: its worker ${owner.worker ?? owner.pid} is alive again; not resumed`);
+      const claimed = await store.claimOwner(task.id, owner, {
+        pid: process.pid,
+        startTime: processStartTime(process.pid) ?? '',
+        host: hostname(),
+        serverPids: [],
+        worker: options.id,
+        heartbeatAt: new Date().toISOString(),
+      });
+      if (!claimed) return log(`${task.id}: another worker took it over first`);
       log(`${task.id}: resuming (${job.reason})`);
       const { run } = await resumeTask({ ...common, taskId: task.id, reason: job.reason });
       return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
