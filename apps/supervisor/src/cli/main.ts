@@ -136,7 +136,11 @@ export async function runCli(io: CliIo): Promise<number> {
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     })
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      'after',
+      '\nStart with `keel demo`; `keel init` writes a config for your own project. Docs: apps/supervisor/README.md.\n',
+    );
 
   program
     .command('run')
@@ -324,7 +328,7 @@ export async function runCli(io: CliIo): Promise<number> {
   program
     .command('demo')
     .description(
-      'create a sample project (an app with two bugs and a failing test, a staging deploy target) and run a task on it end to end with the playbook model',
+      'create a sample project (an app with two bugs and a failing test, staging and production deploy targets) and run a task on it with the playbook model: plan, code, review, tests, staging deploy — then it stops at the production approval',
     )
     .option('--dir <dir>', 'where to create it (default: a new temporary directory)')
     .option('-q, --quiet', 'no progress lines', false)
