@@ -6,7 +6,7 @@ import type { Context } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate, GateCall, GateResult, PlanFacts } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
-import { Budget, type Clock } from '../limits/budget.js';
+import { Budget, costOf, type Clock, type ModelReservation } from '../limits/budget.js';
 import { classifyCall, type Classification } from '../limits/irreversible.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
 import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.js';
@@ -330,43 +330,66 @@ export class TaskSession {
     return agent.span?.ctx ?? this.options.rootContext;
   }
 
-  /** A model call: limits checked and reserved first, recorded whole before any tool call it asks for. */
+  /**
+   * A model call, as its steps: reserved against the limits (escalating if policy says so), sent
+   * with the task's deadline as its signal, settled against what the provider reported, and
+   * recorded whole before any tool call it asks for starts.
+   */
   async model(
     agent: AgentRun,
     messages: ModelMessage[],
     tools: ModelToolDefinition[],
   ): Promise<Step<ModelReply>> {
     if (await this.#killed()) return stopped(this.abortStop());
-    let bound = inputTokenBound({ messages, tools });
+    const reserved = await this.#reserveModelCall(agent, messages, tools);
+    if (!reserved.ok) return reserved;
+    return this.#callModel(agent, messages, tools, reserved.value);
+  }
+
+  async #reserveModelCall(
+    agent: AgentRun,
+    messages: ModelMessage[],
+    tools: ModelToolDefinition[],
+  ): Promise<Step<ModelReservation>> {
     const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
-    const reserveCall = () =>
-      this.budget.reserveModelCall(bound, agent.config.maxTokens, agent.price, {
-        ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
-        ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
-        usedSteps: use.steps,
-        usedTokens: use.tokens,
-      });
-    let reserve = reserveCall();
-    if (!reserve.ok) {
+    const reserve = () =>
+      this.budget.reserveModelCall(
+        inputTokenBound({ messages, tools }),
+        agent.config.maxTokens,
+        agent.price,
+        {
+          ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
+          ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
+          usedSteps: use.steps,
+          usedTokens: use.tokens,
+        },
+      );
+    let reservation = reserve();
+    if (!reservation.ok) {
       const escalation = await this.escalate({
         status: 'limit',
-        limit: reserve.limit,
-        message: reserve.message,
+        limit: reservation.limit,
+        message: reservation.message,
       });
       if (!escalation.ok) return escalation;
       // A hint given with the continue is for this very call, not the one after it.
-      const hints = this.takeHints();
-      if (hints.length > 0) {
-        messages.push(...hints.map(hintMessage));
-        bound = inputTokenBound({ messages, tools });
-      }
-      reserve = reserveCall();
-      if (!reserve.ok) return stopped({ status: 'limit', limit: reserve.limit, message: reserve.message });
+      messages.push(...this.takeHints().map(hintMessage));
+      reservation = reserve();
+      if (!reservation.ok)
+        return stopped({ status: 'limit', limit: reservation.limit, message: reservation.message });
     }
-    const reservation = reserve.reservation;
     this.step++;
     use.steps++;
     this.#agentUse.set(agent.role, use);
+    return done(reservation.reservation);
+  }
+
+  async #callModel(
+    agent: AgentRun,
+    messages: ModelMessage[],
+    tools: ModelToolDefinition[],
+    reservation: ModelReservation,
+  ): Promise<Step<ModelReply>> {
     const span =
       this.options.tracer === undefined
         ? undefined
@@ -382,9 +405,28 @@ export class TaskSession {
             },
             SpanKind.CLIENT,
           );
-    const system = messages[0]?.role === 'system' ? messages[0].content : '';
     const startedAt = new Date();
     const started = performance.now();
+    const record = (
+      fields: Pick<
+        ModelCallRecord,
+        'responseModel' | 'raw' | 'reply' | 'inputTokens' | 'outputTokens' | 'costUsd' | 'error'
+      >,
+    ) =>
+      this.#recordModelCall({
+        taskId: this.options.taskId,
+        step: this.step,
+        agent: agent.role,
+        provider: agent.model.provider,
+        requestedModel: agent.model.model,
+        systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
+        request: { messages, tools, maxTokens: reservation.maxTokens },
+        reservedInputTokens: reservation.inputTokens,
+        reservedOutputTokens: reservation.maxTokens,
+        latencyMs: performance.now() - started,
+        startedAt: startedAt.toISOString(),
+        ...fields,
+      });
     let reply: ModelReply;
     try {
       reply = await agent.model.generate(
@@ -396,24 +438,13 @@ export class TaskSession {
       const aborted = this.signal.aborted || isAbort(error);
       const message = (error as Error).message;
       span?.end(aborted ? 'cancelled' : 'provider_error');
-      await this.#recordModelCall({
-        taskId: this.options.taskId,
-        step: this.step,
-        agent: agent.role,
-        provider: agent.model.provider,
-        requestedModel: agent.model.model,
+      await record({
         responseModel: null,
-        systemSha256: sha256Hex(system),
-        request: { messages, tools, maxTokens: reservation.maxTokens },
         raw: null,
         reply: null,
-        reservedInputTokens: reservation.inputTokens,
-        reservedOutputTokens: reservation.maxTokens,
         inputTokens: 0,
         outputTokens: 0,
         costUsd: 0,
-        latencyMs: performance.now() - started,
-        startedAt: startedAt.toISOString(),
         error: message,
       });
       if (aborted) return stopped(this.abortStop());
@@ -422,34 +453,19 @@ export class TaskSession {
         message: `model call failed (${agent.model.provider}:${agent.model.model}): ${message}`,
       });
     }
-    const latencyMs = performance.now() - started;
     const settlement = this.budget.settleModelCall(reservation, reply.usage, agent.price);
+    const use = this.#agentUse.get(agent.role)!;
     use.tokens += reply.usage.inputTokens + reply.usage.outputTokens;
-    const costUsd =
-      agent.price === undefined
-        ? 0
-        : (reply.usage.inputTokens * agent.price.inputPerMTok +
-            reply.usage.outputTokens * agent.price.outputPerMTok) /
-          1e6;
-    if (span !== undefined) {
-      span.span.setAttributes({
-        [GenAi.responseModel]: reply.responseModel,
-        [GenAi.inputTokens]: reply.usage.inputTokens,
-        [GenAi.outputTokens]: reply.usage.outputTokens,
-        [GenAi.finishReasons]: [reply.finishReason],
-      });
-      span.end(settlement.crossed === undefined ? undefined : 'limit_exceeded');
-    }
+    span?.span.setAttributes({
+      [GenAi.responseModel]: reply.responseModel,
+      [GenAi.inputTokens]: reply.usage.inputTokens,
+      [GenAi.outputTokens]: reply.usage.outputTokens,
+      [GenAi.finishReasons]: [reply.finishReason],
+    });
+    span?.end(settlement.crossed === undefined ? undefined : 'limit_exceeded');
     // Committed before any tool call it asked for starts.
-    await this.#recordModelCall({
-      taskId: this.options.taskId,
-      step: this.step,
-      agent: agent.role,
-      provider: agent.model.provider,
-      requestedModel: agent.model.model,
+    await record({
       responseModel: reply.responseModel,
-      systemSha256: sha256Hex(system),
-      request: { messages, tools, maxTokens: reservation.maxTokens },
       raw: reply.raw,
       reply: {
         text: reply.text,
@@ -457,13 +473,9 @@ export class TaskSession {
         usage: reply.usage,
         finishReason: reply.finishReason,
       },
-      reservedInputTokens: reservation.inputTokens,
-      reservedOutputTokens: reservation.maxTokens,
       inputTokens: reply.usage.inputTokens,
       outputTokens: reply.usage.outputTokens,
-      costUsd,
-      latencyMs,
-      startedAt: startedAt.toISOString(),
+      costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens),
       error: null,
     });
     this.progress(
