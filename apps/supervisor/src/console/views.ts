@@ -7,6 +7,7 @@ import type {
   TaskStore,
   ToolCallRecord,
 } from '../store/taskStore.js';
+import { activeTime } from '../engine/runTask.js';
 import { buildTrace, type TraceSpan } from './trace.js';
 
 /**
@@ -116,7 +117,7 @@ export interface LimitUse {
 }
 
 /** Each limit the task ran under, against what it used (from its records and events). */
-function limitsUsed(row: RunRow, events: readonly EventRecord[]): LimitUse[] {
+function limitsUsed(row: RunRow, events: readonly EventRecord[], now: number): LimitUse[] {
   const started = events.find((e) => e.type === 'task_started');
   const caps = ((started?.data as { limits?: Record<string, number> } | undefined)?.limits ?? {}) as Record<
     string,
@@ -127,7 +128,10 @@ function limitsUsed(row: RunRow, events: readonly EventRecord[]): LimitUse[] {
   const used: Record<string, number> = {
     steps: row.steps,
     tokens: row.tokens.input + row.tokens.output,
-    wallClockMs: row.durationMs,
+    // The wall-clock limit counts only the time the task ran, not the time it waited for a human.
+    wallClockMs:
+      activeTime(events) +
+      (row.status === 'running' ? now - Date.parse(events.at(-1)?.at ?? row.createdAt) : 0),
     toolCalls: row.toolCalls,
     costUsd: row.costUsd,
     reviewRounds: count('agent_started', (d) => d['agent'] === 'review'),
@@ -176,7 +180,7 @@ export async function runDetail(
     spec: task.spec,
     startingState: task.startingState,
     trace: buildTrace(task, models, tools, events),
-    limits: limitsUsed(row, events),
+    limits: limitsUsed(row, events, now),
     contracts: events
       .filter((e) => e.type === 'contract_accepted')
       .map((e) => {
