@@ -176,13 +176,13 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     sharedDir = mkdtempSync(path.join(tmpdir(), 'keel-console-'));
     const dir = path.join(sharedDir, 'demo');
     const run = keel(['demo', '--dir', dir, '-q'], sharedDir);
-    expect(await run.exited).toEqual({ code: 0, signal: null });
+    if ((await run.exited).code !== 0) throw new Error(`keel demo failed:\n${run.stdout()}`);
     const store = createSqliteTaskStore(loadConfig(path.join(dir, 'keel.config.yaml')).stateDir);
     const [approval] = await store.listApprovals({ status: 'pending' });
     const approve = keel(['approve', approval!.id, '--as', 'cli-approver', '-q'], dir);
-    expect(await approve.exited).toEqual({ code: 0, signal: null });
+    if ((await approve.exited).code !== 0) throw new Error(`keel approve failed:\n${approve.stdout()}`);
     const [task] = await store.listTasks();
-    expect(task?.status).toBe('succeeded');
+    if (task?.status !== 'succeeded') throw new Error(`the approved demo task ended ${task?.status}`);
     finished = { dir, store, taskId: task!.id, ...(await startConsole(dir)) };
   }, 120_000);
 
