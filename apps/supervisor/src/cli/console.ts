@@ -1,5 +1,4 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { startConsole } from '../console/server.js';
 import type { CliContext } from './main.js';
 
 const port = (value: string) => {
@@ -22,6 +21,8 @@ export function registerConsoleCommand(program: Command, ctx: CliContext): void 
       await ctx.withStore(opts.config, async (loaded, store) => {
         const token = ctx.io.env['KEEL_CONSOLE_TOKEN'] || undefined;
         const { env, tracer, killSignals } = ctx.runOptions(true);
+        // Loaded here, like the engine in keel run: other commands do not pay for it.
+        const { startConsole } = await import('../console/server.js');
         const server = await startConsole({
           loaded,
           store,
