@@ -5,8 +5,15 @@ import { KeelError } from '@keel/kit';
 import { generateApprovalKeyPair } from '@keel/kit/approval';
 import type { TaskRunV1 } from '@keel/contracts';
 import { limitsSchema, type Limits } from '../config/schema.js';
+import {
+  abortEscalation,
+  approveCall,
+  continueEscalation,
+  denyCall,
+  liftGlobalStop,
+} from '../control/decisions.js';
 import { killAll, killTask, type KillResult } from '../control/kill.js';
-import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
+import type { ApprovalRecord } from '../store/taskStore.js';
 import type { CliContext } from './main.js';
 
 /** How to invoke keel in a printed hint: `pnpm keel` when this run came through the repo's script. */
@@ -51,37 +58,6 @@ function collectRaise(value: string, previous: Partial<Limits>): Partial<Limits>
   if (!limitKeys.includes(key))
     throw new InvalidArgumentError(`'${match[1]}' is not a limit; limits: ${limitKeys.join(', ')}`);
   return { ...previous, [key]: Number(match[2]) };
-}
-
-async function decided(
-  store: TaskStore,
-  id: string,
-  outcome: Awaited<ReturnType<TaskStore['decideApproval']>>,
-) {
-  if (!outcome.ok)
-    throw new KeelError(outcome.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'CONFLICT', outcome.message, {
-      hint:
-        outcome.code === 'NOT_FOUND'
-          ? `keel approvals lists what waits (${(await store.listApprovals({ status: 'pending' })).map((a) => a.id).join(', ') || 'nothing now'})`
-          : outcome.code === 'EXPIRED'
-            ? 'the task asks again when it is resumed (keel resume TASK)'
-            : 'a decision is final; the task goes on from it',
-    });
-  return outcome.approval;
-}
-
-/** Ends a task whose request a human refused, without running it again. */
-async function endRefused(store: TaskStore, approval: ApprovalRecord, message: string): Promise<void> {
-  const task = await store.getTask(approval.taskId);
-  if (task === undefined || (task.status !== 'waiting' && task.status !== 'escalated')) return;
-  const at = new Date().toISOString();
-  const outcome = { message };
-  await store.appendEvent(task.id, 'task_finished', { status: 'failed', outcome });
-  await store.updateTask(task.id, {
-    status: 'failed',
-    endedAt: at,
-    ...(task.run === null ? {} : { run: { ...task.run, status: 'failed', endedAt: at, outcome } }),
-  });
 }
 
 function printKill(ctx: CliContext, result: KillResult): void {
@@ -151,27 +127,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const current = await store.getApproval(id);
-          if (current?.kind === 'escalation')
-            throw new KeelError('INVALID_ARGUMENT', `${id} is an escalation`, {
-              hint: `keel continue ${id} or keel abort ${id}`,
-            });
-          const result = await decided(
-            store,
-            id,
-            await store.decideApproval(id, {
-              approve: true,
-              by,
-              reason: opts.reason ?? null,
-              now: new Date(),
-            }),
-          );
-          await store.appendEvent(result.taskId, 'approval_granted', {
-            approval: id,
-            tool: result.tool,
-            by,
-            reason: opts.reason ?? null,
-          });
+          const result = await approveCall(store, id, by, opts.reason ?? null);
           ctx.out(`approved ${id} (${result.summary}) as ${by}`);
           return result;
         });
@@ -189,22 +145,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
-        const approval = await decided(
-          store,
-          id,
-          await store.decideApproval(id, { approve: false, by, reason: opts.reason, now: new Date() }),
-        );
-        await store.appendEvent(approval.taskId, 'approval_denied', {
-          approval: id,
-          tool: approval.tool,
-          by,
-          reason: opts.reason,
-        });
-        await endRefused(
-          store,
-          approval,
-          `${approval.tool ?? 'the call'} was denied by ${by} (${id}): ${opts.reason}`,
-        );
+        const approval = await denyCall(store, id, by, opts.reason);
         ctx.out(`denied ${id} as ${by}; task ${approval.taskId} ended`);
       });
     });
@@ -238,28 +179,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const current = await store.getApproval(id);
-          if (current?.kind === 'tool')
-            throw new KeelError('INVALID_ARGUMENT', `${id} is an approval`, {
-              hint: `keel approve ${id} or keel deny ${id}`,
-            });
-          const decision = {
-            action: 'continue',
-            raise: opts.raise,
-            ...(opts.hint === undefined ? {} : { hint: opts.hint }),
-          };
-          const result = await decided(
-            store,
-            id,
-            await store.decideApproval(id, {
-              approve: true,
-              by,
-              reason: opts.hint ?? null,
-              decision,
-              now: new Date(),
-            }),
-          );
-          await store.appendEvent(result.taskId, 'escalation_decided', { approval: id, by, ...decision });
+          const result = await continueEscalation(store, id, by, opts.raise, opts.hint);
           ctx.out(`continuing ${result.taskId} (${id}) as ${by}`);
           return result;
         });
@@ -277,24 +197,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
-        const approval = await decided(
-          store,
-          id,
-          await store.decideApproval(id, {
-            approve: false,
-            by,
-            reason: opts.reason,
-            decision: { action: 'abort' },
-            now: new Date(),
-          }),
-        );
-        await store.appendEvent(approval.taskId, 'escalation_decided', {
-          approval: id,
-          by,
-          action: 'abort',
-          reason: opts.reason,
-        });
-        await endRefused(store, approval, `aborted by ${by} (${id}): ${opts.reason}`);
+        const approval = await abortEscalation(store, id, by, opts.reason);
         ctx.out(`aborted ${approval.taskId} (${id}) as ${by}`);
       });
     });
@@ -345,8 +248,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .addOption(ctx.configOption())
     .action(async (opts: { config?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
-        const stop = await store.getGlobalStop();
-        await store.setGlobalStop(null);
+        const stop = await liftGlobalStop(store);
         ctx.out(
           stop === null
             ? 'no global stop was in force'

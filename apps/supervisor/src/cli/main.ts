@@ -12,6 +12,7 @@ import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
 import { howToAnswer, registerControlCommands } from './control.js';
 import { registerWorkerCommands } from './workerCommands.js';
+import { registerConsoleCommand } from './console.js';
 import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
 import { exampleTask, starterConfig } from './starter.js';
@@ -398,6 +399,7 @@ export async function runCli(io: CliIo): Promise<number> {
 
   registerControlCommands(program, ctx);
   registerWorkerCommands(program, ctx);
+  registerConsoleCommand(program, ctx);
 
   try {
     await program.parseAsync([...io.argv]);

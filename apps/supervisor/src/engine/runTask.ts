@@ -204,7 +204,7 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
 }
 
 /** How long a task has run so far, over all its runs (the wall-clock limit counts only those). */
-function activeTime(events: readonly EventRecord[]): number {
+export function activeTime(events: readonly EventRecord[]): number {
   let total = 0;
   let since: number | undefined;
   for (const event of events) {

@@ -1,0 +1,145 @@
+import { get, post } from './api.js';
+import { h, json, status, time } from './dom.js';
+import { report, who } from './shell.js';
+import type { Approval } from './types.js';
+
+function field(id: string, label: string, placeholder: string): HTMLElement {
+  return h(
+    'label',
+    { class: 'field' },
+    label,
+    h('input', { 'data-keep': id, 'data-testid': id.split(':')[0], placeholder }),
+  );
+}
+
+const value = (id: string) =>
+  document.querySelector<HTMLInputElement>(`[data-keep="${CSS.escape(id)}"]`)?.value.trim() ?? '';
+
+async function act(path: string, body: Record<string, unknown>, done: string): Promise<void> {
+  try {
+    await post(path, body);
+    report(done);
+  } catch (error) {
+    report((error as Error).message, true);
+  }
+}
+
+function card(a: Approval): HTMLElement {
+  const pending = a.status === 'pending';
+  const id = encodeURIComponent(a.id);
+  const approve = () =>
+    void act(
+      `/api/approvals/${id}/approve`,
+      { by: who(true), reason: value(`reason:${a.id}`) || undefined },
+      `approved ${a.id}; task ${a.taskId} resumes in the console`,
+    );
+  const deny = () =>
+    void act(
+      `/api/approvals/${id}/deny`,
+      { by: who(true), reason: value(`reason:${a.id}`) },
+      `denied ${a.id}; task ${a.taskId} ended`,
+    );
+  const raise = () => {
+    const steps = value(`steps:${a.id}`);
+    return steps === '' ? {} : { steps: Number(steps) };
+  };
+  const cont = () =>
+    void act(
+      `/api/escalations/${id}/continue`,
+      { by: who(true), raise: raise(), hint: value(`reason:${a.id}`) || undefined },
+      `continuing ${a.taskId}`,
+    );
+  const abort = () =>
+    void act(
+      `/api/escalations/${id}/abort`,
+      { by: who(true), reason: value(`reason:${a.id}`) },
+      `aborted ${a.taskId}`,
+    );
+  const guarded = (fn: () => void) => () => {
+    try {
+      fn();
+    } catch (error) {
+      report((error as Error).message, true);
+    }
+  };
+  return h(
+    'article',
+    { class: 'card', 'data-testid': 'approval', 'data-approval': a.id },
+    h('h2', {}, a.kind === 'tool' ? `Approve ${a.tool ?? 'a call'}?` : 'Escalation', ' ', status(a.status)),
+    h('p', { class: 'summary' }, a.summary),
+    h(
+      'p',
+      { class: 'sub' },
+      `${a.id} · task `,
+      h('a', { href: `#/runs/${a.taskId}` }, a.taskTitle || a.taskId),
+      ` · ${a.agent} agent, step ${a.step} · asked ${time(a.requestedAt)} · expires ${time(a.expiresAt)}`,
+    ),
+    h('h3', {}, 'Why a human must decide'),
+    h('ul', { class: 'reasons' }, ...a.reasons.map((r) => h('li', {}, r))),
+    a.kind === 'tool'
+      ? [
+          h('h3', {}, `What would run: ${a.server ?? ''}${a.server ? '.' : ''}${a.tool ?? ''}`),
+          json(a.arguments),
+          h('p', { class: 'sub' }, `bound to the sha256 of these arguments: ${a.argsSha256 ?? '—'}`),
+          a.plan ? [h('h3', {}, 'The deploy plan'), json(a.plan)] : null,
+        ]
+      : [h('h3', {}, 'Where it stopped'), json(a.arguments)],
+    a.decidedBy === null
+      ? null
+      : h(
+          'p',
+          { class: 'decided' },
+          `${a.status} by ${a.decidedBy} at ${time(a.decidedAt)}${a.decisionReason ? `: ${a.decisionReason}` : ''}`,
+        ),
+    pending
+      ? h(
+          'div',
+          { class: 'decide' },
+          field(
+            `reason:${a.id}`,
+            a.kind === 'tool' ? 'Reason' : 'Reason or hint',
+            'recorded in the audit log',
+          ),
+          a.kind === 'escalation' ? field(`steps:${a.id}`, 'Raise steps to', 'e.g. 80') : null,
+          a.kind === 'tool'
+            ? [
+                h(
+                  'button',
+                  { class: 'primary', 'data-testid': 'approve', onclick: guarded(approve) },
+                  'Approve',
+                ),
+                h('button', { class: 'danger', 'data-testid': 'deny', onclick: guarded(deny) }, 'Deny'),
+              ]
+            : [
+                h(
+                  'button',
+                  { class: 'primary', 'data-testid': 'continue', onclick: guarded(cont) },
+                  'Continue',
+                ),
+                h('button', { class: 'danger', 'data-testid': 'abort', onclick: guarded(abort) }, 'Abort'),
+              ],
+        )
+      : null,
+  );
+}
+
+/** What waits for a human (or, with ?all=1, everything decided too). */
+export async function approvalsPage(query: URLSearchParams): Promise<HTMLElement> {
+  const all = query.has('all');
+  const approvals = await get<Approval[]>(`/api/approvals${all ? '?all=1' : ''}`);
+  return h(
+    'section',
+    { 'data-testid': 'approvals' },
+    h('h1', {}, all ? 'Approvals and escalations' : 'Waiting for a human'),
+    h(
+      'p',
+      {},
+      h(
+        'a',
+        { href: all ? '#/approvals' : '#/approvals?all=1' },
+        all ? 'only what waits' : 'show decided ones too',
+      ),
+    ),
+    approvals.length === 0 ? h('p', { class: 'empty' }, 'Nothing waits for a human.') : approvals.map(card),
+  );
+}

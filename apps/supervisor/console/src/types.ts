@@ -1,0 +1,141 @@
+// The shapes of the console API's answers (src/console/views.ts on the server), as the pages read them.
+
+export interface RunRow {
+  id: string;
+  title: string;
+  type: string;
+  mode: string;
+  status: string;
+  agent: string | null;
+  steps: number;
+  tokens: { input: number; output: number };
+  costUsd: number;
+  toolCalls: number;
+  durationMs: number;
+  outcome: string | null;
+  createdAt: string;
+  endedAt: string | null;
+}
+
+export interface TraceSpan {
+  kind: string;
+  name: string;
+  startMs: number;
+  durationMs: number;
+  outcome: string;
+  attributes: Record<string, string | number | boolean>;
+  children: TraceSpan[];
+}
+
+export interface Bounded {
+  text: string;
+  bytes: number;
+  truncated: boolean;
+}
+
+export interface EventRecord {
+  seq: number;
+  at: string;
+  type: string;
+  data: unknown;
+  hash: string;
+}
+
+export interface Approval {
+  id: string;
+  taskId: string;
+  taskTitle?: string;
+  kind: 'tool' | 'escalation';
+  status: string;
+  agent: string;
+  step: number;
+  server: string | null;
+  tool: string | null;
+  argsSha256: string | null;
+  arguments: unknown;
+  reasons: string[];
+  summary: string;
+  requestedAt: string;
+  expiresAt: string;
+  decidedAt: string | null;
+  decidedBy: string | null;
+  decisionReason: string | null;
+  plan?: string | null;
+}
+
+export interface ModelCall {
+  id: number;
+  step: number;
+  agent: string;
+  provider: string;
+  requestedModel: string;
+  responseModel: string | null;
+  systemSha256: string;
+  inputTokens: number;
+  outputTokens: number;
+  reservedInputTokens: number;
+  reservedOutputTokens: number;
+  costUsd: number;
+  latencyMs: number;
+  startedAt: string;
+  error: string | null;
+  purged: boolean;
+}
+
+export interface ModelCallFull extends Omit<ModelCall, 'purged'> {
+  request: Bounded;
+  raw: Bounded;
+  reply: Bounded;
+}
+
+export interface ToolCall {
+  id: number;
+  step: number;
+  callIndex: number;
+  agent: string;
+  server: string;
+  tool: string;
+  idempotencyKey: string | null;
+  arguments: Bounded | null;
+  result: Bounded | null;
+  resultBytes: number;
+  latencyMs: number;
+  outcome: string;
+  errorCode: string | null;
+  irreversible: boolean;
+  effect: unknown;
+  startedAt: string;
+}
+
+export interface RunDetail {
+  row: RunRow;
+  spec: unknown;
+  startingState: unknown;
+  trace: TraceSpan;
+  limits: Array<{ limit: string; used: number; cap: number | null }>;
+  contracts: Array<{ at: string; agent: string; contract: string; value: unknown }>;
+  modelCalls: ModelCall[];
+  toolCalls: ToolCall[];
+  events: EventRecord[];
+  approvals: Approval[];
+  resuming: string[] | null;
+}
+
+export interface TypeFigures {
+  type: string;
+  tasks: number;
+  ended: number;
+  succeeded: number;
+  successRate: number;
+  meanSteps: number;
+  p50DurationMs: number;
+  p95DurationMs: number;
+  meanTokens: number;
+  meanCostUsd: number;
+  byStatus: Record<string, number>;
+}
+
+export interface ConsoleState {
+  globalStop: { by: string; at: string } | null;
+  resuming: string[];
+}

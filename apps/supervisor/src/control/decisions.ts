@@ -1,0 +1,146 @@
+import { KeelError } from '@keel/kit';
+import type { Limits } from '../config/schema.js';
+import type { ApprovalRecord, Decision, TaskStore } from '../store/taskStore.js';
+
+/**
+ * A human's answers to what waits — approve, deny, continue, abort — and lifting the global stop:
+ * the one implementation the CLI and the web console both call, so a decision is recorded the same
+ * way wherever it is made. Each returns the decided record or throws a KeelError naming the way out;
+ * resuming the task afterwards is the caller's (it runs the task in its own process).
+ */
+async function decided(store: TaskStore, id: string, outcome: Decision): Promise<ApprovalRecord> {
+  if (!outcome.ok)
+    throw new KeelError(outcome.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'CONFLICT', outcome.message, {
+      hint:
+        outcome.code === 'NOT_FOUND'
+          ? `keel approvals lists what waits (${(await store.listApprovals({ status: 'pending' })).map((a) => a.id).join(', ') || 'nothing now'})`
+          : outcome.code === 'EXPIRED'
+            ? 'the task asks again when it is resumed (keel resume TASK)'
+            : 'a decision is final; the task goes on from it',
+    });
+  return outcome.approval;
+}
+
+/** Ends a task whose request a human refused, without running it again. */
+async function endRefused(store: TaskStore, approval: ApprovalRecord, message: string): Promise<void> {
+  const task = await store.getTask(approval.taskId);
+  if (task === undefined || (task.status !== 'waiting' && task.status !== 'escalated')) return;
+  const at = new Date().toISOString();
+  const outcome = { message };
+  await store.appendEvent(task.id, 'task_finished', { status: 'failed', outcome });
+  await store.updateTask(task.id, {
+    status: 'failed',
+    endedAt: at,
+    ...(task.run === null ? {} : { run: { ...task.run, status: 'failed', endedAt: at, outcome } }),
+  });
+}
+
+async function expectKind(store: TaskStore, id: string, kind: ApprovalRecord['kind']): Promise<void> {
+  const current = await store.getApproval(id);
+  if (current === undefined || current.kind === kind) return;
+  throw current.kind === 'escalation'
+    ? new KeelError('INVALID_ARGUMENT', `${id} is an escalation`, {
+        hint: `keel continue ${id} or keel abort ${id}`,
+      })
+    : new KeelError('INVALID_ARGUMENT', `${id} is an approval`, {
+        hint: `keel approve ${id} or keel deny ${id}`,
+      });
+}
+
+/** Approves one waiting irreversible call (exactly that call, once). */
+export async function approveCall(
+  store: TaskStore,
+  id: string,
+  by: string,
+  reason: string | null,
+): Promise<ApprovalRecord> {
+  await expectKind(store, id, 'tool');
+  const approval = await decided(
+    store,
+    id,
+    await store.decideApproval(id, { approve: true, by, reason, now: new Date() }),
+  );
+  await store.appendEvent(approval.taskId, 'approval_granted', {
+    approval: id,
+    tool: approval.tool,
+    by,
+    reason,
+  });
+  return approval;
+}
+
+/** Refuses one waiting call; the task ends with the reason. */
+export async function denyCall(
+  store: TaskStore,
+  id: string,
+  by: string,
+  reason: string,
+): Promise<ApprovalRecord> {
+  const approval = await decided(
+    store,
+    id,
+    await store.decideApproval(id, { approve: false, by, reason, now: new Date() }),
+  );
+  await store.appendEvent(approval.taskId, 'approval_denied', {
+    approval: id,
+    tool: approval.tool,
+    by,
+    reason,
+  });
+  await endRefused(store, approval, `${approval.tool ?? 'the call'} was denied by ${by} (${id}): ${reason}`);
+  return approval;
+}
+
+/** Continues an escalated task with raised limits or a hint the agent receives as a human message. */
+export async function continueEscalation(
+  store: TaskStore,
+  id: string,
+  by: string,
+  raise: Partial<Limits>,
+  hint: string | undefined,
+): Promise<ApprovalRecord> {
+  await expectKind(store, id, 'escalation');
+  const decision = { action: 'continue', raise, ...(hint === undefined ? {} : { hint }) };
+  const approval = await decided(
+    store,
+    id,
+    await store.decideApproval(id, { approve: true, by, reason: hint ?? null, decision, now: new Date() }),
+  );
+  await store.appendEvent(approval.taskId, 'escalation_decided', { approval: id, by, ...decision });
+  return approval;
+}
+
+/** Ends an escalated task. */
+export async function abortEscalation(
+  store: TaskStore,
+  id: string,
+  by: string,
+  reason: string,
+): Promise<ApprovalRecord> {
+  const approval = await decided(
+    store,
+    id,
+    await store.decideApproval(id, {
+      approve: false,
+      by,
+      reason,
+      decision: { action: 'abort' },
+      now: new Date(),
+    }),
+  );
+  await store.appendEvent(approval.taskId, 'escalation_decided', {
+    approval: id,
+    by,
+    action: 'abort',
+    reason,
+  });
+  await endRefused(store, approval, `aborted by ${by} (${id}): ${reason}`);
+  return approval;
+}
+
+/** Lifts the global stop; returns the one that was in force, if any. */
+export async function liftGlobalStop(store: TaskStore): Promise<{ by: string; at: string } | null> {
+  const stop = await store.getGlobalStop();
+  await store.setGlobalStop(null);
+  return stop;
+}

@@ -1,0 +1,424 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { tempDir } from '@keel/testing';
+import { loadConfig } from '../src/config/load.js';
+import { buildTrace, type TraceSpan } from '../src/console/trace.js';
+import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
+import type { TaskStore } from '../src/store/taskStore.js';
+import { createHarness } from './helpers.js';
+
+const chromiumPath = '/usr/bin/chromium';
+const haveChromium = existsSync(chromiumPath);
+// CI installs Debian's chromium (.ci/run): there a missing browser is a failure, never a skip.
+if (!haveChromium && process.env['CI'] === 'true')
+  throw new Error(`${chromiumPath} is missing: .ci/run installs it with apt-get install -y chromium`);
+if (!haveChromium)
+  console.warn(`console browser tests skipped: no ${chromiumPath} (apt-get install -y chromium)`);
+
+const keelBin = new URL('../dist/bin.js', import.meta.url).pathname;
+/** Screenshots of every page at both widths, kept for a person to look at (gitignored). */
+const artifacts = new URL('../test-artifacts/console/', import.meta.url).pathname;
+const widths = { laptop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
+
+interface Keel {
+  child: ChildProcess;
+  pid: number;
+  stdout: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The built `keel` bin as a real process; stopped (by its pid) when the test ends if still running. */
+function keel(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Keel {
+  const child = spawn(process.execPath, [keelBin, ...args], {
+    cwd,
+    env: { ...process.env, ...env, KEEL_APPROVER: 'ci' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, pid: child.pid!, stdout: () => out, exited };
+}
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** `keel console --port 0` in a demo or harness directory; its URL once it listens. */
+async function startConsole(cwd: string): Promise<{ url: string; proc: Keel }> {
+  const proc = keel(['console', '--port', '0'], cwd);
+  const url = await until('the console to listen', () => /keel console on (\S+)/.exec(proc.stdout())?.[1]);
+  return { url, proc };
+}
+
+async function stop(proc: Keel): Promise<void> {
+  if (proc.child.exitCode === null && proc.child.signalCode === null) process.kill(proc.pid, 'SIGINT');
+  await proc.exited;
+}
+
+/** A demo project stopped at its production approval: its dir, store and the waiting task. */
+async function demo() {
+  const dir = path.join(await tempDir('keel-console-'), 'demo');
+  const run = keel(['demo', '--dir', dir, '-q'], path.dirname(dir));
+  expect(await run.exited).toEqual({ code: 0, signal: null });
+  const store = createSqliteTaskStore(loadConfig(path.join(dir, 'keel.config.yaml')).stateDir);
+  onTestFinished(() => store.close());
+  const [task] = await store.listTasks();
+  const [approval] = await store.listApprovals({ status: 'pending' });
+  expect([task?.status, approval?.tool]).toEqual(['waiting', 'apply_deploy']);
+  return { dir, store, taskId: task!.id, approvalId: approval!.id };
+}
+
+/** Preorder: the order the waterfall lists spans in. */
+const flatten = (span: TraceSpan): Array<[string, string]> => [
+  [span.kind, span.name],
+  ...span.children.flatMap(flatten),
+];
+
+let browser: Browser;
+
+async function openPage(url: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: widths.laptop });
+  onTestFinished(() => page.close());
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  onTestFinished(() => expect(errors).toEqual([]));
+  await page.goto(url);
+  return page;
+}
+
+/**
+ * A screenshot of the page at a laptop's and a phone's width; at each, nothing may stick out
+ * sideways (the page is usable without scrolling across).
+ */
+async function shoot(page: Page, name: string, ready: string): Promise<void> {
+  mkdirSync(artifacts, { recursive: true });
+  for (const [label, size] of Object.entries(widths)) {
+    await page.setViewportSize(size);
+    await page.locator(ready).first().waitFor();
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    expect({ page: name, width: label, overflow }).toEqual({ page: name, width: label, overflow: 0 });
+    await page.screenshot({ path: path.join(artifacts, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize(widths.laptop);
+}
+
+/** Processes in /proc whose parent chain reaches `root`. */
+function below(root: number): Array<{ pid: number; cmdline: string }> {
+  const procs = readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .flatMap((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
+        return [{ pid: Number(name), ppid, cmdline }];
+      } catch {
+        return [];
+      }
+    });
+  const out: Array<{ pid: number; cmdline: string }> = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    for (const p of procs)
+      if (p.ppid === pid) {
+        out.push({ pid: p.pid, cmdline: p.cmdline });
+        queue.push(p.pid);
+      }
+  }
+  return out;
+}
+
+function rawRequest(
+  url: string,
+  options: { method: string; path: string; headers: Record<string, string>; body?: string },
+): Promise<{ status: number; body: string }> {
+  const target = new URL(options.path, url);
+  return new Promise((resolve, reject) => {
+    const req = request(target, { method: options.method, headers: options.headers }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+describe.skipIf(!haveChromium)('keel console in a real browser', () => {
+  /** One demo task approved through the CLI and finished, and a console on its store (read-only here). */
+  let finished: { dir: string; store: TaskStore; taskId: string; url: string; proc: Keel };
+  let sharedDir: string | undefined;
+
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    // beforeAll has no onTestFinished: this directory is removed in afterAll.
+    sharedDir = mkdtempSync(path.join(tmpdir(), 'keel-console-'));
+    const dir = path.join(sharedDir, 'demo');
+    const run = keel(['demo', '--dir', dir, '-q'], sharedDir);
+    if ((await run.exited).code !== 0) throw new Error(`keel demo failed:\n${run.stdout()}`);
+    const store = createSqliteTaskStore(loadConfig(path.join(dir, 'keel.config.yaml')).stateDir);
+    const [approval] = await store.listApprovals({ status: 'pending' });
+    const approve = keel(['approve', approval!.id, '--as', 'cli-approver', '-q'], dir);
+    if ((await approve.exited).code !== 0) throw new Error(`keel approve failed:\n${approve.stdout()}`);
+    const [task] = await store.listTasks();
+    if (task?.status !== 'succeeded') throw new Error(`the approved demo task ended ${task?.status}`);
+    finished = { dir, store, taskId: task!.id, ...(await startConsole(dir)) };
+  }, 120_000);
+
+  afterAll(async () => {
+    if (finished !== undefined) {
+      await stop(finished.proc);
+      await finished.store.close();
+    }
+    await browser?.close();
+    if (sharedDir !== undefined) rmSync(sharedDir, { recursive: true, force: true });
+  });
+
+  it('the runs list shows a finished demo task with its exact step count and cost, and filters by status', async () => {
+    const task = await finished.store.getTask(finished.taskId);
+    // The demo's playbook is deterministic: 26 steps to the approval, one more to finish the deploy.
+    expect([task?.run?.steps, task?.run?.costUsd]).toEqual([27, 0]);
+    const page = await openPage(`${finished.url}#/runs`);
+    const row = page.locator(`[data-testid="run-row"][data-task="${finished.taskId}"]`);
+    await row.waitFor();
+    expect({
+      status: await row.getByTestId('status').textContent(),
+      steps: await row.getByTestId('steps').textContent(),
+      cost: await row.getByTestId('cost').textContent(),
+    }).toEqual({ status: 'succeeded', steps: '27', cost: '$0.0000' });
+    await shoot(page, 'runs', '[data-testid="run-row"]');
+
+    await page.getByTestId('filter-status').selectOption('failed');
+    await page.getByText('No tasks match.').waitFor();
+    await page.getByTestId('filter-status').selectOption('succeeded');
+    await row.waitFor();
+    expect(await page.locator('[data-testid="run-row"]').count()).toBe(1);
+
+    await page.goto(`${finished.url}#/stats`);
+    const stats = page.locator('[data-testid="stats-row"][data-type="bugfix"]');
+    await stats.waitFor();
+    expect(await stats.locator('td').allTextContents()).toEqual(['bugfix', '1', '1', '1', 'succeeded 1']);
+    expect(await page.getByTestId('chart').count()).toBe(6);
+    await shoot(page, 'stats', '[data-testid="chart"]');
+  });
+
+  it("a run's waterfall shows every span of its trace, and the run's records", async () => {
+    const id = finished.taskId;
+    const [task, models, tools, events] = await Promise.all([
+      finished.store.getTask(id),
+      finished.store.listModelCalls(id),
+      finished.store.listToolCalls(id),
+      finished.store.listEvents(id),
+    ]);
+    const expected = flatten(buildTrace(task!, models, tools, events));
+    expect(expected.filter(([kind]) => kind === 'chat')).toHaveLength(models.length);
+    expect(expected.filter(([kind]) => kind === 'tool')).toHaveLength(tools.length);
+
+    const page = await openPage(`${finished.url}#/runs/${id}`);
+    await page.getByTestId('waterfall').waitFor();
+    const shown = await page
+      .locator('[data-testid="span"]')
+      .evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-kind'), r.getAttribute('data-name')]));
+    expect(shown).toEqual(expected);
+    expect(await page.getByTestId('model-call').count()).toBe(models.length);
+    expect(await page.getByTestId('tool-call').count()).toBe(tools.length);
+    expect(await page.getByTestId('event').count()).toBe(events.length);
+    // A model call's full record loads when opened.
+    await page.getByTestId('model-call').first().locator('summary').click();
+    await page.getByText('system prompt sha256').first().waitFor();
+    expect(await page.getByTestId('model-call').first().textContent()).toContain(models[0]!.systemSha256);
+    const steps = page.locator('[data-testid="limit"][data-limit="steps"] .num');
+    expect(await steps.textContent()).toBe('27 / 60');
+    await shoot(page, 'run', '[data-testid="span"]');
+  });
+
+  it('approving the waiting production deploy in the browser resumes the task to its end, and the approver is in the audit log', async () => {
+    const d = await demo();
+    const { url, proc } = await startConsole(d.dir);
+    onTestFinished(() => stop(proc));
+    const page = await openPage(`${url}#/approvals`);
+    const card = page.locator(`[data-testid="approval"][data-approval="${d.approvalId}"]`);
+    await card.waitFor();
+    expect(await card.locator('.reasons li').allTextContents()).toEqual([
+      "environment 'production' requires approval",
+      'the task has read untrusted content (read_file at step 1), so no policy pre-approves it',
+    ]);
+    await shoot(page, 'approvals', '[data-testid="approval"]');
+
+    await page.getByTestId('who').fill('Ada Lovelace');
+    await card.getByTestId('reason').fill('release window open');
+    await card.getByTestId('approve').click();
+    await page.getByText(`approved ${d.approvalId}`).waitFor();
+    await page.goto(`${url}#/runs/${d.taskId}`);
+    await page.locator('h1 [data-testid="status"]', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+    // The resume ran in the console's process; its progress reached the page as it went.
+    expect((await page.getByTestId('progress').textContent())?.trimEnd()).toMatch(
+      /ended succeeded: .*production live/,
+    );
+    const granted = page.locator('[data-testid="event"][data-type="approval_granted"]');
+    expect(await granted.locator('td').nth(3).textContent()).toBe(
+      `tool="apply_deploy"  approval="${d.approvalId}"  by="Ada Lovelace"  reason="release window open"`,
+    );
+
+    const events = await d.store.listEvents(d.taskId);
+    expect(events.filter((e) => e.type === 'approval_granted').map((e) => e.data)).toEqual([
+      { approval: d.approvalId, tool: 'apply_deploy', by: 'Ada Lovelace', reason: 'release window open' },
+    ]);
+    expect((await d.store.getTask(d.taskId))?.status).toBe('succeeded');
+    expect((await d.store.getApproval(d.approvalId))?.status).toBe('consumed');
+    expect(existsSync(path.join(d.dir, 'deploys', 'production', 'current', 'math.js'))).toBe(true);
+    expect((await d.store.verifyEvents()).ok).toBe(true);
+  });
+
+  it('killing a running task from the browser ends it killed with no process left behind', async () => {
+    const tools = { tests: ['run_tests'] };
+    const h = await createHarness({
+      files: {
+        'package.json': `${JSON.stringify({ name: 'sleepy', private: true, type: 'module', scripts: { test: 'node --test' } })}\n`,
+        'test/sleep.test.mjs':
+          "import { test } from 'node:test';\n\ntest('sleeps for ten minutes', async () => {\n  await new Promise((resolve) => setTimeout(resolve, 600_000));\n});\n",
+      },
+      config: {
+        servers: { tests: { builtin: 'test-runner', args: ['--root', '.'] } },
+        agents: {
+          planning: { model: 'playbook', tools },
+          coding: { model: 'playbook', tools },
+          review: { model: 'playbook', tools },
+        },
+      },
+    });
+    await writeFile(
+      path.join(h.dir, 'sleep.task.yaml'),
+      stringify({
+        type: 'sleep',
+        title: 'Run the sleeping test',
+        description: 'Run the tests.',
+        mode: 'single',
+        tests: null,
+        deploy: null,
+        playbook: {
+          coding: [
+            [
+              { call: 'run_tests', args: { fresh: true } },
+              { submit: { version: 'change.v1', summary: 'nothing', files: [], commit: null } },
+            ],
+          ],
+        },
+      }),
+    );
+    const run = keel(['run', 'sleep.task.yaml', '--quiet'], h.dir);
+    onTestFinished(async () => {
+      if (run.child.exitCode === null && run.child.signalCode === null) process.kill(run.pid, 'SIGKILL');
+      await run.exited;
+    });
+    const tree = await until('the sleeping test to run', () => {
+      const procs = below(run.pid);
+      return procs.some((p) => p.cmdline.includes('sleep.test.mjs')) ? procs : undefined;
+    });
+    const [task] = await h.store.listTasks({ status: 'running' });
+    const { url, proc } = await startConsole(h.dir);
+    onTestFinished(() => stop(proc));
+
+    const page = await openPage(`${url}#/runs/${task!.id}`);
+    await page.locator('h1 [data-testid="status"]', { hasText: 'running' }).waitFor();
+    await page.getByTestId('who').fill('Grace Hopper');
+    await page.getByTestId('kill').click();
+    await page.locator('h1 [data-testid="status"]', { hasText: 'killed' }).waitFor();
+    expect(await page.getByTestId('notice').textContent()).toMatch(
+      new RegExp(`^kill ${task!.id}: (acknowledged|forced)$`),
+    );
+
+    expect(await run.exited).toEqual({ code: 1, signal: null });
+    expect((await h.store.getTask(task!.id))?.status).toBe('killed');
+    const finishedEvents = (await h.store.listEvents(task!.id)).filter((e) => e.type === 'task_finished');
+    expect(finishedEvents.map((e) => (e.data as { status: string }).status)).toEqual(['killed']);
+    // Every process that ran below the task — server, test runner, the sleeping test — is gone.
+    expect(tree.length).toBeGreaterThanOrEqual(3);
+    const alive = () =>
+      tree.filter((p) => {
+        try {
+          return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replaceAll('\0', ' ') === p.cmdline;
+        } catch {
+          return false;
+        }
+      });
+    expect(alive()).toEqual([]);
+    expect(below(run.pid)).toEqual([]);
+  });
+
+  it('refuses a state-changing request from a foreign origin, without the page token, or for a foreign host', async () => {
+    const html = (await (await fetch(finished.url)).text()).match(
+      /name="keel-page-token" content="([^"]+)"/,
+    )?.[1];
+    expect(html).toMatch(/^[\w-]+\.[\w-]+$/);
+    const own = new URL(finished.url).host;
+    const post = (headers: Record<string, string>) =>
+      rawRequest(finished.url, {
+        method: 'POST',
+        path: '/api/kill-all',
+        headers: { 'content-type': 'application/json', host: own, ...headers },
+        body: JSON.stringify({ by: 'mallory' }),
+      });
+    const foreign = await post({ origin: 'http://evil.example', 'x-keel-page-token': html! });
+    expect([foreign.status, JSON.parse(foreign.body)]).toEqual([
+      403,
+      { error: { code: 'HTTP', message: "refused: origin http://evil.example is not this console's" } },
+    ]);
+    const noOrigin = await post({ 'x-keel-page-token': html! });
+    expect(noOrigin.status).toBe(403);
+    const noToken = await post({ origin: `http://${own}` });
+    expect([noToken.status, JSON.parse(noToken.body).error.message]).toEqual([403, 'refused: no page token']);
+    const forged = await post({
+      origin: `http://${own}`,
+      'x-keel-page-token': `${html!.split('.')[0]}.AAAA`,
+    });
+    expect([forged.status, JSON.parse(forged.body).error.message]).toEqual([403, 'refused: bad page token']);
+    const rebound = await post({
+      host: `evil.example:${new URL(finished.url).port}`,
+      origin: 'http://evil.example:1',
+    });
+    expect(rebound.status).toBe(421);
+    expect(await finished.store.getGlobalStop()).toBeNull();
+    // The same request from the console's own page passes the guards (and names no task here).
+    const legit = await rawRequest(finished.url, {
+      method: 'POST',
+      path: '/api/runs/t-none/kill',
+      headers: {
+        'content-type': 'application/json',
+        host: own,
+        origin: `http://${own}`,
+        'x-keel-page-token': html!,
+      },
+      body: JSON.stringify({ by: 'ci' }),
+    });
+    expect([legit.status, JSON.parse(legit.body).error.message]).toEqual([404, "no task 't-none'"]);
+
+    // Beyond loopback the console does not start without an access token.
+    const open = keel(['console', '--host', '0.0.0.0', '--port', '0'], finished.dir, {
+      KEEL_CONSOLE_TOKEN: '',
+    });
+    expect(await open.exited).toEqual({ code: 2, signal: null });
+    expect(open.stdout()).toContain('keel: binding the console to 0.0.0.0 needs an access token');
+  });
+});
