@@ -108,9 +108,10 @@ export async function killTask(
   }
   const acknowledged = await waitForEnd(store, taskId, ackMs, ms);
   if (acknowledged) {
-    // The owner records `killed` before it closes its servers: give their tool processes the rest
-    // of the bound to go, then reap whatever is left below the owner.
-    const until = ms() + (options.reapMs ?? ackMs);
+    // The owner records `killed` before it closes its servers: give their tool processes a moment
+    // to go, then reap whatever is left below the task's servers.
+    // Cancellation has reached the servers by now; what is left after a short grace is SIGKILLed.
+    const until = ms() + (options.reapMs ?? 100);
     // Only this task's servers and what they started: another task of the same process is left alone.
     const below = () =>
       owner.serverPids.flatMap((pid) => [...(isAlive(pid) ? [{ pid, pgid: -1 }] : []), ...descendants(pid)]);
