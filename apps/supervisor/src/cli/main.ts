@@ -17,6 +17,7 @@ import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
 import { exampleTask, starterConfig } from './starter.js';
 import type { Tracer } from '@opentelemetry/api';
+import { observabilityCommands } from './commands/index.js';
 
 export interface CliIo {
   argv: readonly string[];
@@ -400,6 +401,7 @@ export async function runCli(io: CliIo): Promise<number> {
   registerControlCommands(program, ctx);
   registerWorkerCommands(program, ctx);
   registerConsoleCommand(program, ctx);
+  for (const register of observabilityCommands) register(program, ctx);
 
   try {
     await program.parseAsync([...io.argv]);

@@ -1,0 +1,5 @@
+import type { RegisterCommand } from './context.js';
+import { registerTrace } from './trace.js';
+
+/** `keel trace`, `keel stats`, `keel replay`, `keel eval`: registered by `runCli`. */
+export const observabilityCommands: readonly RegisterCommand[] = [registerTrace];
