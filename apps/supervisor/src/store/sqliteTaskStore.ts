@@ -15,6 +15,7 @@ import type {
   TaskStore,
   ToolCallRecord,
 } from './taskStore.js';
+import { aggregateTaskSummaries, installTaskSummaries, queryTaskSummaries } from './sqliteSummaries.js';
 
 const schema = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -214,6 +215,7 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.exec(schema);
+  installTaskSummaries(db);
 
   const insertTask = db.prepare(
     `INSERT INTO tasks (id, type, title, mode, status, created_at, ended_at, config_hash, spec, starting_state, run)
@@ -629,6 +631,12 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
     },
     async close() {
       db.close();
+    },
+    async listTaskSummaries(filter = {}) {
+      return queryTaskSummaries(db, filter);
+    },
+    async aggregateTaskSummaries(filter = {}) {
+      return aggregateTaskSummaries(db, filter);
     },
   };
 }

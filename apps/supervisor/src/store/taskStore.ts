@@ -163,6 +163,10 @@ export interface TaskStore {
   listenForKills?(listener: (taskId: string) => void): Promise<() => Promise<void>>;
   getGlobalStop(): Promise<{ by: string; at: string } | null>;
   close(): Promise<void>;
+  /** Finished tasks' summaries, in no particular order (`keel stats`, `keel eval`). */
+  listTaskSummaries(filter?: TaskSummaryFilter): Promise<TaskSummary[]>;
+  /** Finished tasks' figures per type, summed (`keel stats` over many tasks). */
+  aggregateTaskSummaries(filter?: TaskSummaryFilter): Promise<TaskAggregate[]>;
 }
 
 export type ApprovalKind = 'tool' | 'escalation';
@@ -227,4 +231,41 @@ export interface LimitStop {
   limit: LimitKind;
   message: string;
   overshoot?: number;
+}
+
+/** The figures `keel stats` and `keel eval` read per finished task. */
+export interface TaskSummary {
+  taskId: string;
+  type: string;
+  mode: string;
+  status: string;
+  createdAt: string;
+  /** From creation to end; null while the task has no end. */
+  latencyMs: number | null;
+  steps: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  approvalsAsked: number;
+  toolCalls: number;
+}
+
+export interface TaskSummaryFilter {
+  type?: string;
+  /** ISO time, inclusive. */
+  since?: string;
+  /** ISO time, exclusive. */
+  until?: string;
+}
+
+/** One task type's finished tasks, summed; latencies sorted ascending. */
+export interface TaskAggregate {
+  type: string;
+  tasks: number;
+  succeeded: number;
+  steps: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  latenciesMs: Float64Array;
 }

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSqliteTaskStore, loadConfig, parseTaskFile, runTask } from '@keel/supervisor';
+import { Writable } from 'node:stream';
+import { createSqliteTaskStore, loadConfig, parseTaskFile, runCli, runTask } from '@keel/supervisor';
 import { median } from '../stats.mjs';
 
 const fixtureBin = fileURLToPath(
@@ -392,10 +393,102 @@ export async function killAllLatency({ log, workDir }) {
   ];
 }
 
+/**
+ * `keel stats` (in process: config, store, query, figures; the default 7-day window and the one
+ * before) over 100,000 recorded tasks of 5 types spread over 14 days, each with a 10-call run record.
+ */
+async function statsOver100k({ log, workDir }) {
+  const tasks = 100_000;
+  const { store } = setup(workDir, 'stats');
+  const random = mulberry32(42);
+  const types = ['bugfix', 'feature', 'docs', 'refactor', 'deps'];
+  const statuses = ['succeeded', 'succeeded', 'succeeded', 'failed', 'limit'];
+  const now = Date.now();
+  const started = performance.now();
+  for (let i = 0; i < tasks; i++) {
+    const startedAt = new Date(now - random() * 14 * 86_400_000).toISOString();
+    const endedAt = new Date(Date.parse(startedAt) + 1000 + random() * 60_000).toISOString();
+    const status = statuses[i % statuses.length];
+    const steps = 5 + Math.floor(random() * 40);
+    await store.createTask({
+      id: `t-${String(i).padStart(6, '0')}`,
+      type: types[i % types.length],
+      title: 'bench',
+      mode: 'orchestrated',
+      status,
+      createdAt: startedAt,
+      endedAt,
+      configHash: 'bench',
+      spec: { type: types[i % types.length] },
+      startingState: null,
+      run: {
+        version: 'taskRun.v1',
+        id: `t-${i}`,
+        type: types[i % types.length],
+        mode: 'orchestrated',
+        startedAt,
+        endedAt,
+        status,
+        outcome: { message: 'bench' },
+        steps,
+        tokens: { input: steps * 4000, output: steps * 60 },
+        costUsd: steps * 0.002,
+        approvalsAsked: 0,
+        toolCalls: Array.from({ length: 10 }, () => ({
+          server: 'fixture',
+          tool: 'echo',
+          latencyMs: 3,
+          ok: true,
+          irreversible: false,
+        })),
+      },
+    });
+    if ((i + 1) % 20_000 === 0) log(`stats: ${i + 1} tasks recorded`);
+  }
+  await store.close();
+  log(`stats: recorded ${tasks} tasks in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  const sink = () =>
+    new Writable({
+      write(_chunk, _encoding, done) {
+        done();
+      },
+    });
+  const once = async () => {
+    const t0 = performance.now();
+    const code = await runCli({
+      argv: ['node', 'keel', 'stats', '--json', '-c', path.join(workDir, 'stats', 'keel.config.json')],
+      env: {},
+      stdout: sink(),
+      stderr: sink(),
+      cwd: workDir,
+      version: 'bench',
+      kill: new AbortController().signal,
+      tracer: undefined,
+    });
+    if (code !== 0) throw new Error(`keel stats exited ${code}`);
+    return performance.now() - t0;
+  };
+  const first = await once();
+  const times = [];
+  for (let r = 0; r < 5; r++) times.push(await once());
+  return [
+    {
+      name: `keel stats over ${tasks} recorded tasks (7-day window and the one before)`,
+      keel: median(times),
+      reference: 1000,
+      unit: 'ms',
+      ratio: median(times) / 1000,
+      target: '< 1000 ms',
+      note: `median of 5 runs; the first (cold) run took ${first.toFixed(0)} ms`,
+    },
+  ];
+}
+
 export async function run(context) {
   return [
     ...(await overheadPerStep(context)),
     ...(await limitOvershoot(context)),
     ...(await killAllLatency(context)),
+    ...(await statsOver100k(context)),
   ];
 }

@@ -1,5 +1,6 @@
 import type { RegisterCommand } from './context.js';
+import { registerStats } from './stats.js';
 import { registerTrace } from './trace.js';
 
 /** `keel trace`, `keel stats`, `keel replay`, `keel eval`: registered by `runCli`. */
-export const observabilityCommands: readonly RegisterCommand[] = [registerTrace];
+export const observabilityCommands: readonly RegisterCommand[] = [registerTrace, registerStats];

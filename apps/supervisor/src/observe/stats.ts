@@ -1,0 +1,238 @@
+import { KeelError } from '@keel/kit';
+import type { TaskAggregate, TaskSummary } from '../store/taskStore.js';
+
+/** The figures of one group of finished tasks. */
+export interface GroupStats {
+  tasks: number;
+  succeeded: number;
+  /** succeeded / tasks, 0..1. */
+  successRate: number;
+  meanSteps: number;
+  /** Task latency (creation to end), nearest-rank percentiles. */
+  p50LatencyMs: number;
+  p95LatencyMs: number;
+  meanInputTokens: number;
+  meanOutputTokens: number;
+  totalTokens: number;
+  meanCostUsd: number;
+  totalCostUsd: number;
+}
+
+export interface TypeStats extends GroupStats {
+  type: string;
+  /** The same type in the window before, when it had tasks. */
+  previous: GroupStats | null;
+  /** Mean steps rose by more than the threshold against the previous window. */
+  stepsJump: boolean;
+}
+
+export interface StatsReport {
+  window: { since: string | null; until: string };
+  previousWindow: { since: string; until: string } | null;
+  /** The relative rise in mean steps that raises `stepsJump` (0.25: 25%). */
+  jumpThreshold: number;
+  types: TypeStats[];
+  all: GroupStats;
+}
+
+/** Nearest-rank percentile of sorted values: the smallest value with at least p% at or below it. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1]!;
+}
+
+/** Sums rows into one aggregate per type (the store does this in SQL for `keel stats`). */
+export function aggregateRows(rows: readonly TaskSummary[]): TaskAggregate[] {
+  const groups = new Map<string, { agg: TaskAggregate; latencies: number[] }>();
+  for (const row of rows) {
+    let group = groups.get(row.type);
+    if (group === undefined) {
+      group = {
+        agg: {
+          type: row.type,
+          tasks: 0,
+          succeeded: 0,
+          steps: 0,
+          inputTokens: 0,
+          outputTokens: 0,
+          costUsd: 0,
+          latenciesMs: new Float64Array(),
+        },
+        latencies: [],
+      };
+      groups.set(row.type, group);
+    }
+    const a = group.agg;
+    a.tasks++;
+    if (row.status === 'succeeded') a.succeeded++;
+    a.steps += row.steps;
+    a.inputTokens += row.inputTokens;
+    a.outputTokens += row.outputTokens;
+    a.costUsd += row.costUsd;
+    if (row.latencyMs !== null) group.latencies.push(row.latencyMs);
+  }
+  return [...groups.values()]
+    .map(({ agg, latencies }) => ({ ...agg, latenciesMs: Float64Array.from(latencies).sort() }))
+    .sort((a, b) => a.type.localeCompare(b.type));
+}
+
+/** Several types' aggregates as one. */
+export function mergeAggregates(type: string, aggregates: readonly TaskAggregate[]): TaskAggregate {
+  const latencies = new Float64Array(aggregates.reduce((n, a) => n + a.latenciesMs.length, 0));
+  let offset = 0;
+  for (const a of aggregates) {
+    latencies.set(a.latenciesMs, offset);
+    offset += a.latenciesMs.length;
+  }
+  const total = (pick: (a: TaskAggregate) => number) => aggregates.reduce((n, a) => n + pick(a), 0);
+  return {
+    type,
+    tasks: total((a) => a.tasks),
+    succeeded: total((a) => a.succeeded),
+    steps: total((a) => a.steps),
+    inputTokens: total((a) => a.inputTokens),
+    outputTokens: total((a) => a.outputTokens),
+    costUsd: total((a) => a.costUsd),
+    latenciesMs: latencies.sort(),
+  };
+}
+
+export function groupStats(a: TaskAggregate): GroupStats {
+  const mean = (total: number) => (a.tasks === 0 ? 0 : total / a.tasks);
+  return {
+    tasks: a.tasks,
+    succeeded: a.succeeded,
+    successRate: mean(a.succeeded),
+    meanSteps: mean(a.steps),
+    p50LatencyMs: percentile(a.latenciesMs, 50),
+    p95LatencyMs: percentile(a.latenciesMs, 95),
+    meanInputTokens: mean(a.inputTokens),
+    meanOutputTokens: mean(a.outputTokens),
+    totalTokens: a.inputTokens + a.outputTokens,
+    meanCostUsd: mean(a.costUsd),
+    totalCostUsd: a.costUsd,
+  };
+}
+
+/**
+ * Per task type: the window's figures, and a steps-jump flag when its mean steps exceed the previous
+ * window's by more than `jumpThreshold` (with at least `minTasks` tasks on both sides) — a prompt
+ * regression often shows there before it shows in success rates.
+ */
+export function computeStats(options: {
+  current: readonly TaskAggregate[];
+  previous: readonly TaskAggregate[];
+  window: StatsReport['window'];
+  previousWindow: StatsReport['previousWindow'];
+  jumpThreshold?: number;
+  minTasks?: number;
+}): StatsReport {
+  const jumpThreshold = options.jumpThreshold ?? 0.25;
+  const minTasks = options.minTasks ?? 5;
+  const previous = new Map(options.previous.map((a) => [a.type, a]));
+  const types = [...options.current]
+    .sort((a, b) => a.type.localeCompare(b.type))
+    .map((aggregate): TypeStats => {
+      const now = groupStats(aggregate);
+      const before = previous.get(aggregate.type);
+      const prev = before === undefined ? null : groupStats(before);
+      return {
+        type: aggregate.type,
+        ...now,
+        previous: prev,
+        stepsJump:
+          prev !== null &&
+          prev.tasks >= minTasks &&
+          now.tasks >= minTasks &&
+          now.meanSteps > prev.meanSteps * (1 + jumpThreshold),
+      };
+    });
+  return {
+    window: options.window,
+    previousWindow: options.previousWindow,
+    jumpThreshold,
+    types,
+    all: groupStats(mergeAggregates('all', options.current)),
+  };
+}
+
+/** `7d`, `24h`, `30m` before `now`, or an ISO date/time. */
+export function parseSince(value: string, now: Date): Date {
+  const relative = /^(\d+)([dhm])$/.exec(value);
+  if (relative !== null) {
+    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[relative[2] as 'd' | 'h' | 'm'];
+    return new Date(now.getTime() - Number(relative[1]) * unit);
+  }
+  const parsed = Date.parse(value);
+  if (Number.isNaN(parsed) || !/^\d{4}-\d{2}-\d{2}/.test(value))
+    throw new KeelError('INVALID_ARGUMENT', `--since '${value}' is neither a duration nor a date`, {
+      hint: 'use 7d, 24h, 30m, or an ISO date such as 2026-11-01',
+    });
+  return new Date(parsed);
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+const dur = (v: number) => (v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
+
+export function formatStats(report: StatsReport): string {
+  const header = [
+    'TYPE',
+    'TASKS',
+    'SUCCESS',
+    'STEPS',
+    'P50',
+    'P95',
+    'TOKENS/TASK',
+    'COST/TASK',
+    'STEPS VS PREV',
+  ];
+  const rows = report.types.map((t) => [
+    t.type,
+    String(t.tasks),
+    pct(t.successRate),
+    t.meanSteps.toFixed(1),
+    dur(t.p50LatencyMs),
+    dur(t.p95LatencyMs),
+    Math.round(t.meanInputTokens + t.meanOutputTokens).toString(),
+    `$${t.meanCostUsd.toFixed(4)}`,
+    t.previous === null
+      ? '-'
+      : `${t.previous.meanSteps.toFixed(1)} → ${t.meanSteps.toFixed(1)}${t.stepsJump ? '  JUMP' : ''}`,
+  ]);
+  const a = report.all;
+  rows.push([
+    'all',
+    String(a.tasks),
+    pct(a.successRate),
+    a.meanSteps.toFixed(1),
+    dur(a.p50LatencyMs),
+    dur(a.p95LatencyMs),
+    Math.round(a.meanInputTokens + a.meanOutputTokens).toString(),
+    `$${a.meanCostUsd.toFixed(4)}`,
+    '',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  const since = report.window.since === null ? 'all time' : `since ${report.window.since}`;
+  const jumps = report.types.filter((t) => t.stepsJump);
+  return [
+    `tasks ${since} (until ${report.window.until})${report.previousWindow ? `; previous window from ${report.previousWindow.since}` : ''}`,
+    '',
+    line(header),
+    ...rows.map(line),
+    ...(jumps.length === 0
+      ? []
+      : [
+          '',
+          ...jumps.map(
+            (t) =>
+              `JUMP ${t.type}: mean steps ${t.previous!.meanSteps.toFixed(1)} → ${t.meanSteps.toFixed(1)} (more than +${Math.round(report.jumpThreshold * 100)}% against the previous window)`,
+          ),
+        ]),
+  ].join('\n');
+}

@@ -1,0 +1,161 @@
+import type Database from 'better-sqlite3';
+import type { TaskAggregate, TaskSummary, TaskSummaryFilter } from './taskStore.js';
+
+/**
+ * A compact row per finished task, kept by triggers on `tasks.run`, so `keel stats` reads a few
+ * numbers per task instead of parsing each run record (with its tool-call list) in JavaScript.
+ * Triggers rather than code in the store's writes: whatever writes a run record — this store,
+ * another process, a migration — keeps the summary current. Clustered by creation time (a task's
+ * never changes), so a window is one sequential range scan.
+ */
+const summarySchema = `
+CREATE TABLE IF NOT EXISTS task_summaries (
+  task_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  latency_ms REAL,
+  steps INTEGER NOT NULL,
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  cost_usd REAL NOT NULL,
+  approvals_asked INTEGER NOT NULL,
+  tool_calls INTEGER NOT NULL,
+  PRIMARY KEY (created_at, task_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS task_summaries_type_created ON task_summaries (type, created_at, status, latency_ms);
+`;
+
+const summaryOf = (row: string) => `
+  INSERT OR REPLACE INTO task_summaries
+  SELECT ${row}.id, ${row}.type, ${row}.mode, ${row}.status, ${row}.created_at,
+    CASE WHEN ${row}.ended_at IS NULL THEN NULL
+      ELSE round((julianday(${row}.ended_at) - julianday(${row}.created_at)) * 86400000.0) END,
+    coalesce(json_extract(${row}.run, '$.steps'), 0),
+    coalesce(json_extract(${row}.run, '$.tokens.input'), 0),
+    coalesce(json_extract(${row}.run, '$.tokens.output'), 0),
+    coalesce(json_extract(${row}.run, '$.costUsd'), 0),
+    coalesce(json_extract(${row}.run, '$.approvalsAsked'), 0),
+    coalesce(json_array_length(${row}.run, '$.toolCalls'), 0)`;
+
+const triggers = `
+CREATE TRIGGER IF NOT EXISTS task_summaries_insert AFTER INSERT ON tasks WHEN NEW.run IS NOT NULL
+BEGIN ${summaryOf('NEW')}; END;
+CREATE TRIGGER IF NOT EXISTS task_summaries_update AFTER UPDATE OF run, status, ended_at ON tasks
+WHEN NEW.run IS NOT NULL
+BEGIN ${summaryOf('NEW')}; END;
+`;
+
+/** Creates the summary table and its triggers, and summarises runs recorded before they existed. */
+export function installTaskSummaries(db: Database.Database): void {
+  const fresh =
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task_summaries'").get() ===
+    undefined;
+  db.exec(summarySchema);
+  db.exec(triggers);
+  if (fresh) db.exec(`${summaryOf('tasks')} FROM tasks WHERE tasks.run IS NOT NULL`);
+}
+
+interface SummaryRow {
+  task_id: string;
+  type: string;
+  mode: string;
+  status: string;
+  created_at: string;
+  latency_ms: number | null;
+  steps: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  approvals_asked: number;
+  tool_calls: number;
+}
+
+function whereOf(filter: TaskSummaryFilter): { sql: string; values: string[] } {
+  const where = ["status <> 'running'"];
+  const values: string[] = [];
+  if (filter.type !== undefined) {
+    where.push('type = ?');
+    values.push(filter.type);
+  }
+  if (filter.since !== undefined) {
+    where.push('created_at >= ?');
+    values.push(filter.since);
+  }
+  if (filter.until !== undefined) {
+    where.push('created_at < ?');
+    values.push(filter.until);
+  }
+  return { sql: where.join(' AND '), values };
+}
+
+/** Finished tasks' summaries (a running task has none), in no particular order. */
+export function queryTaskSummaries(db: Database.Database, filter: TaskSummaryFilter): TaskSummary[] {
+  const where = whereOf(filter);
+  return db
+    .prepare<string[], SummaryRow>(`SELECT * FROM task_summaries WHERE ${where.sql}`)
+    .all(...where.values)
+    .map((row) => ({
+      taskId: row.task_id,
+      type: row.type,
+      mode: row.mode,
+      status: row.status,
+      createdAt: row.created_at,
+      latencyMs: row.latency_ms,
+      steps: row.steps,
+      inputTokens: row.input_tokens,
+      outputTokens: row.output_tokens,
+      costUsd: row.cost_usd,
+      approvalsAsked: row.approvals_asked,
+      toolCalls: row.tool_calls,
+    }));
+}
+
+/**
+ * Per task type: counts and sums in one grouped pass, and each type's latencies (sorted) read
+ * from the covering (type, created_at, latency_ms) index — no row is built in JavaScript.
+ */
+export function aggregateTaskSummaries(db: Database.Database, filter: TaskSummaryFilter): TaskAggregate[] {
+  const where = whereOf(filter);
+  const groups = db
+    .prepare<
+      string[],
+      {
+        type: string;
+        tasks: number;
+        succeeded: number;
+        steps: number;
+        input: number;
+        output: number;
+        cost: number;
+      }
+    >(
+      `SELECT type, count(*) AS tasks, sum(status = 'succeeded') AS succeeded, sum(steps) AS steps,
+         sum(input_tokens) AS input, sum(output_tokens) AS output, sum(cost_usd) AS cost
+       FROM task_summaries WHERE ${where.sql} GROUP BY type ORDER BY type`,
+    )
+    .all(...where.values);
+  const typed = filter.type === undefined ? `${where.sql} AND type = ?` : where.sql;
+  const latencies = db
+    .prepare<string[], number>(
+      `SELECT latency_ms FROM task_summaries INDEXED BY task_summaries_type_created
+       WHERE ${typed} AND latency_ms IS NOT NULL`,
+    )
+    .pluck();
+  return groups.map((g) => {
+    const values = Float64Array.from(
+      latencies.all(...(filter.type === undefined ? [...where.values, g.type] : where.values)),
+    ).sort();
+    return {
+      type: g.type,
+      tasks: g.tasks,
+      succeeded: g.succeeded,
+      steps: g.steps,
+      inputTokens: g.input,
+      outputTokens: g.output,
+      costUsd: g.cost,
+      latenciesMs: values,
+    };
+  });
+}
