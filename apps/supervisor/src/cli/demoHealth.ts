@@ -12,16 +12,21 @@ export interface DemoHealthServer {
 /**
  * The demo app's health endpoint on 127.0.0.1: `GET /health` loads the live release's `math.js`
  * (through the `current` link, fresh each time) and answers 200 only if it adds and averages
- * correctly — so a broken build deployed to staging is rolled back by the deploy server.
+ * correctly — so a broken build deployed to staging is rolled back by the deploy server. A function
+ * for `deployRoot` is asked on every check (a replay moves the target).
  */
-export async function startDemoHealthServer(deployRoot: string): Promise<DemoHealthServer> {
+export async function startDemoHealthServer(deployRoot: string | (() => string)): Promise<DemoHealthServer> {
   let checks = 0;
   const server: Server = createServer((req, res) => {
     if (req.url !== '/health') {
       res.writeHead(404).end();
       return;
     }
-    const module = path.join(deployRoot, 'current', 'math.js');
+    const module = path.join(
+      typeof deployRoot === 'string' ? deployRoot : deployRoot(),
+      'current',
+      'math.js',
+    );
     if (!existsSync(module)) {
       res.writeHead(503, { 'content-type': 'text/plain' }).end('no live release\n');
       return;

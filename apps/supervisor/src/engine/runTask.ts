@@ -13,6 +13,7 @@ import type { TaskFile } from '../task/taskFile.js';
 import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
 import { TaskSession, type ProgressSink } from './session.js';
+import { captureStartingFiles } from '../replay/startingFiles.js';
 import type { Stop } from './stop.js';
 import { ResumeState, withRecordedReplies } from './resume.js';
 import { ApprovalGate, type TokenSigner } from '../approvals/gate.js';
@@ -379,6 +380,11 @@ async function execute(
         limits,
         startingState: start,
       });
+      // The dirty and untracked files' bytes go to the task row only, never into the event log.
+      if (start['git'] !== undefined)
+        await store.updateTask(taskId, {
+          startingState: { ...start, files: captureStartingFiles(loaded.workspace, start['git']) },
+        });
     } else {
       await store.updateTask(taskId, { status: 'running' });
       await store.appendEvent(taskId, 'task_resumed', {

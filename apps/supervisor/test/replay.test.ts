@@ -1,0 +1,200 @@
+import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDir } from '@keel/testing';
+import { startDemoHealthServer } from '../src/cli/demoHealth.js';
+import { createDemoProject } from '../src/cli/demoProject.js';
+import { loadConfig } from '../src/config/load.js';
+import { runTask } from '../src/engine/runTask.js';
+import { replayTask } from '../src/replay/replay.js';
+import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
+import { createHarness, task } from './helpers.js';
+import { loadTaskFile } from '../src/task/taskFile.js';
+
+/**
+ * Records the demo task (plan, three coding rounds, two reviews, a failing and a passing test run,
+ * a staging deploy behind a health check). The health endpoint checks whichever deploy root
+ * `root.current` names, so a replay's redirected target can be checked too.
+ */
+async function recordDemo() {
+  const dir = await tempDir('keel-replay-');
+  const root = { current: path.join(dir, 'deploys', 'staging') };
+  const health = await startDemoHealthServer(() => root.current);
+  onTestFinished(() => health.close());
+  const demo = createDemoProject(dir, { healthUrl: health.url });
+  const loaded = loadConfig(demo.config);
+  const store = createSqliteTaskStore(loaded.stateDir);
+  onTestFinished(() => store.close());
+  const { run } = await runTask({ loaded, task: loadTaskFile(demo.task), store, env: process.env });
+  expect(run.status).toBe('succeeded');
+  return { dir, root, demo, loaded, store, run };
+}
+
+/** A chat endpoint that answers every request with a 500 and counts them. */
+async function failingModelEndpoint() {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    res
+      .writeHead(500, { 'content-type': 'application/json' })
+      .end('{"error":{"message":"no model may be called"}}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, requests };
+}
+
+/** The demo's config with changes, written beside it. */
+function variantConfig(configFile: string, name: string, change: (config: any) => void) {
+  const config = parse(readFileSync(configFile, 'utf8'));
+  change(config);
+  const file = path.join(path.dirname(configFile), name);
+  writeFileSync(file, stringify(config));
+  return loadConfig(file);
+}
+
+describe('keel replay', () => {
+  it('replays the recorded demo task identically with no model call, and touches no configured target', async () => {
+    const r = await recordDemo();
+    const model = await failingModelEndpoint();
+    // Every agent's model is now a real adapter whose endpoint fails: a model call would end the task.
+    const loaded = variantConfig(r.demo.config, 'replay.config.yaml', (config) => {
+      config.models.playbook = { provider: 'openai-compatible', model: 'no-model', baseURL: model.url };
+      config.prices = { 'no-model': { inputPerMTok: 1, outputPerMTok: 1 } };
+    });
+    const releasesBefore = readlinkSync(path.join(r.dir, 'deploys', 'staging', 'current'));
+    const headBefore = readFileSync(path.join(r.demo.project, '.git', 'HEAD'), 'utf8');
+    const replayDir = await tempDir('keel-replay-world-');
+    r.root.current = path.join(replayDir, 'deploys', 'staging');
+    const report = await replayTask({
+      store: r.store,
+      taskId: r.run.id,
+      loaded,
+      env: process.env,
+      dir: replayDir,
+    });
+    expect(model.requests).toEqual([]);
+    expect({
+      ...report,
+      replayTaskId: 'x',
+      notes: report.notes.filter((n) => !n.startsWith('the config')),
+    }).toEqual({
+      taskId: r.run.id,
+      replayTaskId: 'x',
+      identical: true,
+      steps: 24,
+      replayedSteps: 24,
+      toolCalls: { recorded: 18, replayed: 18 },
+      status: { recorded: 'succeeded', replayed: 'succeeded' },
+      divergence: null,
+      notes: [],
+      dir: null,
+    });
+    // The replay deployed into its own copy of the target; the configured one is as it was.
+    expect(readlinkSync(path.join(r.dir, 'deploys', 'staging', 'current'))).toBe(releasesBefore);
+    expect(existsSync(path.join(replayDir, 'deploys', 'staging', 'current'))).toBe(true);
+    expect(readFileSync(path.join(r.demo.project, '.git', 'HEAD'), 'utf8')).toBe(headBefore);
+    // Its commits went to the copy: the original has the three recorded fix commits and no more.
+    const replayStore = createSqliteTaskStore(path.join(replayDir, '.replay', 'state'));
+    onTestFinished(() => replayStore.close());
+    const replayedCalls = await replayStore.listToolCalls(report.replayTaskId);
+    expect(replayedCalls.map((c) => c.tool)).toEqual(
+      (await r.store.listToolCalls(r.run.id)).map((c) => c.tool),
+    );
+    // A fresh idempotency namespace: every mutating call ran (no stored result was replayed).
+    const keys = new Set((await r.store.listToolCalls(r.run.id)).map((c) => c.idempotencyKey));
+    expect(replayedCalls.filter((c) => keys.has(c.idempotencyKey))).toEqual([]);
+    const replayedModels = await replayStore.listModelCalls(report.replayTaskId);
+    expect(new Set(replayedModels.map((m) => m.provider))).toEqual(new Set(['replay']));
+  });
+
+  it('reports a changed server result as a divergence at the step it happened', async () => {
+    const r = await recordDemo();
+    // The filesystem server now denies the tests directory: planning's second read (step 2) fails.
+    const loaded = variantConfig(r.demo.config, 'changed.config.yaml', (config) => {
+      config.servers.filesystem.args = [...config.servers.filesystem.args, '--deny', 'test/**'];
+    });
+    const replayDir = await tempDir('keel-replay-world-');
+    r.root.current = path.join(replayDir, 'deploys', 'staging');
+    const report = await replayTask({
+      store: r.store,
+      taskId: r.run.id,
+      loaded,
+      env: process.env,
+      dir: replayDir,
+    });
+    expect(report.identical).toBe(false);
+    expect(report.divergence).toMatchObject({
+      kind: 'tool_result',
+      step: 2,
+      callIndex: 0,
+      agent: 'planning',
+      message: 'call 2 (filesystem.read_file at step 2): the result differs',
+      expected: { outcome: 'ok', errorCode: null },
+      actual: { outcome: 'error', errorCode: 'PERMISSION_DENIED' },
+    });
+    // The replay stopped at the divergence rather than acting on answers that no longer fit: the
+    // replay model refused step 3.
+    expect(report.replayedSteps).toBe(3);
+    expect(report.status).toEqual({ recorded: 'succeeded', replayed: 'error' });
+    expect(report.notes).toEqual(['the config differs from the one the task ran under']);
+  });
+
+  it('a replay with the deploy health endpoint gone diverges at the deploy, not before', async () => {
+    const r = await recordDemo();
+    const replayDir = await tempDir('keel-replay-world-');
+    r.root.current = path.join(replayDir, 'nowhere');
+    const report = await replayTask({
+      store: r.store,
+      taskId: r.run.id,
+      loaded: r.loaded,
+      env: process.env,
+      dir: replayDir,
+    });
+    expect(report.divergence).toMatchObject({ kind: 'tool_result', step: 23, callIndex: 0, agent: 'deploy' });
+    expect(report.divergence?.message).toBe('call 18 (deploy.apply_deploy at step 23): the result differs');
+  });
+
+  it('starts from the recorded HEAD plus the recorded dirty and untracked files, whatever the workspace holds now', async () => {
+    const h = await createHarness({ files: { 'notes.md': 'committed\n' } });
+    writeFileSync(path.join(h.repo.dir, 'notes.md'), 'dirty at the start\n');
+    writeFileSync(path.join(h.repo.dir, 'draft.md'), 'untracked at the start\n');
+    const read = (p: string) => ({ call: 'read_file', args: { path: p } });
+    const { run } = await runTask({
+      loaded: h.loaded,
+      store: h.store,
+      env: {},
+      task: task({
+        mode: 'single',
+        tests: null,
+        deploy: null,
+        playbook: {
+          coding: [
+            [
+              read('notes.md'),
+              read('draft.md'),
+              { call: 'write_file', args: { path: 'draft.md', content: 'written by the task\n' } },
+              { submit: { version: 'change.v1', summary: 's', files: [], commit: null } },
+            ],
+          ],
+        },
+      }),
+    });
+    expect(run.status).toBe('succeeded');
+    writeFileSync(path.join(h.repo.dir, 'notes.md'), 'changed since\n');
+    const report = await replayTask({
+      store: h.store,
+      taskId: run.id,
+      loaded: h.loaded,
+      env: {},
+      keep: true,
+    });
+    onTestFinished(() => rmSync(report.dir!, { recursive: true, force: true }));
+    expect([report.identical, report.divergence, report.notes]).toEqual([true, null, []]);
+    expect(readFileSync(path.join(report.dir!, 'ws', 'draft.md'), 'utf8')).toBe('written by the task\n');
+    expect(readFileSync(path.join(report.dir!, 'ws', 'notes.md'), 'utf8')).toBe('dirty at the start\n');
+  });
+});
