@@ -88,8 +88,8 @@ describe('keel trace', () => {
     // asked for it (1 ms slack: event times are whole milliseconds).
     const inside = (span: TraceSpan, frame: TraceSpan) => {
       for (const child of span.children) {
-        if (span.kind === 'chat')
-          expect(child.startMs).toBeGreaterThanOrEqual(span.startMs + span.durationMs - 1);
+        const after = span.kind === 'chat' ? span.startMs + span.durationMs - 1 : frame.startMs - 1;
+        expect(child.startMs).toBeGreaterThanOrEqual(after);
         expect(child.startMs).toBeGreaterThanOrEqual(frame.startMs - 1);
         expect(child.startMs + child.durationMs).toBeLessThanOrEqual(frame.startMs + frame.durationMs + 1);
         inside(child, child.kind === 'chat' ? frame : child);

@@ -59,6 +59,6 @@ export function captureStartingFiles(workspace: string, git: unknown): StartingF
     total += bytes.length;
     result.files.push({ path: relative, content: bytes.toString('base64'), sha256: sha256Hex(bytes) });
   };
-  for (const relative of [...new Set(wanted)]) visit(relative.replace(/\/+$/, ''));
+  for (const relative of new Set(wanted)) visit(relative.replace(/\/+$/, ''));
   return result;
 }

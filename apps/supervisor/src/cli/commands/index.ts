@@ -1,4 +1,5 @@
 import type { RegisterCommand } from './context.js';
+import { registerEval } from './eval.js';
 import { registerReplay } from './replay.js';
 import { registerStats } from './stats.js';
 import { registerTrace } from './trace.js';
@@ -8,4 +9,5 @@ export const observabilityCommands: readonly RegisterCommand[] = [
   registerTrace,
   registerStats,
   registerReplay,
+  registerEval,
 ];

@@ -1,0 +1,66 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import { renderEvalHtml } from '../../eval/html.js';
+import { formatEvalReport } from '../../eval/report.js';
+import { runEval } from '../../eval/runEval.js';
+import { loadSuite } from '../../eval/suite.js';
+import type { RegisterCommand } from './context.js';
+
+const count = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
+  return n;
+};
+
+export const registerEval: RegisterCommand = (program, ctx) => {
+  program
+    .command('eval')
+    .description(
+      'run an eval suite: tasks × configurations, each repeated on a fresh copy of its repository; report pass rate, latency, steps, tokens, cost, approvals asked, review rounds and limit stops',
+    )
+    .argument('<suite>', 'the suite (YAML or JSON)')
+    .option(
+      '--out <dir>',
+      'where the runs, their task store, report.json and report.html go (default: a new temporary directory)',
+    )
+    .option('--seed <n>', "override the suite's seed", count('--seed'))
+    .option('--repeat <k>', "override the suite's repetitions", count('--repeat'))
+    .option('--json', 'print the report as JSON', false)
+    .option('-q, --quiet', 'no line per run', false)
+    .action(
+      async (
+        file: string,
+        opts: { out?: string; seed?: number; repeat?: number; json: boolean; quiet: boolean },
+      ) => {
+        const loaded = loadSuite(path.resolve(ctx.io.cwd, file));
+        const out =
+          opts.out === undefined
+            ? mkdtempSync(path.join(os.tmpdir(), `keel-eval-${loaded.suite.name}-`))
+            : path.resolve(ctx.io.cwd, opts.out);
+        const report = await runEval({
+          loaded,
+          out,
+          env: ctx.io.env,
+          ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+          ...(opts.repeat === undefined ? {} : { repeat: opts.repeat }),
+          ...(opts.quiet
+            ? {}
+            : {
+                onRun: (run, index, total) =>
+                  ctx.io.stderr.write(
+                    `[${index}/${total}] ${run.task} × ${run.configuration} #${run.repetition}: ${run.passed ? 'passed' : 'FAILED'} (${run.status}${run.limit ? `, ${run.limit}` : ''})\n`,
+                  ),
+              }),
+        });
+        writeFileSync(path.join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+        writeFileSync(path.join(out, 'report.html'), renderEvalHtml(report));
+        ctx.out(
+          opts.json
+            ? JSON.stringify(report, null, 2)
+            : `${formatEvalReport(report)}\n\nreport: ${path.join(out, 'report.html')} (and report.json); runs and their task store: ${out}`,
+        );
+      },
+    );
+};
