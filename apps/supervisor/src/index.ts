@@ -48,3 +48,15 @@ export type {
 export { inputTokenBound } from './models/tokens.js';
 export { runCli } from './cli/main.js';
 export type { CliIo } from './cli/main.js';
+export { buildTrace, formatTrace } from './observe/trace.js';
+export type { TraceSpan } from './observe/trace.js';
+export { computeStats, formatStats } from './observe/stats.js';
+export type { StatsReport } from './observe/stats.js';
+export { formatReplay, replayTask } from './replay/replay.js';
+export type { ReplayOptions, ReplayReport } from './replay/replay.js';
+export type { Divergence } from './replay/compare.js';
+export { loadSuite } from './eval/suite.js';
+export { runEval } from './eval/runEval.js';
+export { formatEvalReport } from './eval/report.js';
+export type { EvalReport } from './eval/report.js';
+export { renderEvalHtml } from './eval/html.js';

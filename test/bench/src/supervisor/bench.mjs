@@ -1,9 +1,17 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import { createSqliteTaskStore, loadConfig, parseTaskFile, runCli, runTask } from '@keel/supervisor';
+import { startScriptedChatServer } from '@keel/testing/chat-server';
+import {
+  createSqliteTaskStore,
+  loadConfig,
+  parseTaskFile,
+  replayTask,
+  runCli,
+  runTask,
+} from '@keel/supervisor';
 import { median } from '../stats.mjs';
 
 const fixtureBin = fileURLToPath(
@@ -484,11 +492,123 @@ async function statsOver100k({ log, workDir }) {
   ];
 }
 
+/**
+ * `keel replay` of a 50-step task against the original run: the original's agent talks to the
+ * scripted chat server (OpenAI-compatible adapter) answering each step after a fixed model
+ * latency, with the fixture server's `echo` as the tool and a git workspace (replay starts from
+ * its recorded HEAD); the replay answers from the records and must still run every tool.
+ */
+async function replayVersusOriginal({ log, workDir }) {
+  const steps = 50;
+  const modelLatencyMs = 200;
+  const dir = path.join(workDir, 'replay');
+  const ws = path.join(dir, 'ws');
+  mkdirSync(ws, { recursive: true });
+  writeFileSync(path.join(ws, 'README.md'), '# bench\n');
+  const git = (...args) => execFileSync('git', args, { cwd: ws, stdio: 'ignore' });
+  git('init', '--quiet');
+  git(
+    '-c',
+    'user.name=bench',
+    '-c',
+    'user.email=bench@keel.invalid',
+    'commit',
+    '--quiet',
+    '--allow-empty',
+    '-m',
+    'start',
+  );
+  const script = [
+    ...Array.from({ length: steps - 1 }, (_, i) => ({
+      toolCalls: [{ name: 'echo', arguments: { text: `step ${i}` } }],
+      usage: { inputTokens: 2000 + 50 * i, outputTokens: 30 },
+      delayMs: modelLatencyMs,
+    })),
+    {
+      toolCalls: [
+        {
+          name: 'submit_change',
+          arguments: { version: 'change.v1', summary: 'nothing', files: [], commit: null },
+        },
+      ],
+      usage: { inputTokens: 4500, outputTokens: 40 },
+      delayMs: modelLatencyMs,
+    },
+  ];
+  const chat = await startScriptedChatServer({ script });
+  const config = {
+    version: 1,
+    workspace: 'ws',
+    stateDir: 'state',
+    servers: {
+      fixture: {
+        command: process.execPath,
+        args: [fixtureBin, '--root', '.', '--log-level', 'error'],
+      },
+      git: { builtin: 'git', args: ['--root', '.'] },
+    },
+    models: { chat: { provider: 'openai-compatible', model: 'bench-model', baseURL: chat.url } },
+    prices: { 'bench-model': { inputPerMTok: 1, outputPerMTok: 4 } },
+    agents: {
+      planning: { model: 'chat', tools: { fixture: ['echo'] } },
+      coding: { model: 'chat', tools: { fixture: ['echo'] } },
+      review: { model: 'chat', tools: { fixture: ['echo'] } },
+    },
+    limits: { steps: 60, toolCalls: 100 },
+    loops: { repeat: 1000, pingPong: 1000, noProgressSteps: 1000, onLoop: 'stop' },
+  };
+  writeFileSync(path.join(dir, 'keel.config.json'), JSON.stringify(config));
+  const loaded = loadConfig(path.join(dir, 'keel.config.json'));
+  const store = createSqliteTaskStore(loaded.stateDir);
+  try {
+    const task = parseTaskFile(
+      {
+        type: 'bench',
+        title: 'replay',
+        description: 'echo 49 times',
+        mode: 'single',
+        tests: null,
+        deploy: null,
+      },
+      'bench',
+    );
+    const t0 = performance.now();
+    const { run } = await runTask({ loaded, task, store, env: {} });
+    const original = performance.now() - t0;
+    if (run.status !== 'succeeded' || run.steps !== steps)
+      throw new Error(`original run: ${run.status}, ${run.steps} steps`);
+    const requestsBefore = chat.requests.length;
+    const t1 = performance.now();
+    const report = await replayTask({ store, taskId: run.id, loaded, env: {} });
+    const replay = performance.now() - t1;
+    if (!report.identical) throw new Error(`replay diverged: ${JSON.stringify(report.divergence)}`);
+    if (chat.requests.length !== requestsBefore) throw new Error('the replay called the model');
+    log(
+      `replay: original ${original.toFixed(0)} ms, replay ${replay.toFixed(0)} ms, ${report.steps} steps identical`,
+    );
+    return [
+      {
+        name: `keel replay of a ${steps}-step task / its original run (model latency ${modelLatencyMs} ms per step)`,
+        keel: replay,
+        reference: original,
+        unit: 'ms',
+        ratio: replay / original,
+        target: '<= 0.5x',
+        note: `${report.toolCalls.replayed} tool calls re-run, 0 model calls; includes cloning the workspace and starting the servers`,
+      },
+    ];
+  } finally {
+    await store.close();
+    await chat.close();
+  }
+}
+
 export async function run(context) {
   return [
     ...(await overheadPerStep(context)),
     ...(await limitOvershoot(context)),
     ...(await killAllLatency(context)),
+    ...(await replayVersusOriginal(context)),
     ...(await statsOver100k(context)),
   ];
 }
