@@ -1,4 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDir } from '@keel/testing';
+import { runCli } from '../src/cli/main.js';
 import { runTask } from '../src/engine/runTask.js';
 import { buildTrace, formatTrace, type TraceSpan } from '../src/observe/trace.js';
 import { createHarness, task } from './helpers.js';
@@ -103,5 +112,79 @@ describe('keel trace', () => {
     const text = formatTrace(trace);
     expect(text.split('\n').length).toBe(1 + 1 + 1 + 3 + 1 + 3 + 1 + 2 + 2);
     expect(text).toContain('execute_tool no_such_tool  UNKNOWN_TOOL, 0 B');
+  });
+
+  it("joins the servers' spans from an OTLP/JSON export under the tool calls that made them", async () => {
+    // A stand-in for a collector's file exporter: every OTLP/JSON request body becomes one line.
+    const dir = await tempDir('keel-trace-otlp-');
+    const file = path.join(dir, 'spans.jsonl');
+    let requests = 0;
+    const collector = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') {
+          appendFileSync(file, `${JSON.stringify(JSON.parse(body))}\n`);
+          requests++;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => collector.close(() => resolve())));
+    const demo = path.join(dir, 'demo');
+    await promisify(execFile)(
+      process.execPath,
+      [new URL('../dist/bin.js', import.meta.url).pathname, 'demo', '--dir', demo, '--quiet'],
+      {
+        env: {
+          ...process.env,
+          OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          OTEL_BSP_SCHEDULE_DELAY: '50',
+        },
+      },
+    );
+    // The servers flush as the supervisor closes them: wait until every batch has arrived.
+    let settled = -1;
+    while (settled !== requests) {
+      settled = requests;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    let stdout = '';
+    const io = {
+      env: {},
+      stdout: new Writable({ write: (chunk, _e, done) => ((stdout += String(chunk)), done()) }),
+      stderr: new Writable({ write: (_c, _e, done) => done() }),
+      cwd: demo,
+      version: 'test',
+      kill: new AbortController().signal,
+      tracer: undefined,
+    };
+    expect(await runCli({ ...io, argv: ['node', 'keel', 'runs', '--json'] })).toBe(0);
+    const id = (JSON.parse(stdout) as Array<{ id: string }>)[0]!.id;
+    stdout = '';
+    expect(await runCli({ ...io, argv: ['node', 'keel', 'trace', id, '--json', '--otlp', file] })).toBe(0);
+    const trace = JSON.parse(stdout) as TraceSpan;
+    const tools: TraceSpan[] = [];
+    const walk = (span: TraceSpan) => {
+      if (span.kind === 'tool') tools.push(span);
+      span.children.forEach(walk);
+    };
+    walk(trace);
+    expect(tools.length).toBe(18);
+    // Each tool call now holds the span its server made for it, named for the same tool.
+    expect(
+      tools.map((t) => {
+        const tool = t.name.slice(t.name.indexOf('.') + 1);
+        return t.children.filter((c) => c.kind === 'server' && c.name === `tools/call ${tool}`).length;
+      }),
+    ).toEqual(Array(18).fill(1));
+    const server = tools[0]!.children[0]!;
+    expect(server.attributes['service']).toBe('keel-filesystem');
+    expect(server.startMs).toBeGreaterThanOrEqual(tools[0]!.startMs - 1);
+    expect(server.startMs + server.durationMs).toBeLessThanOrEqual(
+      tools[0]!.startMs + tools[0]!.durationMs + 1,
+    );
   });
 });

@@ -3,7 +3,7 @@ import type { EventRecord, ModelCallRecord, TaskRecord, ToolCallRecord } from '.
 /** One span of a task's trace, rebuilt from the store. Times are ms from the task's start. */
 export interface TraceSpan {
   /** `setup`: connecting the servers and reading the starting state, before the first agent. */
-  kind: 'task' | 'setup' | 'agent' | 'chat' | 'tool';
+  kind: 'task' | 'setup' | 'agent' | 'chat' | 'tool' | 'server';
   name: string;
   startMs: number;
   durationMs: number;
@@ -181,6 +181,8 @@ function details(span: TraceSpan): string {
       return `step ${a['step']}, ${a['inputTokens']}+${a['outputTokens']} tok, $${Number(a['costUsd']).toFixed(4)}${a['asked'] ? ` → ${a['asked']}` : ''}${a['error'] ? `  ERROR ${a['error']}` : ''}`;
     case 'tool':
       return `${span.outcome}, ${a['resultBytes']} B${a['irreversible'] ? ', irreversible' : ''}`;
+    case 'server':
+      return `${a['service']}, ${span.outcome}`;
   }
 }
 
