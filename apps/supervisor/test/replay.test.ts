@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -160,6 +161,9 @@ describe('keel replay', () => {
 
   it('starts from the recorded HEAD plus the recorded dirty and untracked files, whatever the workspace holds now', async () => {
     const h = await createHarness({ files: { 'notes.md': 'committed\n' } });
+    const upstream = await tempDir('keel-replay-upstream-');
+    execFileSync('git', ['init', '--quiet', '--bare', upstream]);
+    execFileSync('git', ['remote', 'add', 'origin', upstream], { cwd: h.repo.dir });
     writeFileSync(path.join(h.repo.dir, 'notes.md'), 'dirty at the start\n');
     writeFileSync(path.join(h.repo.dir, 'draft.md'), 'untracked at the start\n');
     const read = (p: string) => ({ call: 'read_file', args: { path: p } });
@@ -196,5 +200,11 @@ describe('keel replay', () => {
     expect([report.identical, report.divergence, report.notes]).toEqual([true, null, []]);
     expect(readFileSync(path.join(report.dir!, 'ws', 'draft.md'), 'utf8')).toBe('written by the task\n');
     expect(readFileSync(path.join(report.dir!, 'ws', 'notes.md'), 'utf8')).toBe('dirty at the start\n');
+    // The copy's remote is an empty bare repository of the replay's own, not the configured one.
+    const remote = execFileSync('git', ['remote', 'get-url', 'origin'], {
+      cwd: path.join(report.dir!, 'ws'),
+      encoding: 'utf8',
+    }).trim();
+    expect(remote).toBe(path.join(report.dir!, '.replay', 'remotes', 'origin.git'));
   });
 });
