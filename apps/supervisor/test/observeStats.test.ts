@@ -126,6 +126,8 @@ async function fixture() {
     tokens: [30, 15],
     cost: 1.5,
   });
+  // Not ended: a task waiting for a person's approval does not count yet.
+  await addTask(store, 'w0', { type: 'docs', status: 'waiting', steps: 50, latencyMs: 1, ageDays: 1 });
   // Too old for either window.
   await addTask(store, 'old', { type: 'docs', status: 'succeeded', steps: 99, latencyMs: 9, ageDays: 40 });
   await store.close();

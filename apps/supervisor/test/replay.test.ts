@@ -9,7 +9,7 @@ import { tempDir } from '@keel/testing';
 import { startDemoHealthServer } from '../src/cli/demoHealth.js';
 import { createDemoProject } from '../src/cli/demoProject.js';
 import { loadConfig } from '../src/config/load.js';
-import { runTask } from '../src/engine/runTask.js';
+import { resumeTask, runTask } from '../src/engine/runTask.js';
 import { replayTask } from '../src/replay/replay.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import { createHarness, task } from './helpers.js';
@@ -29,7 +29,19 @@ async function recordDemo() {
   const loaded = loadConfig(demo.config);
   const store = createSqliteTaskStore(loaded.stateDir);
   onTestFinished(() => store.close());
-  const { run } = await runTask({ loaded, task: loadTaskFile(demo.task), store, env: process.env });
+  const first = await runTask({ loaded, task: loadTaskFile(demo.task), store, env: process.env });
+  // Production waits for a person: approve it, as `keel approve` does, and resume.
+  expect(first.run.status).toBe('waiting');
+  const [asked] = await store.listApprovals({ taskId: first.run.id, status: 'pending' });
+  expect(asked?.tool).toBe('apply_deploy');
+  await store.decideApproval(asked!.id, { approve: true, by: 'alice', reason: null, now: new Date() });
+  const { run } = await resumeTask({
+    loaded,
+    store,
+    env: process.env,
+    taskId: first.run.id,
+    reason: 'approved',
+  });
   expect(run.status).toBe('succeeded');
   return { dir, root, demo, loaded, store, run };
 }
@@ -66,7 +78,9 @@ describe('keel replay', () => {
       config.models.playbook = { provider: 'openai-compatible', model: 'no-model', baseURL: model.url };
       config.prices = { 'no-model': { inputPerMTok: 1, outputPerMTok: 1 } };
     });
-    const releasesBefore = readlinkSync(path.join(r.dir, 'deploys', 'staging', 'current'));
+    const releasesBefore = ['staging', 'production'].map((env) =>
+      readlinkSync(path.join(r.dir, 'deploys', env, 'current')),
+    );
     const headBefore = readFileSync(path.join(r.demo.project, '.git', 'HEAD'), 'utf8');
     const replayDir = await tempDir('keel-replay-world-');
     r.root.current = path.join(replayDir, 'deploys', 'staging');
@@ -86,21 +100,28 @@ describe('keel replay', () => {
       taskId: r.run.id,
       replayTaskId: 'x',
       identical: true,
-      steps: 24,
-      replayedSteps: 24,
-      toolCalls: { recorded: 18, replayed: 18 },
+      steps: 27,
+      replayedSteps: 27,
+      toolCalls: { recorded: 20, replayed: 20 },
       status: { recorded: 'succeeded', replayed: 'succeeded' },
       divergence: null,
       notes: [],
       dir: null,
     });
     // The replay deployed into its own copy of the target; the configured one is as it was.
-    expect(readlinkSync(path.join(r.dir, 'deploys', 'staging', 'current'))).toBe(releasesBefore);
+    expect(
+      ['staging', 'production'].map((env) => readlinkSync(path.join(r.dir, 'deploys', env, 'current'))),
+    ).toEqual(releasesBefore);
     expect(existsSync(path.join(replayDir, 'deploys', 'staging', 'current'))).toBe(true);
-    expect(readFileSync(path.join(r.demo.project, '.git', 'HEAD'), 'utf8')).toBe(headBefore);
-    // Its commits went to the copy: the original has the three recorded fix commits and no more.
+    expect(existsSync(path.join(replayDir, 'deploys', 'production', 'current'))).toBe(true);
     const replayStore = createSqliteTaskStore(path.join(replayDir, '.replay', 'state'));
     onTestFinished(() => replayStore.close());
+    // The production approval the recording got from a person was taken again, from the record.
+    const replayApprovals = await replayStore.listApprovals({ taskId: report.replayTaskId });
+    expect(replayApprovals.map((a) => [a.tool, a.status, a.decidedBy])).toEqual([
+      ['apply_deploy', 'consumed', 'alice'],
+    ]);
+    expect(readFileSync(path.join(r.demo.project, '.git', 'HEAD'), 'utf8')).toBe(headBefore);
     const replayedCalls = await replayStore.listToolCalls(report.replayTaskId);
     expect(replayedCalls.map((c) => c.tool)).toEqual(
       (await r.store.listToolCalls(r.run.id)).map((c) => c.tool),

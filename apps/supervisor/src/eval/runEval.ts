@@ -206,7 +206,8 @@ async function runOne(options: {
     // Single mode has no reviewer: the review check applies to orchestrated runs only.
     if (task.checks.review !== undefined && c.mode === 'orchestrated')
       checks['review'] = flow.reviews.at(-1)?.verdict === task.checks.review;
-    if (task.checks.deploy !== undefined) checks['deploy'] = flow.deploy?.status === 'live';
+    if (task.checks.deploy !== undefined)
+      checks['deploy'] = flow.deploys.length > 0 && flow.deploys.every((d) => d.status === 'live');
     return {
       task: task.name,
       configuration: c.name,

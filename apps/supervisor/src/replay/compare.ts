@@ -3,7 +3,15 @@ import type { ToolCallRecord } from '../store/taskStore.js';
 
 /** Where a replay first parted from its recording. */
 export interface Divergence {
-  kind: 'tool_call' | 'tool_result' | 'missing_call' | 'extra_call' | 'contract' | 'model' | 'outcome';
+  kind:
+    | 'tool_call'
+    | 'tool_result'
+    | 'missing_call'
+    | 'extra_call'
+    | 'contract'
+    | 'approval'
+    | 'model'
+    | 'outcome';
   step: number;
   /** The tool call's index within its step (1000+ for the orchestrator's test runs). */
   callIndex?: number;
@@ -130,6 +138,11 @@ export class ReplayComparer {
       );
     }
     return Object.is(recorded, replayed);
+  }
+
+  /** Whether a replayed call's arguments are the recorded ones, minted ids mapped. */
+  sameArguments(recorded: unknown, replayed: unknown): boolean {
+    return this.#same(recorded, replayed, '', false);
   }
 
   /** Compares the replayed calls not compared yet; stops at (and keeps) the first divergence. */

@@ -187,7 +187,13 @@ function redirectDeploy(
   }
   const rewritten = path.join(ctx.dir, '.replay', `${name}.deploy.yaml`);
   writeFileSync(rewritten, stringifyYaml(config));
-  return { ...server, args: withOption(server.args, '--config', rewritten) };
+  // Public keys the server trusts are read where they are: a key file beside the workspace is not copied.
+  const args = withOption(server.args, '--config', rewritten).map((arg, i, all) =>
+    all[i - 1] === '--approval-key' && !path.isAbsolute(arg) && !existsSync(path.resolve(ctx.copy, arg))
+      ? path.resolve(ctx.original, arg)
+      : arg,
+  );
+  return { ...server, args };
 }
 
 /**

@@ -5,13 +5,13 @@ import path from 'node:path';
 import { KeelError } from '@keel/kit';
 import type { TaskStatus } from '@keel/contracts';
 import type { LoadedConfig } from '../config/load.js';
-import { runTask } from '../engine/runTask.js';
+import { resumeTask, runTask } from '../engine/runTask.js';
 import type { ProgressSink } from '../engine/session.js';
 import type { Model } from '../models/model.js';
 import { createReplayModel } from '../models/replay.js';
 import { createSqliteTaskStore } from '../store/sqliteTaskStore.js';
 import type { EventRecord, ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
-import type { TaskFile } from '../task/taskFile.js';
+import { parseTaskFile } from '../task/taskFile.js';
 import { ReplayComparer, type Divergence } from './compare.js';
 import { prepareReplayWorld, type RecordedStart } from './prepare.js';
 
@@ -141,15 +141,71 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
         replayModels[key] =
           options.models?.[key] ??
           aliasingReplayModel(models, 'model' in config ? config.model : key, comparer, replayed);
-      const { run } = await runTask({
+      const runOptions = {
         loaded: world.loaded,
-        task: task.spec as TaskFile,
         store,
         env: { ...options.env, ...world.env },
         models: replayModels,
-        taskId: replayTaskId,
         ...(options.progress === undefined ? {} : { progress: options.progress }),
+      };
+      let { run } = await runTask({
+        ...runOptions,
+        task: parseTaskFile(task.spec, `task ${task.id}'s recorded task file`),
+        taskId: replayTaskId,
       });
+      // Where the recording waited for a person, the replay takes the decision the person took.
+      const recordedApprovals = await options.store.listApprovals({ taskId: task.id });
+      const used = new Set<string>();
+      let approvalDivergence: Divergence | undefined;
+      while (run.status === 'waiting' && approvalDivergence === undefined) {
+        const pending = await store.listApprovals({ taskId: replayTaskId, status: 'pending' });
+        for (const asked of pending) {
+          const recorded = recordedApprovals.find(
+            (a) =>
+              !used.has(a.id) &&
+              a.kind === asked.kind &&
+              a.step === asked.step &&
+              a.callIndex === asked.callIndex &&
+              a.tool === asked.tool &&
+              comparer.sameArguments(a.arguments, asked.arguments),
+          );
+          if (recorded === undefined || recorded.kind !== 'tool' || recorded.decidedAt === null) {
+            approvalDivergence = {
+              kind: 'approval',
+              step: asked.step,
+              callIndex: asked.callIndex,
+              agent: asked.agent,
+              message:
+                recorded === undefined
+                  ? `the replay asked a person about ${asked.tool ?? 'an escalation'}; the recording did not`
+                  : `the recording's ${recorded.kind} ${recorded.id} was never decided (or is an escalation, which a replay does not decide)`,
+              actual: { tool: asked.tool, arguments: asked.arguments, reasons: asked.reasons },
+            };
+            break;
+          }
+          used.add(recorded.id);
+          const approve = recorded.status === 'approved' || recorded.status === 'consumed';
+          // The recorded approver's name, so results that quote it stay identical; the event says it was a replay.
+          await store.decideApproval(asked.id, {
+            approve,
+            by: recorded.decidedBy ?? 'unknown',
+            reason: `as decided in the recording (${recorded.id})`,
+            now: new Date(),
+          });
+          await store.appendEvent(replayTaskId, approve ? 'approval_granted' : 'approval_denied', {
+            approval: asked.id,
+            tool: asked.tool,
+            by: recorded.decidedBy ?? 'unknown',
+            replayOf: recorded.id,
+          });
+        }
+        if (approvalDivergence !== undefined) break;
+        ({ run } = await resumeTask({
+          ...runOptions,
+          taskId: replayTaskId,
+          reason: 'replay: the recorded decision',
+        }));
+      }
       const [replayedTools, replayedModels, replayedEvents, replayTask] = await Promise.all([
         replayed(),
         store.listModelCalls(replayTaskId),
@@ -159,6 +215,7 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
       const candidates: Divergence[] = [];
       const toolDivergence = comparer.finish(replayedTools);
       if (toolDivergence !== undefined) candidates.push(toolDivergence);
+      if (approvalDivergence !== undefined) candidates.push(approvalDivergence);
       const contracts = { recorded: contractEvents(events), replayed: contractEvents(replayedEvents) };
       for (const [i, got] of contracts.replayed.entries()) {
         const want = contracts.recorded[i];

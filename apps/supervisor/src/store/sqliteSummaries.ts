@@ -73,7 +73,8 @@ interface SummaryRow {
 }
 
 function whereOf(filter: TaskSummaryFilter): { sql: string; values: string[] } {
-  const where = ["status <> 'running'"];
+  // A task still running or waiting for a person has not ended: it counts once it does.
+  const where = ["status NOT IN ('running', 'waiting')"];
   const values: string[] = [];
   if (filter.type !== undefined) {
     where.push('type = ?');
@@ -90,7 +91,7 @@ function whereOf(filter: TaskSummaryFilter): { sql: string; values: string[] } {
   return { sql: where.join(' AND '), values };
 }
 
-/** Finished tasks' summaries (a running task has none), in no particular order. */
+/** Ended tasks' summaries (not running, not waiting for a person), in no particular order. */
 export function queryTaskSummaries(db: Database.Database, filter: TaskSummaryFilter): TaskSummary[] {
   const where = whereOf(filter);
   return db
