@@ -238,6 +238,101 @@ for (const backend of backends) {
         await s.setGlobalStop(null);
         expect(await s.getGlobalStop()).toBeNull();
       });
+
+      it('summarises ended tasks for keel stats and keel eval, per type and window', async () => {
+        const { store: s } = await store();
+        const ended = async (
+          id: string,
+          type: string,
+          status: TaskRecord['status'],
+          at: string,
+          ms: number,
+          steps: number,
+        ) => {
+          await s.createTask({ ...task(id, at), type });
+          const endedAt = new Date(Date.parse(at) + ms).toISOString();
+          await s.updateTask(id, {
+            status,
+            endedAt,
+            run: {
+              version: 'taskRun.v1',
+              id,
+              type,
+              mode: 'orchestrated',
+              startedAt: at,
+              endedAt,
+              status,
+              outcome: { message: status },
+              steps,
+              tokens: { input: steps * 100, output: steps },
+              costUsd: steps / 100,
+              approvalsAsked: status === 'succeeded' ? 1 : 0,
+              toolCalls: [{ server: 's', tool: 't', latencyMs: 1, ok: true, irreversible: false }],
+            },
+          });
+        };
+        await ended('a-1', 'bugfix', 'succeeded', '2026-11-30T00:00:01.000Z', 1500, 10);
+        await ended('a-2', 'bugfix', 'failed', '2026-11-30T00:00:02.000Z', 500, 20);
+        await ended('a-3', 'bugfix', 'succeeded', '2026-11-30T00:00:03.000Z', 2500, 30);
+        await ended('b-1', 'docs', 'limit', '2026-11-30T00:00:04.000Z', 4000, 5);
+        await ended('w-1', 'docs', 'waiting', '2026-11-30T00:00:05.000Z', 1, 99);
+        await s.createTask(task('r-1', '2026-11-30T00:00:06.000Z'));
+        const rows = (await s.listTaskSummaries()).sort((x, y) => x.taskId.localeCompare(y.taskId));
+        expect(
+          rows.map((r) => [
+            r.taskId,
+            r.status,
+            r.latencyMs,
+            r.steps,
+            r.inputTokens,
+            r.outputTokens,
+            r.approvalsAsked,
+            r.toolCalls,
+          ]),
+        ).toEqual([
+          ['a-1', 'succeeded', 1500, 10, 1000, 10, 1, 1],
+          ['a-2', 'failed', 500, 20, 2000, 20, 0, 1],
+          ['a-3', 'succeeded', 2500, 30, 3000, 30, 1, 1],
+          ['b-1', 'limit', 4000, 5, 500, 5, 0, 1],
+        ]);
+        expect(rows.map((r) => r.costUsd)).toEqual([0.1, 0.2, 0.3, 0.05]);
+        const aggregates = await s.aggregateTaskSummaries({ since: '2026-11-30T00:00:02.000Z' });
+        expect(
+          aggregates.map((a) => ({
+            ...a,
+            costUsd: Number(a.costUsd.toFixed(10)),
+            latenciesMs: [...a.latenciesMs],
+          })),
+        ).toEqual([
+          {
+            type: 'bugfix',
+            tasks: 2,
+            succeeded: 1,
+            steps: 50,
+            inputTokens: 5000,
+            outputTokens: 50,
+            costUsd: 0.5,
+            latenciesMs: [500, 2500],
+          },
+          {
+            type: 'docs',
+            tasks: 1,
+            succeeded: 0,
+            steps: 5,
+            inputTokens: 500,
+            outputTokens: 5,
+            costUsd: 0.05,
+            latenciesMs: [4000],
+          },
+        ]);
+        expect(
+          (await s.aggregateTaskSummaries({ type: 'bugfix', until: '2026-11-30T00:00:03.000Z' })).map((a) => [
+            a.type,
+            a.tasks,
+            [...a.latenciesMs],
+          ]),
+        ).toEqual([['bugfix', 2, [500, 1500]]]);
+      });
     },
   );
 }

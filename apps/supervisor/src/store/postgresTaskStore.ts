@@ -11,6 +11,7 @@ import type {
   TaskOwner,
   TaskRecord,
   TaskStore,
+  TaskSummaryFilter,
   ToolCallRecord,
 } from './taskStore.js';
 
@@ -592,5 +593,75 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
     async close() {
       await pool.end();
     },
+    async listTaskSummaries(filter = {}) {
+      const where = summaryWhere(filter);
+      const rows = await q(
+        `SELECT id, type, mode, status, created_at, ${latencySql} AS latency_ms,
+           COALESCE((run->>'steps')::int, 0) AS steps,
+           COALESCE((run->'tokens'->>'input')::bigint, 0) AS input_tokens,
+           COALESCE((run->'tokens'->>'output')::bigint, 0) AS output_tokens,
+           COALESCE((run->>'costUsd')::float8, 0) AS cost_usd,
+           COALESCE((run->>'approvalsAsked')::int, 0) AS approvals_asked,
+           COALESCE(jsonb_array_length(run->'toolCalls'), 0) AS tool_calls
+         FROM tasks WHERE ${where.sql}`,
+        where.values,
+      );
+      return rows.map((row) => ({
+        taskId: row['id'] as string,
+        type: row['type'] as string,
+        mode: row['mode'] as string,
+        status: row['status'] as string,
+        createdAt: row['created_at'] as string,
+        latencyMs: row['latency_ms'] === null ? null : Number(row['latency_ms']),
+        steps: Number(row['steps']),
+        inputTokens: Number(row['input_tokens']),
+        outputTokens: Number(row['output_tokens']),
+        costUsd: Number(row['cost_usd']),
+        approvalsAsked: Number(row['approvals_asked']),
+        toolCalls: Number(row['tool_calls']),
+      }));
+    },
+    async aggregateTaskSummaries(filter = {}) {
+      const where = summaryWhere(filter);
+      const rows = await q(
+        `SELECT type, count(*) AS tasks, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           COALESCE(sum((run->>'steps')::int), 0) AS steps,
+           COALESCE(sum((run->'tokens'->>'input')::bigint), 0) AS input,
+           COALESCE(sum((run->'tokens'->>'output')::bigint), 0) AS output,
+           COALESCE(sum((run->>'costUsd')::float8), 0) AS cost,
+           array_agg(${latencySql} ORDER BY ${latencySql}) FILTER (WHERE ended_at IS NOT NULL) AS latencies
+         FROM tasks WHERE ${where.sql} GROUP BY type ORDER BY type`,
+        where.values,
+      );
+      return rows.map((row) => ({
+        type: row['type'] as string,
+        tasks: Number(row['tasks']),
+        succeeded: Number(row['succeeded']),
+        steps: Number(row['steps']),
+        inputTokens: Number(row['input']),
+        outputTokens: Number(row['output']),
+        costUsd: Number(row['cost']),
+        latenciesMs: Float64Array.from(((row['latencies'] as unknown[] | null) ?? []).map(Number)),
+      }));
+    },
   };
+}
+
+/** A task's latency in whole milliseconds, from its ISO creation and end times (as SQLite's summary has it). */
+const latencySql = `round(EXTRACT(EPOCH FROM (ended_at::timestamptz - created_at::timestamptz)) * 1000)`;
+
+/** Ended tasks (not running, not waiting for a person) with a run record, filtered. */
+function summaryWhere(filter: TaskSummaryFilter): { sql: string; values: string[] } {
+  const where = ['run IS NOT NULL', "status NOT IN ('running', 'waiting')"];
+  const values: string[] = [];
+  for (const [column, op, value] of [
+    ['type', '=', filter.type],
+    ['created_at', '>=', filter.since],
+    ['created_at', '<', filter.until],
+  ] as const) {
+    if (value === undefined) continue;
+    values.push(value);
+    where.push(`${column} ${op} $${values.length}`);
+  }
+  return { sql: where.join(' AND '), values };
 }

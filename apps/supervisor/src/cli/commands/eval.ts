@@ -4,7 +4,6 @@ import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { renderEvalHtml } from '../../eval/html.js';
 import { formatEvalReport } from '../../eval/report.js';
-import { runEval } from '../../eval/runEval.js';
 import { loadSuite } from '../../eval/suite.js';
 import type { RegisterCommand } from './context.js';
 
@@ -35,6 +34,8 @@ export const registerEval: RegisterCommand = (program, ctx) => {
         opts: { out?: string; seed?: number; repeat?: number; json: boolean; quiet: boolean },
       ) => {
         const loaded = loadSuite(path.resolve(ctx.io.cwd, file));
+        // The engine and the model adapters load only for the command that runs them.
+        const { runEval } = await import('../../eval/runEval.js');
         const out =
           opts.out === undefined
             ? mkdtempSync(path.join(os.tmpdir(), `keel-eval-${loaded.suite.name}-`))

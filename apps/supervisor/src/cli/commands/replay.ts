@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { formatReplay, replayTask } from '../../replay/replay.js';
 import { streamProgress } from '../progress.js';
 import { requireTask, type RegisterCommand } from './context.js';
 
@@ -29,6 +28,8 @@ export const registerReplay: RegisterCommand = (program, ctx) => {
       ) => {
         await ctx.withStore(opts.config, async (loaded, store) => {
           await requireTask(store, id);
+          // The engine and the model adapters load only for the command that runs them.
+          const { formatReplay, replayTask } = await import('../../replay/replay.js');
           const report = await replayTask({
             store,
             taskId: id,
