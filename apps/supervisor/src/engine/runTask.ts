@@ -359,7 +359,13 @@ async function execute(
       );
     if (resuming === undefined) {
       const start = await startingState(servers, loaded, meta);
-      if (queued !== undefined) await store.updateTask(taskId, { status: 'running', startingState: start });
+      // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
+      const recorded =
+        start['git'] === undefined
+          ? start
+          : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
+      if (queued !== undefined)
+        await store.updateTask(taskId, { status: 'running', startingState: recorded });
       else
         await store.createTask({
           id: taskId,
@@ -371,7 +377,7 @@ async function execute(
           endedAt: null,
           configHash: loaded.hash,
           spec: task,
-          startingState: start,
+          startingState: recorded,
           run: null,
         });
       await store.appendEvent(taskId, 'task_started', {
@@ -380,11 +386,6 @@ async function execute(
         limits,
         startingState: start,
       });
-      // The dirty and untracked files' bytes go to the task row only, never into the event log.
-      if (start['git'] !== undefined)
-        await store.updateTask(taskId, {
-          startingState: { ...start, files: captureStartingFiles(loaded.workspace, start['git']) },
-        });
     } else {
       await store.updateTask(taskId, { status: 'running' });
       await store.appendEvent(taskId, 'task_resumed', {
