@@ -5,7 +5,8 @@ import type { AnyTool, ToolContext } from './defineTool.js';
 import { KeelError, ok, type Outcome } from './errors.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
-import { runProcess, type ProcessResult, type RunProcessOptions } from './process.js';
+import { runProcess, type CallRunOptions, type ProcessResult } from './process.js';
+import type { ProcessGroups } from './processGroups.js';
 
 /** What a handler's context reads of its call (the pipeline's per-call state provides it). */
 export interface CallContextInit {
@@ -20,6 +21,7 @@ export interface CallContextInit {
   readonly abort: CallAbort;
   readonly cursors: CursorCodec;
   readonly logger: Logger;
+  readonly processes: ProcessGroups;
   readonly onProgress:
     ((progress: { progress: number; total?: number; message?: string }) => Promise<void> | void) | undefined;
 }
@@ -146,8 +148,29 @@ export class CallContext implements ToolContext {
     return ok(result);
   }
 
-  run(options: Omit<RunProcessOptions, 'signal' | 'jail'>): Promise<ProcessResult> {
-    return runProcess({ ...options, signal: this.signal, jail: this.jail });
+  async run(options: CallRunOptions): Promise<ProcessResult> {
+    const { onTimeout, timeoutHint, ...rest } = options;
+    const abort = this.#init.abort;
+    if (abort.reason !== undefined) throw abort.reason;
+    const result = await runProcess({
+      ...rest,
+      signal: this.signal,
+      jail: this.jail,
+      groups: this.#init.processes,
+    });
+    // The call was cancelled or ran out of time: the pipeline's reason says which.
+    if (result.cancelled || abort.reason !== undefined)
+      throw abort.reason ?? new KeelError('CANCELLED', `${commandLabel(options)} was cancelled`);
+    if (result.timedOut && onTimeout !== 'result') {
+      throw new KeelError(
+        'TIMEOUT',
+        `${commandLabel(options)} did not finish within ${options.timeoutMs} ms`,
+        {
+          hint: timeoutHint ?? 'Narrow the request (fewer files, a smaller range) or raise the timeout.',
+        },
+      );
+    }
+    return result;
   }
 
   /** The arguments that shape the result: all but the cursor itself and the declared budgets. */
@@ -168,4 +191,9 @@ export class CallContext implements ToolContext {
     const offset = (state.value as { o?: unknown } | undefined)?.o;
     return ok(typeof offset === 'number' && Number.isInteger(offset) && offset >= 0 ? offset : 0);
   }
+}
+
+function commandLabel(options: CallRunOptions): string {
+  const program = options.command.split('/').pop() ?? options.command;
+  return options.args[0] === undefined ? program : `${program} ${options.args[0]}`;
 }

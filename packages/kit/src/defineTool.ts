@@ -3,7 +3,7 @@ import type { Truncation } from './bounds.js';
 import type { Outcome, ToolError } from './errors.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
-import type { ProcessResult, RunProcessOptions } from './process.js';
+import type { CallRunOptions, ProcessResult } from './process.js';
 
 /**
  * What a tool does to the world. The kit derives the MCP annotations from it, so they cannot drift
@@ -56,8 +56,12 @@ export interface ToolContext {
   ): Outcome<{ items: TItem[]; total: number; truncated?: Truncation }>;
   /** Names who approved this call's effect, for its audit row. */
   setAuditActor(actor: string): void;
-  /** Runs a program under this call's signal and the server's jail (see `runProcess`). */
-  run(options: Omit<RunProcessOptions, 'signal' | 'jail'>): Promise<ProcessResult>;
+  /**
+   * Runs a program under this call's signal and jail (see `runProcess`), its process group killed
+   * on cancel, timeout or server shutdown. A cancelled call throws the call's CANCELLED or TIMEOUT
+   * error; the run's own timeout throws TIMEOUT unless `onTimeout: 'result'`.
+   */
+  run(options: CallRunOptions): Promise<ProcessResult>;
 }
 
 export interface ToolSpec<TInput extends AnyObjectSchema, TOutput extends AnyObjectSchema> {

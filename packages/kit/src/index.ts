@@ -52,6 +52,11 @@ export { contextFromMeta, endToolSpan, SpanAttributes, startToolSpan } from './t
 export { createLogger, createSilentLogger, logLevels } from './logger.js';
 export type { Logger, LogLevel } from './logger.js';
 export { defaultStateDir, openStateDatabase } from './stateDir.js';
+export { kitDefaults } from './defaults.js';
+export { packageVersion } from './packageVersion.js';
+export { createProcessGroups } from './processGroups.js';
+export type { ProcessGroups } from './processGroups.js';
+export type { CallRunOptions } from './process.js';
 export type { StateDatabase, StateDir } from './stateDir.js';
 export { createSqliteStateStore } from './state/stateStore.js';
 export type {

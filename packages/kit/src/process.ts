@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { createHeadTailBuffer, type CappedText } from './bounds.js';
 import { KeelError } from './errors.js';
 import type { PathJail } from './jail.js';
+import { kitDefaults } from './defaults.js';
+import type { ProcessGroups } from './processGroups.js';
 
 /** Environment variables a child sees unless a caller names more. Nothing secret-shaped by default. */
 export const defaultEnvAllowlist = [
@@ -39,7 +41,20 @@ export interface RunProcessOptions {
   killGraceMs?: number;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /** Where the child's process group is registered while it runs, so its owner can kill it on shutdown. */
+  groups?: ProcessGroups;
 }
+
+/** What a handler passes to `ctx.run`: the call supplies the signal, the jail and the process registry. */
+export type CallRunOptions = Omit<RunProcessOptions, 'signal' | 'jail' | 'groups'> & {
+  /**
+   * What a run that hits its own `timeoutMs` does: `fail` (default) throws a TIMEOUT error with a
+   * hint; `result` returns it with `timedOut: true`, for a tool that reports partial output.
+   */
+  onTimeout?: 'fail' | 'result';
+  /** The TIMEOUT error's hint. */
+  timeoutHint?: string;
+};
 
 export interface ProcessResult {
   exitCode: number | null;
@@ -89,6 +104,8 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
       stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
+    const pid = child.pid;
+    if (pid !== undefined) options.groups?.add(pid);
     let timedOut = false;
     let cancelled = false;
     let killTimer: NodeJS.Timeout | undefined;
@@ -103,7 +120,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
     };
     const stop = () => {
       killGroup('SIGTERM');
-      killTimer ??= setTimeout(() => killGroup('SIGKILL'), options.killGraceMs ?? 2000);
+      killTimer ??= setTimeout(() => killGroup('SIGKILL'), options.killGraceMs ?? kitDefaults.killGraceMs);
       killTimer.unref();
     };
     const timer = setTimeout(() => {
@@ -134,6 +151,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
 
     child.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      if (pid !== undefined) options.groups?.delete(pid);
       options.signal?.removeEventListener('abort', onAbort);
       if (error.code === 'ENOENT') {
         reject(
@@ -155,6 +173,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
       clearTimeout(timer);
       // The direct child is gone; make sure nothing it left in its group outlives the call.
       if (timedOut || cancelled) killGroup('SIGKILL');
+      if (pid !== undefined) options.groups?.delete(pid);
       if (killTimer !== undefined) clearTimeout(killTimer);
       options.signal?.removeEventListener('abort', onAbort);
       resolve({

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Tracer } from '@opentelemetry/api';
 import {
   ProtocolError,
   ProtocolErrorCode,
@@ -11,65 +10,22 @@ import {
 } from '@modelcontextprotocol/server';
 import type Database from 'better-sqlite3';
 import * as z from 'zod';
-import type { RedactOptions } from './audit/redact.js';
-import { createAuditLog, type AuditLog } from './audit/auditLog.js';
+import { createAuditLog } from './audit/auditLog.js';
 import { createCursorCodec, type CursorCodec } from './cursor.js';
 import { createDeadlineWatch } from './deadlines.js';
+import { kitDefaults } from './defaults.js';
+import { KeelError, toolError } from './errors.js';
 import type { AnyTool } from './defineTool.js';
 import { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
-import type { IdempotencyStore } from './idempotency/store.js';
 import type { PathJail } from './jail.js';
 import { lazy } from './lazy.js';
-import { createSilentLogger, type Logger } from './logger.js';
+import { createSilentLogger } from './logger.js';
+import type { CallOptions, CreateServerOptions, IdempotencyOptions, ServerLimits } from './options.js';
+import { createProcessGroups } from './processGroups.js';
 import { openSqlite } from './stateDir.js';
-import { createActiveCalls, ToolCall, type PipelineShared } from './toolCall.js';
+import { createActiveCalls, errorResult, ToolCall, type PipelineShared } from './toolCall.js';
 
-export interface ServerLimits {
-  /** Per-call time limit unless a tool sets its own. */
-  defaultTimeoutMs: number;
-  /** The last guard on a result's size; a tool's own budgets should keep far below it. */
-  maxResultBytes: number;
-}
-
-export interface IdempotencyOptions {
-  /** How long a claim stays valid without a heartbeat; a dead process's claim is recovered after it. */
-  leaseMs: number;
-  /** How long a completed result is kept for retries. */
-  ttlMs: number;
-  /** How long a concurrent duplicate waits for the first call before IN_PROGRESS. */
-  waitMs: number;
-}
-
-export interface CreateServerOptions {
-  name: string;
-  version: string;
-  title?: string;
-  instructions?: string;
-  tools: readonly AnyTool[];
-  jail: PathJail;
-  /** Defaults to an in-memory SQLite store: idempotent within the process only. */
-  store?: IdempotencyStore;
-  /** Defaults to an in-memory log. */
-  audit?: AuditLog;
-  /** Signs cursors; pass the state dir's secret so cursors survive restarts and replicas. */
-  cursorSecret?: Uint8Array;
-  tracer?: Tracer;
-  logger?: Logger;
-  limits?: Partial<ServerLimits>;
-  idempotency?: Partial<IdempotencyOptions>;
-  redact?: RedactOptions;
-}
-
-export interface CallOptions {
-  meta?: Record<string, unknown>;
-  signal?: AbortSignal;
-  requestId?: string | number;
-  sessionId?: string;
-  /** The jail for this call when narrower than the server's (client roots). */
-  jail?: PathJail;
-  /** Delivers a progress notification; the call's result waits for these so none arrives after it. */
-  onProgress?: (progress: { progress: number; total?: number; message?: string }) => Promise<void> | void;
-}
+export type { CallOptions, CreateServerOptions, IdempotencyOptions, ServerLimits } from './options.js';
 
 /**
  * A Keel server: tools behind the kit's pipeline. It makes an SDK server per connection (stdio) or
@@ -84,16 +40,22 @@ export interface KeelServer {
   createMcpServer(context?: Partial<McpRequestContext>): Server;
   callTool(name: string, args: unknown, options?: CallOptions): Promise<CallToolResult>;
   listTools(): Tool[];
-  /** Waits for calls in flight (bounded), then releases what the server owns. */
+  /**
+   * Refuses new calls, cancels the calls in flight (their handlers see `ctx.signal` abort and their
+   * child process groups get SIGTERM), waits up to `graceMs` for them to settle, kills whatever
+   * process group is still alive, then releases what the server owns.
+   */
   close(options?: { graceMs?: number }): Promise<void>;
 }
 
-const defaults: ServerLimits & IdempotencyOptions = {
-  defaultTimeoutMs: 120_000,
-  maxResultBytes: 4 * 1024 * 1024,
-  leaseMs: 30_000,
-  ttlMs: 24 * 60 * 60 * 1000,
-  waitMs: 30_000,
+const defaultLimits: ServerLimits = {
+  defaultTimeoutMs: kitDefaults.timeoutMs,
+  maxResultBytes: kitDefaults.maxResultBytes,
+};
+const defaultIdempotency: IdempotencyOptions = {
+  leaseMs: kitDefaults.leaseMs,
+  ttlMs: kitDefaults.idempotencyTtlHours * 3_600_000,
+  waitMs: kitDefaults.waitMs,
 };
 
 export {
@@ -105,8 +67,10 @@ export {
 
 /** Builds a Keel server from tool definitions and the shared state they run against. */
 export function createServer(options: CreateServerOptions): KeelServer {
-  const limits = { ...defaults, ...options.limits };
-  const idem = { ...defaults, ...options.idempotency };
+  const limits = { ...defaultLimits, ...options.limits };
+  const idem = { ...defaultIdempotency, ...options.idempotency };
+  const processes = options.processes ?? createProcessGroups();
+  let closing = false;
   const logger = options.logger ?? createSilentLogger();
   // Undefined unless given: the kit then traces through whatever provider a host registers, if any.
   const tracer = options.tracer;
@@ -170,6 +134,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     waiters: new Map(),
     active,
     inFlight,
+    processes,
   };
 
   async function callTool(name: string, rawArgs: unknown, call: CallOptions = {}): Promise<CallToolResult> {
@@ -179,6 +144,13 @@ export function createServer(options: CreateServerOptions): KeelServer {
         code: 'INVALID_ARGUMENT',
         hint: `Available tools: ${[...tools.keys()].join(', ')}.`,
       });
+    }
+    if (closing) {
+      return errorResult(
+        toolError('UNAVAILABLE', `${options.name} is shutting down`, {
+          hint: 'Retry the call once the server is back.',
+        }),
+      );
     }
     return await new ToolCall(shared, tool, call).run(rawArgs ?? {});
   }
@@ -252,10 +224,22 @@ export function createServer(options: CreateServerOptions): KeelServer {
     callTool,
     listTools,
     async close(closeOptions = {}) {
+      closing = true;
       clearInterval(reaper);
+      active.abortAll(new KeelError('CANCELLED', `${options.name} is shutting down; the call was cancelled`));
       deadlines.close();
-      const grace = new Promise((resolve) => setTimeout(resolve, closeOptions.graceMs ?? 5000).unref());
-      await Promise.race([Promise.allSettled([active.idle(), ...inFlight]), grace]);
+      const settled = () => Promise.allSettled([active.idle(), ...inFlight]);
+      const graceMs = closeOptions.graceMs ?? kitDefaults.shutdownGraceMs;
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([settled(), grace]);
+      clearTimeout(timer);
+      // A child that ignored SIGTERM, or a handler that did not stop in time: the group dies now.
+      if (processes.killAll('SIGKILL') > 0) {
+        const reaped = new Promise((resolve) => (timer = setTimeout(resolve, 1_000)));
+        await Promise.race([Promise.allSettled([settled(), processes.empty()]), reaped]);
+        clearTimeout(timer);
+      }
       for (const db of owned) db.close();
     },
   };

@@ -13,7 +13,8 @@ import { fail, KeelError, ok, toolError, toToolError, type Outcome, type ToolErr
 import type { IdempotencyStore } from './idempotency/store.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
-import type { CallOptions, IdempotencyOptions, ServerLimits } from './server.js';
+import type { CallOptions, IdempotencyOptions, ServerLimits } from './options.js';
+import type { ProcessGroups } from './processGroups.js';
 import { endToolSpan, otelApi, SpanAttributes, startToolSpan, withContext } from './telemetry.js';
 
 /** The `_meta` key a caller (the supervisor) puts its idempotency key under. */
@@ -45,33 +46,40 @@ export interface PipelineShared {
   active: ActiveCalls;
   /** Keyed handlers that outlived their answer (a timeout), so close() can wait for them too. */
   inFlight: Set<Promise<unknown>>;
+  /** The child process groups of this server's calls. */
+  processes: ProcessGroups;
 }
 
-/** A count of calls in flight and a way to wait until none is. A counter, not a set of promises: no allocation per call. */
+/** The calls in flight: close() cancels them and waits until none is left. */
 export interface ActiveCalls {
-  enter(): void;
-  leave(): void;
+  enter(call: ToolCall): void;
+  leave(call: ToolCall): void;
+  /** Aborts every call in flight with `reason` (their children get SIGTERM through the signal). */
+  abortAll(reason: KeelError): void;
   /** Resolves when no call is running. */
   idle(): Promise<void>;
 }
 
 export function createActiveCalls(): ActiveCalls {
-  let count = 0;
+  const calls = new Set<ToolCall>();
   let waiting: Array<() => void> = [];
   return {
-    enter() {
-      count++;
+    enter(call) {
+      calls.add(call);
     },
-    leave() {
-      count--;
-      if (count === 0 && waiting.length > 0) {
+    leave(call) {
+      calls.delete(call);
+      if (calls.size === 0 && waiting.length > 0) {
         const resolves = waiting;
         waiting = [];
         for (const resolve of resolves) resolve();
       }
     },
+    abortAll(reason) {
+      for (const call of calls) call.abort.abort(reason);
+    },
     idle() {
-      return count === 0 ? Promise.resolve() : new Promise((resolve) => waiting.push(resolve));
+      return calls.size === 0 ? Promise.resolve() : new Promise((resolve) => waiting.push(resolve));
     },
   };
 }
@@ -92,6 +100,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   readonly logger: Logger;
   readonly onProgress: CallOptions['onProgress'];
   readonly jail: PathJail;
+  readonly processes: ProcessGroups;
   input: Record<string, unknown> = {};
   idempotencyKey: string | undefined;
   auditActor: string | undefined;
@@ -120,6 +129,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     this.logger = shared.logger;
     this.onProgress = call.onProgress;
     this.jail = call.jail ?? shared.jail;
+    this.processes = shared.processes;
     this.#mutating = tool.spec.effect !== 'read';
   }
 
@@ -133,7 +143,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
    */
   async run(rawArgs: unknown): Promise<CallToolResult> {
     this.#startSpan();
-    this.#shared.active.enter();
+    this.#shared.active.enter(this);
     try {
       const refused =
         this.#prepare(rawArgs) ??
@@ -150,7 +160,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     } catch (error) {
       return this.#crashed(error);
     } finally {
-      this.#shared.active.leave();
+      this.#shared.active.leave(this);
       if (this.#span !== undefined)
         endToolSpan(this.#span, { errorCode: this.#errorCode, message: this.#errorMessage });
     }

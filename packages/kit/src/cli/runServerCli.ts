@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { createAuditLog } from '../audit/auditLog.js';
 import type { AnyTool } from '../defineTool.js';
 import { KeelError } from '../errors.js';
@@ -7,7 +7,10 @@ import { createSqliteIdempotencyStore } from '../idempotency/sqliteStore.js';
 import { createPathJail, type PathJail } from '../jail.js';
 import { createLogger, logLevels, type Logger, type LogLevel } from '../logger.js';
 import { startTelemetry } from '../otel.js';
+import { kitDefaults } from '../defaults.js';
+import { createProcessGroups } from '../processGroups.js';
 import { createServer } from '../server.js';
+import { collect, nonNegativeInt } from './flags.js';
 import { lazy } from '../lazy.js';
 import { defaultStateDir, openStateDatabase, openStateDir, type StateDir } from '../stateDir.js';
 import { serveStdio } from '../transports/stdio.js';
@@ -63,14 +66,6 @@ export interface ServerCliOptions<TExtra> {
     | { tools: readonly AnyTool[]; instructions?: string };
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-const positiveInt = (name: string) => (value: string) => {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0)
-    throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-  return parsed;
-};
-
 /**
  * The whole life of a server bin: parse flags, open state, serve stdio or HTTP, shut down cleanly on
  * SIGINT/SIGTERM or when the client closes stdin. Also the `audit verify` subcommand. Returns the
@@ -100,7 +95,6 @@ export async function runServerCli<TExtra = Record<string, never>>(
       '-r, --root <dir>',
       'a directory the tools may touch (repeatable, required); nothing outside the roots is reachable',
       collect,
-      [],
     )
     .option(
       '--state-dir <dir>',
@@ -108,44 +102,41 @@ export async function runServerCli<TExtra = Record<string, never>>(
       defaultStateDir(cli.env),
     )
     .option('--http', 'serve Streamable HTTP instead of stdio', false)
-    .option('--port <port>', 'HTTP port (0 picks a free one)', positiveInt('--port'), 7300)
-    .option('--host <host>', 'HTTP interface; beyond loopback requires KEEL_HTTP_TOKEN', '127.0.0.1')
-    .option(
-      '--allowed-host <name>',
-      'an extra Host header name to accept over HTTP (repeatable)',
-      collect,
-      [],
-    )
-    .option(
-      '--allowed-origin <name>',
-      'an extra Origin hostname to accept over HTTP (repeatable)',
-      collect,
-      [],
-    )
+    .option('--port <port>', 'HTTP port (0 picks a free one)', nonNegativeInt('--port'), kitDefaults.port)
+    .option('--host <host>', 'HTTP interface; beyond loopback requires KEEL_HTTP_TOKEN', kitDefaults.host)
+    .option('--allowed-host <name>', 'an extra Host header name to accept over HTTP (repeatable)', collect)
+    .option('--allowed-origin <name>', 'an extra Origin hostname to accept over HTTP (repeatable)', collect)
     .addOption(new Option('--log-level <level>', 'stderr log level').choices(logLevels).default('info'))
     .option(
       '--timeout-ms <ms>',
       'per-call time limit unless a tool sets its own',
-      positiveInt('--timeout-ms'),
-      120_000,
+      nonNegativeInt('--timeout-ms'),
+      kitDefaults.timeoutMs,
     )
     .option(
       '--lease-ms <ms>',
       'idempotency lease: after this long without a heartbeat a claim counts as crashed',
-      positiveInt('--lease-ms'),
-      30_000,
+      nonNegativeInt('--lease-ms'),
+      kitDefaults.leaseMs,
     )
     .option(
       '--idempotency-ttl-hours <hours>',
       'how long a completed result is kept for retries',
-      positiveInt('--idempotency-ttl-hours'),
-      24,
+      nonNegativeInt('--idempotency-ttl-hours'),
+      kitDefaults.idempotencyTtlHours,
     );
   cli.configure?.(serve);
   if (cli.helpText !== undefined) serve.addHelpText('after', cli.helpText);
 
   serve.action(async () => {
-    exitCode = await serveCommand(cli, program.opts<CommonOptions & TExtra>());
+    const raw = program.opts<CommonOptions & TExtra>();
+    // Repeatable flags have no commander default (it would print as `(default: [])` in --help).
+    exitCode = await serveCommand(cli, {
+      ...raw,
+      root: raw.root ?? [],
+      allowedHost: raw.allowedHost ?? [],
+      allowedOrigin: raw.allowedOrigin ?? [],
+    });
   });
 
   const audit = program.command('audit').description('inspect the hash-chained audit log');
@@ -234,7 +225,12 @@ async function serveCommand<TExtra>(
     state.close();
     return 2;
   }
+  // Every child process group the calls start, so none outlives this process however it ends.
+  const processes = createProcessGroups();
+  const killChildren = () => processes.killAll('SIGKILL');
+  process.once('exit', killChildren);
   const server = createServer({
+    processes,
     name: cli.name,
     version: cli.version,
     tools: built.tools,
@@ -252,8 +248,9 @@ async function serveCommand<TExtra>(
 
   // Listen for the end before announcing the start: a supervisor may signal the moment it reads 'listening'.
   const stopRequested = new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+    // `on`, not `once`: a second signal during shutdown must not kill the process before its children.
+    process.on('SIGINT', () => resolve('SIGINT'));
+    process.on('SIGTERM', () => resolve('SIGTERM'));
     if (!options.http) process.stdin.once('end', () => resolve('stdin closed'));
   });
   let stop: () => Promise<void>;
@@ -297,7 +294,9 @@ async function serveCommand<TExtra>(
 
   const reason = await stopRequested;
   logger.info('shutting down', { reason });
+  // Cancels the calls in flight and kills their process groups before anything else closes.
   await stop();
+  killChildren();
   await telemetry.shutdown();
   state.close();
   return 0;

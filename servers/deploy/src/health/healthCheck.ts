@@ -37,9 +37,10 @@ export async function runHealthCheck(
     args,
     cwd: options.cwd,
     timeoutMs: health.timeoutMs,
+    // A health command that hangs is a failed check, not a failed call.
+    onTimeout: 'result',
     maxOutputBytes: 4096,
   });
-  if (result.cancelled) options.ctx.signal.throwIfAborted();
   const output = `${result.stderr.text}${result.stdout.text}`.trim();
   const tail = output.length > detailBytes ? `…${output.slice(-detailBytes)}` : output;
   const ok = result.exitCode === 0 && !result.timedOut;

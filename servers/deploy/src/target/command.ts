@@ -144,6 +144,8 @@ export class CommandTarget implements DeployTarget {
       args,
       cwd: this.#projectRoot,
       timeoutMs: this.#config.timeoutMs,
+      // A killed target command has an unknown outcome, which the caller reports.
+      onTimeout: 'result',
       maxOutputBytes: 65_536,
       env: {
         KEEL_RELEASE_ID: values.releaseId,
@@ -152,7 +154,6 @@ export class CommandTarget implements DeployTarget {
         KEEL_ENVIRONMENT: this.#environment,
       },
     });
-    if (result.cancelled) ctx.signal.throwIfAborted();
     return {
       exitCode: result.exitCode,
       timedOut: result.timedOut,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { fail, KeelError, type Outcome, type ToolContext } from '@keel/kit';
+import { fail, type Outcome, type ToolContext } from '@keel/kit';
 import type { ResolvedGitOptions } from './options.js';
 
 export interface GitCall {
@@ -160,18 +160,10 @@ export async function runGit(
         ? baseEnvironment(options, ctx.jail.roots)
         : { ...baseEnvironment(options, ctx.jail.roots), ...call.env },
     timeoutMs: 600_000,
+    timeoutHint: 'Narrow the request.',
     maxOutputBytes: call.maxOutputBytes ?? defaultMaxOutput,
     ...(call.stdin === undefined ? {} : { stdin: call.stdin }),
   });
-  if (result.cancelled || ctx.signal.aborted) {
-    throw ctx.signal.reason instanceof KeelError
-      ? ctx.signal.reason
-      : new KeelError('CANCELLED', `git ${call.args[0] ?? ''} was cancelled`);
-  }
-  if (result.timedOut)
-    throw new KeelError('TIMEOUT', `git ${call.args[0] ?? ''} did not finish in time`, {
-      hint: 'Narrow the request.',
-    });
   const stdout = result.stdout;
   return {
     exitCode: result.exitCode,

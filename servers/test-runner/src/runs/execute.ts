@@ -5,7 +5,6 @@ import {
   canonicalJson,
   defaultEnvAllowlist,
   fail,
-  KeelError,
   ok,
   sha256Hex,
   type Outcome as KitOutcome,
@@ -116,6 +115,8 @@ export async function executeRun(
         args,
         cwd,
         timeoutMs: 30_000,
+        // A tree git cannot hash in time is simply not cached.
+        onTimeout: 'result',
         maxOutputBytes: 64 * 1024 * 1024,
         baseEnv: deps.env,
       });
@@ -161,6 +162,8 @@ export async function executeRun(
         args: plan.args,
         cwd: project.dir,
         timeoutMs: options.timeoutMs,
+        // A timed-out run is a result: its partial output and load errors are what the caller needs.
+        onTimeout: 'result',
         maxOutputBytes: deps.captureBytes,
         baseEnv: deps.env,
         envAllowlist,
@@ -171,8 +174,6 @@ export async function executeRun(
     } finally {
       clearInterval(heartbeat);
     }
-    if (proc.cancelled)
-      throw new KeelError('CANCELLED', `the run of ${project.id} was cancelled; its processes were stopped`);
     const raw = { exitCode: proc.exitCode, stdout: proc.stdout.text, stderr: proc.stderr.text };
     const parsed = await adapter.parseRun(raw, planContext);
     const display = (real: string) => ctx.jail.display(real);

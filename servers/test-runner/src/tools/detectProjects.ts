@@ -62,6 +62,8 @@ export function detectProjectsTool(deps: RunnerDeps): AnyTool {
           args,
           cwd,
           timeoutMs: 20_000,
+          // A probe that hangs is reported as the project's problem, not as a failed call.
+          onTimeout: 'result',
           maxOutputBytes: 64 * 1024,
           baseEnv: deps.env,
         });
