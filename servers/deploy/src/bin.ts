@@ -2,22 +2,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSqliteStateStore, KeelError } from '@keel/kit';
-import { runServerCli } from '@keel/kit/cli';
+import { collect, packageVersion, runServerCli } from '@keel/kit/cli';
 import { registerApprovalCommands } from './cli/approvalCommands.js';
 import { registerResolveCommand } from './cli/resolveCommand.js';
 import { createDeployServerTools, defaultConfigNames, loadDeployConfig, parsePublicKey } from './index.js';
 
 interface DeployFlags {
   config?: string;
-  approvalKey: string[];
+  approvalKey?: string[];
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 const code = await runServerCli<DeployFlags>({
   name: 'keel-deploy',
   bin: 'keel-deploy',
-  version: '0.1.0',
+  version: packageVersion(new URL('../package.json', import.meta.url)),
   description:
     'The Keel deploy MCP server: plan, apply only what was planned, switch atomically, health-gate with automatic rollback, and never let a model confirm its own production deploy.',
   argv: process.argv,
@@ -32,7 +30,6 @@ const code = await runServerCli<DeployFlags>({
         '--approval-key <file>',
         'a public key (PEM, Ed25519) whose approval tokens this server accepts (repeatable)',
         collect,
-        [],
       );
   },
   commands: (program, context) => {
@@ -52,7 +49,7 @@ Example:
     const projectRoot = jail.roots[0]!;
     const file = options.config === undefined ? findConfig(projectRoot) : path.resolve(options.config);
     const config = loadDeployConfig(file, projectRoot);
-    const approvalKeys = options.approvalKey.map((keyFile) => {
+    const approvalKeys = (options.approvalKey ?? []).map((keyFile) => {
       try {
         return parsePublicKey(readFileSync(keyFile, 'utf8'), keyFile);
       } catch (error) {

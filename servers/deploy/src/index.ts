@@ -1,4 +1,11 @@
-import { createServer, type AnyTool, type KeelServer, type PathJail, type StateStore } from '@keel/kit';
+import {
+  createServer,
+  packageVersion,
+  type AnyTool,
+  type KeelServer,
+  type PathJail,
+  type StateStore,
+} from '@keel/kit';
 import type { KeyObject } from 'node:crypto';
 import type { DeployConfig } from './config/config.js';
 import { Deployer } from './deploy/deployer.js';
@@ -60,7 +67,7 @@ export function createDeployServer(
 ): KeelServer {
   return createServer({
     name: options.name ?? 'keel-deploy',
-    version: options.version ?? '0.1.0',
+    version: options.version ?? packageVersion(new URL('../package.json', import.meta.url)),
     tools: createDeployServerTools(options),
     jail: options.jail,
   });

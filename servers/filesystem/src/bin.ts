@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-import { runServerCli } from '@keel/kit/cli';
+import { collect, packageVersion, runServerCli } from '@keel/kit/cli';
 import { createFilesystemTools } from './index.js';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-const code = await runServerCli<{ allowGitWrites: boolean; deny: string[] }>({
+const code = await runServerCli<{ allowGitWrites: boolean; deny?: string[] }>({
   name: 'keel-filesystem',
   bin: 'keel-filesystem',
-  version: '0.1.0',
+  version: packageVersion(new URL('../package.json', import.meta.url)),
   description:
     'The Keel filesystem MCP server: bounded reads, content search, capped trees and safe, atomic edits inside the roots.',
   argv: process.argv,
@@ -23,7 +21,6 @@ const code = await runServerCli<{ allowGitWrites: boolean; deny: string[] }>({
         '--deny <glob>',
         'a glob, relative to a root, that no tool may read, write or list (repeatable)',
         collect,
-        [],
       );
   },
   helpText: `
@@ -31,7 +28,7 @@ Example:
   keel-filesystem --root . --deny '**/.env' --deny 'secrets/**'
 `,
   build: ({ options }) => ({
-    tools: createFilesystemTools({ allowGitWrites: options.allowGitWrites, deny: options.deny }),
+    tools: createFilesystemTools({ allowGitWrites: options.allowGitWrites, deny: options.deny ?? [] }),
     instructions:
       'Filesystem tools confined to the roots (list_roots). Read with read_file/read_files (bounded, with cursors), explore with tree/find_files/search_text, change files with edit_file (exact replacements), apply_patch (unified diffs) or write_file (whole files, atomic). Pass the sha256 from a read as expectedSha256 to avoid overwriting concurrent changes.',
   }),

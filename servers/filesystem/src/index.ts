@@ -1,4 +1,10 @@
-import { createServer, type AnyTool, type CreateServerOptions, type KeelServer } from '@keel/kit';
+import {
+  createServer,
+  packageVersion,
+  type AnyTool,
+  type CreateServerOptions,
+  type KeelServer,
+} from '@keel/kit';
 import type { FsDeps } from './fs/access.js';
 import { createFsPolicy, type FilesystemOptions } from './fs/policy.js';
 import { applyPatchTool } from './tools/applyPatch.js';
@@ -54,7 +60,7 @@ export function createFilesystemServer(
   return createServer({
     ...server,
     name: name ?? 'keel-filesystem',
-    version: version ?? '0.1.0',
+    version: version ?? packageVersion(new URL('../package.json', import.meta.url)),
     tools: createFilesystemTools({
       ...(allowGitWrites === undefined ? {} : { allowGitWrites }),
       ...(deny === undefined ? {} : { deny }),

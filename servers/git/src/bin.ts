@@ -1,33 +1,21 @@
 #!/usr/bin/env node
-import { InvalidArgumentError, runServerCli } from '@keel/kit/cli';
+import { collect, collectChoice, packageVersion, runServerCli } from '@keel/kit/cli';
 import { createGitServerTools, gitProtocols, type GitProtocol } from './index.js';
 
 interface GitFlags {
   enableHooks: boolean;
   useGlobalConfig: boolean;
-  pushRemote: string[];
+  pushRemote?: string[];
   allowForcePush: boolean;
-  allowProtocol: GitProtocol[];
+  allowProtocol?: GitProtocol[];
   gitUserName?: string;
   gitUserEmail?: string;
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-const isProtocol = (value: string): value is GitProtocol =>
-  (gitProtocols as readonly string[]).includes(value);
-const collectProtocol = (value: string, previous: GitProtocol[]) => {
-  if (!isProtocol(value)) {
-    throw new InvalidArgumentError(
-      `'${value}' is not a transport this server supports; use ${gitProtocols.join(', ')} (ext is never allowed).`,
-    );
-  }
-  return [...previous, value];
-};
-
 const code = await runServerCli<GitFlags>({
   name: 'keel-git',
   bin: 'keel-git',
-  version: '0.1.0',
+  version: packageVersion(new URL('../package.json', import.meta.url)),
   description:
     'The Keel git MCP server: bounded, structured git for coding agents that cannot be turned against its host.',
   argv: process.argv,
@@ -40,14 +28,12 @@ const code = await runServerCli<GitFlags>({
         '--push-remote <name>',
         'a remote name git_push may push to (repeatable; without it every push is refused)',
         collect,
-        [],
       )
       .option('--allow-force-push', 'allow git_push with force "with-lease"', false)
       .option(
         '--allow-protocol <protocol>',
-        `a transport fetch/pull/push/clone may use (repeatable; default file, https, ssh; one of ${gitProtocols.join(', ')})`,
-        collectProtocol,
-        [],
+        `a transport fetch/pull/push/clone may use (repeatable; one of ${gitProtocols.join(', ')}; without the flag: file, https, ssh; ext is never allowed)`,
+        collectChoice('--allow-protocol', gitProtocols, ' (ext is never allowed)'),
       )
       .option(
         '--git-user-name <name>',
@@ -60,9 +46,9 @@ const code = await runServerCli<GitFlags>({
     tools: createGitServerTools({
       enableHooks: options.enableHooks,
       useGlobalConfig: options.useGlobalConfig,
-      pushRemotes: options.pushRemote,
+      pushRemotes: options.pushRemote ?? [],
       allowForcePush: options.allowForcePush,
-      ...(options.allowProtocol.length === 0 ? {} : { allowProtocols: options.allowProtocol }),
+      ...(options.allowProtocol === undefined ? {} : { allowProtocols: options.allowProtocol }),
       ...(options.gitUserName !== undefined && options.gitUserEmail !== undefined
         ? { identity: { name: options.gitUserName, email: options.gitUserEmail } }
         : {}),

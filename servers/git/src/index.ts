@@ -1,4 +1,4 @@
-import { createServer, type AnyTool, type KeelServer, type PathJail } from '@keel/kit';
+import { createServer, packageVersion, type AnyTool, type KeelServer, type PathJail } from '@keel/kit';
 import { resolveGitOptions, type GitServerOptions } from './git/options.js';
 import { gitAddTool } from './tools/gitAdd.js';
 import { gitBlameTool } from './tools/gitBlame.js';
@@ -64,7 +64,7 @@ export function createGitServer(
 ): KeelServer {
   return createServer({
     name: options.name ?? 'keel-git',
-    version: options.version ?? '0.1.0',
+    version: options.version ?? packageVersion(new URL('../package.json', import.meta.url)),
     tools: createGitServerTools(options),
     jail: options.jail,
   });

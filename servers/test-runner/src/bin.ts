@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-import { runServerCli } from '@keel/kit/cli';
+import { packageVersion, runServerCli } from '@keel/kit/cli';
 import { createTestRunnerTools, loadProjectsConfig } from './index.js';
 
 const code = await runServerCli<{ config?: string }>({
   name: 'keel-test-runner',
   bin: 'keel-test-runner',
-  version: '0.1.0',
+  version: packageVersion(new URL('../package.json', import.meta.url)),
   description:
     "Runs a project's tests (vitest, jest, node:test, mocha, pytest, go, cargo) and returns typed, bounded failures.",
   argv: process.argv,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { createServer, type AnyTool, type KeelServer, type PathJail } from '@keel/kit';
+import { createServer, packageVersion, type AnyTool, type KeelServer, type PathJail } from '@keel/kit';
 import type { ConfiguredProject } from './projects/detect.js';
 import type { RunnerDeps } from './runs/execute.js';
 import { createFileRunStore } from './runs/store.js';
@@ -55,7 +55,7 @@ export function createTestRunnerTools(options: TestRunnerOptions): AnyTool[] {
 export function createTestRunnerServer(options: TestRunnerOptions & { jail: PathJail }): KeelServer {
   return createServer({
     name: 'keel-test-runner',
-    version: '0.1.0',
+    version: packageVersion(new URL('../package.json', import.meta.url)),
     tools: createTestRunnerTools(options),
     jail: options.jail,
   });
