@@ -1,5 +1,5 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
-import { ProtocolError, ProtocolErrorCode, type CallToolResult } from '@modelcontextprotocol/server';
+import { ProtocolError, type CallToolResult } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import { CallAbort, type AbortListener } from './abort.js';
 import type { AuditLog } from './audit/auditLog.js';
@@ -183,24 +183,13 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     this.#context = context;
   }
 
-  /** Validates the arguments and settles the idempotency key; a schema violation is a protocol error. */
+  /**
+   * Validates the arguments and settles the idempotency key. A schema violation is a tool error
+   * (SEP-1303): the model sees the issues and can correct its call.
+   */
   #prepare(rawArgs: unknown): ToolError | undefined {
     const parsed = this.#tool.inputSchema.safeParse(rawArgs);
-    if (!parsed.success) {
-      this.#errorCode = 'INVALID_ARGUMENT';
-      this.#errorMessage = z.prettifyError(parsed.error);
-      throw new ProtocolError(
-        ProtocolErrorCode.InvalidParams,
-        `Invalid arguments for tool ${this.spec.name}: ${this.#errorMessage}`,
-        {
-          code: 'INVALID_ARGUMENT',
-          issues: parsed.error.issues.map((issue) => ({
-            path: issue.path.map(String),
-            message: issue.message,
-          })),
-        },
-      );
-    }
+    if (!parsed.success) return invalidArguments(this.spec.name, parsed.error);
     const data = parsed.data as Record<string, unknown> & { idempotencyKey?: string };
     if (!this.#mutating) {
       this.input = data;
@@ -564,6 +553,16 @@ function wake(waiters: Map<string, Set<() => void>>, key: string): void {
   const set = waiters.get(key);
   waiters.delete(key);
   for (const resolve of set ?? []) resolve();
+}
+
+/** The tool error for arguments that fail the input schema: every issue, by path, and a hint. */
+function invalidArguments(tool: string, error: z.ZodError): ToolError {
+  const issues = error.issues.map((issue) => ({ path: issue.path.map(String), message: issue.message }));
+  const fields = [...new Set(issues.map((issue) => issue.path.join('.') || '(arguments)'))];
+  return toolError('INVALID_ARGUMENT', `invalid arguments for ${tool}: ${z.prettifyError(error)}`, {
+    hint: `Fix ${fields.join(', ')} to match the tool's input schema (tools/list shows it) and call again.`,
+    details: { issues },
+  });
 }
 
 /** A failed call as MCP carries it: isError, a readable text, and the structured error in `_meta`. */

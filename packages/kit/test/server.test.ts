@@ -178,15 +178,20 @@ describe('idempotency in one process', () => {
 });
 
 describe('the pipeline', () => {
-  it('rejects a schema violation and an unknown tool as protocol errors', async () => {
-    const server = createServer({ name: 's', version: '1', tools: [counterTool({ runs: 0 })], jail });
-    await expect(server.callTool('bump', { by: 'x' })).rejects.toMatchObject({
-      code: -32602,
-      data: {
-        code: 'INVALID_ARGUMENT',
-        issues: [{ path: ['by'], message: 'Invalid input: expected number, received string' }],
-      },
+  it('answers a schema violation as a tool error the model can act on, an unknown tool as a protocol error', async () => {
+    const counter = { runs: 0 };
+    const server = createServer({ name: 's', version: '1', tools: [counterTool(counter)], jail });
+    const invalid = await server.callTool('bump', { by: 'x', extra: 1 });
+    expect(invalid.isError).toBe(true);
+    expect(errorOf(invalid)).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message:
+        'invalid arguments for bump: ✖ Invalid input: expected number, received string\n  → at by',
+      hint: "Fix by to match the tool's input schema (tools/list shows it) and call again.",
+      retryable: false,
+      details: { issues: [{ path: ['by'], message: 'Invalid input: expected number, received string' }] },
     });
+    expect(counter.runs).toBe(0);
     await expect(server.callTool('nope', {})).rejects.toMatchObject({
       code: -32602,
       message: 'Unknown tool: nope',

@@ -81,8 +81,9 @@ describe('a repository in the middle of a conflicted merge', () => {
     expect(await callError(client, 'git_status', { repo: 'missing-dir' })).toMatchObject({
       code: 'NOT_FOUND',
     });
-    await expect(client.callTool({ name: 'git_status', arguments: { limit: -1 } })).rejects.toMatchObject({
-      code: -32602,
+    expect(await callError(client, 'git_status', { limit: -1 })).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { issues: [{ path: ['limit'] }] },
     });
 
     // Another git holding the index lock is a retryable condition, not a failure of the call.

@@ -137,11 +137,13 @@ describe('files must stay inside the roots and the project', () => {
     });
   });
 
-  it('rejects a test-name pattern with control characters as a protocol error', async () => {
+  it('refuses a test-name pattern with control characters as INVALID_ARGUMENT', async () => {
     const dir = await copyFixture('vitest');
     const server = await startServer(dir, 'v2');
-    await expect(server.call('run_tests', { testNamePattern: 'a\nb' })).rejects.toMatchObject({
-      code: -32602,
+    const result = await server.call('run_tests', { testNamePattern: 'a\nb' });
+    expect(toolErrorOf(result)).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { issues: [{ path: ['testNamePattern'] }] },
     });
   });
 });
