@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { collect, collectChoice, packageVersion, runServerCli } from '@keel/kit/cli';
-import { createGitServerTools, gitProtocols, type GitProtocol } from './index.js';
+import { createGitServerTools, gitProtocols, readGlobalIdentity, type GitProtocol } from './index.js';
 
 interface GitFlags {
   enableHooks: boolean;
   useGlobalConfig: boolean;
+  globalIdentity: boolean;
   pushRemote?: string[];
   allowForcePush: boolean;
   allowProtocol?: GitProtocol[];
@@ -23,7 +24,11 @@ const code = await runServerCli<GitFlags>({
   configure: (program) => {
     program
       .option('--enable-hooks', "run the repositories' own hooks", false)
-      .option('--use-global-config', "read the user's global git config (~/.gitconfig)", false)
+      .option('--use-global-config', "read the user's whole global git config (~/.gitconfig)", false)
+      .option(
+        '--no-global-identity',
+        "do not take user.name and user.email from the user's global git config (read by default, nothing else of it is)",
+      )
       .option(
         '--push-remote <name>',
         'a remote name git_push may push to (repeatable; without it every push is refused)',
@@ -42,8 +47,11 @@ const code = await runServerCli<GitFlags>({
       .option('--git-user-email <email>', 'author and committer email (with --git-user-name)');
   },
   helpText: '\nExample:\n  keel-git --root . --push-remote origin\n',
-  build: ({ options }) => ({
+  build: ({ options, env }) => ({
     tools: createGitServerTools({
+      ...(options.globalIdentity && !options.useGlobalConfig && options.gitUserName === undefined
+        ? { globalIdentity: readGlobalIdentity(env) }
+        : {}),
       enableHooks: options.enableHooks,
       useGlobalConfig: options.useGlobalConfig,
       pushRemotes: options.pushRemote ?? [],

@@ -24,7 +24,8 @@ import { gitWorktreeListTool } from './tools/gitWorktreeList.js';
 import { gitWorktreeRemoveTool } from './tools/gitWorktreeRemove.js';
 
 export { gitProtocols, resolveGitOptions } from './git/options.js';
-export type { GitProtocol, GitServerOptions, ResolvedGitOptions } from './git/options.js';
+export type { GitIdentity, GitProtocol, GitServerOptions, ResolvedGitOptions } from './git/options.js';
+export { readGlobalIdentity } from './git/identity.js';
 
 /**
  * The git tools, built for one set of operator options. Each call runs the real `git` CLI with

@@ -31,6 +31,25 @@ describe('git_commit is idempotent across crashes', () => {
     );
   });
 
+  it('a retry after the state was lost finds its commit by the trailer, not "nothing is staged"', async () => {
+    const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
+    await repo.write('a.txt', 'b\n');
+    await repo.git(['add', 'a.txt']);
+    const args = { message: 'change a', idempotencyKey: 'task-2/step-1' };
+    const first = await callOk(await startGit('v2', [repo.dir]), 'git_commit', args);
+    // Another replica, or the same server after its state dir was wiped: a fresh store.
+    const fresh = await startGit('v2', [repo.dir]);
+    const retried = await fresh.callTool({ name: 'git_commit', arguments: args });
+    expect(retried.structuredContent).toEqual({ ...first, replayed: true });
+    expect(await repo.git(['rev-list', '--count', 'HEAD'])).toBe('2\n');
+
+    const other = await fresh.callTool({
+      name: 'git_commit',
+      arguments: { message: 'something else', idempotencyKey: 'task-2/step-1' },
+    });
+    expect(other._meta?.['keel/error']).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+  });
+
   it.each(['v2', 'v1'] as const)(
     'after kill -9 between the commit and the answer, the retry reconciles by the trailer (%s)',
     async (kind) => {

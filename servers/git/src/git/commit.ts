@@ -16,6 +16,10 @@ export const commitResultSchema = z.object({
   files: z.array(z.string()).describe('Files the commit changed (first 200).'),
   filesChanged: z.number(),
   idempotencyKey: z.string().optional().describe('The key stamped in the commit trailer.'),
+  replayed: z
+    .boolean()
+    .optional()
+    .describe('true when a commit carrying this idempotency key already existed and was returned instead.'),
 });
 export type CommitResult = z.output<typeof commitResultSchema>;
 

@@ -16,8 +16,19 @@ export interface GitServerOptions {
   allowProtocols?: readonly GitProtocol[];
   /** Author and committer of commits and tags the server makes; overrides the repository config. */
   identity?: { name: string; email: string };
+  /**
+   * `user.name` and `user.email` from the user's global git config (see `readGlobalIdentity`; the bin
+   * reads them by default), used only where a repository sets no identity of its own. Nothing else
+   * of the global config is read unless `useGlobalConfig` is on.
+   */
+  globalIdentity?: GitIdentity | undefined;
   /** The git program (default `git` on PATH). */
   gitBinary?: string;
+}
+
+export interface GitIdentity {
+  name?: string;
+  email?: string;
 }
 
 export const gitProtocols = ['file', 'https', 'http', 'ssh', 'git'] as const;
@@ -29,6 +40,8 @@ export interface CachedRepoLocation {
   gitDir: string;
   commonDir: string;
   overrides: readonly string[];
+  /** The global identity's variables this repository needs (it sets no user.name or user.email). */
+  identityEnv: Readonly<Record<string, string>> | undefined;
   fingerprint: string;
 }
 
@@ -41,6 +54,7 @@ export interface ResolvedGitOptions {
   allowForcePush: boolean;
   allowProtocols: readonly GitProtocol[];
   identity: { name: string; email: string } | undefined;
+  globalIdentity: GitIdentity | undefined;
   gitBinary: string;
 }
 
@@ -53,6 +67,9 @@ export function resolveGitOptions(options: GitServerOptions = {}): ResolvedGitOp
     allowForcePush: options.allowForcePush ?? false,
     allowProtocols: [...(options.allowProtocols ?? ['file', 'https', 'ssh'])],
     identity: options.identity,
+    // An explicit identity wins, and the whole global config includes the identity anyway.
+    globalIdentity:
+      options.identity === undefined && options.useGlobalConfig !== true ? options.globalIdentity : undefined,
     gitBinary: options.gitBinary ?? 'git',
   };
 }

@@ -86,7 +86,17 @@ export async function openRepo(
     // The jail can differ per call (client roots narrow it), so containment is checked every time.
     const outside = [cached.top, cached.gitDir, cached.commonDir].find((real) => !ctx.jail.contains(real));
     if (outside === undefined)
-      return ok(repoAt(ctx, options, cached.top, cached.gitDir, cached.commonDir, cached.overrides));
+      return ok(
+        repoAt(
+          ctx,
+          options,
+          cached.top,
+          cached.gitDir,
+          cached.commonDir,
+          cached.overrides,
+          cached.identityEnv,
+        ),
+      );
   }
   const [located, config] = await Promise.all([
     runGit(ctx, options, {
@@ -139,6 +149,7 @@ export async function openRepo(
   const names = config.exitCode === 0 ? config.stdout.split('\0').filter((name) => name.length > 0) : [];
   const overrides = driverOverrides(names);
   if (!overrides.ok) return overrides;
+  const identityEnv = globalIdentityEnv(options, names);
   const [realTop, realGitDir, realCommon] = reals as [string, string, string];
   // Only the plain case is remembered: the directory is the top level, no config file includes
   // another, and the user's global config (whose changes the fingerprint does not see) is off.
@@ -150,12 +161,36 @@ export async function openRepo(
       gitDir: realGitDir,
       commonDir: realCommon,
       overrides: overrides.value,
+      identityEnv,
       fingerprint: fingerprintOf(realTop, realGitDir, realCommon),
     });
   } else {
     options.repoCache.delete(dir);
   }
-  return ok(repoAt(ctx, options, realTop, realGitDir, realCommon, overrides.value));
+  return ok(repoAt(ctx, options, realTop, realGitDir, realCommon, overrides.value, identityEnv));
+}
+
+/**
+ * The author/committer variables for the parts of the global identity a repository lacks. Variables
+ * rather than config: a repository's own user.name must still win, as it does in a terminal.
+ */
+function globalIdentityEnv(
+  options: ResolvedGitOptions,
+  configNames: readonly string[],
+): Record<string, string> | undefined {
+  const global = options.globalIdentity;
+  if (global === undefined) return undefined;
+  const has = (key: string) => configNames.some((name) => name.toLowerCase() === key);
+  const env: Record<string, string> = {};
+  if (global.name !== undefined && !has('user.name')) {
+    env['GIT_AUTHOR_NAME'] = global.name;
+    env['GIT_COMMITTER_NAME'] = global.name;
+  }
+  if (global.email !== undefined && !has('user.email')) {
+    env['GIT_AUTHOR_EMAIL'] = global.email;
+    env['GIT_COMMITTER_EMAIL'] = global.email;
+  }
+  return Object.keys(env).length === 0 ? undefined : env;
 }
 
 function repoAt(
@@ -165,6 +200,7 @@ function repoAt(
   gitDir: string,
   commonDir: string,
   overrides: readonly string[],
+  identityEnv: Readonly<Record<string, string>> | undefined,
 ): Repo {
   return {
     top,
@@ -172,7 +208,14 @@ function repoAt(
     commonDir,
     display: ctx.jail.display(top),
     jail: ctx.jail,
-    git: (args, call = {}) => runGit(ctx, options, { ...call, cwd: top, args, overrides }),
+    git: (args, call = {}) =>
+      runGit(ctx, options, {
+        ...call,
+        cwd: top,
+        args,
+        overrides,
+        ...(identityEnv === undefined ? {} : { env: { ...identityEnv, ...call.env } }),
+      }),
   };
 }
 

@@ -1,9 +1,16 @@
-import { defineTool, fail, type AnyTool } from '@keel/kit';
+import { defineTool, fail, ok, type AnyTool, type Outcome } from '@keel/kit';
 import * as z from 'zod';
 import { headSha, repoArg } from '../git/args.js';
-import { commitResultSchema, describeCommit, findCommitByKey, messageWithKey } from '../git/commit.js';
+import {
+  commitResultSchema,
+  describeCommit,
+  findCommitByKey,
+  messageWithKey,
+  type CommitResult,
+} from '../git/commit.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
+import type { Repo } from '../git/repo.js';
 import { repoOf } from '../git/withRepo.js';
 
 /**
@@ -46,6 +53,12 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
       const repo = opened.value;
+      // A retry whose stored result was lost (a wiped state dir, a replica without the shared store)
+      // finds its commit by the trailer before any precondition can say "nothing is staged".
+      if (ctx.idempotencyKey !== undefined) {
+        const existing = await findCommitByKey(repo, ctx.idempotencyKey);
+        if (existing !== undefined) return await replayOf(repo, existing, ctx.idempotencyKey, input.message);
+      }
       const before = await headSha(repo);
       const args = ['commit', '--quiet', '--file=-', '--cleanup=whitespace', '--no-edit'];
       if (!options.enableHooks) args.push('--no-verify');
@@ -65,7 +78,7 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
         }
         if (/Please tell me who you are|empty ident|unable to auto-detect email/.test(text)) {
           return fail('PRECONDITION_FAILED', `no author identity is configured for '${repo.display}'`, {
-            hint: 'Set user.name and user.email in the repository config, or start the server with --git-user-name and --git-user-email.',
+            hint: 'Set user.name and user.email in the repository (git config user.name "…") or in your global git config (~/.gitconfig; the server reads those two values unless started with --no-global-identity), or start the server with --git-user-name and --git-user-email, or with --use-global-config to read the whole global config.',
           });
         }
         return gitFailure('git commit', result);
@@ -87,4 +100,24 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
         : { status: 'failed', error: described.error };
     },
   });
+}
+
+/** The commit an earlier call with this key made, unless the key now comes with another message. */
+async function replayOf(
+  repo: Repo,
+  sha: string,
+  key: string,
+  message: string,
+): Promise<Outcome<CommitResult>> {
+  const described = await describeCommit(repo, sha, key);
+  if (!described.ok) return described;
+  const subject = message.trim().split('\n')[0]!.trim();
+  if (described.value.subject !== subject) {
+    return fail(
+      'IDEMPOTENCY_KEY_REUSED',
+      `idempotency key '${key}' already made commit ${sha.slice(0, 12)} ('${described.value.subject}') with another message`,
+      { hint: 'Use a new key for a different commit; reuse a key only to retry the exact same call.' },
+    );
+  }
+  return ok({ ...described.value, replayed: true });
 }
