@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { createServer, packageVersion, type AnyTool, type KeelServer, type PathJail } from '@keel/kit';
 import type { ConfiguredProject } from './projects/detect.js';
@@ -40,6 +41,7 @@ export function createTestRunnerTools(options: TestRunnerOptions): AnyTool[] {
     nodePath: options.nodePath ?? process.execPath,
     configured: options.projects ?? [],
     captureBytes: options.captureBytes ?? 256 * 1024,
+    excludeFromHash: [realOrResolved(options.stateDir)],
   };
   return [
     detectProjectsTool(deps),
@@ -49,6 +51,14 @@ export function createTestRunnerTools(options: TestRunnerOptions): AnyTool[] {
     rerunFailedTool(deps),
     classifyFlakyTool(deps),
   ];
+}
+
+function realOrResolved(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
 }
 
 /** A test-runner server for library use (the bin builds the same tools through the kit's CLI). */

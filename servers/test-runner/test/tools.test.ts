@@ -109,7 +109,7 @@ describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
     const unknown = await server.call('run_tests', { project: 'packages/nope:vitest' });
     expect(toolErrorOf(unknown)?.code).toBe('NOT_FOUND');
     expect(toolErrorOf(unknown)?.hint).toBe(
-      `Known projects: ${projects.map((p) => p['id']).join(', ')} (detect_projects lists them).`,
+      `Pass a project id, its directory (relative or absolute inside the roots) or a unique directory name. Known projects: ${projects.map((p) => p['id']).join(', ')} (detect_projects lists them).`,
     );
   });
 
@@ -272,6 +272,18 @@ describe('past runs', () => {
       .sort();
     expect(names).toEqual(['add > adds wrongly on purpose', 'passes every other run']);
     expect(page2['truncated']).toBeUndefined();
+
+    // Its text is a concise rendering, not the structured result as JSON.
+    const filesPage = await server.call('get_run', { runId, section: 'files' });
+    const [headline, ...rest] = filesPage.content[0]!.text!.split('\n');
+    expect(headline).toMatch(
+      new RegExp(`^\\.:vitest: FAILED — 1 passed, 2 failed, 0 skipped of 3 in \\d+ ms \\[${runId}\\]$`),
+    );
+    expect(rest).toEqual([
+      'files (2):',
+      'flaky.test.js: 0 passed, 1 failed, 0 skipped of 1',
+      'math.test.js: 1 passed, 1 failed, 0 skipped of 2',
+    ]);
 
     // The captured log pages byte-exactly: following the cursors gives back all of it.
     let log = '';

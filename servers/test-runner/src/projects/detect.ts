@@ -112,20 +112,28 @@ async function detectIn(
     const deps = { ...asRecord(manifest?.['dependencies']), ...asRecord(manifest?.['devDependencies']) };
     const testEntry = asRecord(manifest?.['scripts'])['test'];
     const testScript = typeof testEntry === 'string' ? testEntry : '';
-    const vitestConfig = configFile('vitest.config.') ?? configFile('vitest.workspace.');
-    if (vitestConfig !== undefined) found.push({ framework: 'vitest', detectedBy: vitestConfig });
-    else if ('vitest' in deps || /\bvitest\b/.test(testScript))
-      found.push({ framework: 'vitest', detectedBy: 'package.json' });
-    const jestConfig = configFile('jest.config.');
-    if (jestConfig !== undefined) found.push({ framework: 'jest', detectedBy: jestConfig });
-    else if ('jest' in deps || manifest?.['jest'] !== undefined || /\bjest\b/.test(testScript))
-      found.push({ framework: 'jest', detectedBy: 'package.json' });
-    const mochaConfig = configFile('.mocharc');
-    if (mochaConfig !== undefined) found.push({ framework: 'mocha', detectedBy: mochaConfig });
-    else if ('mocha' in deps || /\bmocha\b/.test(testScript))
-      found.push({ framework: 'mocha', detectedBy: 'package.json' });
+    // A config file or the test script names the project's runner. A dependency alone (jest or mocha
+    // kept for fixtures) is not a project: it counts only for a real test script that names no
+    // runner itself (`pnpm run test:unit`).
+    const named: Array<{ framework: FrameworkName; detectedBy: string }> = [];
+    const byDependency: FrameworkName[] = [];
+    for (const [framework, configPrefixes, extra] of [
+      ['vitest', ['vitest.config.', 'vitest.workspace.'], false],
+      ['jest', ['jest.config.'], manifest?.['jest'] !== undefined],
+      ['mocha', ['.mocharc'], false],
+    ] as const) {
+      const config = configPrefixes.map(configFile).find((file) => file !== undefined);
+      if (config !== undefined) named.push({ framework, detectedBy: config });
+      else if (extra || new RegExp(`\\b${framework}\\b`).test(testScript))
+        named.push({ framework, detectedBy: 'package.json' });
+      else if (framework in deps) byDependency.push(framework);
+    }
     if (/\bnode\b(\s+--?[\w-]+(=\S+)?)*\s+--test\b/.test(testScript))
-      found.push({ framework: 'node-test', detectedBy: 'package.json' });
+      named.push({ framework: 'node-test', detectedBy: 'package.json' });
+    found.push(...named);
+    const delegatingScript = testScript.trim() !== '' && !/no test specified/.test(testScript);
+    if (named.length === 0 && delegatingScript)
+      for (const framework of byDependency) found.push({ framework, detectedBy: 'package.json' });
   }
   if (files.has('pytest.ini')) found.push({ framework: 'pytest', detectedBy: 'pytest.ini' });
   else if (

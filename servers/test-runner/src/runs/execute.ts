@@ -27,6 +27,8 @@ export interface RunnerDeps {
   configured: readonly ConfiguredProject[];
   /** Per stream, head + tail, kept with the run. */
   captureBytes: number;
+  /** Real directories left out of the inputs hash: the server's own state, which every run changes. */
+  excludeFromHash: readonly string[];
 }
 
 /** Variables every run gets, so runners behave as in CI: no colours, no watch mode, no prompts. */
@@ -51,18 +53,43 @@ export async function resolveProject(
       details: { projects: ids },
     });
   }
-  const match =
-    projects.find((p) => p.id === projectId) ??
-    (projects.filter((p) => p.displayDir === projectId).length === 1
-      ? projects.find((p) => p.displayDir === projectId)
-      : undefined);
+  const exact = projects.find((p) => p.id === projectId);
+  if (exact !== undefined) return ok(exact);
+  const candidates = await projectsByDirectory(ctx, projects, projectId);
+  if (candidates.length > 1) {
+    const named = candidates.map((p) => p.id);
+    return fail('INVALID_ARGUMENT', `'${projectId}' names ${candidates.length} test projects`, {
+      hint: `Pass project as one of: ${named.join(', ')}.`,
+      details: { projects: named },
+    });
+  }
+  const match = candidates[0];
   if (match === undefined) {
     return fail('NOT_FOUND', `project '${projectId}' was not found`, {
-      hint: `Known projects: ${ids.join(', ')} (detect_projects lists them).`,
+      hint: `Pass a project id, its directory (relative or absolute inside the roots) or a unique directory name. Known projects: ${ids.join(', ')} (detect_projects lists them).`,
       details: { projects: ids },
     });
   }
   return ok(match);
+}
+
+/**
+ * The projects a directory names: a path (relative to the first root, or absolute inside the roots)
+ * of a project directory, else a directory basename. Several when one directory holds several
+ * frameworks or the basename repeats.
+ */
+async function projectsByDirectory(
+  ctx: ToolContext,
+  projects: readonly Project[],
+  given: string,
+): Promise<Project[]> {
+  const resolved = await ctx.jail.resolve(given);
+  if (resolved.ok && resolved.value.exists) {
+    const inDir = projects.filter((p) => p.dir === resolved.value.real);
+    if (inDir.length > 0) return inDir;
+  }
+  if (given.includes('/') || given.includes(path.sep)) return [];
+  return projects.filter((p) => path.basename(p.dir) === given);
 }
 
 /** Checks that every selected file lies inside the project (they are already jailed by the kit). */
@@ -109,19 +136,24 @@ export async function executeRun(
     const env = { ...runEnv, ...plan.env };
     // Report paths live in the per-run scratch dir; they must not make every run's key unique.
     const stable = (value: string) => value.replaceAll(scratchDir, '<scratch>');
-    const inputs = await hashInputs(project.dir, ctx.jail, async (args, cwd) => {
-      const result = await ctx.run({
-        command: 'git',
-        args,
-        cwd,
-        timeoutMs: 30_000,
-        // A tree git cannot hash in time is simply not cached.
-        onTimeout: 'result',
-        maxOutputBytes: 64 * 1024 * 1024,
-        baseEnv: deps.env,
-      });
-      return { exitCode: result.exitCode, stdout: result.stdout.text };
-    });
+    const inputs = await hashInputs(
+      project.dir,
+      ctx.jail,
+      async (args, cwd) => {
+        const result = await ctx.run({
+          command: 'git',
+          args,
+          cwd,
+          timeoutMs: 30_000,
+          // A tree git cannot hash in time is simply not cached.
+          onTimeout: 'result',
+          maxOutputBytes: 64 * 1024 * 1024,
+          baseEnv: deps.env,
+        });
+        return { exitCode: result.exitCode, stdout: result.stdout.text };
+      },
+      deps.excludeFromHash,
+    );
     const cacheKey = sha256Hex(
       canonicalJson({
         v: 1,
@@ -186,6 +218,7 @@ export async function executeRun(
       exitCode: proc.exitCode,
       signal: proc.signal,
       output: proc.stderr.text.trim() === '' ? proc.stdout.text : proc.stderr.text,
+      stderr: proc.stderr.text,
     });
     const full: RunRecord = {
       runId: newRunId(),
@@ -223,6 +256,8 @@ interface BuildInput {
   signal: NodeJS.Signals | null;
   /** The runner's stderr (else stdout), whose last lines explain a crash. */
   output?: string;
+  /** The runner's stderr alone: what a run that hung after failing to load complained of. */
+  stderr?: string;
 }
 
 function crashNote(output: string | undefined): ErrorRecord[] {
@@ -280,6 +315,8 @@ export function buildRecord(input: BuildInput): Built {
   if (input.timedOut) {
     return {
       ...base,
+      // The report is never written when the run is killed; a load error is then only on stderr.
+      errors: errors.length > 0 ? errors : crashNote(input.stderr),
       outcome: 'timeout',
       reason: `the run did not finish within ${input.timeoutMs} ms; its process group was killed`,
     };

@@ -35,6 +35,8 @@ export async function hashInputs(
   projectDir: string,
   jail: PathJail,
   git: GitRunner,
+  /** Real directories whose files never count (the server's own state dir, when it lies in a root). */
+  exclude: readonly string[] = [],
 ): Promise<{ hash: string; files: number } | undefined> {
   let base = projectDir;
   let files: string[] | undefined;
@@ -48,6 +50,13 @@ export async function hashInputs(
     }
   }
   files ??= await walk(projectDir);
+  if (exclude.length > 0) {
+    const inside = (file: string) => {
+      const full = path.join(base, file);
+      return exclude.some((dir) => full === dir || full.startsWith(`${dir}${path.sep}`));
+    };
+    files = files.filter((file) => !inside(file));
+  }
   if (files.length > maxFiles) return undefined;
   files.sort();
   const digests: string[] = Array.from({ length: files.length }, () => '');

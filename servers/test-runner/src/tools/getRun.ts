@@ -73,6 +73,7 @@ export function getRunTool(deps: RunnerDeps): AnyTool {
     }),
     effect: 'read',
     cursorIgnores: ['limit', 'maxBytes'],
+    render: renderGetRun,
     handler: async (input, ctx) => {
       const loaded = await loadRun(deps, input.runId);
       if (!loaded.ok) return loaded;
@@ -109,4 +110,56 @@ export function getRunTool(deps: RunnerDeps): AnyTool {
       } as never);
     },
   });
+}
+
+/** get_run as text: the run's headline, then the section's page, then where the next page starts. */
+function renderGetRun(out: {
+  runId: string;
+  project: { id: string };
+  outcome: string;
+  reason?: string | undefined;
+  totals: { total: number; passed: number; failed: number; skipped: number };
+  durationMs: number;
+  section: (typeof sections)[number];
+  failures?:
+    | Array<{ name: string; file?: string | undefined; line?: number | undefined; message: string }>
+    | undefined;
+  errors?: Array<{ file?: string | undefined; message: string }> | undefined;
+  files?: Array<{ file: string; total: number; passed: number; failed: number; skipped: number }> | undefined;
+  text?: string | undefined;
+  total: number;
+  truncated?: { nextCursor?: string | undefined } | undefined;
+}): string {
+  const t = out.totals;
+  const lines = [
+    `${out.project.id}: ${out.outcome.toUpperCase()} — ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped of ${t.total} in ${out.durationMs} ms [${out.runId}]`,
+  ];
+  if (out.reason !== undefined) lines.push(`reason: ${out.reason}`);
+  const indent = (text: string) => `  ${text.split('\n').join('\n  ')}`;
+  switch (out.section) {
+    case 'failures':
+      lines.push(`failures (${out.total}):`);
+      for (const f of out.failures ?? [])
+        lines.push(
+          `FAIL ${f.name}${f.file === undefined ? '' : ` (${f.file}${f.line === undefined ? '' : `:${f.line}`})`}`,
+          indent(f.message),
+        );
+      break;
+    case 'errors':
+      lines.push(`errors (${out.total}):`);
+      for (const e of out.errors ?? []) lines.push(`ERROR ${e.file ?? ''}`.trimEnd(), indent(e.message));
+      break;
+    case 'files':
+      lines.push(`files (${out.total}):`);
+      for (const f of out.files ?? [])
+        lines.push(`${f.file}: ${f.passed} passed, ${f.failed} failed, ${f.skipped} skipped of ${f.total}`);
+      break;
+    case 'stdout':
+    case 'stderr':
+      lines.push(`${out.section} (${out.total} bytes):`, out.text ?? '');
+      break;
+  }
+  if (out.truncated?.nextCursor !== undefined)
+    lines.push(`… more: get_run with the same runId and section, cursor ${out.truncated.nextCursor}`);
+  return lines.join('\n');
 }

@@ -27,7 +27,7 @@ export const projectArg = z
   .max(1000)
   .optional()
   .describe(
-    'Project id from detect_projects (e.g. `packages/api:vitest`); may be omitted when there is only one.',
+    'Project id from detect_projects (e.g. `packages/api:vitest`), or its directory: relative (`packages/api`), absolute inside the roots, or a unique directory name (`api`). May be omitted when there is only one.',
   );
 
 /** `run_tests`: runs a project's tests with the server's own command template and returns typed failures. */

@@ -34,18 +34,29 @@ describe('project detection', () => {
       'web/node_modules/dep/package.json': JSON.stringify({ devDependencies: { vitest: '4' } }),
       '.hidden/package.json': JSON.stringify({ devDependencies: { vitest: '4' } }),
       'plain/package.json': JSON.stringify({ scripts: { test: 'echo no tests' } }),
+      // A runner kept only as a dependency (for fixtures) is no project...
+      'fixtures/package.json': JSON.stringify({ devDependencies: { mocha: '11' } }),
+      'npm-init/package.json': JSON.stringify({
+        devDependencies: { jest: '30' },
+        scripts: { test: 'echo "Error: no test specified" && exit 1' },
+      }),
+      // ...unless a test script hands over to it without naming a runner.
+      'delegating/package.json': JSON.stringify({
+        devDependencies: { vitest: '4' },
+        scripts: { test: 'pnpm run test:unit' },
+      }),
     });
     const { projects, capped } = await detectProjects(await createPathJail([root]));
     expect(capped).toBe(false);
     expect(projects.map((p) => [p.id, p.detectedBy])).toEqual([
       ['cfg:pytest', 'setup.cfg'],
+      ['delegating:vitest', 'package.json'],
       ['go:go', 'go.mod'],
       ['lib:mocha', 'package.json'],
       ['loose:pytest', 'conftest.py'],
       ['py:pytest', 'pyproject.toml'],
       ['rust:cargo', 'Cargo.toml'],
       ['tox:pytest', 'tox.ini'],
-      ['web:jest', 'package.json'],
       ['web:node-test', 'package.json'],
       ['web:vitest', 'vitest.config.ts'],
     ]);

@@ -222,4 +222,20 @@ describe('outcome rules', () => {
   ])('%s is %s', (_what, input, outcome) => {
     expect(buildRecord(input).outcome).toBe(outcome);
   });
+
+  it('reports what stderr said when a run that never wrote its report timed out', () => {
+    const hung = {
+      ...base,
+      parsed: { reportFound: false, tests: [], loadErrors: [] },
+      timedOut: true,
+      exitCode: null,
+      output: 'progress\n',
+      stderr: "Error: Cannot find module './missing.js'\n    at load (x.js:1:1)\n",
+    };
+    expect(buildRecord(hung)).toMatchObject({
+      outcome: 'timeout',
+      errors: [{ message: "Error: Cannot find module './missing.js'\n    at load (x.js:1:1)" }],
+    });
+    expect(buildRecord({ ...hung, stderr: '' }).errors).toEqual([]);
+  });
 });
