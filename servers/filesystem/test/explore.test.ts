@@ -184,12 +184,37 @@ describe.each(kinds)('exploring (%s client)', (kind) => {
     expect(await callErr(client, 'search_text', { pattern: '(' })).toMatchObject({
       code: 'INVALID_ARGUMENT',
     });
-    expect(await callErr(client, 'search_text', { pattern: '(a+)+$' })).toEqual({
+    expect(await callErr(client, 'search_text', { pattern: '(x)\\1' })).toEqual({
       code: 'INVALID_ARGUMENT',
-      message: "pattern has a nested quantifier ('(a+)+'), which can take exponential time",
-      hint: 'Rewrite it without a repeated group that itself repeats (e.g. "(ab)+" rather than "(a+b)+"), or search a literal.',
+      message:
+        'pattern uses a backreference, a lookaround or a large repeat count, which can take exponential time',
+      hint: 'Rewrite it without \\1, \\k<name>, (?=…), (?!…), (?<=…), (?<!…) and with repeat counts of at most 15 (a+ rather than a{1,100}) — e.g. search the plain part and use contextLines — or search a literal.',
       retryable: false,
     });
+  });
+
+  it('search_text cannot be made to run away: exponential patterns finish on the input that explodes them', async () => {
+    const root = await tempDir();
+    // 5,000 a's then a mismatch: a backtracking engine needs ~2^5000 steps for each pattern below.
+    await writeFile(path.join(root, 'bomb.txt'), `${'a'.repeat(5000)}!\nmatch aaaa\n`);
+    const client = await connect([root], kind);
+    for (const [pattern, lines] of [
+      ['^(a|aa)+$', []],
+      ['^(a+)+$', []],
+      ['^(\\w+\\s?)+$', [2]],
+    ] as const)
+      for (const caseSensitive of [true, false]) {
+        const out = await callOk<{ matches: Array<{ line: number }> }>(client, 'search_text', {
+          pattern,
+          caseSensitive,
+        });
+        expect(out.matches.map((m) => m.line)).toEqual(lines);
+      }
+    const folded = await callOk<{ matches: Array<{ line: number; column: number }> }>(client, 'search_text', {
+      pattern: 'MATCH A+$',
+      caseSensitive: false,
+    });
+    expect(folded.matches.map((m) => [m.line, m.column])).toEqual([[2, 1]]);
   });
 
   it('search_text stops when full and its cursor walk equals the unbounded answer', async () => {

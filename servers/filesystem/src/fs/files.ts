@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, read, readSync } from 'node:fs';
-import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail, ok, type Outcome, type PathJail, type ResolvedPath } from '@keel/kit';
@@ -122,6 +122,40 @@ export interface AtomicWriteOptions {
   fileMode?: number;
 }
 
+/** The temp file an atomic write makes beside its target: `.NAME.keel-<12 hex>.tmp`. */
+const tempNamePattern = /^\..+\.keel-[0-9a-f]{12}\.tmp$/;
+
+/** True for the name of an atomic write's temp file: never a user file, so no listing shows it. */
+export function isWriteTemp(name: string): boolean {
+  return tempNamePattern.test(name);
+}
+
+/** A temp file this old was left by a writer that died (kill -9): a live write renames far sooner. */
+const staleTempMs = 60_000;
+
+/**
+ * Removes the temp files that earlier writes of `target` left behind when killed mid-write. Only
+ * ones older than a minute: a write in flight in another process keeps its own.
+ */
+async function removeStaleTemps(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.keel-`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  const now = Date.now();
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !isWriteTemp(name)) continue;
+    const file = path.join(dir, name);
+    const info = await lstat(file).catch(() => undefined);
+    if (info?.isFile() === true && now - info.mtimeMs > staleTempMs)
+      await unlink(file).catch(() => undefined);
+  }
+}
+
 /**
  * Writes a file so that a reader (or a crash) sees the old content or the new, never a mix: the data
  * goes to a temp file in the same directory, opened through the jail, fsynced, then renamed over the
@@ -197,6 +231,7 @@ export async function atomicWrite(
       renamed = true;
     }
     await syncDirectory(dir);
+    await removeStaleTemps(target.real);
     return ok({ created: !existed });
   } catch (error) {
     return fsError(error, shown, 'write');

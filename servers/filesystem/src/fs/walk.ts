@@ -5,6 +5,7 @@ import type { Ignore } from 'ignore';
 import { ignore } from '../util/lazy.js';
 import type { FsPolicy } from './policy.js';
 import { relativeOf } from './policy.js';
+import { isWriteTemp } from './files.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'other';
 
@@ -96,6 +97,8 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
     for (const dirent of dirents) {
       const name = dirent.name;
       if (!options.hidden && name.startsWith('.')) continue;
+      // A write killed mid-way leaves its temp file; it is not the user's.
+      if (isWriteTemp(name)) continue;
       if (options.gitignore && name === '.git') continue;
       const real = path.join(dirReal, name);
       const type: EntryType = dirent.isDirectory()

@@ -1,5 +1,5 @@
 import { unlink } from 'node:fs/promises';
-import { defineTool, fail, ok, type AnyTool, type Outcome, type ResolvedPath } from '@keel/kit';
+import { defineTool, fail, ok, toolError, type AnyTool, type Outcome, type ResolvedPath } from '@keel/kit';
 import type { StructuredPatch } from 'diff';
 import { diff } from '../util/lazy.js';
 import * as z from 'zod';
@@ -239,5 +239,117 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
         dryRun: input.dryRun,
       });
     },
+    // After a crash each file shows whether its part landed: the reverse patch fits the content now.
+    reconcile: async (input, ctx) => {
+      if (input.dryRun) return { status: 'not_done' };
+      const { applyPatch, parsePatch, reversePatch } = await diff();
+      let patches: StructuredPatch[];
+      try {
+        patches = parsePatch(input.patch);
+      } catch {
+        return { status: 'not_done' };
+      }
+      const read = async (name: string | undefined) => {
+        if (name === undefined) return undefined;
+        const resolved = await ctx.jail.resolve(name);
+        if (!resolved.ok || !resolved.value.exists) return undefined;
+        const content = await readWhole(ctx.jail, resolved.value, name);
+        return content.ok ? content.value.toString('utf8') : undefined;
+      };
+      const shownOf = async (name: string) => {
+        const resolved = await ctx.jail.resolve(name);
+        return resolved.ok ? ctx.jail.display(resolved.value.real) : name;
+      };
+      const states: Array<{ path: string; state: PatchFileState; file: PatchFileResult }> = [];
+      for (const patch of patches) {
+        if (
+          patch.hunks.length === 0 &&
+          patch.isDelete !== true &&
+          patch.isCreate !== true &&
+          patch.isRename !== true
+        )
+          continue;
+        const oldName = stripPrefix(patch.oldFileName);
+        const newName = stripPrefix(patch.newFileName);
+        const name = newName ?? oldName ?? '';
+        const [before, after] = await Promise.all([read(oldName), read(newName)]);
+        const fits = (text: string | undefined, p: StructuredPatch) =>
+          text !== undefined && applyPatch(text, p, { fuzzFactor: input.fuzzFactor }) !== false;
+        const undone =
+          after === undefined
+            ? false
+            : applyPatch(after, reversePatch(patch), { fuzzFactor: input.fuzzFactor });
+        const landed =
+          undone !== false && applyPatch(undone, patch, { fuzzFactor: input.fuzzFactor }) === after;
+        const action: PatchFileResult['action'] =
+          oldName === undefined
+            ? 'create'
+            : newName === undefined
+              ? 'delete'
+              : oldName !== newName
+                ? 'rename'
+                : 'modify';
+        const state: PatchFileState =
+          action === 'create'
+            ? after === undefined
+              ? 'pending'
+              : landed
+                ? 'applied'
+                : 'unknown'
+            : action === 'delete'
+              ? before === undefined
+                ? 'applied'
+                : fits(before, patch)
+                  ? 'pending'
+                  : 'unknown'
+              : action === 'rename'
+                ? before === undefined && landed
+                  ? 'applied'
+                  : after === undefined && fits(before, patch)
+                    ? 'pending'
+                    : 'unknown'
+                : landed && !fits(after, patch)
+                  ? 'applied'
+                  : fits(before, patch)
+                    ? 'pending'
+                    : 'unknown';
+        states.push({
+          path: name,
+          state,
+          file: {
+            path: await shownOf(name),
+            action,
+            ...(action === 'rename' && oldName !== undefined ? { from: await shownOf(oldName) } : {}),
+            hunks: patch.hunks.length,
+            ...(after === undefined || action === 'delete'
+              ? {}
+              : { sha256: sha256Of(Buffer.from(after, 'utf8')) }),
+          },
+        });
+      }
+      if (states.every((s) => s.state === 'pending')) return { status: 'not_done' };
+      if (states.every((s) => s.state === 'applied'))
+        return { status: 'done', value: { files: states.map((s) => s.file), dryRun: false } };
+      return {
+        status: 'failed',
+        error: toolError(
+          'CONFLICT',
+          'an interrupted apply_patch left its files in a state it cannot confirm (some changed, some not, or changed otherwise)',
+          {
+            hint: 'Read the files listed in details, then apply what is still missing with a new idempotency key.',
+            details: { files: states.map((s) => ({ path: s.path, state: s.state })) },
+          },
+        ),
+      };
+    },
   });
+}
+
+type PatchFileState = 'applied' | 'pending' | 'unknown';
+interface PatchFileResult {
+  path: string;
+  action: 'modify' | 'create' | 'delete' | 'rename';
+  from?: string;
+  hunks: number;
+  sha256?: string;
 }

@@ -1,28 +1,9 @@
-import { budgetArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, defineTool, fail, ok, toolError, truncationSchema, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
 import { atomicWrite, looksBinary, readWhole, sha256Of } from '../fs/files.js';
 import { unifiedDiff } from '../fs/diff.js';
-
-function lineOf(text: string, index: number): number {
-  let line = 1;
-  let at = text.indexOf('\n');
-  while (at !== -1 && at < index) {
-    line++;
-    at = text.indexOf('\n', at + 1);
-  }
-  return line;
-}
-
-function occurrences(text: string, needle: string): number[] {
-  const found: number[] = [];
-  let at = text.indexOf(needle);
-  while (at !== -1) {
-    found.push(at);
-    at = text.indexOf(needle, at + needle.length);
-  }
-  return found;
-}
+import { applyEdits, undoEdits } from '../fs/edits.js';
 
 /** `edit_file`: exact-text replacements applied together, atomically, with a diff back. */
 export function editFileTool(deps: FsDeps): AnyTool {
@@ -93,45 +74,9 @@ export function editFileTool(deps: FsDeps): AnyTool {
         );
       }
       const before = current.value.toString('utf8');
-      const crlf = before.includes('\r\n');
-      let text = before;
-      let replacements = 0;
-      for (const [i, edit] of input.edits.entries()) {
-        let oldText = edit.oldText;
-        let newText = edit.newText;
-        let found = occurrences(text, oldText);
-        if (found.length === 0 && crlf && !oldText.includes('\r\n')) {
-          oldText = oldText.replaceAll('\n', '\r\n');
-          newText = newText.replace(/\r?\n/g, '\r\n');
-          found = occurrences(text, oldText);
-        }
-        const preview = JSON.stringify(
-          edit.oldText.length > 80 ? `${edit.oldText.slice(0, 80)}…` : edit.oldText,
-        );
-        if (found.length === 0) {
-          return fail(
-            'NOT_FOUND',
-            `edit ${i + 1}: oldText ${preview} does not occur in '${shown}'${i > 0 ? ' (after the earlier edits)' : ''}`,
-            {
-              hint: 'Read the file again and copy the exact text, whitespace and indentation included.',
-              details: { edit: i + 1 },
-            },
-          );
-        }
-        if (found.length > 1 && !edit.replaceAll) {
-          const lines = found.slice(0, 20).map((at) => lineOf(text, at));
-          return fail(
-            'CONFLICT',
-            `edit ${i + 1}: oldText ${preview} occurs ${found.length} times in '${shown}', on lines ${lines.join(', ')}${found.length > 20 ? ', …' : ''}`,
-            {
-              hint: 'Include surrounding lines in oldText so it matches once, or pass replaceAll: true to replace every occurrence.',
-              details: { edit: i + 1, matches: found.length, lines },
-            },
-          );
-        }
-        text = text.split(oldText).join(newText);
-        replacements += found.length;
-      }
+      const applied = applyEdits(before, input.edits, shown);
+      if (!applied.ok) return applied;
+      const { text, replacements } = applied.value;
       const data = Buffer.from(text, 'utf8');
       const sha256 = sha256Of(data);
       const { diff, truncated } = await unifiedDiff(shown, before, text, input.maxDiffBytes);
@@ -148,6 +93,53 @@ export function editFileTool(deps: FsDeps): AnyTool {
         dryRun: input.dryRun,
         ...(truncated === undefined ? {} : { truncated }),
       });
+    },
+    // After a crash the file shows whether the edits landed: their undo must redo to the content now.
+    reconcile: async (input, ctx) => {
+      if (input.dryRun) return { status: 'not_done' };
+      const checked = checkedPath(ctx, deps, 'path', 'write');
+      if (!checked.ok) return { status: 'failed', error: checked.error };
+      const { resolved, shown } = checked.value;
+      const read = await readWhole(ctx.jail, resolved, shown);
+      if (!read.ok) return { status: 'failed', error: read.error };
+      const current = read.value.toString('utf8');
+      if (input.expectedSha256 !== undefined && sha256Of(read.value) === input.expectedSha256)
+        return { status: 'not_done' };
+      const original = undoEdits(current, input.edits);
+      const originalSha256 = original === undefined ? undefined : sha256Of(Buffer.from(original, 'utf8'));
+      if (
+        original !== undefined &&
+        (input.expectedSha256 === undefined || originalSha256 === input.expectedSha256)
+      ) {
+        const redone = applyEdits(original, input.edits, shown);
+        if (!redone.ok) return { status: 'failed', error: redone.error };
+        const { diff, truncated } = await unifiedDiff(shown, original, current, input.maxDiffBytes);
+        return {
+          status: 'done',
+          value: {
+            path: shown,
+            diff,
+            replacements: redone.value.replacements,
+            previousSha256: originalSha256!,
+            sha256: sha256Of(read.value),
+            dryRun: false,
+            ...(truncated === undefined ? {} : { truncated }),
+          },
+        };
+      }
+      // Not applied yet (or changed by someone else, which the handler's own checks report).
+      if (applyEdits(current, input.edits, shown).ok || input.expectedSha256 !== undefined)
+        return { status: 'not_done' };
+      return {
+        status: 'failed',
+        error: toolError(
+          'CONFLICT',
+          `an interrupted edit_file of '${shown}' cannot be confirmed: the file neither shows the edits nor accepts them`,
+          {
+            hint: 'Read the file, then redo the edit against its current content with a new idempotency key.',
+          },
+        ),
+      };
     },
   });
 }

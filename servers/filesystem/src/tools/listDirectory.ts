@@ -13,7 +13,7 @@ import {
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
-import { fsError } from '../fs/files.js';
+import { fsError, isWriteTemp } from '../fs/files.js';
 import { relativeOf } from '../fs/policy.js';
 
 const entrySchema = z.object({
@@ -80,6 +80,7 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
       const kept = names.filter(
         (name) =>
           (input.hidden || !name.startsWith('.')) &&
+          !isWriteTemp(name) &&
           (matches === undefined || matches(name)) &&
           !deps.policy.isDenied(relativeOf(resolved.root, path.join(resolved.real, name))),
       );

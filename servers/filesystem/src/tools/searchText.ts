@@ -1,10 +1,10 @@
 import { constants } from 'node:fs';
-import { cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
+import { cursorArg, defineTool, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkedPath, type FsDeps } from '../fs/access.js';
 import { readSmallFileSync } from '../fs/files.js';
-import { nestedQuantifier } from '../fs/regexRisk.js';
+import { compileSearchRegex } from '../fs/searchRegex.js';
 import { walk, type WalkEntry } from '../fs/walk.js';
 
 const lineTextCap = 400;
@@ -153,33 +153,15 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       const decoded = ctx.decodeCursor(input.cursor);
       if (!decoded.ok) return decoded;
       const resume = (decoded.value as SearchCursor | undefined) ?? { f: 0, k: 0 };
-      const risky = input.literal ? undefined : nestedQuantifier(input.pattern);
-      if (risky !== undefined) {
-        return fail(
-          'INVALID_ARGUMENT',
-          `pattern has a nested quantifier ('${risky}'), which can take exponential time`,
-          {
-            hint: 'Rewrite it without a repeated group that itself repeats (e.g. "(ab)+" rather than "(a+b)+"), or search a literal.',
-          },
-        );
-      }
-      let regex: RegExp;
-      try {
-        regex = new RegExp(
-          input.literal ? escapeRegExp(input.pattern) : input.pattern,
-          input.caseSensitive ? 'g' : 'gi',
-        );
-      } catch (error) {
-        return fail(
-          'INVALID_ARGUMENT',
-          `pattern is not a valid regular expression: ${(error as Error).message}`,
-          {
-            hint: 'Fix the regex (JavaScript syntax), or pass literal: true to search for the text as is.',
-          },
-        );
-      }
+      const compiled = compileSearchRegex(input.literal ? escapeRegExp(input.pattern) : input.pattern, {
+        global: true,
+        multiline: false,
+        caseSensitive: input.caseSensitive,
+      });
+      if (!compiled.ok) return compiled;
+      const regex = compiled.value;
       const needle = input.literal && input.caseSensitive ? Buffer.from(input.pattern, 'utf8') : undefined;
-      const quick = new RegExp(regex.source, input.caseSensitive ? 'm' : 'mi');
+      const quick = new RegExp(regex.source, regex.flags.replace('g', 'm'));
       const included = globTester(input.include);
       const excluded = globTester(input.exclude);
       const started = Date.now();
