@@ -1,6 +1,9 @@
 import type { CallAbort } from './abort.js';
 import { sliceList, sliceText, type Truncation } from './bounds.js';
+import { ask, type AskContext, type Asked, type Question, type RequestStateSealer } from './ask.js';
+import { callFingerprint } from './canonical.js';
 import type { CursorBinding, CursorCodec } from './cursor.js';
+import type * as z from 'zod';
 import type { AnyTool, ToolContext } from './defineTool.js';
 import { KeelError, ok, type Outcome } from './errors.js';
 import type { PathJail, ResolvedPath } from './jail.js';
@@ -22,6 +25,9 @@ export interface CallContextInit {
   readonly cursors: CursorCodec;
   readonly logger: Logger;
   readonly processes: ProcessGroups;
+  readonly asking: AskContext | undefined;
+  readonly sealer: RequestStateSealer;
+  now(): number;
   readonly onProgress:
     ((progress: { progress: number; total?: number; message?: string }) => Promise<void> | void) | undefined;
 }
@@ -171,6 +177,16 @@ export class CallContext implements ToolContext {
       );
     }
     return result;
+  }
+
+  ask<TSchema extends z.ZodObject<z.ZodRawShape>>(question: Question<TSchema>): Asked<z.output<TSchema>> {
+    const init = this.#init;
+    return ask(question, {
+      context: init.asking,
+      sealer: init.sealer,
+      callId: callFingerprint(this.server, this.tool, init.input),
+      now: init.now(),
+    });
   }
 
   /** The arguments that shape the result: all but the cursor itself and the declared budgets. */

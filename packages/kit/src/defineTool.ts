@@ -3,6 +3,7 @@ import type { Truncation } from './bounds.js';
 import type { Outcome, ToolError } from './errors.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
+import type { Asked, Question } from './ask.js';
 import type { CallRunOptions, ProcessResult } from './process.js';
 
 /**
@@ -62,6 +63,13 @@ export interface ToolContext {
    * error; the run's own timeout throws TIMEOUT unless `onTimeout: 'result'`.
    */
   run(options: CallRunOptions): Promise<ProcessResult>;
+  /**
+   * Asks the person at the client a question (form-mode elicitation) on both protocol eras: on
+   * 2026-07-28 connections through `input_required` with a sealed request state, on 2025-era ones
+   * through `elicitation/create`. The first pass returns `pending` (return its `outcome`); the call
+   * then comes back with the answer. `unsupported` when the client cannot show a form.
+   */
+  ask<TSchema extends z.ZodObject<z.ZodRawShape>>(question: Question<TSchema>): Asked<z.output<TSchema>>;
 }
 
 export interface ToolSpec<TInput extends AnyObjectSchema, TOutput extends AnyObjectSchema> {

@@ -57,6 +57,8 @@ export { packageVersion } from './packageVersion.js';
 export { createProcessGroups } from './processGroups.js';
 export type { ProcessGroups } from './processGroups.js';
 export type { CallRunOptions } from './process.js';
+export { createRequestStateSealer, defaultQuestionTtlMs } from './ask.js';
+export type { AskContext, Asked, AskRefusal, Question, RequestStateSealer } from './ask.js';
 export type { StateDatabase, StateDir } from './stateDir.js';
 export { createSqliteStateStore } from './state/stateStore.js';
 export type {

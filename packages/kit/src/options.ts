@@ -6,6 +6,7 @@ import type { IdempotencyStore } from './idempotency/store.js';
 import type { PathJail } from './jail.js';
 import type { Logger } from './logger.js';
 import type { ProcessGroups } from './processGroups.js';
+import type { AskContext } from './ask.js';
 
 export interface ServerLimits {
   /** Per-call time limit unless a tool sets its own. */
@@ -46,6 +47,8 @@ export interface CreateServerOptions {
    * it can kill them as it exits; by default the server keeps one and kills them on `close()`.
    */
   processes?: ProcessGroups;
+  /** The clock for deadlines a tool seals (questions' expiry); tests pass their own. */
+  now?: () => number;
 }
 
 export interface CallOptions {
@@ -57,4 +60,6 @@ export interface CallOptions {
   jail?: PathJail;
   /** Delivers a progress notification; the call's result waits for these so none arrives after it. */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => Promise<void> | void;
+  /** Whether the client can show a form (elicitation), and what a retried call carried back. */
+  asking?: AskContext;
 }

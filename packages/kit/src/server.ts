@@ -1,8 +1,12 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
+  CLIENT_CAPABILITIES_META_KEY,
+  isInputRequiredResult,
   ProtocolError,
   ProtocolErrorCode,
   Server,
+  type ClientCapabilities,
+  type InputRequiredResult,
   type CallToolResult,
   type McpRequestContext,
   type ServerContext,
@@ -12,6 +16,7 @@ import type Database from 'better-sqlite3';
 import * as z from 'zod';
 import { createAuditLog } from './audit/auditLog.js';
 import { createCursorCodec, type CursorCodec } from './cursor.js';
+import { createRequestStateSealer } from './ask.js';
 import { createDeadlineWatch } from './deadlines.js';
 import { kitDefaults } from './defaults.js';
 import { KeelError, toolError } from './errors.js';
@@ -39,6 +44,8 @@ export interface KeelServer {
   readonly jail: PathJail;
   createMcpServer(context?: Partial<McpRequestContext>): Server;
   callTool(name: string, args: unknown, options?: CallOptions): Promise<CallToolResult>;
+  /** `callTool`, but a tool's question comes back as the input_required result to answer. */
+  runCall(name: string, args: unknown, options?: CallOptions): Promise<CallToolResult | InputRequiredResult>;
   listTools(): Tool[];
   /**
    * Refuses new calls, cancels the calls in flight (their handlers see `ctx.signal` abort and their
@@ -82,7 +89,8 @@ export function createServer(options: CreateServerOptions): KeelServer {
   };
   const store = options.store ?? lazy(() => createSqliteIdempotencyStore(memoryDb()));
   const audit = options.audit ?? lazy(() => createAuditLog(memoryDb()));
-  const cursors: CursorCodec = createCursorCodec(options.cursorSecret);
+  const secret = options.cursorSecret ?? randomBytes(32);
+  const cursors: CursorCodec = createCursorCodec(secret);
   const owner = `${process.pid}:${randomUUID().slice(0, 8)}`;
   const deadlines = createDeadlineWatch();
 
@@ -135,9 +143,27 @@ export function createServer(options: CreateServerOptions): KeelServer {
     active,
     inFlight,
     processes,
+    sealer: createRequestStateSealer(secret),
+    now: options.now ?? Date.now,
   };
 
   async function callTool(name: string, rawArgs: unknown, call: CallOptions = {}): Promise<CallToolResult> {
+    const result = await runCall(name, rawArgs, call);
+    // In-process callers get input_required only when they said they can answer (`asking.canElicit`).
+    return isInputRequiredResult(result)
+      ? errorResult(
+          toolError('CONFIRMATION_REQUIRED', `${name} asks a question this caller cannot answer`, {
+            hint: 'Pass asking: { canElicit: true, ... } and answer through runCall, or use a client that supports elicitation.',
+          }),
+        )
+      : result;
+  }
+
+  async function runCall(
+    name: string,
+    rawArgs: unknown,
+    call: CallOptions = {},
+  ): Promise<CallToolResult | InputRequiredResult> {
     const tool = tools.get(name);
     if (tool === undefined) {
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`, {
@@ -196,7 +222,16 @@ export function createServer(options: CreateServerOptions): KeelServer {
     server.setRequestHandler('tools/call', async (request, ctx: ServerContext) => {
       const progressToken = request.params._meta?.progressToken;
       const jail = connectionJail === undefined ? undefined : await connectionJail;
-      return await callTool(request.params.name, request.params.arguments, {
+      const capabilities =
+        ((ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[CLIENT_CAPABILITIES_META_KEY] as
+          ClientCapabilities | undefined) ?? server.getClientCapabilities();
+      const requestState = ctx.mcpReq.requestState();
+      return await runCall(request.params.name, request.params.arguments, {
+        asking: {
+          canElicit: canElicitForm(capabilities),
+          inputResponses: ctx.mcpReq.inputResponses,
+          requestState: typeof requestState === 'string' ? requestState : undefined,
+        },
         signal: ctx.mcpReq.signal,
         requestId: ctx.mcpReq.id,
         ...(ctx.mcpReq._meta === undefined ? {} : { meta: ctx.mcpReq._meta as Record<string, unknown> }),
@@ -222,6 +257,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     jail: options.jail,
     createMcpServer,
     callTool,
+    runCall,
     listTools,
     async close(closeOptions = {}) {
       closing = true;
@@ -243,4 +279,11 @@ export function createServer(options: CreateServerOptions): KeelServer {
       for (const db of owned) db.close();
     },
   };
+}
+
+/** Form-mode elicitation: an `elicitation` capability with `form`, or an empty one (the 2025 default). */
+function canElicitForm(capabilities: ClientCapabilities | undefined): boolean {
+  const elicitation = capabilities?.elicitation as Record<string, unknown> | undefined;
+  if (elicitation === undefined) return false;
+  return elicitation['form'] !== undefined || Object.keys(elicitation).length === 0;
 }

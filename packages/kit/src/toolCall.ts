@@ -1,5 +1,5 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
-import { ProtocolError, type CallToolResult } from '@modelcontextprotocol/server';
+import { ProtocolError, type CallToolResult, type InputRequiredResult } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import { CallAbort, type AbortListener } from './abort.js';
 import type { AuditLog } from './audit/auditLog.js';
@@ -15,6 +15,7 @@ import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import type { CallOptions, IdempotencyOptions, ServerLimits } from './options.js';
 import type { ProcessGroups } from './processGroups.js';
+import { pendingInput, type AskContext, type RequestStateSealer } from './ask.js';
 import { endToolSpan, otelApi, SpanAttributes, startToolSpan, withContext } from './telemetry.js';
 
 /** The `_meta` key a caller (the supervisor) puts its idempotency key under. */
@@ -48,6 +49,8 @@ export interface PipelineShared {
   inFlight: Set<Promise<unknown>>;
   /** The child process groups of this server's calls. */
   processes: ProcessGroups;
+  sealer: RequestStateSealer;
+  now: () => number;
 }
 
 /** The calls in flight: close() cancels them and waits until none is left. */
@@ -101,6 +104,9 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   readonly onProgress: CallOptions['onProgress'];
   readonly jail: PathJail;
   readonly processes: ProcessGroups;
+  readonly asking: AskContext | undefined;
+  readonly sealer: RequestStateSealer;
+  readonly now: () => number;
   input: Record<string, unknown> = {};
   idempotencyKey: string | undefined;
   auditActor: string | undefined;
@@ -130,6 +136,9 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     this.onProgress = call.onProgress;
     this.jail = call.jail ?? shared.jail;
     this.processes = shared.processes;
+    this.asking = call.asking;
+    this.sealer = shared.sealer;
+    this.now = shared.now;
     this.#mutating = tool.spec.effect !== 'read';
   }
 
@@ -141,7 +150,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
    * Runs the call. Kept small on purpose: an async function's suspended frame holds all its locals,
    * so the synchronous steps live in their own methods.
    */
-  async run(rawArgs: unknown): Promise<CallToolResult> {
+  async run(rawArgs: unknown): Promise<CallToolResult | InputRequiredResult> {
     this.#startSpan();
     this.#shared.active.enter(this);
     try {
@@ -227,9 +236,10 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
       this.#call.signal?.removeEventListener('abort', this.#onCallerAbort);
   }
 
-  async #runPlain(): Promise<CallToolResult> {
+  async #runPlain(): Promise<CallToolResult | InputRequiredResult> {
     const outcome = await this.#race(this.#execute(new CallContext(this)));
-    return this.#finish(this.#render(outcome), outcome, false);
+    // A question for the person at the client: nothing happened yet, so nothing to render or audit.
+    return pendingInput(outcome) ?? this.#finish(this.#render(outcome), outcome, false);
   }
 
   #crashed(error: unknown): CallToolResult {
@@ -371,7 +381,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     return result;
   }
 
-  async #runKeyed(key: string): Promise<CallToolResult> {
+  async #runKeyed(key: string): Promise<CallToolResult | InputRequiredResult> {
     const shared = this.#shared;
     const spec = this.spec;
     const fingerprint = callFingerprint(this.server, spec.name, this.input);
@@ -487,8 +497,9 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
           });
           shared.inFlight.add(settled);
           void settled.finally(() => shared.inFlight.delete(settled));
+          // A pending question's outcome is retryable, so the store released the key above.
           const outcome = await this.#race(settled);
-          return this.#finish(this.#render(outcome), outcome, false);
+          return pendingInput(outcome) ?? this.#finish(this.#render(outcome), outcome, false);
         }
         default:
           return assertNever(claim);

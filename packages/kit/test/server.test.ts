@@ -185,8 +185,7 @@ describe('the pipeline', () => {
     expect(invalid.isError).toBe(true);
     expect(errorOf(invalid)).toEqual({
       code: 'INVALID_ARGUMENT',
-      message:
-        'invalid arguments for bump: ✖ Invalid input: expected number, received string\n  → at by',
+      message: 'invalid arguments for bump: ✖ Invalid input: expected number, received string\n  → at by',
       hint: "Fix by to match the tool's input schema (tools/list shows it) and call again.",
       retryable: false,
       details: { issues: [{ path: ['by'], message: 'Invalid input: expected number, received string' }] },

@@ -6,6 +6,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as StdioClientTransportV1 } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport as StreamableHTTPClientTransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema as ElicitRequestSchemaV1 } from '@modelcontextprotocol/sdk/types.js';
 import { onTestFinished } from 'vitest';
 
 /** Which client library: v2 (`@modelcontextprotocol/client`) or v1 (`@modelcontextprotocol/sdk`, as older IDEs ship). */
@@ -41,6 +42,22 @@ export interface ToolCallResult {
   _meta?: Record<string, unknown>;
 }
 
+/** What the person at a test client answers to a form-mode elicitation. */
+export interface ElicitAnswer {
+  action: 'accept' | 'decline' | 'cancel';
+  content?: Record<string, string | number | boolean>;
+}
+
+export interface ConnectOptions {
+  /**
+   * The v2 client's protocol era: `legacy` (the 2025 `initialize` handshake, the v2 client's default)
+   * or `modern` (2026-07-28, negotiated by probing). The v1 client is always legacy.
+   */
+  era?: 'legacy' | 'modern';
+  /** Declares the elicitation capability (form mode) and answers each form with this. */
+  onElicit?: (params: { message: string; requestedSchema: unknown }) => ElicitAnswer | Promise<ElicitAnswer>;
+}
+
 export interface BinCommand {
   command: string;
   args: readonly string[];
@@ -52,6 +69,7 @@ export interface BinCommand {
 export async function connectStdio(
   bin: BinCommand,
   kind: ClientKind = 'v2',
+  options: ConnectOptions = {},
 ): Promise<McpTestClient & { stderr: () => string; pid: number | undefined }> {
   const params = {
     command: bin.command,
@@ -65,14 +83,14 @@ export async function connectStdio(
   let pid: number | undefined;
   if (kind === 'v2') {
     const transport = new StdioClientTransport(params);
-    const c = new Client({ name: 'keel-test', version: '0.0.0' });
+    const c = createV2Client(options);
     transport.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await c.connect(transport);
     pid = transport.pid ?? undefined;
     client = wrap(kind, c);
   } else {
     const transport = new StdioClientTransportV1(params);
-    const c = new ClientV1({ name: 'keel-test-v1', version: '0.0.0' });
+    const c = createV1Client(options);
     transport.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await c.connect(transport);
     pid = transport.pid ?? undefined;
@@ -86,19 +104,19 @@ export async function connectStdio(
 export async function connectHttp(
   url: string,
   kind: ClientKind = 'v2',
-  options: { token?: string } = {},
+  options: { token?: string } & ConnectOptions = {},
 ): Promise<McpTestClient> {
   const requestInit =
     options.token === undefined ? undefined : { headers: { authorization: `Bearer ${options.token}` } };
   let client: McpTestClient;
   if (kind === 'v2') {
-    const c = new Client({ name: 'keel-test', version: '0.0.0' });
+    const c = createV2Client(options);
     await c.connect(
       new StreamableHTTPClientTransport(new URL(url), requestInit === undefined ? {} : { requestInit }),
     );
     client = wrap(kind, c);
   } else {
-    const c = new ClientV1({ name: 'keel-test-v1', version: '0.0.0' });
+    const c = createV1Client(options);
     await c.connect(
       new StreamableHTTPClientTransportV1(new URL(url), requestInit === undefined ? {} : { requestInit }),
     );
@@ -106,6 +124,37 @@ export async function connectHttp(
   }
   onTestFinished(() => client.close().catch(() => undefined));
   return client;
+}
+
+function createV2Client(options: ConnectOptions): Client {
+  const onElicit = options.onElicit;
+  const c = new Client(
+    { name: 'keel-test', version: '0.0.0' },
+    {
+      ...(onElicit === undefined ? {} : { capabilities: { elicitation: { form: {} } } }),
+      ...(options.era === 'modern' ? { versionNegotiation: { mode: 'auto' as const } } : {}),
+    },
+  );
+  if (onElicit !== undefined)
+    c.setRequestHandler('elicitation/create', async (request) => {
+      const params = request.params as { message: string; requestedSchema?: unknown };
+      return (await onElicit({ message: params.message, requestedSchema: params.requestedSchema })) as never;
+    });
+  return c;
+}
+
+function createV1Client(options: ConnectOptions): ClientV1 {
+  const onElicit = options.onElicit;
+  const c = new ClientV1(
+    { name: 'keel-test-v1', version: '0.0.0' },
+    onElicit === undefined ? {} : { capabilities: { elicitation: {} } },
+  );
+  if (onElicit !== undefined)
+    c.setRequestHandler(ElicitRequestSchemaV1, async (request) => {
+      const params = request.params as { message: string; requestedSchema?: unknown };
+      return (await onElicit({ message: params.message, requestedSchema: params.requestedSchema })) as never;
+    });
+  return c;
 }
 
 function wrap(kind: ClientKind, c: Client | ClientV1): McpTestClient {

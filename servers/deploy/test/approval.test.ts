@@ -45,7 +45,7 @@ describe('approval for environments that require it', () => {
     expect(error).toEqual({
       code: 'APPROVAL_REQUIRED',
       message: `deploying to 'production' needs a person's approval of plan '${plan.planId}'`,
-      hint: `Ask a person holding an approval signing key to run: ${command} — then call apply_deploy again with the printed token in _meta["keel/approval"].`,
+      hint: `This client cannot ask its user (no elicitation). Ask a person holding an approval signing key to run: ${command} — then call apply_deploy again with the printed token in _meta["keel/approval"].`,
       retryable: false,
       details: {
         planId: plan.planId,
@@ -57,6 +57,42 @@ describe('approval for environments that require it', () => {
     // A token in the arguments is not a token: the schema does not know the field, and nothing is deployed.
     const asArgument = await deploy.server.callTool('apply_deploy', { planId: plan.planId, approval: 'x' });
     expect(asArgument.isError).toBe(true);
+  });
+
+  it('an answer that comes after the question expired is refused with the way to approve out of band', async () => {
+    const { deploy, plan } = await productionPlan();
+    const asking = { canElicit: true, inputResponses: undefined, requestState: undefined };
+    const question = (await deploy.server.runCall('apply_deploy', { planId: plan.planId }, { asking })) as {
+      requestState: string;
+    };
+    expect(typeof question.requestState).toBe('string');
+    deploy.clock.now += 10 * 60_000 + 1;
+    const late = await deploy.server.runCall(
+      'apply_deploy',
+      { planId: plan.planId },
+      {
+        asking: {
+          canElicit: true,
+          inputResponses: {
+            approve_deploy: { action: 'accept', content: { approve: true, approver: 'Ada' } },
+          },
+          requestState: question.requestState,
+        },
+      },
+    );
+    const command = `keel-deploy approve ${plan.planId} --environment production --plan-hash ${plan.planHash} --approver NAME --signing-key FILE`;
+    expect((late as { _meta?: Record<string, unknown> })._meta?.['keel/error']).toEqual({
+      code: 'APPROVAL_REJECTED',
+      message: `the approval question for plan '${plan.planId}' expired before it was answered`,
+      hint: `Approve out of band instead: ${command} — then call apply_deploy again with the printed token in _meta["keel/approval"], or call apply_deploy again to be asked anew.`,
+      retryable: false,
+      details: { planId: plan.planId, planHash: plan.planHash, environment: 'production', reason: 'expired' },
+    });
+    const environments = (await deploy.call('list_environments', {})).environments as Array<{
+      name: string;
+      current: string | null;
+    }>;
+    expect(environments.find((env) => env.name === 'production')?.current).toBeNull();
   });
 
   it('a valid token deploys once, names the approver in the result and the audit log, and cannot be used again', async () => {

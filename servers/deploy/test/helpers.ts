@@ -85,6 +85,7 @@ export async function startInProcess(project: Project, approvalKeys: KeyObject[]
   const server = createServer({
     name: 'keel-deploy',
     version: '0.1.0',
+    now: () => clock.now,
     jail: await createPathJail([project.root]),
     audit,
     tools: createDeployServerTools({

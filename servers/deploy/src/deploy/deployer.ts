@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   canonicalJson,
@@ -14,6 +14,7 @@ import {
 } from '@keel/kit';
 import type { KeyObject } from 'node:crypto';
 import { APPROVAL_META_KEY, verifyApproval, type ApprovalPayload } from '@keel/kit/approval';
+import * as z from 'zod';
 import { diffManifests, scanTree, type ManifestDiff } from '../build/manifest.js';
 import type { DeployConfig, EnvironmentConfig } from '../config/config.js';
 import { describeHealth, runHealthCheck, type HealthResult } from '../health/healthCheck.js';
@@ -33,6 +34,8 @@ import {
 } from './records.js';
 
 const planTtlMs = 7 * 24 * 3600_000;
+/** How long a person has to answer the approval question at the client. */
+const approvalQuestionTtlMs = 10 * 60_000;
 
 export interface DeployerOptions {
   config: DeployConfig;
@@ -181,6 +184,7 @@ export class Deployer {
         configHash,
       }),
     );
+    const diff = diffManifests(base, manifest);
     const plan: PlanRecord = {
       planId: `plan-${planHash.slice(0, 20)}`,
       planHash,
@@ -191,6 +195,13 @@ export class Deployer {
       baseRelease,
       generation: record.generation,
       createdAt: this.#now(),
+      summary: {
+        added: diff.added.count,
+        changed: diff.changed.count,
+        removed: diff.removed.count,
+        unchanged: diff.unchanged.count,
+        bytes: diff.added.bytes + diff.changed.bytes,
+      },
     };
     await this.#store.put(keys.plan(plan.planId), plan, { ttlMs: planTtlMs });
 
@@ -200,7 +211,9 @@ export class Deployer {
       `one deploy at a time per environment (lock lease ${env.lock.leaseSeconds} s)`,
     ];
     if (env.policy.requiresApproval)
-      checks.push(`a signed approval token for this plan hash in _meta["${APPROVAL_META_KEY}"]`);
+      checks.push(
+        `a person's approval of this plan hash: asked at the client when it can show a form, else a signed token in _meta["${APPROVAL_META_KEY}"]`,
+      );
     checks.push(
       env.policy.health === undefined
         ? 'no health check is configured: the release goes live without one'
@@ -220,7 +233,7 @@ export class Deployer {
     }
     return ok({
       plan,
-      diff: diffManifests(base, manifest),
+      diff,
       total: { files: manifest.files, bytes: manifest.bytes },
       checks,
       warnings,
@@ -799,11 +812,13 @@ export class Deployer {
     const token = ctx.meta?.[APPROVAL_META_KEY];
     const command = this.#approveCommand(plan);
     if (token === undefined) {
+      const asked = this.#askApproval(plan, ctx);
+      if (asked !== undefined) return asked;
       return fail(
         'APPROVAL_REQUIRED',
         `deploying to '${plan.environment}' needs a person's approval of plan '${plan.planId}'`,
         {
-          hint: `Ask a person holding an approval signing key to run: ${command} — then call apply_deploy again with the printed token in _meta["${APPROVAL_META_KEY}"].${this.#keys.length === 0 ? ' This server was started without --approval-key, so it cannot accept any token yet.' : ''}`,
+          hint: `This client cannot ask its user (no elicitation). Ask a person holding an approval signing key to run: ${command} — then call apply_deploy again with the printed token in _meta["${APPROVAL_META_KEY}"].${this.#keys.length === 0 ? ' This server was started without --approval-key, so it cannot accept any token yet.' : ''}`,
           details: {
             planId: plan.planId,
             planHash: plan.planHash,
@@ -833,6 +848,83 @@ export class Deployer {
       hint: `Get a new approval for this plan: ${command}`,
       details: { reason: verified.reason, planId: plan.planId, environment: plan.environment },
     });
+  }
+
+  /**
+   * Asks the person at the client to approve the plan (its summary and hash) when the client can show
+   * a form. Undefined when it cannot: the caller then needs a token. The sealed question is bound to
+   * the environment and plan hash, so an answer can approve nothing else, and its id is spent like a
+   * token's nonce.
+   */
+  #askApproval(plan: PlanRecord, ctx: ToolContext): Outcome<ApprovalPayload> | undefined {
+    const command = this.#approveCommand(plan);
+    const outOfBand = `Approve out of band instead: ${command} — then call apply_deploy again with the printed token in _meta["${APPROVAL_META_KEY}"], or call apply_deploy again to be asked anew.`;
+    const summary = plan.summary;
+    const asked = ctx.ask({
+      id: 'approve_deploy',
+      message: [
+        `Deploy plan ${plan.planId} to '${plan.environment}'?`,
+        `Release ${plan.releaseId} replaces ${plan.baseRelease ?? 'nothing (first release)'}.`,
+        summary === undefined
+          ? undefined
+          : `Files: ${summary.added} added, ${summary.changed} changed, ${summary.removed} removed, ${summary.unchanged} unchanged (${summary.bytes} bytes to write).`,
+        `Plan hash: ${plan.planHash}`,
+      ]
+        .filter((line) => line !== undefined)
+        .join('\n'),
+      schema: z.object({
+        approve: z.boolean().describe(`Deploy ${plan.planId} to ${plan.environment} now.`),
+        approver: z
+          .string()
+          .min(1)
+          .max(100)
+          .describe('Your name, recorded in the audit log as the approver.'),
+      }),
+      about: `${plan.environment}\0${plan.planHash}`,
+      ttlMs: approvalQuestionTtlMs,
+    });
+    const details = { planId: plan.planId, planHash: plan.planHash, environment: plan.environment };
+    switch (asked.status) {
+      case 'unsupported':
+        return undefined;
+      case 'pending':
+        return asked.outcome;
+      case 'refused':
+        return fail(
+          'APPROVAL_REJECTED',
+          asked.reason === 'expired'
+            ? `the approval question for plan '${plan.planId}' expired before it was answered`
+            : `the approval answer for plan '${plan.planId}' cannot be trusted: ${asked.error.message}`,
+          { hint: outOfBand, details: { ...details, reason: asked.reason } },
+        );
+      case 'answered':
+        if (asked.action === 'cancel')
+          return fail(
+            'APPROVAL_REQUIRED',
+            `the person at the client cancelled the approval of '${plan.planId}'`,
+            {
+              hint: outOfBand,
+              details: { ...details, reason: 'cancelled' },
+            },
+          );
+        if (asked.action === 'decline' || (asked.action === 'accept' && !asked.content.approve))
+          return fail('APPROVAL_REJECTED', `the person at the client declined to deploy '${plan.planId}'`, {
+            hint: 'Nothing was deployed. Change what they objected to, plan again and apply the new plan.',
+            details: { ...details, reason: 'declined' },
+          });
+        if (asked.action !== 'accept') return undefined;
+        return ok({
+          tool: 'apply_deploy',
+          environment: plan.environment,
+          planId: plan.planId,
+          planHash: plan.planHash,
+          approver: `${asked.content.approver} (asked at the client)`,
+          issuedAt: this.#now(),
+          expiresAt: this.#now() + approvalQuestionTtlMs,
+          // The question's own id, spent once like a token's nonce.
+          nonce: createHash('sha256').update(asked.stateId).digest('hex').slice(0, 32),
+        });
+    }
   }
 
   async #spendNonce(approval: ApprovalPayload, plan: PlanRecord): Promise<Outcome<void>> {

@@ -13,6 +13,8 @@ export interface PlanRecord {
   /** The environment's generation when planned; any release or rollback since makes the plan stale. */
   generation: number;
   createdAt: number;
+  /** What the plan changes, for the question a person is asked before applying it. */
+  summary?: { added: number; changed: number; removed: number; unchanged: number; bytes: number };
 }
 
 /** An environment's history counters (`env/<name>`). */

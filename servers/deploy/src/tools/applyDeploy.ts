@@ -10,7 +10,7 @@ export function applyDeployTool(deployer: Deployer): AnyTool {
   return defineTool({
     name: 'apply_deploy',
     title: 'Apply a deploy plan',
-    description: `Applies a plan from plan_deploy: builds the release (unchanged files hard-linked), switches the environment to it in one step, runs the health check and switches back by itself if it fails (status rolled_back). Refuses a stale plan (STALE_PLAN: the build changed, or another release or rollback happened since planning); plan again then. Applying the same plan again returns the existing release (replayed: true). Environments that require approval need a signed token from a person in _meta["${APPROVAL_META_KEY}"]; without it the call fails with APPROVAL_REQUIRED and the command that person runs. Older releases beyond the configured number are deleted.`,
+    description: `Applies a plan from plan_deploy: builds the release (unchanged files hard-linked), switches the environment to it in one step, runs the health check and switches back by itself if it fails (status rolled_back). Refuses a stale plan (STALE_PLAN: the build changed, or another release or rollback happened since planning); plan again then. Applying the same plan again returns the existing release (replayed: true). Environments that require approval ask the person at the client to approve the plan (its summary and hash) when the client supports elicitation; otherwise they need a signed token from a person in _meta["${APPROVAL_META_KEY}"], and without it the call fails with APPROVAL_REQUIRED and the command that person runs. Older releases beyond the configured number are deleted.`,
     input: z.object({
       planId: z.string().min(1).max(128).describe('The planId that plan_deploy returned.'),
     }),
