@@ -115,11 +115,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
   const inFlight = new Set<Promise<unknown>>();
   const active = createActiveCalls();
   const reap = () => {
-    try {
-      store.reap();
-    } catch (error) {
-      logger.error('idempotency reap failed', { error });
-    }
+    store.reap().catch((error: unknown) => logger.error('idempotency reap failed', { error }));
   };
   // Expired records are also ignored by claim; reaping only keeps the file from growing. The store
   // reaps when it opens; this catches long-running servers.

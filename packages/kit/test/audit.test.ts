@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditLog } from '../src/audit/auditLog.js';
 import { redact } from '../src/audit/redact.js';
+import { auditLogConformance } from '../src/conformance/index.js';
 import { openStateDatabase, type StateDatabase } from '../src/stateDir.js';
 
 let dir: string;
@@ -20,10 +21,32 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function fill(count: number) {
+auditLogConformance(
+  { describe, it, expect },
+  {
+    async open() {
+      const dir = await mkdtemp(path.join(tmpdir(), 'keel-audit-conformance-'));
+      const opened: StateDatabase[] = [openStateDatabase(dir)];
+      return {
+        subject: createAuditLog(opened[0]!.db),
+        async another() {
+          const second = openStateDatabase(dir);
+          opened.push(second);
+          return createAuditLog(second.db);
+        },
+        async close() {
+          for (const one of opened) one.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+);
+
+async function fill(count: number) {
   const log = createAuditLog(state.db);
   for (let i = 1; i <= count; i++)
-    log.append({
+    await log.append({
       server: 's',
       tool: 'write_file',
       args: { path: `f${i}` },
@@ -34,35 +57,22 @@ function fill(count: number) {
 }
 
 describe('audit log', () => {
-  it('chains rows and verifies', () => {
-    const log = fill(3);
-    const rows = log.list();
-    expect(rows.map((r) => [r.seq, r.tool, r.args])).toEqual([
-      [1, 'write_file', { path: 'f1' }],
-      [2, 'write_file', { path: 'f2' }],
-      [3, 'write_file', { path: 'f3' }],
-    ]);
-    expect(rows[0]!.prevHash).toBe('0'.repeat(64));
-    expect(rows[1]!.prevHash).toBe(rows[0]!.hash);
-    expect(log.verify()).toEqual({ ok: true, rows: 3, head: rows[2]!.hash });
-  });
-
-  it('refuses UPDATE and DELETE through SQLite', () => {
-    fill(1);
+  it('refuses UPDATE and DELETE through SQLite', async () => {
+    await fill(1);
     expect(() => state.db.prepare("UPDATE audit_log SET tool = 'x'").run()).toThrow(
       'audit_log is append-only',
     );
     expect(() => state.db.prepare('DELETE FROM audit_log').run()).toThrow('audit_log is append-only');
   });
 
-  it('catches a row altered in the database file by another process', () => {
-    fill(5);
+  it('catches a row altered in the database file by another process', async () => {
+    await fill(5);
     // What an attacker with the file can do: drop the guard, edit a row, put the guard back.
     const raw = new Database(path.join(dir, 'keel.db'));
     raw.exec('DROP TRIGGER audit_log_no_update');
     raw.prepare(`UPDATE audit_log SET args = '{"path":"innocent"}' WHERE seq = 3`).run();
     raw.close();
-    expect(createAuditLog(state.db).verify()).toEqual({
+    expect(await createAuditLog(state.db).verify()).toEqual({
       ok: false,
       rows: 2,
       firstBadSeq: 3,
@@ -70,13 +80,13 @@ describe('audit log', () => {
     });
   });
 
-  it('catches a deleted row', () => {
-    fill(4);
+  it('catches a deleted row', async () => {
+    await fill(4);
     const raw = new Database(path.join(dir, 'keel.db'));
     raw.exec('DROP TRIGGER audit_log_no_delete');
     raw.prepare('DELETE FROM audit_log WHERE seq = 2').run();
     raw.close();
-    expect(createAuditLog(state.db).verify()).toEqual({
+    expect(await createAuditLog(state.db).verify()).toEqual({
       ok: false,
       rows: 1,
       firstBadSeq: 2,
@@ -84,14 +94,14 @@ describe('audit log', () => {
     });
   });
 
-  it('catches a row whose hash was recomputed but no longer chains', () => {
-    const log = fill(3);
-    const row2 = log.list()[1]!;
+  it('catches a row whose hash was recomputed but no longer chains', async () => {
+    const log = await fill(3);
+    const row2 = (await log.list())[1]!;
     const raw = new Database(path.join(dir, 'keel.db'));
     raw.exec('DROP TRIGGER audit_log_no_update');
     raw.prepare('UPDATE audit_log SET prev_hash = ? WHERE seq = 2').run('f'.repeat(64));
     raw.close();
-    const result = createAuditLog(state.db).verify();
+    const result = await createAuditLog(state.db).verify();
     expect(result).toEqual({ ok: false, rows: 1, firstBadSeq: 2, reason: 'row 2 does not follow row 1' });
     expect(row2.seq).toBe(2);
   });

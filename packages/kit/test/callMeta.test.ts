@@ -44,7 +44,7 @@ it("a handler reads the request's _meta and names the approver in the audit row"
     { approver: 'alice' },
     { approver: null },
   ]);
-  expect(audit.list().map((row) => [row.args, row.actor])).toEqual([
+  expect((await audit.list()).map((row) => [row.args, row.actor])).toEqual([
     [{ what: 'a' }, 'alice'],
     [{ what: 'b' }, null],
   ]);

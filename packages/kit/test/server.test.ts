@@ -338,11 +338,11 @@ describe('the pipeline', () => {
     await server.callTool('look', {});
     await server.callTool('bump', { by: 1, idempotencyKey: 'k' });
     await server.callTool('bump', { by: 1, idempotencyKey: 'k' });
-    expect(audit.list().map((row) => [row.tool, row.outcome, row.idempotencyKey, row.args])).toEqual([
+    expect((await audit.list()).map((row) => [row.tool, row.outcome, row.idempotencyKey, row.args])).toEqual([
       ['bump', 'ok', 'k', { by: 1 }],
       ['bump', 'replayed', 'k', { by: 1 }],
     ]);
-    expect(audit.verify()).toMatchObject({ ok: true, rows: 2 });
+    expect(await audit.verify()).toMatchObject({ ok: true, rows: 2 });
     db.close();
   });
 });

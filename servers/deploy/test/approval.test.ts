@@ -109,7 +109,9 @@ describe('approval for environments that require it', () => {
     // A fresh approval of the same plan gets the existing release back.
     const again = await deploy.call('apply_deploy', { planId: plan.planId }, meta(token()));
     expect([again.replayed, again.releaseId]).toEqual([true, plan.releaseId]);
-    expect(deploy.audit.list().map((row) => [row.tool, row.outcome, row.errorCode, row.actor])).toEqual([
+    expect(
+      (await deploy.audit.list()).map((row) => [row.tool, row.outcome, row.errorCode, row.actor]),
+    ).toEqual([
       ['apply_deploy', 'ok', null, 'alice'],
       ['apply_deploy', 'error', 'APPROVAL_REJECTED', 'alice'],
       ['apply_deploy', 'ok', null, 'alice'],

@@ -60,7 +60,7 @@ describe('library use', () => {
     const store = createSqliteIdempotencyStore(state.db);
     const input = { source: 'a.txt', destination: 'b.txt', overwrite: false };
     // A claim by a process that died: its lease ran out long ago.
-    const claim = store.claim({
+    const claim = await store.claim({
       scope: 'keel-filesystem',
       key: 'move-1',
       fingerprint: callFingerprint('keel-filesystem', 'move', input),

@@ -22,7 +22,7 @@ async function afterCrash(tool: string, input: Record<string, unknown>, key: str
   const store: IdempotencyStore = createSqliteIdempotencyStore(state.db);
   const server = createFilesystemServer({ jail: await createPathJail([root]), store });
   onTestFinished(() => server.close());
-  const dead = store.claim({
+  const dead = await store.claim({
     scope: 'keel-filesystem',
     key,
     fingerprint: callFingerprint('keel-filesystem', tool, input),

@@ -32,10 +32,14 @@ export interface AuditRow extends Required<Pick<AuditEntry, 'server' | 'tool' | 
 export type AuditVerification =
   { ok: true; rows: number; head: string } | { ok: false; rows: number; firstBadSeq: number; reason: string };
 
+/**
+ * The hash-chained audit log. Async like the idempotency store, so a shared backend drops in; must
+ * pass `auditLogConformance` (`@keel/kit/conformance`).
+ */
 export interface AuditLog {
-  append(entry: AuditEntry): AuditRow;
-  verify(): AuditVerification;
-  list(options?: { afterSeq?: number; limit?: number }): AuditRow[];
+  append(entry: AuditEntry): Promise<AuditRow>;
+  verify(): Promise<AuditVerification>;
+  list(options?: { afterSeq?: number; limit?: number }): Promise<AuditRow[]>;
 }
 
 const genesis = '0'.repeat(64);
@@ -122,8 +126,8 @@ export function createAuditLog(db: Database.Database): AuditLog {
   });
 
   return {
-    append: (entry) => append.immediate(entry),
-    verify() {
+    append: async (entry) => append.immediate(entry),
+    async verify() {
       let expectedPrev = genesis;
       let expectedSeq = 1;
       let rows = 0;
@@ -165,7 +169,7 @@ export function createAuditLog(db: Database.Database): AuditLog {
       }
       return { ok: true, rows, head: expectedPrev };
     },
-    list(options = {}) {
+    async list(options = {}) {
       return page.all(options.afterSeq ?? 0, Math.min(options.limit ?? 100, 1000)).map(toAuditRow);
     },
   };

@@ -148,10 +148,10 @@ export async function runServerCli<TExtra = Record<string, never>>(
       'the state directory to verify (env KEEL_STATE_DIR)',
       defaultStateDir(cli.env),
     )
-    .action((raw: { stateDir: string }) => {
+    .action(async (raw: { stateDir: string }) => {
       const state = openStateDatabase(path.resolve(raw.stateDir));
       try {
-        const result = createAuditLog(state.db).verify();
+        const result = await createAuditLog(state.db).verify();
         process.stdout.write(`${JSON.stringify(result)}\n`);
         exitCode = result.ok ? 0 : 1;
       } finally {

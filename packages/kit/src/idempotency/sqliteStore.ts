@@ -117,28 +117,27 @@ export function createSqliteIdempotencyStore(db: Database.Database): Idempotency
   // Whatever expired while no server ran goes now.
   reapStmt.run(Date.now(), Date.now());
 
+  // SQLite answers synchronously; the Promises are the interface a networked backend needs.
   return {
-    claim: (request) => claim.immediate(request),
-    renew: (scope, key, token, leaseMs) =>
+    claim: async (request) => claim.immediate(request),
+    renew: async (scope, key, token, leaseMs) =>
       renewStmt.run(Date.now() + leaseMs, scope, key, token).changes === 1,
-    complete(scope, key, token, result) {
+    async complete(scope, key, token, result) {
       const now = Date.now();
       const ttl = ttlByToken.get(token) ?? 24 * 60 * 60 * 1000;
       ttlByToken.delete(token);
       return completeStmt.run(JSON.stringify(result), now, now + ttl, scope, key, token).changes === 1;
     },
-    release(scope, key, token) {
+    async release(scope, key, token) {
       ttlByToken.delete(token);
       releaseStmt.run(scope, key, token);
     },
-    get(scope, key) {
+    async get(scope, key) {
       const row = select.get(scope, key);
       return row === undefined ? undefined : toRecord(row);
     },
-    reap(now = Date.now()) {
-      return reapStmt.run(now, now).changes;
-    },
-    close() {
+    reap: async (now = Date.now()) => reapStmt.run(now, now).changes,
+    async close() {
       ttlByToken.clear();
     },
   };

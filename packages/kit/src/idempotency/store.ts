@@ -1,22 +1,24 @@
 /**
  * The idempotency store: one record per (scope, key). A record is claimed before the effect runs,
  * held under a lease the running process renews, and completed with the stored result. SQLite is the
- * embedded default; the interface is what a shared backend for several replicas implements.
+ * embedded default; the interface is what a shared backend for several replicas implements, which
+ * is why every method returns a Promise although SQLite answers synchronously. Any backend must pass
+ * `idempotencyStoreConformance` (`@keel/kit/conformance`) unchanged.
  */
 export interface IdempotencyStore {
   /** Claims `key` for a run, or says why the caller must not run. Atomic across processes. */
-  claim(request: ClaimRequest): ClaimResult;
+  claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Extends the lease of a claim this owner holds; false when the claim was lost. */
-  renew(scope: string, key: string, token: string, leaseMs: number): boolean;
+  renew(scope: string, key: string, token: string, leaseMs: number): Promise<boolean>;
   /** Stores the result of a claimed run; later claims of the key get it back. */
-  complete(scope: string, key: string, token: string, result: unknown): boolean;
+  complete(scope: string, key: string, token: string, result: unknown): Promise<boolean>;
   /** Drops a claim whose run ended without a result worth keeping, so a retry runs again. */
-  release(scope: string, key: string, token: string): void;
+  release(scope: string, key: string, token: string): Promise<void>;
   /** Reads a record without claiming it. */
-  get(scope: string, key: string): IdempotencyRecord | undefined;
+  get(scope: string, key: string): Promise<IdempotencyRecord | undefined>;
   /** Deletes records whose TTL has passed; returns how many. */
-  reap(now?: number): number;
-  close(): void;
+  reap(now?: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 export interface ClaimRequest {

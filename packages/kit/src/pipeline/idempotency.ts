@@ -1,0 +1,175 @@
+import type { CallToolResult } from '@modelcontextprotocol/server';
+import type { AbortListener, CallAbort } from '../abort.js';
+import { toolError, type Outcome, type ToolError } from '../errors.js';
+import type { ClaimResult, IdempotencyStore } from '../idempotency/store.js';
+import type { Logger } from '../logger.js';
+import type { IdempotencyOptions } from '../options.js';
+import { IDEMPOTENCY_RESULT_META_KEY, outcomeOfStored, type Rendered } from './render.js';
+
+/** Calls of this process waiting for a key another of its calls runs. */
+export type Waiters = Map<string, Set<() => void>>;
+
+/** What the handler's run settled with: its outcome and, unless it asked a question, its rendering. */
+export interface Settled {
+  outcome: Outcome<unknown>;
+  rendered: Rendered | undefined;
+}
+
+export interface KeyedCall {
+  store: IdempotencyStore;
+  options: IdempotencyOptions;
+  scope: string;
+  key: string;
+  fingerprint: string;
+  owner: string;
+  tool: string;
+  logger: Logger;
+  waiters: Waiters;
+  abort: CallAbort;
+  /** Keyed runs that outlive their answer (a timeout), so close() can wait for them. */
+  inFlight: Set<Promise<unknown>>;
+  /** Starts the handler, or the recovery of an interrupted run, and renders what it settles with. */
+  start(kind: 'executed' | 'recovered'): Promise<Settled>;
+  /** The handler's settlement, or the abort (cancel/timeout) if that comes first. */
+  race(work: Promise<Settled>): Promise<Settled>;
+}
+
+export type KeyedAnswer =
+  | { kind: 'replayed'; result: CallToolResult; outcome: Outcome<unknown> }
+  | { kind: 'refused'; idempotency: 'conflict' | 'in_progress'; error: ToolError }
+  | { kind: 'ran'; idempotency: 'executed' | 'recovered'; settled: Settled };
+
+/**
+ * Idempotency: claim the key, then replay a stored result, refuse a conflicting or still-running
+ * duplicate (after waiting up to `waitMs`), or run (or recover) under a renewed lease. The store
+ * follows the handler's real settlement, not the answer the caller got, so a retry never runs beside
+ * a first attempt that is still going.
+ */
+export async function runKeyed(call: KeyedCall): Promise<KeyedAnswer> {
+  const waitUntil = Date.now() + call.options.waitMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+    const claim = await call.store.claim({
+      scope: call.scope,
+      key: call.key,
+      fingerprint: call.fingerprint,
+      owner: call.owner,
+      leaseMs: call.options.leaseMs,
+      ttlMs: call.options.ttlMs,
+    });
+    switch (claim.kind) {
+      case 'completed':
+        return replayOf(claim, call.key);
+      case 'conflict':
+        return {
+          kind: 'refused',
+          idempotency: 'conflict',
+          error: toolError(
+            'IDEMPOTENCY_KEY_REUSED',
+            `idempotency key '${call.key}' was already used for ${call.tool} with different arguments`,
+            { hint: 'Use a new key for a different call; reuse a key only to retry the exact same call.' },
+          ),
+        };
+      case 'in_progress':
+        if (Date.now() >= waitUntil || call.abort.reason !== undefined) {
+          return {
+            kind: 'refused',
+            idempotency: 'in_progress',
+            error: toolError('IN_PROGRESS', `a call with idempotency key '${call.key}' is still running`, {
+              hint: 'Retry the same call shortly to get its result.',
+              details: { owner: claim.owner, leaseExpiresAt: new Date(claim.leaseExpiresAt).toISOString() },
+            }),
+          };
+        }
+        await waitFor(call, Math.min(delay, Math.max(1, waitUntil - Date.now())));
+        continue;
+      case 'claimed':
+      case 'recovered':
+        return await runClaimed(call, claim);
+      default:
+        throw new TypeError(`unexpected claim ${JSON.stringify(claim satisfies never)}`);
+    }
+  }
+}
+
+function replayOf(claim: Extract<ClaimResult, { kind: 'completed' }>, key: string): KeyedAnswer {
+  const stored = claim.result as CallToolResult;
+  const result: CallToolResult = {
+    ...stored,
+    _meta: {
+      ...stored._meta,
+      [IDEMPOTENCY_RESULT_META_KEY]: {
+        key,
+        replayed: true,
+        completedAt: new Date(claim.completedAt).toISOString(),
+      },
+    },
+  };
+  return { kind: 'replayed', result, outcome: outcomeOfStored(stored) };
+}
+
+async function runClaimed(
+  call: KeyedCall,
+  claim: Extract<ClaimResult, { kind: 'claimed' | 'recovered' }>,
+): Promise<KeyedAnswer> {
+  const { store, scope, key, logger } = call;
+  const token = claim.token;
+  const heartbeat = setInterval(
+    () => {
+      store.renew(scope, key, token, call.options.leaseMs).then(
+        (held) => {
+          if (!held) logger.warn('idempotency lease lost', { tool: call.tool, key });
+        },
+        (error: unknown) => logger.error('idempotency lease renewal failed', { tool: call.tool, key, error }),
+      );
+    },
+    Math.max(50, Math.floor(call.options.leaseMs / 3)),
+  );
+  heartbeat.unref();
+  const kind = claim.kind === 'recovered' ? 'recovered' : 'executed';
+  if (claim.kind === 'recovered')
+    logger.warn('recovering an interrupted call', {
+      tool: call.tool,
+      key,
+      previousOwner: claim.previousOwner,
+    });
+  const settled = call.start(kind).then(async (done) => {
+    clearInterval(heartbeat);
+    try {
+      // A retryable failure (a pending question among them) frees the key; anything else is kept.
+      if (done.rendered === undefined || (!done.outcome.ok && done.outcome.error.retryable))
+        await store.release(scope, key, token);
+      else await store.complete(scope, key, token, done.rendered.result);
+    } catch (error) {
+      logger.error('idempotency store write failed', { tool: call.tool, key, error });
+    }
+    wake(call.waiters, key);
+    return done;
+  });
+  call.inFlight.add(settled);
+  void settled.finally(() => call.inFlight.delete(settled));
+  return { kind: 'ran', idempotency: kind, settled: await call.race(settled) };
+}
+
+/** Waits for the key's holder in this process to finish, a short delay, or this call's abort. */
+function waitFor(call: KeyedCall, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    let set = call.waiters.get(call.key);
+    if (set === undefined) call.waiters.set(call.key, (set = new Set()));
+    const listener: AbortListener = { onAbort: () => done() };
+    const done = () => {
+      clearTimeout(timer);
+      set.delete(done);
+      call.abort.unlisten(listener);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    set.add(done);
+    call.abort.listen(listener);
+  });
+}
+
+function wake(waiters: Waiters, key: string): void {
+  const set = waiters.get(key);
+  waiters.delete(key);
+  for (const resolve of set ?? []) resolve();
+}
