@@ -221,14 +221,15 @@ export async function run({ log, workDir }) {
         c.reference,
         () => callOk(floor, c.tool, { repo }),
       ]);
+      // Against the floor, not raw git: most of raw git's time is starting a process, which no server avoids.
       rows.push({
-        name: `${c.name}: keel / raw git`,
+        name: `${c.name}: keel / floor`,
         keel: round(keelMs),
-        reference: round(rawMs),
+        reference: round(floorMs),
         unit: 'ms',
-        ratio: round(keelMs / rawMs, 3),
-        target: '<= 1.2',
-        note: `floor (a bare SDK server running the same git command, output as plain text) ${round(floorMs)} ms = ${round(floorMs / rawMs, 3)}x raw; keel / floor ${round(keelMs / floorMs, 3)}`,
+        ratio: round(keelMs / floorMs, 3),
+        target: '<= 1.15',
+        note: `floor: a bare SDK server running the same git command, output as plain text; raw git ${round(rawMs)} ms (keel / raw ${round(keelMs / rawMs, 3)})`,
       });
       rows.push({
         name: `${c.name}: keel / cyanheads`,
