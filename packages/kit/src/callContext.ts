@@ -67,6 +67,17 @@ export class CallContext implements ToolContext {
     this.#init.auditActor = actor;
   }
 
+  #paths: Record<string, ResolvedPath | readonly ResolvedPath[] | undefined> | undefined;
+
+  get paths(): Readonly<Record<string, ResolvedPath | readonly ResolvedPath[] | undefined>> {
+    if (this.#paths === undefined) {
+      this.#paths = Object.create(null) as Record<string, ResolvedPath | readonly ResolvedPath[] | undefined>;
+      for (const [field, value] of this.#init.resolved ?? []) this.#paths[field] = value;
+      Object.freeze(this.#paths);
+    }
+    return this.#paths;
+  }
+
   get logger(): Logger {
     return (this.#logger ??= this.#init.logger.child({ tool: this.tool }));
   }

@@ -19,10 +19,32 @@ export type PathMode = 'existing' | 'any';
 // The kit accepts any zod object; `z.ZodObject` with its default parameters is that bound.
 export type AnyObjectSchema = z.ZodObject<z.ZodRawShape>;
 
+/** A tool's declaration of its path fields: which input fields hold paths, and how each resolves. */
+export type PathDeclaration<TInput extends AnyObjectSchema> = Partial<
+  Record<keyof z.output<TInput> & string, PathMode>
+>;
+
+type ResolvedPresent<TValue> = TValue extends readonly unknown[] ? readonly ResolvedPath[] : ResolvedPath;
+/** What one declared field resolves to: a path, a list for an array field, undefined when an optional field was not sent. */
+type ResolvedField<TValue> = unknown extends TValue
+  ? ResolvedPath | readonly ResolvedPath[] | undefined
+  : undefined extends TValue
+    ? ResolvedPresent<NonNullable<TValue>> | undefined
+    : ResolvedPresent<TValue>;
+
+/** `ctx.paths`: the declared path fields, resolved, keyed by name — a typo is a compile error. */
+export type ResolvedPathsOf<TInput, TDeclaration> = {
+  readonly [TField in keyof TDeclaration & keyof TInput]: ResolvedField<TInput[TField]>;
+};
+
 export type Reconciled<TOutput> =
   { status: 'done'; value: TOutput } | { status: 'not_done' } | { status: 'failed'; error: ToolError };
 
-export interface ToolContext {
+export interface ToolContext<
+  TPaths = Readonly<Record<string, ResolvedPath | readonly ResolvedPath[] | undefined>>,
+> {
+  /** The declared path arguments, resolved in the jail (and held to the server's `prepare` policy). */
+  readonly paths: TPaths;
   readonly server: string;
   readonly tool: string;
   /** Aborted when the client cancels or the call's timeout passes: stop work, write nothing half. */
@@ -33,9 +55,9 @@ export interface ToolContext {
   /** The request's `_meta` as the client sent it (e.g. an approval token); never written by the model. */
   readonly meta: Readonly<Record<string, unknown>> | undefined;
   readonly logger: Logger;
-  /** A declared path argument, resolved in the jail. */
+  /** @deprecated Use `ctx.paths.<field>`, whose names the compiler checks. */
   path(field: string): ResolvedPath;
-  /** A declared path-list argument, resolved in the jail. */
+  /** @deprecated Use `ctx.paths.<field>`, whose names the compiler checks. */
   pathList(field: string): readonly ResolvedPath[];
   /** Reports progress to the client when it asked for it (a progress token); otherwise a no-op. */
   progress(progress: number, total?: number, message?: string): void;
@@ -72,7 +94,11 @@ export interface ToolContext {
   ask<TSchema extends z.ZodObject<z.ZodRawShape>>(question: Question<TSchema>): Asked<z.output<TSchema>>;
 }
 
-export interface ToolSpec<TInput extends AnyObjectSchema, TOutput extends AnyObjectSchema> {
+export interface ToolSpec<
+  TInput extends AnyObjectSchema,
+  TOutput extends AnyObjectSchema,
+  TPaths extends PathDeclaration<TInput> = PathDeclaration<TInput>,
+> {
   /** snake_case, unique in the server. */
   name: string;
   title: string;
@@ -89,20 +115,26 @@ export interface ToolSpec<TInput extends AnyObjectSchema, TOutput extends AnyObj
    */
   idempotent?: boolean;
   /** Input fields holding paths (a string or a string array), resolved in the jail before the handler runs. */
-  paths?: Partial<Record<keyof z.output<TInput> & string, PathMode>>;
+  paths?: TPaths;
   /** Input fields that do not shape the result (budgets), so a cursor stays valid when they change. */
   cursorIgnores?: readonly (keyof z.output<TInput> & string)[];
   /** Per-call time limit (default: the server's). */
   timeoutMs?: number;
   /** The concise text rendering for clients that show the model only text. Default: JSON. */
   render?: (output: z.output<TOutput>) => string;
-  handler(input: z.output<TInput>, ctx: ToolContext): Promise<Outcome<z.output<TOutput>>>;
+  handler(
+    input: z.output<TInput>,
+    ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>>,
+  ): Promise<Outcome<z.output<TOutput>>>;
   /**
    * Crash recovery: called instead of re-running when an earlier run with the same idempotency key
    * died mid-way. Finds whether the effect happened (a commit trailer, a release id) and returns its
    * result, or says it did not happen so the handler runs.
    */
-  reconcile?(input: z.output<TInput>, ctx: ToolContext): Promise<Reconciled<z.output<TOutput>>>;
+  reconcile?(
+    input: z.output<TInput>,
+    ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>>,
+  ): Promise<Reconciled<z.output<TOutput>>>;
 }
 
 /** A tool with its types erased, as a server holds it. */
@@ -150,9 +182,11 @@ export function annotationsFor(
  * its pipeline (validate, jail, idempotency, timeout, bounds, span, audit); the handler only does
  * the tool's job and returns `ok(value)` or `fail(code, message, { hint })`.
  */
-export function defineTool<TInput extends AnyObjectSchema, TOutput extends AnyObjectSchema>(
-  spec: ToolSpec<TInput, TOutput>,
-): AnyTool {
+export function defineTool<
+  TInput extends AnyObjectSchema,
+  TOutput extends AnyObjectSchema,
+  TPaths extends PathDeclaration<TInput> = Record<never, PathMode>,
+>(spec: ToolSpec<TInput, TOutput, TPaths>): AnyTool {
   if (!/^[a-z][a-z0-9_]{0,63}$/.test(spec.name)) {
     throw new TypeError(`tool name '${spec.name}' must be snake_case`);
   }

@@ -4,7 +4,9 @@ export { annotationsFor, defineTool, idempotencyKeyArg } from './defineTool.js';
 export type {
   AnyObjectSchema,
   AnyTool,
+  PathDeclaration,
   PathMode,
+  ResolvedPathsOf,
   Reconciled,
   ToolAnnotationsOf,
   ToolContext,
@@ -25,6 +27,7 @@ export type {
   KeelServer,
   ServerLimits,
 } from './server.js';
+export type { PreparedCall, PrepareStep } from './options.js';
 export {
   budgetArg,
   countLines,

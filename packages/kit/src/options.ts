@@ -1,9 +1,10 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { AuditLog } from './audit/auditLog.js';
 import type { RedactOptions } from './audit/redact.js';
-import type { AnyTool } from './defineTool.js';
+import type { AnyTool, ToolEffect } from './defineTool.js';
+import type { Outcome } from './errors.js';
 import type { IdempotencyStore } from './idempotency/store.js';
-import type { PathJail } from './jail.js';
+import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import type { ProcessGroups } from './processGroups.js';
 import type { AskContext } from './ask.js';
@@ -47,9 +48,28 @@ export interface CreateServerOptions {
    * it can kill them as it exits; by default the server keeps one and kills them on `close()`.
    */
   processes?: ProcessGroups;
+  /**
+   * A step the kit runs for every tool of the server, after the jail resolved the call's declared
+   * paths and before the handler (or its reconcile): the place for policy no tool may forget (a
+   * deny list, opening a repository). A failure answers the call.
+   */
+  prepare?: PrepareStep;
   /** The clock for deadlines a tool seals (questions' expiry); tests pass their own. */
   now?: () => number;
 }
+
+/** What a server's `prepare` step sees of a call. */
+export interface PreparedCall {
+  tool: string;
+  effect: ToolEffect;
+  input: Readonly<Record<string, unknown>>;
+  /** The declared path fields, resolved, by field name (a list for an array field). */
+  paths: ReadonlyMap<string, ResolvedPath | readonly ResolvedPath[]>;
+  jail: PathJail;
+  meta: Readonly<Record<string, unknown>> | undefined;
+}
+
+export type PrepareStep = (call: PreparedCall) => Outcome<void> | Promise<Outcome<void>>;
 
 export interface CallOptions {
   meta?: Record<string, unknown>;

@@ -141,6 +141,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     processes,
     sealer: createRequestStateSealer(secret),
     now: options.now ?? Date.now,
+    prepare: options.prepare,
   };
 
   async function callTool(name: string, rawArgs: unknown, call: CallOptions = {}): Promise<CallToolResult> {

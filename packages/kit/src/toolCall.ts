@@ -11,9 +11,9 @@ import type { DeadlineTarget, DeadlineWatch } from './deadlines.js';
 import type { AnyTool } from './defineTool.js';
 import { KeelError, toToolError, type Outcome, type ToolError } from './errors.js';
 import type { IdempotencyStore } from './idempotency/store.js';
-import type { PathJail } from './jail.js';
+import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
-import type { CallOptions, IdempotencyOptions, ServerLimits } from './options.js';
+import type { CallOptions, IdempotencyOptions, PrepareStep, ServerLimits } from './options.js';
 import { auditCall } from './pipeline/audit.js';
 import { executeHandler, recoverInterrupted } from './pipeline/execute.js';
 import { runKeyed, type Settled, type Waiters } from './pipeline/idempotency.js';
@@ -55,6 +55,7 @@ export interface PipelineShared {
   processes: ProcessGroups;
   sealer: RequestStateSealer;
   now: () => number;
+  prepare: PrepareStep | undefined;
 }
 
 /** The calls in flight: close() cancels them and waits until none is left. */
@@ -172,7 +173,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     }
   }
 
-  /** The steps, in order. Each returns early with a refusal; only a run reaches render and audit. */
+  /** The steps, in order: validate, jail, prepare, then idempotency and run. A refusal returns early. */
   async #steps(rawArgs: unknown): Promise<Answer> {
     const valid = validateArguments(this.#tool, rawArgs, this.#call.meta);
     if (!valid.ok) return await this.#audited(this.#refused(valid.error, 'none'));
@@ -183,6 +184,19 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
       const paths = await resolveDeclaredPaths(this.spec.paths, this.input, this.jail);
       if (!paths.ok) return await this.#audited(this.#refused(paths.error, 'none'));
       this.resolved = paths.value;
+    }
+
+    const prepare = this.#shared.prepare;
+    if (prepare !== undefined) {
+      const prepared = await prepare({
+        tool: this.spec.name,
+        effect: this.spec.effect,
+        input: this.input,
+        paths: this.resolved ?? noPaths,
+        jail: this.jail,
+        meta: this.#call.meta,
+      });
+      if (!prepared.ok) return await this.#audited(this.#refused(prepared.error, 'none'));
     }
 
     this.#arm();
@@ -333,6 +347,8 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     resolve?.(settled);
   }
 }
+
+const noPaths: ReadonlyMap<string, ResolvedPath> = new Map<string, ResolvedPath>();
 
 /** A result's size for the span, computed only if a recording span asks. */
 function measure(result: CallToolResult): () => number {

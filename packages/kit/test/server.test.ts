@@ -429,3 +429,64 @@ describe('telemetry', () => {
     await provider.shutdown();
   });
 });
+
+describe('declared paths and the server prepare step', () => {
+  function pathTool(seen: string[]) {
+    return defineTool({
+      name: 'touch_paths',
+      title: 'Touch paths',
+      description: 'Reports the resolved paths.',
+      input: z.object({
+        path: z.string().describe('A path.'),
+        others: z.array(z.string()).optional().describe('More paths.'),
+      }),
+      output: z.object({ real: z.string(), others: z.number() }),
+      effect: 'write',
+      paths: { path: 'any', others: 'any' },
+      handler: async (_input, ctx) => {
+        // @ts-expect-error a field the tool did not declare is a compile error, not a runtime INTERNAL
+        void ctx.paths.pth;
+        seen.push('handler');
+        return ok({ real: ctx.paths.path.real, others: ctx.paths.others?.length ?? 0 });
+      },
+    });
+  }
+
+  it('hands the handler its declared paths by name, typed', async () => {
+    const seen: string[] = [];
+    const server = createServer({ name: 's', version: '1', tools: [pathTool(seen)], jail });
+    const result = await server.callTool('touch_paths', { path: 'a.txt', others: ['b', 'c'] });
+    expect(result.structuredContent).toEqual({ real: path.join(dir, 'a.txt'), others: 2 });
+  });
+
+  it('runs prepare for every tool before its handler, and a refusal answers the call', async () => {
+    const seen: string[] = [];
+    const server = createServer({
+      name: 's',
+      version: '1',
+      tools: [pathTool(seen), counterTool({ runs: 0 })],
+      jail,
+      prepare: (call) => {
+        seen.push(`prepare ${call.tool} ${[...call.paths.keys()].join(',')}`);
+        return [...call.paths.values()].flat().some((p) => p.real.endsWith('.secret'))
+          ? fail('PERMISSION_DENIED', 'secrets are off limits')
+          : ok(undefined);
+      },
+    });
+    expect(errorOf(await server.callTool('touch_paths', { path: 'x.secret' }))?.code).toBe(
+      'PERMISSION_DENIED',
+    );
+    expect(
+      errorOf(await server.callTool('touch_paths', { path: 'ok.txt', others: ['y.secret'] }))?.code,
+    ).toBe('PERMISSION_DENIED');
+    await server.callTool('touch_paths', { path: 'ok.txt' });
+    await server.callTool('bump', { by: 1 });
+    expect(seen).toEqual([
+      'prepare touch_paths path',
+      'prepare touch_paths path,others',
+      'prepare touch_paths path',
+      'handler',
+      'prepare bump ',
+    ]);
+  });
+});

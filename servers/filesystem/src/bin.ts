@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { collect, packageVersion, runServerCli } from '@keel/kit/cli';
-import { createFilesystemTools } from './index.js';
+import { createFilesystem } from './index.js';
 
 const code = await runServerCli<{ allowGitWrites: boolean; deny?: string[] }>({
   name: 'keel-filesystem',
@@ -28,7 +28,7 @@ Example:
   keel-filesystem --root . --deny '**/.env' --deny 'secrets/**'
 `,
   build: ({ options }) => ({
-    tools: createFilesystemTools({ allowGitWrites: options.allowGitWrites, deny: options.deny ?? [] }),
+    ...createFilesystem({ allowGitWrites: options.allowGitWrites, deny: options.deny ?? [] }),
     instructions:
       'Filesystem tools confined to the roots (list_roots). Read with read_file/read_files (bounded, with cursors), explore with tree/find_files/search_text, change files with edit_file (exact replacements), apply_patch (unified diffs) or write_file (whole files, atomic). Pass the sha256 from a read as expectedSha256 to avoid overwriting concurrent changes.',
   }),

@@ -4,9 +4,11 @@ import {
   type AnyTool,
   type CreateServerOptions,
   type KeelServer,
+  type PrepareStep,
 } from '@keel/kit';
 import type { FsDeps } from './fs/access.js';
 import { createFsPolicy, type FilesystemOptions } from './fs/policy.js';
+import { filesystemPrepare } from './fs/prepare.js';
 import { applyPatchTool } from './tools/applyPatch.js';
 import { createDirectoryTool } from './tools/createDirectory.js';
 import { deleteTool } from './tools/delete.js';
@@ -29,7 +31,22 @@ export type { FilesystemOptions } from './fs/policy.js';
  * call makes fresh tools with no shared state, so two servers in one process do not interfere.
  */
 export function createFilesystemTools(options: FilesystemOptions = {}): AnyTool[] {
+  return createFilesystem(options).tools;
+}
+
+/**
+ * The filesystem tools and the `prepare` step that holds every declared path of every tool to the
+ * same policy; pass both to `createServer` (the bin and `createFilesystemServer` do).
+ */
+export function createFilesystem(options: FilesystemOptions = {}): {
+  tools: AnyTool[];
+  prepare: PrepareStep;
+} {
   const deps: FsDeps = { policy: createFsPolicy(options) };
+  return { tools: toolsOf(deps), prepare: filesystemPrepare(deps.policy) };
+}
+
+function toolsOf(deps: FsDeps): AnyTool[] {
   return [
     listRootsTool(deps),
     readFileTool(deps),
@@ -57,13 +74,15 @@ export function createFilesystemServer(
     Omit<CreateServerOptions, 'tools' | 'name' | 'version'> & { name?: string; version?: string },
 ): KeelServer {
   const { allowGitWrites, deny, name, version, ...server } = options;
+  const filesystem = createFilesystem({
+    ...(allowGitWrites === undefined ? {} : { allowGitWrites }),
+    ...(deny === undefined ? {} : { deny }),
+  });
   return createServer({
     ...server,
+    prepare: filesystem.prepare,
     name: name ?? 'keel-filesystem',
     version: version ?? packageVersion(new URL('../package.json', import.meta.url)),
-    tools: createFilesystemTools({
-      ...(allowGitWrites === undefined ? {} : { allowGitWrites }),
-      ...(deny === undefined ? {} : { deny }),
-    }),
+    tools: filesystem.tools,
   });
 }

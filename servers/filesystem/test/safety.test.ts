@@ -82,8 +82,14 @@ describe.each(kinds)('policy (%s client)', (kind) => {
       hidden: true,
     });
     expect(searched.matches.map((m) => m.path)).toEqual(['ok.txt']);
+    // A denied path among several refuses the call (the server's prepare step holds every declared
+    // path to the policy); a missing one is still reported per file.
+    expect(await callErr(client, 'read_files', { paths: ['ok.txt', '.env'] })).toMatchObject({
+      code: 'PERMISSION_DENIED',
+      details: { path: '.env', glob: '**/.env' },
+    });
     const files = await callOk<{ files: Array<{ ok: boolean }> }>(client, 'read_files', {
-      paths: ['ok.txt', '.env'],
+      paths: ['ok.txt', 'missing.txt'],
     });
     expect(files.files.map((f) => f.ok)).toEqual([true, false]);
   });

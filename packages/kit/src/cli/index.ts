@@ -3,6 +3,7 @@ export {
   type ServerCliOptions,
   type CommonOptions,
   type BuildContext,
+  type BuiltServer,
   type SubcommandContext,
 } from './runServerCli.js';
 export { collect, collectChoice, nonNegativeInt } from './flags.js';

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createAuditLog } from '../audit/auditLog.js';
 import type { AnyTool } from '../defineTool.js';
+import type { PrepareStep } from '../options.js';
 import { KeelError } from '../errors.js';
 import { createSqliteIdempotencyStore } from '../idempotency/sqliteStore.js';
 import { createPathJail, type PathJail } from '../jail.js';
@@ -59,11 +60,14 @@ export interface ServerCliOptions<TExtra> {
   commands?: (program: Command, context: SubcommandContext) => void;
   /** Extra help text: examples, the client config snippet. */
   helpText?: string;
-  build(
-    context: BuildContext<TExtra>,
-  ):
-    | Promise<{ tools: readonly AnyTool[]; instructions?: string }>
-    | { tools: readonly AnyTool[]; instructions?: string };
+  build(context: BuildContext<TExtra>): Promise<BuiltServer> | BuiltServer;
+}
+
+/** What a bin's `build` returns: its tools, and optionally instructions and the server's `prepare` step. */
+export interface BuiltServer {
+  tools: readonly AnyTool[];
+  instructions?: string;
+  prepare?: PrepareStep;
 }
 
 /**
@@ -235,6 +239,7 @@ async function serveCommand<TExtra>(
     version: cli.version,
     tools: built.tools,
     ...(built.instructions === undefined ? {} : { instructions: built.instructions }),
+    ...(built.prepare === undefined ? {} : { prepare: built.prepare }),
     jail,
     // Opened on the first keyed or mutating call: a read-only session never loads SQLite.
     store: lazy(() => createSqliteIdempotencyStore(state.database())),

@@ -13,16 +13,7 @@ export interface Checked {
   shown: string;
 }
 
-/** A declared path argument, resolved by the kit, then held to the server's policy for `access`. */
-export function checkedPath(
-  ctx: ToolContext,
-  deps: FsDeps,
-  field: string,
-  access: 'read' | 'write',
-): Outcome<Checked> {
-  return checkResolved(ctx, deps, ctx.path(field), access);
-}
-
+/** A resolved path held to the server's policy for `access`, with the way results show it. */
 export function checkResolved(
   ctx: ToolContext,
   deps: FsDeps,

@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, ok, type Outcome } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
@@ -21,7 +22,15 @@ export interface FsPolicy {
   isDenied(relative: string): boolean;
   checkRead(real: string, root: string, shown: string): Outcome<void>;
   checkWrite(real: string, root: string, shown: string): Outcome<void>;
+  /**
+   * Everything under a directory a call removes or moves, held to the write policy: a denied file or a
+   * `.git/` inside `dir` refuses the whole call. Bounded; a tree too big to check is refused too.
+   */
+  checkTree(dir: string, root: string, display: (real: string) => string): Promise<Outcome<void>>;
 }
+
+/** How many entries under a directory are checked before a tree operation is refused as too big. */
+export const maxTreeCheckEntries = 100_000;
 
 export function createFsPolicy(options: FilesystemOptions = {}): FsPolicy {
   const deny = [...(options.deny ?? [])];
@@ -49,28 +58,65 @@ export function createFsPolicy(options: FilesystemOptions = {}): FsPolicy {
     });
   };
 
+  const checkWrite = (real: string, root: string, shown: string): Outcome<void> => {
+    const read = checkRead(real, root, shown);
+    if (!read.ok) return read;
+    if (
+      !allowGitWrites &&
+      relativeOf(root, real)
+        .split('/')
+        .some((part) => part.toLowerCase() === '.git')
+    ) {
+      return fail(
+        'PERMISSION_DENIED',
+        `path '${shown}' is inside a .git directory, which this server does not write`,
+        {
+          hint: 'Use the git tools for repository changes. Writes into .git/ (hooks, config) would let any git command run arbitrary code; the server operator can allow them with --allow-git-writes.',
+          details: { path: shown },
+        },
+      );
+    }
+    return ok(undefined);
+  };
+
   return {
     allowGitWrites,
     deny,
     isDenied: (relative) => denyingGlob(relative) !== undefined,
     checkRead,
-    checkWrite(real, root, shown) {
-      const read = checkRead(real, root, shown);
-      if (!read.ok) return read;
-      if (
-        !allowGitWrites &&
-        relativeOf(root, real)
-          .split('/')
-          .some((part) => part.toLowerCase() === '.git')
-      ) {
-        return fail(
-          'PERMISSION_DENIED',
-          `path '${shown}' is inside a .git directory, which this server does not write`,
-          {
-            hint: 'Use the git tools for repository changes. Writes into .git/ (hooks, config) would let any git command run arbitrary code; the server operator can allow them with --allow-git-writes.',
-            details: { path: shown },
-          },
-        );
+    checkWrite,
+    async checkTree(dir, root, display) {
+      if (matchers.length === 0 && allowGitWrites) return ok(undefined);
+      let seen = 0;
+      const pending = [dir];
+      while (pending.length > 0) {
+        const current = pending.pop()!;
+        const entries = await readdir(current, { withFileTypes: true }).catch(() => []);
+        for (const entry of entries) {
+          if (++seen > maxTreeCheckEntries) {
+            return fail(
+              'RESOURCE_LIMIT',
+              `'${display(dir)}' holds more than ${maxTreeCheckEntries} entries to check against the server's policy`,
+              {
+                hint: 'Remove or move its contents in smaller parts.',
+              },
+            );
+          }
+          const real = path.join(current, entry.name);
+          const verdict = checkWrite(real, root, display(real));
+          if (!verdict.ok) {
+            return fail(
+              'PERMISSION_DENIED',
+              `'${display(dir)}' contains '${display(real)}', which this server may not remove or move: ${verdict.error.message}`,
+              {
+                ...(verdict.error.hint === undefined ? {} : { hint: verdict.error.hint }),
+                details: { path: display(dir), blockedBy: display(real) },
+              },
+            );
+          }
+          // Symlinks are removed or moved as links; what they point at is untouched.
+          if (entry.isDirectory()) pending.push(real);
+        }
       }
       return ok(undefined);
     },

@@ -1,7 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { fsError } from '../fs/files.js';
 
 /** `create_directory`: mkdir -p inside the roots. */
@@ -20,7 +20,7 @@ export function createDirectoryTool(deps: FsDeps): AnyTool {
     paths: { path: 'any' },
     render: (out) => `${out.created ? 'created' : 'already exists:'} ${out.path}/`,
     handler: async (_input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'write');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       if (resolved.exists) {

@@ -45,6 +45,13 @@ export function deleteTool(deps: FsDeps): AnyTool {
           hint: 'Pass recursive: true to delete it and everything in it.',
         });
       }
+      // Everything the delete removes counts, not only the path it names.
+      if (type === 'directory') {
+        const tree = await deps.policy.checkTree(target.value.entry, target.value.root, (real) =>
+          ctx.jail.display(real),
+        );
+        if (!tree.ok) return tree;
+      }
       try {
         if (type === 'directory') await rm(target.value.entry, { recursive: true });
         else await unlink(target.value.entry);

@@ -1,6 +1,6 @@
 import { budgetArg, defineTool, fail, ok, toolError, truncationSchema, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { atomicWrite, looksBinary, readWhole, sha256Of } from '../fs/files.js';
 import { unifiedDiff } from '../fs/diff.js';
 import { applyEdits, undoEdits } from '../fs/edits.js';
@@ -52,7 +52,7 @@ export function editFileTool(deps: FsDeps): AnyTool {
     render: (out) =>
       `${out.dryRun ? 'would edit' : 'edited'} ${out.path}: ${out.replacements} replacement(s), sha256 ${out.sha256}\n${out.diff}`,
     handler: async (input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'write');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const current = await readWhole(ctx.jail, resolved, shown);
@@ -97,7 +97,7 @@ export function editFileTool(deps: FsDeps): AnyTool {
     // After a crash the file shows whether the edits landed: their undo must redo to the content now.
     reconcile: async (input, ctx) => {
       if (input.dryRun) return { status: 'not_done' };
-      const checked = checkedPath(ctx, deps, 'path', 'write');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return { status: 'failed', error: checked.error };
       const { resolved, shown } = checked.value;
       const read = await readWhole(ctx.jail, resolved, shown);

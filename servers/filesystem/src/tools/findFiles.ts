@@ -10,7 +10,7 @@ import {
 } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { walk } from '../fs/walk.js';
 
 /** `find_files`: paths matching a glob under a directory, .gitignore aware, stopping as soon as the page is full. */
@@ -64,7 +64,7 @@ export function findFilesTool(deps: FsDeps): AnyTool {
           : `[more matches: pass cursor "${out.truncated.nextCursor}"]`,
       ].join('\n'),
     handler: async (input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'read');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'read');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const start = ctx.cursorOffset(input.cursor);

@@ -12,7 +12,7 @@ import {
 } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { fsError, isWriteTemp } from '../fs/files.js';
 import { relativeOf } from '../fs/policy.js';
 
@@ -62,7 +62,7 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
           : `${out.entries.length} of ${out.total} entries; pass cursor "${out.truncated.nextCursor}" for more`,
       ].join('\n'),
     handler: async (input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'read');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'read');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       let names: string[];

@@ -64,6 +64,13 @@ export function moveTool(deps: FsDeps): AnyTool {
       if (from.value.entry === to.value.entry)
         return ok({ source: fromShown, destination: toShown, replaced: false });
       const info = await lstat(from.value.entry);
+      // Everything the move carries away counts, not only the path it names.
+      if (info.isDirectory()) {
+        const tree = await deps.policy.checkTree(from.value.entry, from.value.root, (real) =>
+          ctx.jail.display(real),
+        );
+        if (!tree.ok) return tree;
+      }
       if (info.isDirectory() && (to.value.entry + path.sep).startsWith(from.value.entry + path.sep)) {
         return fail('INVALID_ARGUMENT', `cannot move '${fromShown}' into itself ('${toShown}')`, {
           hint: 'Pick a destination outside the source directory.',

@@ -9,7 +9,7 @@ import {
   type Truncation,
 } from '@keel/kit';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { closeSync, fstatSync } from 'node:fs';
 import {
   asyncReader,
@@ -125,7 +125,7 @@ export function readFileTool(deps: FsDeps): AnyTool {
           hint: 'Pass endLine >= startLine.',
         });
       }
-      const checked = checkedPath(ctx, deps, 'path', 'read');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'read');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const decoded = ctx.decodeCursor(input.cursor);

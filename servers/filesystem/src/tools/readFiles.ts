@@ -59,7 +59,7 @@ export function readFilesTool(deps: FsDeps): AnyTool {
         )
         .join('\n'),
     handler: async (input, ctx) => {
-      const resolved = ctx.pathList('paths');
+      const resolved = ctx.paths.paths ?? [];
       const files: z.output<typeof fileResult>[] = [];
       let remaining = input.maxBytes;
       let totalBytes = 0;

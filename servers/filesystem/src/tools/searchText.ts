@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { cursorArg, defineTool, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { readSmallFileSync } from '../fs/files.js';
 import { compileSearchRegex } from '../fs/searchRegex.js';
 import { walk, type WalkEntry } from '../fs/walk.js';
@@ -147,7 +147,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       return lines.join('\n');
     },
     handler: async (input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'read');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'read');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const decoded = ctx.decodeCursor(input.cursor);

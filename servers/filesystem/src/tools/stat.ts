@@ -2,7 +2,7 @@ import { lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { defineTool, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { fsError } from '../fs/files.js';
 
 /** `stat`: the metadata of one path. */
@@ -37,7 +37,7 @@ export function statTool(deps: FsDeps): AnyTool {
         ? `${out.path}: ${out.type}, ${out.size} bytes, mode ${out.mode}, modified ${out.mtime}${out.symlink === true ? `, symlink to ${out.target}` : ''}`
         : `${out.path}: does not exist`,
     handler: async (input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'read');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'read');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       if (!resolved.exists) return ok({ path: shown, exists: false });

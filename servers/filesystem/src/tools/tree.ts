@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import { comparePaths, walk, type WalkEntry } from '../fs/walk.js';
 
 const omittedCap = 100;
@@ -78,7 +78,7 @@ export function treeTool(deps: FsDeps): AnyTool {
       return lines.join('\n');
     },
     handler: async (input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'read');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'read');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const start = ctx.cursorOffset(input.cursor);

@@ -1,6 +1,6 @@
 import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
-import { checkedPath, type FsDeps } from '../fs/access.js';
+import { checkResolved, type FsDeps } from '../fs/access.js';
 import type { Outcome, PathJail, ResolvedPath } from '@keel/kit';
 import { atomicWrite, ensureParents, fsError, openForRead, parentExists, sha256Of } from '../fs/files.js';
 import { readWindow } from '../fs/window.js';
@@ -61,7 +61,7 @@ export function writeFileTool(deps: FsDeps): AnyTool {
     render: (out) =>
       `${out.created ? 'created' : 'wrote'} ${out.path} (${out.bytes} bytes, sha256 ${out.sha256})`,
     handler: async (input, ctx) => {
-      const checked = checkedPath(ctx, deps, 'path', 'write');
+      const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const data = Buffer.from(input.content, input.encoding);

@@ -52,7 +52,7 @@ export function gitCloneTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `cloned ${out.url} into ${out.path} (${out.branch ?? 'detached'} ${out.head?.slice(0, 12) ?? 'empty'})`,
     handler: async (input, ctx) => {
-      const target = ctx.path('path');
+      const target = ctx.paths.path;
       if (target.exists) {
         const entries = await readdir(target.real).catch(() => undefined);
         if (entries === undefined || entries.length > 0)

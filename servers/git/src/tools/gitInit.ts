@@ -33,7 +33,7 @@ export function gitInitTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `${out.created ? 'initialised' : 'already a repository:'} ${out.path} (branch ${out.branch})`,
     handler: async (input, ctx) => {
-      const target = ctx.path('path');
+      const target = ctx.paths.path;
       if (input.initialBranch.startsWith('-') || !/^[A-Za-z0-9._/-]+$/.test(input.initialBranch)) {
         return fail('INVALID_ARGUMENT', `'${input.initialBranch}' is not a valid branch name`, {
           hint: 'Use letters, digits, . _ / - and do not start with -.',

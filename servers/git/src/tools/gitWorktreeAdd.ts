@@ -39,7 +39,7 @@ export function gitWorktreeAddTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `worktree ${out.path} on ${out.created ? 'new ' : ''}branch ${out.branch} at ${out.head.slice(0, 12)}`,
     handler: async (input, ctx) => {
-      const target = ctx.path('path');
+      const target = ctx.paths.path;
       if (target.exists)
         return fail('ALREADY_EXISTS', `'${input.path}' already exists`, {
           hint: 'Pick a path that does not exist yet; git_worktree_list shows the existing work trees.',

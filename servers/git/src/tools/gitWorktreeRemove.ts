@@ -32,7 +32,7 @@ export function gitWorktreeRemoveTool(options: ResolvedGitOptions): AnyTool {
       const opened = await repoOf(ctx, options);
       if (!opened.ok) return opened;
       const repo = opened.value;
-      const target = ctx.path('path').real;
+      const target = ctx.paths.path.real;
       const trees = await listWorktrees(repo);
       const reals = await Promise.all(trees.map((tree) => realpath(tree.path).catch(() => tree.path)));
       const entry = trees.find((_tree, index) => reals[index] === target);

@@ -61,7 +61,7 @@ export function runTestsTool(deps: RunnerDeps): AnyTool {
       if (!project.ok) return project;
       const files = filesInProject(
         project.value,
-        ctx.pathList('files').map((p) => p.real),
+        (ctx.paths.files ?? []).map((p) => p.real),
         (real) => ctx.jail.display(real),
       );
       if (!files.ok) return files;
