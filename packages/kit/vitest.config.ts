@@ -1,9 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { keelTestConfig } from '../../vitest.shared.js';
 
-export default defineConfig({
-  test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
-  },
-});
+export default keelTestConfig({ testTimeout: 30_000, hookTimeout: 30_000 });

@@ -11,5 +11,9 @@ export type {
   McpTestClient,
   ToolCallResult,
 } from './clients.js';
+export { callErr, callOk } from './calls.js';
+export type { TestToolError } from './calls.js';
+export { importEffects } from './sideEffects.js';
+export type { ImportEffects } from './sideEffects.js';
 export { startRawStdio } from './raw.js';
 export type { RawMessage, RawStdioSession } from './raw.js';

@@ -1,15 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  connectStdio,
-  tempDir,
-  toolErrorOf,
-  type BinCommand,
-  type ClientKind,
-  type McpTestClient,
-  type ToolCallResult,
-} from '@keel/testing';
-import { expect } from 'vitest';
+import { connectStdio, tempDir, type BinCommand, type ClientKind, type McpTestClient } from '@keel/testing';
 
 export const binPath = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'bin.js');
 
@@ -41,28 +32,6 @@ export async function connect(
   return await connectStdio(await fsBin(roots, flags), kind);
 }
 
-/** Calls a tool that must succeed; returns its structured result. */
-export async function callOk<T = Record<string, unknown>>(
-  client: McpTestClient,
-  name: string,
-  args: Record<string, unknown>,
-): Promise<T> {
-  const result = await client.callTool({ name, arguments: args });
-  if (result.isError === true) throw new Error(`${name} failed: ${result.content[0]?.text ?? ''}`);
-  return result.structuredContent as T;
-}
-
-/** Calls a tool that must fail; returns its structured error. */
-export async function callErr(
-  client: McpTestClient,
-  name: string,
-  args: Record<string, unknown>,
-): Promise<{ code: string; message: string; hint?: string }> {
-  const result: ToolCallResult = await client.callTool({ name, arguments: args });
-  expect(result.isError, `${name} should fail: ${JSON.stringify(result.structuredContent)}`).toBe(true);
-  const error = toolErrorOf(result);
-  expect(error).toBeDefined();
-  return error!;
-}
+export { callErr, callOk } from '@keel/testing';
 
 export const kinds: ClientKind[] = ['v2', 'v1'];

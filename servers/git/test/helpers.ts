@@ -1,12 +1,4 @@
-import {
-  connectStdio,
-  tempDir,
-  toolErrorOf,
-  type ClientKind,
-  type McpTestClient,
-  type ToolCallResult,
-} from '@keel/testing';
-import { expect } from 'vitest';
+import { connectStdio, tempDir, type ClientKind, type McpTestClient } from '@keel/testing';
 
 export const binPath = new URL('../dist/bin.js', import.meta.url).pathname;
 
@@ -37,28 +29,4 @@ export async function startGit(
   );
 }
 
-/** Calls a tool and returns its structured result, failing the test with the error text when it failed. */
-export async function callOk(
-  client: McpTestClient,
-  name: string,
-  args: Record<string, unknown> = {},
-): Promise<Record<string, any>> {
-  const result = await client.callTool({ name, arguments: args });
-  if (result.isError === true) throw new Error(`${name} failed: ${result.content[0]?.text ?? ''}`);
-  return result.structuredContent as Record<string, any>;
-}
-
-/** Calls a tool that must fail, and returns its structured error. */
-export async function callError(
-  client: McpTestClient,
-  name: string,
-  args: Record<string, unknown> = {},
-): Promise<{ code: string; message: string; hint?: string; retryable: boolean }> {
-  const result: ToolCallResult = await client.callTool({ name, arguments: args });
-  expect(result.isError, `${name} should fail but returned ${JSON.stringify(result.structuredContent)}`).toBe(
-    true,
-  );
-  const error = toolErrorOf(result);
-  expect(error).toBeDefined();
-  return error!;
-}
+export { callErr as callError, callOk } from '@keel/testing';
