@@ -40,12 +40,12 @@ export interface PathJail {
    * Opens a resolved path and re-checks the opened file descriptor itself, so a symlink swapped in
    * between `resolve` and `open` cannot lead outside the roots.
    */
-  open(resolved: ResolvedPath, flags: number, mode?: number): Promise<Outcome<FileHandle>>;
+  open(target: ResolvedPath | string, flags: number, mode?: number): Promise<Outcome<FileHandle>>;
   /**
    * `open` without the thread pool, for small reads where the round trip dominates. Takes a real
    * path from `resolve`; returns the descriptor, which the caller closes.
    */
-  openSync(real: string, flags: number, mode?: number): Outcome<number>;
+  openSync(target: ResolvedPath | string, flags: number, mode?: number): Outcome<number>;
   /** The path as a person reads it: relative to its root when there is one root, else absolute. */
   display(realPath: string): string;
 }
@@ -182,23 +182,25 @@ function jailOf(roots: readonly string[]): PathJail {
       return jailOf(narrowed);
     },
 
-    async open(resolved, flags, mode) {
+    async open(target, flags, mode) {
+      const real = typeof target === 'string' ? target : target.real;
       let handle: FileHandle;
       try {
-        handle = await open(resolved.real, flags | noFollowNoWait, mode);
+        handle = await open(real, flags | noFollowNoWait, mode);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ELOOP') return outside(resolved.real, 'became a symlink after it was checked');
+        if (code === 'ELOOP') return outside(real, 'became a symlink after it was checked');
         throw error;
       }
-      if (!descriptorInside(handle.fd, resolved.real)) {
+      if (!descriptorInside(handle.fd, real)) {
         await handle.close();
-        return outside(resolved.real, 'changed to point outside the roots while it was being opened');
+        return outside(real, 'changed to point outside the roots while it was being opened');
       }
       return ok(handle);
     },
 
-    openSync(real, flags, mode) {
+    openSync(target, flags, mode) {
+      const real = typeof target === 'string' ? target : target.real;
       let fd: number;
       try {
         fd = openSync(real, flags | noFollowNoWait, mode);

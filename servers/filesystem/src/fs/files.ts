@@ -3,7 +3,7 @@ import { closeSync, constants, fstatSync, read, readSync } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, ok, type Outcome, type PathJail, type ResolvedPath } from '@keel/kit';
+import { fail, ok, type Outcome, type PathJail, type ResolvedPath, type ToolError } from '@keel/kit';
 
 export function sha256Of(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -309,30 +309,19 @@ export type SmallRead = { kind: 'text'; data: Buffer } | { kind: 'binary' | 'too
 
 /**
  * Opens a file for reading through the kit's synchronous, re-checked open (PathJail.openSync): small
- * reads are dominated by thread-pool round trips. 'outside' when the path led out of the roots.
+ * reads are dominated by thread-pool round trips. The jail's own refusal (OUTSIDE_ROOTS) when the
+ * path led out of the roots, else the system error.
  */
 export function openSyncChecked(
   jail: PathJail,
   real: string,
-): { fd: number } | { error: 'outside' | NodeJS.ErrnoException } {
+): { fd: number } | { refused: ToolError } | { error: NodeJS.ErrnoException } {
   try {
     const opened = jail.openSync(real, constants.O_RDONLY);
-    return opened.ok ? { fd: opened.value } : { error: 'outside' };
+    return opened.ok ? { fd: opened.value } : { refused: opened.error };
   } catch (error) {
     return { error: error as NodeJS.ErrnoException };
   }
-}
-
-/** The error for a path that led outside the roots between the check and the open. */
-export function openedOutside(jail: PathJail, shown: string): Outcome<never> {
-  return fail(
-    'OUTSIDE_ROOTS',
-    `path '${shown}' changed to point outside the roots while it was being opened`,
-    {
-      hint: `Use a path inside the roots: ${jail.roots.join(', ')}.`,
-      details: { roots: [...jail.roots] },
-    },
-  );
 }
 
 /** A descriptor as a positional reader through the thread pool (for reads too long to block on). */

@@ -11,14 +11,7 @@ import {
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
 import { closeSync, fstatSync } from 'node:fs';
-import {
-  asyncReader,
-  fsError,
-  looksBinary,
-  openedOutside,
-  openSyncChecked,
-  syncReader,
-} from '../fs/files.js';
+import { asyncReader, fsError, looksBinary, openSyncChecked, syncReader } from '../fs/files.js';
 import { readWindow, wholeFileLimit } from '../fs/window.js';
 
 interface ReadCursor {
@@ -133,10 +126,8 @@ export function readFileTool(deps: FsDeps): AnyTool {
       const state = decoded.value as ReadCursor | undefined;
 
       const opened = openSyncChecked(ctx.jail, resolved.real);
-      if (!('fd' in opened))
-        return opened.error === 'outside'
-          ? openedOutside(ctx.jail, shown)
-          : fsError(opened.error, shown, 'read');
+      if ('refused' in opened) return { ok: false, error: opened.refused };
+      if ('error' in opened) return fsError(opened.error, shown, 'read');
       const fd = opened.fd;
       try {
         const info = fstatSync(fd);
