@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '@keel/testing';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { resumeTask, runTask } from '../src/engine/runTask.js';
 import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
+import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { createHarness, task as task2 } from './helpers.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskRecord, TaskStore } from '../src/store/taskStore.js';
@@ -14,27 +13,7 @@ import type { TaskRecord, TaskStore } from '../src/store/taskStore.js';
  * One suite, every backend: what the engine relies on of a task store. PostgreSQL runs when
  * KEEL_TEST_DATABASE_URL names a server (.ci/run starts one); under CI its absence fails the run.
  */
-const databaseUrl = process.env['KEEL_TEST_DATABASE_URL'];
-if (databaseUrl === undefined && process.env['CI'] === 'true')
-  throw new Error('KEEL_TEST_DATABASE_URL is not set: .ci/run starts a PostgreSQL server for these tests');
-
-/** A fresh database on the test server, dropped when the test ends. */
-async function freshPostgres(): Promise<string> {
-  const admin = new pg.Client({ connectionString: databaseUrl });
-  await admin.connect();
-  const name = `keel_test_${randomBytes(6).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  onTestFinished(async () => {
-    const drop = new pg.Client({ connectionString: databaseUrl });
-    await drop.connect();
-    await drop.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await drop.end();
-  });
-  const url = new URL(databaseUrl!);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
+const databaseUrl = testDatabaseUrl;
 
 const backends: Array<{ name: string; open: () => Promise<() => Promise<TaskStore>>; skip?: string }> = [
   {
@@ -50,7 +29,7 @@ const backends: Array<{ name: string; open: () => Promise<() => Promise<TaskStor
       ? { skip: 'KEEL_TEST_DATABASE_URL is not set (no PostgreSQL server for this run)' }
       : {}),
     open: async () => {
-      const url = await freshPostgres();
+      const url = await freshDatabase();
       return () => createPostgresTaskStore(url);
     },
   },
@@ -339,7 +318,7 @@ for (const backend of backends) {
 
 describe.skipIf(databaseUrl === undefined)('a task on the PostgreSQL store', () => {
   it('runs, waits for an approval, and resumes from the shared store', async () => {
-    const store = await createPostgresTaskStore(await freshPostgres());
+    const store = await createPostgresTaskStore(await freshDatabase());
     onTestFinished(() => store.close());
     const h = await createHarness({ config: { irreversible: { paths: ['release/**'] } } });
     const spec = task2({

@@ -1,12 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { stringify } from 'yaml';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { git } from '@keel/testing';
 import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
+import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { createHarness, type Harness } from './helpers.js';
 import { below, keel, present, reapAfter, startKeel, until, type KeelProcess } from './processes.js';
 
@@ -14,26 +13,7 @@ import { below, keel, present, reapAfter, startKeel, until, type KeelProcess } f
  * Several `keel worker` processes on one PostgreSQL store. Needs KEEL_TEST_DATABASE_URL (.ci/run
  * starts a server); under CI its absence fails the run.
  */
-const databaseUrl = process.env['KEEL_TEST_DATABASE_URL'];
-if (databaseUrl === undefined && process.env['CI'] === 'true')
-  throw new Error('KEEL_TEST_DATABASE_URL is not set: .ci/run starts a PostgreSQL server for these tests');
-
-async function freshDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: databaseUrl });
-  await admin.connect();
-  const name = `keel_workers_${randomBytes(6).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  onTestFinished(async () => {
-    const drop = new pg.Client({ connectionString: databaseUrl });
-    await drop.connect();
-    await drop.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await drop.end();
-  });
-  const url = new URL(databaseUrl!);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
+const databaseUrl = testDatabaseUrl;
 
 /** A task that commits, sits in a test run for `sleepSeconds`, then commits again and hands in. */
 const taskFile = (name: string, sleepSeconds: number) => ({
@@ -60,7 +40,7 @@ const taskFile = (name: string, sleepSeconds: number) => ({
 });
 
 async function setup(): Promise<{ h: Harness; url: string; store: TaskStore; env: NodeJS.ProcessEnv }> {
-  const url = await freshDatabase();
+  const url = await freshDatabase('keel_workers');
   const sleeper = (s: number) =>
     `import { test } from 'node:test';\n\ntest('sleeps ${s} s', async () => {\n  await new Promise((resolve) => setTimeout(resolve, ${s * 1000}));\n});\n`;
   const h = await createHarness({
