@@ -365,29 +365,36 @@ export async function runCli(io: CliIo): Promise<number> {
           ...(opts.quiet ? {} : { progress: streamProgress(io.stderr) }),
         });
         out(`\n${formatRunSummary(run)}\n`);
-        const keel = io.env['npm_lifecycle_event'] === 'keel' ? 'pnpm keel' : 'keel';
+        // From a checkout, `pnpm keel` runs only in the repository: name the demo's config instead of cd-ing into it.
+        const viaPnpm = io.env['npm_lifecycle_event'] === 'keel';
+        const keel = (args: string) => (viaPnpm ? `pnpm keel ${args} -c ${demo.config}` : `keel ${args}`);
+        const at = (relative: string) => (viaPnpm ? path.join(dir, relative) : relative);
+        const cd = viaPnpm ? [] : [`  cd ${dir}`];
         const approval = /(ap-[0-9a-f]{10})/.exec(run.outcome.message)?.[1];
         if (run.status === 'waiting' && approval !== undefined)
           out(
             [
               'The task waits for a human: production requires an approval, and the deploy server accepts',
               'only a token the supervisor signs after a person approves (the model never sees it).',
-              `  cd ${dir}`,
-              `  ${keel} approvals                       what waits, and why`,
-              `  ${keel} approve ${approval} --as NAME    approve: the task resumes, deploys to production, finishes`,
-              `  ${keel} deny ${approval} --reason TEXT   refuse: the task ends with the reason`,
+              ...cd,
+              `  ${keel('approvals')}`,
+              `      what waits, and why`,
+              `  ${keel(`approve ${approval} --as NAME`)}`,
+              `      approve: the task resumes, deploys to production, finishes`,
+              `  ${keel(`deny ${approval} --reason TEXT`)}`,
+              `      refuse: the task ends with the reason`,
               '',
             ].join('\n'),
           );
         out(
           [
             'where to look next:',
-            `  cd ${dir}`,
-            `  ${keel} show ${run.id}   every step, model call and tool call`,
-            `  ${keel} runs                 all tasks in this store`,
-            `  ${keel} audit verify         the hash-chained event log`,
-            `  git -C project log --oneline   the commits the coding agent made`,
-            `  ls -l deploys/*                the releases, and current -> the live one`,
+            ...cd,
+            `  ${keel(`show ${run.id}`)}   every step, model call and tool call`,
+            `  ${keel('runs')}   all tasks in this store`,
+            `  ${keel('audit verify')}   the hash-chained event log`,
+            `  git -C ${at('project')} log --oneline   the commits the coding agent made`,
+            `  ls -l ${at('deploys')}/*   the releases, and current -> the live one`,
           ].join('\n'),
         );
         // Stopping at the production approval is the demo working as meant.
