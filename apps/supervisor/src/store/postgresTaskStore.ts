@@ -1,10 +1,9 @@
 import pg from 'pg';
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson } from '@keel/kit';
 import type {
   ApprovalRecord,
   ChainVerification,
   Decision,
-  EventRecord,
   ModelCallRecord,
   PurgeResult,
   TaskListFilter,
@@ -14,6 +13,17 @@ import type {
   TaskSummaryFilter,
   ToolCallRecord,
 } from './taskStore.js';
+import {
+  approvalFromRow,
+  decodeParsed,
+  encodeJson,
+  eventFromRow,
+  eventHash,
+  genesisHash,
+  modelCallFromRow,
+  taskFromRow,
+  toolCallFromRow,
+} from './rows.js';
 
 /** Each migration runs once, in order, inside a transaction; the version table says how far a database is. */
 const migrations: readonly string[] = [
@@ -27,7 +37,7 @@ const migrations: readonly string[] = [
      prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
    CREATE INDEX events_task ON events (task_id, seq);
    CREATE TABLE chain_head (id INT PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL);
-   INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}');
+   INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, '${genesisHash}');
    CREATE TABLE model_calls (
      id BIGSERIAL PRIMARY KEY, task_id TEXT NOT NULL, step INT NOT NULL, agent TEXT NOT NULL, provider TEXT NOT NULL,
      requested_model TEXT NOT NULL, response_model TEXT, system_sha256 TEXT NOT NULL, request JSONB, raw JSONB,
@@ -89,50 +99,12 @@ export async function migratePostgres(pool: pg.Pool): Promise<number[]> {
   }
 }
 
-const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
-
-function eventHash(prevHash: string, event: Omit<EventRecord, 'hash' | 'prevHash'>): string {
-  return sha256Hex(`${prevHash}\n${canonicalJson(event)}`);
-}
+const json = encodeJson;
 
 type Row = Record<string, unknown>;
 
-const toTask = (row: Row): TaskRecord => ({
-  id: row['id'] as string,
-  type: row['type'] as string,
-  title: row['title'] as string,
-  mode: row['mode'] as TaskRecord['mode'],
-  status: row['status'] as TaskRecord['status'],
-  createdAt: row['created_at'] as string,
-  endedAt: row['ended_at'] as string | null,
-  configHash: row['config_hash'] as string,
-  spec: row['spec'],
-  startingState: row['starting_state'] ?? null,
-  run: (row['run'] ?? null) as TaskRecord['run'],
-});
-
-const toApproval = (row: Row): ApprovalRecord => ({
-  id: row['id'] as string,
-  taskId: row['task_id'] as string,
-  kind: row['kind'] as ApprovalRecord['kind'],
-  status: row['status'] as ApprovalRecord['status'],
-  agent: row['agent'] as string,
-  step: row['step'] as number,
-  callIndex: row['call_index'] as number,
-  server: row['server'] as string | null,
-  tool: row['tool'] as string | null,
-  argsSha256: row['args_sha256'] as string | null,
-  arguments: row['arguments'] ?? null,
-  reasons: row['reasons'] as string[],
-  summary: row['summary'] as string,
-  requestedAt: row['requested_at'] as string,
-  expiresAt: row['expires_at'] as string,
-  decidedAt: row['decided_at'] as string | null,
-  decidedBy: row['decided_by'] as string | null,
-  decisionReason: row['decision_reason'] as string | null,
-  decision: row['decision'] ?? null,
-  consumedBy: row['consumed_by'] as string | null,
-});
+const toTask = (row: Row): TaskRecord => taskFromRow(row, decodeParsed);
+const toApproval = (row: Row): ApprovalRecord => approvalFromRow(row, decodeParsed);
 
 /**
  * The task store on PostgreSQL, for several `keel` processes on several machines: the same
@@ -249,18 +221,10 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
       });
     },
     async listEvents(taskId) {
-      return (await q('SELECT * FROM events WHERE task_id = $1 ORDER BY seq', [taskId])).map((row) => ({
-        seq: Number(row['seq']),
-        taskId: row['task_id'] as string,
-        at: row['at'] as string,
-        type: row['type'] as string,
-        data: JSON.parse(row['data'] as string) as unknown,
-        prevHash: row['prev_hash'] as string,
-        hash: row['hash'] as string,
-      }));
+      return (await q('SELECT * FROM events WHERE task_id = $1 ORDER BY seq', [taskId])).map(eventFromRow);
     },
     async verifyEvents(): Promise<ChainVerification> {
-      let prevHash = '0'.repeat(64);
+      let prevHash = genesisHash;
       let count = 0;
       let expectedSeq = 1;
       // Pages keep memory bounded on a long chain.
@@ -319,27 +283,9 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
       return Number(row!['id']);
     },
     async listModelCalls(taskId) {
-      return (await q('SELECT * FROM model_calls WHERE task_id = $1 ORDER BY id', [taskId])).map((row) => ({
-        id: Number(row['id']),
-        taskId: row['task_id'] as string,
-        step: row['step'] as number,
-        agent: row['agent'] as string,
-        provider: row['provider'] as string,
-        requestedModel: row['requested_model'] as string,
-        responseModel: row['response_model'] as string | null,
-        systemSha256: row['system_sha256'] as string,
-        request: row['request'] ?? null,
-        raw: row['raw'] ?? null,
-        reply: row['reply'] ?? null,
-        reservedInputTokens: row['reserved_input_tokens'] as number,
-        reservedOutputTokens: row['reserved_output_tokens'] as number,
-        inputTokens: row['input_tokens'] as number,
-        outputTokens: row['output_tokens'] as number,
-        costUsd: row['cost_usd'] as number,
-        latencyMs: row['latency_ms'] as number,
-        startedAt: row['started_at'] as string,
-        error: row['error'] as string | null,
-      }));
+      return (await q('SELECT * FROM model_calls WHERE task_id = $1 ORDER BY id', [taskId])).map((row) =>
+        modelCallFromRow(row, decodeParsed),
+      );
     },
     async recordToolCall(r: ToolCallRecord) {
       const [row] = await q(
@@ -368,25 +314,9 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
       return Number(row!['id']);
     },
     async listToolCalls(taskId) {
-      return (await q('SELECT * FROM tool_calls WHERE task_id = $1 ORDER BY id', [taskId])).map((row) => ({
-        id: Number(row['id']),
-        taskId: row['task_id'] as string,
-        step: row['step'] as number,
-        callIndex: row['call_index'] as number,
-        agent: row['agent'] as string,
-        server: row['server'] as string,
-        tool: row['tool'] as string,
-        idempotencyKey: row['idempotency_key'] as string | null,
-        arguments: row['arguments'] ?? null,
-        result: row['result'] ?? null,
-        resultBytes: row['result_bytes'] as number,
-        latencyMs: row['latency_ms'] as number,
-        outcome: row['outcome'] as ToolCallRecord['outcome'],
-        errorCode: row['error_code'] as string | null,
-        irreversible: row['irreversible'] as boolean,
-        effect: row['effect'] ?? null,
-        startedAt: row['started_at'] as string,
-      }));
+      return (await q('SELECT * FROM tool_calls WHERE task_id = $1 ORDER BY id', [taskId])).map((row) =>
+        toolCallFromRow(row, decodeParsed),
+      );
     },
     async purge(before: Date): Promise<PurgeResult> {
       return tx(async (client) => {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson } from '@keel/kit';
 import type {
   ApprovalRecord,
   ChainVerification,
@@ -15,6 +15,17 @@ import type {
   TaskStore,
   ToolCallRecord,
 } from './taskStore.js';
+import {
+  approvalFromRow,
+  decodeText,
+  encodeJson,
+  eventFromRow,
+  eventHash,
+  genesisHash,
+  modelCallFromRow,
+  taskFromRow,
+  toolCallFromRow,
+} from './rows.js';
 import { aggregateTaskSummaries, installTaskSummaries, queryTaskSummaries } from './sqliteSummaries.js';
 
 const schema = `
@@ -143,37 +154,11 @@ interface ApprovalRow {
   consumed_by: string | null;
 }
 
-const toApproval = (row: ApprovalRow): ApprovalRecord => ({
-  id: row.id,
-  taskId: row.task_id,
-  kind: row.kind,
-  status: row.status,
-  agent: row.agent,
-  step: row.step,
-  callIndex: row.call_index,
-  server: row.server,
-  tool: row.tool,
-  argsSha256: row.args_sha256,
-  arguments: parse(row.arguments),
-  reasons: parse(row.reasons) as string[],
-  summary: row.summary,
-  requestedAt: row.requested_at,
-  expiresAt: row.expires_at,
-  decidedAt: row.decided_at,
-  decidedBy: row.decided_by,
-  decisionReason: row.decision_reason,
-  decision: parse(row.decision),
-  consumedBy: row.consumed_by,
-});
+const toApproval = (row: ApprovalRow): ApprovalRecord => approvalFromRow(row, decodeText);
 
-const genesis = '0'.repeat(64);
-
-const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
-const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
-
-function eventHash(prevHash: string, event: Omit<EventRecord, 'hash' | 'prevHash'>): string {
-  return sha256Hex(`${prevHash}\n${canonicalJson(event)}`);
-}
+const genesis = genesisHash;
+const json = encodeJson;
+const parse = (text: string | null): unknown => decodeText(text);
 
 interface TaskRow {
   id: string;
@@ -189,19 +174,7 @@ interface TaskRow {
   run: string | null;
 }
 
-const toTask = (row: TaskRow): TaskRecord => ({
-  id: row.id,
-  type: row.type,
-  title: row.title,
-  mode: row.mode,
-  status: row.status,
-  createdAt: row.created_at,
-  endedAt: row.ended_at,
-  configHash: row.config_hash,
-  spec: parse(row.spec),
-  startingState: parse(row.starting_state),
-  run: parse(row.run) as TaskRecord['run'],
-});
+const toTask = (row: TaskRow): TaskRecord => taskFromRow(row, decodeText);
 
 /**
  * The embedded task store: one SQLite file (WAL) in the state dir. Event appends read the chain's
@@ -324,15 +297,7 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
           }
         >('SELECT * FROM events WHERE task_id = ? ORDER BY seq')
         .all(taskId)
-        .map((row) => ({
-          seq: row.seq,
-          taskId: row.task_id,
-          at: row.at,
-          type: row.type,
-          data: parse(row.data),
-          prevHash: row.prev_hash,
-          hash: row.hash,
-        }));
+        .map(eventFromRow);
     },
     async verifyEvents(): Promise<ChainVerification> {
       let prevHash = genesis;
@@ -392,27 +357,7 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
       return db
         .prepare<[string], Record<string, unknown>>('SELECT * FROM model_calls WHERE task_id = ? ORDER BY id')
         .all(taskId)
-        .map((row) => ({
-          id: row['id'] as number,
-          taskId: row['task_id'] as string,
-          step: row['step'] as number,
-          agent: row['agent'] as string,
-          provider: row['provider'] as string,
-          requestedModel: row['requested_model'] as string,
-          responseModel: row['response_model'] as string | null,
-          systemSha256: row['system_sha256'] as string,
-          request: parse(row['request'] as string | null),
-          raw: parse(row['raw'] as string | null),
-          reply: parse(row['reply'] as string | null),
-          reservedInputTokens: row['reserved_input_tokens'] as number,
-          reservedOutputTokens: row['reserved_output_tokens'] as number,
-          inputTokens: row['input_tokens'] as number,
-          outputTokens: row['output_tokens'] as number,
-          costUsd: row['cost_usd'] as number,
-          latencyMs: row['latency_ms'] as number,
-          startedAt: row['started_at'] as string,
-          error: row['error'] as string | null,
-        }));
+        .map((row) => modelCallFromRow(row, decodeText));
     },
     async recordToolCall(record: ToolCallRecord) {
       const result = insertToolCall.run({
@@ -428,25 +373,7 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
       return db
         .prepare<[string], Record<string, unknown>>('SELECT * FROM tool_calls WHERE task_id = ? ORDER BY id')
         .all(taskId)
-        .map((row) => ({
-          id: row['id'] as number,
-          taskId: row['task_id'] as string,
-          step: row['step'] as number,
-          callIndex: row['call_index'] as number,
-          agent: row['agent'] as string,
-          server: row['server'] as string,
-          tool: row['tool'] as string,
-          idempotencyKey: row['idempotency_key'] as string | null,
-          arguments: parse(row['arguments'] as string | null),
-          result: parse(row['result'] as string | null),
-          resultBytes: row['result_bytes'] as number,
-          latencyMs: row['latency_ms'] as number,
-          outcome: row['outcome'] as ToolCallRecord['outcome'],
-          errorCode: row['error_code'] as string | null,
-          irreversible: row['irreversible'] === 1,
-          effect: parse(row['effect'] as string | null),
-          startedAt: row['started_at'] as string,
-        }));
+        .map((row) => toolCallFromRow(row, decodeText));
     },
     async purge(before: Date): Promise<PurgeResult> {
       const cutoff = before.toISOString();
