@@ -1,4 +1,4 @@
-import type { ChangeV1, DeployV1, PlanV1, ReviewV1, TestV1 } from '@keel/contracts';
+import type { ChangeV1, PlanV1, ReviewV1, TestV1 } from '@keel/contracts';
 import type { TaskFile } from '../task/taskFile.js';
 
 const block = (name: string, value: unknown) => `<${name}>\n${JSON.stringify(value, null, 2)}\n</${name}>`;
@@ -45,4 +45,3 @@ export const handoff = {
       .join('\n\n'),
 };
 
-export type { DeployV1 };

@@ -1,7 +1,7 @@
 import type { ChangeV1, DeployV1, PlanV1, ReviewV1, TestV1 } from '@keel/contracts';
 import { checkContract } from '@keel/contracts';
-import type { AgentConfig, AgentRole, KeelConfig, Price } from '../config/schema.js';
-import { builtinPrompt, roles } from '../agents/roles.js';
+import type { AgentConfig, AgentRole, Price } from '../config/schema.js';
+import { roles } from '../agents/roles.js';
 import type { CatalogTool } from '../mcp/servers.js';
 import type { Model } from '../models/model.js';
 import type { TaskFile } from '../task/taskFile.js';
@@ -233,5 +233,3 @@ const noModel: Model = {
   generate: () => Promise.reject(new Error('the orchestrator has no model')),
 };
 
-export { builtinPrompt };
-export type { KeelConfig };
