@@ -44,4 +44,3 @@ export const handoff = {
       .filter(Boolean)
       .join('\n\n'),
 };
-

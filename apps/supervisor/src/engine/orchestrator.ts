@@ -232,4 +232,3 @@ const noModel: Model = {
   model: 'none',
   generate: () => Promise.reject(new Error('the orchestrator has no model')),
 };
-
