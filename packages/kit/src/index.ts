@@ -44,7 +44,7 @@ export { callFingerprint, canonicalJson, sha256Hex } from './canonical.js';
 export { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
 export type { ClaimRequest, ClaimResult, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';
 export { createAuditLog } from './audit/auditLog.js';
-export type { AuditEntry, AuditLog, AuditRow, AuditVerification } from './audit/auditLog.js';
+export type { AuditEntry, AuditLog, AuditRow, AuditVerification, SqliteAuditLog } from './audit/auditLog.js';
 export { redact } from './audit/redact.js';
 export type { RedactOptions } from './audit/redact.js';
 export { createPathJail } from './jail.js';

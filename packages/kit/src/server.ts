@@ -14,7 +14,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type Database from 'better-sqlite3';
 import * as z from 'zod';
-import { createAuditLog } from './audit/auditLog.js';
+import { createAuditLog, type SqliteAuditLog } from './audit/auditLog.js';
 import { createCursorCodec, type CursorCodec } from './cursor.js';
 import { createRequestStateSealer } from './ask.js';
 import { createDeadlineWatch } from './deadlines.js';
@@ -87,8 +87,17 @@ export function createServer(options: CreateServerOptions): KeelServer {
     owned.push(db);
     return db;
   };
-  const store = options.store ?? lazy(() => createSqliteIdempotencyStore(memoryDb()));
-  const audit = options.audit ?? lazy(() => createAuditLog(memoryDb()));
+  let ownAudit: SqliteAuditLog | undefined;
+  const auditLog = () => (ownAudit ??= createAuditLog(memoryDb()));
+  const audit = options.audit ?? lazy(auditLog);
+  // Given neither, both live in one database: a run's result and its audit row commit together.
+  const store =
+    options.store ??
+    lazy(() =>
+      options.audit === undefined
+        ? createSqliteIdempotencyStore(auditLog().database, { audit: auditLog() })
+        : createSqliteIdempotencyStore(memoryDb()),
+    );
   const secret = options.cursorSecret ?? randomBytes(32);
   const cursors: CursorCodec = createCursorCodec(secret);
   const owner = `${process.pid}:${randomUUID().slice(0, 8)}`;

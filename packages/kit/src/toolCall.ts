@@ -2,7 +2,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { ProtocolError, type CallToolResult, type InputRequiredResult } from '@modelcontextprotocol/server';
 import { CallAbort, type AbortListener } from './abort.js';
 import { pendingInput, type AskContext, type RequestStateSealer } from './ask.js';
-import type { AuditLog } from './audit/auditLog.js';
+import type { AuditEntry, AuditLog } from './audit/auditLog.js';
 import type { RedactOptions } from './audit/redact.js';
 import { CallContext, type CallContextInit } from './callContext.js';
 import { callFingerprint } from './canonical.js';
@@ -14,7 +14,7 @@ import type { IdempotencyStore } from './idempotency/store.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import type { CallOptions, IdempotencyOptions, PrepareStep, ServerLimits } from './options.js';
-import { auditCall } from './pipeline/audit.js';
+import { appendAudit, auditEntryOf } from './pipeline/audit.js';
 import { executeHandler, recoverInterrupted } from './pipeline/execute.js';
 import { runKeyed, type Settled, type Waiters } from './pipeline/idempotency.js';
 import { resolveDeclaredPaths, type ResolvedPaths } from './pipeline/paths.js';
@@ -125,6 +125,8 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   #trace: CallTrace | undefined;
   #resolveRace: ((settled: Settled) => void) | undefined;
   #onCallerAbort: (() => void) | undefined;
+  /** The abort answered before the handler settled. */
+  #abortAnswered = false;
 
   constructor(shared: PipelineShared, tool: AnyTool, call: CallOptions) {
     this.#shared = shared;
@@ -202,8 +204,12 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     this.#arm();
     try {
       const key = this.idempotencyKey;
-      if (key === undefined)
-        return await this.#audited(this.#ran(await this.#race(this.#start('executed')), 'none'));
+      if (key === undefined) {
+        const work = this.#start('executed');
+        const settled = await this.#race(work);
+        if (this.#abortAnswered) this.#auditWhenSettled(work);
+        return await this.#audited(this.#ran(settled, 'none'));
+      }
       const keyed = await runKeyed({
         store: this.#shared.store,
         options: this.#shared.idempotency,
@@ -218,6 +224,12 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
         inFlight: this.#shared.inFlight,
         start: (kind) => this.#start(kind),
         race: (work) => this.#race(work),
+        settlementAudit: (done) =>
+          this.spec.effect === 'read'
+            ? undefined
+            : this.#auditEntry({ result: done.rendered.result, outcome: done.outcome, replayed: false }),
+        appendAudit: (entry) =>
+          appendAudit(this.#shared.audit, entry, { span: this.#trace?.span, logger: this.logger }),
       });
       switch (keyed.kind) {
         case 'replayed':
@@ -232,8 +244,11 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
           );
         case 'refused':
           return await this.#audited(this.#refused(keyed.error, keyed.idempotency));
-        case 'ran':
-          return await this.#audited(this.#ran(keyed.settled, keyed.idempotency));
+        case 'ran': {
+          const answer = this.#ran(keyed.settled, keyed.idempotency);
+          // Written with the completion already; an abort that answered first gets its own row.
+          return keyed.audited ? answer : await this.#audited(answer);
+        }
       }
     } finally {
       this.#disarm();
@@ -272,8 +287,17 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   /** Audit: mutating calls append a row for what they answered (a pending question is not an answer). */
   async #audited(answer: Answer, replayed = false): Promise<Answer> {
     if (this.spec.effect === 'read' || answer.outcome === undefined) return answer;
-    await auditCall(
-      this.#shared.audit,
+    const entry = this.#auditEntry({
+      result: answer.result as CallToolResult,
+      outcome: answer.outcome,
+      replayed,
+    });
+    await appendAudit(this.#shared.audit, entry, { span: this.#trace?.span, logger: this.logger });
+    return answer;
+  }
+
+  #auditEntry(answer: Parameters<typeof auditEntryOf>[1]): AuditEntry {
+    return auditEntryOf(
       {
         server: this.server,
         tool: this.spec.name,
@@ -281,10 +305,23 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
         idempotencyKey: this.idempotencyKey,
         actor: this.auditActor,
       },
-      { result: answer.result as CallToolResult, outcome: answer.outcome, replayed },
-      { redact: this.#shared.redact, span: this.#trace?.span, logger: this.logger },
+      answer,
+      { redact: this.#shared.redact, span: this.#trace?.span },
     );
-    return answer;
+  }
+
+  /**
+   * An unkeyed mutating run answered by its abort may still change things before it ends: when it
+   * does settle, its own row records what it did (close() waits for it).
+   */
+  #auditWhenSettled(work: Promise<Settled>): void {
+    if (this.spec.effect === 'read') return;
+    const late = work.then(
+      (done) => (done.rendered === undefined ? undefined : this.#audited(this.#ran(done, 'none'))),
+      () => undefined,
+    );
+    this.#shared.inFlight.add(late);
+    void late.finally(() => this.#shared.inFlight.delete(late));
   }
 
   /** Starts the time limit and listens for the client's cancel. */
@@ -316,6 +353,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
 
   /** Cancelled or timed out while the handler still runs: answer now. */
   onAbort(reason: KeelError): void {
+    if (this.#resolveRace !== undefined) this.#abortAnswered = true;
     this.#resolveRace?.({ outcome: { ok: false, error: toToolError(reason) }, rendered: undefined });
   }
 

@@ -345,6 +345,76 @@ describe('the pipeline', () => {
     expect(await audit.verify()).toMatchObject({ ok: true, rows: 2 });
     db.close();
   });
+
+  /** A write that ignores its cancel and finishes 150 ms later, on a store and audit log sharing one database. */
+  async function stubbornWrite() {
+    const { createAuditLog } = await import('../src/audit/auditLog.js');
+    const { createSqliteIdempotencyStore } = await import('../src/idempotency/sqliteStore.js');
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(':memory:');
+    const audit = createAuditLog(db);
+    const store = createSqliteIdempotencyStore(db, { audit });
+    const counter = { runs: 0 };
+    const server = createServer({
+      name: 's',
+      version: '1',
+      tools: [counterTool(counter, 150)],
+      jail,
+      audit,
+      store,
+    });
+    const cancelled = async (args: Record<string, unknown>) => {
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 30);
+      return server.callTool('bump', args, { signal: abort.signal });
+    };
+    const rows = async () =>
+      (await audit.list()).map((row) => [
+        row.outcome,
+        row.errorCode,
+        row.idempotencyKey,
+        row.resultSha256 !== null,
+      ]);
+    return { db, audit, store, server, counter, cancelled, rows };
+  }
+
+  it('a keyed write answered CANCELLED that still completes is audited as done, with its completion', async () => {
+    const { db, audit, server, counter, cancelled, rows } = await stubbornWrite();
+    expect(errorOf(await cancelled({ by: 1, idempotencyKey: 'k' }))?.code).toBe('CANCELLED');
+    await server.close();
+    expect(counter.runs).toBe(1);
+    expect(await rows()).toEqual([
+      ['error', 'CANCELLED', 'k', true],
+      ['ok', null, 'k', true],
+    ]);
+    expect(await audit.verify()).toMatchObject({ ok: true, rows: 2 });
+    db.close();
+  });
+
+  it('an unkeyed write answered CANCELLED gets a second row for what it did when it ends', async () => {
+    const { db, server, counter, cancelled, rows } = await stubbornWrite();
+    expect(errorOf(await cancelled({ by: 1 }))?.code).toBe('CANCELLED');
+    await server.close();
+    expect(counter.runs).toBe(1);
+    expect(await rows()).toEqual([
+      ['error', 'CANCELLED', null, true],
+      ['ok', null, null, true],
+    ]);
+    db.close();
+  });
+
+  it('a completion whose audit row cannot be written is not stored either', async () => {
+    const { db, store, server, counter, rows } = await stubbornWrite();
+    db.exec("CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    const result = await server.callTool('bump', { by: 1, idempotencyKey: 'k' });
+    expect(result.structuredContent).toEqual({ run: 1, by: 1 });
+    await server.close();
+    expect(counter.runs).toBe(1);
+    expect(await rows()).toEqual([]);
+    // Neither written: the key is still the interrupted run's, for a retry to recover.
+    expect(await store.get('s', 'k')).toMatchObject({ state: 'in_progress', result: undefined });
+    db.close();
+  });
 });
 
 describe('telemetry', () => {

@@ -86,12 +86,19 @@ function rowHash(prevHash: string, row: Omit<Row, 'hash' | 'prev_hash'>): string
   return sha256Hex(`${prevHash}\n${canonicalJson(row)}`);
 }
 
+/** The SQLite audit log, which can also append inside a transaction of its own database. */
+export interface SqliteAuditLog extends AuditLog {
+  readonly database: Database.Database;
+  /** Appends synchronously, joining the caller's open transaction on the same database if there is one. */
+  appendNow(entry: AuditEntry): AuditRow;
+}
+
 /**
  * The append-only audit log in the state database. Each row's hash covers its content and the
  * previous row's hash, so changing, removing or reordering any row breaks the chain from there on.
  * Triggers refuse UPDATE and DELETE through SQLite; `verify` catches edits made around them.
  */
-export function createAuditLog(db: Database.Database): AuditLog {
+export function createAuditLog(db: Database.Database): SqliteAuditLog {
   db.exec(schema);
   const last = db.prepare<[], { seq: number; hash: string }>(
     'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1',
@@ -126,6 +133,10 @@ export function createAuditLog(db: Database.Database): AuditLog {
   });
 
   return {
+    database: db,
+    // Outside a transaction, IMMEDIATE takes the write lock before reading the chain's head; inside
+    // one (a completion in the idempotency store), better-sqlite3 nests it as a savepoint.
+    appendNow: (entry) => (db.inTransaction ? append(entry) : append.immediate(entry)),
     append: async (entry) => append.immediate(entry),
     async verify() {
       let expectedPrev = genesis;

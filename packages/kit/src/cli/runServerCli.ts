@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { createAuditLog } from '../audit/auditLog.js';
+import { createAuditLog, type SqliteAuditLog } from '../audit/auditLog.js';
 import type { AnyTool } from '../defineTool.js';
 import type { PrepareStep } from '../options.js';
 import { KeelError } from '../errors.js';
@@ -233,6 +233,8 @@ async function serveCommand<TExtra>(
   const processes = createProcessGroups();
   const killChildren = () => processes.killAll('SIGKILL');
   process.once('exit', killChildren);
+  let opened: SqliteAuditLog | undefined;
+  const auditLog = () => (opened ??= createAuditLog(state.database()));
   const server = createServer({
     processes,
     name: cli.name,
@@ -242,8 +244,9 @@ async function serveCommand<TExtra>(
     ...(built.prepare === undefined ? {} : { prepare: built.prepare }),
     jail,
     // Opened on the first keyed or mutating call: a read-only session never loads SQLite.
-    store: lazy(() => createSqliteIdempotencyStore(state.database())),
-    audit: lazy(() => createAuditLog(state.database())),
+    // One database for both, so a run's result and its audit row are written in one transaction.
+    store: lazy(() => createSqliteIdempotencyStore(state.database(), { audit: auditLog() })),
+    audit: lazy(auditLog),
     cursorSecret: state.cursorSecret,
     logger,
     ...(telemetry.tracer === undefined ? {} : { tracer: telemetry.tracer }),

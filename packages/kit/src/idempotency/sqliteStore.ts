@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import type { AuditEntry, SqliteAuditLog } from '../audit/auditLog.js';
 import type { ClaimRequest, ClaimResult, IdempotencyRecord, IdempotencyStore } from './store.js';
 
 interface Row {
@@ -40,7 +41,13 @@ CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
  * The SQLite idempotency store on an open better-sqlite3 database (see `openStateDatabase`). Every
  * claim is one IMMEDIATE transaction, so two processes sharing the file never both win a key.
  */
-export function createSqliteIdempotencyStore(db: Database.Database): IdempotencyStore {
+export function createSqliteIdempotencyStore(
+  db: Database.Database,
+  options: { audit?: SqliteAuditLog } = {},
+): IdempotencyStore {
+  const audit = options.audit;
+  if (audit !== undefined && audit.database !== db)
+    throw new TypeError('the audit log given to the idempotency store must be on the same database');
   db.exec(schema);
   const select = db.prepare<[string, string], Row>('SELECT * FROM idempotency WHERE scope = ? AND key = ?');
   const insert = db.prepare(
@@ -64,6 +71,21 @@ export function createSqliteIdempotencyStore(db: Database.Database): Idempotency
   );
   const reapStmt = db.prepare(
     `DELETE FROM idempotency WHERE expires_at <= ? AND (state = 'completed' OR lease_expires_at <= ?)`,
+  );
+  const completeAudited = db.transaction(
+    (
+      result: string,
+      now: number,
+      expiresAt: number,
+      scope: string,
+      key: string,
+      token: string,
+      entry: AuditEntry | undefined,
+    ): boolean => {
+      if (completeStmt.run(result, now, expiresAt, scope, key, token).changes !== 1) return false;
+      if (entry !== undefined) audit?.appendNow(entry);
+      return true;
+    },
   );
   // TTLs per scope are remembered from claims so `complete` can restart the clock at completion.
   const ttlByToken = new Map<string, number>();
@@ -122,11 +144,12 @@ export function createSqliteIdempotencyStore(db: Database.Database): Idempotency
     claim: async (request) => claim.immediate(request),
     renew: async (scope, key, token, leaseMs) =>
       renewStmt.run(Date.now() + leaseMs, scope, key, token).changes === 1,
-    async complete(scope, key, token, result) {
+    auditsCompletions: audit !== undefined,
+    async complete(scope, key, token, result, entry) {
       const now = Date.now();
       const ttl = ttlByToken.get(token) ?? 24 * 60 * 60 * 1000;
       ttlByToken.delete(token);
-      return completeStmt.run(JSON.stringify(result), now, now + ttl, scope, key, token).changes === 1;
+      return completeAudited.immediate(JSON.stringify(result), now, now + ttl, scope, key, token, entry);
     },
     async release(scope, key, token) {
       ttlByToken.delete(token);

@@ -1,3 +1,4 @@
+import type { AuditEntry } from '../audit/auditLog.js';
 /**
  * The idempotency store: one record per (scope, key). A record is claimed before the effect runs,
  * held under a lease the running process renews, and completed with the stored result. SQLite is the
@@ -10,8 +11,14 @@ export interface IdempotencyStore {
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Extends the lease of a claim this owner holds; false when the claim was lost. */
   renew(scope: string, key: string, token: string, leaseMs: number): Promise<boolean>;
-  /** Stores the result of a claimed run; later claims of the key get it back. */
-  complete(scope: string, key: string, token: string, result: unknown): Promise<boolean>;
+  /**
+   * Stores the result of a claimed run; later claims of the key get it back. With `audit`, a store
+   * whose `auditsCompletions` is true appends that row in the same transaction, so a crash leaves
+   * either both or neither; false when the claim was no longer this token's (nothing written).
+   */
+  complete(scope: string, key: string, token: string, result: unknown, audit?: AuditEntry): Promise<boolean>;
+  /** True when `complete` appends its `audit` row atomically with the result; otherwise the caller appends it. */
+  readonly auditsCompletions?: boolean;
   /** Drops a claim whose run ended without a result worth keeping, so a retry runs again. */
   release(scope: string, key: string, token: string): Promise<void>;
   /** Reads a record without claiming it. */

@@ -1,6 +1,6 @@
 import type { Span } from '@opentelemetry/api';
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import type { AuditLog } from '../audit/auditLog.js';
+import type { AuditEntry, AuditLog } from '../audit/auditLog.js';
 import { redact, type RedactOptions } from '../audit/redact.js';
 import { canonicalJson, sha256Hex } from '../canonical.js';
 import type { Outcome } from '../errors.js';
@@ -14,30 +14,38 @@ export interface AuditedCall {
   actor: string | undefined;
 }
 
-/**
- * Audit: a mutating call appends a redacted, hash-chained row. A failed append does not take the
- * result from the caller (the effect already happened); it is loud in the log and on the span.
- */
-export async function auditCall(
-  log: AuditLog,
+/** The redacted row that records what a mutating call answered or, for a run, what it did. */
+export function auditEntryOf(
   call: AuditedCall,
   answer: { result: CallToolResult; outcome: Outcome<unknown>; replayed: boolean },
-  options: { redact: RedactOptions | undefined; span: Span | undefined; logger: Logger },
+  options: { redact: RedactOptions | undefined; span: Span | undefined },
+): AuditEntry {
+  return {
+    server: call.server,
+    tool: call.tool,
+    args: redact(call.input, options.redact),
+    outcome: answer.replayed ? 'replayed' : answer.outcome.ok ? 'ok' : 'error',
+    errorCode: answer.outcome.ok ? undefined : answer.outcome.error.code,
+    idempotencyKey: call.idempotencyKey,
+    resultSha256: sha256Hex(canonicalJson(answer.result)),
+    traceId: options.span?.spanContext().traceId,
+    actor: call.actor,
+  };
+}
+
+/**
+ * Appends a row to the hash-chained log. A failed append does not take the result from the caller
+ * (the effect already happened); it is loud in the log and on the span.
+ */
+export async function appendAudit(
+  log: AuditLog,
+  entry: AuditEntry,
+  options: { span: Span | undefined; logger: Logger },
 ): Promise<void> {
   try {
-    await log.append({
-      server: call.server,
-      tool: call.tool,
-      args: redact(call.input, options.redact),
-      outcome: answer.replayed ? 'replayed' : answer.outcome.ok ? 'ok' : 'error',
-      errorCode: answer.outcome.ok ? undefined : answer.outcome.error.code,
-      idempotencyKey: call.idempotencyKey,
-      resultSha256: sha256Hex(canonicalJson(answer.result)),
-      traceId: options.span?.spanContext().traceId,
-      actor: call.actor,
-    });
+    await log.append(entry);
   } catch (error) {
-    options.logger.error('audit append failed', { tool: call.tool, error });
+    options.logger.error('audit append failed', { tool: entry.tool, error });
     options.span?.setAttribute('keel.audit.failed', true);
   }
 }

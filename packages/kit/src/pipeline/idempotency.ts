@@ -1,4 +1,5 @@
 import type { CallToolResult } from '@modelcontextprotocol/server';
+import type { AuditEntry } from '../audit/auditLog.js';
 import type { AbortListener, CallAbort } from '../abort.js';
 import { toolError, type Outcome, type ToolError } from '../errors.js';
 import type { ClaimResult, IdempotencyStore } from '../idempotency/store.js';
@@ -32,12 +33,22 @@ export interface KeyedCall {
   start(kind: 'executed' | 'recovered'): Promise<Settled>;
   /** The handler's settlement, or the abort (cancel/timeout) if that comes first. */
   race(work: Promise<Settled>): Promise<Settled>;
+  /** The audit row of what a completed run did; undefined when the tool only reads. */
+  settlementAudit(done: Settled & { rendered: Rendered }): AuditEntry | undefined;
+  /** Appends a row the store could not write with the completion. */
+  appendAudit(entry: AuditEntry): Promise<void>;
 }
 
 export type KeyedAnswer =
   | { kind: 'replayed'; result: CallToolResult; outcome: Outcome<unknown> }
   | { kind: 'refused'; idempotency: 'conflict' | 'in_progress'; error: ToolError }
-  | { kind: 'ran'; idempotency: 'executed' | 'recovered'; settled: Settled };
+  | {
+      kind: 'ran';
+      idempotency: 'executed' | 'recovered';
+      settled: Settled;
+      /** The answer is the run's settlement and its audit row is written (with the completion). */
+      audited: boolean;
+    };
 
 /**
  * Idempotency: claim the key, then replay a stored result, refuse a conflicting or still-running
@@ -132,13 +143,22 @@ async function runClaimed(
       key,
       previousOwner: claim.previousOwner,
     });
+  let audited: Settled | undefined;
   const settled = call.start(kind).then(async (done) => {
     clearInterval(heartbeat);
     try {
-      // A retryable failure (a pending question among them) frees the key; anything else is kept.
-      if (done.rendered === undefined || (!done.outcome.ok && done.outcome.error.retryable))
+      // A retryable failure (a pending question among them) frees the key; anything else is kept,
+      // and its audit row records what the run did, whatever the caller was answered meanwhile.
+      const rendered = done.rendered;
+      if (rendered === undefined || (!done.outcome.ok && done.outcome.error.retryable))
         await store.release(scope, key, token);
-      else await store.complete(scope, key, token, done.rendered.result);
+      else {
+        const entry = call.settlementAudit({ ...done, rendered });
+        const completed = await store.complete(scope, key, token, rendered.result, entry);
+        if (entry !== undefined && !(completed && store.auditsCompletions === true))
+          await call.appendAudit(entry);
+        audited = done;
+      }
     } catch (error) {
       logger.error('idempotency store write failed', { tool: call.tool, key, error });
     }
@@ -147,7 +167,8 @@ async function runClaimed(
   });
   call.inFlight.add(settled);
   void settled.finally(() => call.inFlight.delete(settled));
-  return { kind: 'ran', idempotency: kind, settled: await call.race(settled) };
+  const answer = await call.race(settled);
+  return { kind: 'ran', idempotency: kind, settled: answer, audited: answer === audited };
 }
 
 /** Waits for the key's holder in this process to finish, a short delay, or this call's abort. */
