@@ -74,3 +74,6 @@ export type {
   StateStore,
   StateWriteOptions,
 } from './state/stateStore.js';
+export { isPostgresUrl, redactUrl } from './backend/backend.js';
+export type { StoreBackend } from './backend/backend.js';
+export { sqliteBackend } from './backend/sqliteBackend.js';

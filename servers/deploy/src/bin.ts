@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createSqliteStateStore, KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit';
 import { collect, packageVersion, runServerCli } from '@keel/kit/cli';
 import { registerApprovalCommands } from './cli/approvalCommands.js';
 import { registerResolveCommand } from './cli/resolveCommand.js';
@@ -45,7 +45,7 @@ Subcommands:
 Example:
   keel-deploy --root . --config keel.deploy.yaml --approval-key keel-approval.pub
 `,
-  build: ({ options, jail, logger, state }) => {
+  build: ({ options, jail, logger, stateStore }) => {
     const projectRoot = jail.roots[0]!;
     const file = options.config === undefined ? findConfig(projectRoot) : path.resolve(options.config);
     const config = loadDeployConfig(file, projectRoot);
@@ -67,7 +67,7 @@ Example:
     return {
       tools: createDeployServerTools({
         config,
-        store: createSqliteStateStore(state.database(), 'deploy'),
+        store: stateStore('deploy'),
         approvalKeys,
       }),
     };

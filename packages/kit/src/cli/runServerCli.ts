@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { createAuditLog, type SqliteAuditLog } from '../audit/auditLog.js';
+import { createAuditLog } from '../audit/auditLog.js';
+import { sqliteBackend } from '../backend/sqliteBackend.js';
 import type { AnyTool } from '../defineTool.js';
 import type { PrepareStep } from '../options.js';
 import { KeelError } from '../errors.js';
-import { createSqliteIdempotencyStore } from '../idempotency/sqliteStore.js';
 import { createPathJail, type PathJail } from '../jail.js';
 import { createLogger, logLevels, type Logger, type LogLevel } from '../logger.js';
 import { startTelemetry } from '../otel.js';
@@ -12,7 +12,7 @@ import { kitDefaults } from '../defaults.js';
 import { createProcessGroups } from '../processGroups.js';
 import { createServer } from '../server.js';
 import { collect, nonNegativeInt } from './flags.js';
-import { lazy } from '../lazy.js';
+import type { StateStore } from '../state/stateStore.js';
 import { defaultStateDir, openStateDatabase, openStateDir, type StateDir } from '../stateDir.js';
 import { serveStdio } from '../transports/stdio.js';
 
@@ -36,8 +36,13 @@ export interface BuildContext<TExtra> {
   jail: PathJail;
   logger: Logger;
   env: NodeJS.ProcessEnv;
-  /** The state directory the kit opened (its database opens on first use), for a server's own state. */
+  /** The state directory the kit opened, for local files only (logs, caches); durable state goes through `stateStore`. */
   state: StateDir;
+  /**
+   * The server's own durable state under `namespace`, on the store the kit opened (SQLite in the
+   * state directory, or the shared database): what replicas of the server must agree on.
+   */
+  stateStore(namespace: string): StateStore;
 }
 
 /** What a server's own subcommands get: the environment, and the way to set the exit code. */
@@ -212,6 +217,7 @@ async function serveCommand<TExtra>(
     });
     return 2;
   }
+  const backend = sqliteBackend(state);
   const telemetry = await startTelemetry({
     serviceName: cli.name,
     serviceVersion: cli.version,
@@ -220,21 +226,26 @@ async function serveCommand<TExtra>(
   });
   let built: Awaited<ReturnType<ServerCliOptions<TExtra>['build']>>;
   try {
-    built = await cli.build({ options, jail, logger, env: cli.env, state });
+    built = await cli.build({
+      options,
+      jail,
+      logger,
+      env: cli.env,
+      state,
+      stateStore: (namespace) => backend.state(namespace),
+    });
   } catch (error) {
     // A server refusing its own configuration (a bad config file, conflicting flags) is a usage error.
     if (!(error instanceof KeelError)) throw error;
     logger.error(error.message, { code: error.code, hint: error.hint });
     await telemetry.shutdown();
-    state.close();
+    await backend.close();
     return 2;
   }
   // Every child process group the calls start, so none outlives this process however it ends.
   const processes = createProcessGroups();
   const killChildren = () => processes.killAll('SIGKILL');
   process.once('exit', killChildren);
-  let opened: SqliteAuditLog | undefined;
-  const auditLog = () => (opened ??= createAuditLog(state.database()));
   const server = createServer({
     processes,
     name: cli.name,
@@ -243,11 +254,9 @@ async function serveCommand<TExtra>(
     ...(built.instructions === undefined ? {} : { instructions: built.instructions }),
     ...(built.prepare === undefined ? {} : { prepare: built.prepare }),
     jail,
-    // Opened on the first keyed or mutating call: a read-only session never loads SQLite.
-    // One database for both, so a run's result and its audit row are written in one transaction.
-    store: lazy(() => createSqliteIdempotencyStore(state.database(), { audit: auditLog() })),
-    audit: lazy(auditLog),
-    cursorSecret: state.cursorSecret,
+    store: backend.idempotency,
+    audit: backend.audit,
+    cursorSecret: backend.secret,
     logger,
     ...(telemetry.tracer === undefined ? {} : { tracer: telemetry.tracer }),
     limits: { defaultTimeoutMs: options.timeoutMs },
@@ -284,7 +293,7 @@ async function serveCommand<TExtra>(
             : undefined;
       logger.error(`cannot serve HTTP: ${(error as Error).message}`, { hint });
       await server.close({ graceMs: 0 });
-      state.close();
+      await backend.close();
       return 2;
     }
     logger.info('listening', { url: http.url, roots: jail.roots, stateDir: state.dir });
@@ -306,6 +315,6 @@ async function serveCommand<TExtra>(
   await stop();
   killChildren();
   await telemetry.shutdown();
-  state.close();
+  await backend.close();
   return 0;
 }
