@@ -42,7 +42,7 @@ export interface BuildContext<TExtra> {
    * The server's own durable state under `namespace`, on the store the kit opened (SQLite in the
    * state directory, or the shared database): what replicas of the server must agree on.
    */
-  stateStore(namespace: string): StateStore;
+  stateStore: (namespace: string) => StateStore;
 }
 
 /** What a server's own subcommands get: the environment, and the way to set the exit code. */
