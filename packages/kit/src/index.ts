@@ -77,3 +77,4 @@ export type {
 export { isPostgresUrl, redactUrl } from './backend/backend.js';
 export type { StoreBackend } from './backend/backend.js';
 export { sqliteBackend } from './backend/sqliteBackend.js';
+export { openStoreBackend } from './backend/open.js';

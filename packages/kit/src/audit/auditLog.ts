@@ -42,7 +42,7 @@ export interface AuditLog {
   list(options?: { afterSeq?: number; limit?: number }): Promise<AuditRow[]>;
 }
 
-const genesis = '0'.repeat(64);
+export const genesis = '0'.repeat(64);
 
 const schema = `
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -66,7 +66,8 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 `;
 
-interface Row {
+/** An audit row as stored, column for column. */
+export interface Row {
   seq: number;
   at: string;
   server: string;
@@ -82,7 +83,8 @@ interface Row {
   hash: string;
 }
 
-function rowHash(prevHash: string, row: Omit<Row, 'hash' | 'prev_hash'>): string {
+/** The chain: a row's hash covers the previous row's hash and its own content. Every backend hashes alike. */
+export function rowHash(prevHash: string, row: Omit<Row, 'hash' | 'prev_hash'>): string {
   return sha256Hex(`${prevHash}\n${canonicalJson(row)}`);
 }
 
@@ -112,22 +114,7 @@ export function createAuditLog(db: Database.Database): SqliteAuditLog {
   );
 
   const append = db.transaction((entry: AuditEntry): AuditRow => {
-    const previous = last.get();
-    const content = {
-      seq: (previous?.seq ?? 0) + 1,
-      at: new Date().toISOString(),
-      server: entry.server,
-      tool: entry.tool,
-      args: canonicalJson(entry.args ?? null),
-      outcome: entry.outcome,
-      error_code: entry.errorCode ?? null,
-      idempotency_key: entry.idempotencyKey ?? null,
-      result_sha256: entry.resultSha256 ?? null,
-      trace_id: entry.traceId ?? null,
-      actor: entry.actor ?? null,
-    };
-    const prevHash = previous?.hash ?? genesis;
-    const row: Row = { ...content, prev_hash: prevHash, hash: rowHash(prevHash, content) };
+    const row = chainedRow(last.get(), entry);
     insert.run(row);
     return toAuditRow(row);
   });
@@ -138,55 +125,75 @@ export function createAuditLog(db: Database.Database): SqliteAuditLog {
     // one (a completion in the idempotency store), better-sqlite3 nests it as a savepoint.
     appendNow: (entry) => (db.inTransaction ? append(entry) : append.immediate(entry)),
     append: async (entry) => append.immediate(entry),
-    async verify() {
-      let expectedPrev = genesis;
-      let expectedSeq = 1;
-      let rows = 0;
-      // Walk in pages so a long log verifies in bounded memory.
-      for (let after = 0; ;) {
-        const batch = page.all(after, 1000);
-        if (batch.length === 0) break;
-        for (const row of batch) {
-          const { hash, prev_hash: prevHash, ...content } = row;
-          if (row.seq !== expectedSeq) {
-            return {
-              ok: false,
-              rows,
-              firstBadSeq: expectedSeq,
-              reason: `row ${expectedSeq} is missing (next row is ${row.seq})`,
-            };
-          }
-          if (prevHash !== expectedPrev) {
-            return {
-              ok: false,
-              rows,
-              firstBadSeq: row.seq,
-              reason: `row ${row.seq} does not follow row ${row.seq - 1}`,
-            };
-          }
-          if (rowHash(prevHash, content) !== hash) {
-            return {
-              ok: false,
-              rows,
-              firstBadSeq: row.seq,
-              reason: `row ${row.seq} was altered after it was written`,
-            };
-          }
-          expectedPrev = hash;
-          expectedSeq++;
-          rows++;
-        }
-        after = batch[batch.length - 1]!.seq;
-      }
-      return { ok: true, rows, head: expectedPrev };
-    },
+    verify: () => verifyChain(async (after, limit) => page.all(after, limit)),
     async list(options = {}) {
       return page.all(options.afterSeq ?? 0, Math.min(options.limit ?? 100, 1000)).map(toAuditRow);
     },
   };
 }
 
-function toAuditRow(row: Row): AuditRow {
+/** The next row of the chain after `previous` (the head, or undefined for the first row). */
+export function chainedRow(previous: { seq: number; hash: string } | undefined, entry: AuditEntry): Row {
+  const content = {
+    seq: (previous?.seq ?? 0) + 1,
+    at: new Date().toISOString(),
+    server: entry.server,
+    tool: entry.tool,
+    args: canonicalJson(entry.args ?? null),
+    outcome: entry.outcome,
+    error_code: entry.errorCode ?? null,
+    idempotency_key: entry.idempotencyKey ?? null,
+    result_sha256: entry.resultSha256 ?? null,
+    trace_id: entry.traceId ?? null,
+    actor: entry.actor ?? null,
+  };
+  const prevHash = previous?.hash ?? genesis;
+  return { ...content, prev_hash: prevHash, hash: rowHash(prevHash, content) };
+}
+
+/** Walks the chain in pages (bounded memory for a long log) and names the first row that breaks it. */
+export async function verifyChain(
+  page: (afterSeq: number, limit: number) => Promise<Row[]>,
+): Promise<AuditVerification> {
+  let expectedPrev = genesis;
+  let expectedSeq = 1;
+  let rows = 0;
+  for (let after = 0; ;) {
+    const batch = await page(after, 1000);
+    if (batch.length === 0) break;
+    for (const row of batch) {
+      const { hash, prev_hash: prevHash, ...content } = row;
+      if (row.seq !== expectedSeq)
+        return {
+          ok: false,
+          rows,
+          firstBadSeq: expectedSeq,
+          reason: `row ${expectedSeq} is missing (next row is ${row.seq})`,
+        };
+      if (prevHash !== expectedPrev)
+        return {
+          ok: false,
+          rows,
+          firstBadSeq: row.seq,
+          reason: `row ${row.seq} does not follow row ${row.seq - 1}`,
+        };
+      if (rowHash(prevHash, content) !== hash)
+        return {
+          ok: false,
+          rows,
+          firstBadSeq: row.seq,
+          reason: `row ${row.seq} was altered after it was written`,
+        };
+      expectedPrev = hash;
+      expectedSeq++;
+      rows++;
+    }
+    after = batch[batch.length - 1]!.seq;
+  }
+  return { ok: true, rows, head: expectedPrev };
+}
+
+export function toAuditRow(row: Row): AuditRow {
   return {
     seq: row.seq,
     at: row.at,

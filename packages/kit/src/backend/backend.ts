@@ -33,6 +33,6 @@ export function redactUrl(url: string): string {
 }
 
 /** True for the URLs the PostgreSQL backend accepts. */
-export function isPostgresUrl(value: string | undefined): value is string {
+export function isPostgresUrl(value: string | undefined): boolean {
   return value !== undefined && /^postgres(?:ql)?:\/\//i.test(value);
 }

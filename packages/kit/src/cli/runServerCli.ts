@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { createAuditLog } from '../audit/auditLog.js';
-import { sqliteBackend } from '../backend/sqliteBackend.js';
+import type { StoreBackend } from '../backend/backend.js';
+import { openStoreBackend } from '../backend/open.js';
 import type { AnyTool } from '../defineTool.js';
 import type { PrepareStep } from '../options.js';
 import { KeelError } from '../errors.js';
@@ -13,13 +13,15 @@ import { createProcessGroups } from '../processGroups.js';
 import { createServer } from '../server.js';
 import { collect, nonNegativeInt } from './flags.js';
 import type { StateStore } from '../state/stateStore.js';
-import { defaultStateDir, openStateDatabase, openStateDir, type StateDir } from '../stateDir.js';
+import { defaultStateDir, openStateDir, type StateDir } from '../stateDir.js';
 import { serveStdio } from '../transports/stdio.js';
 
 /** The flags every Keel server bin shares. */
 export interface CommonOptions {
   root: string[];
   stateDir: string;
+  /** A PostgreSQL URL for a store shared by replicas; without it, SQLite in the state dir. */
+  store: string | undefined;
   http: boolean;
   port: number;
   host: string;
@@ -110,6 +112,11 @@ export async function runServerCli<TExtra = Record<string, never>>(
       'where the idempotency store and audit log live (env KEEL_STATE_DIR)',
       defaultStateDir(cli.env),
     )
+    .option(
+      '--store <url>',
+      'a postgres:// URL: keep the idempotency store, audit log and state there, shared by every replica (env KEEL_DATABASE_URL; default: SQLite in --state-dir)',
+      cli.env['KEEL_DATABASE_URL'],
+    )
     .option('--http', 'serve Streamable HTTP instead of stdio', false)
     .option('--port <port>', 'HTTP port (0 picks a free one)', nonNegativeInt('--port'), kitDefaults.port)
     .option('--host <host>', 'HTTP interface; beyond loopback requires KEEL_HTTP_TOKEN', kitDefaults.host)
@@ -157,14 +164,27 @@ export async function runServerCli<TExtra = Record<string, never>>(
       'the state directory to verify (env KEEL_STATE_DIR)',
       defaultStateDir(cli.env),
     )
-    .action(async (raw: { stateDir: string }) => {
-      const state = openStateDatabase(path.resolve(raw.stateDir));
+    .option(
+      '--store <url>',
+      'the PostgreSQL store to verify instead (env KEEL_DATABASE_URL)',
+      cli.env['KEEL_DATABASE_URL'],
+    )
+    .action(async (raw: { stateDir: string; store: string | undefined }) => {
+      let backend: StoreBackend;
       try {
-        const result = await createAuditLog(state.db).verify();
+        backend = await openStoreBackend({ store: raw.store, stateDir: path.resolve(raw.stateDir) });
+      } catch (error) {
+        if (!(error instanceof KeelError)) throw error;
+        stderr.write(`${error.message}\n${error.hint ?? ''}\n`);
+        exitCode = 2;
+        return;
+      }
+      try {
+        const result = await backend.audit.verify();
         process.stdout.write(`${JSON.stringify(result)}\n`);
         exitCode = result.ok ? 0 : 1;
       } finally {
-        state.close();
+        await backend.close();
       }
     });
 
@@ -208,7 +228,7 @@ async function serveCommand<TExtra>(
     }
     throw error;
   }
-  let state;
+  let state: StateDir;
   try {
     state = openStateDir(path.resolve(options.stateDir));
   } catch (error) {
@@ -217,7 +237,15 @@ async function serveCommand<TExtra>(
     });
     return 2;
   }
-  const backend = sqliteBackend(state);
+  let backend: StoreBackend;
+  try {
+    backend = await openStoreBackend({ store: options.store, state });
+  } catch (error) {
+    if (!(error instanceof KeelError)) throw error;
+    logger.error(error.message, { code: error.code, hint: error.hint });
+    state.close();
+    return 2;
+  }
   const telemetry = await startTelemetry({
     serviceName: cli.name,
     serviceVersion: cli.version,
@@ -240,6 +268,7 @@ async function serveCommand<TExtra>(
     logger.error(error.message, { code: error.code, hint: error.hint });
     await telemetry.shutdown();
     await backend.close();
+    state.close();
     return 2;
   }
   // Every child process group the calls start, so none outlives this process however it ends.
@@ -294,15 +323,16 @@ async function serveCommand<TExtra>(
       logger.error(`cannot serve HTTP: ${(error as Error).message}`, { hint });
       await server.close({ graceMs: 0 });
       await backend.close();
+      state.close();
       return 2;
     }
-    logger.info('listening', { url: http.url, roots: jail.roots, stateDir: state.dir });
+    logger.info('listening', { url: http.url, roots: jail.roots, store: backend.location });
     stop = () => http.close();
   } else {
     const stdio = serveStdio(server, {
       onerror: (error) => logger.error('stdio transport error', { error }),
     });
-    logger.info('serving on stdio', { roots: jail.roots, stateDir: state.dir });
+    logger.info('serving on stdio', { roots: jail.roots, store: backend.location });
     stop = async () => {
       await server.close();
       await stdio.close();
@@ -316,5 +346,6 @@ async function serveCommand<TExtra>(
   killChildren();
   await telemetry.shutdown();
   await backend.close();
+  state.close();
   return 0;
 }

@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/auditLog.js';
 import type { IdempotencyStore } from '../idempotency/store.js';
+import type { StateStore } from '../state/stateStore.js';
 
 /**
  * The test API the suites run on: vitest's (or any runner's) `describe`, `it` and `expect`, passed in
@@ -182,6 +183,150 @@ export function auditLogConformance(t: ConformanceTestApi, backend: ConformanceB
       } finally {
         await opened.close();
       }
+    });
+  });
+}
+
+/** Opens the state store under test for a namespace, on a clock the suite moves. */
+export type StateStoreOpener = (namespace: string, options: { now: () => number }) => StateStore;
+
+/**
+ * The state store's contract, for any backend: versions, preconditions, expiry that never reuses a
+ * version, all-or-none commits, prefix listing in key order, namespaces kept apart, keys refused, and
+ * two connections never both taking a free key.
+ */
+export function stateStoreConformance(
+  t: ConformanceTestApi,
+  backend: ConformanceBackend<StateStoreOpener>,
+): void {
+  const test = (
+    name: string,
+    body: (
+      store: StateStore,
+      clock: { at: number },
+      open: StateStoreOpener,
+      another: () => Promise<StateStoreOpener>,
+    ) => Promise<void>,
+  ) =>
+    t.it(name, async () => {
+      const opened = await backend.open();
+      const clock = { at: 1_000 };
+      try {
+        await body(opened.subject('deploy', { now: () => clock.at }), clock, opened.subject, () =>
+          opened.another(),
+        );
+      } finally {
+        await opened.close();
+      }
+    });
+
+  t.describe('state store conformance', () => {
+    test('puts, gets and versions a value', async (store, clock) => {
+      t.expect(await store.get('plan/a')).toBeUndefined();
+      t.expect(await store.put('plan/a', { n: 1 })).toEqual({
+        ok: true,
+        entry: { key: 'plan/a', value: { n: 1 }, version: 1, updatedAt: 1000, expiresAt: null },
+      });
+      clock.at = 2_000;
+      await store.put('plan/a', { n: 2 });
+      t.expect(await store.get('plan/a')).toEqual({
+        key: 'plan/a',
+        value: { n: 2 },
+        version: 2,
+        updatedAt: 2000,
+        expiresAt: null,
+      });
+    });
+
+    test('refuses a write whose version precondition fails, naming what is there', async (store) => {
+      t.expect((await store.put('lock/x', 'me', { ifVersion: 0 })).ok).toBe(true);
+      t.expect(await store.put('lock/x', 'you', { ifVersion: 0 })).toEqual({
+        ok: false,
+        key: 'lock/x',
+        current: { key: 'lock/x', value: 'me', version: 1, updatedAt: 1000, expiresAt: null },
+      });
+      t.expect((await store.put('lock/x', 'me again', { ifVersion: 1 })).ok).toBe(true);
+      t.expect((await store.delete('lock/x', { ifVersion: 1 })).ok).toBe(false);
+      t.expect(await store.delete('lock/x', { ifVersion: 2 })).toEqual({ ok: true });
+      t.expect(await store.get('lock/x')).toBeUndefined();
+    });
+
+    test('treats an expired entry as absent, and never reuses its version', async (store, clock) => {
+      await store.put('lease', 'a', { ttlMs: 500 });
+      clock.at = 1_499;
+      t.expect((await store.get<string>('lease'))?.value).toBe('a');
+      clock.at = 1_500;
+      t.expect(await store.get('lease')).toBeUndefined();
+      t.expect(await store.list({ prefix: 'lea', limit: 10 })).toEqual([]);
+      t.expect(await store.put('lease', 'b', { ifVersion: 0, ttlMs: 500 })).toEqual({
+        ok: true,
+        entry: { key: 'lease', value: 'b', version: 2, updatedAt: 1500, expiresAt: 2000 },
+      });
+    });
+
+    test('commits several writes all or none', async (store) => {
+      await store.put('env/s', { generation: 1 });
+      t.expect(
+        await store.commit([
+          { kind: 'put', key: 'release/s/r1', value: { id: 'r1' }, ifVersion: 0 },
+          { kind: 'put', key: 'env/s', value: { generation: 2 }, ifVersion: 7 },
+        ]),
+      ).toEqual({
+        ok: false,
+        key: 'env/s',
+        current: { key: 'env/s', value: { generation: 1 }, version: 1, updatedAt: 1000, expiresAt: null },
+      });
+      t.expect(await store.get('release/s/r1')).toBeUndefined();
+      t.expect(
+        await store.commit([
+          { kind: 'put', key: 'release/s/r1', value: { id: 'r1' }, ifVersion: 0 },
+          { kind: 'put', key: 'env/s', value: { generation: 2 }, ifVersion: 1 },
+          { kind: 'delete', key: 'missing' },
+        ]),
+      ).toEqual({ ok: true, versions: { 'release/s/r1': 1, 'env/s': 2 } });
+    });
+
+    test('lists by prefix in key order (bytewise), with a limit and a position', async (store) => {
+      for (const key of ['r/b', 'r/a', 'r/C', 'r/é', 'rx', 'q']) await store.put(key, key);
+      const keys = async (options: { prefix: string; limit: number; after?: string }) =>
+        (await store.list(options)).map((entry) => entry.key);
+      t.expect(await keys({ prefix: 'r/', limit: 10 })).toEqual(['r/C', 'r/a', 'r/b', 'r/é']);
+      t.expect(await keys({ prefix: 'r/', limit: 2 })).toEqual(['r/C', 'r/a']);
+      t.expect(await keys({ prefix: 'r/', limit: 2, after: 'r/a' })).toEqual(['r/b', 'r/é']);
+    });
+
+    test('keeps namespaces apart', async (store, clock, open) => {
+      const other = open('test-runner', { now: () => clock.at });
+      await store.put('k', 'deploy');
+      await other.put('k', 'runner');
+      t.expect((await store.get<string>('k'))?.value).toBe('deploy');
+      t.expect((await other.get<string>('k'))?.value).toBe('runner');
+    });
+
+    test('refuses keys it cannot store faithfully', async (store) => {
+      const refused = async (attempt: () => Promise<unknown>) =>
+        attempt().then(
+          () => 'stored',
+          (error: unknown) => (error instanceof TypeError ? 'TypeError' : String(error)),
+        );
+      t.expect(await refused(() => store.get(''))).toBe('TypeError');
+      t.expect(await refused(() => store.put('a\0b', 1))).toBe('TypeError');
+      t.expect(await refused(() => store.put('k'.repeat(513), 1))).toBe('TypeError');
+    });
+
+    test('two connections never both take a free key', async (store, clock, _open, another) => {
+      const other = (await another())('deploy', { now: () => clock.at });
+      const outcomes = new Set<string>();
+      for (let i = 0; i < 100; i++) {
+        const key = `lock/${i}`;
+        const [first, second] = i % 2 === 0 ? [store, other] : [other, store];
+        const [a, b] = await Promise.all([
+          first.put(key, 'a', { ifVersion: 0 }),
+          second.put(key, 'b', { ifVersion: 0 }),
+        ]);
+        outcomes.add(`${[a, b].filter((put) => put.ok).length} of 2 took it`);
+      }
+      t.expect([...outcomes]).toEqual(['1 of 2 took it']);
     });
   });
 }

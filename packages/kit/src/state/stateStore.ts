@@ -127,7 +127,7 @@ export function createSqliteStateStore(
     const versions: Record<string, number> = {};
     const written: StateEntry[] = [];
     for (const op of ops) {
-      checkKey(op.key);
+      checkStateKey(op.key);
       const row = select.get(namespace, op.key);
       const current = live(row, at);
       if (op.ifVersion !== undefined && (current?.version ?? 0) !== op.ifVersion) {
@@ -161,7 +161,7 @@ export function createSqliteStateStore(
   return {
     namespace,
     async get<TValue>(key: string) {
-      checkKey(key);
+      checkStateKey(key);
       const row = live(select.get(namespace, key), now());
       return row === undefined ? undefined : toEntry<TValue>(row);
     },
@@ -198,7 +198,8 @@ class Conflict extends Error {
   }
 }
 
-function checkKey(key: string): void {
+/** Keys are 1..512 characters without NUL, on every backend. */
+export function checkStateKey(key: string): void {
   if (key.length === 0 || key.length > maxKeyLength || key.includes('\0')) {
     throw new TypeError(`state key must be 1..${maxKeyLength} characters without NUL`);
   }

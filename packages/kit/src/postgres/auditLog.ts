@@ -1,0 +1,65 @@
+import type pg from 'pg';
+import {
+  chainedRow,
+  toAuditRow,
+  verifyChain,
+  type AuditEntry,
+  type AuditLog,
+  type AuditRow,
+  type Row,
+} from '../audit/auditLog.js';
+import { transaction } from './database.js';
+
+const columns =
+  'seq, at, server, tool, args, outcome, error_code, idempotency_key, result_sha256, trace_id, actor, prev_hash, hash';
+
+/**
+ * The hash-chained audit log on PostgreSQL. Concurrent writers from every replica queue on the
+ * chain's head row (SELECT … FOR UPDATE), so the log stays one chain, verifiable with the same
+ * hashes as SQLite's. A trigger refuses UPDATE and DELETE; `verify` catches edits made around it.
+ */
+export function createPostgresAuditLog(pool: pg.Pool): AuditLog {
+  const page = async (afterSeq: number, limit: number): Promise<Row[]> => {
+    const found = await pool.query<Row & { seq: string }>(
+      `SELECT ${columns} FROM keel_audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      [afterSeq, limit],
+    );
+    return found.rows.map((row) => ({ ...row, seq: Number(row.seq) }));
+  };
+  return {
+    append: (entry) => transaction(pool, (client) => appendAudited(client, entry)),
+    verify: () => verifyChain(page),
+    async list(options = {}) {
+      return (await page(options.afterSeq ?? 0, Math.min(options.limit ?? 100, 1000))).map(toAuditRow);
+    },
+  };
+}
+
+/** Appends inside the caller's transaction (a completion's, or its own), holding the head until commit. */
+export async function appendAudited(client: pg.PoolClient, entry: AuditEntry): Promise<AuditRow> {
+  const head = await client.query<{ seq: string; hash: string }>(
+    'SELECT seq, hash FROM keel_audit_head WHERE id = 1 FOR UPDATE',
+  );
+  const current = head.rows[0]!;
+  const row = chainedRow({ seq: Number(current.seq), hash: current.hash }, entry);
+  await client.query(
+    `INSERT INTO keel_audit_log (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+    [
+      row.seq,
+      row.at,
+      row.server,
+      row.tool,
+      row.args,
+      row.outcome,
+      row.error_code,
+      row.idempotency_key,
+      row.result_sha256,
+      row.trace_id,
+      row.actor,
+      row.prev_hash,
+      row.hash,
+    ],
+  );
+  await client.query('UPDATE keel_audit_head SET seq = $1, hash = $2 WHERE id = 1', [row.seq, row.hash]);
+  return toAuditRow(row);
+}

@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { AuditEntry } from '../audit/auditLog.js';
+import type { ClaimRequest, ClaimResult, IdempotencyRecord, IdempotencyStore } from '../idempotency/store.js';
+import { appendAudited } from './auditLog.js';
+import { lockKey, transaction } from './database.js';
+
+interface Row {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  state: 'in_progress' | 'completed';
+  owner: string | null;
+  token: string | null;
+  lease_expires_at: string | null;
+  result: string | null;
+  created_at: string;
+  completed_at: string | null;
+  expires_at: string;
+  attempts: number;
+}
+
+const defaultTtlMs = 24 * 60 * 60 * 1000;
+
+/**
+ * The idempotency store on PostgreSQL, for server replicas that share one database: the same
+ * contract as the SQLite store (`idempotencyStoreConformance`). A claim takes a transaction-scoped
+ * advisory lock on its key, so two replicas racing for one key queue there and exactly one wins;
+ * a completion appends its audit row in the same transaction. Times are the callers' clocks, as in
+ * SQLite: keep replicas' clocks in sync (NTP), since leases compare them.
+ */
+export function createPostgresIdempotencyStore(pool: pg.Pool): IdempotencyStore {
+  // The TTL each claim asked for, so `complete` restarts the clock at completion.
+  const ttlByToken = new Map<string, number>();
+  return {
+    auditsCompletions: true,
+    claim: (request) =>
+      transaction(pool, async (client) => {
+        await lockKey(client, 'idempotency', request.scope, request.key);
+        const result = await claimLocked(client, request);
+        if (result.kind === 'claimed' || result.kind === 'recovered')
+          ttlByToken.set(result.token, request.ttlMs);
+        return result;
+      }),
+    async renew(scope, key, token, leaseMs) {
+      const updated = await pool.query(
+        `UPDATE keel_idempotency SET lease_expires_at = $1
+         WHERE scope = $2 AND key = $3 AND token = $4 AND state = 'in_progress'`,
+        [Date.now() + leaseMs, scope, key, token],
+      );
+      return updated.rowCount === 1;
+    },
+    async complete(scope, key, token, result, audit?: AuditEntry) {
+      const now = Date.now();
+      const ttl = ttlByToken.get(token) ?? defaultTtlMs;
+      ttlByToken.delete(token);
+      return transaction(pool, async (client) => {
+        const updated = await client.query(
+          `UPDATE keel_idempotency SET state = 'completed', result = $1, completed_at = $2, owner = NULL,
+             token = NULL, lease_expires_at = NULL, expires_at = $3
+           WHERE scope = $4 AND key = $5 AND token = $6 AND state = 'in_progress'`,
+          [JSON.stringify(result), now, now + ttl, scope, key, token],
+        );
+        if (updated.rowCount !== 1) return false;
+        if (audit !== undefined) await appendAudited(client, audit);
+        return true;
+      });
+    },
+    async release(scope, key, token) {
+      ttlByToken.delete(token);
+      await pool.query(
+        `DELETE FROM keel_idempotency WHERE scope = $1 AND key = $2 AND token = $3 AND state = 'in_progress'`,
+        [scope, key, token],
+      );
+    },
+    async get(scope, key) {
+      const found = await pool.query<Row>('SELECT * FROM keel_idempotency WHERE scope = $1 AND key = $2', [
+        scope,
+        key,
+      ]);
+      const row = found.rows[0];
+      return row === undefined ? undefined : toRecord(row);
+    },
+    async reap(now = Date.now()) {
+      const reaped = await pool.query(
+        `DELETE FROM keel_idempotency WHERE expires_at <= $1 AND (state = 'completed' OR lease_expires_at <= $1)`,
+        [now],
+      );
+      return reaped.rowCount ?? 0;
+    },
+    async close() {
+      ttlByToken.clear();
+    },
+  };
+}
+
+/** The claim's decision, under the key's lock: the same rules as the SQLite store. */
+async function claimLocked(client: pg.PoolClient, request: ClaimRequest): Promise<ClaimResult> {
+  const now = request.now ?? Date.now();
+  const token = randomUUID();
+  const leaseExpiresAt = now + request.leaseMs;
+  const found = await client.query<Row>('SELECT * FROM keel_idempotency WHERE scope = $1 AND key = $2', [
+    request.scope,
+    request.key,
+  ]);
+  const row = found.rows[0];
+  const leaseEnd = row?.lease_expires_at === null || row === undefined ? 0 : Number(row.lease_expires_at);
+  if (row !== undefined && Number(row.expires_at) <= now && (row.state === 'completed' || leaseEnd <= now)) {
+    await client.query('DELETE FROM keel_idempotency WHERE scope = $1 AND key = $2', [
+      request.scope,
+      request.key,
+    ]);
+  } else if (row !== undefined) {
+    if (row.fingerprint !== request.fingerprint)
+      return { kind: 'conflict', storedFingerprint: row.fingerprint };
+    if (row.state === 'completed')
+      return {
+        kind: 'completed',
+        result: JSON.parse(row.result ?? 'null'),
+        completedAt: row.completed_at === null ? now : Number(row.completed_at),
+      };
+    if (leaseEnd > now)
+      return { kind: 'in_progress', owner: row.owner ?? 'unknown', leaseExpiresAt: leaseEnd };
+    await client.query(
+      `UPDATE keel_idempotency SET owner = $1, token = $2, lease_expires_at = $3, attempts = attempts + 1
+       WHERE scope = $4 AND key = $5`,
+      [request.owner, token, leaseExpiresAt, request.scope, request.key],
+    );
+    return { kind: 'recovered', token, previousOwner: row.owner ?? 'unknown', attempts: row.attempts + 1 };
+  }
+  await client.query(
+    `INSERT INTO keel_idempotency (scope, key, fingerprint, state, owner, token, lease_expires_at, created_at, expires_at)
+     VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7, $8)`,
+    [
+      request.scope,
+      request.key,
+      request.fingerprint,
+      request.owner,
+      token,
+      leaseExpiresAt,
+      now,
+      now + request.ttlMs,
+    ],
+  );
+  return { kind: 'claimed', token };
+}
+
+function toRecord(row: Row): IdempotencyRecord {
+  return {
+    scope: row.scope,
+    key: row.key,
+    fingerprint: row.fingerprint,
+    state: row.state,
+    owner: row.owner,
+    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
+    createdAt: Number(row.created_at),
+    completedAt: row.completed_at === null ? null : Number(row.completed_at),
+    expiresAt: Number(row.expires_at),
+    attempts: row.attempts,
+    result: row.result === null ? undefined : JSON.parse(row.result),
+  };
+}

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import {
+  auditLogConformance,
+  idempotencyStoreConformance,
+  stateStoreConformance,
+  type ConformanceBackend,
+  type StateStoreOpener,
+} from '../src/conformance/index.js';
+import { openStoreBackend } from '../src/backend/open.js';
+import {
+  createPostgresAuditLog,
+  createPostgresIdempotencyStore,
+  createPostgresStateStore,
+  migratePostgres,
+  openPostgres,
+} from '../src/postgres/backend.js';
+import { freshDatabase, noPostgres } from './postgres.js';
+
+/** A conformance backend: a fresh database per test, each connection its own pool. */
+function onPostgres<TThing>(make: (pool: pg.Pool) => TThing): ConformanceBackend<TThing> {
+  return {
+    async open() {
+      const database = await freshDatabase();
+      const pools = [await openPostgres(database.url)];
+      return {
+        subject: make(pools[0]!),
+        async another() {
+          const pool = await openPostgres(database.url);
+          pools.push(pool);
+          return make(pool);
+        },
+        async close() {
+          for (const pool of pools) await pool.end();
+          await database.drop();
+        },
+      };
+    },
+  };
+}
+
+const api = { describe: noPostgres ? describe.skip : describe, it, expect };
+// The kit's suites, unchanged, on PostgreSQL.
+idempotencyStoreConformance(api, onPostgres(createPostgresIdempotencyStore));
+auditLogConformance(api, onPostgres(createPostgresAuditLog));
+stateStoreConformance(
+  api,
+  onPostgres<StateStoreOpener>(
+    (pool) => (namespace, options) => createPostgresStateStore(pool, namespace, options),
+  ),
+);
+
+describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
+  it('migrates once however many replicas start together, and again is a no-op', async () => {
+    const database = await freshDatabase();
+    try {
+      const pools = await Promise.all(Array.from({ length: 4 }, () => openPostgres(database.url)));
+      expect(await migratePostgres(pools[0]!)).toEqual({ from: 1, to: 1 });
+      const tables = await pools[0]!.query<{ name: string }>(
+        "SELECT tablename AS name FROM pg_tables WHERE tablename LIKE 'keel_%' ORDER BY 1",
+      );
+      expect(tables.rows.map((row) => row.name)).toEqual([
+        'keel_audit_head',
+        'keel_audit_log',
+        'keel_idempotency',
+        'keel_kit_schema',
+        'keel_secrets',
+        'keel_server_state',
+      ]);
+      for (const pool of pools) await pool.end();
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('gives every replica the same secret, and writes a completion and its audit row together', async () => {
+    const database = await freshDatabase();
+    try {
+      const [a, b] = await Promise.all([
+        openStoreBackend({ store: database.url, stateDir: '/nonexistent' }),
+        openStoreBackend({ store: database.url, stateDir: '/nonexistent' }),
+      ]);
+      expect(a!.kind).toBe('postgres');
+      expect(Buffer.from(a!.secret).equals(Buffer.from(b!.secret))).toBe(true);
+      expect(a!.secret.byteLength).toBe(32);
+      expect(a!.idempotency.auditsCompletions).toBe(true);
+      const claim = await a!.idempotency.claim({
+        scope: 'git',
+        key: 'k',
+        fingerprint: 'f',
+        owner: 'a',
+        leaseMs: 1000,
+        ttlMs: 60_000,
+      });
+      if (claim.kind !== 'claimed') throw new Error(claim.kind);
+      const entry = {
+        server: 'git',
+        tool: 'git_commit',
+        args: {},
+        outcome: 'ok' as const,
+        idempotencyKey: 'k',
+      };
+      expect(await a!.idempotency.complete('git', 'k', 'not-the-token', { r: 0 }, entry)).toBe(false);
+      expect(await a!.idempotency.complete('git', 'k', claim.token, { r: 1 }, entry)).toBe(true);
+      expect((await b!.audit.list()).map((row) => [row.seq, row.tool, row.idempotencyKey])).toEqual([
+        [1, 'git_commit', 'k'],
+      ]);
+      // The append-only trigger stands between the log and an UPDATE.
+      const pool = await openPostgres(database.url);
+      await expect(pool.query("UPDATE keel_audit_log SET tool = 'x'")).rejects.toThrow(/append-only/);
+      await pool.end();
+      await a!.close();
+      await b!.close();
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('refuses a URL that is not PostgreSQL, and names an unreachable server without its password', async () => {
+    await expect(
+      openStoreBackend({ store: 'mysql://u@h/db', stateDir: '/nonexistent' }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: "--store must be a postgres:// URL, not 'mysql:…'",
+    });
+    await expect(
+      openStoreBackend({ store: 'postgres://keel:hunter2@127.0.0.1:1/keel', stateDir: '/nonexistent' }),
+    ).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(
+        /^cannot use the PostgreSQL store at postgres:\/\/keel:\*\*\*@127\.0\.0\.1:1\/keel: /,
+      ),
+    });
+  });
+});
