@@ -35,15 +35,26 @@ export function createPostgresAuditLog(pool: pg.Pool): AuditLog {
   };
 }
 
-/** Appends inside the caller's transaction (a completion's, or its own), holding the head until commit. */
+/** Appends inside the caller's transaction, holding the chain's head until it commits. */
 export async function appendAudited(client: pg.PoolClient, entry: AuditEntry): Promise<AuditRow> {
   const head = await client.query<{ seq: string; hash: string }>(
     'SELECT seq, hash FROM keel_audit_head WHERE id = 1 FOR UPDATE',
   );
-  const current = head.rows[0]!;
-  const row = chainedRow({ seq: Number(current.seq), hash: current.hash }, entry);
+  return appendAfter(client, head.rows[0]!, entry);
+}
+
+/** Appends the row after `head` (locked FOR UPDATE by the caller) and moves the head, in one statement. */
+export async function appendAfter(
+  client: pg.PoolClient,
+  head: { seq: string | number; hash: string },
+  entry: AuditEntry,
+): Promise<AuditRow> {
+  const row = chainedRow({ seq: Number(head.seq), hash: head.hash }, entry);
   await client.query(
-    `INSERT INTO keel_audit_log (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+    `WITH appended AS (
+       INSERT INTO keel_audit_log (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       RETURNING seq, hash)
+     UPDATE keel_audit_head SET seq = appended.seq, hash = appended.hash FROM appended WHERE id = 1`,
     [
       row.seq,
       row.at,
@@ -60,6 +71,5 @@ export async function appendAudited(client: pg.PoolClient, entry: AuditEntry): P
       row.hash,
     ],
   );
-  await client.query('UPDATE keel_audit_head SET seq = $1, hash = $2 WHERE id = 1', [row.seq, row.hash]);
   return toAuditRow(row);
 }

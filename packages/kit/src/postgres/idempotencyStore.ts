@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { AuditEntry } from '../audit/auditLog.js';
 import type { ClaimRequest, ClaimResult, IdempotencyRecord, IdempotencyStore } from '../idempotency/store.js';
-import { appendAudited } from './auditLog.js';
+import { appendAfter } from './auditLog.js';
 import { lockKey, transaction } from './database.js';
 
 interface Row {
@@ -34,14 +34,20 @@ export function createPostgresIdempotencyStore(pool: pg.Pool): IdempotencyStore 
   const ttlByToken = new Map<string, number>();
   return {
     auditsCompletions: true,
-    claim: (request) =>
-      transaction(pool, async (client) => {
-        await lockKey(client, 'idempotency', request.scope, request.key);
-        const result = await claimLocked(client, request);
-        if (result.kind === 'claimed' || result.kind === 'recovered')
-          ttlByToken.set(result.token, request.ttlMs);
-        return result;
-      }),
+    async claim(request) {
+      // The common case in one round trip: nobody has the key, so the primary key lets exactly one
+      // insert through. Only when a row is there does the claim lock the key and decide.
+      const fresh = await insertClaim(pool, request);
+      const result =
+        fresh ??
+        (await transaction(pool, async (client) => {
+          await lockKey(client, 'idempotency', request.scope, request.key);
+          return claimLocked(client, request);
+        }));
+      if (result.kind === 'claimed' || result.kind === 'recovered')
+        ttlByToken.set(result.token, request.ttlMs);
+      return result;
+    },
     async renew(scope, key, token, leaseMs) {
       const updated = await pool.query(
         `UPDATE keel_idempotency SET lease_expires_at = $1
@@ -54,15 +60,18 @@ export function createPostgresIdempotencyStore(pool: pg.Pool): IdempotencyStore 
       const now = Date.now();
       const ttl = ttlByToken.get(token) ?? defaultTtlMs;
       ttlByToken.delete(token);
+      const values = [JSON.stringify(result), now, now + ttl, scope, key, token];
+      if (audit === undefined) return (await pool.query(completeSql, values)).rowCount === 1;
       return transaction(pool, async (client) => {
-        const updated = await client.query(
-          `UPDATE keel_idempotency SET state = 'completed', result = $1, completed_at = $2, owner = NULL,
-             token = NULL, lease_expires_at = NULL, expires_at = $3
-           WHERE scope = $4 AND key = $5 AND token = $6 AND state = 'in_progress'`,
-          [JSON.stringify(result), now, now + ttl, scope, key, token],
+        // Completes and, only if that worked, locks the audit chain's head, in one statement.
+        const head = await client.query<{ seq: string; hash: string }>(
+          `WITH done AS (${completeSql} RETURNING 1)
+           SELECT seq, hash FROM keel_audit_head WHERE id = 1 AND EXISTS (SELECT 1 FROM done) FOR UPDATE`,
+          values,
         );
-        if (updated.rowCount !== 1) return false;
-        if (audit !== undefined) await appendAudited(client, audit);
+        const current = head.rows[0];
+        if (current === undefined) return false;
+        await appendAfter(client, current, audit);
         return true;
       });
     },
@@ -94,6 +103,34 @@ export function createPostgresIdempotencyStore(pool: pg.Pool): IdempotencyStore 
   };
 }
 
+const completeSql = `UPDATE keel_idempotency SET state = 'completed', result = $1, completed_at = $2, owner = NULL,
+    token = NULL, lease_expires_at = NULL, expires_at = $3
+  WHERE scope = $4 AND key = $5 AND token = $6 AND state = 'in_progress'`;
+
+const insertSql = `INSERT INTO keel_idempotency
+    (scope, key, fingerprint, state, owner, token, lease_expires_at, created_at, expires_at)
+  VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7, $8) ON CONFLICT (scope, key) DO NOTHING`;
+
+/** Inserts a new claim if the key is free; undefined when a row is already there. */
+async function insertClaim(
+  db: pg.Pool | pg.PoolClient,
+  request: ClaimRequest,
+): Promise<Extract<ClaimResult, { kind: 'claimed' }> | undefined> {
+  const now = request.now ?? Date.now();
+  const token = randomUUID();
+  const inserted = await db.query(insertSql, [
+    request.scope,
+    request.key,
+    request.fingerprint,
+    request.owner,
+    token,
+    now + request.leaseMs,
+    now,
+    now + request.ttlMs,
+  ]);
+  return inserted.rowCount === 1 ? { kind: 'claimed', token } : undefined;
+}
+
 /** The claim's decision, under the key's lock: the same rules as the SQLite store. */
 async function claimLocked(client: pg.PoolClient, request: ClaimRequest): Promise<ClaimResult> {
   const now = request.now ?? Date.now();
@@ -104,13 +141,11 @@ async function claimLocked(client: pg.PoolClient, request: ClaimRequest): Promis
     request.key,
   ]);
   const row = found.rows[0];
-  const leaseEnd = row?.lease_expires_at === null || row === undefined ? 0 : Number(row.lease_expires_at);
-  if (row !== undefined && Number(row.expires_at) <= now && (row.state === 'completed' || leaseEnd <= now)) {
-    await client.query('DELETE FROM keel_idempotency WHERE scope = $1 AND key = $2', [
-      request.scope,
-      request.key,
-    ]);
-  } else if (row !== undefined) {
+  // Gone since the insert found it (reaped, released): a new claim, unless another just took it.
+  if (row === undefined) return (await insertClaim(client, request)) ?? claimLocked(client, request);
+  const leaseEnd = row.lease_expires_at === null ? 0 : Number(row.lease_expires_at);
+  const expired = Number(row.expires_at) <= now && (row.state === 'completed' || leaseEnd <= now);
+  if (!expired) {
     if (row.fingerprint !== request.fingerprint)
       return { kind: 'conflict', storedFingerprint: row.fingerprint };
     if (row.state === 'completed')
@@ -128,21 +163,13 @@ async function claimLocked(client: pg.PoolClient, request: ClaimRequest): Promis
     );
     return { kind: 'recovered', token, previousOwner: row.owner ?? 'unknown', attempts: row.attempts + 1 };
   }
-  await client.query(
-    `INSERT INTO keel_idempotency (scope, key, fingerprint, state, owner, token, lease_expires_at, created_at, expires_at)
-     VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7, $8)`,
-    [
-      request.scope,
-      request.key,
-      request.fingerprint,
-      request.owner,
-      token,
-      leaseExpiresAt,
-      now,
-      now + request.ttlMs,
-    ],
-  );
-  return { kind: 'claimed', token };
+  await client.query('DELETE FROM keel_idempotency WHERE scope = $1 AND key = $2', [
+    request.scope,
+    request.key,
+  ]);
+  // Expired and deleted above: claim it afresh (the key's lock keeps others out of the slow path; a
+  // fast-path insert racing this one is settled by the primary key).
+  return (await insertClaim(client, request)) ?? claimLocked(client, request);
 }
 
 function toRecord(row: Row): IdempotencyRecord {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startScriptedChatServer } from '@keel/testing/chat-server';
 import { createPostgresTaskStore } from '@keel/supervisor';
+import { storeRows } from './stores.mjs';
 
 const keelBin = fileURLToPath(new URL('../../../../apps/supervisor/dist/bin.js', import.meta.url));
 const fixtureBin = fileURLToPath(
@@ -146,6 +147,13 @@ export async function run({ log, workDir }) {
   const chat = await startScriptedChatServer({ script });
   const rows = [];
   try {
+    rows.push(
+      ...(await storeRows({
+        log,
+        workDir,
+        databaseUrl: await freshDatabase(server.url, 'keel_scale_stores'),
+      })),
+    );
     const tasksPerRun = 24;
     const rates = {};
     for (const workers of [1, 2, 4]) {
