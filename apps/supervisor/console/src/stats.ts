@@ -1,30 +1,25 @@
 import { get } from './api.js';
-import { h, ms, svg, usd } from './dom.js';
+import { barChart } from '../../src/charts/svg.js';
+import { chart, h, ms, usd } from './dom.js';
 import type { TypeFigures } from './types.js';
 
-/** A horizontal bar chart: one bar per task type, labelled with its value. */
+/** One figure per task type, drawn by the chart module the eval report uses too. */
 function bars(
+  id: string,
   title: string,
   rows: TypeFigures[],
   pick: (f: TypeFigures) => number,
-  show: (v: number) => string,
+  format: (v: number) => string,
 ) {
-  const max = Math.max(...rows.map(pick), 1e-9);
-  const rowHeight = 28;
-  const chart = svg(
-    'svg',
-    { viewBox: `0 0 400 ${rows.length * rowHeight + 4}`, role: 'img', 'aria-label': title, class: 'chart' },
-    ...rows.flatMap((f, i) => {
-      const y = i * rowHeight + 2;
-      const width = Math.max((pick(f) / max) * 220, 1);
-      return [
-        svg('text', { x: 0, y: y + 18, class: 'chart-label' }, f.type),
-        svg('rect', { x: 110, y: y + 4, width, height: 18, rx: 3, class: 'chart-bar' }),
-        svg('text', { x: 114 + width, y: y + 18, class: 'chart-value' }, show(pick(f))),
-      ];
+  return chart(
+    barChart({
+      id,
+      title,
+      series: [title],
+      groups: rows.map((f) => ({ label: f.type, values: [pick(f)] })),
+      format,
     }),
   );
-  return h('figure', { class: 'card', 'data-testid': 'chart' }, h('figcaption', {}, title), chart);
 }
 
 /** Task metrics per type, over ended tasks, as charts and a table. */
@@ -45,22 +40,24 @@ export async function statsPage(): Promise<HTMLElement> {
     h(
       'div',
       { class: 'charts' },
-      bars('Success rate', figures, (f) => f.successRate, pct),
+      bars('success-rate', 'Success rate', figures, (f) => f.successRate, pct),
       bars(
+        'steps',
         'Mean steps',
         figures,
         (f) => f.meanSteps,
         (v) => v.toFixed(1),
       ),
-      bars('p50 duration', figures, (f) => f.p50DurationMs, ms),
-      bars('p95 duration', figures, (f) => f.p95DurationMs, ms),
+      bars('p50', 'p50 duration', figures, (f) => f.p50DurationMs, ms),
+      bars('p95', 'p95 duration', figures, (f) => f.p95DurationMs, ms),
       bars(
+        'tokens',
         'Mean tokens',
         figures,
         (f) => f.meanTokens,
         (v) => Math.round(v).toLocaleString('en-US'),
       ),
-      bars('Mean cost', figures, (f) => f.meanCostUsd, usd),
+      bars('cost', 'Mean cost', figures, (f) => f.meanCostUsd, usd),
     ),
     h(
       'table',
