@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { tempDir } from '@keel/testing';
 import { loadConfig } from '../src/config/load.js';
 import { buildTrace, type TraceSpan } from '../src/console/trace.js';
+import type { StatsReport } from '../src/observe/stats.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
 import { haveChromium, launchBrowser, openPage as openBrowserPage, shoot } from './consoleBrowser.js';
@@ -181,7 +182,22 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     await page.goto(`${finished.url}#/stats`);
     const stats = page.locator('[data-testid="stats-row"][data-type="bugfix"]');
     await stats.waitFor();
-    expect(await stats.locator('td').allTextContents()).toEqual(['bugfix', '1', '1', '1', 'succeeded 1']);
+    // The figures of `keel stats` for the same window, as the page formats them.
+    const cli = keel(['stats', '--json'], finished.dir);
+    expect((await cli.exited).code).toBe(0);
+    const [bugfix] = (JSON.parse(cli.stdout()) as StatsReport).types;
+    const duration = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
+    expect(await stats.locator('td').allTextContents()).toEqual([
+      'bugfix',
+      '1',
+      '100%',
+      '27.0',
+      duration(bugfix!.p50LatencyMs),
+      duration(bugfix!.p95LatencyMs),
+      '$0.0000',
+      '—',
+    ]);
+    expect([bugfix?.type, bugfix?.tasks, bugfix?.meanSteps]).toEqual(['bugfix', 1, 27]);
     expect(await page.getByTestId('chart').count()).toBe(6);
     await shoot(page, 'stats', '[data-testid="chart"]');
   });

@@ -17,7 +17,7 @@ async function page(): Promise<HTMLElement> {
   const run = /^\/runs\/([\w.-]+)$/.exec(route);
   if (run) return runPage(run[1]!, progress.get(run[1]!) ?? []);
   if (route === '/approvals') return approvalsPage(query);
-  if (route === '/stats') return statsPage();
+  if (route === '/stats') return statsPage(query);
   const evaluation = /^\/evals\/([\w.-]+)$/.exec(route);
   if (evaluation) return evalPage(evaluation[1]!);
   if (route === '/evals') return evalsPage();

@@ -121,18 +121,27 @@ export interface RunDetail {
   resuming: string[] | null;
 }
 
-export interface TypeFigures {
-  type: string;
+export interface GroupStats {
   tasks: number;
-  ended: number;
   succeeded: number;
   successRate: number;
   meanSteps: number;
-  p50DurationMs: number;
-  p95DurationMs: number;
-  meanTokens: number;
+  p50LatencyMs: number;
+  p95LatencyMs: number;
+  meanInputTokens: number;
+  meanOutputTokens: number;
+  totalTokens: number;
   meanCostUsd: number;
-  byStatus: Record<string, number>;
+  totalCostUsd: number;
+}
+
+/** `keel stats` as JSON (src/observe/stats.ts). */
+export interface StatsReport {
+  window: { since: string | null; until: string };
+  previousWindow: { since: string; until: string } | null;
+  jumpThreshold: number;
+  types: Array<GroupStats & { type: string; previous: GroupStats | null; stepsJump: boolean }>;
+  all: GroupStats;
 }
 
 export interface ConsoleState {

@@ -18,10 +18,11 @@ import {
 import { killAll, killTask } from '../control/kill.js';
 import { resumeTask, type RunTaskOptions } from '../engine/runTask.js';
 import { listEvalReports, readEvalReport } from '../eval/reports.js';
+import { parseSince, readStats } from '../observe/stats.js';
 import type { ProgressEvent } from '../engine/session.js';
 import type { TaskStore } from '../store/taskStore.js';
 import { accessCookie, createGuards, isLoopback } from './security.js';
-import { fingerprint, listApprovalsView, listRuns, modelCallDetail, runDetail, statsView } from './views.js';
+import { fingerprint, listApprovalsView, listRuns, modelCallDetail, runDetail } from './views.js';
 
 export interface ConsoleOptions {
   loaded: LoadedConfig;
@@ -252,8 +253,16 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       send(res, 200, call);
     } else if (p === '/api/approvals')
       send(res, 200, await listApprovalsView(store, url.searchParams.has('all')));
-    else if (p === '/api/stats') send(res, 200, await statsView(store));
-    else if (p === '/api/evals') send(res, 200, listEvalReports(options.loaded.stateDir));
+    else if (p === '/api/stats') {
+      // The window as `keel stats --since` takes it (default 7d); `all` is every task.
+      const since = url.searchParams.get('since') ?? '7d';
+      const now = new Date();
+      send(
+        res,
+        200,
+        await readStats(store, { now, since: since === 'all' ? undefined : parseSince(since, now) }),
+      );
+    } else if (p === '/api/evals') send(res, 200, listEvalReports(options.loaded.stateDir));
     else if ((m = /^\/api\/evals\/([^/]+)$/.exec(p)))
       send(res, 200, readEvalReport(options.loaded.stateDir, m[1]!));
     else if (p === '/api/state')
