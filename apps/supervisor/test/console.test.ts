@@ -1,31 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '@keel/testing';
 import { loadConfig } from '../src/config/load.js';
 import { buildTrace, type TraceSpan } from '../src/console/trace.js';
+import type { StatsReport } from '../src/observe/stats.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
+import { haveChromium, launchBrowser, openPage as openBrowserPage, shoot } from './consoleBrowser.js';
 import { createHarness } from './helpers.js';
 
-const chromiumPath = '/usr/bin/chromium';
-const haveChromium = existsSync(chromiumPath);
-// CI installs Debian's chromium (.ci/run): there a missing browser is a failure, never a skip.
-if (!haveChromium && process.env['CI'] === 'true')
-  throw new Error(`${chromiumPath} is missing: .ci/run installs it with apt-get install -y chromium`);
-if (!haveChromium)
-  console.warn(`console browser tests skipped: no ${chromiumPath} (apt-get install -y chromium)`);
-
 const keelBin = new URL('../dist/bin.js', import.meta.url).pathname;
-/** Screenshots of every page at both widths, kept for a person to look at (gitignored). */
-const artifacts = new URL('../test-artifacts/console/', import.meta.url).pathname;
-const widths = { laptop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
 
 interface Keel {
   child: ChildProcess;
@@ -93,31 +84,7 @@ const flatten = (span: TraceSpan): Array<[string, string]> => [
 
 let browser: Browser;
 
-async function openPage(url: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: widths.laptop });
-  onTestFinished(() => page.close());
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  onTestFinished(() => expect(errors).toEqual([]));
-  await page.goto(url);
-  return page;
-}
-
-/**
- * A screenshot of the page at a laptop's and a phone's width; at each, nothing may stick out
- * sideways (the page is usable without scrolling across).
- */
-async function shoot(page: Page, name: string, ready: string): Promise<void> {
-  mkdirSync(artifacts, { recursive: true });
-  for (const [label, size] of Object.entries(widths)) {
-    await page.setViewportSize(size);
-    await page.locator(ready).first().waitFor();
-    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
-    expect({ page: name, width: label, overflow }).toEqual({ page: name, width: label, overflow: 0 });
-    await page.screenshot({ path: path.join(artifacts, `${name}-${label}.png`), fullPage: true });
-  }
-  await page.setViewportSize(widths.laptop);
-}
+const openPage = (url: string) => openBrowserPage(browser, url);
 
 /** Processes in /proc whose parent chain reaches `root`. */
 function below(root: number): Array<{ pid: number; cmdline: string }> {
@@ -168,10 +135,7 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
   let sharedDir: string | undefined;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchBrowser();
     // beforeAll has no onTestFinished: this directory is removed in afterAll.
     sharedDir = mkdtempSync(path.join(tmpdir(), 'keel-console-'));
     const dir = path.join(sharedDir, 'demo');
@@ -218,7 +182,22 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     await page.goto(`${finished.url}#/stats`);
     const stats = page.locator('[data-testid="stats-row"][data-type="bugfix"]');
     await stats.waitFor();
-    expect(await stats.locator('td').allTextContents()).toEqual(['bugfix', '1', '1', '1', 'succeeded 1']);
+    // The figures of `keel stats` for the same window, as the page formats them.
+    const cli = keel(['stats', '--json'], finished.dir);
+    expect((await cli.exited).code).toBe(0);
+    const [bugfix] = (JSON.parse(cli.stdout()) as StatsReport).types;
+    const duration = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
+    expect(await stats.locator('td').allTextContents()).toEqual([
+      'bugfix',
+      '1',
+      '100%',
+      '27.0',
+      duration(bugfix!.p50LatencyMs),
+      duration(bugfix!.p95LatencyMs),
+      '$0.0000',
+      '—',
+    ]);
+    expect([bugfix?.type, bugfix?.tasks, bugfix?.meanSteps]).toEqual(['bugfix', 1, 27]);
     expect(await page.getByTestId('chart').count()).toBe(6);
     await shoot(page, 'stats', '[data-testid="chart"]');
   });
@@ -383,7 +362,13 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     const foreign = await post({ origin: 'http://evil.example', 'x-keel-page-token': html! });
     expect([foreign.status, JSON.parse(foreign.body)]).toEqual([
       403,
-      { error: { code: 'HTTP', message: "refused: origin http://evil.example is not this console's" } },
+      {
+        error: {
+          code: 'HTTP',
+          message: "refused: origin http://evil.example is not this console's",
+          hint: "state-changing requests come only from the console's own page: reload it and act there",
+        },
+      },
     ]);
     const noOrigin = await post({ 'x-keel-page-token': html! });
     expect(noOrigin.status).toBe(403);

@@ -1,25 +1,17 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ChatScript, ScriptedChatCall } from '@keel/testing/chat-server';
+import type { ChatScript } from '@keel/testing/chat-server';
 import { describe, expect, it } from 'vitest';
-import { runTask } from '../src/engine/runTask.js';
-import { createHarness, readTools, task, writeTools } from './helpers.js';
 import { keel } from './processes.js';
-import { callList, emptyChange, serve } from './scripted.js';
-
-const hintPrefix = 'A human supervising this task says: ';
-
-const userMessages = (call: { body: { messages: Array<{ role: string; content: unknown }> } }) =>
-  call.body.messages.filter((m) => m.role === 'user').map((m) => m.content);
-
-const heardHint = (call: ScriptedChatCall) =>
-  userMessages(call).some((c) => typeof c === 'string' && c.startsWith(hintPrefix));
-
-const submit = { toolCalls: [{ name: 'submit_change', arguments: emptyChange }] };
-
-/** Reads the same file over and over, until a human's hint arrives; then hands in. */
-const stuckReader: ChatScript = (call) =>
-  heardHint(call) ? submit : { toolCalls: [{ name: 'read_file', arguments: { path: 'README.md' } }] };
+import {
+  callList,
+  escalatedWorld,
+  heardHint,
+  hintPrefix,
+  stuckReader,
+  submitEmptyChange as submit,
+  userMessages,
+} from './scripted.js';
 
 /** Writes a.txt, then b.txt; after that it hands in once a human has spoken, and writes c.txt otherwise. */
 const writer: ChatScript = (call) => {
@@ -30,28 +22,6 @@ const writer: ChatScript = (call) => {
   }
   return submit;
 };
-
-/** A task run in-process against the scripted model, in a harness whose config the bin can open. */
-async function escalatedWorld(script: ChatScript, config: Record<string, unknown>, limits = {}) {
-  const server = await serve(script);
-  const agent = { model: 'gpt', tools: { filesystem: writeTools } };
-  const h = await createHarness({
-    config: {
-      models: { gpt: { provider: 'openai-compatible', model: 'test-model', baseURL: server.url } },
-      prices: { 'test-model': { inputPerMTok: 0, outputPerMTok: 0 } },
-      agents: { planning: { model: 'gpt', tools: { filesystem: readTools } }, coding: agent, review: agent },
-      ...config,
-    },
-  });
-  const { run } = await runTask({
-    loaded: h.loaded,
-    store: h.store,
-    env: {},
-    task: task({ mode: 'single', tests: null, deploy: null, limits }),
-  });
-  const [escalation] = await h.store.listApprovals({ taskId: run.id });
-  return { h, server, run, escalation: escalation! };
-}
 
 const loops = { repeat: 3, pingPong: 3, noProgressSteps: 10, onLoop: 'escalate' };
 

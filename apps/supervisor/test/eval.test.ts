@@ -146,13 +146,14 @@ describe('keel eval, the sample suite against the seeded fallible model', () => 
           { id: 'pass-rate', visible: true, bars: 2 },
           { id: 'latency', visible: true, bars: 4 },
           { id: 'cost', visible: true, bars: 2 },
+          { id: 'interrupts', visible: true, bars: 2 },
           { id: 'steps', visible: true, bars: 2 },
           { id: 'rounds', visible: true, bars: 4 },
           { id: 'runs', visible: true, bars: 0 },
         ]);
         const passBars = await page.$$eval('#pass-rate rect.bar', (rects) =>
           rects.map((r) => [
-            r.getAttribute('data-configuration'),
+            r.getAttribute('data-group'),
             Number(r.getAttribute('data-value')),
             r.getBoundingClientRect().width > 0,
           ]),

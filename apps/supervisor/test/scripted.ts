@@ -1,11 +1,16 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { startScriptedChatServer, type ChatScript, type ScriptedChatServer } from '@keel/testing/chat-server';
+import {
+  startScriptedChatServer,
+  type ChatScript,
+  type ScriptedChatCall,
+  type ScriptedChatServer,
+} from '@keel/testing/chat-server';
 import { onTestFinished } from 'vitest';
 import { runTask, type TaskOutcome } from '../src/engine/runTask.js';
 import type { ModelMessage } from '../src/models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../src/store/taskStore.js';
-import { createHarness, readTools, task, type Harness } from './helpers.js';
+import { createHarness, readTools, task, writeTools, type Harness } from './helpers.js';
 
 /** A scripted model the agents reach through the OpenAI-compatible (or Anthropic) adapter. */
 export async function serve(script: ChatScript): Promise<ScriptedChatServer> {
@@ -119,3 +124,43 @@ export function asOpenAiMessages(messages: ModelMessage[]): unknown[] {
 /** The messages one request to the chat server carried, tool messages only. */
 export const toolMessagesOf = (server: ScriptedChatServer, index: number) =>
   (server.requests[index]!.body.messages as Array<{ role: string }>).filter((m) => m.role === 'tool');
+
+/** How the harness hands a human's hint to the model: a user message starting with this. */
+export const hintPrefix = 'A human supervising this task says: ';
+
+/** The user messages one request to the chat server carried. */
+export const userMessages = (call: { body: { messages: Array<{ role: string; content: unknown }> } }) =>
+  call.body.messages.filter((m) => m.role === 'user').map((m) => m.content);
+
+export const heardHint = (call: ScriptedChatCall) =>
+  userMessages(call).some((c) => typeof c === 'string' && c.startsWith(hintPrefix));
+
+export const submitEmptyChange = { toolCalls: [{ name: 'submit_change', arguments: emptyChange }] };
+
+/** Reads the same file over and over, until a human's hint arrives; then hands in. */
+export const stuckReader: ChatScript = (call) =>
+  heardHint(call)
+    ? submitEmptyChange
+    : { toolCalls: [{ name: 'read_file', arguments: { path: 'README.md' } }] };
+
+/** A task run in-process against the scripted model until it escalates, in a harness whose config the bin can open. */
+export async function escalatedWorld(script: ChatScript, config: Record<string, unknown>, limits = {}) {
+  const server = await serve(script);
+  const agent = { model: 'gpt', tools: { filesystem: writeTools } };
+  const h = await createHarness({
+    config: {
+      models: { gpt: { provider: 'openai-compatible', model: 'test-model', baseURL: server.url } },
+      prices: { 'test-model': { inputPerMTok: 0, outputPerMTok: 0 } },
+      agents: { planning: { model: 'gpt', tools: { filesystem: readTools } }, coding: agent, review: agent },
+      ...config,
+    },
+  });
+  const { run } = await runTask({
+    loaded: h.loaded,
+    store: h.store,
+    env: {},
+    task: task({ mode: 'single', tests: null, deploy: null, limits }),
+  });
+  const [escalation] = await h.store.listApprovals({ taskId: run.id });
+  return { h, server, run, escalation: escalation! };
+}

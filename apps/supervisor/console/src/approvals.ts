@@ -1,6 +1,6 @@
 import { get, post } from './api.js';
 import { h, json, status, time } from './dom.js';
-import { report, who } from './shell.js';
+import { failed, report, who } from './shell.js';
 import type { Approval } from './types.js';
 
 function field(id: string, label: string, placeholder: string): HTMLElement {
@@ -20,7 +20,7 @@ async function act(path: string, body: Record<string, unknown>, done: string): P
     await post(path, body);
     report(done);
   } catch (error) {
-    report((error as Error).message, true);
+    failed(error);
   }
 }
 
@@ -59,7 +59,7 @@ function card(a: Approval): HTMLElement {
     try {
       fn();
     } catch (error) {
-      report((error as Error).message, true);
+      failed(error);
     }
   };
   return h(

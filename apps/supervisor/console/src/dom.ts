@@ -1,3 +1,5 @@
+import type { Chart, SvgNode } from '../../src/charts/svg.js';
+
 /** A child of an element: text, a node, nothing, or a list of those. */
 export type Child = Node | string | number | null | undefined | false | Child[];
 
@@ -38,6 +40,25 @@ export function svg(
   for (const child of children)
     el.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
   return el;
+}
+
+/** A chart from the shared chart module (src/charts/svg.ts) as DOM nodes. */
+function fromNode(node: SvgNode): SVGElement {
+  return svg(
+    node.tag,
+    node.attrs,
+    ...node.children.map((child) => (typeof child === 'string' ? child : fromNode(child))),
+  );
+}
+
+/** A chart in a captioned card. */
+export function chart(c: Chart): HTMLElement {
+  return h(
+    'figure',
+    { class: 'card', 'data-testid': 'chart', 'data-chart': c.id },
+    h('figcaption', {}, c.title),
+    fromNode(c.svg),
+  );
 }
 
 export const ms = (value: number): string =>

@@ -1,8 +1,9 @@
 import { get, listen, post } from './api.js';
 import { approvalsPage } from './approvals.js';
+import { evalPage, evalsPage } from './evals.js';
 import { runPage } from './run.js';
 import { runsPage } from './runs.js';
-import { report, setupWho, who } from './shell.js';
+import { failed, report, setupWho, who } from './shell.js';
 import { statsPage } from './stats.js';
 import type { ConsoleState } from './types.js';
 
@@ -16,7 +17,10 @@ async function page(): Promise<HTMLElement> {
   const run = /^\/runs\/([\w.-]+)$/.exec(route);
   if (run) return runPage(run[1]!, progress.get(run[1]!) ?? []);
   if (route === '/approvals') return approvalsPage(query);
-  if (route === '/stats') return statsPage();
+  if (route === '/stats') return statsPage(query);
+  const evaluation = /^\/evals\/([\w.-]+)$/.exec(route);
+  if (evaluation) return evalPage(evaluation[1]!);
+  if (route === '/evals') return evalsPage();
   return runsPage(query);
 }
 
@@ -90,7 +94,7 @@ document.querySelector('#kill-all')!.addEventListener('click', () => {
       const results = await post<unknown[]>('/api/kill-all', { by: who(true) });
       report(`global stop: ${results.length} task(s) killed`);
     } catch (error) {
-      report((error as Error).message, true);
+      failed(error);
     }
   })();
 });
@@ -100,7 +104,7 @@ document.querySelector('#resume-all')!.addEventListener('click', () => {
       await post('/api/resume-all', { by: who(true) });
       report('global stop lifted');
     } catch (error) {
-      report((error as Error).message, true);
+      failed(error);
     }
   })();
 });

@@ -1,7 +1,7 @@
 import { get, post } from './api.js';
 import { h, int, json, ms, status, time, usd, type Child } from './dom.js';
 import type { Bounded, ModelCallFull, RunDetail, TraceSpan } from './types.js';
-import { who, report } from './shell.js';
+import { failed, report, who } from './shell.js';
 
 const ended = new Set(['succeeded', 'failed', 'limit', 'killed', 'error']);
 
@@ -100,7 +100,7 @@ export async function runPage(id: string, progress: string[]): Promise<HTMLEleme
       });
       report(`kill ${id}: ${result.result}`);
     } catch (error) {
-      report((error as Error).message, true);
+      failed(error);
     }
   };
   return h(

@@ -1,3 +1,5 @@
+import { ApiError } from './api.js';
+
 const nameKey = 'keel-console-name';
 
 /** The person acting, from the header's name field (kept in this browser). */
@@ -16,6 +18,12 @@ export function setupWho(): void {
   if (input === null) return;
   input.value = localStorage.getItem(nameKey) ?? '';
   input.addEventListener('change', () => localStorage.setItem(nameKey, input.value.trim()));
+}
+
+/** The notice for a failed action: what went wrong and, when the console says, the way out. */
+export function failed(error: unknown): void {
+  const hint = error instanceof ApiError ? error.hint : null;
+  report(`${(error as Error).message}${hint === null ? '' : ` — ${hint}`}`, true);
 }
 
 /** A line in the notice area: what an action did, or why it was refused. */

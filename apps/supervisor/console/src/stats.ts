@@ -1,96 +1,137 @@
+import { barChart } from '../../src/charts/svg.js';
 import { get } from './api.js';
-import { h, ms, svg, usd } from './dom.js';
-import type { TypeFigures } from './types.js';
+import { chart, h, ms, usd } from './dom.js';
+import type { StatsReport } from './types.js';
 
-/** A horizontal bar chart: one bar per task type, labelled with its value. */
+type TypeStats = StatsReport['types'][number];
+
+const windows = [
+  ['24h', 'last 24 hours'],
+  ['7d', 'last 7 days'],
+  ['30d', 'last 30 days'],
+  ['all', 'all time'],
+] as const;
+
+/** One figure per task type, drawn by the chart module the eval report uses too. */
 function bars(
+  id: string,
   title: string,
-  rows: TypeFigures[],
-  pick: (f: TypeFigures) => number,
-  show: (v: number) => string,
+  rows: TypeStats[],
+  pick: (t: TypeStats) => number,
+  format: (v: number) => string,
 ) {
-  const max = Math.max(...rows.map(pick), 1e-9);
-  const rowHeight = 28;
-  const chart = svg(
-    'svg',
-    { viewBox: `0 0 400 ${rows.length * rowHeight + 4}`, role: 'img', 'aria-label': title, class: 'chart' },
-    ...rows.flatMap((f, i) => {
-      const y = i * rowHeight + 2;
-      const width = Math.max((pick(f) / max) * 220, 1);
-      return [
-        svg('text', { x: 0, y: y + 18, class: 'chart-label' }, f.type),
-        svg('rect', { x: 110, y: y + 4, width, height: 18, rx: 3, class: 'chart-bar' }),
-        svg('text', { x: 114 + width, y: y + 18, class: 'chart-value' }, show(pick(f))),
-      ];
+  return chart(
+    barChart({
+      id,
+      title,
+      series: [title],
+      groups: rows.map((t) => ({ label: t.type, values: [pick(t)] })),
+      format,
     }),
   );
-  return h('figure', { class: 'card', 'data-testid': 'chart' }, h('figcaption', {}, title), chart);
 }
 
-/** Task metrics per type, over ended tasks, as charts and a table. */
-export async function statsPage(): Promise<HTMLElement> {
-  const figures = await get<TypeFigures[]>('/api/stats');
-  if (figures.length === 0)
-    return h('section', {}, h('h1', {}, 'Stats'), h('p', { class: 'empty' }, 'No tasks yet.'));
-  const pct = (v: number) => `${(v * 100).toFixed(0)}%`;
+const pct = (v: number) => `${(v * 100).toFixed(0)}%`;
+
+/** `keel stats` in the page: per task type over ended tasks in a window, as charts and a table. */
+export async function statsPage(query: URLSearchParams): Promise<HTMLElement> {
+  const since = query.get('since') ?? '7d';
+  const report = await get<StatsReport>(`/api/stats?since=${encodeURIComponent(since)}`);
+  const types = report.types;
+  const cell = (label: string, value: string, testid: string) =>
+    h('td', { 'data-label': label, class: 'num', 'data-testid': testid }, value);
   return h(
     'section',
     { 'data-testid': 'stats' },
     h('h1', {}, 'Stats'),
     h(
-      'p',
-      { class: 'sub' },
-      'Per task type, over tasks that ended (running and waiting ones are counted by status only).',
-    ),
-    h(
-      'div',
-      { class: 'charts' },
-      bars('Success rate', figures, (f) => f.successRate, pct),
-      bars(
-        'Mean steps',
-        figures,
-        (f) => f.meanSteps,
-        (v) => v.toFixed(1),
-      ),
-      bars('p50 duration', figures, (f) => f.p50DurationMs, ms),
-      bars('p95 duration', figures, (f) => f.p95DurationMs, ms),
-      bars(
-        'Mean tokens',
-        figures,
-        (f) => f.meanTokens,
-        (v) => Math.round(v).toLocaleString('en-US'),
-      ),
-      bars('Mean cost', figures, (f) => f.meanCostUsd, usd),
-    ),
-    h(
-      'table',
-      { class: 'runs' },
+      'form',
+      { class: 'filters', onsubmit: (e: Event) => e.preventDefault() },
       h(
-        'thead',
+        'label',
         {},
-        h('tr', {}, ...['Type', 'Tasks', 'Ended', 'Succeeded', 'By status'].map((t) => h('th', {}, t))),
-      ),
-      h(
-        'tbody',
-        {},
-        ...figures.map((f) =>
-          h(
-            'tr',
-            { 'data-testid': 'stats-row', 'data-type': f.type },
-            h('td', { 'data-label': 'Type' }, f.type),
-            h('td', { 'data-label': 'Tasks', class: 'num' }, String(f.tasks)),
-            h('td', { 'data-label': 'Ended', class: 'num' }, String(f.ended)),
-            h('td', { 'data-label': 'Succeeded', class: 'num' }, String(f.succeeded)),
-            h(
-              'td',
-              { 'data-label': 'By status' },
-              Object.entries(f.byStatus)
-                .map(([s, n]) => `${s} ${n}`)
-                .join(', '),
-            ),
-          ),
+        'Tasks created in the ',
+        h(
+          'select',
+          {
+            'data-testid': 'stats-window',
+            onchange: (e: Event) => {
+              location.hash = `#/stats?since=${(e.target as HTMLSelectElement).value}`;
+            },
+          },
+          ...windows.map(([value, label]) => h('option', { value, selected: value === since }, label)),
         ),
       ),
     ),
+    h(
+      'p',
+      { class: 'sub' },
+      'The figures of keel stats: per task type, over tasks that ended (running and waiting ones count once they end).',
+    ),
+    types.length === 0
+      ? h('p', { class: 'empty' }, 'No task ended in this window.')
+      : [
+          h(
+            'div',
+            { class: 'charts' },
+            bars('success-rate', 'Success rate', types, (t) => t.successRate, pct),
+            bars(
+              'steps',
+              'Mean steps',
+              types,
+              (t) => t.meanSteps,
+              (v) => v.toFixed(1),
+            ),
+            bars('p50', 'p50 duration', types, (t) => t.p50LatencyMs, ms),
+            bars('p95', 'p95 duration', types, (t) => t.p95LatencyMs, ms),
+            bars(
+              'tokens',
+              'Mean tokens',
+              types,
+              (t) => t.meanInputTokens + t.meanOutputTokens,
+              (v) => Math.round(v).toLocaleString('en-US'),
+            ),
+            bars('cost', 'Mean cost', types, (t) => t.meanCostUsd, usd),
+          ),
+          h(
+            'table',
+            { class: 'runs' },
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ...['Type', 'Tasks', 'Success', 'Steps', 'p50', 'p95', 'Cost', 'Steps vs before'].map((t) =>
+                  h('th', {}, t),
+                ),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              ...types.map((t) =>
+                h(
+                  'tr',
+                  { 'data-testid': 'stats-row', 'data-type': t.type },
+                  h('td', { 'data-label': 'Type' }, t.type),
+                  cell('Tasks', String(t.tasks), 'tasks'),
+                  cell('Success', pct(t.successRate), 'success'),
+                  cell('Steps', t.meanSteps.toFixed(1), 'steps'),
+                  cell('p50', ms(t.p50LatencyMs), 'p50'),
+                  cell('p95', ms(t.p95LatencyMs), 'p95'),
+                  cell('Cost', usd(t.meanCostUsd), 'cost'),
+                  cell(
+                    'Steps vs before',
+                    t.previous === null
+                      ? '—'
+                      : `${t.previous.meanSteps.toFixed(1)} → ${t.meanSteps.toFixed(1)}${t.stepsJump ? ' (jump)' : ''}`,
+                    'jump',
+                  ),
+                ),
+              ),
+            ),
+          ),
+        ],
   );
 }

@@ -121,21 +121,88 @@ export interface RunDetail {
   resuming: string[] | null;
 }
 
-export interface TypeFigures {
-  type: string;
+export interface GroupStats {
   tasks: number;
-  ended: number;
   succeeded: number;
   successRate: number;
   meanSteps: number;
-  p50DurationMs: number;
-  p95DurationMs: number;
-  meanTokens: number;
+  p50LatencyMs: number;
+  p95LatencyMs: number;
+  meanInputTokens: number;
+  meanOutputTokens: number;
+  totalTokens: number;
   meanCostUsd: number;
-  byStatus: Record<string, number>;
+  totalCostUsd: number;
+}
+
+/** `keel stats` as JSON (src/observe/stats.ts). */
+export interface StatsReport {
+  window: { since: string | null; until: string };
+  previousWindow: { since: string; until: string } | null;
+  jumpThreshold: number;
+  types: Array<GroupStats & { type: string; previous: GroupStats | null; stepsJump: boolean }>;
+  all: GroupStats;
 }
 
 export interface ConsoleState {
   globalStop: { by: string; at: string } | null;
   resuming: string[];
+}
+
+/** A line of /api/evals: an eval under the state dir, or why its report cannot be read. */
+export type EvalEntry =
+  | {
+      id: string;
+      writtenAt: string;
+      suite: string;
+      seed: number;
+      repeat: number;
+      runs: number;
+      configurations: Array<{ configuration: string; runs: number; passRate: number }>;
+    }
+  | { id: string; writtenAt: string; error: { code: string; message: string; hint: string } };
+
+export interface EvalConfiguration {
+  configuration: string;
+  runs: number;
+  passed: number;
+  passRate: number;
+  p50LatencyMs: number;
+  p95LatencyMs: number;
+  meanSteps: number;
+  meanTokens: number;
+  meanCostUsd: number;
+  totalCostUsd: number;
+  approvalsAsked: number;
+  meanReviewRounds: number;
+  meanReworkRounds: number;
+  limitStops: number;
+}
+
+export interface EvalRun {
+  task: string;
+  configuration: string;
+  repetition: number;
+  seed: number;
+  taskId: string;
+  status: string;
+  limit?: string;
+  checks: Record<string, boolean | undefined>;
+  passed: boolean;
+  latencyMs: number;
+  steps: number;
+  tokens: number;
+  costUsd: number;
+  reviewRounds: number;
+  reworkRounds: number;
+  approvalsAsked: number;
+}
+
+/** report.json as `keel eval` wrote it (src/eval/report.ts). */
+export interface EvalReport {
+  suite: string;
+  seed: number;
+  repeat: number;
+  configurations: EvalConfiguration[];
+  runs: EvalRun[];
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { KeelError } from '@keel/kit';
 import { taskStatuses } from '@keel/contracts';
-import type { LoadedConfig } from '../config/load.js';
+import { formatIssues, type LoadedConfig } from '../config/load.js';
 import { limitsSchema, type Limits } from '../config/schema.js';
 import {
   abortEscalation,
@@ -17,10 +17,12 @@ import {
 } from '../control/decisions.js';
 import { killAll, killTask } from '../control/kill.js';
 import { resumeTask, type RunTaskOptions } from '../engine/runTask.js';
+import { listEvalReports, readEvalReport } from '../eval/reports.js';
+import { parseSince, readStats } from '../observe/stats.js';
 import type { ProgressEvent } from '../engine/session.js';
 import type { TaskStore } from '../store/taskStore.js';
 import { accessCookie, createGuards, isLoopback } from './security.js';
-import { fingerprint, listApprovalsView, listRuns, modelCallDetail, runDetail, statsView } from './views.js';
+import { fingerprint, listApprovalsView, listRuns, modelCallDetail, runDetail } from './views.js';
 
 export interface ConsoleOptions {
   loaded: LoadedConfig;
@@ -53,16 +55,39 @@ const types: Record<string, string> = {
 };
 
 const name = z.string().trim().min(1, 'a name is required').max(100);
+const limitNames = Object.keys(limitsSchema.shape).join(', ');
+/** What each state-changing request takes, and the hint a malformed one is answered with. */
 const bodies = {
-  approve: z.object({ by: name, reason: z.string().trim().max(2000).optional() }),
-  deny: z.object({ by: name, reason: z.string().trim().min(1, 'a reason is required').max(2000) }),
-  continue: z.object({
-    by: name,
-    raise: limitsSchema.partial().default({}),
-    hint: z.string().trim().min(1).max(4000).optional(),
-  }),
-  abort: z.object({ by: name, reason: z.string().trim().min(1, 'a reason is required').max(2000) }),
-  kill: z.object({ by: name }),
+  approve: {
+    schema: z.object({ by: name, reason: z.string().trim().max(2000).optional() }).strict(),
+    hint: 'send {"by": "your name", "reason": "why (optional)"}',
+  },
+  deny: {
+    schema: z
+      .object({ by: name, reason: z.string().trim().min(1, 'a reason is required').max(2000) })
+      .strict(),
+    hint: 'send {"by": "your name", "reason": "why (recorded, and the task ends with it)"}',
+  },
+  continue: {
+    schema: z
+      .object({
+        by: name,
+        raise: limitsSchema.partial().default({}),
+        hint: z.string().trim().min(1).max(4000).optional(),
+      })
+      .strict(),
+    hint: `send {"by": "your name", "raise": {"LIMIT": NUMBER}, "hint": "a message for the agent"}; limits: ${limitNames}`,
+  },
+  abort: {
+    schema: z
+      .object({ by: name, reason: z.string().trim().min(1, 'a reason is required').max(2000) })
+      .strict(),
+    hint: 'send {"by": "your name", "reason": "why (recorded)"}',
+  },
+  kill: {
+    schema: z.object({ by: name }).strict(),
+    hint: 'send {"by": "your name"}',
+  },
 };
 
 const statusOf: Partial<Record<string, number>> = {
@@ -77,6 +102,7 @@ class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly hint: string | null = null,
   ) {
     super(message);
   }
@@ -102,13 +128,12 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function parse<TSchema extends z.ZodType>(schema: TSchema, value: unknown): z.infer<TSchema> {
-  const result = schema.safeParse(value);
-  if (!result.success)
-    throw new HttpError(
-      400,
-      result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-    );
+function parse<TSchema extends z.ZodType>(
+  body: { schema: TSchema; hint: string },
+  value: unknown,
+): z.infer<TSchema> {
+  const result = body.schema.safeParse(value);
+  if (!result.success) throw new HttpError(400, formatIssues(result.error.issues).join('; '), body.hint);
   return result.data;
 }
 
@@ -228,7 +253,18 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       send(res, 200, call);
     } else if (p === '/api/approvals')
       send(res, 200, await listApprovalsView(store, url.searchParams.has('all')));
-    else if (p === '/api/stats') send(res, 200, await statsView(store));
+    else if (p === '/api/stats') {
+      // The window as `keel stats --since` takes it (default 7d); `all` is every task.
+      const since = url.searchParams.get('since') ?? '7d';
+      const now = new Date();
+      send(
+        res,
+        200,
+        await readStats(store, { now, since: since === 'all' ? undefined : parseSince(since, now) }),
+      );
+    } else if (p === '/api/evals') send(res, 200, listEvalReports(options.loaded.stateDir));
+    else if ((m = /^\/api\/evals\/([^/]+)$/.exec(p)))
+      send(res, 200, readEvalReport(options.loaded.stateDir, m[1]!));
     else if (p === '/api/state')
       send(res, 200, { globalStop: await store.getGlobalStop(), resuming: [...resuming.keys()] });
     else if (p === '/api/stream') {
@@ -247,7 +283,8 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
   const act = async (url: URL, req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const p = url.pathname;
     let m: RegExpExecArray | null;
-    const body = async <TSchema extends z.ZodType>(schema: TSchema) => parse(schema, await readJson(req));
+    const body = async <TSchema extends z.ZodType>(spec: { schema: TSchema; hint: string }) =>
+      parse(spec, await readJson(req));
     if ((m = /^\/api\/approvals\/([\w-]+)\/approve$/.exec(p))) {
       const b = await body(bodies.approve);
       const approval = await approveCall(store, m[1]!, b.by, b.reason ?? null);
@@ -290,7 +327,11 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('referrer-policy', 'no-referrer');
     if (!guards.hostAllowed(req))
-      throw new HttpError(421, `host ${req.headers.host ?? '(none)'} is not this console`);
+      throw new HttpError(
+        421,
+        `host ${req.headers.host ?? '(none)'} is not this console`,
+        `open it as http://127.0.0.1:${port}/ (the name keel console printed)`,
+      );
     const url = new URL(req.url ?? '/', 'http://console.invalid');
     const given = url.searchParams.get('token');
     if (req.method === 'GET' && url.pathname === '/' && given !== null && guards.tokenMatches(given)) {
@@ -302,7 +343,11 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       return;
     }
     if (!guards.hasAccess(req))
-      throw new HttpError(401, 'this console needs its access token (open it with ?token=…)');
+      throw new HttpError(
+        401,
+        'this console needs its access token',
+        'open it once as /?token=KEEL_CONSOLE_TOKEN (the value it was started with); the page keeps it in a cookie',
+      );
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (url.pathname.startsWith('/api/')) {
         if (!(await read(url, res))) throw new HttpError(404, `no ${url.pathname}`);
@@ -311,7 +356,12 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     }
     if (req.method !== 'POST') throw new HttpError(405, `${req.method} is not served here`);
     const refusal = guards.crossSiteRefusal(req);
-    if (refusal !== undefined) throw new HttpError(403, `refused: ${refusal}`);
+    if (refusal !== undefined)
+      throw new HttpError(
+        403,
+        `refused: ${refusal}`,
+        "state-changing requests come only from the console's own page: reload it and act there",
+      );
     if (!(await act(url, req, res))) throw new HttpError(404, `no ${url.pathname}`);
   };
 
@@ -322,7 +372,13 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
         return;
       }
       if (error instanceof HttpError)
-        send(res, error.status, { error: { code: 'HTTP', message: error.message } });
+        send(res, error.status, {
+          error: {
+            code: 'HTTP',
+            message: error.message,
+            ...(error.hint === null ? {} : { hint: error.hint }),
+          },
+        });
       else if (error instanceof KeelError)
         send(res, statusOf[error.code] ?? 500, {
           error: { code: error.code, message: error.message, hint: error.hint ?? null },

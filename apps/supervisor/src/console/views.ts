@@ -32,8 +32,6 @@ export interface RunRow {
   endedAt: string | null;
 }
 
-const ended: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'limit', 'killed', 'error']);
-
 /** How many bytes of a tool result or a model call body a page shows before saying it was cut. */
 export const shownBytes = 16_384;
 
@@ -240,59 +238,6 @@ export async function listApprovalsView(store: TaskStore, all: boolean) {
         : undefined;
     const text = (plan?.result as { text?: unknown } | undefined)?.text;
     return { ...a, taskTitle: task.title, plan: typeof text === 'string' ? bounded(text, 8192).text : null };
-  });
-}
-
-export interface TypeFigures {
-  type: string;
-  tasks: number;
-  ended: number;
-  succeeded: number;
-  successRate: number;
-  meanSteps: number;
-  p50DurationMs: number;
-  p95DurationMs: number;
-  meanTokens: number;
-  meanCostUsd: number;
-  byStatus: Record<string, number>;
-}
-
-/** Nearest-rank percentile of ascending values. */
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1]!;
-}
-
-/**
- * Per task type: success rate, mean steps, p50/p95 duration, mean tokens and cost over ended tasks,
- * and every status counted. Issue 13's `keel stats` computes the same figures in SQL; when it merges,
- * this is where the console switches to it.
- */
-export async function statsView(store: TaskStore, limit = 10_000): Promise<TypeFigures[]> {
-  const rows = await listRuns(store, { limit });
-  const types = [...new Set(rows.map((r) => r.type))].sort();
-  return types.map((type) => {
-    const all = rows.filter((r) => r.type === type);
-    const done = all.filter((r) => ended.has(r.status));
-    const mean = (pick: (r: RunRow) => number) =>
-      done.length === 0 ? 0 : done.reduce((n, r) => n + pick(r), 0) / done.length;
-    const durations = done.map((r) => r.durationMs).sort((a, b) => a - b);
-    const succeeded = done.filter((r) => r.status === 'succeeded').length;
-    const byStatus: Record<string, number> = {};
-    for (const r of all) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
-    return {
-      type,
-      tasks: all.length,
-      ended: done.length,
-      succeeded,
-      successRate: done.length === 0 ? 0 : succeeded / done.length,
-      meanSteps: mean((r) => r.steps),
-      p50DurationMs: percentile(durations, 50),
-      p95DurationMs: percentile(durations, 95),
-      meanTokens: mean((r) => r.tokens.input + r.tokens.output),
-      meanCostUsd: mean((r) => r.costUsd),
-      byStatus,
-    };
   });
 }
 

@@ -1,60 +1,73 @@
-import type { TaskStatus } from '@keel/contracts';
+import { z } from 'zod';
+import { taskStatuses } from '@keel/contracts';
 import { percentile } from '../observe/stats.js';
 import type { TaskStore } from '../store/taskStore.js';
 
+const count = z.number().int().nonnegative();
+const figure = z.number().nonnegative();
+
 /** One run of one task under one configuration. */
-export interface EvalRun {
-  task: string;
-  configuration: string;
-  repetition: number;
-  seed: number;
-  taskId: string;
-  status: TaskStatus;
-  limit?: string;
+export const evalRunSchema = z.object({
+  task: z.string(),
+  configuration: z.string(),
+  repetition: z.number().int().positive(),
+  seed: count,
+  taskId: z.string(),
+  status: z.enum(taskStatuses),
+  limit: z.string().optional(),
   /** Each declared check: passed or not. */
-  checks: Partial<Record<'tests' | 'allowedPaths' | 'review' | 'deploy', boolean>>;
+  checks: z.object({
+    tests: z.boolean().optional(),
+    allowedPaths: z.boolean().optional(),
+    review: z.boolean().optional(),
+    deploy: z.boolean().optional(),
+  }),
   /** The task succeeded and every check passed. */
-  passed: boolean;
-}
+  passed: z.boolean(),
+});
+export type EvalRun = z.infer<typeof evalRunSchema>;
 
 /** A configuration's figures over all its runs (every task, every repetition). */
-export interface ConfigurationFigures {
-  configuration: string;
-  runs: number;
-  passed: number;
-  passRate: number;
-  p50LatencyMs: number;
-  p95LatencyMs: number;
-  meanSteps: number;
-  meanTokens: number;
-  meanCostUsd: number;
-  totalCostUsd: number;
+export const configurationFiguresSchema = z.object({
+  configuration: z.string(),
+  runs: count,
+  passed: count,
+  passRate: figure.max(1),
+  p50LatencyMs: figure,
+  p95LatencyMs: figure,
+  meanSteps: figure,
+  meanTokens: figure,
+  meanCostUsd: figure,
+  totalCostUsd: figure,
   /** Human interrupts: approvals asked, summed over the runs. */
-  approvalsAsked: number;
+  approvalsAsked: count,
   /** Reviews handed in per run, and coding rounds past the first (rework) per run. */
-  meanReviewRounds: number;
-  meanReworkRounds: number;
+  meanReviewRounds: figure,
+  meanReworkRounds: figure,
   /** Runs that ended on a limit. */
-  limitStops: number;
-}
+  limitStops: count,
+});
+export type ConfigurationFigures = z.infer<typeof configurationFiguresSchema>;
 
-export interface EvalReport {
-  suite: string;
-  seed: number;
-  repeat: number;
-  configurations: ConfigurationFigures[];
-  runs: Array<
-    EvalRun & {
-      latencyMs: number;
-      steps: number;
-      tokens: number;
-      costUsd: number;
-      reviewRounds: number;
-      reworkRounds: number;
-      approvalsAsked: number;
-    }
-  >;
-}
+/** What `keel eval` writes as report.json, and what the console reads back. */
+export const evalReportSchema = z.object({
+  suite: z.string(),
+  seed: count,
+  repeat: z.number().int().positive(),
+  configurations: z.array(configurationFiguresSchema),
+  runs: z.array(
+    evalRunSchema.extend({
+      latencyMs: figure,
+      steps: count,
+      tokens: count,
+      costUsd: figure,
+      reviewRounds: count,
+      reworkRounds: count,
+      approvalsAsked: count,
+    }),
+  ),
+});
+export type EvalReport = z.infer<typeof evalReportSchema>;
 
 /**
  * The report's figures, read back from the task store the runs were recorded in (summaries for

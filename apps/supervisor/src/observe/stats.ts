@@ -1,5 +1,5 @@
 import { KeelError } from '@keel/kit';
-import type { TaskAggregate, TaskSummary } from '../store/taskStore.js';
+import type { TaskAggregate, TaskStore, TaskSummary } from '../store/taskStore.js';
 
 /** The figures of one group of finished tasks. */
 export interface GroupStats {
@@ -155,6 +155,40 @@ export function computeStats(options: {
     types,
     all: groupStats(mergeAggregates('all', options.current)),
   };
+}
+
+/**
+ * `keel stats` from the store: the tasks created since `since` (every task when it is undefined),
+ * against the window as long just before it. The CLI and the console both read stats this way.
+ */
+export async function readStats(
+  store: TaskStore,
+  options: { now: Date; since?: Date | undefined; type?: string | undefined; jumpThreshold?: number },
+): Promise<StatsReport> {
+  const { now, since } = options;
+  const type = options.type === undefined ? {} : { type: options.type };
+  const previousSince =
+    since === undefined ? undefined : new Date(since.getTime() - (now.getTime() - since.getTime()));
+  const [current, previous] = await Promise.all([
+    store.aggregateTaskSummaries({ ...type, ...(since === undefined ? {} : { since: since.toISOString() }) }),
+    since === undefined || previousSince === undefined
+      ? Promise.resolve([])
+      : store.aggregateTaskSummaries({
+          ...type,
+          since: previousSince.toISOString(),
+          until: since.toISOString(),
+        }),
+  ]);
+  return computeStats({
+    current,
+    previous,
+    window: { since: since?.toISOString() ?? null, until: now.toISOString() },
+    previousWindow:
+      since === undefined || previousSince === undefined
+        ? null
+        : { since: previousSince.toISOString(), until: since.toISOString() },
+    ...(options.jumpThreshold === undefined ? {} : { jumpThreshold: options.jumpThreshold }),
+  });
 }
 
 /** `7d`, `24h`, `30m` before `now`, or an ISO date/time. */

@@ -13,6 +13,8 @@ export interface CommandContext {
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
   ): Promise<T>;
   configOption(): Option;
+  /** The config file a command uses: --config, KEEL_CONFIG, or ./keel.config.yaml (NOT_FOUND if none). */
+  findConfig(given: string | undefined): string;
   /** Sets the process's exit code (the command still returns normally). */
   setExitCode(code: number): void;
 }

@@ -1,9 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { KeelError } from '@keel/kit';
+import { loadConfig } from '../../config/load.js';
 import { renderEvalHtml } from '../../eval/html.js';
 import { formatEvalReport } from '../../eval/report.js';
+import { evalsDir, newEvalId } from '../../eval/reports.js';
 import { loadSuite } from '../../eval/suite.js';
 import type { RegisterCommand } from './context.js';
 
@@ -14,15 +17,28 @@ const count = (name: string) => (value: string) => {
 };
 
 export const registerEval: RegisterCommand = (program, ctx) => {
+  /** Beside a keel config, under its state dir (where `keel console` lists evals); else a new temporary directory. */
+  const defaultOut = (configFile: string | undefined, suite: string) => {
+    let file: string;
+    try {
+      file = ctx.findConfig(configFile);
+    } catch (error) {
+      if (configFile === undefined && error instanceof KeelError && error.code === 'NOT_FOUND')
+        return mkdtempSync(path.join(os.tmpdir(), `keel-eval-${suite}-`));
+      throw error;
+    }
+    return path.join(evalsDir(loadConfig(file).stateDir), newEvalId(suite, new Date()));
+  };
   program
     .command('eval')
     .description(
       'run an eval suite: tasks × configurations, each repeated on a fresh copy of its repository; report pass rate, latency, steps, tokens, cost, approvals asked, review rounds and limit stops',
     )
     .argument('<suite>', 'the suite (YAML or JSON)')
+    .addOption(ctx.configOption())
     .option(
       '--out <dir>',
-      'where the runs, their task store, report.json and report.html go (default: a new temporary directory)',
+      'where the runs, their task store, report.json and report.html go (default: beside a keel config, <stateDir>/evals/SUITE-TIME, which keel console lists; else a new temporary directory)',
     )
     .option('--seed <n>', "override the suite's seed", count('--seed'))
     .option('--repeat <k>', "override the suite's repetitions", count('--repeat'))
@@ -31,14 +47,21 @@ export const registerEval: RegisterCommand = (program, ctx) => {
     .action(
       async (
         file: string,
-        opts: { out?: string; seed?: number; repeat?: number; json: boolean; quiet: boolean },
+        opts: {
+          config?: string;
+          out?: string;
+          seed?: number;
+          repeat?: number;
+          json: boolean;
+          quiet: boolean;
+        },
       ) => {
         const loaded = loadSuite(path.resolve(ctx.io.cwd, file));
         // The engine and the model adapters load only for the command that runs them.
         const { runEval } = await import('../../eval/runEval.js');
         const out =
           opts.out === undefined
-            ? mkdtempSync(path.join(os.tmpdir(), `keel-eval-${loaded.suite.name}-`))
+            ? defaultOut(opts.config, loaded.suite.name)
             : path.resolve(ctx.io.cwd, opts.out);
         const report = await runEval({
           loaded,
@@ -55,8 +78,10 @@ export const registerEval: RegisterCommand = (program, ctx) => {
                   ),
               }),
         });
-        writeFileSync(path.join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
         writeFileSync(path.join(out, 'report.html'), renderEvalHtml(report));
+        // Whole or not at all: the console lists an eval once its report.json exists.
+        writeFileSync(path.join(out, 'report.json.tmp'), `${JSON.stringify(report, null, 2)}\n`);
+        renameSync(path.join(out, 'report.json.tmp'), path.join(out, 'report.json'));
         ctx.out(
           opts.json
             ? JSON.stringify(report, null, 2)

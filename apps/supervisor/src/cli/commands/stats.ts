@@ -1,4 +1,4 @@
-import { computeStats, formatStats, parseSince } from '../../observe/stats.js';
+import { formatStats, parseSince, readStats } from '../../observe/stats.js';
 import { exportStatsMetrics } from '../../observe/metrics.js';
 import type { RegisterCommand } from './context.js';
 
@@ -29,31 +29,10 @@ export const registerStats: RegisterCommand = (program, ctx) => {
       }) => {
         await ctx.withStore(opts.config, async (_loaded, store) => {
           const now = new Date();
-          const type = opts.type === undefined ? {} : { type: opts.type };
-          const since = opts.all ? undefined : parseSince(opts.since, now);
-          const previousSince =
-            since === undefined ? undefined : new Date(since.getTime() - (now.getTime() - since.getTime()));
-          const [current, previous] = await Promise.all([
-            store.aggregateTaskSummaries({
-              ...type,
-              ...(since === undefined ? {} : { since: since.toISOString() }),
-            }),
-            since === undefined || previousSince === undefined
-              ? Promise.resolve([])
-              : store.aggregateTaskSummaries({
-                  ...type,
-                  since: previousSince.toISOString(),
-                  until: since.toISOString(),
-                }),
-          ]);
-          const report = computeStats({
-            current,
-            previous,
-            window: { since: since?.toISOString() ?? null, until: now.toISOString() },
-            previousWindow:
-              since === undefined || previousSince === undefined
-                ? null
-                : { since: previousSince.toISOString(), until: since.toISOString() },
+          const report = await readStats(store, {
+            now,
+            since: opts.all ? undefined : parseSince(opts.since, now),
+            type: opts.type,
             jumpThreshold: opts.jump,
           });
           ctx.out(opts.json ? JSON.stringify(report, null, 2) : formatStats(report));
