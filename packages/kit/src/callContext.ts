@@ -25,6 +25,8 @@ export interface CallContextInit {
   readonly cursors: CursorCodec;
   readonly logger: Logger;
   readonly processes: ProcessGroups;
+  /** This server process as a claim owner; its tool children carry it (see `ownerIsGone`). */
+  readonly owner: string;
   readonly asking: AskContext | undefined;
   readonly sealer: RequestStateSealer;
   now(): number;
@@ -174,6 +176,7 @@ export class CallContext implements ToolContext {
       signal: this.signal,
       jail: this.jail,
       groups: this.#init.processes,
+      owner: this.#init.owner,
     });
     // The call was cancelled or ran out of time: the pipeline's reason says which.
     if (result.cancelled || abort.reason !== undefined)

@@ -1,3 +1,4 @@
+import { ownerEnvName } from './idempotency/owner.js';
 import { spawn } from 'node:child_process';
 import { createHeadTailBuffer, type CappedText } from './bounds.js';
 import { KeelError } from './errors.js';
@@ -43,6 +44,8 @@ export interface RunProcessOptions {
   onStderr?: (chunk: Buffer) => void;
   /** Where the child's process group is registered while it runs, so its owner can kill it on shutdown. */
   groups?: ProcessGroups;
+  /** The claim owner running it: the child and what it starts carry it, so a crash's leftovers can be found. */
+  owner?: string;
 }
 
 /** What a handler passes to `ctx.run`: the call supplies the signal, the jail and the process registry. */
@@ -85,6 +88,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessRes
     if (value !== undefined) env[name] = value;
   }
   Object.assign(env, options.env);
+  if (options.owner !== undefined) env[ownerEnvName] = options.owner;
 
   const started = performance.now();
   const stdout = createHeadTailBuffer(options.maxOutputBytes);

@@ -21,6 +21,7 @@ import { createDeadlineWatch } from './deadlines.js';
 import { kitDefaults } from './defaults.js';
 import { KeelError, toolError } from './errors.js';
 import type { AnyTool } from './defineTool.js';
+import { processOwner } from './idempotency/owner.js';
 import { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
 import type { PathJail } from './jail.js';
 import { lazy } from './lazy.js';
@@ -100,7 +101,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     );
   const secret = options.cursorSecret ?? randomBytes(32);
   const cursors: CursorCodec = createCursorCodec(secret);
-  const owner = `${process.pid}:${randomUUID().slice(0, 8)}`;
+  const owner = processOwner();
   const deadlines = createDeadlineWatch();
 
   const tools = new Map<string, AnyTool>();

@@ -111,6 +111,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   readonly onProgress: CallOptions['onProgress'];
   readonly jail: PathJail;
   readonly processes: ProcessGroups;
+  readonly owner: string;
   readonly asking: AskContext | undefined;
   readonly sealer: RequestStateSealer;
   readonly now: () => number;
@@ -139,6 +140,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     this.onProgress = call.onProgress;
     this.jail = call.jail ?? shared.jail;
     this.processes = shared.processes;
+    this.owner = shared.owner;
     this.asking = call.asking;
     this.sealer = shared.sealer;
     this.now = shared.now;

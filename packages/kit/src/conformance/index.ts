@@ -94,6 +94,27 @@ export function idempotencyStoreConformance(
       });
     });
 
+    test('a claim of an owner known to be gone is recovered before its lease ends, and only that owner’s', async (store) => {
+      await store.claim({ ...base, now: 1000 });
+      t.expect(
+        await store.claim({ ...base, owner: 'second', now: 1100, takeOverFrom: 'someone-else' }),
+      ).toEqual({
+        kind: 'in_progress',
+        owner: 'me',
+        leaseExpiresAt: 2000,
+      });
+      t.expect(await store.claim({ ...base, owner: 'second', now: 1100, takeOverFrom: 'me' })).toMatchObject({
+        kind: 'recovered',
+        previousOwner: 'me',
+        attempts: 2,
+      });
+      t.expect(await store.claim({ ...base, owner: 'third', now: 1200, takeOverFrom: 'me' })).toEqual({
+        kind: 'in_progress',
+        owner: 'second',
+        leaseExpiresAt: 2100,
+      });
+    });
+
     test('a renewed lease is not recovered; a foreign token renews nothing', async (store) => {
       const token = await claimed(store, base);
       t.expect(await store.renew('srv', 'k1', token, 60_000)).toBe(true);

@@ -111,7 +111,10 @@ export function createSqliteIdempotencyStore(
           completedAt: row.completed_at ?? now,
         };
       }
-      if ((row.lease_expires_at ?? 0) > now) {
+      if (
+        (row.lease_expires_at ?? 0) > now &&
+        (request.takeOverFrom === undefined || row.owner !== request.takeOverFrom)
+      ) {
         return {
           kind: 'in_progress',
           owner: row.owner ?? 'unknown',

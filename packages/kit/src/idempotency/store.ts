@@ -37,6 +37,11 @@ export interface ClaimRequest {
   leaseMs: number;
   ttlMs: number;
   now?: number;
+  /**
+   * An owner the caller has found to be gone (its process no longer exists): a claim it still holds
+   * is recovered now, before its lease runs out. A claim of any other owner is untouched.
+   */
+  takeOverFrom?: string;
 }
 
 export type ClaimResult =

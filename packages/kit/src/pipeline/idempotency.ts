@@ -5,6 +5,7 @@ import { toolError, type Outcome, type ToolError } from '../errors.js';
 import type { ClaimResult, IdempotencyStore } from '../idempotency/store.js';
 import type { Logger } from '../logger.js';
 import type { IdempotencyOptions } from '../options.js';
+import { ownerIsGone } from '../idempotency/owner.js';
 import { IDEMPOTENCY_RESULT_META_KEY, outcomeOfStored, type Rendered } from './render.js';
 
 /** Calls of this process waiting for a key another of its calls runs. */
@@ -58,6 +59,7 @@ export type KeyedAnswer =
  */
 export async function runKeyed(call: KeyedCall): Promise<KeyedAnswer> {
   const waitUntil = Date.now() + call.options.waitMs;
+  let gone: string | undefined;
   for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
     const claim = await call.store.claim({
       scope: call.scope,
@@ -66,6 +68,7 @@ export async function runKeyed(call: KeyedCall): Promise<KeyedAnswer> {
       owner: call.owner,
       leaseMs: call.options.leaseMs,
       ttlMs: call.options.ttlMs,
+      ...(gone === undefined ? {} : { takeOverFrom: gone }),
     });
     switch (claim.kind) {
       case 'completed':
@@ -81,6 +84,12 @@ export async function runKeyed(call: KeyedCall): Promise<KeyedAnswer> {
           ),
         };
       case 'in_progress':
+        // A holder whose process is gone (a crash on this machine) cannot renew: recover now rather
+        // than wait out its lease.
+        if (claim.owner !== gone && ownerIsGone(claim.owner)) {
+          gone = claim.owner;
+          continue;
+        }
         if (Date.now() >= waitUntil || call.abort.reason !== undefined) {
           return {
             kind: 'refused',

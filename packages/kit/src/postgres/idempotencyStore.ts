@@ -154,7 +154,8 @@ async function claimLocked(client: pg.PoolClient, request: ClaimRequest): Promis
         result: JSON.parse(row.result ?? 'null'),
         completedAt: row.completed_at === null ? now : Number(row.completed_at),
       };
-    if (leaseEnd > now)
+    const abandoned = request.takeOverFrom !== undefined && row.owner === request.takeOverFrom;
+    if (leaseEnd > now && !abandoned)
       return { kind: 'in_progress', owner: row.owner ?? 'unknown', leaseExpiresAt: leaseEnd };
     await client.query(
       `UPDATE keel_idempotency SET owner = $1, token = $2, lease_expires_at = $3, attempts = attempts + 1
