@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { createSqliteStateStore, defaultStateDir, openStateDatabase } from '@keel/kit';
+import { defaultStateDir, KeelError, openStoreBackend } from '@keel/kit';
 import type { Command, SubcommandContext } from '@keel/kit/cli';
 import { resolveInterrupted } from '../deploy/resolve.js';
 
@@ -17,12 +17,24 @@ export function registerResolveCommand(program: Command, context: SubcommandCont
       "the server's state directory (env KEEL_STATE_DIR)",
       defaultStateDir(context.env),
     )
-    .action(async (environment: string, options: { live: string; stateDir: string }) => {
-      const state = openStateDatabase(path.resolve(options.stateDir));
+    .option(
+      '--store <url>',
+      'the PostgreSQL store the server replicas share, instead of the state directory (env KEEL_DATABASE_URL)',
+      context.env['KEEL_DATABASE_URL'],
+    )
+    .action(async (environment: string, options: { live: string; stateDir: string; store?: string }) => {
+      let backend;
       try {
-        const store = createSqliteStateStore(state.db, 'deploy');
+        backend = await openStoreBackend({ store: options.store, stateDir: path.resolve(options.stateDir) });
+      } catch (error) {
+        if (!(error instanceof KeelError)) throw error;
+        process.stderr.write(`${error.message}\n${error.hint === undefined ? '' : `${error.hint}\n`}`);
+        context.setExitCode(2);
+        return;
+      }
+      try {
         const result = await resolveInterrupted(
-          store,
+          backend.state('deploy'),
           environment,
           options.live === 'none' ? null : options.live,
           Date.now(),
@@ -30,7 +42,7 @@ export function registerResolveCommand(program: Command, context: SubcommandCont
         (result.ok ? process.stdout : process.stderr).write(`${result.message}\n`);
         context.setExitCode(result.ok ? 0 : 2);
       } finally {
-        state.close();
+        await backend.close();
       }
     });
 }
