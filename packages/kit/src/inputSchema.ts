@@ -47,8 +47,8 @@ type JsonObject = Record<string, unknown>;
  * is published as one object: every argument under `properties` (where clients that read only
  * `properties` find it, described once), the arguments all alternatives require under `required`,
  * and the alternatives as `oneOf` (`z.xor`) or `anyOf`, each naming the arguments it allows and
- * requires. An argument whose schema differs between alternatives (a discriminator) stays in full
- * inside each alternative.
+ * requires. An argument whose schema differs between alternatives (a discriminator) is constrained
+ * inside each alternative and only described at the top.
  */
 export function publishedInputSchema(schema: AnyInputSchema): Tool['inputSchema'] {
   const alternatives = inputAlternatives(schema);
@@ -69,7 +69,10 @@ export function publishedInputSchema(schema: AnyInputSchema): Tool['inputSchema'
   const properties: Record<string, unknown> = {};
   for (const json of converted) {
     for (const [key, property] of Object.entries(propertiesOf(json))) {
-      if (shared(key) && !(key in properties)) properties[key] = property;
+      if (key in properties) continue;
+      // A differing argument is constrained in each alternative; the top names it with its description.
+      const description = (property as JsonObject)['description'];
+      properties[key] = shared(key) ? property : typeof description === 'string' ? { description } : {};
     }
   }
   const requiredEverywhere = requiredOf(converted[0] ?? {}).filter((key) =>
