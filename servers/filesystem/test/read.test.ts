@@ -51,9 +51,57 @@ describe.each(kinds)('reading (%s client)', (kind) => {
       content: 'one\ntwo\nthree\nfour\n',
       startLine: 1,
     });
-    expect((await callErr(client, 'read_file', { path: 'log.txt', tailLines: 1, startLine: 1 })).code).toBe(
-      'INVALID_ARGUMENT',
-    );
+    expect(await callErr(client, 'read_file', { path: 'log.txt', tailLines: 1, startLine: 1 })).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'invalid arguments for read_file: `tailLines` and `startLine` cannot be used together',
+      hint: 'Pass the arguments of one mode only: `startLine`/`endLine`, or `byteOffset`, or `tailLines` (the input schema lists the alternatives).',
+      retryable: false,
+      details: {
+        conflicting: ['tailLines', 'startLine'],
+        modes: [['startLine', 'endLine'], ['byteOffset'], ['tailLines']],
+      },
+    });
+  });
+
+  it("read_file's modes are alternatives in its published schema", async () => {
+    const client = await connect([await tempDir()], kind);
+    const { tools } = await client.listTools();
+    const schema = tools.find((tool) => tool.name === 'read_file')?.inputSchema as {
+      type: string;
+      properties: Record<string, { description?: string }>;
+      required: string[];
+      oneOf: Array<{ description: string; properties: Record<string, unknown>; required?: string[] }>;
+    };
+    expect({
+      type: schema.type,
+      required: schema.required,
+      properties: Object.keys(schema.properties),
+    }).toEqual({
+      type: 'object',
+      required: ['path'],
+      properties: [
+        'path',
+        'maxBytes',
+        'binary',
+        'totals',
+        'cursor',
+        'startLine',
+        'endLine',
+        'byteOffset',
+        'tailLines',
+      ],
+    });
+    expect(
+      schema.oneOf.map((branch) => [
+        branch.description,
+        Object.keys(branch.properties).slice(5),
+        branch.required,
+      ]),
+    ).toEqual([
+      ['By lines: startLine/endLine (default: from the first line).', ['startLine', 'endLine'], undefined],
+      ['By bytes: from byteOffset.', ['byteOffset'], ['byteOffset']],
+      ['The end of the file: its last tailLines lines.', ['tailLines'], ['tailLines']],
+    ]);
   });
 
   it('read_file cursor walk reproduces the file byte for byte', async () => {
@@ -133,9 +181,11 @@ describe.each(kinds)('reading (%s client)', (kind) => {
       details: { totalLines: 2 },
     });
     expect((await callErr(client, 'read_file', { path: '.' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callErr(client, 'read_file', { path: 'a.txt', startLine: 1, byteOffset: 2 })).code).toBe(
-      'INVALID_ARGUMENT',
-    );
+    expect(await callErr(client, 'read_file', { path: 'a.txt', startLine: 1, byteOffset: 2 })).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'invalid arguments for read_file: `startLine` and `byteOffset` cannot be used together',
+      details: { conflicting: ['startLine', 'byteOffset'] },
+    });
   });
 
   it('a FIFO in the roots is refused by name, never waited on', async () => {
