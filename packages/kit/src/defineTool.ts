@@ -54,7 +54,8 @@ export type Reconciled<TOutput> =
 
 export interface ToolContext<
   TPaths = Readonly<Record<string, ResolvedPath | readonly ResolvedPath[] | undefined>>,
-  TPrepared = undefined,
+  // unknown by default, so a helper taking `ToolContext` accepts every tool's context.
+  TPrepared = unknown,
 > {
   /** The declared path arguments, resolved in the jail (and held to the server's `prepare` policy). */
   readonly paths: TPaths;
