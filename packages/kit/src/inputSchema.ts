@@ -6,7 +6,7 @@ export type AnyObjectSchema = z.ZodObject<z.ZodRawShape, z.core.$ZodObjectConfig
 
 /**
  * A tool's input: one object, or alternatives of objects for arguments that exclude each other —
- * `z.xor` (exactly one matches, published as `oneOf`), `z.union` or `z.discriminatedUnion` (`anyOf`).
+ * `z.xor` (exactly one matches), `z.union` or `z.discriminatedUnion` (the first that matches).
  * Make the alternatives `z.strictObject`s, so an argument of one mode is refused in another.
  */
 export type AnyInputSchema =
@@ -43,12 +43,14 @@ export function extendInput(schema: AnyInputSchema, extra: z.ZodRawShape): AnyIn
 type JsonObject = Record<string, unknown>;
 
 /**
- * The JSON Schema published in `tools/list`. MCP requires `type: "object"` at the top, so a union
- * is published as one object: every argument under `properties` (where clients that read only
- * `properties` find it, described once), the arguments all alternatives require under `required`,
- * and the alternatives as `oneOf` (`z.xor`) or `anyOf`, each naming the arguments it allows and
- * requires. An argument whose schema differs between alternatives (a discriminator) is constrained
- * inside each alternative and only described at the top.
+ * The JSON Schema published in `tools/list`. MCP requires `type: "object"` at the top, and the
+ * Anthropic API (behind Claude Code and Claude Desktop) rejects a tool list whose input schema has
+ * `oneOf`/`anyOf`/`allOf` at the top — the whole request, not only that tool. So a union is
+ * published as one object: every argument under `properties` (an argument whose schema differs
+ * between alternatives, a discriminator, carries them as a nested `anyOf`), the arguments all
+ * alternatives require under `required`, the pairs no alternative takes together as
+ * `not: { anyOf: [{ required: [a, b] }, ...] }`, an argument that only comes with another as
+ * `dependentRequired`, and the alternatives' descriptions in the schema's `description`.
  */
 export function publishedInputSchema(schema: AnyInputSchema): Tool['inputSchema'] {
   const alternatives = inputAlternatives(schema);
@@ -57,46 +59,60 @@ export function publishedInputSchema(schema: AnyInputSchema): Tool['inputSchema'
   const propertiesOf = (json: JsonObject) => (json['properties'] ?? {}) as Record<string, unknown>;
   const requiredOf = (json: JsonObject) => (json['required'] ?? []) as string[];
 
-  const variants = new Map<string, Set<string>>();
+  const variants = new Map<string, Map<string, unknown>>();
   for (const json of converted) {
     for (const [key, property] of Object.entries(propertiesOf(json))) {
-      const seen = variants.get(key) ?? new Set<string>();
-      seen.add(JSON.stringify(property));
+      const seen = variants.get(key) ?? new Map<string, unknown>();
+      seen.set(JSON.stringify(property), property);
       variants.set(key, seen);
     }
   }
-  const shared = (key: string) => variants.get(key)?.size === 1;
   const properties: Record<string, unknown> = {};
-  for (const json of converted) {
-    for (const [key, property] of Object.entries(propertiesOf(json))) {
-      if (key in properties) continue;
-      // A differing argument is constrained in each alternative; the top names it with its description.
-      const description = (property as JsonObject)['description'];
-      properties[key] = shared(key) ? property : typeof description === 'string' ? { description } : {};
-    }
+  for (const [key, seen] of variants) {
+    const distinct = [...seen.values()];
+    properties[key] = distinct.length === 1 ? distinct[0] : { anyOf: distinct };
   }
-  const requiredEverywhere = requiredOf(converted[0] ?? {}).filter((key) =>
+  const keys = converted.map((json) => new Set(Object.keys(propertiesOf(json))));
+  const required = requiredOf(converted[0] ?? {}).filter((key) =>
     converted.every((json) => requiredOf(json).includes(key)),
   );
-  const branches = converted.map((json) => {
-    const branch: JsonObject = {};
-    if (typeof json['description'] === 'string') branch['description'] = json['description'];
-    branch['properties'] = Object.fromEntries(
-      Object.entries(propertiesOf(json)).map(([key, property]) => [key, shared(key) ? {} : property]),
-    );
-    const required = requiredOf(json).filter((key) => !requiredEverywhere.includes(key));
-    if (required.length > 0) branch['required'] = required;
-    if (json['additionalProperties'] === false) branch['additionalProperties'] = false;
-    return branch;
+  const names = [...variants.keys()];
+  const exclusive: string[][] = [];
+  names.forEach((first, index) => {
+    for (const second of names.slice(index + 1)) {
+      if (!keys.some((set) => set.has(first) && set.has(second))) exclusive.push([first, second]);
+    }
   });
-  const exclusive = schema instanceof z.ZodXor;
+  // `to` of git_diff only exists in the alternative that also requires `from`.
+  const dependentRequired: Record<string, string[]> = {};
+  for (const key of names) {
+    const holding = converted.filter((json) => key in propertiesOf(json));
+    const needs = requiredOf(holding[0] ?? {}).filter(
+      (other) =>
+        other !== key &&
+        !required.includes(other) &&
+        holding.every((json) => requiredOf(json).includes(other)),
+    );
+    if (needs.length > 0) dependentRequired[key] = needs;
+  }
+  const modes = converted
+    .map((json) => json['description'])
+    .filter((description): description is string => typeof description === 'string');
+  const description = [
+    ...(schema.description === undefined ? [] : [schema.description]),
+    ...(modes.length === 0 ? [] : [`One of: ${modes.join(' | ')}`]),
+  ].join(' ');
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     type: 'object',
-    ...(schema.description === undefined ? {} : { description: schema.description }),
+    ...(description === '' ? {} : { description }),
     properties,
-    ...(requiredEverywhere.length > 0 ? { required: requiredEverywhere } : {}),
-    [exclusive ? 'oneOf' : 'anyOf']: branches,
+    ...(required.length > 0 ? { required } : {}),
+    ...(converted.every((json) => json['additionalProperties'] === false)
+      ? { additionalProperties: false }
+      : {}),
+    ...(exclusive.length > 0 ? { not: { anyOf: exclusive.map((pair) => ({ required: pair })) } } : {}),
+    ...(Object.keys(dependentRequired).length > 0 ? { dependentRequired } : {}),
   } as Tool['inputSchema'];
 }
 

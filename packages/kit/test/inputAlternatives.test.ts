@@ -32,49 +32,62 @@ const errorOf = (result: { _meta?: Record<string, unknown> | undefined }) =>
   result._meta?.[ERROR_META_KEY] as ToolError | undefined;
 
 describe('inputs whose arguments exclude each other', () => {
-  it('publishes one object schema: every argument once, the alternatives as oneOf', async () => {
+  it('publishes one object schema the Anthropic API accepts: no top-level oneOf/anyOf, exclusions under not', async () => {
     const [tool] = (await server()).listTools();
+    const int = { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 };
     expect(tool?.inputSchema).toEqual({
       $schema: 'https://json-schema.org/draft/2020-12/schema',
       type: 'object',
+      description: 'One of: By lines. | From the end.',
       properties: {
         name: { type: 'string', description: 'What to read.' },
-        from: {
-          type: 'integer',
-          minimum: -9007199254740991,
-          maximum: 9007199254740991,
-          description: 'First line.',
-        },
-        to: {
-          type: 'integer',
-          minimum: -9007199254740991,
-          maximum: 9007199254740991,
-          description: 'Last line.',
-        },
+        from: { ...int, description: 'First line.' },
+        to: { ...int, description: 'Last line.' },
         idempotencyKey: tool?.inputSchema.properties?.['idempotencyKey'],
-        tail: {
-          type: 'integer',
-          minimum: -9007199254740991,
-          maximum: 9007199254740991,
-          description: 'Last lines.',
-        },
+        tail: { ...int, description: 'Last lines.' },
       },
       required: ['name'],
-      oneOf: [
-        {
-          description: 'By lines.',
-          properties: { name: {}, from: {}, to: {}, idempotencyKey: {} },
-          additionalProperties: false,
-        },
-        {
-          description: 'From the end.',
-          properties: { name: {}, tail: {}, idempotencyKey: {} },
-          required: ['tail'],
-          additionalProperties: false,
-        },
-      ],
+      additionalProperties: false,
+      not: { anyOf: [{ required: ['from', 'tail'] }, { required: ['to', 'tail'] }] },
     });
     expect(tool?.inputSchema.properties?.['idempotencyKey']).toMatchObject({ type: 'string' });
+  });
+
+  it('describes a discriminator by its variants and an argument that needs another as dependentRequired', async () => {
+    const diff = defineTool({
+      name: 'diff',
+      title: 'Diff',
+      description: 'Against the tree, or between two commits.',
+      input: z.discriminatedUnion('mode', [
+        z.strictObject({ mode: z.literal('tree').describe('Against the tree.') }),
+        z.strictObject({
+          mode: z.literal('commits').describe('Between commits.'),
+          from: z.string().describe('Base.'),
+          to: z.string().describe('Target.'),
+        }),
+      ]),
+      output: z.object({}),
+      effect: 'read',
+      handler: async () => ok({}),
+    });
+    const keel = createServer({ name: 's', version: '1', tools: [diff], jail: await createPathJail([]) });
+    expect(keel.listTools()[0]?.inputSchema).toEqual({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      properties: {
+        mode: {
+          anyOf: [
+            { type: 'string', const: 'tree', description: 'Against the tree.' },
+            { type: 'string', const: 'commits', description: 'Between commits.' },
+          ],
+        },
+        from: { type: 'string', description: 'Base.' },
+        to: { type: 'string', description: 'Target.' },
+      },
+      required: ['mode'],
+      additionalProperties: false,
+      dependentRequired: { from: ['to'], to: ['from'] },
+    });
   });
 
   it('runs each alternative, the mutating tool keeping its idempotency key argument', async () => {

@@ -63,21 +63,20 @@ describe.each(kinds)('reading (%s client)', (kind) => {
     });
   });
 
-  it("read_file's modes are alternatives in its published schema", async () => {
+  it("read_file's modes are in its published schema, which the Anthropic API accepts", async () => {
     const client = await connect([await tempDir()], kind);
     const { tools } = await client.listTools();
-    const schema = tools.find((tool) => tool.name === 'read_file')?.inputSchema as {
-      type: string;
-      properties: Record<string, { description?: string }>;
-      required: string[];
-      oneOf: Array<{ description: string; properties: Record<string, unknown>; required?: string[] }>;
-    };
+    const schema = tools.find((tool) => tool.name === 'read_file')?.inputSchema as Record<string, unknown>;
     expect({
-      type: schema.type,
-      required: schema.required,
-      properties: Object.keys(schema.properties),
+      type: schema['type'],
+      description: schema['description'],
+      required: schema['required'],
+      properties: Object.keys(schema['properties'] as object),
+      not: schema['not'],
     }).toEqual({
       type: 'object',
+      description:
+        'One of: By lines: startLine/endLine (default: from the first line). | By bytes: from byteOffset. | The end of the file: its last tailLines lines.',
       required: ['path'],
       properties: [
         'path',
@@ -90,18 +89,24 @@ describe.each(kinds)('reading (%s client)', (kind) => {
         'byteOffset',
         'tailLines',
       ],
+      not: {
+        anyOf: [
+          { required: ['startLine', 'byteOffset'] },
+          { required: ['startLine', 'tailLines'] },
+          { required: ['endLine', 'byteOffset'] },
+          { required: ['endLine', 'tailLines'] },
+          { required: ['byteOffset', 'tailLines'] },
+        ],
+      },
     });
+    // The Anthropic API refuses a whole request whose tool list has these at the top of a schema.
     expect(
-      schema.oneOf.map((branch) => [
-        branch.description,
-        Object.keys(branch.properties).slice(5),
-        branch.required,
-      ]),
-    ).toEqual([
-      ['By lines: startLine/endLine (default: from the first line).', ['startLine', 'endLine'], undefined],
-      ['By bytes: from byteOffset.', ['byteOffset'], ['byteOffset']],
-      ['The end of the file: its last tailLines lines.', ['tailLines'], ['tailLines']],
-    ]);
+      tools.flatMap((tool) =>
+        ['oneOf', 'anyOf', 'allOf']
+          .filter((key) => key in (tool.inputSchema as object))
+          .map((key) => `${tool.name}.${key}`),
+      ),
+    ).toEqual([]);
   });
 
   it('read_file cursor walk reproduces the file byte for byte', async () => {
