@@ -21,6 +21,7 @@ export interface CallContextInit {
   readonly meta: Readonly<Record<string, unknown>> | undefined;
   auditActor: string | undefined;
   readonly resolved: Map<string, ResolvedPath | ResolvedPath[]> | undefined;
+  readonly prepared: unknown;
   readonly abort: CallAbort;
   readonly cursors: CursorCodec;
   readonly logger: Logger;
@@ -38,7 +39,10 @@ export interface CallContextInit {
  * What a handler sees of its call. A class rather than an object of closures: one allocation per
  * call instead of a dozen, which shows on trivial tools.
  */
-export class CallContext implements ToolContext {
+export class CallContext implements ToolContext<
+  Readonly<Record<string, ResolvedPath | readonly ResolvedPath[] | undefined>>,
+  unknown
+> {
   readonly server: string;
   readonly tool: string;
   readonly jail: PathJail;
@@ -63,6 +67,10 @@ export class CallContext implements ToolContext {
 
   get meta(): Readonly<Record<string, unknown>> | undefined {
     return this.#init.meta;
+  }
+
+  get prepared(): unknown {
+    return this.#init.prepared;
   }
 
   setAuditActor(actor: string): void {

@@ -5,6 +5,10 @@ import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import type { Asked, Question } from './ask.js';
 import type { CallRunOptions, ProcessResult } from './process.js';
+import type { PrepareStep } from './options.js';
+import { extendInput, inputKeys, type AnyInputSchema, type AnyObjectSchema } from './inputSchema.js';
+
+export type { AnyInputSchema, AnyObjectSchema } from './inputSchema.js';
 
 /**
  * What a tool does to the world. The kit derives the MCP annotations from it, so they cannot drift
@@ -16,13 +20,12 @@ export type ToolEffect = 'read' | 'write' | 'destructive';
 /** How a declared path argument is resolved: `existing` must exist (else NOT_FOUND); `any` may not yet. */
 export type PathMode = 'existing' | 'any';
 
-// The kit accepts any zod object; `z.ZodObject` with its default parameters is that bound.
-export type AnyObjectSchema = z.ZodObject<z.ZodRawShape>;
+/** The argument names of an input, every alternative's for a union. */
+type InputKeys<TInput extends AnyInputSchema> =
+  z.output<TInput> extends infer TValue ? (TValue extends unknown ? keyof TValue & string : never) : never;
 
 /** A tool's declaration of its path fields: which input fields hold paths, and how each resolves. */
-export type PathDeclaration<TInput extends AnyObjectSchema> = Partial<
-  Record<keyof z.output<TInput> & string, PathMode>
->;
+export type PathDeclaration<TInput extends AnyInputSchema> = Partial<Record<InputKeys<TInput>, PathMode>>;
 
 type ResolvedPresent<TValue> = TValue extends readonly unknown[] ? readonly ResolvedPath[] : ResolvedPath;
 /** What one declared field resolves to: a path, a list for an array field, undefined when an optional field was not sent. */
@@ -32,9 +35,18 @@ type ResolvedField<TValue> = unknown extends TValue
     ? ResolvedPresent<NonNullable<TValue>> | undefined
     : ResolvedPresent<TValue>;
 
+/** A field's value in an input that may be a union: absent (undefined) in the alternatives without it. */
+type FieldOf<TInput, TField extends PropertyKey> = TInput extends unknown
+  ? TField extends keyof TInput
+    ? TInput[TField]
+    : undefined
+  : never;
+
 /** `ctx.paths`: the declared path fields, resolved, keyed by name — a typo is a compile error. */
 export type ResolvedPathsOf<TInput, TDeclaration> = {
-  readonly [TField in keyof TDeclaration & keyof TInput]: ResolvedField<TInput[TField]>;
+  readonly [TField in keyof TDeclaration & (TInput extends unknown ? keyof TInput : never)]: ResolvedField<
+    FieldOf<TInput, TField>
+  >;
 };
 
 export type Reconciled<TOutput> =
@@ -42,9 +54,16 @@ export type Reconciled<TOutput> =
 
 export interface ToolContext<
   TPaths = Readonly<Record<string, ResolvedPath | readonly ResolvedPath[] | undefined>>,
+  // unknown by default, so a helper taking `ToolContext` accepts every tool's context.
+  TPrepared = unknown,
 > {
   /** The declared path arguments, resolved in the jail (and held to the server's `prepare` policy). */
   readonly paths: TPaths;
+  /**
+   * What the server's `prepare` step handed this call (an opened repository, a resolved project),
+   * for tools declared with `defineToolWith<TPrepared>()`; undefined for tools declared with `defineTool`.
+   */
+  readonly prepared: TPrepared;
   readonly server: string;
   readonly tool: string;
   /** Aborted when the client cancels or the call's timeout passes: stop work, write nothing half. */
@@ -95,9 +114,10 @@ export interface ToolContext<
 }
 
 export interface ToolSpec<
-  TInput extends AnyObjectSchema,
+  TInput extends AnyInputSchema,
   TOutput extends AnyObjectSchema,
   TPaths extends PathDeclaration<TInput> = PathDeclaration<TInput>,
+  TPrepared = undefined,
 > {
   /** snake_case, unique in the server. */
   name: string;
@@ -117,14 +137,14 @@ export interface ToolSpec<
   /** Input fields holding paths (a string or a string array), resolved in the jail before the handler runs. */
   paths?: TPaths;
   /** Input fields that do not shape the result (budgets), so a cursor stays valid when they change. */
-  cursorIgnores?: readonly (keyof z.output<TInput> & string)[];
+  cursorIgnores?: readonly InputKeys<TInput>[];
   /** Per-call time limit (default: the server's). */
   timeoutMs?: number;
   /** The concise text rendering for clients that show the model only text. Default: JSON. */
   render?: (output: z.output<TOutput>) => string;
   handler(
     input: z.output<TInput>,
-    ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>>,
+    ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>, TPrepared>,
   ): Promise<Outcome<z.output<TOutput>>>;
   /**
    * Crash recovery: called instead of re-running when an earlier run with the same idempotency key
@@ -133,16 +153,26 @@ export interface ToolSpec<
    */
   reconcile?(
     input: z.output<TInput>,
-    ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>>,
+    ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>, TPrepared>,
   ): Promise<Reconciled<z.output<TOutput>>>;
 }
 
-/** A tool with its types erased, as a server holds it. */
-export interface AnyTool {
-  readonly spec: ToolSpec<AnyObjectSchema, AnyObjectSchema>;
+declare const preparedSlot: unique symbol;
+
+/**
+ * A tool with its types erased, as a server holds it. `TPrepared` is what its handler needs from the
+ * server's `prepare` step: `AnyTool<Repo>` only fits a server whose step hands out a `Repo`, and
+ * `AnyTool` (never) holds any tool.
+ */
+export interface AnyTool<TPrepared = never> {
+  readonly spec: ToolSpec<AnyInputSchema, AnyObjectSchema, PathDeclaration<AnyInputSchema>, unknown>;
   /** The input schema the server validates against: the tool's, plus `idempotencyKey` on mutating tools. */
-  readonly inputSchema: AnyObjectSchema;
+  readonly inputSchema: AnyInputSchema;
   readonly annotations: ToolAnnotationsOf;
+  /** Declared with `defineToolWith`: the server's `prepare` step must hand it a value. */
+  readonly readsPrepared: boolean;
+  /** Types only: a handler that takes `TPrepared` (contravariant, so a tool needing less fits anywhere). */
+  readonly [preparedSlot]?: (prepared: TPrepared) => void;
 }
 
 export interface ToolAnnotationsOf {
@@ -165,7 +195,7 @@ export const idempotencyKeyArg = z
 
 /** Derives the MCP annotations from a tool's declared effect. */
 export function annotationsFor(
-  spec: Pick<ToolSpec<AnyObjectSchema, AnyObjectSchema>, 'title' | 'effect' | 'openWorld' | 'idempotent'>,
+  spec: Pick<ToolSpec<AnyInputSchema, AnyObjectSchema>, 'title' | 'effect' | 'openWorld' | 'idempotent'>,
 ): ToolAnnotationsOf {
   const readOnly = spec.effect === 'read';
   return {
@@ -179,27 +209,66 @@ export function annotationsFor(
 
 /**
  * Declares a tool: schemas, effect and handler in one value. The kit's server wraps the handler in
- * its pipeline (validate, jail, idempotency, timeout, bounds, span, audit); the handler only does
- * the tool's job and returns `ok(value)` or `fail(code, message, { hint })`.
+ * its pipeline (validate, jail, prepare, idempotency, timeout, bounds, span, audit); the handler only
+ * does the tool's job and returns `ok(value)` or `fail(code, message, { hint })`.
  */
 export function defineTool<
-  TInput extends AnyObjectSchema,
+  TInput extends AnyInputSchema,
   TOutput extends AnyObjectSchema,
   TPaths extends PathDeclaration<TInput> = Record<never, PathMode>,
->(spec: ToolSpec<TInput, TOutput, TPaths>): AnyTool {
+>(spec: ToolSpec<TInput, TOutput, TPaths>): AnyTool<unknown> {
+  return toolOf(spec, false);
+}
+
+/**
+ * `defineTool` for tools whose handler reads what the server's `prepare` step returns, typed as
+ * `ctx.prepared: TPrepared` (e.g. `defineToolWith<Repo>()({...})`). Such a tool fits only a server
+ * whose step hands out a `TPrepared`; if the step hands it nothing, the call fails INTERNAL.
+ */
+export function defineToolWith<TPrepared>() {
+  return <
+    TInput extends AnyInputSchema,
+    TOutput extends AnyObjectSchema,
+    TPaths extends PathDeclaration<TInput> = Record<never, PathMode>,
+  >(
+    spec: ToolSpec<TInput, TOutput, TPaths, TPrepared>,
+  ): AnyTool<TPrepared> => toolOf(spec, true);
+}
+
+function toolOf<TPrepared>(
+  spec: Pick<
+    ToolSpec<AnyInputSchema, AnyObjectSchema>,
+    'name' | 'title' | 'effect' | 'openWorld' | 'idempotent' | 'input'
+  >,
+  readsPrepared: boolean,
+): AnyTool<TPrepared> {
   if (!/^[a-z][a-z0-9_]{0,63}$/.test(spec.name)) {
     throw new TypeError(`tool name '${spec.name}' must be snake_case`);
   }
   const mutating = spec.effect !== 'read';
-  if (mutating && 'idempotencyKey' in spec.input.shape) {
+  if (mutating && inputKeys(spec.input).has('idempotencyKey')) {
     throw new TypeError(
       `tool '${spec.name}' declares idempotencyKey itself; the kit adds it to mutating tools`,
     );
   }
-  const inputSchema = mutating ? spec.input.extend({ idempotencyKey: idempotencyKeyArg }) : spec.input;
   return {
-    spec: spec as unknown as ToolSpec<AnyObjectSchema, AnyObjectSchema>,
-    inputSchema: inputSchema as AnyObjectSchema,
+    spec: spec as unknown as AnyTool['spec'],
+    inputSchema: mutating ? extendInput(spec.input, { idempotencyKey: idempotencyKeyArg }) : spec.input,
     annotations: annotationsFor(spec),
+    readsPrepared,
   };
+}
+
+/** A server's tools with the `prepare` step whose value their handlers read. */
+export interface ToolSet<TPrepared> {
+  tools: readonly AnyTool<TPrepared>[];
+  prepare: PrepareStep<TPrepared>;
+}
+
+/**
+ * Pairs tools with their server's `prepare` step so the compiler checks that every tool gets what its
+ * handler reads. The result spreads into `createServer` options or a bin's `build` result.
+ */
+export function toolSet<TPrepared>(set: ToolSet<TPrepared>): ToolSet<TPrepared> {
+  return set;
 }

@@ -1,7 +1,8 @@
 export { ErrorCodes, errorCodeList, fail, KeelError, ok, toolError, toToolError } from './errors.js';
 export type { ErrorCode, Outcome, ToolError, ToolErrorInit } from './errors.js';
-export { annotationsFor, defineTool, idempotencyKeyArg } from './defineTool.js';
+export { annotationsFor, defineTool, defineToolWith, idempotencyKeyArg, toolSet } from './defineTool.js';
 export type {
+  AnyInputSchema,
   AnyObjectSchema,
   AnyTool,
   PathDeclaration,
@@ -11,6 +12,7 @@ export type {
   ToolAnnotationsOf,
   ToolContext,
   ToolEffect,
+  ToolSet,
   ToolSpec,
 } from './defineTool.js';
 export {

@@ -8,6 +8,7 @@ import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import type { ProcessGroups } from './processGroups.js';
 import type { AskContext } from './ask.js';
+import type { CallRunOptions, ProcessResult } from './process.js';
 
 export interface ServerLimits {
   /** Per-call time limit unless a tool sets its own. */
@@ -51,7 +52,8 @@ export interface CreateServerOptions {
   /**
    * A step the kit runs for every tool of the server, after the jail resolved the call's declared
    * paths and before the handler (or its reconcile): the place for policy no tool may forget (a
-   * deny list, opening a repository). A failure answers the call.
+   * deny list, opening a repository). A failure answers the call; a value is handed to the handler
+   * as `ctx.prepared` (see `defineToolWith` and `toolSet`, which check the two agree).
    */
   prepare?: PrepareStep;
   /** The clock for deadlines a tool seals (questions' expiry); tests pass their own. */
@@ -67,9 +69,23 @@ export interface PreparedCall {
   paths: ReadonlyMap<string, ResolvedPath | readonly ResolvedPath[]>;
   jail: PathJail;
   meta: Readonly<Record<string, unknown>> | undefined;
+  /** The tool reads the step's value (`defineToolWith`): returning undefined for it fails the call. */
+  readsPrepared: boolean;
+  /** Aborted when the client cancels or the call's timeout passes. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** `ctx.run` of the call: a program under the call's signal, jail and process groups. */
+  run(options: CallRunOptions): Promise<ProcessResult>;
 }
 
-export type PrepareStep = (call: PreparedCall) => Outcome<void> | Promise<Outcome<void>>;
+/**
+ * A server's step before every handler. It refuses the call with a failure, or lets it through with
+ * the value the handler gets as `ctx.prepared` (undefined for tools that do not read one).
+ * `PrepareStep` (unknown) holds any step.
+ */
+export type PrepareStep<TPrepared = unknown> = (
+  call: PreparedCall,
+) => Outcome<TPrepared | undefined> | Promise<Outcome<TPrepared | undefined>>;
 
 export interface CallOptions {
   meta?: Record<string, unknown>;

@@ -23,6 +23,7 @@ import { KeelError, toolError } from './errors.js';
 import type { AnyTool } from './defineTool.js';
 import { processOwner } from './idempotency/owner.js';
 import { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
+import { publishedInputSchema } from './inputSchema.js';
 import type { PathJail } from './jail.js';
 import { lazy } from './lazy.js';
 import { createSilentLogger } from './logger.js';
@@ -117,7 +118,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
       name: tool.spec.name,
       title: tool.spec.title,
       description: tool.spec.description,
-      inputSchema: z.toJSONSchema(tool.inputSchema, { io: 'input' }) as Tool['inputSchema'],
+      inputSchema: publishedInputSchema(tool.inputSchema),
       outputSchema: z.toJSONSchema(tool.spec.output, { io: 'output' }) as NonNullable<Tool['outputSchema']>,
       annotations: { ...tool.annotations },
     })));

@@ -119,6 +119,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   idempotencyKey: string | undefined;
   auditActor: string | undefined;
   resolved: ResolvedPaths | undefined;
+  prepared: unknown = undefined;
 
   readonly #shared: PipelineShared;
   readonly #tool: AnyTool;
@@ -190,21 +191,10 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
       this.resolved = paths.value;
     }
 
-    const prepare = this.#shared.prepare;
-    if (prepare !== undefined) {
-      const prepared = await prepare({
-        tool: this.spec.name,
-        effect: this.spec.effect,
-        input: this.input,
-        paths: this.resolved ?? noPaths,
-        jail: this.jail,
-        meta: this.#call.meta,
-      });
-      if (!prepared.ok) return await this.#audited(this.#refused(prepared.error, 'none'));
-    }
-
     this.#arm();
     try {
+      const refused = await this.#prepare();
+      if (refused !== undefined) return await this.#audited(this.#refused(refused, 'none'));
       const key = this.idempotencyKey;
       if (key === undefined) {
         const work = this.#start('executed');
@@ -255,6 +245,43 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     } finally {
       this.#disarm();
     }
+  }
+
+  /** Prepare: the server's step for every tool (policy, and the value the handler gets as `ctx.prepared`). */
+  async #prepare(): Promise<ToolError | undefined> {
+    const prepare = this.#shared.prepare;
+    const readsPrepared = this.#tool.readsPrepared;
+    if (prepare === undefined) {
+      return readsPrepared ? nothingPrepared(this.spec.name, 'the server has no prepare step') : undefined;
+    }
+    const ctx = new CallContext(this);
+    let outcome: Outcome<unknown>;
+    try {
+      outcome = await prepare({
+        tool: this.spec.name,
+        effect: this.spec.effect,
+        input: this.input,
+        paths: this.resolved ?? noPaths,
+        jail: this.jail,
+        meta: this.#call.meta,
+        readsPrepared,
+        signal: this.abort.signal,
+        get logger() {
+          return ctx.logger;
+        },
+        run: (options) => ctx.run(options),
+      });
+    } catch (error) {
+      // A cancel or timeout during the step (its child was killed) answers like one during the handler.
+      if (!(error instanceof KeelError))
+        this.logger.error('prepare step threw', { tool: this.spec.name, error });
+      return toToolError(error);
+    }
+    if (!outcome.ok) return outcome.error;
+    if (readsPrepared && outcome.value === undefined)
+      return nothingPrepared(this.spec.name, 'the prepare step returned nothing for it');
+    this.prepared = outcome.value;
+    return undefined;
   }
 
   /** Run, then bound and render: the handler (or the recovery of an interrupted run). */
@@ -389,6 +416,14 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
 }
 
 const noPaths: ReadonlyMap<string, ResolvedPath> = new Map<string, ResolvedPath>();
+
+function nothingPrepared(tool: string, why: string): ToolError {
+  return toToolError(
+    new KeelError('INTERNAL', `${tool} reads a prepared value, but ${why}`, {
+      hint: 'A server defect: build the server with toolSet({ tools, prepare }) so its step serves every tool.',
+    }),
+  );
+}
 
 /** A result's size for the span, computed only if a recording span asks. */
 function measure(result: CallToolResult): () => number {

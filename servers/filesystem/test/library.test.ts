@@ -23,7 +23,7 @@ describe('library use', () => {
     await open.close();
   });
 
-  it('exports the fourteen tools, every input field described', () => {
+  it('exports the fourteen tools, every input field described', async () => {
     const tools = createFilesystemTools();
     expect(tools.map((t) => t.spec.name)).toEqual([
       'list_roots',
@@ -41,11 +41,13 @@ describe('library use', () => {
       'move',
       'delete',
     ]);
-    const undescribed = tools.flatMap((t) =>
-      Object.entries(t.inputSchema.shape)
-        .filter(([, schema]) => (schema as { description?: string }).description === undefined)
-        .map(([field]) => `${t.spec.name}.${field}`),
-    );
+    const undescribed = createFilesystemServer({ jail: await createPathJail([await tempDir()]) })
+      .listTools()
+      .flatMap((tool) =>
+        Object.entries((tool.inputSchema.properties ?? {}) as Record<string, { description?: string }>)
+          .filter(([, property]) => property.description === undefined)
+          .map(([field]) => `${tool.name}.${field}`),
+      );
     expect(undescribed).toEqual([]);
   });
 

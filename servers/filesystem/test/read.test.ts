@@ -51,9 +51,62 @@ describe.each(kinds)('reading (%s client)', (kind) => {
       content: 'one\ntwo\nthree\nfour\n',
       startLine: 1,
     });
-    expect((await callErr(client, 'read_file', { path: 'log.txt', tailLines: 1, startLine: 1 })).code).toBe(
-      'INVALID_ARGUMENT',
-    );
+    expect(await callErr(client, 'read_file', { path: 'log.txt', tailLines: 1, startLine: 1 })).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'invalid arguments for read_file: `tailLines` and `startLine` cannot be used together',
+      hint: 'Pass the arguments of one mode only: `startLine`/`endLine`, or `byteOffset`, or `tailLines` (the input schema lists the alternatives).',
+      retryable: false,
+      details: {
+        conflicting: ['tailLines', 'startLine'],
+        modes: [['startLine', 'endLine'], ['byteOffset'], ['tailLines']],
+      },
+    });
+  });
+
+  it("read_file's modes are in its published schema, which the Anthropic API accepts", async () => {
+    const client = await connect([await tempDir()], kind);
+    const { tools } = await client.listTools();
+    const schema = tools.find((tool) => tool.name === 'read_file')?.inputSchema as Record<string, unknown>;
+    expect({
+      type: schema['type'],
+      description: schema['description'],
+      required: schema['required'],
+      properties: Object.keys(schema['properties'] as object),
+      not: schema['not'],
+    }).toEqual({
+      type: 'object',
+      description:
+        'One of: By lines: startLine/endLine (default: from the first line). | By bytes: from byteOffset. | The end of the file: its last tailLines lines.',
+      required: ['path'],
+      properties: [
+        'path',
+        'maxBytes',
+        'binary',
+        'totals',
+        'cursor',
+        'startLine',
+        'endLine',
+        'byteOffset',
+        'tailLines',
+      ],
+      not: {
+        anyOf: [
+          { required: ['startLine', 'byteOffset'] },
+          { required: ['startLine', 'tailLines'] },
+          { required: ['endLine', 'byteOffset'] },
+          { required: ['endLine', 'tailLines'] },
+          { required: ['byteOffset', 'tailLines'] },
+        ],
+      },
+    });
+    // The Anthropic API refuses a whole request whose tool list has these at the top of a schema.
+    expect(
+      tools.flatMap((tool) =>
+        ['oneOf', 'anyOf', 'allOf']
+          .filter((key) => key in (tool.inputSchema as object))
+          .map((key) => `${tool.name}.${key}`),
+      ),
+    ).toEqual([]);
   });
 
   it('read_file cursor walk reproduces the file byte for byte', async () => {
@@ -133,9 +186,11 @@ describe.each(kinds)('reading (%s client)', (kind) => {
       details: { totalLines: 2 },
     });
     expect((await callErr(client, 'read_file', { path: '.' })).code).toBe('INVALID_ARGUMENT');
-    expect((await callErr(client, 'read_file', { path: 'a.txt', startLine: 1, byteOffset: 2 })).code).toBe(
-      'INVALID_ARGUMENT',
-    );
+    expect(await callErr(client, 'read_file', { path: 'a.txt', startLine: 1, byteOffset: 2 })).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'invalid arguments for read_file: `startLine` and `byteOffset` cannot be used together',
+      details: { conflicting: ['startLine', 'byteOffset'] },
+    });
   });
 
   it('a FIFO in the roots is refused by name, never waited on', async () => {

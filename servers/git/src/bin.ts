@@ -47,8 +47,8 @@ const code = await runServerCli<GitFlags>({
       .option('--git-user-email <email>', 'author and committer email (with --git-user-name)');
   },
   helpText: '\nExample:\n  keel-git --root . --push-remote origin\n',
-  build: ({ options, env }) => ({
-    tools: createGitServerTools({
+  build: ({ options, env }) =>
+    createGitServerTools({
       ...(options.globalIdentity && !options.useGlobalConfig && options.gitUserName === undefined
         ? { globalIdentity: readGlobalIdentity(env) }
         : {}),
@@ -61,6 +61,5 @@ const code = await runServerCli<GitFlags>({
         ? { identity: { name: options.gitUserName, email: options.gitUserEmail } }
         : {}),
     }),
-  }),
 });
 process.exit(code);

@@ -1,5 +1,14 @@
-import { createServer, packageVersion, type AnyTool, type KeelServer, type PathJail } from '@keel/kit';
+import {
+  createServer,
+  packageVersion,
+  toolSet,
+  type KeelServer,
+  type PathJail,
+  type ToolSet,
+} from '@keel/kit';
 import { resolveGitOptions, type GitServerOptions } from './git/options.js';
+import type { Repo } from './git/repo.js';
+import { gitPrepare } from './git/withRepo.js';
 import { gitAddTool } from './tools/gitAdd.js';
 import { gitBlameTool } from './tools/gitBlame.js';
 import { gitBranchCreateTool } from './tools/gitBranchCreate.js';
@@ -26,37 +35,40 @@ import { gitWorktreeRemoveTool } from './tools/gitWorktreeRemove.js';
 export { gitProtocols, resolveGitOptions } from './git/options.js';
 export type { GitIdentity, GitProtocol, GitServerOptions, ResolvedGitOptions } from './git/options.js';
 export { readGlobalIdentity } from './git/identity.js';
+export type { Repo } from './git/repo.js';
 
 /**
- * The git tools, built for one set of operator options. Each call runs the real `git` CLI with
- * argument arrays, a hardened config and environment, and the repository checked against the jail.
+ * The git tools, built for one set of operator options, with the prepare step that opens each call's
+ * repository. Each call runs the real `git` CLI with argument arrays, a hardened config and
+ * environment, and the repository checked against the jail.
  */
-export function createGitServerTools(options: GitServerOptions = {}): AnyTool[] {
+export function createGitServerTools(options: GitServerOptions = {}): ToolSet<Repo> {
   const resolved = resolveGitOptions(options);
-  return [
-    gitStatusTool(resolved),
-    gitDiffTool(resolved),
-    gitLogTool(resolved),
-    gitShowTool(resolved),
-    gitBlameTool(resolved),
-    gitBranchListTool(resolved),
-    gitBranchCreateTool(resolved),
-    gitSwitchTool(resolved),
-    gitAddTool(resolved),
-    gitRestoreTool(resolved),
+  const tools = [
+    gitStatusTool(),
+    gitDiffTool(),
+    gitLogTool(),
+    gitShowTool(),
+    gitBlameTool(),
+    gitBranchListTool(),
+    gitBranchCreateTool(),
+    gitSwitchTool(),
+    gitAddTool(),
+    gitRestoreTool(),
     gitCommitTool(resolved),
-    gitResetTool(resolved),
-    gitStashTool(resolved),
-    gitTagTool(resolved),
+    gitResetTool(),
+    gitStashTool(),
+    gitTagTool(),
     gitFetchTool(resolved),
     gitPullTool(resolved),
     gitPushTool(resolved),
     gitWorktreeAddTool(resolved),
-    gitWorktreeListTool(resolved),
-    gitWorktreeRemoveTool(resolved),
+    gitWorktreeListTool(),
+    gitWorktreeRemoveTool(),
     gitInitTool(resolved),
     gitCloneTool(resolved),
   ];
+  return toolSet({ tools, prepare: gitPrepare(resolved) });
 }
 
 /** A git server for library use: the tools on the kit's pipeline, with an in-memory store unless the caller passes state. */
@@ -66,7 +78,7 @@ export function createGitServer(
   return createServer({
     name: options.name ?? 'keel-git',
     version: options.version ?? packageVersion(new URL('../package.json', import.meta.url)),
-    tools: createGitServerTools(options),
+    ...createGitServerTools(options),
     jail: options.jail,
   });
 }

@@ -53,9 +53,16 @@ describe('a repository in the middle of a conflicted merge', () => {
   it('answers bad input with structured errors and hints', async () => {
     const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
     const client = await startGit('v2', [repo.dir]);
-    expect(await callError(client, 'git_diff', { to: 'HEAD' })).toMatchObject({
+    // `to` chooses the two-commit mode of the schema, where `from` is required.
+    expect(await callError(client, 'git_diff', { to: 'HEAD' })).toEqual({
       code: 'INVALID_ARGUMENT',
-      message: '`to` was given without `from`',
+      message:
+        'invalid arguments for git_diff: ✖ Invalid input: expected string, received undefined\n  → at from',
+      hint: "Fix from to match the tool's input schema (tools/list shows it) and call again.",
+      retryable: false,
+      details: {
+        issues: [{ path: ['from'], message: 'Invalid input: expected string, received undefined' }],
+      },
     });
     expect(await callError(client, 'git_log', { ref: 'nope' })).toMatchObject({
       code: 'NOT_FOUND',

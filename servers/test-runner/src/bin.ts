@@ -17,9 +17,14 @@ const code = await runServerCli<{ config?: string }>({
     ),
   helpText: '\nExample:\n  keel-test-runner --root .\n',
   // A bad --config throws a KeelError, which the kit reports with its hint and exit code 2.
-  build: async ({ options, env }) => {
+  build: async ({ options, env, stateStore }) => {
     const projects = options.config === undefined ? [] : await loadProjectsConfig(options.config);
-    return { tools: createTestRunnerTools({ stateDir: options.stateDir, env, projects }) };
+    return createTestRunnerTools({
+      store: stateStore('test-runner'),
+      stateDir: options.stateDir,
+      env,
+      projects,
+    });
   },
 });
 process.exit(code);

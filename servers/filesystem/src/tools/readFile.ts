@@ -21,6 +21,22 @@ interface ReadCursor {
   s: number;
 }
 
+const common = {
+  path: z.string().describe('File to read, relative to the first root or absolute inside a root.'),
+  maxBytes: budgetArg({ default: 65_536, max: 1_048_576, unit: 'bytes', what: 'file content' }),
+  binary: z
+    .enum(['metadata', 'base64'])
+    .default('metadata')
+    .describe('For a binary file: only its metadata (default), or its bytes as base64 within maxBytes.'),
+  totals: z
+    .enum(['auto', 'always'])
+    .default('auto')
+    .describe(
+      '"auto": sha256 and totalLines for files up to 8 MiB; "always": also for larger files (reads the whole file).',
+    ),
+  cursor: cursorArg,
+};
+
 /** `read_file`: one bounded window of a file, by lines or bytes, with a cursor to continue. */
 export function readFileTool(deps: FsDeps): AnyTool {
   return defineTool({
@@ -28,48 +44,38 @@ export function readFileTool(deps: FsDeps): AnyTool {
     title: 'Read a file',
     description:
       'Reads a window of a text file by lines (startLine/endLine, 1-based, inclusive), its last lines (tailLines) or bytes (byteOffset), at most maxBytes; a cut result has truncated.nextCursor to continue. Returns sha256 and totalLines (for files up to 8 MiB, or when totals is "always") for use as the expectedSha256 of write_file/edit_file. Binary files report metadata only, unless binary is "base64".',
-    input: z.object({
-      path: z.string().describe('File to read, relative to the first root or absolute inside a root.'),
-      startLine: z
-        .number()
-        .int()
-        .positive()
-        .optional()
-        .describe('First line to return (1-based). Not with byteOffset.'),
-      endLine: z
-        .number()
-        .int()
-        .positive()
-        .optional()
-        .describe('Last line to return (1-based, inclusive). Not with byteOffset.'),
-      byteOffset: z
-        .number()
-        .int()
-        .min(0)
-        .optional()
-        .describe('First byte to return (0-based). Not with startLine/endLine.'),
-      tailLines: z
-        .number()
-        .int()
-        .positive()
-        .max(100_000)
-        .optional()
-        .describe(
-          'Return the last N lines (read from the end; for logs). Not with startLine/endLine/byteOffset.',
-        ),
-      maxBytes: budgetArg({ default: 65_536, max: 1_048_576, unit: 'bytes', what: 'file content' }),
-      binary: z
-        .enum(['metadata', 'base64'])
-        .default('metadata')
-        .describe('For a binary file: only its metadata (default), or its bytes as base64 within maxBytes.'),
-      totals: z
-        .enum(['auto', 'always'])
-        .default('auto')
-        .describe(
-          '"auto": sha256 and totalLines for files up to 8 MiB; "always": also for larger files (reads the whole file).',
-        ),
-      cursor: cursorArg,
-    }),
+    // The modes exclude each other; as alternatives in the schema the model is told, not only refused.
+    input: z.xor([
+      z
+        .strictObject({
+          ...common,
+          startLine: z.number().int().positive().optional().describe('First line to return (1-based).'),
+          endLine: z
+            .number()
+            .int()
+            .positive()
+            .optional()
+            .describe('Last line to return (1-based, inclusive).'),
+        })
+        .describe('By lines: startLine/endLine (default: from the first line).'),
+      z
+        .strictObject({
+          ...common,
+          byteOffset: z.number().int().min(0).describe('First byte to return (0-based).'),
+        })
+        .describe('By bytes: from byteOffset.'),
+      z
+        .strictObject({
+          ...common,
+          tailLines: z
+            .number()
+            .int()
+            .positive()
+            .max(100_000)
+            .describe('Return the last N lines (read from the end; for logs).'),
+        })
+        .describe('The end of the file: its last tailLines lines.'),
+    ]),
     output: z.object({
       path: z.string(),
       size: z.number().describe('File size in bytes.'),
@@ -100,21 +106,12 @@ export function readFileTool(deps: FsDeps): AnyTool {
       return `${out.content}${note}`;
     },
     handler: async (input, ctx) => {
-      if (
-        input.tailLines !== undefined &&
-        (input.byteOffset !== undefined || input.startLine !== undefined || input.endLine !== undefined)
-      ) {
-        return fail('INVALID_ARGUMENT', 'tailLines cannot be combined with startLine/endLine/byteOffset', {
-          hint: 'Pass tailLines alone to read the end of the file.',
-        });
-      }
-      if (input.byteOffset !== undefined && (input.startLine !== undefined || input.endLine !== undefined)) {
-        return fail('INVALID_ARGUMENT', 'byteOffset cannot be combined with startLine/endLine', {
-          hint: 'Read by lines (startLine/endLine) or by bytes (byteOffset), not both.',
-        });
-      }
-      if (input.startLine !== undefined && input.endLine !== undefined && input.endLine < input.startLine) {
-        return fail('INVALID_ARGUMENT', `endLine ${input.endLine} is before startLine ${input.startLine}`, {
+      const startLine = 'startLine' in input ? input.startLine : undefined;
+      const endLine = 'endLine' in input ? input.endLine : undefined;
+      const byteOffset = 'byteOffset' in input ? input.byteOffset : undefined;
+      const tailLines = 'tailLines' in input ? input.tailLines : undefined;
+      if (startLine !== undefined && endLine !== undefined && endLine < startLine) {
+        return fail('INVALID_ARGUMENT', `endLine ${endLine} is before startLine ${startLine}`, {
           hint: 'Pass endLine >= startLine.',
         });
       }
@@ -152,22 +149,19 @@ export function readFileTool(deps: FsDeps): AnyTool {
         }
         const base = { path: shown, size: info.size, mtime: info.mtime.toISOString() };
         const request = {
-          byteOffset: input.byteOffset,
+          byteOffset,
           maxBytes: input.maxBytes,
           resumeAt: state === undefined ? undefined : { byte: state.o, line: state.l ?? undefined },
           totals: input.totals === 'always' || info.size <= wholeFileLimit,
         };
         const fromStart =
-          state === undefined &&
-          input.tailLines === undefined &&
-          (input.startLine ?? 1) === 1 &&
-          (input.byteOffset ?? 0) === 0;
+          state === undefined && tailLines === undefined && (startLine ?? 1) === 1 && (byteOffset ?? 0) === 0;
         // A window from the start already holds the bytes that tell text from binary; otherwise read them.
         let window = fromStart
           ? await readWindow(handle, info.size, {
               ...request,
-              startLine: input.startLine,
-              endLine: input.endLine,
+              startLine,
+              endLine,
               raw: false,
             })
           : undefined;
@@ -183,16 +177,14 @@ export function readFileTool(deps: FsDeps): AnyTool {
         if (binary || window === undefined) {
           window = await readWindow(handle, info.size, {
             ...request,
-            ...(binary
-              ? {}
-              : { startLine: input.startLine, endLine: input.endLine, tailLines: input.tailLines }),
+            ...(binary ? {} : { startLine, endLine, tailLines }),
             raw: binary,
           });
         }
         if (window.pastEnd) {
           return fail(
             'INVALID_ARGUMENT',
-            `startLine ${input.startLine} is past the end of '${shown}'${window.totalLines === undefined ? '' : ` (${window.totalLines} lines)`}`,
+            `startLine ${startLine} is past the end of '${shown}'${window.totalLines === undefined ? '' : ` (${window.totalLines} lines)`}`,
             {
               hint: 'Pass a startLine within the file; read without startLine to see its length.',
               details: window.totalLines === undefined ? {} : { totalLines: window.totalLines },

@@ -1,9 +1,9 @@
 import { statSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { fail, ok, type Outcome, type PathJail, type ToolContext } from '@keel/kit';
+import { fail, ok, type Outcome, type PathJail } from '@keel/kit';
 import type { ResolvedGitOptions } from './options.js';
-import { gitFailure, runGit, type GitCall, type GitResult } from './runGit.js';
+import { gitFailure, runGit, type GitCall, type GitResult, type GitRunner } from './runGit.js';
 
 /** A repository the jail allows: its work tree, git dir and common dir all resolve inside the roots. */
 export interface Repo {
@@ -74,7 +74,7 @@ export function driverOverrides(configNames: readonly string[]): Outcome<string[
  * linked worktree of an outside repository).
  */
 export async function openRepo(
-  ctx: ToolContext,
+  ctx: GitRunner,
   options: ResolvedGitOptions,
   dir: string,
 ): Promise<Outcome<Repo>> {
@@ -194,7 +194,7 @@ function globalIdentityEnv(
 }
 
 function repoAt(
-  ctx: ToolContext,
+  ctx: GitRunner,
   options: ResolvedGitOptions,
   top: string,
   gitDir: string,

@@ -124,12 +124,11 @@ function baseEnvironment(options: ResolvedGitOptions, roots: readonly string[]):
   return env;
 }
 
+/** What running git needs of a call: its process runner and jail (a handler's context or the prepare step's call). */
+export type GitRunner = Pick<ToolContext, 'run' | 'jail'>;
+
 /** Runs git with the hardening config and environment, through the kit's process runner (no shell). */
-export async function runGit(
-  ctx: ToolContext,
-  options: ResolvedGitOptions,
-  call: GitCall,
-): Promise<GitResult> {
+export async function runGit(ctx: GitRunner, options: ResolvedGitOptions, call: GitCall): Promise<GitResult> {
   const args = [
     ...hardeningArgs(options),
     ...(call.overrides ?? []).flatMap((pair) => ['-c', pair]),

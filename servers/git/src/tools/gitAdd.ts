@@ -1,13 +1,12 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { pathsArg, repoArg, repoPaths } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_add`: stages paths (or everything); staging the same content twice leaves the same index. */
-export function gitAddTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitAddTool(): GitTool {
+  return defineRepoTool({
     name: 'git_add',
     title: 'Stage changes',
     description:
@@ -32,9 +31,7 @@ export function gitAddTool(options: ResolvedGitOptions): AnyTool {
           hint: 'Pass `paths` (relative to the repository top level) or `all: true`.',
         });
       }
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
       const result = await repo.git([

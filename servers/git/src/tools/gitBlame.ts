@@ -1,9 +1,8 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 const maxRange = 2000;
 
@@ -59,8 +58,8 @@ function parseLinePorcelain(output: string): BlameLine[] {
 }
 
 /** `git_blame`: who last changed each line of a range, at a revision or in the working tree. */
-export function gitBlameTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitBlameTool(): GitTool {
+  return defineRepoTool({
     name: 'git_blame',
     title: 'Git blame',
     description: `Shows, for each line in a range of a file, the commit, author and date that last changed it. At most ${maxRange} lines per call.`,
@@ -120,9 +119,7 @@ export function gitBlameTool(options: ResolvedGitOptions): AnyTool {
           { hint: `Ask for at most ${maxRange} lines per call.` },
         );
       }
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const file = repoPaths(repo, [input.path], 'path');
       if (!file.ok) return file;
       let ref: { ref: string; sha: string } | undefined;

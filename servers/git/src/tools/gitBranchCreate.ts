@@ -1,13 +1,12 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, refArg, repoArg, resolveCommit } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_branch_create`: a new branch at a commit; asking again for the same branch at the same commit succeeds. */
-export function gitBranchCreateTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitBranchCreateTool(): GitTool {
+  return defineRepoTool({
     name: 'git_branch_create',
     title: 'Create a git branch',
     description:
@@ -30,9 +29,7 @@ export function gitBranchCreateTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `${out.created ? 'created' : 'already at'} branch ${out.branch} at ${out.sha.slice(0, 12)} (${out.startPoint.ref})`,
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const valid = await checkNewRefName(repo, input.name, 'branch');
       if (!valid.ok) return valid;
       const start = await resolveCommit(repo, input.startPoint, 'startPoint');

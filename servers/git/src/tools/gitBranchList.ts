@@ -1,13 +1,12 @@
-import { budgetArg, cursorArg, defineTool, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
 import { repoArg } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_branch_list`: local (and optionally remote-tracking) branches with their commit and upstream state. */
-export function gitBranchListTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitBranchListTool(): GitTool {
+  return defineRepoTool({
     name: 'git_branch_list',
     title: 'List git branches',
     description:
@@ -47,9 +46,7 @@ export function gitBranchListTool(options: ResolvedGitOptions): AnyTool {
         )
         .join('\n') || '(no branches)',
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const format =
         '--format=%(refname)%00%(objectname)%00%(HEAD)%00%(upstream:short)%00%(upstream:track,nobracket)%00%(contents:subject)';
       const result = await repo.git([

@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { defineTool, fail, ok } from '@keel/kit';
 import * as z from 'zod';
+import type { GitTool } from '../git/withRepo.js';
 import { currentBranch, headSha } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { checkUrl } from '../git/remote.js';
@@ -8,7 +9,7 @@ import { openRepo } from '../git/repo.js';
 import { gitFailure, runGit, transportPrograms } from '../git/runGit.js';
 
 /** `git_clone`: copies a repository (a local one inside the roots, or a URL on an allowed transport) into the roots. */
-export function gitCloneTool(options: ResolvedGitOptions): AnyTool {
+export function gitCloneTool(options: ResolvedGitOptions): GitTool {
   return defineTool({
     name: 'git_clone',
     title: 'Clone a git repository',

@@ -1,4 +1,4 @@
-import { defineTool, fail, ok, type AnyTool, type Outcome } from '@keel/kit';
+import { fail, ok, type Outcome } from '@keel/kit';
 import * as z from 'zod';
 import { headSha, repoArg } from '../git/args.js';
 import {
@@ -11,15 +11,15 @@ import {
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import type { Repo } from '../git/repo.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /**
  * `git_commit`: commits the index. With an idempotency key the commit carries it in a
  * `Keel-Idempotency-Key:` trailer, so a call that crashed after committing is recognised on retry
  * (`reconcile`) instead of committing twice.
  */
-export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitCommitTool(options: ResolvedGitOptions): GitTool {
+  return defineRepoTool({
     name: 'git_commit',
     title: 'Commit',
     description:
@@ -50,9 +50,7 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
         return fail('INVALID_ARGUMENT', 'the commit message is blank', {
           hint: 'Write a subject line that says what the change does.',
         });
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       // A retry whose stored result was lost (a wiped state dir, a replica without the shared store)
       // finds its commit by the trailer before any precondition can say "nothing is staged".
       if (ctx.idempotencyKey !== undefined) {
@@ -89,12 +87,10 @@ export function gitCommitTool(options: ResolvedGitOptions): AnyTool {
       return await describeCommit(repo, after, ctx.idempotencyKey);
     },
     reconcile: async (_input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return { status: 'failed', error: opened.error };
       if (ctx.idempotencyKey === undefined) return { status: 'not_done' };
-      const sha = await findCommitByKey(opened.value, ctx.idempotencyKey);
+      const sha = await findCommitByKey(ctx.prepared, ctx.idempotencyKey);
       if (sha === undefined) return { status: 'not_done' };
-      const described = await describeCommit(opened.value, sha, ctx.idempotencyKey);
+      const described = await describeCommit(ctx.prepared, sha, ctx.idempotencyKey);
       return described.ok
         ? { status: 'done', value: described.value }
         : { status: 'failed', error: described.error };

@@ -1,10 +1,9 @@
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, fail, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
 import { headSha, pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
 import { parseRawNumstat, parseRawWithPatch } from '../git/diff.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 const refSchema = z.object({ ref: z.string(), sha: z.string() });
 const fileSchema = z.object({
@@ -16,31 +15,48 @@ const fileSchema = z.object({
   binary: z.boolean(),
 });
 
+const fromArg = refArg(
+  'Base revision (branch, tag, sha, HEAD~1): compared with the working tree (the index when staged), or with `to`.',
+);
+const common = {
+  repo: repoArg,
+  paths: pathsArg.optional(),
+  maxBytes: budgetArg({ default: 20_000, max: 1_000_000, unit: 'bytes', what: 'patch text' }),
+  maxFiles: budgetArg({ default: 50, max: 5000, unit: 'files', what: 'the per-file summary' }),
+  cursor: cursorArg,
+};
+
 /**
  * `git_diff`: a per-file summary first, then the unified patch cut to a byte budget with a cursor
  * that continues byte-exactly. Narrow to one file with `paths` to walk that file's hunks alone.
  */
-export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitDiffTool(): GitTool {
+  return defineRepoTool({
     name: 'git_diff',
     title: 'Git diff',
     description:
       'Shows changes: working tree vs index (default), index vs HEAD (`staged: true`), a commit vs the working tree (`from`), or between two commits (`from` and `to`). Returns a per-file summary (status, lines added/deleted, binary, renames) and the patch cut to `maxBytes`; follow `truncated.nextCursor` for the rest. Filter with `paths`.',
-    input: z.object({
-      repo: repoArg,
-      staged: z
-        .boolean()
-        .default(false)
-        .describe('Compare the index (staged changes) instead of the working tree.'),
-      from: refArg(
-        'Base revision (branch, tag, sha, HEAD~1). Alone: compared with the working tree (or the index when staged).',
-      ).optional(),
-      to: refArg('Target revision; needs `from`. Compares two commits.').optional(),
-      paths: pathsArg.optional(),
-      maxBytes: budgetArg({ default: 20_000, max: 1_000_000, unit: 'bytes', what: 'patch text' }),
-      maxFiles: budgetArg({ default: 50, max: 5000, unit: 'files', what: 'the per-file summary' }),
-      cursor: cursorArg,
-    }),
+    // Two modes the schema spells out, so the model is told rather than refused: against the
+    // working tree or the index, or between two commits (which have no index to stage against).
+    input: z.xor([
+      z
+        .strictObject({
+          ...common,
+          staged: z
+            .boolean()
+            .default(false)
+            .describe('Compare the index (staged changes) instead of the working tree.'),
+          from: fromArg.optional(),
+        })
+        .describe('Working tree or index: against the index, HEAD or `from`.'),
+      z
+        .strictObject({
+          ...common,
+          from: fromArg,
+          to: refArg('Target revision, compared with `from`.'),
+        })
+        .describe('Between two commits: `from` and `to`, both required; `staged` does not apply.'),
+    ]),
     output: z.object({
       repo: z.string(),
       mode: z.enum(['worktree', 'staged', 'commit-worktree', 'commit-staged', 'commits']),
@@ -78,19 +94,8 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
     handler: async (input, ctx) => {
       const cursor = ctx.decodeCursor(input.cursor);
       if (!cursor.ok) return cursor;
-      if (input.to !== undefined && input.from === undefined) {
-        return fail('INVALID_ARGUMENT', '`to` was given without `from`', {
-          hint: 'Pass both `from` and `to` to compare two commits, or only `from` to compare with the working tree.',
-        });
-      }
-      if (input.to !== undefined && input.staged) {
-        return fail('INVALID_ARGUMENT', '`staged` cannot be combined with `to`', {
-          hint: 'Between two commits there is no index; drop `staged`.',
-        });
-      }
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
+      const staged = 'staged' in input && input.staged;
       const revs: string[] = [];
       let from: { ref: string; sha: string } | undefined;
       let to: { ref: string; sha: string } | undefined;
@@ -100,13 +105,13 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
         from = { ref: input.from, sha: sha.value };
         revs.push(sha.value);
       }
-      if (input.to !== undefined) {
+      if ('to' in input) {
         const sha = await resolveCommit(repo, input.to, 'to');
         if (!sha.ok) return sha;
         to = { ref: input.to, sha: sha.value };
         revs.push(sha.value);
       }
-      if (input.staged && from === undefined) {
+      if (staged && from === undefined) {
         // Name the commit the index is compared with, so the result says what it is relative to.
         const head = await headSha(repo);
         if (head !== undefined) {
@@ -121,7 +126,7 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
         '--no-ext-diff',
         '--no-textconv',
         '-M',
-        ...(input.staged ? ['--cached'] : []),
+        ...(staged ? ['--cached'] : []),
         ...revs,
         '--',
         ...pathspec.value,
@@ -160,7 +165,7 @@ export function gitDiffTool(options: ResolvedGitOptions): AnyTool {
       const mode: 'worktree' | 'staged' | 'commit-worktree' | 'commit-staged' | 'commits' =
         to !== undefined
           ? 'commits'
-          : input.staged
+          : staged
             ? input.from === undefined
               ? 'staged'
               : 'commit-staged'

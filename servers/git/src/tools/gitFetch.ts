@@ -1,11 +1,11 @@
-import { defineTool, ok, type AnyTool } from '@keel/kit';
+import { ok } from '@keel/kit';
 import * as z from 'zod';
 import { repoArg } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { refChanges, snapshotRefs } from '../git/refsSnapshot.js';
 import { checkRemote } from '../git/remote.js';
 import { gitFailure, transportPrograms } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 export const remoteArg = z
   .string()
@@ -20,8 +20,8 @@ export const refChangeSchema = z.object({
 });
 
 /** `git_fetch`: updates remote-tracking branches from a configured remote whose URL the server allows. */
-export function gitFetchTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitFetchTool(options: ResolvedGitOptions): GitTool {
+  return defineRepoTool({
     name: 'git_fetch',
     title: 'Git fetch',
     description:
@@ -53,9 +53,7 @@ export function gitFetchTool(options: ResolvedGitOptions): AnyTool {
         ),
       ].join('\n'),
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const urls = await checkRemote(repo, input.remote, options, ctx.jail, 'fetch');
       if (!urls.ok) return urls;
       const prefix = `refs/remotes/${input.remote}/`;

@@ -1,13 +1,14 @@
 import { readdir } from 'node:fs/promises';
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { defineTool, fail, ok } from '@keel/kit';
 import * as z from 'zod';
+import type { GitTool } from '../git/withRepo.js';
 import { checkNewRefName } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { openRepo } from '../git/repo.js';
 import { gitFailure, runGit } from '../git/runGit.js';
 
 /** `git_init`: a new, empty repository inside the roots; initialising an existing one changes nothing. */
-export function gitInitTool(options: ResolvedGitOptions): AnyTool {
+export function gitInitTool(options: ResolvedGitOptions): GitTool {
   return defineTool({
     name: 'git_init',
     title: 'Create a git repository',

@@ -1,10 +1,9 @@
-import { budgetArg, cursorArg, defineTool, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
 import { headSha, pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
 import { commitSchema, logFormat, parseLog } from '../git/log.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 const filterText = z
   .string()
@@ -13,8 +12,8 @@ const filterText = z
   .regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters');
 
 /** `git_log`: structured commits, newest first, paged by a cursor pinned to the commit the first page started from. */
-export function gitLogTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitLogTool(): GitTool {
+  return defineRepoTool({
     name: 'git_log',
     title: 'Git log',
     description:
@@ -59,9 +58,7 @@ export function gitLogTool(options: ResolvedGitOptions): AnyTool {
       const state = ctx.decodeCursor(input.cursor);
       if (!state.ok) return state;
       const position = state.value as { skip: number; sha: string } | undefined;
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const refName = input.ref ?? 'HEAD';
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;

@@ -1,15 +1,15 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, currentBranch, headSha, repoArg } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { checkRemote } from '../git/remote.js';
 import { gitFailure, transportPrograms } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 import { remoteArg } from './gitFetch.js';
 
 /** `git_pull`: fetches a branch from a remote and integrates it into the current branch (fast-forward only unless asked). */
-export function gitPullTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitPullTool(options: ResolvedGitOptions): GitTool {
+  return defineRepoTool({
     name: 'git_pull',
     title: 'Git pull',
     description:
@@ -44,9 +44,7 @@ export function gitPullTool(options: ResolvedGitOptions): AnyTool {
         ? `pulled ${out.remote}/${out.branch}: ${out.previous?.slice(0, 12) ?? '(none)'} -> ${out.head?.slice(0, 12)}`
         : `already up to date with ${out.remote}/${out.branch}`,
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const urls = await checkRemote(repo, input.remote, options, ctx.jail, 'fetch');
       if (!urls.ok) return urls;
       const current = await currentBranch(repo);

@@ -1,10 +1,10 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, currentBranch, repoArg } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { checkRemote } from '../git/remote.js';
 import { gitFailure, transportPrograms } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 import { remoteArg } from './gitFetch.js';
 
 const flagStatus: Record<string, 'new' | 'fast-forward' | 'forced' | 'up-to-date' | 'rejected' | 'deleted'> =
@@ -22,8 +22,8 @@ const flagStatus: Record<string, 'new' | 'fast-forward' | 'forced' | 'up-to-date
  * machine and cannot be called back, so the operator decides which remotes it may reach
  * (--push-remote) and whether a force-push is ever allowed (--allow-force-push).
  */
-export function gitPushTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitPushTool(options: ResolvedGitOptions): GitTool {
+  return defineRepoTool({
     name: 'git_push',
     title: 'Git push',
     description:
@@ -82,9 +82,7 @@ export function gitPushTool(options: ResolvedGitOptions): AnyTool {
           hint: 'Integrate the remote changes first (git_pull), or ask the operator to start the server with --allow-force-push.',
         });
       }
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const urls = await checkRemote(repo, input.remote, options, ctx.jail, 'push');
       if (!urls.ok) return urls;
       const branch = input.branch ?? (await currentBranch(repo));

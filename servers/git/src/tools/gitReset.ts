@@ -1,13 +1,12 @@
-import { defineTool, ok, type AnyTool } from '@keel/kit';
+import { ok } from '@keel/kit';
 import * as z from 'zod';
 import { currentBranch, headSha, refArg, repoArg, resolveCommit } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_reset`: moves the current branch to a commit; `hard` also overwrites the index and working tree (destructive). */
-export function gitResetTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitResetTool(): GitTool {
+  return defineRepoTool({
     name: 'git_reset',
     title: 'Reset the current branch',
     description:
@@ -32,9 +31,7 @@ export function gitResetTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `${out.mode} reset ${out.branch ?? 'HEAD'} from ${out.previous?.slice(0, 12) ?? '(none)'} to ${out.target.sha.slice(0, 12)} (${out.target.ref})`,
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const target = await resolveCommit(repo, input.target, 'target');
       if (!target.ok) return target;
       const previous = (await headSha(repo)) ?? null;

@@ -1,13 +1,12 @@
-import { defineTool, ok, type AnyTool } from '@keel/kit';
+import { ok } from '@keel/kit';
 import * as z from 'zod';
 import { headSha, pathsArg, repoArg, repoPaths } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_restore`: unstages paths, or discards their working-tree changes (which loses them: destructive). */
-export function gitRestoreTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitRestoreTool(): GitTool {
+  return defineRepoTool({
     name: 'git_restore',
     title: 'Unstage or discard changes',
     description:
@@ -26,9 +25,7 @@ export function gitRestoreTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `${out.mode === 'unstage' ? 'unstaged' : 'discarded changes in'}: ${out.paths.join(', ')}`,
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const pathspec = repoPaths(repo, input.paths);
       if (!pathspec.ok) return pathspec;
       let args: string[];

@@ -1,15 +1,14 @@
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, fail, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
 import { refArg, repoArg, resolveCommit } from '../git/args.js';
 import { parseRawNumstat } from '../git/diff.js';
 import { commitSchema, logFormat, parseLog } from '../git/log.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_show`: one commit's metadata, per-file summary and its patch (against the first parent) under a byte budget. */
-export function gitShowTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitShowTool(): GitTool {
+  return defineRepoTool({
     name: 'git_show',
     title: 'Git show',
     description:
@@ -62,9 +61,7 @@ export function gitShowTool(options: ResolvedGitOptions): AnyTool {
             ]),
       ].join('\n'),
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const sha = await resolveCommit(repo, input.ref, 'ref');
       if (!sha.ok) return sha;
       const diffArgs = ['--no-color', '--no-ext-diff', '--no-textconv', '-M', '--diff-merges=first-parent'];

@@ -1,15 +1,14 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { pathsArg, repoArg, repoPaths } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 const entrySchema = z.object({ index: z.number(), ref: z.string(), sha: z.string(), message: z.string() });
 
 /** `git_stash`: shelve local changes (push), bring the newest or a chosen entry back (pop), or list entries. */
-export function gitStashTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitStashTool(): GitTool {
+  return defineRepoTool({
     name: 'git_stash',
     title: 'Git stash',
     description:
@@ -42,9 +41,7 @@ export function gitStashTool(options: ResolvedGitOptions): AnyTool {
         ...out.entries.map((entry) => `${entry.ref}: ${entry.message}`),
       ].join('\n'),
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const list = async () => {
         const result = await repo.git(['stash', 'list', '--format=%gd%x00%H%x00%gs', '--max-count=100']);
         return result.stdout

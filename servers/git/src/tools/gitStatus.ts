@@ -1,16 +1,15 @@
-import { budgetArg, cursorArg, defineTool, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
 import { repoArg } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import { parsePorcelainV2 } from '../git/status.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 const changeSchema = z.object({ path: z.string(), status: z.string(), origPath: z.string().optional() });
 
 /** `git_status`: branch, upstream, ahead/behind and the changed paths by group, paged as one list. */
-export function gitStatusTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitStatusTool(): GitTool {
+  return defineRepoTool({
     name: 'git_status',
     title: 'Git status',
     description:
@@ -64,9 +63,8 @@ export function gitStatusTool(options: ResolvedGitOptions): AnyTool {
       return lines.join('\n');
     },
     handler: async (input, ctx) => {
-      const repo = await repoOf(ctx, options);
-      if (!repo.ok) return repo;
-      const result = await repo.value.git([
+      const repo = ctx.prepared;
+      const result = await repo.git([
         'status',
         '--porcelain=v2',
         '--branch',
@@ -88,7 +86,7 @@ export function gitStatusTool(options: ResolvedGitOptions): AnyTool {
             ...(entry.origPath === undefined ? {} : { origPath: entry.origPath }),
           }));
       return ok({
-        repo: repo.value.display,
+        repo: repo.display,
         branch,
         clean: entries.length === 0,
         counts: {

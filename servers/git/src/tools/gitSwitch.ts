@@ -1,4 +1,4 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import {
   branchNames,
@@ -9,13 +9,12 @@ import {
   repoArg,
   resolveCommit,
 } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_switch`: makes a branch the checked-out one (set-state: switching to where you are is a no-op). */
-export function gitSwitchTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitSwitchTool(): GitTool {
+  return defineRepoTool({
     name: 'git_switch',
     title: 'Switch git branch',
     description:
@@ -39,9 +38,7 @@ export function gitSwitchTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `switched to ${out.created ? 'new ' : ''}branch ${out.branch} (${out.sha?.slice(0, 12) ?? 'no commits'})${out.previous === null ? '' : ` from ${out.previous}`}`,
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const previous = (await currentBranch(repo)) ?? null;
       if (input.create) {
         const valid = await checkNewRefName(repo, input.branch, 'branch');

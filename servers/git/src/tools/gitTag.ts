@@ -1,9 +1,8 @@
-import { budgetArg, cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, fail, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, refArg, repoArg, resolveCommit } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 const tagSchema = z.object({
   name: z.string(),
@@ -13,8 +12,8 @@ const tagSchema = z.object({
 });
 
 /** `git_tag`: creates a tag (lightweight, or annotated with a message) or lists tags. */
-export function gitTagTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitTagTool(): GitTool {
+  return defineRepoTool({
     name: 'git_tag',
     title: 'Git tag',
     description:
@@ -52,9 +51,7 @@ export function gitTagTool(options: ResolvedGitOptions): AnyTool {
         : (out.tags ?? []).map((tag) => `${tag.name} ${tag.sha.slice(0, 12)} ${tag.subject}`).join('\n') ||
           '(no tags)',
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const readTags = async (pattern: string) => {
         const result = await repo.git([
           'for-each-ref',

@@ -1,14 +1,14 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, headSha, refArg, repoArg, resolveCommit } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { openRepo } from '../git/repo.js';
 import { gitFailure } from '../git/runGit.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_worktree_add`: a second, isolated checkout of the same repository, so agents can work in parallel. */
-export function gitWorktreeAddTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitWorktreeAddTool(options: ResolvedGitOptions): GitTool {
+  return defineRepoTool({
     name: 'git_worktree_add',
     title: 'Add a git worktree',
     description:
@@ -44,9 +44,7 @@ export function gitWorktreeAddTool(options: ResolvedGitOptions): AnyTool {
         return fail('ALREADY_EXISTS', `'${input.path}' already exists`, {
           hint: 'Pick a path that does not exist yet; git_worktree_list shows the existing work trees.',
         });
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const valid = await checkNewRefName(repo, input.branch, 'branch');
       if (!valid.ok) return valid;
       let args: string[];

@@ -1,9 +1,8 @@
-import { defineTool, ok, type AnyTool } from '@keel/kit';
+import { ok } from '@keel/kit';
 import * as z from 'zod';
 import { repoArg } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { listWorktrees } from '../git/worktree.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 export const worktreeSchema = z.object({
   path: z.string(),
@@ -16,8 +15,8 @@ export const worktreeSchema = z.object({
 });
 
 /** `git_worktree_list`: the main work tree and every linked one, with branch and commit. */
-export function gitWorktreeListTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitWorktreeListTool(): GitTool {
+  return defineRepoTool({
     name: 'git_worktree_list',
     title: 'List git worktrees',
     description:
@@ -34,11 +33,9 @@ export function gitWorktreeListTool(options: ResolvedGitOptions): AnyTool {
         )
         .join('\n'),
     handler: async (_input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const entries = (await listWorktrees(opened.value)).slice(0, 1000);
+      const entries = (await listWorktrees(ctx.prepared)).slice(0, 1000);
       return ok({
-        repo: opened.value.display,
+        repo: ctx.prepared.display,
         worktrees: entries.map(({ bare: _bare, ...entry }) => ({
           ...entry,
           path: ctx.jail.contains(entry.path) ? ctx.jail.display(entry.path) : entry.path,

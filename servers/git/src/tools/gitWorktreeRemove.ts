@@ -1,15 +1,14 @@
 import { realpath } from 'node:fs/promises';
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { repoArg } from '../git/args.js';
-import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import { listWorktrees } from '../git/worktree.js';
-import { repoOf } from '../git/withRepo.js';
+import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_worktree_remove`: deletes a linked work tree; `force` also throws away its uncommitted changes. */
-export function gitWorktreeRemoveTool(options: ResolvedGitOptions): AnyTool {
-  return defineTool({
+export function gitWorktreeRemoveTool(): GitTool {
+  return defineRepoTool({
     name: 'git_worktree_remove',
     title: 'Remove a git worktree',
     description:
@@ -29,9 +28,7 @@ export function gitWorktreeRemoveTool(options: ResolvedGitOptions): AnyTool {
     render: (out) =>
       `removed worktree ${out.path}${out.branch === null ? '' : ` (branch ${out.branch} kept)`}`,
     handler: async (input, ctx) => {
-      const opened = await repoOf(ctx, options);
-      if (!opened.ok) return opened;
-      const repo = opened.value;
+      const repo = ctx.prepared;
       const target = ctx.paths.path.real;
       const trees = await listWorktrees(repo);
       const reals = await Promise.all(trees.map((tree) => realpath(tree.path).catch(() => tree.path)));

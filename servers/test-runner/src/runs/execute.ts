@@ -8,6 +8,7 @@ import {
   ok,
   sha256Hex,
   type Outcome as KitOutcome,
+  type PathJail,
   type ToolContext,
 } from '@keel/kit';
 import { adapters } from '../frameworks/registry.js';
@@ -34,12 +35,13 @@ export interface RunnerDeps {
 /** Variables every run gets, so runners behave as in CI: no colours, no watch mode, no prompts. */
 const runEnv = { CI: '1', NO_COLOR: '1', FORCE_COLOR: '0' } as const;
 
+/** The project an id or a directory names (the only one when omitted), or an error listing the known ones. */
 export async function resolveProject(
-  ctx: ToolContext,
+  jail: PathJail,
   deps: RunnerDeps,
   projectId: string | undefined,
 ): Promise<KitOutcome<Project>> {
-  const { projects } = await detectProjects(ctx.jail, deps.configured);
+  const { projects } = await detectProjects(jail, deps.configured);
   const ids = projects.map((p) => p.id);
   if (projects.length === 0) {
     return fail('NOT_FOUND', 'no test project was found under the roots', {
@@ -55,7 +57,7 @@ export async function resolveProject(
   }
   const exact = projects.find((p) => p.id === projectId);
   if (exact !== undefined) return ok(exact);
-  const candidates = await projectsByDirectory(ctx, projects, projectId);
+  const candidates = await projectsByDirectory(jail, projects, projectId);
   if (candidates.length > 1) {
     const named = candidates.map((p) => p.id);
     return fail('INVALID_ARGUMENT', `'${projectId}' names ${candidates.length} test projects`, {
@@ -79,11 +81,11 @@ export async function resolveProject(
  * frameworks or the basename repeats.
  */
 async function projectsByDirectory(
-  ctx: ToolContext,
+  jail: PathJail,
   projects: readonly Project[],
   given: string,
 ): Promise<Project[]> {
-  const resolved = await ctx.jail.resolve(given);
+  const resolved = await jail.resolve(given);
   if (resolved.ok && resolved.value.exists) {
     const inDir = projects.filter((p) => p.dir === resolved.value.real);
     if (inDir.length > 0) return inDir;

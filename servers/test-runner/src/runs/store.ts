@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { fail, ok, type Outcome, type StateOp, type StateStore } from '@keel/kit';
 import type { RunRecord } from './record.js';
 
 /**
- * Where runs and the cache index live. Runs are JSON files (one per run, written once by
- * temp-file + rename, so a crash never leaves half a record) under `<stateDir>/test-runner/`; the
- * cache index maps an input hash to a run id. The kit's SQLite database is not reachable from a
- * server package, and a run is written once and read by id, which files do well. The newest
- * `maxRuns` are kept; older ones are pruned.
+ * Where runs live: in the kit's state store, so server processes sharing a state database (a state
+ * dir, later a shared database) serve each other's runs and cache hits. A record holds its captured
+ * output too: that is bounded (head + tail of `captureBytes` per stream) and a replica on another
+ * machine needs it for `get_run`. The newest `maxRuns` are kept; older ones are pruned.
  */
 export interface RunStore {
   /** Stores a run; `cacheable: false` keeps it for get_run without serving it as a cache hit. */
@@ -27,70 +25,79 @@ export function isRunId(value: string): boolean {
   return runIdPattern.test(value);
 }
 
-export function createFileRunStore(dir: string, options: { maxRuns?: number } = {}): RunStore {
-  const runsDir = path.join(dir, 'runs');
-  const cacheDir = path.join(dir, 'cache');
+/** An index entry: runs in the order they were stored, oldest first, so pruning reads only the front. */
+interface Indexed {
+  runId: string;
+  cacheKey: string;
+}
+
+// Keys: `run/<runId>` the record, `cache/<cacheKey>` the run serving those inputs, and
+// `order/<ms, zero-padded>/<runId>` the index that orders them.
+const runKey = (runId: string) => `run/${runId}`;
+const cacheKey = (key: string) => `cache/${key}`;
+const orderKey = (at: number, runId: string) => `order/${String(at).padStart(15, '0')}/${runId}`;
+
+/** How far past `maxRuns` one prune reaches; saves racing from several replicas leave a few more behind. */
+const pruneSlack = 64;
+
+export function createRunStore(
+  store: StateStore,
+  options: { maxRuns?: number; now?: () => number } = {},
+): RunStore {
   const maxRuns = options.maxRuns ?? 200;
-  let ready: Promise<void> | undefined;
-  const ensure = () =>
-    (ready ??= Promise.all([
-      mkdir(runsDir, { recursive: true, mode: 0o700 }),
-      mkdir(cacheDir, { recursive: true, mode: 0o700 }),
-    ]).then(() => undefined));
+  const now = options.now ?? Date.now;
 
-  const writeAtomic = async (file: string, content: string) => {
-    const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(temp, content, { mode: 0o600 });
-    await rename(temp, file);
-  };
+  const get = async (runId: string): Promise<RunRecord | undefined> =>
+    isRunId(runId) ? (await store.get<RunRecord>(runKey(runId)))?.value : undefined;
 
-  const get = async (runId: string): Promise<RunRecord | undefined> => {
-    if (!isRunId(runId)) return undefined;
-    try {
-      return JSON.parse(await readFile(path.join(runsDir, `${runId}.json`), 'utf8')) as RunRecord;
-    } catch {
-      return undefined;
-    }
-  };
-
+  /** Deletes the oldest runs beyond `maxRuns`, with the cache entries that still point at them. */
   const prune = async () => {
-    const names = (await readdir(runsDir)).filter((n) => n.endsWith('.json'));
-    if (names.length <= maxRuns) return;
-    const dated = await Promise.all(
-      names.map(async (name) => ({
-        name,
-        mtime: (await stat(path.join(runsDir, name)).catch(() => undefined))?.mtimeMs ?? 0,
-      })),
-    );
-    dated.sort((a, b) => a.mtime - b.mtime);
-    await Promise.all(
-      dated.slice(0, dated.length - maxRuns).map((d) => rm(path.join(runsDir, d.name), { force: true })),
-    );
+    const indexed = await store.list<Indexed>({ prefix: 'order/', limit: maxRuns + pruneSlack });
+    const excess = indexed.slice(0, Math.max(0, indexed.length - maxRuns));
+    if (excess.length === 0) return;
+    const ops: StateOp[] = [];
+    for (const entry of excess) {
+      ops.push({ kind: 'delete', key: entry.key }, { kind: 'delete', key: runKey(entry.value.runId) });
+      const cached = await store.get<{ runId: string }>(cacheKey(entry.value.cacheKey));
+      if (cached?.value.runId === entry.value.runId)
+        ops.push({ kind: 'delete', key: cached.key, ifVersion: cached.version });
+    }
+    // A cache entry re-pointed meanwhile by another replica fails the commit: the next save prunes.
+    await store.commit(ops);
   };
 
   return {
-    async save(record, options = {}) {
-      await ensure();
-      await writeAtomic(path.join(runsDir, `${record.runId}.json`), JSON.stringify(record));
-      if (options.cacheable !== false) {
-        await writeAtomic(
-          path.join(cacheDir, `${record.cacheKey}.json`),
-          JSON.stringify({ runId: record.runId }),
-        );
-      }
+    async save(record, saveOptions = {}) {
+      const indexed: Indexed = { runId: record.runId, cacheKey: record.cacheKey };
+      const ops: StateOp[] = [
+        { kind: 'put', key: runKey(record.runId), value: record },
+        { kind: 'put', key: orderKey(now(), record.runId), value: indexed },
+      ];
+      if (saveOptions.cacheable !== false)
+        ops.push({ kind: 'put', key: cacheKey(record.cacheKey), value: { runId: record.runId } });
+      // Unconditional puts cannot conflict.
+      await store.commit(ops);
       await prune();
     },
     get,
-    async lookup(cacheKey) {
-      try {
-        const entry = JSON.parse(await readFile(path.join(cacheDir, `${cacheKey}.json`), 'utf8')) as {
-          runId: string;
-        };
-        const record = await get(entry.runId);
-        return record?.cacheKey === cacheKey ? record : undefined;
-      } catch {
-        return undefined;
-      }
+    async lookup(key) {
+      const entry = await store.get<{ runId: string }>(cacheKey(key));
+      if (entry === undefined) return undefined;
+      const record = await get(entry.value.runId);
+      return record?.cacheKey === key ? record : undefined;
     },
   };
+}
+
+/** A stored run by id, or NOT_FOUND with the way out. */
+export async function loadRun(store: RunStore, runId: string): Promise<Outcome<RunRecord>> {
+  const record = isRunId(runId) ? await store.get(runId) : undefined;
+  if (record === undefined) {
+    return fail('NOT_FOUND', `run '${runId}' was not found`, {
+      hint: isRunId(runId)
+        ? 'Runs are kept in the state store; older ones are pruned. Run the tests again with run_tests.'
+        : 'Run ids look like run_0123456789abcdef; take one from a run_tests result.',
+    });
+  }
+  return ok(record);
 }

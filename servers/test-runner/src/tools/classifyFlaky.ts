@@ -1,14 +1,16 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
-import { executeRun, failedSelection, resolveProject, type RunnerDeps } from '../runs/execute.js';
+import { defineProjectTool, type TestRunnerTool } from '../projects/prepare.js';
+import { executeRun, failedSelection, type RunnerDeps } from '../runs/execute.js';
 import { outcomes } from '../runs/record.js';
-import { loadRun, runIdArg } from './getRun.js';
+import { loadRun } from '../runs/store.js';
+import { runIdArg } from './getRun.js';
 
 const verdicts = ['flaky', 'consistent', 'not_run'] as const;
 
 /** `classify_flaky`: re-runs a run's failed tests several times and says which ones only fail sometimes. */
-export function classifyFlakyTool(deps: RunnerDeps): AnyTool {
-  return defineTool({
+export function classifyFlakyTool(deps: RunnerDeps): TestRunnerTool {
+  return defineProjectTool({
     name: 'classify_flaky',
     title: 'Classify failures as flaky',
     description:
@@ -57,7 +59,7 @@ export function classifyFlakyTool(deps: RunnerDeps): AnyTool {
         ),
       ].join('\n'),
     handler: async (input, ctx) => {
-      const loaded = await loadRun(deps, input.runId);
+      const loaded = await loadRun(deps.store, input.runId);
       if (!loaded.ok) return loaded;
       const record = loaded.value;
       if (record.failedSelectors.length === 0) {
@@ -72,9 +74,8 @@ export function classifyFlakyTool(deps: RunnerDeps): AnyTool {
           },
         );
       }
-      const project = await resolveProject(ctx, deps, record.project.id);
-      if (!project.ok) return project;
-      const failed = await failedSelection(ctx, record, project.value);
+      const project = ctx.prepared;
+      const failed = await failedSelection(ctx, record, project);
       if (!failed.ok) return failed;
       const selection = failed.value;
       const counts = record.failedSelectors.map((s, i) => ({
@@ -86,7 +87,7 @@ export function classifyFlakyTool(deps: RunnerDeps): AnyTool {
       const attempts: Array<{ runId: string; outcome: (typeof outcomes)[number] }> = [];
       for (let attempt = 1; attempt <= input.attempts; attempt++) {
         ctx.progress(attempt - 1, input.attempts, `attempt ${attempt} of ${input.attempts}`);
-        const { record: rerun } = await executeRun(ctx, deps, project.value, selection, {
+        const { record: rerun } = await executeRun(ctx, deps, project, selection, {
           timeoutMs: input.timeoutMs,
           fresh: true,
           shownSelection: { files: selection.files.map((f) => ctx.jail.display(f)) },

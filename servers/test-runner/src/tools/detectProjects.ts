@@ -1,15 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { budgetArg, cursorArg, defineTool, KeelError, ok, truncationSchema, type AnyTool } from '@keel/kit';
+import { budgetArg, cursorArg, defineTool, KeelError, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
+import type { TestRunnerTool } from '../projects/prepare.js';
 import { adapters } from '../frameworks/registry.js';
 import { frameworkNames } from '../frameworks/types.js';
 import { detectProjects } from '../projects/detect.js';
 import type { RunnerDeps } from '../runs/execute.js';
 
 /** `detect_projects`: the test projects under the roots, with framework, version and the command a run uses. */
-export function detectProjectsTool(deps: RunnerDeps): AnyTool {
+export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
   return defineTool({
     name: 'detect_projects',
     title: 'Detect test projects',

@@ -1,14 +1,6 @@
-import {
-  budgetArg,
-  cursorArg,
-  defineTool,
-  fail,
-  ok,
-  truncationSchema,
-  type AnyTool,
-  type Outcome,
-} from '@keel/kit';
+import { budgetArg, cursorArg, defineTool, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
+import type { TestRunnerTool } from '../projects/prepare.js';
 import type { RunnerDeps } from '../runs/execute.js';
 import {
   errorSchema,
@@ -17,8 +9,8 @@ import {
   projectRefSchema,
   totalsSchema,
 } from '../runs/present.js';
-import { outcomes, type RunRecord } from '../runs/record.js';
-import { isRunId } from '../runs/store.js';
+import { outcomes } from '../runs/record.js';
+import { loadRun } from '../runs/store.js';
 
 export const runIdArg = z
   .string()
@@ -26,22 +18,10 @@ export const runIdArg = z
   .max(64)
   .describe('A runId returned by run_tests, rerun_failed or classify_flaky.');
 
-export async function loadRun(deps: RunnerDeps, runId: string): Promise<Outcome<RunRecord>> {
-  const record = isRunId(runId) ? await deps.store.get(runId) : undefined;
-  if (record === undefined) {
-    return fail('NOT_FOUND', `run '${runId}' was not found`, {
-      hint: isRunId(runId)
-        ? 'Runs are kept in the state directory; older ones are pruned. Run the tests again with run_tests.'
-        : 'Run ids look like run_0123456789abcdef; take one from a run_tests result.',
-    });
-  }
-  return { ok: true, value: record };
-}
-
 const sections = ['failures', 'errors', 'files', 'stdout', 'stderr'] as const;
 
 /** `get_run`: a stored run, one section at a time, paged. */
-export function getRunTool(deps: RunnerDeps): AnyTool {
+export function getRunTool(deps: RunnerDeps): TestRunnerTool {
   return defineTool({
     name: 'get_run',
     title: 'Get a past run',
@@ -75,7 +55,7 @@ export function getRunTool(deps: RunnerDeps): AnyTool {
     cursorIgnores: ['limit', 'maxBytes'],
     render: renderGetRun,
     handler: async (input, ctx) => {
-      const loaded = await loadRun(deps, input.runId);
+      const loaded = await loadRun(deps.store, input.runId);
       if (!loaded.ok) return loaded;
       const record = loaded.value;
       const head = {

@@ -1,25 +1,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  budgetArg,
-  cursorArg,
-  defaultEnvAllowlist,
-  defineTool,
-  fail,
-  ok,
-  truncationSchema,
-  type AnyTool,
-} from '@keel/kit';
+import { budgetArg, cursorArg, defaultEnvAllowlist, fail, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
+import { defineProjectTool, type TestRunnerTool } from '../projects/prepare.js';
 import { adapters } from '../frameworks/registry.js';
-import { resolveProject, type RunnerDeps } from '../runs/execute.js';
+import type { RunnerDeps } from '../runs/execute.js';
 import { errorSchema, projectRefSchema } from '../runs/present.js';
 import { projectArg } from './runTests.js';
 
 /** `list_tests`: the tests a framework discovers without running them, paged. */
-export function listTestsTool(deps: RunnerDeps): AnyTool {
-  return defineTool({
+export function listTestsTool(deps: RunnerDeps): TestRunnerTool {
+  return defineProjectTool({
     name: 'list_tests',
     title: 'List tests',
     description:
@@ -51,13 +43,12 @@ export function listTestsTool(deps: RunnerDeps): AnyTool {
         ),
       ].join('\n'),
     handler: async (input, ctx) => {
-      const project = await resolveProject(ctx, deps, input.project);
-      if (!project.ok) return project;
-      const adapter = adapters[project.value.framework];
+      const project = ctx.prepared;
+      const adapter = adapters[project.framework];
       if (adapter.planList === undefined || adapter.parseList === undefined) {
         return fail(
           'INVALID_ARGUMENT',
-          `${project.value.framework} cannot list tests without running them (project '${project.value.id}')`,
+          `${project.framework} cannot list tests without running them (project '${project.id}')`,
           {
             hint: 'Use run_tests; its result names every failing test, and get_run pages through them.',
           },
@@ -65,12 +56,12 @@ export function listTestsTool(deps: RunnerDeps): AnyTool {
       }
       const scratchDir = await mkdtemp(path.join(tmpdir(), 'keel-test-list-'));
       try {
-        const context = { project: project.value, scratchDir, nodePath: deps.nodePath };
+        const context = { project: project, scratchDir, nodePath: deps.nodePath };
         const plan = await adapter.planList(context);
         const proc = await ctx.run({
           command: plan.command,
           args: plan.args,
-          cwd: project.value.dir,
+          cwd: project.dir,
           timeoutMs: 240_000,
           timeoutHint: 'Run a narrower set with run_tests.',
           maxOutputBytes: 16 * 1024 * 1024,
@@ -107,9 +98,9 @@ export function listTestsTool(deps: RunnerDeps): AnyTool {
         if (!page.ok) return page;
         return ok({
           project: {
-            id: project.value.id,
-            dir: project.value.displayDir,
-            framework: project.value.framework,
+            id: project.id,
+            dir: project.displayDir,
+            framework: project.framework,
           },
           tests: page.value.items,
           total: page.value.total,

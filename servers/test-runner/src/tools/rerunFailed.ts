@@ -1,6 +1,7 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
-import { executeRun, failedSelection, resolveProject, type RunnerDeps } from '../runs/execute.js';
+import { defineProjectTool, type TestRunnerTool } from '../projects/prepare.js';
+import { executeRun, failedSelection, type RunnerDeps } from '../runs/execute.js';
 import {
   maxFailuresArg,
   maxLogBytesArg,
@@ -9,11 +10,12 @@ import {
   runResultSchema,
   timeoutArg,
 } from '../runs/present.js';
-import { loadRun, runIdArg } from './getRun.js';
+import { loadRun } from '../runs/store.js';
+import { runIdArg } from './getRun.js';
 
 /** `rerun_failed`: runs again exactly the tests that failed in a stored run (or the files that failed to load). */
-export function rerunFailedTool(deps: RunnerDeps): AnyTool {
-  return defineTool({
+export function rerunFailedTool(deps: RunnerDeps): TestRunnerTool {
+  return defineProjectTool({
     name: 'rerun_failed',
     title: 'Re-run failed tests',
     description:
@@ -31,11 +33,10 @@ export function rerunFailedTool(deps: RunnerDeps): AnyTool {
     timeoutMs: 3_700_000,
     render: (out) => `re-run of ${out.rerunOf}\n${renderRun(out)}`,
     handler: async (input, ctx) => {
-      const record = await loadRun(deps, input.runId);
+      const record = await loadRun(deps.store, input.runId);
       if (!record.ok) return record;
-      const project = await resolveProject(ctx, deps, record.value.project.id);
-      if (!project.ok) return project;
-      const failed = await failedSelection(ctx, record.value, project.value);
+      const project = ctx.prepared;
+      const failed = await failedSelection(ctx, record.value, project);
       if (!failed.ok) return failed;
       let selection = failed.value;
       if (record.value.failedSelectors.length === 0) {
@@ -56,7 +57,7 @@ export function rerunFailedTool(deps: RunnerDeps): AnyTool {
         }
         selection = { files: [...new Set(files)] };
       }
-      const { record: rerun, cached } = await executeRun(ctx, deps, project.value, selection, {
+      const { record: rerun, cached } = await executeRun(ctx, deps, project, selection, {
         timeoutMs: input.timeoutMs,
         fresh: input.fresh,
         shownSelection: { files: selection.files.map((f) => ctx.jail.display(f)) },

@@ -1,6 +1,7 @@
-import { defineTool, ok, type AnyTool } from '@keel/kit';
+import { ok } from '@keel/kit';
 import * as z from 'zod';
-import { executeRun, filesInProject, resolveProject, type RunnerDeps } from '../runs/execute.js';
+import { defineProjectTool, type TestRunnerTool } from '../projects/prepare.js';
+import { executeRun, filesInProject, type RunnerDeps } from '../runs/execute.js';
 import {
   maxFailuresArg,
   maxLogBytesArg,
@@ -31,8 +32,8 @@ export const projectArg = z
   );
 
 /** `run_tests`: runs a project's tests with the server's own command template and returns typed failures. */
-export function runTestsTool(deps: RunnerDeps): AnyTool {
-  return defineTool({
+export function runTestsTool(deps: RunnerDeps): TestRunnerTool {
+  return defineProjectTool({
     name: 'run_tests',
     title: 'Run tests',
     description:
@@ -57,10 +58,9 @@ export function runTestsTool(deps: RunnerDeps): AnyTool {
     timeoutMs: 3_700_000,
     render: renderRun,
     handler: async (input, ctx) => {
-      const project = await resolveProject(ctx, deps, input.project);
-      if (!project.ok) return project;
+      const project = ctx.prepared;
       const files = filesInProject(
-        project.value,
+        project,
         (ctx.paths.files ?? []).map((p) => p.real),
         (real) => ctx.jail.display(real),
       );
@@ -73,7 +73,7 @@ export function runTestsTool(deps: RunnerDeps): AnyTool {
         files: files.value.map((f) => ctx.jail.display(f)),
         ...(input.testNamePattern === undefined ? {} : { testNamePattern: input.testNamePattern }),
       };
-      const { record, cached } = await executeRun(ctx, deps, project.value, selection, {
+      const { record, cached } = await executeRun(ctx, deps, project, selection, {
         timeoutMs: input.timeoutMs,
         fresh: input.fresh,
         shownSelection: shown,
