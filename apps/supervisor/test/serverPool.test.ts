@@ -1,11 +1,14 @@
+import { getEventListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { fixtureBin, tempDir } from '@keel/testing';
 import type { ServerConfig } from '../src/config/schema.js';
+import { newTaskId, runTask } from '../src/engine/runTask.js';
 import { createServerPool, type ServerPool } from '../src/mcp/pool.js';
 import type { ConnectedServer } from '../src/mcp/servers.js';
-import { present, readProc, until, type Proc } from './processes.js';
+import { createHarness, task } from './helpers.js';
+import { below, present, readProc, until, type Proc } from './processes.js';
 
 const fixtureServer = (logLevel: string): ServerConfig => {
   const bin = fixtureBin(['--root', '.', '--log-level', logLevel]);
@@ -89,5 +92,95 @@ describe('the server pool of a worker', () => {
     const late = await servers.acquire(fixture, ws);
     await servers.release(late, true);
     expect(servers.idle()).toBe(0);
+  });
+});
+
+describe('tasks on a worker pool', () => {
+  const serverPid = 'console.log(process.ppid)';
+  const reportsPid = task({
+    mode: 'single',
+    tests: null,
+    deploy: null,
+    playbook: {
+      coding: [
+        [
+          { call: 'run_node', args: { script: serverPid } },
+          { submit: { version: 'change.v1', summary: 'pid', files: [], commit: null } },
+        ],
+      ],
+    },
+  });
+  const sleeps = task({
+    mode: 'single',
+    tests: null,
+    deploy: null,
+    playbook: {
+      coding: [
+        [
+          { call: 'run_node', args: { script: 'setTimeout(() => {}, 600_000) // sleeper' } },
+          { submit: { version: 'change.v1', summary: 'slept', files: [], commit: null } },
+        ],
+      ],
+    },
+  });
+
+  it('reuse the server of a clean task; a killed task closes its server and only its tool process dies with it', async () => {
+    const h = await createHarness({
+      config: {
+        servers: fixture,
+        agents: Object.fromEntries(
+          ['planning', 'coding', 'review'].map((role) => [
+            role,
+            { model: 'playbook', tools: { fixture: ['run_node'] } },
+          ]),
+        ),
+      },
+    });
+    const servers = pool(1);
+    const stop = new AbortController();
+    const rings = new Set<() => void>();
+    const common = {
+      loaded: h.loaded,
+      store: h.store,
+      env: process.env,
+      kill: stop.signal,
+      killSignals: {
+        subscribe: (ring: () => void) => {
+          rings.add(ring);
+          return () => rings.delete(ring);
+        },
+      },
+      servers,
+    };
+    const pidOf = async (taskId: string) => {
+      const calls = await h.store.listToolCalls(taskId);
+      expect(calls.map((c) => [c.tool, c.outcome])).toEqual([['run_node', 'ok']]);
+      return Number((calls[0]!.result as { structured: { stdout: string } }).structured.stdout.trim());
+    };
+
+    const one = await runTask({ ...common, task: reportsPid });
+    const two = await runTask({ ...common, task: reportsPid });
+    expect([one.run.status, two.run.status]).toEqual(['succeeded', 'succeeded']);
+    const warm = await pidOf(one.run.id);
+    expect(await pidOf(two.run.id)).toBe(warm);
+    const server = readProc(warm)!;
+
+    const killedId = newTaskId();
+    const killed = runTask({ ...common, task: sleeps, taskId: killedId });
+    const sleeper = await until('the sleeping tool process below the warm server', () =>
+      below(warm).find((p) => p.cmdline.includes('sleeper')),
+    );
+    await h.store.requestKill(killedId, new Date());
+    for (const ring of rings) ring();
+    expect((await killed).run.status).toBe('killed');
+    await gone(sleeper, "the killed task's tool process to go");
+    await gone(server, "the killed task's server to be closed, not handed on");
+    expect(servers.idle()).toBe(0);
+
+    const three = await runTask({ ...common, task: reportsPid });
+    expect(three.run.status).toBe('succeeded');
+    expect(await pidOf(three.run.id)).not.toBe(warm);
+    // Every task took its kill listener off the worker's stop signal when it ended.
+    expect(getEventListeners(stop.signal, 'abort')).toEqual([]);
   });
 });
