@@ -168,7 +168,11 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
       const inside = await Promise.all(
         ids.map(async (id) => (await store.listToolCalls(id)).some((c) => c.tool === 'git_commit')),
       );
-      return inside.every(Boolean) && new Set(owners.map((o) => o?.pid)).size === 3 ? true : undefined;
+      // The commit is recorded before the test run starts: wait for each worker's sleeping test itself.
+      const sleeping = workers.every((w) => below(w.pid).some((p) => p.cmdline.includes('sleep-600')));
+      return inside.every(Boolean) && sleeping && new Set(owners.map((o) => o?.pid)).size === 3
+        ? true
+        : undefined;
     });
     const toolsBefore = workers.flatMap((w) => below(w.pid).filter((p) => p.cmdline.includes('sleep-600')));
     expect(toolsBefore.length).toBeGreaterThanOrEqual(3);
