@@ -118,6 +118,43 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     for (const w of workers) if (w !== holder) w.child.kill('SIGTERM');
   });
 
+  it('one worker with --concurrency 2 runs two tasks at once; killing one leaves the other and its tool process running', async () => {
+    const { h, store, env } = await setup();
+    const worker = startKeel(
+      ['worker', '--id', 'solo', '--quiet', '--heartbeat-ms', '500', '--concurrency', '2'],
+      h.dir,
+      env,
+    );
+    const [a, b] = [await submit(h, env, 'c1', 600), await submit(h, env, 'c2', 600)];
+    const sleeping = (id: string) =>
+      until(`task ${id} to be inside its test run`, async () => {
+        const owner = await store.getOwner(id);
+        const inside = (await store.listToolCalls(id)).some((c) => c.tool === 'git_commit');
+        const sleeper = owner?.serverPids
+          .flatMap((pid) => below(pid))
+          .find((p) => p.cmdline.includes('sleep-600'));
+        return inside && owner !== null && sleeper !== undefined ? { owner, sleeper } : undefined;
+      });
+    const [inA, inB] = [await sleeping(a!), await sleeping(b!)];
+    // Both at once, in the one worker process, each with servers of its own.
+    expect([inA.owner.pid, inB.owner.pid]).toEqual([worker.pid, worker.pid]);
+    expect(inA.owner.serverPids.filter((pid) => inB.owner.serverPids.includes(pid))).toEqual([]);
+
+    const killed = await keel(['kill', a!, '--as', 'ops'], h.dir, env);
+    expect(killed.code).toBe(0);
+    expect((await store.getTask(a!))?.status).toBe('killed');
+    await until("task A's sleeping test to go", () => (present(inA.sleeper) ? undefined : true), 30_000);
+    expect(present(inB.sleeper)).toBe(true);
+    expect((await store.getTask(b!))?.status).toBe('running');
+    expect(worker.child.exitCode).toBe(null);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    expect((await store.getTask(b!))?.status).toBe('killed');
+    await until("task B's sleeping test to go with its worker", () =>
+      present(inB.sleeper) ? undefined : true,
+    );
+  });
+
   it('kill --all with tasks on three workers: every task killed, no tool process left, the workers live on', async () => {
     const { h, store, env } = await setup();
     const workers = startWorkers(h, env, 3);
@@ -131,7 +168,11 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
       const inside = await Promise.all(
         ids.map(async (id) => (await store.listToolCalls(id)).some((c) => c.tool === 'git_commit')),
       );
-      return inside.every(Boolean) && new Set(owners.map((o) => o?.pid)).size === 3 ? true : undefined;
+      // The commit is recorded before the test run starts: wait for each worker's sleeping test itself.
+      const sleeping = workers.every((w) => below(w.pid).some((p) => p.cmdline.includes('sleep-600')));
+      return inside.every(Boolean) && sleeping && new Set(owners.map((o) => o?.pid)).size === 3
+        ? true
+        : undefined;
     });
     const toolsBefore = workers.flatMap((w) => below(w.pid).filter((p) => p.cmdline.includes('sleep-600')));
     expect(toolsBefore.length).toBeGreaterThanOrEqual(3);

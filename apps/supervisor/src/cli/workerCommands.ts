@@ -65,6 +65,11 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
     .option('--concurrency <n>', 'tasks at once', positive('--concurrency'), 1)
     .option('--id <name>', "this worker's name in owner records (default: host:pid)")
     .option(
+      '--fresh-servers',
+      "start each task's servers anew rather than reuse the last task's (for servers that keep state between calls)",
+      false,
+    )
+    .option(
       '--heartbeat-ms <ms>',
       'how often it tells the store it is alive',
       positive('--heartbeat-ms'),
@@ -76,6 +81,7 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
         config?: string;
         concurrency: number;
         id?: string;
+        freshServers: boolean;
         heartbeatMs: number;
         quiet: boolean;
       }) => {
@@ -92,6 +98,7 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
               boss,
               id: opts.id ?? `${(await import('node:os')).hostname()}:${process.pid}`,
               concurrency: opts.concurrency,
+              warmServers: !opts.freshServers,
               heartbeatMs: opts.heartbeatMs,
               reapMs: opts.heartbeatMs,
               log: (line) => ctx.io.stderr.write(`[worker] ${line}\n`),

@@ -5,7 +5,8 @@ import { builtinPrompt } from '../agents/roles.js';
 import type { LoadedConfig } from '../config/load.js';
 import { agentRoles, defaultLimits, type AgentRole, type Limits } from '../config/schema.js';
 import { systemClock, type Clock } from '../limits/budget.js';
-import { connectServers, type CatalogTool, type ConnectedServer } from '../mcp/servers.js';
+import { freshServers, type ServerSource } from '../mcp/pool.js';
+import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
 import type { EventRecord, ModelCallRecord, TaskRecord, TaskStore } from '../store/taskStore.js';
@@ -41,6 +42,8 @@ export interface RunTaskOptions {
   killSignals?: KillSignals;
   /** Set by `keel worker`: its name goes with the task's owner record, refreshed every `heartbeatMs`. */
   worker?: { id: string; heartbeatMs: number };
+  /** Where the task's servers come from: a worker's pool of warm ones; by default, started for the task. */
+  servers?: ServerSource;
 }
 
 /** A process-wide doorbell: `keel kill` rings it (SIGUSR2), each running task checks the store. */
@@ -299,7 +302,8 @@ async function execute(
     if ('builtin' in server && server.builtin === 'test-runner' && task.tests !== null) wanted.add(name);
   if (task.mode === 'single') for (const name of Object.keys(config.servers)) wanted.add(name);
 
-  const servers = await connectServers(config.servers, {
+  const source = options.servers ?? freshServers;
+  const servers = await source.acquire(config.servers, {
     workspace: loaded.workspace,
     stateDir: loaded.stateDir,
     env: options.env,
@@ -319,6 +323,7 @@ async function execute(
   let session: TaskSession | undefined;
   let unsubscribe: (() => void) | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
+  let ended: TaskRunV1['status'] | undefined;
   const flow: FlowResult = { reviews: [], tests: [], deploys: [] };
   try {
     const agents: Partial<Record<AgentRole | 'single', AgentSetup>> = {};
@@ -476,6 +481,7 @@ async function execute(
       outcome: run.outcome,
     });
     await store.updateTask(taskId, { status, endedAt: run.endedAt, run });
+    ended = status;
     rootSpan?.span.setAttribute('keel.task.status', status);
     rootSpan?.end(status === 'succeeded' ? undefined : status);
     return { run, flow };
@@ -484,9 +490,26 @@ async function execute(
     unsubscribe?.();
     await store.setOwner(taskId, null).catch(() => undefined);
     session?.dispose();
-    await Promise.all([...servers.values()].map((s) => s.close().catch(() => undefined)));
+    await source.release(servers, await reusable(store, taskId, session, ended));
     if (rootSpan !== undefined && rootSpan.span.isRecording()) rootSpan.end('aborted');
   }
+}
+
+/**
+ * Whether a task's servers may serve another task: only when it ended on its own, nothing of it was
+ * cancelled mid-call, and no kill was asked for. The kill request is read after the owner record is
+ * cleared: a `keel kill` that still saw this task's server pids (and will reap them) had already
+ * recorded its request, so those servers are closed here, never handed on.
+ */
+async function reusable(
+  store: TaskStore,
+  taskId: string,
+  session: TaskSession | undefined,
+  ended: TaskRunV1['status'] | undefined,
+): Promise<boolean> {
+  if (session === undefined || session.signal.aborted || ended === undefined || ended === 'error')
+    return false;
+  return !(await store.killRequested(taskId).catch(() => true));
 }
 
 /** Later layers override earlier ones, field by field; an absent field keeps the earlier value. */

@@ -135,6 +135,7 @@ export class TaskSession {
   #killedByRequest = false;
   readonly #ownWorktrees: string[] = [];
   readonly #abort = new AbortController();
+  readonly #onKill = () => this.#abort.abort(new Error('killed'));
   #deadlineTimer: NodeJS.Timeout;
   step = 0;
 
@@ -151,9 +152,8 @@ export class TaskSession {
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
     this.loops.observeState(this.stateHash());
-    const onKill = () => this.#abort.abort(new Error('killed'));
-    if (options.kill.aborted) onKill();
-    options.kill.addEventListener('abort', onKill, { once: true });
+    if (options.kill.aborted) this.#onKill();
+    options.kill.addEventListener('abort', this.#onKill, { once: true });
     this.#deadlineTimer = this.#armDeadline();
   }
 
@@ -170,8 +170,10 @@ export class TaskSession {
     return this.#abort.signal;
   }
 
+  /** A worker's stop signal outlives its tasks: each task takes its listener off it when it ends. */
   dispose(): void {
     clearTimeout(this.#deadlineTimer);
+    this.options.kill.removeEventListener('abort', this.#onKill);
   }
 
   /** Why the task's signal fired, as a stop. */

@@ -45,6 +45,8 @@ export interface ConnectedServer {
   ): Promise<ToolResult>;
   /** The last lines the server wrote to stderr, for error reports. */
   stderrTail(): string;
+  /** False once the connection has closed (a stdio server's process exited, or close() was called). */
+  isOpen(): boolean;
   close(): Promise<void>;
 }
 
@@ -72,53 +74,92 @@ function readResult(result: {
   };
 }
 
+/** How a configured server is reached: the process to start, or the URL to call. */
+export type ServerLaunch =
+  | {
+      transport: 'stdio';
+      kind: ConnectedServer['kind'];
+      command: string;
+      args: string[];
+      env: Record<string, string>;
+      cwd: string;
+    }
+  | { transport: 'http'; url: string; headers: Record<string, string> };
+
+export interface ServerOptions {
+  workspace: string;
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+}
+
 /**
- * Connects to one configured server as an MCP client: a Keel server's bin or any command over
- * stdio (started in the workspace, with the task store's server state dir), or a URL over
- * Streamable HTTP. Lists its tools once; the catalogue is fixed for the run.
+ * Resolves a server's config into what starts it: a Keel server's bin or any command over stdio
+ * (started in the workspace, with the task store's server state dir), or a URL over Streamable HTTP.
+ * Two launches that are equal start interchangeable servers.
  */
+export function serverLaunch(name: string, config: ServerConfig, options: ServerOptions): ServerLaunch {
+  if ('url' in config) {
+    const token = config.tokenEnv === undefined ? undefined : options.env[config.tokenEnv];
+    if (config.tokenEnv !== undefined && token === undefined)
+      throw new KeelError('INVALID_ARGUMENT', `servers.${name}.tokenEnv: ${config.tokenEnv} is not set`);
+    return {
+      transport: 'http',
+      url: config.url,
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+    };
+  }
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
+  env['KEEL_STATE_DIR'] ??= path.join(options.stateDir, 'servers');
+  const cwd =
+    'cwd' in config && config.cwd !== undefined
+      ? path.resolve(options.workspace, config.cwd)
+      : options.workspace;
+  if ('builtin' in config)
+    return {
+      transport: 'stdio',
+      kind: config.builtin,
+      command: process.execPath,
+      args: [builtinBinPath(config.builtin), ...config.args],
+      env: { ...env, ...config.env },
+      cwd,
+    };
+  return {
+    transport: 'stdio',
+    kind: 'external',
+    command: config.command,
+    args: config.args,
+    env: { ...env, ...config.env },
+    cwd,
+  };
+}
+
+/** Connects to one configured server as an MCP client. Lists its tools once; the catalogue is fixed for the run. */
 export async function connectServer(
   name: string,
   config: ServerConfig,
-  options: { workspace: string; stateDir: string; env: NodeJS.ProcessEnv },
+  options: ServerOptions,
 ): Promise<ConnectedServer> {
+  return connectLaunch(name, serverLaunch(name, config, options));
+}
+
+/** Connects to a server by its resolved launch (see `serverLaunch`). */
+export async function connectLaunch(name: string, launch: ServerLaunch): Promise<ConnectedServer> {
   const client = new Client({ name: 'keel-supervisor', version: '0.1.0' });
   let stderr = '';
   let pid: number | undefined;
-  let kind: ConnectedServer['kind'] = 'external';
+  let open = true;
   try {
-    if ('url' in config) {
-      const token = config.tokenEnv === undefined ? undefined : options.env[config.tokenEnv];
-      if (config.tokenEnv !== undefined && token === undefined)
-        throw new KeelError('INVALID_ARGUMENT', `servers.${name}.tokenEnv: ${config.tokenEnv} is not set`);
+    if (launch.transport === 'http') {
       await client.connect(
-        new StreamableHTTPClientTransport(
-          new URL(config.url),
-          token === undefined ? {} : { requestInit: { headers: { authorization: `Bearer ${token}` } } },
-        ),
+        new StreamableHTTPClientTransport(new URL(launch.url), { requestInit: { headers: launch.headers } }),
       );
     } else {
-      let command: string;
-      let args: string[];
-      if ('builtin' in config) {
-        kind = config.builtin;
-        command = process.execPath;
-        args = [builtinBinPath(config.builtin), ...config.args];
-      } else {
-        command = config.command;
-        args = config.args;
-      }
-      const env: Record<string, string> = {};
-      for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
-      env['KEEL_STATE_DIR'] ??= path.join(options.stateDir, 'servers');
       const transport = new StdioClientTransport({
-        command,
-        args,
-        env: { ...env, ...config.env },
-        cwd:
-          'cwd' in config && config.cwd !== undefined
-            ? path.resolve(options.workspace, config.cwd)
-            : options.workspace,
+        command: launch.command,
+        args: launch.args,
+        env: launch.env,
+        cwd: launch.cwd,
         stderr: 'pipe',
       });
       transport.stderr?.on('data', (chunk: Buffer) => {
@@ -138,6 +179,9 @@ export async function connectServer(
           : `its stderr ends with:\n${stderr.trim().slice(-2000)}`,
     });
   }
+  client.onclose = () => {
+    open = false;
+  };
   const listed = await client.listTools();
   const tools: CatalogTool[] = listed.tools.map((tool) => ({
     server: name,
@@ -149,7 +193,7 @@ export async function connectServer(
   const info = client.getServerVersion();
   return {
     name,
-    kind,
+    kind: launch.transport === 'http' ? 'external' : launch.kind,
     version: `${info?.name ?? name}@${info?.version ?? 'unknown'}`,
     tools,
     toolListHash: sha256Hex(canonicalJson(listed.tools)),
@@ -163,6 +207,7 @@ export async function connectServer(
       return readResult(result as Parameters<typeof readResult>[0]);
     },
     stderrTail: () => stderr,
+    isOpen: () => open,
     close: () => client.close(),
   };
 }
@@ -170,7 +215,7 @@ export async function connectServer(
 /** Every configured server, connected; closes those already started if one fails. */
 export async function connectServers(
   configs: Record<string, ServerConfig>,
-  options: { workspace: string; stateDir: string; env: NodeJS.ProcessEnv; only?: ReadonlySet<string> },
+  options: ServerOptions & { only?: ReadonlySet<string> },
 ): Promise<Map<string, ConnectedServer>> {
   const connected = new Map<string, ConnectedServer>();
   try {

@@ -5,6 +5,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { isStale } from '../control/kill.js';
 import { isSameProcess, processStartTime } from '../control/processes.js';
 import { resumeTask, runTask, type KillSignals, type RunTaskOptions } from '../engine/runTask.js';
+import { createServerPool, freshServers } from '../mcp/pool.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { parseTaskFile } from '../task/taskFile.js';
 
@@ -52,6 +53,11 @@ export interface WorkerOptions extends Pick<RunTaskOptions, 'env' | 'tracer' | '
   id: string;
   /** Tasks this worker runs at once. */
   concurrency: number;
+  /**
+   * Whether a task's servers, when it ends cleanly, stay up for the worker's next task with the same
+   * launch, instead of a process start per server per task. Off for servers that keep state between calls.
+   */
+  warmServers: boolean;
   heartbeatMs: number;
   /** How often it looks for tasks whose worker died. */
   reapMs: number;
@@ -79,6 +85,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     for (const ring of rings) ring();
   });
   const running = new Set<Promise<unknown>>();
+  const pool = options.warmServers ? createServerPool({ maxIdle: options.concurrency }) : undefined;
   const handle = async (job: TaskJob) => {
     const task = await store.getTask(job.taskId);
     if (task === undefined) return log(`job for unknown task ${job.taskId}: dropped`);
@@ -90,6 +97,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       kill: options.stop,
       killSignals,
       worker: { id: options.id, heartbeatMs: options.heartbeatMs },
+      servers: pool ?? freshServers,
       ...(options.progress === undefined ? {} : { progress: options.progress }),
     };
     if (job.action === 'run' && task.status === 'queued') {
@@ -145,6 +153,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   clearInterval(reaper);
   await boss.offWork(taskQueue);
   await Promise.allSettled(running);
+  await pool?.close();
   await unlisten?.();
 }
 

@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync, chownSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, chownSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -73,8 +74,16 @@ async function freshDatabase(url, name) {
 
 /** Each model call answers in a fixed 300 ms: a task bound by model latency, as real ones are. */
 const latencyMs = 300;
+/** Marks the kill measurement's task, and the tool process it leaves sleeping. */
+const sleeperMark = 'bench-sleeper';
 const script = ({ body }) => {
   const turns = body.messages.filter((m) => m.role === 'assistant').length;
+  if (JSON.stringify(body.messages).includes(sleeperMark))
+    return {
+      toolCalls: [
+        { name: 'run_node', arguments: { script: `setTimeout(() => {}, 600000) // ${sleeperMark}` } },
+      ],
+    };
   return turns < 3
     ? { delayMs: latencyMs, toolCalls: [{ name: 'echo', arguments: { text: `turn ${turns}` } }] }
     : {
@@ -87,6 +96,36 @@ const script = ({ body }) => {
         ],
       };
 };
+
+/** Every process as /proc shows it: parent, CPU seconds (its own, and its reaped children's), command line. */
+function processes() {
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      out.push({ pid: Number(name), ppid: Number(f[1]), ticks: f.slice(11, 15).map(Number), cmdline });
+    } catch {
+      // Gone while read.
+    }
+  }
+  return out;
+}
+
+/** `root` and every process below it. */
+function tree(root, all = processes()) {
+  const found = all.filter((p) => p.pid === root);
+  for (let i = 0; i < found.length; i++) found.push(...all.filter((p) => p.ppid === found[i].pid));
+  return found;
+}
+
+/** CPU seconds a worker has used, with its servers and tool processes, live or ended. */
+function cpuSeconds(root) {
+  const ticksPerSecond = 100;
+  return tree(root).reduce((sum, p) => sum + p.ticks.reduce((a, b) => a + b, 0), 0) / ticksPerSecond;
+}
 
 function writeProject(dir, chatUrl) {
   const ws = path.join(dir, 'ws');
@@ -125,7 +164,36 @@ function writeProject(dir, chatUrl) {
       deploy: null,
     }),
   );
+  writeFileSync(
+    path.join(dir, 'sleep.json'),
+    JSON.stringify({
+      type: 'scale',
+      title: 'sleep in a tool process',
+      description: sleeperMark,
+      mode: 'single',
+      tests: null,
+      deploy: null,
+    }),
+  );
 }
+
+const startWorkers = (n, dir, env) =>
+  Array.from({ length: n }, (_, i) =>
+    spawn(process.execPath, [keelBin, 'worker', '--config', 'keel.config.json', '--quiet', '--id', `w${i}`], {
+      cwd: dir,
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+    }),
+  );
+
+const stopWorkers = (procs) =>
+  Promise.all(
+    procs.map((p) => {
+      const exited = new Promise((resolve) => (p.exitCode !== null ? resolve() : p.once('exit', resolve)));
+      p.kill('SIGTERM');
+      return exited;
+    }),
+  );
 
 const keel = (args, cwd, env) =>
   new Promise((resolve) => {
@@ -138,9 +206,58 @@ const keel = (args, cwd, env) =>
     child.on('close', (code) => resolve({ code, out }));
   });
 
+/** Minutes from the first task's start (recorded once its servers are up) to the last task's end. */
+async function runningMinutes(store) {
+  const tasks = await store.listTasks({ limit: 1000 });
+  const starts = await Promise.all(
+    tasks.map(async (task) => (await store.listEvents(task.id)).find((e) => e.type === 'task_started')),
+  );
+  const first = Math.min(...starts.map((event) => Date.parse(event.at)));
+  const last = Math.max(...tasks.map((task) => Date.parse(task.endedAt)));
+  return (last - first) / 60_000;
+}
+
 /**
- * Tasks per minute with 1, 2 and 4 `keel worker` processes on one PostgreSQL store, each task four
- * model calls of 300 ms and three tool calls; and `keel kill --all` across three workers.
+ * `keel kill --all` with a task on each of three workers, each inside a tool call whose process
+ * sleeps: milliseconds from running the command until every task is recorded `killed` and no
+ * sleeping tool process is left.
+ */
+async function killAcrossWorkers(serverUrl, chatUrl, workDir) {
+  const dir = mkdtempSync(path.join(workDir, 'kill-'));
+  writeProject(dir, chatUrl);
+  const url = await freshDatabase(serverUrl, 'keel_scale_kill');
+  const env = { KEEL_DATABASE_URL: url };
+  const store = await createPostgresTaskStore(url);
+  const procs = startWorkers(3, dir, env);
+  try {
+    await Promise.all([0, 1, 2].map(() => keel(['submit', 'sleep.json'], dir, env)));
+    const sleepers = () =>
+      procs.map((w) => tree(w.pid).filter((p) => p.pid !== w.pid && p.cmdline.includes(sleeperMark)));
+    for (let i = 0; ; i++) {
+      if (sleepers().every((list) => list.length > 0)) break;
+      if (i > 1200) throw new Error('the three workers never each held a sleeping tool process');
+      await sleep(50);
+    }
+    const started = performance.now();
+    await keel(['kill', '--all', '--as', 'bench'], dir, env);
+    for (;;) {
+      const open = await Promise.all(
+        ['queued', 'running'].map((status) => store.listTasks({ status, limit: 10 })),
+      );
+      if (open.flat().length === 0 && sleepers().flat().length === 0) break;
+      await sleep(10);
+    }
+    return performance.now() - started;
+  } finally {
+    await stopWorkers(procs);
+    await store.close();
+  }
+}
+
+/**
+ * Keyed claim + complete per second on the kit's PostgreSQL store against its SQLite store; tasks per
+ * minute with 1, 2 and 4 `keel worker` processes on one PostgreSQL store, each task four model calls
+ * of 300 ms and three tool calls; and `keel kill --all` across three workers.
  */
 export async function run({ log, workDir }) {
   const server = await postgres(workDir, log);
@@ -156,6 +273,9 @@ export async function run({ log, workDir }) {
     );
     const tasksPerRun = 24;
     const rates = {};
+    const running = {};
+    const cpu = {};
+    const load = {};
     for (const workers of [1, 2, 4]) {
       const dir = mkdtempSync(path.join(workDir, `w${workers}-`));
       writeProject(dir, chat.url);
@@ -167,14 +287,9 @@ export async function run({ log, workDir }) {
           Array.from({ length: Math.min(4, tasksPerRun - i) }, () => keel(['submit', 'task.json'], dir, env)),
         );
       const store = await createPostgresTaskStore(url);
+      load[workers] = loadavg()[0];
       const started = performance.now();
-      const procs = Array.from({ length: workers }, (_, i) =>
-        spawn(
-          process.execPath,
-          [keelBin, 'worker', '--config', 'keel.config.json', '--quiet', '--id', `w${i}`],
-          { cwd: dir, env: { ...process.env, ...env }, stdio: 'ignore' },
-        ),
-      );
+      const procs = startWorkers(workers, dir, env);
       for (;;) {
         const done = await store.listTasks({ status: 'succeeded', limit: 1000 });
         if (done.length >= tasksPerRun) break;
@@ -182,10 +297,15 @@ export async function run({ log, workDir }) {
       }
       const minutes = (performance.now() - started) / 60_000;
       rates[workers] = tasksPerRun / minutes;
-      log(`${workers} worker(s): ${rates[workers].toFixed(1)} tasks/min`);
-      for (const p of procs) p.kill('SIGTERM');
+      running[workers] = tasksPerRun / (await runningMinutes(store));
+      cpu[workers] = procs.reduce((sum, p) => sum + cpuSeconds(p.pid), 0) / tasksPerRun;
+      log(
+        `${workers} worker(s): ${rates[workers].toFixed(1)} tasks/min (${running[workers].toFixed(1)} from the first task started), ${cpu[workers].toFixed(3)} CPU s per task (workers and their servers, start-up included)`,
+      );
+      await stopWorkers(procs);
       await store.close();
     }
+    const cores = availableParallelism();
     for (const workers of [2, 4])
       rows.push({
         name: `tasks per minute, ${workers} workers / 1 worker (task bound by ${latencyMs} ms model calls)`,
@@ -194,8 +314,19 @@ export async function run({ log, workDir }) {
         unit: 'tasks/min',
         ratio: rates[workers] / rates[1],
         target: workers === 2 ? '≥ 1.8' : '≥ 3.2',
-        note: `${tasksPerRun} queued tasks, timed from starting the workers (their start-up included) until all succeeded; load average ${(await import('node:os')).loadavg()[0].toFixed(1)}`,
+        note: `${tasksPerRun} queued tasks, timed from starting the workers (their start-up included) until all succeeded; from the first task started instead (worker start-up left out): ${running[workers].toFixed(1)} / ${running[1].toFixed(1)} tasks/min = ${(running[workers] / running[1]).toFixed(3)}; CPU s per task ${cpu[1].toFixed(3)} (1 worker), ${cpu[workers].toFixed(3)} (${workers}): ${cores} cores would run at most ${((cores / cpu[workers]) * 60).toFixed(0)} tasks/min; load average ${load[1].toFixed(1)} / ${load[workers].toFixed(1)} at the start`,
       });
+    const killMs = await killAcrossWorkers(server.url, chat.url, workDir);
+    log(`kill --all across three workers: ${killMs.toFixed(0)} ms until every task stopped`);
+    rows.push({
+      name: 'keel kill --all, a task in a sleeping tool process on each of three workers',
+      keel: killMs,
+      reference: 1000,
+      unit: 'ms',
+      ratio: killMs / 1000,
+      target: 'report (the kill switch: 1 s)',
+      note: 'from running keel kill --all (its own start-up included) until every task is killed and no sleeping tool process is left',
+    });
   } finally {
     await chat.close();
     await server.stop();
