@@ -1,4 +1,6 @@
-import { writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createGitRepo } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
@@ -36,7 +38,10 @@ describe('a repository in the middle of a conflicted merge', () => {
     const client = await startGit('v1', [repo.dir]);
     const page = await callOk(client, 'git_log', { limit: 1 });
     const cursor = page['truncated'].nextCursor as string;
-    expect((await callError(client, 'git_log', { limit: 1, cursor: `${cursor.slice(0, -2)}xx` })).code).toBe(
+    // One character in the middle changed (its six bits all count, unlike a padded last character).
+    const at = Math.floor(cursor.length / 2);
+    const tampered = `${cursor.slice(0, at)}${cursor[at] === 'A' ? 'B' : 'A'}${cursor.slice(at + 1)}`;
+    expect((await callError(client, 'git_log', { limit: 1, cursor: tampered })).code).toBe(
       'INVALID_ARGUMENT',
     );
     expect((await callError(client, 'git_log', { limit: 1, cursor, author: 'x' })).code).toBe(
@@ -100,5 +105,50 @@ describe('a repository in the middle of a conflicted merge', () => {
       code: 'UNAVAILABLE',
       retryable: true,
     });
+  });
+});
+
+describe('a lock file left by a killed git', () => {
+  async function stagedRepo() {
+    const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
+    await repo.write('b.txt', 'b\n');
+    await repo.git(['add', 'b.txt']);
+    const lock = path.join(repo.dir, '.git', 'index.lock');
+    await writeFile(lock, '');
+    // Written a minute ago: past the moment a live lock may sit closed before its rename.
+    const past = new Date(Date.now() - 60_000);
+    await utimes(lock, past, past);
+    return { repo, lock };
+  }
+
+  it('is removed when nothing holds it open, and the write goes through', async () => {
+    const { repo, lock } = await stagedRepo();
+    const client = await startGit('v2', [repo.dir]);
+    const commit = await callOk(client, 'git_commit', { message: 'Add b' });
+    expect(commit['subject']).toBe('Add b');
+    expect((await repo.git(['log', '--format=%s'])).trim().split('\n')).toEqual(['Add b', 'initial']);
+    await expect(stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('is left alone while a process holds it open: the write is refused as retryable', async () => {
+    const { repo, lock } = await stagedRepo();
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('fs').openSync(${JSON.stringify(lock)}, 'r'); process.stdout.write('open'); setInterval(() => {}, 1000)`,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    try {
+      await once(holder.stdout!, 'data');
+      const client = await startGit('v2', [repo.dir]);
+      const refused = await callError(client, 'git_commit', { message: 'Add b' });
+      expect([refused.code, refused.retryable]).toEqual(['UNAVAILABLE', true]);
+      expect((await stat(lock)).isFile()).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+      await once(holder, 'exit');
+    }
   });
 });

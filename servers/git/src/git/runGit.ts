@@ -1,3 +1,4 @@
+import { readdir, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, type Outcome, type ToolContext } from '@keel/kit';
 import type { ResolvedGitOptions } from './options.js';
@@ -129,6 +130,68 @@ export type GitRunner = Pick<ToolContext, 'run' | 'jail'>;
 
 /** Runs git with the hardening config and environment, through the kit's process runner (no shell). */
 export async function runGit(ctx: GitRunner, options: ResolvedGitOptions, call: GitCall): Promise<GitResult> {
+  const result = await runGitOnce(ctx, options, call);
+  // A lock file left by a git that was killed (a crashed server or supervisor) blocks every later
+  // write until someone removes it. When nothing holds it open, it is stale: remove it and run again
+  // (git takes its locks before it changes anything, so the failed run did nothing).
+  if (result.exitCode !== 0) {
+    const stale = await staleLockIn(result.stderr, ctx.jail.roots);
+    if (stale !== undefined) {
+      await rm(stale, { force: true });
+      return runGitOnce(ctx, options, call);
+    }
+  }
+  return result;
+}
+
+const lockMessage = /Unable to create '([^']+\.lock)': File exists/;
+/** Lock files younger than this may be between git's close and rename of a live lock: never touched. */
+const staleAfterMs = 2_000;
+
+/**
+ * The lock file git's message names, if it is stale: inside the roots, older than a moment, and held
+ * open by no process this user can see (git keeps a lock open from creating it until it renames it).
+ */
+async function staleLockIn(stderr: string, roots: readonly string[]): Promise<string | undefined> {
+  const named = lockMessage.exec(stderr)?.[1];
+  if (named === undefined || !roots.some((root) => named.startsWith(`${root}${path.sep}`))) return undefined;
+  let age: number;
+  try {
+    age = Date.now() - (await stat(named)).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  if (age < staleAfterMs || (await heldOpen(named))) return undefined;
+  return named;
+}
+
+/** Whether any process has `file` open (Linux /proc; elsewhere: assume it does, and touch nothing). */
+async function heldOpen(file: string): Promise<boolean> {
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return true;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = await readdir(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if ((await readlink(`/proc/${pid}/fd/${fd}`)) === file) return true;
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  }
+  return false;
+}
+
+async function runGitOnce(ctx: GitRunner, options: ResolvedGitOptions, call: GitCall): Promise<GitResult> {
   const args = [
     ...hardeningArgs(options),
     ...(call.overrides ?? []).flatMap((pair) => ['-c', pair]),
@@ -195,7 +258,7 @@ export function gitFailure(
   const text = result.stderr.toLowerCase();
   if (/index\.lock|\.lock': file exists|cannot lock ref/.test(text)) {
     return fail('UNAVAILABLE', message, {
-      hint: 'Another git process holds a lock on this repository; retry shortly. A stale .lock file left by a crashed git must be removed by hand.',
+      hint: 'Another git process holds a lock on this repository; retry shortly. (A lock left by a killed git is removed by itself once nothing holds it open.)',
       retryable: true,
     });
   }
