@@ -1,3 +1,4 @@
+import { providerSafeSchema } from '../src/models/toolSchema.js';
 import { KeelError } from '@keel/kit';
 import {
   loopReplies,
@@ -492,5 +493,62 @@ describe('script helpers', () => {
     const reply = await model(server).generate(request({ maxTokens: 200 }), context);
 
     expect(reply.usage).toEqual({ inputTokens: 1, outputTokens: 250 });
+  });
+});
+
+describe('tool schemas a provider would refuse', () => {
+  const search = {
+    name: 'search',
+    description: 'Searches by text or by id.',
+    inputSchema: {
+      type: 'object',
+      description: 'What to find.',
+      properties: { limit: { type: 'integer' } },
+      oneOf: [
+        { properties: { text: { type: 'string' } }, required: ['text'] },
+        { properties: { id: { type: 'string' }, text: { type: 'number' } }, required: ['id'] },
+      ],
+    },
+  };
+
+  it('reach Anthropic as one object schema, the alternatives named in its description', async () => {
+    const server = await serve([{ text: 'ok' }]);
+    await createAnthropicModel({ baseURL: server.url, model: 'claude-test', apiKey: 'k' }).generate(
+      request({ messages: [{ role: 'user', content: 'go' }], tools: [readFile, search] }),
+      context,
+    );
+    expect(server.requests[0]?.body.tools).toEqual([
+      { name: 'read_file', description: readFile.description, input_schema: readFile.inputSchema },
+      {
+        name: 'search',
+        description: 'Searches by text or by id.',
+        input_schema: {
+          type: 'object',
+          description: 'What to find.\nExactly one of these argument sets: text; id.',
+          properties: { limit: { type: 'integer' }, text: { type: 'string' }, id: { type: 'string' } },
+        },
+      },
+    ]);
+  });
+
+  it('keep what every alternative requires, and allOf’s requirements', () => {
+    expect(
+      providerSafeSchema({
+        type: 'object',
+        required: ['repo'],
+        anyOf: [
+          { properties: { a: {}, b: {} }, required: ['a', 'b'] },
+          { properties: { a: {} }, required: ['a'] },
+        ],
+        allOf: [{ properties: { c: {} }, required: ['c'] }],
+      }),
+    ).toEqual({
+      type: 'object',
+      required: ['repo', 'a', 'c'],
+      properties: { a: {}, b: {}, c: {} },
+      description: 'At least one of these argument sets: a + b; a.',
+    });
+    const plain = { type: 'object', properties: { x: {} } };
+    expect(providerSafeSchema(plain)).toBe(plain);
   });
 });

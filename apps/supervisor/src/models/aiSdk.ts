@@ -12,6 +12,7 @@ import {
   type ToolSet,
 } from 'ai';
 import type { FinishReason, ModelMessage, ModelReply, ModelRequest, ModelToolDefinition } from './model.js';
+import { providerSafeSchema } from './toolSchema.js';
 
 export interface AiSdkCall {
   /** Our provider name, used in error messages (`openai-compatible`, `anthropic`). */
@@ -101,7 +102,7 @@ function toSdkTools(tools: ModelToolDefinition[]): ToolSet {
   for (const definition of tools) {
     set[definition.name] = tool({
       description: definition.description,
-      inputSchema: jsonSchema(definition.inputSchema as JSONSchema7),
+      inputSchema: jsonSchema(providerSafeSchema(definition.inputSchema) as JSONSchema7),
     });
   }
   return set;
