@@ -81,16 +81,22 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
 
     await page.getByTestId('who').fill('Ada Lovelace');
     // A limit cannot be raised to nothing: refused with the way out, and nothing is decided.
-    await card.getByTestId('steps').fill('0');
+    await card.getByTestId('raise').fill('steps:20');
     await card.getByTestId('continue').click();
     await page.locator('[data-testid="notice"].bad').waitFor();
+    expect(await page.getByTestId('notice').textContent()).toBe(
+      "'steps:20': raise limits as NAME=NUMBER, e.g. steps=80 toolCalls=300",
+    );
+    await card.getByTestId('raise').fill('steps=0');
+    await card.getByTestId('continue').click();
+    await page.getByTestId('notice').filter({ hasText: 'raise.steps' }).waitFor();
     expect(await page.getByTestId('notice').textContent()).toBe(
       'raise.steps: Too small: expected number to be >0 — send {"by": "your name", "raise": {"LIMIT": NUMBER}, "hint": "a message for the agent"}; limits: steps, tokens, wallClockMs, toolCalls, costUsd, reviewRounds, testRounds, contractRetries',
     );
     expect((await h.store.getApproval(escalation.id))?.status).toBe('pending');
 
     const hint = 'README.md will not change; hand in an empty change.';
-    await card.getByTestId('steps').fill('20');
+    await card.getByTestId('raise').fill('steps=20, toolCalls=250');
     await card.getByTestId('reason').fill(hint);
     await card.getByTestId('continue').click();
     await page.getByText(`continuing ${run.id}`).waitFor();
@@ -115,7 +121,7 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
       approval: escalation.id,
       by: 'Ada Lovelace',
       action: 'continue',
-      raise: { steps: 20 },
+      raise: { steps: 20, toolCalls: 250 },
       hint,
     };
     expect(

@@ -24,6 +24,21 @@ async function act(path: string, body: Record<string, unknown>, done: string): P
   }
 }
 
+/**
+ * `steps=80 toolCalls=300` (spaces or commas between) as `{ steps: 80, toolCalls: 300 }`; the server
+ * checks the names and values and answers a mistake with the list of limits.
+ */
+export function parseRaise(text: string): Record<string, number> {
+  const raise: Record<string, number> = {};
+  for (const part of text.split(/[\s,]+/).filter((p) => p !== '')) {
+    const match = /^([A-Za-z]+)=(-?\d+(?:\.\d+)?)$/.exec(part);
+    if (match === null)
+      throw new Error(`'${part}': raise limits as NAME=NUMBER, e.g. steps=80 toolCalls=300`);
+    raise[match[1]!] = Number(match[2]);
+  }
+  return raise;
+}
+
 function card(a: Approval): HTMLElement {
   const pending = a.status === 'pending';
   const id = encodeURIComponent(a.id);
@@ -39,10 +54,7 @@ function card(a: Approval): HTMLElement {
       { by: who(true), reason: value(`reason:${a.id}`) },
       `denied ${a.id}; task ${a.taskId} ended`,
     );
-  const raise = () => {
-    const steps = value(`steps:${a.id}`);
-    return steps === '' ? {} : { steps: Number(steps) };
-  };
+  const raise = () => parseRaise(value(`raise:${a.id}`));
   const cont = () =>
     void act(
       `/api/escalations/${id}/continue`,
@@ -100,7 +112,9 @@ function card(a: Approval): HTMLElement {
             a.kind === 'tool' ? 'Reason' : 'Reason or hint',
             'recorded in the audit log',
           ),
-          a.kind === 'escalation' ? field(`steps:${a.id}`, 'Raise steps to', 'e.g. 80') : null,
+          a.kind === 'escalation'
+            ? field(`raise:${a.id}`, 'Raise limits to', 'e.g. steps=80 toolCalls=300')
+            : null,
           a.kind === 'tool'
             ? [
                 h(
