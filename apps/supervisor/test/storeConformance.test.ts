@@ -255,6 +255,8 @@ for (const backend of backends) {
         await ended('a-3', 'bugfix', 'succeeded', '2026-11-30T00:00:03.000Z', 2500, 30);
         await ended('b-1', 'docs', 'limit', '2026-11-30T00:00:04.000Z', 4000, 5);
         await ended('w-1', 'docs', 'waiting', '2026-11-30T00:00:05.000Z', 1, 99);
+        // Escalated: waits for a person to continue or abort, so it has not ended either.
+        await ended('e-1', 'docs', 'escalated', '2026-11-30T00:00:05.500Z', 1, 77);
         await s.createTask(task('r-1', '2026-11-30T00:00:06.000Z'));
         const rows = (await s.listTaskSummaries()).sort((x, y) => x.taskId.localeCompare(y.taskId));
         expect(

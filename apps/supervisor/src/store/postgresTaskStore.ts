@@ -582,7 +582,7 @@ const latencySql = `round(EXTRACT(EPOCH FROM (ended_at::timestamptz - created_at
 
 /** Ended tasks (not running, not waiting for a person) with a run record, filtered. */
 function summaryWhere(filter: TaskSummaryFilter): { sql: string; values: string[] } {
-  const where = ['run IS NOT NULL', "status NOT IN ('running', 'waiting')"];
+  const where = ['run IS NOT NULL', "status NOT IN ('queued', 'running', 'waiting', 'escalated')"];
   const values: string[] = [];
   for (const [column, op, value] of [
     ['type', '=', filter.type],

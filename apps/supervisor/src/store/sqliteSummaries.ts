@@ -73,8 +73,8 @@ interface SummaryRow {
 }
 
 function whereOf(filter: TaskSummaryFilter): { sql: string; values: string[] } {
-  // A task still running or waiting for a person has not ended: it counts once it does.
-  const where = ["status NOT IN ('running', 'waiting')"];
+  // A task queued, running, or waiting for a person (an approval, an escalation) has not ended: it counts once it does.
+  const where = ["status NOT IN ('queued', 'running', 'waiting', 'escalated')"];
   const values: string[] = [];
   if (filter.type !== undefined) {
     where.push('type = ?');
