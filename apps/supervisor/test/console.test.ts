@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
+import pg from 'pg';
 import { stringify } from 'yaml';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -11,10 +12,12 @@ import { tempDir } from '@keel/testing';
 import { loadConfig } from '../src/config/load.js';
 import { buildTrace, type TraceSpan } from '../src/console/trace.js';
 import type { StatsReport } from '../src/observe/stats.js';
+import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
 import { haveChromium, launchBrowser, openPage as openBrowserPage, shoot } from './consoleBrowser.js';
 import { createHarness } from './helpers.js';
+import { freshDatabase, testDatabaseUrl } from './postgres.js';
 
 const keelBin = new URL('../dist/bin.js', import.meta.url).pathname;
 
@@ -52,8 +55,8 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 }
 
 /** `keel console --port 0` in a demo or harness directory; its URL once it listens. */
-async function startConsole(cwd: string): Promise<{ url: string; proc: Keel }> {
-  const proc = keel(['console', '--port', '0'], cwd);
+async function startConsole(cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ url: string; proc: Keel }> {
+  const proc = keel(['console', '--port', '0'], cwd, env);
   const url = await until('the console to listen', () => /keel console on (\S+)/.exec(proc.stdout())?.[1]);
   return { url, proc };
 }
@@ -64,16 +67,21 @@ async function stop(proc: Keel): Promise<void> {
 }
 
 /** A demo project stopped at its production approval: its dir, store and the waiting task. */
-async function demo() {
+/** `keel demo` stopped at its production approval; on the PostgreSQL store `databaseUrl` names, if given. */
+async function demo(databaseUrl?: string) {
   const dir = path.join(await tempDir('keel-console-'), 'demo');
-  const run = keel(['demo', '--dir', dir, '-q'], path.dirname(dir));
+  const env = databaseUrl === undefined ? {} : { KEEL_DATABASE_URL: databaseUrl };
+  const run = keel(['demo', '--dir', dir, '-q'], path.dirname(dir), env);
   expect(await run.exited).toEqual({ code: 0, signal: null });
-  const store = createSqliteTaskStore(loadConfig(path.join(dir, 'keel.config.yaml')).stateDir);
+  const store =
+    databaseUrl === undefined
+      ? createSqliteTaskStore(loadConfig(path.join(dir, 'keel.config.yaml')).stateDir)
+      : await createPostgresTaskStore(databaseUrl);
   onTestFinished(() => store.close());
   const [task] = await store.listTasks();
   const [approval] = await store.listApprovals({ status: 'pending' });
   expect([task?.status, approval?.tool]).toEqual(['waiting', 'apply_deploy']);
-  return { dir, store, taskId: task!.id, approvalId: approval!.id };
+  return { dir, env, store, taskId: task!.id, approvalId: approval!.id };
 }
 
 /** Preorder: the order the waterfall lists spans in. */
@@ -232,9 +240,10 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     await shoot(page, 'run', '[data-testid="span"]');
   });
 
-  it('approving the waiting production deploy in the browser resumes the task to its end, and the approver is in the audit log', async () => {
-    const d = await demo();
-    const { url, proc } = await startConsole(d.dir);
+  /** The demo's production approval, given in the browser; the task finishes in the console's process. */
+  async function approveInBrowser(databaseUrl?: string) {
+    const d = await demo(databaseUrl);
+    const { url, proc } = await startConsole(d.dir, d.env);
     onTestFinished(() => stop(proc));
     const page = await openPage(`${url}#/approvals`);
     const card = page.locator(`[data-testid="approval"][data-approval="${d.approvalId}"]`);
@@ -264,11 +273,43 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     expect(events.filter((e) => e.type === 'approval_granted').map((e) => e.data)).toEqual([
       { approval: d.approvalId, tool: 'apply_deploy', by: 'Ada Lovelace', reason: 'release window open' },
     ]);
-    expect((await d.store.getTask(d.taskId))?.status).toBe('succeeded');
-    expect((await d.store.getApproval(d.approvalId))?.status).toBe('consumed');
-    expect(existsSync(path.join(d.dir, 'deploys', 'production', 'current', 'math.js'))).toBe(true);
-    expect((await d.store.verifyEvents()).ok).toBe(true);
+    return {
+      task: (await d.store.getTask(d.taskId))?.status,
+      approval: (await d.store.getApproval(d.approvalId))?.status,
+      productionLive: existsSync(path.join(d.dir, 'deploys', 'production', 'current', 'math.js')),
+      eventChain: (await d.store.verifyEvents()).ok,
+    };
+  }
+
+  const finishedInBrowser = {
+    task: 'succeeded',
+    approval: 'consumed',
+    productionLive: true,
+    eventChain: true,
+  };
+
+  it('approving the waiting production deploy in the browser resumes the task to its end, and the approver is in the audit log', async () => {
+    expect(await approveInBrowser()).toEqual(finishedInBrowser);
   });
+
+  it.skipIf(testDatabaseUrl === undefined)(
+    `the same on the PostgreSQL store, which the console, the task and its servers share${testDatabaseUrl === undefined ? ' (skipped: KEEL_TEST_DATABASE_URL is not set)' : ''}`,
+    async () => {
+      const url = await freshDatabase('keel_console');
+      expect(await approveInBrowser(url)).toEqual(finishedInBrowser);
+      // The deploy server's audit log is in the same database: staging, then production, each deployed once.
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const rows = await client.query<{ tool: string; outcome: string }>(
+        "SELECT tool, outcome FROM keel_audit_log WHERE tool = 'apply_deploy' ORDER BY seq",
+      );
+      await client.end();
+      expect(rows.rows).toEqual([
+        { tool: 'apply_deploy', outcome: 'ok' },
+        { tool: 'apply_deploy', outcome: 'ok' },
+      ]);
+    },
+  );
 
   it('killing a running task from the browser ends it killed with no process left behind', async () => {
     const tools = { tests: ['run_tests'] };
