@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { canonicalJson } from '@keel/kit';
+import { transaction } from '@keel/kit/postgres';
 import type {
   ApprovalRecord,
   ChainVerification,
@@ -123,20 +124,7 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
     throw error;
   }
   const q = async (sql: string, values: unknown[] = []) => (await pool.query(sql, values)).rows as Row[];
-  const tx = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  };
+  const tx = <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => transaction(pool, fn);
 
   return {
     async createTask(task) {
