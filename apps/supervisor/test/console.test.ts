@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -18,6 +18,7 @@ import type { TaskStore } from '../src/store/taskStore.js';
 import { haveChromium, launchBrowser, openPage as openBrowserPage, shoot } from './consoleBrowser.js';
 import { createHarness } from './helpers.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
+import { below, running } from './processes.js';
 
 const keelBin = new URL('../dist/bin.js', import.meta.url).pathname;
 
@@ -93,33 +94,6 @@ const flatten = (span: TraceSpan): Array<[string, string]> => [
 let browser: Browser;
 
 const openPage = (url: string) => openBrowserPage(browser, url);
-
-/** Processes in /proc whose parent chain reaches `root`. */
-function below(root: number): Array<{ pid: number; cmdline: string }> {
-  const procs = readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .flatMap((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
-        return [{ pid: Number(name), ppid, cmdline }];
-      } catch {
-        return [];
-      }
-    });
-  const out: Array<{ pid: number; cmdline: string }> = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    for (const p of procs)
-      if (p.ppid === pid) {
-        out.push({ pid: p.pid, cmdline: p.cmdline });
-        queue.push(p.pid);
-      }
-  }
-  return out;
-}
 
 function rawRequest(
   url: string,
@@ -375,15 +349,7 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     expect(finishedEvents.map((e) => (e.data as { status: string }).status)).toEqual(['killed']);
     // Every process that ran below the task — server, test runner, the sleeping test — is gone.
     expect(tree.length).toBeGreaterThanOrEqual(3);
-    const alive = () =>
-      tree.filter((p) => {
-        try {
-          return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replaceAll('\0', ' ') === p.cmdline;
-        } catch {
-          return false;
-        }
-      });
-    expect(alive()).toEqual([]);
+    expect(tree.filter(running)).toEqual([]);
     expect(below(run.pid)).toEqual([]);
   });
 

@@ -60,6 +60,11 @@ export function below(root: number): Proc[] {
 
 /** Whether this very process (same pid and start time) still has an entry in /proc, a zombie included. */
 export const present = (p: Pick<Proc, 'pid' | 'startTime'>) => readProc(p.pid)?.startTime === p.startTime;
+/** Still running: present and not a zombie (a killed process whose exit status nobody has collected yet). */
+export const running = (p: Pick<Proc, 'pid' | 'startTime'>) => {
+  const now = readProc(p.pid);
+  return now?.startTime === p.startTime && now.state !== 'Z';
+};
 
 /** Processes whose working directory lies inside `dir`: a test's servers and tool runs, wherever they were re-parented. */
 export function processesIn(dir: string): Proc[] {
