@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, chownSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync, chownSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startScriptedChatServer } from '@keel/testing/chat-server';
 import { createPostgresTaskStore } from '@keel/supervisor';
+import { tree } from '../procs.mjs';
 import { storeRows } from './stores.mjs';
 
 const keelBin = fileURLToPath(new URL('../../../../apps/supervisor/dist/bin.js', import.meta.url));
@@ -96,30 +97,6 @@ const script = ({ body }) => {
         ],
       };
 };
-
-/** Every process as /proc shows it: parent, CPU seconds (its own, and its reaped children's), command line. */
-function processes() {
-  const out = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      out.push({ pid: Number(name), ppid: Number(f[1]), ticks: f.slice(11, 15).map(Number), cmdline });
-    } catch {
-      // Gone while read.
-    }
-  }
-  return out;
-}
-
-/** `root` and every process below it. */
-function tree(root, all = processes()) {
-  const found = all.filter((p) => p.pid === root);
-  for (let i = 0; i < found.length; i++) found.push(...all.filter((p) => p.ppid === found[i].pid));
-  return found;
-}
 
 /** CPU seconds a worker has used, with its servers and tool processes, live or ended. */
 function cpuSeconds(root) {

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
@@ -12,6 +12,7 @@ import {
   runCli,
   runTask,
 } from '@keel/supervisor';
+import { below, processes, running } from '../procs.mjs';
 import { median } from '../stats.mjs';
 
 const fixtureBin = fileURLToPath(
@@ -228,54 +229,6 @@ async function limitOvershoot({ log, workDir }) {
 
 const keelBin = fileURLToPath(new URL('dist/bin.js', import.meta.resolve('@keel/supervisor/package.json')));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Every process as /proc shows it: pid, parent, state, start time, command line. */
-function processes() {
-  const out = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      out.push({
-        pid: Number(name),
-        state: fields[0],
-        ppid: Number(fields[1]),
-        startTime: fields[19],
-        cmdline,
-      });
-    } catch {
-      // Gone while we read.
-    }
-  }
-  return out;
-}
-
-function below(root, all = processes()) {
-  const out = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.shift();
-    for (const p of all)
-      if (p.ppid === pid) {
-        out.push(p);
-        queue.push(p.pid);
-      }
-  }
-  return out;
-}
-
-/** Still running: the same process (pid and start time) in /proc and not a zombie waiting to be reaped. */
-function running(p) {
-  try {
-    const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] === p.startTime && fields[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 function startKeel(args, cwd) {
   const child = spawn(process.execPath, [keelBin, ...args], {
