@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createSilentLogger } from '@keel/kit';
 import { startTelemetry } from '@keel/kit/otel';
 import { runCli } from './cli/main.js';
+import { systemClock } from './clock.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -44,6 +45,7 @@ const code = await runCli({
     },
   },
   tracer: telemetry.tracer,
+  clock: systemClock,
 });
 await telemetry.shutdown();
 // A large --json answer to a pipe is still being written: exit once stdout has taken it all.

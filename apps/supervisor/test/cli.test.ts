@@ -172,7 +172,7 @@ describe('the event log', () => {
     const loaded = loadConfig(path.join(dir, 'keel.config.yaml'));
 
     const store = createSqliteTaskStore(loaded.stateDir);
-    const purged = await store.purge(new Date(Date.now() + 60_000));
+    const purged = await store.purge(new Date(Date.now() + 60_000), new Date());
     expect(purged).toEqual({ modelCalls: 26, toolCalls: 19 });
     const [task] = await store.listTasks();
     const calls = await store.listModelCalls(task!.id);

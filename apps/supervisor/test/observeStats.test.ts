@@ -9,6 +9,7 @@ import { percentile } from '../src/observe/stats.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
 import { writeFile } from 'node:fs/promises';
+import { systemClock } from '../src/clock.js';
 import path from 'node:path';
 
 const day = 86_400_000;
@@ -146,6 +147,7 @@ async function stats(dir: string, args: string[], env: NodeJS.ProcessEnv = {}) {
     version: '0.0.0-test',
     kill: new AbortController().signal,
     tracer: undefined,
+    clock: systemClock,
   });
   return { code, stdout: out.text(), stderr: err.text() };
 }

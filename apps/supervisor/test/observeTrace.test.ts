@@ -10,6 +10,7 @@ import { tempDir } from '@keel/testing';
 import { runCli } from '../src/cli/main.js';
 import { runTask } from '../src/engine/runTask.js';
 import { buildTrace, formatTrace, type TraceSpan } from '../src/observe/trace.js';
+import { systemClock } from '../src/clock.js';
 import { createHarness, task } from './helpers.js';
 
 const shape = (span: TraceSpan): unknown => [
@@ -160,6 +161,7 @@ describe('keel trace', () => {
       version: 'test',
       kill: new AbortController().signal,
       tracer: undefined,
+      clock: systemClock,
     };
     expect(await runCli({ ...io, argv: ['node', 'keel', 'runs', '--json'] })).toBe(0);
     const id = (JSON.parse(stdout) as Array<{ id: string }>)[0]!.id;

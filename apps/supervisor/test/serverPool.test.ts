@@ -167,7 +167,7 @@ describe('tasks on a worker pool', () => {
     expect(await pidOf(two.run.id)).toBe(warm);
     const server = readProc(warm)!;
 
-    const killedId = newTaskId();
+    const killedId = newTaskId(new Date());
     const killed = runTask({ ...common, task: sleeps, taskId: killedId });
     const sleeper = await until('the sleeping tool process below the warm server', () =>
       below(warm).find((p) => p.cmdline.includes('sleeper')),

@@ -80,7 +80,12 @@ for (const backend of backends) {
         onTestFinished(() => other.close());
         await Promise.all(
           Array.from({ length: 40 }, (_, i) =>
-            (i % 2 === 0 ? s : other).appendEvent(`t-${i % 3}`, 'step', { i }),
+            (i % 2 === 0 ? s : other).appendEvent(
+              `t-${i % 3}`,
+              'step',
+              { i },
+              new Date(Date.UTC(2026, 10, 30, 0, 0, i)),
+            ),
           ),
         );
         const verified = await s.verifyEvents();
@@ -108,7 +113,10 @@ for (const backend of backends) {
           startedAt: '2026-11-30T00:00:00.000Z',
           error: null,
         });
-        expect(await s.purge(new Date('2026-12-01T00:00:00Z'))).toEqual({ modelCalls: 1, toolCalls: 0 });
+        expect(await s.purge(new Date('2026-12-01T00:00:00Z'), new Date('2026-12-02T00:00:00Z'))).toEqual({
+          modelCalls: 1,
+          toolCalls: 0,
+        });
         expect(
           (await s.listModelCalls('t-0')).map((c) => [c.request, c.raw, c.reply, c.inputTokens, c.costUsd]),
         ).toEqual([[null, null, null, 5, 0.25]]);
@@ -155,16 +163,17 @@ for (const backend of backends) {
           arguments: { planId: 'plan-1' },
           reasons: ['production requires approval'],
           summary: 'apply_deploy of plan plan-1',
-          requestedAt: new Date().toISOString(),
-          expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+          requestedAt: '2026-11-30T10:00:00.000Z',
+          expiresAt: '2026-11-30T11:00:00.000Z',
         };
+        // The caller's clock decides what is open, never the store's wall clock: these dates are past.
+        const now = new Date('2026-11-30T10:30:00.000Z');
         const [a, b] = await Promise.all([
-          s.requestApproval(request),
-          s.requestApproval({ ...request, id: 'ap-0000000002' }),
+          s.requestApproval(request, now),
+          s.requestApproval({ ...request, id: 'ap-0000000002' }, now),
         ]);
-        expect(a.id).toBe(b.id);
+        expect([a.id, b.id]).toEqual(['ap-0000000001', 'ap-0000000001']);
         expect((await s.listApprovals({ taskId: 't-1' })).length).toBe(1);
-        const now = new Date();
         const decisions = await Promise.all([
           s.decideApproval(a.id, { approve: true, by: 'alice', reason: null, now }),
           s.decideApproval(a.id, { approve: true, by: 'bob', reason: null, now }),
@@ -181,6 +190,56 @@ for (const backend of backends) {
           (await s.consumeApproval('t-1', 'apply_deploy', 'e'.repeat(64), used[0]!.consumedBy!, now))?.id,
         ).toBe(a.id);
         expect(await s.consumeApproval('t-1', 'apply_deploy', 'e'.repeat(64), '11:0', now)).toBeUndefined();
+      });
+
+      it("judges an open request by the caller's clock, not the wall clock", async () => {
+        const { store: s } = await store();
+        await s.createTask(task('t-1', '2020-01-01T00:00:00.000Z'));
+        const request = {
+          id: 'ap-0000000010',
+          taskId: 't-1',
+          kind: 'tool' as const,
+          agent: 'deploy',
+          step: 3,
+          callIndex: 0,
+          server: 'deploy',
+          tool: 'apply_deploy',
+          argsSha256: 'd'.repeat(64),
+          arguments: {},
+          reasons: ['policy'],
+          summary: 'apply_deploy',
+          // Long past on any machine running this, and far in the future: neither may matter.
+          requestedAt: '2020-01-01T10:00:00.000Z',
+          expiresAt: '2020-01-02T10:00:00.000Z',
+        };
+        const first = await s.requestApproval(request, new Date('2020-01-01T10:00:00.000Z'));
+        const again = await s.requestApproval(
+          { ...request, id: 'ap-0000000011' },
+          new Date('2020-01-02T09:59:59.000Z'),
+        );
+        const expired = await s.requestApproval(
+          {
+            ...request,
+            id: 'ap-0000000012',
+            requestedAt: '2020-01-02T10:00:00.000Z',
+            expiresAt: '2020-01-03T10:00:00.000Z',
+          },
+          new Date('2020-01-02T10:00:00.000Z'),
+        );
+        expect([first.id, again.id, expired.id]).toEqual(['ap-0000000010', 'ap-0000000010', 'ap-0000000012']);
+        const future = {
+          ...request,
+          id: 'ap-0000000020',
+          argsSha256: 'f'.repeat(64),
+          requestedAt: '2999-01-01T10:00:00.000Z',
+          expiresAt: '2999-01-02T10:00:00.000Z',
+        };
+        const a = await s.requestApproval(future, new Date('2999-01-01T10:00:00.000Z'));
+        const b = await s.requestApproval(
+          { ...future, id: 'ap-0000000021' },
+          new Date('2999-01-01T11:00:00.000Z'),
+        );
+        expect([a.id, b.id]).toEqual(['ap-0000000020', 'ap-0000000020']);
       });
 
       it('keeps owners, kill requests and the global stop', async () => {

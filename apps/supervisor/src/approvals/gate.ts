@@ -1,7 +1,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { canonicalJson, redact, sha256Hex } from '@keel/kit';
 import type { KeelConfig } from '../config/schema.js';
-import type { Clock } from '../limits/budget.js';
+import type { Clock } from '../clock.js';
 import type { Classification } from '../limits/irreversible.js';
 import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import type { Stop } from '../engine/stop.js';
@@ -150,25 +150,28 @@ export class ApprovalGate {
         : `the task has read untrusted content (${this.tainted.tool} at step ${this.tainted.step}), so no policy pre-approves it`,
     ];
     this.asked++;
-    const approval = await this.#store.requestApproval({
-      id: approvalIdOf(),
-      taskId: this.#taskId,
-      kind: 'tool',
-      agent: call.agent,
-      step: call.step,
-      callIndex: call.callIndex,
-      server: call.server,
-      tool: call.tool,
-      argsSha256,
-      arguments: redact(call.args),
-      reasons,
-      summary:
-        call.plan === undefined
-          ? `${call.server}.${call.tool} ${JSON.stringify(redact(call.args)).slice(0, 500)}`
-          : `${call.tool} of plan ${call.plan.planId} (hash ${call.plan.planHash.slice(0, 12)}…) to ${call.plan.environment}`,
-      requestedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + this.#config.expiresHours * 3_600_000).toISOString(),
-    });
+    const approval = await this.#store.requestApproval(
+      {
+        id: approvalIdOf(),
+        taskId: this.#taskId,
+        kind: 'tool',
+        agent: call.agent,
+        step: call.step,
+        callIndex: call.callIndex,
+        server: call.server,
+        tool: call.tool,
+        argsSha256,
+        arguments: redact(call.args),
+        reasons,
+        summary:
+          call.plan === undefined
+            ? `${call.server}.${call.tool} ${JSON.stringify(redact(call.args)).slice(0, 500)}`
+            : `${call.tool} of plan ${call.plan.planId} (hash ${call.plan.planHash.slice(0, 12)}…) to ${call.plan.environment}`,
+        requestedAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + this.#config.expiresHours * 3_600_000).toISOString(),
+      },
+      now,
+    );
     return {
       ok: false,
       approval,

@@ -33,6 +33,7 @@ export function registerConsoleCommand(program: Command, ctx: CliContext): void 
             env,
             kill: ctx.io.kill,
             tracer,
+            clock: ctx.io.clock,
             ...(killSignals === undefined ? {} : { killSignals }),
           },
         });

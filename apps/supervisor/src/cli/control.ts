@@ -127,7 +127,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const result = await approveCall(store, id, by, opts.reason ?? null);
+          const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock);
           ctx.out(`approved ${id} (${result.summary}) as ${by}`);
           return result;
         });
@@ -145,7 +145,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
-        const approval = await denyCall(store, id, by, opts.reason);
+        const approval = await denyCall(store, id, by, opts.reason, ctx.io.clock);
         ctx.out(`denied ${id} as ${by}; task ${approval.taskId} ended`);
       });
     });
@@ -179,7 +179,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const result = await continueEscalation(store, id, by, opts.raise, opts.hint);
+          const result = await continueEscalation(store, id, by, opts.raise, opts.hint, ctx.io.clock);
           ctx.out(`continuing ${result.taskId} (${id}) as ${by}`);
           return result;
         });
@@ -197,7 +197,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
-        const approval = await abortEscalation(store, id, by, opts.reason);
+        const approval = await abortEscalation(store, id, by, opts.reason, ctx.io.clock);
         ctx.out(`aborted ${approval.taskId} (${id}) as ${by}`);
       });
     });
@@ -229,7 +229,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
         if (opts.all) {
-          const results = await killAll(store, by);
+          const results = await killAll(store, by, { clock: ctx.io.clock });
           for (const result of results) printKill(ctx, result);
           ctx.out(
             `global stop in force: no task starts until keel resume-all (${results.length} task(s) stopped)`,
@@ -237,7 +237,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         } else {
           if ((await store.getTask(taskId!)) === undefined)
             throw new KeelError('NOT_FOUND', `no task '${taskId}'`, { hint: 'keel runs lists the tasks' });
-          printKill(ctx, await killTask(store, taskId!, by));
+          printKill(ctx, await killTask(store, taskId!, by, { clock: ctx.io.clock }));
         }
       });
     });

@@ -37,7 +37,8 @@ export function formatShow(
   task: TaskRecord,
   models: ModelCallRecord[],
   tools: ToolCallRecord[],
-  events: EventRecord[] = [],
+  events: EventRecord[],
+  now: number,
 ): string {
   const lines = [
     `${task.title}`,
@@ -71,7 +72,7 @@ export function formatShow(
     const l = started.limits;
     const run = task.run;
     const seconds =
-      ((run.endedAt === null ? Date.now() : Date.parse(run.endedAt)) - Date.parse(run.startedAt)) / 1000;
+      ((run.endedAt === null ? now : Date.parse(run.endedAt)) - Date.parse(run.startedAt)) / 1000;
     lines.push(
       '',
       `limits used: steps ${run.steps}/${l['steps']} · tokens ${run.tokens.input + run.tokens.output}/${l['tokens']} · tool calls ${run.toolCalls.length}/${l['toolCalls']} · cost $${run.costUsd.toFixed(4)}/$${l['costUsd']} · wall clock ${seconds.toFixed(1)} s from the start (the limit, ${(Number(l['wallClockMs']) / 1000).toFixed(0)} s, counts running time only)`,

@@ -17,6 +17,7 @@ import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
 import { exampleTask, starterConfig } from './starter.js';
 import type { Tracer } from '@opentelemetry/api';
+import type { Clock } from '../clock.js';
 import { observabilityCommands } from './commands/index.js';
 
 export interface CliIo {
@@ -31,6 +32,8 @@ export interface CliIo {
   /** Rung on SIGUSR2 by `keel kill` in another terminal: running tasks check the store for a kill. */
   killSignals?: KillSignals;
   tracer: Tracer | undefined;
+  /** Where every command reads the time (the bin passes the system clock; tests may fix it). */
+  clock: Clock;
 }
 
 /** What the command modules share: output, the store opened from the config, run options. */
@@ -46,7 +49,9 @@ export interface CliContext {
   finishRun(run: TaskRunV1, json: boolean): void;
   setExitCode(code: number): void;
   /** The options every task run gets from the command line: kill wiring, tracing, progress. */
-  runOptions(quiet: boolean): Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'progress' | 'killSignals'>;
+  runOptions(
+    quiet: boolean,
+  ): Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'progress' | 'killSignals' | 'clock'>;
   /** The person deciding: --as, else the login name. */
   approver(given: string | undefined): string;
   /** The config file a command uses: --config, KEEL_CONFIG, or ./keel.config.yaml. */
@@ -121,6 +126,7 @@ export async function runCli(io: CliIo): Promise<number> {
       env: io.env,
       kill: io.kill,
       tracer: io.tracer,
+      clock: io.clock,
       ...(io.killSignals === undefined ? {} : { killSignals: io.killSignals }),
       ...(quiet ? {} : { progress: streamProgress(io.stderr) }),
     }),
@@ -161,7 +167,11 @@ export async function runCli(io: CliIo): Promise<number> {
     .action(async (taskfile: string, opts: { config?: string; json: boolean; quiet: boolean }) => {
       const task = loadTaskFile(path.resolve(io.cwd, taskfile));
       await withStore(opts.config, async (loaded, store) => {
-        const purged = await store.purge(new Date(Date.now() - loaded.config.retentionDays * 86_400_000));
+        const now = io.clock.now();
+        const purged = await store.purge(
+          new Date(now - loaded.config.retentionDays * 86_400_000),
+          new Date(now),
+        );
         if (!opts.quiet && purged.modelCalls + purged.toolCalls > 0)
           io.stderr.write(
             `purged ${purged.modelCalls} model-call and ${purged.toolCalls} tool-call bodies past ${loaded.config.retentionDays} days\n`,
@@ -233,7 +243,7 @@ export async function runCli(io: CliIo): Promise<number> {
         out(
           opts.json
             ? JSON.stringify({ task, modelCalls: models, toolCalls: tools, events }, null, 2)
-            : formatShow(task, models, tools, events),
+            : formatShow(task, models, tools, events, io.clock.now()),
         );
       });
     });
@@ -269,7 +279,8 @@ export async function runCli(io: CliIo): Promise<number> {
     .action(async (opts: { config?: string; olderThanDays?: number }) => {
       await withStore(opts.config, async (loaded, store) => {
         const days = opts.olderThanDays ?? loaded.config.retentionDays;
-        const result = await store.purge(new Date(Date.now() - days * 86_400_000));
+        const now = io.clock.now();
+        const result = await store.purge(new Date(now - days * 86_400_000), new Date(now));
         out(
           `purged ${result.modelCalls} model calls and ${result.toolCalls} tool calls older than ${days} days`,
         );

@@ -31,21 +31,22 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
         const location = storeLocation(loaded, ctx.io.env);
         if (location.kind !== 'postgres') throw needsPostgres('keel submit');
         const { openQueue, enqueue } = await import('../workers/worker.js');
-        const id = newTaskId();
+        const now = new Date(ctx.io.clock.now());
+        const id = newTaskId(now);
         await store.createTask({
           id,
           type: task.type,
           title: task.title,
           mode: task.mode,
           status: 'queued',
-          createdAt: new Date().toISOString(),
+          createdAt: now.toISOString(),
           endedAt: null,
           configHash: loaded.hash,
           spec: task,
           startingState: null,
           run: null,
         });
-        await store.appendEvent(id, 'task_queued', { type: task.type });
+        await store.appendEvent(id, 'task_queued', { type: task.type }, now);
         const boss = await openQueue(location.url);
         try {
           await enqueue(boss, { taskId: id, action: 'run', reason: 'submitted' });
@@ -105,6 +106,7 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
               stop: ctx.io.kill,
               env: ctx.io.env,
               tracer: ctx.io.tracer,
+              clock: ctx.io.clock,
               ...(opts.quiet ? {} : { progress: ctx.runOptions(false).progress! }),
             });
           } finally {

@@ -21,6 +21,7 @@ import { listEvalReports, readEvalReport } from '../eval/reports.js';
 import { parseSince, readStats } from '../observe/stats.js';
 import type { ProgressEvent } from '../engine/session.js';
 import type { TaskStore } from '../store/taskStore.js';
+import type { Clock } from '../clock.js';
 import { accessCookie, createGuards, isLoopback } from './security.js';
 import { fingerprint, listApprovalsView, listRuns, modelCallDetail, runDetail } from './views.js';
 
@@ -33,7 +34,7 @@ export interface ConsoleOptions {
   /** KEEL_CONSOLE_TOKEN: required to bind beyond loopback, and checked on every request when set. */
   token: string | undefined;
   /** What a task resumed here runs with: the same wiring as `keel approve` gives it. */
-  runOptions: Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'killSignals'>;
+  runOptions: Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'killSignals'> & { clock: Clock };
   /** The built front end (dist/console-ui). */
   staticDir?: string;
   /** How often the store is looked at for changes while a page listens (one query for all pages). */
@@ -145,6 +146,7 @@ function parse<TSchema extends z.ZodType>(
  */
 export async function startConsole(options: ConsoleOptions): Promise<ConsoleServer> {
   const { store } = options;
+  const { clock } = options.runOptions;
   if (!isLoopback(options.host) && (options.token === undefined || options.token.length < 16))
     throw new KeelError('PERMISSION_DENIED', `binding the console to ${options.host} needs an access token`, {
       hint: 'set KEEL_CONSOLE_TOKEN to a secret of 16 characters or more (open the console once with ?token=SECRET), or bind to 127.0.0.1',
@@ -238,13 +240,17 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       send(
         res,
         200,
-        await listRuns(store, {
-          ...(status ? { status: status as (typeof taskStatuses)[number] } : {}),
-          ...(type ? { type } : {}),
-        }),
+        await listRuns(
+          store,
+          {
+            ...(status ? { status: status as (typeof taskStatuses)[number] } : {}),
+            ...(type ? { type } : {}),
+          },
+          clock.now(),
+        ),
       );
     } else if ((m = /^\/api\/runs\/([\w.-]+)$/.exec(p))) {
-      const detail = await runDetail(store, m[1]!);
+      const detail = await runDetail(store, m[1]!, clock.now());
       if (detail === undefined) throw new HttpError(404, `no task '${m[1]}'`);
       send(res, 200, { ...detail, resuming: resuming.get(m[1]!)?.lines ?? null });
     } else if ((m = /^\/api\/runs\/([\w.-]+)\/model-calls\/(\d+)$/.exec(p))) {
@@ -256,7 +262,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     else if (p === '/api/stats') {
       // The window as `keel stats --since` takes it (default 7d); `all` is every task.
       const since = url.searchParams.get('since') ?? '7d';
-      const now = new Date();
+      const now = new Date(clock.now());
       send(
         res,
         200,
@@ -287,30 +293,30 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       parse(spec, await readJson(req));
     if ((m = /^\/api\/approvals\/([\w-]+)\/approve$/.exec(p))) {
       const b = await body(bodies.approve);
-      const approval = await approveCall(store, m[1]!, b.by, b.reason ?? null);
+      const approval = await approveCall(store, m[1]!, b.by, b.reason ?? null, clock);
       resume(approval.taskId, `approval ${approval.id} granted`);
       send(res, 202, { approval, resuming: approval.taskId });
     } else if ((m = /^\/api\/approvals\/([\w-]+)\/deny$/.exec(p))) {
       const b = await body(bodies.deny);
-      send(res, 200, { approval: await denyCall(store, m[1]!, b.by, b.reason) });
+      send(res, 200, { approval: await denyCall(store, m[1]!, b.by, b.reason, clock) });
     } else if ((m = /^\/api\/escalations\/([\w-]+)\/continue$/.exec(p))) {
       const b = await body(bodies.continue);
       const raise = Object.fromEntries(
         Object.entries(b.raise).filter(([, value]) => value !== undefined),
       ) as Partial<Limits>;
-      const approval = await continueEscalation(store, m[1]!, b.by, raise, b.hint);
+      const approval = await continueEscalation(store, m[1]!, b.by, raise, b.hint, clock);
       resume(approval.taskId, `escalation ${approval.id} continued`);
       send(res, 202, { approval, resuming: approval.taskId });
     } else if ((m = /^\/api\/escalations\/([\w-]+)\/abort$/.exec(p))) {
       const b = await body(bodies.abort);
-      send(res, 200, { approval: await abortEscalation(store, m[1]!, b.by, b.reason) });
+      send(res, 200, { approval: await abortEscalation(store, m[1]!, b.by, b.reason, clock) });
     } else if ((m = /^\/api\/runs\/([\w.-]+)\/kill$/.exec(p))) {
       const b = await body(bodies.kill);
       if ((await store.getTask(m[1]!)) === undefined) throw new HttpError(404, `no task '${m[1]}'`);
-      send(res, 200, await killTask(store, m[1]!, b.by));
+      send(res, 200, await killTask(store, m[1]!, b.by, { clock }));
     } else if (p === '/api/kill-all') {
       const b = await body(bodies.kill);
-      send(res, 200, await killAll(store, b.by));
+      send(res, 200, await killAll(store, b.by, { clock }));
     } else if (p === '/api/resume-all') {
       await body(bodies.kill);
       send(res, 200, { lifted: await liftGlobalStop(store) });

@@ -102,7 +102,7 @@ async function rowOf(store: TaskStore, task: TaskRecord, now: number): Promise<R
 export async function listRuns(
   store: TaskStore,
   filter: { status?: TaskStatus; type?: string; limit?: number },
-  now = Date.now(),
+  now: number,
 ): Promise<RunRow[]> {
   const tasks = await store.listTasks({ limit: filter.limit ?? 200, ...filter });
   return Promise.all(tasks.map((task) => rowOf(store, task, now)));
@@ -159,11 +159,7 @@ export interface RunDetail {
   approvals: ApprovalRecord[];
 }
 
-export async function runDetail(
-  store: TaskStore,
-  id: string,
-  now = Date.now(),
-): Promise<RunDetail | undefined> {
+export async function runDetail(store: TaskStore, id: string, now: number): Promise<RunDetail | undefined> {
   const task = await store.getTask(id);
   if (task === undefined) return undefined;
   const [models, tools, events, approvals] = await Promise.all([

@@ -1,4 +1,5 @@
 import { KeelError } from '@keel/kit';
+import type { Clock } from '../clock.js';
 import type { Limits } from '../config/schema.js';
 import type { ApprovalRecord, Decision, TaskStore } from '../store/taskStore.js';
 
@@ -22,12 +23,17 @@ async function decided(store: TaskStore, id: string, outcome: Decision): Promise
 }
 
 /** Ends a task whose request a human refused, without running it again. */
-async function endRefused(store: TaskStore, approval: ApprovalRecord, message: string): Promise<void> {
+async function endRefused(
+  store: TaskStore,
+  approval: ApprovalRecord,
+  message: string,
+  now: Date,
+): Promise<void> {
   const task = await store.getTask(approval.taskId);
   if (task === undefined || (task.status !== 'waiting' && task.status !== 'escalated')) return;
-  const at = new Date().toISOString();
+  const at = now.toISOString();
   const outcome = { message };
-  await store.appendEvent(task.id, 'task_finished', { status: 'failed', outcome });
+  await store.appendEvent(task.id, 'task_finished', { status: 'failed', outcome }, now);
   await store.updateTask(task.id, {
     status: 'failed',
     endedAt: at,
@@ -53,19 +59,26 @@ export async function approveCall(
   id: string,
   by: string,
   reason: string | null,
+  clock: Clock,
 ): Promise<ApprovalRecord> {
+  const now = new Date(clock.now());
   await expectKind(store, id, 'tool');
   const approval = await decided(
     store,
     id,
-    await store.decideApproval(id, { approve: true, by, reason, now: new Date() }),
+    await store.decideApproval(id, { approve: true, by, reason, now }),
   );
-  await store.appendEvent(approval.taskId, 'approval_granted', {
-    approval: id,
-    tool: approval.tool,
-    by,
-    reason,
-  });
+  await store.appendEvent(
+    approval.taskId,
+    'approval_granted',
+    {
+      approval: id,
+      tool: approval.tool,
+      by,
+      reason,
+    },
+    now,
+  );
   return approval;
 }
 
@@ -75,19 +88,31 @@ export async function denyCall(
   id: string,
   by: string,
   reason: string,
+  clock: Clock,
 ): Promise<ApprovalRecord> {
+  const now = new Date(clock.now());
   const approval = await decided(
     store,
     id,
-    await store.decideApproval(id, { approve: false, by, reason, now: new Date() }),
+    await store.decideApproval(id, { approve: false, by, reason, now }),
   );
-  await store.appendEvent(approval.taskId, 'approval_denied', {
-    approval: id,
-    tool: approval.tool,
-    by,
-    reason,
-  });
-  await endRefused(store, approval, `${approval.tool ?? 'the call'} was denied by ${by} (${id}): ${reason}`);
+  await store.appendEvent(
+    approval.taskId,
+    'approval_denied',
+    {
+      approval: id,
+      tool: approval.tool,
+      by,
+      reason,
+    },
+    now,
+  );
+  await endRefused(
+    store,
+    approval,
+    `${approval.tool ?? 'the call'} was denied by ${by} (${id}): ${reason}`,
+    now,
+  );
   return approval;
 }
 
@@ -98,15 +123,17 @@ export async function continueEscalation(
   by: string,
   raise: Partial<Limits>,
   hint: string | undefined,
+  clock: Clock,
 ): Promise<ApprovalRecord> {
+  const now = new Date(clock.now());
   await expectKind(store, id, 'escalation');
   const decision = { action: 'continue', raise, ...(hint === undefined ? {} : { hint }) };
   const approval = await decided(
     store,
     id,
-    await store.decideApproval(id, { approve: true, by, reason: hint ?? null, decision, now: new Date() }),
+    await store.decideApproval(id, { approve: true, by, reason: hint ?? null, decision, now }),
   );
-  await store.appendEvent(approval.taskId, 'escalation_decided', { approval: id, by, ...decision });
+  await store.appendEvent(approval.taskId, 'escalation_decided', { approval: id, by, ...decision }, now);
   return approval;
 }
 
@@ -116,7 +143,9 @@ export async function abortEscalation(
   id: string,
   by: string,
   reason: string,
+  clock: Clock,
 ): Promise<ApprovalRecord> {
+  const now = new Date(clock.now());
   const approval = await decided(
     store,
     id,
@@ -125,16 +154,21 @@ export async function abortEscalation(
       by,
       reason,
       decision: { action: 'abort' },
-      now: new Date(),
+      now,
     }),
   );
-  await store.appendEvent(approval.taskId, 'escalation_decided', {
-    approval: id,
-    by,
-    action: 'abort',
-    reason,
-  });
-  await endRefused(store, approval, `aborted by ${by} (${id}): ${reason}`);
+  await store.appendEvent(
+    approval.taskId,
+    'escalation_decided',
+    {
+      approval: id,
+      by,
+      action: 'abort',
+      reason,
+    },
+    now,
+  );
+  await endRefused(store, approval, `aborted by ${by} (${id}): ${reason}`, now);
   return approval;
 }
 

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { TaskStatus } from '@keel/contracts';
+import type { Clock } from '../clock.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { descendants, isSameProcess, killTree } from './processes.js';
 
@@ -23,7 +24,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A worker whose heartbeat is older than this is taken for dead. */
 export const staleHeartbeatMs = 10_000;
 
-export const isStale = (owner: TaskOwner, now = Date.now()) =>
+export const isStale = (owner: TaskOwner, now: number) =>
   owner.heartbeatAt !== undefined && now - Date.parse(owner.heartbeatAt) > staleHeartbeatMs;
 
 async function waitForEnd(
@@ -41,14 +42,20 @@ async function waitForEnd(
 }
 
 /** Ends a task that no process is running (waiting, escalated, or whose process died). */
-async function markKilled(store: TaskStore, taskId: string, by: string, forced: boolean): Promise<void> {
+async function markKilled(
+  store: TaskStore,
+  taskId: string,
+  by: string,
+  forced: boolean,
+  now: Date,
+): Promise<void> {
   const task = await store.getTask(taskId);
   if (task === undefined || ended.has(task.status)) return;
-  const at = new Date().toISOString();
+  const at = now.toISOString();
   const outcome = {
     message: `killed by ${by}${forced ? ' (its process did not stop in time and was killed)' : ''}`,
   };
-  await store.appendEvent(taskId, 'task_finished', { status: 'killed', outcome, by, forced });
+  await store.appendEvent(taskId, 'task_finished', { status: 'killed', outcome, by, forced }, now);
   await store.updateTask(taskId, {
     status: 'killed',
     endedAt: at,
@@ -59,7 +66,7 @@ async function markKilled(store: TaskStore, taskId: string, by: string, forced: 
       approve: false,
       by,
       reason: 'the task was killed',
-      now: new Date(),
+      now,
     });
 }
 
@@ -74,31 +81,32 @@ export async function killTask(
   store: TaskStore,
   taskId: string,
   by: string,
-  options: { ackMs?: number; reapMs?: number } = {},
+  options: { ackMs?: number; reapMs?: number; clock: Clock },
 ): Promise<KillResult> {
+  const now = () => new Date(options.clock.now());
   const started = performance.now();
   const ms = () => performance.now() - started;
   const ackMs = options.ackMs ?? 500;
   const task = await store.getTask(taskId);
   if (task === undefined) throw new Error(`no task '${taskId}'`);
   if (ended.has(task.status)) return { taskId, result: 'already_ended', status: task.status, ms: ms() };
-  await store.requestKill(taskId, new Date());
+  await store.requestKill(taskId, now());
   // Workers on other machines hear it from the store (PostgreSQL NOTIFY); a local owner also by signal.
   await store.announceKill?.(taskId);
   const owner = await store.getOwner(taskId);
   const local = owner !== null && owner.host === hostname() && isSameProcess(owner.pid, owner.startTime);
-  if (owner !== null && !local && owner.worker !== undefined && !isStale(owner)) {
+  if (owner !== null && !local && owner.worker !== undefined && !isStale(owner, options.clock.now())) {
     // A live worker elsewhere: it acknowledges through the store, or it is marked killed here and stops
     // at its next call, when it reads the kill request.
     const acknowledged = await waitForEnd(store, taskId, ackMs, ms);
-    if (!acknowledged) await markKilled(store, taskId, by, true);
+    if (!acknowledged) await markKilled(store, taskId, by, true, now());
     return acknowledged
       ? { taskId, result: 'acknowledged', pid: owner.pid, killedPids: [], ms: ms() }
       : { taskId, result: 'not_running', status: task.status, ms: ms() };
   }
   const running = local;
   if (!running) {
-    await markKilled(store, taskId, by, false);
+    await markKilled(store, taskId, by, false, now());
     return { taskId, result: 'not_running', status: task.status, ms: ms() };
   }
   try {
@@ -128,7 +136,7 @@ export async function killTask(
     return { taskId, result: 'acknowledged', pid: owner.pid, killedPids, ms: ms() };
   }
   const killedPids = killTree(owner.pid);
-  await markKilled(store, taskId, by, true);
+  await markKilled(store, taskId, by, true, now());
   return { taskId, result: 'forced', pid: owner.pid, killedPids, ms: ms() };
 }
 
@@ -136,9 +144,9 @@ export async function killTask(
 export async function killAll(
   store: TaskStore,
   by: string,
-  options: { ackMs?: number } = {},
+  options: { ackMs?: number; clock: Clock },
 ): Promise<KillResult[]> {
-  await store.setGlobalStop({ by, at: new Date().toISOString() });
+  await store.setGlobalStop({ by, at: new Date(options.clock.now()).toISOString() });
   const open: TaskStatus[] = ['queued', 'running', 'waiting', 'escalated'];
   const tasks = (await Promise.all(open.map((status) => store.listTasks({ status, limit: 10_000 })))).flat();
   return Promise.all(tasks.map((task) => killTask(store, task.id, by, options)));

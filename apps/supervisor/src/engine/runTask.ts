@@ -4,7 +4,7 @@ import { KeelError } from '@keel/kit';
 import { builtinPrompt } from '../agents/roles.js';
 import type { LoadedConfig } from '../config/load.js';
 import { agentRoles, defaultLimits, type AgentRole, type Limits } from '../config/schema.js';
-import { systemClock, type Clock } from '../limits/budget.js';
+import { systemClock, type Clock } from '../clock.js';
 import { freshServers, type ServerSource } from '../mcp/pool.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
@@ -174,7 +174,12 @@ function systemPrompt(loaded: LoadedConfig, role: AgentRole | 'single', file: st
  * runs the flow in a session, and writes the taskRun.v1 record. Always closes the servers.
  */
 export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
-  return execute(options, options.task, options.taskId ?? newTaskId(), undefined);
+  return execute(
+    options,
+    options.task,
+    options.taskId ?? newTaskId(new Date((options.clock ?? systemClock).now())),
+    undefined,
+  );
 }
 
 /**
@@ -385,19 +390,29 @@ async function execute(
           startingState: recorded,
           run: null,
         });
-      await store.appendEvent(taskId, 'task_started', {
-        type: task.type,
-        mode: task.mode,
-        limits,
-        startingState: start,
-      });
+      await store.appendEvent(
+        taskId,
+        'task_started',
+        {
+          type: task.type,
+          mode: task.mode,
+          limits,
+          startingState: start,
+        },
+        new Date(clock.now()),
+      );
     } else {
       await store.updateTask(taskId, { status: 'running' });
-      await store.appendEvent(taskId, 'task_resumed', {
-        reason: resuming.reason,
-        fromStep: resuming.state.lastStep,
-        configChanged: resuming.record.configHash !== loaded.hash,
-      });
+      await store.appendEvent(
+        taskId,
+        'task_resumed',
+        {
+          reason: resuming.reason,
+          fromStep: resuming.state.lastStep,
+          configChanged: resuming.record.configHash !== loaded.hash,
+        },
+        new Date(clock.now()),
+      );
     }
     const owner = {
       pid: process.pid,
@@ -409,7 +424,7 @@ async function execute(
     const beat = () =>
       store.setOwner(taskId, {
         ...owner,
-        ...(options.worker === undefined ? {} : { heartbeatAt: new Date().toISOString() }),
+        ...(options.worker === undefined ? {} : { heartbeatAt: new Date(clock.now()).toISOString() }),
       });
     await beat();
     if (options.worker !== undefined) {
@@ -476,10 +491,15 @@ async function execute(
       toolCalls: session.toolCalls,
       ...(status === 'error' ? { error: { code: 'TASK_ERROR', message: stopReason!.message } } : {}),
     };
-    await store.appendEvent(taskId, waiting ? 'task_paused' : 'task_finished', {
-      status,
-      outcome: run.outcome,
-    });
+    await store.appendEvent(
+      taskId,
+      waiting ? 'task_paused' : 'task_finished',
+      {
+        status,
+        outcome: run.outcome,
+      },
+      new Date(clock.now()),
+    );
     await store.updateTask(taskId, { status, endedAt: run.endedAt, run });
     ended = status;
     rootSpan?.span.setAttribute('keel.task.status', status);

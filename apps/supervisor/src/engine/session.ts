@@ -6,7 +6,8 @@ import type { Context } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate, GateCall, GateResult, PlanFacts } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
-import { Budget, costOf, type Clock, type ModelReservation } from '../limits/budget.js';
+import { Budget, costOf, type ModelReservation } from '../limits/budget.js';
+import type { Clock } from '../clock.js';
 import { classifyCall, type Classification } from '../limits/irreversible.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
 import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.js';
@@ -201,7 +202,7 @@ export class TaskSession {
 
   async event(type: string, data: unknown): Promise<void> {
     if (this.options.resume?.takeEvent(type, data) === true) return;
-    await this.options.store.appendEvent(this.options.taskId, type, data);
+    await this.options.store.appendEvent(this.options.taskId, type, data, new Date(this.options.clock.now()));
   }
 
   async #recordModelCall(record: ModelCallRecord): Promise<void> {
@@ -268,22 +269,25 @@ export class TaskSession {
         status: 'failed',
         message: `aborted by ${aborted.decidedBy ?? 'a human'} (${aborted.id})${aborted.decisionReason ? `: ${aborted.decisionReason}` : ''}`,
       });
-    const approval = await store.requestApproval({
-      id: `es-${sha256Hex(`${taskId}\n${tool}\n${this.step}\n${now.getTime()}`).slice(0, 10)}`,
-      taskId,
-      kind: 'escalation',
-      agent: 'orchestrator',
-      step: this.step,
-      callIndex: 0,
-      server: null,
-      tool,
-      argsSha256,
-      arguments: { limits: this.budget.limits, used: this.budget.used },
-      reasons: [stop.message],
-      summary: `${stop.message} (step ${this.step}; used ${this.budget.used.steps} steps, ${this.budget.tokens} tokens, ${this.budget.used.toolCalls} tool calls, $${this.budget.used.costUsd.toFixed(4)})`,
-      requestedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + this.options.gate.expiresMs).toISOString(),
-    });
+    const approval = await store.requestApproval(
+      {
+        id: `es-${sha256Hex(`${taskId}\n${tool}\n${this.step}\n${now.getTime()}`).slice(0, 10)}`,
+        taskId,
+        kind: 'escalation',
+        agent: 'orchestrator',
+        step: this.step,
+        callIndex: 0,
+        server: null,
+        tool,
+        argsSha256,
+        arguments: { limits: this.budget.limits, used: this.budget.used },
+        reasons: [stop.message],
+        summary: `${stop.message} (step ${this.step}; used ${this.budget.used.steps} steps, ${this.budget.tokens} tokens, ${this.budget.used.toolCalls} tool calls, $${this.budget.used.costUsd.toFixed(4)})`,
+        requestedAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + this.options.gate.expiresMs).toISOString(),
+      },
+      now,
+    );
     this.options.gate.asked++;
     await this.event('escalation_requested', { approval: approval.id, stop });
     return stopped({
@@ -407,7 +411,7 @@ export class TaskSession {
             },
             SpanKind.CLIENT,
           );
-    const startedAt = new Date();
+    const startedAt = new Date(this.options.clock.now());
     const started = performance.now();
     const record = (
       fields: Pick<
@@ -539,7 +543,7 @@ export class TaskSession {
       errorCode: code,
       irreversible: false,
       effect: null,
-      startedAt: new Date().toISOString(),
+      startedAt: new Date(this.options.clock.now()).toISOString(),
     });
     this.toolCalls.push({ server: '', tool: call.name, latencyMs: 0, ok: false, irreversible: false });
     this.progress('tool', agent.role, `${call.name} refused: ${code}`);
@@ -783,7 +787,7 @@ export class TaskSession {
       agent.role,
       `${tool.server}.${tool.name}${classification.irreversible ? ' (irreversible)' : ''}`,
     );
-    const startedAt = new Date();
+    const startedAt = new Date(this.options.clock.now());
     const started = performance.now();
     const record = (
       fields: Pick<

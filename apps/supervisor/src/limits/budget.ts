@@ -1,12 +1,7 @@
 import type { LimitKind } from '@keel/contracts';
 import type { Limits, Price } from '../config/schema.js';
 import type { ModelUsage } from '../models/model.js';
-
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+import type { Clock } from '../clock.js';
 
 /** What a task has used so far. `reserved*` is held by calls in flight. */
 export interface Usage {
@@ -58,7 +53,7 @@ export class Budget {
   readonly #startedAt: number;
   deadline: number;
 
-  constructor(limits: Limits, clock: Clock = systemClock, startedAt = clock.now()) {
+  constructor(limits: Limits, clock: Clock, startedAt = clock.now()) {
     this.#limits = limits;
     this.#clock = clock;
     this.#startedAt = startedAt;

@@ -13,6 +13,7 @@ import { createSqliteTaskStore } from '../store/sqliteTaskStore.js';
 import type { EventRecord, ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
 import { parseTaskFile } from '../task/taskFile.js';
 import { ReplayComparer, type Divergence } from './compare.js';
+import { systemClock, type Clock } from '../clock.js';
 import { prepareReplayWorld, type RecordedStart } from './prepare.js';
 
 export interface ReplayReport {
@@ -45,6 +46,8 @@ export interface ReplayOptions {
   progress?: ProgressSink;
   /** Models by config key instead of the replay model (tests: a model that must not be called). */
   models?: Record<string, Model>;
+  /** Where the replay reads the time (default: the system clock). */
+  clock?: Clock;
 }
 
 type ContractEvent = { agent: string; contract: string; accepted: boolean; at: string; issues?: unknown };
@@ -106,6 +109,7 @@ function aliasingReplayModel(
  * divergence from the recording, or that the replay was identical.
  */
 export async function replayTask(options: ReplayOptions): Promise<ReplayReport> {
+  const clock = options.clock ?? systemClock;
   const task = await options.store.getTask(options.taskId);
   if (task === undefined) throw new KeelError('NOT_FOUND', `no task '${options.taskId}'`);
   if (task.run === null || task.status === 'running')
@@ -144,6 +148,7 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
       const runOptions = {
         loaded: world.loaded,
         store,
+        clock,
         env: { ...options.env, ...world.env },
         models: replayModels,
         ...(options.progress === undefined ? {} : { progress: options.progress }),
@@ -190,14 +195,19 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
             approve,
             by: recorded.decidedBy ?? 'unknown',
             reason: `as decided in the recording (${recorded.id})`,
-            now: new Date(),
+            now: new Date(clock.now()),
           });
-          await store.appendEvent(replayTaskId, approve ? 'approval_granted' : 'approval_denied', {
-            approval: asked.id,
-            tool: asked.tool,
-            by: recorded.decidedBy ?? 'unknown',
-            replayOf: recorded.id,
-          });
+          await store.appendEvent(
+            replayTaskId,
+            approve ? 'approval_granted' : 'approval_denied',
+            {
+              approval: asked.id,
+              tool: asked.tool,
+              by: recorded.decidedBy ?? 'unknown',
+              replayOf: recorded.id,
+            },
+            new Date(clock.now()),
+          );
         }
         if (approvalDivergence !== undefined) break;
         ({ run } = await resumeTask({

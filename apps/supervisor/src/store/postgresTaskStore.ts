@@ -82,9 +82,9 @@ export async function migratePostgres(pool: pg.Pool): Promise<number[]> {
       await client.query('BEGIN');
       try {
         await client.query(sql);
-        await client.query('INSERT INTO keel_schema (version, applied_at) VALUES ($1, $2)', [
+        // Stamped by the database: when a schema changed is the server's fact, not a caller's.
+        await client.query('INSERT INTO keel_schema (version, applied_at) VALUES ($1, now()::text)', [
           version,
-          new Date().toISOString(),
         ]);
         await client.query('COMMIT');
       } catch (error) {
@@ -185,7 +185,7 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
       );
       return rows.map(toTask);
     },
-    async appendEvent(taskId, type, data) {
+    async appendEvent(taskId, type, data, at) {
       return tx(async (client) => {
         const head = (
           await client.query<{ seq: string; hash: string }>(
@@ -195,7 +195,7 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
         const body = {
           seq: Number(head.seq) + 1,
           taskId,
-          at: new Date().toISOString(),
+          at: at.toISOString(),
           type,
           data: data ?? null,
         };
@@ -306,9 +306,9 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
         toolCallFromRow(row, decodeParsed),
       );
     },
-    async purge(before: Date): Promise<PurgeResult> {
+    async purge(before: Date, at: Date): Promise<PurgeResult> {
       return tx(async (client) => {
-        const now = new Date().toISOString();
+        const now = at.toISOString();
         const cutoff = before.toISOString();
         const models = await client.query(
           'UPDATE model_calls SET request = NULL, raw = NULL, reply = NULL, purged_at = $1 WHERE started_at < $2 AND purged_at IS NULL',
@@ -321,7 +321,7 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
         return { modelCalls: models.rowCount ?? 0, toolCalls: tools.rowCount ?? 0 };
       });
     },
-    async requestApproval(request) {
+    async requestApproval(request, now) {
       return tx(async (client) => {
         // One open request per call: the task row's lock serialises two runs asking at once.
         await client.query('SELECT id FROM tasks WHERE id = $1 FOR UPDATE', [request.taskId]);
@@ -329,14 +329,7 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
           `SELECT * FROM approvals WHERE task_id = $1 AND kind = $2 AND status IN ('pending', 'approved') AND agent = $3
              AND COALESCE(tool, '') = COALESCE($4, '') AND COALESCE(args_sha256, '') = COALESCE($5, '') AND expires_at > $6
            ORDER BY requested_at DESC LIMIT 1`,
-          [
-            request.taskId,
-            request.kind,
-            request.agent,
-            request.tool,
-            request.argsSha256,
-            new Date().toISOString(),
-          ],
+          [request.taskId, request.kind, request.agent, request.tool, request.argsSha256, now.toISOString()],
         );
         if (existing.rows[0] !== undefined) return toApproval(existing.rows[0] as Row);
         const inserted = await client.query(

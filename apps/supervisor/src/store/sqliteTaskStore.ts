@@ -201,13 +201,13 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
   const insertEvent = db.prepare(
     'INSERT INTO events (seq, task_id, at, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
-  const append = db.transaction((taskId: string, type: string, data: unknown): EventRecord => {
+  const append = db.transaction((taskId: string, type: string, data: unknown, at: Date): EventRecord => {
     const last = lastEvent.get();
     const prevHash = last?.hash ?? genesis;
     const body = {
       seq: (last?.seq ?? 0) + 1,
       taskId,
-      at: new Date().toISOString(),
+      at: at.toISOString(),
       type,
       data: data ?? null,
     };
@@ -279,8 +279,8 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
         .all(...values, filter.limit ?? 50);
       return rows.map(toTask);
     },
-    async appendEvent(taskId, type, data) {
-      return append.immediate(taskId, type, data);
+    async appendEvent(taskId, type, data, at) {
+      return append.immediate(taskId, type, data, at);
     },
     async listEvents(taskId) {
       return db
@@ -375,9 +375,9 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
         .all(taskId)
         .map((row) => toolCallFromRow(row, decodeText));
     },
-    async purge(before: Date): Promise<PurgeResult> {
+    async purge(before: Date, at: Date): Promise<PurgeResult> {
       const cutoff = before.toISOString();
-      const now = new Date().toISOString();
+      const now = at.toISOString();
       const run = db.transaction(() => ({
         modelCalls: db
           .prepare(
@@ -392,7 +392,7 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
       }));
       return run.immediate();
     },
-    async requestApproval(request) {
+    async requestApproval(request, now) {
       const open = db.transaction((): ApprovalRecord => {
         const existing = db
           .prepare<[string, string, string, string | null, string | null, string], ApprovalRow>(
@@ -406,7 +406,7 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
             request.agent,
             request.tool,
             request.argsSha256,
-            new Date().toISOString(),
+            now.toISOString(),
           );
         if (existing !== undefined) return toApproval(existing);
         db.prepare(

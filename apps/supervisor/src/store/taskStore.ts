@@ -111,21 +111,26 @@ export interface TaskStore {
   getTask(id: string): Promise<TaskRecord | undefined>;
   /** Newest first. */
   listTasks(filter?: TaskListFilter): Promise<TaskRecord[]>;
-  appendEvent(taskId: string, type: string, data: unknown): Promise<EventRecord>;
+  /** Appends to the chain, stamped `at` (the caller's clock). */
+  appendEvent(taskId: string, type: string, data: unknown, at: Date): Promise<EventRecord>;
   listEvents(taskId: string): Promise<EventRecord[]>;
   verifyEvents(): Promise<ChainVerification>;
   recordModelCall(record: ModelCallRecord): Promise<number>;
   listModelCalls(taskId: string): Promise<ModelCallRecord[]>;
   recordToolCall(record: ToolCallRecord): Promise<number>;
   listToolCalls(taskId: string): Promise<ToolCallRecord[]>;
-  /** Deletes model-call bodies and tool payloads older than `before`; never events. */
-  purge(before: Date): Promise<PurgeResult>;
-  /** Records a question for a human; an open one for the same call is returned instead of a second. */
+  /** Deletes model-call bodies and tool payloads older than `before`, stamped `now`; never events. */
+  purge(before: Date, now: Date): Promise<PurgeResult>;
+  /**
+   * Records a question for a human; an open one for the same call (unexpired at `now`, the caller's
+   * clock) is returned instead of a second.
+   */
   requestApproval(
     approval: Omit<
       ApprovalRecord,
       'status' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'decision' | 'consumedBy'
     >,
+    now: Date,
   ): Promise<ApprovalRecord>;
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   listApprovals(filter?: { status?: ApprovalStatus; taskId?: string }): Promise<ApprovalRecord[]>;

@@ -8,6 +8,7 @@ import { resumeTask, runTask, type KillSignals, type RunTaskOptions } from '../e
 import { createServerPool, freshServers } from '../mcp/pool.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { parseTaskFile } from '../task/taskFile.js';
+import type { Clock } from '../clock.js';
 
 export const taskQueue = 'keel-tasks';
 
@@ -47,6 +48,7 @@ export async function enqueue(boss: PgBoss, job: TaskJob, singletonKey?: string)
 }
 
 export interface WorkerOptions extends Pick<RunTaskOptions, 'env' | 'tracer' | 'progress'> {
+  clock: Clock;
   loaded: LoadedConfig;
   store: TaskStore;
   boss: PgBoss;
@@ -93,6 +95,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       loaded: options.loaded,
       store,
       env: options.env,
+      clock: options.clock,
       tracer: options.tracer,
       kill: options.stop,
       killSignals,
@@ -113,7 +116,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       // The owner may have come back (a slow heartbeat, not a dead worker) since the reaper looked,
       // and another worker may be taking it over right now: only the one whose claim lands resumes.
       const owner = await store.getOwner(task.id);
-      if (owner !== null && !ownerGone(owner))
+      if (owner !== null && !ownerGone(owner, options.clock.now()))
         return log(`${task.id}: its worker ${owner.worker ?? owner.pid} is alive again; not resumed`);
       const claimed = await store.claimOwner(task.id, owner, {
         pid: process.pid,
@@ -121,7 +124,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         host: hostname(),
         serverPids: [],
         worker: options.id,
-        heartbeatAt: new Date().toISOString(),
+        heartbeatAt: new Date(options.clock.now()).toISOString(),
       });
       if (!claimed) return log(`${task.id}: another worker took it over first`);
       log(`${task.id}: resuming (${job.reason})`);
@@ -158,16 +161,16 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 }
 
 /** A worker is gone when its process on this machine has exited, or its heartbeat is stale. */
-function ownerGone(owner: TaskOwner): boolean {
+function ownerGone(owner: TaskOwner, now: number): boolean {
   if (owner.host === hostname() && !isSameProcess(owner.pid, owner.startTime)) return true;
-  return isStale(owner);
+  return isStale(owner, now);
 }
 
 /** Queues a resume for every running task whose worker stopped beating; one job per dead owner. */
 async function reap(options: WorkerOptions): Promise<void> {
   for (const task of await options.store.listTasks({ status: 'running', limit: 1000 })) {
     const owner = await options.store.getOwner(task.id);
-    if (owner === null || owner.worker === undefined || !ownerGone(owner)) continue;
+    if (owner === null || owner.worker === undefined || !ownerGone(owner, options.clock.now())) continue;
     const queued = await enqueue(
       options.boss,
       {

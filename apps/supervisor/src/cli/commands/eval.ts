@@ -27,7 +27,7 @@ export const registerEval: RegisterCommand = (program, ctx) => {
         return mkdtempSync(path.join(os.tmpdir(), `keel-eval-${suite}-`));
       throw error;
     }
-    return path.join(evalsDir(loadConfig(file).stateDir), newEvalId(suite, new Date()));
+    return path.join(evalsDir(loadConfig(file).stateDir), newEvalId(suite, new Date(ctx.io.clock.now())));
   };
   program
     .command('eval')

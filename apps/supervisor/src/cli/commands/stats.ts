@@ -28,7 +28,7 @@ export const registerStats: RegisterCommand = (program, ctx) => {
         json: boolean;
       }) => {
         await ctx.withStore(opts.config, async (_loaded, store) => {
-          const now = new Date();
+          const now = new Date(ctx.io.clock.now());
           const report = await readStats(store, {
             now,
             since: opts.all ? undefined : parseSince(opts.since, now),
