@@ -102,7 +102,9 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
     await page.getByText(`continuing ${run.id}`).waitFor();
     await page.goto(`${url}#/runs/${run.id}`);
     await page.locator('h1 [data-testid="status"]', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
-    // The resume ran in the console's process and its progress reached the page.
+    // The resume ran in the console's process and its progress reached the page. The end's progress line
+    // and the store's status change reach the page as two events in either order: wait for the line.
+    await page.getByTestId('progress').filter({ hasText: 'ended succeeded' }).waitFor({ timeout: 30_000 });
     expect((await page.getByTestId('progress').textContent())?.trimEnd().split('\n').at(-1)).toBe(
       'ended succeeded: 1 coding round(s), no tests, no deploy',
     );
