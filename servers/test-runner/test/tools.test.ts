@@ -280,6 +280,7 @@ describe('past runs', () => {
       new RegExp(`^\\.:vitest: FAILED — 1 passed, 2 failed, 0 skipped of 3 in \\d+ ms \\[${runId}\\]$`),
     );
     expect(rest).toEqual([
+      'sandbox: bwrap (network off; only the roots writable; private HOME and /tmp)',
       'files (2):',
       'flaky.test.js: 0 passed, 1 failed, 0 skipped of 1',
       'math.test.js: 1 passed, 1 failed, 0 skipped of 2',
