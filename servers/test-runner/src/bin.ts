@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { createSandbox, sandboxModes, type SandboxMode } from '@keel/kit';
 import { collect, Option, packageVersion, runServerCli } from '@keel/kit/cli';
-import { createTestRunnerTools, loadProjectsConfig } from './index.js';
+import { commandFormats, createTestRunnerTools, loadProjectsConfig, type CommandFormat } from './index.js';
 
 interface TestRunnerFlags {
   config?: string;
+  command?: string;
+  commandFormat: CommandFormat;
   sandbox: SandboxMode;
   allowUnsandboxed: boolean;
   sandboxExpose?: string[];
@@ -16,14 +18,26 @@ const code = await runServerCli<TestRunnerFlags>({
   bin: 'keel-test-runner',
   version: packageVersion(new URL('../package.json', import.meta.url)),
   description:
-    "Runs a project's tests (vitest, jest, node:test, mocha, pytest, go, cargo) in a sandbox and returns typed, bounded failures.",
+    "Runs a project's tests (vitest, jest, node:test, mocha, tape, node-tap, pytest, go, cargo, or its own test command) in a sandbox and returns typed, bounded failures.",
   argv: process.argv,
   env: process.env,
   configure: (program) =>
     program
       .option(
         '--config <file>',
-        'a JSON file declaring projects and, optionally, the command that launches each framework',
+        'a JSON file declaring projects: frameworks with the command that launches them, or test commands run as they are',
+      )
+      .option(
+        '--command <words>',
+        "the project's test command, run in the first root as the project .:command; split on spaces, no shell (e.g. 'npm test')",
+      )
+      .addOption(
+        new Option(
+          '--command-format <format>',
+          'how the --command output is read: auto (TAP if it prints TAP, else the exit code), tap, junit or text',
+        )
+          .choices(commandFormats)
+          .default('auto'),
       )
       .addOption(
         new Option(
@@ -44,10 +58,18 @@ const code = await runServerCli<TestRunnerFlags>({
         collect,
       )
       .option('--bwrap <program>', 'the bubblewrap program (default: bwrap on PATH)'),
-  helpText: '\nExample:\n  keel-test-runner --root .\n',
+  helpText: "\nExamples:\n  keel-test-runner --root .\n  keel-test-runner --root . --command 'npm test'\n",
   // A bad --config throws a KeelError, which the kit reports with its hint and exit code 2.
   build: async ({ options, env, stateStore, logger }) => {
     const projects = options.config === undefined ? [] : await loadProjectsConfig(options.config);
+    const argv = options.command?.trim().split(/\s+/).filter(Boolean) ?? [];
+    if (argv.length > 0)
+      projects.push({
+        dir: '.',
+        framework: 'command',
+        name: 'command',
+        command: { argv, format: options.commandFormat },
+      });
     const ci = env['CI'] !== undefined && !['', '0', 'false'].includes(env['CI'].toLowerCase());
     const sandbox = createSandbox({
       mode: options.sandbox,

@@ -127,3 +127,5 @@ export type { ConfiguredProject } from './projects/detect.js';
 export type { FrameworkName } from './frameworks/types.js';
 export { frameworkNames } from './frameworks/types.js';
 export { loadProjectsConfig } from './projects/config.js';
+export { commandFormats } from './frameworks/command.js';
+export type { CommandFormat, CommandSpec } from './frameworks/command.js';

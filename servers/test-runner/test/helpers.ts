@@ -32,7 +32,7 @@ const exposeDependencies = [
 export async function copyFixture(name: string, into?: string): Promise<string> {
   const dir = into ?? (await tempDir(`keel-tr-${name}-`));
   await cp(path.join(fixturesDir, name), dir, { recursive: true });
-  if (['vitest', 'jest', 'mocha', 'node-test'].includes(name)) {
+  if (['vitest', 'jest', 'mocha', 'node-test', 'tape', 'npm-test'].includes(name)) {
     await symlink(path.join(packageDir, 'node_modules'), path.join(dir, 'node_modules'));
   }
   return dir;

@@ -414,7 +414,8 @@ describe('the projects config file and HTTP', () => {
     expect(started.code).toBe(2);
     expect(JSON.parse(started.stderr.trim().split('\n').at(-1)!)).toMatchObject({
       level: 'error',
-      hint: 'Each project needs dir and framework (one of vitest, jest, node-test, mocha, pytest, go, cargo); command is optional.',
+      msg: `config file '${config}' is not valid: projects.0.framework: Invalid option: expected one of "vitest"|"jest"|"node-test"|"mocha"|"tape"|"node-tap"|"pytest"|"go"|"cargo"`,
+      hint: 'Each project needs dir and framework (one of vitest, jest, node-test, mocha, tape, node-tap, pytest, go, cargo) with an optional command, or name and command (a test command run as it is) with optional dir, format (auto, tap, junit, text) and report.',
     });
   });
 

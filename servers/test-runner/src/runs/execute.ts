@@ -50,7 +50,7 @@ export async function resolveProject(
   const ids = projects.map((p) => p.id);
   if (projects.length === 0) {
     return fail('NOT_FOUND', 'no test project was found under the roots', {
-      hint: 'A project is a directory with vitest/jest/mocha in package.json, a node --test script, pytest config, go.mod or Cargo.toml.',
+      hint: 'A project is a directory with vitest/jest/mocha/tape/tap in package.json, a node --test script, any other scripts.test (run as npm test), pytest config, go.mod or Cargo.toml; or one declared with --command or --config.',
     });
   }
   if (projectId === undefined) {
@@ -188,6 +188,7 @@ export async function executeRun(
       if (stored !== undefined) return { record: stored, cached: true };
     }
 
+    await adapter.beforeRun?.(planContext);
     const started = Date.now();
     let outputBytes = 0;
     let tick = 0;

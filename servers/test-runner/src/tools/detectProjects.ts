@@ -17,7 +17,7 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
     name: 'detect_projects',
     title: 'Detect test projects',
     description:
-      'Finds the test projects under the roots (vitest, jest, node:test, mocha, pytest, go, cargo; several per monorepo) and says for each the framework, its installed version, what gave it away, the reporter read, and the command run_tests will run.',
+      'Finds the test projects under the roots (vitest, jest, node:test, mocha, tape, node-tap, pytest, go, cargo, a package.json test script run as npm test, or a declared command; several per monorepo) and says for each the framework, its installed version, what gave it away, the reporter read, and the command run_tests will run; and whether runs are sandboxed.',
     input: z.object({
       limit: budgetArg({ default: 50, max: 500, unit: 'items', what: 'projects' }),
       cursor: cursorArg,
