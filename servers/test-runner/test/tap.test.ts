@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { tempDir, toolErrorOf } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
@@ -258,6 +258,39 @@ describe('a test command as a project', () => {
       totals: { total: 2, passed: 1, failed: 1, skipped: 0 },
       failures: [['add > adds wrongly on purpose', 'Expected values to be strictly equal:']],
     });
+  });
+
+  it('never reads a JUnit report an earlier run left behind', async () => {
+    const root = await tempDir('keel-tr-stale-');
+    await mkdir(path.join(root, 'reports'));
+    const stale = path.join(root, 'reports', 'junit.xml');
+    await writeFile(
+      stale,
+      '<testsuite><testcase classname="old" name="failed long ago"><failure>stale</failure></testcase></testsuite>',
+    );
+    const config = path.join(await tempDir(), 'projects.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        projects: [
+          // Writes no report at all: what there is to read must be nothing.
+          {
+            name: 'quiet',
+            command: ['node', '-e', 'process.exit(0)'],
+            format: 'junit',
+            report: 'reports/junit.xml',
+          },
+        ],
+      }),
+    );
+    const server = await startServer(root, 'v2', ['--config', config]);
+    const run = await server.ok('run_tests', { project: '.:quiet' });
+    expect({ outcome: run['outcome'], reason: run['reason'], totals: run['totals'] }).toEqual({
+      outcome: 'error',
+      reason: 'the runner exited with code 0 without reporting results',
+      totals: { total: 0, passed: 0, failed: 0, skipped: 0 },
+    });
+    await expect(readFile(stale, 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
   it('--command runs a command of the person’s choosing as the project .:command', async () => {
