@@ -53,6 +53,15 @@ export { createPathJail } from './jail.js';
 export type { PathJail, ResolvedPath } from './jail.js';
 export { defaultEnvAllowlist, runProcess } from './process.js';
 export type { ProcessResult, RunProcessOptions } from './process.js';
+export { createSandbox, sandboxHome, sandboxModes } from './sandbox.js';
+export type {
+  Sandbox,
+  SandboxMode,
+  SandboxOptions,
+  SandboxRun,
+  SandboxStatus,
+  WrappedRun,
+} from './sandbox.js';
 export { contextFromMeta, endToolSpan, SpanAttributes, startToolSpan } from './telemetry.js';
 export { createLogger, createSilentLogger, logLevels } from './logger.js';
 export type { Logger, LogLevel } from './logger.js';
