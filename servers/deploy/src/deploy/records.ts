@@ -148,6 +148,22 @@ export function recordApplyOps(options: {
   };
 }
 
+/**
+ * The writes that drop an apply that never went live: its attempt, the manifest kept for it and the
+ * approval it spent, which a drop gives back (an approval is spent only by the switch it allowed).
+ */
+export function dropApplyOps(
+  environment: string,
+  attempt: AttemptRecord & { operation: 'apply' },
+): Array<{ kind: 'delete'; key: string }> {
+  const ops = [
+    { kind: 'delete' as const, key: keys.attempt(environment) },
+    { kind: 'delete' as const, key: keys.manifest(environment, attempt.releaseId) },
+  ];
+  if (attempt.nonce !== null) ops.push({ kind: 'delete', key: keys.nonce(attempt.nonce) });
+  return ops;
+}
+
 /** The writes that record a finished rollback. */
 export function recordRollbackOps(options: {
   environment: string;
