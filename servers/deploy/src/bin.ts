@@ -58,6 +58,9 @@ Example:
         });
       }
     });
+    const crashAt = process.env['KEEL_CRASH_AT'];
+    if (crashAt !== undefined && crashAt !== '')
+      logger.warn('a crash point is armed: this server SIGKILLs itself there (KEEL_CRASH_AT)', { crashAt });
     const needApproval = [...config.environments.values()].filter((env) => env.policy.requiresApproval);
     if (needApproval.length > 0 && approvalKeys.length === 0) {
       logger.warn('environments require approval but no --approval-key was given: they cannot be deployed', {
@@ -69,6 +72,8 @@ Example:
         config,
         store: stateStore('deploy'),
         approvalKeys,
+        // Chaos runs name a crash point; unset, nothing changes.
+        ...(crashAt === undefined ? {} : { crashAt }),
       }),
     };
   },

@@ -70,6 +70,7 @@ export async function applyPlan(
     if (approval !== undefined && approval.nonce !== finishedNonce) {
       const spent = await spendNonce(deps, approval, plan);
       if (!spent.ok) return spent;
+      deps.crash('deploy.after-token-spent', ctx);
     }
     const outcome = await applyLocked(deps, env, plan, approval, lock, notes, ctx);
     // The approval is spent only by the switch it allowed, and every refusal comes before one: give it back.

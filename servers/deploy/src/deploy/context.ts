@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { fail, KeelError, ok, type Outcome, type StateStore } from '@keel/kit';
 import type { DeployConfig, EnvironmentConfig } from '../config/config.js';
 import type { DeployTarget } from '../target/target.js';
+import type { CrashPoint } from './crashPoints.js';
 import type { LockHolder } from './lock.js';
 
 /**
@@ -19,6 +20,8 @@ export interface DeployContext {
   /** This server as a lock holder. */
   readonly owner: string;
   target(environment: string): DeployTarget;
+  /** Kills this process at the crash point a chaos run named; a no-op otherwise. */
+  readonly crash: CrashPoint;
 }
 
 export function environmentOf(deps: DeployContext, name: string): Outcome<EnvironmentConfig> {

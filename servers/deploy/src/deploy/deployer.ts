@@ -9,6 +9,7 @@ import { DirectoryTarget } from '../target/directory.js';
 import type { DeployTarget } from '../target/target.js';
 import { applyPlan, type ApplyResult } from './apply.js';
 import { environmentOf, type DeployContext } from './context.js';
+import { createCrashPoint } from './crashPoints.js';
 import { planDeploy, type PlanResult } from './planner.js';
 import type { ReleaseInfo } from './releaseSet.js';
 import { rollbackEnvironment, type RollbackResult } from './rollback.js';
@@ -28,6 +29,8 @@ export interface DeployerOptions {
   /** The bin name for the out-of-band approval command in hints. */
   bin?: string;
   now?: () => number;
+  /** A chaos run's crash point (see `crashPoints.ts`): this process SIGKILLs itself there. */
+  crashAt?: string;
 }
 
 /**
@@ -65,6 +68,7 @@ export class Deployer {
       bin: options.bin ?? 'keel-deploy',
       owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
       target: (name) => targets.get(name)!,
+      crash: createCrashPoint(options.crashAt),
     };
   }
 

@@ -84,6 +84,7 @@ export const applyPhases: Readonly<Record<ApplyPhase, Phase>> = {
           ),
         };
       }
+      deps.crash('deploy.after-copy', ctx);
       return { next: 'switching', record: { files } };
     },
   },
@@ -100,6 +101,7 @@ export const applyPhases: Readonly<Record<ApplyPhase, Phase>> = {
       );
       if (!activated.ok) return { drop: activated };
       run.live = attempt.releaseId;
+      run.deps.crash('deploy.after-switch', run.ctx);
       return { next: 'checking' };
     },
   },
@@ -119,8 +121,9 @@ export const applyPhases: Readonly<Record<ApplyPhase, Phase>> = {
     async run({ deps, env, ctx, attempt, live }) {
       const health = attempt.health ?? null;
       if (live !== attempt.releaseId) return { finish: 'rolled_back', health, notes: [] };
-      if (await restore(deps, env, attempt.baseRelease, attempt.releaseId, ctx))
-        return { finish: 'rolled_back', health, notes: [] };
+      const restored = await restore(deps, env, attempt.baseRelease, attempt.releaseId, ctx);
+      deps.crash('deploy.after-switch-back', ctx);
+      if (restored) return { finish: 'rolled_back', health, notes: [] };
       return {
         finish: 'live',
         health,
@@ -180,6 +183,7 @@ export async function runPhases(
       step.health,
       deps.now(),
     );
+    deps.crash('deploy.between-release-and-prune', run.ctx);
     await prune(deps, env, run.ctx);
     return ok({ release, notes: step.notes });
   }

@@ -73,6 +73,7 @@ export async function rollbackEnvironment(
       await deps.store.delete(keys.attempt(name));
       return activated;
     }
+    deps.crash('rollback.after-switch', ctx);
     await recordRollback(deps.store, name, destination, deps.now());
     const health =
       env.policy.health === undefined

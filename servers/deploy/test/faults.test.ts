@@ -1,0 +1,106 @@
+import { execFile } from 'node:child_process';
+import { readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { callOk, connectStdio } from '@keel/testing';
+import { describe, expect, it } from 'vitest';
+import { crashPointNames } from '../src/index.js';
+import { binPath, createProject, type Project } from './helpers.js';
+
+const run = promisify(execFile);
+
+async function startBin(project: Project, flags: readonly string[] = [], env: Record<string, string> = {}) {
+  return await connectStdio({
+    command: process.execPath,
+    args: [binPath, '--root', project.root, '--state-dir', project.stateDir, '--log-level', 'warn', ...flags],
+    env,
+  });
+}
+
+type Client = Awaited<ReturnType<typeof startBin>>;
+
+/** Waits until a process is gone (reaped), so its pid no longer answers. */
+async function gone(pid: number): Promise<void> {
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Calls a tool on a server armed with a crash point and returns once the server is dead; proves the
+ * death was that crash point (its last log line) rather than anything else.
+ */
+async function callUntilCrash(
+  client: Client,
+  point: string,
+  name: string,
+  args: Record<string, unknown>,
+  meta: Record<string, unknown> = {},
+): Promise<void> {
+  await client.callTool({ name, arguments: args, _meta: meta }).then(
+    (result) => {
+      throw new Error(`${name} returned instead of crashing at ${point}: ${JSON.stringify(result)}`);
+    },
+    () => undefined,
+  );
+  await gone(client.pid!);
+  const lines = client
+    .stderr()
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(lines.at(-1)).toMatchObject({
+    msg: 'crash point reached: SIGKILL (KEEL_CRASH_AT)',
+    crashPoint: point,
+  });
+}
+
+describe('named crash points (KEEL_CRASH_AT)', () => {
+  it('an unknown crash point stops the server at start (exit 2), naming the ones there are', async () => {
+    const project = await createProject();
+    const failed = await run(
+      process.execPath,
+      [binPath, '--root', project.root, '--state-dir', project.stateDir],
+      {
+        env: { ...process.env, KEEL_CRASH_AT: 'deploy.nowhere' },
+      },
+    ).catch((error: { code: number; stderr: string }) => error);
+    expect((failed as { code: number }).code).toBe(2);
+    expect((failed as { stderr: string }).stderr).toContain(
+      `KEEL_CRASH_AT='deploy.nowhere' is not a crash point of keel-deploy`,
+    );
+    expect((failed as { stderr: string }).stderr).toContain(`Crash points: ${crashPointNames.join(', ')}.`);
+  });
+});
+
+describe('kill -9 at a crash point, then a retry', () => {
+  it('deploy.after-switch: the target went live and the attempt says switching; the retry checks and records it', async () => {
+    const project = await createProject();
+    const armed = await startBin(project, [], { KEEL_CRASH_AT: 'deploy.after-switch' });
+    const plan = await callOk(armed, 'plan_deploy', { environment: 'staging' });
+    await callUntilCrash(armed, 'deploy.after-switch', 'apply_deploy', { planId: plan.planId });
+    expect(await readlink(path.join(project.deployRoot, 'staging', 'current'))).toBe(
+      `releases/${plan.releaseId}`,
+    );
+
+    const retry = await startBin(project);
+    const status = await callOk(retry, 'deploy_status', { environment: 'staging' });
+    expect([status.current, status.interrupted]).toEqual([
+      plan.releaseId,
+      { operation: 'apply', planId: plan.planId, releaseId: plan.releaseId, phase: 'switching' },
+    ]);
+    const applied = await callOk(retry, 'apply_deploy', { planId: plan.planId });
+    expect([applied.status, applied.replayed, applied.current, applied.notes]).toEqual([
+      'live',
+      true,
+      plan.releaseId,
+      [`finished the interrupted deploy of '${plan.releaseId}': live`],
+    ]);
+    expect(await readdir(path.join(project.deployRoot, 'staging', 'releases'))).toEqual([plan.releaseId]);
+  });
+});
