@@ -1,10 +1,16 @@
 import { execFile } from 'node:child_process';
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { callOk, connectStdio } from '@keel/testing';
+import { callErr, callOk, connectStdio, tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
-import { crashPointNames } from '../src/index.js';
+import {
+  crashPointNames,
+  generateApprovalKeyPair,
+  newNonce,
+  parsePrivateKey,
+  signApproval,
+} from '../src/index.js';
 import { binPath, createProject, type Project } from './helpers.js';
 
 const run = promisify(execFile);
@@ -60,6 +66,31 @@ async function callUntilCrash(
   });
 }
 
+async function approvalSetup() {
+  const keys = await tempDir('keel-deploy-keys-');
+  const pair = generateApprovalKeyPair();
+  const publicKey = path.join(keys, 'approver.pub');
+  await writeFile(publicKey, pair.publicKeyPem);
+  const project = await createProject({ production: { policy: { requiresApproval: true } } });
+  const sign = (plan: Record<string, any>) => {
+    const now = Date.now();
+    return signApproval(
+      {
+        tool: 'apply_deploy',
+        environment: 'production',
+        planId: plan['planId'],
+        planHash: plan['planHash'],
+        approver: 'erin',
+        issuedAt: now,
+        expiresAt: now + 600_000,
+        nonce: newNonce(),
+      },
+      parsePrivateKey(pair.privateKeyPem, 'test key'),
+    );
+  };
+  return { project, flags: ['--approval-key', publicKey], sign };
+}
+
 describe('named crash points (KEEL_CRASH_AT)', () => {
   it('an unknown crash point stops the server at start (exit 2), naming the ones there are', async () => {
     const project = await createProject();
@@ -75,6 +106,39 @@ describe('named crash points (KEEL_CRASH_AT)', () => {
       `KEEL_CRASH_AT='deploy.nowhere' is not a crash point of keel-deploy`,
     );
     expect((failed as { stderr: string }).stderr).toContain(`Crash points: ${crashPointNames.join(', ')}.`);
+  });
+});
+
+describe('kill -9 right after the approval is spent', () => {
+  it('the retry with the same token and idempotency key finishes the deploy: one release, and the token stays single-use', async () => {
+    const { project, flags, sign } = await approvalSetup();
+    const armed = await startBin(project, flags, { KEEL_CRASH_AT: 'deploy.after-token-spent' });
+    const plan = await callOk(armed, 'plan_deploy', { environment: 'production' });
+    const token = sign(plan);
+    const meta = { 'keel/approval': token, 'keel/idempotency-key': 'deploy-after-token-spent' };
+    await callUntilCrash(armed, 'deploy.after-token-spent', 'apply_deploy', { planId: plan.planId }, meta);
+
+    const retry = await startBin(project, flags);
+    // The spent token is recorded with the attempt it allowed, so the retry knows whose it is.
+    const status = await callOk(retry, 'deploy_status', { environment: 'production' });
+    expect([status.current, status.interrupted]).toEqual([
+      null,
+      { operation: 'apply', planId: plan.planId, releaseId: plan.releaseId, phase: 'copying' },
+    ]);
+    const applied = await callOk(retry, 'apply_deploy', { planId: plan.planId }, meta);
+    expect([applied.status, applied.replayed, applied.approvedBy, applied.current, applied.notes]).toEqual([
+      'live',
+      false,
+      'erin',
+      plan.releaseId,
+      [
+        `cleaned up the interrupted deploy of '${plan.releaseId}' (plan '${plan.planId}'), which had not gone live`,
+      ],
+    ]);
+    expect(await readdir(path.join(project.deployRoot, 'production', 'releases'))).toEqual([plan.releaseId]);
+    // Spent by the deploy it allowed: the same token under another key is refused.
+    const again = await callErr(retry, 'apply_deploy', { planId: plan.planId }, { 'keel/approval': token });
+    expect([again.code, again.details?.['reason']]).toEqual(['APPROVAL_REJECTED', 'reused']);
   });
 });
 

@@ -3,14 +3,14 @@ import type { ApprovalPayload } from '@keel/kit/approval';
 import type { EnvironmentConfig } from '../config/config.js';
 import type { HealthResult } from '../health/healthCheck.js';
 import type { PreparedRelease } from '../target/target.js';
-import { checkApproval, spendNonce } from './approval.js';
+import { checkApproval, checkUnspent, reused, spendNonceOp } from './approval.js';
 import { resolveBuild, scanBuild } from './build.js';
 import { environmentOf, inProgress, type DeployContext } from './context.js';
 import { EnvironmentLock } from './lock.js';
 import { runPhases } from './phases.js';
 import { reconcile } from './reconcile.js';
 import { keys, type PlanRecord, type ReleaseRecord } from './records.js';
-import { putAttempt, readEnvironment, type ApplyAttempt } from './state.js';
+import { readEnvironment, type ApplyAttempt } from './state.js';
 
 export interface ApplyResult {
   releaseId: string;
@@ -68,14 +68,10 @@ export async function applyPlan(
     const { notes, finishedNonce } = await reconcile(deps, env, lock, ctx);
     // A token whose own interrupted deploy this call just finished is not reused: the retry gets that deploy.
     if (approval !== undefined && approval.nonce !== finishedNonce) {
-      const spent = await spendNonce(deps, approval, plan);
-      if (!spent.ok) return spent;
-      deps.crash('deploy.after-token-spent', ctx);
+      const unspent = await checkUnspent(deps, approval, plan);
+      if (!unspent.ok) return unspent;
     }
-    const outcome = await applyLocked(deps, env, plan, approval, lock, notes, ctx);
-    // The approval is spent only by the switch it allowed, and every refusal comes before one: give it back.
-    if (approval !== undefined && !outcome.ok) await deps.store.delete(keys.nonce(approval.nonce));
-    return outcome;
+    return await applyLocked(deps, env, plan, approval, lock, notes, ctx);
   } finally {
     await lock.release();
   }
@@ -154,7 +150,17 @@ async function applyLocked(
     approvedBy: approval?.approver ?? null,
     nonce: approval?.nonce ?? null,
   };
-  await putAttempt(deps.store, env.name, attempt);
+  // The attempt and the approval it spends are one commit: a refusal before it spends nothing, and a
+  // crash after it leaves the attempt that reconcile finishes or drops (giving the approval back).
+  const recorded = await deps.store.commit([
+    { kind: 'put', key: keys.attempt(env.name), value: attempt, ifVersion: 0 },
+    ...(approval === undefined ? [] : [spendNonceOp(deps, approval, plan)]),
+  ]);
+  if (!recorded.ok) {
+    if (approval !== undefined && recorded.key === keys.nonce(approval.nonce)) return reused(deps, plan);
+    throw new Error(`another deploy of '${env.name}' is recorded as under way`);
+  }
+  deps.crash('deploy.after-token-spent', ctx);
   const finished = await runPhases(
     { deps, env, ctx, lock, attempt, live: plan.baseRelease, source: { dir: build.value, manifest } },
     'copying',

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { fail, ok, type Outcome, type ToolContext } from '@keel/kit';
+import { fail, ok, type Outcome, type StateOp, type ToolContext } from '@keel/kit';
 import { APPROVAL_META_KEY, verifyApproval, type ApprovalPayload } from '@keel/kit/approval';
 import * as z from 'zod';
 import type { DeployContext } from './context.js';
@@ -136,18 +136,37 @@ function askApproval(
   }
 }
 
-/** Spends an approval's nonce; a nonce already spent is `reused`. */
-export async function spendNonce(
+/** Refuses an approval whose nonce an earlier deploy spent (read only: spending is {@link spendNonceOp}'s). */
+export async function checkUnspent(
   deps: DeployContext,
   approval: ApprovalPayload,
   plan: PlanRecord,
 ): Promise<Outcome<void>> {
-  const spent = await deps.store.put(
-    keys.nonce(approval.nonce),
-    { planId: plan.planId, environment: plan.environment, approver: approval.approver, at: deps.now() },
-    { ifVersion: 0, ttlMs: Math.max(1, approval.expiresAt - deps.now()) + 60_000 },
-  );
-  if (spent.ok) return ok(undefined);
+  const spent = await deps.store.get(keys.nonce(approval.nonce));
+  return spent === undefined ? ok(undefined) : reused(deps, plan);
+}
+
+/**
+ * The write that spends an approval's nonce, committed with the attempt it allows so that a crash
+ * never leaves a spent approval without the deploy that spent it: a retry finds the attempt and
+ * finishes or drops it (dropping gives the nonce back). `ifVersion: 0` keeps it single-use.
+ */
+export function spendNonceOp(deps: DeployContext, approval: ApprovalPayload, plan: PlanRecord): StateOp {
+  return {
+    kind: 'put',
+    key: keys.nonce(approval.nonce),
+    value: {
+      planId: plan.planId,
+      environment: plan.environment,
+      approver: approval.approver,
+      at: deps.now(),
+    },
+    ifVersion: 0,
+    ttlMs: Math.max(1, approval.expiresAt - deps.now()) + 60_000,
+  };
+}
+
+export function reused(deps: DeployContext, plan: PlanRecord) {
   return fail('APPROVAL_REJECTED', 'the approval token was already used', {
     hint: `An approval is single-use. Get a new one: ${approveCommand(deps, plan)}`,
     details: { reason: 'reused', planId: plan.planId, environment: plan.environment },
