@@ -168,3 +168,44 @@ describe('kill -9 at a crash point, then a retry', () => {
     expect(await readdir(path.join(project.deployRoot, 'staging', 'releases'))).toEqual([plan.releaseId]);
   });
 });
+
+describe('kill -9 between the release record and the pruning', () => {
+  it('the replayed apply finishes the pruning: keep holds', async () => {
+    const project = await createProject({ staging: { policy: { keep: 2 } } });
+    const plain = await startBin(project);
+    const ids: string[] = [];
+    for (const version of ['v1', 'v2']) {
+      await writeFile(path.join(project.build, 'index.html'), version);
+      const plan = await callOk(plain, 'plan_deploy', { environment: 'staging' });
+      ids.push((await callOk(plain, 'apply_deploy', { planId: plan.planId })).releaseId as string);
+    }
+    await plain.close();
+    await writeFile(path.join(project.build, 'index.html'), 'v3');
+    const armed = await startBin(project, [], { KEEL_CRASH_AT: 'deploy.between-release-and-prune' });
+    const plan = await callOk(armed, 'plan_deploy', { environment: 'staging' });
+    const meta = { 'keel/idempotency-key': 'deploy-v3' };
+    await callUntilCrash(
+      armed,
+      'deploy.between-release-and-prune',
+      'apply_deploy',
+      { planId: plan.planId },
+      meta,
+    );
+    const releases = path.join(project.deployRoot, 'staging', 'releases');
+    // The kill landed between the two: v3 is recorded live and all three releases are still there.
+    expect((await readdir(releases)).sort()).toEqual([...ids, plan.releaseId as string].sort());
+
+    const retry = await startBin(project);
+    const listed = await callOk(retry, 'list_releases', { environment: 'staging' });
+    expect(
+      listed.releases.map((release: { releaseId: string; seq: number }) => [release.releaseId, release.seq]),
+    ).toEqual([
+      [plan.releaseId, 3],
+      [ids[1], 2],
+      [ids[0], 1],
+    ]);
+    const applied = await callOk(retry, 'apply_deploy', { planId: plan.planId }, meta);
+    expect([applied.status, applied.replayed, applied.current]).toEqual(['live', true, plan.releaseId]);
+    expect((await readdir(releases)).sort()).toEqual([ids[1]!, plan.releaseId as string].sort());
+  });
+});

@@ -9,6 +9,7 @@ import { environmentOf, inProgress, type DeployContext } from './context.js';
 import { EnvironmentLock } from './lock.js';
 import { runPhases } from './phases.js';
 import { reconcile } from './reconcile.js';
+import { prune } from './releaseSet.js';
 import { keys, type PlanRecord, type ReleaseRecord } from './records.js';
 import { readEnvironment, type ApplyAttempt } from './state.js';
 
@@ -93,6 +94,8 @@ async function applyLocked(
   const existing = await deps.store.get<ReleaseRecord>(keys.release(env.name, plan.releaseId));
   if (existing !== undefined) {
     if (existing.value.generation === record.generation) {
+      // A run killed after recording its release but before pruning left more than `keep`: finish it.
+      await prune(deps, env, ctx);
       return ok(applyResultOf(existing.value, current, true, notes));
     }
     return fail(
