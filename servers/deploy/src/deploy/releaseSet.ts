@@ -41,13 +41,29 @@ export async function releaseInfos(
   return infos.sort((a, b) => (b.seq ?? 0) - (a.seq ?? 0) || (a.releaseId < b.releaseId ? 1 : -1));
 }
 
-/** Keeps the newest `keep` releases by sequence, and always the live one. */
+/** Whether a release went live and stayed there: it passed its health check, or had none. */
+function passed(info: ReleaseInfo): boolean {
+  return info.status === 'live' && info.healthOk !== false;
+}
+
+/** The newest release before the live one that passed its health check: where `rollback` goes by default. */
+export function rollbackDestination(infos: readonly ReleaseInfo[]): ReleaseInfo | undefined {
+  const currentSeq = infos.find((info) => info.current)?.seq ?? Number.POSITIVE_INFINITY;
+  return infos.find((info) => !info.current && passed(info) && (info.seq ?? 0) < currentSeq);
+}
+
+/**
+ * Keeps the newest `keep` releases by sequence, and always the live one, the newest that passed its
+ * health check and the one `rollback` would go back to: failed deploys filling the window must not
+ * take the last good release with them.
+ */
 export async function prune(deps: DeployContext, env: EnvironmentConfig, ctx: ToolContext): Promise<void> {
   const target = deps.target(env.name);
   const current = await target.current(ctx);
   const infos = await releaseInfos(deps, env.name, current);
+  const good = new Set([infos.find(passed)?.releaseId, rollbackDestination(infos)?.releaseId]);
   for (const info of infos.slice(env.policy.keep)) {
-    if (info.current) continue;
+    if (info.current || good.has(info.releaseId)) continue;
     await target.remove(info.releaseId);
     await deps.store.delete(keys.release(env.name, info.releaseId));
   }

@@ -4,7 +4,7 @@ import { environmentOf, inProgress, type DeployContext } from './context.js';
 import { EnvironmentLock } from './lock.js';
 import { reconcile } from './reconcile.js';
 import { keys } from './records.js';
-import { releaseInfos } from './releaseSet.js';
+import { releaseInfos, rollbackDestination } from './releaseSet.js';
 import { putAttempt, readEnvironment, recordRollback } from './state.js';
 import { activate } from './switching.js';
 
@@ -43,10 +43,7 @@ export async function rollbackEnvironment(
     const onTarget = `Releases on the target: ${releases.map((release) => release.releaseId).join(', ') || 'none'}.`;
     let destination = to;
     if (destination === undefined) {
-      const currentSeq = releases.find((release) => release.current)?.seq ?? Number.POSITIVE_INFINITY;
-      destination = releases.find(
-        (release) => !release.current && release.status === 'live' && (release.seq ?? 0) < currentSeq,
-      )?.releaseId;
+      destination = rollbackDestination(releases)?.releaseId;
       if (destination === undefined) {
         return fail('NOT_FOUND', `'${name}' has no earlier live release to roll back to`, { hint: onTarget });
       }
