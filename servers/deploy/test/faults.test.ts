@@ -11,7 +11,7 @@ import {
   parsePrivateKey,
   signApproval,
 } from '../src/index.js';
-import { binPath, createProject, type Project } from './helpers.js';
+import { binPath, callUntilCrash, createProject, type Project } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -20,49 +20,6 @@ async function startBin(project: Project, flags: readonly string[] = [], env: Re
     command: process.execPath,
     args: [binPath, '--root', project.root, '--state-dir', project.stateDir, '--log-level', 'warn', ...flags],
     env,
-  });
-}
-
-type Client = Awaited<ReturnType<typeof startBin>>;
-
-/** Waits until a process is gone (reaped), so its pid no longer answers. */
-async function gone(pid: number): Promise<void> {
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/**
- * Calls a tool on a server armed with a crash point and returns once the server is dead; proves the
- * death was that crash point (its last log line) rather than anything else.
- */
-async function callUntilCrash(
-  client: Client,
-  point: string,
-  name: string,
-  args: Record<string, unknown>,
-  meta: Record<string, unknown> = {},
-): Promise<void> {
-  await client.callTool({ name, arguments: args, _meta: meta }).then(
-    (result) => {
-      throw new Error(`${name} returned instead of crashing at ${point}: ${JSON.stringify(result)}`);
-    },
-    () => undefined,
-  );
-  await gone(client.pid!);
-  const lines = client
-    .stderr()
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-  expect(lines.at(-1)).toMatchObject({
-    msg: 'crash point reached: SIGKILL (KEEL_CRASH_AT)',
-    crashPoint: point,
   });
 }
 

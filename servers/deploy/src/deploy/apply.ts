@@ -57,7 +57,8 @@ export async function applyPlan(
   }
 
   const acquired = await EnvironmentLock.acquire(deps.store, env.name, {
-    owner: deps.owner,
+    owner: ctx.owner,
+    startTime: deps.startTime,
     operation: 'apply',
     planId,
     leaseMs: env.lock.leaseSeconds * 1000,

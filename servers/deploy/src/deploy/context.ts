@@ -17,8 +17,8 @@ export interface DeployContext {
   readonly now: () => number;
   /** The bin name for the out-of-band approval command in hints. */
   readonly bin: string;
-  /** This server as a lock holder. */
-  readonly owner: string;
+  /** When this process started, recorded with the lock it holds (its owner is the call's `ctx.owner`). */
+  readonly startTime: string | undefined;
   target(environment: string): DeployTarget;
   /** Kills this process at the crash point a chaos run named; a no-op otherwise. */
   readonly crash: CrashPoint;

@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { KeyObject } from 'node:crypto';
-import type { Outcome, StateStore, ToolContext } from '@keel/kit';
+import { processStartTime, type Outcome, type StateStore, type ToolContext } from '@keel/kit';
 import type { DeployConfig, EnvironmentConfig } from '../config/config.js';
 import type { HealthResult } from '../health/healthCheck.js';
 import { CommandTarget } from '../target/command.js';
@@ -66,7 +64,7 @@ export class Deployer {
       approvalKeys: options.approvalKeys,
       now: options.now ?? Date.now,
       bin: options.bin ?? 'keel-deploy',
-      owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+      startTime: processStartTime(),
       target: (name) => targets.get(name)!,
       crash: createCrashPoint(options.crashAt),
     };

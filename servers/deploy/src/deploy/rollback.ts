@@ -28,7 +28,8 @@ export async function rollbackEnvironment(
   if (!found.ok) return found;
   const env = found.value;
   const acquired = await EnvironmentLock.acquire(deps.store, name, {
-    owner: deps.owner,
+    owner: ctx.owner,
+    startTime: deps.startTime,
     operation: 'rollback',
     planId: null,
     leaseMs: env.lock.leaseSeconds * 1000,

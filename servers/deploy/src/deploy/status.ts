@@ -1,7 +1,7 @@
 import { ok, type Outcome, type ToolContext } from '@keel/kit';
 import { runHealthCheck, type HealthResult } from '../health/healthCheck.js';
 import { environmentOf, type DeployContext } from './context.js';
-import { holderIsDead, type LockHolder } from './lock.js';
+import { holderIsGone, type LockHolder } from './lock.js';
 import { keys, type AttemptRecord, type EnvironmentRecord } from './records.js';
 import { releaseInfos, type ReleaseInfo } from './releaseSet.js';
 import { readEnvironment } from './state.js';
@@ -31,7 +31,7 @@ export async function environmentStatus(
   const current = await deps.target(name).current(ctx);
   const { record } = await readEnvironment(deps.store, name);
   const lock = (await deps.store.get<LockHolder>(keys.lock(name)))?.value;
-  const live = lock !== undefined && !holderIsDead(lock) ? lock : undefined;
+  const live = lock !== undefined && !holderIsGone(lock) ? lock : undefined;
   const attempt = (await deps.store.get<AttemptRecord>(keys.attempt(name)))?.value;
   return ok({
     environment: name,
