@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { diffManifests, scanTree } from '../src/build/manifest.js';
+import { quotedName, shownName } from '../src/text/names.js';
 import { parseTtl } from '../src/cli/approvalCommands.js';
 import { newNonce, signApproval, verifyApproval, type ApprovalPayload } from '@keel/kit/approval';
 import { DirectoryTarget } from '../src/target/directory.js';
@@ -107,5 +108,28 @@ describe('approval tokens', () => {
     expect(() => parseTtl('25h')).toThrow("--ttl '25h' must be more than 0 and at most 24h");
     expect(() => parseTtl('0m')).toThrow("--ttl '0m' must be more than 0 and at most 24h");
     expect(() => parseTtl('soon')).toThrow("--ttl 'soon' must look like 90s, 15m or 2h");
+  });
+});
+
+describe('names in text output', () => {
+  it('shows a plain name as it is and anything that could break the text as an escaped JSON literal', () => {
+    expect([
+      shownName('assets/logo.svg'),
+      shownName("it's ok.txt"),
+      shownName('a\nb'),
+      shownName('tab\there'),
+      shownName('evil\u202etxt.exe'),
+      shownName('line\u2028sep'),
+      shownName('del\u007f'),
+    ]).toEqual([
+      'assets/logo.svg',
+      "it's ok.txt",
+      '"a\\nb"',
+      '"tab\\there"',
+      '"evil\\u202etxt.exe"',
+      '"line\\u2028sep"',
+      '"del\\u007f"',
+    ]);
+    expect([quotedName('app.js'), quotedName('a\nb')]).toEqual(["'app.js'", '"a\\nb"']);
   });
 });
