@@ -5,7 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
-import { diffManifests, scanTree } from '../src/build/manifest.js';
+import { linksLeaving } from '../src/build/links.js';
+import { diffManifests, manifestOf, scanTree, type ManifestEntry } from '../src/build/manifest.js';
 import { quotedName, shownName } from '../src/text/names.js';
 import { parseTtl } from '../src/cli/approvalCommands.js';
 import { newNonce, signApproval, verifyApproval, type ApprovalPayload } from '@keel/kit/approval';
@@ -108,6 +109,50 @@ describe('approval tokens', () => {
     expect(() => parseTtl('25h')).toThrow("--ttl '25h' must be more than 0 and at most 24h");
     expect(() => parseTtl('0m')).toThrow("--ttl '0m' must be more than 0 and at most 24h");
     expect(() => parseTtl('soon')).toThrow("--ttl 'soon' must look like 90s, 15m or 2h");
+  });
+});
+
+describe('build links', () => {
+  const tree = (links: Record<string, string>, dirs: string[] = []) =>
+    manifestOf([
+      ...dirs.map((dir): ManifestEntry => ({ path: dir, kind: 'dir', size: 0, mode: 0o755, sha256: '' })),
+      { path: 'index.html', kind: 'file', size: 1, mode: 0o644, sha256: 'x' },
+      ...Object.entries(links).map(([from, target]): ManifestEntry => ({
+        path: from,
+        kind: 'symlink',
+        size: 0,
+        mode: 0,
+        sha256: '',
+        target,
+      })),
+    ]);
+
+  it('finds the links that leave the build, resolved through the build’s own links as the kernel would', () => {
+    expect(
+      linksLeaving(
+        tree(
+          {
+            abs: '/etc/passwd',
+            up: '../x',
+            deep: 'a/../../x',
+            'a/top': '..',
+            through: 'a/top/../x',
+            missing: 'nope/../../x',
+            inside: 'a/top/index.html',
+            dot: '.',
+            loop1: 'loop2',
+            loop2: 'loop1',
+          },
+          ['a'],
+        ),
+      ),
+    ).toEqual([
+      { path: 'abs', target: '/etc/passwd', leaves: 'absolute' },
+      { path: 'deep', target: 'a/../../x', leaves: 'outside' },
+      { path: 'missing', target: 'nope/../../x', leaves: 'outside' },
+      { path: 'through', target: 'a/top/../x', leaves: 'outside' },
+      { path: 'up', target: '../x', leaves: 'outside' },
+    ]);
   });
 });
 

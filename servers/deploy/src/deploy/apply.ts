@@ -4,7 +4,7 @@ import type { EnvironmentConfig } from '../config/config.js';
 import type { HealthResult } from '../health/healthCheck.js';
 import type { PreparedRelease } from '../target/target.js';
 import { checkApproval, checkUnspent, reused, spendNonceOp } from './approval.js';
-import { resolveBuild, scanBuild } from './build.js';
+import { checkLinks, resolveBuild, scanBuild } from './build.js';
 import { environmentOf, inProgress, type DeployContext } from './context.js';
 import { EnvironmentLock } from './lock.js';
 import { runPhases } from './phases.js';
@@ -141,6 +141,9 @@ async function applyLocked(
       },
     );
   }
+  // The plan was checked, but a plan record is only data: the build's links are held to the policy here too.
+  const links = checkLinks(env, manifest);
+  if (!links.ok) return links;
 
   const attempt: ApplyAttempt = {
     operation: 'apply',

@@ -81,6 +81,7 @@ function askApproval(
       summary === undefined
         ? undefined
         : `Files: ${summary.added} added, ${summary.changed} changed, ${summary.removed} removed, ${summary.unchanged} unchanged (${summary.bytes} bytes to write).`,
+      ...(plan.warnings ?? []).map((warning) => `Warning: ${warning}`),
       `Plan hash: ${plan.planHash}`,
     ]
       .filter((line) => line !== undefined)

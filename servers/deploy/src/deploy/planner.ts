@@ -3,7 +3,7 @@ import { APPROVAL_META_KEY } from '@keel/kit/approval';
 import { diffManifests, type ManifestDiff } from '../build/manifest.js';
 import { describeHealth } from '../health/healthCheck.js';
 import { approveCommand } from './approval.js';
-import { buildMissing, resolveBuild, scanBuild } from './build.js';
+import { buildMissing, checkLinks, resolveBuild, scanBuild } from './build.js';
 import { environmentOf, type DeployContext } from './context.js';
 import { keys, type AttemptRecord, type PlanRecord } from './records.js';
 import { readEnvironment } from './state.js';
@@ -34,6 +34,8 @@ export async function planDeploy(
   if (!build.ok) return build;
   const manifest = await scanBuild(build.value, deps.config.maxFiles, ctx.signal);
   if (manifest === undefined) return buildMissing(env);
+  const links = checkLinks(env, manifest);
+  if (!links.ok) return links;
   const baseRelease = await target.current(ctx);
   const { record } = await readEnvironment(deps.store, name);
   const base = baseRelease === null ? null : await target.manifest(baseRelease);
@@ -66,6 +68,8 @@ export async function planDeploy(
       unchanged: diff.unchanged.count,
       bytes: diff.added.bytes + diff.changed.bytes,
     },
+    // What the build itself warns about travels with the plan to whoever approves it.
+    ...(links.value.length === 0 ? {} : { warnings: links.value }),
   };
   await deps.store.put(keys.plan(plan.planId), plan, { ttlMs: planTtlMs });
 
@@ -83,7 +87,7 @@ export async function planDeploy(
       ? 'no health check is configured: the release goes live without one'
       : `health: ${describeHealth(env.policy.health)}; on failure the previous release is restored`,
   );
-  const warnings: string[] = [];
+  const warnings = [...links.value];
   const attempt = await deps.store.get<AttemptRecord>(keys.attempt(name));
   if (attempt !== undefined) {
     warnings.push(

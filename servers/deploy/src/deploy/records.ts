@@ -15,6 +15,8 @@ export interface PlanRecord {
   createdAt: number;
   /** What the plan changes, for the question a person is asked before applying it. */
   summary?: { added: number; changed: number; removed: number; unchanged: number; bytes: number };
+  /** What the build warns about (symlinks allowed out of it), shown to the person who approves. */
+  warnings?: string[];
 }
 
 /** An environment's history counters (`env/<name>`). */
