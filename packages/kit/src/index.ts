@@ -44,6 +44,7 @@ export { createCursorCodec } from './cursor.js';
 export type { CursorBinding, CursorCodec } from './cursor.js';
 export { callFingerprint, canonicalJson, sha256Hex } from './canonical.js';
 export { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
+export { ownerIsGone, processStartTime } from './idempotency/owner.js';
 export type { ClaimRequest, ClaimResult, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';
 export { createAuditLog } from './audit/auditLog.js';
 export type { AuditEntry, AuditLog, AuditRow, AuditVerification, SqliteAuditLog } from './audit/auditLog.js';
