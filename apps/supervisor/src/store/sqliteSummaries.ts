@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
-import type { TaskAggregate, TaskSummary, TaskSummaryFilter } from './taskStore.js';
+import type { TaskAggregate, TaskSummaryFilter } from './taskStore.js';
+import { aggregateFromRow } from './rows.js';
+import { endedTasks } from './storeCore.js';
 
 /**
  * A compact row per finished task, kept by triggers on `tasks.run`, so `keel stats` reads a few
@@ -57,81 +59,14 @@ export function installTaskSummaries(db: Database.Database): void {
   if (fresh) db.exec(`${summaryOf('tasks')} FROM tasks WHERE tasks.run IS NOT NULL`);
 }
 
-interface SummaryRow {
-  task_id: string;
-  type: string;
-  mode: string;
-  status: string;
-  created_at: string;
-  latency_ms: number | null;
-  steps: number;
-  input_tokens: number;
-  output_tokens: number;
-  cost_usd: number;
-  approvals_asked: number;
-  tool_calls: number;
-}
-
-function whereOf(filter: TaskSummaryFilter): { sql: string; values: string[] } {
-  // A task queued, running, or waiting for a person (an approval, an escalation) has not ended: it counts once it does.
-  const where = ["status NOT IN ('queued', 'running', 'waiting', 'escalated')"];
-  const values: string[] = [];
-  if (filter.type !== undefined) {
-    where.push('type = ?');
-    values.push(filter.type);
-  }
-  if (filter.since !== undefined) {
-    where.push('created_at >= ?');
-    values.push(filter.since);
-  }
-  if (filter.until !== undefined) {
-    where.push('created_at < ?');
-    values.push(filter.until);
-  }
-  return { sql: where.join(' AND '), values };
-}
-
-/** Ended tasks' summaries (not running, not waiting for a person), in no particular order. */
-export function queryTaskSummaries(db: Database.Database, filter: TaskSummaryFilter): TaskSummary[] {
-  const where = whereOf(filter);
-  return db
-    .prepare<string[], SummaryRow>(`SELECT * FROM task_summaries WHERE ${where.sql}`)
-    .all(...where.values)
-    .map((row) => ({
-      taskId: row.task_id,
-      type: row.type,
-      mode: row.mode,
-      status: row.status,
-      createdAt: row.created_at,
-      latencyMs: row.latency_ms,
-      steps: row.steps,
-      inputTokens: row.input_tokens,
-      outputTokens: row.output_tokens,
-      costUsd: row.cost_usd,
-      approvalsAsked: row.approvals_asked,
-      toolCalls: row.tool_calls,
-    }));
-}
-
 /**
  * Per task type: counts and sums in one grouped pass, and each type's latencies (sorted) read
  * from the covering (type, created_at, latency_ms) index — no row is built in JavaScript.
  */
 export function aggregateTaskSummaries(db: Database.Database, filter: TaskSummaryFilter): TaskAggregate[] {
-  const where = whereOf(filter);
+  const where = endedTasks(filter);
   const groups = db
-    .prepare<
-      string[],
-      {
-        type: string;
-        tasks: number;
-        succeeded: number;
-        steps: number;
-        input: number;
-        output: number;
-        cost: number;
-      }
-    >(
+    .prepare<string[], { type: string }>(
       `SELECT type, count(*) AS tasks, sum(status = 'succeeded') AS succeeded, sum(steps) AS steps,
          sum(input_tokens) AS input, sum(output_tokens) AS output, sum(cost_usd) AS cost
        FROM task_summaries WHERE ${where.sql} GROUP BY type ORDER BY type`,
@@ -144,19 +79,12 @@ export function aggregateTaskSummaries(db: Database.Database, filter: TaskSummar
        WHERE ${typed} AND latency_ms IS NOT NULL`,
     )
     .pluck();
-  return groups.map((g) => {
-    const values = Float64Array.from(
-      latencies.all(...(filter.type === undefined ? [...where.values, g.type] : where.values)),
-    ).sort();
-    return {
-      type: g.type,
-      tasks: g.tasks,
-      succeeded: g.succeeded,
-      steps: g.steps,
-      inputTokens: g.input,
-      outputTokens: g.output,
-      costUsd: g.cost,
-      latenciesMs: values,
-    };
-  });
+  return groups.map((group) =>
+    aggregateFromRow(
+      group,
+      Float64Array.from(
+        latencies.all(...(filter.type === undefined ? [...where.values, group.type] : where.values)),
+      ).sort(),
+    ),
+  );
 }
