@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { tempDir } from '@keel/testing';
+import { postgresMigrations } from '../src/store/postgresMigrations.js';
 import { createPostgresTaskStore, migratePostgres } from '../src/store/postgresTaskStore.js';
 import { applyMigrations, migrateSqlite, sqliteMigrations } from '../src/store/sqliteMigrations.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
@@ -99,6 +100,18 @@ describe('SQLite task store migrations', () => {
     expect(
       (await store.listTaskSummaries()).map((s) => [s.taskId, s.status, s.latencyMs, s.steps, s.toolCalls]),
     ).toEqual([['t-old-1', 'succeeded', 11000, 2, 1]]);
+
+    // Fencing (migration 2): the step recorded twice is numbered in order; the old owner is at epoch 0
+    // and can be taken over like any other.
+    expect((await store.listModelCalls('t-old-1')).map((c) => [c.step, c.attempt])).toEqual([
+      [1, 1],
+      [1, 2],
+      [2, 1],
+    ]);
+    const old = await store.getOwner('t-old-2');
+    expect(await store.getOwnership('t-old-2')).toEqual({ owner: old, epoch: 0 });
+    expect(await store.getOwnership('t-old-1')).toEqual({ owner: null, epoch: 0 });
+    expect(await store.claimOwner('t-old-2', old, { ...old!, worker: 'w2' })).toEqual({ ok: true, epoch: 1 });
 
     // The chain goes on from the old head.
     const next = await store.appendEvent('t-old-2', 'step', { i: 2 }, new Date('2026-11-30T00:00:17.000Z'));
@@ -196,6 +209,39 @@ describe('SQLite task store migrations', () => {
 });
 
 describe.skipIf(testDatabaseUrl === undefined)('PostgreSQL task store migrations', () => {
+  it('upgrades a database at version 1 in place: model calls numbered per step, owners at epoch 0', async () => {
+    const url = await freshDatabase();
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    onTestFinished(() => pool.end());
+    expect(await migratePostgres(pool, postgresMigrations.slice(0, 1))).toEqual([1]);
+    for (const [step, error] of [
+      [1, 'HTTP 500'],
+      [1, null],
+      [2, null],
+    ] as const)
+      await pool.query(
+        `INSERT INTO model_calls (task_id, step, agent, provider, requested_model, system_sha256, reserved_input_tokens,
+           reserved_output_tokens, input_tokens, output_tokens, cost_usd, latency_ms, started_at, error)
+         VALUES ('t-1', $1, 'coding', 'playbook', 'playbook', 's', 1, 1, 1, 1, 0, 1, '2026-11-30T00:00:00.000Z', $2)`,
+        [step, error],
+      );
+    const owner = { pid: 7, startTime: '7', host: 'h', serverPids: [], worker: 'w1' };
+    await pool.query("INSERT INTO task_control (task_id, owner) VALUES ('t-1', $1), ('t-2', 'null')", [
+      JSON.stringify(owner),
+    ]);
+    const store = await createPostgresTaskStore(url);
+    onTestFinished(() => store.close());
+    expect((await store.listModelCalls('t-1')).map((c) => [c.step, c.attempt, c.error])).toEqual([
+      [1, 1, 'HTTP 500'],
+      [1, 2, null],
+      [2, 1, null],
+    ]);
+    expect(await store.getOwnership('t-1')).toEqual({ owner, epoch: 0 });
+    expect(await store.getOwnership('t-2')).toEqual({ owner: null, epoch: 0 });
+    expect(await store.claimOwner('t-1', owner, { ...owner, worker: 'w2' })).toEqual({ ok: true, epoch: 1 });
+    expect(await store.writer('t-1', 1).releaseOwner()).toBe(true);
+  });
+
   it('applies each migration once and refuses a database a newer keel migrated', async () => {
     const url = await freshDatabase();
     const pool = new pg.Pool({ connectionString: url, max: 1 });

@@ -40,6 +40,14 @@ export const postgresMigrations: readonly string[] = [
    CREATE INDEX approvals_task ON approvals (task_id, requested_at);
    CREATE TABLE task_control (task_id TEXT PRIMARY KEY, owner JSONB, kill_requested_at TEXT);
    CREATE TABLE control (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // 2: fencing, as SQLite's migration 2.
+  `ALTER TABLE task_control ADD COLUMN epoch INT NOT NULL DEFAULT 0, ADD COLUMN owner_epoch INT;
+   UPDATE task_control SET owner_epoch = 0 WHERE owner IS NOT NULL AND owner <> 'null'::jsonb;
+   ALTER TABLE model_calls ADD COLUMN attempt INT NOT NULL DEFAULT 1;
+   UPDATE model_calls SET attempt = numbered.attempt
+     FROM (SELECT id, row_number() OVER (PARTITION BY task_id, step ORDER BY id) AS attempt FROM model_calls) AS numbered
+     WHERE model_calls.id = numbered.id AND numbered.attempt > 1;
+   CREATE UNIQUE INDEX model_calls_attempt ON model_calls (task_id, step, attempt);`,
 ];
 
 /**

@@ -67,12 +67,13 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
     {
       decode: decodeParsed,
       bool: (value) => value,
-      locks: { update: ' FOR UPDATE', skipLocked: ' FOR UPDATE SKIP LOCKED' },
+      locks: { update: ' FOR UPDATE', share: ' FOR SHARE', skipLocked: ' FOR UPDATE SKIP LOCKED' },
       chain: {
         head: 'SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE',
         advance: 'UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1',
       },
       summaries,
+      uniqueViolation: (error) => (error as { code?: unknown }).code === '23505',
     },
     executor,
   );

@@ -96,6 +96,7 @@ export function modelCallFromRow(source: object, decode: DecodeJson): ModelCallR
     id: num(row, 'id'),
     taskId: str(row, 'task_id'),
     step: num(row, 'step'),
+    attempt: num(row, 'attempt'),
     agent: str(row, 'agent'),
     provider: str(row, 'provider'),
     requestedModel: str(row, 'requested_model'),

@@ -154,6 +154,17 @@ CREATE TRIGGER IF NOT EXISTS task_summaries_update AFTER UPDATE OF run, status, 
 WHEN NEW.run IS NOT NULL
 BEGIN ${v1SummaryOf('NEW')}; END;
 ${v1SummaryOf('tasks')} FROM tasks WHERE tasks.run IS NOT NULL;`,
+  // 2: fencing. Ownership carries an epoch (claims and kills move it on; owner_epoch is the epoch
+  // the present owner record was claimed at), and a step's model calls are numbered tries, each
+  // recorded once. Existing calls are numbered in the order they were recorded.
+  `ALTER TABLE task_control ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE task_control ADD COLUMN owner_epoch INTEGER;
+UPDATE task_control SET owner_epoch = 0 WHERE owner IS NOT NULL AND owner <> 'null';
+ALTER TABLE model_calls ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+UPDATE model_calls SET attempt = numbered.attempt
+  FROM (SELECT id, row_number() OVER (PARTITION BY task_id, step ORDER BY id) AS attempt FROM model_calls) AS numbered
+  WHERE model_calls.id = numbered.id AND numbered.attempt > 1;
+CREATE UNIQUE INDEX model_calls_attempt ON model_calls (task_id, step, attempt);`,
 ];
 
 /** Where a migration started and ended: `from` is the version found under the write lock. */

@@ -39,6 +39,7 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
       locks: null,
       chain: { head: 'SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1', advance: null },
       summaries: 'task_summaries',
+      uniqueViolation: (error) => (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE',
     },
     executor,
   );
