@@ -390,6 +390,7 @@ for (const backend of backends) {
           refused,
         );
         expect(await stale.renewOwner(second(23))).toMatchObject(refused);
+        expect(await stale.updateOwner({ serverPids: [13] })).toMatchObject(refused);
         expect(await stale.releaseOwner()).toBe(false);
         // None of it landed, and w2's owner record (its heartbeat included) stands.
         expect((await s.listEvents('t-1')).map((e) => e.data)).toEqual([{ n: 1 }]);
@@ -400,7 +401,7 @@ for (const backend of backends) {
           null,
         ]);
         expect(await s.listApprovals({ taskId: 't-1' })).toEqual([]);
-        expect(await s.getOwnership('t-1')).toEqual({ owner: w2, epoch: 2 });
+        expect(await s.getOwnership('t-1')).toEqual({ owner: w2, epoch: 2, killRequested: false });
         // w2 writes, beats and, at the end, steps down.
         const owner = s.writer('t-1', 2);
         expect(await owner.appendEvent('step', { n: 2 }, second(24))).toMatchObject({
@@ -409,13 +410,18 @@ for (const backend of backends) {
         });
         expect(await owner.recordModelCall(modelCall('t-1', 2))).toMatchObject({ ok: true });
         expect(await owner.renewOwner(second(30))).toEqual({ ok: true, value: undefined });
-        expect(await s.getOwner('t-1')).toEqual({ ...w2, heartbeatAt: '2026-11-30T00:00:30.000Z' });
+        expect(await owner.updateOwner({ serverPids: [31, 32] })).toEqual({ ok: true, value: undefined });
+        expect(await s.getOwner('t-1')).toEqual({
+          ...w2,
+          heartbeatAt: '2026-11-30T00:00:30.000Z',
+          serverPids: [31, 32],
+        });
         expect(await owner.updateTask({ status: 'succeeded', endedAt: '2026-11-30T00:00:31.000Z' })).toEqual({
           ok: true,
           value: undefined,
         });
         expect(await owner.releaseOwner()).toBe(true);
-        expect(await s.getOwnership('t-1')).toEqual({ owner: null, epoch: 2 });
+        expect(await s.getOwnership('t-1')).toEqual({ owner: null, epoch: 2, killRequested: false });
         expect(await owner.renewOwner(second(32))).toMatchObject({
           ok: false,
           current: 2,
@@ -437,9 +443,9 @@ for (const backend of backends) {
         expect(await running.updateTask({ status: 'failed' })).toMatchObject(refused);
         expect(await running.renewOwner(second(6))).toMatchObject(refused);
         // Its owner record is still its own to clear: that is how the killer sees it stopped.
-        expect(await s.getOwnership('t-1')).toEqual({ owner: worker, epoch: 2 });
+        expect(await s.getOwnership('t-1')).toEqual({ owner: worker, epoch: 2, killRequested: true });
         expect(await running.releaseOwner()).toBe(true);
-        expect(await s.getOwnership('t-1')).toEqual({ owner: null, epoch: 2 });
+        expect(await s.getOwnership('t-1')).toEqual({ owner: null, epoch: 2, killRequested: true });
         const killer = s.writer('t-1', 2);
         expect(await killer.appendEvent('task_finished', { status: 'killed' }, second(7))).toMatchObject({
           ok: true,
@@ -455,7 +461,7 @@ for (const backend of backends) {
         // Every kill request moves the epoch on, also for a task nobody claimed yet.
         expect(await s.requestKill('t-1', second(8))).toBe(3);
         expect(await s.requestKill('t-2', second(9))).toBe(1);
-        expect(await s.getOwnership('t-2')).toEqual({ owner: null, epoch: 1 });
+        expect(await s.getOwnership('t-2')).toEqual({ owner: null, epoch: 1, killRequested: true });
       });
 
       it('records each (task, step, attempt) once: a step recorded again is its next attempt, a repeat is refused', async () => {

@@ -1,11 +1,11 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { tempDir } from '@keel/testing';
+import { createGitRepo, tempDir } from '@keel/testing';
 import { postgresMigrations } from '../src/store/postgresMigrations.js';
 import { createPostgresTaskStore, migratePostgres } from '../src/store/postgresTaskStore.js';
 import { applyMigrations, migrateSqlite, sqliteMigrations } from '../src/store/sqliteMigrations.js';
@@ -13,6 +13,20 @@ import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
 
 const latest = sqliteMigrations.length;
+const keelBin = new URL('../dist/bin.js', import.meta.url).pathname;
+
+/** Runs the `keel` bin in `cwd` on the config there, with `env` added. */
+function keel(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+  const { KEEL_STATE_DIR: _dir, KEEL_DATABASE_URL: _url, ...inherited } = process.env;
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [keelBin, ...args],
+      { cwd, env: { ...inherited, KEEL_CONFIG: '', ...env } },
+      (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr }),
+    );
+  });
+}
 const beforeVersions = readFileSync(new URL('./fixtures/tasksBeforeVersions.sql', import.meta.url), 'utf8');
 
 /** A state dir whose tasks.db is the store keel wrote before schema versions (user_version 0). */
@@ -109,8 +123,8 @@ describe('SQLite task store migrations', () => {
       [2, 1],
     ]);
     const old = await store.getOwner('t-old-2');
-    expect(await store.getOwnership('t-old-2')).toEqual({ owner: old, epoch: 0 });
-    expect(await store.getOwnership('t-old-1')).toEqual({ owner: null, epoch: 0 });
+    expect(await store.getOwnership('t-old-2')).toEqual({ owner: old, epoch: 0, killRequested: true });
+    expect(await store.getOwnership('t-old-1')).toEqual({ owner: null, epoch: 0, killRequested: false });
     expect(await store.claimOwner('t-old-2', old, { ...old!, worker: 'w2' })).toEqual({ ok: true, epoch: 1 });
 
     // The chain goes on from the old head.
@@ -192,6 +206,21 @@ describe('SQLite task store migrations', () => {
     expect(db.prepare('SELECT count(*) AS n FROM tasks').get()).toEqual({ n: 2 });
   });
 
+  it('keel says so, with the way out, when its store is newer than it', async () => {
+    const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
+    expect((await keel(['init'], repo.dir)).code).toBe(0);
+    const state = path.join(repo.dir, '.keel');
+    mkdirSync(state, { recursive: true });
+    const db = new Database(path.join(state, 'tasks.db'));
+    db.pragma(`user_version = ${latest + 1}`);
+    db.close();
+    expect(await keel(['runs'], repo.dir)).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `keel: the task store ${path.join(state, 'tasks.db')} has schema version ${latest + 1}; this keel knows versions up to ${latest}\nhint: a newer keel wrote to it: run that version (or newer) on this state dir\n`,
+    });
+  });
+
   it('refuses a store that a newer keel migrated, and leaves it untouched', async () => {
     const { dir, file } = await storeBeforeVersions();
     const db = new Database(file);
@@ -236,8 +265,8 @@ describe.skipIf(testDatabaseUrl === undefined)('PostgreSQL task store migrations
       [1, 2, null],
       [2, 1, null],
     ]);
-    expect(await store.getOwnership('t-1')).toEqual({ owner, epoch: 0 });
-    expect(await store.getOwnership('t-2')).toEqual({ owner: null, epoch: 0 });
+    expect(await store.getOwnership('t-1')).toEqual({ owner, epoch: 0, killRequested: false });
+    expect(await store.getOwnership('t-2')).toEqual({ owner: null, epoch: 0, killRequested: false });
     expect(await store.claimOwner('t-1', owner, { ...owner, worker: 'w2' })).toEqual({ ok: true, epoch: 1 });
     expect(await store.writer('t-1', 1).releaseOwner()).toBe(true);
   });
@@ -253,6 +282,14 @@ describe.skipIf(testDatabaseUrl === undefined)('PostgreSQL task store migrations
     await expect(createPostgresTaskStore(url)).rejects.toMatchObject({
       code: 'PRECONDITION_FAILED',
       message: `the PostgreSQL task store has schema version ${all.length + 1}; this keel knows versions up to ${all.length}`,
+    });
+    // Not a connection problem: keel gives the migration's own message and hint.
+    const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
+    expect((await keel(['init'], repo.dir)).code).toBe(0);
+    expect(await keel(['runs'], repo.dir, { KEEL_DATABASE_URL: url })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `keel: the PostgreSQL task store has schema version ${all.length + 1}; this keel knows versions up to ${all.length}\nhint: a newer keel migrated it: run that version (or newer) against this database\n`,
     });
   });
 });

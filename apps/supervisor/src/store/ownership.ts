@@ -72,17 +72,15 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
     return { ok: true, value: yield* work };
   }
 
-  function* renew(taskId: string, epoch: number, heartbeatAt: Date): Work<Fenceable<void>> {
+  /** Changes the owner record while it is this epoch's: a heartbeat, or what the owner learnt since its claim. */
+  function* amend(taskId: string, epoch: number, patch: Partial<TaskOwner>): Work<Fenceable<void>> {
     const row = yield* get(forUpdate, [taskId]);
     const current = row === undefined ? null : Number(row['epoch']);
     if (current !== epoch) return fenced(taskId, epoch, current);
     const owner = ownerOf(row);
     if (owner === null)
       return fenced(taskId, epoch, current, `task ${taskId} has no owner to renew: it was released`);
-    yield* run('UPDATE task_control SET owner = ? WHERE task_id = ?', [
-      json({ ...owner, heartbeatAt: heartbeatAt.toISOString() }),
-      taskId,
-    ]);
+    yield* run('UPDATE task_control SET owner = ? WHERE task_id = ?', [json({ ...owner, ...patch }), taskId]);
     return { ok: true, value: undefined };
   }
 
@@ -115,7 +113,9 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
       },
       consumeApproval: async (tool, argsSha256, slot, now) =>
         checked(writes.consumeApproval(taskId, tool, argsSha256, slot, now)),
-      renewOwner: async (heartbeatAt) => db.transaction(renew(taskId, epoch, heartbeatAt)),
+      renewOwner: async (heartbeatAt) =>
+        db.transaction(amend(taskId, epoch, { heartbeatAt: heartbeatAt.toISOString() })),
+      updateOwner: async (patch) => db.transaction(amend(taskId, epoch, patch)),
       releaseOwner: async () => (await db.execute(run(released, [taskId, epoch]))) === 1,
     };
   }
@@ -134,8 +134,14 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
       return ownerOf(await db.execute(get('SELECT owner FROM task_control WHERE task_id = ?', [taskId])));
     },
     async getOwnership(taskId) {
-      const row = await db.execute(get('SELECT owner, epoch FROM task_control WHERE task_id = ?', [taskId]));
-      return { owner: ownerOf(row), epoch: Number(row?.['epoch'] ?? 0) };
+      const row = await db.execute(
+        get('SELECT owner, epoch, kill_requested_at FROM task_control WHERE task_id = ?', [taskId]),
+      );
+      return {
+        owner: ownerOf(row),
+        epoch: Number(row?.['epoch'] ?? 0),
+        killRequested: (row?.['kill_requested_at'] ?? null) !== null,
+      };
     },
     async requestKill(taskId, at) {
       const row = await db.execute(get(killed, [taskId, at.toISOString()]));

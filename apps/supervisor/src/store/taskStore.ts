@@ -135,10 +135,14 @@ export type Fenceable<T> = { ok: true; value: T } | Fenced;
 /** A takeover: won, with the epoch every write of the new owner carries; or lost to `current`. */
 export type Claim = { ok: true; epoch: number } | { ok: false; current: TaskOwner | null };
 
-/** Who owns a task now, and its epoch (0 before its first claim). */
+/**
+ * Who owns a task now, its epoch (0 before its first claim) and whether a kill was requested: the
+ * one read an owner needs before each call to know it may still make it.
+ */
 export interface Ownership {
   owner: TaskOwner | null;
   epoch: number;
+  killRequested: boolean;
 }
 
 /**
@@ -168,6 +172,11 @@ export interface TaskWriter {
    * the task — it can never overwrite a newer owner. FENCED tells a stalled owner it lost the task.
    */
   renewOwner(heartbeatAt: Date): Promise<Fenceable<void>>;
+  /**
+   * Changes the owner record under the same fence as {@link TaskWriter.renewOwner}: what an owner
+   * learns after its claim, such as the pids of the servers it started for the task.
+   */
+  updateOwner(patch: Partial<Pick<TaskOwner, 'serverPids'>>): Promise<Fenceable<void>>;
   /**
    * Clears the owner record if it is still this claim's — also after a kill fenced it, so a killed
    * owner can say it has stopped. False when another process has claimed the task since.
