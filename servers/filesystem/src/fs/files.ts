@@ -3,7 +3,15 @@ import { closeSync, constants, fstatSync, read, readSync } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, ok, type Outcome, type PathJail, type ResolvedPath, type ToolError } from '@keel/kit';
+import {
+  fail,
+  ok,
+  ownFileDenied,
+  type Outcome,
+  type PathJail,
+  type ResolvedPath,
+  type ToolError,
+} from '@keel/kit';
 
 export function sha256Of(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -296,6 +304,8 @@ export async function entryOf(
   const parent = await jail.resolve(path.dirname(absolute));
   if (!parent.ok) return parent;
   const entry = path.join(parent.value.real, name);
+  // The entry itself is not resolved (a link is acted on as a link), so it is held to the deny here.
+  if (jail.isDenied(entry)) return ownFileDenied(input);
   const info = await lstat(entry).catch(() => undefined);
   return ok({
     entry,

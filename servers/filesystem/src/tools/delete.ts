@@ -47,9 +47,7 @@ export function deleteTool(deps: FsDeps): AnyTool {
       }
       // Everything the delete removes counts, not only the path it names.
       if (type === 'directory') {
-        const tree = await deps.policy.checkTree(target.value.entry, target.value.root, (real) =>
-          ctx.jail.display(real),
-        );
+        const tree = await deps.policy.checkTree(target.value.entry, target.value.root, ctx.jail);
         if (!tree.ok) return tree;
       }
       try {

@@ -66,9 +66,7 @@ export function moveTool(deps: FsDeps): AnyTool {
       const info = await lstat(from.value.entry);
       // Everything the move carries away counts, not only the path it names.
       if (info.isDirectory()) {
-        const tree = await deps.policy.checkTree(from.value.entry, from.value.root, (real) =>
-          ctx.jail.display(real),
-        );
+        const tree = await deps.policy.checkTree(from.value.entry, from.value.root, ctx.jail);
         if (!tree.ok) return tree;
       }
       if (info.isDirectory() && (to.value.entry + path.sep).startsWith(from.value.entry + path.sep)) {
