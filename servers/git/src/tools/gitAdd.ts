@@ -1,6 +1,6 @@
 import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
-import { pathsArg, repoArg, repoPaths } from '../git/args.js';
+import { pathsArg, repoArg, repoPaths, withoutOwnFiles } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
@@ -34,11 +34,11 @@ export function gitAddTool(): GitTool {
       const repo = ctx.prepared;
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
-      const result = await repo.git([
-        'add',
-        '--all',
-        ...(pathspec.value.length > 0 ? ['--', ...pathspec.value] : []),
-      ]);
+      const spec = withoutOwnFiles(repo, pathspec.value);
+      const result = await repo.git(
+        ['add', '--all', ...(spec.args.length > 0 ? ['--', ...spec.args] : [])],
+        spec.env === undefined ? {} : { env: spec.env },
+      );
       if (result.exitCode !== 0) {
         return gitFailure(
           'git add',

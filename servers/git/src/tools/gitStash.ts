@@ -1,6 +1,6 @@
 import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
-import { pathsArg, repoArg, repoPaths } from '../git/args.js';
+import { pathsArg, repoArg, repoPaths, withoutOwnFiles } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
@@ -60,8 +60,9 @@ export function gitStashTool(): GitTool {
         const args = ['stash', 'push', '--quiet'];
         if (input.includeUntracked) args.push('--include-untracked');
         if (input.message !== undefined) args.push(`--message=${input.message}`);
-        if (pathspec.value.length > 0) args.push('--', ...pathspec.value);
-        const result = await repo.git(args);
+        const spec = withoutOwnFiles(repo, pathspec.value);
+        if (spec.args.length > 0) args.push('--', ...spec.args);
+        const result = await repo.git(args, spec.env === undefined ? {} : { env: spec.env });
         if (result.exitCode !== 0) return gitFailure('git stash push', result);
         changed = (await list())[0]?.sha !== before;
       } else if (input.action === 'pop') {
