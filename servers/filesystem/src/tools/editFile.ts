@@ -4,6 +4,7 @@ import { checkResolved, type FsDeps } from '../fs/access.js';
 import { atomicWrite, looksBinary, readWhole, sha256Of } from '../fs/files.js';
 import { unifiedDiff } from '../fs/diff.js';
 import { applyEdits, undoEdits } from '../fs/edits.js';
+import { lineDelta } from '../fs/lines.js';
 
 /** `edit_file`: exact-text replacements applied together, atomically, with a diff back. */
 export function editFileTool(deps: FsDeps): AnyTool {
@@ -51,7 +52,7 @@ export function editFileTool(deps: FsDeps): AnyTool {
     paths: { path: 'existing' },
     render: (out) =>
       `${out.dryRun ? 'would edit' : 'edited'} ${out.path}: ${out.replacements} replacement(s), sha256 ${out.sha256}\n${out.diff}`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
@@ -78,20 +79,29 @@ export function editFileTool(deps: FsDeps): AnyTool {
       if (!applied.ok) return applied;
       const { text, replacements } = applied.value;
       const data = Buffer.from(text, 'utf8');
-      const sha256 = sha256Of(data);
-      const { diff, truncated } = await unifiedDiff(shown, before, text, input.maxDiffBytes);
-      if (!input.dryRun && text !== before) {
-        const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: 'overwrite' });
-        if (!written.ok) return written;
-      }
+      const writes = !input.dryRun && text !== before;
       return ok({
-        path: shown,
-        diff,
-        replacements,
-        previousSha256,
-        sha256,
-        dryRun: input.dryRun,
-        ...(truncated === undefined ? {} : { truncated }),
+        effect: async () => ({
+          files: writes
+            ? [{ path: resolved.real, change: 'modify' as const, ...(await lineDelta(current.value, data)) }]
+            : [],
+        }),
+        apply: async () => {
+          const { diff, truncated } = await unifiedDiff(shown, before, text, input.maxDiffBytes);
+          if (writes) {
+            const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: 'overwrite' });
+            if (!written.ok) return written;
+          }
+          return ok({
+            path: shown,
+            diff,
+            replacements,
+            previousSha256,
+            sha256: sha256Of(data),
+            dryRun: input.dryRun,
+            ...(truncated === undefined ? {} : { truncated }),
+          });
+        },
       });
     },
     // After a crash the file shows whether the edits landed: their undo must redo to the content now.
