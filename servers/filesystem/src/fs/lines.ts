@@ -1,6 +1,6 @@
 import { countLines, type PathJail, type ResolvedPath } from '@keel/kit';
 import { diff } from '../util/lazy.js';
-import { looksBinary, openForRead } from './files.js';
+import { isUtf8Text, openForRead } from './files.js';
 
 export interface LineDelta {
   linesAdded: number;
@@ -20,7 +20,7 @@ const maxEditLength = 20_000;
  * the diff would be too costly the counts are their upper bound, never less than the truth.
  */
 export async function lineDelta(before: Buffer | undefined, after: Buffer): Promise<LineDelta> {
-  if ((before !== undefined && looksBinary(before)) || looksBinary(after))
+  if ((before !== undefined && !isUtf8Text(before)) || !isUtf8Text(after))
     return { linesAdded: 0, linesRemoved: 0, binary: true };
   const oldText = before?.toString('utf8') ?? '';
   const newText = after.toString('utf8');

@@ -3,7 +3,7 @@ import { fail, ok, type Outcome, type ResolvedPath, type ToolContext } from '@ke
 import type { StructuredPatch } from 'diff';
 import { diff } from '../util/lazy.js';
 import { checkResolved, type FsDeps } from './access.js';
-import { atomicWrite, ensureParents, looksBinary, parentExists, readWhole } from './files.js';
+import { atomicWrite, ensureParents, isUtf8Text, looksBinary, parentExists, readWhole } from './files.js';
 
 /** What a file section of a patch does. */
 export type PatchAction = 'modify' | 'create' | 'delete' | 'rename' | 'copy' | 'mode';
@@ -188,8 +188,12 @@ export async function planPatch(
       before = current.value;
       modeBefore = (await stat(readFrom.resolved.real)).mode & 0o7777;
       // Hunks are text; a rename, copy or mode change without hunks moves the bytes as they are.
-      if (patch.hunks.length > 0 && looksBinary(before))
-        return fail('INVALID_ARGUMENT', `'${readFrom.shown}' is a binary file`, { hint: binaryHint });
+      if (patch.hunks.length > 0 && !isUtf8Text(before))
+        return fail(
+          'INVALID_ARGUMENT',
+          `'${readFrom.shown}' ${looksBinary(before) ? 'is a binary file' : 'is not UTF-8 text'}`,
+          { hint: binaryHint },
+        );
     } else if (target.value.resolved.exists) {
       return fail('ALREADY_EXISTS', `patch creates '${target.value.shown}', which already exists`, {
         hint: 'Make the patch modify the file (---/+++ both naming it), or delete it first.',

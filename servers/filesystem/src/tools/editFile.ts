@@ -1,7 +1,7 @@
 import { budgetArg, defineTool, fail, ok, toolError, truncationSchema, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
-import { atomicWrite, looksBinary, readWhole, sha256Of } from '../fs/files.js';
+import { atomicWrite, isUtf8Text, looksBinary, readWhole, sha256Of } from '../fs/files.js';
 import { unifiedDiff } from '../fs/diff.js';
 import { applyEdits, undoEdits } from '../fs/edits.js';
 import { lineDelta } from '../fs/lines.js';
@@ -58,10 +58,14 @@ export function editFileTool(deps: FsDeps): AnyTool {
       const { resolved, shown } = checked.value;
       const current = await readWhole(ctx.jail, resolved, shown);
       if (!current.ok) return current;
-      if (looksBinary(current.value)) {
-        return fail('INVALID_ARGUMENT', `'${shown}' is a binary file`, {
-          hint: 'edit_file edits text; use write_file with base64 for binary content.',
-        });
+      if (!isUtf8Text(current.value)) {
+        return fail(
+          'INVALID_ARGUMENT',
+          `'${shown}' ${looksBinary(current.value) ? 'is a binary file' : 'is not UTF-8 text'}`,
+          {
+            hint: 'edit_file edits UTF-8 text (it would rewrite other bytes as replacement characters); use write_file with base64.',
+          },
+        );
       }
       const previousSha256 = sha256Of(current.value);
       if (input.expectedSha256 !== undefined && input.expectedSha256 !== previousSha256) {
