@@ -7,6 +7,8 @@ export const kitDefaults = {
   timeoutMs: 120_000,
   /** The last guard on a result's size; a tool's own budgets keep far below it. */
   maxResultBytes: 4 * 1024 * 1024,
+  /** The most files a preview lists (a recursive delete is listed file by file up to this). */
+  previewMaxFiles: 1000,
   /** How long an idempotency claim stays valid without a heartbeat. */
   leaseMs: 30_000,
   /** How long a completed result is kept for retries. */

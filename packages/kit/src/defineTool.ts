@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import type { Asked, Question } from './ask.js';
 import type { CallRunOptions, ProcessResult } from './process.js';
 import type { PrepareStep } from './options.js';
+import type { ToolPlan } from './preview.js';
 import { extendInput, inputKeys, type AnyInputSchema, type AnyObjectSchema } from './inputSchema.js';
 
 export type { AnyInputSchema, AnyObjectSchema } from './inputSchema.js';
@@ -147,10 +148,23 @@ export interface ToolSpec<
   timeoutMs?: number;
   /** The concise text rendering for clients that show the model only text. Default: JSON. */
   render?: (output: z.output<TOutput>) => string;
-  handler(
+  /** Does the tool's job. Declare either `handler` or, for a tool whose effect can be previewed, `plan`. */
+  handler?(
     input: z.output<TInput>,
     ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>, TPrepared>,
   ): Promise<Outcome<z.output<TOutput>>>;
+  /**
+   * The call as a plan (instead of `handler`): every check done and nothing changed yet, it returns
+   * what the call would change (`effect`) and how to carry it out (`apply`). The kit applies a plan
+   * with `apply`, and answers a preview request (`_meta["keel/preview"]: true`) with `effect` alone,
+   * so the preview comes from the code that applies — and a call bound to a preview
+   * (`_meta["keel/expect-preview"]`) recomputes it first and is refused if it changed. Mutating
+   * tools only; tools/list marks them with `_meta: { "keel/preview": true }`.
+   */
+  plan?(
+    input: z.output<TInput>,
+    ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>, TPrepared>,
+  ): Promise<Outcome<ToolPlan<z.output<TOutput>>>>;
   /**
    * Crash recovery: called instead of re-running when an earlier run with the same idempotency key
    * died mid-way. Finds whether the effect happened (a commit trailer, a release id) and returns its
@@ -244,13 +258,19 @@ function toolOf<TPrepared>(
   spec: Pick<
     ToolSpec<AnyInputSchema, AnyObjectSchema>,
     'name' | 'title' | 'effect' | 'openWorld' | 'idempotent' | 'input'
-  >,
+  > & { handler?: unknown; plan?: unknown },
   readsPrepared: boolean,
 ): AnyTool<TPrepared> {
   if (!/^[a-z][a-z0-9_]{0,63}$/.test(spec.name)) {
     throw new TypeError(`tool name '${spec.name}' must be snake_case`);
   }
+  if ((spec.handler === undefined) === (spec.plan === undefined)) {
+    throw new TypeError(`tool '${spec.name}' must declare exactly one of handler and plan`);
+  }
   const mutating = spec.effect !== 'read';
+  if (!mutating && spec.plan !== undefined) {
+    throw new TypeError(`tool '${spec.name}' only reads; a plan is for tools that change something`);
+  }
   if (mutating && inputKeys(spec.input).has('idempotencyKey')) {
     throw new TypeError(
       `tool '${spec.name}' declares idempotencyKey itself; the kit adds it to mutating tools`,

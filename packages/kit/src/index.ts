@@ -50,8 +50,25 @@ export { createAuditLog } from './audit/auditLog.js';
 export type { AuditEntry, AuditLog, AuditRow, AuditVerification, SqliteAuditLog } from './audit/auditLog.js';
 export { redact } from './audit/redact.js';
 export type { RedactOptions } from './audit/redact.js';
-export { createPathJail } from './jail.js';
-export type { PathJail, ResolvedPath } from './jail.js';
+export { createPathJail, OWN_FILES_HINT, ownFileDenied } from './jail.js';
+export {
+  effectChanges,
+  effectFileSchema,
+  effectPreviewSchema,
+  EXPECT_PREVIEW_META_KEY,
+  PREVIEW_META_KEY,
+  previewBinding,
+  previewResultSchema,
+} from './preview.js';
+export type {
+  EffectChange,
+  EffectFile,
+  EffectPreview,
+  PlannedEffect,
+  PlannedFile,
+  ToolPlan,
+} from './preview.js';
+export type { PathJail, PathJailOptions, ResolvedPath } from './jail.js';
 export { defaultEnvAllowlist, runProcess } from './process.js';
 export type { ProcessResult, RunProcessOptions } from './process.js';
 export { createSandbox, sandboxHome, sandboxModes } from './sandbox.js';

@@ -12,7 +12,7 @@ import {
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, KeelError, ok, type Outcome } from './errors.js';
+import { fail, KeelError, ok, type Outcome, type ToolError } from './errors.js';
 
 export interface ResolvedPath {
   /** The real path (symlinks resolved), inside a root. */
@@ -26,10 +26,18 @@ export interface ResolvedPath {
 /**
  * Confines every path a tool touches to the server's roots. Paths are resolved to real paths
  * (every symlink, including parent directories and dangling links, followed and re-checked) and
- * contained by whole path segments, so `/srv/app-evil` is not inside `/srv/app`.
+ * contained by whole path segments, so `/srv/app-evil` is not inside `/srv/app`. Keel's own files
+ * (the state directory, keys, configuration: `denied`) are refused inside the roots too, judged on
+ * the same real paths, so no `..`, symlink or worktree path reaches them.
  */
 export interface PathJail {
   readonly roots: readonly string[];
+  /** Real paths no tool may touch, though they may lie inside a root (Keel's own files). */
+  readonly denied: readonly string[];
+  /** Whether a real path is a denied path or lies inside one. */
+  isDenied(realPath: string): boolean;
+  /** The denied paths at or under a real directory (what removing or moving it would reach). */
+  deniedWithin(realDir: string): readonly string[];
   /** Resolves `input` (relative to `base`, else the first root) to a real path inside the roots. */
   resolve(input: string, options?: { base?: string }): Promise<Outcome<ResolvedPath>>;
   /** Whether an already-real path is inside the roots. */
@@ -50,14 +58,41 @@ export interface PathJail {
   display(realPath: string): string;
 }
 
+/** The hint of every refusal of Keel's own files, so each tool says the same thing. */
+export const OWN_FILES_HINT =
+  "Keel's own files (its state, keys, configuration and task files) are off limits to every tool; work with the project's other files.";
+
+/** The refusal of a path that is one of Keel's own files (a jail's denied path), as `path` was given. */
+export function ownFileDenied(input: string): { ok: false; error: ToolError } {
+  return fail('PERMISSION_DENIED', `path '${input}' is one of Keel's own files`, {
+    hint: OWN_FILES_HINT,
+    details: { path: input },
+  });
+}
+
 const maxLinkHops = 40;
 // Every open adds these: never through a symlink (the swap race), and never waiting on a FIFO, which
 // would block a thread-pool thread, or with openSync the whole server, until a writer came. On a
 // regular file O_NONBLOCK changes nothing.
 const noFollowNoWait = fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
 
-/** Builds a jail from configured roots; each must exist and be a directory. */
-export async function createPathJail(roots: readonly string[]): Promise<PathJail> {
+export interface PathJailOptions {
+  /**
+   * Paths no tool may read, write, list or find, though they lie inside a root: a server's state
+   * directory, its keys, the configuration Keel reads. Judged by real path (a path that does not
+   * exist yet by where it would be); a root inside one of them is refused.
+   */
+  deny?: readonly string[];
+}
+
+/**
+ * Builds a jail from configured roots; each must exist and be a directory. A root that lies inside
+ * a denied path is refused (KeelError INVALID_ARGUMENT): every path of it would be off limits.
+ */
+export async function createPathJail(
+  roots: readonly string[],
+  options: PathJailOptions = {},
+): Promise<PathJail> {
   const realRoots: string[] = [];
   for (const root of roots) {
     let real: string;
@@ -76,7 +111,24 @@ export async function createPathJail(roots: readonly string[]): Promise<PathJail
     }
     if (!realRoots.includes(real)) realRoots.push(real);
   }
-  return jailOf(realRoots);
+  const denied: string[] = [];
+  for (const entry of options.deny ?? []) {
+    const real = realpathAllowingMissing(path.resolve(entry), 0).real;
+    if (!denied.includes(real)) denied.push(real);
+  }
+  for (const root of realRoots) {
+    const holder = denied.find((entry) => isInside(entry, root));
+    if (holder !== undefined) {
+      throw new KeelError(
+        'INVALID_ARGUMENT',
+        `root '${root}' lies inside '${holder}', which holds Keel's own files`,
+        {
+          hint: 'Keep the state directory (--state-dir) and every --deny-path outside the roots, or pick another root.',
+        },
+      );
+    }
+  }
+  return jailOf(realRoots, denied);
 }
 
 function isInside(root: string, candidate: string): boolean {
@@ -84,8 +136,9 @@ function isInside(root: string, candidate: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
-function jailOf(roots: readonly string[]): PathJail {
+function jailOf(roots: readonly string[], denied: readonly string[]): PathJail {
   const rootOf = (real: string) => roots.find((root) => isInside(root, real));
+  const isDenied = (real: string) => denied.some((entry) => isInside(entry, real));
   const outside = (input: string, why: string) =>
     fail('OUTSIDE_ROOTS', `path '${input}' ${why}`, {
       hint:
@@ -107,11 +160,14 @@ function jailOf(roots: readonly string[]): PathJail {
       if (byPath !== undefined && byPath.ino === byFd.ino && byPath.dev === byFd.dev)
         opened = realpathSync(real);
     }
-    return opened !== undefined && rootOf(opened) !== undefined;
+    return opened !== undefined && rootOf(opened) !== undefined && !isDenied(opened);
   };
 
   const jail: PathJail = {
     roots,
+    denied,
+    isDenied,
+    deniedWithin: (dir) => denied.filter((entry) => isInside(dir, entry)),
     contains: (real) => rootOf(real) !== undefined,
     display(real) {
       const root = rootOf(real);
@@ -160,6 +216,7 @@ function jailOf(roots: readonly string[]): PathJail {
       }
       const root = rootOf(real.real);
       if (root === undefined) return outside(input, 'resolves outside the roots');
+      if (isDenied(real.real)) return ownFileDenied(input);
       return ok({ real: real.real, exists: real.exists, root });
     },
 
@@ -179,11 +236,12 @@ function jailOf(roots: readonly string[]): PathJail {
           if (overlap !== undefined && !narrowed.includes(overlap)) narrowed.push(overlap);
         }
       }
-      return jailOf(narrowed);
+      return jailOf(narrowed, denied);
     },
 
     async open(target, flags, mode) {
       const real = typeof target === 'string' ? target : target.real;
+      if (isDenied(real)) return ownFileDenied(real);
       let handle: FileHandle;
       try {
         handle = await open(real, flags | noFollowNoWait, mode);
@@ -194,6 +252,7 @@ function jailOf(roots: readonly string[]): PathJail {
       }
       if (!descriptorInside(handle.fd, real)) {
         await handle.close();
+        if (isDenied(real)) return ownFileDenied(real);
         return outside(real, 'changed to point outside the roots while it was being opened');
       }
       return ok(handle);
@@ -201,6 +260,7 @@ function jailOf(roots: readonly string[]): PathJail {
 
     openSync(target, flags, mode) {
       const real = typeof target === 'string' ? target : target.real;
+      if (isDenied(real)) return ownFileDenied(real);
       let fd: number;
       try {
         fd = openSync(real, flags | noFollowNoWait, mode);
@@ -211,6 +271,7 @@ function jailOf(roots: readonly string[]): PathJail {
       }
       if (!descriptorInside(fd, real)) {
         closeSync(fd);
+        if (isDenied(real)) return ownFileDenied(real);
         return outside(real, 'changed to point outside the roots while it was being opened');
       }
       return ok(fd);

@@ -15,6 +15,8 @@ export interface ServerLimits {
   defaultTimeoutMs: number;
   /** The last guard on a result's size; a tool's own budgets should keep far below it. */
   maxResultBytes: number;
+  /** The most files a preview lists; past it the preview says `complete: false`. */
+  previewMaxFiles: number;
 }
 
 export interface IdempotencyOptions {

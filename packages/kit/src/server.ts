@@ -24,6 +24,7 @@ import type { AnyTool } from './defineTool.js';
 import { processOwner } from './idempotency/owner.js';
 import { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
 import { publishedInputSchema } from './inputSchema.js';
+import { PREVIEW_META_KEY, previewResultSchema } from './preview.js';
 import type { PathJail } from './jail.js';
 import { lazy } from './lazy.js';
 import { createSilentLogger } from './logger.js';
@@ -60,6 +61,7 @@ export interface KeelServer {
 const defaultLimits: ServerLimits = {
   defaultTimeoutMs: kitDefaults.timeoutMs,
   maxResultBytes: kitDefaults.maxResultBytes,
+  previewMaxFiles: kitDefaults.previewMaxFiles,
 };
 const defaultIdempotency: IdempotencyOptions = {
   leaseMs: kitDefaults.leaseMs,
@@ -119,8 +121,9 @@ export function createServer(options: CreateServerOptions): KeelServer {
       title: tool.spec.title,
       description: tool.spec.description,
       inputSchema: publishedInputSchema(tool.inputSchema),
-      outputSchema: z.toJSONSchema(tool.spec.output, { io: 'output' }) as NonNullable<Tool['outputSchema']>,
+      outputSchema: publishedOutputSchema(tool),
       annotations: { ...tool.annotations },
+      ...(tool.spec.plan === undefined ? {} : { _meta: { [PREVIEW_META_KEY]: true } }),
     })));
 
   const inFlight = new Set<Promise<unknown>>();
@@ -287,6 +290,21 @@ export function createServer(options: CreateServerOptions): KeelServer {
       for (const db of owned) db.close();
     },
   };
+}
+
+/**
+ * The output schema published in tools/list. A tool that can preview answers either its own result
+ * or `{ preview }`, and clients check structured content against this schema, so it offers both:
+ * one object (MCP wants `type: "object"` at the top) with the two shapes as `anyOf`.
+ */
+function publishedOutputSchema(tool: AnyTool): NonNullable<Tool['outputSchema']> {
+  const own = z.toJSONSchema(tool.spec.output, { io: 'output' }) as Record<string, unknown>;
+  if (tool.spec.plan === undefined) return own as NonNullable<Tool['outputSchema']>;
+  const { $schema, ...result } = own;
+  const { $schema: _previewSchema, ...preview } = z.toJSONSchema(previewResultSchema, {
+    io: 'output',
+  }) as Record<string, unknown>;
+  return { $schema, type: 'object', anyOf: [result, preview] } as NonNullable<Tool['outputSchema']>;
 }
 
 /** Form-mode elicitation: an `elicitation` capability with `form`, or an empty one (the 2025 default). */

@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -66,7 +76,9 @@ export function openStateDir(dir: string): StateDir {
     cursorSecret,
     database() {
       if (db === undefined) {
-        const opened = openSqlite(path.join(dir, 'keel.db'));
+        const file = path.join(dir, 'keel.db');
+        ownerOnly(file);
+        const opened = openSqlite(file);
         try {
           configure(opened);
         } catch (error) {
@@ -111,6 +123,18 @@ export function isBusy(error: unknown): boolean {
     code === 'SQLITE_LOCKED' ||
     (typeof code === 'string' && code.startsWith('SQLITE_BUSY_'))
   );
+}
+
+/**
+ * Creates the database file readable by its owner only before SQLite opens it (SQLite gives its
+ * -wal and -shm files the database's mode), and tightens one an older version left 0644.
+ */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  for (const part of [file, `${file}-wal`, `${file}-shm`]) {
+    const mode = statSync(part, { throwIfNoEntry: false })?.mode;
+    if (mode !== undefined && (mode & 0o077) !== 0) chmodSync(part, mode & 0o700);
+  }
 }
 
 function loadSecret(file: string): Buffer {

@@ -38,6 +38,8 @@ export const SpanAttributes = {
   resultBytes: 'keel.result.bytes',
   resultTruncated: 'keel.result.truncated',
   toolEffect: 'keel.tool.effect',
+  /** The call asked only for its preview (`_meta["keel/preview"]`). */
+  preview: 'keel.preview',
 } as const;
 
 const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;

@@ -10,6 +10,7 @@ import type { CursorCodec } from './cursor.js';
 import type { DeadlineTarget, DeadlineWatch } from './deadlines.js';
 import type { AnyTool } from './defineTool.js';
 import { KeelError, toToolError, type Outcome, type ToolError } from './errors.js';
+import { SpanAttributes } from './telemetry.js';
 import type { IdempotencyStore } from './idempotency/store.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
@@ -19,6 +20,8 @@ import { executeHandler, recoverInterrupted } from './pipeline/execute.js';
 import { runKeyed, type Settled, type Waiters } from './pipeline/idempotency.js';
 import { resolveDeclaredPaths, type ResolvedPaths } from './pipeline/paths.js';
 import { errorResult, renderOutcome } from './pipeline/render.js';
+import { applyPlanned, previewCall, previewRequest, renderPreview } from './pipeline/preview.js';
+import { PREVIEW_META_KEY, type EffectPreview } from './preview.js';
 import { endCallSpan, startCallSpan, type CallTrace } from './pipeline/span.js';
 import { validateArguments } from './pipeline/validate.js';
 import type { ProcessGroups } from './processGroups.js';
@@ -120,6 +123,10 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
   auditActor: string | undefined;
   resolved: ResolvedPaths | undefined;
   prepared: unknown = undefined;
+  /** The preview binding the call must still have (`_meta["keel/expect-preview"]`). */
+  expectedBinding: string | undefined;
+  /** The binding check refused the call before it changed anything: its key is freed. */
+  refusedUnchanged = false;
 
   readonly #shared: PipelineShared;
   readonly #tool: AnyTool;
@@ -178,23 +185,34 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     }
   }
 
-  /** The steps, in order: validate, jail, prepare, then idempotency and run. A refusal returns early. */
+  /**
+   * The steps, in order: validate, jail, prepare, then idempotency and run — or, for a preview
+   * request, the plan's effect alone (no claim, no audit row, nothing applied). A refusal returns early.
+   */
   async #steps(rawArgs: unknown): Promise<Answer> {
     const valid = validateArguments(this.#tool, rawArgs, this.#call.meta);
-    if (!valid.ok) return await this.#audited(this.#refused(valid.error, 'none'));
+    const request = previewRequest(this.#tool, this.#call.meta);
+    const previewing = request.ok && request.value.preview;
+    // A preview changes nothing, so nothing of it is audited, not even its refusal.
+    const asksPreview = this.#call.meta?.[PREVIEW_META_KEY] === true;
+    const audited = (answer: Answer) => (asksPreview ? answer : this.#audited(answer));
+    if (!valid.ok) return await audited(this.#refused(valid.error, 'none'));
+    if (!request.ok) return await audited(this.#refused(request.error, 'none'));
     this.input = valid.input;
-    this.idempotencyKey = valid.idempotencyKey;
+    this.idempotencyKey = previewing ? undefined : valid.idempotencyKey;
+    this.expectedBinding = request.value.expected;
 
     if (this.spec.paths !== undefined) {
       const paths = await resolveDeclaredPaths(this.spec.paths, this.input, this.jail);
-      if (!paths.ok) return await this.#audited(this.#refused(paths.error, 'none'));
+      if (!paths.ok) return await audited(this.#refused(paths.error, 'none'));
       this.resolved = paths.value;
     }
 
     this.#arm();
     try {
       const refused = await this.#prepare();
-      if (refused !== undefined) return await this.#audited(this.#refused(refused, 'none'));
+      if (refused !== undefined) return await audited(this.#refused(refused, 'none'));
+      if (previewing) return await this.#preview();
       const key = this.idempotencyKey;
       if (key === undefined) {
         const work = this.#start('executed');
@@ -284,10 +302,39 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     return undefined;
   }
 
-  /** Run, then bound and render: the handler (or the recovery of an interrupted run). */
+  /** Preview: the plan's effect, bounded and rendered; raced against the call's cancel and timeout. */
+  async #preview(): Promise<Answer> {
+    this.#trace?.span?.setAttribute(SpanAttributes.preview, true);
+    const ctx = new CallContext(this);
+    const limits = this.#shared.limits;
+    const plan = () => previewCall(this.#tool, this.input, ctx, { maxFiles: limits.previewMaxFiles });
+    const work = executeHandler(this.#tool, this.input, ctx, this.#trace!, this.logger, plan).then(
+      (outcome) => ({
+        outcome,
+        rendered: renderPreview(
+          this.#tool,
+          outcome as Outcome<EffectPreview>,
+          (real) => this.jail.display(real),
+          limits.maxResultBytes,
+        ),
+      }),
+    );
+    return this.#ran(await this.#race(work), 'none');
+  }
+
+  /** Run, then bound and render: the handler or plan (or the recovery of an interrupted run). */
   #start(kind: 'executed' | 'recovered'): Promise<Settled> {
     const ctx = new CallContext(this);
-    const execute = () => executeHandler(this.#tool, this.input, ctx, this.#trace!, this.logger);
+    const tool = this.#tool;
+    const run =
+      tool.spec.plan === undefined
+        ? undefined
+        : () =>
+            applyPlanned(tool, this.input, ctx, this.expectedBinding, {
+              maxFiles: this.#shared.limits.previewMaxFiles,
+              onRefused: () => (this.refusedUnchanged = true),
+            });
+    const execute = () => executeHandler(tool, this.input, ctx, this.#trace!, this.logger, run);
     const work = kind === 'recovered' ? recoverInterrupted(this.#tool, this.input, ctx, execute) : execute();
     return work.then((outcome) => ({
       outcome,
@@ -296,6 +343,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
         pendingInput(outcome) === undefined
           ? renderOutcome(this.#tool, outcome, this.#shared.limits.maxResultBytes)
           : undefined,
+      ...(this.refusedUnchanged ? { unchanged: true } : {}),
     }));
   }
 

@@ -106,7 +106,8 @@ describe('MCP Inspector CLI', () => {
 
   it('lists the fixture tools and calls one', async () => {
     const root = await tempDir('keel-root-');
-    const bin = fixtureBin(['--root', root, '--state-dir', root, '--log-level', 'error']);
+    const state = await tempDir('keel-state-');
+    const bin = fixtureBin(['--root', root, '--state-dir', state, '--log-level', 'error']);
     const list = await execFileAsync(inspector, [
       '--cli',
       bin.command,
@@ -238,8 +239,9 @@ describe('OTLP export from a bin', () => {
     const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
 
     const root = await tempDir('keel-root-');
+    const state = await tempDir('keel-state-');
     const client = await connectStdio(
-      fixtureBin(['--root', root, '--state-dir', root, '--log-level', 'warn'], {
+      fixtureBin(['--root', root, '--state-dir', state, '--log-level', 'warn'], {
         OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
         OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
         OTEL_BSP_SCHEDULE_DELAY: '50',

@@ -113,7 +113,7 @@ describe('HTTP guards', () => {
       '--root',
       root,
       '--state-dir',
-      root,
+      await tempDir('keel-state-'),
       '--http',
       '--host',
       '0.0.0.0',

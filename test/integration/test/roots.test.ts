@@ -31,7 +31,7 @@ describe('MCP client roots', () => {
     const root = await tempDir('keel-root-');
     await mkdir(path.join(root, 'project'));
     const client = await clientWithRoots(
-      ['--root', root, '--state-dir', root, '--log-level', 'error'],
+      ['--root', root, '--state-dir', await tempDir('keel-state-'), '--log-level', 'error'],
       [path.join(root, 'project')],
     );
     expect((await call(client, path.join(root, 'project', 'a.txt'))).structuredContent).toEqual({ bytes: 1 });
@@ -49,7 +49,7 @@ describe('MCP client roots', () => {
     const root = path.join(base, 'root');
     await mkdir(root);
     const client = await clientWithRoots(
-      ['--root', root, '--state-dir', base, '--log-level', 'error'],
+      ['--root', root, '--state-dir', await tempDir('keel-state-'), '--log-level', 'error'],
       [base, '/'],
     );
     expect((await client.callTool({ name: 'server_info', arguments: {} })).structuredContent).toEqual({
@@ -60,7 +60,10 @@ describe('MCP client roots', () => {
 
   it('an empty roots list (a client with none configured) narrows nothing', async () => {
     const root = await tempDir('keel-root-');
-    const client = await clientWithRoots(['--root', root, '--state-dir', root, '--log-level', 'error'], []);
+    const client = await clientWithRoots(
+      ['--root', root, '--state-dir', await tempDir('keel-state-'), '--log-level', 'error'],
+      [],
+    );
     expect((await client.callTool({ name: 'server_info', arguments: {} })).structuredContent).toEqual({
       roots: [root],
     });
@@ -71,7 +74,7 @@ describe('MCP client roots', () => {
     const root = await tempDir('keel-root-');
     const elsewhere = await tempDir('keel-elsewhere-');
     const client = await clientWithRoots(
-      ['--root', root, '--state-dir', root, '--log-level', 'error'],
+      ['--root', root, '--state-dir', await tempDir('keel-state-'), '--log-level', 'error'],
       [elsewhere],
     );
     const refused = await call(client, path.join(root, 'a.txt'));

@@ -20,6 +20,8 @@ import { serveStdio } from '../transports/stdio.js';
 export interface CommonOptions {
   root: string[];
   stateDir: string;
+  /** Extra paths no tool may reach, though inside a root (Keel's config, keys, task files). */
+  denyPath: string[];
   /** A PostgreSQL URL for a store shared by replicas; without it, SQLite in the state dir. */
   store: string | undefined;
   http: boolean;
@@ -63,6 +65,11 @@ export interface ServerCliOptions<TExtra> {
   env: NodeJS.ProcessEnv;
   /** Server-specific flags; their parsed values arrive in `build` next to the common ones. */
   configure?: (serve: Command) => void;
+  /**
+   * Files of the server's own, beyond its state directory, that no tool may reach (a configuration
+   * file it reads, its keys), from its parsed flags: the jail denies them with the state directory.
+   */
+  ownFiles?: (options: CommonOptions & TExtra) => readonly string[];
   /** Server-specific subcommands (beside `audit`), added to the root command. */
   commands?: (program: Command, context: SubcommandContext) => void;
   /** Extra help text: examples, the client config snippet. */
@@ -113,6 +120,11 @@ export async function runServerCli<TExtra = Record<string, never>>(
       defaultStateDir(cli.env),
     )
     .option(
+      '--deny-path <path>',
+      "a file or directory no tool may read, write or list, though inside a root: Keel's own config, keys, prompts, task files (repeatable; the state dir is always denied)",
+      collect,
+    )
+    .option(
       '--store <url>',
       'a postgres:// URL: keep the idempotency store, audit log and state there, shared by every replica (env KEEL_DATABASE_URL; default: SQLite in --state-dir)',
       cli.env['KEEL_DATABASE_URL'],
@@ -150,6 +162,7 @@ export async function runServerCli<TExtra = Record<string, never>>(
     exitCode = await serveCommand(cli, {
       ...raw,
       root: raw.root ?? [],
+      denyPath: raw.denyPath ?? [],
       allowedHost: raw.allowedHost ?? [],
       allowedOrigin: raw.allowedOrigin ?? [],
     });
@@ -218,16 +231,6 @@ async function serveCommand<TExtra>(
     });
     return 2;
   }
-  let jail: PathJail;
-  try {
-    jail = await createPathJail(options.root);
-  } catch (error) {
-    if (error instanceof KeelError) {
-      logger.error(error.message, { code: error.code, hint: error.hint });
-      return 2;
-    }
-    throw error;
-  }
   let state: StateDir;
   try {
     state = openStateDir(path.resolve(options.stateDir));
@@ -237,6 +240,21 @@ async function serveCommand<TExtra>(
     });
     return 2;
   }
+  let jail: PathJail;
+  try {
+    // Keel's own files are out of every tool's reach even when a root holds them.
+    jail = await createPathJail(options.root, {
+      deny: [state.dir, ...options.denyPath, ...(cli.ownFiles?.(options) ?? [])],
+    });
+  } catch (error) {
+    state.close();
+    if (error instanceof KeelError) {
+      logger.error(error.message, { code: error.code, hint: error.hint });
+      return 2;
+    }
+    throw error;
+  }
+  logger.info("Keel's own files, denied to every tool", { paths: jail.denied });
   let backend: StoreBackend;
   try {
     backend = await openStoreBackend({ store: options.store, state });

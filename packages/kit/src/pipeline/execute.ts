@@ -12,13 +12,16 @@ export async function executeHandler(
   ctx: CallContext,
   trace: { span: Span | undefined; context: Context | undefined },
   logger: Logger,
+  /** Runs the tool another way (a plan, applied); the handler by default. */
+  run?: () => Promise<Outcome<unknown>>,
 ): Promise<Outcome<unknown>> {
+  const work = run ?? (() => tool.spec.handler!(input, ctx));
   try {
     // With tracing off and no caller trace there is nothing to propagate, and entering the context
     // API costs more than the rest of the pipeline.
     return await (trace.span !== undefined && otelApi(true)!.isSpanContextValid(trace.span.spanContext())
-      ? withContext(trace.context!, () => tool.spec.handler(input, ctx))
-      : tool.spec.handler(input, ctx));
+      ? withContext(trace.context!, work)
+      : work());
   } catch (error) {
     if (!(error instanceof KeelError)) logger.error('tool handler threw', { tool: tool.spec.name, error });
     return { ok: false, error: toToolError(error) };

@@ -15,6 +15,8 @@ export type Waiters = Map<string, Set<() => void>>;
 export interface Settled {
   outcome: Outcome<unknown>;
   rendered: Rendered | undefined;
+  /** Refused before it changed anything (a preview binding that moved): the key is freed, not kept. */
+  unchanged?: boolean;
 }
 
 export interface KeyedCall {
@@ -159,7 +161,11 @@ async function runClaimed(
       // A retryable failure (a pending question among them) frees the key; anything else is kept,
       // and its audit row records what the run did, whatever the caller was answered meanwhile.
       const rendered = done.rendered;
-      if (rendered === undefined || (!done.outcome.ok && done.outcome.error.retryable))
+      if (
+        rendered === undefined ||
+        done.unchanged === true ||
+        (!done.outcome.ok && done.outcome.error.retryable)
+      )
         await store.release(scope, key, token);
       else {
         const entry = call.settlementAudit({ ...done, rendered });

@@ -66,7 +66,7 @@ export function renderOutcome(tool: AnyTool, outcome: Outcome<unknown>, maxResul
   );
 }
 
-function measured(result: CallToolResult): Rendered {
+export function measured(result: CallToolResult): Rendered {
   return { result, bytes: Buffer.byteLength(JSON.stringify(result)) };
 }
 

@@ -1,9 +1,18 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, read, readSync } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, ok, type Outcome, type PathJail, type ResolvedPath, type ToolError } from '@keel/kit';
+import {
+  fail,
+  ok,
+  ownFileDenied,
+  type Outcome,
+  type PathJail,
+  type ResolvedPath,
+  type ToolError,
+} from '@keel/kit';
 
 export function sha256Of(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -12,6 +21,31 @@ export function sha256Of(data: Buffer | string): string {
 /** Git's heuristic: a NUL byte in the first 8 KiB means binary. */
 export function looksBinary(head: Buffer): boolean {
   return head.subarray(0, 8192).includes(0);
+}
+
+/**
+ * Whether bytes are text a tool can hand back (or edit) as UTF-8 without losing one: no NUL in the
+ * first 8 KiB and valid UTF-8 throughout. `cut`: the bytes stop mid-file, so a character split at
+ * their end does not count against them. Anything else decoded as UTF-8 would come back with
+ * replacement characters in place of its bytes.
+ */
+export function isUtf8Text(bytes: Buffer, cut = false): boolean {
+  if (looksBinary(bytes)) return false;
+  if (isUtf8(bytes)) return true;
+  if (!cut) return false;
+  const tail = incompleteTail(bytes);
+  return tail > 0 && isUtf8(bytes.subarray(0, bytes.length - tail));
+}
+
+/** How many bytes at the end start a multi-byte character the bytes do not finish (0 if none). */
+function incompleteTail(bytes: Buffer): number {
+  for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+    const byte = bytes[bytes.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue;
+    const needs = byte >= 0xf0 && byte <= 0xf4 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc2 ? 2 : 1;
+    return needs > back ? back : 0;
+  }
+  return 0;
 }
 
 /** Maps the errors a file operation can meet to structured errors naming the path. */
@@ -296,6 +330,8 @@ export async function entryOf(
   const parent = await jail.resolve(path.dirname(absolute));
   if (!parent.ok) return parent;
   const entry = path.join(parent.value.real, name);
+  // The entry itself is not resolved (a link is acted on as a link), so it is held to the deny here.
+  if (jail.isDenied(entry)) return ownFileDenied(input);
   const info = await lstat(entry).catch(() => undefined);
   return ok({
     entry,

@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fail, ok, type Outcome } from '@keel/kit';
+import { fail, ok, OWN_FILES_HINT, type Outcome, type PathJail } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 
 /** The filesystem server's own rules on top of the jail. */
@@ -23,10 +23,11 @@ export interface FsPolicy {
   checkRead(real: string, root: string, shown: string): Outcome<void>;
   checkWrite(real: string, root: string, shown: string): Outcome<void>;
   /**
-   * Everything under a directory a call removes or moves, held to the write policy: a denied file or a
-   * `.git/` inside `dir` refuses the whole call. Bounded; a tree too big to check is refused too.
+   * Everything under a directory a call removes or moves, held to the write policy: Keel's own files
+   * (the jail's denied paths), a denied file or a `.git/` inside `dir` refuses the whole call.
+   * Bounded; a tree too big to check is refused too.
    */
-  checkTree(dir: string, root: string, display: (real: string) => string): Promise<Outcome<void>>;
+  checkTree(dir: string, root: string, jail: PathJail): Promise<Outcome<void>>;
 }
 
 /** How many entries under a directory are checked before a tree operation is refused as too big. */
@@ -85,7 +86,19 @@ export function createFsPolicy(options: FilesystemOptions = {}): FsPolicy {
     isDenied: (relative) => denyingGlob(relative) !== undefined,
     checkRead,
     checkWrite,
-    async checkTree(dir, root, display) {
+    async checkTree(dir, root, jail) {
+      const display = (real: string) => jail.display(real);
+      const own = jail.deniedWithin(dir)[0];
+      if (own !== undefined) {
+        return fail(
+          'PERMISSION_DENIED',
+          `'${display(dir)}' contains '${display(own)}', one of Keel's own files, which no tool may remove or move`,
+          {
+            hint: `${OWN_FILES_HINT} Remove or move the other entries one by one.`,
+            details: { path: display(dir), blockedBy: display(own) },
+          },
+        );
+      }
       if (matchers.length === 0 && allowGitWrites) return ok(undefined);
       let seen = 0;
       const pending = [dir];

@@ -1,6 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { PathJail } from '@keel/kit';
 import type { Ignore } from 'ignore';
 import { ignore } from '../util/lazy.js';
 import type { FsPolicy } from './policy.js';
@@ -23,6 +24,8 @@ export interface WalkOptions {
   base: string;
   root: string;
   policy: FsPolicy;
+  /** The call's jail: Keel's own files (its `denied` paths) are left out like denied globs. */
+  jail: PathJail;
   /** Skip what `.gitignore` files (from the root down) ignore, and `.git` itself. */
   gitignore: boolean;
   /** Include names starting with a dot. */
@@ -109,7 +112,7 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
             ? 'symlink'
             : 'other';
       const rootRel = relativeOf(options.root, real);
-      if (options.policy.isDenied(rootRel)) continue;
+      if (options.policy.isDenied(rootRel) || options.jail.isDenied(real)) continue;
       if (options.gitignore && ignoredBy(inScope, rootRel, type === 'directory')) continue;
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
       if (options.skip?.(rel, type) === true) continue;

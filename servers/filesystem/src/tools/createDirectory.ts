@@ -19,26 +19,32 @@ export function createDirectoryTool(deps: FsDeps): AnyTool {
     idempotent: true,
     paths: { path: 'any' },
     render: (out) => `${out.created ? 'created' : 'already exists:'} ${out.path}/`,
-    handler: async (_input, ctx) => {
+    plan: async (_input, ctx) => {
       const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
-      if (resolved.exists) {
-        const info = await stat(resolved.real);
-        if (info.isDirectory()) return ok({ path: shown, created: false });
+      if (resolved.exists && !(await stat(resolved.real)).isDirectory()) {
         return fail('ALREADY_EXISTS', `'${shown}' exists and is a file`, {
           hint: 'Pick another name, or delete the file first.',
         });
       }
-      try {
-        await mkdir(resolved.real, { recursive: true });
-      } catch (error) {
-        return fsError(error, shown, 'create directory');
-      }
-      // A parent swapped for a symlink while creating would put the directory elsewhere; check where it landed.
-      const again = await ctx.jail.resolve(resolved.real);
-      if (!again.ok) return again;
-      return ok({ path: shown, created: true });
+      return ok({
+        effect: () => ({
+          files: resolved.exists ? [] : [{ path: resolved.real, change: 'create' as const, directory: true }],
+        }),
+        apply: async () => {
+          if (resolved.exists) return ok({ path: shown, created: false });
+          try {
+            await mkdir(resolved.real, { recursive: true });
+          } catch (error) {
+            return fsError(error, shown, 'create directory');
+          }
+          // A parent swapped for a symlink while creating would put the directory elsewhere; check where it landed.
+          const again = await ctx.jail.resolve(resolved.real);
+          if (!again.ok) return again;
+          return ok({ path: shown, created: true });
+        },
+      });
     },
   });
 }

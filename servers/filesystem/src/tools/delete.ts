@@ -4,6 +4,7 @@ import * as z from 'zod';
 import { type FsDeps } from '../fs/access.js';
 import { entryOf, fsError } from '../fs/files.js';
 import { lstat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 
 /** `delete`: removes a file, a symlink, or (only when asked) a directory tree. */
 export function deleteTool(deps: FsDeps): AnyTool {
@@ -25,21 +26,15 @@ export function deleteTool(deps: FsDeps): AnyTool {
     idempotent: true,
     paths: { path: 'any' },
     render: (out) => (out.existed ? `deleted ${out.type} ${out.path}` : `${out.path} did not exist`),
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const target = await entryOf(ctx.jail, input.path);
       if (!target.ok) return target;
-      const shown = ctx.jail.display(target.value.entry);
-      const verdict = deps.policy.checkWrite(target.value.entry, target.value.root, shown);
+      const { entry, root } = target.value;
+      const shown = ctx.jail.display(entry);
+      const verdict = deps.policy.checkWrite(entry, root, shown);
       if (!verdict.ok) return verdict;
-      const info = await lstat(target.value.entry).catch(() => undefined);
-      if (info === undefined) return ok({ path: shown, existed: false });
-      const type = info.isSymbolicLink()
-        ? 'symlink'
-        : info.isDirectory()
-          ? 'directory'
-          : info.isFile()
-            ? 'file'
-            : 'other';
+      const info = await lstat(entry).catch(() => undefined);
+      const type = info === undefined ? undefined : typeOf(info);
       if (type === 'directory' && !input.recursive) {
         return fail('INVALID_ARGUMENT', `'${shown}' is a directory`, {
           hint: 'Pass recursive: true to delete it and everything in it.',
@@ -47,19 +42,39 @@ export function deleteTool(deps: FsDeps): AnyTool {
       }
       // Everything the delete removes counts, not only the path it names.
       if (type === 'directory') {
-        const tree = await deps.policy.checkTree(target.value.entry, target.value.root, (real) =>
-          ctx.jail.display(real),
-        );
+        const tree = await deps.policy.checkTree(entry, root, ctx.jail);
         if (!tree.ok) return tree;
       }
-      try {
-        if (type === 'directory') await rm(target.value.entry, { recursive: true });
-        else await unlink(target.value.entry);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return ok({ path: shown, existed: false });
-        return fsError(error, shown, 'delete');
-      }
-      return ok({ path: shown, existed: true, type });
+      return ok({
+        effect: () => ({
+          files:
+            type === undefined
+              ? []
+              : [{ path: entry, change: 'delete' as const, tree: type === 'directory' }],
+        }),
+        apply: async () => {
+          if (type === undefined) return ok({ path: shown, existed: false });
+          try {
+            if (type === 'directory') await rm(entry, { recursive: true });
+            else await unlink(entry);
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+              return ok({ path: shown, existed: false });
+            return fsError(error, shown, 'delete');
+          }
+          return ok({ path: shown, existed: true, type });
+        },
+      });
     },
   });
+}
+
+function typeOf(info: Stats): 'file' | 'directory' | 'symlink' | 'other' {
+  return info.isSymbolicLink()
+    ? 'symlink'
+    : info.isDirectory()
+      ? 'directory'
+      : info.isFile()
+        ? 'file'
+        : 'other';
 }

@@ -1,9 +1,10 @@
 import { budgetArg, defineTool, fail, ok, toolError, truncationSchema, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
-import { atomicWrite, looksBinary, readWhole, sha256Of } from '../fs/files.js';
+import { atomicWrite, isUtf8Text, looksBinary, readWhole, sha256Of } from '../fs/files.js';
 import { unifiedDiff } from '../fs/diff.js';
 import { applyEdits, undoEdits } from '../fs/edits.js';
+import { lineDelta } from '../fs/lines.js';
 
 /** `edit_file`: exact-text replacements applied together, atomically, with a diff back. */
 export function editFileTool(deps: FsDeps): AnyTool {
@@ -51,16 +52,20 @@ export function editFileTool(deps: FsDeps): AnyTool {
     paths: { path: 'existing' },
     render: (out) =>
       `${out.dryRun ? 'would edit' : 'edited'} ${out.path}: ${out.replacements} replacement(s), sha256 ${out.sha256}\n${out.diff}`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const current = await readWhole(ctx.jail, resolved, shown);
       if (!current.ok) return current;
-      if (looksBinary(current.value)) {
-        return fail('INVALID_ARGUMENT', `'${shown}' is a binary file`, {
-          hint: 'edit_file edits text; use write_file with base64 for binary content.',
-        });
+      if (!isUtf8Text(current.value)) {
+        return fail(
+          'INVALID_ARGUMENT',
+          `'${shown}' ${looksBinary(current.value) ? 'is a binary file' : 'is not UTF-8 text'}`,
+          {
+            hint: 'edit_file edits UTF-8 text (it would rewrite other bytes as replacement characters); use write_file with base64.',
+          },
+        );
       }
       const previousSha256 = sha256Of(current.value);
       if (input.expectedSha256 !== undefined && input.expectedSha256 !== previousSha256) {
@@ -78,20 +83,29 @@ export function editFileTool(deps: FsDeps): AnyTool {
       if (!applied.ok) return applied;
       const { text, replacements } = applied.value;
       const data = Buffer.from(text, 'utf8');
-      const sha256 = sha256Of(data);
-      const { diff, truncated } = await unifiedDiff(shown, before, text, input.maxDiffBytes);
-      if (!input.dryRun && text !== before) {
-        const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: 'overwrite' });
-        if (!written.ok) return written;
-      }
+      const writes = !input.dryRun && text !== before;
       return ok({
-        path: shown,
-        diff,
-        replacements,
-        previousSha256,
-        sha256,
-        dryRun: input.dryRun,
-        ...(truncated === undefined ? {} : { truncated }),
+        effect: async () => ({
+          files: writes
+            ? [{ path: resolved.real, change: 'modify' as const, ...(await lineDelta(current.value, data)) }]
+            : [],
+        }),
+        apply: async () => {
+          const { diff, truncated } = await unifiedDiff(shown, before, text, input.maxDiffBytes);
+          if (writes) {
+            const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: 'overwrite' });
+            if (!written.ok) return written;
+          }
+          return ok({
+            path: shown,
+            diff,
+            replacements,
+            previousSha256,
+            sha256: sha256Of(data),
+            dryRun: input.dryRun,
+            ...(truncated === undefined ? {} : { truncated }),
+          });
+        },
       });
     },
     // After a crash the file shows whether the edits landed: their undo must redo to the content now.

@@ -86,6 +86,7 @@ export function findFilesTool(deps: FsDeps): AnyTool {
         base: resolved.real,
         root: resolved.root,
         policy: deps.policy,
+        jail: ctx.jail,
         gitignore: input.gitignore,
         hidden: input.hidden,
         maxDepth: input.maxDepth,

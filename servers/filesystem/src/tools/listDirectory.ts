@@ -82,7 +82,8 @@ export function listDirectoryTool(deps: FsDeps): AnyTool {
           (input.hidden || !name.startsWith('.')) &&
           !isWriteTemp(name) &&
           (matches === undefined || matches(name)) &&
-          !deps.policy.isDenied(relativeOf(resolved.root, path.join(resolved.real, name))),
+          !deps.policy.isDenied(relativeOf(resolved.root, path.join(resolved.real, name))) &&
+          !ctx.jail.isDenied(path.join(resolved.real, name)),
       );
       const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
       const describe = async (batchNames: readonly string[]): Promise<z.output<typeof entrySchema>[]> => {

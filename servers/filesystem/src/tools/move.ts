@@ -1,9 +1,11 @@
 import { link, lstat, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import type { Stats } from 'node:fs';
+import { defineTool, fail, ok, type AnyTool, type Outcome, type ToolContext } from '@keel/kit';
 import * as z from 'zod';
 import { type FsDeps } from '../fs/access.js';
 import { entryOf, fsError } from '../fs/files.js';
+import { fileLines } from '../fs/lines.js';
 
 /** `move`: renames a file or directory inside the roots; never replaces a destination unless told to. */
 export function moveTool(deps: FsDeps): AnyTool {
@@ -43,7 +45,7 @@ export function moveTool(deps: FsDeps): AnyTool {
         },
       };
     },
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const from = await entryOf(ctx.jail, input.source);
       if (!from.ok) return from;
       const to = await entryOf(ctx.jail, input.destination);
@@ -61,62 +63,103 @@ export function moveTool(deps: FsDeps): AnyTool {
         return fail('NOT_FOUND', `source '${fromShown}' does not exist`, {
           hint: 'Check the path; list the parent directory.',
         });
-      if (from.value.entry === to.value.entry)
-        return ok({ source: fromShown, destination: toShown, replaced: false });
+      const same = from.value.entry === to.value.entry;
       const info = await lstat(from.value.entry);
       // Everything the move carries away counts, not only the path it names.
-      if (info.isDirectory()) {
-        const tree = await deps.policy.checkTree(from.value.entry, from.value.root, (real) =>
-          ctx.jail.display(real),
-        );
+      if (!same && info.isDirectory()) {
+        const tree = await deps.policy.checkTree(from.value.entry, from.value.root, ctx.jail);
         if (!tree.ok) return tree;
       }
-      if (info.isDirectory() && (to.value.entry + path.sep).startsWith(from.value.entry + path.sep)) {
+      if (
+        !same &&
+        info.isDirectory() &&
+        (to.value.entry + path.sep).startsWith(from.value.entry + path.sep)
+      ) {
         return fail('INVALID_ARGUMENT', `cannot move '${fromShown}' into itself ('${toShown}')`, {
           hint: 'Pick a destination outside the source directory.',
         });
       }
-      if (to.value.exists && !input.overwrite) {
+      if (!same && to.value.exists && !input.overwrite) {
         return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, {
           hint: 'Pass overwrite: true to replace it, or pick another destination.',
         });
       }
-      try {
-        if (!input.overwrite && !info.isDirectory()) {
-          // link(2) refuses an existing name, so a destination created meanwhile is never clobbered.
-          await link(from.value.entry, to.value.entry);
-          await unlink(from.value.entry);
-        } else {
-          await rename(from.value.entry, to.value.entry);
-        }
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' && !(await lstat(path.dirname(to.value.entry)).catch(() => undefined))) {
-          return fail('NOT_FOUND', `the parent directory of '${toShown}' does not exist`, {
-            hint: 'Create it with create_directory first.',
-          });
-        }
-        if (code === 'EPERM' && !info.isDirectory()) {
-          // Some filesystems refuse hard links; fall back to a checked rename.
-          if (await lstat(to.value.entry).catch(() => undefined))
-            return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, {
-              hint: 'Pass overwrite: true to replace it.',
-            });
-          await rename(from.value.entry, to.value.entry);
-          return ok({ source: fromShown, destination: toShown, replaced: false });
-        }
-        if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') {
-          return fail(
-            'CONFLICT',
-            `cannot move '${fromShown}' onto '${toShown}': ${code === 'ENOTEMPTY' || code === 'EEXIST' ? 'the destination is a directory that is not empty' : 'a file and a directory cannot replace each other'}`,
-            {
-              hint: 'Delete the destination first (delete with recursive: true), or pick another destination.',
-            },
-          );
-        }
-        return fsError(error, toShown, 'move to');
-      }
-      return ok({ source: fromShown, destination: toShown, replaced: to.value.exists });
+      return ok({
+        effect: async () => {
+          if (same) return { files: [] };
+          // A file the move replaces loses its lines.
+          const replaced = to.value.exists ? await replacedLines(ctx, to.value.entry) : 0;
+          return {
+            files: [
+              {
+                path: to.value.entry,
+                change: 'rename' as const,
+                from: from.value.entry,
+                tree: info.isDirectory(),
+                linesRemoved: replaced,
+              },
+            ],
+          };
+        },
+        apply: async () => {
+          if (same) return ok({ source: fromShown, destination: toShown, replaced: false });
+          return await moveEntry(from.value.entry, to.value.entry, { ...input, fromShown, toShown, info });
+        },
+      });
     },
   });
+}
+
+/** The lines of a regular text file about to be replaced; 0 for anything else. */
+async function replacedLines(ctx: ToolContext, entry: string): Promise<number> {
+  const info = await lstat(entry).catch(() => undefined);
+  if (info?.isFile() !== true) return 0;
+  const resolved = await ctx.jail.resolve(entry);
+  return resolved.ok ? await fileLines(ctx.jail, resolved.value) : 0;
+}
+
+/** The move itself: never over an existing name unless asked, falling back where hard links fail. */
+async function moveEntry(
+  source: string,
+  destination: string,
+  options: { overwrite: boolean; fromShown: string; toShown: string; info: Stats },
+): Promise<Outcome<{ source: string; destination: string; replaced: boolean }>> {
+  const { fromShown, toShown, info } = options;
+  const existed = (await lstat(destination).catch(() => undefined)) !== undefined;
+  try {
+    if (!options.overwrite && !info.isDirectory()) {
+      // link(2) refuses an existing name, so a destination created meanwhile is never clobbered.
+      await link(source, destination);
+      await unlink(source);
+    } else {
+      await rename(source, destination);
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !(await lstat(path.dirname(destination)).catch(() => undefined))) {
+      return fail('NOT_FOUND', `the parent directory of '${toShown}' does not exist`, {
+        hint: 'Create it with create_directory first.',
+      });
+    }
+    if (code === 'EPERM' && !info.isDirectory()) {
+      // Some filesystems refuse hard links; fall back to a checked rename.
+      if (await lstat(destination).catch(() => undefined))
+        return fail('ALREADY_EXISTS', `destination '${toShown}' already exists`, {
+          hint: 'Pass overwrite: true to replace it.',
+        });
+      await rename(source, destination);
+      return ok({ source: fromShown, destination: toShown, replaced: false });
+    }
+    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') {
+      return fail(
+        'CONFLICT',
+        `cannot move '${fromShown}' onto '${toShown}': ${code === 'ENOTEMPTY' || code === 'EEXIST' ? 'the destination is a directory that is not empty' : 'a file and a directory cannot replace each other'}`,
+        {
+          hint: 'Delete the destination first (delete with recursive: true), or pick another destination.',
+        },
+      );
+    }
+    return fsError(error, toShown, 'move to');
+  }
+  return ok({ source: fromShown, destination: toShown, replaced: existed });
 }

@@ -10,8 +10,9 @@ import {
 } from '@keel/kit';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
+import { isUtf8 } from 'node:buffer';
 import { closeSync, fstatSync } from 'node:fs';
-import { asyncReader, fsError, looksBinary, openSyncChecked, syncReader } from '../fs/files.js';
+import { asyncReader, fsError, isUtf8Text, openSyncChecked, syncReader } from '../fs/files.js';
 import { readWindow, wholeFileLimit } from '../fs/window.js';
 
 interface ReadCursor {
@@ -27,7 +28,9 @@ const common = {
   binary: z
     .enum(['metadata', 'base64'])
     .default('metadata')
-    .describe('For a binary file: only its metadata (default), or its bytes as base64 within maxBytes.'),
+    .describe(
+      'For a binary file (a NUL byte, or bytes that are not UTF-8): only its metadata (default), or its bytes, exact, as base64 within maxBytes.',
+    ),
   totals: z
     .enum(['auto', 'always'])
     .default('auto')
@@ -43,7 +46,7 @@ export function readFileTool(deps: FsDeps): AnyTool {
     name: 'read_file',
     title: 'Read a file',
     description:
-      'Reads a window of a text file by lines (startLine/endLine, 1-based, inclusive), its last lines (tailLines) or bytes (byteOffset), at most maxBytes; a cut result has truncated.nextCursor to continue. Returns sha256 and totalLines (for files up to 8 MiB, or when totals is "always") for use as the expectedSha256 of write_file/edit_file. Binary files report metadata only, unless binary is "base64".',
+      'Reads a window of a text file by lines (startLine/endLine, 1-based, inclusive), its last lines (tailLines) or bytes (byteOffset), at most maxBytes; a cut result has truncated.nextCursor to continue. Returns sha256 and totalLines (for files up to 8 MiB, or when totals is "always") for use as the expectedSha256 of write_file/edit_file. Binary files (a NUL byte, or bytes that are not valid UTF-8) report metadata only, unless binary is "base64", which returns their bytes exactly.',
     // The modes exclude each other; as alternatives in the schema the model is told, not only refused.
     input: z.xor([
       z
@@ -170,15 +173,28 @@ export function readFileTool(deps: FsDeps): AnyTool {
           head = Buffer.alloc(Math.min(8192, info.size));
           if (head.length > 0) await handle.read(head, 0, head.length, 0);
         }
-        const binary = looksBinary(head!);
-        if (binary && input.binary === 'metadata') {
-          return ok({ ...base, binary, encoding: 'none' as const, content: '', startByte: 0, endByte: 0 });
-        }
+        // Bytes that are not UTF-8 text are binary, NUL or not: decoded, they would lose bytes.
+        let binary = !isUtf8Text(head!, head!.length < info.size);
+        const metadataOnly = () =>
+          ok({ ...base, binary: true, encoding: 'none' as const, content: '', startByte: 0, endByte: 0 });
+        if (binary && input.binary === 'metadata') return metadataOnly();
         if (binary || window === undefined) {
           window = await readWindow(handle, info.size, {
             ...request,
             ...(binary ? {} : { startLine, endLine, tailLines }),
             raw: binary,
+          });
+        }
+        // A text window past the first 8 KiB can still hold bytes that are not UTF-8: binary after all,
+        // so the same bytes come back exact (base64), or as metadata.
+        if (!binary && !window.pastEnd && !isUtf8(window.bytes)) {
+          if (input.binary === 'metadata') return metadataOnly();
+          binary = true;
+          window = await readWindow(handle, info.size, {
+            ...request,
+            byteOffset: window.startByte,
+            resumeAt: undefined,
+            raw: true,
           });
         }
         if (window.pastEnd) {

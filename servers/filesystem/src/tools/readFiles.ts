@@ -1,7 +1,8 @@
 import { budgetArg, defineTool, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
-import { looksBinary, openForRead } from '../fs/files.js';
+import { isUtf8 } from 'node:buffer';
+import { isUtf8Text, openForRead } from '../fs/files.js';
 import { readWindow, wholeFileLimit } from '../fs/window.js';
 
 const fileResult = z.object({
@@ -95,7 +96,8 @@ export function readFilesTool(deps: FsDeps): AnyTool {
           }
           const head = Buffer.alloc(Math.min(8192, info.size));
           if (head.length > 0) await opened.value.read(head, 0, head.length, 0);
-          if (looksBinary(head)) {
+          // Not UTF-8 text (a NUL, or bytes that would decode to replacement characters): no content.
+          if (!isUtf8Text(head, head.length < info.size)) {
             files.push({ path: shown, ok: true, size: info.size, binary: true });
             continue;
           }
@@ -104,6 +106,10 @@ export function readFilesTool(deps: FsDeps): AnyTool {
             totals: info.size <= wholeFileLimit,
             raw: false,
           });
+          if (!isUtf8(window.bytes)) {
+            files.push({ path: shown, ok: true, size: info.size, binary: true });
+            continue;
+          }
           const content = share === 0 ? '' : window.bytes.toString('utf8');
           const used = share === 0 ? 0 : window.bytes.length;
           remaining -= used;

@@ -186,6 +186,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
             base: resolved.real,
             root: resolved.root,
             policy: deps.policy,
+            jail: ctx.jail,
             gitignore: input.gitignore,
             hidden: input.hidden,
             maxDepth: 1000,

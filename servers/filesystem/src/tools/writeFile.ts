@@ -1,8 +1,18 @@
-import { defineTool, fail, ok, type AnyTool } from '@keel/kit';
+import { countLines, defineTool, fail, ok, type AnyTool } from '@keel/kit';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
 import type { Outcome, PathJail, ResolvedPath } from '@keel/kit';
-import { atomicWrite, ensureParents, fsError, openForRead, parentExists, sha256Of } from '../fs/files.js';
+import {
+  atomicWrite,
+  ensureParents,
+  fsError,
+  looksBinary,
+  openForRead,
+  parentExists,
+  readWhole,
+  sha256Of,
+} from '../fs/files.js';
+import { fileLines, lineDelta } from '../fs/lines.js';
 import { readWindow } from '../fs/window.js';
 
 /** The sha256 of a file as it is now, streamed (the file may be larger than anything worth loading). */
@@ -60,20 +70,21 @@ export function writeFileTool(deps: FsDeps): AnyTool {
     paths: { path: 'any' },
     render: (out) =>
       `${out.created ? 'created' : 'wrote'} ${out.path} (${out.bytes} bytes, sha256 ${out.sha256})`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const checked = checkResolved(ctx, deps, ctx.paths.path, 'write');
       if (!checked.ok) return checked;
       const { resolved, shown } = checked.value;
       const data = Buffer.from(input.content, input.encoding);
+      let current: string | undefined;
       if (input.expectedSha256 !== undefined) {
         if (input.mode === 'create') {
           return fail('INVALID_ARGUMENT', 'expectedSha256 cannot be used with mode "create"', {
             hint: 'expectedSha256 guards an overwrite; drop it, or use mode "overwrite".',
           });
         }
-        const current = await currentSha256(ctx.jail, resolved, shown);
-        if (!current.ok) {
-          if (current.error.code === 'NOT_FOUND') {
+        const now = await currentSha256(ctx.jail, resolved, shown);
+        if (!now.ok) {
+          if (now.error.code === 'NOT_FOUND') {
             return fail(
               'PRECONDITION_FAILED',
               `file '${shown}' does not exist, so it cannot have the expected sha256`,
@@ -82,32 +93,68 @@ export function writeFileTool(deps: FsDeps): AnyTool {
               },
             );
           }
-          return current;
+          return now;
         }
-        const actual = current.value;
-        if (actual !== input.expectedSha256) {
+        current = now.value;
+        if (current !== input.expectedSha256) {
           return fail(
             'PRECONDITION_FAILED',
-            `file '${shown}' changed: its sha256 is ${actual}, not the expected ${input.expectedSha256}`,
+            `file '${shown}' changed: its sha256 is ${current}, not the expected ${input.expectedSha256}`,
             {
               hint: 'Read the file again, re-apply your change to the current content, and pass the new sha256.',
-              details: { actualSha256: actual },
+              details: { actualSha256: current },
             },
           );
         }
       }
-      if (!(await parentExists(resolved.real))) {
-        if (!input.createParents) {
-          return fail('NOT_FOUND', `the parent directory of '${shown}' does not exist`, {
-            hint: 'Pass createParents: true, or create it with create_directory.',
-          });
-        }
-        const made = await ensureParents(ctx.jail, resolved, shown);
-        if (!made.ok) return made;
+      const missingParent = !(await parentExists(resolved.real));
+      if (missingParent && !input.createParents) {
+        return fail('NOT_FOUND', `the parent directory of '${shown}' does not exist`, {
+          hint: 'Pass createParents: true, or create it with create_directory.',
+        });
       }
-      const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: input.mode });
-      if (!written.ok) return written;
-      return ok({ path: shown, bytes: data.length, sha256: sha256Of(data), created: written.value.created });
+      if (resolved.exists && input.mode === 'create') {
+        return fail('ALREADY_EXISTS', `file '${shown}' already exists`, {
+          hint: "Pass mode: 'overwrite' (with expectedSha256 to guard against lost updates), or pick another path.",
+        });
+      }
+      const sha256 = sha256Of(data);
+      return ok({
+        effect: async () => {
+          if (!resolved.exists)
+            return {
+              files: [
+                { path: resolved.real, change: 'create' as const, ...(await lineDelta(undefined, data)) },
+              ],
+            };
+          let now = current;
+          if (now === undefined) {
+            const read = await currentSha256(ctx.jail, resolved, shown);
+            if (read.ok) now = read.value;
+          }
+          // The same bytes again: the file is rewritten, not changed.
+          if (now === sha256) return { files: [] };
+          const before = await readWhole(ctx.jail, resolved, shown);
+          // Too large to diff: every line counts as changed, the bound rather than less than the truth.
+          const delta = before.ok
+            ? await lineDelta(before.value, data)
+            : {
+                linesAdded: countLines(data),
+                linesRemoved: await fileLines(ctx.jail, resolved),
+                binary: looksBinary(data),
+              };
+          return { files: [{ path: resolved.real, change: 'modify' as const, ...delta }] };
+        },
+        apply: async () => {
+          if (missingParent) {
+            const made = await ensureParents(ctx.jail, resolved, shown);
+            if (!made.ok) return made;
+          }
+          const written = await atomicWrite(ctx.jail, resolved, data, shown, { mode: input.mode });
+          if (!written.ok) return written;
+          return ok({ path: shown, bytes: data.length, sha256, created: written.value.created });
+        },
+      });
     },
   });
 }

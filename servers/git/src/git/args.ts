@@ -1,7 +1,7 @@
 import { closeSync, constants as fsConstants, fstatSync, readSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod';
-import { fail, ok, type Outcome, type PathJail } from '@keel/kit';
+import { fail, ok, ownFileDenied, type Outcome, type PathJail } from '@keel/kit';
 import type { Repo } from './repo.js';
 
 export const repoArg = z
@@ -56,6 +56,9 @@ export function repoPaths(repo: Repo, paths: readonly string[], field = 'paths')
         details: { field, path: input },
       });
     }
+    // Lexical, like git: a pathspec never follows a symlink, so where it names is what git would read.
+    if (repo.jail.isDenied(absolute))
+      return { ok: false, error: { ...ownFileDenied(input).error, details: { field, path: input } } };
     if (rel === '.git' || rel.startsWith(`.git${path.sep}`)) {
       return fail('INVALID_ARGUMENT', `${field} entry '${input}' names the .git directory`, {
         hint: 'Pass work-tree paths only.',
@@ -65,6 +68,30 @@ export function repoPaths(repo: Repo, paths: readonly string[], field = 'paths')
     out.push(rel === '' ? '.' : rel);
   }
   return ok(out);
+}
+
+/** A pathspec (what follows `--`) and the environment that makes git read it as meant. */
+export interface Pathspec {
+  args: string[];
+  env: Record<string, string> | undefined;
+}
+
+/**
+ * The pathspec of a command that reads the work tree, keeping Keel's own files (the jail's denied
+ * paths inside the repository) out of it, so `git add --all`, `git status` or a stash never take up a
+ * state dir. Without any, the paths as given (git reads every pathspec literally, GIT_LITERAL_PATHSPECS).
+ * With some, pathspec magic is switched on for this command to exclude them, and every given path is
+ * marked `:(literal)` so it still means only itself; an empty pathspec becomes the whole tree.
+ */
+export function withoutOwnFiles(repo: Repo, paths: readonly string[]): Pathspec {
+  const excludes = repo.jail
+    .deniedWithin(repo.top)
+    .map((real) => `:(exclude,literal)${path.relative(repo.top, real).split(path.sep).join('/')}`);
+  if (excludes.length === 0) return { args: [...paths], env: undefined };
+  return {
+    args: [...(paths.length === 0 ? ['.'] : paths.map((entry) => `:(literal)${entry}`)), ...excludes],
+    env: { GIT_LITERAL_PATHSPECS: '0' },
+  };
 }
 
 /** Resolves a revision to the commit it names, without ever letting it be read as an option. */

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { fail, ok, type Outcome, type PathJail } from '@keel/kit';
+import { fail, ok, OWN_FILES_HINT, type Outcome, type PathJail } from '@keel/kit';
 import type { ResolvedGitOptions } from './options.js';
 import { gitFailure, runGit, type GitCall, type GitResult, type GitRunner } from './runGit.js';
 
@@ -84,7 +84,9 @@ export async function openRepo(
     fingerprintOf(cached.top, cached.gitDir, cached.commonDir) === cached.fingerprint
   ) {
     // The jail can differ per call (client roots narrow it), so containment is checked every time.
-    const outside = [cached.top, cached.gitDir, cached.commonDir].find((real) => !ctx.jail.contains(real));
+    const outside = [cached.top, cached.gitDir, cached.commonDir].find(
+      (real) => !ctx.jail.contains(real) || ctx.jail.isDenied(real),
+    );
     if (outside === undefined)
       return ok(
         repoAt(
@@ -141,6 +143,17 @@ export async function openRepo(
         {
           hint: 'Only repositories whose work tree and git directory are inside the roots are served; check core.worktree and the .git file.',
           details: { roots: [...ctx.jail.roots] },
+        },
+      );
+    }
+    // A repository whose git dir is a state dir would have git write Keel's own files.
+    if (ctx.jail.isDenied(real)) {
+      return fail(
+        'PERMISSION_DENIED',
+        `the repository at '${shown}' uses one of Keel's own files ('${real}')`,
+        {
+          hint: OWN_FILES_HINT,
+          details: { path: shown },
         },
       );
     }

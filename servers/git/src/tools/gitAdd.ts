@@ -1,7 +1,8 @@
 import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
-import { pathsArg, repoArg, repoPaths } from '../git/args.js';
+import { pathsArg, repoArg, repoPaths, withoutOwnFiles } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
+import { leavesWorkTree } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_add`: stages paths (or everything); staging the same content twice leaves the same index. */
@@ -25,7 +26,8 @@ export function gitAddTool(): GitTool {
     idempotent: true,
     paths: { repo: 'existing' },
     render: (out) => `${out.stagedCount} staged: ${out.staged.join(', ')}`,
-    handler: async (input, ctx) => {
+    // Staging, commits, refs and fetches change no working-tree file: the preview is empty.
+    plan: async (input, ctx) => {
       if ((input.paths === undefined || input.paths.length === 0) && !input.all) {
         return fail('INVALID_ARGUMENT', 'nothing to stage: no paths and all is false', {
           hint: 'Pass `paths` (relative to the repository top level) or `all: true`.',
@@ -34,23 +36,25 @@ export function gitAddTool(): GitTool {
       const repo = ctx.prepared;
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
-      const result = await repo.git([
-        'add',
-        '--all',
-        ...(pathspec.value.length > 0 ? ['--', ...pathspec.value] : []),
-      ]);
-      if (result.exitCode !== 0) {
-        return gitFailure(
-          'git add',
-          result,
-          /did not match/.test(result.stderr)
-            ? 'Check the paths with git_status; they are relative to the repository top level.'
-            : undefined,
+      return leavesWorkTree(async () => {
+        const spec = withoutOwnFiles(repo, pathspec.value);
+        const result = await repo.git(
+          ['add', '--all', ...(spec.args.length > 0 ? ['--', ...spec.args] : [])],
+          spec.env === undefined ? {} : { env: spec.env },
         );
-      }
-      const staged = await repo.git(['diff', '--cached', '--name-only', '-z', '--no-renames']);
-      const names = staged.stdout.split('\0').filter(Boolean);
-      return ok({ repo: repo.display, staged: names.slice(0, 1000), stagedCount: names.length });
+        if (result.exitCode !== 0) {
+          return gitFailure(
+            'git add',
+            result,
+            /did not match/.test(result.stderr)
+              ? 'Check the paths with git_status; they are relative to the repository top level.'
+              : undefined,
+          );
+        }
+        const staged = await repo.git(['diff', '--cached', '--name-only', '-z', '--no-renames']);
+        const names = staged.stdout.split('\0').filter(Boolean);
+        return ok({ repo: repo.display, staged: names.slice(0, 1000), stagedCount: names.length });
+      });
     },
   });
 }

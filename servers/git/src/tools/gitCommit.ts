@@ -11,6 +11,7 @@ import {
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import type { Repo } from '../git/repo.js';
+import { leavesWorkTree } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /**
@@ -45,46 +46,50 @@ export function gitCommitTool(options: ResolvedGitOptions): GitTool {
     paths: { repo: 'existing' },
     render: (out) =>
       `[${out.branch ?? 'detached HEAD'} ${out.sha.slice(0, 12)}] ${out.subject}\n ${out.filesChanged} file(s) changed`,
-    handler: async (input, ctx) => {
+    // Staging, commits, refs and fetches change no working-tree file: the preview is empty.
+    plan: async (input, ctx) => {
       if (input.message.trim().length === 0)
         return fail('INVALID_ARGUMENT', 'the commit message is blank', {
           hint: 'Write a subject line that says what the change does.',
         });
-      const repo = ctx.prepared;
-      // A retry whose stored result was lost (a wiped state dir, a replica without the shared store)
-      // finds its commit by the trailer before any precondition can say "nothing is staged".
-      if (ctx.idempotencyKey !== undefined) {
-        const existing = await findCommitByKey(repo, ctx.idempotencyKey);
-        if (existing !== undefined) return await replayOf(repo, existing, ctx.idempotencyKey, input.message);
-      }
-      const before = await headSha(repo);
-      const args = ['commit', '--quiet', '--file=-', '--cleanup=whitespace', '--no-edit'];
-      if (!options.enableHooks) args.push('--no-verify');
-      if (input.all) args.push('--all');
-      if (input.allowEmpty) args.push('--allow-empty');
-      const result = await repo.git(args, { stdin: messageWithKey(input.message, ctx.idempotencyKey) });
-      if (result.exitCode !== 0) {
-        const text = `${result.stdout}\n${result.stderr}`;
-        if (/nothing to commit|no changes added to commit|nothing added to commit/.test(text)) {
-          return fail(
-            'PRECONDITION_FAILED',
-            `nothing is staged in '${repo.display}', so the commit would be empty`,
-            {
-              hint: 'Stage changes with git_add (or pass all: true for tracked files), or pass allowEmpty: true for an intentionally empty commit.',
-            },
-          );
+      return leavesWorkTree(async () => {
+        const repo = ctx.prepared;
+        // A retry whose stored result was lost (a wiped state dir, a replica without the shared store)
+        // finds its commit by the trailer before any precondition can say "nothing is staged".
+        if (ctx.idempotencyKey !== undefined) {
+          const existing = await findCommitByKey(repo, ctx.idempotencyKey);
+          if (existing !== undefined)
+            return await replayOf(repo, existing, ctx.idempotencyKey, input.message);
         }
-        if (/Please tell me who you are|empty ident|unable to auto-detect email/.test(text)) {
-          return fail('PRECONDITION_FAILED', `no author identity is configured for '${repo.display}'`, {
-            hint: 'Set user.name and user.email in the repository (git config user.name "…") or in your global git config (~/.gitconfig; the server reads those two values unless started with --no-global-identity), or start the server with --git-user-name and --git-user-email, or with --use-global-config to read the whole global config.',
-          });
+        const before = await headSha(repo);
+        const args = ['commit', '--quiet', '--file=-', '--cleanup=whitespace', '--no-edit'];
+        if (!options.enableHooks) args.push('--no-verify');
+        if (input.all) args.push('--all');
+        if (input.allowEmpty) args.push('--allow-empty');
+        const result = await repo.git(args, { stdin: messageWithKey(input.message, ctx.idempotencyKey) });
+        if (result.exitCode !== 0) {
+          const text = `${result.stdout}\n${result.stderr}`;
+          if (/nothing to commit|no changes added to commit|nothing added to commit/.test(text)) {
+            return fail(
+              'PRECONDITION_FAILED',
+              `nothing is staged in '${repo.display}', so the commit would be empty`,
+              {
+                hint: 'Stage changes with git_add (or pass all: true for tracked files), or pass allowEmpty: true for an intentionally empty commit.',
+              },
+            );
+          }
+          if (/Please tell me who you are|empty ident|unable to auto-detect email/.test(text)) {
+            return fail('PRECONDITION_FAILED', `no author identity is configured for '${repo.display}'`, {
+              hint: 'Set user.name and user.email in the repository (git config user.name "…") or in your global git config (~/.gitconfig; the server reads those two values unless started with --no-global-identity), or start the server with --git-user-name and --git-user-email, or with --use-global-config to read the whole global config.',
+            });
+          }
+          return gitFailure('git commit', result);
         }
-        return gitFailure('git commit', result);
-      }
-      const after = await headSha(repo);
-      if (after === undefined || after === before)
-        return fail('INTERNAL', 'git commit succeeded but HEAD did not move');
-      return await describeCommit(repo, after, ctx.idempotencyKey);
+        const after = await headSha(repo);
+        if (after === undefined || after === before)
+          return fail('INTERNAL', 'git commit succeeded but HEAD did not move');
+        return await describeCommit(repo, after, ctx.idempotencyKey);
+      });
     },
     reconcile: async (_input, ctx) => {
       if (ctx.idempotencyKey === undefined) return { status: 'not_done' };

@@ -1,6 +1,14 @@
 import { budgetArg, cursorArg, fail, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
-import { headSha, pathsArg, refArg, repoArg, repoPaths, resolveCommit } from '../git/args.js';
+import {
+  headSha,
+  pathsArg,
+  refArg,
+  repoArg,
+  repoPaths,
+  resolveCommit,
+  withoutOwnFiles,
+} from '../git/args.js';
 import { parseRawNumstat, parseRawWithPatch } from '../git/diff.js';
 import { gitFailure } from '../git/runGit.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
@@ -121,6 +129,7 @@ export function gitDiffTool(): GitTool {
       }
       const pathspec = repoPaths(repo, input.paths ?? []);
       if (!pathspec.ok) return pathspec;
+      const spec = withoutOwnFiles(repo, pathspec.value);
       const common = [
         '--no-color',
         '--no-ext-diff',
@@ -129,17 +138,18 @@ export function gitDiffTool(): GitTool {
         ...(staged ? ['--cached'] : []),
         ...revs,
         '--',
-        ...pathspec.value,
+        ...spec.args,
       ];
+      const call = spec.env === undefined ? {} : { env: spec.env };
       // One git run gives the summary and the patch, so they describe the same state of the tree;
       // line counts come from the patch itself unless it cannot be lined up with the summary.
-      let result = await repo.git(['diff', '--raw', '-z', '--patch', ...common]);
+      let result = await repo.git(['diff', '--raw', '-z', '--patch', ...common], call);
       let parsed = result.exitCode === 0 && !result.cut ? parseRawWithPatch(result.stdoutBytes) : undefined;
       if (parsed === undefined && result.exitCode === 0 && !result.cut) {
         // Unmerged paths get a combined diff, which git does not print beside --raw: ask separately.
         const [summary, patch] = await Promise.all([
-          repo.git(['diff', '--raw', '--numstat', '-z', ...common]),
-          repo.git(['diff', '--patch', ...common]),
+          repo.git(['diff', '--raw', '--numstat', '-z', ...common], call),
+          repo.git(['diff', '--patch', ...common], call),
         ]);
         result = summary.exitCode !== 0 ? summary : patch;
         parsed = { files: parseRawNumstat(summary.stdout), patch: patch.stdoutBytes };

@@ -5,6 +5,7 @@ import type { ResolvedGitOptions } from '../git/options.js';
 import { refChanges, snapshotRefs } from '../git/refsSnapshot.js';
 import { checkRemote } from '../git/remote.js';
 import { gitFailure, transportPrograms } from '../git/runGit.js';
+import { leavesWorkTree } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 export const remoteArg = z
@@ -52,29 +53,31 @@ export function gitFetchTool(options: ResolvedGitOptions): GitTool {
             `${ref.ref} ${ref.from?.slice(0, 12) ?? '(new)'} -> ${ref.to?.slice(0, 12) ?? '(deleted)'}`,
         ),
       ].join('\n'),
-    handler: async (input, ctx) => {
-      const repo = ctx.prepared;
-      const urls = await checkRemote(repo, input.remote, options, ctx.jail, 'fetch');
-      if (!urls.ok) return urls;
-      const prefix = `refs/remotes/${input.remote}/`;
-      const before = await snapshotRefs(repo, prefix);
-      const result = await repo.git([
-        'fetch',
-        transportPrograms.fetch,
-        '--quiet',
-        '--no-recurse-submodules',
-        ...(input.prune ? ['--prune'] : []),
-        '--end-of-options',
-        input.remote,
-      ]);
-      if (result.exitCode !== 0)
-        return gitFailure(
-          `git fetch ${input.remote}`,
-          result,
-          'Check that the remote is reachable and its URL is right.',
-        );
-      const updated = refChanges(before, await snapshotRefs(repo, prefix));
-      return ok({ repo: repo.display, remote: input.remote, urls: urls.value, updated });
-    },
+    // Staging, commits, refs and fetches change no working-tree file: the preview is empty.
+    plan: async (input, ctx) =>
+      leavesWorkTree(async () => {
+        const repo = ctx.prepared;
+        const urls = await checkRemote(repo, input.remote, options, ctx.jail, 'fetch');
+        if (!urls.ok) return urls;
+        const prefix = `refs/remotes/${input.remote}/`;
+        const before = await snapshotRefs(repo, prefix);
+        const result = await repo.git([
+          'fetch',
+          transportPrograms.fetch,
+          '--quiet',
+          '--no-recurse-submodules',
+          ...(input.prune ? ['--prune'] : []),
+          '--end-of-options',
+          input.remote,
+        ]);
+        if (result.exitCode !== 0)
+          return gitFailure(
+            `git fetch ${input.remote}`,
+            result,
+            'Check that the remote is reachable and its URL is right.',
+          );
+        const updated = refChanges(before, await snapshotRefs(repo, prefix));
+        return ok({ repo: repo.display, remote: input.remote, urls: urls.value, updated });
+      }),
   });
 }

@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { defineTool, fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import type { GitTool } from '../git/withRepo.js';
@@ -33,7 +34,7 @@ export function gitInitTool(options: ResolvedGitOptions): GitTool {
     paths: { path: 'any' },
     render: (out) =>
       `${out.created ? 'initialised' : 'already a repository:'} ${out.path} (branch ${out.branch})`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const target = ctx.paths.path;
       if (input.initialBranch.startsWith('-') || !/^[A-Za-z0-9._/-]+$/.test(input.initialBranch)) {
         return fail('INVALID_ARGUMENT', `'${input.initialBranch}' is not a valid branch name`, {
@@ -51,27 +52,43 @@ export function gitInitTool(options: ResolvedGitOptions): GitTool {
           if (!existing.ok) return existing;
           if (existing.value.top === target.real) {
             const head = await existing.value.git(['symbolic-ref', '--quiet', '--short', 'HEAD']);
-            return ok({ path: ctx.jail.display(target.real), branch: head.stdout.trim(), created: false });
+            const answer = {
+              path: ctx.jail.display(target.real),
+              branch: head.stdout.trim(),
+              created: false,
+            };
+            return ok({ effect: () => ({ files: [] }), apply: async () => ok(answer) });
           }
         }
       }
-      const result = await runGit(ctx, options, {
-        cwd: target.root,
-        args: [
-          'init',
-          '--quiet',
-          '--template=',
-          `--initial-branch=${input.initialBranch}`,
-          '--',
-          target.real,
-        ],
+      return ok({
+        // An empty repository: its .git directory (and the directory itself when it is new).
+        effect: () => ({
+          files: [
+            ...(target.exists ? [] : [{ path: target.real, change: 'create' as const, directory: true }]),
+            { path: path.join(target.real, '.git'), change: 'create' as const, directory: true },
+          ],
+        }),
+        apply: async () => {
+          const result = await runGit(ctx, options, {
+            cwd: target.root,
+            args: [
+              'init',
+              '--quiet',
+              '--template=',
+              `--initial-branch=${input.initialBranch}`,
+              '--',
+              target.real,
+            ],
+          });
+          if (result.exitCode !== 0) return gitFailure(`git init '${input.path}'`, result);
+          const created = await openRepo(ctx, options, target.real);
+          if (!created.ok) return created;
+          const valid = await checkNewRefName(created.value, input.initialBranch, 'branch');
+          if (!valid.ok) return valid;
+          return ok({ path: ctx.jail.display(target.real), branch: input.initialBranch, created: true });
+        },
       });
-      if (result.exitCode !== 0) return gitFailure(`git init '${input.path}'`, result);
-      const created = await openRepo(ctx, options, target.real);
-      if (!created.ok) return created;
-      const valid = await checkNewRefName(created.value, input.initialBranch, 'branch');
-      if (!valid.ok) return valid;
-      return ok({ path: ctx.jail.display(target.real), branch: input.initialBranch, created: true });
     },
   });
 }

@@ -2,6 +2,7 @@ import { ok } from '@keel/kit';
 import * as z from 'zod';
 import { currentBranch, headSha, refArg, repoArg, resolveCommit } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
+import { effectOf, leavesWorkTree, treeChanges, valueOf } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_reset`: moves the current branch to a commit; `hard` also overwrites the index and working tree (destructive). */
@@ -30,19 +31,31 @@ export function gitResetTool(): GitTool {
     paths: { repo: 'existing' },
     render: (out) =>
       `${out.mode} reset ${out.branch ?? 'HEAD'} from ${out.previous?.slice(0, 12) ?? '(none)'} to ${out.target.sha.slice(0, 12)} (${out.target.ref})`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const repo = ctx.prepared;
       const target = await resolveCommit(repo, input.target, 'target');
       if (!target.ok) return target;
       const previous = (await headSha(repo)) ?? null;
-      const result = await repo.git(['reset', '--quiet', `--${input.mode}`, target.value, '--']);
-      if (result.exitCode !== 0) return gitFailure(`git reset --${input.mode}`, result);
+      const apply = async () => {
+        const result = await repo.git(['reset', '--quiet', `--${input.mode}`, target.value, '--']);
+        if (result.exitCode !== 0) return gitFailure(`git reset --${input.mode}`, result);
+        return ok({
+          repo: repo.display,
+          mode: input.mode,
+          branch: (await currentBranch(repo)) ?? null,
+          previous,
+          target: { ref: input.target, sha: target.value },
+        });
+      };
+      // Soft and mixed leave the work tree; hard makes every tracked file what the target has.
+      if (input.mode !== 'hard') return leavesWorkTree(apply);
       return ok({
-        repo: repo.display,
-        mode: input.mode,
-        branch: (await currentBranch(repo)) ?? null,
-        previous,
-        target: { ref: input.target, sha: target.value },
+        effect: async () =>
+          effectOf(valueOf(await treeChanges(repo, [target.value], { reverse: true })), [
+            `HEAD ${previous ?? '(unborn)'}`,
+            `target ${target.value}`,
+          ]),
+        apply,
       });
     },
   });

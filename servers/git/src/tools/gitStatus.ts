@@ -1,6 +1,6 @@
 import { budgetArg, cursorArg, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
-import { repoArg } from '../git/args.js';
+import { repoArg, withoutOwnFiles } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
 import { parsePorcelainV2 } from '../git/status.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
@@ -64,14 +64,20 @@ export function gitStatusTool(): GitTool {
     },
     handler: async (input, ctx) => {
       const repo = ctx.prepared;
-      const result = await repo.git([
-        'status',
-        '--porcelain=v2',
-        '--branch',
-        '-z',
-        '--untracked-files=all',
-        '--ignore-submodules=all',
-      ]);
+      const spec = withoutOwnFiles(repo, []);
+      const result = await repo.git(
+        [
+          'status',
+          '--porcelain=v2',
+          '--branch',
+          '-z',
+          '--untracked-files=all',
+          '--ignore-submodules=all',
+          '--',
+          ...spec.args,
+        ],
+        spec.env === undefined ? {} : { env: spec.env },
+      );
       if (result.exitCode !== 0) return gitFailure('git status', result);
       const { branch, entries } = parsePorcelainV2(result.stdout);
       const page = ctx.list(entries, { limit: input.limit, cursor: input.cursor });

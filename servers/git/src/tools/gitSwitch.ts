@@ -1,4 +1,4 @@
-import { fail, ok } from '@keel/kit';
+import { fail, ok, type PlannedEffect } from '@keel/kit';
 import * as z from 'zod';
 import {
   branchNames,
@@ -10,6 +10,8 @@ import {
   resolveCommit,
 } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
+import { effectOf, emptyTree, treeChanges, valueOf } from '../git/effect.js';
+import type { Repo } from '../git/repo.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_switch`: makes a branch the checked-out one (set-state: switching to where you are is a no-op). */
@@ -37,9 +39,10 @@ export function gitSwitchTool(): GitTool {
     paths: { repo: 'existing' },
     render: (out) =>
       `switched to ${out.created ? 'new ' : ''}branch ${out.branch} (${out.sha?.slice(0, 12) ?? 'no commits'})${out.previous === null ? '' : ` from ${out.previous}`}`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const repo = ctx.prepared;
       const previous = (await currentBranch(repo)) ?? null;
+      const head = await headSha(repo);
       if (input.create) {
         const valid = await checkNewRefName(repo, input.branch, 'branch');
         if (!valid.ok) return valid;
@@ -48,21 +51,27 @@ export function gitSwitchTool(): GitTool {
             ? undefined
             : await resolveCommit(repo, input.startPoint, 'startPoint');
         if (start !== undefined && !start.ok) return start;
-        const result = await repo.git([
-          'switch',
-          '--no-guess',
-          '--no-track',
-          '-c',
-          input.branch,
-          ...(start === undefined ? [] : [start.value]),
-        ]);
-        if (result.exitCode !== 0) return gitFailure(`creating and switching to '${input.branch}'`, result);
         return ok({
-          repo: repo.display,
-          branch: input.branch,
-          sha: (await headSha(repo)) ?? null,
-          previous,
-          created: true,
+          effect: () => checkoutEffect(repo, head, start?.value ?? head),
+          apply: async () => {
+            const result = await repo.git([
+              'switch',
+              '--no-guess',
+              '--no-track',
+              '-c',
+              input.branch,
+              ...(start === undefined ? [] : [start.value]),
+            ]);
+            if (result.exitCode !== 0)
+              return gitFailure(`creating and switching to '${input.branch}'`, result);
+            return ok({
+              repo: repo.display,
+              branch: input.branch,
+              sha: (await headSha(repo)) ?? null,
+              previous,
+              created: true,
+            });
+          },
         });
       }
       if (input.startPoint !== undefined)
@@ -78,20 +87,39 @@ export function gitSwitchTool(): GitTool {
           hint: `Existing branches: ${names.slice(0, 20).join(', ') || '(none)'}. Use create: true to make a new one.`,
         });
       }
-      const result = await repo.git(['switch', '--no-guess', '--end-of-options', input.branch]);
-      if (result.exitCode !== 0)
-        return gitFailure(
-          `switching to '${input.branch}'`,
-          result,
-          'Commit, stash (git_stash) or discard the local changes first.',
-        );
       return ok({
-        repo: repo.display,
-        branch: input.branch,
-        sha: (await headSha(repo)) ?? null,
-        previous,
-        created: false,
+        effect: () => checkoutEffect(repo, head, exists.stdout.trim()),
+        apply: async () => {
+          const result = await repo.git(['switch', '--no-guess', '--end-of-options', input.branch]);
+          if (result.exitCode !== 0)
+            return gitFailure(
+              `switching to '${input.branch}'`,
+              result,
+              'Commit, stash (git_stash) or discard the local changes first.',
+            );
+          return ok({
+            repo: repo.display,
+            branch: input.branch,
+            sha: (await headSha(repo)) ?? null,
+            previous,
+            created: false,
+          });
+        },
       });
     },
   });
+}
+
+/**
+ * What a checkout from HEAD to `target` writes: every file the two commits differ in (git leaves
+ * the others, local changes included, as they are, and refuses rather than overwrite a local change).
+ */
+async function checkoutEffect(
+  repo: Repo,
+  head: string | undefined,
+  target: string | undefined,
+): Promise<PlannedEffect> {
+  const basis = [`HEAD ${head ?? '(unborn)'}`, `target ${target ?? '(unborn)'}`];
+  if (target === undefined || target === head) return { files: [], basis };
+  return effectOf(valueOf(await treeChanges(repo, [head ?? (await emptyTree(repo)), target])), basis);
 }

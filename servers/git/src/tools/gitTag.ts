@@ -2,6 +2,7 @@ import { budgetArg, cursorArg, fail, ok, truncationSchema } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, refArg, repoArg, resolveCommit } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
+import { leavesWorkTree } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 const tagSchema = z.object({
@@ -9,6 +10,15 @@ const tagSchema = z.object({
   sha: z.string().describe('The commit the tag points to.'),
   annotated: z.boolean(),
   subject: z.string(),
+});
+
+const tagOutput = z.object({
+  repo: z.string(),
+  action: z.enum(['create', 'list']),
+  created: z.boolean().optional(),
+  tag: tagSchema.optional(),
+  tags: z.array(tagSchema).optional(),
+  truncated: truncationSchema.optional(),
 });
 
 /** `git_tag`: creates a tag (lightweight, or annotated with a message) or lists tags. */
@@ -33,14 +43,7 @@ export function gitTagTool(): GitTool {
       limit: budgetArg({ default: 200, max: 5000, unit: 'tags', what: 'tags' }),
       cursor: cursorArg,
     }),
-    output: z.object({
-      repo: z.string(),
-      action: z.enum(['create', 'list']),
-      created: z.boolean().optional(),
-      tag: tagSchema.optional(),
-      tags: z.array(tagSchema).optional(),
-      truncated: truncationSchema.optional(),
-    }),
+    output: tagOutput,
     effect: 'write',
     idempotent: true,
     paths: { repo: 'existing' },
@@ -50,67 +53,76 @@ export function gitTagTool(): GitTool {
         ? `${out.created === true ? 'created' : 'already exists:'} tag ${out.tag.name} -> ${out.tag.sha.slice(0, 12)}`
         : (out.tags ?? []).map((tag) => `${tag.name} ${tag.sha.slice(0, 12)} ${tag.subject}`).join('\n') ||
           '(no tags)',
-    handler: async (input, ctx) => {
-      const repo = ctx.prepared;
-      const readTags = async (pattern: string) => {
-        const result = await repo.git([
-          'for-each-ref',
-          '--sort=-refname',
-          '--format=%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(objectname)%00%(contents:subject)',
-          pattern,
-        ]);
-        return result.stdout
-          .split('\n')
-          .filter(Boolean)
-          .map((line) => {
-            const [name = '', type = '', peeled = '', sha = '', subject = ''] = line.split('\0');
-            return { name, sha: type === 'tag' ? peeled : sha, annotated: type === 'tag', subject };
+    // Staging, commits, refs and fetches change no working-tree file: the preview is empty.
+    plan: async (input, ctx) =>
+      leavesWorkTree<z.output<typeof tagOutput>>(async () => {
+        const repo = ctx.prepared;
+        const readTags = async (pattern: string) => {
+          const result = await repo.git([
+            'for-each-ref',
+            '--sort=-refname',
+            '--format=%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(objectname)%00%(contents:subject)',
+            pattern,
+          ]);
+          return result.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => {
+              const [name = '', type = '', peeled = '', sha = '', subject = ''] = line.split('\0');
+              return { name, sha: type === 'tag' ? peeled : sha, annotated: type === 'tag', subject };
+            });
+        };
+        if (input.action === 'list') {
+          const page = ctx.list(await readTags('refs/tags/'), { limit: input.limit, cursor: input.cursor });
+          if (!page.ok) return page;
+          return ok({
+            repo: repo.display,
+            action: 'list' as const,
+            tags: page.value.items,
+            ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
           });
-      };
-      if (input.action === 'list') {
-        const page = ctx.list(await readTags('refs/tags/'), { limit: input.limit, cursor: input.cursor });
-        if (!page.ok) return page;
-        return ok({
-          repo: repo.display,
-          action: 'list' as const,
-          tags: page.value.items,
-          ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
-        });
-      }
-      if (input.name === undefined)
-        return fail('INVALID_ARGUMENT', 'create needs a tag `name`', { hint: 'Pass name, e.g. "v1.0.0".' });
-      const valid = await checkNewRefName(repo, input.name, 'tag');
-      if (!valid.ok) return valid;
-      const target = await resolveCommit(repo, input.target, 'target');
-      if (!target.ok) return target;
-      const existing = (await readTags(`refs/tags/${input.name}`)).find((tag) => tag.name === input.name);
-      if (existing !== undefined) {
-        if (existing.sha === target.value)
-          return ok({ repo: repo.display, action: 'create' as const, created: false, tag: existing });
-        return fail('ALREADY_EXISTS', `tag '${input.name}' already exists at ${existing.sha.slice(0, 12)}`, {
-          hint: 'Tags are meant to stay put; pick a new name.',
-        });
-      }
-      const args =
-        input.message === undefined
-          ? ['tag', '--end-of-options', input.name, target.value]
-          : [
-              'tag',
-              '--annotate',
-              '--file=-',
-              '--cleanup=whitespace',
-              '--end-of-options',
-              input.name,
-              target.value,
-            ];
-      const result = await repo.git(args, input.message === undefined ? {} : { stdin: `${input.message}\n` });
-      if (result.exitCode !== 0) return gitFailure(`creating tag '${input.name}'`, result);
-      const tag = (await readTags(`refs/tags/${input.name}`)).find(
-        (candidate) => candidate.name === input.name,
-      );
-      if (tag === undefined)
-        return fail('INTERNAL', `tag '${input.name}' was created but cannot be read back`);
-      return ok({ repo: repo.display, action: 'create' as const, created: true, tag });
-    },
+        }
+        if (input.name === undefined)
+          return fail('INVALID_ARGUMENT', 'create needs a tag `name`', { hint: 'Pass name, e.g. "v1.0.0".' });
+        const valid = await checkNewRefName(repo, input.name, 'tag');
+        if (!valid.ok) return valid;
+        const target = await resolveCommit(repo, input.target, 'target');
+        if (!target.ok) return target;
+        const existing = (await readTags(`refs/tags/${input.name}`)).find((tag) => tag.name === input.name);
+        if (existing !== undefined) {
+          if (existing.sha === target.value)
+            return ok({ repo: repo.display, action: 'create' as const, created: false, tag: existing });
+          return fail(
+            'ALREADY_EXISTS',
+            `tag '${input.name}' already exists at ${existing.sha.slice(0, 12)}`,
+            {
+              hint: 'Tags are meant to stay put; pick a new name.',
+            },
+          );
+        }
+        const args =
+          input.message === undefined
+            ? ['tag', '--end-of-options', input.name, target.value]
+            : [
+                'tag',
+                '--annotate',
+                '--file=-',
+                '--cleanup=whitespace',
+                '--end-of-options',
+                input.name,
+                target.value,
+              ];
+        const result = await repo.git(
+          args,
+          input.message === undefined ? {} : { stdin: `${input.message}\n` },
+        );
+        if (result.exitCode !== 0) return gitFailure(`creating tag '${input.name}'`, result);
+        const tag = (await readTags(`refs/tags/${input.name}`)).find(
+          (candidate) => candidate.name === input.name,
+        );
+        if (tag === undefined)
+          return fail('INTERNAL', `tag '${input.name}' was created but cannot be read back`);
+        return ok({ repo: repo.display, action: 'create' as const, created: true, tag });
+      }),
   });
 }

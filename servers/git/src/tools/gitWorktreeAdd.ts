@@ -1,9 +1,11 @@
+import path from 'node:path';
 import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, headSha, refArg, repoArg, resolveCommit } from '../git/args.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { openRepo } from '../git/repo.js';
 import { gitFailure } from '../git/runGit.js';
+import { effectOf, emptyTree, treeChanges, valueOf } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /** `git_worktree_add`: a second, isolated checkout of the same repository, so agents can work in parallel. */
@@ -38,7 +40,7 @@ export function gitWorktreeAddTool(options: ResolvedGitOptions): GitTool {
     paths: { repo: 'existing', path: 'any' },
     render: (out) =>
       `worktree ${out.path} on ${out.created ? 'new ' : ''}branch ${out.branch} at ${out.head.slice(0, 12)}`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const target = ctx.paths.path;
       if (target.exists)
         return fail('ALREADY_EXISTS', `'${input.path}' already exists`, {
@@ -48,9 +50,11 @@ export function gitWorktreeAddTool(options: ResolvedGitOptions): GitTool {
       const valid = await checkNewRefName(repo, input.branch, 'branch');
       if (!valid.ok) return valid;
       let args: string[];
+      let commit: string;
       if (input.create) {
         const start = await resolveCommit(repo, input.startPoint ?? 'HEAD', 'startPoint');
         if (!start.ok) return start;
+        commit = start.value;
         args = ['worktree', 'add', '--quiet', '-b', input.branch, target.real, start.value];
       } else {
         if (input.startPoint !== undefined)
@@ -62,24 +66,39 @@ export function gitWorktreeAddTool(options: ResolvedGitOptions): GitTool {
           return fail('NOT_FOUND', `branch '${input.branch}' does not exist`, {
             hint: 'Use create: true to make it.',
           });
+        commit = exists.stdout.trim();
         args = ['worktree', 'add', '--quiet', target.real, input.branch];
       }
-      const result = await repo.git(args);
-      if (result.exitCode !== 0)
-        return gitFailure(
-          `git worktree add '${input.path}'`,
-          result,
-          'A branch can be checked out in only one work tree; pick another branch or create a new one.',
-        );
-      const added = await openRepo(ctx, options, target.real);
-      if (!added.ok) return added;
-      const head = await headSha(added.value);
       return ok({
-        repo: repo.display,
-        path: ctx.jail.display(target.real),
-        branch: input.branch,
-        head: head ?? '',
-        created: input.create,
+        // A new directory: the commit's every file, and the .git file that links it to the repository.
+        effect: async () => {
+          const files = valueOf(
+            await treeChanges(repo, [await emptyTree(repo), commit], { base: target.real }),
+          );
+          return effectOf(
+            { ...files, files: [...files.files, { path: path.join(target.real, '.git'), change: 'create' }] },
+            [`start ${commit}`],
+          );
+        },
+        apply: async () => {
+          const result = await repo.git(args);
+          if (result.exitCode !== 0)
+            return gitFailure(
+              `git worktree add '${input.path}'`,
+              result,
+              'A branch can be checked out in only one work tree; pick another branch or create a new one.',
+            );
+          const added = await openRepo(ctx, options, target.real);
+          if (!added.ok) return added;
+          const head = await headSha(added.value);
+          return ok({
+            repo: repo.display,
+            path: ctx.jail.display(target.real),
+            branch: input.branch,
+            head: head ?? '',
+            created: input.create,
+          });
+        },
       });
     },
   });

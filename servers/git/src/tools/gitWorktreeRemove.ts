@@ -1,5 +1,5 @@
 import { realpath } from 'node:fs/promises';
-import { fail, ok } from '@keel/kit';
+import { fail, ok, OWN_FILES_HINT } from '@keel/kit';
 import * as z from 'zod';
 import { repoArg } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
@@ -27,7 +27,7 @@ export function gitWorktreeRemoveTool(): GitTool {
     paths: { repo: 'existing', path: 'existing' },
     render: (out) =>
       `removed worktree ${out.path}${out.branch === null ? '' : ` (branch ${out.branch} kept)`}`,
-    handler: async (input, ctx) => {
+    plan: async (input, ctx) => {
       const repo = ctx.prepared;
       const target = ctx.paths.path.real;
       const trees = await listWorktrees(repo);
@@ -42,14 +42,29 @@ export function gitWorktreeRemoveTool(): GitTool {
         return fail('INVALID_ARGUMENT', `'${input.path}' is the main work tree`, {
           hint: 'Only linked work trees can be removed.',
         });
-      const result = await repo.git(['worktree', 'remove', ...(input.force ? ['--force'] : []), target]);
-      if (result.exitCode !== 0)
-        return gitFailure(
-          `git worktree remove '${input.path}'`,
-          result,
-          'Commit or stash its changes, or pass force: true to lose them.',
+      // Removing the directory removes everything in it, Keel's files among them if they were there.
+      const own = ctx.jail.deniedWithin(target)[0];
+      if (own !== undefined)
+        return fail(
+          'PERMISSION_DENIED',
+          `'${input.path}' holds '${ctx.jail.display(own)}', one of Keel's own files`,
+          {
+            hint: OWN_FILES_HINT,
+          },
         );
-      return ok({ repo: repo.display, path: ctx.jail.display(target), branch: entry.branch });
+      return ok({
+        effect: () => ({ files: [{ path: target, change: 'delete' as const, tree: true }] }),
+        apply: async () => {
+          const result = await repo.git(['worktree', 'remove', ...(input.force ? ['--force'] : []), target]);
+          if (result.exitCode !== 0)
+            return gitFailure(
+              `git worktree remove '${input.path}'`,
+              result,
+              'Commit or stash its changes, or pass force: true to lose them.',
+            );
+          return ok({ repo: repo.display, path: ctx.jail.display(target), branch: entry.branch });
+        },
+      });
     },
   });
 }

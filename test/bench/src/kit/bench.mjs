@@ -45,7 +45,8 @@ async function timeCalls(client, count) {
  */
 async function kitOverhead({ log, workDir }) {
   const root = mkdtempSync(path.join(workDir, 'kit-root-'));
-  const keel = await connect([fixtureBin, '--root', root, '--state-dir', root, '--log-level', 'error']);
+  const state = mkdtempSync(path.join(workDir, 'kit-state-'));
+  const keel = await connect([fixtureBin, '--root', root, '--state-dir', state, '--log-level', 'error']);
   const bare = await connect([path.join(here, 'bareServer.mjs')]);
   await timeCalls(keel.client, 500);
   await timeCalls(bare.client, 500);

@@ -1,0 +1,126 @@
+import path from 'node:path';
+import { KeelError, ok, type Outcome, type PlannedEffect, type PlannedFile, type ToolPlan } from '@keel/kit';
+import { withoutOwnFiles } from './args.js';
+import { parseRawNumstat, type DiffFile } from './diff.js';
+import type { Repo } from './repo.js';
+import { gitFailure } from './runGit.js';
+
+/** Enough for the summary of a very large change; past it the preview says it is incomplete. */
+const maxSummaryBytes = 8 * 1024 * 1024;
+
+/** What `diff` yields for a preview: the files, and whether git's output was cut. */
+export interface TreeChanges {
+  files: PlannedFile[];
+  cut: boolean;
+}
+
+/**
+ * The working-tree files a change touches, from `git diff --raw --numstat -z --no-renames` over
+ * `revs` (the same comparison git makes when it checks the files out): each path created, deleted,
+ * modified or changed in mode alone, with its lines. A rename on disk is a delete and a create, as
+ * the checkout does it. `reverse` when the diff runs from the target to the work tree as it is
+ * (`git diff <commit>`): the effect is the other way round. Keel's own files are left out.
+ */
+export async function treeChanges(
+  repo: Repo,
+  revs: readonly string[],
+  options: {
+    reverse?: boolean;
+    cached?: boolean;
+    paths?: readonly string[];
+    /** Where the files land, when not in this work tree (a new worktree or clone). */
+    base?: string;
+  } = {},
+): Promise<Outcome<TreeChanges>> {
+  const spec = withoutOwnFiles(repo, options.paths ?? []);
+  const result = await repo.git(
+    [
+      'diff',
+      '--raw',
+      '--numstat',
+      '-z',
+      '--no-renames',
+      '--no-ext-diff',
+      '--no-textconv',
+      '--ignore-submodules=all',
+      ...(options.cached === true ? ['--cached'] : []),
+      ...revs,
+      '--',
+      ...spec.args,
+    ],
+    { maxOutputBytes: maxSummaryBytes, ...(spec.env === undefined ? {} : { env: spec.env }) },
+  );
+  if (result.exitCode !== 0) return gitFailure('git diff (for the preview)', result);
+  const base = options.base ?? repo.top;
+  const files = result.cut
+    ? []
+    : parseRawNumstat(result.stdout).map((file) => plannedOf(base, file, options.reverse === true));
+  return ok({ files, cut: result.cut });
+}
+
+function plannedOf(base: string, file: DiffFile, reverse: boolean): PlannedFile {
+  const added = reverse ? file.deleted : file.added;
+  const removed = reverse ? file.added : file.deleted;
+  const change =
+    file.status === 'added'
+      ? reverse
+        ? 'delete'
+        : 'create'
+      : file.status === 'deleted'
+        ? reverse
+          ? 'create'
+          : 'delete'
+        : // The same content with another mode: git reports it modified with no lines.
+          file.status === 'modified' && !file.binary && file.added === 0 && file.deleted === 0
+          ? 'mode'
+          : 'modify';
+  return {
+    path: path.join(base, file.path),
+    change,
+    linesAdded: added ?? 0,
+    linesRemoved: removed ?? 0,
+    ...(file.binary ? { binary: true } : {}),
+  };
+}
+
+/** The effect of a change whose summary may have been cut: what was listed, marked incomplete if so. */
+export function effectOf(changes: TreeChanges, basis: readonly string[]): PlannedEffect {
+  return {
+    files: changes.files,
+    basis,
+    ...(changes.cut
+      ? {
+          complete: false,
+          reason: `the change is too large to summarise (git diff wrote more than ${maxSummaryBytes} bytes)`,
+        }
+      : {}),
+  };
+}
+
+/** The id of the empty tree in this repository's hash (sha1 or sha256): what an unborn branch holds. */
+export async function emptyTree(repo: Repo): Promise<string> {
+  const result = await repo.git(['hash-object', '-t', 'tree', '--stdin'], { stdin: '' });
+  return result.stdout.trim();
+}
+
+/**
+ * The plan of a tool that touches no working-tree file (staging, committing, refs, fetching): its
+ * effect is the empty list, complete, whatever the call does, plus any fact beyond the files
+ * (`irreversible`); applying it is the tool's own run.
+ */
+export function leavesWorkTree<TOutput>(
+  run: () => Promise<Outcome<TOutput>>,
+  extra: Omit<PlannedEffect, 'files'> = {},
+): Outcome<ToolPlan<TOutput>> {
+  return ok({ effect: () => ({ ...extra, files: [] }), apply: run });
+}
+
+/**
+ * The value of an outcome, or its error thrown as a KeelError: a plan's `effect()` returns the
+ * effect itself, and the kit turns what it throws into the call's structured error.
+ */
+export function valueOf<TValue>(outcome: Outcome<TValue>): TValue {
+  if (outcome.ok) return outcome.value;
+  const { code, message, hint, retryable, details } = outcome.error;
+  throw new KeelError(code, message, { hint, retryable, details });
+}
