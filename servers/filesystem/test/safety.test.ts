@@ -119,11 +119,17 @@ describe('writes under contention and crashes', () => {
       await writeFile(path.join(root, 'big.txt'), oldContent);
       for (const name of await readdir(root)) if (isTemp(name)) await rm(path.join(root, name));
       const client = await connectStdio(await fsBin([root]));
+      let settled = false;
       const call = client
         .callTool({ name: 'write_file', arguments: { path: 'big.txt', content: newContent } })
-        .catch(() => undefined);
-      // Kill the moment the temp file exists: the write has started and not yet been renamed in.
-      for (let i = 0; i < 20_000 && !(await readdir(root)).some(isTemp); i++) await new Promise(setImmediate);
+        .catch(() => undefined)
+        .finally(() => {
+          settled = true;
+        });
+      // Kill the moment the temp file exists: the write has started and not yet been renamed in. Wait
+      // on the call, not on a count of polls: on a slow machine the server spends seconds receiving
+      // 9 MiB and planning the write before the temp file appears.
+      while (!settled && !(await readdir(root)).some(isTemp)) await new Promise(setImmediate);
       process.kill(client.pid!, 'SIGKILL');
       await call;
       const after = await readFile(path.join(root, 'big.txt'), 'utf8');
