@@ -18,6 +18,7 @@ import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskSt
 import { GenAi, SpanKind, startSpan, traceparentOf, type SpanHandle } from '../telemetry/spans.js';
 import { computeEffect } from './effects.js';
 import type { ResumeState } from './resume.js';
+import { recordedReply } from './stages/record.js';
 import { done, stopped, type Step, type Stop } from './stop.js';
 import { WorkspaceFingerprint } from './workspaceState.js';
 
@@ -473,12 +474,7 @@ export class TaskSession {
     await record({
       responseModel: reply.responseModel,
       raw: reply.raw,
-      reply: {
-        text: reply.text,
-        toolCalls: reply.toolCalls,
-        usage: reply.usage,
-        finishReason: reply.finishReason,
-      },
+      reply: recordedReply(reply),
       inputTokens: reply.usage.inputTokens,
       outputTokens: reply.usage.outputTokens,
       costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens),
