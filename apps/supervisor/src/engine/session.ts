@@ -1,6 +1,6 @@
 import path from 'node:path';
 import picomatch from 'picomatch';
-import { canonicalJson, redact, sha256Hex } from '@keel/kit';
+import { canonicalJson, sha256Hex } from '@keel/kit';
 import type { Tracer } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
@@ -15,10 +15,21 @@ import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
 import { inputTokenBound } from '../models/tokens.js';
 import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
-import { GenAi, SpanKind, startSpan, traceparentOf, type SpanHandle } from '../telemetry/spans.js';
+import { GenAi, SpanKind, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { computeEffect } from './effects.js';
 import type { ResumeState } from './resume.js';
-import { recordedReply } from './stages/record.js';
+import type { AgentRun, ToolSlot } from './stages/call.js';
+import {
+  createRecorder,
+  failureFields,
+  recordedReply,
+  refusalRecord,
+  resultFields,
+  resultFromRecord,
+  sentRecord,
+  type Recorder,
+  type ToolCallLine,
+} from './stages/record.js';
 import { done, stopped, type Step, type Stop } from './stop.js';
 import { WorkspaceFingerprint } from './workspaceState.js';
 
@@ -35,28 +46,7 @@ export interface ProgressEvent {
 
 export type ProgressSink = (event: ProgressEvent) => void;
 
-/** One invocation of an agent: its scope, model and counters. */
-export interface AgentRun {
-  role: string;
-  invocation: number;
-  config: AgentConfig;
-  model: Model;
-  price: Price | undefined;
-  /** The tools this agent may call, by the name the model sees. */
-  scope: Map<string, CatalogTool>;
-  span: SpanHandle | undefined;
-}
-
-/** One tool call on its way through the session's steps. */
-interface Slot {
-  agent: AgentRun;
-  call: ModelToolCall;
-  callIndex: number;
-  tool: CatalogTool;
-  args: Record<string, unknown>;
-  classification: Classification;
-  effect: Effect;
-}
+export type { AgentRun } from './stages/call.js';
 
 export interface ToolAnswer {
   message: Extract<ModelMessage, { role: 'tool' }>;
@@ -99,9 +89,6 @@ export const hintMessage = (hint: string): ModelMessage => ({
   content: `A human supervising this task says: ${hint}`,
 });
 
-/** Tool arguments as recorded: secrets (by name or shape) redacted, everything else kept for replay. */
-const recordable = (args: unknown) => redact(args, { maxStringLength: Number.MAX_SAFE_INTEGER });
-
 const isAbort = (error: unknown) =>
   error instanceof Error &&
   (error.name === 'AbortError' || error.name === 'TimeoutError' || /aborted/i.test(error.message));
@@ -117,14 +104,8 @@ export class TaskSession {
   readonly loops: LoopDetector;
   readonly ledger: SideEffectLedger;
   readonly catalog = new Map<string, CatalogTool>();
-  readonly toolCalls: Array<{
-    server: string;
-    tool: string;
-    latencyMs: number;
-    ok: boolean;
-    irreversible: boolean;
-  }> = [];
   readonly contracts: unknown[] = [];
+  readonly #recorder: Recorder;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
@@ -146,6 +127,7 @@ export class TaskSession {
     this.budget = new Budget(options.limits, options.clock, options.clock.now() - (options.elapsedMs ?? 0));
     this.loops = new LoopDetector(options.loops);
     this.ledger = new SideEffectLedger(options.sideEffects);
+    this.#recorder = createRecorder(options);
     for (const server of options.servers.values())
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
@@ -201,19 +183,13 @@ export class TaskSession {
     return this.signal.aborted;
   }
 
-  async event(type: string, data: unknown): Promise<void> {
-    if (this.options.resume?.takeEvent(type, data) === true) return;
-    await this.options.store.appendEvent(this.options.taskId, type, data, new Date(this.options.clock.now()));
+  /** Each tool call's line in the run's summary. */
+  get toolCalls(): ToolCallLine[] {
+    return this.#recorder.toolCalls;
   }
 
-  async #recordModelCall(record: ModelCallRecord): Promise<void> {
-    if (this.options.resume?.modelSteps.has(record.step) === true) return;
-    await this.options.store.recordModelCall(record);
-  }
-
-  async #recordToolCall(record: ToolCallRecord): Promise<void> {
-    if (this.options.resume?.toolSlots.has(`${record.step}:${record.callIndex}`) === true) return;
-    await this.options.store.recordToolCall(record);
+  event(type: string, data: unknown): Promise<void> {
+    return this.#recorder.event(type, data);
   }
 
   /** Human hints from a continued escalation, delivered once as messages to the next model call. */
@@ -420,7 +396,7 @@ export class TaskSession {
         'responseModel' | 'raw' | 'reply' | 'inputTokens' | 'outputTokens' | 'costUsd' | 'error'
       >,
     ) =>
-      this.#recordModelCall({
+      this.#recorder.modelCall({
         taskId: this.options.taskId,
         step: this.step,
         agent: agent.role,
@@ -523,25 +499,14 @@ export class TaskSession {
     message: string,
     hint: string,
   ): Promise<ToolAnswer> {
-    await this.#recordToolCall({
-      taskId: this.options.taskId,
-      step: this.step,
-      callIndex,
-      agent: agent.role,
-      server: '',
-      tool: call.name,
-      idempotencyKey: null,
-      arguments: recordable(call.arguments),
-      result: { code, message },
-      resultBytes: 0,
-      latencyMs: 0,
-      outcome: 'refused',
-      errorCode: code,
-      irreversible: false,
-      effect: null,
-      startedAt: new Date(this.options.clock.now()).toISOString(),
-    });
-    this.toolCalls.push({ server: '', tool: call.name, latencyMs: 0, ok: false, irreversible: false });
+    await this.#recorder.toolCall(
+      refusalRecord(
+        this.options.taskId,
+        { step: this.step, callIndex, agent: agent.role, call },
+        { code, message },
+        new Date(this.options.clock.now()).toISOString(),
+      ),
+    );
     this.progress('tool', agent.role, `${call.name} refused: ${code}`);
     return this.#answer(call, 'error', JSON.stringify({ code, message, hint }), true);
   }
@@ -581,10 +546,19 @@ export class TaskSession {
     const effect = await this.#sizeEffect(agent, tool, args);
     if (!effect.ok) return effect;
     classification = this.#classifyByPaths(tool, classification, effect.value);
-    const slot: Slot = { agent, call, callIndex, tool, args, classification, effect: effect.value };
+    const slot: ToolSlot = {
+      agent: agent.role,
+      step: this.step,
+      callIndex,
+      call,
+      tool,
+      args,
+      classification,
+      effect: effect.value,
+    };
     const gate = await this.#passGate(slot);
     if (!gate.ok) return gate;
-    return this.#send(slot, gate.value);
+    return this.#send(agent, slot, gate.value);
   }
 
   /** Kill, reservation, loop, scope and argument checks: what every call passes before anything else. */
@@ -715,11 +689,11 @@ export class TaskSession {
     return done(effect);
   }
 
-  #gateCall(slot: Slot, classification = slot.classification): GateCall {
+  #gateCall(slot: ToolSlot, classification = slot.classification): GateCall {
     const planId = slot.args['planId'];
     return {
-      agent: slot.agent.role,
-      step: this.step,
+      agent: slot.agent,
+      step: slot.step,
       callIndex: slot.callIndex,
       server: slot.tool.server,
       tool: slot.tool.name,
@@ -730,7 +704,7 @@ export class TaskSession {
   }
 
   /** The approval gate's answer as a step: a waiting or refused call ends the task here, recorded. */
-  async #gateOutcome(slot: Slot, gate: GateResult): Promise<Step<Record<string, unknown>>> {
+  async #gateOutcome(slot: ToolSlot, gate: GateResult): Promise<Step<Record<string, unknown>>> {
     if (!gate.ok) {
       await this.event(gate.stop.status === 'waiting' ? 'approval_requested' : 'approval_refused', {
         approval: gate.approval?.id,
@@ -738,7 +712,7 @@ export class TaskSession {
         reasons: gate.approval?.reasons,
         stop: gate.stop,
       });
-      this.progress('note', slot.agent.role, gate.stop.message);
+      this.progress('note', slot.agent, gate.stop.message);
       return stopped(gate.stop);
     }
     if (gate.approval !== undefined)
@@ -746,18 +720,18 @@ export class TaskSession {
         approval: gate.approval.id,
         tool: slot.tool.name,
         by: gate.approval.decidedBy,
-        slot: `${this.step}:${slot.callIndex}`,
+        slot: `${slot.step}:${slot.callIndex}`,
       });
     return done(gate.meta);
   }
 
-  async #passGate(slot: Slot): Promise<Step<Record<string, unknown>>> {
+  async #passGate(slot: ToolSlot): Promise<Step<Record<string, unknown>>> {
     return this.#gateOutcome(slot, await this.options.gate.check(this.#gateCall(slot)));
   }
 
   /** The MCP call itself: span, idempotency key, trace context and approval token in `_meta`; then the record. */
-  async #send(slot: Slot, gateMeta: Record<string, unknown>): Promise<Step<ToolAnswer>> {
-    const { agent, call, callIndex, tool, args, classification, effect } = slot;
+  async #send(agent: AgentRun, slot: ToolSlot, gateMeta: Record<string, unknown>): Promise<Step<ToolAnswer>> {
+    const { call, callIndex, tool, args, classification, effect } = slot;
     const server = this.options.servers.get(tool.server)!;
     const idempotencyKey = `keel-${sha256Hex(`${this.options.taskId}\n${this.step}\n${callIndex}`).slice(0, 48)}`;
     const span =
@@ -783,27 +757,8 @@ export class TaskSession {
       agent.role,
       `${tool.server}.${tool.name}${classification.irreversible ? ' (irreversible)' : ''}`,
     );
-    const startedAt = new Date(this.options.clock.now());
+    const sent = { idempotencyKey, startedAt: new Date(this.options.clock.now()).toISOString() };
     const started = performance.now();
-    const record = (
-      fields: Pick<
-        ToolCallRecord,
-        'result' | 'resultBytes' | 'latencyMs' | 'outcome' | 'errorCode' | 'effect'
-      >,
-    ) =>
-      this.#recordToolCall({
-        taskId: this.options.taskId,
-        step: this.step,
-        callIndex,
-        agent: agent.role,
-        server: tool.server,
-        tool: tool.name,
-        idempotencyKey,
-        arguments: recordable(args),
-        irreversible: classification.irreversible,
-        startedAt: startedAt.toISOString(),
-        ...fields,
-      });
     let result: ToolResult;
     try {
       result = await server.call(tool.name, args, {
@@ -818,21 +773,14 @@ export class TaskSession {
     } catch (error) {
       const latencyMs = performance.now() - started;
       span?.end(this.signal.aborted ? 'cancelled' : 'mcp_error');
-      await record({
-        result: { error: (error as Error).message },
-        resultBytes: 0,
-        latencyMs,
-        outcome: 'error',
-        errorCode: this.signal.aborted ? 'CANCELLED' : 'MCP_ERROR',
-        effect,
-      });
-      this.toolCalls.push({
-        server: tool.server,
-        tool: tool.name,
-        latencyMs,
-        ok: false,
-        irreversible: classification.irreversible,
-      });
+      await this.#recorder.toolCall(
+        sentRecord(
+          this.options.taskId,
+          slot,
+          sent,
+          failureFields((error as Error).message, this.signal.aborted, latencyMs, effect),
+        ),
+      );
       if (this.signal.aborted) return stopped(this.abortStop());
       // A protocol error (schema violation, server gone) goes back to the model like a tool error.
       return done(
@@ -858,15 +806,15 @@ export class TaskSession {
       );
       if (!asked.ok) return asked;
     }
-    await this.#record(tool, args, result, effect, classification.irreversible, latencyMs);
-    await record({
-      result: { text: result.text, structured: result.structured ?? null, error: result.error ?? null },
-      resultBytes: result.bytes,
-      latencyMs,
-      outcome: result.isError ? 'error' : 'ok',
-      errorCode: result.error?.code ?? null,
-      effect: tool.annotations.readOnlyHint === true ? null : effect,
-    });
+    await this.#record(tool, args, result, effect);
+    await this.#recorder.toolCall(
+      sentRecord(
+        this.options.taskId,
+        slot,
+        sent,
+        resultFields(result, latencyMs, tool.annotations.readOnlyHint === true ? null : effect),
+      ),
+    );
     return done(this.#answerResult(call, result));
   }
 
@@ -886,8 +834,6 @@ export class TaskSession {
     args: Record<string, unknown>,
     result: ToolResult,
     effect: Effect,
-    irreversible: boolean,
-    latencyMs: number,
   ): Promise<void> {
     if (this.options.gate.observeResult(tool.name, this.step))
       await this.event('tainted', { tool: tool.name, step: this.step });
@@ -896,13 +842,6 @@ export class TaskSession {
       if (!effect.computable || effect.files.length > 0) this.#workspaceDirty = true;
       this.#learn(tool.name, args, result);
     }
-    this.toolCalls.push({
-      server: tool.server,
-      tool: tool.name,
-      latencyMs,
-      ok: !result.isError,
-      irreversible,
-    });
   }
 
   /**
@@ -918,25 +857,16 @@ export class TaskSession {
     recorded: ToolCallRecord,
     irreversible: boolean,
   ): Promise<ToolAnswer> {
-    const stored = recorded.result as {
-      text?: string;
-      structured?: Record<string, unknown> | null;
-      error?: ToolResult['error'] | string | null;
-    };
-    const error =
-      typeof stored.error === 'string'
-        ? { code: recorded.errorCode ?? 'MCP_ERROR', message: stored.error }
-        : (stored.error ?? undefined);
-    const result: ToolResult = {
-      isError: recorded.outcome !== 'ok',
-      text: stored.text ?? '',
-      structured: stored.structured ?? undefined,
-      error,
-      bytes: recorded.resultBytes,
-    };
-    const effect = (recorded.effect as Effect | null) ?? noEffect;
+    const { result, effect } = resultFromRecord(recorded);
     this.progress('tool', agent.role, `${tool.server}.${tool.name} (recorded)`);
-    await this.#record(tool, args, result, effect, irreversible, recorded.latencyMs);
+    await this.#record(tool, args, result, effect);
+    this.#recorder.count({
+      server: tool.server,
+      tool: tool.name,
+      latencyMs: recorded.latencyMs,
+      ok: !result.isError,
+      irreversible,
+    });
     return this.#answerResult(call, result);
   }
 
