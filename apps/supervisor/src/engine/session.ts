@@ -19,6 +19,8 @@ import { GenAi, SpanKind, startSpan, traceparentOf } from '../telemetry/spans.js
 import { computeEffect } from './effects.js';
 import type { ResumeState } from './resume.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
+import { escalate, type EscalationContext } from './stages/escalate.js';
+import { reserveOrEscalate } from './stages/reserve.js';
 import {
   createRecorder,
   failureFields,
@@ -106,6 +108,7 @@ export class TaskSession {
   readonly catalog = new Map<string, CatalogTool>();
   readonly contracts: unknown[] = [];
   readonly #recorder: Recorder;
+  readonly #escalation: EscalationContext;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
@@ -128,6 +131,16 @@ export class TaskSession {
     this.loops = new LoopDetector(options.loops);
     this.ledger = new SideEffectLedger(options.sideEffects);
     this.#recorder = createRecorder(options);
+    const event = (type: string, data: unknown) => this.event(type, data);
+    this.#escalation = {
+      store: options.store,
+      taskId: options.taskId,
+      clock: options.clock,
+      escalateLimits: options.escalateLimits,
+      gate: options.gate,
+      budget: this.budget,
+      event,
+    };
     for (const server of options.servers.values())
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
@@ -198,80 +211,23 @@ export class TaskSession {
   }
 
   /**
-   * A stop that may wait for a human instead: an escalated loop, or a limit listed in
-   * `escalateLimits`. A continue decided for this step (raised limits, a hint) lets the task go
-   * on — also when a resumed task reaches the same step again; an abort ends it; otherwise the
-   * escalation is queued and the task ends `escalated`.
+   * A stop that may wait for a human instead (the escalation stage): a human's continue raises the
+   * limits they raised, restarts the loop history and passes their hint to the next model call.
    */
   async escalate(stop: Stop): Promise<Step<true>> {
-    const escalates =
-      stop.status === 'escalated' ||
-      (stop.status === 'limit' &&
-        stop.limit !== undefined &&
-        this.options.escalateLimits.includes(stop.limit));
-    if (!escalates) return stopped(stop);
-    const store = this.options.store;
-    const taskId = this.options.taskId;
-    const tool = `escalation:${stop.loop ?? stop.limit ?? 'stop'}`;
-    const argsSha256 = sha256Hex(`${this.step}`);
-    const now = new Date(this.options.clock.now());
-    const continued = await store.consumeApproval(taskId, tool, argsSha256, `${this.step}:escalation`, now);
-    if (continued !== undefined) {
-      const decision = (continued.decision ?? {}) as { raise?: Partial<Limits>; hint?: string };
-      if (decision.raise !== undefined) {
-        this.budget.raise(decision.raise);
-        clearTimeout(this.#deadlineTimer);
-        this.#deadlineTimer = this.#armDeadline();
-      }
-      this.loops.reset();
-      if (decision.hint !== undefined && decision.hint !== '') this.#hints.push(decision.hint);
-      await this.event('escalation_continued', {
-        approval: continued.id,
-        by: continued.decidedBy,
-        ...decision,
-      });
-      this.progress(
-        'note',
-        'orchestrator',
-        `continued by ${continued.decidedBy ?? 'a human'} (${continued.id})`,
-      );
-      return done(true);
+    const escalation = await escalate(this.#escalation, stop, this.step);
+    if (!escalation.ok) return escalation;
+    const { approval, decision } = escalation.value;
+    if (decision.raise !== undefined) {
+      this.budget.raise(decision.raise);
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = this.#armDeadline();
     }
-    const aborted = (await store.listApprovals({ taskId })).findLast(
-      (a) =>
-        a.kind === 'escalation' && a.tool === tool && a.argsSha256 === argsSha256 && a.status === 'denied',
-    );
-    if (aborted !== undefined)
-      return stopped({
-        status: 'failed',
-        message: `aborted by ${aborted.decidedBy ?? 'a human'} (${aborted.id})${aborted.decisionReason ? `: ${aborted.decisionReason}` : ''}`,
-      });
-    const approval = await store.requestApproval(
-      {
-        id: `es-${sha256Hex(`${taskId}\n${tool}\n${this.step}\n${now.getTime()}`).slice(0, 10)}`,
-        taskId,
-        kind: 'escalation',
-        agent: 'orchestrator',
-        step: this.step,
-        callIndex: 0,
-        server: null,
-        tool,
-        argsSha256,
-        arguments: { limits: this.budget.limits, used: this.budget.used },
-        reasons: [stop.message],
-        summary: `${stop.message} (step ${this.step}; used ${this.budget.used.steps} steps, ${this.budget.tokens} tokens, ${this.budget.used.toolCalls} tool calls, $${this.budget.used.costUsd.toFixed(4)})`,
-        requestedAt: now.toISOString(),
-        expiresAt: new Date(now.getTime() + this.options.gate.expiresMs).toISOString(),
-      },
-      now,
-    );
-    this.options.gate.asked++;
-    await this.event('escalation_requested', { approval: approval.id, stop });
-    return stopped({
-      ...stop,
-      status: 'escalated',
-      message: `${stop.message} — escalated as ${approval.id}: keel continue ${approval.id} [--raise LIMIT=N] [--hint TEXT], or keel abort ${approval.id}`,
-    });
+    this.loops.reset();
+    if (decision.hint !== undefined && decision.hint !== '') this.#hints.push(decision.hint);
+    await this.event('escalation_continued', { approval: approval.id, by: approval.decidedBy, ...decision });
+    this.progress('note', 'orchestrator', `continued by ${approval.decidedBy ?? 'a human'} (${approval.id})`);
+    return done(true);
   }
 
   progress(kind: ProgressEvent['kind'], agent: string, detail: string): void {
@@ -347,24 +303,17 @@ export class TaskSession {
           usedTokens: use.tokens,
         },
       );
-    let reservation = reserve();
-    if (!reservation.ok) {
-      const escalation = await this.escalate({
-        status: 'limit',
-        limit: reservation.limit,
-        message: reservation.message,
-      });
-      if (!escalation.ok) return escalation;
+    const reserved = await reserveOrEscalate(
+      reserve,
+      (stop) => this.escalate(stop),
       // A hint given with the continue is for this very call, not the one after it.
-      messages.push(...this.takeHints().map(hintMessage));
-      reservation = reserve();
-      if (!reservation.ok)
-        return stopped({ status: 'limit', limit: reservation.limit, message: reservation.message });
-    }
+      () => messages.push(...this.takeHints().map(hintMessage)),
+    );
+    if (!reserved.ok) return reserved;
     this.step++;
     use.steps++;
     this.#agentUse.set(agent.role, use);
-    return done(reservation.reservation);
+    return reserved;
   }
 
   async #callModel(
@@ -572,18 +521,11 @@ export class TaskSession {
   > {
     const answered = (step: Step<ToolAnswer>) => ({ kind: 'answered' as const, step });
     if (await this.#killed()) return answered(stopped(this.abortStop()));
-    let reserve = this.budget.reserveToolCall();
-    if (!reserve.ok) {
-      const escalation = await this.escalate({
-        status: 'limit',
-        limit: reserve.limit,
-        message: reserve.message,
-      });
-      if (!escalation.ok) return answered(escalation);
-      reserve = this.budget.reserveToolCall();
-      if (!reserve.ok)
-        return answered(stopped({ status: 'limit', limit: reserve.limit, message: reserve.message }));
-    }
+    const reserved = await reserveOrEscalate(
+      () => this.budget.reserveToolCall(),
+      (stop) => this.escalate(stop),
+    );
+    if (!reserved.ok) return answered(reserved);
     const loop = this.checkLoop(call);
     if (loop !== undefined) {
       const escalation = await this.escalate(this.loopStop(loop));
