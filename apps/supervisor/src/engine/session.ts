@@ -1,14 +1,11 @@
-import path from 'node:path';
-import picomatch from 'picomatch';
 import { canonicalJson, sha256Hex } from '@keel/kit';
 import type { Tracer } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
-import type { ApprovalGate, GateCall, GateResult, PlanFacts } from '../approvals/gate.js';
+import type { ApprovalGate, GateCall, GateResult } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
 import { Budget, costOf, type ModelReservation } from '../limits/budget.js';
 import type { Clock } from '../clock.js';
-import { classifyCall, type Classification } from '../limits/irreversible.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
 import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.js';
 import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js';
@@ -19,7 +16,9 @@ import { GenAi, SpanKind, startSpan, traceparentOf } from '../telemetry/spans.js
 import { computeEffect } from './effects.js';
 import type { ResumeState } from './resume.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
+import { createClassifier, type Classifier } from './stages/classify.js';
 import { escalate, type EscalationContext } from './stages/escalate.js';
+import { createTaskFacts, learnFacts } from './stages/facts.js';
 import { reserveOrEscalate } from './stages/reserve.js';
 import {
   createRecorder,
@@ -114,12 +113,10 @@ export class TaskSession {
   #workspaceDirty = false;
   readonly #invocations = new Map<string, number>();
   readonly #agentUse = new Map<string, { steps: number; tokens: number }>();
-  readonly #planEnvironments = new Map<string, string>();
-  readonly #plans = new Map<string, PlanFacts>();
+  readonly #facts = createTaskFacts();
+  readonly #classifier: Classifier;
   readonly #hints: string[] = [];
-  readonly #irreversiblePath: (path: string) => boolean;
   #killedByRequest = false;
-  readonly #ownWorktrees: string[] = [];
   readonly #abort = new AbortController();
   readonly #onKill = () => this.#abort.abort(new Error('killed'));
   #deadlineTimer: NodeJS.Timeout;
@@ -144,8 +141,7 @@ export class TaskSession {
     for (const server of options.servers.values())
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
-    const globs = options.irreversiblePaths ?? [];
-    this.#irreversiblePath = globs.length === 0 ? () => false : picomatch([...globs], { dot: true });
+    this.#classifier = createClassifier(options, this.#facts);
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
     this.loops.observeState(this.stateHash());
@@ -489,12 +485,12 @@ export class TaskSession {
     if (admitted.kind !== 'call') return admitted.step;
     const { tool, args } = admitted;
     const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
-    let classification = this.#classify(tool, args);
+    let classification = this.#classifier.call(tool.name, args);
     if (recorded !== undefined && recorded.result !== null)
       return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
     const effect = await this.#sizeEffect(agent, tool, args);
     if (!effect.ok) return effect;
-    classification = this.#classifyByPaths(tool, classification, effect.value);
+    classification = this.#classifier.effect(tool.name, classification, effect.value);
     const slot: ToolSlot = {
       agent: agent.role,
       step: this.step,
@@ -574,25 +570,6 @@ export class TaskSession {
     return { kind: 'call', tool, args: call.arguments as Record<string, unknown> };
   }
 
-  #classify(tool: CatalogTool, args: Record<string, unknown>): Classification {
-    return classifyCall(tool.name, args, {
-      workspace: this.options.workspace,
-      ownWorktrees: this.#ownWorktrees,
-      planEnvironments: this.#planEnvironments,
-      approvalEnvironments: this.options.approvalEnvironments,
-      extraTools: this.options.extraIrreversible,
-    });
-  }
-
-  /** Policy's `irreversible.paths`: a call whose computed effect changes a matching path. */
-  #classifyByPaths(tool: CatalogTool, classification: Classification, effect: Effect): Classification {
-    if (classification.irreversible || !effect.computable) return classification;
-    const touched = effect.files.find((f) => this.#irreversiblePath(f.path));
-    return touched === undefined
-      ? classification
-      : { irreversible: true, reason: `${tool.name} would change ${touched.path} (irreversible.paths)` };
-  }
-
   #traceMeta(ctx: Context): Record<string, string> {
     const traceparent = traceparentOf(ctx);
     return traceparent === undefined ? {} : { traceparent };
@@ -641,7 +618,7 @@ export class TaskSession {
       tool: slot.tool.name,
       args: slot.args,
       classification,
-      plan: typeof planId === 'string' ? this.#plans.get(planId) : undefined,
+      plan: typeof planId === 'string' ? this.#facts.plans.get(planId) : undefined,
     };
   }
 
@@ -782,7 +759,7 @@ export class TaskSession {
     if (!result.isError) {
       this.ledger.commit(effect);
       if (!effect.computable || effect.files.length > 0) this.#workspaceDirty = true;
-      this.#learn(tool.name, args, result);
+      learnFacts(this.#facts, this.options.workspace, tool.name, args, result);
     }
   }
 
@@ -810,25 +787,6 @@ export class TaskSession {
       irreversible,
     });
     return this.#answerResult(call, result);
-  }
-
-  /** Facts later classifications need: which environment a plan targets, which worktrees are the task's. */
-  #learn(tool: string, args: Record<string, unknown>, result: ToolResult): void {
-    const structured = result.structured ?? {};
-    if (tool === 'plan_deploy' && typeof structured['planId'] === 'string') {
-      const environment = structured['environment'] ?? args['environment'];
-      if (typeof environment === 'string') {
-        this.#planEnvironments.set(structured['planId'], environment);
-        if (typeof structured['planHash'] === 'string')
-          this.#plans.set(structured['planId'], {
-            planId: structured['planId'],
-            planHash: structured['planHash'],
-            environment,
-          });
-      }
-    }
-    if (tool === 'git_worktree_add' && typeof args['path'] === 'string')
-      this.#ownWorktrees.push(path.resolve(this.options.workspace, args['path']));
   }
 
   /** The task's state for no-progress detection: workspace content and contracts so far. */
