@@ -18,7 +18,15 @@ import type { ResumeState } from './resume.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
 import { createClassifier, type Classifier } from './stages/classify.js';
 import { escalate, type EscalationContext } from './stages/escalate.js';
-import { createTaskFacts, learnFacts } from './stages/facts.js';
+import { createTaskFacts } from './stages/facts.js';
+import {
+  observe,
+  protocolError,
+  refusal,
+  unobserved,
+  type ObserveContext,
+  type ToolAnswer,
+} from './stages/observe.js';
 import { reserveOrEscalate } from './stages/reserve.js';
 import {
   createRecorder,
@@ -48,11 +56,7 @@ export interface ProgressEvent {
 export type ProgressSink = (event: ProgressEvent) => void;
 
 export type { AgentRun } from './stages/call.js';
-
-export interface ToolAnswer {
-  message: Extract<ModelMessage, { role: 'tool' }>;
-  result: ToolResult | undefined;
-}
+export type { ToolAnswer } from './stages/observe.js';
 
 export interface SessionOptions {
   taskId: string;
@@ -81,9 +85,6 @@ export interface SessionOptions {
   elapsedMs?: number;
 }
 
-const resultBlock = (tool: string, status: string, body: string) =>
-  `<tool_result tool="${tool}" status="${status}">\n${body.replaceAll('</tool_result', '<\\/tool_result')}\n</tool_result>`;
-
 /** How a human's hint from a continued escalation reaches the model. */
 export const hintMessage = (hint: string): ModelMessage => ({
   role: 'user',
@@ -108,6 +109,7 @@ export class TaskSession {
   readonly contracts: unknown[] = [];
   readonly #recorder: Recorder;
   readonly #escalation: EscalationContext;
+  readonly #observing: ObserveContext;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
@@ -142,6 +144,16 @@ export class TaskSession {
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
     this.#classifier = createClassifier(options, this.#facts);
+    this.#observing = {
+      workspace: options.workspace,
+      gate: options.gate,
+      ledger: this.ledger,
+      facts: this.#facts,
+      event,
+      workspaceChanged: () => {
+        this.#workspaceDirty = true;
+      },
+    };
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
     this.loops.observeState(this.stateHash());
@@ -416,26 +428,6 @@ export class TaskSession {
     return done(reply);
   }
 
-  #answer(
-    call: ModelToolCall,
-    status: string,
-    body: string,
-    isError: boolean,
-    result?: ToolResult,
-  ): ToolAnswer {
-    return {
-      message: {
-        role: 'tool',
-        toolCallId: call.id,
-        toolName: call.name,
-        content: resultBlock(call.name, status, body),
-        isError,
-        ...(result?.structured === undefined ? {} : { structured: result.structured }),
-      },
-      result,
-    };
-  }
-
   async #refuse(
     agent: AgentRun,
     call: ModelToolCall,
@@ -453,7 +445,7 @@ export class TaskSession {
       ),
     );
     this.progress('tool', agent.role, `${call.name} refused: ${code}`);
-    return this.#answer(call, 'error', JSON.stringify({ code, message, hint }), true);
+    return refusal(call, { code, message, hint });
   }
 
   /** The loop check, for calls the harness answers itself (final tools) as much as for server calls. */
@@ -702,14 +694,7 @@ export class TaskSession {
       );
       if (this.signal.aborted) return stopped(this.abortStop());
       // A protocol error (schema violation, server gone) goes back to the model like a tool error.
-      return done(
-        this.#answer(
-          call,
-          'error',
-          JSON.stringify({ code: 'MCP_ERROR', message: (error as Error).message }),
-          true,
-        ),
-      );
+      return done(unobserved(call, protocolError((error as Error).message)));
     }
     const latencyMs = performance.now() - started;
     span?.end(result.isError ? (result.error?.code ?? 'tool_error') : undefined);
@@ -725,7 +710,7 @@ export class TaskSession {
       );
       if (!asked.ok) return asked;
     }
-    await this.#record(tool, args, result, effect);
+    const answer = await this.#observe(slot, result, effect);
     await this.#recorder.toolCall(
       sentRecord(
         this.options.taskId,
@@ -734,33 +719,16 @@ export class TaskSession {
         resultFields(result, latencyMs, tool.annotations.readOnlyHint === true ? null : effect),
       ),
     );
-    return done(this.#answerResult(call, result));
+    return done(answer);
   }
 
-  #answerResult(call: ModelToolCall, result: ToolResult): ToolAnswer {
-    const body = result.isError
-      ? JSON.stringify({
-          ...result.error,
-          ...(result.text && result.error?.message !== result.text ? { text: result.text } : {}),
-        })
-      : result.text;
-    return this.#answer(call, result.isError ? 'error' : 'ok', body, result.isError, result);
-  }
-
-  /** What every result a model sees does to the task's state: taint, the effect ledger, learned facts. */
-  async #record(
-    tool: CatalogTool,
-    args: Record<string, unknown>,
+  /** Every tool result on its way to the model passes here (the observe stage). */
+  #observe(
+    seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args'>,
     result: ToolResult,
     effect: Effect,
-  ): Promise<void> {
-    if (this.options.gate.observeResult(tool.name, this.step))
-      await this.event('tainted', { tool: tool.name, step: this.step });
-    if (!result.isError) {
-      this.ledger.commit(effect);
-      if (!effect.computable || effect.files.length > 0) this.#workspaceDirty = true;
-      learnFacts(this.#facts, this.options.workspace, tool.name, args, result);
-    }
+  ): Promise<ToolAnswer> {
+    return observe(this.#observing, seen, result, effect);
   }
 
   /**
@@ -778,7 +746,7 @@ export class TaskSession {
   ): Promise<ToolAnswer> {
     const { result, effect } = resultFromRecord(recorded);
     this.progress('tool', agent.role, `${tool.server}.${tool.name} (recorded)`);
-    await this.#record(tool, args, result, effect);
+    const answer = await this.#observe({ step: this.step, call, tool, args }, result, effect);
     this.#recorder.count({
       server: tool.server,
       tool: tool.name,
@@ -786,7 +754,7 @@ export class TaskSession {
       ok: !result.isError,
       irreversible,
     });
-    return this.#answerResult(call, result);
+    return answer;
   }
 
   /** The task's state for no-progress detection: workspace content and contracts so far. */
