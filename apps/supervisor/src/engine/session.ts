@@ -7,17 +7,17 @@ import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/s
 import { Budget, costOf, type ModelReservation } from '../limits/budget.js';
 import type { Clock } from '../clock.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
-import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.js';
+import { SideEffectLedger, type Effect } from '../limits/sideEffects.js';
 import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
 import { inputTokenBound } from '../models/tokens.js';
 import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
-import { GenAi, SpanKind, startSpan, traceparentOf } from '../telemetry/spans.js';
-import { computeEffect } from './effects.js';
+import { GenAi, SpanKind, startSpan } from '../telemetry/spans.js';
 import type { ResumeState } from './resume.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
 import { createClassifier, type Classifier } from './stages/classify.js';
 import { escalate, type EscalationContext } from './stages/escalate.js';
+import { sizeEffect, type EffectContext } from './stages/effect.js';
 import { createTaskFacts } from './stages/facts.js';
 import {
   observe,
@@ -39,6 +39,7 @@ import {
   type Recorder,
   type ToolCallLine,
 } from './stages/record.js';
+import { traceMeta, type CallBounds } from './stages/send.js';
 import { done, stopped, type Step, type Stop } from './stop.js';
 import { WorkspaceFingerprint } from './workspaceState.js';
 
@@ -110,6 +111,7 @@ export class TaskSession {
   readonly #recorder: Recorder;
   readonly #escalation: EscalationContext;
   readonly #observing: ObserveContext;
+  readonly #effects: EffectContext;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
@@ -121,6 +123,7 @@ export class TaskSession {
   #killedByRequest = false;
   readonly #abort = new AbortController();
   readonly #onKill = () => this.#abort.abort(new Error('killed'));
+  readonly #bounds: CallBounds = { signal: this.#abort.signal, msLeft: () => this.budget.msLeft() };
   #deadlineTimer: NodeJS.Timeout;
   step = 0;
 
@@ -153,6 +156,13 @@ export class TaskSession {
       workspaceChanged: () => {
         this.#workspaceDirty = true;
       },
+    };
+    this.#effects = {
+      workspace: options.workspace,
+      ledger: this.ledger,
+      bounds: this.#bounds,
+      escalate: (stop) => this.escalate(stop),
+      event,
     };
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
@@ -480,7 +490,13 @@ export class TaskSession {
     let classification = this.#classifier.call(tool.name, args);
     if (recorded !== undefined && recorded.result !== null)
       return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
-    const effect = await this.#sizeEffect(agent, tool, args);
+    const effect = await sizeEffect(
+      this.#effects,
+      this.options.servers.get(tool.server)!,
+      tool,
+      args,
+      this.#parent(agent),
+    );
     if (!effect.ok) return effect;
     classification = this.#classifier.effect(tool.name, classification, effect.value);
     const slot: ToolSlot = {
@@ -562,44 +578,6 @@ export class TaskSession {
     return { kind: 'call', tool, args: call.arguments as Record<string, unknown> };
   }
 
-  #traceMeta(ctx: Context): Record<string, string> {
-    const traceparent = traceparentOf(ctx);
-    return traceparent === undefined ? {} : { traceparent };
-  }
-
-  /** The call's effect on the workspace, before it runs, against the side-effect caps. */
-  async #sizeEffect(
-    agent: AgentRun,
-    tool: CatalogTool,
-    args: Record<string, unknown>,
-  ): Promise<Step<Effect>> {
-    if (tool.annotations.readOnlyHint === true) return done(noEffect);
-    const server = this.options.servers.get(tool.server)!;
-    const effect = await computeEffect({
-      server,
-      tool,
-      args,
-      workspace: this.options.workspace,
-      dryRun: (dryArgs) =>
-        server.call(tool.name, dryArgs, {
-          signal: this.signal,
-          timeoutMs: Math.max(1, this.budget.msLeft()),
-          meta: this.#traceMeta(this.#parent(agent)),
-        }),
-    });
-    const crossing = this.ledger.check(tool.name, effect);
-    if (crossing !== undefined) {
-      await this.event('side_effect_cap', { tool: tool.name, args, effect, ...crossing });
-      const escalation = await this.escalate({
-        status: 'limit',
-        limit: crossing.limit,
-        message: crossing.message,
-      });
-      if (!escalation.ok) return escalation;
-    }
-    return done(effect);
-  }
-
   #gateCall(slot: ToolSlot, classification = slot.classification): GateCall {
     const planId = slot.args['planId'];
     return {
@@ -677,7 +655,7 @@ export class TaskSession {
         timeoutMs: Math.max(1, this.budget.msLeft()),
         meta: {
           'keel/idempotency-key': idempotencyKey,
-          ...this.#traceMeta(span?.ctx ?? this.#parent(agent)),
+          ...traceMeta(span?.ctx ?? this.#parent(agent)),
           ...gateMeta,
         },
       });
