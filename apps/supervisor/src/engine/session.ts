@@ -2,7 +2,7 @@ import { canonicalJson, sha256Hex } from '@keel/kit';
 import type { Tracer } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
-import type { ApprovalGate, GateCall, GateResult } from '../approvals/gate.js';
+import type { ApprovalGate } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
 import { Budget, costOf, type ModelReservation } from '../limits/budget.js';
 import type { Clock } from '../clock.js';
@@ -19,6 +19,7 @@ import { createClassifier, type Classifier } from './stages/classify.js';
 import { escalate, type EscalationContext } from './stages/escalate.js';
 import { sizeEffect, type EffectContext } from './stages/effect.js';
 import { createTaskFacts } from './stages/facts.js';
+import { passGate, requireApproval, type GateContext } from './stages/gate.js';
 import {
   observe,
   protocolError,
@@ -112,6 +113,7 @@ export class TaskSession {
   readonly #escalation: EscalationContext;
   readonly #observing: ObserveContext;
   readonly #effects: EffectContext;
+  readonly #gating: GateContext;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
@@ -163,6 +165,12 @@ export class TaskSession {
       bounds: this.#bounds,
       escalate: (stop) => this.escalate(stop),
       event,
+    };
+    this.#gating = {
+      gate: options.gate,
+      plans: this.#facts.plans,
+      event,
+      progress: (agent, detail) => this.progress('note', agent, detail),
     };
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
@@ -509,7 +517,7 @@ export class TaskSession {
       classification,
       effect: effect.value,
     };
-    const gate = await this.#passGate(slot);
+    const gate = await passGate(this.#gating, slot);
     if (!gate.ok) return gate;
     return this.#send(agent, slot, gate.value);
   }
@@ -578,46 +586,6 @@ export class TaskSession {
     return { kind: 'call', tool, args: call.arguments as Record<string, unknown> };
   }
 
-  #gateCall(slot: ToolSlot, classification = slot.classification): GateCall {
-    const planId = slot.args['planId'];
-    return {
-      agent: slot.agent,
-      step: slot.step,
-      callIndex: slot.callIndex,
-      server: slot.tool.server,
-      tool: slot.tool.name,
-      args: slot.args,
-      classification,
-      plan: typeof planId === 'string' ? this.#facts.plans.get(planId) : undefined,
-    };
-  }
-
-  /** The approval gate's answer as a step: a waiting or refused call ends the task here, recorded. */
-  async #gateOutcome(slot: ToolSlot, gate: GateResult): Promise<Step<Record<string, unknown>>> {
-    if (!gate.ok) {
-      await this.event(gate.stop.status === 'waiting' ? 'approval_requested' : 'approval_refused', {
-        approval: gate.approval?.id,
-        tool: slot.tool.name,
-        reasons: gate.approval?.reasons,
-        stop: gate.stop,
-      });
-      this.progress('note', slot.agent, gate.stop.message);
-      return stopped(gate.stop);
-    }
-    if (gate.approval !== undefined)
-      await this.event('approval_consumed', {
-        approval: gate.approval.id,
-        tool: slot.tool.name,
-        by: gate.approval.decidedBy,
-        slot: `${slot.step}:${slot.callIndex}`,
-      });
-    return done(gate.meta);
-  }
-
-  async #passGate(slot: ToolSlot): Promise<Step<Record<string, unknown>>> {
-    return this.#gateOutcome(slot, await this.options.gate.check(this.#gateCall(slot)));
-  }
-
   /** The MCP call itself: span, idempotency key, trace context and approval token in `_meta`; then the record. */
   async #send(agent: AgentRun, slot: ToolSlot, gateMeta: Record<string, unknown>): Promise<Step<ToolAnswer>> {
     const { call, callIndex, tool, args, classification, effect } = slot;
@@ -682,10 +650,7 @@ export class TaskSession {
       gateMeta['keel/approval'] === undefined
     ) {
       // Never a question for the model: the call waits for a human like any irreversible one.
-      const asked = await this.#gateOutcome(
-        slot,
-        await this.options.gate.requireApproval(this.#gateCall(slot), result.error.message),
-      );
+      const asked = await requireApproval(this.#gating, slot, result.error.message);
       if (!asked.ok) return asked;
     }
     const answer = await this.#observe(slot, result, effect);
