@@ -7,8 +7,8 @@ import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/s
 import { Budget, costOf, type ModelReservation } from '../limits/budget.js';
 import type { Clock } from '../clock.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
-import { SideEffectLedger, type Effect } from '../limits/sideEffects.js';
-import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js';
+import { SideEffectLedger } from '../limits/sideEffects.js';
+import type { ConnectedServer, CatalogTool } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
 import { inputTokenBound } from '../models/tokens.js';
 import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
@@ -40,7 +40,7 @@ import {
   type Recorder,
   type ToolCallLine,
 } from './stages/record.js';
-import { traceMeta, type CallBounds } from './stages/send.js';
+import { send, type CallBounds, type Sent, type SendContext } from './stages/send.js';
 import { done, stopped, type Step, type Stop } from './stop.js';
 import { WorkspaceFingerprint } from './workspaceState.js';
 
@@ -114,6 +114,7 @@ export class TaskSession {
   readonly #observing: ObserveContext;
   readonly #effects: EffectContext;
   readonly #gating: GateContext;
+  readonly #sending: SendContext;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
@@ -171,6 +172,12 @@ export class TaskSession {
       plans: this.#facts.plans,
       event,
       progress: (agent, detail) => this.progress('note', agent, detail),
+    };
+    this.#sending = {
+      taskId: options.taskId,
+      tracer: options.tracer,
+      bounds: this.#bounds,
+      clock: options.clock,
     };
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
@@ -498,13 +505,9 @@ export class TaskSession {
     let classification = this.#classifier.call(tool.name, args);
     if (recorded !== undefined && recorded.result !== null)
       return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
-    const effect = await sizeEffect(
-      this.#effects,
-      this.options.servers.get(tool.server)!,
-      tool,
-      args,
-      this.#parent(agent),
-    );
+    const server = this.options.servers.get(tool.server)!;
+    const parent = this.#parent(agent);
+    const effect = await sizeEffect(this.#effects, server, tool, args, parent);
     if (!effect.ok) return effect;
     classification = this.#classifier.effect(tool.name, classification, effect.value);
     const slot: ToolSlot = {
@@ -519,7 +522,33 @@ export class TaskSession {
     };
     const gate = await passGate(this.#gating, slot);
     if (!gate.ok) return gate;
-    return this.#send(agent, slot, gate.value);
+    this.progress(
+      'tool',
+      agent.role,
+      `${tool.server}.${tool.name}${classification.irreversible ? ' (irreversible)' : ''}`,
+    );
+    const sent = await send(this.#sending, server, slot, parent, gate.value);
+    if (!sent.ok) return this.#threw(slot, sent);
+    const { result } = sent;
+    if (
+      result.isError &&
+      result.error?.code === 'APPROVAL_REQUIRED' &&
+      gate.value['keel/approval'] === undefined
+    ) {
+      // Never a question for the model: the call waits for a human like any irreversible one.
+      const asked = await requireApproval(this.#gating, slot, result.error.message);
+      if (!asked.ok) return asked;
+    }
+    const answer = await observe(this.#observing, slot, result, slot.effect);
+    await this.#recorder.toolCall(
+      sentRecord(
+        this.options.taskId,
+        slot,
+        sent,
+        resultFields(result, sent.latencyMs, tool.annotations.readOnlyHint === true ? null : slot.effect),
+      ),
+    );
+    return done(answer);
   }
 
   /** Kill, reservation, loop, scope and argument checks: what every call passes before anything else. */
@@ -586,92 +615,20 @@ export class TaskSession {
     return { kind: 'call', tool, args: call.arguments as Record<string, unknown> };
   }
 
-  /** The MCP call itself: span, idempotency key, trace context and approval token in `_meta`; then the record. */
-  async #send(agent: AgentRun, slot: ToolSlot, gateMeta: Record<string, unknown>): Promise<Step<ToolAnswer>> {
-    const { call, callIndex, tool, args, classification, effect } = slot;
-    const server = this.options.servers.get(tool.server)!;
-    const idempotencyKey = `keel-${sha256Hex(`${this.options.taskId}\n${this.step}\n${callIndex}`).slice(0, 48)}`;
-    const span =
-      this.options.tracer === undefined
-        ? undefined
-        : startSpan(
-            this.options.tracer,
-            `execute_tool ${tool.name}`,
-            this.#parent(agent),
-            {
-              [GenAi.operation]: 'execute_tool',
-              [GenAi.toolName]: tool.name,
-              [GenAi.toolCallId]: call.id,
-              [GenAi.toolType]: 'extension',
-              [GenAi.mcpMethod]: 'tools/call',
-              'keel.server': tool.server,
-              'keel.irreversible': classification.irreversible,
-            },
-            SpanKind.CLIENT,
-          );
-    this.progress(
-      'tool',
-      agent.role,
-      `${tool.server}.${tool.name}${classification.irreversible ? ' (irreversible)' : ''}`,
-    );
-    const sent = { idempotencyKey, startedAt: new Date(this.options.clock.now()).toISOString() };
-    const started = performance.now();
-    let result: ToolResult;
-    try {
-      result = await server.call(tool.name, args, {
-        signal: this.signal,
-        timeoutMs: Math.max(1, this.budget.msLeft()),
-        meta: {
-          'keel/idempotency-key': idempotencyKey,
-          ...traceMeta(span?.ctx ?? this.#parent(agent)),
-          ...gateMeta,
-        },
-      });
-    } catch (error) {
-      const latencyMs = performance.now() - started;
-      span?.end(this.signal.aborted ? 'cancelled' : 'mcp_error');
-      await this.#recorder.toolCall(
-        sentRecord(
-          this.options.taskId,
-          slot,
-          sent,
-          failureFields((error as Error).message, this.signal.aborted, latencyMs, effect),
-        ),
-      );
-      if (this.signal.aborted) return stopped(this.abortStop());
-      // A protocol error (schema violation, server gone) goes back to the model like a tool error.
-      return done(unobserved(call, protocolError((error as Error).message)));
-    }
-    const latencyMs = performance.now() - started;
-    span?.end(result.isError ? (result.error?.code ?? 'tool_error') : undefined);
-    if (
-      result.isError &&
-      result.error?.code === 'APPROVAL_REQUIRED' &&
-      gateMeta['keel/approval'] === undefined
-    ) {
-      // Never a question for the model: the call waits for a human like any irreversible one.
-      const asked = await requireApproval(this.#gating, slot, result.error.message);
-      if (!asked.ok) return asked;
-    }
-    const answer = await this.#observe(slot, result, effect);
+  /** A call that threw: recorded; the task stops if its signal fired, else the model gets a protocol error. */
+  async #threw(slot: ToolSlot, sent: Extract<Sent, { ok: false }>): Promise<Step<ToolAnswer>> {
     await this.#recorder.toolCall(
       sentRecord(
         this.options.taskId,
         slot,
         sent,
-        resultFields(result, latencyMs, tool.annotations.readOnlyHint === true ? null : effect),
+        failureFields(sent.message, sent.cancelled, sent.latencyMs, slot.effect),
       ),
     );
-    return done(answer);
-  }
-
-  /** Every tool result on its way to the model passes here (the observe stage). */
-  #observe(
-    seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args'>,
-    result: ToolResult,
-    effect: Effect,
-  ): Promise<ToolAnswer> {
-    return observe(this.#observing, seen, result, effect);
+    if (this.signal.aborted) return stopped(this.abortStop());
+    // A protocol error (schema violation, server gone) goes back to the model like a tool error,
+    // without passing observe.
+    return done(unobserved(slot.call, protocolError(sent.message)));
   }
 
   /**
@@ -689,7 +646,7 @@ export class TaskSession {
   ): Promise<ToolAnswer> {
     const { result, effect } = resultFromRecord(recorded);
     this.progress('tool', agent.role, `${tool.server}.${tool.name} (recorded)`);
-    const answer = await this.#observe({ step: this.step, call, tool, args }, result, effect);
+    const answer = await observe(this.#observing, { step: this.step, call, tool, args }, result, effect);
     this.#recorder.count({
       server: tool.server,
       tool: tool.name,
