@@ -14,6 +14,7 @@ import { inputTokenBound } from '../models/tokens.js';
 import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
 import { GenAi, SpanKind, startSpan } from '../telemetry/spans.js';
 import type { ResumeState } from './resume.js';
+import { admit, checkLoop, loopStop, type AdmitContext, type Refusal } from './stages/admit.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
 import { createClassifier, type Classifier } from './stages/classify.js';
 import { escalate, type EscalationContext } from './stages/escalate.js';
@@ -111,6 +112,7 @@ export class TaskSession {
   readonly contracts: unknown[] = [];
   readonly #recorder: Recorder;
   readonly #escalation: EscalationContext;
+  readonly #admission: AdmitContext;
   readonly #observing: ObserveContext;
   readonly #effects: EffectContext;
   readonly #gating: GateContext;
@@ -178,6 +180,15 @@ export class TaskSession {
       tracer: options.tracer,
       bounds: this.#bounds,
       clock: options.clock,
+    };
+    this.#admission = {
+      killed: () => this.#killed(),
+      abortStop: () => this.abortStop(),
+      budget: this.budget,
+      escalate: (stop) => this.escalate(stop),
+      loops: this.loops,
+      onLoop: options.loops.onLoop,
+      catalog: this.catalog,
     };
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
@@ -453,42 +464,32 @@ export class TaskSession {
     return done(reply);
   }
 
+  /** A call admission refused: recorded, and answered with the refusal as a tool error. */
   async #refuse(
     agent: AgentRun,
     call: ModelToolCall,
     callIndex: number,
-    code: string,
-    message: string,
-    hint: string,
+    refused: Refusal,
   ): Promise<ToolAnswer> {
     await this.#recorder.toolCall(
       refusalRecord(
         this.options.taskId,
         { step: this.step, callIndex, agent: agent.role, call },
-        { code, message },
+        refused,
         new Date(this.options.clock.now()).toISOString(),
       ),
     );
-    this.progress('tool', agent.role, `${call.name} refused: ${code}`);
-    return refusal(call, { code, message, hint });
+    this.progress('tool', agent.role, `${call.name} refused: ${refused.code}`);
+    return refusal(call, refused);
   }
 
   /** The loop check, for calls the harness answers itself (final tools) as much as for server calls. */
   checkLoop(call: ModelToolCall): LoopFinding | undefined {
-    const signature = sha256Hex(canonicalJson({ name: call.name, args: call.arguments }));
-    const finding = this.loops.check(signature, call.name);
-    if (finding === undefined) this.loops.record(signature, call.name);
-    return finding;
+    return checkLoop(this.loops, call);
   }
 
   loopStop(finding: LoopFinding): Stop {
-    return this.options.loops.onLoop === 'escalate'
-      ? {
-          status: 'escalated',
-          loop: finding.loop,
-          message: `loop detected: ${finding.message}; a human should look at the task before it goes on`,
-        }
-      : { status: 'limit', loop: finding.loop, message: `loop detected: ${finding.message}` };
+    return loopStop(this.options.loops.onLoop, finding);
   }
 
   /**
@@ -498,8 +499,10 @@ export class TaskSession {
    * idempotency key and trace context, and recorded.
    */
   async tool(agent: AgentRun, call: ModelToolCall, callIndex: number): Promise<Step<ToolAnswer>> {
-    const admitted = await this.#admit(agent, call, callIndex);
-    if (admitted.kind !== 'call') return admitted.step;
+    const admitted = await admit(this.#admission, agent, call);
+    if (admitted.kind === 'stopped') return stopped(admitted.stop);
+    if (admitted.kind === 'refused')
+      return done(await this.#refuse(agent, call, callIndex, admitted.refusal));
     const { tool, args } = admitted;
     const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
     let classification = this.#classifier.call(tool.name, args);
@@ -549,70 +552,6 @@ export class TaskSession {
       ),
     );
     return done(answer);
-  }
-
-  /** Kill, reservation, loop, scope and argument checks: what every call passes before anything else. */
-  async #admit(
-    agent: AgentRun,
-    call: ModelToolCall,
-    callIndex: number,
-  ): Promise<
-    | { kind: 'call'; tool: CatalogTool; args: Record<string, unknown> }
-    | { kind: 'answered'; step: Step<ToolAnswer> }
-  > {
-    const answered = (step: Step<ToolAnswer>) => ({ kind: 'answered' as const, step });
-    if (await this.#killed()) return answered(stopped(this.abortStop()));
-    const reserved = await reserveOrEscalate(
-      () => this.budget.reserveToolCall(),
-      (stop) => this.escalate(stop),
-    );
-    if (!reserved.ok) return answered(reserved);
-    const loop = this.checkLoop(call);
-    if (loop !== undefined) {
-      const escalation = await this.escalate(this.loopStop(loop));
-      if (!escalation.ok) return answered(escalation);
-      this.checkLoop(call);
-    }
-    const tool = agent.scope.get(call.name);
-    if (tool === undefined) {
-      const known = this.catalog.get(call.name);
-      const hint = `use one of: ${[...agent.scope.keys()].join(', ')}`;
-      return answered(
-        done(
-          known === undefined
-            ? await this.#refuse(
-                agent,
-                call,
-                callIndex,
-                'UNKNOWN_TOOL',
-                `there is no tool named '${call.name}'`,
-                hint,
-              )
-            : await this.#refuse(
-                agent,
-                call,
-                callIndex,
-                'OUT_OF_SCOPE',
-                `'${call.name}' (server ${known.server}) is not among the ${agent.role} agent's tools`,
-                hint,
-              ),
-        ),
-      );
-    }
-    if (call.arguments === null || typeof call.arguments !== 'object' || Array.isArray(call.arguments))
-      return answered(
-        done(
-          await this.#refuse(
-            agent,
-            call,
-            callIndex,
-            'INVALID_ARGUMENT',
-            `the arguments of ${call.name} are not a JSON object`,
-            'send the arguments as one JSON object matching the tool schema',
-          ),
-        ),
-      );
-    return { kind: 'call', tool, args: call.arguments as Record<string, unknown> };
   }
 
   /** A call that threw: recorded; the task stops if its signal fired, else the model gets a protocol error. */
