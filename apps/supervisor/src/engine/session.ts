@@ -1,26 +1,25 @@
 import { canonicalJson, sha256Hex } from '@keel/kit';
-import type { Tracer } from '@opentelemetry/api';
-import type { Context } from '@opentelemetry/api';
+import type { Context, Tracer } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
-import { Budget, costOf, type ModelReservation } from '../limits/budget.js';
 import type { Clock } from '../clock.js';
+import { Budget } from '../limits/budget.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
 import { SideEffectLedger } from '../limits/sideEffects.js';
-import type { ConnectedServer, CatalogTool } from '../mcp/servers.js';
+import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
-import { inputTokenBound } from '../models/tokens.js';
-import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
-import { GenAi, SpanKind, startSpan } from '../telemetry/spans.js';
+import type { TaskStore, ToolCallRecord } from '../store/taskStore.js';
+import { GenAi, startSpan } from '../telemetry/spans.js';
 import type { ResumeState } from './resume.js';
 import { admit, checkLoop, loopStop, type AdmitContext, type Refusal } from './stages/admit.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
 import { createClassifier, type Classifier } from './stages/classify.js';
-import { escalate, type EscalationContext } from './stages/escalate.js';
 import { sizeEffect, type EffectContext } from './stages/effect.js';
+import { escalate, type EscalationContext } from './stages/escalate.js';
 import { createTaskFacts } from './stages/facts.js';
 import { passGate, requireApproval, type GateContext } from './stages/gate.js';
+import { callModel, reserveModelCall, type AgentUse, type ModelCallContext } from './stages/modelCall.js';
 import {
   observe,
   protocolError,
@@ -29,11 +28,9 @@ import {
   type ObserveContext,
   type ToolAnswer,
 } from './stages/observe.js';
-import { reserveOrEscalate } from './stages/reserve.js';
 import {
   createRecorder,
   failureFields,
-  recordedReply,
   refusalRecord,
   resultFields,
   resultFromRecord,
@@ -41,6 +38,7 @@ import {
   type Recorder,
   type ToolCallLine,
 } from './stages/record.js';
+import { reserveOrEscalate, type Escalate } from './stages/reserve.js';
 import { send, type CallBounds, type Sent, type SendContext } from './stages/send.js';
 import { done, stopped, type Step, type Stop } from './stop.js';
 import { WorkspaceFingerprint } from './workspaceState.js';
@@ -94,14 +92,12 @@ export const hintMessage = (hint: string): ModelMessage => ({
   content: `A human supervising this task says: ${hint}`,
 });
 
-const isAbort = (error: unknown) =>
-  error instanceof Error &&
-  (error.name === 'AbortError' || error.name === 'TimeoutError' || /aborted/i.test(error.message));
-
 /**
- * One task's run: the one place every model call and every tool call passes. Each call is checked
- * against the limits and reserved before it starts, recorded after, and traced; nothing else in
- * the harness talks to a model or a server.
+ * One task's run: the one place every model call and every tool call passes, and nothing else in
+ * the harness talks to a model or a server. It coordinates the stages (engine/stages/): a tool call
+ * is admitted, answered from its record when a resumed task repeats it, classified, its effect
+ * sized, gated, sent, observed and recorded; a model call is reserved, sent, settled and recorded.
+ * The session holds the task's state and hands each stage the small context it needs.
  */
 export class TaskSession {
   readonly options: SessionOptions;
@@ -117,11 +113,12 @@ export class TaskSession {
   readonly #effects: EffectContext;
   readonly #gating: GateContext;
   readonly #sending: SendContext;
+  readonly #modelCalls: ModelCallContext;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
   readonly #invocations = new Map<string, number>();
-  readonly #agentUse = new Map<string, { steps: number; tokens: number }>();
+  readonly #agentUse = new Map<string, AgentUse>();
   readonly #facts = createTaskFacts();
   readonly #classifier: Classifier;
   readonly #hints: string[] = [];
@@ -137,8 +134,14 @@ export class TaskSession {
     this.budget = new Budget(options.limits, options.clock, options.clock.now() - (options.elapsedMs ?? 0));
     this.loops = new LoopDetector(options.loops);
     this.ledger = new SideEffectLedger(options.sideEffects);
-    this.#recorder = createRecorder(options);
+    this.#recorder = createRecorder({
+      store: options.store,
+      taskId: options.taskId,
+      resume: options.resume,
+      clock: options.clock,
+    });
     const event = (type: string, data: unknown) => this.event(type, data);
+    const escalateStop: Escalate = (stop) => this.escalate(stop);
     this.#escalation = {
       store: options.store,
       taskId: options.taskId,
@@ -151,7 +154,15 @@ export class TaskSession {
     for (const server of options.servers.values())
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
-    this.#classifier = createClassifier(options, this.#facts);
+    this.#classifier = createClassifier(
+      {
+        workspace: options.workspace,
+        approvalEnvironments: options.approvalEnvironments,
+        extraIrreversible: options.extraIrreversible,
+        ...(options.irreversiblePaths === undefined ? {} : { irreversiblePaths: options.irreversiblePaths }),
+      },
+      this.#facts,
+    );
     this.#observing = {
       workspace: options.workspace,
       gate: options.gate,
@@ -166,7 +177,7 @@ export class TaskSession {
       workspace: options.workspace,
       ledger: this.ledger,
       bounds: this.#bounds,
-      escalate: (stop) => this.escalate(stop),
+      escalate: escalateStop,
       event,
     };
     this.#gating = {
@@ -185,10 +196,20 @@ export class TaskSession {
       killed: () => this.#killed(),
       abortStop: () => this.abortStop(),
       budget: this.budget,
-      escalate: (stop) => this.escalate(stop),
+      escalate: escalateStop,
       loops: this.loops,
       onLoop: options.loops.onLoop,
       catalog: this.catalog,
+    };
+    this.#modelCalls = {
+      taskId: options.taskId,
+      tracer: options.tracer,
+      budget: this.budget,
+      signal: this.#abort.signal,
+      recorder: this.#recorder,
+      clock: options.clock,
+      abortStop: () => this.abortStop(),
+      progress: (agent, detail) => this.progress('model', agent, detail),
     };
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
@@ -324,31 +345,9 @@ export class TaskSession {
     tools: ModelToolDefinition[],
   ): Promise<Step<ModelReply>> {
     if (await this.#killed()) return stopped(this.abortStop());
-    const reserved = await this.#reserveModelCall(agent, messages, tools);
-    if (!reserved.ok) return reserved;
-    return this.#callModel(agent, messages, tools, reserved.value);
-  }
-
-  async #reserveModelCall(
-    agent: AgentRun,
-    messages: ModelMessage[],
-    tools: ModelToolDefinition[],
-  ): Promise<Step<ModelReservation>> {
     const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
-    const reserve = () =>
-      this.budget.reserveModelCall(
-        inputTokenBound({ messages, tools }),
-        agent.config.maxTokens,
-        agent.price,
-        {
-          ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
-          ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
-          usedSteps: use.steps,
-          usedTokens: use.tokens,
-        },
-      );
     const reserved = await reserveOrEscalate(
-      reserve,
+      () => reserveModelCall(this.budget, agent, use, { messages, tools }),
       (stop) => this.escalate(stop),
       // A hint given with the continue is for this very call, not the one after it.
       () => messages.push(...this.takeHints().map(hintMessage)),
@@ -357,139 +356,13 @@ export class TaskSession {
     this.step++;
     use.steps++;
     this.#agentUse.set(agent.role, use);
-    return reserved;
-  }
-
-  async #callModel(
-    agent: AgentRun,
-    messages: ModelMessage[],
-    tools: ModelToolDefinition[],
-    reservation: ModelReservation,
-  ): Promise<Step<ModelReply>> {
-    const span =
-      this.options.tracer === undefined
-        ? undefined
-        : startSpan(
-            this.options.tracer,
-            `chat ${agent.model.model}`,
-            this.#parent(agent),
-            {
-              [GenAi.operation]: 'chat',
-              [GenAi.provider]: agent.model.provider,
-              [GenAi.requestModel]: agent.model.model,
-              [GenAi.maxTokens]: reservation.maxTokens,
-            },
-            SpanKind.CLIENT,
-          );
-    const startedAt = new Date(this.options.clock.now());
-    const started = performance.now();
-    const record = (
-      fields: Pick<
-        ModelCallRecord,
-        'responseModel' | 'raw' | 'reply' | 'inputTokens' | 'outputTokens' | 'costUsd' | 'error'
-      >,
-    ) =>
-      this.#recorder.modelCall({
-        taskId: this.options.taskId,
-        step: this.step,
-        agent: agent.role,
-        provider: agent.model.provider,
-        requestedModel: agent.model.model,
-        systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
-        request: { messages, tools, maxTokens: reservation.maxTokens },
-        reservedInputTokens: reservation.inputTokens,
-        reservedOutputTokens: reservation.maxTokens,
-        latencyMs: performance.now() - started,
-        startedAt: startedAt.toISOString(),
-        ...fields,
-      });
-    let reply: ModelReply;
-    try {
-      reply = await agent.model.generate(
-        { messages, tools, maxTokens: reservation.maxTokens, signal: this.signal },
-        { taskId: this.options.taskId, agent: agent.role, step: this.step, invocation: agent.invocation },
-      );
-    } catch (error) {
-      this.budget.releaseModelCall(reservation);
-      const aborted = this.signal.aborted || isAbort(error);
-      const message = (error as Error).message;
-      span?.end(aborted ? 'cancelled' : 'provider_error');
-      await record({
-        responseModel: null,
-        raw: null,
-        reply: null,
-        inputTokens: 0,
-        outputTokens: 0,
-        costUsd: 0,
-        error: message,
-      });
-      if (aborted) return stopped(this.abortStop());
-      return stopped({
-        status: 'error',
-        message: `model call failed (${agent.model.provider}:${agent.model.model}): ${message}`,
-      });
-    }
-    const settlement = this.budget.settleModelCall(reservation, reply.usage, agent.price);
-    const use = this.#agentUse.get(agent.role)!;
-    use.tokens += reply.usage.inputTokens + reply.usage.outputTokens;
-    span?.span.setAttributes({
-      [GenAi.responseModel]: reply.responseModel,
-      [GenAi.inputTokens]: reply.usage.inputTokens,
-      [GenAi.outputTokens]: reply.usage.outputTokens,
-      [GenAi.finishReasons]: [reply.finishReason],
-    });
-    span?.end(settlement.crossed === undefined ? undefined : 'limit_exceeded');
-    // Committed before any tool call it asked for starts.
-    await record({
-      responseModel: reply.responseModel,
-      raw: reply.raw,
-      reply: recordedReply(reply),
-      inputTokens: reply.usage.inputTokens,
-      outputTokens: reply.usage.outputTokens,
-      costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens),
-      error: null,
-    });
-    this.progress(
-      'model',
-      agent.role,
-      `${agent.model.model}: ${reply.toolCalls.length === 0 ? 'text' : reply.toolCalls.map((c) => c.name).join(', ')} (${reply.usage.inputTokens}+${reply.usage.outputTokens} tokens)`,
+    return callModel(
+      this.#modelCalls,
+      { agent, step: this.step, use, parent: this.#parent(agent) },
+      messages,
+      tools,
+      reserved.value,
     );
-    if (settlement.crossed !== undefined)
-      return stopped({
-        status: 'limit',
-        limit: settlement.crossed.limit,
-        message: settlement.crossed.message,
-        overshoot: settlement.crossed.overshoot,
-      });
-    return done(reply);
-  }
-
-  /** A call admission refused: recorded, and answered with the refusal as a tool error. */
-  async #refuse(
-    agent: AgentRun,
-    call: ModelToolCall,
-    callIndex: number,
-    refused: Refusal,
-  ): Promise<ToolAnswer> {
-    await this.#recorder.toolCall(
-      refusalRecord(
-        this.options.taskId,
-        { step: this.step, callIndex, agent: agent.role, call },
-        refused,
-        new Date(this.options.clock.now()).toISOString(),
-      ),
-    );
-    this.progress('tool', agent.role, `${call.name} refused: ${refused.code}`);
-    return refusal(call, refused);
-  }
-
-  /** The loop check, for calls the harness answers itself (final tools) as much as for server calls. */
-  checkLoop(call: ModelToolCall): LoopFinding | undefined {
-    return checkLoop(this.loops, call);
-  }
-
-  loopStop(finding: LoopFinding): Stop {
-    return loopStop(this.options.loops.onLoop, finding);
   }
 
   /**
@@ -504,10 +377,13 @@ export class TaskSession {
     if (admitted.kind === 'refused')
       return done(await this.#refuse(agent, call, callIndex, admitted.refusal));
     const { tool, args } = admitted;
-    const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
+    const step = this.step;
+    const recorded = this.options.resume?.toolSlots.get(`${step}:${callIndex}`);
     let classification = this.#classifier.call(tool.name, args);
     if (recorded !== undefined && recorded.result !== null)
-      return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
+      return done(
+        await this.#replayRecorded(agent, { step, call, tool, args }, recorded, classification.irreversible),
+      );
     const server = this.options.servers.get(tool.server)!;
     const parent = this.#parent(agent);
     const effect = await sizeEffect(this.#effects, server, tool, args, parent);
@@ -515,7 +391,7 @@ export class TaskSession {
     classification = this.#classifier.effect(tool.name, classification, effect.value);
     const slot: ToolSlot = {
       agent: agent.role,
-      step: this.step,
+      step,
       callIndex,
       call,
       tool,
@@ -554,6 +430,25 @@ export class TaskSession {
     return done(answer);
   }
 
+  /** A call admission refused: recorded, and answered with the refusal as a tool error. */
+  async #refuse(
+    agent: AgentRun,
+    call: ModelToolCall,
+    callIndex: number,
+    refused: Refusal,
+  ): Promise<ToolAnswer> {
+    await this.#recorder.toolCall(
+      refusalRecord(
+        this.options.taskId,
+        { step: this.step, callIndex, agent: agent.role, call },
+        refused,
+        new Date(this.options.clock.now()).toISOString(),
+      ),
+    );
+    this.progress('tool', agent.role, `${call.name} refused: ${refused.code}`);
+    return refusal(call, refused);
+  }
+
   /** A call that threw: recorded; the task stops if its signal fired, else the model gets a protocol error. */
   async #threw(slot: ToolSlot, sent: Extract<Sent, { ok: false }>): Promise<Step<ToolAnswer>> {
     await this.#recorder.toolCall(
@@ -577,15 +472,14 @@ export class TaskSession {
    */
   async #replayRecorded(
     agent: AgentRun,
-    call: ModelToolCall,
-    tool: CatalogTool,
-    args: Record<string, unknown>,
+    seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args'>,
     recorded: ToolCallRecord,
     irreversible: boolean,
   ): Promise<ToolAnswer> {
+    const { tool } = seen;
     const { result, effect } = resultFromRecord(recorded);
     this.progress('tool', agent.role, `${tool.server}.${tool.name} (recorded)`);
-    const answer = await observe(this.#observing, { step: this.step, call, tool, args }, result, effect);
+    const answer = await observe(this.#observing, seen, result, effect);
     this.#recorder.count({
       server: tool.server,
       tool: tool.name,
@@ -594,6 +488,15 @@ export class TaskSession {
       irreversible,
     });
     return answer;
+  }
+
+  /** The loop check, for calls the harness answers itself (final tools) as much as for server calls. */
+  checkLoop(call: ModelToolCall): LoopFinding | undefined {
+    return checkLoop(this.loops, call);
+  }
+
+  loopStop(finding: LoopFinding): Stop {
+    return loopStop(this.options.loops.onLoop, finding);
   }
 
   /** The task's state for no-progress detection: workspace content and contracts so far. */
