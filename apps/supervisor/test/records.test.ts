@@ -5,7 +5,7 @@ import type { ScriptedReply } from '@keel/testing/chat-server';
 import { describe, expect, it } from 'vitest';
 import { builtinPrompt } from '../src/agents/roles.js';
 import type { ModelMessage, ModelToolDefinition } from '../src/models/model.js';
-import { asOpenAiMessages, callList, quoted, runScripted } from './scripted.js';
+import { asOpenAiMessages, callList, quoted, runScripted, submitEmptyChange } from './scripted.js';
 
 const reply = (name: string, args: unknown, inputTokens: number, outputTokens: number): ScriptedReply => ({
   toolCalls: [{ name, arguments: args }],
@@ -190,5 +190,25 @@ describe('the Anthropic adapter', () => {
     expect(r.flow.change?.files).toEqual([
       { path: 'a.txt', status: 'added', linesAdded: 1, linesRemoved: 0 },
     ]);
+  });
+});
+
+describe('the stamps of a run', () => {
+  it("come from the task's clock: the run, each model call and each tool call, a refused one too", async () => {
+    const r = await runScripted({
+      script: [
+        reply('read_file', { path: 'README.md' }, 10, 10),
+        reply('rm_rf', {}, 10, 10),
+        submitEmptyChange,
+      ],
+      clock: { now: () => Date.parse('2031-05-01T12:00:00Z') },
+    });
+    expect(r.run.status).toBe('succeeded');
+    expect(callList(r.toolCalls)).toEqual(['filesystem.read_file:ok', '.rm_rf:refused']);
+    expect([
+      r.run.startedAt,
+      ...r.modelCalls.map((call) => call.startedAt),
+      ...r.toolCalls.map((call) => call.startedAt),
+    ]).toEqual(Array(6).fill('2031-05-01T12:00:00.000Z'));
   });
 });

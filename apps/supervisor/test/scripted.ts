@@ -8,6 +8,7 @@ import {
 } from '@keel/testing/chat-server';
 import { onTestFinished } from 'vitest';
 import { runTask, type TaskOutcome } from '../src/engine/runTask.js';
+import type { Clock } from '../src/clock.js';
 import type { ModelMessage } from '../src/models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../src/store/taskStore.js';
 import { createHarness, readTools, task, writeTools, type Harness } from './helpers.js';
@@ -42,6 +43,7 @@ export async function runScripted(options: {
   taskFile?: Record<string, unknown>;
   files?: Record<string, string>;
   provider?: 'openai-compatible' | 'anthropic';
+  clock?: Clock;
 }): Promise<ScriptedRun> {
   const server = await serve(options.script);
   const h = await createHarness({
@@ -67,6 +69,7 @@ export async function runScripted(options: {
     store: h.store,
     env: {},
     task: task({ mode: 'single', tests: null, deploy: null, ...options.taskFile }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
   return {
     ...outcome,

@@ -1,6 +1,7 @@
 import { canonicalJson } from '@keel/kit';
 import type { Model, ModelReply } from '../models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../store/taskStore.js';
+import { replyFromRecord } from './stages/record.js';
 
 /**
  * What a resumed task already did. The task runs again from its start: model calls of recorded
@@ -54,15 +55,7 @@ export function withRecordedReplies(model: Model, records: readonly ModelCallRec
     async generate(request, context): Promise<ModelReply> {
       const record = byStep.get(context.step);
       if (record === undefined || record.agent !== context.agent) return model.generate(request, context);
-      const reply = record.reply as Omit<ModelReply, 'responseModel' | 'raw'>;
-      return {
-        text: reply.text,
-        toolCalls: reply.toolCalls,
-        usage: reply.usage,
-        finishReason: reply.finishReason,
-        responseModel: record.responseModel ?? record.requestedModel,
-        raw: record.raw,
-      };
+      return replyFromRecord(record);
     },
   };
 }

@@ -1,23 +1,45 @@
-import path from 'node:path';
-import picomatch from 'picomatch';
-import { canonicalJson, redact, sha256Hex } from '@keel/kit';
-import type { Tracer } from '@opentelemetry/api';
-import type { Context } from '@opentelemetry/api';
+import { canonicalJson, sha256Hex } from '@keel/kit';
+import type { Context, Tracer } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
-import type { ApprovalGate, GateCall, GateResult, PlanFacts } from '../approvals/gate.js';
+import type { ApprovalGate } from '../approvals/gate.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
-import { Budget, costOf, type ModelReservation } from '../limits/budget.js';
 import type { Clock } from '../clock.js';
-import { classifyCall, type Classification } from '../limits/irreversible.js';
+import { Budget } from '../limits/budget.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
-import { SideEffectLedger, noEffect, type Effect } from '../limits/sideEffects.js';
-import type { ConnectedServer, CatalogTool, ToolResult } from '../mcp/servers.js';
+import { SideEffectLedger } from '../limits/sideEffects.js';
+import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
-import { inputTokenBound } from '../models/tokens.js';
-import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../store/taskStore.js';
-import { GenAi, SpanKind, startSpan, traceparentOf, type SpanHandle } from '../telemetry/spans.js';
-import { computeEffect } from './effects.js';
+import type { TaskStore, ToolCallRecord } from '../store/taskStore.js';
+import { GenAi, startSpan } from '../telemetry/spans.js';
 import type { ResumeState } from './resume.js';
+import { admit, checkLoop, loopStop, type AdmitContext, type Refusal } from './stages/admit.js';
+import type { AgentRun, ToolSlot } from './stages/call.js';
+import { createClassifier, type Classifier } from './stages/classify.js';
+import { sizeEffect, type EffectContext } from './stages/effect.js';
+import { escalate, type EscalationContext } from './stages/escalate.js';
+import { createTaskFacts } from './stages/facts.js';
+import { passGate, requireApproval, type GateContext } from './stages/gate.js';
+import { callModel, reserveModelCall, type AgentUse, type ModelCallContext } from './stages/modelCall.js';
+import {
+  observe,
+  protocolError,
+  refusal,
+  unobserved,
+  type ObserveContext,
+  type ToolAnswer,
+} from './stages/observe.js';
+import {
+  createRecorder,
+  failureFields,
+  refusalRecord,
+  resultFields,
+  resultFromRecord,
+  sentRecord,
+  type Recorder,
+  type ToolCallLine,
+} from './stages/record.js';
+import { reserveOrEscalate, type Escalate } from './stages/reserve.js';
+import { send, type CallBounds, type Sent, type SendContext } from './stages/send.js';
 import { done, stopped, type Step, type Stop } from './stop.js';
 import { WorkspaceFingerprint } from './workspaceState.js';
 
@@ -34,33 +56,8 @@ export interface ProgressEvent {
 
 export type ProgressSink = (event: ProgressEvent) => void;
 
-/** One invocation of an agent: its scope, model and counters. */
-export interface AgentRun {
-  role: string;
-  invocation: number;
-  config: AgentConfig;
-  model: Model;
-  price: Price | undefined;
-  /** The tools this agent may call, by the name the model sees. */
-  scope: Map<string, CatalogTool>;
-  span: SpanHandle | undefined;
-}
-
-/** One tool call on its way through the session's steps. */
-interface Slot {
-  agent: AgentRun;
-  call: ModelToolCall;
-  callIndex: number;
-  tool: CatalogTool;
-  args: Record<string, unknown>;
-  classification: Classification;
-  effect: Effect;
-}
-
-export interface ToolAnswer {
-  message: Extract<ModelMessage, { role: 'tool' }>;
-  result: ToolResult | undefined;
-}
+export type { AgentRun } from './stages/call.js';
+export type { ToolAnswer } from './stages/observe.js';
 
 export interface SessionOptions {
   taskId: string;
@@ -89,26 +86,18 @@ export interface SessionOptions {
   elapsedMs?: number;
 }
 
-const resultBlock = (tool: string, status: string, body: string) =>
-  `<tool_result tool="${tool}" status="${status}">\n${body.replaceAll('</tool_result', '<\\/tool_result')}\n</tool_result>`;
-
 /** How a human's hint from a continued escalation reaches the model. */
 export const hintMessage = (hint: string): ModelMessage => ({
   role: 'user',
   content: `A human supervising this task says: ${hint}`,
 });
 
-/** Tool arguments as recorded: secrets (by name or shape) redacted, everything else kept for replay. */
-const recordable = (args: unknown) => redact(args, { maxStringLength: Number.MAX_SAFE_INTEGER });
-
-const isAbort = (error: unknown) =>
-  error instanceof Error &&
-  (error.name === 'AbortError' || error.name === 'TimeoutError' || /aborted/i.test(error.message));
-
 /**
- * One task's run: the one place every model call and every tool call passes. Each call is checked
- * against the limits and reserved before it starts, recorded after, and traced; nothing else in
- * the harness talks to a model or a server.
+ * One task's run: the one place every model call and every tool call passes, and nothing else in
+ * the harness talks to a model or a server. It coordinates the stages (engine/stages/): a tool call
+ * is admitted, answered from its record when a resumed task repeats it, classified, its effect
+ * sized, gated, sent, observed and recorded; a model call is reserved, sent, settled and recorded.
+ * The session holds the task's state and hands each stage the small context it needs.
  */
 export class TaskSession {
   readonly options: SessionOptions;
@@ -116,27 +105,27 @@ export class TaskSession {
   readonly loops: LoopDetector;
   readonly ledger: SideEffectLedger;
   readonly catalog = new Map<string, CatalogTool>();
-  readonly toolCalls: Array<{
-    server: string;
-    tool: string;
-    latencyMs: number;
-    ok: boolean;
-    irreversible: boolean;
-  }> = [];
   readonly contracts: unknown[] = [];
+  readonly #recorder: Recorder;
+  readonly #escalation: EscalationContext;
+  readonly #admission: AdmitContext;
+  readonly #observing: ObserveContext;
+  readonly #effects: EffectContext;
+  readonly #gating: GateContext;
+  readonly #sending: SendContext;
+  readonly #modelCalls: ModelCallContext;
   readonly #fingerprint: WorkspaceFingerprint;
   #workspaceHash: string;
   #workspaceDirty = false;
   readonly #invocations = new Map<string, number>();
-  readonly #agentUse = new Map<string, { steps: number; tokens: number }>();
-  readonly #planEnvironments = new Map<string, string>();
-  readonly #plans = new Map<string, PlanFacts>();
+  readonly #agentUse = new Map<string, AgentUse>();
+  readonly #facts = createTaskFacts();
+  readonly #classifier: Classifier;
   readonly #hints: string[] = [];
-  readonly #irreversiblePath: (path: string) => boolean;
   #killedByRequest = false;
-  readonly #ownWorktrees: string[] = [];
   readonly #abort = new AbortController();
   readonly #onKill = () => this.#abort.abort(new Error('killed'));
+  readonly #bounds: CallBounds = { signal: this.#abort.signal, msLeft: () => this.budget.msLeft() };
   #deadlineTimer: NodeJS.Timeout;
   step = 0;
 
@@ -145,11 +134,83 @@ export class TaskSession {
     this.budget = new Budget(options.limits, options.clock, options.clock.now() - (options.elapsedMs ?? 0));
     this.loops = new LoopDetector(options.loops);
     this.ledger = new SideEffectLedger(options.sideEffects);
+    this.#recorder = createRecorder({
+      store: options.store,
+      taskId: options.taskId,
+      resume: options.resume,
+      clock: options.clock,
+    });
+    const event = (type: string, data: unknown) => this.event(type, data);
+    const escalateStop: Escalate = (stop) => this.escalate(stop);
+    this.#escalation = {
+      store: options.store,
+      taskId: options.taskId,
+      clock: options.clock,
+      escalateLimits: options.escalateLimits,
+      gate: options.gate,
+      budget: this.budget,
+      event,
+    };
     for (const server of options.servers.values())
       for (const tool of server.tools) if (!this.catalog.has(tool.name)) this.catalog.set(tool.name, tool);
     this.#fingerprint = new WorkspaceFingerprint(options.workspace);
-    const globs = options.irreversiblePaths ?? [];
-    this.#irreversiblePath = globs.length === 0 ? () => false : picomatch([...globs], { dot: true });
+    this.#classifier = createClassifier(
+      {
+        workspace: options.workspace,
+        approvalEnvironments: options.approvalEnvironments,
+        extraIrreversible: options.extraIrreversible,
+        ...(options.irreversiblePaths === undefined ? {} : { irreversiblePaths: options.irreversiblePaths }),
+      },
+      this.#facts,
+    );
+    this.#observing = {
+      workspace: options.workspace,
+      gate: options.gate,
+      ledger: this.ledger,
+      facts: this.#facts,
+      event,
+      workspaceChanged: () => {
+        this.#workspaceDirty = true;
+      },
+    };
+    this.#effects = {
+      workspace: options.workspace,
+      ledger: this.ledger,
+      bounds: this.#bounds,
+      escalate: escalateStop,
+      event,
+    };
+    this.#gating = {
+      gate: options.gate,
+      plans: this.#facts.plans,
+      event,
+      progress: (agent, detail) => this.progress('note', agent, detail),
+    };
+    this.#sending = {
+      taskId: options.taskId,
+      tracer: options.tracer,
+      bounds: this.#bounds,
+      clock: options.clock,
+    };
+    this.#admission = {
+      killed: () => this.#killed(),
+      abortStop: () => this.abortStop(),
+      budget: this.budget,
+      escalate: escalateStop,
+      loops: this.loops,
+      onLoop: options.loops.onLoop,
+      catalog: this.catalog,
+    };
+    this.#modelCalls = {
+      taskId: options.taskId,
+      tracer: options.tracer,
+      budget: this.budget,
+      signal: this.#abort.signal,
+      recorder: this.#recorder,
+      clock: options.clock,
+      abortStop: () => this.abortStop(),
+      progress: (agent, detail) => this.progress('model', agent, detail),
+    };
     this.#workspaceHash = this.#fingerprint.compute();
     // The starting state is the baseline: a first step that changes nothing is not progress.
     this.loops.observeState(this.stateHash());
@@ -200,19 +261,13 @@ export class TaskSession {
     return this.signal.aborted;
   }
 
-  async event(type: string, data: unknown): Promise<void> {
-    if (this.options.resume?.takeEvent(type, data) === true) return;
-    await this.options.store.appendEvent(this.options.taskId, type, data, new Date(this.options.clock.now()));
+  /** Each tool call's line in the run's summary. */
+  get toolCalls(): ToolCallLine[] {
+    return this.#recorder.toolCalls;
   }
 
-  async #recordModelCall(record: ModelCallRecord): Promise<void> {
-    if (this.options.resume?.modelSteps.has(record.step) === true) return;
-    await this.options.store.recordModelCall(record);
-  }
-
-  async #recordToolCall(record: ToolCallRecord): Promise<void> {
-    if (this.options.resume?.toolSlots.has(`${record.step}:${record.callIndex}`) === true) return;
-    await this.options.store.recordToolCall(record);
+  event(type: string, data: unknown): Promise<void> {
+    return this.#recorder.event(type, data);
   }
 
   /** Human hints from a continued escalation, delivered once as messages to the next model call. */
@@ -221,80 +276,23 @@ export class TaskSession {
   }
 
   /**
-   * A stop that may wait for a human instead: an escalated loop, or a limit listed in
-   * `escalateLimits`. A continue decided for this step (raised limits, a hint) lets the task go
-   * on — also when a resumed task reaches the same step again; an abort ends it; otherwise the
-   * escalation is queued and the task ends `escalated`.
+   * A stop that may wait for a human instead (the escalation stage): a human's continue raises the
+   * limits they raised, restarts the loop history and passes their hint to the next model call.
    */
   async escalate(stop: Stop): Promise<Step<true>> {
-    const escalates =
-      stop.status === 'escalated' ||
-      (stop.status === 'limit' &&
-        stop.limit !== undefined &&
-        this.options.escalateLimits.includes(stop.limit));
-    if (!escalates) return stopped(stop);
-    const store = this.options.store;
-    const taskId = this.options.taskId;
-    const tool = `escalation:${stop.loop ?? stop.limit ?? 'stop'}`;
-    const argsSha256 = sha256Hex(`${this.step}`);
-    const now = new Date(this.options.clock.now());
-    const continued = await store.consumeApproval(taskId, tool, argsSha256, `${this.step}:escalation`, now);
-    if (continued !== undefined) {
-      const decision = (continued.decision ?? {}) as { raise?: Partial<Limits>; hint?: string };
-      if (decision.raise !== undefined) {
-        this.budget.raise(decision.raise);
-        clearTimeout(this.#deadlineTimer);
-        this.#deadlineTimer = this.#armDeadline();
-      }
-      this.loops.reset();
-      if (decision.hint !== undefined && decision.hint !== '') this.#hints.push(decision.hint);
-      await this.event('escalation_continued', {
-        approval: continued.id,
-        by: continued.decidedBy,
-        ...decision,
-      });
-      this.progress(
-        'note',
-        'orchestrator',
-        `continued by ${continued.decidedBy ?? 'a human'} (${continued.id})`,
-      );
-      return done(true);
+    const escalation = await escalate(this.#escalation, stop, this.step);
+    if (!escalation.ok) return escalation;
+    const { approval, decision } = escalation.value;
+    if (decision.raise !== undefined) {
+      this.budget.raise(decision.raise);
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = this.#armDeadline();
     }
-    const aborted = (await store.listApprovals({ taskId })).findLast(
-      (a) =>
-        a.kind === 'escalation' && a.tool === tool && a.argsSha256 === argsSha256 && a.status === 'denied',
-    );
-    if (aborted !== undefined)
-      return stopped({
-        status: 'failed',
-        message: `aborted by ${aborted.decidedBy ?? 'a human'} (${aborted.id})${aborted.decisionReason ? `: ${aborted.decisionReason}` : ''}`,
-      });
-    const approval = await store.requestApproval(
-      {
-        id: `es-${sha256Hex(`${taskId}\n${tool}\n${this.step}\n${now.getTime()}`).slice(0, 10)}`,
-        taskId,
-        kind: 'escalation',
-        agent: 'orchestrator',
-        step: this.step,
-        callIndex: 0,
-        server: null,
-        tool,
-        argsSha256,
-        arguments: { limits: this.budget.limits, used: this.budget.used },
-        reasons: [stop.message],
-        summary: `${stop.message} (step ${this.step}; used ${this.budget.used.steps} steps, ${this.budget.tokens} tokens, ${this.budget.used.toolCalls} tool calls, $${this.budget.used.costUsd.toFixed(4)})`,
-        requestedAt: now.toISOString(),
-        expiresAt: new Date(now.getTime() + this.options.gate.expiresMs).toISOString(),
-      },
-      now,
-    );
-    this.options.gate.asked++;
-    await this.event('escalation_requested', { approval: approval.id, stop });
-    return stopped({
-      ...stop,
-      status: 'escalated',
-      message: `${stop.message} — escalated as ${approval.id}: keel continue ${approval.id} [--raise LIMIT=N] [--hint TEXT], or keel abort ${approval.id}`,
-    });
+    this.loops.reset();
+    if (decision.hint !== undefined && decision.hint !== '') this.#hints.push(decision.hint);
+    await this.event('escalation_continued', { approval: approval.id, by: approval.decidedBy, ...decision });
+    this.progress('note', 'orchestrator', `continued by ${approval.decidedBy ?? 'a human'} (${approval.id})`);
+    return done(true);
   }
 
   progress(kind: ProgressEvent['kind'], agent: string, detail: string): void {
@@ -347,225 +345,24 @@ export class TaskSession {
     tools: ModelToolDefinition[],
   ): Promise<Step<ModelReply>> {
     if (await this.#killed()) return stopped(this.abortStop());
-    const reserved = await this.#reserveModelCall(agent, messages, tools);
-    if (!reserved.ok) return reserved;
-    return this.#callModel(agent, messages, tools, reserved.value);
-  }
-
-  async #reserveModelCall(
-    agent: AgentRun,
-    messages: ModelMessage[],
-    tools: ModelToolDefinition[],
-  ): Promise<Step<ModelReservation>> {
     const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
-    const reserve = () =>
-      this.budget.reserveModelCall(
-        inputTokenBound({ messages, tools }),
-        agent.config.maxTokens,
-        agent.price,
-        {
-          ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
-          ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
-          usedSteps: use.steps,
-          usedTokens: use.tokens,
-        },
-      );
-    let reservation = reserve();
-    if (!reservation.ok) {
-      const escalation = await this.escalate({
-        status: 'limit',
-        limit: reservation.limit,
-        message: reservation.message,
-      });
-      if (!escalation.ok) return escalation;
+    const reserved = await reserveOrEscalate(
+      () => reserveModelCall(this.budget, agent, use, { messages, tools }),
+      (stop) => this.escalate(stop),
       // A hint given with the continue is for this very call, not the one after it.
-      messages.push(...this.takeHints().map(hintMessage));
-      reservation = reserve();
-      if (!reservation.ok)
-        return stopped({ status: 'limit', limit: reservation.limit, message: reservation.message });
-    }
+      () => messages.push(...this.takeHints().map(hintMessage)),
+    );
+    if (!reserved.ok) return reserved;
     this.step++;
     use.steps++;
     this.#agentUse.set(agent.role, use);
-    return done(reservation.reservation);
-  }
-
-  async #callModel(
-    agent: AgentRun,
-    messages: ModelMessage[],
-    tools: ModelToolDefinition[],
-    reservation: ModelReservation,
-  ): Promise<Step<ModelReply>> {
-    const span =
-      this.options.tracer === undefined
-        ? undefined
-        : startSpan(
-            this.options.tracer,
-            `chat ${agent.model.model}`,
-            this.#parent(agent),
-            {
-              [GenAi.operation]: 'chat',
-              [GenAi.provider]: agent.model.provider,
-              [GenAi.requestModel]: agent.model.model,
-              [GenAi.maxTokens]: reservation.maxTokens,
-            },
-            SpanKind.CLIENT,
-          );
-    const startedAt = new Date(this.options.clock.now());
-    const started = performance.now();
-    const record = (
-      fields: Pick<
-        ModelCallRecord,
-        'responseModel' | 'raw' | 'reply' | 'inputTokens' | 'outputTokens' | 'costUsd' | 'error'
-      >,
-    ) =>
-      this.#recordModelCall({
-        taskId: this.options.taskId,
-        step: this.step,
-        agent: agent.role,
-        provider: agent.model.provider,
-        requestedModel: agent.model.model,
-        systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
-        request: { messages, tools, maxTokens: reservation.maxTokens },
-        reservedInputTokens: reservation.inputTokens,
-        reservedOutputTokens: reservation.maxTokens,
-        latencyMs: performance.now() - started,
-        startedAt: startedAt.toISOString(),
-        ...fields,
-      });
-    let reply: ModelReply;
-    try {
-      reply = await agent.model.generate(
-        { messages, tools, maxTokens: reservation.maxTokens, signal: this.signal },
-        { taskId: this.options.taskId, agent: agent.role, step: this.step, invocation: agent.invocation },
-      );
-    } catch (error) {
-      this.budget.releaseModelCall(reservation);
-      const aborted = this.signal.aborted || isAbort(error);
-      const message = (error as Error).message;
-      span?.end(aborted ? 'cancelled' : 'provider_error');
-      await record({
-        responseModel: null,
-        raw: null,
-        reply: null,
-        inputTokens: 0,
-        outputTokens: 0,
-        costUsd: 0,
-        error: message,
-      });
-      if (aborted) return stopped(this.abortStop());
-      return stopped({
-        status: 'error',
-        message: `model call failed (${agent.model.provider}:${agent.model.model}): ${message}`,
-      });
-    }
-    const settlement = this.budget.settleModelCall(reservation, reply.usage, agent.price);
-    const use = this.#agentUse.get(agent.role)!;
-    use.tokens += reply.usage.inputTokens + reply.usage.outputTokens;
-    span?.span.setAttributes({
-      [GenAi.responseModel]: reply.responseModel,
-      [GenAi.inputTokens]: reply.usage.inputTokens,
-      [GenAi.outputTokens]: reply.usage.outputTokens,
-      [GenAi.finishReasons]: [reply.finishReason],
-    });
-    span?.end(settlement.crossed === undefined ? undefined : 'limit_exceeded');
-    // Committed before any tool call it asked for starts.
-    await record({
-      responseModel: reply.responseModel,
-      raw: reply.raw,
-      reply: {
-        text: reply.text,
-        toolCalls: reply.toolCalls,
-        usage: reply.usage,
-        finishReason: reply.finishReason,
-      },
-      inputTokens: reply.usage.inputTokens,
-      outputTokens: reply.usage.outputTokens,
-      costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens),
-      error: null,
-    });
-    this.progress(
-      'model',
-      agent.role,
-      `${agent.model.model}: ${reply.toolCalls.length === 0 ? 'text' : reply.toolCalls.map((c) => c.name).join(', ')} (${reply.usage.inputTokens}+${reply.usage.outputTokens} tokens)`,
+    return callModel(
+      this.#modelCalls,
+      { agent, step: this.step, use, parent: this.#parent(agent) },
+      messages,
+      tools,
+      reserved.value,
     );
-    if (settlement.crossed !== undefined)
-      return stopped({
-        status: 'limit',
-        limit: settlement.crossed.limit,
-        message: settlement.crossed.message,
-        overshoot: settlement.crossed.overshoot,
-      });
-    return done(reply);
-  }
-
-  #answer(
-    call: ModelToolCall,
-    status: string,
-    body: string,
-    isError: boolean,
-    result?: ToolResult,
-  ): ToolAnswer {
-    return {
-      message: {
-        role: 'tool',
-        toolCallId: call.id,
-        toolName: call.name,
-        content: resultBlock(call.name, status, body),
-        isError,
-        ...(result?.structured === undefined ? {} : { structured: result.structured }),
-      },
-      result,
-    };
-  }
-
-  async #refuse(
-    agent: AgentRun,
-    call: ModelToolCall,
-    callIndex: number,
-    code: string,
-    message: string,
-    hint: string,
-  ): Promise<ToolAnswer> {
-    await this.#recordToolCall({
-      taskId: this.options.taskId,
-      step: this.step,
-      callIndex,
-      agent: agent.role,
-      server: '',
-      tool: call.name,
-      idempotencyKey: null,
-      arguments: recordable(call.arguments),
-      result: { code, message },
-      resultBytes: 0,
-      latencyMs: 0,
-      outcome: 'refused',
-      errorCode: code,
-      irreversible: false,
-      effect: null,
-      startedAt: new Date(this.options.clock.now()).toISOString(),
-    });
-    this.toolCalls.push({ server: '', tool: call.name, latencyMs: 0, ok: false, irreversible: false });
-    this.progress('tool', agent.role, `${call.name} refused: ${code}`);
-    return this.#answer(call, 'error', JSON.stringify({ code, message, hint }), true);
-  }
-
-  /** The loop check, for calls the harness answers itself (final tools) as much as for server calls. */
-  checkLoop(call: ModelToolCall): LoopFinding | undefined {
-    const signature = sha256Hex(canonicalJson({ name: call.name, args: call.arguments }));
-    const finding = this.loops.check(signature, call.name);
-    if (finding === undefined) this.loops.record(signature, call.name);
-    return finding;
-  }
-
-  loopStop(finding: LoopFinding): Stop {
-    return this.options.loops.onLoop === 'escalate'
-      ? {
-          status: 'escalated',
-          loop: finding.loop,
-          message: `loop detected: ${finding.message}; a human should look at the task before it goes on`,
-        }
-      : { status: 'limit', loop: finding.loop, message: `loop detected: ${finding.message}` };
   }
 
   /**
@@ -575,338 +372,97 @@ export class TaskSession {
    * idempotency key and trace context, and recorded.
    */
   async tool(agent: AgentRun, call: ModelToolCall, callIndex: number): Promise<Step<ToolAnswer>> {
-    const admitted = await this.#admit(agent, call, callIndex);
-    if (admitted.kind !== 'call') return admitted.step;
+    const admitted = await admit(this.#admission, agent, call);
+    if (admitted.kind === 'stopped') return stopped(admitted.stop);
+    if (admitted.kind === 'refused')
+      return done(await this.#refuse(agent, call, callIndex, admitted.refusal));
     const { tool, args } = admitted;
-    const recorded = this.options.resume?.toolSlots.get(`${this.step}:${callIndex}`);
-    let classification = this.#classify(tool, args);
+    const step = this.step;
+    const recorded = this.options.resume?.toolSlots.get(`${step}:${callIndex}`);
+    let classification = this.#classifier.call(tool.name, args);
     if (recorded !== undefined && recorded.result !== null)
-      return done(await this.#replayRecorded(agent, call, tool, args, recorded, classification.irreversible));
-    const effect = await this.#sizeEffect(agent, tool, args);
-    if (!effect.ok) return effect;
-    classification = this.#classifyByPaths(tool, classification, effect.value);
-    const slot: Slot = { agent, call, callIndex, tool, args, classification, effect: effect.value };
-    const gate = await this.#passGate(slot);
-    if (!gate.ok) return gate;
-    return this.#send(slot, gate.value);
-  }
-
-  /** Kill, reservation, loop, scope and argument checks: what every call passes before anything else. */
-  async #admit(
-    agent: AgentRun,
-    call: ModelToolCall,
-    callIndex: number,
-  ): Promise<
-    | { kind: 'call'; tool: CatalogTool; args: Record<string, unknown> }
-    | { kind: 'answered'; step: Step<ToolAnswer> }
-  > {
-    const answered = (step: Step<ToolAnswer>) => ({ kind: 'answered' as const, step });
-    if (await this.#killed()) return answered(stopped(this.abortStop()));
-    let reserve = this.budget.reserveToolCall();
-    if (!reserve.ok) {
-      const escalation = await this.escalate({
-        status: 'limit',
-        limit: reserve.limit,
-        message: reserve.message,
-      });
-      if (!escalation.ok) return answered(escalation);
-      reserve = this.budget.reserveToolCall();
-      if (!reserve.ok)
-        return answered(stopped({ status: 'limit', limit: reserve.limit, message: reserve.message }));
-    }
-    const loop = this.checkLoop(call);
-    if (loop !== undefined) {
-      const escalation = await this.escalate(this.loopStop(loop));
-      if (!escalation.ok) return answered(escalation);
-      this.checkLoop(call);
-    }
-    const tool = agent.scope.get(call.name);
-    if (tool === undefined) {
-      const known = this.catalog.get(call.name);
-      const hint = `use one of: ${[...agent.scope.keys()].join(', ')}`;
-      return answered(
-        done(
-          known === undefined
-            ? await this.#refuse(
-                agent,
-                call,
-                callIndex,
-                'UNKNOWN_TOOL',
-                `there is no tool named '${call.name}'`,
-                hint,
-              )
-            : await this.#refuse(
-                agent,
-                call,
-                callIndex,
-                'OUT_OF_SCOPE',
-                `'${call.name}' (server ${known.server}) is not among the ${agent.role} agent's tools`,
-                hint,
-              ),
-        ),
+      return done(
+        await this.#replayRecorded(agent, { step, call, tool, args }, recorded, classification.irreversible),
       );
-    }
-    if (call.arguments === null || typeof call.arguments !== 'object' || Array.isArray(call.arguments))
-      return answered(
-        done(
-          await this.#refuse(
-            agent,
-            call,
-            callIndex,
-            'INVALID_ARGUMENT',
-            `the arguments of ${call.name} are not a JSON object`,
-            'send the arguments as one JSON object matching the tool schema',
-          ),
-        ),
-      );
-    return { kind: 'call', tool, args: call.arguments as Record<string, unknown> };
-  }
-
-  #classify(tool: CatalogTool, args: Record<string, unknown>): Classification {
-    return classifyCall(tool.name, args, {
-      workspace: this.options.workspace,
-      ownWorktrees: this.#ownWorktrees,
-      planEnvironments: this.#planEnvironments,
-      approvalEnvironments: this.options.approvalEnvironments,
-      extraTools: this.options.extraIrreversible,
-    });
-  }
-
-  /** Policy's `irreversible.paths`: a call whose computed effect changes a matching path. */
-  #classifyByPaths(tool: CatalogTool, classification: Classification, effect: Effect): Classification {
-    if (classification.irreversible || !effect.computable) return classification;
-    const touched = effect.files.find((f) => this.#irreversiblePath(f.path));
-    return touched === undefined
-      ? classification
-      : { irreversible: true, reason: `${tool.name} would change ${touched.path} (irreversible.paths)` };
-  }
-
-  #traceMeta(ctx: Context): Record<string, string> {
-    const traceparent = traceparentOf(ctx);
-    return traceparent === undefined ? {} : { traceparent };
-  }
-
-  /** The call's effect on the workspace, before it runs, against the side-effect caps. */
-  async #sizeEffect(
-    agent: AgentRun,
-    tool: CatalogTool,
-    args: Record<string, unknown>,
-  ): Promise<Step<Effect>> {
-    if (tool.annotations.readOnlyHint === true) return done(noEffect);
     const server = this.options.servers.get(tool.server)!;
-    const effect = await computeEffect({
-      server,
+    const parent = this.#parent(agent);
+    const effect = await sizeEffect(this.#effects, server, tool, args, parent);
+    if (!effect.ok) return effect;
+    classification = this.#classifier.effect(tool.name, classification, effect.value);
+    const slot: ToolSlot = {
+      agent: agent.role,
+      step,
+      callIndex,
+      call,
       tool,
       args,
-      workspace: this.options.workspace,
-      dryRun: (dryArgs) =>
-        server.call(tool.name, dryArgs, {
-          signal: this.signal,
-          timeoutMs: Math.max(1, this.budget.msLeft()),
-          meta: this.#traceMeta(this.#parent(agent)),
-        }),
-    });
-    const crossing = this.ledger.check(tool.name, effect);
-    if (crossing !== undefined) {
-      await this.event('side_effect_cap', { tool: tool.name, args, effect, ...crossing });
-      const escalation = await this.escalate({
-        status: 'limit',
-        limit: crossing.limit,
-        message: crossing.message,
-      });
-      if (!escalation.ok) return escalation;
-    }
-    return done(effect);
-  }
-
-  #gateCall(slot: Slot, classification = slot.classification): GateCall {
-    const planId = slot.args['planId'];
-    return {
-      agent: slot.agent.role,
-      step: this.step,
-      callIndex: slot.callIndex,
-      server: slot.tool.server,
-      tool: slot.tool.name,
-      args: slot.args,
       classification,
-      plan: typeof planId === 'string' ? this.#plans.get(planId) : undefined,
+      effect: effect.value,
     };
-  }
-
-  /** The approval gate's answer as a step: a waiting or refused call ends the task here, recorded. */
-  async #gateOutcome(slot: Slot, gate: GateResult): Promise<Step<Record<string, unknown>>> {
-    if (!gate.ok) {
-      await this.event(gate.stop.status === 'waiting' ? 'approval_requested' : 'approval_refused', {
-        approval: gate.approval?.id,
-        tool: slot.tool.name,
-        reasons: gate.approval?.reasons,
-        stop: gate.stop,
-      });
-      this.progress('note', slot.agent.role, gate.stop.message);
-      return stopped(gate.stop);
-    }
-    if (gate.approval !== undefined)
-      await this.event('approval_consumed', {
-        approval: gate.approval.id,
-        tool: slot.tool.name,
-        by: gate.approval.decidedBy,
-        slot: `${this.step}:${slot.callIndex}`,
-      });
-    return done(gate.meta);
-  }
-
-  async #passGate(slot: Slot): Promise<Step<Record<string, unknown>>> {
-    return this.#gateOutcome(slot, await this.options.gate.check(this.#gateCall(slot)));
-  }
-
-  /** The MCP call itself: span, idempotency key, trace context and approval token in `_meta`; then the record. */
-  async #send(slot: Slot, gateMeta: Record<string, unknown>): Promise<Step<ToolAnswer>> {
-    const { agent, call, callIndex, tool, args, classification, effect } = slot;
-    const server = this.options.servers.get(tool.server)!;
-    const idempotencyKey = `keel-${sha256Hex(`${this.options.taskId}\n${this.step}\n${callIndex}`).slice(0, 48)}`;
-    const span =
-      this.options.tracer === undefined
-        ? undefined
-        : startSpan(
-            this.options.tracer,
-            `execute_tool ${tool.name}`,
-            this.#parent(agent),
-            {
-              [GenAi.operation]: 'execute_tool',
-              [GenAi.toolName]: tool.name,
-              [GenAi.toolCallId]: call.id,
-              [GenAi.toolType]: 'extension',
-              [GenAi.mcpMethod]: 'tools/call',
-              'keel.server': tool.server,
-              'keel.irreversible': classification.irreversible,
-            },
-            SpanKind.CLIENT,
-          );
+    const gate = await passGate(this.#gating, slot);
+    if (!gate.ok) return gate;
     this.progress(
       'tool',
       agent.role,
       `${tool.server}.${tool.name}${classification.irreversible ? ' (irreversible)' : ''}`,
     );
-    const startedAt = new Date(this.options.clock.now());
-    const started = performance.now();
-    const record = (
-      fields: Pick<
-        ToolCallRecord,
-        'result' | 'resultBytes' | 'latencyMs' | 'outcome' | 'errorCode' | 'effect'
-      >,
-    ) =>
-      this.#recordToolCall({
-        taskId: this.options.taskId,
-        step: this.step,
-        callIndex,
-        agent: agent.role,
-        server: tool.server,
-        tool: tool.name,
-        idempotencyKey,
-        arguments: recordable(args),
-        irreversible: classification.irreversible,
-        startedAt: startedAt.toISOString(),
-        ...fields,
-      });
-    let result: ToolResult;
-    try {
-      result = await server.call(tool.name, args, {
-        signal: this.signal,
-        timeoutMs: Math.max(1, this.budget.msLeft()),
-        meta: {
-          'keel/idempotency-key': idempotencyKey,
-          ...this.#traceMeta(span?.ctx ?? this.#parent(agent)),
-          ...gateMeta,
-        },
-      });
-    } catch (error) {
-      const latencyMs = performance.now() - started;
-      span?.end(this.signal.aborted ? 'cancelled' : 'mcp_error');
-      await record({
-        result: { error: (error as Error).message },
-        resultBytes: 0,
-        latencyMs,
-        outcome: 'error',
-        errorCode: this.signal.aborted ? 'CANCELLED' : 'MCP_ERROR',
-        effect,
-      });
-      this.toolCalls.push({
-        server: tool.server,
-        tool: tool.name,
-        latencyMs,
-        ok: false,
-        irreversible: classification.irreversible,
-      });
-      if (this.signal.aborted) return stopped(this.abortStop());
-      // A protocol error (schema violation, server gone) goes back to the model like a tool error.
-      return done(
-        this.#answer(
-          call,
-          'error',
-          JSON.stringify({ code: 'MCP_ERROR', message: (error as Error).message }),
-          true,
-        ),
-      );
-    }
-    const latencyMs = performance.now() - started;
-    span?.end(result.isError ? (result.error?.code ?? 'tool_error') : undefined);
+    const sent = await send(this.#sending, server, slot, parent, gate.value);
+    if (!sent.ok) return this.#threw(slot, sent);
+    const { result } = sent;
     if (
       result.isError &&
       result.error?.code === 'APPROVAL_REQUIRED' &&
-      gateMeta['keel/approval'] === undefined
+      gate.value['keel/approval'] === undefined
     ) {
       // Never a question for the model: the call waits for a human like any irreversible one.
-      const asked = await this.#gateOutcome(
-        slot,
-        await this.options.gate.requireApproval(this.#gateCall(slot), result.error.message),
-      );
+      const asked = await requireApproval(this.#gating, slot, result.error.message);
       if (!asked.ok) return asked;
     }
-    await this.#record(tool, args, result, effect, classification.irreversible, latencyMs);
-    await record({
-      result: { text: result.text, structured: result.structured ?? null, error: result.error ?? null },
-      resultBytes: result.bytes,
-      latencyMs,
-      outcome: result.isError ? 'error' : 'ok',
-      errorCode: result.error?.code ?? null,
-      effect: tool.annotations.readOnlyHint === true ? null : effect,
-    });
-    return done(this.#answerResult(call, result));
+    const answer = await observe(this.#observing, slot, result, slot.effect);
+    await this.#recorder.toolCall(
+      sentRecord(
+        this.options.taskId,
+        slot,
+        sent,
+        resultFields(result, sent.latencyMs, tool.annotations.readOnlyHint === true ? null : slot.effect),
+      ),
+    );
+    return done(answer);
   }
 
-  #answerResult(call: ModelToolCall, result: ToolResult): ToolAnswer {
-    const body = result.isError
-      ? JSON.stringify({
-          ...result.error,
-          ...(result.text && result.error?.message !== result.text ? { text: result.text } : {}),
-        })
-      : result.text;
-    return this.#answer(call, result.isError ? 'error' : 'ok', body, result.isError, result);
+  /** A call admission refused: recorded, and answered with the refusal as a tool error. */
+  async #refuse(
+    agent: AgentRun,
+    call: ModelToolCall,
+    callIndex: number,
+    refused: Refusal,
+  ): Promise<ToolAnswer> {
+    await this.#recorder.toolCall(
+      refusalRecord(
+        this.options.taskId,
+        { step: this.step, callIndex, agent: agent.role, call },
+        refused,
+        new Date(this.options.clock.now()).toISOString(),
+      ),
+    );
+    this.progress('tool', agent.role, `${call.name} refused: ${refused.code}`);
+    return refusal(call, refused);
   }
 
-  /** What every result a model sees does to the task's state: taint, the effect ledger, learned facts. */
-  async #record(
-    tool: CatalogTool,
-    args: Record<string, unknown>,
-    result: ToolResult,
-    effect: Effect,
-    irreversible: boolean,
-    latencyMs: number,
-  ): Promise<void> {
-    if (this.options.gate.observeResult(tool.name, this.step))
-      await this.event('tainted', { tool: tool.name, step: this.step });
-    if (!result.isError) {
-      this.ledger.commit(effect);
-      if (!effect.computable || effect.files.length > 0) this.#workspaceDirty = true;
-      this.#learn(tool.name, args, result);
-    }
-    this.toolCalls.push({
-      server: tool.server,
-      tool: tool.name,
-      latencyMs,
-      ok: !result.isError,
-      irreversible,
-    });
+  /** A call that threw: recorded; the task stops if its signal fired, else the model gets a protocol error. */
+  async #threw(slot: ToolSlot, sent: Extract<Sent, { ok: false }>): Promise<Step<ToolAnswer>> {
+    await this.#recorder.toolCall(
+      sentRecord(
+        this.options.taskId,
+        slot,
+        sent,
+        failureFields(sent.message, sent.cancelled, sent.latencyMs, slot.effect),
+      ),
+    );
+    if (this.signal.aborted) return stopped(this.abortStop());
+    // A protocol error (schema violation, server gone) goes back to the model like a tool error,
+    // without passing observe.
+    return done(unobserved(slot.call, protocolError(sent.message)));
   }
 
   /**
@@ -916,51 +472,31 @@ export class TaskSession {
    */
   async #replayRecorded(
     agent: AgentRun,
-    call: ModelToolCall,
-    tool: CatalogTool,
-    args: Record<string, unknown>,
+    seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args'>,
     recorded: ToolCallRecord,
     irreversible: boolean,
   ): Promise<ToolAnswer> {
-    const stored = recorded.result as {
-      text?: string;
-      structured?: Record<string, unknown> | null;
-      error?: ToolResult['error'] | string | null;
-    };
-    const error =
-      typeof stored.error === 'string'
-        ? { code: recorded.errorCode ?? 'MCP_ERROR', message: stored.error }
-        : (stored.error ?? undefined);
-    const result: ToolResult = {
-      isError: recorded.outcome !== 'ok',
-      text: stored.text ?? '',
-      structured: stored.structured ?? undefined,
-      error,
-      bytes: recorded.resultBytes,
-    };
-    const effect = (recorded.effect as Effect | null) ?? noEffect;
+    const { tool } = seen;
+    const { result, effect } = resultFromRecord(recorded);
     this.progress('tool', agent.role, `${tool.server}.${tool.name} (recorded)`);
-    await this.#record(tool, args, result, effect, irreversible, recorded.latencyMs);
-    return this.#answerResult(call, result);
+    const answer = await observe(this.#observing, seen, result, effect);
+    this.#recorder.count({
+      server: tool.server,
+      tool: tool.name,
+      latencyMs: recorded.latencyMs,
+      ok: !result.isError,
+      irreversible,
+    });
+    return answer;
   }
 
-  /** Facts later classifications need: which environment a plan targets, which worktrees are the task's. */
-  #learn(tool: string, args: Record<string, unknown>, result: ToolResult): void {
-    const structured = result.structured ?? {};
-    if (tool === 'plan_deploy' && typeof structured['planId'] === 'string') {
-      const environment = structured['environment'] ?? args['environment'];
-      if (typeof environment === 'string') {
-        this.#planEnvironments.set(structured['planId'], environment);
-        if (typeof structured['planHash'] === 'string')
-          this.#plans.set(structured['planId'], {
-            planId: structured['planId'],
-            planHash: structured['planHash'],
-            environment,
-          });
-      }
-    }
-    if (tool === 'git_worktree_add' && typeof args['path'] === 'string')
-      this.#ownWorktrees.push(path.resolve(this.options.workspace, args['path']));
+  /** The loop check, for calls the harness answers itself (final tools) as much as for server calls. */
+  checkLoop(call: ModelToolCall): LoopFinding | undefined {
+    return checkLoop(this.loops, call);
+  }
+
+  loopStop(finding: LoopFinding): Stop {
+    return loopStop(this.options.loops.onLoop, finding);
   }
 
   /** The task's state for no-progress detection: workspace content and contracts so far. */

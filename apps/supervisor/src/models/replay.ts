@@ -1,13 +1,7 @@
 import { KeelError } from '@keel/kit';
+import { replyFromRecord } from '../engine/stages/record.js';
 import type { ModelCallRecord } from '../store/taskStore.js';
-import type { FinishReason, Model, ModelReply, ModelToolCall, ModelUsage } from './model.js';
-
-interface RecordedReply {
-  text: string;
-  toolCalls: ModelToolCall[];
-  usage: ModelUsage;
-  finishReason: FinishReason;
-}
+import type { Model, ModelReply } from './model.js';
 
 /**
  * A model that answers each call with the reply recorded for the same step of a task, and calls no
@@ -40,15 +34,7 @@ export function createReplayModel(records: readonly ModelCallRecord[], name = 'r
           'PRECONDITION_FAILED',
           `the model call of step ${context.step} was purged or failed; it cannot be replayed`,
         );
-      const reply = record.reply as RecordedReply;
-      return {
-        text: reply.text,
-        toolCalls: reply.toolCalls,
-        usage: reply.usage,
-        finishReason: reply.finishReason,
-        responseModel: record.responseModel ?? record.requestedModel,
-        raw: record.raw,
-      };
+      return replyFromRecord(record);
     },
   };
 }

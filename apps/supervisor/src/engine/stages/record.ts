@@ -1,0 +1,208 @@
+import { redact } from '@keel/kit';
+import { dateOf, type Clock } from '../../clock.js';
+import { noEffect, type Effect } from '../../limits/sideEffects.js';
+import type { ToolResult } from '../../mcp/servers.js';
+import type { FinishReason, ModelReply, ModelToolCall, ModelUsage } from '../../models/model.js';
+import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../../store/taskStore.js';
+import type { ResumeState } from '../resume.js';
+import type { ToolSlot } from './call.js';
+
+/** A tool call's line in the run's summary (`taskRun.v1`'s `toolCalls`). */
+export interface ToolCallLine {
+  server: string;
+  tool: string;
+  latencyMs: number;
+  ok: boolean;
+  irreversible: boolean;
+}
+
+/**
+ * What a task keeps of what it does: events, model calls and tool calls in the store, and each tool
+ * call's line in the run's summary. A resumed task runs again from its start, so what it already
+ * recorded before it stopped is not recorded a second time.
+ */
+export interface Recorder {
+  readonly toolCalls: ToolCallLine[];
+  event(type: string, data: unknown): Promise<void>;
+  modelCall(record: ModelCallRecord): Promise<void>;
+  /** Counts the call in the run's summary and stores its row. */
+  toolCall(record: ToolCallRecord): Promise<void>;
+  /** Counts a call answered from its record, whose row is already stored. */
+  count(line: ToolCallLine): void;
+}
+
+export function createRecorder(options: {
+  store: TaskStore;
+  taskId: string;
+  resume: ResumeState | undefined;
+  /** Stamps each event. */
+  clock: Clock;
+}): Recorder {
+  const { store, taskId, resume, clock } = options;
+  const toolCalls: ToolCallLine[] = [];
+  return {
+    toolCalls,
+    async event(type, data) {
+      if (resume?.takeEvent(type, data) === true) return;
+      await store.appendEvent(taskId, type, data, dateOf(clock));
+    },
+    async modelCall(record) {
+      if (resume?.modelSteps.has(record.step) === true) return;
+      await store.recordModelCall(record);
+    },
+    async toolCall(record) {
+      toolCalls.push({
+        server: record.server,
+        tool: record.tool,
+        latencyMs: record.latencyMs,
+        ok: record.outcome === 'ok',
+        irreversible: record.irreversible,
+      });
+      if (resume?.toolSlots.has(`${record.step}:${record.callIndex}`) === true) return;
+      await store.recordToolCall(record);
+    },
+    count(line) {
+      toolCalls.push(line);
+    },
+  };
+}
+
+/** Tool arguments as recorded: secrets (by name or shape) redacted, everything else kept for replay. */
+export const recordable = (args: unknown) => redact(args, { maxStringLength: Number.MAX_SAFE_INTEGER });
+
+/** The fields of a tool call's row that say how the call went. */
+export type ToolCallOutcomeFields = Pick<
+  ToolCallRecord,
+  'result' | 'resultBytes' | 'latencyMs' | 'outcome' | 'errorCode' | 'effect'
+>;
+
+/** The row of a call that went to its server, under its idempotency key. */
+export const sentRecord = (
+  taskId: string,
+  slot: ToolSlot,
+  sent: { idempotencyKey: string; startedAt: string },
+  fields: ToolCallOutcomeFields,
+): ToolCallRecord => ({
+  taskId,
+  step: slot.step,
+  callIndex: slot.callIndex,
+  agent: slot.agent,
+  server: slot.tool.server,
+  tool: slot.tool.name,
+  idempotencyKey: sent.idempotencyKey,
+  arguments: recordable(slot.args),
+  irreversible: slot.classification.irreversible,
+  startedAt: sent.startedAt,
+  ...fields,
+});
+
+/** How a server's answer is kept: enough to hand it back to a resumed task (`resultFromRecord`). */
+export const resultFields = (
+  result: ToolResult,
+  latencyMs: number,
+  effect: Effect | null,
+): ToolCallOutcomeFields => ({
+  result: { text: result.text, structured: result.structured ?? null, error: result.error ?? null },
+  resultBytes: result.bytes,
+  latencyMs,
+  outcome: result.isError ? 'error' : 'ok',
+  errorCode: result.error?.code ?? null,
+  effect,
+});
+
+/** How a call that threw is kept: cut off by a kill or the deadline, or a protocol error. */
+export const failureFields = (
+  message: string,
+  cancelled: boolean,
+  latencyMs: number,
+  effect: Effect,
+): ToolCallOutcomeFields => ({
+  result: { error: message },
+  resultBytes: 0,
+  latencyMs,
+  outcome: 'error',
+  errorCode: cancelled ? 'CANCELLED' : 'MCP_ERROR',
+  effect,
+});
+
+/** The row of a call the harness refused before any server was asked. */
+export const refusalRecord = (
+  taskId: string,
+  call: { step: number; callIndex: number; agent: string; call: ModelToolCall },
+  refusal: { code: string; message: string },
+  startedAt: string,
+): ToolCallRecord => ({
+  taskId,
+  step: call.step,
+  callIndex: call.callIndex,
+  agent: call.agent,
+  server: '',
+  tool: call.call.name,
+  idempotencyKey: null,
+  arguments: recordable(call.call.arguments),
+  result: { code: refusal.code, message: refusal.message },
+  resultBytes: 0,
+  latencyMs: 0,
+  outcome: 'refused',
+  errorCode: refusal.code,
+  irreversible: false,
+  effect: null,
+  startedAt,
+});
+
+/**
+ * A tool call's result and effect as they were recorded, for a resumed task that repeats the call:
+ * a server's answer, or the message of a call that threw.
+ */
+export function resultFromRecord(record: ToolCallRecord): { result: ToolResult; effect: Effect } {
+  const stored = record.result as {
+    text?: string;
+    structured?: Record<string, unknown> | null;
+    error?: ToolResult['error'] | string | null;
+  };
+  const error =
+    typeof stored.error === 'string'
+      ? { code: record.errorCode ?? 'MCP_ERROR', message: stored.error }
+      : (stored.error ?? undefined);
+  return {
+    result: {
+      isError: record.outcome !== 'ok',
+      text: stored.text ?? '',
+      structured: stored.structured ?? undefined,
+      error,
+      bytes: record.resultBytes,
+    },
+    effect: (record.effect as Effect | null) ?? noEffect,
+  };
+}
+
+/** The part of a model reply its record keeps beside the raw body: what the engine read. */
+export interface RecordedReply {
+  text: string;
+  toolCalls: ModelToolCall[];
+  usage: ModelUsage;
+  finishReason: FinishReason;
+}
+
+export const recordedReply = (reply: ModelReply): RecordedReply => ({
+  text: reply.text,
+  toolCalls: reply.toolCalls,
+  usage: reply.usage,
+  finishReason: reply.finishReason,
+});
+
+/**
+ * A model call's reply as it was recorded: what a resumed task and a replay hand back instead of
+ * asking a provider. The caller checks that the record has a reply (purged and failed calls do not).
+ */
+export function replyFromRecord(record: ModelCallRecord): ModelReply {
+  const reply = record.reply as RecordedReply;
+  return {
+    text: reply.text,
+    toolCalls: reply.toolCalls,
+    usage: reply.usage,
+    finishReason: reply.finishReason,
+    responseModel: record.responseModel ?? record.requestedModel,
+    raw: record.raw,
+  };
+}
