@@ -355,13 +355,11 @@ export async function runCli(io: CliIo): Promise<number> {
           hint: 'pick another --dir, or delete it',
         });
       mkdirSync(dir, { recursive: true });
-      const [{ createDemoProject }, { startDemoHealthServer }, { runTask }] = await Promise.all([
+      const [{ createDemoProject }, { runTask }] = await Promise.all([
         import('./demoProject.js'),
-        import('./demoHealth.js'),
         import('../engine/runTask.js'),
       ]);
-      const health = await startDemoHealthServer(path.join(dir, 'deploys', 'staging'));
-      const demo = createDemoProject(dir, { healthUrl: health.url });
+      const demo = createDemoProject(dir);
       out(`demo project: ${demo.project}\nconfig:       ${demo.config}\ntask:         ${demo.task}\n`);
       const loaded = loadConfig(demo.config);
       const store = await openTaskStore(loaded, io.env);
@@ -412,7 +410,6 @@ export async function runCli(io: CliIo): Promise<number> {
         if (run.status !== 'succeeded' && run.status !== 'waiting') exitCode = exitCodes.taskNotSucceeded;
       } finally {
         await store.close();
-        await health.close();
       }
     });
 
