@@ -30,7 +30,10 @@ export function howToAnswer(run: TaskRunV1, keel: Invocation, config: string): s
           [`deny ${id} --reason TEXT`, 'refuse it; the task ends with the reason'],
         ]
       : [
-          [`continue ${id} --raise steps=80`, 'go on with a raised limit (or --hint TEXT)'],
+          [
+            `continue ${id} --hint TEXT`,
+            'go on, the agent told TEXT first (--raise LIMIT=NUMBER, e.g. --raise steps=80, raises a limit)',
+          ],
           [`abort ${id} --reason TEXT`, 'end the task'],
         ],
   )}`;

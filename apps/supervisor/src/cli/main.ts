@@ -15,7 +15,7 @@ import { registerWorkerCommands } from './workerCommands.js';
 import { registerConsoleCommand } from './console.js';
 import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
-import { exampleTask, starterConfig } from './starter.js';
+import { exampleTask, modelPresets, starterConfig, type ModelPresetName } from './starter.js';
 import type { Tracer } from '@opentelemetry/api';
 import type { Clock } from '../clock.js';
 import { observabilityCommands } from './commands/index.js';
@@ -290,11 +290,16 @@ export async function runCli(io: CliIo): Promise<number> {
     .description('write a commented starter keel.config.yaml (and an example task) that runs as it is')
     .argument('[dir]', 'where to write them', '.')
     .option('--workspace <dir>', 'the project the servers are rooted at, relative to the config', '.')
+    .addOption(
+      new Option('--model <name>', 'the model every agent uses; edit keel.config.yaml for another')
+        .choices(Object.keys(modelPresets))
+        .default('playbook'),
+    )
     .option('--force', 'overwrite existing files', false)
-    .action(async (dir: string, opts: { workspace: string; force: boolean }) => {
+    .action(async (dir: string, opts: { workspace: string; model: ModelPresetName; force: boolean }) => {
       const target = path.resolve(io.cwd, dir);
       const files = {
-        'keel.config.yaml': starterConfig({ workspace: opts.workspace }),
+        'keel.config.yaml': starterConfig({ workspace: opts.workspace, model: opts.model }),
         'task.example.yaml': exampleTask,
       };
       // Both checked before either is written: a refusal leaves nothing half-written.
