@@ -112,7 +112,7 @@ describe('keel trace', () => {
     );
     const text = formatTrace(trace);
     expect(text.split('\n').length).toBe(1 + 1 + 1 + 3 + 1 + 3 + 1 + 2 + 2);
-    expect(text).toContain('execute_tool no_such_tool  UNKNOWN_TOOL, 0 B');
+    expect(text).toContain('execute_tool no_such_tool  step 4 · call 1, UNKNOWN_TOOL, 0 B');
   });
 
   it("joins the servers' spans from an OTLP/JSON export under the tool calls that made them", async () => {

@@ -106,7 +106,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     ctx.withStore(configFile, async (loaded, store) => {
       const { resumeTask } = await import('../engine/runTask.js');
       const { run } = await resumeTask({ loaded, store, taskId, reason, ...ctx.runOptions(opts.quiet) });
-      ctx.finishRun(run, opts.json === true, loaded.file);
+      await ctx.finishRun(run, opts.json === true, loaded.file, store);
     });
 
   program
@@ -269,13 +269,13 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         throw new KeelError('INVALID_ARGUMENT', 'name one task, or pass --all', {
           hint: '`keel kill TASK` stops one task, `keel kill --all` every one',
         });
-      await ctx.withStore(opts.config, async (_loaded, store) => {
+      await ctx.withStore(opts.config, async (loaded, store) => {
         const by = ctx.approver(opts.as);
         if (opts.all) {
           const results = await killAll(store, by, { clock: ctx.io.clock });
           for (const result of results) printKill(ctx, result);
           ctx.out(
-            `global stop in force: no task starts until keel resume-all (${results.length} task(s) stopped)`,
+            `global stop in force: no task starts until \`${ctx.invocation().command('resume-all', { config: loaded.file })}\` (${results.length} task(s) stopped)`,
           );
         } else {
           if ((await store.getTask(taskId!)) === undefined)

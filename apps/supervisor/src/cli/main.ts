@@ -6,7 +6,7 @@ import { KeelError } from '@keel/kit';
 import { taskStatuses, type TaskRunV1 } from '@keel/contracts';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { openTaskStore, storeLocation } from '../store/openStore.js';
-import type { TaskStore } from '../store/taskStore.js';
+import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import { loadTaskFile } from '../task/taskFile.js';
 import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
@@ -53,8 +53,11 @@ export interface CliContext {
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
   ): Promise<T>;
   configOption(): Option;
-  /** Prints a run record (and, when it waits, what to type next) and sets the exit code from its status. */
-  finishRun(run: TaskRunV1, json: boolean, config: string): void;
+  /**
+   * Prints a run record (and, when it waits, since when and what to type next) and sets the exit
+   * code from its status.
+   */
+  finishRun(run: TaskRunV1, json: boolean, config: string, store: TaskStore): Promise<void>;
   setExitCode(code: number): void;
   /** The options every task run gets from the command line: kill wiring, tracing, progress. */
   runOptions(
@@ -86,6 +89,12 @@ function findConfig(cwd: string, given: string | undefined, env: NodeJS.ProcessE
   throw new KeelError('NOT_FOUND', `no keel.config.yaml in ${cwd}`, {
     hint: 'run `keel init` to write one, pass --config FILE, or try `keel demo`',
   });
+}
+
+/** The request a waiting or escalated run waits on (the latest one still pending). */
+async function waitingOn(store: TaskStore, run: TaskRunV1): Promise<ApprovalRecord | undefined> {
+  if (run.status !== 'waiting' && run.status !== 'escalated') return undefined;
+  return (await store.listApprovals({ taskId: run.id, status: 'pending' })).at(-1);
 }
 
 /** A note for a person whose shell has no `keel` (the printed commands then name the bin). */
@@ -151,8 +160,8 @@ export async function runCli(io: CliIo): Promise<number> {
       '-c, --config <file>',
       'keel.config.yaml to use (env KEEL_CONFIG; default: ./keel.config.yaml)',
     );
-  const finishRun = (run: TaskRunV1, json: boolean, config: string) => {
-    out(json ? JSON.stringify(run, null, 2) : formatRunSummary(run));
+  const finishRun = async (run: TaskRunV1, json: boolean, config: string, store: TaskStore) => {
+    out(json ? JSON.stringify(run, null, 2) : formatRunSummary(run, await waitingOn(store, run)));
     if (run.status === 'waiting' || run.status === 'escalated') {
       if (!json) out(`\n${howToAnswer(run, getInvocation(), config)}`);
       exitCode = exitCodes.waiting;
@@ -224,7 +233,7 @@ export async function runCli(io: CliIo): Promise<number> {
           );
         const { runTask } = await import('../engine/runTask.js');
         const { run } = await runTask({ loaded, task, store, ...ctx.runOptions(opts.quiet) });
-        finishRun(run, opts.json, loaded.file);
+        await finishRun(run, opts.json, loaded.file, store);
       });
     });
 
@@ -272,15 +281,16 @@ export async function runCli(io: CliIo): Promise<number> {
     .action(async (id: string, opts: { config?: string; json: boolean }) => {
       await withStore(opts.config, async (_loaded, store) => {
         const task = await requireTask(store, id);
-        const [models, tools, events] = await Promise.all([
+        const [models, tools, events, asked] = await Promise.all([
           store.listModelCalls(id),
           store.listToolCalls(id),
           store.listEvents(id),
+          task.run === null ? undefined : waitingOn(store, task.run),
         ]);
         out(
           opts.json
             ? JSON.stringify({ task, modelCalls: models, toolCalls: tools, events }, null, 2)
-            : formatShow(task, models, tools, events, io.clock.now()),
+            : formatShow(task, models, tools, events, io.clock.now(), asked),
         );
       });
     });
@@ -446,7 +456,7 @@ export async function runCli(io: CliIo): Promise<number> {
           tracer: io.tracer,
           ...(opts.quiet ? {} : { progress: streamProgress(io.stderr) }),
         });
-        out(`\n${formatRunSummary(run)}\n`);
+        out(`\n${formatRunSummary(run, await waitingOn(store, run))}\n`);
         // Every line below runs as printed, once the shell is in the demo's directory.
         const keel = getInvocation();
         const block = (rows: Array<[string, string]>) =>
