@@ -118,7 +118,9 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
         hasText: `task ${run.id} ended succeeded: 1 coding round(s), no tests, no deploy`,
       })
       .waitFor();
-    // The resume ran in the console's process and its progress reached the page.
+    // The resume ran in the console's process and its progress reached the page. The end's progress line
+    // and the store's status change reach the page as two events in either order: wait for the line.
+    await page.getByTestId('progress').filter({ hasText: 'ended succeeded' }).waitFor({ timeout: 30_000 });
     expect((await page.getByTestId('progress').textContent())?.trimEnd().split('\n').at(-1)).toBe(
       'ended succeeded: 1 coding round(s), no tests, no deploy',
     );

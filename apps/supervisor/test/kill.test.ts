@@ -104,7 +104,10 @@ const shapeOf = (keelPid: number, tree: Proc[]) =>
 
 const expectedShape = [
   { parent: 'keel', ownGroup: false, role: 'server' },
+  // bwrap leads the run's process group; its init and the test runner run below it, in the sandbox.
   { parent: 'below', ownGroup: true, role: 'node --test' },
+  { parent: 'below', ownGroup: false, role: 'node --test' },
+  { parent: 'below', ownGroup: false, role: 'node --test' },
   { parent: 'below', ownGroup: false, role: 'test file' },
 ];
 
@@ -113,7 +116,7 @@ describe('keel kill', () => {
     const h = await sleepyHarness();
     const keels = Array.from({ length: 10 }, () => startKeel(['run', 'sleep.task.yaml', '--quiet'], h.dir));
     const trees = await whenSleeping(keels);
-    // Each tree is the server, the test runner leading its own process group, and the sleeping test.
+    // Each tree is the server, the sandbox leading its own process group, the test runner, and the sleeping test.
     expect(trees.map((tree, i) => shapeOf(keels[i]!.pid, tree))).toEqual(Array(10).fill(expectedShape));
     const ids = await taskIdsOf(h, keels);
     expect(new Set(ids).size).toBe(10);

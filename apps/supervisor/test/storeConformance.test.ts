@@ -2,12 +2,19 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '@keel/testing';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { resumeTask, runTask } from '../src/engine/runTask.js';
 import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { createHarness, task as task2 } from './helpers.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
-import type { TaskRecord, TaskStore } from '../src/store/taskStore.js';
+import type {
+  ApprovalRequest,
+  ModelCallRecord,
+  TaskRecord,
+  TaskStore,
+  ToolCallRecord,
+} from '../src/store/taskStore.js';
 
 /**
  * One suite, every backend: what the engine relies on of a task store. PostgreSQL runs when
@@ -47,6 +54,74 @@ const task = (id: string, createdAt: string): TaskRecord => ({
   spec: { type: 'bugfix', nested: { list: [1, 2] } },
   startingState: { git: { head: 'a'.repeat(40) } },
   run: null,
+});
+
+const second = (s: number) => new Date(Date.UTC(2026, 10, 30, 0, 0, s));
+
+const worker = {
+  pid: 1,
+  startTime: '1',
+  host: 'h',
+  serverPids: [],
+  worker: 'w1',
+  heartbeatAt: '2026-11-30T00:00:00.000Z',
+};
+
+const modelCall = (taskId: string, step: number): ModelCallRecord => ({
+  taskId,
+  step,
+  agent: 'coding',
+  provider: 'playbook',
+  requestedModel: 'playbook',
+  responseModel: 'playbook',
+  systemSha256: 's'.repeat(64),
+  request: { messages: [{ role: 'user', content: `step ${step}` }] },
+  raw: { ok: true },
+  reply: { text: 'hello' },
+  reservedInputTokens: 10,
+  reservedOutputTokens: 20,
+  inputTokens: 5,
+  outputTokens: 6,
+  costUsd: 0.25,
+  latencyMs: 1.5,
+  startedAt: '2026-11-30T00:00:00.000Z',
+  error: null,
+});
+
+const toolCall = (taskId: string, step: number): ToolCallRecord => ({
+  taskId,
+  step,
+  callIndex: 0,
+  agent: 'coding',
+  server: 'git',
+  tool: 'git_status',
+  idempotencyKey: null,
+  arguments: {},
+  result: { text: 'clean' },
+  resultBytes: 5,
+  latencyMs: 1,
+  outcome: 'ok',
+  errorCode: null,
+  irreversible: false,
+  effect: null,
+  startedAt: '2026-11-30T00:00:00.000Z',
+});
+
+const approvalRequest = (taskId: string): ApprovalRequest => ({
+  id: 'ap-0000000100',
+  taskId,
+  kind: 'tool',
+  agent: 'deploy',
+  step: 2,
+  callIndex: 0,
+  server: 'deploy',
+  tool: 'apply_deploy',
+  argsSha256: 'e'.repeat(64),
+  arguments: {},
+  reasons: ['production requires approval'],
+  summary: 'apply_deploy',
+  requestedAt: '2026-11-30T00:00:22.000Z',
+  expiresAt: '2026-11-30T01:00:00.000Z',
 });
 
 for (const backend of backends) {
@@ -267,14 +342,159 @@ for (const backend of backends) {
             s.claimOwner('t-2', dead, { ...dead, pid: worker === 'w2' ? 2 : 3, worker }),
           ),
         );
-        expect(claims.filter(Boolean).length).toBe(1);
-        expect((await s.getOwner('t-2'))?.worker).toBe(claims[0] ? 'w2' : 'w3');
-        expect(await s.claimOwner('t-3', null, dead)).toBe(true);
-        expect(await s.claimOwner('t-3', null, dead)).toBe(false);
+        // The winner moves the epoch on (the owner set without a claim left it at 0); the loser sees who won.
+        const won = claims.findIndex((c) => c.ok);
+        expect(claims[won]).toEqual({ ok: true, epoch: 1 });
+        const winner = await s.getOwner('t-2');
+        expect(winner?.worker).toBe(won === 0 ? 'w2' : 'w3');
+        expect(claims[1 - won]).toEqual({ ok: false, current: winner });
+        expect(await s.claimOwner('t-3', null, dead)).toEqual({ ok: true, epoch: 1 });
+        expect(await s.claimOwner('t-3', null, dead)).toEqual({ ok: false, current: dead });
         await s.setGlobalStop({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
         expect(await s.getGlobalStop()).toEqual({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
         await s.setGlobalStop(null);
         expect(await s.getGlobalStop()).toBeNull();
+      });
+
+      it('a takeover fences the stale owner: its event, model and tool call, status, approval and heartbeat are refused and leave no row', async () => {
+        const { store: s } = await store();
+        await s.createTask(task('t-1', '2026-11-30T00:00:00.000Z'));
+        const w1 = { ...worker, pid: 11, worker: 'w1' };
+        expect(await s.claimOwner('t-1', null, w1)).toEqual({ ok: true, epoch: 1 });
+        const stale = s.writer('t-1', 1);
+        expect(await stale.appendEvent('step', { n: 1 }, second(1))).toMatchObject({
+          ok: true,
+          value: { seq: 1 },
+        });
+        expect(await stale.recordModelCall(modelCall('t-1', 1))).toMatchObject({ ok: true });
+        // w1 stalls; w2 finds its heartbeat stale and takes the task over.
+        const w2 = { ...worker, pid: 22, worker: 'w2', heartbeatAt: '2026-11-30T00:00:20.000Z' };
+        expect(await s.claimOwner('t-1', w1, w2)).toEqual({ ok: true, epoch: 2 });
+        // w1 wakes up and carries on: every write it makes is refused.
+        expect(await stale.appendEvent('step', { n: 2 }, second(21))).toEqual({
+          ok: false,
+          code: 'FENCED',
+          taskId: 't-1',
+          epoch: 1,
+          current: 2,
+          message: 'task t-1 is at epoch 2 (taken over or killed): the writer at epoch 1 may not write to it',
+        });
+        const refused = { ok: false, code: 'FENCED', taskId: 't-1', epoch: 1, current: 2 };
+        expect(await stale.recordModelCall(modelCall('t-1', 2))).toMatchObject(refused);
+        expect(await stale.recordToolCall(toolCall('t-1', 2))).toMatchObject(refused);
+        expect(
+          await stale.updateTask({ status: 'succeeded', endedAt: '2026-11-30T00:00:22.000Z' }),
+        ).toMatchObject(refused);
+        expect(await stale.requestApproval(approvalRequest('t-1'), second(22))).toMatchObject(refused);
+        expect(await stale.consumeApproval('apply_deploy', 'e'.repeat(64), '2:0', second(22))).toMatchObject(
+          refused,
+        );
+        expect(await stale.renewOwner(second(23))).toMatchObject(refused);
+        expect(await stale.updateOwner({ serverPids: [13] })).toMatchObject(refused);
+        expect(await stale.releaseOwner()).toBe(false);
+        // None of it landed, and w2's owner record (its heartbeat included) stands.
+        expect((await s.listEvents('t-1')).map((e) => e.data)).toEqual([{ n: 1 }]);
+        expect((await s.listModelCalls('t-1')).map((c) => [c.step, c.attempt])).toEqual([[1, 1]]);
+        expect(await s.listToolCalls('t-1')).toEqual([]);
+        expect([(await s.getTask('t-1'))?.status, (await s.getTask('t-1'))?.endedAt]).toEqual([
+          'running',
+          null,
+        ]);
+        expect(await s.listApprovals({ taskId: 't-1' })).toEqual([]);
+        expect(await s.getOwnership('t-1')).toEqual({ owner: w2, epoch: 2, killRequested: false });
+        // w2 writes, beats and, at the end, steps down.
+        const owner = s.writer('t-1', 2);
+        expect(await owner.appendEvent('step', { n: 2 }, second(24))).toMatchObject({
+          ok: true,
+          value: { seq: 2 },
+        });
+        expect(await owner.recordModelCall(modelCall('t-1', 2))).toMatchObject({ ok: true });
+        expect(await owner.renewOwner(second(30))).toEqual({ ok: true, value: undefined });
+        expect(await owner.updateOwner({ serverPids: [31, 32] })).toEqual({ ok: true, value: undefined });
+        expect(await s.getOwner('t-1')).toEqual({
+          ...w2,
+          heartbeatAt: '2026-11-30T00:00:30.000Z',
+          serverPids: [31, 32],
+        });
+        expect(await owner.updateTask({ status: 'succeeded', endedAt: '2026-11-30T00:00:31.000Z' })).toEqual({
+          ok: true,
+          value: undefined,
+        });
+        expect(await owner.releaseOwner()).toBe(true);
+        expect(await s.getOwnership('t-1')).toEqual({ owner: null, epoch: 2, killRequested: false });
+        expect(await owner.renewOwner(second(32))).toMatchObject({
+          ok: false,
+          current: 2,
+          message: 'task t-1 has no owner to renew: it was released',
+        });
+        expect(await s.verifyEvents()).toEqual({ ok: true, events: 2 });
+      });
+
+      it('a kill fences the owner; the killed owner can still step down, and the killer writes the end', async () => {
+        const { store: s } = await store();
+        await s.createTask(task('t-1', '2026-11-30T00:00:00.000Z'));
+        expect(await s.claimOwner('t-1', null, worker)).toEqual({ ok: true, epoch: 1 });
+        const running = s.writer('t-1', 1);
+        expect(await s.requestKill('t-1', second(5))).toBe(2);
+        expect(await s.killRequested('t-1')).toBe(true);
+        const refused = { ok: false, code: 'FENCED', taskId: 't-1', epoch: 1, current: 2 };
+        expect(await running.appendEvent('step', { n: 1 }, second(6))).toMatchObject(refused);
+        expect(await running.recordModelCall(modelCall('t-1', 1))).toMatchObject(refused);
+        expect(await running.updateTask({ status: 'failed' })).toMatchObject(refused);
+        expect(await running.renewOwner(second(6))).toMatchObject(refused);
+        // Its owner record is still its own to clear: that is how the killer sees it stopped.
+        expect(await s.getOwnership('t-1')).toEqual({ owner: worker, epoch: 2, killRequested: true });
+        expect(await running.releaseOwner()).toBe(true);
+        expect(await s.getOwnership('t-1')).toEqual({ owner: null, epoch: 2, killRequested: true });
+        const killer = s.writer('t-1', 2);
+        expect(await killer.appendEvent('task_finished', { status: 'killed' }, second(7))).toMatchObject({
+          ok: true,
+          value: { seq: 1 },
+        });
+        expect(
+          await killer.updateTask({ status: 'killed', endedAt: '2026-11-30T00:00:07.000Z' }),
+        ).toMatchObject({
+          ok: true,
+        });
+        expect((await s.listEvents('t-1')).map((e) => e.type)).toEqual(['task_finished']);
+        expect((await s.getTask('t-1'))?.status).toBe('killed');
+        // Every kill request moves the epoch on, also for a task nobody claimed yet.
+        expect(await s.requestKill('t-1', second(8))).toBe(3);
+        expect(await s.requestKill('t-2', second(9))).toBe(1);
+        expect(await s.getOwnership('t-2')).toEqual({ owner: null, epoch: 1, killRequested: true });
+      });
+
+      it('records each (task, step, attempt) once: a step recorded again is its next attempt, a repeat is refused', async () => {
+        const { store: s } = await store();
+        await s.recordModelCall({ ...modelCall('t-1', 1), error: 'HTTP 503' });
+        await s.recordModelCall(modelCall('t-1', 1));
+        await s.recordModelCall({ ...modelCall('t-1', 2), attempt: 1 });
+        await expect(s.recordModelCall({ ...modelCall('t-1', 1), attempt: 2 })).rejects.toMatchObject({
+          code: 'CONFLICT',
+          message: 'task t-1 already has a model call recorded as step 1 attempt 2',
+        });
+        // Two processes that both believe they run the task record the same try: one lands.
+        const both = await Promise.allSettled(
+          ['a', 'b'].map((agent) => s.recordModelCall({ ...modelCall('t-1', 3), agent, attempt: 1 })),
+        );
+        expect(both.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+        expect(both.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'CONFLICT' } });
+        expect(await s.claimOwner('t-1', null, worker)).toEqual({ ok: true, epoch: 1 });
+        await expect(
+          s.writer('t-1', 1).recordModelCall({ ...modelCall('t-1', 2), attempt: 1 }),
+        ).rejects.toMatchObject({
+          code: 'CONFLICT',
+        });
+        expect((await s.listModelCalls('t-1')).map((c) => [c.step, c.attempt, c.error])).toEqual([
+          [1, 1, 'HTTP 503'],
+          [1, 2, null],
+          [2, 1, null],
+          [3, 1, null],
+        ]);
+        await expect(s.writer('t-2', 1).recordModelCall(modelCall('t-1', 4))).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+          message: 'a record of task t-1 was given to the writer of task t-2',
+        });
       });
 
       it('summarises ended tasks for keel stats and keel eval, per type and window', async () => {
@@ -419,5 +639,43 @@ describe.skipIf(databaseUrl === undefined)('a task on the PostgreSQL store', () 
     expect(readFileSync(path.join(h.repo.dir, 'release', 'notes.md'), 'utf8')).toBe('v1\n');
     expect((await store.listModelCalls(first.run.id)).map((c) => c.step)).toEqual([1, 2]);
     expect(await store.verifyEvents()).toMatchObject({ ok: true });
+  });
+});
+
+describe.skipIf(databaseUrl === undefined)('fencing on PostgreSQL', () => {
+  it('a stale write racing a takeover waits on the ownership row and is refused, never written', async () => {
+    const url = await freshDatabase();
+    const store = await createPostgresTaskStore(url);
+    onTestFinished(() => store.close());
+    await store.createTask(task('t-1', '2026-11-30T00:00:00.000Z'));
+    expect(await store.claimOwner('t-1', null, worker)).toEqual({ ok: true, epoch: 1 });
+    const stale = store.writer('t-1', 1);
+    const client = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      onTestFinished(() => c.end());
+      return c;
+    };
+    // A takeover caught mid-transaction: the ownership row is moved on, not yet committed.
+    const takeover = await client();
+    await takeover.query('BEGIN');
+    await takeover.query('UPDATE task_control SET epoch = 2 WHERE task_id = $1', ['t-1']);
+    const write = stale.appendEvent('step', { n: 1 }, second(1));
+    // The write must not read the committed epoch 1 and go on: it waits for the takeover's lock.
+    const observer = await client();
+    const waiting = async () =>
+      (
+        await observer.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+      ).rows[0].n as number;
+    for (let polls = 0; (await waiting()) === 0; polls++) {
+      if (polls === 500)
+        throw new Error('the stale write never waited for the takeover: it was not fenced by a lock');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await takeover.query('COMMIT');
+    expect(await write).toMatchObject({ ok: false, code: 'FENCED', epoch: 1, current: 2 });
+    expect(await store.listEvents('t-1')).toEqual([]);
   });
 });

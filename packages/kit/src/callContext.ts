@@ -69,6 +69,10 @@ export class CallContext implements ToolContext<
     return this.#init.meta;
   }
 
+  get owner(): string {
+    return this.#init.owner;
+  }
+
   get prepared(): unknown {
     return this.#init.prepared;
   }

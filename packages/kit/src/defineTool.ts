@@ -71,6 +71,11 @@ export interface ToolContext<
   /** The jail in force for this call (the server roots, narrowed by client roots when sent). */
   readonly jail: PathJail;
   readonly idempotencyKey: string | undefined;
+  /**
+   * This server process as an owner (`PID:RANDOM@HOST/PIDNS`): what its idempotency claims and tool
+   * children carry. A tool that holds a lock of its own can name its holder with it (see `ownerIsGone`).
+   */
+  readonly owner: string;
   /** The request's `_meta` as the client sent it (e.g. an approval token); never written by the model. */
   readonly meta: Readonly<Record<string, unknown>> | undefined;
   readonly logger: Logger;

@@ -44,6 +44,7 @@ export { createCursorCodec } from './cursor.js';
 export type { CursorBinding, CursorCodec } from './cursor.js';
 export { callFingerprint, canonicalJson, sha256Hex } from './canonical.js';
 export { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
+export { ownerIsGone, processStartTime } from './idempotency/owner.js';
 export type { ClaimRequest, ClaimResult, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';
 export { createAuditLog } from './audit/auditLog.js';
 export type { AuditEntry, AuditLog, AuditRow, AuditVerification, SqliteAuditLog } from './audit/auditLog.js';
@@ -53,6 +54,15 @@ export { createPathJail } from './jail.js';
 export type { PathJail, ResolvedPath } from './jail.js';
 export { defaultEnvAllowlist, runProcess } from './process.js';
 export type { ProcessResult, RunProcessOptions } from './process.js';
+export { createSandbox, sandboxHome, sandboxModes } from './sandbox.js';
+export type {
+  Sandbox,
+  SandboxMode,
+  SandboxOptions,
+  SandboxRun,
+  SandboxStatus,
+  WrappedRun,
+} from './sandbox.js';
 export { contextFromMeta, endToolSpan, SpanAttributes, startToolSpan } from './telemetry.js';
 export { createLogger, createSilentLogger, logLevels } from './logger.js';
 export type { Logger, LogLevel } from './logger.js';

@@ -9,7 +9,7 @@ import { createAuditLog } from '../src/audit/auditLog.js';
 import { callFingerprint } from '../src/canonical.js';
 import { defineTool } from '../src/defineTool.js';
 import { ok } from '../src/errors.js';
-import { ownerEnvName, ownerIsGone, processOwner } from '../src/idempotency/owner.js';
+import { ownerEnvName, ownerIsGone, processOwner, processStartTime } from '../src/idempotency/owner.js';
 import { createSqliteIdempotencyStore } from '../src/idempotency/sqliteStore.js';
 import { createPathJail } from '../src/jail.js';
 import { createServer } from '../src/server.js';
@@ -36,6 +36,19 @@ describe('claim owners', () => {
     // Owners written before hosts were recorded, or by other tools, are left to their lease.
     expect(ownerIsGone(dead.replace(/@.*$/, ''))).toBe(false);
     expect(ownerIsGone('not an owner')).toBe(false);
+  });
+
+  it('tells a live process that took a dead owner’s pid from the owner, by its start time', async () => {
+    const here = processStartTime();
+    expect(here).toMatch(/^[0-9a-f-]{36}:\d+$/);
+    expect(processStartTime(process.pid)).toBe(here);
+    const owner = processOwner();
+    expect(ownerIsGone(owner, { startTime: here! })).toBe(false);
+    // This pid is alive but started at another time than the owner recorded: the owner is gone.
+    const [boot, ticks] = here!.split(':');
+    expect(ownerIsGone(owner, { startTime: `${boot}:${Number(ticks) - 1}` })).toBe(true);
+    const dead = await deadOwner();
+    expect(processStartTime(Number(dead.split(':')[0]))).toBeUndefined();
   });
 
   it('is not gone while a process it started still runs (a tool child outliving a SIGKILLed server)', async () => {

@@ -24,7 +24,7 @@ const code = await runServerCli<DeployFlags>({
     program
       .option(
         '--config <file>',
-        `the deploy config (YAML or JSON); default: ${defaultConfigNames.join(', ')} in the first root`,
+        `the deploy config (YAML or JSON), relative to the first root; default: ${defaultConfigNames.join(', ')} there`,
       )
       .option(
         '--approval-key <file>',
@@ -47,7 +47,9 @@ Example:
 `,
   build: ({ options, jail, logger, stateStore }) => {
     const projectRoot = jail.roots[0]!;
-    const file = options.config === undefined ? findConfig(projectRoot) : path.resolve(options.config);
+    // Relative to the project root, not to wherever a client happened to start the server.
+    const file =
+      options.config === undefined ? findConfig(projectRoot) : path.resolve(projectRoot, options.config);
     const config = loadDeployConfig(file, projectRoot);
     const approvalKeys = (options.approvalKey ?? []).map((keyFile) => {
       try {
@@ -58,6 +60,9 @@ Example:
         });
       }
     });
+    const crashAt = process.env['KEEL_CRASH_AT'];
+    if (crashAt !== undefined && crashAt !== '')
+      logger.warn('a crash point is armed: this server SIGKILLs itself there (KEEL_CRASH_AT)', { crashAt });
     const needApproval = [...config.environments.values()].filter((env) => env.policy.requiresApproval);
     if (needApproval.length > 0 && approvalKeys.length === 0) {
       logger.warn('environments require approval but no --approval-key was given: they cannot be deployed', {
@@ -69,6 +74,8 @@ Example:
         config,
         store: stateStore('deploy'),
         approvalKeys,
+        // Chaos runs name a crash point; unset, nothing changes.
+        ...(crashAt === undefined ? {} : { crashAt }),
       }),
     };
   },

@@ -30,6 +30,8 @@ export {
 } from '@keel/kit/approval';
 export type { ApprovalPayload, ApprovalRejection, VerifiedApproval } from '@keel/kit/approval';
 export { Deployer } from './deploy/deployer.js';
+export { crashPointNames } from './deploy/crashPoints.js';
+export type { CrashPointName } from './deploy/crashPoints.js';
 export type { ApplyResult, PlanResult, RollbackResult } from './deploy/deployer.js';
 
 export interface DeployServerOptions {
@@ -40,6 +42,11 @@ export interface DeployServerOptions {
   approvalKeys?: readonly KeyObject[];
   /** The clock (tests pass their own). */
   now?: () => number;
+  /**
+   * For chaos runs only: the named crash point (`crashPointNames`) at which this process kills itself
+   * with SIGKILL. The bin takes it from KEEL_CRASH_AT; an unknown name is refused.
+   */
+  crashAt?: string;
 }
 
 /** The deploy tools for one deploy config, sharing one {@link Deployer}. */
@@ -49,6 +56,7 @@ export function createDeployServerTools(options: DeployServerOptions): AnyTool[]
     store: options.store,
     approvalKeys: options.approvalKeys ?? [],
     ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.crashAt === undefined ? {} : { crashAt: options.crashAt }),
   });
   return [
     listEnvironmentsTool(deployer),

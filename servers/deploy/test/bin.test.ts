@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ToolError } from '@keel/kit';
@@ -131,6 +131,30 @@ describe('keel-deploy over stdio', () => {
     expect((failed as { stderr: string }).stderr).toContain(
       'environments.staging.policy.keep: Invalid input: expected number, received string',
     );
+  });
+
+  it('resolves a relative --config against --root, wherever it is started from', async () => {
+    const project = await createProject();
+    await mkdir(path.join(project.root, 'deploy'));
+    await rename(project.configFile, path.join(project.root, 'deploy', 'keel.deploy.yaml'));
+    const elsewhere = await tempDir('keel-deploy-cwd-');
+    const client = await connectStdio({
+      command: process.execPath,
+      args: [
+        binPath,
+        '--root',
+        project.root,
+        '--config',
+        'deploy/keel.deploy.yaml',
+        '--state-dir',
+        project.stateDir,
+      ],
+      cwd: elsewhere,
+    });
+    const listed = await callOk(client, 'list_environments', {});
+    expect(listed.environments.map((env: { name: string; build: string }) => [env.name, env.build])).toEqual([
+      ['staging', 'dist'],
+    ]);
   });
 
   it('keygen and approve mint a token the server accepts from _meta, once', async () => {

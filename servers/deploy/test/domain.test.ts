@@ -5,7 +5,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
-import { diffManifests, scanTree } from '../src/build/manifest.js';
+import { linksLeaving } from '../src/build/links.js';
+import { diffManifests, manifestOf, scanTree, type ManifestEntry } from '../src/build/manifest.js';
+import { quotedName, shownName } from '../src/text/names.js';
 import { parseTtl } from '../src/cli/approvalCommands.js';
 import { newNonce, signApproval, verifyApproval, type ApprovalPayload } from '@keel/kit/approval';
 import { DirectoryTarget } from '../src/target/directory.js';
@@ -107,5 +109,72 @@ describe('approval tokens', () => {
     expect(() => parseTtl('25h')).toThrow("--ttl '25h' must be more than 0 and at most 24h");
     expect(() => parseTtl('0m')).toThrow("--ttl '0m' must be more than 0 and at most 24h");
     expect(() => parseTtl('soon')).toThrow("--ttl 'soon' must look like 90s, 15m or 2h");
+  });
+});
+
+describe('build links', () => {
+  const tree = (links: Record<string, string>, dirs: string[] = []) =>
+    manifestOf([
+      ...dirs.map((dir): ManifestEntry => ({ path: dir, kind: 'dir', size: 0, mode: 0o755, sha256: '' })),
+      { path: 'index.html', kind: 'file', size: 1, mode: 0o644, sha256: 'x' },
+      ...Object.entries(links).map(([from, target]): ManifestEntry => ({
+        path: from,
+        kind: 'symlink',
+        size: 0,
+        mode: 0,
+        sha256: '',
+        target,
+      })),
+    ]);
+
+  it('finds the links that leave the build, resolved through the build’s own links as the kernel would', () => {
+    expect(
+      linksLeaving(
+        tree(
+          {
+            abs: '/etc/passwd',
+            up: '../x',
+            deep: 'a/../../x',
+            'a/top': '..',
+            through: 'a/top/../x',
+            missing: 'nope/../../x',
+            inside: 'a/top/index.html',
+            dot: '.',
+            loop1: 'loop2',
+            loop2: 'loop1',
+          },
+          ['a'],
+        ),
+      ),
+    ).toEqual([
+      { path: 'abs', target: '/etc/passwd', leaves: 'absolute' },
+      { path: 'deep', target: 'a/../../x', leaves: 'outside' },
+      { path: 'missing', target: 'nope/../../x', leaves: 'outside' },
+      { path: 'through', target: 'a/top/../x', leaves: 'outside' },
+      { path: 'up', target: '../x', leaves: 'outside' },
+    ]);
+  });
+});
+
+describe('names in text output', () => {
+  it('shows a plain name as it is and anything that could break the text as an escaped JSON literal', () => {
+    expect([
+      shownName('assets/logo.svg'),
+      shownName("it's ok.txt"),
+      shownName('a\nb'),
+      shownName('tab\there'),
+      shownName('evil\u202etxt.exe'),
+      shownName('line\u2028sep'),
+      shownName('del\u007f'),
+    ]).toEqual([
+      'assets/logo.svg',
+      "it's ok.txt",
+      '"a\\nb"',
+      '"tab\\there"',
+      '"evil\\u202etxt.exe"',
+      '"line\\u2028sep"',
+      '"del\\u007f"',
+    ]);
+    expect([quotedName('app.js'), quotedName('a\nb')]).toEqual(["'app.js'", '"a\\nb"']);
   });
 });

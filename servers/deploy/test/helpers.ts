@@ -13,9 +13,9 @@ import {
   type KeelServer,
   type ToolError,
 } from '@keel/kit';
-import { tempDir } from '@keel/testing';
+import { tempDir, type McpTestClient } from '@keel/testing';
 import type { KeyObject } from 'node:crypto';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 import { stringify } from 'yaml';
 import { createDeployServerTools, loadDeployConfig } from '../src/index.js';
 
@@ -115,22 +115,24 @@ export interface HealthEndpoint {
   status: number;
   /** Requests seen so far. */
   hits: number;
-  /** While set, requests wait; `release()` answers them. */
-  hold(): Promise<void>;
+  /** The next `count` requests (all, by default) wait until `release()`; resolves when the first arrived. */
+  hold(count?: number): Promise<void>;
   release(): void;
 }
 
 /** A real HTTP health endpoint on 127.0.0.1. `hold()` resolves when a held request has arrived. */
 export async function startHealthEndpoint(status = 200): Promise<HealthEndpoint> {
   let held: Array<() => void> | undefined;
+  let toHold = 0;
   let arrived: (() => void) | undefined;
   const endpoint: HealthEndpoint = {
     url: '',
     status,
     hits: 0,
-    hold: () =>
+    hold: (count = Number.POSITIVE_INFINITY) =>
       new Promise<void>((resolve) => {
         held = [];
+        toHold = count;
         arrived = resolve;
       }),
     release: () => {
@@ -142,10 +144,11 @@ export async function startHealthEndpoint(status = 200): Promise<HealthEndpoint>
   const server = createHttpServer((request: IncomingMessage, response: ServerResponse) => {
     endpoint.hits++;
     const answer = () => response.writeHead(endpoint.status).end('ok');
-    if (held === undefined) {
+    if (held === undefined || toHold === 0) {
       answer();
       return;
     }
+    toHold--;
     held.push(answer);
     arrived?.();
     arrived = undefined;
@@ -161,4 +164,46 @@ export async function startHealthEndpoint(status = 200): Promise<HealthEndpoint>
       }),
   );
   return endpoint;
+}
+
+/** Waits until a process is gone (reaped), so its pid no longer answers. */
+export async function gone(pid: number): Promise<void> {
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Calls a tool on a server armed with a crash point and returns once the server is dead; proves the
+ * death was that crash point (its last log line) rather than anything else.
+ */
+export async function callUntilCrash(
+  client: McpTestClient & { stderr: () => string; pid: number | undefined },
+  point: string,
+  name: string,
+  args: Record<string, unknown>,
+  meta: Record<string, unknown> = {},
+): Promise<void> {
+  await client.callTool({ name, arguments: args, _meta: meta }).then(
+    (result) => {
+      throw new Error(`${name} returned instead of crashing at ${point}: ${JSON.stringify(result)}`);
+    },
+    () => undefined,
+  );
+  await gone(client.pid!);
+  // The server's log lines (a shell between the client and the server may add its own, e.g. `Killed`).
+  const lines = client
+    .stderr()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(lines.at(-1)).toMatchObject({
+    msg: 'crash point reached: SIGKILL (KEEL_CRASH_AT)',
+    crashPoint: point,
+  });
 }

@@ -246,6 +246,48 @@ describe('the health gate', () => {
   });
 });
 
+describe('pruning after failed deploys', () => {
+  /** A project whose staging is health-checked against a real endpoint; `deploy(version, status)` plans and applies. */
+  async function checkedProject(keep: number) {
+    const health = await startHealthEndpoint(200);
+    const project = await createProject({ staging: { policy: { keep, health: { http: 'HEALTH' } } } });
+    await writeFile(
+      project.configFile,
+      (await readFile(project.configFile, 'utf8')).replace('HEALTH', health.url),
+    );
+    const deploy = await startInProcess(project);
+    const releases = path.join(project.deployRoot, 'staging', 'releases');
+    const apply = async (version: string, status: number) => {
+      health.status = status;
+      await writeFile(path.join(project.build, 'index.html'), version);
+      const plan = await deploy.call('plan_deploy', { environment: 'staging' });
+      const applied = await deploy.call('apply_deploy', { planId: plan.planId });
+      expect(applied.status).toBe(status === 200 ? 'live' : 'rolled_back');
+      return applied.releaseId as string;
+    };
+    return { deploy, releases, apply, onDisk: async () => (await readdir(releases)).sort() };
+  }
+
+  it('three failed deploys, then a good one: the release before it that passed its check stays, so rollback has somewhere to go', async () => {
+    const { deploy, apply, onDisk } = await checkedProject(3);
+    const good = await apply('v1', 200);
+    const failed = [await apply('v2', 503), await apply('v3', 503), await apply('v4', 503)];
+    const next = await apply('v5', 200);
+    expect(await onDisk()).toEqual([good, failed[1]!, failed[2]!, next].sort());
+    const back = await deploy.call('rollback', { environment: 'staging' });
+    expect([back.from, back.to]).toEqual([next, good]);
+  });
+
+  it('after a rollback, three failed deploys keep the newest release that passed its check', async () => {
+    const { deploy, apply, onDisk } = await checkedProject(2);
+    const first = await apply('v1', 200);
+    const newest = await apply('v2', 200);
+    await deploy.call('rollback', { environment: 'staging' });
+    const failed = [await apply('v3', 503), await apply('v4', 503), await apply('v5', 503)];
+    expect(await onDisk()).toEqual([first, newest, failed[1]!, failed[2]!].sort());
+  });
+});
+
 describe('stale plans and replays', () => {
   it('refuses a plan whose build changed since planning', async () => {
     const project = await createProject();

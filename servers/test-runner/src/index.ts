@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import {
+  createSandbox,
   createServer,
   createSqliteStateStore,
   openStateDatabase,
@@ -8,6 +9,7 @@ import {
   toolSet,
   type KeelServer,
   type PathJail,
+  type Sandbox,
   type StateStore,
   type ToolSet,
 } from '@keel/kit';
@@ -41,6 +43,11 @@ export interface TestRunnerOptions {
   captureBytes?: number;
   /** Runs kept in the store before the oldest are pruned (default 200). */
   maxRuns?: number;
+  /**
+   * Where every command runs (tests, listings, probes, the git that hashes the tree). Default:
+   * bubblewrap when it works here, else unsandboxed and marked so, with the state dir hidden.
+   */
+  sandbox?: Sandbox;
 }
 
 /**
@@ -57,6 +64,13 @@ export function createTestRunnerTools(options: TestRunnerOptions): ToolSet<Proje
     configured: options.projects ?? [],
     captureBytes: options.captureBytes ?? 256 * 1024,
     excludeFromHash: options.stateDir === undefined ? [] : [realOrResolved(options.stateDir)],
+    sandbox:
+      options.sandbox ??
+      createSandbox({
+        mode: 'auto',
+        env: options.env ?? process.env,
+        hidden: options.stateDir === undefined ? [] : [realOrResolved(options.stateDir)],
+      }),
   };
   const tools = [
     detectProjectsTool(deps),
@@ -113,3 +127,5 @@ export type { ConfiguredProject } from './projects/detect.js';
 export type { FrameworkName } from './frameworks/types.js';
 export { frameworkNames } from './frameworks/types.js';
 export { loadProjectsConfig } from './projects/config.js';
+export { commandFormats } from './frameworks/command.js';
+export type { CommandFormat, CommandSpec } from './frameworks/command.js';

@@ -1,4 +1,4 @@
-import { cp, readdir, readlink, symlink } from 'node:fs/promises';
+import { cp, readdir, readFile, readlink, symlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,16 @@ import { expect } from 'vitest';
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 export const binPath = path.join(packageDir, 'dist', 'bin.js');
 const fixturesDir = path.join(packageDir, 'test', 'fixtures');
+/**
+ * JS fixtures link their node_modules to this package's, whose pnpm links lead into the workspace's:
+ * outside the test's root, so the sandbox is told to let runs read them.
+ */
+const exposeDependencies = [
+  '--sandbox-expose',
+  path.join(packageDir, 'node_modules'),
+  '--sandbox-expose',
+  path.join(packageDir, '..', '..', 'node_modules'),
+];
 
 /**
  * A fresh copy of a fixture project in a temp dir. JS fixtures get a `node_modules` link to this
@@ -22,7 +32,7 @@ const fixturesDir = path.join(packageDir, 'test', 'fixtures');
 export async function copyFixture(name: string, into?: string): Promise<string> {
   const dir = into ?? (await tempDir(`keel-tr-${name}-`));
   await cp(path.join(fixturesDir, name), dir, { recursive: true });
-  if (['vitest', 'jest', 'mocha', 'node-test'].includes(name)) {
+  if (['vitest', 'jest', 'mocha', 'node-test', 'tape', 'npm-test'].includes(name)) {
     await symlink(path.join(packageDir, 'node_modules'), path.join(dir, 'node_modules'));
   }
   return dir;
@@ -40,12 +50,28 @@ export interface Server {
   ok(tool: string, args?: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
-export async function startServer(root: string, kind: ClientKind, extraArgs: string[] = []): Promise<Server> {
-  const stateDir = await tempDir('keel-tr-state-');
+export async function startServer(
+  root: string,
+  kind: ClientKind,
+  extraArgs: string[] = [],
+  options: { stateDir?: string; env?: Record<string, string> } = {},
+): Promise<Server> {
+  const stateDir = options.stateDir ?? (await tempDir('keel-tr-state-'));
   const client = await connectStdio(
     {
       command: process.execPath,
-      args: [binPath, '--root', root, '--state-dir', stateDir, '--log-level', 'warn', ...extraArgs],
+      args: [
+        binPath,
+        '--root',
+        root,
+        '--state-dir',
+        stateDir,
+        '--log-level',
+        'warn',
+        ...exposeDependencies,
+        ...extraArgs,
+      ],
+      ...(options.env === undefined ? {} : { env: options.env }),
     },
     kind,
   );
@@ -72,6 +98,19 @@ export async function processesIn(dir: string): Promise<number[]> {
     if (cwd !== undefined && (cwd === dir || cwd.startsWith(`${dir}/`))) pids.push(Number(entry));
   }
   return pids;
+}
+
+/**
+ * The host pid of a process working in `dir` that knows itself as `pid`: test runs live in the
+ * sandbox's own PID namespace, so the pid a test writes down is not the host's.
+ */
+export async function hostPid(dir: string, pid: number): Promise<number | undefined> {
+  for (const candidate of await processesIn(dir)) {
+    const status = await readFile(`/proc/${candidate}/status`, 'utf8').catch(() => '');
+    const pids = /^NSpid:\s+(.+)$/m.exec(status)?.[1]?.trim().split(/\s+/).map(Number);
+    if (pids?.at(-1) === pid) return candidate;
+  }
+  return undefined;
 }
 
 /** Waits (bounded) for every process working in `dir` to be gone; returns the ones still there. */

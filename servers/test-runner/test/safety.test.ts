@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir, toolErrorOf } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
-import { copyFixture, startServer } from './helpers.js';
+import { copyFixture, hostPid, startServer } from './helpers.js';
 
 const exists = (file: string) =>
   access(file).then(
@@ -161,7 +161,8 @@ describe('cancellation', () => {
     );
     call.catch(() => undefined);
     while (!(await exists(pidFile))) await sleep(50);
-    const pid = Number(await readFile(pidFile, 'utf8'));
+    const pid = await hostPid(dir, Number(await readFile(pidFile, 'utf8')));
+    if (pid === undefined) throw new Error('the hanging test process was not found');
     controller.abort();
     await expect(call).rejects.toThrow(/abort/i);
     // The test process belongs to the run's process group, which the server kills.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRawStdio, tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
-import { binPath, copyFixture, processesIn, settledProcessesIn } from './helpers.js';
+import { binPath, copyFixture, hostPid, processesIn, settledProcessesIn } from './helpers.js';
 
 // A test that ignores SIGTERM and sleeps for ten minutes: only a SIGKILL to its group ends it early.
 const stubbornTest = `const { it } = require('node:test');
@@ -53,7 +53,8 @@ describe('no test process outlives its server', () => {
           break;
         await sleep(50);
       }
-      const sleeper = Number(await readFile(pidFile, 'utf8'));
+      const sleeper = await hostPid(dir, Number(await readFile(pidFile, 'utf8')));
+      if (sleeper === undefined) throw new Error('the sleeping test process was not found');
       // The event this test is about: a test process is running under the server when it ends.
       expect(await isRunning(sleeper)).toBe(true);
       expect(await processesIn(dir)).toContain(sleeper);

@@ -280,6 +280,7 @@ describe('past runs', () => {
       new RegExp(`^\\.:vitest: FAILED — 1 passed, 2 failed, 0 skipped of 3 in \\d+ ms \\[${runId}\\]$`),
     );
     expect(rest).toEqual([
+      'sandbox: bwrap (network off; only the roots writable; private HOME and /tmp)',
       'files (2):',
       'flaky.test.js: 0 passed, 1 failed, 0 skipped of 1',
       'math.test.js: 1 passed, 1 failed, 0 skipped of 2',
@@ -413,7 +414,8 @@ describe('the projects config file and HTTP', () => {
     expect(started.code).toBe(2);
     expect(JSON.parse(started.stderr.trim().split('\n').at(-1)!)).toMatchObject({
       level: 'error',
-      hint: 'Each project needs dir and framework (one of vitest, jest, node-test, mocha, pytest, go, cargo); command is optional.',
+      msg: `config file '${config}' is not valid: projects.0.framework: Invalid option: expected one of "vitest"|"jest"|"node-test"|"mocha"|"tape"|"node-tap"|"pytest"|"go"|"cargo"`,
+      hint: 'Each project needs dir and framework (one of vitest, jest, node-test, mocha, tape, node-tap, pytest, go, cargo) with an optional command, or name and command (a test command run as it is) with optional dir, format (auto, tap, junit, text) and report.',
     });
   });
 

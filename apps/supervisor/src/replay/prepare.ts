@@ -150,7 +150,8 @@ function redirectDeploy(
     given === undefined
       ? deployConfigNames.map((n) => path.join(rootCopy, n)).find((f) => existsSync(f))
       : !path.isAbsolute(given)
-        ? path.resolve(ctx.copy, given)
+        ? // The deploy server reads a relative --config against its --root.
+          path.resolve(rootCopy, given)
         : inside(ctx.original, given)
           ? path.join(ctx.copy, path.relative(ctx.original, given))
           : given;

@@ -29,6 +29,8 @@ export async function openTaskStore(loaded: LoadedConfig, env: NodeJS.ProcessEnv
     const { createPostgresTaskStore } = await import('./postgresTaskStore.js');
     return await createPostgresTaskStore(location.url);
   } catch (cause) {
+    // A schema newer than this keel is no connection problem: its own message and hint stand.
+    if (cause instanceof KeelError && cause.code === 'PRECONDITION_FAILED') throw cause;
     throw new KeelError('UNAVAILABLE', `cannot open the PostgreSQL task store: ${(cause as Error).message}`, {
       cause,
       hint: 'check KEEL_DATABASE_URL (or store in keel.config.yaml) and that the server accepts connections',

@@ -3,7 +3,9 @@ import type {
   ApprovalRecord,
   EventRecord,
   ModelCallRecord,
+  TaskAggregate,
   TaskRecord,
+  TaskSummary,
   ToolCallRecord,
 } from './taskStore.js';
 
@@ -94,6 +96,7 @@ export function modelCallFromRow(source: object, decode: DecodeJson): ModelCallR
     id: num(row, 'id'),
     taskId: str(row, 'task_id'),
     step: num(row, 'step'),
+    attempt: num(row, 'attempt'),
     agent: str(row, 'agent'),
     provider: str(row, 'provider'),
     requestedModel: str(row, 'requested_model'),
@@ -134,5 +137,39 @@ export function toolCallFromRow(source: object, decode: DecodeJson): ToolCallRec
     irreversible: row['irreversible'] === true || row['irreversible'] === 1,
     effect: decode(row['effect']),
     startedAt: str(row, 'started_at'),
+  };
+}
+
+/** A `task_summaries` row (SQLite's table, PostgreSQL's view of the run record) to its figures. */
+export function summaryFromRow(source: object): TaskSummary {
+  const row = source as Row;
+  return {
+    taskId: str(row, 'task_id'),
+    type: str(row, 'type'),
+    mode: str(row, 'mode'),
+    status: str(row, 'status'),
+    createdAt: str(row, 'created_at'),
+    latencyMs: row['latency_ms'] === null ? null : num(row, 'latency_ms'),
+    steps: num(row, 'steps'),
+    inputTokens: num(row, 'input_tokens'),
+    outputTokens: num(row, 'output_tokens'),
+    costUsd: num(row, 'cost_usd'),
+    approvalsAsked: num(row, 'approvals_asked'),
+    toolCalls: num(row, 'tool_calls'),
+  };
+}
+
+/** One type's grouped sums (`tasks`, `succeeded`, `steps`, `input`, `output`, `cost`) with its sorted latencies. */
+export function aggregateFromRow(source: object, latenciesMs: Float64Array): TaskAggregate {
+  const row = source as Row;
+  return {
+    type: str(row, 'type'),
+    tasks: num(row, 'tasks'),
+    succeeded: num(row, 'succeeded'),
+    steps: num(row, 'steps'),
+    inputTokens: num(row, 'input'),
+    outputTokens: num(row, 'output'),
+    costUsd: num(row, 'cost'),
+    latenciesMs,
   };
 }

@@ -52,6 +52,13 @@ export interface ModelCallRecord {
   latencyMs: number;
   startedAt: string;
   error: string | null;
+  /**
+   * Which try at this step the call was: 1 first, then one more each time the step's call is
+   * recorded again (a failed call repeated on resume). (task, step, attempt) is unique: recording
+   * one twice is refused (CONFLICT), so two processes running one task cannot both record a step's
+   * try. Left out on a write, the store takes the step's next.
+   */
+  attempt?: number;
 }
 
 export type ToolCallOutcome = 'ok' | 'error' | 'refused';
@@ -98,16 +105,104 @@ export interface TaskListFilter {
   type?: string;
 }
 
+/** The fields of a task that change while it runs. */
+export type TaskPatch = Partial<Pick<TaskRecord, 'status' | 'endedAt' | 'run' | 'startingState'>>;
+
+/** A question for a human as the task asks it; the store adds its status and, later, the decision. */
+export type ApprovalRequest = Omit<
+  ApprovalRecord,
+  'status' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'decision' | 'consumedBy'
+>;
+
+/**
+ * A write refused because the task's epoch has moved past the writer's: another process took the
+ * task over, or it was killed. Nothing was written; the writer must stop before its next call.
+ */
+export interface Fenced {
+  ok: false;
+  code: 'FENCED';
+  taskId: string;
+  /** The epoch the writer holds. */
+  epoch: number;
+  /** The task's epoch now; null when it has no ownership record at all. */
+  current: number | null;
+  message: string;
+}
+
+/** What a fenced write did: written (with what it returns), or refused with nothing written. */
+export type Fenceable<T> = { ok: true; value: T } | Fenced;
+
+/** A takeover: won, with the epoch every write of the new owner carries; or lost to `current`. */
+export type Claim = { ok: true; epoch: number } | { ok: false; current: TaskOwner | null };
+
+/**
+ * Who owns a task now, its epoch (0 before its first claim) and whether a kill was requested: the
+ * one read an owner needs before each call to know it may still make it.
+ */
+export interface Ownership {
+  owner: TaskOwner | null;
+  epoch: number;
+  killRequested: boolean;
+}
+
+/**
+ * The writes one owner of a task makes, bound to the task and the epoch its claim returned. Each
+ * write checks the task's epoch in the same transaction (PostgreSQL: under a share lock on the
+ * ownership row, so a takeover either waits for it or is seen by it) and is refused — FENCED,
+ * nothing written — once the epoch has moved.
+ */
+export interface TaskWriter {
+  readonly taskId: string;
+  readonly epoch: number;
+  appendEvent(type: string, data: unknown, at: Date): Promise<Fenceable<EventRecord>>;
+  /** `record.taskId` must be this writer's task (else INVALID_ARGUMENT is thrown). */
+  recordModelCall(record: ModelCallRecord): Promise<Fenceable<number>>;
+  /** `record.taskId` must be this writer's task (else INVALID_ARGUMENT is thrown). */
+  recordToolCall(record: ToolCallRecord): Promise<Fenceable<number>>;
+  updateTask(patch: TaskPatch): Promise<Fenceable<void>>;
+  requestApproval(request: ApprovalRequest, now: Date): Promise<Fenceable<ApprovalRecord>>;
+  consumeApproval(
+    tool: string,
+    argsSha256: string,
+    slot: string,
+    now: Date,
+  ): Promise<Fenceable<ApprovalRecord | undefined>>;
+  /**
+   * The heartbeat: stamps the owner record's `heartbeatAt`, only while this writer's claim holds
+   * the task — it can never overwrite a newer owner. FENCED tells a stalled owner it lost the task.
+   */
+  renewOwner(heartbeatAt: Date): Promise<Fenceable<void>>;
+  /**
+   * Changes the owner record under the same fence as {@link TaskWriter.renewOwner}: what an owner
+   * learns after its claim, such as the pids of the servers it started for the task.
+   */
+  updateOwner(patch: Partial<Pick<TaskOwner, 'serverPids'>>): Promise<Fenceable<void>>;
+  /**
+   * Clears the owner record if it is still this claim's — also after a kill fenced it, so a killed
+   * owner can say it has stopped. False when another process has claimed the task since.
+   */
+  releaseOwner(): Promise<boolean>;
+}
+
 /**
  * Everything the harness keeps about tasks. Every method is async so a PostgreSQL backend drops
  * in; the SQLite one answers synchronously inside. Events form one hash chain over the store.
+ *
+ * Ownership is fenced. A task's ownership record carries an epoch that grows on every takeover
+ * ({@link TaskStore.claimOwner}) and on every kill request ({@link TaskStore.requestKill}). The
+ * process that runs a task claims it (a new task: expected owner null), then makes every write
+ * of the task through {@link TaskStore.writer}`(taskId, epoch)`: events, model and tool call
+ * records, status, approvals, its heartbeat ({@link TaskWriter.renewOwner}) and its release at
+ * the end ({@link TaskWriter.releaseOwner}). Once another process claims the task or a kill is
+ * requested, every one of those writes is refused with FENCED and leaves no row; the owner stops
+ * before its next call. The unfenced writes below (`appendEvent`, `recordModelCall`, ...) are for
+ * writes no owner makes: a person's decision, a kill marking a task killed (through a writer at the
+ * epoch `requestKill` returned, when it should lose to a later takeover), a queued task's first
+ * event, a replay's own record.
  */
 export interface TaskStore {
   createTask(task: TaskRecord): Promise<void>;
-  updateTask(
-    id: string,
-    patch: Partial<Pick<TaskRecord, 'status' | 'endedAt' | 'run' | 'startingState'>>,
-  ): Promise<void>;
+  updateTask(id: string, patch: TaskPatch): Promise<void>;
   getTask(id: string): Promise<TaskRecord | undefined>;
   /** Newest first. */
   listTasks(filter?: TaskListFilter): Promise<TaskRecord[]>;
@@ -125,13 +220,7 @@ export interface TaskStore {
    * Records a question for a human; an open one for the same call (unexpired at `now`, the caller's
    * clock) is returned instead of a second.
    */
-  requestApproval(
-    approval: Omit<
-      ApprovalRecord,
-      'status' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'decision' | 'consumedBy'
-    >,
-    now: Date,
-  ): Promise<ApprovalRecord>;
+  requestApproval(approval: ApprovalRequest, now: Date): Promise<ApprovalRecord>;
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   listApprovals(filter?: { status?: ApprovalStatus; taskId?: string }): Promise<ApprovalRecord[]>;
   /** Approves or denies a pending approval, once; a second decision or an expired one is refused. */
@@ -150,15 +239,28 @@ export interface TaskStore {
     slot: string,
     now: Date,
   ): Promise<ApprovalRecord | undefined>;
+  /**
+   * Sets the owner record without claiming: no epoch, no fence.
+   * @deprecated The split-brain path (a stalled worker's heartbeat overwrote its successor): an
+   * owner claims ({@link TaskStore.claimOwner}), beats ({@link TaskWriter.renewOwner}) and
+   * releases ({@link TaskWriter.releaseOwner}). Kept until the engine is wired to those.
+   */
   setOwner(taskId: string, owner: TaskOwner | null): Promise<void>;
   /**
-   * Takes a task over from `expected` (the owner as read, or null), atomically: false when another
-   * process changed the owner meanwhile — so two workers never both take over a dead one's task.
+   * Takes a task over from `expected` (the owner as read, or null), atomically, and moves its
+   * epoch on: every write of a previous owner is fenced from here. Lost when another process
+   * changed the owner meanwhile — so two workers never both take over a dead one's task.
    */
-  claimOwner(taskId: string, expected: TaskOwner | null, next: TaskOwner): Promise<boolean>;
+  claimOwner(taskId: string, expected: TaskOwner | null, next: TaskOwner): Promise<Claim>;
+  /** The writes of the owner that claimed `taskId` at `epoch`, each refused once the epoch moves. */
+  writer(taskId: string, epoch: number): TaskWriter;
   getOwner(taskId: string): Promise<TaskOwner | null>;
-  /** A durable kill request; the owner checks it when signalled and before each call. */
-  requestKill(taskId: string, at: Date): Promise<void>;
+  getOwnership(taskId: string): Promise<Ownership>;
+  /**
+   * A durable kill request; the owner checks it when signalled and before each call. It moves the
+   * epoch on, so the owner's writes are fenced from here; returns the new epoch.
+   */
+  requestKill(taskId: string, at: Date): Promise<number>;
   killRequested(taskId: string): Promise<boolean>;
   /** The global stop: while set, no new task starts. */
   setGlobalStop(stop: { by: string; at: string } | null): Promise<void>;

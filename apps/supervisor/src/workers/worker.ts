@@ -126,7 +126,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         worker: options.id,
         heartbeatAt: new Date(options.clock.now()).toISOString(),
       });
-      if (!claimed) return log(`${task.id}: another worker took it over first`);
+      if (!claimed.ok) return log(`${task.id}: another worker took it over first`);
       log(`${task.id}: resuming (${job.reason})`);
       const { run } = await resumeTask({ ...common, taskId: task.id, reason: job.reason });
       return log(`${task.id}: ${run.status} — ${run.outcome.message}`);

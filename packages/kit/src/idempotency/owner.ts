@@ -18,10 +18,12 @@ export const ownerEnvName = 'KEEL_CLAIM_OWNER';
  * True only when `owner` is a process of this host and pid namespace that no longer exists, and no
  * process it started (a git or a test run, which outlive a SIGKILLed server in their own process
  * groups) still runs: its claim can be recovered now instead of when its lease runs out. Anything
- * uncertain (another machine, another container, no /proc, a pid reused by a live process) is
- * false, and the lease decides.
+ * uncertain (another machine, another container, no /proc) is false, and the lease decides. With
+ * the owner's `startTime` (its {@link processStartTime} when it wrote the claim), a live process
+ * that reuses the pid but started at another time is told apart from the owner; without it, a live
+ * pid counts as the owner.
  */
-export function ownerIsGone(owner: string): boolean {
+export function ownerIsGone(owner: string, options: { startTime?: string } = {}): boolean {
   const match = /^(\d+):[^@]*@(.*)\/([^/]+)$/.exec(owner);
   if (match === null) return false;
   const [, pid, host, namespace] = match;
@@ -29,11 +31,29 @@ export function ownerIsGone(owner: string): boolean {
   if (host !== hostname() || here === undefined || namespace !== here) return false;
   try {
     process.kill(Number(pid), 0);
-    return false;
+    const started = options.startTime === undefined ? undefined : processStartTime(Number(pid));
+    if (started === undefined || started === options.startTime) return false;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') return false;
   }
   return !leftoversRunning(owner);
+}
+
+/**
+ * When a process started, as `BOOT:TICKS` (Linux: the boot id and the start time in clock ticks
+ * from /proc/PID/stat), or undefined where that cannot be read (no /proc, no such process). Beside
+ * a pid it names one process: a pid reused later gets another start time.
+ */
+export function processStartTime(pid: number = process.pid): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces and parentheses); starttime is field 22.
+    const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return ticks === undefined ? undefined : `${boot}:${ticks}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether any process still carries `owner` in its environment (unreadable ones count as not). */

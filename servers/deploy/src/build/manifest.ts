@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { canonicalJson, KeelError, sha256Hex } from '@keel/kit';
+import { quotedName } from '../text/names.js';
 
 /** One entry of a build or release tree. Paths use `/` and are relative to the tree's top. */
 export interface ManifestEntry {
@@ -77,7 +78,7 @@ export async function scanTree(root: string, maxFiles: number, signal?: AbortSig
       } else {
         throw new KeelError(
           'PRECONDITION_FAILED',
-          `the build holds '${rel}', which is not a file, directory or symlink`,
+          `the build holds ${quotedName(rel)}, which is not a file, directory or symlink`,
           {
             hint: 'Remove sockets, FIFOs and devices from the build output.',
           },

@@ -63,9 +63,13 @@ const environmentSchema = z
         requiresApproval: z.boolean().default(false),
         keep: z.number().int().min(1).max(100).default(5),
         health: healthSchema.optional(),
+        allowExternalLinks: z
+          .boolean()
+          .default(false)
+          .describe('release build symlinks that point outside the build (listed as plan warnings)'),
       })
       .strict()
-      .default({ requiresApproval: false, keep: 5 }),
+      .default({ requiresApproval: false, keep: 5, allowExternalLinks: false }),
     lock: z
       .object({ leaseSeconds: z.number().int().min(1).max(86_400).default(60) })
       .strict()
@@ -96,7 +100,13 @@ export interface EnvironmentConfig {
   /** As written in the config, for display. */
   buildAsWritten: string;
   target: DirectoryTargetConfig | CommandTargetConfig;
-  policy: { requiresApproval: boolean; keep: number; health: HealthConfig | undefined };
+  policy: {
+    requiresApproval: boolean;
+    keep: number;
+    health: HealthConfig | undefined;
+    /** Present (true) only when the config allows build symlinks that leave the build. */
+    allowExternalLinks?: true;
+  };
   lock: { leaseSeconds: number };
 }
 
@@ -234,6 +244,8 @@ function resolveEnvironment(name: string, env: EnvironmentInput, projectRoot: st
       requiresApproval: env.policy.requiresApproval,
       keep: env.policy.keep,
       health: env.policy.health,
+      // Only when set, so configs without it keep their hash (and their plans stay valid).
+      ...(env.policy.allowExternalLinks ? { allowExternalLinks: true as const } : {}),
     },
     lock: { leaseSeconds: env.lock.leaseSeconds },
   };

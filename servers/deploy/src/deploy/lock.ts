@@ -1,11 +1,11 @@
-import { hostname } from 'node:os';
-import type { StateStore } from '@keel/kit';
+import { ownerIsGone, type StateStore } from '@keel/kit';
 
 /** Who holds an environment's lock and what they are doing; kept in the state store under `lock/<env>`. */
 export interface LockHolder {
+  /** The holding server as the kit names its owners (`PID:RANDOM@HOST/PIDNS`). */
   owner: string;
-  host: string;
-  pid: number;
+  /** The holder's process start time, which tells it from a later process that got its pid. */
+  startTime?: string;
   operation: 'apply' | 'rollback';
   planId: string | null;
   acquiredAt: number;
@@ -15,20 +15,18 @@ export interface LockHolder {
 
 export type Acquired = { ok: true; lock: EnvironmentLock } | { ok: false; holder: LockHolder };
 
-/** Whether a holder is a process on this host that no longer runs (killed mid-deploy). */
-export function holderIsDead(holder: LockHolder): boolean {
-  if (holder.host !== hostname()) return false;
-  try {
-    process.kill(holder.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+/**
+ * Whether a holder is certainly gone: a process of this host and pid namespace that no longer runs
+ * (or whose pid another process now has), with nothing it started still running. Anything the
+ * check cannot be sure of (another machine or container, an older holder record) waits for the lease.
+ */
+export function holderIsGone(holder: LockHolder): boolean {
+  return ownerIsGone(holder.owner, holder.startTime === undefined ? {} : { startTime: holder.startTime });
 }
 
 /**
- * An environment's deploy lock: a state entry with a lease, renewed while held. A holder on this host
- * whose process is gone is taken over at once; one elsewhere only when its lease runs out.
+ * An environment's deploy lock: a state entry with a lease, renewed while held. A holder that is
+ * certainly gone ({@link holderIsGone}) is taken over at once; any other only when its lease runs out.
  */
 export class EnvironmentLock {
   readonly #store: StateStore;
@@ -58,6 +56,7 @@ export class EnvironmentLock {
     environment: string,
     request: {
       owner: string;
+      startTime: string | undefined;
       operation: LockHolder['operation'];
       planId: string | null;
       leaseMs: number;
@@ -67,8 +66,7 @@ export class EnvironmentLock {
     const key = `lock/${environment}`;
     const holder: LockHolder = {
       owner: request.owner,
-      host: hostname(),
-      pid: process.pid,
+      ...(request.startTime === undefined ? {} : { startTime: request.startTime }),
       operation: request.operation,
       planId: request.planId,
       acquiredAt: request.now,
@@ -87,7 +85,7 @@ export class EnvironmentLock {
         expected = 0;
         continue;
       }
-      if (!holderIsDead(current.value)) return { ok: false, holder: current.value };
+      if (!holderIsGone(current.value)) return { ok: false, holder: current.value };
       expected = current.version;
     }
     throw new Error(`the lock '${key}' kept changing hands while being acquired`);

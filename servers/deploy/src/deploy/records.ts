@@ -15,6 +15,8 @@ export interface PlanRecord {
   createdAt: number;
   /** What the plan changes, for the question a person is asked before applying it. */
   summary?: { added: number; changed: number; removed: number; unchanged: number; bytes: number };
+  /** What the build warns about (symlinks allowed out of it), shown to the person who approves. */
+  warnings?: string[];
 }
 
 /** An environment's history counters (`env/<name>`). */
@@ -146,6 +148,22 @@ export function recordApplyOps(options: {
       { kind: 'delete', key: keys.attempt(environment) },
     ],
   };
+}
+
+/**
+ * The writes that drop an apply that never went live: its attempt, the manifest kept for it and the
+ * approval it spent, which a drop gives back (an approval is spent only by the switch it allowed).
+ */
+export function dropApplyOps(
+  environment: string,
+  attempt: AttemptRecord & { operation: 'apply' },
+): Array<{ kind: 'delete'; key: string }> {
+  const ops = [
+    { kind: 'delete' as const, key: keys.attempt(environment) },
+    { kind: 'delete' as const, key: keys.manifest(environment, attempt.releaseId) },
+  ];
+  if (attempt.nonce !== null) ops.push({ kind: 'delete', key: keys.nonce(attempt.nonce) });
+  return ops;
 }
 
 /** The writes that record a finished rollback. */

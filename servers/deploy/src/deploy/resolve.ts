@@ -1,5 +1,6 @@
-import type { StateOp, StateStore } from '@keel/kit';
+import type { StateStore } from '@keel/kit';
 import {
+  dropApplyOps,
   emptyEnvironment,
   keys,
   recordApplyOps,
@@ -70,12 +71,7 @@ export async function resolveInterrupted(
       : { ok: false, message: 'the state changed meanwhile; run resolve again' };
   }
   if (live === attempt.baseRelease) {
-    const ops: StateOp[] = [
-      { kind: 'delete', key: keys.attempt(environment) },
-      { kind: 'delete', key: keys.manifest(environment, attempt.releaseId) },
-    ];
-    if (attempt.nonce !== null) ops.push({ kind: 'delete', key: keys.nonce(attempt.nonce) });
-    await store.commit(ops);
+    await store.commit(dropApplyOps(environment, attempt));
     return {
       ok: true,
       message: `dropped the interrupted deploy of '${attempt.releaseId}'; '${name(live)}' stays live and the plan can be applied again`,

@@ -1,5 +1,6 @@
 import type { ToolContext } from '@keel/kit';
 import type { Manifest } from '../build/manifest.js';
+import { quotedName } from '../text/names.js';
 
 export interface PreparedRelease {
   /** Files copied from the build. */
@@ -12,7 +13,7 @@ export interface PreparedRelease {
 /** The build changed between planning (or the start of the apply) and the copy. */
 export class BuildChangedError extends Error {
   constructor(readonly file: string) {
-    super(`'${file}' changed while it was being deployed`);
+    super(`${quotedName(file)} changed while it was being deployed`);
   }
 }
 

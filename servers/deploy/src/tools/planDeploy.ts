@@ -2,6 +2,7 @@ import { budgetArg, defineTool, ok, truncationSchema, type AnyTool, type Truncat
 import * as z from 'zod';
 import type { DiffGroup } from '../build/manifest.js';
 import type { Deployer } from '../deploy/deployer.js';
+import { shownName } from '../text/names.js';
 import { environmentArg } from './args.js';
 
 const groupSchema = z.object({
@@ -68,7 +69,7 @@ export function planDeployTool(deployer: Deployer): AnyTool {
         ['~', out.files.changed],
         ['-', out.files.removed],
       ] as const) {
-        for (const file of group.paths) lines.push(`  ${label} ${file}`);
+        for (const file of group.paths) lines.push(`  ${label} ${shownName(file)}`);
         if (group.truncated !== undefined)
           lines.push(`  ${label} … ${group.count - group.paths.length} more`);
       }

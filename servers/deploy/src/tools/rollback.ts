@@ -10,7 +10,7 @@ export function rollbackTool(deployer: Deployer): AnyTool {
     name: 'rollback',
     title: 'Roll back',
     description:
-      'Switches an environment back to an earlier release in one step: the named releaseId, or else the newest release before the live one that went live itself. Rolling back to the release that is already live changes nothing (changed: false). Plans made before a rollback go stale. Runs the health check afterwards and reports it.',
+      'Switches an environment back to an earlier release in one step: the named releaseId, or else the newest release before the live one that went live and passed its health check (or had none). Rolling back to the release that is already live changes nothing (changed: false). Plans made before a rollback go stale. Runs the health check afterwards and reports it.',
     input: z.object({
       environment: environmentArg,
       releaseId: z

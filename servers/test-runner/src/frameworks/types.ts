@@ -1,5 +1,18 @@
-/** The frameworks this server knows how to run. */
-export const frameworkNames = ['vitest', 'jest', 'node-test', 'mocha', 'pytest', 'go', 'cargo'] as const;
+import type { CommandSpec } from './command.js';
+
+/** The frameworks this server knows how to run (`command`: a test command run as it is). */
+export const frameworkNames = [
+  'vitest',
+  'jest',
+  'node-test',
+  'mocha',
+  'tape',
+  'node-tap',
+  'pytest',
+  'go',
+  'cargo',
+  'command',
+] as const;
 export type FrameworkName = (typeof frameworkNames)[number];
 
 /** A test project: one framework in one directory. */
@@ -15,6 +28,8 @@ export interface Project {
   detectedBy: string;
   /** A launcher from the human-written config file, replacing the template's program and leading arguments. */
   launcher?: readonly string[];
+  /** For framework `command`: what runs and how its output is read. */
+  command?: CommandSpec;
 }
 
 /** What to run: files (real paths inside the project) and a name filter in the framework's own syntax. */
@@ -104,6 +119,8 @@ export interface FrameworkAdapter {
   /** Which reporter or output format is read (for docs and detect_projects). */
   reporter: string;
   planRun(selection: Selection, context: PlanContext): Promise<CommandPlan>;
+  /** Called right before a run (not for detect_projects' preview): clears what a stale run left. */
+  beforeRun?(context: PlanContext): Promise<void>;
   parseRun(process: RawProcess, context: PlanContext): Promise<ParsedRun>;
   planList?(context: PlanContext): Promise<CommandPlan>;
   parseList?(

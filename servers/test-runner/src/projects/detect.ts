@@ -2,14 +2,26 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PathJail } from '@keel/kit';
+import type { CommandSpec } from '../frameworks/command.js';
 import type { FrameworkName, Project } from '../frameworks/types.js';
+import { argumentsOf, scriptCommands } from './scripts.js';
 
-/** A project declared by a person in the server's config file; its launcher replaces the template's program. */
+/**
+ * A project declared by a person (config file or `--command`): a framework with an optional
+ * launcher that replaces the template's program, or (framework `command`) a named test command.
+ */
 export interface ConfiguredProject {
   dir: string;
   framework: FrameworkName;
   launcher?: readonly string[];
+  /** For framework `command`: the project's name (its id is `<dir>:<name>`) and what it runs. */
+  name?: string;
+  command?: CommandSpec;
 }
+
+/** Scripts that run other packages' tests (a monorepo root), which are projects of their own. */
+const orchestrator =
+  /\b(turbo|lerna|nx)\b|\s(-r|--recursive|--filter|-F|--workspaces?|-ws)\b|\bworkspaces?\s/;
 
 const skipDirs = new Set([
   'node_modules',
@@ -64,8 +76,16 @@ export async function detectProjects(
     }
     const names = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
     const found = await detectIn(dir, names, pytestAbove);
-    for (const { framework, detectedBy } of found) {
-      projects.push(makeProject(jail, dir, framework, detectedBy));
+    for (const { framework, detectedBy, command } of found) {
+      const project = makeProject(
+        jail,
+        dir,
+        framework,
+        detectedBy,
+        command === undefined ? undefined : 'npm-test',
+      );
+      if (command !== undefined) project.command = command;
+      projects.push(project);
     }
     if (depth >= detectLimits.maxDepth) return;
     const children = entries
@@ -85,8 +105,9 @@ export async function detectProjects(
   for (const entry of configured) {
     const resolved = await jail.resolve(entry.dir);
     if (!resolved.ok || !resolved.value.exists) continue;
-    const project = makeProject(jail, resolved.value.real, entry.framework, 'config file');
+    const project = makeProject(jail, resolved.value.real, entry.framework, 'config file', entry.name);
     if (entry.launcher !== undefined) project.launcher = entry.launcher;
+    if (entry.command !== undefined) project.command = entry.command;
     const at = projects.findIndex((p) => p.id === project.id);
     if (at === -1) projects.push(project);
     else projects[at] = project;
@@ -95,17 +116,26 @@ export async function detectProjects(
   return { projects, capped };
 }
 
-function makeProject(jail: PathJail, dir: string, framework: FrameworkName, detectedBy: string): Project {
+function makeProject(
+  jail: PathJail,
+  dir: string,
+  framework: FrameworkName,
+  detectedBy: string,
+  name?: string,
+): Project {
   const displayDir = jail.display(dir);
-  return { id: `${displayDir}:${framework}`, framework, dir, displayDir, detectedBy };
+  return { id: `${displayDir}:${name ?? framework}`, framework, dir, displayDir, detectedBy };
 }
 
-async function detectIn(
-  dir: string,
-  files: ReadonlySet<string>,
-  pytestAbove: boolean,
-): Promise<Array<{ framework: FrameworkName; detectedBy: string }>> {
-  const found: Array<{ framework: FrameworkName; detectedBy: string }> = [];
+interface Found {
+  framework: FrameworkName;
+  detectedBy: string;
+  command?: CommandSpec;
+}
+
+async function detectIn(dir: string, files: ReadonlySet<string>, pytestAbove: boolean): Promise<Found[]> {
+  const found: Found[] = [];
+  let npmTest: Found | undefined;
   const configFile = (prefix: string) => [...files].find((f) => f.startsWith(prefix));
   if (files.has('package.json')) {
     const manifest = await readJsonObject(path.join(dir, 'package.json'));
@@ -130,10 +160,27 @@ async function detectIn(
     }
     if (/\bnode\b(\s+--?[\w-]+(=\S+)?)*\s+--test\b/.test(testScript))
       named.push({ framework: 'node-test', detectedBy: 'package.json' });
+    // tape and node-tap are often behind `npm run tests-only` and nyc: follow the scripts.
+    const commands = scriptCommands(asRecord(manifest?.['scripts']));
+    for (const [framework, program] of [
+      ['tape', 'tape'],
+      ['node-tap', 'tap'],
+    ] as const) {
+      if (argumentsOf(commands, program) !== undefined) named.push({ framework, detectedBy: 'package.json' });
+      else if (program in deps) byDependency.push(framework);
+    }
     found.push(...named);
     const delegatingScript = testScript.trim() !== '' && !/no test specified/.test(testScript);
     if (named.length === 0 && delegatingScript)
       for (const framework of byDependency) found.push({ framework, detectedBy: 'package.json' });
+    // A test script in no framework this server knows still runs as `npm test`, unless it only runs
+    // the workspace's packages (each found on its own).
+    if (found.length === 0 && delegatingScript && !orchestrator.test(` ${testScript}`))
+      npmTest = {
+        framework: 'command',
+        detectedBy: 'package.json scripts.test',
+        command: { argv: ['npm', 'test'], format: 'auto' },
+      };
   }
   if (files.has('pytest.ini')) found.push({ framework: 'pytest', detectedBy: 'pytest.ini' });
   else if (
@@ -150,6 +197,7 @@ async function detectIn(
   if (files.has('go.mod')) found.push({ framework: 'go', detectedBy: 'go.mod' });
   if (files.has('Cargo.toml') && (await fileMatches(path.join(dir, 'Cargo.toml'), /^\[package\]/m)))
     found.push({ framework: 'cargo', detectedBy: 'Cargo.toml' });
+  if (found.length === 0 && npmTest !== undefined) found.push(npmTest);
   return found;
 }
 

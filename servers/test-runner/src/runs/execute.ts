@@ -5,10 +5,12 @@ import {
   canonicalJson,
   defaultEnvAllowlist,
   fail,
+  KeelError,
   ok,
   sha256Hex,
   type Outcome as KitOutcome,
   type PathJail,
+  type Sandbox,
   type ToolContext,
 } from '@keel/kit';
 import { adapters } from '../frameworks/registry.js';
@@ -16,6 +18,7 @@ import type { ParsedRun, PlanContext, Project, Selection, TestResult } from '../
 import { detectProjects, type ConfiguredProject } from '../projects/detect.js';
 import { hashInputs } from './inputHash.js';
 import type { ErrorRecord, FailureRecord, FileSummary, Outcome, RunRecord, Totals } from './record.js';
+import { runSandboxed } from './sandboxed.js';
 import { newRunId, type RunStore } from './store.js';
 
 /** What the run tools share: the store, the server's environment, and the human-written project config. */
@@ -30,6 +33,8 @@ export interface RunnerDeps {
   captureBytes: number;
   /** Real directories left out of the inputs hash: the server's own state, which every run changes. */
   excludeFromHash: readonly string[];
+  /** Where every command this server starts runs: the code it executes is the agent's. */
+  sandbox: Sandbox;
 }
 
 /** Variables every run gets, so runners behave as in CI: no colours, no watch mode, no prompts. */
@@ -45,7 +50,7 @@ export async function resolveProject(
   const ids = projects.map((p) => p.id);
   if (projects.length === 0) {
     return fail('NOT_FOUND', 'no test project was found under the roots', {
-      hint: 'A project is a directory with vitest/jest/mocha in package.json, a node --test script, pytest config, go.mod or Cargo.toml.',
+      hint: 'A project is a directory with vitest/jest/mocha/tape/tap in package.json, a node --test script, any other scripts.test (run as npm test), pytest config, go.mod or Cargo.toml; or one declared with --command or --config.',
     });
   }
   if (projectId === undefined) {
@@ -133,6 +138,11 @@ export async function executeRun(
   const scratchDir = await mkdtemp(path.join(tmpdir(), 'keel-test-run-'));
   const planContext: PlanContext = { project, scratchDir, nodePath: deps.nodePath };
   try {
+    const confinement = await deps.sandbox.status();
+    if (!confinement.ok) {
+      const { code, message, hint, retryable } = confinement.error;
+      throw new KeelError(code, message, { hint, retryable });
+    }
     const plan = await adapter.planRun(selection, planContext);
     const envAllowlist = [...defaultEnvAllowlist, ...plan.envAllowlist];
     const env = { ...runEnv, ...plan.env };
@@ -142,7 +152,7 @@ export async function executeRun(
       project.dir,
       ctx.jail,
       async (args, cwd) => {
-        const result = await ctx.run({
+        const result = await runSandboxed(ctx, deps.sandbox, {
           command: 'git',
           args,
           cwd,
@@ -166,6 +176,8 @@ export async function executeRun(
         env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, stable(v)])),
         serverEnv: Object.fromEntries(envAllowlist.map((name) => [name, deps.env[name] ?? null])),
         inputs: inputs?.hash ?? null,
+        // A run outside the sandbox is never served as if it had run inside (nor the other way round).
+        sandbox: confinement.value.kind,
       }),
     );
     const cacheable = inputs !== undefined;
@@ -176,6 +188,7 @@ export async function executeRun(
       if (stored !== undefined) return { record: stored, cached: true };
     }
 
+    await adapter.beforeRun?.(planContext);
     const started = Date.now();
     let outputBytes = 0;
     let tick = 0;
@@ -191,10 +204,11 @@ export async function executeRun(
     heartbeat.unref();
     let proc;
     try {
-      proc = await ctx.run({
+      proc = await runSandboxed(ctx, deps.sandbox, {
         command: plan.command,
         args: plan.args,
         cwd: project.dir,
+        scratch: [scratchDir],
         timeoutMs: options.timeoutMs,
         // A timed-out run is a result: its partial output and load errors are what the caller needs.
         onTimeout: 'result',
@@ -232,6 +246,7 @@ export async function executeRun(
       durationMs: proc.durationMs,
       exitCode: proc.exitCode,
       command: [path.basename(plan.command), ...plan.args.map(stable)],
+      sandbox: proc.sandbox,
       stdout: proc.stdout.text,
       stderr: proc.stderr.text,
     };

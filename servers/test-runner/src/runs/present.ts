@@ -1,7 +1,22 @@
-import { budgetArg, createHeadTailBuffer, truncationSchema } from '@keel/kit';
+import { budgetArg, createHeadTailBuffer, truncationSchema, type SandboxStatus } from '@keel/kit';
 import * as z from 'zod';
 import { frameworkNames } from '../frameworks/types.js';
 import { outcomes, type RunRecord } from './record.js';
+import { describeSandbox } from './sandboxed.js';
+
+export const sandboxSchema = z
+  .object({
+    kind: z
+      .enum(['bwrap', 'none'])
+      .describe('`bwrap`: confined by bubblewrap; `none`: ran with the server’s own access.'),
+    reason: z.string().optional().describe('Why it was not sandboxed.'),
+  })
+  .describe('What confined the code this ran (network off, only the roots writable, no HOME).');
+
+/** The sandbox a stored run had; runs stored before there was one read as unsandboxed. */
+export function sandboxOf(record: Pick<RunRecord, 'sandbox'>): SandboxStatus {
+  return record.sandbox ?? { kind: 'none', reason: 'the run was recorded before runs were sandboxed' };
+}
 
 export const projectRefSchema = z.object({
   id: z.string().describe('Project id: `<dir>:<framework>`.'),
@@ -52,6 +67,7 @@ export const runResultSchema = z.object({
   durationMs: z.number(),
   exitCode: z.number().nullable(),
   command: z.array(z.string()).describe('What was run (report files under <scratch>).'),
+  sandbox: sandboxSchema,
   failures: z.array(failureSchema),
   failuresTruncated: truncationSchema.optional(),
   errors: z.array(errorSchema).describe('Suites that failed to load or compile, crashes.'),
@@ -105,6 +121,7 @@ export function presentRun(
     durationMs: record.durationMs,
     exitCode: record.exitCode,
     command: record.command,
+    sandbox: sandboxOf(record),
     failures: record.failures.slice(0, budget.maxFailures),
     errors: record.errors.slice(0, 10),
     files: record.files.slice(0, maxFilesShown),
@@ -129,6 +146,7 @@ export function renderRun(result: RunResult): string {
     `${result.project.id}: ${result.outcome.toUpperCase()}${result.cached ? ' (cached)' : ''} — ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped of ${t.total} in ${result.durationMs} ms [${result.runId}]`,
   ];
   if (result.reason !== undefined) lines.push(`reason: ${result.reason}`);
+  lines.push(describeSandbox(result.sandbox));
   for (const error of result.errors)
     lines.push(`ERROR ${error.file ?? ''}\n  ${error.message.split('\n').join('\n  ')}`);
   for (const failure of result.failures) {

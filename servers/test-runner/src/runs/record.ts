@@ -1,3 +1,4 @@
+import type { SandboxStatus } from '@keel/kit';
 import type { FrameworkName } from '../frameworks/types.js';
 
 export const outcomes = ['passed', 'failed', 'error', 'timeout', 'no_tests'] as const;
@@ -50,6 +51,11 @@ export interface RunRecord {
   durationMs: number;
   exitCode: number | null;
   command: string[];
+  /**
+   * What confined the run. Absent on runs stored before runs were sandboxed, which read as
+   * unsandboxed.
+   */
+  sandbox?: SandboxStatus;
   failures: FailureRecord[];
   /** Exact identities of failed tests for re-running them. */
   failedSelectors: Array<{ name: string; file?: string }>;

@@ -8,6 +8,8 @@ import { adapters } from '../frameworks/registry.js';
 import { frameworkNames } from '../frameworks/types.js';
 import { detectProjects } from '../projects/detect.js';
 import type { RunnerDeps } from '../runs/execute.js';
+import { sandboxSchema } from '../runs/present.js';
+import { describeSandbox, runSandboxed } from '../runs/sandboxed.js';
 
 /** `detect_projects`: the test projects under the roots, with framework, version and the command a run uses. */
 export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
@@ -15,7 +17,7 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
     name: 'detect_projects',
     title: 'Detect test projects',
     description:
-      'Finds the test projects under the roots (vitest, jest, node:test, mocha, pytest, go, cargo; several per monorepo) and says for each the framework, its installed version, what gave it away, the reporter read, and the command run_tests will run.',
+      'Finds the test projects under the roots (vitest, jest, node:test, mocha, tape, node-tap, pytest, go, cargo, a package.json test script run as npm test, or a declared command; several per monorepo) and says for each the framework, its installed version, what gave it away, the reporter read, and the command run_tests will run; and whether runs are sandboxed.',
     input: z.object({
       limit: budgetArg({ default: 50, max: 500, unit: 'items', what: 'projects' }),
       cursor: cursorArg,
@@ -37,6 +39,12 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
         }),
       ),
       total: z.number(),
+      sandbox: sandboxSchema.or(
+        z.object({
+          kind: z.literal('refused'),
+          reason: z.string().describe('Why runs will be refused, and how to allow them.'),
+        }),
+      ),
       capped: z
         .boolean()
         .describe('True when the directory walk hit its cap; deeper projects may be missing.'),
@@ -45,20 +53,22 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
     effect: 'read',
     cursorIgnores: ['limit'],
     render: (out) =>
-      out.projects.length === 0
-        ? 'no test projects found'
-        : out.projects
-            .map(
+      [
+        ...(out.projects.length === 0
+          ? ['no test projects found']
+          : out.projects.map(
               (p) =>
                 `${p.id} ${p.version ?? '?'} — ${p.command.join(' ')}${p.problem === undefined ? '' : ` (${p.problem})`}`,
-            )
-            .join('\n'),
+            )),
+        out.sandbox.kind === 'refused' ? `REFUSED: ${out.sandbox.reason}` : describeSandbox(out.sandbox),
+      ].join('\n'),
     handler: async (input, ctx) => {
       const detection = await detectProjects(ctx.jail, deps.configured);
       const page = ctx.list(detection.projects, { limit: input.limit, cursor: input.cursor });
       if (!page.ok) return page;
+      const confinement = await deps.sandbox.status();
       const probe = async (command: string, args: readonly string[], cwd: string) => {
-        const result = await ctx.run({
+        const result = await runSandboxed(ctx, deps.sandbox, {
           command,
           args,
           cwd,
@@ -105,6 +115,13 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
       return ok({
         projects,
         total: page.value.total,
+        // Said here too, so a caller can check before a task that its test runs will be allowed.
+        sandbox: confinement.ok
+          ? confinement.value
+          : {
+              kind: 'refused' as const,
+              reason: `${confinement.error.message}${confinement.error.hint === undefined ? '' : ` — ${confinement.error.hint}`}`,
+            },
         capped: detection.capped,
         ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
       });

@@ -7,8 +7,11 @@ import {
   failureSchema,
   fileSummarySchema,
   projectRefSchema,
+  sandboxOf,
+  sandboxSchema,
   totalsSchema,
 } from '../runs/present.js';
+import { describeSandbox } from '../runs/sandboxed.js';
 import { outcomes } from '../runs/record.js';
 import { loadRun } from '../runs/store.js';
 
@@ -43,6 +46,7 @@ export function getRunTool(deps: RunnerDeps): TestRunnerTool {
       reason: z.string().optional(),
       totals: totalsSchema,
       durationMs: z.number(),
+      sandbox: sandboxSchema,
       section: z.enum(sections),
       failures: z.array(failureSchema).optional(),
       errors: z.array(errorSchema).optional(),
@@ -67,6 +71,7 @@ export function getRunTool(deps: RunnerDeps): TestRunnerTool {
         ...(record.reason === undefined ? {} : { reason: record.reason }),
         totals: record.totals,
         durationMs: record.durationMs,
+        sandbox: sandboxOf(record),
         section: input.section,
       };
       if (input.section === 'stdout' || input.section === 'stderr') {
@@ -100,6 +105,7 @@ function renderGetRun(out: {
   reason?: string | undefined;
   totals: { total: number; passed: number; failed: number; skipped: number };
   durationMs: number;
+  sandbox: { kind: 'bwrap' | 'none'; reason?: string | undefined };
   section: (typeof sections)[number];
   failures?:
     | Array<{ name: string; file?: string | undefined; line?: number | undefined; message: string }>
@@ -115,6 +121,7 @@ function renderGetRun(out: {
     `${out.project.id}: ${out.outcome.toUpperCase()} — ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped of ${t.total} in ${out.durationMs} ms [${out.runId}]`,
   ];
   if (out.reason !== undefined) lines.push(`reason: ${out.reason}`);
+  lines.push(describeSandbox(out.sandbox));
   const indent = (text: string) => `  ${text.split('\n').join('\n  ')}`;
   switch (out.section) {
     case 'failures':

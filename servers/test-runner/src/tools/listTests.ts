@@ -6,7 +6,8 @@ import * as z from 'zod';
 import { defineProjectTool, type TestRunnerTool } from '../projects/prepare.js';
 import { adapters } from '../frameworks/registry.js';
 import type { RunnerDeps } from '../runs/execute.js';
-import { errorSchema, projectRefSchema } from '../runs/present.js';
+import { errorSchema, projectRefSchema, sandboxSchema } from '../runs/present.js';
+import { describeSandbox, runSandboxed } from '../runs/sandboxed.js';
 import { projectArg } from './runTests.js';
 
 /** `list_tests`: the tests a framework discovers without running them, paged. */
@@ -27,6 +28,7 @@ export function listTestsTool(deps: RunnerDeps): TestRunnerTool {
         z.object({ name: z.string(), file: z.string().optional(), line: z.number().optional() }),
       ),
       total: z.number(),
+      sandbox: sandboxSchema,
       errors: z.array(errorSchema).describe('Files that failed to be collected.'),
       truncated: truncationSchema.optional(),
     }),
@@ -36,6 +38,7 @@ export function listTestsTool(deps: RunnerDeps): TestRunnerTool {
     render: (out) =>
       [
         `${out.project.id}: ${out.total} tests`,
+        describeSandbox(out.sandbox),
         ...out.errors.map((e) => `ERROR ${e.file ?? ''} ${e.message}`),
         ...out.tests.map(
           (t) =>
@@ -58,10 +61,11 @@ export function listTestsTool(deps: RunnerDeps): TestRunnerTool {
       try {
         const context = { project: project, scratchDir, nodePath: deps.nodePath };
         const plan = await adapter.planList(context);
-        const proc = await ctx.run({
+        const proc = await runSandboxed(ctx, deps.sandbox, {
           command: plan.command,
           args: plan.args,
           cwd: project.dir,
+          scratch: [scratchDir],
           timeoutMs: 240_000,
           timeoutHint: 'Run a narrower set with run_tests.',
           maxOutputBytes: 16 * 1024 * 1024,
@@ -104,6 +108,7 @@ export function listTestsTool(deps: RunnerDeps): TestRunnerTool {
           },
           tests: page.value.items,
           total: page.value.total,
+          sandbox: proc.sandbox,
           errors: listed.errors.map((e) => ({ ...display(e.file), message: e.message })),
           ...(page.value.truncated === undefined ? {} : { truncated: page.value.truncated }),
         });

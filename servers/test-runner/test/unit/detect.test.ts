@@ -54,6 +54,8 @@ describe('project detection', () => {
       ['go:go', 'go.mod'],
       ['lib:mocha', 'package.json'],
       ['loose:pytest', 'conftest.py'],
+      // A test script in no framework the server knows runs as `npm test`.
+      ['plain:npm-test', 'package.json scripts.test'],
       ['py:pytest', 'pyproject.toml'],
       ['rust:cargo', 'Cargo.toml'],
       ['tox:pytest', 'tox.ini'],

@@ -79,7 +79,21 @@ async function pytestSuite(dir) {
 async function connect(root, stateDir) {
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: [bin, '--root', root, '--state-dir', stateDir, '--log-level', 'error'],
+    // The fixture's node_modules is a link to the server package's (and pnpm's store above it): the
+    // sandbox must see them to run vitest, as a project's own node_modules inside its root would be.
+    args: [
+      bin,
+      '--root',
+      root,
+      '--state-dir',
+      stateDir,
+      '--log-level',
+      'error',
+      '--sandbox-expose',
+      path.join(serverDir, 'node_modules'),
+      '--sandbox-expose',
+      path.join(serverDir, '..', '..', 'node_modules'),
+    ],
     stderr: 'ignore',
   });
   const client = new Client({ name: 'keel-bench', version: '0.0.0' });
