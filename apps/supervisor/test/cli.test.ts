@@ -363,6 +363,18 @@ describe('first steps', () => {
     });
   });
 
+  it('approving what does not exist names the command that lists what waits, with the config it used', async () => {
+    const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
+    expect((await keel(['init'], repo.dir)).code).toBe(0);
+    const elsewhere = await tempDir('keel-elsewhere-');
+    const config = path.join(repo.dir, 'keel.config.yaml');
+    expect(await keel(['approve', 'ap-0123456789', '--as', 'ada', '-c', config], elsewhere)).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `keel: no approval 'ap-0123456789'\nhint: \`${prefix} approvals -c ${config}\` lists what waits (nothing now)\n`,
+    });
+  });
+
   it('keel audit with a config but no subcommand names the one it has, runnable as printed', async () => {
     const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
     expect((await keel(['init'], repo.dir)).code).toBe(0);
