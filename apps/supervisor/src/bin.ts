@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createSilentLogger } from '@keel/kit';
 import { startTelemetry } from '@keel/kit/otel';
 import { runCli } from './cli/main.js';
@@ -46,6 +47,7 @@ const code = await runCli({
   },
   tracer: telemetry.tracer,
   clock: systemClock,
+  bin: fileURLToPath(import.meta.url),
 });
 await telemetry.shutdown();
 // A large --json answer to a pipe is still being written: exit once stdout has taken it all.

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
@@ -10,12 +10,20 @@ import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 
 const execFileAsync = promisify(execFile);
 const bin = new URL('../dist/bin.js', import.meta.url).pathname;
+/** A PATH with node and the system's tools but no `keel`: printed commands then name the bin. */
+const plainPath = [path.dirname(process.execPath), '/usr/bin', '/bin'].join(path.delimiter);
+/** How keel prints its own commands when no `keel` on PATH runs it. */
+const prefix = `node ${bin}`;
 
-async function keel(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function keel(
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [bin, ...args], {
       cwd,
-      env: { ...process.env, KEEL_CONFIG: '' },
+      env: { ...process.env, KEEL_CONFIG: '', PATH: plainPath, ...env },
       maxBuffer: 256 * 1024 * 1024,
     });
     return { code: 0, stdout, stderr };
@@ -31,11 +39,45 @@ describe('keel demo', () => {
     const demo = await keel(['demo', '--dir', dir, '--quiet'], process.cwd());
     expect(demo.stderr).toBe('');
     expect(demo.code).toBe(0);
-    const id = /keel show (t-\S+)/.exec(demo.stdout)?.[1];
+    const id = / show (t-\S+)/.exec(demo.stdout)?.[1];
     expect(id).toMatch(/^t-\d{8}-\d{6}-[0-9a-f]{6}$/);
     expect(demo.stdout).toContain(`task      ${id} (bugfix, orchestrated)\nstatus    waiting\n`);
-    const approval = /keel approve (ap-[0-9a-f]{10}) --as NAME/.exec(demo.stdout)?.[1];
+    const approval = / approve (ap-[0-9a-f]{10}) --as NAME/.exec(demo.stdout)?.[1];
     expect(approval).toMatch(/^ap-[0-9a-f]{10}$/);
+    // What to type next: the bin by its path (no keel on this PATH), after a cd into the demo.
+    expect(demo.stdout.slice(demo.stdout.indexOf('The task waits'))).toBe(
+      [
+        'The task waits for a human: production requires an approval, and the deploy server accepts',
+        'only a token the supervisor signs after a person approves (the model never sees it).',
+        `  cd ${dir}`,
+        `  ${prefix} approvals`,
+        '      what waits, and why',
+        `  ${prefix} approve ${approval} --as NAME`,
+        '      approve: the task resumes, deploys to production, finishes',
+        `  ${prefix} deny ${approval} --reason TEXT`,
+        '      or refuse: the task ends with the reason',
+        '',
+        'where to look next:',
+        `  cd ${dir}`,
+        `  ${prefix} show ${id}`,
+        '      every step, model call and tool call',
+        `  ${prefix} runs`,
+        '      all tasks in this store',
+        `  ${prefix} trace ${id}`,
+        '      the span tree: agents, model calls, tool calls',
+        `  ${prefix} audit verify`,
+        '      the hash-chained event log',
+        `  ${prefix} replay ${id}`,
+        '      the task again from its records, no model called: identical',
+        '  git -C project log --oneline',
+        '      the commits the coding agent made',
+        '  ls -l deploys/*',
+        '      the releases, and current -> the live one',
+        '',
+        '(no `keel` on your PATH runs this bin, so the commands above name it; `pnpm keel:link` in the checkout links `keel`)',
+        '',
+      ].join('\n'),
+    );
     // Staging went live through its health gate; production has nothing yet.
     expect(existsSync(path.join(dir, 'deploys', 'production'))).toBe(false);
 
@@ -56,6 +98,29 @@ describe('keel demo', () => {
         ],
       ],
     ]);
+
+    // Without --json: each request names its tool and every reason, always.
+    const [asked] = JSON.parse(pending.stdout) as Array<{
+      requestedAt: string;
+      expiresAt: string;
+      step: number;
+    }>;
+    const listed = await keel(['approvals'], dir);
+    expect([listed.code, listed.stderr]).toEqual([0, '']);
+    expect(listed.stdout.split('\n')).toEqual([
+      `${approval}  approval  pending  task ${id}  step ${asked!.step}  asked ${asked!.requestedAt}  expires ${asked!.expiresAt}`,
+      '    tool: deploy.apply_deploy',
+      expect.stringMatching(
+        /^ {4}what: apply_deploy of plan plan-[0-9a-f]{20} \(hash [0-9a-f]{12}…\) to production$/,
+      ),
+      "    why:  environment 'production' requires approval",
+      '    why:  the task has read untrusted content (read_file at step 1), so no policy pre-approves it',
+      '',
+    ]);
+
+    // keel resume takes --json like keel run: the record alone on stdout; still waiting, exit 3.
+    const resumed = await keel(['resume', id!, '--json', '--quiet'], dir);
+    expect([resumed.code, resumed.stderr, JSON.parse(resumed.stdout).status]).toEqual([3, '', 'waiting']);
 
     const approved = await keel(['approve', approval!, '--as', 'alice', '--quiet'], dir);
     expect(approved.stderr).toBe('');
@@ -202,13 +267,13 @@ describe('keel init', () => {
     const init = await keel(['init'], repo.dir);
     expect(init).toEqual({
       code: 0,
-      stdout: 'wrote keel.config.yaml\nwrote task.example.yaml\nnext: keel run task.example.yaml\n',
+      stdout: `wrote keel.config.yaml\nwrote task.example.yaml\nnext: ${prefix} run task.example.yaml\n`,
       stderr: '',
     });
     const again = await keel(['init'], repo.dir);
     expect(again.code).toBe(2);
     expect(again.stderr).toBe(
-      `keel: ${path.join(repo.dir, 'keel.config.yaml')} exists\nhint: pass --force to overwrite it\n`,
+      `keel: ${path.join(repo.dir, 'keel.config.yaml')} and ${path.join(repo.dir, 'task.example.yaml')} already exist\nhint: pass --force to overwrite, or name another directory: \`${prefix} init DIR\`\n`,
     );
     const run = await keel(['run', 'task.example.yaml', '--json', '--quiet'], repo.dir);
     expect(run.stderr).toBe('');
@@ -236,14 +301,15 @@ describe('bad input', () => {
     const result = await keel(['runs'], dir);
     expect(result.code).toBe(2);
     expect(result.stderr.split('\n')).toEqual([
-      'keel: keel.config.yaml has 6 mistake(s):',
+      'keel: keel.config.yaml has 7 mistake(s):',
       '  version: Invalid input: expected 1',
       '  servers.fs: a server is { builtin: filesystem | git | test-runner | deploy, args? }, { command, args?, env?, cwd? } or { url, tokenEnv? }',
       '  agents.coding: Invalid input: expected object, received undefined',
       '  agents.review: Invalid input: expected object, received undefined',
       '  limits.steps: Too small: expected number to be >0',
       "  (top level): unknown field(s) 'colour'",
-      'hint: fix the fields named above; `keel init --force` writes a commented starter config',
+      "  agents.planning.model: 'gpt' is not a key of models (playbook)",
+      `hint: fix the fields named above; \`${prefix} init DIR\` writes a commented starter config showing every field`,
       '',
     ]);
   });
@@ -262,13 +328,101 @@ describe('bad input', () => {
     expect(show).toEqual({
       code: 2,
       stdout: '',
-      stderr: "keel: no task 't-nope'\nhint: no tasks yet: `keel demo` runs one\n",
+      stderr: `keel: no task 't-nope'\nhint: no tasks yet: \`${prefix} demo\` runs one\n`,
     });
     const missing = await keel(['run', 'missing.yaml'], repo.dir);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toBe(
-      `keel: cannot read ${path.join(repo.dir, 'missing.yaml')}: ENOENT\nhint: check the path; \`keel init\` writes a starter config\n`,
+      `keel: cannot read ${path.join(repo.dir, 'missing.yaml')}: ENOENT\nhint: check the path; \`${prefix} init\` writes a starter config\n`,
     );
     expect(readFileSync(path.join(repo.dir, 'keel.config.yaml'), 'utf8')).toContain('version: 1');
+  });
+});
+
+describe('first steps', () => {
+  it('keel init in a folder that is not a git repository warns, and names the cd its next command needs', async () => {
+    const parent = await tempDir('keel-init-');
+    const init = await keel(['init', 'project'], parent);
+    const project = path.join(parent, 'project');
+    expect(init).toEqual({
+      code: 0,
+      stdout: `wrote project/keel.config.yaml\nwrote project/task.example.yaml\nnext:\n  cd ${project}\n  ${prefix} run task.example.yaml\n`,
+      stderr: `warning: the workspace ${project} is not a git repository: the git server's tools, the task's recorded starting state and keel replay need one (git init, then commit what is there)\n`,
+    });
+  });
+
+  it('a workspace that does not exist is named, not reported as node missing', async () => {
+    const dir = await tempDir('keel-noworkspace-');
+    const init = await keel(['init', '--workspace', 'nothere'], dir);
+    expect(init.stderr).toBe(`warning: the workspace ${path.join(dir, 'nothere')} does not exist\n`);
+    const run = await keel(['run', 'task.example.yaml', '--quiet'], dir);
+    expect(run).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `keel: the workspace ${path.join(dir, 'nothere')} does not exist (or is not a directory): server 'filesystem' starts there\nhint: \`workspace:\` in the config names it, relative to the config file: fix the path, or create the project there\n`,
+    });
+  });
+
+  it('approving what does not exist names the command that lists what waits, with the config it used', async () => {
+    const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
+    expect((await keel(['init'], repo.dir)).code).toBe(0);
+    const elsewhere = await tempDir('keel-elsewhere-');
+    const config = path.join(repo.dir, 'keel.config.yaml');
+    expect(await keel(['approve', 'ap-0123456789', '--as', 'ada', '-c', config], elsewhere)).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `keel: no approval 'ap-0123456789'\nhint: \`${prefix} approvals -c ${config}\` lists what waits (nothing now)\n`,
+    });
+  });
+
+  it('keel audit with a config but no subcommand names the one it has, runnable as printed', async () => {
+    const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
+    expect((await keel(['init'], repo.dir)).code).toBe(0);
+    const parent = path.dirname(repo.dir);
+    const config = path.join(path.basename(repo.dir), 'keel.config.yaml');
+    const audit = await keel(['audit', '-c', config], parent);
+    expect(audit).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `keel: audit needs a subcommand\nhint: \`${prefix} audit verify -c ${config}\` checks the event log's hash chain\n`,
+    });
+    const hinted = /`([^`]+)`/.exec(audit.stderr)![1]!;
+    const { stdout } = await execFileAsync('bash', ['-c', hinted], {
+      cwd: parent,
+      env: { ...process.env, PATH: plainPath },
+    });
+    expect(stdout).toBe('ok: 0 events, chain intact\n');
+  });
+
+  it('with keel on the PATH linked to this package, printed commands say keel and run as printed', async () => {
+    const links = await tempDir('keel-path-');
+    symlinkSync(new URL('../bin/keel.js', import.meta.url).pathname, path.join(links, 'keel'));
+    const linked = [links, plainPath].join(path.delimiter);
+    const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
+    const parent = path.dirname(repo.dir);
+    const init = await keel(['init', repo.dir], parent, { PATH: linked });
+    const next = init.stdout
+      .split('next:\n')[1]!
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.trim());
+    expect(next).toEqual([`cd ${repo.dir}`, 'keel run task.example.yaml']);
+    // The lines as printed, in a shell that has the same PATH.
+    const { stdout } = await execFileAsync('bash', ['-c', `${next.join(' && ')} --quiet`], {
+      cwd: parent,
+      env: { ...process.env, KEEL_CONFIG: '', PATH: linked },
+    });
+    expect(stdout.split('\n').slice(1, 3)).toEqual([
+      'status    succeeded',
+      'outcome   1 coding round(s), no tests, no deploy',
+    ]);
+    // A keel on the PATH that is some other program is not this keel.
+    const other = await tempDir('keel-other-');
+    symlinkSync('/bin/true', path.join(other, 'keel'));
+    const second = await tempDir('keel-second-');
+    const elsewhere = await keel(['init'], second, {
+      PATH: [other, plainPath].join(path.delimiter),
+    });
+    expect(elsewhere.stdout.split('\n').at(-2)).toBe(`next: ${prefix} run task.example.yaml`);
   });
 });

@@ -237,9 +237,15 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     await page.getByTestId('who').fill('Ada Lovelace');
     await card.getByTestId('reason').fill('release window open');
     await card.getByTestId('approve').click();
-    await page.getByText(`approved ${d.approvalId}`).waitFor();
+    // 'approved …; task … resumes in the console', until the task has ended.
+    await page.locator('#notice', { hasText: d.taskId }).waitFor();
     await page.goto(`${url}#/runs/${d.taskId}`);
     await page.locator('h1 [data-testid="status"]', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+    // Once it ended, the notice says so instead of that it resumes.
+    await page.locator('#notice', { hasText: `task ${d.taskId} ended succeeded: ` }).waitFor();
+    expect(await page.locator('#notice').textContent()).toMatch(
+      new RegExp(`^task ${d.taskId} ended succeeded: .*production live`),
+    );
     // The resume ran in the console's process; its progress reached the page as it went.
     expect((await page.getByTestId('progress').textContent())?.trimEnd()).toMatch(
       /ended succeeded: .*production live/,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { expect, onTestFinished } from 'vitest';
 import { startKeel, until, type KeelProcess } from './processes.js';
+import { layoutProblemsInPage } from './layoutProblems.mjs';
 
 /** Debian's chromium, driven by playwright-core; never a downloaded browser. */
 export const chromiumPath = '/usr/bin/chromium';
@@ -39,16 +40,35 @@ export async function openPage(browser: Browser, url: string): Promise<Page> {
 }
 
 /**
- * A screenshot of the page at a laptop's and a phone's width; at each, nothing may stick out
- * sideways (the page is usable without scrolling across).
+ * What a person would find wrong with the page as laid out now, one line each: a word broken
+ * across lines, text smaller than 11 px (SVG text at the size it is drawn), a chart label that
+ * overlaps another or sticks out of its chart. Only what is visible counts.
+ */
+export function layoutProblems(page: Page): Promise<string[]> {
+  return page.evaluate(layoutProblemsInPage);
+}
+
+/**
+ * A screenshot of the page at a laptop's and a phone's width, kept for a person to look at; at
+ * each, nothing may stick out sideways (the page is usable without scrolling across) and the page
+ * must have none of the `layoutProblems`.
  */
 export async function shoot(page: Page, name: string, ready: string): Promise<void> {
   mkdirSync(artifacts, { recursive: true });
   for (const [label, size] of Object.entries(widths)) {
     await page.setViewportSize(size);
     await page.locator(ready).first().waitFor();
+    // Charts are drawn again for a new width: wait until each says it was drawn for this one.
+    await page.waitForFunction(
+      "[...document.querySelectorAll('[data-testid=\"chart\"]')].every((c) => c.getAttribute('data-viewport') === String(window.innerWidth))",
+    );
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
-    expect({ page: name, width: label, overflow }).toEqual({ page: name, width: label, overflow: 0 });
+    expect({ page: name, width: label, overflow, problems: await layoutProblems(page) }).toEqual({
+      page: name,
+      width: label,
+      overflow: 0,
+      problems: [],
+    });
     await page.screenshot({ path: path.join(artifacts, `${name}-${label}.png`), fullPage: true });
   }
   await page.setViewportSize(widths.laptop);

@@ -7,7 +7,17 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { haveChromium, launchBrowser, openPage, shoot, startConsole } from './consoleBrowser.js';
 import { createHarness, type Harness } from './helpers.js';
-import { below, keel, present, processesIn, reapAfter, startKeel, until, type Proc } from './processes.js';
+import {
+  below,
+  keel,
+  present,
+  printedKeel,
+  processesIn,
+  reapAfter,
+  startKeel,
+  until,
+  type Proc,
+} from './processes.js';
 import { escalatedWorld, hintPrefix, stuckReader, userMessages } from './scripted.js';
 
 const loops = { repeat: 3, pingPong: 3, noProgressSteps: 10, onLoop: 'escalate' };
@@ -99,9 +109,15 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
     await card.getByTestId('raise').fill('steps=20, toolCalls=250');
     await card.getByTestId('reason').fill(hint);
     await card.getByTestId('continue').click();
-    await page.getByText(`continuing ${run.id}`).waitFor();
+    // 'continuing …' until the task has ended, then how it ended.
+    await page.locator('#notice', { hasText: run.id }).waitFor();
     await page.goto(`${url}#/runs/${run.id}`);
     await page.locator('h1 [data-testid="status"]', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+    await page
+      .locator('#notice', {
+        hasText: `task ${run.id} ended succeeded: 1 coding round(s), no tests, no deploy`,
+      })
+      .waitFor();
     // The resume ran in the console's process and its progress reached the page. The end's progress line
     // and the store's status change reach the page as two events in either order: wait for the line.
     await page.getByTestId('progress').filter({ hasText: 'ended succeeded' }).waitFor({ timeout: 30_000 });
@@ -252,7 +268,7 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
     expect(refused).toEqual({
       code: 2,
       stdout: '',
-      stderr: `keel: a global stop is in force (since ${stop!.at}, by Grace Hopper): no task starts\nhint: keel resume-all lifts it\n`,
+      stderr: `keel: a global stop is in force (since ${stop!.at}, by Grace Hopper): no task starts\nhint: ${printedKeel} resume-all lifts it\n`,
     });
     expect((await h.store.listTasks({ limit: 10 })).length).toBe(2);
 

@@ -4,6 +4,7 @@ import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from './helpers.js';
 import {
+  printedKeel,
   below,
   keel,
   present,
@@ -96,7 +97,7 @@ const shapeOf = (keelPid: number, tree: Proc[]) =>
       ? 'test file'
       : p.cmdline.includes(' --test ')
         ? 'node --test'
-        : p.cmdline.includes('test-runner/dist/bin.js')
+        : p.cmdline.includes('test-runner/bin/keel-test-runner.js')
           ? 'server'
           : p.cmdline,
   }));
@@ -126,7 +127,7 @@ describe('keel kill', () => {
     expect(killed.code).toBe(0);
     const lines = killed.stdout.trimEnd().split('\n');
     expect(lines.at(-1)).toBe(
-      'global stop in force: no task starts until keel resume-all (10 task(s) stopped)',
+      `global stop in force: no task starts until \`${printedKeel} resume-all\` (10 task(s) stopped)`,
     );
     expect(lines.length).toBe(11);
     for (const [i, id] of ids.entries())
@@ -157,7 +158,7 @@ describe('keel kill', () => {
     expect(refused).toEqual({
       code: 2,
       stdout: '',
-      stderr: `keel: a global stop is in force (since ${stop!.at}, by tester): no task starts\nhint: keel resume-all lifts it\n`,
+      stderr: `keel: a global stop is in force (since ${stop!.at}, by tester): no task starts\nhint: ${printedKeel} resume-all lifts it\n`,
     });
     expect((await h.store.listTasks({ limit: 100 })).length).toBe(10);
 

@@ -8,8 +8,14 @@ import { promisify } from 'node:util';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '@keel/testing';
 import { runCli } from '../src/cli/main.js';
-import { runTask } from '../src/engine/runTask.js';
-import { buildTrace, formatTrace, type TraceSpan } from '../src/observe/trace.js';
+import { resumeTask, runTask } from '../src/engine/runTask.js';
+import { buildTrace, formatTrace, waitsOf, type TraceSpan } from '../src/observe/trace.js';
+import { timeline } from '../src/observe/timeline.js';
+import { createDemoProject } from '../src/cli/demoProject.js';
+import { loadConfig } from '../src/config/load.js';
+import { approveCall } from '../src/control/decisions.js';
+import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
+import { loadTaskFile } from '../src/task/taskFile.js';
 import { systemClock } from '../src/clock.js';
 import { createHarness, task } from './helpers.js';
 
@@ -112,7 +118,7 @@ describe('keel trace', () => {
     );
     const text = formatTrace(trace);
     expect(text.split('\n').length).toBe(1 + 1 + 1 + 3 + 1 + 3 + 1 + 2 + 2);
-    expect(text).toContain('execute_tool no_such_tool  UNKNOWN_TOOL, 0 B');
+    expect(text).toContain('execute_tool no_such_tool  step 4 · call 1, UNKNOWN_TOOL, 0 B');
   });
 
   it("joins the servers' spans from an OTLP/JSON export under the tool calls that made them", async () => {
@@ -190,4 +196,77 @@ describe('keel trace', () => {
       tools[0]!.startMs + tools[0]!.durationMs + 1,
     );
   });
+});
+
+describe('a wait for a person in the trace', () => {
+  it('timeline: linear while waits are short; past a fifth of the task, each wait is drawn at 6%', () => {
+    const short = timeline(1000, [{ startMs: 400, endMs: 500 }]);
+    expect([0, 400, 500, 1000].map(short)).toEqual([0, 0.4, 0.5, 1]);
+    // 10 s of work around an hour's wait: the wait takes 0.06, the work the other 0.94.
+    const long = timeline(3_610_000, [{ startMs: 5000, endMs: 3_605_000 }]);
+    expect([0, 5000, 3_605_000, 3_610_000].map((t) => Number(long(t).toFixed(6)))).toEqual([
+      0, 0.47, 0.53, 1,
+    ]);
+  });
+
+  it('the demo approved an hour later: await_approval from the request to the decision, then the resume', async () => {
+    const dir = await tempDir('keel-trace-wait-');
+    const demo = createDemoProject(dir);
+    const loaded = loadConfig(demo.config);
+    const store = createSqliteTaskStore(loaded.stateDir);
+    onTestFinished(() => store.close());
+    // One clock for the task and the person: an hour passes between the request and the decision.
+    let skew = 0;
+    const clock = { now: () => Date.now() + skew };
+    const first = await runTask({ loaded, task: loadTaskFile(demo.task), store, env: process.env, clock });
+    expect(first.run.status).toBe('waiting');
+    const [asked] = await store.listApprovals({ taskId: first.run.id, status: 'pending' });
+    skew = 3_600_000;
+    await approveCall(store, asked!.id, 'alice', null, clock);
+    const { run } = await resumeTask({
+      loaded,
+      store,
+      env: process.env,
+      taskId: first.run.id,
+      reason: 'approved',
+      clock,
+    });
+    expect(run.status).toBe('succeeded');
+    const [task, models, tools, events] = await Promise.all([
+      store.getTask(run.id),
+      store.listModelCalls(run.id),
+      store.listToolCalls(run.id),
+      store.listEvents(run.id),
+    ]);
+    const trace = buildTrace(task!, models, tools, events);
+    const top = trace.children.map((s) => `${s.kind}:${s.name}`);
+    expect(top.filter((s) => s.startsWith('wait:') || s.startsWith('setup:'))).toEqual([
+      'setup:setup',
+      'wait:await_approval',
+      'setup:setup',
+    ]);
+    const wait = trace.children.find((s) => s.kind === 'wait')!;
+    const at = (type: string) =>
+      Date.parse(events.find((e) => e.type === type)!.at) - Date.parse(task!.createdAt);
+    expect({ ...wait, children: undefined }).toEqual({
+      kind: 'wait',
+      name: 'await_approval',
+      startMs: at('approval_requested'),
+      durationMs: at('approval_granted') - at('approval_requested'),
+      outcome: 'ok',
+      attributes: {
+        approval: asked!.id,
+        kind: 'approval',
+        tool: 'apply_deploy',
+        decision: 'approved',
+        by: 'alice',
+      },
+      children: undefined,
+    });
+    expect(wait.durationMs).toBeGreaterThanOrEqual(3_600_000);
+    // Drawn at 6% of the timeline, so the rest of the task keeps 94% of it.
+    const place = timeline(trace.durationMs, waitsOf(trace));
+    expect(Number((place(wait.startMs + wait.durationMs) - place(wait.startMs)).toFixed(6))).toBe(0.06);
+    expect(formatTrace(trace)).toContain(`await_approval  ${asked!.id} (apply_deploy): approved by alice`);
+  }, 300_000);
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
 
@@ -107,10 +107,22 @@ export interface KeelProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * The PATH the tests run keel with: this machine's, less any directory with a `keel` in it (a
+ * developer's `pnpm keel:link`), so what keel prints does not depend on who runs the tests.
+ */
+export const pathWithoutKeel = (process.env['PATH'] ?? '')
+  .split(path.delimiter)
+  .filter((dir) => dir !== '' && !existsSync(path.join(dir, 'keel')))
+  .join(path.delimiter);
+
+/** How keel prints its own commands when run so: no `keel` on the PATH is this one. */
+export const printedKeel = `node ${keelBin}`;
+
 export function startKeel(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): KeelProcess {
   const child = spawn(process.execPath, [keelBin, ...args], {
     cwd,
-    env: { ...process.env, KEEL_CONFIG: '', ...env },
+    env: { ...process.env, KEEL_CONFIG: '', PATH: pathWithoutKeel, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

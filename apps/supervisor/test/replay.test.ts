@@ -6,26 +6,28 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '@keel/testing';
-import { startDemoHealthServer } from '../src/cli/demoHealth.js';
+import { startDemoHealthServer } from './demoHealth.js';
 import { createDemoProject } from '../src/cli/demoProject.js';
 import { loadConfig } from '../src/config/load.js';
 import { resumeTask, runTask } from '../src/engine/runTask.js';
-import { replayTask } from '../src/replay/replay.js';
+import { formatReplay, replayTask } from '../src/replay/replay.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import { createHarness, task } from './helpers.js';
 import { loadTaskFile } from '../src/task/taskFile.js';
 
 /**
  * Records the demo task (plan, three coding rounds, two reviews, a failing and a passing test run,
- * a staging deploy behind a health check). The health endpoint checks whichever deploy root
- * `root.current` names, so a replay's redirected target can be checked too.
+ * a staging deploy behind a health check), approved by alice unless `approve: false`. With `http`,
+ * staging's health check is an HTTP endpoint outside the project that checks whichever deploy root
+ * `root.current` names, so a replay's redirected target can be checked too; without it, the demo's
+ * own check script, as `keel demo` writes it.
  */
-async function recordDemo() {
+async function recordDemo(options: { http?: boolean; approve?: boolean } = {}) {
   const dir = await tempDir('keel-replay-');
   const root = { current: path.join(dir, 'deploys', 'staging') };
-  const health = await startDemoHealthServer(() => root.current);
-  onTestFinished(() => health.close());
-  const demo = createDemoProject(dir, { healthUrl: health.url });
+  const health = options.http === false ? undefined : await startDemoHealthServer(() => root.current);
+  if (health !== undefined) onTestFinished(() => health.close());
+  const demo = createDemoProject(dir, health === undefined ? {} : { stagingHealthUrl: health.url });
   const loaded = loadConfig(demo.config);
   const store = createSqliteTaskStore(loaded.stateDir);
   onTestFinished(() => store.close());
@@ -34,6 +36,7 @@ async function recordDemo() {
   expect(first.run.status).toBe('waiting');
   const [asked] = await store.listApprovals({ taskId: first.run.id, status: 'pending' });
   expect(asked?.tool).toBe('apply_deploy');
+  if (options.approve === false) return { dir, root, demo, loaded, store, run: first.run, health };
   await store.decideApproval(asked!.id, { approve: true, by: 'alice', reason: null, now: new Date() });
   const { run } = await resumeTask({
     loaded,
@@ -43,7 +46,7 @@ async function recordDemo() {
     reason: 'approved',
   });
   expect(run.status).toBe('succeeded');
-  return { dir, root, demo, loaded, store, run };
+  return { dir, root, demo, loaded, store, run, health };
 }
 
 /** A chat endpoint that answers every request with a 500 and counts them. */
@@ -165,7 +168,7 @@ describe('keel replay', () => {
     expect(report.notes).toEqual(['the config differs from the one the task ran under']);
   });
 
-  it('a replay with the deploy health endpoint gone diverges at the deploy, not before', async () => {
+  it('a replay with the deploy health endpoint failing diverges at the deploy, not before', async () => {
     const r = await recordDemo();
     const replayDir = await tempDir('keel-replay-world-');
     r.root.current = path.join(replayDir, 'nowhere');
@@ -178,7 +181,64 @@ describe('keel replay', () => {
     });
     expect(report.divergence).toMatchObject({ kind: 'tool_result', step: 23, callIndex: 0, agent: 'deploy' });
     expect(report.divergence?.message).toBe('call 18 (deploy.apply_deploy at step 23): the result differs');
+    // The endpoint answered (503: no live release there): the task's world differs, not the outside one.
+    expect(report.divergence?.cause).toBeUndefined();
   });
+
+  it('a health endpoint that is gone since the task ran is named as the outside world, not the task', async () => {
+    const r = await recordDemo();
+    await r.health!.close();
+    const report = await replayTask({
+      store: r.store,
+      taskId: r.run.id,
+      loaded: r.loaded,
+      env: process.env,
+      dir: await tempDir('keel-replay-world-'),
+    });
+    const url = r.health!.url;
+    expect(report.divergence).toMatchObject({ kind: 'tool_result', step: 23, callIndex: 0, agent: 'deploy' });
+    expect(report.divergence?.cause).toEqual({
+      kind: 'outside_world',
+      url,
+      explanation: `the outside world changed, not the task: ${url} answered when the task ran, and the replay could not reach it (ECONNREFUSED) — an endpoint outside the task is gone or down`,
+    });
+    expect(formatReplay(report).split('\n').slice(0, 3)).toEqual([
+      'DIVERGED at step 23, call 0 (deploy): tool_result',
+      '  call 18 (deploy.apply_deploy at step 23): the result differs',
+      `  cause: ${report.divergence!.cause!.explanation}`,
+    ]);
+  }, 240_000);
+
+  it('the demo as keel demo writes it replays identically once its run is over, and while it waits', async () => {
+    const r = await recordDemo({ http: false, approve: false });
+    // Waiting at the production approval: the replay waits at the same request, as recorded.
+    const waiting = await replayTask({
+      store: r.store,
+      taskId: r.run.id,
+      loaded: r.loaded,
+      env: process.env,
+    });
+    expect([waiting.identical, waiting.status, waiting.replayedSteps, waiting.toolCalls]).toEqual([
+      true,
+      { recorded: 'waiting', replayed: 'waiting' },
+      26,
+      { recorded: 19, replayed: 19 },
+    ]);
+    expect(formatReplay(waiting)).toBe('identical: 26 steps, 19 tool calls, ended waiting as recorded');
+    const [asked] = await r.store.listApprovals({ taskId: r.run.id, status: 'pending' });
+    await r.store.decideApproval(asked!.id, { approve: true, by: 'alice', reason: null, now: new Date() });
+    const { run } = await resumeTask({
+      loaded: r.loaded,
+      store: r.store,
+      env: process.env,
+      taskId: r.run.id,
+      reason: 'approved',
+    });
+    expect(run.status).toBe('succeeded');
+    // Nothing of the first run is left running: the staging check is the project's own script.
+    const done = await replayTask({ store: r.store, taskId: r.run.id, loaded: r.loaded, env: process.env });
+    expect(formatReplay(done)).toBe('identical: 27 steps, 20 tool calls, ended succeeded as recorded');
+  }, 300_000);
 
   it('starts from the recorded HEAD plus the recorded dirty and untracked files, whatever the workspace holds now', async () => {
     const h = await createHarness({ files: { 'notes.md': 'committed\n' } });

@@ -104,8 +104,16 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
       { path: 'new file.txt', status: 'added', added: 1, deleted: 0, binary: false },
     ]);
 
-    const commit = await callOk(client, 'git_commit', { message: 'Rework a, move b\n\nBecause.' });
+    const committed = await client.callTool({
+      name: 'git_commit',
+      arguments: { message: 'Rework a, move b\n\nBecause.' },
+    });
+    const commit = committed.structuredContent;
     const head = (await repo.git(['rev-parse', 'HEAD'])).trim();
+    // The text a client shows a model names the whole sha: change.v1 asks for the 40 hex digits.
+    expect(committed.content).toEqual([
+      { type: 'text', text: `[main ${head}] Rework a, move b\n 4 file(s) changed` },
+    ]);
     expect(commit).toEqual({
       repo: '.',
       branch: 'main',

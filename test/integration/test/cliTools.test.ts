@@ -45,11 +45,24 @@ describe('bin usage', () => {
     ]);
     const noRoot = await runBin([]);
     expect(noRoot.code).toBe(2);
-    expect(JSON.parse(noRoot.stderr.trim())).toMatchObject({
+    const [logLine, ...usage] = noRoot.stderr.split('\n');
+    expect(JSON.parse(logLine!)).toMatchObject({
       level: 'error',
       msg: 'no root given',
       hint: 'Pass --root DIR (repeatable), e.g. keel-fixture --root . — the tools reach nothing outside the roots.',
     });
+    // After the log line, the usage a person at a terminal needs.
+    expect(usage).toEqual([
+      'keel-fixture: --root DIR is required: the directory the tools may touch (repeatable); nothing outside it is reachable',
+      '',
+      'Usage:',
+      '  keel-fixture --root DIR                    serve MCP over stdio (an MCP client starts it)',
+      '  keel-fixture --root DIR --http [--port N]  serve Streamable HTTP at http://127.0.0.1:7300/mcp',
+      "  keel-fixture audit verify                  check the audit log's hash chain",
+      '',
+      'Run keel-fixture --help for every flag.',
+      '',
+    ]);
     // A state dir under a regular file cannot be created.
     const file = path.join(await tempDir('keel-file-'), 'plain-file');
     await writeFile(file, 'not a directory');

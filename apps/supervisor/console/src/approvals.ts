@@ -15,10 +15,16 @@ function field(id: string, label: string, placeholder: string): HTMLElement {
 const value = (id: string) =>
   document.querySelector<HTMLInputElement>(`[data-keep="${CSS.escape(id)}"]`)?.value.trim() ?? '';
 
-async function act(path: string, body: Record<string, unknown>, done: string): Promise<void> {
+/** Sends a decision; `taskId` when the task goes on in this console (its notice gives way to its end). */
+async function act(
+  path: string,
+  body: Record<string, unknown>,
+  done: string,
+  taskId?: string,
+): Promise<void> {
   try {
     await post(path, body);
-    report(done);
+    report(done, false, taskId);
   } catch (error) {
     failed(error);
   }
@@ -47,6 +53,7 @@ function card(a: Approval): HTMLElement {
       `/api/approvals/${id}/approve`,
       { by: who(true), reason: value(`reason:${a.id}`) || undefined },
       `approved ${a.id}; task ${a.taskId} resumes in the console`,
+      a.taskId,
     );
   const deny = () =>
     void act(
@@ -60,6 +67,7 @@ function card(a: Approval): HTMLElement {
       `/api/escalations/${id}/continue`,
       { by: who(true), raise: raise(), hint: value(`reason:${a.id}`) || undefined },
       `continuing ${a.taskId}`,
+      a.taskId,
     );
   const abort = () =>
     void act(

@@ -1,4 +1,4 @@
-import type { Chart, SvgNode } from '../../src/charts/svg.js';
+import { defaultChartWidth, type Chart, type SvgNode } from '../../src/charts/svg.js';
 
 /** A child of an element: text, a node, nothing, or a list of those. */
 export type Child = Node | string | number | null | undefined | false | Child[];
@@ -51,11 +51,26 @@ function fromNode(node: SvgNode): SVGElement {
   );
 }
 
-/** A chart in a captioned card. */
+/**
+ * The width a chart is drawn at: what a card leaves inside the page at this viewport, at most the
+ * charts' own width. Drawn at the width it is shown at, its text keeps its size on a phone.
+ */
+export function chartWidth(): number {
+  const main = document.querySelector('main');
+  if (main === null) return defaultChartWidth;
+  const px = (value: string) => Number.parseFloat(value) || 0;
+  const page = getComputedStyle(main);
+  const rem = px(getComputedStyle(document.documentElement).fontSize);
+  // Inside main's padding, less a card's padding (1rem each side) and border (1px each side).
+  const available = main.clientWidth - px(page.paddingLeft) - px(page.paddingRight) - 2 * rem - 2;
+  return Math.max(200, Math.min(defaultChartWidth, Math.floor(available)));
+}
+
+/** A chart in a captioned card, marked with the viewport width it was drawn for. */
 export function chart(c: Chart): HTMLElement {
   return h(
     'figure',
-    { class: 'card', 'data-testid': 'chart', 'data-chart': c.id },
+    { class: 'card', 'data-testid': 'chart', 'data-chart': c.id, 'data-viewport': window.innerWidth },
     h('figcaption', {}, c.title),
     fromNode(c.svg),
   );

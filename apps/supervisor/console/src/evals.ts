@@ -1,6 +1,6 @@
 import { evalCharts } from '../../src/charts/svg.js';
 import { get } from './api.js';
-import { chart, h, int, ms, status, time, usd } from './dom.js';
+import { chart, chartWidth, h, int, ms, status, time, usd } from './dom.js';
 import type { EvalEntry, EvalReport } from './types.js';
 
 const pct = (v: number) => `${(v * 100).toFixed(0)}%`;
@@ -133,7 +133,7 @@ export async function evalPage(id: string): Promise<HTMLElement> {
         ),
       ),
     ),
-    h('div', { class: 'charts' }, ...evalCharts(report).map(chart)),
+    h('div', { class: 'charts' }, ...evalCharts(report, chartWidth()).map(chart)),
     h('h2', {}, `Runs (${report.runs.length})`),
     h(
       'table',

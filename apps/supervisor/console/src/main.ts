@@ -3,7 +3,7 @@ import { approvalsPage } from './approvals.js';
 import { evalPage, evalsPage } from './evals.js';
 import { runPage } from './run.js';
 import { runsPage } from './runs.js';
-import { failed, report, setupWho, who } from './shell.js';
+import { failed, followNotice, report, setupWho, who } from './shell.js';
 import { statsPage } from './stats.js';
 import type { ConsoleState } from './types.js';
 
@@ -69,6 +69,8 @@ async function render(): Promise<void> {
         for (const link of document.querySelectorAll<HTMLAnchorElement>('nav a'))
           link.classList.toggle('current', location.hash.startsWith(link.getAttribute('href') ?? '#/runs'));
         await banner();
+        // A failure here is the notice's, not the page's.
+        await followNotice().catch(failed);
       } catch (error) {
         app.replaceChildren(
           Object.assign(document.createElement('p'), {
@@ -86,6 +88,13 @@ async function render(): Promise<void> {
 
 setupWho();
 window.addEventListener('hashchange', () => void render());
+// Charts are drawn at the width they are shown at: a new width (a phone turned) draws them again.
+let drawnFor = window.innerWidth;
+window.addEventListener('resize', () => {
+  if (window.innerWidth === drawnFor || app.querySelector('[data-testid="chart"]') === null) return;
+  drawnFor = window.innerWidth;
+  void render();
+});
 document.querySelector('#kill-all')!.addEventListener('click', () => {
   void (async () => {
     try {

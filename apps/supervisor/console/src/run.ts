@@ -1,9 +1,9 @@
 import { get, post } from './api.js';
 import { h, int, json, ms, status, time, usd, type Child } from './dom.js';
 import type { Bounded, ModelCallFull, RunDetail, TraceSpan } from './types.js';
-import { failed, report, who } from './shell.js';
-
-const ended = new Set(['succeeded', 'failed', 'limit', 'killed', 'error']);
+import { callLabel } from '../../src/observe/labels.js';
+import { timeline, type Wait } from '../../src/observe/timeline.js';
+import { endedStatuses, failed, report, who } from './shell.js';
 
 function bounded(value: Bounded | null): Child {
   if (value === null) return h('p', { class: 'sub' }, 'purged past retention');
@@ -15,12 +15,20 @@ function bounded(value: Bounded | null): Child {
   ];
 }
 
+/** All the waits for a person in the tree (the timeline draws them short). */
+function waitsIn(span: TraceSpan): Wait[] {
+  return [
+    ...(span.kind === 'wait' ? [{ startMs: span.startMs, endMs: span.startMs + span.durationMs }] : []),
+    ...span.children.flatMap(waitsIn),
+  ];
+}
+
 function waterfall(root: TraceSpan): HTMLElement {
-  const total = Math.max(root.durationMs, 1);
+  const place = timeline(root.durationMs, waitsIn(root));
   const rows: HTMLElement[] = [];
   const walk = (span: TraceSpan, depth: number) => {
-    const left = (span.startMs / total) * 100;
-    const width = Math.max((span.durationMs / total) * 100, 0.4);
+    const left = place(span.startMs) * 100;
+    const width = Math.max((place(span.startMs + span.durationMs) - place(span.startMs)) * 100, 0.4);
     const a = span.attributes;
     const note =
       span.kind === 'chat'
@@ -28,8 +36,10 @@ function waterfall(root: TraceSpan): HTMLElement {
         : span.kind === 'agent'
           ? String(a['contract'] ?? a['stop'] ?? '')
           : span.kind === 'tool'
-            ? `${int(Number(a['resultBytes']))} B${a['irreversible'] ? ', irreversible' : ''}`
-            : '';
+            ? `${callLabel(Number(a['step']), Number(a['callIndex']))} · ${int(Number(a['resultBytes']))} B${a['irreversible'] ? ', irreversible' : ''}`
+            : span.kind === 'wait'
+              ? `${String(a['approval'])}${a['tool'] ? ` (${String(a['tool'])})` : ''}: ${span.outcome === 'ok' ? `${String(a['decision'])}${a['by'] ? ` by ${String(a['by'])}` : ''}` : 'waiting for a person'}`
+              : '';
     rows.push(
       h(
         'div',
@@ -46,7 +56,8 @@ function waterfall(root: TraceSpan): HTMLElement {
           h(
             'span',
             { class: 'sub' },
-            ` ${ms(span.durationMs)}${span.outcome === 'ok' ? '' : ` · ${span.outcome}`} ${note}`,
+            // A stopped agent's message says how it stopped ('waiting for approval …'): once is enough.
+            ` ${ms(span.durationMs)}${span.outcome === 'ok' || span.kind === 'wait' || (span.kind === 'agent' && a['stop'] !== undefined) ? '' : ` · ${span.outcome}`} ${note}`,
           ),
         ),
         h(
@@ -110,7 +121,7 @@ export async function runPage(id: string, progress: string[]): Promise<HTMLEleme
     h('h1', {}, r.title, ' ', status(r.status)),
     h('p', { class: 'sub' }, `${r.id} · ${r.type} · ${r.mode} · started ${time(r.createdAt)}`),
     r.outcome === null ? null : h('p', { class: 'outcome-line', 'data-testid': 'outcome' }, r.outcome),
-    ended.has(r.status)
+    endedStatuses.has(r.status)
       ? null
       : h('button', { class: 'danger', 'data-testid': 'kill', onclick: () => void kill() }, 'Kill this task'),
     h(
@@ -224,7 +235,7 @@ export async function runPage(id: string, progress: string[]): Promise<HTMLEleme
         h(
           'summary',
           {},
-          `step ${t.step}.${t.callIndex} · ${t.agent} · ${t.server ? `${t.server}.` : ''}${t.tool} · ${t.outcome}${t.errorCode ? ` ${t.errorCode}` : ''} · ${int(t.resultBytes)} B · ${ms(t.latencyMs)}${t.irreversible ? ' · irreversible' : ''}`,
+          `${callLabel(t.step, t.callIndex)} · ${t.agent} · ${t.server ? `${t.server}.` : ''}${t.tool} · ${t.outcome}${t.errorCode ? ` ${t.errorCode}` : ''} · ${int(t.resultBytes)} B · ${ms(t.latencyMs)}${t.irreversible ? ' · irreversible' : ''}`,
         ),
         h('p', { class: 'sub' }, `idempotency key ${t.idempotencyKey ?? '—'}`),
         h('h3', {}, 'Arguments'),

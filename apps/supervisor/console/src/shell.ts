@@ -1,4 +1,5 @@
-import { ApiError } from './api.js';
+import { ApiError, get } from './api.js';
+import type { RunDetail } from './types.js';
 
 const nameKey = 'keel-console-name';
 
@@ -26,11 +27,38 @@ export function failed(error: unknown): void {
   report(`${(error as Error).message}${hint === null ? '' : ` — ${hint}`}`, true);
 }
 
-/** A line in the notice area: what an action did, or why it was refused. */
-export function report(text: string, bad = false): void {
+/**
+ * A line in the notice area: what an action did, or why it was refused. With `taskId`, the line is
+ * about a task that goes on in this console: `followNotice` replaces it by the task's end.
+ */
+export function report(text: string, bad = false, taskId?: string): void {
   const notice = document.querySelector<HTMLElement>('#notice');
   if (notice === null) return;
   notice.textContent = text;
   notice.className = bad ? 'notice bad' : 'notice';
   notice.hidden = false;
+  if (taskId === undefined) delete notice.dataset['task'];
+  else notice.dataset['task'] = taskId;
+}
+
+/** Statuses a task does not leave. */
+export const endedStatuses: ReadonlySet<string> = new Set([
+  'succeeded',
+  'failed',
+  'limit',
+  'killed',
+  'error',
+]);
+
+/** Once the task a notice says goes on has ended, the notice says how it ended instead. */
+export async function followNotice(): Promise<void> {
+  const notice = document.querySelector<HTMLElement>('#notice');
+  const taskId = notice?.dataset['task'];
+  if (notice === null || notice === undefined || taskId === undefined || notice.hidden) return;
+  const { row } = await get<RunDetail>(`/api/runs/${encodeURIComponent(taskId)}`);
+  if (!endedStatuses.has(row.status) || notice.dataset['task'] !== taskId) return;
+  report(
+    `task ${taskId} ended ${row.status}${row.outcome === null ? '' : `: ${row.outcome}`}`,
+    row.status !== 'succeeded',
+  );
 }

@@ -1,6 +1,6 @@
 import { barChart } from '../../src/charts/svg.js';
 import { get } from './api.js';
-import { chart, h, ms, usd } from './dom.js';
+import { chart, chartWidth, h, ms, usd } from './dom.js';
 import type { StatsReport } from './types.js';
 
 type TypeStats = StatsReport['types'][number];
@@ -22,6 +22,7 @@ function bars(
 ) {
   return chart(
     barChart({
+      width: chartWidth(),
       id,
       title,
       series: [title],

@@ -44,10 +44,16 @@ export interface BarGroup {
   values: number[];
 }
 
+/** The width a chart is drawn at when its page does not say (the eval report's HTML page). */
+export const defaultChartWidth = 520;
+/** Narrower than this, a chart puts each label on its own line above its bars instead of beside them. */
+const compactBelow = 420;
+
 /**
  * A horizontal bar chart: one group per label (a configuration, a task type), one bar per series,
  * each bar labelled with its value. Bars carry their group, series and exact value as data-*
- * attributes, so a test reads the figure a bar stands for.
+ * attributes, so a test reads the figure a bar stands for. `width` is the width it will be shown
+ * at, so its text keeps the size the page gives it (a narrow page gets labels above the bars).
  */
 export function barChart(options: {
   id: string;
@@ -55,35 +61,42 @@ export function barChart(options: {
   series: string[];
   groups: BarGroup[];
   format: (value: number) => string;
+  width?: number;
 }): Chart {
   const { series, groups, format } = options;
+  const width = Math.round(options.width ?? defaultChartWidth);
+  const compact = width < compactBelow;
   const barHeight = 18;
   const gap = 6;
-  const labelWidth = 160;
-  const width = 520;
+  const labelWidth = compact ? 0 : 160;
+  const labelRow = compact ? 18 : 0;
   const plot = width - labelWidth - 90;
-  const groupHeight = series.length * (barHeight + 2) + gap;
-  const height = groups.length * groupHeight + 30;
+  const groupHeight = labelRow + series.length * (barHeight + 2) + gap;
+  // Room for the legend above the bars when there is one.
+  const first = series.length < 2 ? 4 : 24;
+  const height = first + groups.length * groupHeight + 4;
   const max = Math.max(1e-12, ...groups.flatMap((g) => g.values));
   const bars: SvgNode[] = [];
   for (const [g, group] of groups.entries()) {
-    const top = 24 + g * groupHeight;
+    const top = first + g * groupHeight;
     bars.push(
-      node(
-        'text',
-        {
-          x: labelWidth - 8,
-          y: top + (series.length * (barHeight + 2)) / 2 + 4,
-          'text-anchor': 'end',
-          class: 'chart-label',
-        },
-        group.label,
-      ),
+      compact
+        ? node('text', { x: 0, y: top + 13, class: 'chart-label' }, group.label)
+        : node(
+            'text',
+            {
+              x: labelWidth - 8,
+              y: top + (series.length * (barHeight + 2)) / 2 + 4,
+              'text-anchor': 'end',
+              class: 'chart-label',
+            },
+            group.label,
+          ),
     );
     for (const [i, label] of series.entries()) {
       const value = group.values[i] ?? 0;
       const w = Math.max(1, (value / max) * plot);
-      const y = top + i * (barHeight + 2);
+      const y = top + labelRow + i * (barHeight + 2);
       bars.push(
         node(
           'rect',
@@ -167,20 +180,37 @@ export interface EvalChartInput {
   }>;
 }
 
-/** Each run as a square, one row per configuration: green passed, red failed; its title says why. */
-function runStrip(report: EvalChartInput): Chart {
+/**
+ * Each run as a square, one row per configuration (wrapped to the width): green passed, red
+ * failed; its title says why.
+ */
+function runStrip(report: EvalChartInput, width: number): Chart {
   const size = 16;
-  const rows = report.configurations.flatMap((c, r) => [
-    node('text', { x: 152, y: r * 24 + 32, 'text-anchor': 'end', class: 'chart-label' }, c.configuration),
-    ...report.runs
-      .filter((run) => run.configuration === c.configuration)
-      .map((run, i) =>
+  const step = size + 3;
+  const compact = width < compactBelow;
+  const labelWidth = compact ? 0 : 160;
+  const labelRow = compact ? 18 : 0;
+  const perLine = Math.max(1, Math.floor((width - labelWidth - 4) / step));
+  const nodes: SvgNode[] = [];
+  let top = 12;
+  for (const c of report.configurations) {
+    const runs = report.runs.filter((run) => run.configuration === c.configuration);
+    const lines = Math.max(1, Math.ceil(runs.length / perLine));
+    nodes.push(
+      compact
+        ? node('text', { x: 0, y: top + 13, class: 'chart-label' }, c.configuration)
+        : node(
+            'text',
+            { x: labelWidth - 8, y: top + 12, 'text-anchor': 'end', class: 'chart-label' },
+            c.configuration,
+          ),
+      ...runs.map((run, i) =>
         node(
           'rect',
           {
             class: `run ${run.passed ? 'pass' : 'fail'}`,
-            x: 160 + i * (size + 3),
-            y: r * 24 + 20,
+            x: labelWidth + (i % perLine) * step,
+            y: top + labelRow + Math.floor(i / perLine) * step,
             width: size,
             height: size,
           },
@@ -191,10 +221,10 @@ function runStrip(report: EvalChartInput): Chart {
           ),
         ),
       ),
-  ]);
-  const most = Math.max(1, ...report.configurations.map((c) => c.runs));
-  const width = 170 + most * (size + 3);
-  const height = report.configurations.length * 24 + 30;
+    );
+    top += labelRow + lines * step + 6;
+  }
+  const height = top + 6;
   const title = 'Every run (green: passed)';
   return {
     id: 'runs',
@@ -211,7 +241,7 @@ function runStrip(report: EvalChartInput): Chart {
         height,
         xmlns: 'http://www.w3.org/2000/svg',
       },
-      ...rows,
+      ...nodes,
     ),
   };
 }
@@ -223,11 +253,12 @@ const ms = (v: number) => `${Math.round(v)} ms`;
  * An eval report's charts, per configuration: pass rate, latency, cost, human interrupts, steps,
  * review and rework rounds, and every run.
  */
-export function evalCharts(report: EvalChartInput): Chart[] {
+export function evalCharts(report: EvalChartInput, width: number = defaultChartWidth): Chart[] {
   const per = (pick: (c: EvalChartInput['configurations'][number]) => number[]) =>
     report.configurations.map((c) => ({ label: c.configuration, values: pick(c) }));
   return [
     barChart({
+      width,
       id: 'pass-rate',
       title: 'Pass rate',
       series: ['pass rate'],
@@ -235,6 +266,7 @@ export function evalCharts(report: EvalChartInput): Chart[] {
       format: pct,
     }),
     barChart({
+      width,
       id: 'latency',
       title: 'Task latency',
       series: ['p50', 'p95'],
@@ -242,6 +274,7 @@ export function evalCharts(report: EvalChartInput): Chart[] {
       format: ms,
     }),
     barChart({
+      width,
       id: 'cost',
       title: 'Mean cost per run',
       series: ['cost'],
@@ -249,6 +282,7 @@ export function evalCharts(report: EvalChartInput): Chart[] {
       format: (v) => `$${v.toFixed(4)}`,
     }),
     barChart({
+      width,
       id: 'interrupts',
       title: 'Human interrupts (approvals asked, all runs)',
       series: ['approvals asked'],
@@ -256,6 +290,7 @@ export function evalCharts(report: EvalChartInput): Chart[] {
       format: (v) => String(v),
     }),
     barChart({
+      width,
       id: 'steps',
       title: 'Mean steps per run',
       series: ['steps'],
@@ -263,12 +298,13 @@ export function evalCharts(report: EvalChartInput): Chart[] {
       format: (v) => v.toFixed(1),
     }),
     barChart({
+      width,
       id: 'rounds',
       title: 'Rounds per run',
       series: ['review', 'rework'],
       groups: per((c) => [c.meanReviewRounds, c.meanReworkRounds]),
       format: (v) => v.toFixed(2),
     }),
-    runStrip(report),
+    runStrip(report, width),
   ];
 }

@@ -15,29 +15,42 @@ import {
 import { killAll, killTask, type KillResult } from '../control/kill.js';
 import type { ApprovalRecord } from '../store/taskStore.js';
 import type { CliContext } from './main.js';
+import { formatCommands, type Invocation } from './invocation.js';
 
-/** How to invoke keel in a printed hint: `pnpm keel` when this run came through the repo's script. */
-const keelCommand = (env: NodeJS.ProcessEnv) =>
-  env['npm_lifecycle_event'] === 'keel' ? 'pnpm keel' : 'keel';
-
-/** What a waiting or escalated run's reader should type next. */
-export function howToAnswer(run: TaskRunV1, env: NodeJS.ProcessEnv): string {
-  const keel = keelCommand(env);
+/** What a waiting or escalated run's reader should type next, runnable where it is printed. */
+export function howToAnswer(run: TaskRunV1, keel: Invocation, config: string): string {
   const id = /(ap-[0-9a-f]{10}|es-[0-9a-f]{10})/.exec(run.outcome.message)?.[1];
-  if (id === undefined) return `${keel} approvals   lists what waits for a human`;
-  return id.startsWith('ap-')
-    ? `a human decides:\n  ${keel} approve ${id} --as NAME              approve it; the task resumes and finishes\n  ${keel} deny ${id} --reason TEXT             refuse it; the task ends with the reason`
-    : `a human decides:\n  ${keel} continue ${id} [--raise steps=N] [--hint TEXT]   go on, with raised limits or a hint\n  ${keel} abort ${id} --reason TEXT                      end the task`;
+  const lines = (rows: Array<[string, string]>) =>
+    formatCommands(rows.map(([args, why]) => [keel.command(args, { config }), why]));
+  if (id === undefined) return lines([['approvals', 'what waits for a human']]);
+  return `a human decides:\n${lines(
+    id.startsWith('ap-')
+      ? [
+          [`approve ${id} --as NAME`, 'approve it; the task resumes and finishes'],
+          [`deny ${id} --reason TEXT`, 'refuse it; the task ends with the reason'],
+        ]
+      : [
+          [
+            `continue ${id} --hint TEXT`,
+            'go on, the agent told TEXT first (--raise LIMIT=NUMBER, e.g. --raise steps=80, raises a limit)',
+          ],
+          [`abort ${id} --reason TEXT`, 'end the task'],
+        ],
+  )}`;
 }
 
-function formatApprovals(approvals: ApprovalRecord[]): string {
+/** Each request: its id, kind and status, then always the tool it asks for and why. */
+export function formatApprovals(approvals: ApprovalRecord[]): string {
   if (approvals.length === 0) return 'nothing waits for a human';
   return approvals
     .map((a) =>
       [
-        `${a.id}  ${a.kind === 'tool' ? 'approval' : 'escalation'}  ${a.status}  task ${a.taskId}  step ${a.step}  expires ${a.expiresAt}`,
-        `    ${a.summary}`,
-        ...a.reasons.map((r) => `    why: ${r}`),
+        `${a.id}  ${a.kind === 'tool' ? 'approval' : 'escalation'}  ${a.status}  task ${a.taskId}  step ${a.step}  asked ${a.requestedAt}  expires ${a.expiresAt}`,
+        `    tool: ${a.tool === null ? '(none: the task itself waits)' : `${a.server === null ? '' : `${a.server}.`}${a.tool}`}`,
+        `    what: ${a.summary}`,
+        ...(a.reasons.length === 0
+          ? ['    why:  (no reason was recorded)']
+          : a.reasons.map((r) => `    why:  ${r}`)),
         ...(a.decidedBy === null
           ? []
           : [
@@ -82,11 +95,18 @@ function printKill(ctx: CliContext, result: KillResult): void {
 
 /** approvals, approve, deny, continue, abort, resume, kill, resume-all, keygen. */
 export function registerControlCommands(program: Command, ctx: CliContext): void {
-  const resume = async (configFile: string | undefined, taskId: string, reason: string, quiet: boolean) =>
+  // With --json, stdout holds only the record: the decision line goes to stderr.
+  const say = (json: boolean, line: string) => (json ? ctx.io.stderr.write(`${line}\n`) : ctx.out(line));
+  const resume = async (
+    configFile: string | undefined,
+    taskId: string,
+    reason: string,
+    opts: { quiet: boolean; json?: boolean },
+  ) =>
     ctx.withStore(configFile, async (loaded, store) => {
       const { resumeTask } = await import('../engine/runTask.js');
-      const { run } = await resumeTask({ loaded, store, taskId, reason, ...ctx.runOptions(quiet) });
-      ctx.finishRun(run, false);
+      const { run } = await resumeTask({ loaded, store, taskId, reason, ...ctx.runOptions(opts.quiet) });
+      await ctx.finishRun(run, opts.json === true, loaded.file, store);
     });
 
   program
@@ -119,19 +139,31 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     )
     .option('--reason <text>', 'why (recorded)')
     .option('--no-resume', 'only record the approval; resume later with keel resume TASK')
+    .option(
+      '--json',
+      "print the resumed task's taskRun.v1 record as JSON (the decision goes to stderr)",
+      false,
+    )
     .option('-q, --quiet', 'no progress lines', false)
     .action(
       async (
         id: string,
-        opts: { config?: string; as?: string; reason?: string; resume: boolean; quiet: boolean },
+        opts: {
+          config?: string;
+          as?: string;
+          reason?: string;
+          resume: boolean;
+          quiet: boolean;
+          json: boolean;
+        },
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
           const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock);
-          ctx.out(`approved ${id} (${result.summary}) as ${by}`);
+          say(opts.json, `approved ${id} (${result.summary}) as ${by}`);
           return result;
         });
-        if (opts.resume) await resume(opts.config, approval.taskId, `approval ${id} granted`, opts.quiet);
+        if (opts.resume) await resume(opts.config, approval.taskId, `approval ${id} granted`, opts);
       },
     );
 
@@ -164,6 +196,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .option('--hint <text>', 'a message the agent receives from a human before its next step')
     .option('--as <name>', 'who decides (default: $KEEL_APPROVER or the login name)')
     .option('--no-resume', 'only record the decision')
+    .option(
+      '--json',
+      "print the resumed task's taskRun.v1 record as JSON (the decision goes to stderr)",
+      false,
+    )
     .option('-q, --quiet', 'no progress lines', false)
     .action(
       async (
@@ -175,15 +212,16 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           as?: string;
           resume: boolean;
           quiet: boolean;
+          json: boolean;
         },
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
           const result = await continueEscalation(store, id, by, opts.raise, opts.hint, ctx.io.clock);
-          ctx.out(`continuing ${result.taskId} (${id}) as ${by}`);
+          say(opts.json, `continuing ${result.taskId} (${id}) as ${by}`);
           return result;
         });
-        if (opts.resume) await resume(opts.config, approval.taskId, `escalation ${id} continued`, opts.quiet);
+        if (opts.resume) await resume(opts.config, approval.taskId, `escalation ${id} continued`, opts);
       },
     );
 
@@ -209,9 +247,14 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     )
     .argument('<task>', 'task id')
     .addOption(ctx.configOption())
+    .option('--json', 'print the taskRun.v1 record as JSON', false)
     .option('-q, --quiet', 'no progress lines', false)
-    .action(async (taskId: string, opts: { config?: string; quiet: boolean }) => {
-      await resume(opts.config, taskId, 'keel resume', opts.quiet);
+    .addHelpText(
+      'after',
+      '\nExit code: 0 when the task succeeded, 1 when it ended otherwise, 2 on bad usage, 3 when it waits for a human.\n',
+    )
+    .action(async (taskId: string, opts: { config?: string; quiet: boolean; json: boolean }) => {
+      await resume(opts.config, taskId, 'keel resume', opts);
     });
 
   program
@@ -224,19 +267,19 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (taskId: string | undefined, opts: { config?: string; all: boolean; as?: string }) => {
       if ((taskId === undefined) === !opts.all)
         throw new KeelError('INVALID_ARGUMENT', 'name one task, or pass --all', {
-          hint: 'keel kill TASK | keel kill --all',
+          hint: '`keel kill TASK` stops one task, `keel kill --all` every one',
         });
-      await ctx.withStore(opts.config, async (_loaded, store) => {
+      await ctx.withStore(opts.config, async (loaded, store) => {
         const by = ctx.approver(opts.as);
         if (opts.all) {
           const results = await killAll(store, by, { clock: ctx.io.clock });
           for (const result of results) printKill(ctx, result);
           ctx.out(
-            `global stop in force: no task starts until keel resume-all (${results.length} task(s) stopped)`,
+            `global stop in force: no task starts until \`${ctx.invocation().command('resume-all', { config: loaded.file })}\` (${results.length} task(s) stopped)`,
           );
         } else {
           if ((await store.getTask(taskId!)) === undefined)
-            throw new KeelError('NOT_FOUND', `no task '${taskId}'`, { hint: 'keel runs lists the tasks' });
+            throw new KeelError('NOT_FOUND', `no task '${taskId}'`, { hint: '`keel runs` lists the tasks' });
           printKill(ctx, await killTask(store, taskId!, by, { clock: ctx.io.clock }));
         }
       });

@@ -157,7 +157,7 @@ const deployScript = `  deploy:
 ${deployTurns('staging')}${deployTurns('production')}`;
 
 const deployConfig = (
-  healthUrl: string,
+  stagingHealth: string,
 ) => `# Where the deploy server puts the app: releases under ../deploys/<environment>, \`current\` the live one.
 environments:
   staging:
@@ -165,8 +165,8 @@ environments:
     target: { type: directory, path: ../deploys/staging }
     policy:
       keep: 3
-      # Served by \`keel demo\` while it runs: 200 only when the live release's math is right.
-      health: { http: ${healthUrl}, timeoutMs: 5000 }
+      # After the switch: the live release's math must be right, or staging goes back to what it was.
+      health: ${stagingHealth}
   production:
     build: app
     target: { type: directory, path: ../deploys/production }
@@ -177,7 +177,7 @@ environments:
       health: { command: [node, scripts/smoke.mjs, ../deploys/production/current] }
 `;
 
-const smokeScript = `// The production health check: the live release's math must be right (exit 0), or it is rolled back.
+const smokeScript = `// The health check of both environments: the live release's math must be right (exit 0), or it is rolled back.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -202,12 +202,23 @@ const git = (cwd: string, ...args: string[]) =>
     env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
   });
 
+export interface DemoOptions {
+  /** Deploy targets, a deploy config, approval keys and a deploy script in the task (default true). */
+  deploy?: boolean;
+  /**
+   * Staging's health check as an HTTP URL instead of the project's own check script. The script
+   * is the default: it is there as long as the project is, so a replay or a second run finds it.
+   */
+  stagingHealthUrl?: string;
+}
+
 /**
  * Writes the demo: a small app with two bugs and a failing test in a git repository, a
- * supervisor config with the four servers, the deploy config of its staging environment (when a
- * health URL is given), and the task file the playbook model plays.
+ * supervisor config with the four servers, the deploy config of its two environments, and the
+ * task file the playbook model plays.
  */
-export function createDemoProject(dir: string, options: { healthUrl?: string } = {}): DemoProject {
+export function createDemoProject(dir: string, options: DemoOptions = {}): DemoProject {
+  const deploy = options.deploy ?? true;
   const project = path.join(dir, 'project');
   mkdirSync(path.join(project, 'app'), { recursive: true });
   mkdirSync(path.join(project, 'test'), { recursive: true });
@@ -218,8 +229,15 @@ export function createDemoProject(dir: string, options: { healthUrl?: string } =
   writeFileSync(path.join(project, 'app', 'math.js'), mathJs);
   writeFileSync(path.join(project, 'app', 'index.html'), indexHtml);
   writeFileSync(path.join(project, 'test', 'math.test.js'), mathTest);
-  if (options.healthUrl !== undefined) {
-    writeFileSync(path.join(project, 'keel.deploy.yaml'), deployConfig(options.healthUrl));
+  if (deploy) {
+    writeFileSync(
+      path.join(project, 'keel.deploy.yaml'),
+      deployConfig(
+        options.stagingHealthUrl === undefined
+          ? '{ command: [node, scripts/smoke.mjs, ../deploys/staging/current] }'
+          : `{ http: ${options.stagingHealthUrl}, timeoutMs: 5000 }`,
+      ),
+    );
     mkdirSync(path.join(project, 'scripts'));
     writeFileSync(path.join(project, 'scripts', 'smoke.mjs'), smokeScript);
     // The supervisor signs deploy approvals with the private key; the deploy server trusts the public one.
@@ -239,7 +257,7 @@ export function createDemoProject(dir: string, options: { healthUrl?: string } =
     config,
     starterConfig({
       workspace: 'project',
-      ...(options.healthUrl === undefined
+      ...(!deploy
         ? {}
         : {
             deployConfig: 'keel.deploy.yaml',
@@ -248,6 +266,6 @@ export function createDemoProject(dir: string, options: { healthUrl?: string } =
     }),
   );
   const task = path.join(dir, 'demo.task.yaml');
-  writeFileSync(task, demoTask(options.healthUrl !== undefined));
+  writeFileSync(task, demoTask(deploy));
   return { dir, project, config, task };
 }

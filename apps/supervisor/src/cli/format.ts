@@ -1,13 +1,28 @@
 import type { TaskRunV1 } from '@keel/contracts';
-import type { EventRecord, ModelCallRecord, TaskRecord, ToolCallRecord } from '../store/taskStore.js';
+import { callLabel } from '../observe/labels.js';
+import type {
+  ApprovalRecord,
+  EventRecord,
+  ModelCallRecord,
+  TaskRecord,
+  ToolCallRecord,
+} from '../store/taskStore.js';
 
 /** A recorded value as text: strings as they are, anything else as JSON. */
 const text = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value ?? null));
 
 const pad = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
 
-export function formatRunSummary(run: TaskRunV1): string {
+/**
+ * A run record for a terminal. `asked` is the request a waiting or escalated run waits on: its time
+ * is when the waiting began (the task was created earlier).
+ */
+export function formatRunSummary(run: TaskRunV1, asked?: ApprovalRecord): string {
   const failed = run.toolCalls.filter((c) => !c.ok).length;
+  const since =
+    asked === undefined
+      ? `${run.status} since ${run.startedAt}`
+      : `${run.status} since ${asked.requestedAt} (${asked.id}, asked at step ${asked.step}; the task started ${run.startedAt})`;
   return [
     `task      ${run.id} (${run.type}, ${run.mode})`,
     `status    ${run.status}${run.outcome.limit ? ` — limit ${run.outcome.limit}` : ''}${run.outcome.loop ? ` — loop ${run.outcome.loop}` : ''}`,
@@ -16,7 +31,7 @@ export function formatRunSummary(run: TaskRunV1): string {
     `tokens    ${run.tokens.input} in + ${run.tokens.output} out`,
     `cost      $${run.costUsd.toFixed(4)}`,
     `tools     ${run.toolCalls.length} calls (${failed} failed or refused, ${run.toolCalls.filter((c) => c.irreversible).length} irreversible)`,
-    `time      ${run.endedAt ? `${((Date.parse(run.endedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1)} s` : `${run.status} since ${run.startedAt}`}`,
+    `time      ${run.endedAt ? `${((Date.parse(run.endedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1)} s` : since}`,
   ].join('\n');
 }
 
@@ -39,10 +54,11 @@ export function formatShow(
   tools: ToolCallRecord[],
   events: EventRecord[],
   now: number,
+  asked?: ApprovalRecord,
 ): string {
   const lines = [
     `${task.title}`,
-    task.run ? formatRunSummary(task.run) : `status    ${task.status}`,
+    task.run ? formatRunSummary(task.run, asked) : `status    ${task.status}`,
     '',
     'steps:',
   ];
@@ -55,7 +71,7 @@ export function formatShow(
     );
     for (const t of toolsByStep.get(call.step) ?? [])
       lines.push(
-        `        → ${pad(`${t.server ? `${t.server}.` : ''}${t.tool}`, 34)} ${pad(t.outcome + (t.errorCode ? ` ${t.errorCode}` : ''), 26)} ${t.latencyMs.toFixed(0).padStart(6)} ms${t.irreversible ? '  irreversible' : ''}`,
+        `        → call ${t.callIndex + 1}  ${pad(`${t.server ? `${t.server}.` : ''}${t.tool}`, 34)} ${pad(t.outcome + (t.errorCode ? ` ${t.errorCode}` : ''), 26)} ${t.latencyMs.toFixed(0).padStart(6)} ms${t.irreversible ? '  irreversible' : ''}`,
       );
   }
   const orchestrator = tools.filter((t) => t.agent === 'orchestrator');
@@ -63,7 +79,7 @@ export function formatShow(
     lines.push('', 'orchestrator calls:');
     for (const t of orchestrator)
       lines.push(
-        `        → ${pad(`${t.server}.${t.tool}`, 34)} ${pad(t.outcome + (t.errorCode ? ` ${t.errorCode}` : ''), 26)} ${t.latencyMs.toFixed(0).padStart(6)} ms`,
+        `        → ${callLabel(t.step, t.callIndex)}  ${pad(`${t.server}.${t.tool}`, 34)} ${pad(t.outcome + (t.errorCode ? ` ${t.errorCode}` : ''), 26)} ${t.latencyMs.toFixed(0).padStart(6)} ms`,
       );
   }
   const started = events.find((e) => e.type === 'task_started')?.data as

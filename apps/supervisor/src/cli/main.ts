@@ -6,7 +6,7 @@ import { KeelError } from '@keel/kit';
 import { taskStatuses, type TaskRunV1 } from '@keel/contracts';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { openTaskStore, storeLocation } from '../store/openStore.js';
-import type { TaskStore } from '../store/taskStore.js';
+import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import { loadTaskFile } from '../task/taskFile.js';
 import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
@@ -15,10 +15,13 @@ import { registerWorkerCommands } from './workerCommands.js';
 import { registerConsoleCommand } from './console.js';
 import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
-import { exampleTask, starterConfig } from './starter.js';
+import { exampleTask, modelPresets, starterConfig, type ModelPresetName } from './starter.js';
 import type { Tracer } from '@opentelemetry/api';
 import type { Clock } from '../clock.js';
 import { observabilityCommands } from './commands/index.js';
+import { requireTask } from './commands/context.js';
+import { workspaceProblems } from '../config/workspace.js';
+import { createInvocation, discoverConfig, formatCommands, type Invocation } from './invocation.js';
 
 export interface CliIo {
   argv: readonly string[];
@@ -34,6 +37,11 @@ export interface CliIo {
   tracer: Tracer | undefined;
   /** Where every command reads the time (the bin passes the system clock; tests may fix it). */
   clock: Clock;
+  /**
+   * The running bin file. Printed commands name it (`node BIN …`) unless the `keel` on PATH is this
+   * same bin; without it (in-process tests) they say `keel`.
+   */
+  bin?: string;
 }
 
 /** What the command modules share: output, the store opened from the config, run options. */
@@ -45,8 +53,11 @@ export interface CliContext {
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
   ): Promise<T>;
   configOption(): Option;
-  /** Prints a run record and sets the exit code from its status. */
-  finishRun(run: TaskRunV1, json: boolean): void;
+  /**
+   * Prints a run record (and, when it waits, since when and what to type next) and sets the exit
+   * code from its status.
+   */
+  finishRun(run: TaskRunV1, json: boolean, config: string, store: TaskStore): Promise<void>;
   setExitCode(code: number): void;
   /** The options every task run gets from the command line: kill wiring, tracing, progress. */
   runOptions(
@@ -56,6 +67,8 @@ export interface CliContext {
   approver(given: string | undefined): string;
   /** The config file a command uses: --config, KEEL_CONFIG, or ./keel.config.yaml. */
   findConfig(given: string | undefined): string;
+  /** How a printed command is written so that it runs where it is printed (one place decides). */
+  invocation(): Invocation;
 }
 
 /**
@@ -71,15 +84,35 @@ const positiveInt = (name: string) => (value: string) => {
 };
 
 function findConfig(cwd: string, given: string | undefined, env: NodeJS.ProcessEnv): string {
-  const explicit = given ?? (env['KEEL_CONFIG'] || undefined);
-  if (explicit !== undefined) return path.resolve(cwd, explicit);
-  for (const name of ['keel.config.yaml', 'keel.config.yml', 'keel.config.json']) {
-    const candidate = path.join(cwd, name);
-    if (existsSync(candidate)) return candidate;
-  }
+  const found = given === undefined ? discoverConfig(cwd, env) : path.resolve(cwd, given);
+  if (found !== undefined) return found;
   throw new KeelError('NOT_FOUND', `no keel.config.yaml in ${cwd}`, {
     hint: 'run `keel init` to write one, pass --config FILE, or try `keel demo`',
   });
+}
+
+/** The request a waiting or escalated run waits on (the latest one still pending). */
+async function waitingOn(store: TaskStore, run: TaskRunV1): Promise<ApprovalRecord | undefined> {
+  if (run.status !== 'waiting' && run.status !== 'escalated') return undefined;
+  return (await store.listApprovals({ taskId: run.id, status: 'pending' })).at(-1);
+}
+
+/** A note for a person whose shell has no `keel` (the printed commands then name the bin). */
+const keelNotOnPath =
+  '(no `keel` on your PATH runs this bin, so the commands above name it; `pnpm keel:link` in the checkout links `keel`)';
+
+/** Every command path (`audit verify`) that takes `-c CONFIG`. */
+function configCommands(program: Command): Set<string> {
+  const found = new Set<string>();
+  const walk = (command: Command, words: string[]) => {
+    for (const sub of command.commands) {
+      const path = [...words, sub.name()];
+      if (sub.options.some((o) => o.long === '--config')) found.add(path.join(' '));
+      walk(sub, path);
+    }
+  };
+  walk(program, []);
+  return found;
 }
 
 /**
@@ -88,12 +121,33 @@ function findConfig(cwd: string, given: string | undefined, env: NodeJS.ProcessE
  */
 export async function runCli(io: CliIo): Promise<number> {
   let exitCode: number = exitCodes.ok;
+  /** The config this command uses, once found: hints printed on an error name it when needed. */
+  let configInUse: string | undefined;
   const out = (text: string) => io.stdout.write(`${text}\n`);
+  const useConfig = (given: string | undefined) => {
+    configInUse = findConfig(io.cwd, given, io.env);
+    return configInUse;
+  };
+  let invocation: Invocation | undefined;
+  const program = new Command('keel');
+  const getInvocation = () => {
+    if (invocation === undefined) {
+      const withConfig = configCommands(program);
+      invocation = createInvocation({
+        bin: io.bin,
+        env: io.env,
+        cwd: io.cwd,
+        subcommands: program.commands.map((c) => c.name()),
+        takesConfig: (words) => withConfig.has(words.slice(0, 2).join(' ')) || withConfig.has(words[0] ?? ''),
+      });
+    }
+    return invocation;
+  };
   const withStore = async <T>(
     configFile: string | undefined,
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
   ) => {
-    const loaded = loadConfig(findConfig(io.cwd, configFile, io.env));
+    const loaded = loadConfig(useConfig(configFile));
     const store = await openTaskStore(loaded, io.env);
     try {
       return await fn(loaded, store);
@@ -106,10 +160,10 @@ export async function runCli(io: CliIo): Promise<number> {
       '-c, --config <file>',
       'keel.config.yaml to use (env KEEL_CONFIG; default: ./keel.config.yaml)',
     );
-  const finishRun = (run: TaskRunV1, json: boolean) => {
-    out(json ? JSON.stringify(run, null, 2) : formatRunSummary(run));
+  const finishRun = async (run: TaskRunV1, json: boolean, config: string, store: TaskStore) => {
+    out(json ? JSON.stringify(run, null, 2) : formatRunSummary(run, await waitingOn(store, run)));
     if (run.status === 'waiting' || run.status === 'escalated') {
-      if (!json) out(`\n${howToAnswer(run, io.env)}`);
+      if (!json) out(`\n${howToAnswer(run, getInvocation(), config)}`);
       exitCode = exitCodes.waiting;
     } else if (run.status !== 'succeeded') exitCode = exitCodes.taskNotSucceeded;
   };
@@ -131,10 +185,11 @@ export async function runCli(io: CliIo): Promise<number> {
       ...(quiet ? {} : { progress: streamProgress(io.stderr) }),
     }),
     approver: (given) => given ?? io.env['KEEL_APPROVER'] ?? io.env['USER'] ?? userInfo().username,
-    findConfig: (given) => findConfig(io.cwd, given, io.env),
+    findConfig: useConfig,
+    invocation: getInvocation,
   };
 
-  const program = new Command('keel')
+  program
     .description(
       'Keel supervisor: specialist agents routed to MCP servers under hard limits, with durable records.',
     )
@@ -178,7 +233,7 @@ export async function runCli(io: CliIo): Promise<number> {
           );
         const { runTask } = await import('../engine/runTask.js');
         const { run } = await runTask({ loaded, task, store, ...ctx.runOptions(opts.quiet) });
-        finishRun(run, opts.json);
+        await finishRun(run, opts.json, loaded.file, store);
       });
     });
 
@@ -198,7 +253,7 @@ export async function runCli(io: CliIo): Promise<number> {
         type?: string;
         json: boolean;
       }) => {
-        await withStore(opts.config, async (_loaded, store) => {
+        await withStore(opts.config, async (loaded, store) => {
           const tasks = await store.listTasks({
             limit: opts.limit,
             ...(opts.status === undefined ? {} : { status: opts.status }),
@@ -211,7 +266,7 @@ export async function runCli(io: CliIo): Promise<number> {
                   null,
                   2,
                 )
-              : formatRuns(tasks),
+              : getInvocation().rewrite(formatRuns(tasks), { config: loaded.file }),
           );
         });
       },
@@ -225,25 +280,17 @@ export async function runCli(io: CliIo): Promise<number> {
     .option('--json', 'the task, its model calls, tool calls and events as JSON', false)
     .action(async (id: string, opts: { config?: string; json: boolean }) => {
       await withStore(opts.config, async (_loaded, store) => {
-        const task = await store.getTask(id);
-        if (task === undefined) {
-          const recent = (await store.listTasks({ limit: 5 })).map((t) => t.id);
-          throw new KeelError('NOT_FOUND', `no task '${id}'`, {
-            hint:
-              recent.length === 0
-                ? 'no tasks yet: `keel demo` runs one'
-                : `recent tasks: ${recent.join(', ')}`,
-          });
-        }
-        const [models, tools, events] = await Promise.all([
+        const task = await requireTask(store, id);
+        const [models, tools, events, asked] = await Promise.all([
           store.listModelCalls(id),
           store.listToolCalls(id),
           store.listEvents(id),
+          task.run === null ? undefined : waitingOn(store, task.run),
         ]);
         out(
           opts.json
             ? JSON.stringify({ task, modelCalls: models, toolCalls: tools, events }, null, 2)
-            : formatShow(task, models, tools, events, io.clock.now()),
+            : formatShow(task, models, tools, events, io.clock.now(), asked),
         );
       });
     });
@@ -253,22 +300,43 @@ export async function runCli(io: CliIo): Promise<number> {
     .description('write a commented starter keel.config.yaml (and an example task) that runs as it is')
     .argument('[dir]', 'where to write them', '.')
     .option('--workspace <dir>', 'the project the servers are rooted at, relative to the config', '.')
+    .addOption(
+      new Option('--model <name>', 'the model every agent uses; edit keel.config.yaml for another')
+        .choices(Object.keys(modelPresets))
+        .default('playbook'),
+    )
     .option('--force', 'overwrite existing files', false)
-    .action(async (dir: string, opts: { workspace: string; force: boolean }) => {
+    .action(async (dir: string, opts: { workspace: string; model: ModelPresetName; force: boolean }) => {
       const target = path.resolve(io.cwd, dir);
-      mkdirSync(target, { recursive: true });
       const files = {
-        'keel.config.yaml': starterConfig({ workspace: opts.workspace }),
+        'keel.config.yaml': starterConfig({ workspace: opts.workspace, model: opts.model }),
         'task.example.yaml': exampleTask,
       };
+      // Both checked before either is written: a refusal leaves nothing half-written.
+      const existing = Object.keys(files)
+        .map((name) => path.join(target, name))
+        .filter((file) => existsSync(file));
+      if (existing.length > 0 && !opts.force)
+        throw new KeelError(
+          'ALREADY_EXISTS',
+          existing.length === 1 ? `${existing[0]} already exists` : `${existing.join(' and ')} already exist`,
+          {
+            hint: 'pass --force to overwrite, or name another directory: `keel init DIR`',
+          },
+        );
+      mkdirSync(target, { recursive: true });
+      const keel = getInvocation();
       for (const [name, text] of Object.entries(files)) {
         const file = path.join(target, name);
-        if (existsSync(file) && !opts.force)
-          throw new KeelError('ALREADY_EXISTS', `${file} exists`, { hint: 'pass --force to overwrite it' });
         writeFileSync(file, text);
-        out(`wrote ${path.relative(io.cwd, file) || file}`);
+        out(`wrote ${keel.pathFrom(file)}`);
       }
-      out('next: keel run task.example.yaml');
+      for (const problem of workspaceProblems(path.resolve(target, opts.workspace)))
+        io.stderr.write(`warning: ${problem}\n`);
+      const next = keel.command('run task.example.yaml', { cwd: target });
+      out(
+        target === path.resolve(keel.shellCwd) ? `next: ${next}` : `next:\n  ${keel.cd(target)}\n  ${next}`,
+      );
     });
 
   program
@@ -320,12 +388,27 @@ export async function runCli(io: CliIo): Promise<number> {
       }
     });
 
-  const audit = program.command('audit').description("the task store's hash-chained event log");
+  const audit = program
+    .command('audit')
+    .description("the task store's hash-chained event log: keel audit verify")
+    .addOption(configOption())
+    .allowExcessArguments()
+    .action((opts: { config?: string }, command: Command) => {
+      const given = command.args[0];
+      if (opts.config !== undefined) useConfig(opts.config);
+      throw new KeelError(
+        'INVALID_ARGUMENT',
+        given === undefined ? 'audit needs a subcommand' : `audit has no subcommand '${given}'`,
+        { hint: "`keel audit verify` checks the event log's hash chain" },
+      );
+    });
   audit
     .command('verify')
     .description("check the event log's hash chain; exit 1 names the first altered event")
     .addOption(configOption())
-    .action(async (opts: { config?: string }) => {
+    // `keel audit -c X verify` and `keel audit verify -c X` alike: the -c may land on either command.
+    .action(async (_opts: { config?: string }, command: Command) => {
+      const opts = command.optsWithGlobals<{ config?: string }>();
       await withStore(opts.config, async (_loaded, store) => {
         const result = await store.verifyEvents();
         if (result.ok) out(`ok: ${result.events} events, chain intact`);
@@ -355,13 +438,11 @@ export async function runCli(io: CliIo): Promise<number> {
           hint: 'pick another --dir, or delete it',
         });
       mkdirSync(dir, { recursive: true });
-      const [{ createDemoProject }, { startDemoHealthServer }, { runTask }] = await Promise.all([
+      const [{ createDemoProject }, { runTask }] = await Promise.all([
         import('./demoProject.js'),
-        import('./demoHealth.js'),
         import('../engine/runTask.js'),
       ]);
-      const health = await startDemoHealthServer(path.join(dir, 'deploys', 'staging'));
-      const demo = createDemoProject(dir, { healthUrl: health.url });
+      const demo = createDemoProject(dir);
       out(`demo project: ${demo.project}\nconfig:       ${demo.config}\ntask:         ${demo.task}\n`);
       const loaded = loadConfig(demo.config);
       const store = await openTaskStore(loaded, io.env);
@@ -375,44 +456,48 @@ export async function runCli(io: CliIo): Promise<number> {
           tracer: io.tracer,
           ...(opts.quiet ? {} : { progress: streamProgress(io.stderr) }),
         });
-        out(`\n${formatRunSummary(run)}\n`);
-        // From a checkout, `pnpm keel` runs only in the repository: name the demo's config instead of cd-ing into it.
-        const viaPnpm = io.env['npm_lifecycle_event'] === 'keel';
-        const keel = (args: string) => (viaPnpm ? `pnpm keel ${args} -c ${demo.config}` : `keel ${args}`);
-        const at = (relative: string) => (viaPnpm ? path.join(dir, relative) : relative);
-        const cd = viaPnpm ? [] : [`  cd ${dir}`];
+        out(`\n${formatRunSummary(run, await waitingOn(store, run))}\n`);
+        // Every line below runs as printed, once the shell is in the demo's directory.
+        const keel = getInvocation();
+        const block = (rows: Array<[string, string]>) =>
+          formatCommands(rows, path.resolve(keel.shellCwd) === dir ? undefined : keel.cd(dir));
+        const k = (args: string) => keel.command(args, { config: demo.config, cwd: dir });
         const approval = /(ap-[0-9a-f]{10})/.exec(run.outcome.message)?.[1];
         if (run.status === 'waiting' && approval !== undefined)
           out(
             [
               'The task waits for a human: production requires an approval, and the deploy server accepts',
               'only a token the supervisor signs after a person approves (the model never sees it).',
-              ...cd,
-              `  ${keel('approvals')}`,
-              `      what waits, and why`,
-              `  ${keel(`approve ${approval} --as NAME`)}`,
-              `      approve: the task resumes, deploys to production, finishes`,
-              `  ${keel(`deny ${approval} --reason TEXT`)}`,
-              `      refuse: the task ends with the reason`,
+              block([
+                [k('approvals'), 'what waits, and why'],
+                [
+                  k(`approve ${approval} --as NAME`),
+                  'approve: the task resumes, deploys to production, finishes',
+                ],
+                [k(`deny ${approval} --reason TEXT`), 'or refuse: the task ends with the reason'],
+              ]),
               '',
             ].join('\n'),
           );
         out(
           [
             'where to look next:',
-            ...cd,
-            `  ${keel(`show ${run.id}`)}   every step, model call and tool call`,
-            `  ${keel('runs')}   all tasks in this store`,
-            `  ${keel('audit verify')}   the hash-chained event log`,
-            `  git -C ${at('project')} log --oneline   the commits the coding agent made`,
-            `  ls -l ${at('deploys')}/*   the releases, and current -> the live one`,
+            block([
+              [k(`show ${run.id}`), 'every step, model call and tool call'],
+              [k('runs'), 'all tasks in this store'],
+              [k(`trace ${run.id}`), 'the span tree: agents, model calls, tool calls'],
+              [k('audit verify'), 'the hash-chained event log'],
+              [k(`replay ${run.id}`), 'the task again from its records, no model called: identical'],
+              ['git -C project log --oneline', 'the commits the coding agent made'],
+              ['ls -l deploys/*', 'the releases, and current -> the live one'],
+            ]),
+            ...(keel.onPath ? [] : ['', keelNotOnPath]),
           ].join('\n'),
         );
         // Stopping at the production approval is the demo working as meant.
         if (run.status !== 'succeeded' && run.status !== 'waiting') exitCode = exitCodes.taskNotSucceeded;
       } finally {
         await store.close();
-        await health.close();
       }
     });
 
@@ -435,7 +520,10 @@ export async function runCli(io: CliIo): Promise<number> {
       return code === 0 ? exitCodes.ok : exitCodes.usage;
     }
     if (error instanceof KeelError) {
-      io.stderr.write(`keel: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
+      // Commands named in the message run as printed: the keel on PATH or this bin, and the config used.
+      const say = (text: string) =>
+        getInvocation().rewrite(text, configInUse === undefined ? {} : { config: configInUse });
+      io.stderr.write(`keel: ${say(error.message)}\n${error.hint ? `hint: ${say(error.hint)}\n` : ''}`);
       return exitCodes.usage;
     }
     io.stderr.write(`keel: ${(error as Error).stack ?? String(error)}\n`);

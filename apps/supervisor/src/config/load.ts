@@ -54,48 +54,67 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   });
 }
 
-/** Parses and validates a config value; cross-references are checked after the shape. */
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/**
+ * Names that must point at something else in the config (an agent's model and servers, a model's
+ * price), checked on the raw value wherever its parts are well-formed: a config with a shape
+ * mistake still gets its dangling names reported in the same go.
+ */
+function crossReferenceProblems(value: unknown): string[] {
+  const config = isRecord(value) ? value : {};
+  const defaulted = (key: string, fallback: Record<string, unknown>) =>
+    config[key] === undefined ? fallback : isRecord(config[key]) ? config[key] : undefined;
+  const models = defaulted('models', { playbook: { provider: 'playbook' } });
+  const prices = defaulted('prices', {});
+  const servers = isRecord(config['servers']) ? config['servers'] : undefined;
+  const agents = isRecord(config['agents']) ? config['agents'] : {};
+  const problems: string[] = [];
+  for (const [role, agent] of Object.entries(agents)) {
+    if (!isRecord(agent)) continue;
+    if (models !== undefined && typeof agent['model'] === 'string' && !(agent['model'] in models))
+      problems.push(
+        `agents.${role}.model: '${agent['model']}' is not a key of models (${Object.keys(models).join(', ')})`,
+      );
+    if (servers !== undefined && isRecord(agent['tools']))
+      for (const server of Object.keys(agent['tools']))
+        if (!(server in servers))
+          problems.push(
+            `agents.${role}.tools.${server}: no server '${server}' (servers: ${Object.keys(servers).join(', ')})`,
+          );
+  }
+  if (models !== undefined && prices !== undefined)
+    for (const [name, model] of Object.entries(models))
+      if (
+        isRecord(model) &&
+        model['provider'] !== 'playbook' &&
+        typeof model['model'] === 'string' &&
+        !(model['model'] in prices)
+      )
+        problems.push(
+          `models.${name}: no price for '${model['model']}' in prices (money limits need one; 0 is allowed)`,
+        );
+  return problems;
+}
+
+/** Parses and validates a config value: every mistake, of shape or of cross-reference, in one report. */
 export function parseConfig(value: unknown, file: string): KeelConfig {
   const parsed = configSchema.safeParse(value);
-  if (!parsed.success) {
-    const lines = formatIssues(parsed.error.issues);
+  const lines = [
+    ...(parsed.success ? [] : formatIssues(parsed.error.issues)),
+    ...crossReferenceProblems(value),
+  ];
+  if (lines.length > 0 || !parsed.success)
     throw new KeelError(
       'INVALID_ARGUMENT',
       `${file} has ${lines.length} mistake(s):\n  ${lines.join('\n  ')}`,
       {
-        hint: 'fix the fields named above; `keel init --force` writes a commented starter config',
+        hint: 'fix the fields named above; `keel init DIR` writes a commented starter config showing every field',
         details: { issues: lines },
       },
     );
-  }
-  const config = parsed.data;
-  const problems: string[] = [];
-  for (const [role, agent] of Object.entries(config.agents)) {
-    if (agent === undefined) continue;
-    if (!(agent.model in config.models))
-      problems.push(
-        `agents.${role}.model: '${agent.model}' is not a key of models (${Object.keys(config.models).join(', ')})`,
-      );
-    for (const server of Object.keys(agent.tools))
-      if (!(server in config.servers))
-        problems.push(
-          `agents.${role}.tools.${server}: no server '${server}' (servers: ${Object.keys(config.servers).join(', ')})`,
-        );
-  }
-  for (const [name, model] of Object.entries(config.models))
-    if (model.provider !== 'playbook' && !(model.model in config.prices))
-      problems.push(
-        `models.${name}: no price for '${model.model}' in prices (money limits need one; 0 is allowed)`,
-      );
-  if (problems.length > 0)
-    throw new KeelError(
-      'INVALID_ARGUMENT',
-      `${file} has ${problems.length} mistake(s):\n  ${problems.join('\n  ')}`,
-      {
-        details: { issues: problems },
-      },
-    );
-  return config;
+  return parsed.data;
 }
 
 /** Loads `keel.config.yaml` (or .json) and resolves its paths. */

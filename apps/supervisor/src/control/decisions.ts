@@ -14,9 +14,9 @@ async function decided(store: TaskStore, id: string, outcome: Decision): Promise
     throw new KeelError(outcome.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'CONFLICT', outcome.message, {
       hint:
         outcome.code === 'NOT_FOUND'
-          ? `keel approvals lists what waits (${(await store.listApprovals({ status: 'pending' })).map((a) => a.id).join(', ') || 'nothing now'})`
+          ? `\`keel approvals\` lists what waits (${(await store.listApprovals({ status: 'pending' })).map((a) => a.id).join(', ') || 'nothing now'})`
           : outcome.code === 'EXPIRED'
-            ? 'the task asks again when it is resumed (keel resume TASK)'
+            ? `the task asks again when it is resumed: \`keel resume ${outcome.approval?.taskId ?? 'TASK'}\``
             : 'a decision is final; the task goes on from it',
     });
   return outcome.approval;
@@ -46,10 +46,10 @@ async function expectKind(store: TaskStore, id: string, kind: ApprovalRecord['ki
   if (current === undefined || current.kind === kind) return;
   throw current.kind === 'escalation'
     ? new KeelError('INVALID_ARGUMENT', `${id} is an escalation`, {
-        hint: `keel continue ${id} or keel abort ${id}`,
+        hint: `\`keel continue ${id} --hint TEXT\` goes on, \`keel abort ${id} --reason TEXT\` ends the task`,
       })
     : new KeelError('INVALID_ARGUMENT', `${id} is an approval`, {
-        hint: `keel approve ${id} or keel deny ${id}`,
+        hint: `\`keel approve ${id} --as NAME\` runs the call, \`keel deny ${id} --reason TEXT\` refuses it`,
       });
 }
 

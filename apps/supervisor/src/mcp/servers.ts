@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -74,6 +75,14 @@ function readResult(result: {
   };
 }
 
+const isDirectory = (dir: string) => {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
 /** How a configured server is reached: the process to start, or the URL to call. */
 export type ServerLaunch =
   | {
@@ -115,6 +124,20 @@ export function serverLaunch(name: string, config: ServerConfig, options: Server
     'cwd' in config && config.cwd !== undefined
       ? path.resolve(options.workspace, config.cwd)
       : options.workspace;
+  // Spawning in a missing directory fails as `spawn node ENOENT`, which blames node: name the directory.
+  if (!isDirectory(cwd))
+    throw new KeelError(
+      'NOT_FOUND',
+      cwd === options.workspace
+        ? `the workspace ${cwd} does not exist (or is not a directory): server '${name}' starts there`
+        : `servers.${name}.cwd: ${cwd} does not exist (or is not a directory)`,
+      {
+        hint:
+          cwd === options.workspace
+            ? '`workspace:` in the config names it, relative to the config file: fix the path, or create the project there'
+            : `fix servers.${name}.cwd (relative to the workspace)`,
+      },
+    );
   if ('builtin' in config)
     return {
       transport: 'stdio',

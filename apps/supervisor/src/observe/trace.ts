@@ -1,9 +1,14 @@
 import type { EventRecord, ModelCallRecord, TaskRecord, ToolCallRecord } from '../store/taskStore.js';
+import { callLabel } from './labels.js';
+import { timeline } from './timeline.js';
 
 /** One span of a task's trace, rebuilt from the store. Times are ms from the task's start. */
 export interface TraceSpan {
-  /** `setup`: connecting the servers and reading the starting state, before the first agent. */
-  kind: 'task' | 'setup' | 'agent' | 'chat' | 'tool' | 'server';
+  /**
+   * `setup`: connecting the servers and reading the starting state, before the first agent;
+   * `wait`: the task waiting for a person (`await_approval`), from the request to the decision.
+   */
+  kind: 'task' | 'setup' | 'agent' | 'chat' | 'tool' | 'server' | 'wait';
   name: string;
   startMs: number;
   durationMs: number;
@@ -56,9 +61,21 @@ export function buildTrace(
   };
 
   const agents: OpenAgent[] = [];
-  for (const event of events) {
+  for (const [i, event] of events.entries()) {
     const data = (event.data ?? {}) as Record<string, unknown>;
-    if (event.type === 'task_started')
+    // A resumed task connects its servers again: from what came before (a decision) to the resume.
+    if (event.type === 'task_resumed' && i > 0) {
+      const startMs = Math.max(0, offset(events[i - 1]!.at));
+      root.children.push({
+        kind: 'setup',
+        name: 'setup',
+        startMs,
+        durationMs: Math.max(0, offset(event.at) - startMs),
+        outcome: 'ok',
+        attributes: { resume: true },
+        children: [],
+      });
+    } else if (event.type === 'task_started')
       root.children.push({
         kind: 'setup',
         name: 'setup',
@@ -150,15 +167,66 @@ export function buildTrace(
 
   const end = (span: TraceSpan): number =>
     Math.max(span.startMs + span.durationMs, ...span.children.map(end));
+  root.children.push(...waits(events, offset));
   for (const open of agents)
     if (!open.closed) open.span.durationMs = Math.max(0, end(open.span) - open.span.startMs);
   root.durationMs = task.endedAt === null ? end(root) : Math.max(offset(task.endedAt), end(root));
+  // A request nobody has answered yet waits until the last thing the task recorded.
+  for (const span of root.children)
+    if (span.kind === 'wait' && span.outcome === 'waiting')
+      span.durationMs = Math.max(0, root.durationMs - span.startMs);
   const order = (span: TraceSpan) => {
     span.children.sort((a, b) => a.startMs - b.startMs);
     span.children.forEach(order);
   };
   order(root);
   return root;
+}
+
+/**
+ * One `await_approval` span per request for a person (an irreversible call's approval, or an
+ * escalation): from the request to the decision, or still open.
+ */
+function waits(events: readonly EventRecord[], offset: (iso: string) => number): TraceSpan[] {
+  const spans = new Map<string, TraceSpan>();
+  for (const event of events) {
+    const data = (event.data ?? {}) as Record<string, unknown>;
+    const id = typeof data['approval'] === 'string' ? data['approval'] : undefined;
+    if (id === undefined) continue;
+    if (event.type === 'approval_requested' || event.type === 'escalation_requested') {
+      spans.set(id, {
+        kind: 'wait',
+        name: 'await_approval',
+        startMs: offset(event.at),
+        durationMs: 0,
+        outcome: 'waiting',
+        attributes: {
+          approval: id,
+          kind: event.type === 'approval_requested' ? 'approval' : 'escalation',
+          ...(typeof data['tool'] === 'string' ? { tool: data['tool'] } : {}),
+        },
+        children: [],
+      });
+      continue;
+    }
+    const span = spans.get(id);
+    const decision =
+      event.type === 'approval_granted'
+        ? 'approved'
+        : event.type === 'approval_denied'
+          ? 'denied'
+          : event.type === 'escalation_decided'
+            ? typeof data['action'] === 'string'
+              ? data['action']
+              : 'decided'
+            : undefined;
+    if (span === undefined || decision === undefined || span.outcome !== 'waiting') continue;
+    span.durationMs = Math.max(0, offset(event.at) - span.startMs);
+    span.outcome = 'ok';
+    span.attributes['decision'] = decision;
+    if (typeof data['by'] === 'string') span.attributes['by'] = data['by'];
+  }
+  return [...spans.values()];
 }
 
 function sum<T>(items: readonly T[], pick: (item: T) => number): number {
@@ -172,7 +240,9 @@ function details(span: TraceSpan): string {
   const a = span.attributes;
   switch (span.kind) {
     case 'setup':
-      return 'connect the servers, record the starting state';
+      return a['resume'] === true
+        ? 'resume: connect the servers, read the records'
+        : 'connect the servers, record the starting state';
     case 'task':
       return `${a['type']}, ${a['mode']}, ${a['status']}; ${a['steps']} steps, ${a['inputTokens']}+${a['outputTokens']} tokens, $${Number(a['costUsd']).toFixed(4)}`;
     case 'agent':
@@ -180,22 +250,39 @@ function details(span: TraceSpan): string {
     case 'chat':
       return `step ${a['step']}, ${a['inputTokens']}+${a['outputTokens']} tok, $${Number(a['costUsd']).toFixed(4)}${a['asked'] ? ` → ${a['asked']}` : ''}${a['error'] ? `  ERROR ${a['error']}` : ''}`;
     case 'tool':
-      return `${span.outcome}, ${a['resultBytes']} B${a['irreversible'] ? ', irreversible' : ''}`;
+      return `${callLabel(Number(a['step']), Number(a['callIndex']))}, ${span.outcome}, ${a['resultBytes']} B${a['irreversible'] ? ', irreversible' : ''}`;
     case 'server':
       return `${a['service']}, ${span.outcome}`;
+    case 'wait':
+      return `${a['approval']}${a['tool'] ? ` (${a['tool']})` : ''}: ${span.outcome === 'ok' ? `${a['decision']}${a['by'] ? ` by ${a['by']}` : ''}` : 'waiting for a person'}`;
   }
 }
 
+/** Every wait for a person in the tree, as the timeline draws them short. */
+export function waitsOf(root: TraceSpan): Array<{ startMs: number; endMs: number }> {
+  const found: Array<{ startMs: number; endMs: number }> = [];
+  const walk = (span: TraceSpan) => {
+    if (span.kind === 'wait') found.push({ startMs: span.startMs, endMs: span.startMs + span.durationMs });
+    span.children.forEach(walk);
+  };
+  walk(root);
+  return found;
+}
+
 /**
- * The trace as an indented waterfall: offset, duration, a bar placed on the task's timeline, and
- * the span with its tokens, cost and outcome.
+ * The trace as an indented waterfall: offset, duration, a bar placed on the task's timeline (its
+ * waits for a person drawn short when they would take most of it), and the span with its tokens,
+ * cost and outcome.
  */
 export function formatTrace(root: TraceSpan, width = 32): string {
-  const total = Math.max(root.durationMs, 1);
+  const place = timeline(root.durationMs, waitsOf(root));
   const lines: string[] = [];
   const walk = (span: TraceSpan, depth: number) => {
-    const from = Math.min(width - 1, Math.floor((span.startMs / total) * width));
-    const length = Math.max(1, Math.round((span.durationMs / total) * width));
+    const from = Math.min(width - 1, Math.floor(place(span.startMs) * width));
+    const length = Math.max(
+      1,
+      Math.round((place(span.startMs + span.durationMs) - place(span.startMs)) * width),
+    );
     const bar = `${' '.repeat(from)}${'█'.repeat(Math.min(length, width - from))}`.padEnd(width);
     lines.push(
       `${`+${ms(span.startMs)}`.padStart(10)} ${ms(span.durationMs).padStart(9)} |${bar}| ${'  '.repeat(depth)}${span.name}  ${details(span)}`,

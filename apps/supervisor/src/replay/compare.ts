@@ -19,6 +19,44 @@ export interface Divergence {
   message: string;
   expected?: unknown;
   actual?: unknown;
+  /** Set when the difference comes from outside the task (see `outsideWorldCause`). */
+  cause?: { kind: 'outside_world'; url: string; explanation: string };
+}
+
+/** A network failure that says the other end is not there, or did not answer. */
+const unreachable =
+  /\b(?:ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNRESET|ETIMEDOUT|fetch failed|socket hang up|no answer within \d+ ms)\b/;
+const urlPattern = /\bhttps?:\/\/[^\s"'<>)]+/g;
+
+const stringsIn = (value: unknown): string[] =>
+  typeof value === 'string'
+    ? [value]
+    : Array.isArray(value)
+      ? value.flatMap(stringsIn)
+      : value !== null && typeof value === 'object'
+        ? Object.values(value).flatMap(stringsIn)
+        : [];
+
+/**
+ * Whether a replayed result differs because something outside the task is gone: the replay could
+ * not reach a URL that the recorded call reached (a health endpoint served only while the task
+ * first ran, a service that is down). Such a divergence says nothing about the task or the tools.
+ */
+export function outsideWorldCause(recorded: unknown, replayed: unknown): Divergence['cause'] {
+  const before = stringsIn(recorded);
+  for (const text of stringsIn(replayed)) {
+    const failure = unreachable.exec(text);
+    if (failure === null) continue;
+    for (const url of text.match(urlPattern) ?? []) {
+      if (!before.some((t) => t.includes(url) && !unreachable.test(t))) continue;
+      return {
+        kind: 'outside_world',
+        url,
+        explanation: `the outside world changed, not the task: ${url} answered when the task ran, and the replay could not reach it (${failure[0]}) — an endpoint outside the task is gone or down`,
+      };
+    }
+  }
+  return undefined;
 }
 
 /** Path prefixes that differ between the recording and the replay by construction, and their label. */
@@ -211,14 +249,17 @@ export class ReplayComparer {
     };
     const expected = result(recorded);
     const actual = result(replayed);
-    if (!this.#same(expected, actual, '', true))
+    if (!this.#same(expected, actual, '', true)) {
+      const cause = outsideWorldCause(expected, actual);
       return {
         kind: 'tool_result',
         ...where,
         message: `call ${index + 1} (${recorded.server}.${recorded.tool} at step ${recorded.step}): the result differs`,
         expected,
         actual,
+        ...(cause === undefined ? {} : { cause }),
       };
+    }
     return undefined;
   }
 }

@@ -162,7 +162,9 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
       const recordedApprovals = await options.store.listApprovals({ taskId: task.id });
       const used = new Set<string>();
       let approvalDivergence: Divergence | undefined;
-      while (run.status === 'waiting' && approvalDivergence === undefined) {
+      // The recording still waits on this same request: the replay waiting there too is what was recorded.
+      let waitsAsRecorded = false;
+      while (run.status === 'waiting' && approvalDivergence === undefined && !waitsAsRecorded) {
         const pending = await store.listApprovals({ taskId: replayTaskId, status: 'pending' });
         for (const asked of pending) {
           const recorded = recordedApprovals.find(
@@ -174,6 +176,10 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
               a.tool === asked.tool &&
               comparer.sameArguments(a.arguments, asked.arguments),
           );
+          if (recorded !== undefined && recorded.status === 'pending' && task.status === 'waiting') {
+            waitsAsRecorded = true;
+            break;
+          }
           if (recorded === undefined || recorded.kind !== 'tool' || recorded.decidedAt === null) {
             approvalDivergence = {
               kind: 'approval',
@@ -209,7 +215,7 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
             new Date(clock.now()),
           );
         }
-        if (approvalDivergence !== undefined) break;
+        if (approvalDivergence !== undefined || waitsAsRecorded) break;
         ({ run } = await resumeTask({
           ...runOptions,
           taskId: replayTaskId,
@@ -307,6 +313,7 @@ export function formatReplay(report: ReplayReport): string {
       `DIVERGED at step ${d.step}${d.callIndex === undefined ? '' : `, call ${d.callIndex}`} (${d.agent}): ${d.kind}`,
       `  ${d.message}`,
     );
+    if (d.cause !== undefined) lines.push(`  cause: ${d.cause.explanation}`);
     if (d.expected !== undefined) lines.push(`  recorded: ${JSON.stringify(d.expected).slice(0, 600)}`);
     if (d.actual !== undefined) lines.push(`  replayed: ${JSON.stringify(d.actual).slice(0, 600)}`);
     lines.push(

@@ -216,6 +216,21 @@ export async function runServerCli<TExtra = Record<string, never>>(
   return exitCode;
 }
 
+/** What a person who started a server without `--root` reads: how to start it. */
+function rootUsage(bin: string): string {
+  return [
+    `${bin}: --root DIR is required: the directory the tools may touch (repeatable); nothing outside it is reachable`,
+    '',
+    'Usage:',
+    `  ${bin} --root DIR                    serve MCP over stdio (an MCP client starts it)`,
+    `  ${bin} --root DIR --http [--port N]  serve Streamable HTTP at http://${kitDefaults.host}:${kitDefaults.port}/mcp`,
+    `  ${bin} audit verify                  check the audit log's hash chain`,
+    '',
+    `Run ${bin} --help for every flag.`,
+    '',
+  ].join('\n');
+}
+
 async function serveCommand<TExtra>(
   cli: ServerCliOptions<TExtra>,
   options: CommonOptions & TExtra,
@@ -229,6 +244,8 @@ async function serveCommand<TExtra>(
     logger.error('no root given', {
       hint: `Pass --root DIR (repeatable), e.g. ${cli.bin} --root . — the tools reach nothing outside the roots.`,
     });
+    // The log line is for a supervisor's log; a person at a terminal gets the usage.
+    process.stderr.write(rootUsage(cli.bin));
     return 2;
   }
   let state: StateDir;

@@ -44,8 +44,10 @@ export function gitCommitTool(options: ResolvedGitOptions): GitTool {
     output: commitResultSchema,
     effect: 'write',
     paths: { repo: 'existing' },
+    // The whole sha: a client that shows its model only text (the supervisor does) must let it name
+    // the commit in full, as change.v1 asks.
     render: (out) =>
-      `[${out.branch ?? 'detached HEAD'} ${out.sha.slice(0, 12)}] ${out.subject}\n ${out.filesChanged} file(s) changed`,
+      `[${out.branch ?? 'detached HEAD'} ${out.sha}] ${out.subject}\n ${out.filesChanged} file(s) changed`,
     // Staging, commits, refs and fetches change no working-tree file: the preview is empty.
     plan: async (input, ctx) => {
       if (input.message.trim().length === 0)

@@ -10,7 +10,8 @@ export interface DemoHealthServer {
 }
 
 /**
- * The demo app's health endpoint on 127.0.0.1: `GET /health` loads the live release's `math.js`
+ * An HTTP health endpoint for the demo app (`createDemoProject(dir, { stagingHealthUrl })`), for the
+ * tests of an endpoint outside the project — one a replay may find gone. On 127.0.0.1: `GET /health` loads the live release's `math.js`
  * (through the `current` link, fresh each time) and answers 200 only if it adds and averages
  * correctly — so a broken build deployed to staging is rolled back by the deploy server. A function
  * for `deployRoot` is asked on every check (a replay moves the target).
