@@ -7,7 +7,16 @@ import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { createHarness, type Harness } from './helpers.js';
-import { below, keel, present, reapAfter, startKeel, until, type KeelProcess } from './processes.js';
+import {
+  below,
+  keel,
+  present,
+  printedKeel,
+  reapAfter,
+  startKeel,
+  until,
+  type KeelProcess,
+} from './processes.js';
 
 /**
  * Several `keel worker` processes on one PostgreSQL store. Needs KEEL_TEST_DATABASE_URL (.ci/run
@@ -118,6 +127,57 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     for (const w of workers) if (w !== holder) w.child.kill('SIGTERM');
   });
 
+  it('split brain: the owner stalled past its heartbeat at step 3 and then woken stops at its next call; the task ends once, one model call per step', async () => {
+    const { h, store, env } = await setup();
+    const workers = startWorkers(h, env, 2);
+    const id = await submit(h, env, 'stall', 4);
+    const owner = await until('a worker to have committed at step 3', async () => {
+      const calls = await store.listToolCalls(id);
+      const o = await store.getOwner(id);
+      return calls.some((c) => c.tool === 'git_commit' && c.step === 3) && o?.worker !== undefined
+        ? o
+        : undefined;
+    });
+    const stalled = workers.find((w) => w.pid === owner.pid)!;
+    const other = workers.find((w) => w !== stalled)!;
+    process.kill(stalled.pid, 'SIGSTOP');
+    // Stalled until the other worker's claim has landed: its heartbeat went stale, the task is taken over.
+    await until(
+      'the other worker to take the task over',
+      async () => ((await store.getOwner(id))?.pid === other.pid ? true : undefined),
+      60_000,
+    );
+    process.kill(stalled.pid, 'SIGCONT');
+    await until(
+      'the task to end',
+      async () => ((await store.getTask(id))?.status === 'succeeded' ? true : undefined),
+      180_000,
+    );
+    // The woken worker has said how its run of the task ended.
+    const said = await until(
+      'the woken worker to report on the task',
+      () => stalled.stderrLines().find((l) => l.startsWith(`[worker] ${id}: `) && !l.endsWith(': starting')),
+      60_000,
+    );
+    expect(said).toMatch(new RegExp(`^\\[worker\\] ${id}: fenced — `));
+    const events = await store.listEvents(id);
+    expect(events.filter((e) => e.type === 'task_finished').map((e) => e.data)).toEqual([
+      { status: 'succeeded', outcome: { message: '1 coding round(s), no tests, no deploy' } },
+    ]);
+    expect(events.filter((e) => e.type === 'task_resumed').length).toBe(1);
+    const steps = (await store.listModelCalls(id)).map((c) => c.step);
+    expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect((await store.getTask(id))?.run?.steps).toBe(8);
+    expect((await git(h.repo.dir, ['log', '--format=%s'])).trim().split('\n')).toEqual([
+      'stall: second',
+      'stall: first',
+      'initial',
+    ]);
+    // Nobody owns the ended task: the woken worker never wrote its owner record back.
+    expect(await store.getOwner(id)).toBe(null);
+    for (const w of workers) w.child.kill('SIGTERM');
+  });
+
   it('one worker with --concurrency 2 runs two tasks at once; killing one leaves the other and its tool process running', async () => {
     const { h, store, env } = await setup();
     const worker = startKeel(
@@ -179,7 +239,7 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     const killed = await keel(['kill', '--all', '--as', 'ops'], h.dir, env);
     expect(killed.code).toBe(0);
     expect(killed.stdout.trim().split('\n').at(-1)).toBe(
-      'global stop in force: no task starts until keel resume-all (3 task(s) stopped)',
+      `global stop in force: no task starts until \`${printedKeel} resume-all\` (3 task(s) stopped)`,
     );
     for (const id of ids) expect((await store.getTask(id))?.status).toBe('killed');
     await until(

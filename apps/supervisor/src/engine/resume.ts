@@ -11,6 +11,8 @@ import { replyFromRecord } from './stages/record.js';
  */
 export class ResumeState {
   readonly modelSteps: ReadonlySet<number>;
+  /** How many calls each step has recorded, answered or failed: a step asked again is the next attempt. */
+  readonly modelAttempts: ReadonlyMap<number, number>;
   readonly toolSlots: ReadonlyMap<string, ToolCallRecord>;
   readonly #events = new Map<string, number>();
   readonly lastStep: number;
@@ -21,6 +23,9 @@ export class ResumeState {
     events: readonly EventRecord[],
   ) {
     this.modelSteps = new Set(models.filter((m) => m.reply !== null).map((m) => m.step));
+    const attempts = new Map<number, number>();
+    for (const m of models) attempts.set(m.step, Math.max(attempts.get(m.step) ?? 0, m.attempt ?? 1));
+    this.modelAttempts = attempts;
     this.toolSlots = new Map(
       tools
         // A call cut off by a kill, or refused until a human approves, goes out again.

@@ -9,7 +9,16 @@ import { freshServers, type ServerSource } from '../mcp/pool.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
-import type { EventRecord, ModelCallRecord, TaskRecord, TaskStore } from '../store/taskStore.js';
+import type {
+  EventRecord,
+  Fenced,
+  ModelCallRecord,
+  TaskOwner,
+  TaskRecord,
+  TaskStore,
+  TaskWriter,
+} from '../store/taskStore.js';
+import { FencedStop, unfenced } from './fence.js';
 import type { TaskFile } from '../task/taskFile.js';
 import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
@@ -53,6 +62,11 @@ export interface KillSignals {
 
 export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId'> {
   taskId: string;
+  /**
+   * The epoch of a claim the caller already made (a worker taking a dead one's task over). Without
+   * it the task is claimed here from whichever owner record it has (none, once a run released it).
+   */
+  epoch?: number;
   /** Why it resumes (an approval, an escalation continued, after a crash): recorded in the event log. */
   reason: string;
 }
@@ -60,6 +74,11 @@ export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId
 export interface TaskOutcome {
   run: TaskRunV1;
   flow: FlowResult;
+  /**
+   * Set when another process claimed the task while this run had it: the run stopped before its
+   * next call and wrote nothing more; `run` is this process's view, never recorded.
+   */
+  fenced?: Fenced;
 }
 
 export { newTaskId } from './taskId.js';
@@ -204,6 +223,7 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
   ]);
   const task = parseTaskFile(record.spec, `task ${record.id}`);
   return execute(options, task, record.id, {
+    epoch: options.epoch,
     record,
     state: new ResumeState(models, tools, events),
     models,
@@ -229,6 +249,7 @@ export function activeTime(events: readonly EventRecord[]): number {
 }
 
 interface Resuming {
+  epoch: number | undefined;
   record: TaskRecord;
   state: ResumeState;
   models: ModelCallRecord[];
@@ -326,6 +347,8 @@ async function execute(
           'keel.task.type': task.type,
         });
   let session: TaskSession | undefined;
+  let writer: TaskWriter | undefined;
+  let fencedBy: Fenced | undefined;
   let unsubscribe: (() => void) | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let ended: TaskRunV1['status'] | undefined;
@@ -367,6 +390,29 @@ async function execute(
           hint: 'keel resume TASK goes on with a task that stopped',
         },
       );
+    const owner: TaskOwner = {
+      pid: process.pid,
+      startTime: processStartTime(process.pid) ?? '',
+      host: hostname(),
+      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
+      ...(options.worker === undefined
+        ? {}
+        : { worker: options.worker.id, heartbeatAt: new Date(clock.now()).toISOString() }),
+    };
+    const claim = async (expected: TaskOwner | null): Promise<TaskWriter> => {
+      const claimed = await store.claimOwner(taskId, expected, owner);
+      if (!claimed.ok)
+        throw new KeelError(
+          'CONFLICT',
+          `task ${taskId} is owned by pid ${claimed.current?.pid ?? '?'}${claimed.current?.worker === undefined ? '' : ` (worker ${claimed.current.worker})`}: it was not claimed`,
+          { hint: 'keel kill TASK stops it; a worker takes over a task whose worker stopped beating' },
+        );
+      return store.writer(taskId, claimed.epoch);
+    };
+    const onFenced = (f: Fenced) => {
+      fencedBy ??= f;
+      session?.fence(f);
+    };
     if (resuming === undefined) {
       const start = await startingState(servers, loaded, meta);
       // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
@@ -374,9 +420,10 @@ async function execute(
         start['git'] === undefined
           ? start
           : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
-      if (queued !== undefined)
-        await store.updateTask(taskId, { status: 'running', startingState: recorded });
-      else
+      if (queued !== undefined) {
+        writer = await claim(null);
+        unfenced(await writer.updateTask({ status: 'running', startingState: recorded }), onFenced);
+      } else {
         await store.createTask({
           id: taskId,
           type: task.type,
@@ -390,51 +437,65 @@ async function execute(
           startingState: recorded,
           run: null,
         });
-      await store.appendEvent(
-        taskId,
-        'task_started',
-        {
-          type: task.type,
-          mode: task.mode,
-          limits,
-          startingState: start,
-        },
-        new Date(clock.now()),
+        writer = await claim(null);
+      }
+      unfenced(
+        await writer.appendEvent(
+          'task_started',
+          {
+            type: task.type,
+            mode: task.mode,
+            limits,
+            startingState: start,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
       );
     } else {
-      await store.updateTask(taskId, { status: 'running' });
-      await store.appendEvent(
-        taskId,
-        'task_resumed',
-        {
-          reason: resuming.reason,
-          fromStep: resuming.state.lastStep,
-          configChanged: resuming.record.configHash !== loaded.hash,
-        },
-        new Date(clock.now()),
+      if (resuming.epoch === undefined) writer = await claim(await store.getOwner(taskId));
+      else {
+        writer = store.writer(taskId, resuming.epoch);
+        unfenced(await writer.updateOwner({ serverPids: owner.serverPids }), onFenced);
+      }
+      unfenced(await writer.updateTask({ status: 'running' }), onFenced);
+      unfenced(
+        await writer.appendEvent(
+          'task_resumed',
+          {
+            reason: resuming.reason,
+            fromStep: resuming.state.lastStep,
+            configChanged: resuming.record.configHash !== loaded.hash,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
       );
     }
-    const owner = {
-      pid: process.pid,
-      startTime: processStartTime(process.pid) ?? '',
-      host: hostname(),
-      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
-      ...(options.worker === undefined ? {} : { worker: options.worker.id }),
-    };
-    const beat = () =>
-      store.setOwner(taskId, {
-        ...owner,
-        ...(options.worker === undefined ? {} : { heartbeatAt: new Date(clock.now()).toISOString() }),
-      });
-    await beat();
+    const w = writer;
     if (options.worker !== undefined) {
+      // The heartbeat renews only this claim: once another process holds the task it is refused,
+      // and this run stops — a stalled worker never writes its owner record back over its successor's.
+      const beat = async () => {
+        const renewed = await w.renewOwner(new Date(clock.now()));
+        if (!renewed.ok) onFenced(renewed);
+      };
       heartbeat = setInterval(() => void beat().catch(() => undefined), options.worker.heartbeatMs);
       heartbeat.unref();
     }
-    const gate = new ApprovalGate({ store, taskId, config: config.approvals, signer, clock });
+    const gate = new ApprovalGate({
+      store,
+      writer: w,
+      onFenced,
+      taskId,
+      config: config.approvals,
+      signer,
+      clock,
+    });
     session = new TaskSession({
       taskId,
       store,
+      writer: w,
       servers,
       workspace: loaded.workspace,
       limits,
@@ -454,10 +515,9 @@ async function execute(
       ...(resuming === undefined ? {} : { elapsedMs: resuming.activeMs }),
     });
     const current = session;
+    if (fencedBy !== undefined) current.fence(fencedBy);
     unsubscribe = options.killSignals?.subscribe(() => {
-      void store.killRequested(taskId).then((requested) => {
-        if (requested) current.kill();
-      });
+      void current.checkOwnership().catch(() => undefined);
     });
     let stopReason: Stop | undefined;
     let end: { status: 'succeeded' | 'failed'; message: string } | undefined;
@@ -466,8 +526,10 @@ async function execute(
       if (result.ok) end = result.value;
       else stopReason = result.stop;
     } catch (error) {
+      if (error instanceof FencedStop) onFenced(error.fenced);
       stopReason = { status: 'error', message: (error as Error).message };
     }
+    if (session.fenced !== undefined) stopReason = session.abortStop();
     const status = end?.status ?? stopReason!.status;
     const waiting = status === 'waiting' || status === 'escalated';
     const run: TaskRunV1 = {
@@ -491,28 +553,57 @@ async function execute(
       toolCalls: session.toolCalls,
       ...(status === 'error' ? { error: { code: 'TASK_ERROR', message: stopReason!.message } } : {}),
     };
-    await store.appendEvent(
-      taskId,
-      waiting ? 'task_paused' : 'task_finished',
-      {
-        status,
-        outcome: run.outcome,
-      },
-      new Date(clock.now()),
-    );
-    await store.updateTask(taskId, { status, endedAt: run.endedAt, run });
+    // A fenced run writes nothing more: a kill's end is recorded by the killer, a takeover's by the new owner.
+    if (session.fenced !== undefined) return fencedEnd(store, taskId, session.fenced, run, flow);
+    try {
+      unfenced(
+        await w.appendEvent(
+          waiting ? 'task_paused' : 'task_finished',
+          {
+            status,
+            outcome: run.outcome,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
+      );
+      unfenced(await w.updateTask({ status, endedAt: run.endedAt, run }), onFenced);
+    } catch (error) {
+      if (!(error instanceof FencedStop)) throw error;
+      return fencedEnd(store, taskId, error.fenced, run, flow);
+    }
     ended = status;
     rootSpan?.span.setAttribute('keel.task.status', status);
     rootSpan?.end(status === 'succeeded' ? undefined : status);
     return { run, flow };
+  } catch (error) {
+    // Refused before the session ran, or by the end's own writes: the run ends here, unrecorded.
+    if (!(error instanceof FencedStop)) throw error;
+    throw new KeelError('CONFLICT', `task ${taskId}: ${error.message}; this process stopped`, {
+      cause: error,
+      hint: 'another process runs the task now, or it was killed: keel show TASK',
+    });
   } finally {
     clearInterval(heartbeat);
     unsubscribe?.();
-    await store.setOwner(taskId, null).catch(() => undefined);
+    await writer?.releaseOwner().catch(() => undefined);
     session?.dispose();
     await source.release(servers, await reusable(store, taskId, session, ended));
     if (rootSpan !== undefined && rootSpan.span.isRecording()) rootSpan.end('aborted');
   }
+}
+
+/** How a run that lost its task ends: killed (the killer records it), or taken over by another process. */
+async function fencedEnd(
+  store: TaskStore,
+  taskId: string,
+  fenced: Fenced,
+  run: TaskRunV1,
+  flow: FlowResult,
+): Promise<TaskOutcome> {
+  const { killRequested } = await store.getOwnership(taskId);
+  if (!killRequested) return { run, flow, fenced };
+  return { run: { ...run, status: 'killed', outcome: { message: 'the task was killed' } }, flow };
 }
 
 /**

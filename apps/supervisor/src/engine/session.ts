@@ -9,7 +9,7 @@ import { LoopDetector, type LoopFinding } from '../limits/loops.js';
 import { SideEffectLedger } from '../limits/sideEffects.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
-import type { TaskStore, ToolCallRecord } from '../store/taskStore.js';
+import type { Fenced, TaskStore, TaskWriter, ToolCallRecord } from '../store/taskStore.js';
 import { GenAi, startSpan } from '../telemetry/spans.js';
 import type { ResumeState } from './resume.js';
 import { admit, checkLoop, loopStop, type AdmitContext, type Refusal } from './stages/admit.js';
@@ -61,7 +61,10 @@ export type { ToolAnswer } from './stages/observe.js';
 
 export interface SessionOptions {
   taskId: string;
+  /** Read only: every write of the task goes through `writer`. */
   store: TaskStore;
+  /** The owner's writes, at the epoch its claim returned. */
+  writer: TaskWriter;
   servers: Map<string, ConnectedServer>;
   workspace: string;
   limits: Limits;
@@ -85,6 +88,16 @@ export interface SessionOptions {
   /** Wall-clock time the task already ran before this run (a resumed task keeps its deadline). */
   elapsedMs?: number;
 }
+
+/** What a moved epoch says, in the shape of a refused write. */
+export const movedOn = (taskId: string, epoch: number, current: number): Fenced => ({
+  ok: false,
+  code: 'FENCED',
+  taskId,
+  epoch,
+  current,
+  message: `task ${taskId} is at epoch ${current} (taken over or killed); this run held epoch ${epoch}`,
+});
 
 /** How a human's hint from a continued escalation reaches the model. */
 export const hintMessage = (hint: string): ModelMessage => ({
@@ -123,6 +136,7 @@ export class TaskSession {
   readonly #classifier: Classifier;
   readonly #hints: string[] = [];
   #killedByRequest = false;
+  #fenced: Fenced | undefined;
   readonly #abort = new AbortController();
   readonly #onKill = () => this.#abort.abort(new Error('killed'));
   readonly #bounds: CallBounds = { signal: this.#abort.signal, msLeft: () => this.budget.msLeft() };
@@ -135,15 +149,18 @@ export class TaskSession {
     this.loops = new LoopDetector(options.loops);
     this.ledger = new SideEffectLedger(options.sideEffects);
     this.#recorder = createRecorder({
-      store: options.store,
+      writer: options.writer,
       taskId: options.taskId,
       resume: options.resume,
       clock: options.clock,
+      onFenced: (fenced) => this.fence(fenced),
     });
     const event = (type: string, data: unknown) => this.event(type, data);
     const escalateStop: Escalate = (stop) => this.escalate(stop);
     this.#escalation = {
       store: options.store,
+      writer: options.writer,
+      onFenced: (fenced) => this.fence(fenced),
       taskId: options.taskId,
       clock: options.clock,
       escalateLimits: options.escalateLimits,
@@ -242,6 +259,8 @@ export class TaskSession {
   abortStop(): Stop {
     if (this.options.kill.aborted || this.#killedByRequest)
       return { status: 'killed', message: 'the task was killed' };
+    if (this.#fenced !== undefined)
+      return { status: 'killed', message: `this process no longer owns the task: ${this.#fenced.message}` };
     return {
       status: 'limit',
       limit: 'wall_clock',
@@ -255,10 +274,42 @@ export class TaskSession {
     this.#abort.abort(new Error('killed'));
   }
 
-  /** Checked before every call: a kill request in the store stops the task even if its signal was missed. */
+  /**
+   * The task is no longer this process's to run: another process claimed it, or a kill moved its
+   * epoch on. In-flight calls are cancelled and nothing more is written (the store would refuse it).
+   */
+  fence(fenced: Fenced): void {
+    this.#fenced ??= fenced;
+    this.#abort.abort(new Error('fenced'));
+  }
+
+  /** Set once a write was refused or the epoch was seen to move: the run ends without a write. */
+  get fenced(): Fenced | undefined {
+    return this.#fenced;
+  }
+
+  /**
+   * Checked before every model and tool call, with one read of the task's ownership: a kill
+   * request or a newer claim stops the task here, even if its signal was missed.
+   */
   async #killed(): Promise<boolean> {
-    if (!this.signal.aborted && (await this.options.store.killRequested(this.options.taskId))) this.kill();
+    if (this.signal.aborted) return true;
+    const { epoch } = this.options.writer;
+    const ownership = await this.options.store.getOwnership(this.options.taskId);
+    if (ownership.killRequested) this.#killedByRequest = true;
+    if (ownership.epoch !== epoch) this.fence(movedOn(this.options.taskId, epoch, ownership.epoch));
+    else if (ownership.killRequested) this.kill();
     return this.signal.aborted;
+  }
+
+  /** The same check, when `keel kill` rings (SIGUSR2, a NOTIFY): a kill or takeover stops in-flight calls now. */
+  async checkOwnership(): Promise<void> {
+    await this.#killed();
+  }
+
+  /** Whether the run stopped for a kill asked for through the store (the killer records the end). */
+  get killedByRequest(): boolean {
+    return this.#killedByRequest;
   }
 
   /** Each tool call's line in the run's summary. */

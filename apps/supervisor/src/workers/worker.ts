@@ -4,7 +4,13 @@ import PgBoss from 'pg-boss';
 import type { LoadedConfig } from '../config/load.js';
 import { isStale } from '../control/kill.js';
 import { isSameProcess, processStartTime } from '../control/processes.js';
-import { resumeTask, runTask, type KillSignals, type RunTaskOptions } from '../engine/runTask.js';
+import {
+  resumeTask,
+  runTask,
+  type KillSignals,
+  type RunTaskOptions,
+  type TaskOutcome,
+} from '../engine/runTask.js';
 import { createServerPool, freshServers } from '../mcp/pool.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { parseTaskFile } from '../task/taskFile.js';
@@ -88,6 +94,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   });
   const running = new Set<Promise<unknown>>();
   const pool = options.warmServers ? createServerPool({ maxIdle: options.concurrency }) : undefined;
+  const report = (taskId: string, { run, fenced }: TaskOutcome) =>
+    log(
+      `${taskId}: ${fenced === undefined ? run.status : 'fenced'} — ${fenced?.message ?? run.outcome.message}`,
+    );
   const handle = async (job: TaskJob) => {
     const task = await store.getTask(job.taskId);
     if (task === undefined) return log(`job for unknown task ${job.taskId}: dropped`);
@@ -105,12 +115,14 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     };
     if (job.action === 'run' && task.status === 'queued') {
       log(`${task.id}: starting`);
-      const { run } = await runTask({
-        ...common,
-        taskId: task.id,
-        task: parseTaskFile(task.spec, `task ${task.id}`),
-      });
-      return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
+      return report(
+        task.id,
+        await runTask({
+          ...common,
+          taskId: task.id,
+          task: parseTaskFile(task.spec, `task ${task.id}`),
+        }),
+      );
     }
     if (job.action === 'resume' && task.status === 'running') {
       // The owner may have come back (a slow heartbeat, not a dead worker) since the reaper looked,
@@ -128,8 +140,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       });
       if (!claimed.ok) return log(`${task.id}: another worker took it over first`);
       log(`${task.id}: resuming (${job.reason})`);
-      const { run } = await resumeTask({ ...common, taskId: task.id, reason: job.reason });
-      return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
+      return report(
+        task.id,
+        await resumeTask({ ...common, taskId: task.id, epoch: claimed.epoch, reason: job.reason }),
+      );
     }
     return log(`${task.id}: ${job.action} skipped, the task is ${task.status}`);
   };
