@@ -14,7 +14,7 @@ import {
 } from '../control/decisions.js';
 import { killAll, killTask, type KillResult } from '../control/kill.js';
 import type { ApprovalRecord } from '../store/taskStore.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './cliContext.js';
 import { formatCommands, type Invocation } from './invocation.js';
 
 /** What a waiting or escalated run's reader should type next, runnable where it is printed. */

@@ -5,7 +5,7 @@ import { newTaskId } from '../engine/taskId.js';
 import { loadConfig } from '../config/load.js';
 import { storeLocation } from '../store/openStore.js';
 import { loadTaskFile } from '../task/taskFile.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './cliContext.js';
 
 const positive = (name: string) => (value: string) => {
   const n = Number(value);

@@ -2,7 +2,7 @@ import type { Command, Option } from 'commander';
 import { KeelError } from '@keel/kit';
 import type { LoadedConfig } from '../../config/load.js';
 import type { TaskRecord, TaskStore } from '../../store/taskStore.js';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../cliContext.js';
 
 /** What `runCli` lends the commands that live in their own files. */
 export interface CommandContext {
