@@ -1,5 +1,5 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { canonicalJson, redact, sha256Hex } from '@keel/kit';
+import { canonicalJson, redact, sha256Hex } from '@keel/kit/core';
 import type { KeelConfig } from '../config/schema.js';
 import type { Clock } from '../clock.js';
 import type { Classification } from '../limits/irreversible.js';

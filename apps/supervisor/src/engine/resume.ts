@@ -1,4 +1,4 @@
-import { canonicalJson } from '@keel/kit';
+import { canonicalJson } from '@keel/kit/core';
 import type { Model, ModelReply } from '../models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../store/taskStore.js';
 import { replyFromRecord } from './stages/record.js';

@@ -1,6 +1,6 @@
 import { context as otelContext, type Tracer } from '@opentelemetry/api';
 import type { TaskRunV1 } from '@keel/contracts';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { builtinPrompt } from '../agents/roles.js';
 import type { LoadedConfig } from '../config/load.js';
 import { agentRoles, defaultLimits, type AgentRole, type Limits } from '../config/schema.js';

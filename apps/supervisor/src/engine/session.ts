@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson, sha256Hex } from '@keel/kit/core';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate } from '../approvals/gate.js';

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { canonicalJson, KeelError, sha256Hex } from '@keel/kit';
+import { canonicalJson, KeelError, sha256Hex } from '@keel/kit/core';
 import type { ServerConfig } from '../config/schema.js';
 import { builtinBinPath, type BuiltinServer } from './builtins.js';
 

@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import {
   APICallError,
   generateText,

@@ -1,5 +1,5 @@
 import type { Command, Option } from 'commander';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { LoadedConfig } from '../../config/load.js';
 import type { TaskRecord, TaskStore } from '../../store/taskStore.js';
 import type { CliIo } from '../cliContext.js';

@@ -1,4 +1,4 @@
-import { sha256Hex } from '@keel/kit';
+import { sha256Hex } from '@keel/kit/core';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate } from '../../approvals/gate.js';
 import type { Limits } from '../../config/schema.js';

@@ -1,4 +1,4 @@
-import { redact } from '@keel/kit';
+import { redact } from '@keel/kit/core';
 import { dateOf, type Clock } from '../../clock.js';
 import { noEffect, type Effect } from '../../limits/sideEffects.js';
 import type { ToolResult } from '../../mcp/servers.js';
