@@ -8,6 +8,7 @@ import type { TaskStore } from '../src/store/taskStore.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { createHarness, type Harness } from './helpers.js';
 import {
+  allProcs,
   below,
   keel,
   present,
@@ -213,6 +214,54 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     await until("task B's sleeping test to go with its worker", () =>
       present(inB.sleeper) ? undefined : true,
     );
+  });
+
+  it("a kill its worker does not answer in time reaps only that task: the worker, its other task and that task's tool process live on", async () => {
+    const { h, store, env } = await setup();
+    const worker = startKeel(
+      ['worker', '--id', 'solo', '--quiet', '--heartbeat-ms', '500', '--concurrency', '2'],
+      h.dir,
+      env,
+    );
+    const [a, b] = [await submit(h, env, 'f1', 600), await submit(h, env, 'f2', 600)];
+    const sleeping = (id: string) =>
+      until(`task ${id} to be inside its test run`, async () => {
+        const owner = await store.getOwner(id);
+        const sleeper = owner?.serverPids
+          .flatMap((pid) => below(pid))
+          .find((p) => p.cmdline.includes('sleep-600'));
+        return owner !== null && sleeper !== undefined ? { owner, sleeper } : undefined;
+      });
+    const [inA, inB] = [await sleeping(a!), await sleeping(b!)];
+    const serversA = inA.owner.serverPids.flatMap((pid) => {
+      const p = allProcs().find((q) => q.pid === pid);
+      return p === undefined ? [] : [p];
+    });
+    // The worker cannot answer: the kill takes its forced path.
+    process.kill(worker.pid, 'SIGSTOP');
+    const killed = await keel(['kill', a!, '--as', 'ops'], h.dir, env);
+    process.kill(worker.pid, 'SIGCONT');
+    expect(killed.code).toBe(0);
+    expect(killed.stdout.trim()).toMatch(
+      new RegExp(
+        `^${a}: killed \\(process ${worker.pid} did not answer; killed the task's \\d+ process\\(es\\), not the process itself, \\d+ ms\\)$`,
+      ),
+    );
+    expect((await store.getTask(a!))?.status).toBe('killed');
+    await until("task A's servers and sleeping test to go", () =>
+      [inA.sleeper, ...serversA].some(present) ? undefined : true,
+    );
+    expect(worker.child.exitCode).toBe(null);
+    expect(worker.child.signalCode).toBe(null);
+    expect(present(inB.sleeper)).toBe(true);
+    expect((await store.getTask(b!))?.status).toBe('running');
+    expect((await store.getOwner(b!))?.pid).toBe(worker.pid);
+    // The worker's run of A stops without a write: A ends once, killed.
+    expect((await store.listEvents(a!)).filter((e) => e.type === 'task_finished').map((e) => e.data)).toEqual(
+      [expect.objectContaining({ status: 'killed', forced: true })],
+    );
+    worker.child.kill('SIGTERM');
+    await worker.exited;
   });
 
   it('kill --all with tasks on three workers: every task killed, no tool process left, the workers live on', async () => {

@@ -83,7 +83,7 @@ function printKill(ctx: CliContext, result: KillResult): void {
       break;
     case 'forced':
       ctx.out(
-        `${result.taskId}: killed (process ${result.pid} did not answer; killed it and ${result.killedPids.filter((pid) => pid !== result.pid).length} process(es) below it, ${ms})`,
+        `${result.taskId}: killed (process ${result.pid} did not answer; killed the task's ${result.killedPids.length} process(es), not the process itself, ${ms})`,
       );
       break;
     case 'not_running':

@@ -85,9 +85,10 @@ async function markKilled(
  * Stops one task within the acknowledgement bound: a durable kill request, then a signal to the
  * process that runs it, which cancels its model and tool calls (MCP cancellation reaches the
  * servers, which kill their tool processes) and releases its owner record; the request fenced its
- * writes, so the kill records `killed` here, at the epoch it moved the task to. Without that acknowledgement in
- * `ackMs`, the process and every process below it — tool children in their own groups included —
- * are SIGKILLed and the task is recorded `killed` here.
+ * writes, so the kill records `killed` here, at the epoch it moved the task to. Without that
+ * acknowledgement in `ackMs`, the task's servers and every process below them — tool children in
+ * their own groups included — are SIGKILLed, never the process that hosts the task (a worker's
+ * other tasks, the console), and the task is recorded `killed` here.
  */
 export async function killTask(
   store: TaskStore,
@@ -149,9 +150,21 @@ export async function killTask(
     }
     return { taskId, result: 'acknowledged', pid: owner.pid, killedPids, ms: ms() };
   }
-  const killedPids = killTree(owner.pid);
+  // The owner hosts more than this task (a worker with --concurrency, the console) and its writes
+  // are fenced already: only the task's own servers and what runs below them are killed. Its calls
+  // fail with them, and it stops at its next check without a write.
+  const killedPids = killTaskProcesses(owner);
   await markKilled(store, taskId, epoch, by, true, now());
   return { taskId, result: 'forced', pid: owner.pid, killedPids, ms: ms() };
+}
+
+/**
+ * SIGKILLs the task's servers — those the owner record names that are still the owner's own
+ * children, so a recycled pid is never hit — and every process below them.
+ */
+function killTaskProcesses(owner: TaskOwner): number[] {
+  const children = descendants(owner.pid).filter((p) => p.ppid === owner.pid);
+  return children.filter((p) => owner.serverPids.includes(p.pid)).flatMap((server) => killTree(server.pid));
 }
 
 /** The global stop: no new task starts, and every task not yet ended is killed, in parallel. */
