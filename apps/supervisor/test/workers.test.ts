@@ -264,6 +264,39 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     await worker.exited;
   });
 
+  it('a task submitted during the global stop waits, and runs after keel resume-all', async () => {
+    const { h, store, env } = await setup();
+    const worker = startKeel(['worker', '--id', 'w1', '--heartbeat-ms', '500', '--quiet'], h.dir, env);
+    const stopped = await keel(['kill', '--all', '--as', 'ops'], h.dir, env);
+    expect(stopped.code).toBe(0);
+    const id = await submit(h, env, 'held', 4);
+    await until('the worker to hold the task back', () =>
+      worker.stderrLines().find((l) => l.startsWith(`[worker] ${id}: `)),
+    );
+    expect(worker.stderrLines().filter((l) => l.startsWith(`[worker] ${id}: `))).toEqual([
+      `[worker] ${id}: not started: a global stop is in force; keel resume-all queues it again`,
+    ]);
+    expect((await store.getTask(id))?.status).toBe('queued');
+    const stop = await store.getGlobalStop();
+    const lifted = await keel(['resume-all'], h.dir, env);
+    expect(lifted.code).toBe(0);
+    expect(lifted.stdout.trim().split('\n')).toEqual([
+      `global stop lifted (set by ops at ${stop?.at})`,
+      '1 queued task(s) queued to run again',
+    ]);
+    const done = await until(
+      'the held task to finish',
+      async () => {
+        const task = await store.getTask(id);
+        return task?.status === 'succeeded' ? task : undefined;
+      },
+      120_000,
+    );
+    expect(done.run?.steps).toBe(8);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+
   it('kill --all with tasks on three workers: every task killed, no tool process left, the workers live on', async () => {
     const { h, store, env } = await setup();
     const workers = startWorkers(h, env, 3);

@@ -299,14 +299,27 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .description('lift the global stop set by keel kill --all')
     .addOption(ctx.configOption())
     .action(async (opts: { config?: string }) => {
-      await ctx.withStore(opts.config, async (_loaded, store) => {
-        const { liftGlobalStop } = await import('../control/decisions.js');
+      await ctx.withStore(opts.config, async (loaded, store) => {
+        const [{ liftGlobalStop }, { storeLocation }] = await Promise.all([
+          import('../control/decisions.js'),
+          import('../store/openStore.js'),
+        ]);
         const stop = await liftGlobalStop(store);
         ctx.out(
           stop === null
             ? 'no global stop was in force'
             : `global stop lifted (set by ${stop.by} at ${stop.at})`,
         );
+        const location = storeLocation(loaded, ctx.io.env);
+        if (stop === null || location.kind !== 'postgres') return;
+        // Workers took the jobs of tasks submitted during the stop and left them queued.
+        const { openQueue, requeueQueued } = await import('../workers/worker.js');
+        const boss = await openQueue(location.url);
+        try {
+          ctx.out(`${await requeueQueued(store, boss, stop.at)} queued task(s) queued to run again`);
+        } finally {
+          await boss.stop({ graceful: false });
+        }
       });
     });
 

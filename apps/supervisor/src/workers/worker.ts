@@ -114,6 +114,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       ...(options.progress === undefined ? {} : { progress: options.progress }),
     };
     if (job.action === 'run' && task.status === 'queued') {
+      // Its job completes and the task stays queued: lifting the stop queues it again.
+      if ((await store.getGlobalStop()) !== null)
+        return log(`${task.id}: not started: a global stop is in force; keel resume-all queues it again`);
       log(`${task.id}: starting`);
       return report(
         task.id,
@@ -172,6 +175,25 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   await Promise.allSettled(running);
   await pool?.close();
   await unlisten?.();
+}
+
+/**
+ * After the global stop is lifted: a run job for every task still queued — submitted while the stop
+ * was in force, its job was taken and completed without starting it. A task whose first job is
+ * still waiting gets a second one, which finds it started and is skipped. Returns how many.
+ */
+export async function requeueQueued(store: TaskStore, boss: PgBoss, liftedStopAt: string): Promise<number> {
+  let queued = 0;
+  for (const task of await store.listTasks({ status: 'queued', limit: 10_000 }))
+    if (
+      (await enqueue(
+        boss,
+        { taskId: task.id, action: 'run', reason: 'the global stop was lifted' },
+        `run:${task.id}:${liftedStopAt}`,
+      )) !== null
+    )
+      queued++;
+  return queued;
 }
 
 /** A worker is gone when its process on this machine has exited, or its heartbeat is stale. */
