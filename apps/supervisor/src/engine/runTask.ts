@@ -19,6 +19,7 @@ import type {
   TaskWriter,
 } from '../store/taskStore.js';
 import { FencedStop, unfenced } from './fence.js';
+import { crashPointFrom } from './crashPoints.js';
 import type { TaskFile } from '../task/taskFile.js';
 import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
@@ -294,6 +295,7 @@ async function execute(
   const limits = mergeLimits(defaultLimits, config.limits, task.limits);
   const createdAt = resuming?.record.createdAt ?? new Date(clock.now()).toISOString();
   const signer = loadSigner(loaded);
+  const crashPoint = crashPointFrom(options.env);
   const models = new Map<string, Model>();
   const modelFor = (name: string) => {
     let model = models.get(name);
@@ -407,6 +409,7 @@ async function execute(
           `task ${taskId} is owned by pid ${claimed.current?.pid ?? '?'}${claimed.current?.worker === undefined ? '' : ` (worker ${claimed.current.worker})`}: it was not claimed`,
           { hint: 'keel kill TASK stops it; a worker takes over a task whose worker stopped beating' },
         );
+      crashPoint('supervisor.after-claim');
       return store.writer(taskId, claimed.epoch);
     };
     const onFenced = (f: Fenced) => {
@@ -496,6 +499,7 @@ async function execute(
       taskId,
       store,
       writer: w,
+      crashPoint,
       servers,
       workspace: loaded.workspace,
       limits,

@@ -11,6 +11,7 @@ import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
 import type { Fenced, TaskStore, TaskWriter, ToolCallRecord } from '../store/taskStore.js';
 import { GenAi, startSpan } from '../telemetry/spans.js';
+import type { CrashPoint } from './crashPoints.js';
 import type { ResumeState } from './resume.js';
 import { admit, checkLoop, loopStop, type AdmitContext, type Refusal } from './stages/admit.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
@@ -65,6 +66,8 @@ export interface SessionOptions {
   store: TaskStore;
   /** The owner's writes, at the epoch its claim returned. */
   writer: TaskWriter;
+  /** Chaos runs only (KEEL_CRASH_AT). */
+  crashPoint?: CrashPoint;
   servers: Map<string, ConnectedServer>;
   workspace: string;
   limits: Limits;
@@ -154,6 +157,7 @@ export class TaskSession {
       resume: options.resume,
       clock: options.clock,
       onFenced: (fenced) => this.fence(fenced),
+      ...(options.crashPoint === undefined ? {} : { crashPoint: options.crashPoint }),
     });
     const event = (type: string, data: unknown) => this.event(type, data);
     const escalateStop: Escalate = (stop) => this.escalate(stop);

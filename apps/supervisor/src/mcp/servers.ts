@@ -119,6 +119,8 @@ export function serverLaunch(name: string, config: ServerConfig, options: Server
   }
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
+  // A crash point of the supervisor's is not the server's to arm (the deploy server refuses names it does not know).
+  if (env['KEEL_CRASH_AT']?.startsWith('supervisor.') === true) delete env['KEEL_CRASH_AT'];
   env['KEEL_STATE_DIR'] ??= path.join(options.stateDir, 'servers');
   const cwd =
     'cwd' in config && config.cwd !== undefined

@@ -5,6 +5,7 @@ import type { ToolResult } from '../../mcp/servers.js';
 import type { FinishReason, ModelReply, ModelToolCall, ModelUsage } from '../../models/model.js';
 import type { Fenced, ModelCallRecord, TaskWriter, ToolCallRecord } from '../../store/taskStore.js';
 import { unfenced } from '../fence.js';
+import { noCrashPoint, type CrashPoint } from '../crashPoints.js';
 import type { ResumeState } from '../resume.js';
 import type { ToolSlot } from './call.js';
 
@@ -42,8 +43,11 @@ export function createRecorder(options: {
   clock: Clock;
   /** Told of a refused write before it throws `FencedStop`. */
   onFenced: (fenced: Fenced) => void;
+  /** Chaos runs only (KEEL_CRASH_AT): dies right after a model reply or a tool result is recorded. */
+  crashPoint?: CrashPoint;
 }): Recorder {
   const { writer, resume, clock, onFenced } = options;
+  const crashPoint = options.crashPoint ?? noCrashPoint;
   const toolCalls: ToolCallLine[] = [];
   // A step's next try: one more than those recorded before a resume, and one more per repeat here.
   const attempts = new Map(resume?.modelAttempts ?? []);
@@ -58,6 +62,7 @@ export function createRecorder(options: {
       const attempt = (attempts.get(record.step) ?? 0) + 1;
       attempts.set(record.step, attempt);
       unfenced(await writer.recordModelCall({ ...record, attempt }), onFenced);
+      if (record.reply !== null) crashPoint('supervisor.after-model-recorded');
     },
     async toolCall(record) {
       toolCalls.push({
@@ -69,6 +74,7 @@ export function createRecorder(options: {
       });
       if (resume?.toolSlots.has(`${record.step}:${record.callIndex}`) === true) return;
       unfenced(await writer.recordToolCall(record), onFenced);
+      crashPoint('supervisor.after-tool-recorded');
     },
     count(line) {
       toolCalls.push(line);
