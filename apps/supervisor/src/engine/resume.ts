@@ -28,8 +28,13 @@ export class ResumeState {
     this.modelAttempts = attempts;
     this.toolSlots = new Map(
       tools
-        // A call cut off by a kill, or refused until a human approves, goes out again.
-        .filter((t) => t.errorCode !== 'CANCELLED' && t.errorCode !== 'APPROVAL_REQUIRED')
+        // A call cut off by a kill or by its server's death, or refused until a human approves, goes out again.
+        .filter(
+          (t) =>
+            t.errorCode !== 'CANCELLED' &&
+            t.errorCode !== 'SERVER_GONE' &&
+            t.errorCode !== 'APPROVAL_REQUIRED',
+        )
         .map((t) => [`${t.step}:${t.callIndex}`, t]),
     );
     for (const event of events) {

@@ -20,6 +20,7 @@ import type {
 } from '../store/taskStore.js';
 import { FencedStop, unfenced } from './fence.js';
 import { crashPointFrom } from './crashPoints.js';
+import type { RetryPolicy } from './stages/modelCall.js';
 import type { TaskFile } from '../task/taskFile.js';
 import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
@@ -54,6 +55,8 @@ export interface RunTaskOptions {
   worker?: { id: string; heartbeatMs: number };
   /** Where the task's servers come from: a worker's pool of warm ones; by default, started for the task. */
   servers?: ServerSource;
+  /** How provider faults are retried (tests inject the jitter and the wait); default `defaultRetry`. */
+  retry?: RetryPolicy;
 }
 
 /** A process-wide doorbell: `keel kill` rings it (SIGUSR2), each running task checks the store. */
@@ -500,6 +503,7 @@ async function execute(
       store,
       writer: w,
       crashPoint,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
       servers,
       workspace: loaded.workspace,
       limits,

@@ -20,7 +20,13 @@ import { sizeEffect, type EffectContext } from './stages/effect.js';
 import { escalate, type EscalationContext } from './stages/escalate.js';
 import { createTaskFacts } from './stages/facts.js';
 import { passGate, requireApproval, type GateContext } from './stages/gate.js';
-import { callModel, reserveModelCall, type AgentUse, type ModelCallContext } from './stages/modelCall.js';
+import {
+  callModel,
+  reserveModelCall,
+  type AgentUse,
+  type ModelCallContext,
+  type RetryPolicy,
+} from './stages/modelCall.js';
 import {
   observe,
   protocolError,
@@ -68,6 +74,8 @@ export interface SessionOptions {
   writer: TaskWriter;
   /** Chaos runs only (KEEL_CRASH_AT). */
   crashPoint?: CrashPoint;
+  /** How provider faults are retried; default `defaultRetry`. */
+  retry?: RetryPolicy;
   servers: Map<string, ConnectedServer>;
   workspace: string;
   limits: Limits;
@@ -223,6 +231,7 @@ export class TaskSession {
       catalog: this.catalog,
     };
     this.#modelCalls = {
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
       taskId: options.taskId,
       tracer: options.tracer,
       budget: this.budget,
@@ -504,17 +513,29 @@ export class TaskSession {
     return refusal(call, refused);
   }
 
-  /** A call that threw: recorded; the task stops if its signal fired, else the model gets a protocol error. */
+  /**
+   * A call that threw: recorded; the task stops if its signal fired, or — resumable — if its server
+   * died with it; else the model gets a protocol error. A dead server is not restarted here: it
+   * may have died of this very call, and `keel resume` starts every server afresh and sends the
+   * call again under the same idempotency key (a replay, if the effect had completed).
+   */
   async #threw(slot: ToolSlot, sent: Extract<Sent, { ok: false }>): Promise<Step<ToolAnswer>> {
+    const server = this.options.servers.get(slot.tool.server);
+    const gone = !sent.cancelled && server !== undefined && !server.isOpen();
     await this.#recorder.toolCall(
       sentRecord(
         this.options.taskId,
         slot,
         sent,
-        failureFields(sent.message, sent.cancelled, sent.latencyMs, slot.effect),
+        failureFields(sent.message, sent.cancelled, sent.latencyMs, slot.effect, gone),
       ),
     );
     if (this.signal.aborted) return stopped(this.abortStop());
+    if (gone)
+      return stopped({
+        status: 'error',
+        message: `server '${slot.tool.server}' died during ${slot.tool.name} (${sent.message}): keel resume ${this.options.taskId} starts it again and sends the call again under the same idempotency key`,
+      });
     // A protocol error (schema violation, server gone) goes back to the model like a tool error,
     // without passing observe.
     return done(unobserved(slot.call, protocolError(sent.message)));

@@ -125,18 +125,22 @@ export const resultFields = (
   effect,
 });
 
-/** How a call that threw is kept: cut off by a kill or the deadline, or a protocol error. */
+/**
+ * How a call that threw is kept: cut off by a kill or the deadline, its server gone with it
+ * (SERVER_GONE: a resume sends it again), or a protocol error.
+ */
 export const failureFields = (
   message: string,
   cancelled: boolean,
   latencyMs: number,
   effect: Effect,
+  serverGone = false,
 ): ToolCallOutcomeFields => ({
   result: { error: message },
   resultBytes: 0,
   latencyMs,
   outcome: 'error',
-  errorCode: cancelled ? 'CANCELLED' : 'MCP_ERROR',
+  errorCode: cancelled ? 'CANCELLED' : serverGone ? 'SERVER_GONE' : 'MCP_ERROR',
   effect,
 });
 
