@@ -296,6 +296,11 @@ async function execute(
       },
     );
   const limits = mergeLimits(defaultLimits, config.limits, task.limits);
+  // A raise only ever raises, as when it was first applied (Budget.raise).
+  if (resuming !== undefined)
+    for (const raise of await continuedRaises(store, taskId))
+      for (const [key, value] of Object.entries(raise) as Array<[keyof Limits, number | undefined]>)
+        if (value !== undefined && value > limits[key]) limits[key] = value;
   const createdAt = resuming?.record.createdAt ?? new Date(clock.now()).toISOString();
   const signer = loadSigner(loaded);
   const crashPoint = crashPointFrom(options.env);
@@ -629,6 +634,21 @@ async function reusable(
   if (session === undefined || session.signal.aborted || ended === undefined || ended === 'error')
     return false;
   return !(await store.killRequested(taskId).catch(() => true));
+}
+
+/**
+ * The limits people raised when they continued this task's escalations. A resumed task runs again
+ * from its start, and its clock and counters stand where they stood: the raise holds from its
+ * first step, not only from the step that escalated — else a wall clock already past its old
+ * limit would escalate again at step 1.
+ */
+async function continuedRaises(store: TaskStore, taskId: string): Promise<Array<Partial<Limits>>> {
+  return (await store.listApprovals({ taskId }))
+    .filter((a) => a.kind === 'escalation' && (a.status === 'approved' || a.status === 'consumed'))
+    .flatMap((a) => {
+      const raise = (a.decision as { raise?: Partial<Limits> } | null)?.raise;
+      return raise === undefined ? [] : [raise];
+    });
 }
 
 /** Later layers override earlier ones, field by field; an absent field keeps the earlier value. */

@@ -151,7 +151,7 @@ export class TaskSession {
   readonly #abort = new AbortController();
   readonly #onKill = () => this.#abort.abort(new Error('killed'));
   readonly #bounds: CallBounds = { signal: this.#abort.signal, msLeft: () => this.budget.msLeft() };
-  #deadlineTimer: NodeJS.Timeout;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   step = 0;
 
   constructor(options: SessionOptions) {
@@ -249,7 +249,13 @@ export class TaskSession {
     this.#deadlineTimer = this.#armDeadline();
   }
 
-  #armDeadline(): NodeJS.Timeout {
+  /**
+   * The deadline cancels in-flight calls — unless the wall-clock limit escalates: then the call in
+   * flight finishes (each tool call's own timeout still ends at the deadline), and the next
+   * reservation finds the limit reached and asks a human instead of ending the task.
+   */
+  #armDeadline(): NodeJS.Timeout | undefined {
+    if (this.options.escalateLimits.includes('wall_clock')) return undefined;
     const timer = setTimeout(
       () => this.#abort.abort(new Error('wall-clock limit reached')),
       Math.max(0, this.budget.msLeft()),
