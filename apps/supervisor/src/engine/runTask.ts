@@ -637,17 +637,18 @@ async function reusable(
 }
 
 /**
- * The limits people raised when they continued this task's escalations. A resumed task runs again
- * from its start, and its clock and counters stand where they stood: the raise holds from its
- * first step, not only from the step that escalated — else a wall clock already past its old
- * limit would escalate again at step 1.
+ * The wall-clock limits people raised when they continued this task's escalations. A resumed task
+ * runs again from its start with its clock standing where it stood, so the raise must hold from its
+ * first step — else a clock already past its old limit escalates again at step 1. The other limits
+ * count again from zero on the replay and reach the escalated step as before, where the continue
+ * is consumed (its raise applied, its hint delivered).
  */
 async function continuedRaises(store: TaskStore, taskId: string): Promise<Array<Partial<Limits>>> {
   return (await store.listApprovals({ taskId }))
     .filter((a) => a.kind === 'escalation' && (a.status === 'approved' || a.status === 'consumed'))
     .flatMap((a) => {
-      const raise = (a.decision as { raise?: Partial<Limits> } | null)?.raise;
-      return raise === undefined ? [] : [raise];
+      const raised = (a.decision as { raise?: Partial<Limits> } | null)?.raise?.wallClockMs;
+      return raised === undefined ? [] : [{ wallClockMs: raised }];
     });
 }
 
