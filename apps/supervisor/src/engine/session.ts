@@ -148,6 +148,7 @@ export class TaskSession {
   readonly #hints: string[] = [];
   #killedByRequest = false;
   #fenced: Fenced | undefined;
+  #globalStop: { by: string; at: string } | undefined;
   readonly #abort = new AbortController();
   readonly #onKill = () => this.#abort.abort(new Error('killed'));
   readonly #bounds: CallBounds = { signal: this.#abort.signal, msLeft: () => this.budget.msLeft() };
@@ -278,6 +279,11 @@ export class TaskSession {
   abortStop(): Stop {
     if (this.options.kill.aborted || this.#killedByRequest)
       return { status: 'killed', message: 'the task was killed' };
+    if (this.#globalStop !== undefined)
+      return {
+        status: 'killed',
+        message: `a global stop is in force (since ${this.#globalStop.at}, by ${this.#globalStop.by}): the task stopped before its next call`,
+      };
     if (this.#fenced !== undefined)
       return { status: 'killed', message: `this process no longer owns the task: ${this.#fenced.message}` };
     return {
@@ -314,7 +320,15 @@ export class TaskSession {
   async #killed(): Promise<boolean> {
     if (this.signal.aborted) return true;
     const { epoch } = this.options.writer;
-    const ownership = await this.options.store.getOwnership(this.options.taskId);
+    const [ownership, globalStop] = await Promise.all([
+      this.options.store.getOwnership(this.options.taskId),
+      this.options.store.getGlobalStop(),
+    ]);
+    // A task that started as `keel kill --all` listed the tasks (its row not yet there) stops here.
+    if (globalStop !== null && !this.signal.aborted) {
+      this.#globalStop = globalStop;
+      this.#abort.abort(new Error('global stop'));
+    }
     if (ownership.killRequested) this.#killedByRequest = true;
     if (ownership.epoch !== epoch) this.fence(movedOn(this.options.taskId, epoch, ownership.epoch));
     else if (ownership.killRequested) this.kill();
