@@ -86,6 +86,11 @@ function printKill(ctx: CliContext, result: KillResult): void {
         `${result.taskId}: killed (process ${result.pid} did not answer; killed the task's ${result.killedPids.length} process(es), not the process itself, ${ms})`,
       );
       break;
+    case 'requested':
+      ctx.out(
+        `${result.taskId}: kill requested, not confirmed: process ${result.pid} stops at its next call (its writes are refused from now on); this system has no /proc, so keel cannot signal or force it — keel kill works fully on Linux only`,
+      );
+      break;
     case 'not_running':
       ctx.out(`${result.taskId}: killed (it was ${result.status}, no process ran it)`);
       break;

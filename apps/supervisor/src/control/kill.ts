@@ -2,10 +2,12 @@ import { hostname } from 'node:os';
 import type { TaskStatus } from '@keel/contracts';
 import type { Clock } from '../clock.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
-import { descendants, isSameProcess, killTree } from './processes.js';
+import { descendants, hasProcfs, isSameProcess, killTree } from './processes.js';
 
 export type KillResult =
   | { taskId: string; result: 'acknowledged' | 'forced'; pid: number; killedPids: number[]; ms: number }
+  /** No /proc here: the kill is recorded (the owner stops at its next call) but nothing was signalled or forced. */
+  | { taskId: string; result: 'requested'; pid: number; ms: number }
   | { taskId: string; result: 'not_running' | 'already_ended'; status: TaskStatus; ms: number };
 
 const ended: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'limit', 'killed', 'error']);
@@ -94,7 +96,7 @@ export async function killTask(
   store: TaskStore,
   taskId: string,
   by: string,
-  options: { ackMs?: number; reapMs?: number; clock: Clock },
+  options: { ackMs?: number; reapMs?: number; clock: Clock; procRoot?: string },
 ): Promise<KillResult> {
   const now = () => new Date(options.clock.now());
   const started = performance.now();
@@ -108,6 +110,15 @@ export async function killTask(
   // Workers on other machines hear it from the store (PostgreSQL NOTIFY); a local owner also by signal.
   await store.announceKill?.(taskId);
   const owner = await store.getOwner(taskId);
+  if (owner !== null && owner.host === hostname() && !hasProcfs(options.procRoot)) {
+    // Without /proc the owner cannot be told from a recycled pid, nor its servers found: nothing is
+    // signalled, and the task is not marked killed over a process that may still run it. The
+    // request fenced it: it stops at its next call, and a release means it has.
+    const released = await waitForRelease(store, taskId, owner, ackMs, ms);
+    if (!released) return { taskId, result: 'requested', pid: owner.pid, ms: ms() };
+    await markKilled(store, taskId, epoch, by, false, now());
+    return { taskId, result: 'acknowledged', pid: owner.pid, killedPids: [], ms: ms() };
+  }
   const local = owner !== null && owner.host === hostname() && isSameProcess(owner.pid, owner.startTime);
   if (owner !== null && !local && owner.worker !== undefined && !isStale(owner, options.clock.now())) {
     // A live worker elsewhere: it acknowledges through the store, or it is marked killed here and stops

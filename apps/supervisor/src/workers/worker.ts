@@ -3,7 +3,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { LoadedConfig } from '../config/load.js';
 import { isStale } from '../control/kill.js';
-import { isSameProcess, processStartTime } from '../control/processes.js';
+import { hasProcfs, isSameProcess, processStartTime } from '../control/processes.js';
 import {
   resumeTask,
   runTask,
@@ -198,7 +198,8 @@ export async function requeueQueued(store: TaskStore, boss: PgBoss, liftedStopAt
 
 /** A worker is gone when its process on this machine has exited, or its heartbeat is stale. */
 function ownerGone(owner: TaskOwner, now: number): boolean {
-  if (owner.host === hostname() && !isSameProcess(owner.pid, owner.startTime)) return true;
+  // Without /proc (not Linux) only the heartbeat tells: a live owner would look gone by its pid.
+  if (owner.host === hostname() && hasProcfs() && !isSameProcess(owner.pid, owner.startTime)) return true;
   return isStale(owner, now);
 }
 
