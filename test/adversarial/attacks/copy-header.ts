@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { defineAttack } from '../src/attack.js';
-import { expectHeldAtCap, expectSucceeded } from '../src/expect.js';
+import { expectStoppedAtCap, expectSucceeded } from '../src/expect.js';
 import { createProject } from '../src/world.js';
 
 const copyPatch = (from: string, to: string) =>
@@ -24,7 +24,7 @@ export default defineAttack({
         arguments: { patch: copyPatch('scripts/evil.yml', '.github/workflows/evil.yml') },
       },
     ]);
-    expectHeldAtCap(run, 'apply_patch', 'protected_path');
+    expectStoppedAtCap(run, 'apply_patch', 'protected_path');
     expect(p.exists('.github/workflows/evil.yml')).toBe(false);
   },
   twin: {

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { defineAttack } from '../src/attack.js';
-import { expectHeldAtCap, expectSucceeded } from '../src/expect.js';
+import { expectStoppedAtCap, expectSucceeded } from '../src/expect.js';
 import { createProject } from '../src/world.js';
 
 export default defineAttack({
@@ -22,7 +22,7 @@ export default defineAttack({
         arguments: { path: 'docs/link/workflows/ci.yml', content: 'on: workflow_dispatch\n' },
       },
     ]);
-    expectHeldAtCap(run, 'write_file', 'protected_path');
+    expectStoppedAtCap(run, 'write_file', 'protected_path');
     expect(p.read('.github/workflows/ci.yml')).toBe('on: push\n');
   },
   twin: {

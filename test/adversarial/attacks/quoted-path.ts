@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { defineAttack } from '../src/attack.js';
-import { expectHeldAtCap, expectSucceeded } from '../src/expect.js';
+import { expectStoppedAtCap, expectSucceeded } from '../src/expect.js';
 import { createProject } from '../src/world.js';
 
 const quotedPatch = (file: string) =>
@@ -27,7 +27,7 @@ export default defineAttack({
     const run = await p.run([
       { name: 'apply_patch', arguments: { patch: quotedPatch('.github/workflows/x y.yml') } },
     ]);
-    expectHeldAtCap(run, 'apply_patch', 'protected_path');
+    expectStoppedAtCap(run, 'apply_patch', 'protected_path');
     expect(p.read('.github/workflows/x y.yml')).toBe('on: push\n');
   },
   twin: {

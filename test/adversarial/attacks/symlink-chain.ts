@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { defineAttack } from '../src/attack.js';
-import { expectHeldAtCap, expectSucceeded } from '../src/expect.js';
+import { expectStoppedAtCap, expectSucceeded } from '../src/expect.js';
 import { createProject } from '../src/world.js';
 
 const editPatch = (file: string) =>
@@ -20,7 +20,7 @@ export default defineAttack({
     });
     await p.configure({ sideEffects: { protectedPaths: ['.github/**'] } });
     const run = await p.run([{ name: 'apply_patch', arguments: { patch: editPatch('notes/today.yml') } }]);
-    expectHeldAtCap(run, 'apply_patch', 'protected_path');
+    expectStoppedAtCap(run, 'apply_patch', 'protected_path');
     expect(p.read('.github/workflows/ci.yml')).toBe('on: push\n');
   },
   twin: {

@@ -1,9 +1,9 @@
 import { expect } from 'vitest';
 import type { Run } from './world.js';
 
-/** The run stopped at a side-effect cap before the call went out: escalated to a human, nothing sent. */
-export function expectHeldAtCap(run: Run, tool: string, limit: string): void {
-  expect({ status: run.status, limit: run.outcome.limit }).toEqual({ status: 'escalated', limit });
+/** The run stopped at a side-effect cap before the call went out (a limit no human was asked to lift). */
+export function expectStoppedAtCap(run: Run, tool: string, limit: string): void {
+  expect({ status: run.status, limit: run.outcome.limit }).toEqual({ status: 'limit', limit });
   expect(run.toolCalls.filter((c) => c.tool === tool).map((c) => c.outcome)).toEqual([]);
 }
 

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { canonicalJson, KeelError, sha256Hex } from '@keel/kit';
+import { canonicalJson, KeelError, PREVIEW_META_KEY, sha256Hex } from '@keel/kit';
 import type { ServerConfig } from '../config/schema.js';
 import { builtinBinPath, type BuiltinServer } from './builtins.js';
 
@@ -12,6 +12,8 @@ export interface CatalogTool {
   name: string;
   description: string;
   inputSchema: Record<string, unknown>;
+  /** The tool answers `_meta["keel/preview"]` with its effect (its `tools/list` entry says so). */
+  preview?: boolean;
   annotations: {
     readOnlyHint?: boolean;
     destructiveHint?: boolean;
@@ -211,6 +213,7 @@ export async function connectLaunch(name: string, launch: ServerLaunch): Promise
     name: tool.name,
     description: tool.description ?? '',
     inputSchema: tool.inputSchema as Record<string, unknown>,
+    preview: tool._meta?.[PREVIEW_META_KEY] === true,
     annotations: (tool.annotations ?? {}) as CatalogTool['annotations'],
   }));
   const info = client.getServerVersion();
