@@ -67,6 +67,8 @@ export interface Project {
   /** The workspace (a git repository). */
   ws: string;
   configFile: string;
+  /** The scripted model's base URL, for a config that names its own models. */
+  chatUrl: string;
   /** Writes the config: the built-in servers on the workspace, the scripted model, `extra` merged over. */
   configure(extra?: Record<string, unknown>): Promise<void>;
   /**
@@ -101,8 +103,17 @@ export interface Run {
  * with `keel.config.yaml` beside it. The model is the scripted chat server on loopback.
  */
 export async function createProject(
-  options: { files?: Record<string, string>; links?: Record<string, string> } = {},
+  options: {
+    files?: Record<string, string>;
+    links?: Record<string, string>;
+    /**
+     * `beside` (default): the config and state dir next to the workspace. `inside`: the config at the
+     * workspace's root with `workspace: .` and `stateDir: .keel`, the layout `keel init` wrote on main.
+     */
+    layout?: 'beside' | 'inside';
+  } = {},
 ): Promise<Project> {
+  const inside = options.layout === 'inside';
   const dir = await tempDir('keel-adv-');
   const ws = path.join(dir, 'project');
   await mkdir(ws);
@@ -115,7 +126,7 @@ export async function createProject(
     await repo.git(['add', '-A']);
     await repo.git(['commit', '-q', '-m', 'links']);
   }
-  const configFile = path.join(dir, 'keel.config.yaml');
+  const configFile = path.join(inside ? ws : dir, 'keel.config.yaml');
   let moves: readonly Move[] = [];
   let offset = 0;
   const chat = await startScriptedChatServer({
@@ -138,8 +149,8 @@ export async function createProject(
       configFile,
       stringify({
         version: 1,
-        workspace: 'project',
-        stateDir: 'state',
+        workspace: inside ? '.' : 'project',
+        stateDir: inside ? '.keel' : 'state',
         servers: {
           filesystem: { builtin: 'filesystem', args: ['--root', '.'] },
           git: { builtin: 'git', args: ['--root', '.'] },
@@ -157,6 +168,7 @@ export async function createProject(
     repo,
     ws,
     configFile,
+    chatUrl: chat.url,
     configure,
     async run(next, runOptions = {}) {
       moves = next;

@@ -220,7 +220,8 @@ export async function runCli(io: CliIo): Promise<number> {
       '\nExit code: 0 when the task succeeded, 1 when it ended otherwise (failed, limit, escalated, killed, error), 2 on bad usage.\n\nExample:\n  keel run fix-login.task.yaml --config keel.config.yaml\n',
     )
     .action(async (taskfile: string, opts: { config?: string; json: boolean; quiet: boolean }) => {
-      const task = loadTaskFile(path.resolve(io.cwd, taskfile));
+      const taskFile = path.resolve(io.cwd, taskfile);
+      const task = loadTaskFile(taskFile);
       await withStore(opts.config, async (loaded, store) => {
         const now = io.clock.now();
         const purged = await store.purge(
@@ -232,7 +233,7 @@ export async function runCli(io: CliIo): Promise<number> {
             `purged ${purged.modelCalls} model-call and ${purged.toolCalls} tool-call bodies past ${loaded.config.retentionDays} days\n`,
           );
         const { runTask } = await import('../engine/runTask.js');
-        const { run } = await runTask({ loaded, task, store, ...ctx.runOptions(opts.quiet) });
+        const { run } = await runTask({ loaded, task, taskFile, store, ...ctx.runOptions(opts.quiet) });
         await finishRun(run, opts.json, loaded.file, store);
       });
     });
@@ -450,6 +451,7 @@ export async function runCli(io: CliIo): Promise<number> {
         const { run } = await runTask({
           loaded,
           task: loadTaskFile(demo.task),
+          taskFile: demo.task,
           store,
           env: io.env,
           kill: io.kill,

@@ -24,6 +24,7 @@ import { hostname } from 'node:os';
 import { parseTaskFile } from '../task/taskFile.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { keelOwnFiles } from '../config/ownFiles.js';
 
 export interface RunTaskOptions {
   loaded: LoadedConfig;
@@ -44,6 +45,8 @@ export interface RunTaskOptions {
   worker?: { id: string; heartbeatMs: number };
   /** Where the task's servers come from: a worker's pool of warm ones; by default, started for the task. */
   servers?: ServerSource;
+  /** The task file it was read from: denied to every tool with Keel's other own files. */
+  taskFile?: string;
 }
 
 /** A process-wide doorbell: `keel kill` rings it (SIGUSR2), each running task checks the store. */
@@ -312,6 +315,7 @@ async function execute(
     workspace: loaded.workspace,
     stateDir: loaded.stateDir,
     env: options.env,
+    deny: keelOwnFiles(loaded, options.taskFile === undefined ? [] : [options.taskFile]),
     only: wanted,
   });
   const tracer = options.tracer;

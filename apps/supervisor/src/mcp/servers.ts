@@ -101,6 +101,8 @@ export interface ServerOptions {
   workspace: string;
   stateDir: string;
   env: NodeJS.ProcessEnv;
+  /** Keel's own files: every built-in server denies them to every tool (`--deny-path`). */
+  deny?: readonly string[];
 }
 
 /**
@@ -145,7 +147,11 @@ export function serverLaunch(name: string, config: ServerConfig, options: Server
       transport: 'stdio',
       kind: config.builtin,
       command: process.execPath,
-      args: [builtinBinPath(config.builtin), ...config.args],
+      args: [
+        builtinBinPath(config.builtin),
+        ...config.args,
+        ...(options.deny ?? []).flatMap((file) => ['--deny-path', file]),
+      ],
       env: { ...env, ...config.env },
       cwd,
     };
