@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { KeelError } from '@keel/kit';
@@ -317,6 +317,8 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           hint: 'pass --force to replace it (tokens it signed stop verifying)',
         });
       writeFileSync(key, privateKeyPem, { mode: 0o600 });
+      // --force over a key an older version left readable: the mode above applies only to a new file.
+      chmodSync(key, 0o600);
       writeFileSync(path.join(dir, 'approval.pub'), publicKeyPem);
       ctx.out(
         `wrote ${key} (keep it private: approvals.signingKey) and ${path.join(dir, 'approval.pub')} (keel-deploy --approval-key)`,

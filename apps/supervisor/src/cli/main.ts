@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { KeelError } from '@keel/kit';
 import { taskStatuses, type TaskRunV1 } from '@keel/contracts';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { ignoreKeelFiles, keelIgnored } from './gitignore.js';
 import { openTaskStore, storeLocation } from '../store/openStore.js';
 import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import { loadTaskFile } from '../task/taskFile.js';
@@ -332,6 +333,11 @@ export async function runCli(io: CliIo): Promise<number> {
         writeFileSync(file, text);
         out(`wrote ${keel.pathFrom(file)}`);
       }
+      if (ignoreKeelFiles(target))
+        out(`wrote ${keel.pathFrom(path.join(target, '.gitignore'))} (${keelIgnored})`);
+      out(
+        `state: ${keel.pathFrom(loadConfig(path.join(target, 'keel.config.yaml')).stateDir)} (outside the project)`,
+      );
       for (const problem of workspaceProblems(path.resolve(target, opts.workspace)))
         io.stderr.write(`warning: ${problem}\n`);
       const next = keel.command('run task.example.yaml', { cwd: target });

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
@@ -128,6 +129,32 @@ export function loadConfig(file: string): LoadedConfig {
     dir,
     hash: sha256Hex(canonicalJson(config)),
     workspace: path.resolve(dir, config.workspace),
-    stateDir: path.resolve(dir, process.env['KEEL_STATE_DIR'] ?? config.stateDir),
+    stateDir:
+      process.env['KEEL_STATE_DIR'] !== undefined
+        ? path.resolve(dir, process.env['KEEL_STATE_DIR'])
+        : config.stateDir !== undefined
+          ? path.resolve(dir, config.stateDir)
+          : defaultProjectStateDir(dir, process.env),
   };
+}
+
+/**
+ * Where a project keeps its state when its config names no `stateDir`: its own directory under the
+ * user's state dir (`$XDG_STATE_HOME/keel/projects`, else `~/.local/state/keel/projects`), named
+ * after the config's directory and a hash of its real path. Outside the workspace by construction,
+ * so no tool sees the task store or the keys; stable across runs; two projects never share one.
+ */
+export function defaultProjectStateDir(configDir: string, env: NodeJS.ProcessEnv): string {
+  let real = configDir;
+  try {
+    real = realpathSync(configDir);
+  } catch {
+    // A config dir that cannot be resolved keeps its absolute path: the same on every run.
+  }
+  const base =
+    env['XDG_STATE_HOME'] !== undefined && path.isAbsolute(env['XDG_STATE_HOME'])
+      ? env['XDG_STATE_HOME']
+      : path.join(homedir(), '.local', 'state');
+  const name = path.basename(real).replace(/[^\w.-]+/g, '_') || 'root';
+  return path.join(base, 'keel', 'projects', `${name}-${sha256Hex(real).slice(0, 12)}`);
 }
