@@ -76,6 +76,8 @@ export interface Project {
    * hands in an empty change. Returns the run record and what `keel show` says of it.
    */
   run(moves: readonly Move[], options?: { limits?: Record<string, unknown> }): Promise<Run>;
+  /** `keel ARGS --config CONFIG` in the project's directory. */
+  keel(args: readonly string[]): Promise<KeelResult>;
   exists(file: string): boolean;
   read(file: string): string;
 }
@@ -89,6 +91,7 @@ export interface ToolCallShown {
 }
 
 export interface Run {
+  id: string;
   keel: KeelResult;
   status: string;
   outcome: { message: string; limit?: string };
@@ -197,6 +200,7 @@ export async function createProject(
       const last = chat.requests.at(-1);
       const messages = (last?.body?.messages ?? []) as Array<{ role: string; content: unknown }>;
       return {
+        id: record.id,
         keel: result,
         status: record.status,
         outcome: record.outcome,
@@ -205,6 +209,7 @@ export async function createProject(
         toolMessages: messages.filter((m) => m.role === 'tool').map((m) => String(m.content)),
       };
     },
+    keel: (args) => keel(dir, [...args, '--config', configFile]),
     exists: (file) => existsSync(path.join(ws, file)),
     read: (file) => readFileSync(path.join(ws, file), 'utf8'),
   };

@@ -11,8 +11,13 @@ export interface LoadedConfig {
   config: KeelConfig;
   file: string;
   dir: string;
-  /** sha256 of the canonical validated config: recorded with every task. */
+  /**
+   * sha256 over `parts`: the validated config and the prompt files it names, recorded with every
+   * task; a resume under another one stops unless accepted.
+   */
   hash: string;
+  /** A hash per part: each top-level config key, and `prompt FILE` per prompt file (its bytes). */
+  parts: Record<string, string>;
   workspace: string;
   stateDir: string;
 }
@@ -123,11 +128,13 @@ export function loadConfig(file: string): LoadedConfig {
   const absolute = path.resolve(file);
   const config = parseConfig(readStructuredFile(absolute), path.basename(absolute));
   const dir = path.dirname(absolute);
+  const parts = configParts(config, dir);
   return {
     config,
     file: absolute,
     dir,
-    hash: sha256Hex(canonicalJson(config)),
+    hash: sha256Hex(canonicalJson(parts)),
+    parts,
     workspace: path.resolve(dir, config.workspace),
     stateDir:
       process.env['KEEL_STATE_DIR'] !== undefined
@@ -136,6 +143,29 @@ export function loadConfig(file: string): LoadedConfig {
           ? path.resolve(dir, config.stateDir)
           : defaultProjectStateDir(dir, process.env),
   };
+}
+
+/** The hash of each top-level key of a config, and of each prompt file it names (`prompt FILE`). */
+export function configParts(config: KeelConfig, dir: string): Record<string, string> {
+  const parts: Record<string, string> = {};
+  for (const [key, value] of Object.entries(config)) parts[key] = sha256Hex(canonicalJson(value ?? null));
+  for (const agent of Object.values(config.agents)) {
+    if (agent?.prompt === undefined) continue;
+    let bytes: Buffer | string;
+    try {
+      bytes = readFileSync(path.resolve(dir, agent.prompt));
+    } catch {
+      bytes = '(unreadable)';
+    }
+    parts[`prompt ${agent.prompt}`] = sha256Hex(bytes);
+  }
+  return parts;
+}
+
+/** The parts whose hash differs between two configs' `parts`, in order: what a resume names. */
+export function changedParts(before: Record<string, string>, after: Record<string, string>): string[] {
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  return keys.filter((key) => before[key] !== after[key]);
 }
 
 /**
