@@ -177,7 +177,7 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     // Nobody owns the ended task: the woken worker never wrote its owner record back.
     expect(await store.getOwner(id)).toBe(null);
     for (const w of workers) w.child.kill('SIGTERM');
-  });
+  }, 240_000);
 
   it('one worker with --concurrency 2 runs two tasks at once; killing one leaves the other and its tool process running', async () => {
     const { h, store, env } = await setup();
@@ -262,7 +262,7 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     );
     worker.child.kill('SIGTERM');
     await worker.exited;
-  });
+  }, 240_000);
 
   it('a task submitted during the global stop waits, and runs after keel resume-all', async () => {
     const { h, store, env } = await setup();
@@ -295,7 +295,7 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     expect(done.run?.steps).toBe(8);
     worker.child.kill('SIGTERM');
     await worker.exited;
-  });
+  }, 240_000);
 
   it('kill --all with tasks on three workers: every task killed, no tool process left, the workers live on', async () => {
     const { h, store, env } = await setup();
