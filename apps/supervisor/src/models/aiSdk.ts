@@ -137,10 +137,14 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
       });
     }
     // Without a parsable error body the SDK's message is only the status text; the body says more.
+    // OpenAI's error code (`context_length_exceeded`) says what the message may word differently.
+    const code = (error.data as { error?: { code?: unknown } } | undefined)?.error?.code;
     const providerMessage =
       error.data === undefined && error.responseBody !== undefined && error.responseBody.trim() !== ''
         ? error.responseBody.slice(0, bodyExcerptChars)
-        : error.message;
+        : typeof code === 'string' && !error.message.includes(code)
+          ? `${error.message} (${code})`
+          : error.message;
     return new KeelError(codeForStatus(status), `${provider} answered HTTP ${status}: ${providerMessage}`, {
       cause: error,
       retryable: error.isRetryable,

@@ -6,6 +6,7 @@ import type { ModelMessage, ModelReply, ModelToolDefinition } from '../../models
 import { inputTokenBound } from '../../models/tokens.js';
 import type { ModelCallRecord } from '../../store/taskStore.js';
 import { GenAi, SpanKind, startSpan } from '../../telemetry/spans.js';
+import type { ContextDecision } from '../context/compact.js';
 import { done, stopped, type Step, type Stop } from '../stop.js';
 import type { AgentRun } from './call.js';
 import { recordedReply, type Recorder } from './record.js';
@@ -54,6 +55,8 @@ export interface Turn {
   step: number;
   use: AgentUse;
   parent: Context;
+  /** What compaction decided for this request (when the model has a window), kept in its record. */
+  context?: ContextDecision;
 }
 
 const isAbort = (error: unknown) =>
@@ -103,7 +106,12 @@ export async function callModel(
       provider: agent.model.provider,
       requestedModel: agent.model.model,
       systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
-      request: { messages, tools, maxTokens: reservation.maxTokens },
+      request: {
+        messages,
+        tools,
+        maxTokens: reservation.maxTokens,
+        ...(turn.context === undefined ? {} : { context: turn.context }),
+      },
       reservedInputTokens: reservation.inputTokens,
       reservedOutputTokens: reservation.maxTokens,
       latencyMs: performance.now() - started,
