@@ -108,6 +108,12 @@ const modelSchema = z.discriminatedUnion('provider', [
       model: z.string().min(1),
       baseURL: z.url(),
       apiKeyEnv: z.string().optional(),
+      promptCacheKey: z
+        .boolean()
+        .default(false)
+        .describe(
+          'send OpenAI’s prompt_cache_key (task and agent), so one agent’s requests reach the same cache; for servers that take it',
+        ),
       contextWindow: positiveInt
         .optional()
         .describe(
@@ -149,6 +155,18 @@ const priceSchema = z
   .object({
     inputPerMTok: z.number().nonnegative().describe('USD per million input tokens'),
     outputPerMTok: z.number().nonnegative().describe('USD per million output tokens'),
+    cachedInputPerMTok: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe('USD per million input tokens read from the provider’s prompt cache; default inputPerMTok'),
+    cacheWritePerMTok: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe(
+        'USD per million input tokens written to the prompt cache (Anthropic: 1.25-2x input); default inputPerMTok',
+      ),
   })
   .strict();
 export type Price = z.infer<typeof priceSchema>;

@@ -160,7 +160,7 @@ export async function callModel(
     reply: recordedReply(reply),
     inputTokens: reply.usage.inputTokens,
     outputTokens: reply.usage.outputTokens,
-    costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens),
+    costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens, reply.usage),
     error: null,
   });
   ctx.progress(
