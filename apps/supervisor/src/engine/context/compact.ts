@@ -20,7 +20,7 @@ export const keptTurns = 2;
 /** A result this small costs about what its stub does: it stays. */
 export const minElidedBytes = 1024;
 /** How much of a call's arguments a stub quotes. */
-const stubArgumentChars = 200;
+const stubArgumentChars = 120;
 
 /** The last request's size as the provider counted it, and as bytes, so later requests are estimated from it. */
 export interface Anchor {
@@ -96,7 +96,8 @@ function callsById(messages: readonly ModelMessage[]) {
 export function stubText(elision: Elision, args: unknown): string {
   let quoted = canonicalJson(args ?? null);
   if (quoted.length > stubArgumentChars) quoted = `${quoted.slice(0, stubArgumentChars)}…`;
-  return `[elided to fit the context window: ${elision.tool} ${quoted} returned ${elision.bytes} bytes, sha256 ${elision.sha256}. Call recall with {"ref":"${elision.toolCallId}"} to read it again.]`;
+  // Short: a long task carries one per older result. The record keeps the whole sha256.
+  return `[elided: ${elision.tool} ${quoted} gave ${elision.bytes} B, sha256 ${elision.sha256.slice(0, 16)}; recall {"ref":"${elision.toolCallId}"}]`;
 }
 
 export const elisionOf = (message: Extract<ModelMessage, { role: 'tool' }>): Elision => ({

@@ -59,6 +59,9 @@ export interface Turn {
   context?: ContextDecision;
 }
 
+const omitStructured = ({ structured: _omitted, ...message }: Extract<ModelMessage, { role: 'tool' }>) =>
+  message;
+
 const isAbort = (error: unknown) =>
   error instanceof Error &&
   (error.name === 'AbortError' || error.name === 'TimeoutError' || /aborted/i.test(error.message));
@@ -107,7 +110,10 @@ export async function callModel(
       requestedModel: agent.model.model,
       systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
       request: {
-        messages,
+        // As sent: a tool result's structured form stays in the tool call's record, never reaches the provider.
+        messages: messages.map((m) =>
+          m.role === 'tool' && m.structured !== undefined ? omitStructured(m) : m,
+        ),
         tools,
         maxTokens: reservation.maxTokens,
         ...(turn.context === undefined ? {} : { context: turn.context }),
