@@ -36,8 +36,20 @@ async function keel(
 describe('keel demo', () => {
   it('runs the sample task through the four agents and the real servers, stops at the production approval, and finishes after keel approve', async () => {
     const dir = path.join(await tempDir('keel-demo-'), 'demo');
-    const demo = await keel(['demo', '--dir', dir, '--quiet'], process.cwd());
-    expect(demo.stderr).toBe('');
+    const demo = await keel(['demo', '--dir', dir], process.cwd());
+    // Progress goes to stderr, a line per step; the orchestrator's notes say each review's verdict
+    // and each test run's result as they happen.
+    const progress = demo.stderr.trimEnd().split('\n');
+    expect(progress.every((line) => /^\[ *\d+\] /.test(line))).toBe(true);
+    expect(
+      progress.flatMap((line) => /^\[ *(\d+)\] orchestrator +• (.*?) {2,}steps /.exec(line)?.slice(1) ?? []),
+    ).toEqual([
+      ...['9', 'review 1: request_changes (1 comment)'],
+      ...['15', 'review 2: approve'],
+      ...['15', 'tests failed: 2/3 passed'],
+      ...['21', 'review 3: approve'],
+      ...['21', 'tests passed: 3/3 passed'],
+    ]);
     expect(demo.code).toBe(0);
     const id = / show (t-\S+)/.exec(demo.stdout)?.[1];
     expect(id).toMatch(/^t-\d{8}-\d{6}-[0-9a-f]{6}$/);
@@ -227,7 +239,7 @@ describe('keel demo', () => {
       stdout: `ok: ${record.events.length} events, chain intact\n`,
       stderr: '',
     });
-  });
+  }, 240_000);
 });
 
 describe('the event log', () => {

@@ -14,6 +14,7 @@ const suites = [
   'git',
   'test-runner',
   'supervisor',
+  'cli',
   'deploy',
   'scale',
   'harness',

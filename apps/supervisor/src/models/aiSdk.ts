@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import {
   APICallError,
   generateText,
@@ -168,6 +168,7 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
       const reason = error.cause instanceof Error ? error.cause.message : error.message;
       return new KeelError('UNAVAILABLE', `${provider}: cannot reach ${error.url}: ${reason}`, {
         cause: error,
+        retryable: true,
         details: { provider, url: error.url },
       });
     }
@@ -183,7 +184,15 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
     return new KeelError(codeForStatus(status), `${provider} answered HTTP ${status}: ${providerMessage}`, {
       cause: error,
       retryable: error.isRetryable,
-      details: { provider, status, providerMessage },
+      details: {
+        provider,
+        status,
+        providerMessage,
+        // Seconds or an HTTP date, as the provider sent it; the engine reads it against its own clock.
+        ...(error.responseHeaders?.['retry-after'] === undefined
+          ? {}
+          : { retryAfter: error.responseHeaders['retry-after'] }),
+      },
     });
   }
   const message = error instanceof Error ? error.message : String(error);

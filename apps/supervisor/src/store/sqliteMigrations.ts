@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { splitRequest } from './messages.js';
 
 /**

@@ -1,5 +1,5 @@
 import { storeRequest } from './messages.js';
-import { KeelError, canonicalJson } from '@keel/kit';
+import { KeelError, canonicalJson } from '@keel/kit/core';
 import type { Dialect } from './dialect.js';
 import type {
   ApprovalRecord,
