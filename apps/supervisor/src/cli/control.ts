@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { KeelError } from '@keel/kit/core';
@@ -108,11 +108,18 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     configFile: string | undefined,
     taskId: string,
     reason: string,
-    opts: { quiet: boolean; json?: boolean },
+    opts: { quiet: boolean; json?: boolean; acceptChangedConfig?: boolean },
   ) =>
     ctx.withStore(configFile, async (loaded, store) => {
       const { resumeTask } = await import('../engine/runTask.js');
-      const { run } = await resumeTask({ loaded, store, taskId, reason, ...ctx.runOptions(opts.quiet) });
+      const { run } = await resumeTask({
+        loaded,
+        store,
+        taskId,
+        reason,
+        ...(opts.acceptChangedConfig === true ? { acceptChangedConfig: true } : {}),
+        ...ctx.runOptions(opts.quiet),
+      });
       await ctx.finishRun(run, opts.json === true, loaded.file, store);
     });
 
@@ -261,13 +268,23 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .addOption(ctx.configOption())
     .option('--json', 'print the taskRun.v1 record as JSON', false)
     .option('-q, --quiet', 'no progress lines', false)
+    .option(
+      '--accept-changed-config',
+      'go on although the config or a prompt file changed since the task ran (recorded in its event log)',
+      false,
+    )
     .addHelpText(
       'after',
       '\nExit code: 0 when the task succeeded, 1 when it ended otherwise, 2 on bad usage, 3 when it waits for a human.\n',
     )
-    .action(async (taskId: string, opts: { config?: string; quiet: boolean; json: boolean }) => {
-      await resume(opts.config, taskId, 'keel resume', opts);
-    });
+    .action(
+      async (
+        taskId: string,
+        opts: { config?: string; quiet: boolean; json: boolean; acceptChangedConfig: boolean },
+      ) => {
+        await resume(opts.config, taskId, 'keel resume', opts);
+      },
+    );
 
   program
     .command('kill')
@@ -346,6 +363,8 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           hint: 'pass --force to replace it (tokens it signed stop verifying)',
         });
       writeFileSync(key, privateKeyPem, { mode: 0o600 });
+      // --force over a key an older version left readable: the mode above applies only to a new file.
+      chmodSync(key, 0o600);
       writeFileSync(path.join(dir, 'approval.pub'), publicKeyPem);
       ctx.out(
         `wrote ${key} (keep it private: approvals.signingKey) and ${path.join(dir, 'approval.pub')} (keel-deploy --approval-key)`,

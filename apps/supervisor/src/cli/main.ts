@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { KeelError } from '@keel/kit/core';
 import type { TaskRunV1, TaskStatus } from '@keel/contracts';
 import type { LoadedConfig } from '../config/load.js';
+import { ignoreKeelFiles, keelIgnored } from './gitignore.js';
 import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import { streamProgress } from './progress.js';
 import { howToAnswer, registerControlCommands } from './control.js';
@@ -180,7 +181,8 @@ export async function runCli(io: CliIo): Promise<number> {
     )
     .action(async (taskfile: string, opts: { config?: string; json: boolean; quiet: boolean }) => {
       const { loadTaskFile } = await import('../task/taskFile.js');
-      const task = loadTaskFile(path.resolve(io.cwd, taskfile));
+      const taskFile = path.resolve(io.cwd, taskfile);
+      const task = loadTaskFile(taskFile);
       await withStore(opts.config, async (loaded, store) => {
         const now = io.clock.now();
         const purged = await store.purge(
@@ -192,7 +194,7 @@ export async function runCli(io: CliIo): Promise<number> {
             `purged ${purged.modelCalls} model-call and ${purged.toolCalls} tool-call bodies past ${loaded.config.retentionDays} days\n`,
           );
         const { runTask } = await import('../engine/runTask.js');
-        const { run } = await runTask({ loaded, task, store, ...ctx.runOptions(opts.quiet) });
+        const { run } = await runTask({ loaded, task, taskFile, store, ...ctx.runOptions(opts.quiet) });
         await finishRun(run, opts.json, loaded.file, store);
       });
     });
@@ -298,7 +300,15 @@ export async function runCli(io: CliIo): Promise<number> {
         writeFileSync(file, text);
         out(`wrote ${keel.pathFrom(file)}`);
       }
-      const { workspaceProblems } = await import('../config/workspace.js');
+      const [{ workspaceProblems }, { loadConfig }] = await Promise.all([
+        import('../config/workspace.js'),
+        import('../config/load.js'),
+      ]);
+      if (ignoreKeelFiles(target))
+        out(`wrote ${keel.pathFrom(path.join(target, '.gitignore'))} (${keelIgnored})`);
+      out(
+        `state: ${keel.pathFrom(loadConfig(path.join(target, 'keel.config.yaml')).stateDir)} (outside the project)`,
+      );
       for (const problem of workspaceProblems(path.resolve(target, opts.workspace)))
         io.stderr.write(`warning: ${problem}\n`);
       const next = keel.command('run task.example.yaml', { cwd: target });
@@ -423,6 +433,7 @@ export async function runCli(io: CliIo): Promise<number> {
         const { run } = await runTask({
           loaded,
           task: loadTaskFile(demo.task),
+          taskFile: demo.task,
           store,
           env: io.env,
           kill: io.kill,

@@ -37,6 +37,8 @@ import { hostname } from 'node:os';
 import { parseTaskFile } from '../task/taskFile.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { changedParts } from '../config/load.js';
+import { keelOwnFiles } from '../config/ownFiles.js';
 
 export interface RunTaskOptions {
   loaded: LoadedConfig;
@@ -61,6 +63,8 @@ export interface RunTaskOptions {
   recordedContext?: ReadonlyMap<number, ContextDecision>;
   /** How provider faults are retried (tests inject the jitter and the wait); default `defaultRetry`. */
   retry?: RetryPolicy;
+  /** The task file it was read from: denied to every tool with Keel's other own files. */
+  taskFile?: string;
 }
 
 /** A process-wide doorbell: `keel kill` rings it (SIGUSR2), each running task checks the store. */
@@ -77,6 +81,11 @@ export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId
   epoch?: number;
   /** Why it resumes (an approval, an escalation continued, after a crash): recorded in the event log. */
   reason: string;
+  /**
+   * Goes on under a config (or prompt file) whose hash differs from the one the task ran under,
+   * recorded as `config_change_accepted`; without it such a resume stops, naming what changed.
+   */
+  acceptChangedConfig?: boolean;
 }
 
 export interface TaskOutcome {
@@ -239,6 +248,7 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
     options.store.listEvents(record.id),
   ]);
   const task = parseTaskFile(record.spec, `task ${record.id}`);
+  await checkConfigUnchanged(options, record, events);
   return execute(options, task, record.id, {
     epoch: options.epoch,
     record,
@@ -247,6 +257,52 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
     activeMs: activeTime(events),
     reason: options.reason,
   });
+}
+
+/**
+ * A task resumes under the config it ran under: the config is read again on resume, so an edit
+ * made meanwhile (a raised limit, a rewritten prompt) would take effect unseen. A changed hash
+ * stops the resume naming the parts that changed, unless accepted on purpose (then recorded, and
+ * the new config is the one later resumes compare with).
+ */
+async function checkConfigUnchanged(
+  options: ResumeTaskOptions,
+  record: TaskRecord,
+  events: readonly EventRecord[],
+): Promise<void> {
+  const { loaded, store } = options;
+  let baseline = { hash: record.configHash, parts: undefined as Record<string, string> | undefined };
+  for (const event of events) {
+    const data = event.data as {
+      configParts?: Record<string, string>;
+      to?: string;
+      parts?: Record<string, string>;
+    };
+    if (event.type === 'task_started' && data.configParts !== undefined)
+      baseline = { ...baseline, parts: data.configParts };
+    if (event.type === 'config_change_accepted' && typeof data.to === 'string')
+      baseline = { hash: data.to, parts: data.parts };
+  }
+  if (baseline.hash === loaded.hash) return;
+  const changed =
+    baseline.parts === undefined
+      ? ['the config (its parts were not recorded)']
+      : changedParts(baseline.parts, loaded.parts);
+  if (options.acceptChangedConfig !== true)
+    throw new KeelError(
+      'PRECONDITION_FAILED',
+      `task ${record.id} ran under another config: changed since: ${changed.join(', ')} (${loaded.file})`,
+      {
+        hint: `restore what changed, or go on under the new config on purpose: keel resume ${record.id} --accept-changed-config`,
+        details: { changed, from: baseline.hash, to: loaded.hash },
+      },
+    );
+  await store.appendEvent(
+    record.id,
+    'config_change_accepted',
+    { changed, from: baseline.hash, to: loaded.hash, parts: loaded.parts, file: loaded.file },
+    new Date((options.clock ?? systemClock).now()),
+  );
 }
 
 /** How long a task has run so far, over all its runs (the wall-clock limit counts only those). */
@@ -356,6 +412,7 @@ async function execute(
     workspace: loaded.workspace,
     stateDir: loaded.stateDir,
     env: options.env,
+    deny: keelOwnFiles(loaded, options.taskFile === undefined ? [] : [options.taskFile]),
     only: wanted,
   });
   const tracer = options.tracer;
@@ -471,6 +528,7 @@ async function execute(
             mode: task.mode,
             limits,
             startingState: start,
+            configParts: loaded.parts,
           },
           new Date(clock.now()),
         ),

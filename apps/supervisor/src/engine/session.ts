@@ -16,7 +16,7 @@ import type { ResumeState } from './resume.js';
 import { admit, checkLoop, loopStop, type AdmitContext, type Refusal } from './stages/admit.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
 import { createClassifier, type Classifier } from './stages/classify.js';
-import { sizeEffect, type EffectContext } from './stages/effect.js';
+import { expectPreviewMeta, realWorkspace, sizeEffect, type EffectContext } from './stages/effect.js';
 import { escalate, type EscalationContext } from './stages/escalate.js';
 import { createTaskFacts } from './stages/facts.js';
 import { passGate, requireApproval, type GateContext } from './stages/gate.js';
@@ -215,7 +215,7 @@ export class TaskSession {
       },
     };
     this.#effects = {
-      workspace: options.workspace,
+      workspaceReal: realWorkspace(options.workspace),
       ledger: this.ledger,
       bounds: this.#bounds,
       escalate: escalateStop,
@@ -577,7 +577,10 @@ export class TaskSession {
       agent.role,
       `${tool.server}.${tool.name}${classification.irreversible ? ' (irreversible)' : ''}`,
     );
-    const sent = await send(this.#sending, server, slot, parent, gate.value);
+    const sent = await send(this.#sending, server, slot, parent, {
+      ...gate.value,
+      ...expectPreviewMeta(slot.effect),
+    });
     if (!sent.ok) return this.#threw(slot, sent);
     const { result } = sent;
     if (

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { canonicalJson, KeelError, sha256Hex } from '@keel/kit/core';
+import { canonicalJson, KeelError, PREVIEW_META_KEY, sha256Hex } from '@keel/kit/core';
 import type { ServerConfig } from '../config/schema.js';
 import { builtinBinPath, type BuiltinServer } from './builtins.js';
 
@@ -12,6 +12,8 @@ export interface CatalogTool {
   name: string;
   description: string;
   inputSchema: Record<string, unknown>;
+  /** The tool answers `_meta["keel/preview"]` with its effect (its `tools/list` entry says so). */
+  preview?: boolean;
   annotations: {
     readOnlyHint?: boolean;
     destructiveHint?: boolean;
@@ -99,6 +101,8 @@ export interface ServerOptions {
   workspace: string;
   stateDir: string;
   env: NodeJS.ProcessEnv;
+  /** Keel's own files: every built-in server denies them to every tool (`--deny-path`). */
+  deny?: readonly string[];
 }
 
 /**
@@ -145,7 +149,11 @@ export function serverLaunch(name: string, config: ServerConfig, options: Server
       transport: 'stdio',
       kind: config.builtin,
       command: process.execPath,
-      args: [builtinBinPath(config.builtin), ...config.args],
+      args: [
+        builtinBinPath(config.builtin),
+        ...config.args,
+        ...(options.deny ?? []).flatMap((file) => ['--deny-path', file]),
+      ],
       env: { ...env, ...config.env },
       cwd,
     };
@@ -213,6 +221,7 @@ export async function connectLaunch(name: string, launch: ServerLaunch): Promise
     name: tool.name,
     description: tool.description ?? '',
     inputSchema: tool.inputSchema as Record<string, unknown>,
+    preview: tool._meta?.[PREVIEW_META_KEY] === true,
     annotations: (tool.annotations ?? {}) as CatalogTool['annotations'],
   }));
   const info = client.getServerVersion();
