@@ -28,6 +28,8 @@ import { TaskSession, type ProgressSink } from './session.js';
 import { captureStartingFiles } from '../replay/startingFiles.js';
 import type { Stop } from './stop.js';
 import { ResumeState, withRecordedReplies } from './resume.js';
+import type { ContextDecision } from './context/compact.js';
+import { recordedDecisions, type ModelWindow } from './context/stage.js';
 import { ApprovalGate, type TokenSigner } from '../approvals/gate.js';
 import { processStartTime } from '../control/processes.js';
 import { parsePrivateKey, signApproval } from '@keel/kit/approval';
@@ -57,6 +59,8 @@ export interface RunTaskOptions {
   worker?: { id: string; heartbeatMs: number };
   /** Where the task's servers come from: a worker's pool of warm ones; by default, started for the task. */
   servers?: ServerSource;
+  /** Compaction decisions by step to apply as recorded (a replay's recording), not decide again. */
+  recordedContext?: ReadonlyMap<number, ContextDecision>;
   /** How provider faults are retried (tests inject the jitter and the wait); default `defaultRetry`. */
   retry?: RetryPolicy;
   /** The task file it was read from: denied to every tool with Keel's other own files. */
@@ -205,6 +209,15 @@ function systemPrompt(loaded: LoadedConfig, role: AgentRole | 'single', file: st
  * Runs one task end to end: connects the servers its agents need, records the starting state,
  * runs the flow in a session, and writes the taskRun.v1 record. Always closes the servers.
  */
+/** The models with a context window, by config key. */
+function modelWindows(config: LoadedConfig['config']): Map<string, ModelWindow> {
+  const windows = new Map<string, ModelWindow>();
+  for (const [name, model] of Object.entries(config.models))
+    if ('contextWindow' in model && model.contextWindow !== undefined)
+      windows.set(name, { window: model.contextWindow, bytesPerToken: model.bytesPerToken });
+  return windows;
+}
+
 export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
   return execute(
     options,
@@ -584,6 +597,13 @@ async function execute(
       escalateLimits: config.escalateLimits,
       resume: resuming?.state,
       ...(resuming === undefined ? {} : { elapsedMs: resuming.activeMs }),
+      context: {
+        windows: modelWindows(config),
+        recorded: new Map([
+          ...(resuming === undefined ? [] : recordedDecisions(resuming.models)),
+          ...(options.recordedContext ?? []),
+        ]),
+      },
     });
     const current = session;
     if (fencedBy !== undefined) current.fence(fencedBy);

@@ -27,6 +27,14 @@ import {
   type ModelCallContext,
   type RetryPolicy,
 } from './stages/modelCall.js';
+import type { AgentContext } from './context/keeper.js';
+import {
+  agentContext,
+  answerRecall,
+  cannotFit,
+  refusedAsTooLong,
+  type ContextOptions,
+} from './context/stage.js';
 import {
   observe,
   protocolError,
@@ -98,6 +106,8 @@ export interface SessionOptions {
   resume: ResumeState | undefined;
   /** Wall-clock time the task already ran before this run (a resumed task keeps its deadline). */
   elapsedMs?: number;
+  /** Models with a context window, and decisions recorded by step (resume, replay). */
+  context?: ContextOptions;
 }
 
 /** What a moved epoch says, in the shape of a refused write. */
@@ -146,6 +156,7 @@ export class TaskSession {
   readonly #facts = createTaskFacts();
   readonly #classifier: Classifier;
   readonly #hints: string[] = [];
+  readonly #contexts = new WeakMap<AgentRun, AgentContext | undefined>();
   #killedByRequest = false;
   #fenced: Fenced | undefined;
   #globalStop: { by: string; at: string } | undefined;
@@ -418,10 +429,19 @@ export class TaskSession {
     return agent.span?.ctx ?? this.options.rootContext;
   }
 
+  /** The agent's context keeper, when its model has a window: then it has `recall` too. */
+  contextOf(agent: AgentRun): AgentContext | undefined {
+    if (!this.#contexts.has(agent))
+      this.#contexts.set(agent, agentContext(this.options.context, agent.config));
+    return this.#contexts.get(agent);
+  }
+
   /**
-   * A model call, as its steps: reserved against the limits (escalating if policy says so), sent
-   * with the task's deadline as its signal, settled against what the provider reported, and
-   * recorded whole before any tool call it asks for starts.
+   * A model call, as its steps: fitted to the model's window (older results elided, when it has
+   * one), reserved against the limits (escalating if policy says so), sent with the task's deadline
+   * as its signal, settled against what the provider reported, and recorded whole before any tool
+   * call it asks for starts. A provider that refuses the request as too long gets it once more,
+   * cut harder; a second refusal ends the task at its `context_window` limit.
    */
   async model(
     agent: AgentRun,
@@ -430,22 +450,89 @@ export class TaskSession {
   ): Promise<Step<ModelReply>> {
     if (await this.#killed()) return stopped(this.abortStop());
     const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
+    const context = this.contextOf(agent);
+    const maxTokens = agent.config.maxTokens;
+    let planned = context?.plan(messages, tools, maxTokens, this.step + 1, false);
+    if (planned !== undefined && !planned.decision.fits)
+      return stopped(cannotFit(this.step + 1, planned.decision, maxTokens));
+    const sent = () => planned?.messages ?? messages;
     const reserved = await reserveOrEscalate(
-      () => reserveModelCall(this.budget, agent, use, { messages, tools }),
+      () => reserveModelCall(this.budget, agent, use, { messages: sent(), tools }),
       (stop) => this.escalate(stop),
       // A hint given with the continue is for this very call, not the one after it.
-      () => messages.push(...this.takeHints().map(hintMessage)),
+      () => {
+        const hints = this.takeHints().map(hintMessage);
+        messages.push(...hints);
+        planned?.messages.push(...hints);
+      },
     );
     if (!reserved.ok) return reserved;
     this.step++;
     use.steps++;
     this.#agentUse.set(agent.role, use);
-    return callModel(
+    const turn = { agent, step: this.step, use, parent: this.#parent(agent) };
+    let reply = await callModel(
       this.#modelCalls,
-      { agent, step: this.step, use, parent: this.#parent(agent) },
-      messages,
+      planned === undefined ? turn : { ...turn, context: planned.decision },
+      sent(),
       tools,
       reserved.value,
+    );
+    if (context !== undefined && !reply.ok && refusedAsTooLong(reply.stop)) {
+      await this.event('context_refused', {
+        agent: agent.role,
+        step: this.step,
+        message: reply.stop.message,
+      });
+      planned = context.plan(messages, tools, maxTokens, this.step, true);
+      const again = reserveModelCall(this.budget, agent, use, { messages: planned.messages, tools });
+      if (!again.ok) return stopped({ status: 'limit', limit: again.limit, message: again.message });
+      reply = await callModel(
+        this.#modelCalls,
+        { ...turn, context: planned.decision },
+        planned.messages,
+        tools,
+        again.reservation,
+      );
+      if (!reply.ok && refusedAsTooLong(reply.stop))
+        return stopped(
+          cannotFit(
+            this.step,
+            planned.decision,
+            maxTokens,
+            `the provider refused the request as too long twice, the second time with every older tool result elided (${reply.stop.message})`,
+          ),
+        );
+    }
+    if (reply.ok && planned !== undefined) context?.settle(planned.messages, reply.value.usage.inputTokens);
+    return reply;
+  }
+
+  /** The supervisor's `recall`: admitted like any call (kill, reservation, loop), answered from `source`. */
+  async recall(
+    agent: AgentRun,
+    call: ModelToolCall,
+    callIndex: number,
+    source: readonly ModelMessage[],
+  ): Promise<Step<ToolAnswer>> {
+    if (await this.#killed()) return stopped(this.abortStop());
+    const reserved = await reserveOrEscalate(
+      () => this.budget.reserveToolCall(),
+      (stop) => this.escalate(stop),
+    );
+    if (!reserved.ok) return reserved;
+    const loop = this.checkLoop(call);
+    if (loop !== undefined) {
+      const escalation = await this.escalate(this.loopStop(loop));
+      if (!escalation.ok) return escalation;
+    }
+    this.progress('tool', agent.role, `keel.recall`);
+    return done(
+      await answerRecall(
+        { taskId: this.options.taskId, clock: this.options.clock, recorder: this.#recorder },
+        { agent: agent.role, step: this.step, callIndex, call },
+        source,
+      ),
     );
   }
 

@@ -37,6 +37,7 @@ export function createModel(
         baseURL: config.baseURL,
         model: config.model,
         ...(key === undefined ? {} : { apiKey: key }),
+        ...(config.promptCacheKey ? { promptCacheKey: true } : {}),
       });
     }
     case 'anthropic': {

@@ -1,3 +1,4 @@
+import { storeRequest } from './messages.js';
 import { KeelError, canonicalJson } from '@keel/kit/core';
 import type { Dialect } from './dialect.js';
 import type {
@@ -106,7 +107,7 @@ export function createTaskWrites(dialect: Dialect): TaskWrites {
           record.requestedModel,
           record.responseModel,
           record.systemSha256,
-          json(record.request),
+          json(yield* storeRequest(record.taskId, record.request)),
           json(record.raw),
           json(record.reply),
           record.reservedInputTokens,

@@ -6,6 +6,7 @@ import type { ModelMessage, ModelReply, ModelToolDefinition } from '../../models
 import { inputTokenBound } from '../../models/tokens.js';
 import type { ModelCallRecord } from '../../store/taskStore.js';
 import { GenAi, SpanKind, startSpan } from '../../telemetry/spans.js';
+import type { ContextDecision } from '../context/compact.js';
 import { done, stopped, type Step, type Stop } from '../stop.js';
 import type { AgentRun } from './call.js';
 import { recordedReply, type Recorder } from './record.js';
@@ -121,7 +122,12 @@ export interface Turn {
   step: number;
   use: AgentUse;
   parent: Context;
+  /** What compaction decided for this request (when the model has a window), kept in its record. */
+  context?: ContextDecision;
 }
+
+const omitStructured = ({ structured: _omitted, ...message }: Extract<ModelMessage, { role: 'tool' }>) =>
+  message;
 
 const isAbort = (error: unknown) =>
   error instanceof Error &&
@@ -171,7 +177,15 @@ export async function callModel(
       provider: agent.model.provider,
       requestedModel: agent.model.model,
       systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
-      request: { messages, tools, maxTokens: reservation.maxTokens },
+      request: {
+        // As sent: a tool result's structured form stays in the tool call's record, never reaches the provider.
+        messages: messages.map((m) =>
+          m.role === 'tool' && m.structured !== undefined ? omitStructured(m) : m,
+        ),
+        tools,
+        maxTokens: reservation.maxTokens,
+        ...(turn.context === undefined ? {} : { context: turn.context }),
+      },
       reservedInputTokens: reservation.inputTokens,
       reservedOutputTokens: reservation.maxTokens,
       latencyMs: performance.now() - started,
@@ -250,7 +264,7 @@ export async function callModel(
     reply: recordedReply(reply),
     inputTokens: reply.usage.inputTokens,
     outputTokens: reply.usage.outputTokens,
-    costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens),
+    costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens, reply.usage),
     error: null,
   });
   ctx.progress(
