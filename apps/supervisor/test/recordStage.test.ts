@@ -1,13 +1,12 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '@keel/testing';
 import { ResumeState } from '../src/engine/resume.js';
+import { recordedReply, replyFromRecord } from '../src/engine/recordedReply.js';
 import type { ToolSlot } from '../src/engine/stages/call.js';
 import {
   createRecorder,
   failureFields,
-  recordedReply,
   refusalRecord,
-  replyFromRecord,
   resultFields,
   resultFromRecord,
   sentRecord,

@@ -1,7 +1,7 @@
 import { canonicalJson } from '@keel/kit/core';
 import type { Model, ModelReply } from '../models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../store/taskStore.js';
-import { replyFromRecord } from './stages/record.js';
+import { replyFromRecord } from './recordedReply.js';
 
 /**
  * What a resumed task already did. The task runs again from its start: model calls of recorded

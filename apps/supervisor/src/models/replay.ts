@@ -1,5 +1,5 @@
 import { KeelError } from '@keel/kit/core';
-import { replyFromRecord } from '../engine/stages/record.js';
+import { replyFromRecord } from '../engine/recordedReply.js';
 import type { ModelCallRecord } from '../store/taskStore.js';
 import type { Model, ModelReply } from './model.js';
 

@@ -9,7 +9,8 @@ import { GenAi, SpanKind, startSpan } from '../../telemetry/spans.js';
 import type { ContextDecision } from '../context/compact.js';
 import { done, stopped, type Step, type Stop } from '../stop.js';
 import type { AgentRun } from './call.js';
-import { recordedReply, type Recorder } from './record.js';
+import { recordedReply } from '../recordedReply.js';
+import type { Recorder } from './record.js';
 
 /** What an agent used of its own caps (`agents.<role>.limits`) so far. */
 export interface AgentUse {

@@ -2,7 +2,7 @@ import { redact } from '@keel/kit/core';
 import { dateOf, type Clock } from '../../clock.js';
 import { noEffect, type Effect } from '../../limits/sideEffects.js';
 import type { ToolResult } from '../../mcp/servers.js';
-import type { FinishReason, ModelReply, ModelToolCall, ModelUsage } from '../../models/model.js';
+import type { ModelToolCall } from '../../models/model.js';
 import type { Fenced, ModelCallRecord, TaskWriter, ToolCallRecord } from '../../store/taskStore.js';
 import { unfenced } from '../fence.js';
 import { noCrashPoint, type CrashPoint } from '../crashPoints.js';
@@ -192,36 +192,5 @@ export function resultFromRecord(record: ToolCallRecord): { result: ToolResult; 
       bytes: record.resultBytes,
     },
     effect: (record.effect as Effect | null) ?? noEffect,
-  };
-}
-
-/** The part of a model reply its record keeps beside the raw body: what the engine read. */
-export interface RecordedReply {
-  text: string;
-  toolCalls: ModelToolCall[];
-  usage: ModelUsage;
-  finishReason: FinishReason;
-}
-
-export const recordedReply = (reply: ModelReply): RecordedReply => ({
-  text: reply.text,
-  toolCalls: reply.toolCalls,
-  usage: reply.usage,
-  finishReason: reply.finishReason,
-});
-
-/**
- * A model call's reply as it was recorded: what a resumed task and a replay hand back instead of
- * asking a provider. The caller checks that the record has a reply (purged and failed calls do not).
- */
-export function replyFromRecord(record: ModelCallRecord): ModelReply {
-  const reply = record.reply as RecordedReply;
-  return {
-    text: reply.text,
-    toolCalls: reply.toolCalls,
-    usage: reply.usage,
-    finishReason: reply.finishReason,
-    responseModel: record.responseModel ?? record.requestedModel,
-    raw: record.raw,
   };
 }

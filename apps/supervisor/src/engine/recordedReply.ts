@@ -1,0 +1,33 @@
+import type { FinishReason, ModelReply, ModelToolCall, ModelUsage } from '../models/model.js';
+import type { ModelCallRecord } from '../store/taskStore.js';
+
+/** The part of a model reply its record keeps beside the raw body: what the engine read. */
+export interface RecordedReply {
+  text: string;
+  toolCalls: ModelToolCall[];
+  usage: ModelUsage;
+  finishReason: FinishReason;
+}
+
+export const recordedReply = (reply: ModelReply): RecordedReply => ({
+  text: reply.text,
+  toolCalls: reply.toolCalls,
+  usage: reply.usage,
+  finishReason: reply.finishReason,
+});
+
+/**
+ * A model call's reply as it was recorded: what a resumed task and a replay hand back instead of
+ * asking a provider. The caller checks that the record has a reply (purged and failed calls do not).
+ */
+export function replyFromRecord(record: ModelCallRecord): ModelReply {
+  const reply = record.reply as RecordedReply;
+  return {
+    text: reply.text,
+    toolCalls: reply.toolCalls,
+    usage: reply.usage,
+    finishReason: reply.finishReason,
+    responseModel: record.responseModel ?? record.requestedModel,
+    raw: record.raw,
+  };
+}
