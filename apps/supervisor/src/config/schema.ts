@@ -196,7 +196,7 @@ export const configSchema = z
           .array(z.string().min(1))
           .default(trustedByDefault)
           .describe(
-            'tools whose results do not taint a task: they return only its own configuration, or echo what the call itself wrote',
+            "results that do not taint a task, as `server.tool`, or a bare tool name for Keel's own (builtin) servers only; trusted only when the result echoes the call (no prose the arguments did not write)",
           ),
         signingKey: z
           .string()

@@ -2,6 +2,7 @@ import { canonicalJson, sha256Hex } from '@keel/kit';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate } from '../approvals/gate.js';
+import { createTrust } from '../approvals/trust.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
 import type { Clock } from '../clock.js';
 import { Budget } from '../limits/budget.js';
@@ -20,14 +21,7 @@ import { escalate, type EscalationContext } from './stages/escalate.js';
 import { createTaskFacts } from './stages/facts.js';
 import { passGate, requireApproval, type GateContext } from './stages/gate.js';
 import { callModel, reserveModelCall, type AgentUse, type ModelCallContext } from './stages/modelCall.js';
-import {
-  observe,
-  protocolError,
-  refusal,
-  unobserved,
-  type ObserveContext,
-  type ToolAnswer,
-} from './stages/observe.js';
+import { observe, protocolError, refusal, type ObserveContext, type ToolAnswer } from './stages/observe.js';
 import {
   createRecorder,
   failureFields,
@@ -166,6 +160,7 @@ export class TaskSession {
     this.#observing = {
       workspace: options.workspace,
       gate: options.gate,
+      trust: createTrust(options.gate.trustedTools, options.servers.values()),
       ledger: this.ledger,
       facts: this.#facts,
       event,
@@ -414,9 +409,13 @@ export class TaskSession {
       result.error?.code === 'APPROVAL_REQUIRED' &&
       gate.value['keel/approval'] === undefined
     ) {
-      // Never a question for the model: the call waits for a human like any irreversible one.
+      // Never a question for the model: the call waits for a human like any irreversible one. The
+      // server's words reach the human's approval and the task's outcome, so they are observed too.
       const asked = await requireApproval(this.#gating, slot, result.error.message);
-      if (!asked.ok) return asked;
+      if (!asked.ok) {
+        await observe(this.#observing, slot, result, slot.effect);
+        return asked;
+      }
     }
     const answer = await observe(this.#observing, slot, result, slot.effect);
     await this.#recorder.toolCall(
@@ -461,8 +460,8 @@ export class TaskSession {
     );
     if (this.signal.aborted) return stopped(this.abortStop());
     // A protocol error (schema violation, server gone) goes back to the model like a tool error,
-    // without passing observe.
-    return done(unobserved(slot.call, protocolError(sent.message)));
+    // through observe: its message is the server's words like any result's.
+    return done(await observe(this.#observing, slot, protocolError(sent.message), slot.effect));
   }
 
   /**
