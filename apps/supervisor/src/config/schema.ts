@@ -100,6 +100,13 @@ const serverSchema = z.union(
 );
 export type ServerConfig = z.infer<typeof serverSchema>;
 
+const usageWhenMissing = z
+  .enum(['reservation', 'estimate'])
+  .default('reservation')
+  .describe(
+    "how a reply is counted when the provider leaves its token usage out: at the reservation (input bound + max_tokens), or at an estimate (the reply's bytes, capped at max_tokens); never at zero",
+  );
+
 const modelSchema = z.discriminatedUnion('provider', [
   z.object({ provider: z.literal('playbook') }).strict(),
   z
@@ -108,6 +115,7 @@ const modelSchema = z.discriminatedUnion('provider', [
       model: z.string().min(1),
       baseURL: z.url(),
       apiKeyEnv: z.string().optional(),
+      usageWhenMissing,
     })
     .strict(),
   z
@@ -116,6 +124,7 @@ const modelSchema = z.discriminatedUnion('provider', [
       model: z.string().min(1),
       baseURL: z.url().optional(),
       apiKeyEnv: z.string().optional(),
+      usageWhenMissing,
     })
     .strict(),
 ]);

@@ -3,11 +3,18 @@ import type { TaskRunV1 } from '@keel/contracts';
 import { KeelError } from '@keel/kit';
 import { builtinPrompt } from '../agents/roles.js';
 import type { LoadedConfig } from '../config/load.js';
-import { agentRoles, defaultLimits, type AgentRole, type Limits } from '../config/schema.js';
+import {
+  agentRoles,
+  defaultLimits,
+  type AgentRole,
+  type Limits,
+  type ModelConfig,
+} from '../config/schema.js';
 import { systemClock, type Clock } from '../clock.js';
 import { freshServers, type ServerSource } from '../mcp/pool.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
+import type { UsageWhenMissing } from '../limits/usage.js';
 import type { Model } from '../models/model.js';
 import type { EventRecord, ModelCallRecord, TaskRecord, TaskStore } from '../store/taskStore.js';
 import type { TaskFile } from '../task/taskFile.js';
@@ -452,6 +459,7 @@ async function execute(
       escalateLimits: config.escalateLimits,
       resume: resuming?.state,
       ...(resuming === undefined ? {} : { elapsedMs: resuming.activeMs }),
+      usageWhenMissing: (name) => usageWhenMissingOf(config.models[name]),
     });
     const current = session;
     unsubscribe = options.killSignals?.subscribe(() => {
@@ -543,3 +551,7 @@ export function mergeLimits(
       if (value !== undefined) (merged as Record<string, number>)[key] = value;
   return merged;
 }
+
+/** How a model's unreported usage is counted: its config's choice, else at the reservation. */
+const usageWhenMissingOf = (model: ModelConfig | undefined): UsageWhenMissing =>
+  model !== undefined && 'usageWhenMissing' in model ? model.usageWhenMissing : 'reservation';

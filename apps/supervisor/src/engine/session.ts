@@ -7,6 +7,7 @@ import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/s
 import type { Clock } from '../clock.js';
 import { Budget } from '../limits/budget.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
+import type { UsageWhenMissing } from '../limits/usage.js';
 import { SideEffectLedger } from '../limits/sideEffects.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
@@ -78,6 +79,8 @@ export interface SessionOptions {
   resume: ResumeState | undefined;
   /** Wall-clock time the task already ran before this run (a resumed task keeps its deadline). */
   elapsedMs?: number;
+  /** `models.<name>.usageWhenMissing`; default `reservation`. */
+  usageWhenMissing?: (model: string) => UsageWhenMissing;
 }
 
 /** How a human's hint from a continued escalation reaches the model. */
@@ -200,6 +203,8 @@ export class TaskSession {
       taskId: options.taskId,
       tracer: options.tracer,
       budget: this.budget,
+      usageWhenMissing: options.usageWhenMissing ?? (() => 'reservation'),
+      event,
       signal: this.#abort.signal,
       recorder: this.#recorder,
       clock: options.clock,

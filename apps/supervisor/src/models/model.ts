@@ -43,9 +43,10 @@ export interface ModelRequest {
   signal: AbortSignal;
 }
 
+/** As the provider reported it: a count it left out is undefined (the engine settles it at its bound). */
 export interface ModelUsage {
-  inputTokens: number;
-  outputTokens: number;
+  inputTokens: number | undefined;
+  outputTokens: number | undefined;
 }
 
 export type FinishReason = 'stop' | 'tool_calls' | 'length' | 'content_filter' | 'error' | 'other';
@@ -53,7 +54,7 @@ export type FinishReason = 'stop' | 'tool_calls' | 'length' | 'content_filter' |
 export interface ModelReply {
   text: string;
   toolCalls: ModelToolCall[];
-  /** As the provider reported it; the engine reconciles its reservation with these. */
+  /** As the provider reported it; the engine reconciles its reservation with these (see `countUsage`). */
   usage: ModelUsage;
   finishReason: FinishReason;
   /** The model that answered, as the provider named it (may differ from the one requested). */
