@@ -15,7 +15,13 @@ import type { StatsReport } from '../src/observe/stats.js';
 import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
-import { haveChromium, launchBrowser, openPage as openBrowserPage, shoot } from './consoleBrowser.js';
+import {
+  haveChromium,
+  launchBrowser,
+  openPage as openBrowserPage,
+  shoot,
+  testConsoleToken,
+} from './consoleBrowser.js';
 import { createHarness } from './helpers.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { below, running } from './processes.js';
@@ -57,7 +63,7 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 
 /** `keel console --port 0` in a demo or harness directory; its URL once it listens. */
 async function startConsole(cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ url: string; proc: Keel }> {
-  const proc = keel(['console', '--port', '0'], cwd, env);
+  const proc = keel(['console', '--port', '0'], cwd, { KEEL_CONSOLE_TOKEN: testConsoleToken, ...env });
   const url = await until('the console to listen', () => /keel console on (\S+)/.exec(proc.stdout())?.[1]);
   return { url, proc };
 }
@@ -366,7 +372,8 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
   });
 
   it('refuses a state-changing request from a foreign origin, without the page token, or for a foreign host', async () => {
-    const html = (await (await fetch(finished.url)).text()).match(
+    const login = `keel_console_token=${testConsoleToken}`;
+    const html = (await (await fetch(finished.url, { headers: { cookie: login } })).text()).match(
       /name="keel-page-token" content="([^"]+)"/,
     )?.[1];
     expect(html).toMatch(/^[\w-]+\.[\w-]+$/);
@@ -375,7 +382,7 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
       rawRequest(finished.url, {
         method: 'POST',
         path: '/api/kill-all',
-        headers: { 'content-type': 'application/json', host: own, ...headers },
+        headers: { 'content-type': 'application/json', host: own, cookie: login, ...headers },
         body: JSON.stringify({ by: 'mallory' }),
       });
     const foreign = await post({ origin: 'http://evil.example', 'x-keel-page-token': html! });
@@ -411,6 +418,7 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
       headers: {
         'content-type': 'application/json',
         host: own,
+        cookie: login,
         origin: `http://${own}`,
         'x-keel-page-token': html!,
       },
