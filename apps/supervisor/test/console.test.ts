@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -263,7 +264,15 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
 
     const events = await d.store.listEvents(d.taskId);
     expect(events.filter((e) => e.type === 'approval_granted').map((e) => e.data)).toEqual([
-      { approval: d.approvalId, tool: 'apply_deploy', by: 'Ada Lovelace', reason: 'release window open' },
+      {
+        approval: d.approvalId,
+        tool: 'apply_deploy',
+        argsSha256: (await d.store.getApproval(d.approvalId))?.argsSha256,
+        by: 'Ada Lovelace',
+        // Who was logged in where the approval was made, beside the name they typed.
+        osUser: userInfo().username,
+        reason: 'release window open',
+      },
     ]);
     return {
       task: (await d.store.getTask(d.taskId))?.status,

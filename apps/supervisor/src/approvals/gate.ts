@@ -164,7 +164,9 @@ export class ApprovalGate {
         server: call.server,
         tool: call.tool,
         argsSha256,
-        arguments: redact(call.args),
+        // Whole, so the approver sees what they approve (a long write_file's content, not a hash);
+        // only secrets are masked, and `keel approvals show` says which.
+        arguments: redact(call.args, { maxStringLength: Number.POSITIVE_INFINITY }),
         reasons,
         summary:
           call.plan === undefined

@@ -11,7 +11,9 @@ import {
   continueEscalation,
   denyCall,
   liftGlobalStop,
+  osUser,
 } from '../control/decisions.js';
+import { maskedPaths } from '../approvals/masked.js';
 import { killAll, killTask, type KillResult } from '../control/kill.js';
 import type { ApprovalRecord } from '../store/taskStore.js';
 import type { CliContext } from './main.js';
@@ -37,6 +39,28 @@ export function howToAnswer(run: TaskRunV1, keel: Invocation, config: string): s
           [`abort ${id} --reason TEXT`, 'end the task'],
         ],
   )}`;
+}
+
+/**
+ * One request in full, for the person deciding: everything `keel approvals` lists, then the whole
+ * arguments the approval binds (a long write_file's content included), with the secrets masked
+ * named, since the hash covers their real values.
+ */
+export function formatApproval(a: ApprovalRecord): string {
+  const masked = maskedPaths(a.arguments);
+  return [
+    formatApprovals([a]),
+    ...(a.kind === 'tool' ? [`    sha256 of the arguments: ${a.argsSha256 ?? '(none)'}`] : []),
+    '',
+    a.kind === 'tool' ? 'What would run, exactly (these arguments):' : 'Where it stopped:',
+    JSON.stringify(a.arguments, null, 2),
+    ...(masked.length === 0
+      ? []
+      : [
+          '',
+          `Masked here (secrets): ${masked.join(', ')} — the approval binds their real values, which are not shown.`,
+        ]),
+  ].join('\n');
 }
 
 /** Each request: its id, kind and status, then always the tool it asks for and why. */
@@ -111,20 +135,47 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
 
   program
     .command('approvals')
-    .description('what waits for a human: approvals of irreversible calls and escalations, oldest first')
+    .description(
+      'what waits for a human: approvals of irreversible calls and escalations, oldest first; `keel approvals show ID` shows one in full (paged on a terminal)',
+    )
+    .argument('[show]', '`show`: one request in full')
+    .argument('[id]', 'the request to show (ap-… or es-…)')
     .addOption(ctx.configOption())
     .option('--all', 'decided ones too', false)
     .option('--task <id>', 'only this task')
     .option('--json', 'JSON', false)
-    .action(async (opts: { config?: string; all: boolean; task?: string; json: boolean }) => {
-      await ctx.withStore(opts.config, async (_loaded, store) => {
-        const approvals = await store.listApprovals({
-          ...(opts.all ? {} : { status: 'pending' as const }),
-          ...(opts.task === undefined ? {} : { taskId: opts.task }),
+    .action(
+      async (
+        show: string | undefined,
+        id: string | undefined,
+        opts: { config?: string; all: boolean; task?: string; json: boolean },
+      ) => {
+        if (show !== undefined && (show !== 'show' || id === undefined))
+          throw new KeelError(
+            'INVALID_ARGUMENT',
+            `keel approvals ${show}${id === undefined ? '' : ` ${id}`}: not a command`,
+            {
+              hint: '`keel approvals` lists what waits; `keel approvals show ID` shows one in full',
+            },
+          );
+        await ctx.withStore(opts.config, async (_loaded, store) => {
+          if (id !== undefined) {
+            const approval = await store.getApproval(id);
+            if (approval === undefined)
+              throw new KeelError('NOT_FOUND', `no approval or escalation '${id}'`, {
+                hint: '`keel approvals --all` lists them',
+              });
+            await ctx.page(opts.json ? JSON.stringify(approval, null, 2) : formatApproval(approval));
+            return;
+          }
+          const approvals = await store.listApprovals({
+            ...(opts.all ? {} : { status: 'pending' as const }),
+            ...(opts.task === undefined ? {} : { taskId: opts.task }),
+          });
+          ctx.out(opts.json ? JSON.stringify(approvals, null, 2) : formatApprovals(approvals));
         });
-        ctx.out(opts.json ? JSON.stringify(approvals, null, 2) : formatApprovals(approvals));
-      });
-    });
+      },
+    );
 
   program
     .command('approve')
@@ -159,8 +210,9 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock);
-          say(opts.json, `approved ${id} (${result.summary}) as ${by}`);
+          const os = osUser();
+          const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock, os);
+          say(opts.json, `approved ${id} (${result.summary}) as ${by} (os user ${os})`);
           return result;
         });
         if (opts.resume) await resume(opts.config, approval.taskId, `approval ${id} granted`, opts);

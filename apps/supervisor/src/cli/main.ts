@@ -15,6 +15,7 @@ import { registerWorkerCommands } from './workerCommands.js';
 import { registerConsoleCommand } from './console.js';
 import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
+import { spawn } from 'node:child_process';
 import { exampleTask, modelPresets, starterConfig, type ModelPresetName } from './starter.js';
 import type { Tracer } from '@opentelemetry/api';
 import type { Clock } from '../clock.js';
@@ -48,6 +49,8 @@ export interface CliIo {
 export interface CliContext {
   io: CliIo;
   out(text: string): void;
+  /** Prints text a person reads through: through $PAGER (else `less -R`) on a terminal, whole otherwise. */
+  page(text: string): Promise<void>;
   withStore<T>(
     configFile: string | undefined,
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
@@ -170,6 +173,7 @@ export async function runCli(io: CliIo): Promise<number> {
   const ctx: CliContext = {
     io,
     out,
+    page: (text) => pageOut(io, text),
     withStore,
     configOption,
     finishRun,
@@ -530,4 +534,27 @@ export async function runCli(io: CliIo): Promise<number> {
     return exitCodes.taskNotSucceeded;
   }
   return exitCode;
+}
+
+/** Long text through the reader's pager when stdout is a terminal; if the pager cannot start, whole. */
+function pageOut(io: CliIo, text: string): Promise<void> {
+  const terminal = (io.stdout as NodeJS.WriteStream).isTTY === true;
+  const pager = io.env['PAGER'] || 'less';
+  if (!terminal || pager === 'cat') {
+    io.stdout.write(`${text}\n`);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const child = spawn(pager, pager === 'less' ? ['-R', '-F', '-X'] : [], {
+      stdio: ['pipe', 'inherit', 'inherit'],
+      shell: pager !== 'less',
+    });
+    child.once('error', () => {
+      io.stdout.write(`${text}\n`);
+      resolve();
+    });
+    child.once('close', () => resolve());
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(`${text}\n`);
+  });
 }
