@@ -44,6 +44,8 @@ export async function runScripted(options: {
   files?: Record<string, string>;
   provider?: 'openai-compatible' | 'anthropic';
   clock?: Clock;
+  /** Runs after the config is written and before the task starts (e.g. to write a prompt file beside it). */
+  before?: (dir: string) => Promise<void>;
 }): Promise<ScriptedRun> {
   const server = await serve(options.script);
   const h = await createHarness({
@@ -64,6 +66,7 @@ export async function runScripted(options: {
       ...options.config,
     },
   });
+  await options.before?.(h.dir);
   const outcome = await runTask({
     loaded: h.loaded,
     store: h.store,

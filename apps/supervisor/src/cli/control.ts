@@ -125,11 +125,18 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     configFile: string | undefined,
     taskId: string,
     reason: string,
-    opts: { quiet: boolean; json?: boolean },
+    opts: { quiet: boolean; json?: boolean; acceptDivergence?: boolean },
   ) =>
     ctx.withStore(configFile, async (loaded, store) => {
       const { resumeTask } = await import('../engine/runTask.js');
-      const { run } = await resumeTask({ loaded, store, taskId, reason, ...ctx.runOptions(opts.quiet) });
+      const { run } = await resumeTask({
+        loaded,
+        store,
+        taskId,
+        reason,
+        ...(opts.acceptDivergence === true ? { acceptDivergence: true } : {}),
+        ...ctx.runOptions(opts.quiet),
+      });
       await ctx.finishRun(run, opts.json === true, loaded.file, store);
     });
 
@@ -301,13 +308,23 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .addOption(ctx.configOption())
     .option('--json', 'print the taskRun.v1 record as JSON', false)
     .option('-q, --quiet', 'no progress lines', false)
+    .option(
+      '--accept-divergence',
+      'a recorded step whose request differs now (an edited prompt, config or workspace) is asked afresh instead of stopping the task (recorded as an event)',
+      false,
+    )
     .addHelpText(
       'after',
       '\nExit code: 0 when the task succeeded, 1 when it ended otherwise, 2 on bad usage, 3 when it waits for a human.\n',
     )
-    .action(async (taskId: string, opts: { config?: string; quiet: boolean; json: boolean }) => {
-      await resume(opts.config, taskId, 'keel resume', opts);
-    });
+    .action(
+      async (
+        taskId: string,
+        opts: { config?: string; quiet: boolean; json: boolean; acceptDivergence: boolean },
+      ) => {
+        await resume(opts.config, taskId, 'keel resume', opts);
+      },
+    );
 
   program
     .command('kill')

@@ -62,6 +62,11 @@ export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId
   taskId: string;
   /** Why it resumes (an approval, an escalation continued, after a crash): recorded in the event log. */
   reason: string;
+  /**
+   * `--accept-divergence`: a recorded step whose request differs now (an edited prompt) is asked
+   * afresh instead of stopping the task; each acceptance is a `divergence_accepted` event.
+   */
+  acceptDivergence?: boolean;
 }
 
 export interface TaskOutcome {
@@ -216,6 +221,7 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
     models,
     activeMs: activeTime(events),
     reason: options.reason,
+    acceptDivergence: options.acceptDivergence === true,
   });
 }
 
@@ -241,6 +247,7 @@ interface Resuming {
   models: ModelCallRecord[];
   activeMs: number;
   reason: string;
+  acceptDivergence: boolean;
 }
 
 function loadSigner(loaded: LoadedConfig): TokenSigner | undefined {
@@ -287,7 +294,19 @@ async function execute(
       model =
         options.models?.[name] ??
         createModel(name, config.models[name]!, { env: options.env, playbook: task.playbook });
-      if (resuming !== undefined) model = withRecordedReplies(model, resuming.models);
+      if (resuming !== undefined)
+        model = withRecordedReplies(model, resuming.models, {
+          accept: resuming.acceptDivergence,
+          accepted: async (step, agent, at) => {
+            resuming.state.forgetFrom(step);
+            await store.appendEvent(
+              taskId,
+              'divergence_accepted',
+              { step, agent, path: at },
+              new Date(clock.now()),
+            );
+          },
+        });
       models.set(name, model);
     }
     return model;
