@@ -1,9 +1,21 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '@keel/kit';
 import { createGitRepo, git, tempDir } from '@keel/testing';
 import { loadConfig } from '../src/config/load.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
@@ -14,6 +26,9 @@ const bin = new URL('../dist/bin.js', import.meta.url).pathname;
 const plainPath = [path.dirname(process.execPath), '/usr/bin', '/bin'].join(path.delimiter);
 /** How keel prints its own commands when no `keel` on PATH runs it. */
 const prefix = `node ${bin}`;
+/** The user's state dir for every keel this file runs: a config without `stateDir` keeps its state there. */
+const stateHome = mkdtempSync(path.join(os.tmpdir(), 'keel-state-home-'));
+afterAll(() => rmSync(stateHome, { recursive: true, force: true }));
 
 async function keel(
   args: string[],
@@ -23,7 +38,7 @@ async function keel(
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [bin, ...args], {
       cwd,
-      env: { ...process.env, KEEL_CONFIG: '', PATH: plainPath, ...env },
+      env: { ...process.env, KEEL_CONFIG: '', PATH: plainPath, XDG_STATE_HOME: stateHome, ...env },
       maxBuffer: 256 * 1024 * 1024,
     });
     return { code: 0, stdout, stderr };
@@ -36,8 +51,23 @@ async function keel(
 describe('keel demo', () => {
   it('runs the sample task through the four agents and the real servers, stops at the production approval, and finishes after keel approve', async () => {
     const dir = path.join(await tempDir('keel-demo-'), 'demo');
-    const demo = await keel(['demo', '--dir', dir, '--quiet'], process.cwd());
-    expect(demo.stderr).toBe('');
+    const demo = await keel(['demo', '--dir', dir], process.cwd());
+    // Progress goes to stderr, a line per step; the orchestrator's notes say each review's verdict
+    // and each test run's result as they happen.
+    const progress = demo.stderr.trimEnd().split('\n');
+    expect(progress.every((line) => /^\[ *\d+\] /.test(line))).toBe(true);
+    expect(
+      progress.flatMap((line) => {
+        const note = /^\[ *(\d+)\] orchestrator +• (.*?) {2,}steps /.exec(line);
+        return note === null ? [] : [`${note[1]}: ${note[2]}`];
+      }),
+    ).toEqual([
+      '9: review 1: request_changes (1 comment)',
+      '15: review 2: approve',
+      '15: tests failed: 2/3 passed',
+      '21: review 3: approve',
+      '21: tests passed: 3/3 passed',
+    ]);
     expect(demo.code).toBe(0);
     const id = / show (t-\S+)/.exec(demo.stdout)?.[1];
     expect(id).toMatch(/^t-\d{8}-\d{6}-[0-9a-f]{6}$/);
@@ -227,7 +257,7 @@ describe('keel demo', () => {
       stdout: `ok: ${record.events.length} events, chain intact\n`,
       stderr: '',
     });
-  });
+  }, 240_000);
 });
 
 describe('the event log', () => {
@@ -265,11 +295,22 @@ describe('keel init', () => {
   it('writes a starter config and an example task that run as they are', async () => {
     const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
     const init = await keel(['init'], repo.dir);
+    // The state goes to a directory of this project under the user's state dir, never into the project.
+    const real = realpathSync(repo.dir);
+    const state = path.join(
+      stateHome,
+      'keel',
+      'projects',
+      `${path.basename(real)}-${sha256Hex(real).slice(0, 12)}`,
+    );
     expect(init).toEqual({
       code: 0,
-      stdout: `wrote keel.config.yaml\nwrote task.example.yaml\nnext: ${prefix} run task.example.yaml\n`,
+      stdout: `wrote keel.config.yaml\nwrote task.example.yaml\nwrote .gitignore (.keel/)\nstate: ${state} (outside the project)\nnext: ${prefix} run task.example.yaml\n`,
       stderr: '',
     });
+    expect(readFileSync(path.join(repo.dir, '.gitignore'), 'utf8')).toBe(
+      "# Keel's state, when a config keeps it in the project\n.keel/\n",
+    );
     const again = await keel(['init'], repo.dir);
     expect(again.code).toBe(2);
     expect(again.stderr).toBe(
@@ -288,6 +329,14 @@ describe('keel init', () => {
       5,
       ['tree', 'git_status'],
     ]);
+    // Nothing of Keel's landed in the project but what init wrote; the store is the user's alone.
+    expect((await git(repo.dir, ['status', '--porcelain'])).split('\n').filter(Boolean).sort()).toEqual([
+      '?? .gitignore',
+      '?? keel.config.yaml',
+      '?? task.example.yaml',
+    ]);
+    expect((statSync(path.join(state, 'tasks.db')).mode & 0o777).toString(8)).toBe('600');
+    expect((statSync(state).mode & 0o777).toString(8)).toBe('700');
   });
 });
 
@@ -346,7 +395,7 @@ describe('first steps', () => {
     const project = path.join(parent, 'project');
     expect(init).toEqual({
       code: 0,
-      stdout: `wrote project/keel.config.yaml\nwrote project/task.example.yaml\nnext:\n  cd ${project}\n  ${prefix} run task.example.yaml\n`,
+      stdout: `wrote project/keel.config.yaml\nwrote project/task.example.yaml\nwrote project/.gitignore (.keel/)\nstate: ${path.join(stateHome, 'keel', 'projects', `project-${sha256Hex(realpathSync(project)).slice(0, 12)}`)} (outside the project)\nnext:\n  cd ${project}\n  ${prefix} run task.example.yaml\n`,
       stderr: `warning: the workspace ${project} is not a git repository: the git server's tools, the task's recorded starting state and keel replay need one (git init, then commit what is there)\n`,
     });
   });

@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { sha256Hex } from '@keel/kit';
+import { fixtureBin } from '@keel/testing';
 import { overreportingReplies, type ScriptedReply } from '@keel/testing/chat-server';
 import { describe, expect, it } from 'vitest';
 import { inputTokenBound } from '../src/models/tokens.js';
 import type { ModelRequest } from '../src/models/model.js';
+import { builtinServers, readTools } from './helpers.js';
 import { callList, emptyChange, runScripted } from './scripted.js';
 
 const write = (file: string, content: string): ScriptedReply => ({
@@ -132,7 +135,8 @@ describe('limits, checked before every call', () => {
   });
 
   it('an HTTP error releases the call’s reservation: nothing was generated, nothing is counted', async () => {
-    const r = await runScripted({ script: [{ status: 500, error: { message: 'overloaded' } }] });
+    // A 400 is not retried: one refused request.
+    const r = await runScripted({ script: [{ status: 400, error: { message: 'max_tokens too large' } }] });
     expect(r.run.status).toBe('error');
     expect(r.modelCalls.map((c) => [c.inputTokens, c.outputTokens, c.costUsd])).toEqual([[0, 0, 0]]);
     expect(r.run.tokens).toEqual({ input: 0, output: 0 });
@@ -220,16 +224,57 @@ describe('side-effect caps, checked before the crossing call', () => {
     });
     expect(r.server.requests.length).toBe(3);
     expect(callList(r.toolCalls)).toEqual(['filesystem.write_file:ok', 'filesystem.write_file:ok']);
+    // The effect is the server's preview, kept whole in the record: the file's real path, what it
+    // was before (null: absent), and the binding the real call carried.
+    const ws = realpathSync(r.h.repo.dir);
     expect(r.toolCalls.map((c) => c.effect)).toEqual([
-      { computable: true, files: [{ path: 'a.txt', linesAdded: 1, linesRemoved: 0 }] },
-      { computable: true, files: [{ path: 'a.txt', linesAdded: 1, linesRemoved: 0 }] },
+      {
+        computable: true,
+        files: [{ path: 'a.txt', linesAdded: 1, linesRemoved: 0 }],
+        preview: {
+          complete: true,
+          files: [
+            {
+              path: path.join(ws, 'a.txt'),
+              change: 'create',
+              linesAdded: 1,
+              linesRemoved: 0,
+              sha256Before: null,
+            },
+          ],
+          binding: expect.stringMatching(/^[0-9a-f]{64}$/),
+        },
+      },
+      {
+        computable: true,
+        files: [{ path: 'a.txt', linesAdded: 1, linesRemoved: 0 }],
+        preview: {
+          complete: true,
+          files: [
+            {
+              path: path.join(ws, 'a.txt'),
+              change: 'modify',
+              linesAdded: 1,
+              linesRemoved: 0,
+              sha256Before: sha256Hex('a\n'),
+            },
+          ],
+          binding: expect.stringMatching(/^[0-9a-f]{64}$/),
+        },
+      },
     ]);
     expect(r.exists('b.txt')).toBe(false);
     expect(r.events.filter((e) => e.type === 'side_effect_cap').map((e) => e.data)).toEqual([
       {
         tool: 'write_file',
         args: { path: 'b.txt', content: 'b\n' },
-        effect: { computable: true, files: [{ path: 'b.txt', linesAdded: 1, linesRemoved: 0 }] },
+        effect: {
+          computable: true,
+          files: [{ path: 'b.txt', linesAdded: 1, linesRemoved: 0 }],
+          preview: expect.objectContaining({
+            files: [expect.objectContaining({ path: path.join(ws, 'b.txt') })],
+          }),
+        },
         limit: 'files_changed',
         message: 'write_file would bring the files changed to 2, over the cap of 1',
       },
@@ -276,23 +321,49 @@ describe('side-effect caps, checked before the crossing call', () => {
     expect([r.exists('secrets/key.pem'), r.exists('secrets')]).toEqual([false, false]);
   });
 
-  it.each([
-    { tool: 'git_reset', args: { target: 'HEAD', mode: 'hard' } },
-    { tool: 'git_switch', args: { branch: 'other', create: true } },
-  ])('a call whose effect cannot be computed counts as crossing: $tool', async ({ tool, args }) => {
+  it('a git tool is sized by its own preview: a hard reset that reverts a change counts its lines', async () => {
     const r = await runScripted({
-      script: [write('README.md', '# changed\n'), { toolCalls: [{ name: tool, arguments: args }] }, submit],
-      config: { sideEffects: { maxFilesChanged: 10 } },
+      script: [
+        write('README.md', '# changed\n'),
+        { toolCalls: [{ name: 'git_reset', arguments: { target: 'HEAD', mode: 'hard' } }] },
+        submit,
+      ],
+      config: { sideEffects: { maxLinesChanged: 2 } },
     });
     expect(r.run.status).toBe('limit');
     expect(r.run.outcome).toEqual({
-      message: `the effect of ${tool} cannot be computed before it runs (${tool} changes the working tree in ways its arguments do not show), so it counts as crossing the files changed cap`,
+      message: 'git_reset would bring the lines changed to 4, over the cap of 2',
+      limit: 'lines_changed',
+    });
+    expect(callList(r.toolCalls)).toEqual(['filesystem.write_file:ok']);
+    // The reset never ran: the uncommitted change is as it was.
+    expect(readFileSync(path.join(r.h.repo.dir, 'README.md'), 'utf8')).toBe('# changed\n');
+  });
+
+  it('a mutating tool of an external server without a preview counts as crossing', async () => {
+    const bin = fixtureBin(['--root', '.', '--log-level', 'error']);
+    const r = await runScripted({
+      script: [
+        { toolCalls: [{ name: 'set_content', arguments: { path: 'a.txt', content: 'a\n' } }] },
+        submit,
+      ],
+      config: {
+        servers: { ...builtinServers, fixture: { command: bin.command, args: [...bin.args], env: {} } },
+        agents: {
+          planning: { model: 'gpt', tools: { filesystem: readTools } },
+          coding: { model: 'gpt', tools: { fixture: ['set_content'] } },
+          review: { model: 'gpt', tools: { filesystem: readTools } },
+        },
+        sideEffects: { maxFilesChanged: 10 },
+      },
+    });
+    expect(r.run.status).toBe('limit');
+    expect(r.run.outcome).toEqual({
+      message:
+        'the effect of set_content cannot be computed before it runs (set_content is a tool of an external server that is not read-only and cannot preview its effect), so it counts as crossing the files changed cap',
       limit: 'files_changed',
     });
-    expect(r.server.requests.length).toBe(2);
-    expect(callList(r.toolCalls)).toEqual(['filesystem.write_file:ok']);
-    // Neither the reset nor the switch ran: the uncommitted change and the branch are as they were.
-    expect(readFileSync(path.join(r.h.repo.dir, 'README.md'), 'utf8')).toBe('# changed\n');
-    expect(readFileSync(path.join(r.h.repo.dir, '.git', 'HEAD'), 'utf8')).toBe('ref: refs/heads/main\n');
+    expect(r.toolCalls).toEqual([]);
+    expect(r.exists('a.txt')).toBe(false);
   });
 });

@@ -5,18 +5,13 @@ import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
 import type { Asked, Question } from './ask.js';
 import type { CallRunOptions, ProcessResult } from './process.js';
-import type { PrepareStep } from './options.js';
+import type { PrepareStep, ToolEffect } from './prepare.js';
 import type { ToolPlan } from './preview.js';
 import { extendInput, inputKeys, type AnyInputSchema, type AnyObjectSchema } from './inputSchema.js';
 
 export type { AnyInputSchema, AnyObjectSchema } from './inputSchema.js';
 
-/**
- * What a tool does to the world. The kit derives the MCP annotations from it, so they cannot drift
- * from the tool: `read` never changes anything; `write` changes state in a way a later call can
- * undo; `destructive` loses data or cannot be taken back.
- */
-export type ToolEffect = 'read' | 'write' | 'destructive';
+export type { ToolEffect } from './prepare.js';
 
 /** How a declared path argument is resolved: `existing` must exist (else NOT_FOUND); `any` may not yet. */
 export type PathMode = 'existing' | 'any';

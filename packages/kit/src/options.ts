@@ -1,14 +1,13 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { AuditLog } from './audit/auditLog.js';
 import type { RedactOptions } from './audit/redact.js';
-import type { AnyTool, ToolEffect } from './defineTool.js';
-import type { Outcome } from './errors.js';
+import type { AnyTool } from './defineTool.js';
+import type { PrepareStep } from './prepare.js';
 import type { IdempotencyStore } from './idempotency/store.js';
-import type { PathJail, ResolvedPath } from './jail.js';
+import type { PathJail } from './jail.js';
 import type { Logger } from './logger.js';
 import type { ProcessGroups } from './processGroups.js';
 import type { AskContext } from './ask.js';
-import type { CallRunOptions, ProcessResult } from './process.js';
 
 export interface ServerLimits {
   /** Per-call time limit unless a tool sets its own. */
@@ -62,32 +61,7 @@ export interface CreateServerOptions {
   now?: () => number;
 }
 
-/** What a server's `prepare` step sees of a call. */
-export interface PreparedCall {
-  tool: string;
-  effect: ToolEffect;
-  input: Readonly<Record<string, unknown>>;
-  /** The declared path fields, resolved, by field name (a list for an array field). */
-  paths: ReadonlyMap<string, ResolvedPath | readonly ResolvedPath[]>;
-  jail: PathJail;
-  meta: Readonly<Record<string, unknown>> | undefined;
-  /** The tool reads the step's value (`defineToolWith`): returning undefined for it fails the call. */
-  readsPrepared: boolean;
-  /** Aborted when the client cancels or the call's timeout passes. */
-  signal: AbortSignal;
-  logger: Logger;
-  /** `ctx.run` of the call: a program under the call's signal, jail and process groups. */
-  run(options: CallRunOptions): Promise<ProcessResult>;
-}
-
-/**
- * A server's step before every handler. It refuses the call with a failure, or lets it through with
- * the value the handler gets as `ctx.prepared` (undefined for tools that do not read one).
- * `PrepareStep` (unknown) holds any step.
- */
-export type PrepareStep<TPrepared = unknown> = (
-  call: PreparedCall,
-) => Outcome<TPrepared | undefined> | Promise<Outcome<TPrepared | undefined>>;
+export type { PreparedCall, PrepareStep } from './prepare.js';
 
 export interface CallOptions {
   meta?: Record<string, unknown>;

@@ -1,27 +1,28 @@
-import type { Tracer } from '@opentelemetry/api';
 import { ProtocolError, type CallToolResult, type InputRequiredResult } from '@modelcontextprotocol/server';
 import { CallAbort, type AbortListener } from './abort.js';
 import { pendingInput, type AskContext, type RequestStateSealer } from './ask.js';
-import type { AuditEntry, AuditLog } from './audit/auditLog.js';
-import type { RedactOptions } from './audit/redact.js';
+import type { AuditEntry } from './audit/auditLog.js';
 import { CallContext, type CallContextInit } from './callContext.js';
 import { callFingerprint } from './canonical.js';
 import type { CursorCodec } from './cursor.js';
-import type { DeadlineTarget, DeadlineWatch } from './deadlines.js';
+import type { DeadlineTarget } from './deadlines.js';
 import type { AnyTool } from './defineTool.js';
-import { KeelError, toToolError, type Outcome, type ToolError } from './errors.js';
+import { KeelError, toToolError } from './errors.js';
 import { SpanAttributes } from './telemetry.js';
-import type { IdempotencyStore } from './idempotency/store.js';
-import type { PathJail, ResolvedPath } from './jail.js';
+import type { PathJail } from './jail.js';
 import type { Logger } from './logger.js';
-import type { CallOptions, IdempotencyOptions, PrepareStep, ServerLimits } from './options.js';
+import type { CallOptions } from './options.js';
+import { measure, refusedAnswer, type Answer } from './pipeline/answer.js';
 import { appendAudit, auditEntryOf } from './pipeline/audit.js';
 import { executeHandler, recoverInterrupted } from './pipeline/execute.js';
-import { runKeyed, type Settled, type Waiters } from './pipeline/idempotency.js';
+import { runKeyed, type Settled } from './pipeline/idempotency.js';
 import { resolveDeclaredPaths, type ResolvedPaths } from './pipeline/paths.js';
-import { errorResult, renderOutcome } from './pipeline/render.js';
-import { applyPlanned, previewCall, previewRequest, renderPreview } from './pipeline/preview.js';
-import { PREVIEW_META_KEY, type EffectPreview } from './preview.js';
+import { prepareCall } from './pipeline/prepare.js';
+import { renderOutcome } from './pipeline/render.js';
+export { createActiveCalls, type ActiveCalls, type PipelineShared } from './pipeline/shared.js';
+import { applyPlanned, previewRequest, previewRun } from './pipeline/preview.js';
+import type { PipelineShared } from './pipeline/shared.js';
+import { PREVIEW_META_KEY } from './preview.js';
 import { endCallSpan, startCallSpan, type CallTrace } from './pipeline/span.js';
 import { validateArguments } from './pipeline/validate.js';
 import type { ProcessGroups } from './processGroups.js';
@@ -32,72 +33,6 @@ export {
   IDEMPOTENCY_META_KEY,
   IDEMPOTENCY_RESULT_META_KEY,
 } from './pipeline/render.js';
-
-/** What every call of one server shares. */
-export interface PipelineShared {
-  server: string;
-  limits: ServerLimits;
-  idempotency: IdempotencyOptions;
-  logger: Logger;
-  /** An explicit tracer; without one, spans go to the host's registered provider, if any. */
-  tracer: Tracer | undefined;
-  store: IdempotencyStore;
-  audit: AuditLog;
-  cursors: CursorCodec;
-  redact: RedactOptions | undefined;
-  /** This process, as the owner of idempotency claims. */
-  owner: string;
-  jail: PathJail;
-  deadlines: DeadlineWatch;
-  waiters: Waiters;
-  /** Calls running now, so close() can cancel them and wait. */
-  active: ActiveCalls;
-  /** Keyed handlers that outlived their answer (a timeout), so close() can wait for them too. */
-  inFlight: Set<Promise<unknown>>;
-  /** The child process groups of this server's calls. */
-  processes: ProcessGroups;
-  sealer: RequestStateSealer;
-  now: () => number;
-  prepare: PrepareStep | undefined;
-}
-
-/** The calls in flight: close() cancels them and waits until none is left. */
-export interface ActiveCalls {
-  enter(call: ToolCall): void;
-  leave(call: ToolCall): void;
-  /** Aborts every call in flight with `reason` (their children get SIGTERM through the signal). */
-  abortAll(reason: KeelError): void;
-  /** Resolves when no call is running. */
-  idle(): Promise<void>;
-}
-
-export function createActiveCalls(): ActiveCalls {
-  const calls = new Set<ToolCall>();
-  let waiting: Array<() => void> = [];
-  return {
-    enter: (call) => void calls.add(call),
-    leave(call) {
-      calls.delete(call);
-      if (calls.size === 0 && waiting.length > 0) {
-        const resolves = waiting;
-        waiting = [];
-        for (const resolve of resolves) resolve();
-      }
-    },
-    abortAll(reason) {
-      for (const call of calls) call.abort.abort(reason);
-    },
-    idle: () => (calls.size === 0 ? Promise.resolve() : new Promise((resolve) => waiting.push(resolve))),
-  };
-}
-
-/** What a call answers: the result sent and what the span and the audit row record of it. */
-interface Answer {
-  result: CallToolResult | InputRequiredResult;
-  outcome: Outcome<unknown> | undefined;
-  bytes: number | (() => number);
-  idempotency: string;
-}
 
 /**
  * One tool call: the per-call state (what its handler's context reads) and `run`, which composes the
@@ -177,7 +112,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
       if (error instanceof ProtocolError) throw error;
       const failure = toToolError(error);
       this.logger.error('tool pipeline failed', { tool: this.spec.name, error });
-      answer = this.#refused(failure, 'none');
+      answer = refusedAnswer(failure, 'none');
       return answer.result;
     } finally {
       shared.active.leave(this);
@@ -196,22 +131,22 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     // A preview changes nothing, so nothing of it is audited, not even its refusal.
     const asksPreview = this.#call.meta?.[PREVIEW_META_KEY] === true;
     const audited = (answer: Answer) => (asksPreview ? answer : this.#audited(answer));
-    if (!valid.ok) return await audited(this.#refused(valid.error, 'none'));
-    if (!request.ok) return await audited(this.#refused(request.error, 'none'));
+    if (!valid.ok) return await audited(refusedAnswer(valid.error, 'none'));
+    if (!request.ok) return await audited(refusedAnswer(request.error, 'none'));
     this.input = valid.input;
     this.idempotencyKey = previewing ? undefined : valid.idempotencyKey;
     this.expectedBinding = request.value.expected;
 
     if (this.spec.paths !== undefined) {
       const paths = await resolveDeclaredPaths(this.spec.paths, this.input, this.jail);
-      if (!paths.ok) return await audited(this.#refused(paths.error, 'none'));
+      if (!paths.ok) return await audited(refusedAnswer(paths.error, 'none'));
       this.resolved = paths.value;
     }
 
     this.#arm();
     try {
-      const refused = await this.#prepare();
-      if (refused !== undefined) return await audited(this.#refused(refused, 'none'));
+      const refused = await prepareCall(this.#shared.prepare, this.#tool.readsPrepared, this);
+      if (refused !== undefined) return await audited(refusedAnswer(refused, 'none'));
       if (previewing) return await this.#preview();
       const key = this.idempotencyKey;
       if (key === undefined) {
@@ -253,7 +188,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
             true,
           );
         case 'refused':
-          return await this.#audited(this.#refused(keyed.error, keyed.idempotency));
+          return await this.#audited(refusedAnswer(keyed.error, keyed.idempotency));
         case 'ran': {
           const answer = this.#ran(keyed.settled, keyed.idempotency);
           // Written with the completion already; an abort that answered first gets its own row.
@@ -265,59 +200,16 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     }
   }
 
-  /** Prepare: the server's step for every tool (policy, and the value the handler gets as `ctx.prepared`). */
-  async #prepare(): Promise<ToolError | undefined> {
-    const prepare = this.#shared.prepare;
-    const readsPrepared = this.#tool.readsPrepared;
-    if (prepare === undefined) {
-      return readsPrepared ? nothingPrepared(this.spec.name, 'the server has no prepare step') : undefined;
-    }
-    const ctx = new CallContext(this);
-    let outcome: Outcome<unknown>;
-    try {
-      outcome = await prepare({
-        tool: this.spec.name,
-        effect: this.spec.effect,
-        input: this.input,
-        paths: this.resolved ?? noPaths,
-        jail: this.jail,
-        meta: this.#call.meta,
-        readsPrepared,
-        signal: this.abort.signal,
-        get logger() {
-          return ctx.logger;
-        },
-        run: (options) => ctx.run(options),
-      });
-    } catch (error) {
-      // A cancel or timeout during the step (its child was killed) answers like one during the handler.
-      if (!(error instanceof KeelError))
-        this.logger.error('prepare step threw', { tool: this.spec.name, error });
-      return toToolError(error);
-    }
-    if (!outcome.ok) return outcome.error;
-    if (readsPrepared && outcome.value === undefined)
-      return nothingPrepared(this.spec.name, 'the prepare step returned nothing for it');
-    this.prepared = outcome.value;
-    return undefined;
-  }
-
   /** Preview: the plan's effect, bounded and rendered; raced against the call's cancel and timeout. */
   async #preview(): Promise<Answer> {
     this.#trace?.span?.setAttribute(SpanAttributes.preview, true);
-    const ctx = new CallContext(this);
-    const limits = this.#shared.limits;
-    const plan = () => previewCall(this.#tool, this.input, ctx, { maxFiles: limits.previewMaxFiles });
-    const work = executeHandler(this.#tool, this.input, ctx, this.#trace!, this.logger, plan).then(
-      (outcome) => ({
-        outcome,
-        rendered: renderPreview(
-          this.#tool,
-          outcome as Outcome<EffectPreview>,
-          (real) => this.jail.display(real),
-          limits.maxResultBytes,
-        ),
-      }),
+    const work = previewRun(
+      this.#tool,
+      this.input,
+      new CallContext(this),
+      this.#trace!,
+      this.logger,
+      this.#shared.limits,
     );
     return this.#ran(await this.#race(work), 'none');
   }
@@ -356,19 +248,11 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     return { result: rendered.result, outcome: settled.outcome, bytes: rendered.bytes, idempotency };
   }
 
-  #refused(error: ToolError, idempotency: string): Answer {
-    const result = errorResult(error);
-    return { result, outcome: { ok: false, error }, bytes: measure(result), idempotency };
-  }
-
   /** Audit: mutating calls append a row for what they answered (a pending question is not an answer). */
   async #audited(answer: Answer, replayed = false): Promise<Answer> {
     if (this.spec.effect === 'read' || answer.outcome === undefined) return answer;
-    const entry = this.#auditEntry({
-      result: answer.result as CallToolResult,
-      outcome: answer.outcome,
-      replayed,
-    });
+    const result = answer.result as CallToolResult;
+    const entry = this.#auditEntry({ result, outcome: answer.outcome, replayed });
     await appendAudit(this.#shared.audit, entry, { span: this.#trace?.span, logger: this.logger });
     return answer;
   }
@@ -461,19 +345,4 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
     this.#resolveRace = undefined;
     resolve?.(settled);
   }
-}
-
-const noPaths: ReadonlyMap<string, ResolvedPath> = new Map<string, ResolvedPath>();
-
-function nothingPrepared(tool: string, why: string): ToolError {
-  return toToolError(
-    new KeelError('INTERNAL', `${tool} reads a prepared value, but ${why}`, {
-      hint: 'A server defect: build the server with toolSet({ tools, prepare }) so its step serves every tool.',
-    }),
-  );
-}
-
-/** A result's size for the span, computed only if a recording span asks. */
-function measure(result: CallToolResult): () => number {
-  return () => Buffer.byteLength(JSON.stringify(result));
 }

@@ -42,6 +42,10 @@ export interface ScriptedReply {
   status?: number;
   /** The error to send (status defaults to 500 when only this is given). */
   error?: { type?: string; message: string };
+  /** Extra response headers (`retry-after` on a 429, say). */
+  headers?: Record<string, string>;
+  /** Drops the connection without an answer: what the client sees of a connection reset. */
+  reset?: boolean;
 }
 
 export interface ScriptedChatCall {
@@ -143,10 +147,10 @@ export async function startScriptedChatServer(
     requests.push(record);
     res.on('close', () => settle(record, res.writableFinished ? 'answered' : 'disconnected'));
 
-    const send = (status: number, body: unknown) => {
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       if (res.destroyed) return;
       record.response = { status, body };
-      res.writeHead(status, { 'content-type': 'application/json' });
+      res.writeHead(status, { ...headers, 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
 
@@ -186,6 +190,10 @@ export async function startScriptedChatServer(
       const completed = await delay(reply.delayMs, res, pendingDelays);
       if (!completed) return;
     }
+    if (reply.reset === true) {
+      res.socket?.destroy();
+      return;
+    }
     if (reply.status !== undefined || reply.error !== undefined) {
       const status = reply.status ?? 500;
       send(
@@ -195,6 +203,7 @@ export async function startScriptedChatServer(
           reply.error?.type ?? (status < 500 ? 'invalid_request_error' : 'api_error'),
           reply.error?.message ?? `scripted error ${status}`,
         ),
+        reply.headers,
       );
       return;
     }

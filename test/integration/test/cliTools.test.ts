@@ -116,23 +116,19 @@ describe('audit verify', () => {
 
 describe('MCP Inspector CLI', () => {
   const inspector = path.resolve('node_modules/.bin/mcp-inspector');
+  // Its 15 s connect timeout counts the server's start, which a loaded 2-core machine can take.
+  const cli = ['--cli', '--connect-timeout', '120000'];
 
   it('lists the fixture tools and calls one', async () => {
     const root = await tempDir('keel-root-');
     const state = await tempDir('keel-state-');
     const bin = fixtureBin(['--root', root, '--state-dir', state, '--log-level', 'error']);
-    const list = await execFileAsync(inspector, [
-      '--cli',
-      bin.command,
-      ...bin.args,
-      '--method',
-      'tools/list',
-    ]);
+    const list = await execFileAsync(inspector, [...cli, bin.command, ...bin.args, '--method', 'tools/list']);
     expect((JSON.parse(list.stdout) as { tools: Array<{ name: string }> }).tools.map((t) => t.name)).toEqual([
       ...fixtureToolNames,
     ]);
     const call = await execFileAsync(inspector, [
-      '--cli',
+      ...cli,
       bin.command,
       ...bin.args,
       '--method',
@@ -149,7 +145,7 @@ describe('MCP Inspector CLI', () => {
     });
     // The Inspector declares roots but sends none; path tools must still work inside the server roots.
     const write = await execFileAsync(inspector, [
-      '--cli',
+      ...cli,
       bin.command,
       ...bin.args,
       '--method',

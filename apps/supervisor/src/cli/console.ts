@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, type Command } from 'commander';
 import { isLoopback } from '../console/security.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './cliContext.js';
 
 const port = (value: string) => {
   const n = Number(value);

@@ -1,22 +1,13 @@
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { KeelError } from '@keel/kit';
-import { generateApprovalKeyPair } from '@keel/kit/approval';
+import { KeelError } from '@keel/kit/core';
 import type { TaskRunV1 } from '@keel/contracts';
-import { limitsSchema, type Limits } from '../config/schema.js';
-import {
-  abortEscalation,
-  approveCall,
-  continueEscalation,
-  denyCall,
-  liftGlobalStop,
-  osUser,
-} from '../control/decisions.js';
+import type { Limits } from '../config/schema.js';
+import type { KillResult } from '../control/kill.js';
 import { maskedPaths } from '../approvals/masked.js';
-import { killAll, killTask, type KillResult } from '../control/kill.js';
 import type { ApprovalRecord } from '../store/taskStore.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './cliContext.js';
 import { formatCommands, type Invocation } from './invocation.js';
 
 /** What a waiting or escalated run's reader should type next, runnable where it is printed. */
@@ -85,16 +76,26 @@ export function formatApprovals(approvals: ApprovalRecord[]): string {
     .join('\n');
 }
 
-const limitKeys = Object.keys(limitsSchema.shape) as Array<keyof Limits>;
-
-/** `--raise steps=80 --raise costUsd=2`: new values for limits (each must be higher to matter). */
-function collectRaise(value: string, previous: Partial<Limits>): Partial<Limits> {
+/**
+ * `--raise steps=80 --raise costUsd=2`: new values for limits (each must be higher to matter). The
+ * names are checked against the limits when the command runs ({@link checkRaise}): the schema that
+ * knows them is loaded only by the verbs that use it.
+ */
+function collectRaise(value: string, previous: Record<string, number>): Record<string, number> {
   const match = /^(\w+)=(\d+(?:\.\d+)?)$/.exec(value);
   if (match === null) throw new InvalidArgumentError(`'${value}' is not LIMIT=NUMBER (e.g. steps=80)`);
-  const key = match[1] as keyof Limits;
-  if (!limitKeys.includes(key))
-    throw new InvalidArgumentError(`'${match[1]}' is not a limit; limits: ${limitKeys.join(', ')}`);
-  return { ...previous, [key]: Number(match[2]) };
+  return { ...previous, [match[1]!]: Number(match[2]) };
+}
+
+async function checkRaise(raise: Record<string, number>): Promise<Partial<Limits>> {
+  const { limitsSchema } = await import('../config/schema.js');
+  const limitKeys = Object.keys(limitsSchema.shape);
+  for (const key of Object.keys(raise))
+    if (!limitKeys.includes(key))
+      throw new KeelError('INVALID_ARGUMENT', `--raise: '${key}' is not a limit`, {
+        hint: `limits: ${limitKeys.join(', ')}`,
+      });
+  return raise as Partial<Limits>;
 }
 
 function printKill(ctx: CliContext, result: KillResult): void {
@@ -105,7 +106,12 @@ function printKill(ctx: CliContext, result: KillResult): void {
       break;
     case 'forced':
       ctx.out(
-        `${result.taskId}: killed (process ${result.pid} did not answer; killed it and ${result.killedPids.filter((pid) => pid !== result.pid).length} process(es) below it, ${ms})`,
+        `${result.taskId}: killed (process ${result.pid} did not answer; killed the task's ${result.killedPids.length} process(es), not the process itself, ${ms})`,
+      );
+      break;
+    case 'requested':
+      ctx.out(
+        `${result.taskId}: kill requested, not confirmed: process ${result.pid} stops at its next call (its writes are refused from now on); this system has no /proc, so keel cannot signal or force it — keel kill works fully on Linux only`,
       );
       break;
     case 'not_running':
@@ -125,7 +131,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     configFile: string | undefined,
     taskId: string,
     reason: string,
-    opts: { quiet: boolean; json?: boolean; acceptDivergence?: boolean },
+    opts: { quiet: boolean; json?: boolean; acceptChangedConfig?: boolean; acceptDivergence?: boolean },
   ) =>
     ctx.withStore(configFile, async (loaded, store) => {
       const { resumeTask } = await import('../engine/runTask.js');
@@ -134,6 +140,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         store,
         taskId,
         reason,
+        ...(opts.acceptChangedConfig === true ? { acceptChangedConfig: true } : {}),
         ...(opts.acceptDivergence === true ? { acceptDivergence: true } : {}),
         ...ctx.runOptions(opts.quiet),
       });
@@ -217,6 +224,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
+          const { approveCall, osUser } = await import('../control/decisions.js');
           const os = osUser();
           const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock, os);
           say(opts.json, `approved ${id} (${result.summary}) as ${by} (os user ${os})`);
@@ -236,6 +244,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
+        const { denyCall } = await import('../control/decisions.js');
         const approval = await denyCall(store, id, by, opts.reason, ctx.io.clock);
         ctx.out(`denied ${id} as ${by}; task ${approval.taskId} ended`);
       });
@@ -266,7 +275,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         id: string,
         opts: {
           config?: string;
-          raise: Partial<Limits>;
+          raise: Record<string, number>;
           hint?: string;
           as?: string;
           resume: boolean;
@@ -276,7 +285,9 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const result = await continueEscalation(store, id, by, opts.raise, opts.hint, ctx.io.clock);
+          const raise = await checkRaise(opts.raise);
+          const { continueEscalation } = await import('../control/decisions.js');
+          const result = await continueEscalation(store, id, by, raise, opts.hint, ctx.io.clock);
           say(opts.json, `continuing ${result.taskId} (${id}) as ${by}`);
           return result;
         });
@@ -294,6 +305,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
+        const { abortEscalation } = await import('../control/decisions.js');
         const approval = await abortEscalation(store, id, by, opts.reason, ctx.io.clock);
         ctx.out(`aborted ${approval.taskId} (${id}) as ${by}`);
       });
@@ -309,6 +321,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .option('--json', 'print the taskRun.v1 record as JSON', false)
     .option('-q, --quiet', 'no progress lines', false)
     .option(
+      '--accept-changed-config',
+      'go on although the config or a prompt file changed since the task ran (recorded in its event log)',
+      false,
+    )
+    .option(
       '--accept-divergence',
       'a recorded step whose request differs now (an edited prompt, config or workspace) is asked afresh instead of stopping the task (recorded as an event)',
       false,
@@ -320,7 +337,13 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(
       async (
         taskId: string,
-        opts: { config?: string; quiet: boolean; json: boolean; acceptDivergence: boolean },
+        opts: {
+          config?: string;
+          quiet: boolean;
+          json: boolean;
+          acceptChangedConfig: boolean;
+          acceptDivergence: boolean;
+        },
       ) => {
         await resume(opts.config, taskId, 'keel resume', opts);
       },
@@ -341,6 +364,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       await ctx.withStore(opts.config, async (loaded, store) => {
         const by = ctx.approver(opts.as);
         if (opts.all) {
+          const { killAll } = await import('../control/kill.js');
           const results = await killAll(store, by, { clock: ctx.io.clock });
           for (const result of results) printKill(ctx, result);
           ctx.out(
@@ -349,6 +373,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         } else {
           if ((await store.getTask(taskId!)) === undefined)
             throw new KeelError('NOT_FOUND', `no task '${taskId}'`, { hint: '`keel runs` lists the tasks' });
+          const { killTask } = await import('../control/kill.js');
           printKill(ctx, await killTask(store, taskId!, by, { clock: ctx.io.clock }));
         }
       });
@@ -359,13 +384,27 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .description('lift the global stop set by keel kill --all')
     .addOption(ctx.configOption())
     .action(async (opts: { config?: string }) => {
-      await ctx.withStore(opts.config, async (_loaded, store) => {
+      await ctx.withStore(opts.config, async (loaded, store) => {
+        const [{ liftGlobalStop }, { storeLocation }] = await Promise.all([
+          import('../control/decisions.js'),
+          import('../store/openStore.js'),
+        ]);
         const stop = await liftGlobalStop(store);
         ctx.out(
           stop === null
             ? 'no global stop was in force'
             : `global stop lifted (set by ${stop.by} at ${stop.at})`,
         );
+        const location = storeLocation(loaded, ctx.io.env);
+        if (stop === null || location.kind !== 'postgres') return;
+        // Workers took the jobs of tasks submitted during the stop and left them queued.
+        const { openQueue, requeueQueued } = await import('../workers/worker.js');
+        const boss = await openQueue(location.url);
+        try {
+          ctx.out(`${await requeueQueued(store, boss, stop.at)} queued task(s) queued to run again`);
+        } finally {
+          await boss.stop({ graceful: false });
+        }
       });
     });
 
@@ -376,9 +415,10 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     )
     .option('--dir <dir>', 'where to write approval.key and approval.pub', '.')
     .option('--force', 'overwrite', false)
-    .action((opts: { dir: string; force: boolean }) => {
+    .action(async (opts: { dir: string; force: boolean }) => {
       const dir = path.resolve(ctx.io.cwd, opts.dir);
       mkdirSync(dir, { recursive: true });
+      const { generateApprovalKeyPair } = await import('@keel/kit/approval');
       const { privateKeyPem, publicKeyPem } = generateApprovalKeyPair();
       const key = path.join(dir, 'approval.key');
       if (existsSync(key) && !opts.force)
@@ -386,6 +426,8 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           hint: 'pass --force to replace it (tokens it signed stop verifying)',
         });
       writeFileSync(key, privateKeyPem, { mode: 0o600 });
+      // --force over a key an older version left readable: the mode above applies only to a new file.
+      chmodSync(key, 0o600);
       writeFileSync(path.join(dir, 'approval.pub'), publicKeyPem);
       ctx.out(
         `wrote ${key} (keep it private: approvals.signingKey) and ${path.join(dir, 'approval.pub')} (keel-deploy --approval-key)`,

@@ -242,7 +242,7 @@ export function createDemoProject(dir: string, options: DemoOptions = {}): DemoP
     writeFileSync(path.join(project, 'scripts', 'smoke.mjs'), smokeScript);
     // The supervisor signs deploy approvals with the private key; the deploy server trusts the public one.
     const { privateKeyPem, publicKeyPem } = generateApprovalKeyPair();
-    mkdirSync(path.join(dir, 'keys'));
+    mkdirSync(path.join(dir, 'keys'), { mode: 0o700 });
     writeFileSync(path.join(dir, 'keys', 'approval.key'), privateKeyPem, { mode: 0o600 });
     writeFileSync(path.join(dir, 'keys', 'approval.pub'), publicKeyPem);
   }
@@ -257,6 +257,8 @@ export function createDemoProject(dir: string, options: DemoOptions = {}): DemoP
     config,
     starterConfig({
       workspace: 'project',
+      // Beside the project, not in it: the demo's directory is its own.
+      stateDir: '.keel',
       ...(!deploy
         ? {}
         : {

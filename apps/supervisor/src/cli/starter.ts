@@ -74,6 +74,8 @@ export function starterConfig(options: {
   /** The model every agent uses (default: the playbook, which needs no network). */
   model?: ModelPresetName;
   deployConfig?: string;
+  /** Written as `stateDir` (relative to the config); default: none, so the per-project one under the user's state dir. */
+  stateDir?: string;
   /** The demo's keys: the supervisor signs with the private one, the deploy server trusts the public one. */
   approvalKeys?: { signingKey: string; publicKey: string };
 }): string {
@@ -83,10 +85,19 @@ export function starterConfig(options: {
   return `# Keel supervisor config. Paths are relative to this file.
 version: 1
 
-# The project the servers are rooted at, and where Keel keeps its task store (SQLite) and the
-# servers' state. Keep the state dir outside the workspace so tools never see it.
+# The project the servers are rooted at.
 workspace: ${options.workspace}
-stateDir: .keel
+
+# Where Keel keeps its task store (SQLite), the servers' state and their keys. ${
+    options.stateDir === undefined
+      ? `By default a directory
+# of this project under $XDG_STATE_HOME/keel/projects (~/.local/state/keel/projects): outside the
+# workspace, so no tool sees it. Wherever you put it, every server Keel starts denies it to its tools.
+# stateDir: ../.keel-state`
+      : `Outside the workspace, so
+# no tool sees it; every server Keel starts denies it to its tools anyway.
+stateDir: ${options.stateDir}`
+  }
 
 # MCP servers, by name. \`builtin\` starts a Keel server shipped with keel over stdio, in the
 # workspace; \`command\` starts any stdio server; \`url\` connects over Streamable HTTP.

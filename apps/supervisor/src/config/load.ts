@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { canonicalJson, KeelError, sha256Hex } from '@keel/kit';
+import { canonicalJson, KeelError, sha256Hex } from '@keel/kit/core';
 import { configSchema, type KeelConfig } from './schema.js';
 
 /** A validated config, its directory (relative paths resolve against it) and its hash. */
@@ -10,8 +11,13 @@ export interface LoadedConfig {
   config: KeelConfig;
   file: string;
   dir: string;
-  /** sha256 of the canonical validated config: recorded with every task. */
+  /**
+   * sha256 over `parts`: the validated config and the prompt files it names, recorded with every
+   * task; a resume under another one stops unless accepted.
+   */
   hash: string;
+  /** A hash per part: each top-level config key, and `prompt FILE` per prompt file (its bytes). */
+  parts: Record<string, string>;
   workspace: string;
   stateDir: string;
 }
@@ -122,12 +128,63 @@ export function loadConfig(file: string): LoadedConfig {
   const absolute = path.resolve(file);
   const config = parseConfig(readStructuredFile(absolute), path.basename(absolute));
   const dir = path.dirname(absolute);
+  const parts = configParts(config, dir);
   return {
     config,
     file: absolute,
     dir,
-    hash: sha256Hex(canonicalJson(config)),
+    hash: sha256Hex(canonicalJson(parts)),
+    parts,
     workspace: path.resolve(dir, config.workspace),
-    stateDir: path.resolve(dir, process.env['KEEL_STATE_DIR'] ?? config.stateDir),
+    stateDir:
+      process.env['KEEL_STATE_DIR'] !== undefined
+        ? path.resolve(dir, process.env['KEEL_STATE_DIR'])
+        : config.stateDir !== undefined
+          ? path.resolve(dir, config.stateDir)
+          : defaultProjectStateDir(dir, process.env),
   };
+}
+
+/** The hash of each top-level key of a config, and of each prompt file it names (`prompt FILE`). */
+export function configParts(config: KeelConfig, dir: string): Record<string, string> {
+  const parts: Record<string, string> = {};
+  for (const [key, value] of Object.entries(config)) parts[key] = sha256Hex(canonicalJson(value ?? null));
+  for (const agent of Object.values(config.agents)) {
+    if (agent?.prompt === undefined) continue;
+    let bytes: Buffer | string;
+    try {
+      bytes = readFileSync(path.resolve(dir, agent.prompt));
+    } catch {
+      bytes = '(unreadable)';
+    }
+    parts[`prompt ${agent.prompt}`] = sha256Hex(bytes);
+  }
+  return parts;
+}
+
+/** The parts whose hash differs between two configs' `parts`, in order: what a resume names. */
+export function changedParts(before: Record<string, string>, after: Record<string, string>): string[] {
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  return keys.filter((key) => before[key] !== after[key]);
+}
+
+/**
+ * Where a project keeps its state when its config names no `stateDir`: its own directory under the
+ * user's state dir (`$XDG_STATE_HOME/keel/projects`, else `~/.local/state/keel/projects`), named
+ * after the config's directory and a hash of its real path. Outside the workspace by construction,
+ * so no tool sees the task store or the keys; stable across runs; two projects never share one.
+ */
+export function defaultProjectStateDir(configDir: string, env: NodeJS.ProcessEnv): string {
+  let real = configDir;
+  try {
+    real = realpathSync(configDir);
+  } catch {
+    // A config dir that cannot be resolved keeps its absolute path: the same on every run.
+  }
+  const base =
+    env['XDG_STATE_HOME'] !== undefined && path.isAbsolute(env['XDG_STATE_HOME'])
+      ? env['XDG_STATE_HOME']
+      : path.join(homedir(), '.local', 'state');
+  const name = path.basename(real).replace(/[^\w.-]+/g, '_') || 'root';
+  return path.join(base, 'keel', 'projects', `${name}-${sha256Hex(real).slice(0, 12)}`);
 }

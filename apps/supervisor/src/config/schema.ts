@@ -163,7 +163,12 @@ export const configSchema = z
   .object({
     version: z.literal(1),
     workspace: z.string().default('.').describe('the project the servers are rooted at'),
-    stateDir: z.string().default('.keel').describe('task store and server state'),
+    stateDir: z
+      .string()
+      .optional()
+      .describe(
+        'task store and server state; default: a directory of this project under $XDG_STATE_HOME/keel/projects (~/.local/state), outside the workspace',
+      ),
     store: z
       .string()
       .optional()

@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { Clock } from '../clock.js';
 import type { Limits } from '../config/schema.js';
 import type { ApprovalRecord, Decision, TaskStore } from '../store/taskStore.js';

@@ -1,194 +1,97 @@
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { diffLines } from 'diff';
-import type { Effect } from '../limits/sideEffects.js';
+import { effectPreviewSchema, type EffectPreview } from '@keel/kit';
+import type { Effect, EffectFileChange } from '../limits/sideEffects.js';
 import { noEffect } from '../limits/sideEffects.js';
 import type { CatalogTool, ConnectedServer, ToolResult } from '../mcp/servers.js';
-
-const walkCap = 10_000;
-
-/** git tools that leave the working tree as it is. */
-const gitTreeNeutral = new Set([
-  'git_add',
-  'git_commit',
-  'git_branch_create',
-  'git_tag',
-  'git_fetch',
-  'git_push',
-  'git_init',
-]);
 
 export interface EffectInput {
   server: ConnectedServer;
   tool: CatalogTool;
   args: Record<string, unknown>;
-  workspace: string;
-  /** Runs the same tool with `dryRun: true` (for tools that have one). */
-  dryRun: (args: Record<string, unknown>) => Promise<ToolResult>;
+  /** The workspace's real path: the servers report real paths, links already followed. */
+  workspaceReal: string;
+  /** The same call with `_meta["keel/preview"]`: the server answers what it would change, changing nothing. */
+  preview: (args: Record<string, unknown>) => Promise<ToolResult>;
 }
 
-const countLines = (text: string) =>
-  text === '' ? 0 : text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
-
-/** Counts `+`/`-` lines of a unified diff per file (headers excluded). */
-export function unifiedDiffEffect(
-  patch: string,
-): Array<{ path: string; linesAdded: number; linesRemoved: number }> {
-  const files: Array<{ path: string; linesAdded: number; linesRemoved: number }> = [];
-  let current: { path: string; linesAdded: number; linesRemoved: number } | undefined;
-  let oldPath: string | undefined;
-  for (const line of patch.split('\n')) {
-    if (line.startsWith('--- ')) {
-      oldPath = line.slice(4).replace(/^a\//, '').split('\t')[0];
-      continue;
-    }
-    if (line.startsWith('+++ ')) {
-      const newPath = line.slice(4).replace(/^b\//, '').split('\t')[0]!;
-      const target = newPath === '/dev/null' ? oldPath! : newPath;
-      current = { path: target, linesAdded: 0, linesRemoved: 0 };
-      files.push(current);
-      if (oldPath !== undefined && oldPath !== '/dev/null' && oldPath !== target)
-        files.push({ path: oldPath, linesAdded: 0, linesRemoved: 0 });
-      continue;
-    }
-    if (current === undefined) continue;
-    if (line.startsWith('+')) current.linesAdded++;
-    else if (line.startsWith('-')) current.linesRemoved++;
-  }
-  return files;
-}
-
-function inWorkspace(workspace: string, p: unknown): string | undefined {
-  if (typeof p !== 'string' || p.includes('\0')) return undefined;
-  const relative = path.relative(workspace, path.resolve(workspace, p));
-  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) return undefined;
+/** A real path as a workspace-relative one (`/` separators), or undefined when it lies outside. */
+export function workspacePath(workspaceReal: string, real: string): string | undefined {
+  const relative = path.relative(workspaceReal, real);
+  if (
+    relative === '' ||
+    relative === '..' ||
+    relative.startsWith(`..${path.sep}`) ||
+    path.isAbsolute(relative)
+  )
+    return undefined;
   return relative.split(path.sep).join('/');
 }
 
-function filesUnder(workspace: string, relative: string): Array<{ path: string; lines: number }> | undefined {
-  const out: Array<{ path: string; lines: number }> = [];
-  const visit = (rel: string): boolean => {
-    const abs = path.join(workspace, rel);
-    const stat = lstatSync(abs, { throwIfNoEntry: false });
-    if (stat === undefined) return true;
-    if (stat.isDirectory()) {
-      for (const entry of readdirSync(abs)) if (!visit(`${rel}/${entry}`)) return false;
-      return true;
-    }
-    if (out.length >= walkCap) return false;
-    out.push({
-      path: rel,
-      lines: stat.isFile() && stat.size < 8 * 1024 * 1024 ? countLines(readFileSync(abs, 'utf8')) : 0,
+/**
+ * The files a preview changes, workspace-relative: a rename counts its source too (it is removed),
+ * a copy only its destination. Undefined names the first path outside the workspace.
+ */
+export function previewFiles(
+  workspaceReal: string,
+  preview: EffectPreview,
+): { ok: true; files: EffectFileChange[] } | { ok: false; outside: string } {
+  const files: EffectFileChange[] = [];
+  for (const file of preview.files) {
+    const target = workspacePath(workspaceReal, file.path);
+    if (target === undefined) return { ok: false, outside: file.path };
+    files.push({
+      path: target,
+      linesAdded: file.linesAdded,
+      linesRemoved: file.linesRemoved,
+      ...(file.directory === true ? { directory: true } : {}),
     });
-    return true;
-  };
-  return visit(relative) ? out : undefined;
+    if (file.change === 'rename' && file.from !== undefined) {
+      const source = workspacePath(workspaceReal, file.from);
+      if (source === undefined) return { ok: false, outside: file.from };
+      files.push({ path: source, linesAdded: 0, linesRemoved: 0 });
+    }
+  }
+  return { ok: true, files };
 }
 
 /**
- * A mutating call's effect on the workspace before it runs: from its arguments (write, patch),
- * a dry run of the same tool (edit), or the files it would remove or move. Anything else is
- * uncomputable, which the side-effect caps treat as crossing.
+ * A mutating call's effect on the workspace before it runs, as the server that would apply it
+ * predicts it (`keel/preview`): the supervisor parses no patch and follows no link itself. Test
+ * runs and deploys are outside the file caps; a mutating tool without a preview has an unknown
+ * effect, which the caps treat as crossing.
  */
 export async function computeEffect(input: EffectInput): Promise<Effect> {
   const { server, tool, args } = input;
   if (tool.annotations.readOnlyHint === true) return noEffect;
-  switch (server.kind) {
-    case 'test-runner':
-    case 'deploy':
-      return noEffect;
-    case 'git':
-      if (gitTreeNeutral.has(tool.name)) return noEffect;
-      if (tool.name === 'git_restore' && args['mode'] === 'unstage') return noEffect;
-      return {
-        computable: false,
-        reason: `${tool.name} changes the working tree in ways its arguments do not show`,
-      };
-    case 'filesystem':
-      return filesystemEffect(input);
-    case 'external':
-      return {
-        computable: false,
-        reason: `${tool.name} is a tool of an external server that is not read-only`,
-      };
+  if (server.kind === 'test-runner' || server.kind === 'deploy') return noEffect;
+  if (tool.preview !== true)
+    return {
+      computable: false,
+      reason:
+        server.kind === 'external'
+          ? `${tool.name} is a tool of an external server that is not read-only and cannot preview its effect`
+          : `${tool.name} cannot preview its effect`,
+    };
+  let answer: ToolResult;
+  try {
+    answer = await input.preview(args);
+  } catch (error) {
+    return { computable: false, reason: `the preview of ${tool.name} failed: ${(error as Error).message}` };
   }
-}
-
-async function filesystemEffect({ tool, args, workspace, dryRun }: EffectInput): Promise<Effect> {
-  const outside = (p: unknown): Effect => ({
-    computable: false,
-    reason: `'${String(p)}' is not inside the workspace`,
-  });
-  switch (tool.name) {
-    case 'create_directory':
-      return noEffect;
-    case 'write_file': {
-      const rel = inWorkspace(workspace, args['path']);
-      if (rel === undefined) return outside(args['path']);
-      const before = lstatSync(path.join(workspace, rel), { throwIfNoEntry: false })?.isFile()
-        ? readFileSync(path.join(workspace, rel), 'utf8')
-        : '';
-      let linesAdded = 0;
-      let linesRemoved = 0;
-      for (const part of diffLines(before, typeof args['content'] === 'string' ? args['content'] : '')) {
-        if (part.added) linesAdded += part.count ?? 0;
-        else if (part.removed) linesRemoved += part.count ?? 0;
-      }
-      return {
-        computable: true,
-        files: linesAdded + linesRemoved === 0 ? [] : [{ path: rel, linesAdded, linesRemoved }],
-      };
-    }
-    case 'edit_file': {
-      const rel = inWorkspace(workspace, args['path']);
-      if (rel === undefined) return outside(args['path']);
-      const preview = await dryRun({ ...args, dryRun: true });
-      const diff = preview.structured?.['diff'];
-      if (preview.isError || typeof diff !== 'string')
-        // The real call will fail the same way; no file changes.
-        return noEffect;
-      const [file] = unifiedDiffEffect(diff);
-      return { computable: true, files: file === undefined ? [] : [{ ...file, path: rel }] };
-    }
-    case 'apply_patch': {
-      if (typeof args['patch'] !== 'string') return noEffect;
-      const files = unifiedDiffEffect(args['patch']);
-      const mapped = [];
-      for (const file of files) {
-        const rel = inWorkspace(workspace, file.path);
-        if (rel === undefined) return outside(file.path);
-        mapped.push({ ...file, path: rel });
-      }
-      return { computable: true, files: mapped };
-    }
-    case 'delete': {
-      const rel = inWorkspace(workspace, args['path']);
-      if (rel === undefined) return outside(args['path']);
-      const files = filesUnder(workspace, rel);
-      if (files === undefined)
-        return { computable: false, reason: `more than ${walkCap} files under ${rel}` };
-      return {
-        computable: true,
-        files: files.map((f) => ({ path: f.path, linesAdded: 0, linesRemoved: f.lines })),
-      };
-    }
-    case 'move': {
-      const from = inWorkspace(workspace, args['source']);
-      const to = inWorkspace(workspace, args['destination']);
-      if (from === undefined) return outside(args['source']);
-      if (to === undefined) return outside(args['destination']);
-      const files = filesUnder(workspace, from);
-      if (files === undefined)
-        return { computable: false, reason: `more than ${walkCap} files under ${from}` };
-      return {
-        computable: true,
-        files: files.flatMap((f) => [
-          { path: f.path, linesAdded: 0, linesRemoved: 0 },
-          { path: to + f.path.slice(from.length), linesAdded: 0, linesRemoved: 0 },
-        ]),
-      };
-    }
-    default:
-      return { computable: false, reason: `no effect model for filesystem tool ${tool.name}` };
-  }
+  // A plan that fails answers the error the call would give: the call changes nothing.
+  if (answer.isError) return noEffect;
+  const parsed = effectPreviewSchema.safeParse(answer.structured?.['preview']);
+  if (!parsed.success)
+    return { computable: false, reason: `${tool.name} answered its preview with no valid effect` };
+  const preview = parsed.data as EffectPreview;
+  if (!preview.complete)
+    return {
+      computable: false,
+      reason: `the preview of ${tool.name} is not the whole effect (${preview.reason ?? 'no reason given'})`,
+      preview,
+    };
+  const mapped = previewFiles(input.workspaceReal, preview);
+  if (!mapped.ok)
+    return { computable: false, reason: `'${mapped.outside}' is not inside the workspace`, preview };
+  return { computable: true, files: mapped.files, preview };
 }

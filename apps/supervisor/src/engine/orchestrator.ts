@@ -105,6 +105,12 @@ export async function orchestrate(
       const review = await invoke<ReviewV1>('review', handoff.review(task, flow.plan!, change.value, rounds));
       if (!review.ok) return review;
       flow.reviews.push(review.value);
+      const comments = review.value.comments.length;
+      session.progress(
+        'note',
+        'orchestrator',
+        `review ${rounds}: ${review.value.verdict}${comments === 0 ? '' : ` (${comments} comment${comments === 1 ? '' : 's'})`}`,
+      );
       if (review.value.verdict === 'request_changes') {
         if (rounds >= limits().reviewRounds) {
           const escalation = await session.escalate({

@@ -1,6 +1,6 @@
 import { context as otelContext, type Tracer } from '@opentelemetry/api';
 import type { TaskRunV1 } from '@keel/contracts';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { builtinPrompt } from '../agents/roles.js';
 import type { LoadedConfig } from '../config/load.js';
 import {
@@ -16,7 +16,18 @@ import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
 import type { UsageWhenMissing } from '../limits/usage.js';
 import type { Model } from '../models/model.js';
-import type { EventRecord, ModelCallRecord, TaskRecord, TaskStore } from '../store/taskStore.js';
+import type {
+  EventRecord,
+  Fenced,
+  ModelCallRecord,
+  TaskOwner,
+  TaskRecord,
+  TaskStore,
+  TaskWriter,
+} from '../store/taskStore.js';
+import { FencedStop, unfenced } from './fence.js';
+import { crashPointFrom } from './crashPoints.js';
+import type { RetryPolicy } from './stages/modelCall.js';
 import type { TaskFile } from '../task/taskFile.js';
 import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
@@ -31,6 +42,8 @@ import { hostname } from 'node:os';
 import { parseTaskFile } from '../task/taskFile.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { changedParts } from '../config/load.js';
+import { keelOwnFiles } from '../config/ownFiles.js';
 
 export interface RunTaskOptions {
   loaded: LoadedConfig;
@@ -51,6 +64,10 @@ export interface RunTaskOptions {
   worker?: { id: string; heartbeatMs: number };
   /** Where the task's servers come from: a worker's pool of warm ones; by default, started for the task. */
   servers?: ServerSource;
+  /** How provider faults are retried (tests inject the jitter and the wait); default `defaultRetry`. */
+  retry?: RetryPolicy;
+  /** The task file it was read from: denied to every tool with Keel's other own files. */
+  taskFile?: string;
 }
 
 /** A process-wide doorbell: `keel kill` rings it (SIGUSR2), each running task checks the store. */
@@ -60,8 +77,18 @@ export interface KillSignals {
 
 export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId'> {
   taskId: string;
+  /**
+   * The epoch of a claim the caller already made (a worker taking a dead one's task over). Without
+   * it the task is claimed here from whichever owner record it has (none, once a run released it).
+   */
+  epoch?: number;
   /** Why it resumes (an approval, an escalation continued, after a crash): recorded in the event log. */
   reason: string;
+  /**
+   * Goes on under a config (or prompt file) whose hash differs from the one the task ran under,
+   * recorded as `config_change_accepted`; without it such a resume stops, naming what changed.
+   */
+  acceptChangedConfig?: boolean;
   /**
    * `--accept-divergence`: a recorded step whose request differs now (an edited prompt) is asked
    * afresh instead of stopping the task; each acceptance is a `divergence_accepted` event.
@@ -72,6 +99,11 @@ export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId
 export interface TaskOutcome {
   run: TaskRunV1;
   flow: FlowResult;
+  /**
+   * Set when another process claimed the task while this run had it: the run stopped before its
+   * next call and wrote nothing more; `run` is this process's view, never recorded.
+   */
+  fenced?: Fenced;
 }
 
 export { newTaskId } from './taskId.js';
@@ -215,7 +247,9 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
     options.store.listEvents(record.id),
   ]);
   const task = parseTaskFile(record.spec, `task ${record.id}`);
+  await checkConfigUnchanged(options, record, events);
   return execute(options, task, record.id, {
+    epoch: options.epoch,
     record,
     state: new ResumeState(models, tools, events),
     models,
@@ -223,6 +257,52 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
     reason: options.reason,
     acceptDivergence: options.acceptDivergence === true,
   });
+}
+
+/**
+ * A task resumes under the config it ran under: the config is read again on resume, so an edit
+ * made meanwhile (a raised limit, a rewritten prompt) would take effect unseen. A changed hash
+ * stops the resume naming the parts that changed, unless accepted on purpose (then recorded, and
+ * the new config is the one later resumes compare with).
+ */
+async function checkConfigUnchanged(
+  options: ResumeTaskOptions,
+  record: TaskRecord,
+  events: readonly EventRecord[],
+): Promise<void> {
+  const { loaded, store } = options;
+  let baseline = { hash: record.configHash, parts: undefined as Record<string, string> | undefined };
+  for (const event of events) {
+    const data = event.data as {
+      configParts?: Record<string, string>;
+      to?: string;
+      parts?: Record<string, string>;
+    };
+    if (event.type === 'task_started' && data.configParts !== undefined)
+      baseline = { ...baseline, parts: data.configParts };
+    if (event.type === 'config_change_accepted' && typeof data.to === 'string')
+      baseline = { hash: data.to, parts: data.parts };
+  }
+  if (baseline.hash === loaded.hash) return;
+  const changed =
+    baseline.parts === undefined
+      ? ['the config (its parts were not recorded)']
+      : changedParts(baseline.parts, loaded.parts);
+  if (options.acceptChangedConfig !== true)
+    throw new KeelError(
+      'PRECONDITION_FAILED',
+      `task ${record.id} ran under another config: changed since: ${changed.join(', ')} (${loaded.file})`,
+      {
+        hint: `restore what changed, or go on under the new config on purpose: keel resume ${record.id} --accept-changed-config`,
+        details: { changed, from: baseline.hash, to: loaded.hash },
+      },
+    );
+  await store.appendEvent(
+    record.id,
+    'config_change_accepted',
+    { changed, from: baseline.hash, to: loaded.hash, parts: loaded.parts, file: loaded.file },
+    new Date((options.clock ?? systemClock).now()),
+  );
 }
 
 /** How long a task has run so far, over all its runs (the wall-clock limit counts only those). */
@@ -242,6 +322,7 @@ export function activeTime(events: readonly EventRecord[]): number {
 }
 
 interface Resuming {
+  epoch: number | undefined;
   record: TaskRecord;
   state: ResumeState;
   models: ModelCallRecord[];
@@ -285,8 +366,14 @@ async function execute(
       },
     );
   const limits = mergeLimits(defaultLimits, config.limits, task.limits);
+  // A raise only ever raises, as when it was first applied (Budget.raise).
+  if (resuming !== undefined)
+    for (const raise of await continuedRaises(store, taskId))
+      for (const [key, value] of Object.entries(raise) as Array<[keyof Limits, number | undefined]>)
+        if (value !== undefined && value > limits[key]) limits[key] = value;
   const createdAt = resuming?.record.createdAt ?? new Date(clock.now()).toISOString();
   const signer = loadSigner(loaded);
+  const crashPoint = crashPointFrom(options.env);
   const models = new Map<string, Model>();
   const modelFor = (name: string) => {
     let model = models.get(name);
@@ -338,6 +425,7 @@ async function execute(
     workspace: loaded.workspace,
     stateDir: loaded.stateDir,
     env: options.env,
+    deny: keelOwnFiles(loaded, options.taskFile === undefined ? [] : [options.taskFile]),
     only: wanted,
   });
   const tracer = options.tracer;
@@ -352,6 +440,8 @@ async function execute(
           'keel.task.type': task.type,
         });
   let session: TaskSession | undefined;
+  let writer: TaskWriter | undefined;
+  let fencedBy: Fenced | undefined;
   let unsubscribe: (() => void) | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let ended: TaskRunV1['status'] | undefined;
@@ -393,6 +483,30 @@ async function execute(
           hint: 'keel resume TASK goes on with a task that stopped',
         },
       );
+    const owner: TaskOwner = {
+      pid: process.pid,
+      startTime: processStartTime(process.pid) ?? '',
+      host: hostname(),
+      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
+      ...(options.worker === undefined
+        ? {}
+        : { worker: options.worker.id, heartbeatAt: new Date(clock.now()).toISOString() }),
+    };
+    const claim = async (expected: TaskOwner | null): Promise<TaskWriter> => {
+      const claimed = await store.claimOwner(taskId, expected, owner);
+      if (!claimed.ok)
+        throw new KeelError(
+          'CONFLICT',
+          `task ${taskId} is owned by pid ${claimed.current?.pid ?? '?'}${claimed.current?.worker === undefined ? '' : ` (worker ${claimed.current.worker})`}: it was not claimed`,
+          { hint: 'keel kill TASK stops it; a worker takes over a task whose worker stopped beating' },
+        );
+      crashPoint('supervisor.after-claim');
+      return store.writer(taskId, claimed.epoch);
+    };
+    const onFenced = (f: Fenced) => {
+      fencedBy ??= f;
+      session?.fence(f);
+    };
     if (resuming === undefined) {
       const start = await startingState(servers, loaded, meta);
       // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
@@ -400,9 +514,10 @@ async function execute(
         start['git'] === undefined
           ? start
           : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
-      if (queued !== undefined)
-        await store.updateTask(taskId, { status: 'running', startingState: recorded });
-      else
+      if (queued !== undefined) {
+        writer = await claim(null);
+        unfenced(await writer.updateTask({ status: 'running', startingState: recorded }), onFenced);
+      } else {
         await store.createTask({
           id: taskId,
           type: task.type,
@@ -416,51 +531,68 @@ async function execute(
           startingState: recorded,
           run: null,
         });
-      await store.appendEvent(
-        taskId,
-        'task_started',
-        {
-          type: task.type,
-          mode: task.mode,
-          limits,
-          startingState: start,
-        },
-        new Date(clock.now()),
+        writer = await claim(null);
+      }
+      unfenced(
+        await writer.appendEvent(
+          'task_started',
+          {
+            type: task.type,
+            mode: task.mode,
+            limits,
+            startingState: start,
+            configParts: loaded.parts,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
       );
     } else {
-      await store.updateTask(taskId, { status: 'running' });
-      await store.appendEvent(
-        taskId,
-        'task_resumed',
-        {
-          reason: resuming.reason,
-          fromStep: resuming.state.lastStep,
-          configChanged: resuming.record.configHash !== loaded.hash,
-        },
-        new Date(clock.now()),
+      if (resuming.epoch === undefined) writer = await claim(await store.getOwner(taskId));
+      else {
+        writer = store.writer(taskId, resuming.epoch);
+        unfenced(await writer.updateOwner({ serverPids: owner.serverPids }), onFenced);
+      }
+      unfenced(await writer.updateTask({ status: 'running' }), onFenced);
+      unfenced(
+        await writer.appendEvent(
+          'task_resumed',
+          {
+            reason: resuming.reason,
+            fromStep: resuming.state.lastStep,
+            configChanged: resuming.record.configHash !== loaded.hash,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
       );
     }
-    const owner = {
-      pid: process.pid,
-      startTime: processStartTime(process.pid) ?? '',
-      host: hostname(),
-      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
-      ...(options.worker === undefined ? {} : { worker: options.worker.id }),
-    };
-    const beat = () =>
-      store.setOwner(taskId, {
-        ...owner,
-        ...(options.worker === undefined ? {} : { heartbeatAt: new Date(clock.now()).toISOString() }),
-      });
-    await beat();
+    const w = writer;
     if (options.worker !== undefined) {
+      // The heartbeat renews only this claim: once another process holds the task it is refused,
+      // and this run stops — a stalled worker never writes its owner record back over its successor's.
+      const beat = async () => {
+        const renewed = await w.renewOwner(new Date(clock.now()));
+        if (!renewed.ok) onFenced(renewed);
+      };
       heartbeat = setInterval(() => void beat().catch(() => undefined), options.worker.heartbeatMs);
       heartbeat.unref();
     }
-    const gate = new ApprovalGate({ store, taskId, config: config.approvals, signer, clock });
+    const gate = new ApprovalGate({
+      store,
+      writer: w,
+      onFenced,
+      taskId,
+      config: config.approvals,
+      signer,
+      clock,
+    });
     session = new TaskSession({
       taskId,
       store,
+      writer: w,
+      crashPoint,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
       servers,
       workspace: loaded.workspace,
       limits,
@@ -481,10 +613,9 @@ async function execute(
       usageWhenMissing: (name) => usageWhenMissingOf(config.models[name]),
     });
     const current = session;
+    if (fencedBy !== undefined) current.fence(fencedBy);
     unsubscribe = options.killSignals?.subscribe(() => {
-      void store.killRequested(taskId).then((requested) => {
-        if (requested) current.kill();
-      });
+      void current.checkOwnership().catch(() => undefined);
     });
     let stopReason: Stop | undefined;
     let end: { status: 'succeeded' | 'failed'; message: string } | undefined;
@@ -493,8 +624,10 @@ async function execute(
       if (result.ok) end = result.value;
       else stopReason = result.stop;
     } catch (error) {
+      if (error instanceof FencedStop) onFenced(error.fenced);
       stopReason = { status: 'error', message: (error as Error).message };
     }
+    if (session.fenced !== undefined) stopReason = session.abortStop();
     const status = end?.status ?? stopReason!.status;
     const waiting = status === 'waiting' || status === 'escalated';
     const run: TaskRunV1 = {
@@ -518,28 +651,57 @@ async function execute(
       toolCalls: session.toolCalls,
       ...(status === 'error' ? { error: { code: 'TASK_ERROR', message: stopReason!.message } } : {}),
     };
-    await store.appendEvent(
-      taskId,
-      waiting ? 'task_paused' : 'task_finished',
-      {
-        status,
-        outcome: run.outcome,
-      },
-      new Date(clock.now()),
-    );
-    await store.updateTask(taskId, { status, endedAt: run.endedAt, run });
+    // A fenced run writes nothing more: a kill's end is recorded by the killer, a takeover's by the new owner.
+    if (session.fenced !== undefined) return fencedEnd(store, taskId, session.fenced, run, flow);
+    try {
+      unfenced(
+        await w.appendEvent(
+          waiting ? 'task_paused' : 'task_finished',
+          {
+            status,
+            outcome: run.outcome,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
+      );
+      unfenced(await w.updateTask({ status, endedAt: run.endedAt, run }), onFenced);
+    } catch (error) {
+      if (!(error instanceof FencedStop)) throw error;
+      return fencedEnd(store, taskId, error.fenced, run, flow);
+    }
     ended = status;
     rootSpan?.span.setAttribute('keel.task.status', status);
     rootSpan?.end(status === 'succeeded' ? undefined : status);
     return { run, flow };
+  } catch (error) {
+    // Refused before the session ran, or by the end's own writes: the run ends here, unrecorded.
+    if (!(error instanceof FencedStop)) throw error;
+    throw new KeelError('CONFLICT', `task ${taskId}: ${error.message}; this process stopped`, {
+      cause: error,
+      hint: 'another process runs the task now, or it was killed: keel show TASK',
+    });
   } finally {
     clearInterval(heartbeat);
     unsubscribe?.();
-    await store.setOwner(taskId, null).catch(() => undefined);
+    await writer?.releaseOwner().catch(() => undefined);
     session?.dispose();
     await source.release(servers, await reusable(store, taskId, session, ended));
     if (rootSpan !== undefined && rootSpan.span.isRecording()) rootSpan.end('aborted');
   }
+}
+
+/** How a run that lost its task ends: killed (the killer records it), or taken over by another process. */
+async function fencedEnd(
+  store: TaskStore,
+  taskId: string,
+  fenced: Fenced,
+  run: TaskRunV1,
+  flow: FlowResult,
+): Promise<TaskOutcome> {
+  const { killRequested } = await store.getOwnership(taskId);
+  if (!killRequested) return { run, flow, fenced };
+  return { run: { ...run, status: 'killed', outcome: { message: 'the task was killed' } }, flow };
 }
 
 /**
@@ -557,6 +719,22 @@ async function reusable(
   if (session === undefined || session.signal.aborted || ended === undefined || ended === 'error')
     return false;
   return !(await store.killRequested(taskId).catch(() => true));
+}
+
+/**
+ * The wall-clock limits people raised when they continued this task's escalations. A resumed task
+ * runs again from its start with its clock standing where it stood, so the raise must hold from its
+ * first step — else a clock already past its old limit escalates again at step 1. The other limits
+ * count again from zero on the replay and reach the escalated step as before, where the continue
+ * is consumed (its raise applied, its hint delivered).
+ */
+async function continuedRaises(store: TaskStore, taskId: string): Promise<Array<Partial<Limits>>> {
+  return (await store.listApprovals({ taskId }))
+    .filter((a) => a.kind === 'escalation' && (a.status === 'approved' || a.status === 'consumed'))
+    .flatMap((a) => {
+      const raised = (a.decision as { raise?: Partial<Limits> } | null)?.raise?.wallClockMs;
+      return raised === undefined ? [] : [{ wallClockMs: raised }];
+    });
 }
 
 /** Later layers override earlier ones, field by field; an absent field keeps the earlier value. */

@@ -93,19 +93,21 @@ export class Budget {
 
   /**
    * Reserves a model call: one step, the input bound plus `max_tokens`, and their price. `max_tokens`
-   * shrinks to what the token and money limits leave, down to `minOutputTokens`.
+   * shrinks to what the token and money limits leave, down to `minOutputTokens`. A `retry` of a
+   * step's failed call reserves its tokens and price again, not another step.
    */
   reserveModelCall(
     inputBound: number,
     maxTokens: number,
     price: Price | undefined,
     agentCaps?: { steps?: number; tokens?: number; usedSteps: number; usedTokens: number },
+    retry = false,
   ): Reserve<ModelReservation> {
     const late = this.#wallClock();
     if (late) return late;
-    if (this.used.steps >= this.#limits.steps)
+    if (!retry && this.used.steps >= this.#limits.steps)
       return { ok: false, limit: 'steps', message: `step limit of ${this.#limits.steps} reached` };
-    if (agentCaps?.steps !== undefined && agentCaps.usedSteps >= agentCaps.steps)
+    if (!retry && agentCaps?.steps !== undefined && agentCaps.usedSteps >= agentCaps.steps)
       return { ok: false, limit: 'steps', message: `the agent's step limit of ${agentCaps.steps} reached` };
     let output = maxTokens;
     const tokensLeft = Math.min(
@@ -130,7 +132,7 @@ export class Budget {
         limit: 'money',
         message: `money limit: the call could cost ${usd(costOf(price, inputBound, minOutputTokens))}, ${usd(Math.max(0, this.#limits.costUsd - this.used.costUsd))} of ${usd(this.#limits.costUsd)} is left`,
       };
-    this.used.steps++;
+    if (!retry) this.used.steps++;
     // Held until settled, so calls admitted meanwhile see it as spent.
     this.used.inputTokens += inputBound;
     this.used.outputTokens += output;

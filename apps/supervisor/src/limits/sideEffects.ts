@@ -1,11 +1,24 @@
 import picomatch from 'picomatch';
 import type { LimitKind } from '@keel/contracts';
+import type { EffectPreview } from '@keel/kit';
 import type { SideEffects } from '../config/schema.js';
 
-/** A mutating call's effect on the workspace, computed before it runs. */
+/** One path a call would change, relative to the workspace. */
+export interface EffectFileChange {
+  path: string;
+  linesAdded: number;
+  linesRemoved: number;
+  /** A directory created or removed: protected like a file, not counted as a file changed. */
+  directory?: boolean;
+}
+
+/**
+ * A mutating call's effect on the workspace, computed before it runs from the server's preview
+ * (kept whole, with the binding the real call carries).
+ */
 export type Effect =
-  | { computable: true; files: Array<{ path: string; linesAdded: number; linesRemoved: number }> }
-  | { computable: false; reason: string };
+  | { computable: true; files: EffectFileChange[]; preview?: EffectPreview }
+  | { computable: false; reason: string; preview?: EffectPreview };
 
 export const noEffect: Effect = { computable: true, files: [] };
 
@@ -56,7 +69,10 @@ export class SideEffectLedger {
     const hit = effect.files.find((f) => this.#isProtected(f.path));
     if (hit !== undefined)
       return { limit: 'protected_path', message: `${tool} would change ${hit.path}, a protected path` };
-    const files = new Set([...this.files, ...effect.files.map((f) => f.path)]);
+    const files = new Set([
+      ...this.files,
+      ...effect.files.filter((f) => f.directory !== true).map((f) => f.path),
+    ]);
     if (this.#caps.maxFilesChanged !== undefined && files.size > this.#caps.maxFilesChanged)
       return {
         limit: 'files_changed',
@@ -74,7 +90,7 @@ export class SideEffectLedger {
   commit(effect: Effect): void {
     if (!effect.computable) return;
     for (const file of effect.files) {
-      this.files.add(file.path);
+      if (file.directory !== true) this.files.add(file.path);
       this.lines += file.linesAdded + file.linesRemoved;
     }
   }

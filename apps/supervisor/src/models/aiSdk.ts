@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import {
   APICallError,
   generateText,
@@ -146,6 +146,7 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
       const reason = error.cause instanceof Error ? error.cause.message : error.message;
       return new KeelError('UNAVAILABLE', `${provider}: cannot reach ${error.url}: ${reason}`, {
         cause: error,
+        retryable: true,
         // A connection that was never made carried no request: nothing can have been billed. A
         // connection lost later may have been, and the engine keeps its reservation.
         details: { provider, url: error.url, ...(neverConnected(error) ? { unbilled: true } : {}) },
@@ -159,9 +160,18 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
     return new KeelError(codeForStatus(status), `${provider} answered HTTP ${status}: ${providerMessage}`, {
       cause: error,
       retryable: error.isRetryable,
-      // A provider that refused the request (4xx, 5xx) generated nothing, so billed nothing; a 200
-      // whose body did not parse may have been billed.
-      details: { provider, status, providerMessage, ...(status >= 400 ? { unbilled: true } : {}) },
+      details: {
+        provider,
+        status,
+        providerMessage,
+        // A provider that refused the request (4xx, 5xx) generated nothing, so billed nothing; a
+        // 200 whose body did not parse may have been billed.
+        ...(status >= 400 ? { unbilled: true } : {}),
+        // Seconds or an HTTP date, as the provider sent it; the engine reads it against its own clock.
+        ...(error.responseHeaders?.['retry-after'] === undefined
+          ? {}
+          : { retryAfter: error.responseHeaders['retry-after'] }),
+      },
     });
   }
   const message = error instanceof Error ? error.message : String(error);

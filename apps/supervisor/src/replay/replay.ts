@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { TaskStatus } from '@keel/contracts';
 import type { LoadedConfig } from '../config/load.js';
 import { resumeTask, runTask } from '../engine/runTask.js';

@@ -1,4 +1,4 @@
-import { KeelError, canonicalJson } from '@keel/kit';
+import { KeelError, canonicalJson } from '@keel/kit/core';
 import type { Dialect } from './dialect.js';
 import type { Claim, Fenceable, Fenced, TaskOwner, TaskStore, TaskWriter } from './taskStore.js';
 import { encodeJson as json } from './rows.js';

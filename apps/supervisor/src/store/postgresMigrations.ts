@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { genesisHash } from './rows.js';
 
 /**

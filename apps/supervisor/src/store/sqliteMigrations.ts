@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 
 /**
  * A change to the SQLite task store's schema: SQL, or a function for what SQL alone cannot do

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { TaskAggregate, TaskStore, TaskSummaryFilter } from './taskStore.js';
@@ -7,13 +7,33 @@ import { openSqliteDatabase } from './sqliteMigrations.js';
 import { runSync, type Executor, type Statement, type Work } from './statements.js';
 import { createStoreCore, endedTasks } from './storeCore.js';
 
+/** The state dir, readable by its owner only (0700): created so, or tightened if an older version left it open. */
+function ownerOnlyDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dir).mode;
+  if ((mode & 0o077) !== 0) chmodSync(dir, mode & 0o700);
+}
+
+/**
+ * The database file created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
+ * database's mode); one an older version left 0644 is tightened, its -wal and -shm with it.
+ */
+function ownerOnlyFile(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  for (const part of [file, `${file}-wal`, `${file}-shm`]) {
+    const mode = statSync(part, { throwIfNoEntry: false })?.mode;
+    if (mode !== undefined && (mode & 0o077) !== 0) chmodSync(part, mode & 0o600);
+  }
+}
+
 /**
  * The embedded task store: one SQLite file (WAL) in the state dir. Every statement is prepared
  * once and kept; work that must be atomic runs in one IMMEDIATE transaction (the database's write
  * lock), so several `keel` processes on one state dir keep one unbroken event chain.
  */
 export function createSqliteTaskStore(stateDir: string): TaskStore {
-  mkdirSync(stateDir, { recursive: true });
+  ownerOnlyDir(stateDir);
+  ownerOnlyFile(path.join(stateDir, 'tasks.db'));
   const { db } = openSqliteDatabase(path.join(stateDir, 'tasks.db'));
 
   const prepared = new Map<string, Database.Statement<unknown[], unknown>>();

@@ -2,6 +2,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '@keel/testing';
 import { ApprovalGate, type GateCall } from '../../src/approvals/gate.js';
 import { createSqliteTaskStore } from '../../src/store/sqliteTaskStore.js';
+import { ownerWriter } from '../helpers.js';
 import type { AttackMeta } from './world.js';
 
 export const attacks: AttackMeta[] = [
@@ -22,6 +23,8 @@ async function gateOnDisk() {
   onTestFinished(() => store.close());
   const gate = new ApprovalGate({
     store,
+    writer: await ownerWriter(store, 't-1'),
+    onFenced: () => undefined,
     taskId: 't-1',
     config: { expiresHours: 24, preApproved: [], trustedTools: [] },
     signer: undefined,

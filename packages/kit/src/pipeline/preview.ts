@@ -9,6 +9,8 @@ import {
   type EffectPreview,
   type ToolPlan,
 } from '../preview.js';
+import type { Logger } from '../logger.js';
+import { executeHandler } from './execute.js';
 import { errorResult, measured, type Rendered } from './render.js';
 
 /** What the request's `_meta` asks of a call: only its preview, or the real call bound to one. */
@@ -170,4 +172,28 @@ function previewText(tool: string, preview: EffectPreview, display: (real: strin
   if (preview.irreversible !== undefined) lines.push(`irreversible: ${preview.irreversible}`);
   lines.push(`binding ${preview.binding}`);
   return lines.join('\n');
+}
+
+/**
+ * A preview request's run: the plan's effect (through the handler's span and error handling), bounded
+ * and rendered as the call's result. Nothing is applied.
+ */
+export function previewRun(
+  tool: AnyTool,
+  input: Record<string, unknown>,
+  ctx: CallContext,
+  trace: Parameters<typeof executeHandler>[3],
+  logger: Logger,
+  limits: { previewMaxFiles: number; maxResultBytes: number },
+): Promise<{ outcome: Outcome<unknown>; rendered: Rendered }> {
+  const plan = () => previewCall(tool, input, ctx, { maxFiles: limits.previewMaxFiles });
+  return executeHandler(tool, input, ctx, trace, logger, plan).then((outcome) => ({
+    outcome,
+    rendered: renderPreview(
+      tool,
+      outcome as Outcome<EffectPreview>,
+      (real) => ctx.jail.display(real),
+      limits.maxResultBytes,
+    ),
+  }));
 }

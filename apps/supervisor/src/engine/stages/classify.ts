@@ -17,7 +17,10 @@ export interface ClassifyOptions {
 export interface Classifier {
   /** By the tool and its arguments, with what the task learned so far (its plans, its worktrees). */
   call(tool: string, args: Record<string, unknown>): Classification;
-  /** Policy's `irreversible.paths`: a call whose computed effect changes a matching path. */
+  /**
+   * By the effect the server previewed: its irreversible fact, or a change to a path matching
+   * policy's `irreversible.paths`.
+   */
   effect(tool: string, classification: Classification, effect: Effect): Classification;
 }
 
@@ -34,7 +37,11 @@ export function createClassifier(options: ClassifyOptions, facts: TaskFacts): Cl
         extraTools: options.extraIrreversible,
       }),
     effect(tool, classification, effect) {
-      if (classification.irreversible || !effect.computable) return classification;
+      if (classification.irreversible) return classification;
+      // A fact beyond the files that the server knows (a push publishes commits, or rewrites a branch).
+      if (effect.preview?.irreversible !== undefined)
+        return { irreversible: true, reason: `${tool}: ${effect.preview.irreversible}` };
+      if (!effect.computable) return classification;
       const touched = effect.files.find((f) => irreversiblePath(f.path));
       return touched === undefined
         ? classification

@@ -1,4 +1,6 @@
+import { realpathSync } from 'node:fs';
 import type { Context } from '@opentelemetry/api';
+import { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY } from '@keel/kit';
 import { noEffect, type Effect, type SideEffectLedger } from '../../limits/sideEffects.js';
 import type { CatalogTool, ConnectedServer } from '../../mcp/servers.js';
 import { computeEffect } from '../effects.js';
@@ -7,7 +9,8 @@ import type { Escalate } from './reserve.js';
 import { callOptions, traceMeta, type CallBounds } from './send.js';
 
 export interface EffectContext {
-  workspace: string;
+  /** The workspace's real path, which the servers' previews are relative to. */
+  workspaceReal: string;
   /** The task's side-effect caps and what it changed so far. */
   ledger: Pick<SideEffectLedger, 'check'>;
   /** Bounds the dry run a tool is asked for, like any call of the task. */
@@ -15,6 +18,19 @@ export interface EffectContext {
   escalate: Escalate;
   event: (type: string, data: unknown) => Promise<void>;
 }
+
+/** The workspace as the servers see it, links resolved (itself when it cannot be resolved: no server started there). */
+export function realWorkspace(workspace: string): string {
+  try {
+    return realpathSync(workspace);
+  } catch {
+    return workspace;
+  }
+}
+
+/** What binds the real call to the preview its effect was sized on: the server refuses it if the state moved. */
+export const expectPreviewMeta = (effect: Effect): Record<string, string> =>
+  effect.preview === undefined ? {} : { [EXPECT_PREVIEW_META_KEY]: effect.preview.binding };
 
 /**
  * The call's effect on the workspace, before it runs, against the side-effect caps: a read-only
@@ -33,8 +49,13 @@ export async function sizeEffect(
     server,
     tool,
     args,
-    workspace: ctx.workspace,
-    dryRun: (dryArgs) => server.call(tool.name, dryArgs, callOptions(ctx.bounds, traceMeta(parent))),
+    workspaceReal: ctx.workspaceReal,
+    preview: (previewArgs) =>
+      server.call(
+        tool.name,
+        previewArgs,
+        callOptions(ctx.bounds, { ...traceMeta(parent), [PREVIEW_META_KEY]: true }),
+      ),
   });
   const crossing = ctx.ledger.check(tool.name, effect);
   if (crossing !== undefined) {

@@ -1,4 +1,4 @@
-import { KeelError, sha256Hex } from '@keel/kit';
+import { KeelError, sha256Hex } from '@keel/kit/core';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { Clock } from '../../clock.js';
 import { costOf, type Budget, type ModelReservation, type Reserve } from '../../limits/budget.js';
@@ -26,18 +26,85 @@ export const reserveModelCall = (
   agent: Pick<AgentRun, 'config' | 'price'>,
   use: AgentUse,
   request: { messages: ModelMessage[]; tools: ModelToolDefinition[] },
+  retry = false,
 ): Reserve<ModelReservation> =>
-  budget.reserveModelCall(inputTokenBound(request), agent.config.maxTokens, agent.price, {
-    ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
-    ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
-    usedSteps: use.steps,
-    usedTokens: use.tokens,
+  budget.reserveModelCall(
+    inputTokenBound(request),
+    agent.config.maxTokens,
+    agent.price,
+    {
+      ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
+      ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
+      usedSteps: use.steps,
+      usedTokens: use.tokens,
+    },
+    retry,
+  );
+
+/**
+ * How a provider fault is retried: a 429, a 5xx or a connection reset is asked again up to
+ * `attempts` tries in all, after `Retry-After` when the provider sent one, else after an
+ * exponential backoff from `baseMs` (capped at `maxMs`) with equal jitter. Each try is reserved
+ * under the limits again and recorded as the step's next attempt.
+ */
+export interface RetryPolicy {
+  attempts: number;
+  baseMs: number;
+  maxMs: number;
+  /** In [0, 1): the jitter's draw. */
+  random: () => number;
+  /** Waits `ms`, or until `signal` fires (a kill, the deadline). */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+const abortableSleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
+
+export const defaultRetry: RetryPolicy = {
+  attempts: 4,
+  baseMs: 500,
+  maxMs: 30_000,
+  random: Math.random,
+  sleep: abortableSleep,
+};
+
+/** `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date; undefined when unreadable. */
+export function retryAfterMs(value: unknown, now: number): number | undefined {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** How long to wait before try `attempt + 1` after `error`, or undefined when it is not retried. */
+export function retryDelay(
+  error: unknown,
+  attempt: number,
+  policy: RetryPolicy,
+  now: number,
+): number | undefined {
+  if (attempt >= policy.attempts) return undefined;
+  if (!(error instanceof KeelError) || !error.retryable) return undefined;
+  const asked = retryAfterMs(error.details?.['retryAfter'], now);
+  if (asked !== undefined) return asked;
+  const backoff = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
+  return Math.round(backoff / 2 + (backoff / 2) * policy.random());
+}
 
 export interface ModelCallContext {
   taskId: string;
   tracer: Tracer | undefined;
-  budget: Pick<Budget, 'settleModelCall' | 'releaseModelCall'>;
+  budget: Pick<Budget, 'settleModelCall' | 'releaseModelCall' | 'reserveModelCall' | 'msLeft'>;
+  /** Provider faults retried; default {@link defaultRetry}. */
+  retry?: RetryPolicy;
   /** `models.<name>.usageWhenMissing` of the model an agent uses (by its key in `models`). */
   usageWhenMissing: (model: string) => UsageWhenMissing;
   event: (type: string, data: unknown) => Promise<void>;
@@ -75,8 +142,9 @@ export async function callModel(
   turn: Turn,
   messages: ModelMessage[],
   tools: ModelToolDefinition[],
-  reservation: ModelReservation,
+  reserved: ModelReservation,
 ): Promise<Step<ModelReply>> {
+  let reservation = reserved;
   const { agent } = turn;
   const span =
     ctx.tracer === undefined
@@ -93,8 +161,8 @@ export async function callModel(
           },
           SpanKind.CLIENT,
         );
-  const startedAt = new Date(ctx.clock.now());
-  const started = performance.now();
+  let startedAt = new Date(ctx.clock.now());
+  let started = performance.now();
   const record = (
     fields: Pick<
       ModelCallRecord,
@@ -115,40 +183,71 @@ export async function callModel(
       startedAt: startedAt.toISOString(),
       ...fields,
     });
+  const retry = ctx.retry ?? defaultRetry;
   let reply: ModelReply;
-  try {
-    reply = await agent.model.generate(
-      { messages, tools, maxTokens: reservation.maxTokens, signal: ctx.signal },
-      { taskId: ctx.taskId, agent: agent.role, step: turn.step, invocation: agent.invocation },
-    );
-  } catch (error) {
-    const aborted = ctx.signal.aborted || isAbort(error);
-    const message = (error as Error).message;
-    // A refused request (an HTTP error, no connection) was not billed: its reservation is released.
-    // A timeout, a cancellation or a connection lost mid-call may have been: it is kept, at the bound.
-    const unbilled = !aborted && error instanceof KeelError && error.details?.['unbilled'] === true;
-    if (unbilled) ctx.budget.releaseModelCall(reservation);
-    else
-      ctx.budget.settleModelCall(
-        reservation,
-        { inputTokens: reservation.inputTokens, outputTokens: reservation.maxTokens },
-        agent.price,
+  for (let attempt = 1; ; attempt++) {
+    try {
+      reply = await agent.model.generate(
+        { messages, tools, maxTokens: reservation.maxTokens, signal: ctx.signal },
+        { taskId: ctx.taskId, agent: agent.role, step: turn.step, invocation: agent.invocation },
       );
-    span?.end(aborted ? 'cancelled' : 'provider_error');
-    await record({
-      responseModel: null,
-      raw: null,
-      reply: null,
-      inputTokens: unbilled ? 0 : reservation.inputTokens,
-      outputTokens: unbilled ? 0 : reservation.maxTokens,
-      costUsd: unbilled ? 0 : reservation.costUsd,
-      error: message,
-    });
-    if (aborted) return stopped(ctx.abortStop());
-    return stopped({
-      status: 'error',
-      message: `model call failed (${agent.model.provider}:${agent.model.model}): ${message}`,
-    });
+      break;
+    } catch (error) {
+      const aborted = ctx.signal.aborted || isAbort(error);
+      const message = (error as Error).message;
+      // A refused request (an HTTP error, no connection) was not billed: its reservation is
+      // released. A timeout, a cancellation or a connection lost mid-call may have been: it is
+      // kept, at the bound.
+      const unbilled = !aborted && error instanceof KeelError && error.details?.['unbilled'] === true;
+      if (unbilled) ctx.budget.releaseModelCall(reservation);
+      else
+        ctx.budget.settleModelCall(
+          reservation,
+          { inputTokens: reservation.inputTokens, outputTokens: reservation.maxTokens },
+          agent.price,
+        );
+      await record({
+        responseModel: null,
+        raw: null,
+        reply: null,
+        inputTokens: unbilled ? 0 : reservation.inputTokens,
+        outputTokens: unbilled ? 0 : reservation.maxTokens,
+        costUsd: unbilled ? 0 : reservation.costUsd,
+        error: message,
+      });
+      const failed = `model call failed (${agent.model.provider}:${agent.model.model})`;
+      const wait = aborted ? undefined : retryDelay(error, attempt, retry, ctx.clock.now());
+      if (wait === undefined || wait >= ctx.budget.msLeft()) {
+        span?.end(aborted ? 'cancelled' : 'provider_error');
+        if (aborted) return stopped(ctx.abortStop());
+        const tries = attempt === 1 ? '' : ` (after ${attempt} tries)`;
+        return stopped({
+          status: 'error',
+          message:
+            wait === undefined
+              ? `${failed}${tries}: ${message}`
+              : `${failed}: ${message}; the retry it asks for (in ${wait} ms) falls past the wall-clock limit`,
+        });
+      }
+      ctx.progress(
+        agent.role,
+        `${failed}, try ${attempt} of ${retry.attempts}: ${message}; again in ${wait} ms`,
+      );
+      await retry.sleep(wait, ctx.signal);
+      if (ctx.signal.aborted) {
+        span?.end('cancelled');
+        return stopped(ctx.abortStop());
+      }
+      // Each try is reserved under the limits again: one the limits cannot hold stops the task.
+      const again = reserveModelCall(ctx.budget, agent, turn.use, { messages, tools }, true);
+      if (!again.ok) {
+        span?.end('limit_exceeded');
+        return stopped({ status: 'limit', limit: again.limit, message: again.message });
+      }
+      reservation = again.reservation;
+      startedAt = new Date(ctx.clock.now());
+      started = performance.now();
+    }
   }
   const usage = countUsage(reply.usage, reservation, ctx.usageWhenMissing(agent.config.model), reply);
   const settlement = ctx.budget.settleModelCall(reservation, usage, agent.price);

@@ -1,0 +1,3 @@
+import { keelTestConfig } from '../../vitest.shared.js';
+
+export default keelTestConfig({ testTimeout: 180_000 });
