@@ -63,9 +63,9 @@ describe('the approval gate', () => {
   it('pre-approves by policy only while the task has read nothing untrusted', async () => {
     const { gate } = await setup();
     expect((await gate.check(push({ remote: 'origin', branch: 'keel/t-1' }))).ok).toBe(true);
-    expect(gate.observeResult('list_environments', 2)).toBe(false);
-    expect((await gate.check(push({ remote: 'origin', branch: 'keel/t-1' }))).ok).toBe(true);
-    expect(gate.observeResult('read_file', 3)).toBe(true);
+    expect(gate.taint('read_file', 3)).toBe(true);
+    // The first taint is the one named: a later one changes nothing.
+    expect(gate.taint('search_text', 4)).toBe(false);
     const tainted = await gate.check(push({ remote: 'origin', branch: 'keel/t-1' }));
     expect(tainted.ok === false && tainted.stop.status).toBe('waiting');
     expect(tainted.approval?.reasons).toEqual([
@@ -76,7 +76,7 @@ describe('the approval gate', () => {
 
   it('binds an approval to the exact arguments, consumes it once, and lets a resumed run of the same call slot use it again', async () => {
     const { gate, store } = await setup();
-    gate.observeResult('read_file', 1);
+    gate.taint('read_file', 1);
     const args = { remote: 'origin', branch: 'main' };
     const asked = await gate.check(push(args));
     expect(asked.ok).toBe(false);
@@ -106,7 +106,7 @@ describe('the approval gate', () => {
 
   it('a denied call stops the task with the reason', async () => {
     const { gate, store } = await setup();
-    gate.observeResult('read_file', 1);
+    gate.taint('read_file', 1);
     const asked = await gate.check(push({ remote: 'origin' }));
     const denied = await store.decideApproval(asked.approval!.id, {
       approve: false,
@@ -124,7 +124,7 @@ describe('the approval gate', () => {
 
   it('a decision is made once, and not after the request expired', async () => {
     const { gate, store } = await setup();
-    gate.observeResult('read_file', 1);
+    gate.taint('read_file', 1);
     const first = (await gate.check(push({ remote: 'a' }))).approval!;
     await approve(store, first.id);
     const second = await store.decideApproval(first.id, {
@@ -156,7 +156,7 @@ describe('the approval gate', () => {
 
   it('turns an approved deploy into a signed token the deploy server accepts, in _meta only', async () => {
     const { gate, store, publicKey } = await setup();
-    gate.observeResult('read_file', 1);
+    gate.taint('read_file', 1);
     const plan = { planId: 'plan-abc', planHash: 'f'.repeat(64), environment: 'production' };
     const call: GateCall = {
       ...push({ planId: 'plan-abc' }),

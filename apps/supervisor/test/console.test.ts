@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,13 @@ import type { StatsReport } from '../src/observe/stats.js';
 import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
-import { haveChromium, launchBrowser, openPage as openBrowserPage, shoot } from './consoleBrowser.js';
+import {
+  haveChromium,
+  launchBrowser,
+  openPage as openBrowserPage,
+  shoot,
+  testConsoleToken,
+} from './consoleBrowser.js';
 import { createHarness } from './helpers.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { below, running } from './processes.js';
@@ -57,7 +64,7 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 
 /** `keel console --port 0` in a demo or harness directory; its URL once it listens. */
 async function startConsole(cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ url: string; proc: Keel }> {
-  const proc = keel(['console', '--port', '0'], cwd, env);
+  const proc = keel(['console', '--port', '0'], cwd, { KEEL_CONSOLE_TOKEN: testConsoleToken, ...env });
   const url = await until('the console to listen', () => /keel console on (\S+)/.exec(proc.stdout())?.[1]);
   return { url, proc };
 }
@@ -257,7 +264,15 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
 
     const events = await d.store.listEvents(d.taskId);
     expect(events.filter((e) => e.type === 'approval_granted').map((e) => e.data)).toEqual([
-      { approval: d.approvalId, tool: 'apply_deploy', by: 'Ada Lovelace', reason: 'release window open' },
+      {
+        approval: d.approvalId,
+        tool: 'apply_deploy',
+        argsSha256: (await d.store.getApproval(d.approvalId))?.argsSha256,
+        by: 'Ada Lovelace',
+        // Who was logged in where the approval was made, beside the name they typed.
+        osUser: userInfo().username,
+        reason: 'release window open',
+      },
     ]);
     return {
       task: (await d.store.getTask(d.taskId))?.status,
@@ -366,7 +381,8 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
   });
 
   it('refuses a state-changing request from a foreign origin, without the page token, or for a foreign host', async () => {
-    const html = (await (await fetch(finished.url)).text()).match(
+    const login = `keel_console_token=${testConsoleToken}`;
+    const html = (await (await fetch(finished.url, { headers: { cookie: login } })).text()).match(
       /name="keel-page-token" content="([^"]+)"/,
     )?.[1];
     expect(html).toMatch(/^[\w-]+\.[\w-]+$/);
@@ -375,7 +391,7 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
       rawRequest(finished.url, {
         method: 'POST',
         path: '/api/kill-all',
-        headers: { 'content-type': 'application/json', host: own, ...headers },
+        headers: { 'content-type': 'application/json', host: own, cookie: login, ...headers },
         body: JSON.stringify({ by: 'mallory' }),
       });
     const foreign = await post({ origin: 'http://evil.example', 'x-keel-page-token': html! });
@@ -411,6 +427,7 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
       headers: {
         'content-type': 'application/json',
         host: own,
+        cookie: login,
         origin: `http://${own}`,
         'x-keel-page-token': html!,
       },

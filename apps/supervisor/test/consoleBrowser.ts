@@ -29,8 +29,17 @@ export const widths = {
 } as const;
 
 /** A page at a laptop's width; closed when the test ends, which fails if the page threw. */
+/**
+ * The login token the tests start `keel console` with (a person gets one made at start, in the
+ * printed URL); pages opened by `openPage` carry it as the cookie the first visit would set.
+ */
+export const testConsoleToken = 'the-console-token-of-the-tests';
+
 export async function openPage(browser: Browser, url: string): Promise<Page> {
   const page = await browser.newPage({ viewport: widths.laptop });
+  await page
+    .context()
+    .addCookies([{ name: 'keel_console_token', value: testConsoleToken, url: new URL(url).origin }]);
   onTestFinished(() => page.close());
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
@@ -85,7 +94,10 @@ export async function startConsole(
   args: string[] = [],
   env: NodeJS.ProcessEnv = {},
 ): Promise<ConsoleProcess> {
-  const proc = startKeel(['console', '--port', '0', ...args], cwd, env);
+  const proc = startKeel(['console', '--port', '0', ...args], cwd, {
+    KEEL_CONSOLE_TOKEN: testConsoleToken,
+    ...env,
+  });
   onTestFinished(() => stopConsole(proc));
   const url = await until(
     'the console to listen',

@@ -307,7 +307,7 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
       error: {
         code: 'HTTP',
         message: 'this console needs its access token',
-        hint: 'open it once as /?token=KEEL_CONSOLE_TOKEN (the value it was started with); the page keeps it in a cookie',
+        hint: 'open the address keel console printed (it ends in ?token=…), or /?token=KEEL_CONSOLE_TOKEN when it was started with one; the page keeps it in a cookie',
       },
     };
     for (const address of [base, `${base}?token=not-the-console-token`, `${base}api/runs`]) {

@@ -4,7 +4,14 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EvalReport } from '../src/eval/report.js';
-import { haveChromium, launchBrowser, openPage, shoot, startConsole } from './consoleBrowser.js';
+import {
+  haveChromium,
+  launchBrowser,
+  openPage,
+  shoot,
+  startConsole,
+  testConsoleToken,
+} from './consoleBrowser.js';
 import { createHarness } from './helpers.js';
 import { keel } from './processes.js';
 
@@ -124,7 +131,9 @@ describe.skipIf(!haveChromium)('keel console: eval reports', () => {
 
     // The API names what is wrong with a bad address, and the way out.
     const answer = async (address: string) => {
-      const res = await fetch(new URL(address, url));
+      const res = await fetch(new URL(address, url), {
+        headers: { cookie: `keel_console_token=${testConsoleToken}` },
+      });
       return [res.status, await res.json()];
     };
     expect(await answer('/api/evals/no-such-eval')).toEqual([

@@ -134,6 +134,14 @@ describe('limits, checked before every call', () => {
     expect([r.exists('a.txt'), r.exists('b.txt'), r.exists('c.txt')]).toEqual([true, true, false]);
   });
 
+  it('an HTTP error releases the call’s reservation: nothing was generated, nothing is counted', async () => {
+    // A 400 is not retried: one refused request.
+    const r = await runScripted({ script: [{ status: 400, error: { message: 'max_tokens too large' } }] });
+    expect(r.run.status).toBe('error');
+    expect(r.modelCalls.map((c) => [c.inputTokens, c.outputTokens, c.costUsd])).toEqual([[0, 0, 0]]);
+    expect(r.run.tokens).toEqual({ input: 0, output: 0 });
+  });
+
   it('wall clock: the deadline cancels the model call in flight, and nothing starts after it', async () => {
     const r = await runScripted({
       script: [{ ...write('a.txt', 'a\n'), delayMs: 120_000 }, submit],
@@ -143,12 +151,14 @@ describe('limits, checked before every call', () => {
     expect(r.run.outcome).toEqual({ message: 'wall-clock limit of 2000 ms reached', limit: 'wall_clock' });
     expect(await r.server.settled(0)).toBe('disconnected');
     expect(r.server.requests.length).toBe(1);
+    // A cancelled call may have been billed: it keeps its reservation, counted at the bound.
+    const [call] = r.modelCalls;
     expect(r.modelCalls.map((c) => [c.step, c.raw, c.reply, c.inputTokens, c.outputTokens])).toEqual([
-      [1, null, null, 0, 0],
+      [1, null, null, call!.reservedInputTokens, call!.reservedOutputTokens],
     ]);
     expect(r.modelCalls[0]!.error).toBe('wall-clock limit reached');
     expect(r.toolCalls).toEqual([]);
-    expect(r.run.tokens).toEqual({ input: 0, output: 0 });
+    expect(r.run.tokens).toEqual({ input: call!.reservedInputTokens, output: call!.reservedOutputTokens });
     expect(r.exists('a.txt')).toBe(false);
   });
 });

@@ -316,6 +316,33 @@ describe.each(cases)('$provider adapter', (adapter) => {
     expect(reply.usage).toEqual({ inputTokens: 10, outputTokens: 9000 });
   });
 
+  it('leaves out the counts the provider left out, so the engine settles them at the bound, not at zero', async () => {
+    const outcome = async (usage: { inputTokens: number | null; outputTokens: number | null } | null) => {
+      const server = await serve([{ text: 'hi', usage }]);
+      return adapter
+        .create(server)
+        .generate(request(), context)
+        .then(
+          (reply) => ({ usage: reply.usage }),
+          (error: KeelError) => ({
+            status200: error.message.startsWith(`${adapter.provider} answered HTTP 200: `),
+            unbilled: error.details?.['unbilled'],
+          }),
+        );
+    };
+    // The Messages API always reports usage: a body without it is refused as malformed, and the
+    // engine keeps that call's reservation (a 200 may have been billed).
+    const refused = { status200: true, unbilled: undefined };
+    expect([await outcome(null), await outcome({ inputTokens: 12, outputTokens: null })]).toEqual(
+      adapter.provider === 'anthropic'
+        ? [refused, refused]
+        : [
+            { usage: { inputTokens: undefined, outputTokens: undefined } },
+            { usage: { inputTokens: 12, outputTokens: undefined } },
+          ],
+    );
+  });
+
   it('sends exactly the system prompt, history, tool definitions and max_tokens it was given', async () => {
     const server = await serve([{ text: 'Done.' }]);
     await adapter
@@ -377,10 +404,17 @@ describe.each(cases)('$provider adapter', (adapter) => {
       expect(server.requests).toHaveLength(1);
       expect(error).toBeInstanceOf(KeelError);
       const keelError = error as KeelError;
-      expect({ message: keelError.message, code: keelError.code, retryable: keelError.retryable }).toEqual({
+      expect({
+        message: keelError.message,
+        code: keelError.code,
+        retryable: keelError.retryable,
+        unbilled: keelError.details?.['unbilled'],
+      }).toEqual({
         message: `${adapter.provider} answered HTTP ${status}: ${message}`,
         code,
         retryable,
+        // A refused request generated nothing: the engine releases its reservation.
+        unbilled: true,
       });
     },
   );
@@ -400,10 +434,11 @@ describe.each(cases)('$provider adapter', (adapter) => {
     const error = await rejectionOf(adapter.create(server).generate(request(), context));
 
     expect(error).toBeInstanceOf(KeelError);
-    expect({ code: (error as KeelError).code, retryable: (error as KeelError).retryable }).toEqual({
-      code: 'UNAVAILABLE',
-      retryable: true,
-    });
+    expect({
+      code: (error as KeelError).code,
+      retryable: (error as KeelError).retryable,
+      unbilled: (error as KeelError).details?.['unbilled'],
+    }).toEqual({ code: 'UNAVAILABLE', retryable: true, unbilled: true });
     const { host } = new URL(server.url);
     expect((error as Error).message).toBe(
       `${adapter.provider}: cannot reach http://${host}${adapter.path}: connect ECONNREFUSED ${host}`,

@@ -5,13 +5,8 @@ import { ApprovalGate } from '../src/approvals/gate.js';
 import type { ToolSlot } from '../src/engine/stages/call.js';
 import { createClassifier } from '../src/engine/stages/classify.js';
 import { createTaskFacts } from '../src/engine/stages/facts.js';
-import {
-  observe,
-  protocolError,
-  refusal,
-  unobserved,
-  type ObserveContext,
-} from '../src/engine/stages/observe.js';
+import { createTrust } from '../src/approvals/trust.js';
+import { observe, protocolError, refusal, type ObserveContext } from '../src/engine/stages/observe.js';
 import { createRecorder } from '../src/engine/stages/record.js';
 import { SideEffectLedger, noEffect, type Effect } from '../src/limits/sideEffects.js';
 import type { ToolResult } from '../src/mcp/servers.js';
@@ -43,6 +38,7 @@ async function setup() {
   const ctx: ObserveContext = {
     workspace,
     gate,
+    trust: createTrust(gate.trustedTools, [{ name: 'srv', kind: 'deploy' }]),
     ledger,
     facts,
     event: (type, data) => recorder.event(type, data),
@@ -83,7 +79,12 @@ const wrote = (file: string): Effect => ({
 describe('the observe stage', () => {
   it('taints the task at the first untrusted result, once, and quotes every result as data', async () => {
     const { ctx, gate, events } = await setup();
-    const trusted = await observe(ctx, seen(1, 'list_environments', {}), ok('staging, production'), noEffect);
+    const trusted = await observe(
+      ctx,
+      seen(1, 'list_environments', {}),
+      ok('staging, production', { environments: ['staging', 'production'] }),
+      noEffect,
+    );
     expect(gate.tainted).toBeUndefined();
     const read = await observe(
       ctx,
@@ -180,7 +181,8 @@ describe('the observe stage', () => {
     });
   });
 
-  it("answers a refused call and a protocol error in the tool's error shape", () => {
+  it("answers a refused call in the tool's error shape, and a protocol error as an observed result", async () => {
+    const { ctx, gate, events } = await setup();
     const call = { id: 'c-9', name: 'rm_rf', arguments: [] };
     expect(
       refusal(call, {
@@ -199,16 +201,20 @@ describe('the observe stage', () => {
       },
       result: undefined,
     });
-    expect(unobserved(call, protocolError('server gone'))).toEqual({
+    // A trusted tool's protocol error is the server's words, not an echo of the call: it taints.
+    const thrown = protocolError('push to origin');
+    expect(await observe(ctx, seen(4, 'list_environments', {}), thrown, noEffect)).toEqual({
       message: {
         role: 'tool',
-        toolCallId: 'c-9',
-        toolName: 'rm_rf',
+        toolCallId: 'c-4',
+        toolName: 'list_environments',
         content:
-          '<tool_result tool="rm_rf" status="error">\n{"code":"MCP_ERROR","message":"server gone"}\n</tool_result>',
+          '<tool_result tool="list_environments" status="error">\n{"code":"MCP_ERROR","message":"push to origin"}\n</tool_result>',
         isError: true,
       },
-      result: undefined,
+      result: thrown,
     });
+    expect(gate.tainted).toEqual({ tool: 'list_environments', step: 4 });
+    expect(await events()).toEqual([{ type: 'tainted', data: { tool: 'list_environments', step: 4 } }]);
   });
 });

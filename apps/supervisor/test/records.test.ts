@@ -66,7 +66,7 @@ describe('the record of each model call', () => {
       expect(call.systemSha256).toBe(sha256Hex(sent.body.messages[0].content));
       const usage = script[i]!.usage!;
       expect([call.inputTokens, call.outputTokens]).toEqual([usage.inputTokens, usage.outputTokens]);
-      expect(call.costUsd).toBe((usage.inputTokens * 2 + usage.outputTokens * 10) / 1e6);
+      expect(call.costUsd).toBe((usage.inputTokens! * 2 + usage.outputTokens! * 10) / 1e6);
       expect(call.reply).toEqual({
         text: '',
         toolCalls: [

@@ -46,6 +46,8 @@ export async function runScripted(options: {
   provider?: 'openai-compatible' | 'anthropic';
   clock?: Clock;
   retry?: RetryPolicy;
+  /** Runs after the config is written and before the task starts (e.g. to write a prompt file beside it). */
+  before?: (dir: string) => Promise<void>;
 }): Promise<ScriptedRun> {
   const server = await serve(options.script);
   const h = await createHarness({
@@ -66,6 +68,7 @@ export async function runScripted(options: {
       ...options.config,
     },
   });
+  await options.before?.(h.dir);
   const outcome = await runTask({
     loaded: h.loaded,
     store: h.store,

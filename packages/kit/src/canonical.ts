@@ -14,7 +14,15 @@ function sortKeys(value: unknown): unknown {
     const sorted: Record<string, unknown> = {};
     for (const key of Object.keys(value).sort()) {
       const member = (value as Record<string, unknown>)[key];
-      if (member !== undefined) sorted[key] = sortKeys(member);
+      // Defined, not assigned: an own "__proto__" member (JSON.parse makes one) would otherwise set
+      // the prototype and vanish from the bytes, so two different argument sets would hash alike.
+      if (member !== undefined)
+        Object.defineProperty(sorted, key, {
+          value: sortKeys(member),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
     }
     return sorted;
   }

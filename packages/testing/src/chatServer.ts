@@ -24,11 +24,12 @@ export interface ScriptedReply {
   text?: string;
   toolCalls?: ScriptedToolCall[];
   /**
-   * Reported verbatim, even when it exceeds the request's `max_tokens` (a misreporting provider).
-   * When absent: input = ceil(request body bytes / 4), output = ceil(reply bytes / 4), where the
-   * reply bytes are the text plus each tool call's name and argument text.
+   * Reported verbatim, even when it exceeds the request's `max_tokens` or is negative (a
+   * misreporting provider). When absent: input = ceil(request body bytes / 4), output = ceil(reply
+   * bytes / 4), where the reply bytes are the text plus each tool call's name and argument text.
+   * `null` sends no usage at all (as some local servers do); a `null` count leaves that count out.
    */
-  usage?: { inputTokens: number; outputTokens: number };
+  usage?: { inputTokens: number | null; outputTokens: number | null } | null;
   /** Defaults to `tool_calls` when the reply has tool calls, `stop` otherwise. */
   finishReason?: ScriptedFinishReason;
   /** Sent as `finish_reason` / `stop_reason` verbatim, overriding `finishReason`. */
@@ -472,10 +473,23 @@ function successBody(
       (sum, call) => sum + Buffer.byteLength(call.name) + Buffer.byteLength(argumentText(call.arguments)),
       0,
     );
-  const usage = reply.usage ?? {
-    inputTokens: Math.ceil(requestBytes / 4),
-    outputTokens: Math.ceil(replyBytes / 4),
-  };
+  const usage =
+    reply.usage === undefined
+      ? { inputTokens: Math.ceil(requestBytes / 4), outputTokens: Math.ceil(replyBytes / 4) }
+      : reply.usage;
+  // A count left out is left out of the body, as a provider that does not report it would.
+  const counts = (names: { input: string; output: string; total?: string }) =>
+    usage === null
+      ? {}
+      : {
+          usage: {
+            ...(usage.inputTokens === null ? {} : { [names.input]: usage.inputTokens }),
+            ...(usage.outputTokens === null ? {} : { [names.output]: usage.outputTokens }),
+            ...(names.total === undefined || usage.inputTokens === null || usage.outputTokens === null
+              ? {}
+              : { [names.total]: usage.inputTokens + usage.outputTokens }),
+          },
+        };
   const model = reply.model ?? (typeof request.model === 'string' ? request.model : 'scripted');
   const finish = reply.finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop');
 
@@ -500,12 +514,14 @@ function successBody(
       choices: [
         { index: 0, message, logprobs: null, finish_reason: reply.rawFinishReason ?? openaiFinish[finish] },
       ],
-      usage: {
-        prompt_tokens: usage.inputTokens,
-        completion_tokens: usage.outputTokens,
-        total_tokens: usage.inputTokens + usage.outputTokens,
-        ...(cached === undefined ? {} : { prompt_tokens_details: { cached_tokens: cached } }),
-      },
+      ...(usage === null
+        ? {}
+        : {
+            usage: {
+              ...counts({ input: 'prompt_tokens', output: 'completion_tokens', total: 'total_tokens' }).usage,
+              ...(cached === undefined ? {} : { prompt_tokens_details: { cached_tokens: cached } }),
+            },
+          }),
     };
   }
   const content: unknown[] = [];
@@ -526,12 +542,16 @@ function successBody(
     content,
     stop_reason: reply.rawFinishReason ?? anthropicFinish[finish],
     stop_sequence: null,
-    usage: {
-      // Anthropic counts cached tokens apart: input_tokens is the uncached rest.
-      input_tokens: usage.inputTokens - (cached ?? 0),
-      output_tokens: usage.outputTokens,
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: cached ?? 0,
-    },
+    ...(usage === null
+      ? {}
+      : {
+          usage: {
+            // Anthropic counts cached tokens apart: input_tokens is the uncached rest.
+            ...(usage.inputTokens === null ? {} : { input_tokens: usage.inputTokens - (cached ?? 0) }),
+            ...(usage.outputTokens === null ? {} : { output_tokens: usage.outputTokens }),
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: cached ?? 0,
+          },
+        }),
   };
 }

@@ -100,6 +100,13 @@ function card(a: Approval): HTMLElement {
       ? [
           h('h3', {}, `What would run: ${a.server ?? ''}${a.server ? '.' : ''}${a.tool ?? ''}`),
           json(a.arguments),
+          masked(a.arguments).length === 0
+            ? null
+            : h(
+                'p',
+                { class: 'sub', 'data-testid': 'masked' },
+                `Masked here (secrets): ${masked(a.arguments).join(', ')} — the approval binds their real values, which are not shown.`,
+              ),
           h('p', { class: 'sub' }, `bound to the sha256 of these arguments: ${a.argsSha256 ?? '—'}`),
           a.plan ? [h('h3', {}, 'The deploy plan'), json(a.plan)] : null,
         ]
@@ -163,5 +170,15 @@ export async function approvalsPage(query: URLSearchParams): Promise<HTMLElement
       ),
     ),
     approvals.length === 0 ? h('p', { class: 'empty' }, 'Nothing waits for a human.') : approvals.map(card),
+  );
+}
+
+/** Where a secret was masked in the shown arguments (the same rule as `keel approvals show`). */
+function masked(value: unknown, at = '$', depth = 0): string[] {
+  if (value === '[REDACTED]') return [at];
+  if (depth > 32 || value === null || typeof value !== 'object') return [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => masked(v, `${at}[${i}]`, depth + 1));
+  return Object.entries(value).flatMap(([k, v]) =>
+    masked(v, /^[A-Za-z_$][\w$]*$/.test(k) ? `${at}.${k}` : `${at}[${JSON.stringify(k)}]`, depth + 1),
   );
 }

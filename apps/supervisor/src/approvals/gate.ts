@@ -58,7 +58,6 @@ export class ApprovalGate {
   readonly #config: KeelConfig['approvals'];
   readonly #signer: TokenSigner | undefined;
   readonly #clock: Clock;
-  readonly #trusted: Set<string>;
   readonly #preApproved: Set<string>;
   tainted: { tool: string; step: number } | undefined;
   asked = 0;
@@ -109,7 +108,6 @@ export class ApprovalGate {
     this.#config = options.config;
     this.#signer = options.signer;
     this.#clock = options.clock;
-    this.#trusted = new Set(options.config.trustedTools);
     this.#preApproved = new Set(options.config.preApproved.map((p) => p.tool));
   }
 
@@ -118,9 +116,14 @@ export class ApprovalGate {
     return this.#config.expiresHours * 3_600_000;
   }
 
-  /** A tool result reached a model: unless the tool is trusted, the task is tainted from now on. Returns true the first time. */
-  observeResult(tool: string, step: number): boolean {
-    if (this.tainted !== undefined || this.#trusted.has(tool)) return false;
+  /** `approvals.trustedTools`: which results may reach a model without tainting (see `createTrust`). */
+  get trustedTools(): readonly string[] {
+    return this.#config.trustedTools;
+  }
+
+  /** An untrusted tool result reached a model: the task is tainted from now on. Returns true the first time. */
+  taint(tool: string, step: number): boolean {
+    if (this.tainted !== undefined) return false;
     this.tainted = { tool, step };
     return true;
   }
@@ -174,7 +177,9 @@ export class ApprovalGate {
           server: call.server,
           tool: call.tool,
           argsSha256,
-          arguments: redact(call.args),
+          // Whole, so the approver sees what they approve (a long write_file's content, not a hash);
+          // only secrets are masked, and `keel approvals show` says which.
+          arguments: redact(call.args, { maxStringLength: Number.POSITIVE_INFINITY }),
           reasons,
           summary:
             call.plan === undefined

@@ -32,6 +32,8 @@ export interface CliIo {
 export interface CliContext {
   io: CliIo;
   out(text: string): void;
+  /** Prints text a person reads through: through $PAGER (else `less -R`) on a terminal, whole otherwise. */
+  page(text: string): Promise<void>;
   withStore<T>(
     configFile: string | undefined,
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,

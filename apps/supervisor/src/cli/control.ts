@@ -5,6 +5,7 @@ import { KeelError } from '@keel/kit/core';
 import type { TaskRunV1 } from '@keel/contracts';
 import type { Limits } from '../config/schema.js';
 import type { KillResult } from '../control/kill.js';
+import { maskedPaths } from '../approvals/masked.js';
 import type { ApprovalRecord } from '../store/taskStore.js';
 import type { CliContext } from './cliContext.js';
 import { formatCommands, type Invocation } from './invocation.js';
@@ -29,6 +30,28 @@ export function howToAnswer(run: TaskRunV1, keel: Invocation, config: string): s
           [`abort ${id} --reason TEXT`, 'end the task'],
         ],
   )}`;
+}
+
+/**
+ * One request in full, for the person deciding: everything `keel approvals` lists, then the whole
+ * arguments the approval binds (a long write_file's content included), with the secrets masked
+ * named, since the hash covers their real values.
+ */
+export function formatApproval(a: ApprovalRecord): string {
+  const masked = maskedPaths(a.arguments);
+  return [
+    formatApprovals([a]),
+    ...(a.kind === 'tool' ? [`    sha256 of the arguments: ${a.argsSha256 ?? '(none)'}`] : []),
+    '',
+    a.kind === 'tool' ? 'What would run, exactly (these arguments):' : 'Where it stopped:',
+    JSON.stringify(a.arguments, null, 2),
+    ...(masked.length === 0
+      ? []
+      : [
+          '',
+          `Masked here (secrets): ${masked.join(', ')} — the approval binds their real values, which are not shown.`,
+        ]),
+  ].join('\n');
 }
 
 /** Each request: its id, kind and status, then always the tool it asks for and why. */
@@ -108,7 +131,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     configFile: string | undefined,
     taskId: string,
     reason: string,
-    opts: { quiet: boolean; json?: boolean; acceptChangedConfig?: boolean },
+    opts: { quiet: boolean; json?: boolean; acceptChangedConfig?: boolean; acceptDivergence?: boolean },
   ) =>
     ctx.withStore(configFile, async (loaded, store) => {
       const { resumeTask } = await import('../engine/runTask.js');
@@ -118,6 +141,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         taskId,
         reason,
         ...(opts.acceptChangedConfig === true ? { acceptChangedConfig: true } : {}),
+        ...(opts.acceptDivergence === true ? { acceptDivergence: true } : {}),
         ...ctx.runOptions(opts.quiet),
       });
       await ctx.finishRun(run, opts.json === true, loaded.file, store);
@@ -125,20 +149,47 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
 
   program
     .command('approvals')
-    .description('what waits for a human: approvals of irreversible calls and escalations, oldest first')
+    .description(
+      'what waits for a human: approvals of irreversible calls and escalations, oldest first; `keel approvals show ID` shows one in full (paged on a terminal)',
+    )
+    .argument('[show]', '`show`: one request in full')
+    .argument('[id]', 'the request to show (ap-… or es-…)')
     .addOption(ctx.configOption())
     .option('--all', 'decided ones too', false)
     .option('--task <id>', 'only this task')
     .option('--json', 'JSON', false)
-    .action(async (opts: { config?: string; all: boolean; task?: string; json: boolean }) => {
-      await ctx.withStore(opts.config, async (_loaded, store) => {
-        const approvals = await store.listApprovals({
-          ...(opts.all ? {} : { status: 'pending' as const }),
-          ...(opts.task === undefined ? {} : { taskId: opts.task }),
+    .action(
+      async (
+        show: string | undefined,
+        id: string | undefined,
+        opts: { config?: string; all: boolean; task?: string; json: boolean },
+      ) => {
+        if (show !== undefined && (show !== 'show' || id === undefined))
+          throw new KeelError(
+            'INVALID_ARGUMENT',
+            `keel approvals ${show}${id === undefined ? '' : ` ${id}`}: not a command`,
+            {
+              hint: '`keel approvals` lists what waits; `keel approvals show ID` shows one in full',
+            },
+          );
+        await ctx.withStore(opts.config, async (_loaded, store) => {
+          if (id !== undefined) {
+            const approval = await store.getApproval(id);
+            if (approval === undefined)
+              throw new KeelError('NOT_FOUND', `no approval or escalation '${id}'`, {
+                hint: '`keel approvals --all` lists them',
+              });
+            await ctx.page(opts.json ? JSON.stringify(approval, null, 2) : formatApproval(approval));
+            return;
+          }
+          const approvals = await store.listApprovals({
+            ...(opts.all ? {} : { status: 'pending' as const }),
+            ...(opts.task === undefined ? {} : { taskId: opts.task }),
+          });
+          ctx.out(opts.json ? JSON.stringify(approvals, null, 2) : formatApprovals(approvals));
         });
-        ctx.out(opts.json ? JSON.stringify(approvals, null, 2) : formatApprovals(approvals));
-      });
-    });
+      },
+    );
 
   program
     .command('approve')
@@ -173,9 +224,10 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const { approveCall } = await import('../control/decisions.js');
-          const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock);
-          say(opts.json, `approved ${id} (${result.summary}) as ${by}`);
+          const { approveCall, osUser } = await import('../control/decisions.js');
+          const os = osUser();
+          const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock, os);
+          say(opts.json, `approved ${id} (${result.summary}) as ${by} (os user ${os})`);
           return result;
         });
         if (opts.resume) await resume(opts.config, approval.taskId, `approval ${id} granted`, opts);
@@ -273,6 +325,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       'go on although the config or a prompt file changed since the task ran (recorded in its event log)',
       false,
     )
+    .option(
+      '--accept-divergence',
+      'a recorded step whose request differs now (an edited prompt, config or workspace) is asked afresh instead of stopping the task (recorded as an event)',
+      false,
+    )
     .addHelpText(
       'after',
       '\nExit code: 0 when the task succeeded, 1 when it ended otherwise, 2 on bad usage, 3 when it waits for a human.\n',
@@ -280,7 +337,13 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(
       async (
         taskId: string,
-        opts: { config?: string; quiet: boolean; json: boolean; acceptChangedConfig: boolean },
+        opts: {
+          config?: string;
+          quiet: boolean;
+          json: boolean;
+          acceptChangedConfig: boolean;
+          acceptDivergence: boolean;
+        },
       ) => {
         await resume(opts.config, taskId, 'keel resume', opts);
       },

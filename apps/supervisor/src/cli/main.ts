@@ -12,6 +12,7 @@ import { howToAnswer, registerControlCommands } from './control.js';
 import { registerWorkerCommands } from './workerCommands.js';
 import { registerConsoleCommand } from './console.js';
 import { userInfo } from 'node:os';
+import { spawn } from 'node:child_process';
 import { exampleTask, modelPresets, starterConfig, type ModelPresetName } from './starter.js';
 import { observabilityCommands } from './commands/index.js';
 import { requireTask } from './commands/context.js';
@@ -130,6 +131,7 @@ export async function runCli(io: CliIo): Promise<number> {
   const ctx: CliContext = {
     io,
     out,
+    page: (text) => pageOut(io, text),
     withStore,
     configOption,
     finishRun,
@@ -514,4 +516,27 @@ export async function runCli(io: CliIo): Promise<number> {
     return exitCodes.taskNotSucceeded;
   }
   return exitCode;
+}
+
+/** Long text through the reader's pager when stdout is a terminal; if the pager cannot start, whole. */
+function pageOut(io: CliIo, text: string): Promise<void> {
+  const terminal = (io.stdout as NodeJS.WriteStream).isTTY === true;
+  const pager = io.env['PAGER'] || 'less';
+  if (!terminal || pager === 'cat') {
+    io.stdout.write(`${text}\n`);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const child = spawn(pager, pager === 'less' ? ['-R', '-F', '-X'] : [], {
+      stdio: ['pipe', 'inherit', 'inherit'],
+      shell: pager !== 'less',
+    });
+    child.once('error', () => {
+      io.stdout.write(`${text}\n`);
+      resolve();
+    });
+    child.once('close', () => resolve());
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(`${text}\n`);
+  });
 }

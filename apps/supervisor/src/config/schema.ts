@@ -100,6 +100,13 @@ const serverSchema = z.union(
 );
 export type ServerConfig = z.infer<typeof serverSchema>;
 
+const usageWhenMissing = z
+  .enum(['reservation', 'estimate'])
+  .default('reservation')
+  .describe(
+    "how a reply is counted when the provider leaves its token usage out: at the reservation (input bound + max_tokens), or at an estimate (the reply's bytes, capped at max_tokens); never at zero",
+  );
+
 const modelSchema = z.discriminatedUnion('provider', [
   z.object({ provider: z.literal('playbook') }).strict(),
   z
@@ -126,6 +133,7 @@ const modelSchema = z.discriminatedUnion('provider', [
         .describe(
           'bytes of JSON per token the window estimate assumes for what was added since the last reported count',
         ),
+      usageWhenMissing,
     })
     .strict(),
   z
@@ -146,6 +154,7 @@ const modelSchema = z.discriminatedUnion('provider', [
         .describe(
           'bytes of JSON per token the window estimate assumes for what was added since the last reported count',
         ),
+      usageWhenMissing,
     })
     .strict(),
 ]);
@@ -266,7 +275,7 @@ export const configSchema = z
           .array(z.string().min(1))
           .default(trustedByDefault)
           .describe(
-            'tools whose results do not taint a task: they return only its own configuration, or echo what the call itself wrote',
+            "results that do not taint a task, as `server.tool`, or a bare tool name for Keel's own (builtin) servers only; trusted only when the result echoes the call (no prose the arguments did not write)",
           ),
         signingKey: z
           .string()

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
-/** 127.0.0.0/8, ::1 and localhost: the only binds that need no access token. */
+/** 127.0.0.0/8, ::1 and localhost: the binds whose Host header is checked against DNS rebinding. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
 }
@@ -24,11 +24,12 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
 
 /**
  * The console's guards, like the servers' HTTP transport: a Host check against DNS rebinding on
- * loopback, an access token (KEEL_CONSOLE_TOKEN) as a cookie or bearer when one is set, and for every
+ * loopback, an access token as a cookie or bearer on every request (loopback too: any local process
+ * can reach 127.0.0.1, and an approval must come from a person), and for every
  * state-changing request both an Origin equal to the console's own and a page token the console put
  * in the page it served (HMAC-signed per page load, so no list of issued tokens is kept).
  */
-export function createGuards(options: { host: string; port: () => number; token: string | undefined }) {
+export function createGuards(options: { host: string; port: () => number; token: string }) {
   const secret = randomBytes(32);
   const sign = (nonce: string) => createHmac('sha256', secret).update(nonce).digest('base64url');
   const loopback = isLoopback(options.host);
@@ -46,13 +47,12 @@ export function createGuards(options: { host: string; port: () => number; token:
       return allowed.includes(req.headers.host ?? '');
     },
     hasAccess(req: IncomingMessage): boolean {
-      if (options.token === undefined) return true;
       const auth = req.headers.authorization;
       const given = auth?.startsWith('Bearer ') ? auth.slice(7) : cookie(req, accessCookie);
       return given !== undefined && same(given, options.token);
     },
     tokenMatches(given: string): boolean {
-      return options.token !== undefined && same(given, options.token);
+      return same(given, options.token);
     },
     /** Why a state-changing request is refused, or undefined when it may go on. */
     crossSiteRefusal(req: IncomingMessage): string | undefined {

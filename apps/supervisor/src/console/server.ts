@@ -31,8 +31,8 @@ export interface ConsoleOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
-  /** KEEL_CONSOLE_TOKEN: required to bind beyond loopback, and checked on every request when set. */
-  token: string | undefined;
+  /** The login token, checked on every request, loopback included (KEEL_CONSOLE_TOKEN, or one made at start). */
+  token: string;
   /** What a task resumed here runs with: the same wiring as `keel approve` gives it. */
   runOptions: Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'killSignals'> & { clock: Clock };
   /** The built front end (dist/console-ui). */
@@ -147,10 +147,16 @@ function parse<TSchema extends z.ZodType>(
 export async function startConsole(options: ConsoleOptions): Promise<ConsoleServer> {
   const { store } = options;
   const { clock } = options.runOptions;
-  if (!isLoopback(options.host) && (options.token === undefined || options.token.length < 16))
-    throw new KeelError('PERMISSION_DENIED', `binding the console to ${options.host} needs an access token`, {
-      hint: 'set KEEL_CONSOLE_TOKEN to a secret of 16 characters or more (open the console once with ?token=SECRET), or bind to 127.0.0.1',
-    });
+  if (options.token.length < 16)
+    throw new KeelError(
+      'PERMISSION_DENIED',
+      isLoopback(options.host)
+        ? 'the console needs an access token of 16 characters or more'
+        : `binding the console to ${options.host} needs an access token`,
+      {
+        hint: 'set KEEL_CONSOLE_TOKEN to a secret of 16 characters or more (open the console once with ?token=SECRET), or unset it on 127.0.0.1 and keel console makes one',
+      },
+    );
   const staticDir = options.staticDir ?? defaultStatic;
   if (!existsSync(path.join(staticDir, 'index.html')))
     throw new KeelError('NOT_FOUND', `the console's front end is not built (${staticDir})`, {
@@ -352,7 +358,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       throw new HttpError(
         401,
         'this console needs its access token',
-        'open it once as /?token=KEEL_CONSOLE_TOKEN (the value it was started with); the page keeps it in a cookie',
+        'open the address keel console printed (it ends in ?token=…), or /?token=KEEL_CONSOLE_TOKEN when it was started with one; the page keeps it in a cookie',
       );
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (url.pathname.startsWith('/api/')) {

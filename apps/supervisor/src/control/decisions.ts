@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { KeelError } from '@keel/kit/core';
 import type { Clock } from '../clock.js';
 import type { Limits } from '../config/schema.js';
@@ -53,6 +54,12 @@ async function expectKind(store: TaskStore, id: string, kind: ApprovalRecord['ki
       });
 }
 
+/**
+ * Who is logged in where a decision is made (the `keel` process, or the console's): recorded beside
+ * the name the approver gave (`--as`), which anyone can type.
+ */
+export const osUser = (): string => userInfo().username;
+
 /** Approves one waiting irreversible call (exactly that call, once). */
 export async function approveCall(
   store: TaskStore,
@@ -60,6 +67,7 @@ export async function approveCall(
   by: string,
   reason: string | null,
   clock: Clock,
+  os: string = osUser(),
 ): Promise<ApprovalRecord> {
   const now = new Date(clock.now());
   await expectKind(store, id, 'tool');
@@ -74,7 +82,9 @@ export async function approveCall(
     {
       approval: id,
       tool: approval.tool,
+      argsSha256: approval.argsSha256,
       by,
+      osUser: os,
       reason,
     },
     now,
@@ -89,6 +99,7 @@ export async function denyCall(
   by: string,
   reason: string,
   clock: Clock,
+  os: string = osUser(),
 ): Promise<ApprovalRecord> {
   const now = new Date(clock.now());
   const approval = await decided(
@@ -103,6 +114,7 @@ export async function denyCall(
       approval: id,
       tool: approval.tool,
       by,
+      osUser: os,
       reason,
     },
     now,

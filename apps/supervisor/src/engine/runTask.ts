@@ -3,11 +3,18 @@ import type { TaskRunV1 } from '@keel/contracts';
 import { KeelError } from '@keel/kit/core';
 import { builtinPrompt } from '../agents/roles.js';
 import type { LoadedConfig } from '../config/load.js';
-import { agentRoles, defaultLimits, type AgentRole, type Limits } from '../config/schema.js';
+import {
+  agentRoles,
+  defaultLimits,
+  type AgentRole,
+  type Limits,
+  type ModelConfig,
+} from '../config/schema.js';
 import { systemClock, type Clock } from '../clock.js';
 import { freshServers, type ServerSource } from '../mcp/pool.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
+import type { UsageWhenMissing } from '../limits/usage.js';
 import type { Model } from '../models/model.js';
 import type {
   EventRecord,
@@ -86,6 +93,11 @@ export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId
    * recorded as `config_change_accepted`; without it such a resume stops, naming what changed.
    */
   acceptChangedConfig?: boolean;
+  /**
+   * `--accept-divergence`: a recorded step whose request differs now (an edited prompt) is asked
+   * afresh instead of stopping the task; each acceptance is a `divergence_accepted` event.
+   */
+  acceptDivergence?: boolean;
 }
 
 export interface TaskOutcome {
@@ -256,6 +268,7 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
     models,
     activeMs: activeTime(events),
     reason: options.reason,
+    acceptDivergence: options.acceptDivergence === true,
   });
 }
 
@@ -328,6 +341,7 @@ interface Resuming {
   models: ModelCallRecord[];
   activeMs: number;
   reason: string;
+  acceptDivergence: boolean;
 }
 
 function loadSigner(loaded: LoadedConfig): TokenSigner | undefined {
@@ -380,7 +394,19 @@ async function execute(
       model =
         options.models?.[name] ??
         createModel(name, config.models[name]!, { env: options.env, playbook: task.playbook });
-      if (resuming !== undefined) model = withRecordedReplies(model, resuming.models);
+      if (resuming !== undefined)
+        model = withRecordedReplies(model, resuming.models, {
+          accept: resuming.acceptDivergence,
+          accepted: async (step, agent, at) => {
+            resuming.state.forgetFrom(step);
+            await store.appendEvent(
+              taskId,
+              'divergence_accepted',
+              { step, agent, path: at },
+              new Date(clock.now()),
+            );
+          },
+        });
       models.set(name, model);
     }
     return model;
@@ -604,6 +630,7 @@ async function execute(
           ...(options.recordedContext ?? []),
         ]),
       },
+      usageWhenMissing: (name) => usageWhenMissingOf(config.models[name]),
     });
     const current = session;
     if (fencedBy !== undefined) current.fence(fencedBy);
@@ -741,3 +768,7 @@ export function mergeLimits(
       if (value !== undefined) (merged as Record<string, number>)[key] = value;
   return merged;
 }
+
+/** How a model's unreported usage is counted: its config's choice, else at the reservation. */
+const usageWhenMissingOf = (model: ModelConfig | undefined): UsageWhenMissing =>
+  model !== undefined && 'usageWhenMissing' in model ? model.usageWhenMissing : 'reservation';

@@ -2,10 +2,12 @@ import { canonicalJson, sha256Hex } from '@keel/kit/core';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate } from '../approvals/gate.js';
+import { createTrust } from '../approvals/trust.js';
 import type { AgentConfig, Limits, Loops, Price, SideEffects } from '../config/schema.js';
 import type { Clock } from '../clock.js';
 import { Budget } from '../limits/budget.js';
 import { LoopDetector, type LoopFinding } from '../limits/loops.js';
+import type { UsageWhenMissing } from '../limits/usage.js';
 import { SideEffectLedger } from '../limits/sideEffects.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
@@ -35,14 +37,7 @@ import {
   refusedAsTooLong,
   type ContextOptions,
 } from './context/stage.js';
-import {
-  observe,
-  protocolError,
-  refusal,
-  unobserved,
-  type ObserveContext,
-  type ToolAnswer,
-} from './stages/observe.js';
+import { observe, protocolError, refusal, type ObserveContext, type ToolAnswer } from './stages/observe.js';
 import {
   createRecorder,
   failureFields,
@@ -108,6 +103,8 @@ export interface SessionOptions {
   elapsedMs?: number;
   /** Models with a context window, and decisions recorded by step (resume, replay). */
   context?: ContextOptions;
+  /** `models.<name>.usageWhenMissing`; default `reservation`. */
+  usageWhenMissing?: (model: string) => UsageWhenMissing;
 }
 
 /** What a moved epoch says, in the shape of a refused write. */
@@ -207,6 +204,7 @@ export class TaskSession {
     this.#observing = {
       workspace: options.workspace,
       gate: options.gate,
+      trust: createTrust(options.gate.trustedTools, options.servers.values()),
       ledger: this.ledger,
       facts: this.#facts,
       event,
@@ -247,6 +245,8 @@ export class TaskSession {
       taskId: options.taskId,
       tracer: options.tracer,
       budget: this.budget,
+      usageWhenMissing: options.usageWhenMissing ?? (() => 'reservation'),
+      event,
       signal: this.#abort.signal,
       recorder: this.#recorder,
       clock: options.clock,
@@ -504,7 +504,10 @@ export class TaskSession {
           ),
         );
     }
-    if (reply.ok && planned !== undefined) context?.settle(planned.messages, reply.value.usage.inputTokens);
+    // A reply without an input count leaves the window estimate on its byte bound.
+    const reportedInput = reply.ok ? reply.value.usage.inputTokens : undefined;
+    if (planned !== undefined && reportedInput !== undefined)
+      context?.settle(planned.messages, reportedInput);
     return reply;
   }
 
@@ -588,9 +591,13 @@ export class TaskSession {
       result.error?.code === 'APPROVAL_REQUIRED' &&
       gate.value['keel/approval'] === undefined
     ) {
-      // Never a question for the model: the call waits for a human like any irreversible one.
+      // Never a question for the model: the call waits for a human like any irreversible one. The
+      // server's words reach the human's approval and the task's outcome, so they are observed too.
       const asked = await requireApproval(this.#gating, slot, result.error.message);
-      if (!asked.ok) return asked;
+      if (!asked.ok) {
+        await observe(this.#observing, slot, result, slot.effect);
+        return asked;
+      }
     }
     const answer = await observe(this.#observing, slot, result, slot.effect);
     await this.#recorder.toolCall(
@@ -647,8 +654,8 @@ export class TaskSession {
         message: `server '${slot.tool.server}' died during ${slot.tool.name} (${sent.message}): keel resume ${this.options.taskId} starts it again and sends the call again under the same idempotency key`,
       });
     // A protocol error (schema violation, server gone) goes back to the model like a tool error,
-    // without passing observe.
-    return done(unobserved(slot.call, protocolError(sent.message)));
+    // through observe: its message is the server's words like any result's.
+    return done(await observe(this.#observing, slot, protocolError(sent.message), slot.effect));
   }
 
   /**

@@ -1,6 +1,5 @@
 import type { LimitKind } from '@keel/contracts';
 import type { Limits, Price } from '../config/schema.js';
-import type { ModelUsage } from '../models/model.js';
 import type { Clock } from '../clock.js';
 
 /** What a task has used so far. `reserved*` is held by calls in flight. */
@@ -172,8 +171,17 @@ export class Budget {
     return { ok: true, reservation: { inputTokens: inputBound, maxTokens: output, costUsd: cost } };
   }
 
-  /** Replaces a reservation by what the provider reported. */
-  settleModelCall(reservation: ModelReservation, usage: ModelUsage, price: Price | undefined): Settlement {
+  /** Replaces a reservation by the reply's counted usage (see `countUsage`). */
+  settleModelCall(
+    reservation: ModelReservation,
+    usage: {
+      inputTokens: number;
+      outputTokens: number;
+      cachedInputTokens?: number;
+      cacheWriteTokens?: number;
+    },
+    price: Price | undefined,
+  ): Settlement {
     this.used.inputTokens += usage.inputTokens - reservation.inputTokens;
     this.used.outputTokens += usage.outputTokens - reservation.maxTokens;
     this.#heldCostUsd -= reservation.costUsd;
@@ -198,7 +206,7 @@ export class Budget {
     return {};
   }
 
-  /** Releases a reservation whose call failed before the provider reported usage. */
+  /** Releases a reservation whose call the provider refused or never received (an HTTP error, a refused connection). */
   releaseModelCall(reservation: ModelReservation): void {
     this.used.inputTokens -= reservation.inputTokens;
     this.used.outputTokens -= reservation.maxTokens;

@@ -11,7 +11,14 @@ import {
   type ModelMessage as SdkMessage,
   type ToolSet,
 } from 'ai';
-import type { FinishReason, ModelMessage, ModelReply, ModelRequest, ModelToolDefinition } from './model.js';
+import type {
+  FinishReason,
+  ModelMessage,
+  ModelReply,
+  ModelRequest,
+  ModelToolDefinition,
+  ModelUsage,
+} from './model.js';
 import { providerSafeSchema } from './toolSchema.js';
 
 export interface AiSdkCall {
@@ -28,6 +35,11 @@ export interface AiSdkCall {
    * the four Anthropic allows.
    */
   cacheBreakpoints?: boolean;
+  /**
+   * The counts the response body itself reports, where the SDK would read a missing one as 0
+   * (the OpenAI-compatible provider does): a count left out must stay unknown, not zero.
+   */
+  usageFromBody?: (body: unknown) => ModelUsage;
 }
 
 const ephemeral = { anthropic: { cacheControl: { type: 'ephemeral' } } };
@@ -72,9 +84,12 @@ export async function generateOnce(call: AiSdkCall, request: ModelRequest): Prom
       name: toolCall.toolName,
       arguments: toolCall.input,
     })),
+    // A count the provider left out stays out: zero would undercount.
     usage: {
-      inputTokens: result.usage.inputTokens ?? 0,
-      outputTokens: result.usage.outputTokens ?? 0,
+      ...(call.usageFromBody?.(result.response.body) ?? {
+        inputTokens: result.usage.inputTokens,
+        outputTokens: result.usage.outputTokens,
+      }),
       ...cacheSplit(result.usage.inputTokenDetails),
     },
     finishReason: toFinishReason(result.finishReason),
@@ -169,7 +184,9 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
       return new KeelError('UNAVAILABLE', `${provider}: cannot reach ${error.url}: ${reason}`, {
         cause: error,
         retryable: true,
-        details: { provider, url: error.url },
+        // A connection that was never made carried no request: nothing can have been billed. A
+        // connection lost later may have been, and the engine keeps its reservation.
+        details: { provider, url: error.url, ...(neverConnected(error) ? { unbilled: true } : {}) },
       });
     }
     // Without a parsable error body the SDK's message is only the status text; the body says more.
@@ -188,6 +205,9 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
         provider,
         status,
         providerMessage,
+        // A provider that refused the request (4xx, 5xx) generated nothing, so billed nothing; a
+        // 200 whose body did not parse may have been billed.
+        ...(status >= 400 ? { unbilled: true } : {}),
         // Seconds or an HTTP date, as the provider sent it; the engine reads it against its own clock.
         ...(error.responseHeaders?.['retry-after'] === undefined
           ? {}
@@ -197,6 +217,18 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
   }
   const message = error instanceof Error ? error.message : String(error);
   return new KeelError('INTERNAL', `${provider}: ${message}`, { cause: error, details: { provider } });
+}
+
+const unreachable = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Whether a failed fetch failed before any connection was made (its cause chain names why). */
+function neverConnected(error: unknown): boolean {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 8; depth++) {
+    const code = (cause as Error & { code?: unknown }).code;
+    if (typeof code === 'string' && unreachable.has(code)) return true;
+    cause = cause.cause;
+  }
+  return false;
 }
 
 function codeForStatus(status: number): 'INVALID_ARGUMENT' | 'PERMISSION_DENIED' | 'UNAVAILABLE' {

@@ -43,10 +43,11 @@ export interface ModelRequest {
   signal: AbortSignal;
 }
 
+/** As the provider reported it: a count it left out is undefined (the engine settles it at its bound). */
 export interface ModelUsage {
   /** Every input token, cached or not. */
-  inputTokens: number;
-  outputTokens: number;
+  inputTokens: number | undefined;
+  outputTokens: number | undefined;
   /** Of `inputTokens`, those read from the provider's prompt cache (absent when none were). */
   cachedInputTokens?: number;
   /** Of `inputTokens`, those written to the provider's prompt cache (absent when none were). */
@@ -58,7 +59,7 @@ export type FinishReason = 'stop' | 'tool_calls' | 'length' | 'content_filter' |
 export interface ModelReply {
   text: string;
   toolCalls: ModelToolCall[];
-  /** As the provider reported it; the engine reconciles its reservation with these. */
+  /** As the provider reported it; the engine reconciles its reservation with these (see `countUsage`). */
   usage: ModelUsage;
   finishReason: FinishReason;
   /** The model that answered, as the provider named it (may differ from the one requested). */

@@ -1,6 +1,6 @@
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { generateOnce } from './aiSdk.js';
-import type { Model } from './model.js';
+import type { Model, ModelUsage } from './model.js';
 
 export interface OpenAICompatibleModelOptions {
   /** The API root including its version segment, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
@@ -36,6 +36,7 @@ export function createOpenAICompatibleModel(options: OpenAICompatibleModelOption
         {
           provider: 'openai-compatible',
           model: languageModel,
+          usageFromBody,
           ...(options.promptCacheKey === true
             ? {
                 providerOptions: {
@@ -49,4 +50,14 @@ export function createOpenAICompatibleModel(options: OpenAICompatibleModelOption
         request,
       ),
   };
+}
+
+const count = (value: unknown) => (typeof value === 'number' ? value : undefined);
+
+/** `usage.prompt_tokens` and `usage.completion_tokens` as the body has them: absent stays absent. */
+function usageFromBody(body: unknown): ModelUsage {
+  const usage = (body as { usage?: unknown } | null | undefined)?.usage;
+  if (usage === null || typeof usage !== 'object') return { inputTokens: undefined, outputTokens: undefined };
+  const { prompt_tokens: input, completion_tokens: output } = usage as Record<string, unknown>;
+  return { inputTokens: count(input), outputTokens: count(output) };
 }

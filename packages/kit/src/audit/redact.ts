@@ -66,7 +66,13 @@ export function redact(value: unknown, options: RedactOptions = {}): unknown {
       const out: Record<string, unknown> = {};
       for (const [name, member] of Object.entries(node)) {
         // The idempotency key names the call; it is an identifier, not a credential.
-        out[name] = isSecretName(name) && name !== 'idempotencyKey' ? '[REDACTED]' : walk(member, depth + 1);
+        // Defined, not assigned, so an own "__proto__" member is kept as the data it is.
+        Object.defineProperty(out, name, {
+          value: isSecretName(name) && name !== 'idempotencyKey' ? '[REDACTED]' : walk(member, depth + 1),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return out;
     }

@@ -4,6 +4,7 @@ import type { Clock } from '../../clock.js';
 import { costOf, type Budget, type ModelReservation, type Reserve } from '../../limits/budget.js';
 import type { ModelMessage, ModelReply, ModelToolDefinition } from '../../models/model.js';
 import { inputTokenBound } from '../../models/tokens.js';
+import { countUsage, type UsageWhenMissing } from '../../limits/usage.js';
 import type { ModelCallRecord } from '../../store/taskStore.js';
 import { GenAi, SpanKind, startSpan } from '../../telemetry/spans.js';
 import type { ContextDecision } from '../context/compact.js';
@@ -106,6 +107,9 @@ export interface ModelCallContext {
   budget: Pick<Budget, 'settleModelCall' | 'releaseModelCall' | 'reserveModelCall' | 'msLeft'>;
   /** Provider faults retried; default {@link defaultRetry}. */
   retry?: RetryPolicy;
+  /** `models.<name>.usageWhenMissing` of the model an agent uses (by its key in `models`). */
+  usageWhenMissing: (model: string) => UsageWhenMissing;
+  event: (type: string, data: unknown) => Promise<void>;
   /** The task's signal (a kill, the deadline): the provider call is cancelled with it. */
   signal: AbortSignal;
   recorder: Pick<Recorder, 'modelCall'>;
@@ -136,8 +140,9 @@ const isAbort = (error: unknown) =>
 
 /**
  * A reserved model call, as its steps: sent with the task's signal, settled against what the
- * provider reported (a failed call releases its reservation), and recorded whole before any tool
- * call it asks for starts. Usage past the reservation that crosses a limit stops the task.
+ * provider reported (a count it left out at its bound; a refused call releases its reservation, a
+ * cancelled one keeps it), and recorded whole before any tool call it asks for starts. Usage past
+ * the reservation that crosses a limit stops the task.
  */
 export async function callModel(
   ctx: ModelCallContext,
@@ -203,16 +208,26 @@ export async function callModel(
       );
       break;
     } catch (error) {
-      ctx.budget.releaseModelCall(reservation);
       const aborted = ctx.signal.aborted || isAbort(error);
       const message = (error as Error).message;
+      // A refused request (an HTTP error, no connection) was not billed: its reservation is
+      // released. A timeout, a cancellation or a connection lost mid-call may have been: it is
+      // kept, at the bound.
+      const unbilled = !aborted && error instanceof KeelError && error.details?.['unbilled'] === true;
+      if (unbilled) ctx.budget.releaseModelCall(reservation);
+      else
+        ctx.budget.settleModelCall(
+          reservation,
+          { inputTokens: reservation.inputTokens, outputTokens: reservation.maxTokens },
+          agent.price,
+        );
       await record({
         responseModel: null,
         raw: null,
         reply: null,
-        inputTokens: 0,
-        outputTokens: 0,
-        costUsd: 0,
+        inputTokens: unbilled ? 0 : reservation.inputTokens,
+        outputTokens: unbilled ? 0 : reservation.maxTokens,
+        costUsd: unbilled ? 0 : reservation.costUsd,
         error: message,
       });
       const failed = `model call failed (${agent.model.provider}:${agent.model.model})`;
@@ -249,12 +264,13 @@ export async function callModel(
       started = performance.now();
     }
   }
-  const settlement = ctx.budget.settleModelCall(reservation, reply.usage, agent.price);
-  turn.use.tokens += reply.usage.inputTokens + reply.usage.outputTokens;
+  const usage = countUsage(reply.usage, reservation, ctx.usageWhenMissing(agent.config.model), reply);
+  const settlement = ctx.budget.settleModelCall(reservation, usage, agent.price);
+  turn.use.tokens += usage.inputTokens + usage.outputTokens;
   span?.span.setAttributes({
     [GenAi.responseModel]: reply.responseModel,
-    [GenAi.inputTokens]: reply.usage.inputTokens,
-    [GenAi.outputTokens]: reply.usage.outputTokens,
+    [GenAi.inputTokens]: usage.inputTokens,
+    [GenAi.outputTokens]: usage.outputTokens,
     [GenAi.finishReasons]: [reply.finishReason],
   });
   span?.end(settlement.crossed === undefined ? undefined : 'limit_exceeded');
@@ -263,14 +279,22 @@ export async function callModel(
     responseModel: reply.responseModel,
     raw: reply.raw,
     reply: recordedReply(reply),
-    inputTokens: reply.usage.inputTokens,
-    outputTokens: reply.usage.outputTokens,
-    costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens, reply.usage),
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    costUsd: costOf(agent.price, usage.inputTokens, usage.outputTokens, reply.usage),
     error: null,
   });
+  if (usage.missing.length > 0)
+    await ctx.event('usage_missing', {
+      step: turn.step,
+      agent: agent.role,
+      missing: usage.missing,
+      reported: reply.usage,
+      counted: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
+    });
   ctx.progress(
     agent.role,
-    `${agent.model.model}: ${reply.toolCalls.length === 0 ? 'text' : reply.toolCalls.map((c) => c.name).join(', ')} (${reply.usage.inputTokens}+${reply.usage.outputTokens} tokens)`,
+    `${agent.model.model}: ${reply.toolCalls.length === 0 ? 'text' : reply.toolCalls.map((c) => c.name).join(', ')} (${usage.inputTokens}+${usage.outputTokens} tokens${usage.missing.length > 0 ? ', not reported: counted at the bound' : ''})`,
   );
   if (settlement.crossed !== undefined)
     return stopped({

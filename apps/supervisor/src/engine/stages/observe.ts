@@ -1,4 +1,5 @@
 import type { ApprovalGate } from '../../approvals/gate.js';
+import type { Trust } from '../../approvals/trust.js';
 import type { Effect, SideEffectLedger } from '../../limits/sideEffects.js';
 import type { ToolResult } from '../../mcp/servers.js';
 import type { ModelMessage, ModelToolCall } from '../../models/model.js';
@@ -14,7 +15,9 @@ export interface ToolAnswer {
 export interface ObserveContext {
   workspace: string;
   /** Taints the task when an untrusted result reaches a model. */
-  gate: Pick<ApprovalGate, 'observeResult'>;
+  gate: Pick<ApprovalGate, 'taint'>;
+  /** Which results are trusted: by server and tool, and only when they echo the call. */
+  trust: Trust;
   ledger: Pick<SideEffectLedger, 'commit'>;
   facts: TaskFacts;
   event: (type: string, data: unknown) => Promise<void>;
@@ -23,10 +26,11 @@ export interface ObserveContext {
 }
 
 /**
- * A tool's result on its way to the model, and what it does to the task: a result from an
- * untrusted tool taints the task (no policy pre-approves an irreversible call after it); a result
- * that succeeded commits its effect to the ledger and teaches the task its facts (plans,
- * worktrees). Returns the message the model reads: the result quoted as data.
+ * Every byte a tool sends on its way to the model — a result, a tool error, a protocol error, a
+ * server's APPROVAL_REQUIRED, a result handed back on resume — and what it does to the task: a
+ * result the trust rule does not cover taints the task (no policy pre-approves an irreversible
+ * call after it); a result that succeeded commits its effect to the ledger and teaches the task
+ * its facts (plans, worktrees). Returns the message the model reads: the result quoted as data.
  */
 export async function observe(
   ctx: ObserveContext,
@@ -34,7 +38,10 @@ export async function observe(
   result: ToolResult,
   effect: Effect,
 ): Promise<ToolAnswer> {
-  if (ctx.gate.observeResult(seen.tool.name, seen.step))
+  if (
+    !ctx.trust.trusts(seen.tool.server, seen.tool.name, seen.args, result) &&
+    ctx.gate.taint(seen.tool.name, seen.step)
+  )
     await ctx.event('tainted', { tool: seen.tool.name, step: seen.step });
   if (!result.isError) {
     ctx.ledger.commit(effect);
@@ -51,15 +58,6 @@ export const protocolError = (message: string): ToolResult => ({
   structured: undefined,
   error: { code: 'MCP_ERROR', message },
   bytes: 0,
-});
-
-/**
- * The message for a result that skips `observe`: today a protocol error's, so its text taints
- * nothing (issue 19 routes it through `observe`). Its `result` stays unset, as callers expect.
- */
-export const unobserved = (call: ModelToolCall, result: ToolResult): ToolAnswer => ({
-  message: answer(call, result).message,
-  result: undefined,
 });
 
 /** The harness's own answer to a call it refused: no tool's bytes, so nothing to observe. */
