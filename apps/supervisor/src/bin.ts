@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createSilentLogger } from '@keel/kit';
+import { createSilentLogger } from '@keel/kit/core';
 import { startTelemetry } from '@keel/kit/otel';
 import { runCli } from './cli/main.js';
 import { systemClock } from './clock.js';

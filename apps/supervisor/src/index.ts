@@ -48,7 +48,7 @@ export type {
 } from './models/index.js';
 export { inputTokenBound } from './models/tokens.js';
 export { runCli } from './cli/main.js';
-export type { CliIo } from './cli/main.js';
+export type { CliIo } from './cli/cliContext.js';
 export { buildTrace, formatTrace } from './observe/trace.js';
 export type { TraceSpan } from './observe/trace.js';
 export { computeStats, formatStats } from './observe/stats.js';

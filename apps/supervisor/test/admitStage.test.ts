@@ -10,7 +10,9 @@ import { Budget } from '../src/limits/budget.js';
 import { LoopDetector } from '../src/limits/loops.js';
 import type { CatalogTool } from '../src/mcp/servers.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
+import { ownerWriter } from './helpers.js';
 
+const onFenced = () => undefined;
 const start = Date.parse('2026-12-01T09:00:00Z');
 const step = 4;
 
@@ -33,14 +35,17 @@ const coding = { role: 'coding', scope: new Map([readFile, writeFile].map((t) =>
  */
 async function setup(options: { toolCalls?: number; onLoop?: Loops['onLoop'] } = {}) {
   const store = createSqliteTaskStore(await tempDir('keel-admit-'));
+  const writer = await ownerWriter(store, 't-1');
   onTestFinished(() => store.close());
   const clock = { now: () => start };
   const budget = new Budget({ ...defaultLimits, toolCalls: options.toolCalls ?? 10 }, clock);
   const onLoop = options.onLoop ?? 'stop';
   const loops = new LoopDetector({ repeat: 3, pingPong: 3, noProgressSteps: 10, onLoop });
-  const recorder = createRecorder({ store, taskId: 't-1', resume: undefined, clock });
+  const recorder = createRecorder({ writer, taskId: 't-1', resume: undefined, clock, onFenced });
   const gate = new ApprovalGate({
     store,
+    writer,
+    onFenced,
     taskId: 't-1',
     config: { expiresHours: 24, preApproved: [], trustedTools: [] },
     signer: undefined,
@@ -48,6 +53,8 @@ async function setup(options: { toolCalls?: number; onLoop?: Loops['onLoop'] } =
   });
   const escalation = {
     store,
+    writer,
+    onFenced,
     taskId: 't-1',
     clock,
     escalateLimits: [],

@@ -5,7 +5,9 @@ import { tempDir } from '@keel/testing';
 import { ApprovalGate, type GateCall } from '../src/approvals/gate.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
+import { ownerWriter } from './helpers.js';
 
+const onFenced = () => undefined;
 const config = {
   expiresHours: 24,
   preApproved: [{ tool: 'git_push' }],
@@ -14,17 +16,20 @@ const config = {
 
 async function setup(now = { value: Date.parse('2026-11-30T10:00:00Z') }) {
   const store = createSqliteTaskStore(await tempDir('keel-approvals-'));
+  const writer = await ownerWriter(store, 't-1');
   onTestFinished(() => store.close());
   const keys = generateApprovalKeyPair();
   const privateKey = parsePrivateKey(keys.privateKeyPem, 'test key');
   const gate = new ApprovalGate({
     store,
+    writer,
+    onFenced,
     taskId: 't-1',
     config,
     signer: (payload) => signApproval(payload, privateKey),
     clock: { now: () => now.value },
   });
-  return { store, gate, now, publicKey: createPublicKey(keys.publicKeyPem) };
+  return { store, writer, gate, now, publicKey: createPublicKey(keys.publicKeyPem) };
 }
 
 const push = (args: Record<string, unknown>, step = 5, callIndex = 0): GateCall => ({
@@ -179,7 +184,7 @@ describe('the approval gate', () => {
   });
 
   it('a server that answers APPROVAL_REQUIRED turns the call into a durable approval, gated from then on', async () => {
-    const { gate, store } = await setup();
+    const { gate, store, writer } = await setup();
     const plan = { planId: 'plan-x', planHash: 'a'.repeat(64), environment: 'staging' };
     const call: GateCall = {
       ...push({ planId: 'plan-x' }),
@@ -200,6 +205,8 @@ describe('the approval gate', () => {
     // A later run (a fresh gate, as after a restart) still gates the same call and sends the token.
     const resumed = new ApprovalGate({
       store,
+      writer,
+      onFenced,
       taskId: 't-1',
       config,
       signer: () => 'signed-token',

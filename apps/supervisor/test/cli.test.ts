@@ -57,13 +57,16 @@ describe('keel demo', () => {
     const progress = demo.stderr.trimEnd().split('\n');
     expect(progress.every((line) => /^\[ *\d+\] /.test(line))).toBe(true);
     expect(
-      progress.flatMap((line) => /^\[ *(\d+)\] orchestrator +• (.*?) {2,}steps /.exec(line)?.slice(1) ?? []),
+      progress.flatMap((line) => {
+        const note = /^\[ *(\d+)\] orchestrator +• (.*?) {2,}steps /.exec(line);
+        return note === null ? [] : [`${note[1]}: ${note[2]}`];
+      }),
     ).toEqual([
-      ...['9', 'review 1: request_changes (1 comment)'],
-      ...['15', 'review 2: approve'],
-      ...['15', 'tests failed: 2/3 passed'],
-      ...['21', 'review 3: approve'],
-      ...['21', 'tests passed: 3/3 passed'],
+      '9: review 1: request_changes (1 comment)',
+      '15: review 2: approve',
+      '15: tests failed: 2/3 passed',
+      '21: review 3: approve',
+      '21: tests passed: 3/3 passed',
     ]);
     expect(demo.code).toBe(0);
     const id = / show (t-\S+)/.exec(demo.stdout)?.[1];

@@ -5,7 +5,7 @@ import { onTestFinished } from 'vitest';
 import { createGitRepo, tempDir, type GitRepo } from '@keel/testing';
 import { loadConfig, type LoadedConfig } from '../src/config/load.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
-import type { TaskStore } from '../src/store/taskStore.js';
+import type { TaskStore, TaskWriter } from '../src/store/taskStore.js';
 import { parseTaskFile, type TaskFile } from '../src/task/taskFile.js';
 
 /** A task's world: a git repository as the workspace, a config beside it, a store in its state dir. */
@@ -85,4 +85,16 @@ export function task(value: Record<string, unknown>): TaskFile {
     { type: 'test', title: 'a test task', description: 'do the thing', ...value },
     'task.yaml',
   );
+}
+
+/** A task's writer as its owner holds it: claimed here (no owner before), at the epoch the claim returned. */
+export async function ownerWriter(store: TaskStore, taskId: string): Promise<TaskWriter> {
+  const claim = await store.claimOwner(taskId, null, {
+    pid: process.pid,
+    startTime: '',
+    host: 'test',
+    serverPids: [],
+  });
+  if (!claim.ok) throw new Error(`task ${taskId} has an owner already`);
+  return store.writer(taskId, claim.epoch);
 }

@@ -176,7 +176,8 @@ const cases: AdapterCase[] = [
     conversationBody: {
       model: 'claude-test',
       max_tokens: 512,
-      system: [{ type: 'text', text: 'You are the coding agent.' }],
+      // Prompt caching: breakpoints on the last tool, the system prompt and the last message.
+      system: [{ type: 'text', text: 'You are the coding agent.', cache_control: { type: 'ephemeral' } }],
       messages: [
         { role: 'user', content: [{ type: 'text', text: 'Fix the typo in README.md.' }] },
         {
@@ -188,12 +189,24 @@ const cases: AdapterCase[] = [
         },
         {
           role: 'user',
-          content: [{ type: 'tool_result', tool_use_id: 'call_prev', content: '# Keel\nTeh harness.' }],
+          content: [
+            {
+              type: 'tool_result',
+              tool_use_id: 'call_prev',
+              content: '# Keel\nTeh harness.',
+              cache_control: { type: 'ephemeral' },
+            },
+          ],
         },
       ],
       tools: [
         { name: 'read_file', description: readFile.description, input_schema: readFile.inputSchema },
-        { name: 'write_file', description: writeFile.description, input_schema: writeFile.inputSchema },
+        {
+          name: 'write_file',
+          description: writeFile.description,
+          input_schema: writeFile.inputSchema,
+          cache_control: { type: 'ephemeral' },
+        },
       ],
       tool_choice: { type: 'auto' },
     },
@@ -201,7 +214,13 @@ const cases: AdapterCase[] = [
     failedToolResult: {
       role: 'user',
       content: [
-        { type: 'tool_result', tool_use_id: 'call_x', content: '{"code":"NOT_FOUND"}', is_error: true },
+        {
+          type: 'tool_result',
+          tool_use_id: 'call_x',
+          content: '{"code":"NOT_FOUND"}',
+          is_error: true,
+          cache_control: { type: 'ephemeral' },
+        },
       ],
     },
     finishReasons: [
@@ -527,6 +546,7 @@ describe('tool schemas a provider would refuse', () => {
           description: 'What to find.\nExactly one of these argument sets: text; id.',
           properties: { limit: { type: 'integer' }, text: { type: 'string' }, id: { type: 'string' } },
         },
+        cache_control: { type: 'ephemeral' },
       },
     ]);
   });

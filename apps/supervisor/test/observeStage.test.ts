@@ -16,16 +16,21 @@ import { createRecorder } from '../src/engine/stages/record.js';
 import { SideEffectLedger, noEffect, type Effect } from '../src/limits/sideEffects.js';
 import type { ToolResult } from '../src/mcp/servers.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
+import { ownerWriter } from './helpers.js';
 
+const onFenced = () => undefined;
 const workspace = path.resolve('/srv/ws');
 
 /** The observe stage over a real gate (one trusted tool), a ledger capped at two files, and a SQLite store. */
 async function setup() {
   const store = createSqliteTaskStore(await tempDir('keel-observe-'));
+  const writer = await ownerWriter(store, 't-1');
   onTestFinished(() => store.close());
   const clock = { now: () => Date.parse('2026-12-01T09:00:00Z') };
   const gate = new ApprovalGate({
     store,
+    writer,
+    onFenced,
     taskId: 't-1',
     config: { expiresHours: 24, preApproved: [], trustedTools: ['list_environments'] },
     signer: undefined,
@@ -33,7 +38,7 @@ async function setup() {
   });
   const ledger = new SideEffectLedger({ maxFilesChanged: 2, protectedPaths: [] });
   const facts = createTaskFacts();
-  const recorder = createRecorder({ store, taskId: 't-1', resume: undefined, clock });
+  const recorder = createRecorder({ writer, taskId: 't-1', resume: undefined, clock, onFenced });
   const changes: string[] = [];
   const ctx: ObserveContext = {
     workspace,

@@ -17,7 +17,9 @@ import type { ToolResult } from '../src/mcp/servers.js';
 import type { ModelReply } from '../src/models/model.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { ModelCallRecord } from '../src/store/taskStore.js';
+import { ownerWriter } from './helpers.js';
 
+const onFenced = () => undefined;
 const clock = { now: () => Date.parse('2026-12-01T09:00:00Z') };
 
 async function openStore() {
@@ -74,7 +76,8 @@ const modelCall = (step: number, reply: ModelReply): ModelCallRecord => ({
 describe('the record stage', () => {
   it('hands back from its row what the server answered, the effect and what a call that threw said', async () => {
     const store = await openStore();
-    const recorder = createRecorder({ store, taskId: 't-1', resume: undefined, clock });
+    const writer = await ownerWriter(store, 't-1');
+    const recorder = createRecorder({ writer, taskId: 't-1', resume: undefined, clock, onFenced });
     const failed: ToolResult = {
       isError: true,
       text: 'no such file: b.txt',
@@ -141,6 +144,7 @@ describe('the record stage', () => {
 
   it('hands back a recorded model reply as the provider gave it', async () => {
     const store = await openStore();
+    const writer = await ownerWriter(store, 't-1');
     const reply: ModelReply = {
       text: 'writing it',
       toolCalls: [{ id: 'c-0', name: 'write_file', arguments: { path: 'a.txt', content: 'a\n' } }],
@@ -149,14 +153,17 @@ describe('the record stage', () => {
       responseModel: 'gpt-2026-11',
       raw: { id: 'chatcmpl-1', choices: [] },
     };
-    await createRecorder({ store, taskId: 't-1', resume: undefined, clock }).modelCall(modelCall(1, reply));
+    await createRecorder({ writer, taskId: 't-1', resume: undefined, clock, onFenced }).modelCall(
+      modelCall(1, reply),
+    );
     const [row] = await store.listModelCalls('t-1');
     expect(replyFromRecord(row!)).toEqual(reply);
   });
 
   it('records nothing twice for a resumed task, and still counts the calls it repeats', async () => {
     const store = await openStore();
-    const first = createRecorder({ store, taskId: 't-1', resume: undefined, clock });
+    const writer = await ownerWriter(store, 't-1');
+    const first = createRecorder({ writer, taskId: 't-1', resume: undefined, clock, onFenced });
     const reply: ModelReply = {
       text: '',
       toolCalls: [],
@@ -187,7 +194,7 @@ describe('the record stage', () => {
       await store.listToolCalls('t-1'),
       await store.listEvents('t-1'),
     );
-    const again = createRecorder({ store, taskId: 't-1', resume, clock });
+    const again = createRecorder({ writer, taskId: 't-1', resume, clock, onFenced });
     await again.event('agent_started', { agent: 'coding' });
     await again.event('agent_started', { agent: 'coding' });
     await again.modelCall(modelCall(3, reply));

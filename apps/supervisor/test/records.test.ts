@@ -158,7 +158,10 @@ describe('the Anthropic adapter', () => {
     expect(readFileSync(path.join(r.h.repo.dir, 'a.txt'), 'utf8')).toBe('from claude\n');
     expect(callList(r.toolCalls)).toEqual(['filesystem.write_file:ok']);
     const second = r.server.requests[1]!.body;
-    expect(second.system).toEqual([{ type: 'text', text: builtinPrompt('single') }]);
+    // Prompt caching: the system prompt and the last message are cache breakpoints.
+    expect(second.system).toEqual([
+      { type: 'text', text: builtinPrompt('single'), cache_control: { type: 'ephemeral' } },
+    ]);
     expect(second.messages).toEqual([
       { role: 'user', content: [{ type: 'text', text: handoff }] },
       {
@@ -179,6 +182,7 @@ describe('the Anthropic adapter', () => {
             type: 'tool_result',
             tool_use_id: 'toolu_0_0',
             content: quoted('write_file', 'ok', (r.toolCalls[0]!.result as { text: string }).text),
+            cache_control: { type: 'ephemeral' },
           },
         ],
       },

@@ -9,7 +9,9 @@ import { reserveOrEscalate, type Escalate } from '../src/engine/stages/reserve.j
 import { done } from '../src/engine/stop.js';
 import { Budget } from '../src/limits/budget.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
+import { ownerWriter } from './helpers.js';
 
+const onFenced = () => undefined;
 const start = Date.parse('2026-12-01T09:00:00Z');
 const step = 4;
 
@@ -19,19 +21,24 @@ const step = 4;
  */
 async function setup(escalateLimits: readonly LimitKind[]) {
   const store = createSqliteTaskStore(await tempDir('keel-reserve-'));
+  const writer = await ownerWriter(store, 't-1');
   onTestFinished(() => store.close());
   const clock = { now: () => start };
   const budget = new Budget({ ...defaultLimits, toolCalls: 1 }, clock);
   const gate = new ApprovalGate({
     store,
+    writer,
+    onFenced,
     taskId: 't-1',
     config: { expiresHours: 24, preApproved: [], trustedTools: [] },
     signer: undefined,
     clock,
   });
-  const recorder = createRecorder({ store, taskId: 't-1', resume: undefined, clock });
+  const recorder = createRecorder({ writer, taskId: 't-1', resume: undefined, clock, onFenced });
   const ctx: EscalationContext = {
     store,
+    writer,
+    onFenced,
     taskId: 't-1',
     clock,
     escalateLimits,

@@ -9,6 +9,7 @@ import {
 import { onTestFinished } from 'vitest';
 import { runTask, type TaskOutcome } from '../src/engine/runTask.js';
 import type { Clock } from '../src/clock.js';
+import type { RetryPolicy } from '../src/engine/stages/modelCall.js';
 import type { ModelMessage } from '../src/models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../src/store/taskStore.js';
 import { createHarness, readTools, task, writeTools, type Harness } from './helpers.js';
@@ -44,6 +45,7 @@ export async function runScripted(options: {
   files?: Record<string, string>;
   provider?: 'openai-compatible' | 'anthropic';
   clock?: Clock;
+  retry?: RetryPolicy;
 }): Promise<ScriptedRun> {
   const server = await serve(options.script);
   const h = await createHarness({
@@ -70,6 +72,7 @@ export async function runScripted(options: {
     env: {},
     task: task({ mode: 'single', tests: null, deploy: null, ...options.taskFile }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
   });
   return {
     ...outcome,

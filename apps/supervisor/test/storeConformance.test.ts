@@ -320,12 +320,13 @@ for (const backend of backends) {
       it('keeps owners, kill requests and the global stop', async () => {
         const { store: s } = await store();
         const owner = { pid: 1234, startTime: '99', host: 'h', serverPids: [5, 6] };
-        await s.setOwner('t-1', owner);
+        expect(await s.claimOwner('t-1', null, owner)).toEqual({ ok: true, epoch: 1 });
         expect(await s.getOwner('t-1')).toEqual(owner);
         expect(await s.killRequested('t-1')).toBe(false);
-        await s.requestKill('t-1', new Date());
+        expect(await s.requestKill('t-1', new Date())).toBe(2);
         expect(await s.killRequested('t-1')).toBe(true);
-        await s.setOwner('t-1', null);
+        // A killed owner still says it has stopped: its release clears the record.
+        expect(await s.writer('t-1', 1).releaseOwner()).toBe(true);
         expect(await s.getOwner('t-1')).toBeNull();
         // Taking a task over is compare-and-set: of two workers claiming a dead owner's task, one wins.
         const dead = {
@@ -336,15 +337,15 @@ for (const backend of backends) {
           worker: 'w1',
           heartbeatAt: '2026-11-30T00:00:00.000Z',
         };
-        await s.setOwner('t-2', dead);
+        expect(await s.claimOwner('t-2', null, dead)).toEqual({ ok: true, epoch: 1 });
         const claims = await Promise.all(
           ['w2', 'w3'].map((worker) =>
             s.claimOwner('t-2', dead, { ...dead, pid: worker === 'w2' ? 2 : 3, worker }),
           ),
         );
-        // The winner moves the epoch on (the owner set without a claim left it at 0); the loser sees who won.
+        // The winner moves the epoch on; the loser sees who won.
         const won = claims.findIndex((c) => c.ok);
-        expect(claims[won]).toEqual({ ok: true, epoch: 1 });
+        expect(claims[won]).toEqual({ ok: true, epoch: 2 });
         const winner = await s.getOwner('t-2');
         expect(winner?.worker).toBe(won === 0 ? 'w2' : 'w3');
         expect(claims[1 - won]).toEqual({ ok: false, current: winner });

@@ -7,7 +7,17 @@ import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
 import { freshDatabase, testDatabaseUrl } from './postgres.js';
 import { createHarness, type Harness } from './helpers.js';
-import { below, keel, present, reapAfter, startKeel, until, type KeelProcess } from './processes.js';
+import {
+  allProcs,
+  below,
+  keel,
+  present,
+  printedKeel,
+  reapAfter,
+  startKeel,
+  until,
+  type KeelProcess,
+} from './processes.js';
 
 /**
  * Several `keel worker` processes on one PostgreSQL store. Needs KEEL_TEST_DATABASE_URL (.ci/run
@@ -118,6 +128,57 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     for (const w of workers) if (w !== holder) w.child.kill('SIGTERM');
   });
 
+  it('split brain: the owner stalled past its heartbeat at step 3 and then woken stops at its next call; the task ends once, one model call per step', async () => {
+    const { h, store, env } = await setup();
+    const workers = startWorkers(h, env, 2);
+    const id = await submit(h, env, 'stall', 4);
+    const owner = await until('a worker to have committed at step 3', async () => {
+      const calls = await store.listToolCalls(id);
+      const o = await store.getOwner(id);
+      return calls.some((c) => c.tool === 'git_commit' && c.step === 3) && o?.worker !== undefined
+        ? o
+        : undefined;
+    });
+    const stalled = workers.find((w) => w.pid === owner.pid)!;
+    const other = workers.find((w) => w !== stalled)!;
+    process.kill(stalled.pid, 'SIGSTOP');
+    // Stalled until the other worker's claim has landed: its heartbeat went stale, the task is taken over.
+    await until(
+      'the other worker to take the task over',
+      async () => ((await store.getOwner(id))?.pid === other.pid ? true : undefined),
+      60_000,
+    );
+    process.kill(stalled.pid, 'SIGCONT');
+    await until(
+      'the task to end',
+      async () => ((await store.getTask(id))?.status === 'succeeded' ? true : undefined),
+      180_000,
+    );
+    // The woken worker has said how its run of the task ended.
+    const said = await until(
+      'the woken worker to report on the task',
+      () => stalled.stderrLines().find((l) => l.startsWith(`[worker] ${id}: `) && !l.endsWith(': starting')),
+      60_000,
+    );
+    expect(said).toMatch(new RegExp(`^\\[worker\\] ${id}: fenced — `));
+    const events = await store.listEvents(id);
+    expect(events.filter((e) => e.type === 'task_finished').map((e) => e.data)).toEqual([
+      { status: 'succeeded', outcome: { message: '1 coding round(s), no tests, no deploy' } },
+    ]);
+    expect(events.filter((e) => e.type === 'task_resumed').length).toBe(1);
+    const steps = (await store.listModelCalls(id)).map((c) => c.step);
+    expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect((await store.getTask(id))?.run?.steps).toBe(8);
+    expect((await git(h.repo.dir, ['log', '--format=%s'])).trim().split('\n')).toEqual([
+      'stall: second',
+      'stall: first',
+      'initial',
+    ]);
+    // Nobody owns the ended task: the woken worker never wrote its owner record back.
+    expect(await store.getOwner(id)).toBe(null);
+    for (const w of workers) w.child.kill('SIGTERM');
+  }, 240_000);
+
   it('one worker with --concurrency 2 runs two tasks at once; killing one leaves the other and its tool process running', async () => {
     const { h, store, env } = await setup();
     const worker = startKeel(
@@ -155,6 +216,87 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     );
   });
 
+  it("a kill its worker does not answer in time reaps only that task: the worker, its other task and that task's tool process live on", async () => {
+    const { h, store, env } = await setup();
+    const worker = startKeel(
+      ['worker', '--id', 'solo', '--quiet', '--heartbeat-ms', '500', '--concurrency', '2'],
+      h.dir,
+      env,
+    );
+    const [a, b] = [await submit(h, env, 'f1', 600), await submit(h, env, 'f2', 600)];
+    const sleeping = (id: string) =>
+      until(`task ${id} to be inside its test run`, async () => {
+        const owner = await store.getOwner(id);
+        const sleeper = owner?.serverPids
+          .flatMap((pid) => below(pid))
+          .find((p) => p.cmdline.includes('sleep-600'));
+        return owner !== null && sleeper !== undefined ? { owner, sleeper } : undefined;
+      });
+    const [inA, inB] = [await sleeping(a!), await sleeping(b!)];
+    const serversA = inA.owner.serverPids.flatMap((pid) => {
+      const p = allProcs().find((q) => q.pid === pid);
+      return p === undefined ? [] : [p];
+    });
+    // The worker cannot answer: the kill takes its forced path.
+    process.kill(worker.pid, 'SIGSTOP');
+    const killed = await keel(['kill', a!, '--as', 'ops'], h.dir, env);
+    process.kill(worker.pid, 'SIGCONT');
+    expect(killed.code).toBe(0);
+    expect(killed.stdout.trim()).toMatch(
+      new RegExp(
+        `^${a}: killed \\(process ${worker.pid} did not answer; killed the task's \\d+ process\\(es\\), not the process itself, \\d+ ms\\)$`,
+      ),
+    );
+    expect((await store.getTask(a!))?.status).toBe('killed');
+    await until("task A's servers and sleeping test to go", () =>
+      [inA.sleeper, ...serversA].some(present) ? undefined : true,
+    );
+    expect(worker.child.exitCode).toBe(null);
+    expect(worker.child.signalCode).toBe(null);
+    expect(present(inB.sleeper)).toBe(true);
+    expect((await store.getTask(b!))?.status).toBe('running');
+    expect((await store.getOwner(b!))?.pid).toBe(worker.pid);
+    // The worker's run of A stops without a write: A ends once, killed.
+    expect((await store.listEvents(a!)).filter((e) => e.type === 'task_finished').map((e) => e.data)).toEqual(
+      [expect.objectContaining({ status: 'killed', forced: true })],
+    );
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }, 240_000);
+
+  it('a task submitted during the global stop waits, and runs after keel resume-all', async () => {
+    const { h, store, env } = await setup();
+    const worker = startKeel(['worker', '--id', 'w1', '--heartbeat-ms', '500', '--quiet'], h.dir, env);
+    const stopped = await keel(['kill', '--all', '--as', 'ops'], h.dir, env);
+    expect(stopped.code).toBe(0);
+    const id = await submit(h, env, 'held', 4);
+    await until('the worker to hold the task back', () =>
+      worker.stderrLines().find((l) => l.startsWith(`[worker] ${id}: `)),
+    );
+    expect(worker.stderrLines().filter((l) => l.startsWith(`[worker] ${id}: `))).toEqual([
+      `[worker] ${id}: not started: a global stop is in force; keel resume-all queues it again`,
+    ]);
+    expect((await store.getTask(id))?.status).toBe('queued');
+    const stop = await store.getGlobalStop();
+    const lifted = await keel(['resume-all'], h.dir, env);
+    expect(lifted.code).toBe(0);
+    expect(lifted.stdout.trim().split('\n')).toEqual([
+      `global stop lifted (set by ops at ${stop?.at})`,
+      '1 queued task(s) queued to run again',
+    ]);
+    const done = await until(
+      'the held task to finish',
+      async () => {
+        const task = await store.getTask(id);
+        return task?.status === 'succeeded' ? task : undefined;
+      },
+      120_000,
+    );
+    expect(done.run?.steps).toBe(8);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }, 240_000);
+
   it('kill --all with tasks on three workers: every task killed, no tool process left, the workers live on', async () => {
     const { h, store, env } = await setup();
     const workers = startWorkers(h, env, 3);
@@ -179,7 +321,7 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     const killed = await keel(['kill', '--all', '--as', 'ops'], h.dir, env);
     expect(killed.code).toBe(0);
     expect(killed.stdout.trim().split('\n').at(-1)).toBe(
-      'global stop in force: no task starts until keel resume-all (3 task(s) stopped)',
+      `global stop in force: no task starts until \`${printedKeel} resume-all\` (3 task(s) stopped)`,
     );
     for (const id of ids) expect((await store.getTask(id))?.status).toBe('killed');
     await until(

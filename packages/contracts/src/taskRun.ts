@@ -31,6 +31,7 @@ export const limitKinds = [
   'review_rounds',
   'test_rounds',
   'contract_retries',
+  'context_window',
 ] as const;
 export type LimitKind = (typeof limitKinds)[number];
 

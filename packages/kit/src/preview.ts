@@ -7,13 +7,9 @@ import { canonicalJson, sha256Hex } from './canonical.js';
 import { ok, type Outcome } from './errors.js';
 import { ownFileDenied, type PathJail } from './jail.js';
 
-/** `_meta` key of a `tools/call` that asks only for the effect the call would have (`true`). */
-export const PREVIEW_META_KEY = 'keel/preview';
-/**
- * `_meta` key of a real `tools/call` bound to a preview: the `binding` it returned. The call is
- * refused (PRECONDITION_FAILED) if the effect, recomputed when it runs, has another binding.
- */
-export const EXPECT_PREVIEW_META_KEY = 'keel/expect-preview';
+import { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY } from './previewKeys.js';
+
+export { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY };
 
 /** What happens to one file. */
 export const effectChanges = ['create', 'modify', 'delete', 'rename', 'copy', 'mode'] as const;

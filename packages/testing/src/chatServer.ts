@@ -41,6 +41,10 @@ export interface ScriptedReply {
   status?: number;
   /** The error to send (status defaults to 500 when only this is given). */
   error?: { type?: string; message: string };
+  /** Extra response headers (`retry-after` on a 429, say). */
+  headers?: Record<string, string>;
+  /** Drops the connection without an answer: what the client sees of a connection reset. */
+  reset?: boolean;
 }
 
 export interface ScriptedChatCall {
@@ -85,6 +89,47 @@ export interface ScriptedChatServer {
 
 export interface ScriptedChatServerOptions {
   script: ChatScript;
+  /**
+   * The model's context window in tokens (a request's body bytes / 4, plus its `max_tokens`).
+   * A request over it is refused as the provider refuses it: HTTP 400 with OpenAI's
+   * `context_length_exceeded` code, or Anthropic's "prompt is too long". Default: no window.
+   */
+  contextWindow?: number;
+  /**
+   * Reports cached input tokens for the prefix a request's prompt (tools, system prompt, messages,
+   * in that order) shares with an earlier request's, as OpenAI counts them: in blocks of 128 tokens, from 1024 (`prompt_tokens_details.cached_tokens`;
+   * Anthropic's `cache_read_input_tokens`, with `input_tokens` the uncached rest). Default: off.
+   */
+  promptCache?: boolean;
+}
+
+/** OpenAI caches prompts from this many tokens, in blocks of {@link cacheBlockTokens}. */
+const cacheMinTokens = 1024;
+const cacheBlockTokens = 128;
+
+/**
+ * A request as the provider lays out its prompt — tools, then the system prompt, then the messages
+ * in order — whatever order the client's JSON has its fields in: a cache hit is a shared prefix of this.
+ */
+function promptOrder(body: {
+  model?: unknown;
+  tools?: unknown;
+  system?: unknown;
+  messages?: unknown;
+}): Buffer {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  return Buffer.from(
+    JSON.stringify([body.model ?? null, body.tools ?? null, body.system ?? null]) +
+      messages.map((m) => JSON.stringify(m)).join(''),
+  );
+}
+
+/** The bytes two texts share from their start. */
+function commonPrefixBytes(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
 }
 
 /**
@@ -101,6 +146,16 @@ export async function startScriptedChatServer(
   const waiters = new Map<number, Array<(outcome: 'answered' | 'disconnected') => void>>();
   const pendingDelays = new Set<() => void>();
   let scriptCursor = 0;
+  const seenBodies: Buffer[] = [];
+
+  /** Tokens of this body's longest prefix shared with an earlier body, as a cache would serve them. */
+  const cachedTokens = (body: Buffer, inputTokens: number): number => {
+    let best = 0;
+    for (const seen of seenBodies) best = Math.max(best, commonPrefixBytes(seen, body));
+    seenBodies.push(body);
+    const blocks = Math.floor(Math.floor(best / 4) / cacheBlockTokens) * cacheBlockTokens;
+    return blocks < cacheMinTokens ? 0 : Math.min(blocks, inputTokens);
+  };
 
   const settle = (record: RecordedChatRequest, outcome: 'answered' | 'disconnected') => {
     if (record.outcome !== 'pending') return;
@@ -142,10 +197,10 @@ export async function startScriptedChatServer(
     requests.push(record);
     res.on('close', () => settle(record, res.writableFinished ? 'answered' : 'disconnected'));
 
-    const send = (status: number, body: unknown) => {
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       if (res.destroyed) return;
       record.response = { status, body };
-      res.writeHead(status, { 'content-type': 'application/json' });
+      res.writeHead(status, { ...headers, 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
 
@@ -171,6 +226,17 @@ export async function startScriptedChatServer(
       return;
     }
 
+    const bodyBytes = Buffer.byteLength(text);
+    if (options.contextWindow !== undefined) {
+      const inputTokens = Math.ceil(bodyBytes / 4);
+      const body = record.body as { max_tokens?: unknown; max_completion_tokens?: unknown };
+      const completion = Number(body.max_tokens ?? body.max_completion_tokens ?? 0) || 0;
+      if (inputTokens + completion > options.contextWindow) {
+        send(400, contextLengthError(protocol, options.contextWindow, inputTokens, completion));
+        return;
+      }
+    }
+
     let reply: ScriptedReply;
     try {
       reply = await nextReply({ protocol, body: record.body, index: record.index });
@@ -185,6 +251,10 @@ export async function startScriptedChatServer(
       const completed = await delay(reply.delayMs, res, pendingDelays);
       if (!completed) return;
     }
+    if (reply.reset === true) {
+      res.socket?.destroy();
+      return;
+    }
     if (reply.status !== undefined || reply.error !== undefined) {
       const status = reply.status ?? 500;
       send(
@@ -194,10 +264,15 @@ export async function startScriptedChatServer(
           reply.error?.type ?? (status < 500 ? 'invalid_request_error' : 'api_error'),
           reply.error?.message ?? `scripted error ${status}`,
         ),
+        reply.headers,
       );
       return;
     }
-    send(200, successBody(protocol, reply, record.body, Buffer.byteLength(text), record.index));
+    const cached =
+      options.promptCache === true && reply.usage === undefined
+        ? cachedTokens(promptOrder(record.body), Math.ceil(bodyBytes / 4))
+        : undefined;
+    send(200, successBody(protocol, reply, record.body, bodyBytes, record.index, cached));
   };
 
   const server = createServer((req, res) => {
@@ -329,6 +404,31 @@ function errorBody(protocol: ChatProtocol, type: string, message: string): unkno
     : { type: 'error', error: { type, message } };
 }
 
+/** How each API refuses a request over the model's context window. */
+function contextLengthError(
+  protocol: ChatProtocol,
+  window: number,
+  inputTokens: number,
+  completion: number,
+): unknown {
+  if (protocol === 'openai')
+    return {
+      error: {
+        message: `This model's maximum context length is ${window} tokens. However, you requested ${inputTokens + completion} tokens (${inputTokens} in the messages, ${completion} in the completion). Please reduce the length of the messages or completion.`,
+        type: 'invalid_request_error',
+        param: 'messages',
+        code: 'context_length_exceeded',
+      },
+    };
+  return {
+    type: 'error',
+    error: {
+      type: 'invalid_request_error',
+      message: `prompt is too long: ${inputTokens + completion} tokens > ${window} maximum`,
+    },
+  };
+}
+
 function argumentText(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
@@ -361,6 +461,8 @@ function successBody(
   request: { model?: unknown },
   requestBytes: number,
   index: number,
+  /** Cached input tokens to report, when the server caches prompts. */
+  cached?: number,
 ): unknown {
   const toolCalls = reply.toolCalls ?? [];
   const text = reply.text ?? '';
@@ -402,6 +504,7 @@ function successBody(
         prompt_tokens: usage.inputTokens,
         completion_tokens: usage.outputTokens,
         total_tokens: usage.inputTokens + usage.outputTokens,
+        ...(cached === undefined ? {} : { prompt_tokens_details: { cached_tokens: cached } }),
       },
     };
   }
@@ -424,10 +527,11 @@ function successBody(
     stop_reason: reply.rawFinishReason ?? anthropicFinish[finish],
     stop_sequence: null,
     usage: {
-      input_tokens: usage.inputTokens,
+      // Anthropic counts cached tokens apart: input_tokens is the uncached rest.
+      input_tokens: usage.inputTokens - (cached ?? 0),
       output_tokens: usage.outputTokens,
       cache_creation_input_tokens: 0,
-      cache_read_input_tokens: 0,
+      cache_read_input_tokens: cached ?? 0,
     },
   };
 }

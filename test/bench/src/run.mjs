@@ -8,7 +8,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const suites = ['kit', 'filesystem', 'git', 'test-runner', 'supervisor', 'deploy', 'scale', 'harness'];
+const suites = [
+  'kit',
+  'filesystem',
+  'git',
+  'test-runner',
+  'supervisor',
+  'cli',
+  'deploy',
+  'scale',
+  'harness',
+  'context',
+];
 const wanted = process.argv.slice(2).filter((arg) => arg !== '--');
 const selected = wanted.length === 0 ? suites : suites.filter((suite) => wanted.includes(suite));
 const unknown = wanted.filter((arg) => !suites.includes(arg));

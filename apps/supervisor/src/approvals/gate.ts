@@ -1,9 +1,10 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { canonicalJson, redact, sha256Hex } from '@keel/kit';
+import { canonicalJson, redact, sha256Hex } from '@keel/kit/core';
 import type { KeelConfig } from '../config/schema.js';
 import type { Clock } from '../clock.js';
 import type { Classification } from '../limits/irreversible.js';
-import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
+import type { ApprovalRecord, Fenced, TaskStore, TaskWriter } from '../store/taskStore.js';
+import { unfenced } from '../engine/fence.js';
 import type { Stop } from '../engine/stop.js';
 
 /** What the deploy server needs to accept a human's approval: the plan it was given for. */
@@ -51,6 +52,8 @@ export const approvalIdOf = () => `ap-${randomBytes(5).toString('hex')}`;
  */
 export class ApprovalGate {
   readonly #store: TaskStore;
+  readonly #writer: TaskWriter;
+  readonly #onFenced: (fenced: Fenced) => void;
   readonly #taskId: string;
   readonly #config: KeelConfig['approvals'];
   readonly #signer: TokenSigner | undefined;
@@ -89,13 +92,19 @@ export class ApprovalGate {
   }
 
   constructor(options: {
+    /** Read only: requests and consumptions go through `writer`, fenced at the owner's epoch. */
     store: TaskStore;
+    writer: TaskWriter;
+    /** Told of a refused write before it throws `FencedStop`. */
+    onFenced: (fenced: Fenced) => void;
     taskId: string;
     config: KeelConfig['approvals'];
     signer: TokenSigner | undefined;
     clock: Clock;
   }) {
     this.#store = options.store;
+    this.#writer = options.writer;
+    this.#onFenced = options.onFenced;
     this.#taskId = options.taskId;
     this.#config = options.config;
     this.#signer = options.signer;
@@ -128,7 +137,10 @@ export class ApprovalGate {
       return { ok: true, meta: {}, approval: undefined };
     const now = new Date(this.#clock.now());
     const slot = `${call.step}:${call.callIndex}`;
-    const consumed = await this.#store.consumeApproval(this.#taskId, call.tool, argsSha256, slot, now);
+    const consumed = unfenced(
+      await this.#writer.consumeApproval(call.tool, argsSha256, slot, now),
+      this.#onFenced,
+    );
     if (consumed !== undefined) return this.#proceed(call, consumed, now);
     const earlier = (await this.#store.listApprovals({ taskId: this.#taskId })).filter(
       (a) => a.kind === 'tool' && a.tool === call.tool && a.argsSha256 === argsSha256,
@@ -150,27 +162,30 @@ export class ApprovalGate {
         : `the task has read untrusted content (${this.tainted.tool} at step ${this.tainted.step}), so no policy pre-approves it`,
     ];
     this.asked++;
-    const approval = await this.#store.requestApproval(
-      {
-        id: approvalIdOf(),
-        taskId: this.#taskId,
-        kind: 'tool',
-        agent: call.agent,
-        step: call.step,
-        callIndex: call.callIndex,
-        server: call.server,
-        tool: call.tool,
-        argsSha256,
-        arguments: redact(call.args),
-        reasons,
-        summary:
-          call.plan === undefined
-            ? `${call.server}.${call.tool} ${JSON.stringify(redact(call.args)).slice(0, 500)}`
-            : `${call.tool} of plan ${call.plan.planId} (hash ${call.plan.planHash.slice(0, 12)}…) to ${call.plan.environment}`,
-        requestedAt: now.toISOString(),
-        expiresAt: new Date(now.getTime() + this.#config.expiresHours * 3_600_000).toISOString(),
-      },
-      now,
+    const approval = unfenced(
+      await this.#writer.requestApproval(
+        {
+          id: approvalIdOf(),
+          taskId: this.#taskId,
+          kind: 'tool',
+          agent: call.agent,
+          step: call.step,
+          callIndex: call.callIndex,
+          server: call.server,
+          tool: call.tool,
+          argsSha256,
+          arguments: redact(call.args),
+          reasons,
+          summary:
+            call.plan === undefined
+              ? `${call.server}.${call.tool} ${JSON.stringify(redact(call.args)).slice(0, 500)}`
+              : `${call.tool} of plan ${call.plan.planId} (hash ${call.plan.planHash.slice(0, 12)}…) to ${call.plan.environment}`,
+          requestedAt: now.toISOString(),
+          expiresAt: new Date(now.getTime() + this.#config.expiresHours * 3_600_000).toISOString(),
+        },
+        now,
+      ),
+      this.#onFenced,
     );
     return {
       ok: false,

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import type { CliContext } from './main.js';
+import type { CliContext } from './cliContext.js';
 
 const port = (value: string) => {
   const n = Number(value);

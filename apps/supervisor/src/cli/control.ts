@@ -1,20 +1,12 @@
 import { mkdirSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { KeelError } from '@keel/kit';
-import { generateApprovalKeyPair } from '@keel/kit/approval';
+import { KeelError } from '@keel/kit/core';
 import type { TaskRunV1 } from '@keel/contracts';
-import { limitsSchema, type Limits } from '../config/schema.js';
-import {
-  abortEscalation,
-  approveCall,
-  continueEscalation,
-  denyCall,
-  liftGlobalStop,
-} from '../control/decisions.js';
-import { killAll, killTask, type KillResult } from '../control/kill.js';
+import type { Limits } from '../config/schema.js';
+import type { KillResult } from '../control/kill.js';
 import type { ApprovalRecord } from '../store/taskStore.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './cliContext.js';
 import { formatCommands, type Invocation } from './invocation.js';
 
 /** What a waiting or escalated run's reader should type next, runnable where it is printed. */
@@ -61,16 +53,26 @@ export function formatApprovals(approvals: ApprovalRecord[]): string {
     .join('\n');
 }
 
-const limitKeys = Object.keys(limitsSchema.shape) as Array<keyof Limits>;
-
-/** `--raise steps=80 --raise costUsd=2`: new values for limits (each must be higher to matter). */
-function collectRaise(value: string, previous: Partial<Limits>): Partial<Limits> {
+/**
+ * `--raise steps=80 --raise costUsd=2`: new values for limits (each must be higher to matter). The
+ * names are checked against the limits when the command runs ({@link checkRaise}): the schema that
+ * knows them is loaded only by the verbs that use it.
+ */
+function collectRaise(value: string, previous: Record<string, number>): Record<string, number> {
   const match = /^(\w+)=(\d+(?:\.\d+)?)$/.exec(value);
   if (match === null) throw new InvalidArgumentError(`'${value}' is not LIMIT=NUMBER (e.g. steps=80)`);
-  const key = match[1] as keyof Limits;
-  if (!limitKeys.includes(key))
-    throw new InvalidArgumentError(`'${match[1]}' is not a limit; limits: ${limitKeys.join(', ')}`);
-  return { ...previous, [key]: Number(match[2]) };
+  return { ...previous, [match[1]!]: Number(match[2]) };
+}
+
+async function checkRaise(raise: Record<string, number>): Promise<Partial<Limits>> {
+  const { limitsSchema } = await import('../config/schema.js');
+  const limitKeys = Object.keys(limitsSchema.shape);
+  for (const key of Object.keys(raise))
+    if (!limitKeys.includes(key))
+      throw new KeelError('INVALID_ARGUMENT', `--raise: '${key}' is not a limit`, {
+        hint: `limits: ${limitKeys.join(', ')}`,
+      });
+  return raise as Partial<Limits>;
 }
 
 function printKill(ctx: CliContext, result: KillResult): void {
@@ -81,7 +83,12 @@ function printKill(ctx: CliContext, result: KillResult): void {
       break;
     case 'forced':
       ctx.out(
-        `${result.taskId}: killed (process ${result.pid} did not answer; killed it and ${result.killedPids.filter((pid) => pid !== result.pid).length} process(es) below it, ${ms})`,
+        `${result.taskId}: killed (process ${result.pid} did not answer; killed the task's ${result.killedPids.length} process(es), not the process itself, ${ms})`,
+      );
+      break;
+    case 'requested':
+      ctx.out(
+        `${result.taskId}: kill requested, not confirmed: process ${result.pid} stops at its next call (its writes are refused from now on); this system has no /proc, so keel cannot signal or force it — keel kill works fully on Linux only`,
       );
       break;
     case 'not_running':
@@ -166,6 +173,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
+          const { approveCall } = await import('../control/decisions.js');
           const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock);
           say(opts.json, `approved ${id} (${result.summary}) as ${by}`);
           return result;
@@ -184,6 +192,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
+        const { denyCall } = await import('../control/decisions.js');
         const approval = await denyCall(store, id, by, opts.reason, ctx.io.clock);
         ctx.out(`denied ${id} as ${by}; task ${approval.taskId} ended`);
       });
@@ -214,7 +223,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         id: string,
         opts: {
           config?: string;
-          raise: Partial<Limits>;
+          raise: Record<string, number>;
           hint?: string;
           as?: string;
           resume: boolean;
@@ -224,7 +233,9 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       ) => {
         const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
           const by = ctx.approver(opts.as);
-          const result = await continueEscalation(store, id, by, opts.raise, opts.hint, ctx.io.clock);
+          const raise = await checkRaise(opts.raise);
+          const { continueEscalation } = await import('../control/decisions.js');
+          const result = await continueEscalation(store, id, by, raise, opts.hint, ctx.io.clock);
           say(opts.json, `continuing ${result.taskId} (${id}) as ${by}`);
           return result;
         });
@@ -242,6 +253,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .action(async (id: string, opts: { config?: string; reason: string; as?: string }) => {
       await ctx.withStore(opts.config, async (_loaded, store) => {
         const by = ctx.approver(opts.as);
+        const { abortEscalation } = await import('../control/decisions.js');
         const approval = await abortEscalation(store, id, by, opts.reason, ctx.io.clock);
         ctx.out(`aborted ${approval.taskId} (${id}) as ${by}`);
       });
@@ -289,6 +301,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       await ctx.withStore(opts.config, async (loaded, store) => {
         const by = ctx.approver(opts.as);
         if (opts.all) {
+          const { killAll } = await import('../control/kill.js');
           const results = await killAll(store, by, { clock: ctx.io.clock });
           for (const result of results) printKill(ctx, result);
           ctx.out(
@@ -297,6 +310,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         } else {
           if ((await store.getTask(taskId!)) === undefined)
             throw new KeelError('NOT_FOUND', `no task '${taskId}'`, { hint: '`keel runs` lists the tasks' });
+          const { killTask } = await import('../control/kill.js');
           printKill(ctx, await killTask(store, taskId!, by, { clock: ctx.io.clock }));
         }
       });
@@ -307,13 +321,27 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .description('lift the global stop set by keel kill --all')
     .addOption(ctx.configOption())
     .action(async (opts: { config?: string }) => {
-      await ctx.withStore(opts.config, async (_loaded, store) => {
+      await ctx.withStore(opts.config, async (loaded, store) => {
+        const [{ liftGlobalStop }, { storeLocation }] = await Promise.all([
+          import('../control/decisions.js'),
+          import('../store/openStore.js'),
+        ]);
         const stop = await liftGlobalStop(store);
         ctx.out(
           stop === null
             ? 'no global stop was in force'
             : `global stop lifted (set by ${stop.by} at ${stop.at})`,
         );
+        const location = storeLocation(loaded, ctx.io.env);
+        if (stop === null || location.kind !== 'postgres') return;
+        // Workers took the jobs of tasks submitted during the stop and left them queued.
+        const { openQueue, requeueQueued } = await import('../workers/worker.js');
+        const boss = await openQueue(location.url);
+        try {
+          ctx.out(`${await requeueQueued(store, boss, stop.at)} queued task(s) queued to run again`);
+        } finally {
+          await boss.stop({ graceful: false });
+        }
       });
     });
 
@@ -324,9 +352,10 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     )
     .option('--dir <dir>', 'where to write approval.key and approval.pub', '.')
     .option('--force', 'overwrite', false)
-    .action((opts: { dir: string; force: boolean }) => {
+    .action(async (opts: { dir: string; force: boolean }) => {
       const dir = path.resolve(ctx.io.cwd, opts.dir);
       mkdirSync(dir, { recursive: true });
+      const { generateApprovalKeyPair } = await import('@keel/kit/approval');
       const { privateKeyPem, publicKeyPem } = generateApprovalKeyPair();
       const key = path.join(dir, 'approval.key');
       if (existsSync(key) && !opts.force)

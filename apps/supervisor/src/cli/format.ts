@@ -1,4 +1,5 @@
 import type { TaskRunV1 } from '@keel/contracts';
+import { explainContext } from '../engine/context/explain.js';
 import { callLabel } from '../observe/labels.js';
 import type {
   ApprovalRecord,
@@ -69,6 +70,8 @@ export function formatShow(
     lines.push(
       `  ${String(call.step).padStart(3)} ${pad(call.agent, 12)} ${call.provider}:${call.requestedModel}  ${call.inputTokens}+${call.outputTokens} tokens (reserved ${call.reservedInputTokens}+${call.reservedOutputTokens})  ${call.latencyMs.toFixed(0)} ms${call.error ? `  ERROR ${call.error}` : ''}`,
     );
+    const context = explainContext(call.request);
+    if (context !== undefined) lines.push(`        ${context}`);
     for (const t of toolsByStep.get(call.step) ?? [])
       lines.push(
         `        → call ${t.callIndex + 1}  ${pad(`${t.server ? `${t.server}.` : ''}${t.tool}`, 34)} ${pad(t.outcome + (t.errorCode ? ` ${t.errorCode}` : ''), 26)} ${t.latencyMs.toFixed(0).padStart(6)} ms${t.irreversible ? '  irreversible' : ''}`,

@@ -2,81 +2,24 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { KeelError } from '@keel/kit';
-import { taskStatuses, type TaskRunV1 } from '@keel/contracts';
-import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { KeelError } from '@keel/kit/core';
+import type { TaskRunV1, TaskStatus } from '@keel/contracts';
+import type { LoadedConfig } from '../config/load.js';
 import { ignoreKeelFiles, keelIgnored } from './gitignore.js';
-import { openTaskStore, storeLocation } from '../store/openStore.js';
 import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
-import { loadTaskFile } from '../task/taskFile.js';
-import { formatRunSummary, formatRuns, formatShow } from './format.js';
 import { streamProgress } from './progress.js';
 import { howToAnswer, registerControlCommands } from './control.js';
 import { registerWorkerCommands } from './workerCommands.js';
 import { registerConsoleCommand } from './console.js';
-import type { KillSignals, RunTaskOptions } from '../engine/runTask.js';
 import { userInfo } from 'node:os';
 import { exampleTask, modelPresets, starterConfig, type ModelPresetName } from './starter.js';
-import type { Tracer } from '@opentelemetry/api';
-import type { Clock } from '../clock.js';
 import { observabilityCommands } from './commands/index.js';
 import { requireTask } from './commands/context.js';
-import { workspaceProblems } from '../config/workspace.js';
 import { createInvocation, discoverConfig, formatCommands, type Invocation } from './invocation.js';
+import { exitCodes, type CliContext, type CliIo } from './cliContext.js';
 
-export interface CliIo {
-  argv: readonly string[];
-  env: NodeJS.ProcessEnv;
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-  cwd: string;
-  version: string;
-  /** Aborted on SIGINT/SIGTERM: the running task ends `killed`. */
-  kill: AbortSignal;
-  /** Rung on SIGUSR2 by `keel kill` in another terminal: running tasks check the store for a kill. */
-  killSignals?: KillSignals;
-  tracer: Tracer | undefined;
-  /** Where every command reads the time (the bin passes the system clock; tests may fix it). */
-  clock: Clock;
-  /**
-   * The running bin file. Printed commands name it (`node BIN …`) unless the `keel` on PATH is this
-   * same bin; without it (in-process tests) they say `keel`.
-   */
-  bin?: string;
-}
-
-/** What the command modules share: output, the store opened from the config, run options. */
-export interface CliContext {
-  io: CliIo;
-  out(text: string): void;
-  withStore<T>(
-    configFile: string | undefined,
-    fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
-  ): Promise<T>;
-  configOption(): Option;
-  /**
-   * Prints a run record (and, when it waits, since when and what to type next) and sets the exit
-   * code from its status.
-   */
-  finishRun(run: TaskRunV1, json: boolean, config: string, store: TaskStore): Promise<void>;
-  setExitCode(code: number): void;
-  /** The options every task run gets from the command line: kill wiring, tracing, progress. */
-  runOptions(
-    quiet: boolean,
-  ): Pick<RunTaskOptions, 'env' | 'kill' | 'tracer' | 'progress' | 'killSignals' | 'clock'>;
-  /** The person deciding: --as, else the login name. */
-  approver(given: string | undefined): string;
-  /** The config file a command uses: --config, KEEL_CONFIG, or ./keel.config.yaml. */
-  findConfig(given: string | undefined): string;
-  /** How a printed command is written so that it runs where it is printed (one place decides). */
-  invocation(): Invocation;
-}
-
-/**
- * Exit codes: 0 the task succeeded (or the command worked), 1 the task did not, 2 bad usage or
- * config, 3 the task waits for a human (an approval or an escalation).
- */
-export const exitCodes = { ok: 0, taskNotSucceeded: 1, usage: 2, waiting: 3 } as const;
+export { exitCodes } from './cliContext.js';
+export type { CliContext, CliIo } from './cliContext.js';
 
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
@@ -90,6 +33,22 @@ function findConfig(cwd: string, given: string | undefined, env: NodeJS.ProcessE
   throw new KeelError('NOT_FOUND', `no keel.config.yaml in ${cwd}`, {
     hint: 'run `keel init` to write one, pass --config FILE, or try `keel demo`',
   });
+}
+
+/**
+ * The config and the task store it names. Loaded on use: a verb that needs neither (`--version`,
+ * `help`) never loads the config schema or a database driver.
+ */
+async function openStoreOf(
+  file: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ loaded: LoadedConfig; store: TaskStore }> {
+  const [{ loadConfig }, { openTaskStore }] = await Promise.all([
+    import('../config/load.js'),
+    import('../store/openStore.js'),
+  ]);
+  const loaded = loadConfig(file);
+  return { loaded, store: await openTaskStore(loaded, env) };
 }
 
 /** The request a waiting or escalated run waits on (the latest one still pending). */
@@ -148,8 +107,7 @@ export async function runCli(io: CliIo): Promise<number> {
     configFile: string | undefined,
     fn: (loaded: LoadedConfig, store: TaskStore) => Promise<T>,
   ) => {
-    const loaded = loadConfig(useConfig(configFile));
-    const store = await openTaskStore(loaded, io.env);
+    const { loaded, store } = await openStoreOf(useConfig(configFile), io.env);
     try {
       return await fn(loaded, store);
     } finally {
@@ -162,6 +120,7 @@ export async function runCli(io: CliIo): Promise<number> {
       'keel.config.yaml to use (env KEEL_CONFIG; default: ./keel.config.yaml)',
     );
   const finishRun = async (run: TaskRunV1, json: boolean, config: string, store: TaskStore) => {
+    const { formatRunSummary } = await import('./format.js');
     out(json ? JSON.stringify(run, null, 2) : formatRunSummary(run, await waitingOn(store, run)));
     if (run.status === 'waiting' || run.status === 'escalated') {
       if (!json) out(`\n${howToAnswer(run, getInvocation(), config)}`);
@@ -221,6 +180,7 @@ export async function runCli(io: CliIo): Promise<number> {
       '\nExit code: 0 when the task succeeded, 1 when it ended otherwise (failed, limit, escalated, killed, error), 2 on bad usage.\n\nExample:\n  keel run fix-login.task.yaml --config keel.config.yaml\n',
     )
     .action(async (taskfile: string, opts: { config?: string; json: boolean; quiet: boolean }) => {
+      const { loadTaskFile } = await import('../task/taskFile.js');
       const taskFile = path.resolve(io.cwd, taskfile);
       const task = loadTaskFile(taskFile);
       await withStore(opts.config, async (loaded, store) => {
@@ -244,21 +204,27 @@ export async function runCli(io: CliIo): Promise<number> {
     .description('list tasks, newest first')
     .addOption(configOption())
     .option('-n, --limit <n>', 'how many', positiveInt('--limit'), 20)
-    .addOption(new Option('--status <status>', 'only tasks in this status').choices([...taskStatuses]))
+    .option(
+      '--status <status>',
+      'only tasks in this status (queued, running, waiting, escalated, succeeded, …)',
+    )
     .option('--type <type>', 'only tasks of this type')
     .option('--json', 'JSON', false)
     .action(
-      async (opts: {
-        config?: string;
-        limit: number;
-        status?: (typeof taskStatuses)[number];
-        type?: string;
-        json: boolean;
-      }) => {
+      async (opts: { config?: string; limit: number; status?: string; type?: string; json: boolean }) => {
+        const [{ taskStatuses }, { formatRuns }] = await Promise.all([
+          import('@keel/contracts'),
+          import('./format.js'),
+        ]);
+        const status = opts.status;
+        if (status !== undefined && !taskStatuses.includes(status as TaskStatus))
+          throw new KeelError('INVALID_ARGUMENT', `--status '${status}' is no task status`, {
+            hint: `a task is one of: ${taskStatuses.join(', ')}`,
+          });
         await withStore(opts.config, async (loaded, store) => {
           const tasks = await store.listTasks({
             limit: opts.limit,
-            ...(opts.status === undefined ? {} : { status: opts.status }),
+            ...(status === undefined ? {} : { status: status as TaskStatus }),
             ...(opts.type === undefined ? {} : { type: opts.type }),
           });
           out(
@@ -281,6 +247,7 @@ export async function runCli(io: CliIo): Promise<number> {
     .addOption(configOption())
     .option('--json', 'the task, its model calls, tool calls and events as JSON', false)
     .action(async (id: string, opts: { config?: string; json: boolean }) => {
+      const { formatShow } = await import('./format.js');
       await withStore(opts.config, async (_loaded, store) => {
         const task = await requireTask(store, id);
         const [models, tools, events, asked] = await Promise.all([
@@ -333,6 +300,10 @@ export async function runCli(io: CliIo): Promise<number> {
         writeFileSync(file, text);
         out(`wrote ${keel.pathFrom(file)}`);
       }
+      const [{ workspaceProblems }, { loadConfig }] = await Promise.all([
+        import('../config/workspace.js'),
+        import('../config/load.js'),
+      ]);
       if (ignoreKeelFiles(target))
         out(`wrote ${keel.pathFrom(path.join(target, '.gitignore'))} (${keelIgnored})`);
       out(
@@ -369,6 +340,10 @@ export async function runCli(io: CliIo): Promise<number> {
     )
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
+      const [{ loadConfig }, { storeLocation }] = await Promise.all([
+        import('../config/load.js'),
+        import('../store/openStore.js'),
+      ]);
       const loaded = loadConfig(findConfig(io.cwd, opts.config, io.env));
       const location = storeLocation(loaded, io.env);
       if (location.kind === 'sqlite') {
@@ -445,14 +420,15 @@ export async function runCli(io: CliIo): Promise<number> {
           hint: 'pick another --dir, or delete it',
         });
       mkdirSync(dir, { recursive: true });
-      const [{ createDemoProject }, { runTask }] = await Promise.all([
+      const [{ createDemoProject }, { runTask }, { loadTaskFile }, { formatRunSummary }] = await Promise.all([
         import('./demoProject.js'),
         import('../engine/runTask.js'),
+        import('../task/taskFile.js'),
+        import('./format.js'),
       ]);
       const demo = createDemoProject(dir);
       out(`demo project: ${demo.project}\nconfig:       ${demo.config}\ntask:         ${demo.task}\n`);
-      const loaded = loadConfig(demo.config);
-      const store = await openTaskStore(loaded, io.env);
+      const { loaded, store } = await openStoreOf(demo.config, io.env);
       try {
         const { run } = await runTask({
           loaded,

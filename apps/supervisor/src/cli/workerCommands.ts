@@ -1,11 +1,7 @@
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { KeelError } from '@keel/kit';
-import { newTaskId } from '../engine/taskId.js';
-import { loadConfig } from '../config/load.js';
-import { storeLocation } from '../store/openStore.js';
-import { loadTaskFile } from '../task/taskFile.js';
-import type { CliContext } from './main.js';
+import { KeelError } from '@keel/kit/core';
+import type { CliContext } from './cliContext.js';
 
 const positive = (name: string) => (value: string) => {
   const n = Number(value);
@@ -26,6 +22,11 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
     .argument('<taskfile>', 'the task file, as for keel run')
     .addOption(ctx.configOption())
     .action(async (taskfile: string, opts: { config?: string }) => {
+      const [{ loadTaskFile }, { storeLocation }, { newTaskId }] = await Promise.all([
+        import('../task/taskFile.js'),
+        import('../store/openStore.js'),
+        import('../engine/taskId.js'),
+      ]);
       const task = loadTaskFile(path.resolve(ctx.io.cwd, taskfile));
       await ctx.withStore(opts.config, async (loaded, store) => {
         const location = storeLocation(loaded, ctx.io.env);
@@ -86,6 +87,10 @@ export function registerWorkerCommands(program: Command, ctx: CliContext): void 
         heartbeatMs: number;
         quiet: boolean;
       }) => {
+        const [{ loadConfig }, { storeLocation }] = await Promise.all([
+          import('../config/load.js'),
+          import('../store/openStore.js'),
+        ]);
         const loaded = loadConfig(ctx.findConfig(opts.config));
         const location = storeLocation(loaded, ctx.io.env);
         if (location.kind !== 'postgres') throw needsPostgres('keel worker');

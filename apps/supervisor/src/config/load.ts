@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { canonicalJson, KeelError, sha256Hex } from '@keel/kit';
+import { canonicalJson, KeelError, sha256Hex } from '@keel/kit/core';
 import { configSchema, type KeelConfig } from './schema.js';
 
 /** A validated config, its directory (relative paths resolve against it) and its hash. */

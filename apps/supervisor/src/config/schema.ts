@@ -108,6 +108,24 @@ const modelSchema = z.discriminatedUnion('provider', [
       model: z.string().min(1),
       baseURL: z.url(),
       apiKeyEnv: z.string().optional(),
+      promptCacheKey: z
+        .boolean()
+        .default(false)
+        .describe(
+          'send OpenAI’s prompt_cache_key (task and agent), so one agent’s requests reach the same cache; for servers that take it',
+        ),
+      contextWindow: positiveInt
+        .optional()
+        .describe(
+          "the model's context window in tokens (input + output); when set, older tool results are elided to keep each request inside it",
+        ),
+      bytesPerToken: z
+        .number()
+        .positive()
+        .default(4)
+        .describe(
+          'bytes of JSON per token the window estimate assumes for what was added since the last reported count',
+        ),
     })
     .strict(),
   z
@@ -116,6 +134,18 @@ const modelSchema = z.discriminatedUnion('provider', [
       model: z.string().min(1),
       baseURL: z.url().optional(),
       apiKeyEnv: z.string().optional(),
+      contextWindow: positiveInt
+        .optional()
+        .describe(
+          "the model's context window in tokens (input + output); when set, older tool results are elided to keep each request inside it",
+        ),
+      bytesPerToken: z
+        .number()
+        .positive()
+        .default(4)
+        .describe(
+          'bytes of JSON per token the window estimate assumes for what was added since the last reported count',
+        ),
     })
     .strict(),
 ]);
@@ -125,6 +155,18 @@ const priceSchema = z
   .object({
     inputPerMTok: z.number().nonnegative().describe('USD per million input tokens'),
     outputPerMTok: z.number().nonnegative().describe('USD per million output tokens'),
+    cachedInputPerMTok: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe('USD per million input tokens read from the provider’s prompt cache; default inputPerMTok'),
+    cacheWritePerMTok: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe(
+        'USD per million input tokens written to the prompt cache (Anthropic: 1.25-2x input); default inputPerMTok',
+      ),
   })
   .strict();
 export type Price = z.infer<typeof priceSchema>;
@@ -145,6 +187,29 @@ const agentSchema = z
       .strict()
       .default({})
       .describe("this agent's own caps, within the task's"),
+    context: z
+      .object({
+        target: z
+          .number()
+          .gt(0)
+          .lt(1)
+          .default(0.6)
+          .describe(
+            "share of the model's context window a request may fill before older tool results are elided",
+          ),
+        cutTo: z
+          .number()
+          .gt(0)
+          .lt(1)
+          .default(0.4)
+          .describe(
+            'share of the window a cut brings the request down to (below target: cuts come in batches)',
+          ),
+      })
+      .strict()
+      .refine((c) => c.cutTo < c.target, { message: 'context.cutTo must be below context.target' })
+      .default({ target: 0.6, cutTo: 0.4 })
+      .describe("how this agent uses its model's context window (when the model has contextWindow)"),
   })
   .strict();
 export type AgentConfig = z.infer<typeof agentSchema>;

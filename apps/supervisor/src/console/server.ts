@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { taskStatuses } from '@keel/contracts';
 import { formatIssues, type LoadedConfig } from '../config/load.js';
 import { limitsSchema, type Limits } from '../config/schema.js';

@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { Clock } from '../clock.js';
 import type { Limits } from '../config/schema.js';
 import type { ApprovalRecord, Decision, TaskStore } from '../store/taskStore.js';

@@ -1,4 +1,10 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+
+/**
+ * Whether this system has /proc (Linux): keel reads process start times, parents and groups there.
+ * Without it, a process's liveness cannot be checked and its tree cannot be found.
+ */
+export const hasProcfs = (root = '/proc') => existsSync(`${root}/self/stat`);
 
 interface ProcStat {
   pid: number;

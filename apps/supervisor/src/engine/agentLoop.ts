@@ -1,6 +1,7 @@
 import { checkContract, type ContractName } from '@keel/contracts';
 import type { ModelMessage, ModelToolDefinition } from '../models/model.js';
 import { contractJsonSchema, type RoleSpec } from '../agents/roles.js';
+import { recallTool, recallToolName } from './context/recall.js';
 import { hintMessage, type AgentRun, type TaskSession } from './session.js';
 import { done, stopped, type Step } from './stop.js';
 
@@ -34,6 +35,9 @@ export async function runAgent(
       inputSchema: contractJsonSchema(spec.contract),
     },
   ];
+  // An agent whose model has a window may see stubs in place of older results: it can recall them.
+  const recalls = session.contextOf(agent) !== undefined && !agent.scope.has(recallToolName);
+  if (recalls) tools.push(recallTool);
   let contractFailures = 0;
   const finish = async (result: Step<unknown>) => {
     await session.event('agent_finished', {
@@ -102,7 +106,10 @@ export async function runAgent(
         });
         continue;
       }
-      const answer = await session.tool(agent, call, index);
+      const answer =
+        recalls && call.name === recallToolName
+          ? await session.recall(agent, call, index, messages)
+          : await session.tool(agent, call, index);
       if (!answer.ok) return finish(answer);
       messages.push(answer.value.message);
     }

@@ -193,7 +193,7 @@ async function runTests(
 ): Promise<Step<TestV1>> {
   const run = session.startAgent(
     'orchestrator',
-    { model: '', tools: {}, maxTokens: 1, limits: {} },
+    { model: '', tools: {}, maxTokens: 1, limits: {}, context: { target: 0.6, cutTo: 0.4 } },
     noModel,
     undefined,
     scope,

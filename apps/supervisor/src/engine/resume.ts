@@ -1,4 +1,4 @@
-import { canonicalJson } from '@keel/kit';
+import { canonicalJson } from '@keel/kit/core';
 import type { Model, ModelReply } from '../models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../store/taskStore.js';
 import { replyFromRecord } from './stages/record.js';
@@ -11,6 +11,8 @@ import { replyFromRecord } from './stages/record.js';
  */
 export class ResumeState {
   readonly modelSteps: ReadonlySet<number>;
+  /** How many calls each step has recorded, answered or failed: a step asked again is the next attempt. */
+  readonly modelAttempts: ReadonlyMap<number, number>;
   readonly toolSlots: ReadonlyMap<string, ToolCallRecord>;
   readonly #events = new Map<string, number>();
   readonly lastStep: number;
@@ -21,10 +23,18 @@ export class ResumeState {
     events: readonly EventRecord[],
   ) {
     this.modelSteps = new Set(models.filter((m) => m.reply !== null).map((m) => m.step));
+    const attempts = new Map<number, number>();
+    for (const m of models) attempts.set(m.step, Math.max(attempts.get(m.step) ?? 0, m.attempt ?? 1));
+    this.modelAttempts = attempts;
     this.toolSlots = new Map(
       tools
-        // A call cut off by a kill, or refused until a human approves, goes out again.
-        .filter((t) => t.errorCode !== 'CANCELLED' && t.errorCode !== 'APPROVAL_REQUIRED')
+        // A call cut off by a kill or by its server's death, or refused until a human approves, goes out again.
+        .filter(
+          (t) =>
+            t.errorCode !== 'CANCELLED' &&
+            t.errorCode !== 'SERVER_GONE' &&
+            t.errorCode !== 'APPROVAL_REQUIRED',
+        )
         .map((t) => [`${t.step}:${t.callIndex}`, t]),
     );
     for (const event of events) {

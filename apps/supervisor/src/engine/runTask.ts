@@ -1,6 +1,6 @@
 import { context as otelContext, type Tracer } from '@opentelemetry/api';
 import type { TaskRunV1 } from '@keel/contracts';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { builtinPrompt } from '../agents/roles.js';
 import type { LoadedConfig } from '../config/load.js';
 import { agentRoles, defaultLimits, type AgentRole, type Limits } from '../config/schema.js';
@@ -9,7 +9,18 @@ import { freshServers, type ServerSource } from '../mcp/pool.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
-import type { EventRecord, ModelCallRecord, TaskRecord, TaskStore } from '../store/taskStore.js';
+import type {
+  EventRecord,
+  Fenced,
+  ModelCallRecord,
+  TaskOwner,
+  TaskRecord,
+  TaskStore,
+  TaskWriter,
+} from '../store/taskStore.js';
+import { FencedStop, unfenced } from './fence.js';
+import { crashPointFrom } from './crashPoints.js';
+import type { RetryPolicy } from './stages/modelCall.js';
 import type { TaskFile } from '../task/taskFile.js';
 import { GenAi, startSpan, traceparentOf } from '../telemetry/spans.js';
 import { orchestrate, type AgentSetup, type FlowResult } from './orchestrator.js';
@@ -17,6 +28,8 @@ import { TaskSession, type ProgressSink } from './session.js';
 import { captureStartingFiles } from '../replay/startingFiles.js';
 import type { Stop } from './stop.js';
 import { ResumeState, withRecordedReplies } from './resume.js';
+import type { ContextDecision } from './context/compact.js';
+import { recordedDecisions, type ModelWindow } from './context/stage.js';
 import { ApprovalGate, type TokenSigner } from '../approvals/gate.js';
 import { processStartTime } from '../control/processes.js';
 import { parsePrivateKey, signApproval } from '@keel/kit/approval';
@@ -46,6 +59,10 @@ export interface RunTaskOptions {
   worker?: { id: string; heartbeatMs: number };
   /** Where the task's servers come from: a worker's pool of warm ones; by default, started for the task. */
   servers?: ServerSource;
+  /** Compaction decisions by step to apply as recorded (a replay's recording), not decide again. */
+  recordedContext?: ReadonlyMap<number, ContextDecision>;
+  /** How provider faults are retried (tests inject the jitter and the wait); default `defaultRetry`. */
+  retry?: RetryPolicy;
   /** The task file it was read from: denied to every tool with Keel's other own files. */
   taskFile?: string;
 }
@@ -57,6 +74,11 @@ export interface KillSignals {
 
 export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId'> {
   taskId: string;
+  /**
+   * The epoch of a claim the caller already made (a worker taking a dead one's task over). Without
+   * it the task is claimed here from whichever owner record it has (none, once a run released it).
+   */
+  epoch?: number;
   /** Why it resumes (an approval, an escalation continued, after a crash): recorded in the event log. */
   reason: string;
   /**
@@ -69,6 +91,11 @@ export interface ResumeTaskOptions extends Omit<RunTaskOptions, 'task' | 'taskId
 export interface TaskOutcome {
   run: TaskRunV1;
   flow: FlowResult;
+  /**
+   * Set when another process claimed the task while this run had it: the run stopped before its
+   * next call and wrote nothing more; `run` is this process's view, never recorded.
+   */
+  fenced?: Fenced;
 }
 
 export { newTaskId } from './taskId.js';
@@ -182,6 +209,15 @@ function systemPrompt(loaded: LoadedConfig, role: AgentRole | 'single', file: st
  * Runs one task end to end: connects the servers its agents need, records the starting state,
  * runs the flow in a session, and writes the taskRun.v1 record. Always closes the servers.
  */
+/** The models with a context window, by config key. */
+function modelWindows(config: LoadedConfig['config']): Map<string, ModelWindow> {
+  const windows = new Map<string, ModelWindow>();
+  for (const [name, model] of Object.entries(config.models))
+    if ('contextWindow' in model && model.contextWindow !== undefined)
+      windows.set(name, { window: model.contextWindow, bytesPerToken: model.bytesPerToken });
+  return windows;
+}
+
 export async function runTask(options: RunTaskOptions): Promise<TaskOutcome> {
   return execute(
     options,
@@ -214,6 +250,7 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
   const task = parseTaskFile(record.spec, `task ${record.id}`);
   await checkConfigUnchanged(options, record, events);
   return execute(options, task, record.id, {
+    epoch: options.epoch,
     record,
     state: new ResumeState(models, tools, events),
     models,
@@ -285,6 +322,7 @@ export function activeTime(events: readonly EventRecord[]): number {
 }
 
 interface Resuming {
+  epoch: number | undefined;
   record: TaskRecord;
   state: ResumeState;
   models: ModelCallRecord[];
@@ -327,8 +365,14 @@ async function execute(
       },
     );
   const limits = mergeLimits(defaultLimits, config.limits, task.limits);
+  // A raise only ever raises, as when it was first applied (Budget.raise).
+  if (resuming !== undefined)
+    for (const raise of await continuedRaises(store, taskId))
+      for (const [key, value] of Object.entries(raise) as Array<[keyof Limits, number | undefined]>)
+        if (value !== undefined && value > limits[key]) limits[key] = value;
   const createdAt = resuming?.record.createdAt ?? new Date(clock.now()).toISOString();
   const signer = loadSigner(loaded);
+  const crashPoint = crashPointFrom(options.env);
   const models = new Map<string, Model>();
   const modelFor = (name: string) => {
     let model = models.get(name);
@@ -383,6 +427,8 @@ async function execute(
           'keel.task.type': task.type,
         });
   let session: TaskSession | undefined;
+  let writer: TaskWriter | undefined;
+  let fencedBy: Fenced | undefined;
   let unsubscribe: (() => void) | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let ended: TaskRunV1['status'] | undefined;
@@ -424,6 +470,30 @@ async function execute(
           hint: 'keel resume TASK goes on with a task that stopped',
         },
       );
+    const owner: TaskOwner = {
+      pid: process.pid,
+      startTime: processStartTime(process.pid) ?? '',
+      host: hostname(),
+      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
+      ...(options.worker === undefined
+        ? {}
+        : { worker: options.worker.id, heartbeatAt: new Date(clock.now()).toISOString() }),
+    };
+    const claim = async (expected: TaskOwner | null): Promise<TaskWriter> => {
+      const claimed = await store.claimOwner(taskId, expected, owner);
+      if (!claimed.ok)
+        throw new KeelError(
+          'CONFLICT',
+          `task ${taskId} is owned by pid ${claimed.current?.pid ?? '?'}${claimed.current?.worker === undefined ? '' : ` (worker ${claimed.current.worker})`}: it was not claimed`,
+          { hint: 'keel kill TASK stops it; a worker takes over a task whose worker stopped beating' },
+        );
+      crashPoint('supervisor.after-claim');
+      return store.writer(taskId, claimed.epoch);
+    };
+    const onFenced = (f: Fenced) => {
+      fencedBy ??= f;
+      session?.fence(f);
+    };
     if (resuming === undefined) {
       const start = await startingState(servers, loaded, meta);
       // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
@@ -431,9 +501,10 @@ async function execute(
         start['git'] === undefined
           ? start
           : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
-      if (queued !== undefined)
-        await store.updateTask(taskId, { status: 'running', startingState: recorded });
-      else
+      if (queued !== undefined) {
+        writer = await claim(null);
+        unfenced(await writer.updateTask({ status: 'running', startingState: recorded }), onFenced);
+      } else {
         await store.createTask({
           id: taskId,
           type: task.type,
@@ -447,52 +518,68 @@ async function execute(
           startingState: recorded,
           run: null,
         });
-      await store.appendEvent(
-        taskId,
-        'task_started',
-        {
-          type: task.type,
-          mode: task.mode,
-          limits,
-          startingState: start,
-          configParts: loaded.parts,
-        },
-        new Date(clock.now()),
+        writer = await claim(null);
+      }
+      unfenced(
+        await writer.appendEvent(
+          'task_started',
+          {
+            type: task.type,
+            mode: task.mode,
+            limits,
+            startingState: start,
+            configParts: loaded.parts,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
       );
     } else {
-      await store.updateTask(taskId, { status: 'running' });
-      await store.appendEvent(
-        taskId,
-        'task_resumed',
-        {
-          reason: resuming.reason,
-          fromStep: resuming.state.lastStep,
-          configChanged: resuming.record.configHash !== loaded.hash,
-        },
-        new Date(clock.now()),
+      if (resuming.epoch === undefined) writer = await claim(await store.getOwner(taskId));
+      else {
+        writer = store.writer(taskId, resuming.epoch);
+        unfenced(await writer.updateOwner({ serverPids: owner.serverPids }), onFenced);
+      }
+      unfenced(await writer.updateTask({ status: 'running' }), onFenced);
+      unfenced(
+        await writer.appendEvent(
+          'task_resumed',
+          {
+            reason: resuming.reason,
+            fromStep: resuming.state.lastStep,
+            configChanged: resuming.record.configHash !== loaded.hash,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
       );
     }
-    const owner = {
-      pid: process.pid,
-      startTime: processStartTime(process.pid) ?? '',
-      host: hostname(),
-      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
-      ...(options.worker === undefined ? {} : { worker: options.worker.id }),
-    };
-    const beat = () =>
-      store.setOwner(taskId, {
-        ...owner,
-        ...(options.worker === undefined ? {} : { heartbeatAt: new Date(clock.now()).toISOString() }),
-      });
-    await beat();
+    const w = writer;
     if (options.worker !== undefined) {
+      // The heartbeat renews only this claim: once another process holds the task it is refused,
+      // and this run stops — a stalled worker never writes its owner record back over its successor's.
+      const beat = async () => {
+        const renewed = await w.renewOwner(new Date(clock.now()));
+        if (!renewed.ok) onFenced(renewed);
+      };
       heartbeat = setInterval(() => void beat().catch(() => undefined), options.worker.heartbeatMs);
       heartbeat.unref();
     }
-    const gate = new ApprovalGate({ store, taskId, config: config.approvals, signer, clock });
+    const gate = new ApprovalGate({
+      store,
+      writer: w,
+      onFenced,
+      taskId,
+      config: config.approvals,
+      signer,
+      clock,
+    });
     session = new TaskSession({
       taskId,
       store,
+      writer: w,
+      crashPoint,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
       servers,
       workspace: loaded.workspace,
       limits,
@@ -510,12 +597,18 @@ async function execute(
       escalateLimits: config.escalateLimits,
       resume: resuming?.state,
       ...(resuming === undefined ? {} : { elapsedMs: resuming.activeMs }),
+      context: {
+        windows: modelWindows(config),
+        recorded: new Map([
+          ...(resuming === undefined ? [] : recordedDecisions(resuming.models)),
+          ...(options.recordedContext ?? []),
+        ]),
+      },
     });
     const current = session;
+    if (fencedBy !== undefined) current.fence(fencedBy);
     unsubscribe = options.killSignals?.subscribe(() => {
-      void store.killRequested(taskId).then((requested) => {
-        if (requested) current.kill();
-      });
+      void current.checkOwnership().catch(() => undefined);
     });
     let stopReason: Stop | undefined;
     let end: { status: 'succeeded' | 'failed'; message: string } | undefined;
@@ -524,8 +617,10 @@ async function execute(
       if (result.ok) end = result.value;
       else stopReason = result.stop;
     } catch (error) {
+      if (error instanceof FencedStop) onFenced(error.fenced);
       stopReason = { status: 'error', message: (error as Error).message };
     }
+    if (session.fenced !== undefined) stopReason = session.abortStop();
     const status = end?.status ?? stopReason!.status;
     const waiting = status === 'waiting' || status === 'escalated';
     const run: TaskRunV1 = {
@@ -549,28 +644,57 @@ async function execute(
       toolCalls: session.toolCalls,
       ...(status === 'error' ? { error: { code: 'TASK_ERROR', message: stopReason!.message } } : {}),
     };
-    await store.appendEvent(
-      taskId,
-      waiting ? 'task_paused' : 'task_finished',
-      {
-        status,
-        outcome: run.outcome,
-      },
-      new Date(clock.now()),
-    );
-    await store.updateTask(taskId, { status, endedAt: run.endedAt, run });
+    // A fenced run writes nothing more: a kill's end is recorded by the killer, a takeover's by the new owner.
+    if (session.fenced !== undefined) return fencedEnd(store, taskId, session.fenced, run, flow);
+    try {
+      unfenced(
+        await w.appendEvent(
+          waiting ? 'task_paused' : 'task_finished',
+          {
+            status,
+            outcome: run.outcome,
+          },
+          new Date(clock.now()),
+        ),
+        onFenced,
+      );
+      unfenced(await w.updateTask({ status, endedAt: run.endedAt, run }), onFenced);
+    } catch (error) {
+      if (!(error instanceof FencedStop)) throw error;
+      return fencedEnd(store, taskId, error.fenced, run, flow);
+    }
     ended = status;
     rootSpan?.span.setAttribute('keel.task.status', status);
     rootSpan?.end(status === 'succeeded' ? undefined : status);
     return { run, flow };
+  } catch (error) {
+    // Refused before the session ran, or by the end's own writes: the run ends here, unrecorded.
+    if (!(error instanceof FencedStop)) throw error;
+    throw new KeelError('CONFLICT', `task ${taskId}: ${error.message}; this process stopped`, {
+      cause: error,
+      hint: 'another process runs the task now, or it was killed: keel show TASK',
+    });
   } finally {
     clearInterval(heartbeat);
     unsubscribe?.();
-    await store.setOwner(taskId, null).catch(() => undefined);
+    await writer?.releaseOwner().catch(() => undefined);
     session?.dispose();
     await source.release(servers, await reusable(store, taskId, session, ended));
     if (rootSpan !== undefined && rootSpan.span.isRecording()) rootSpan.end('aborted');
   }
+}
+
+/** How a run that lost its task ends: killed (the killer records it), or taken over by another process. */
+async function fencedEnd(
+  store: TaskStore,
+  taskId: string,
+  fenced: Fenced,
+  run: TaskRunV1,
+  flow: FlowResult,
+): Promise<TaskOutcome> {
+  const { killRequested } = await store.getOwnership(taskId);
+  if (!killRequested) return { run, flow, fenced };
+  return { run: { ...run, status: 'killed', outcome: { message: 'the task was killed' } }, flow };
 }
 
 /**
@@ -588,6 +712,22 @@ async function reusable(
   if (session === undefined || session.signal.aborted || ended === undefined || ended === 'error')
     return false;
   return !(await store.killRequested(taskId).catch(() => true));
+}
+
+/**
+ * The wall-clock limits people raised when they continued this task's escalations. A resumed task
+ * runs again from its start with its clock standing where it stood, so the raise must hold from its
+ * first step — else a clock already past its old limit escalates again at step 1. The other limits
+ * count again from zero on the replay and reach the escalated step as before, where the continue
+ * is consumed (its raise applied, its hint delivered).
+ */
+async function continuedRaises(store: TaskStore, taskId: string): Promise<Array<Partial<Limits>>> {
+  return (await store.listApprovals({ taskId }))
+    .filter((a) => a.kind === 'escalation' && (a.status === 'approved' || a.status === 'consumed'))
+    .flatMap((a) => {
+      const raised = (a.decision as { raise?: Partial<Limits> } | null)?.raise?.wallClockMs;
+      return raised === undefined ? [] : [{ wallClockMs: raised }];
+    });
 }
 
 /** Later layers override earlier ones, field by field; an absent field keeps the earlier value. */

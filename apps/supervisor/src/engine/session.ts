@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson, sha256Hex } from '@keel/kit/core';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate } from '../approvals/gate.js';
@@ -9,8 +9,9 @@ import { LoopDetector, type LoopFinding } from '../limits/loops.js';
 import { SideEffectLedger } from '../limits/sideEffects.js';
 import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import type { Model, ModelMessage, ModelReply, ModelToolCall, ModelToolDefinition } from '../models/model.js';
-import type { TaskStore, ToolCallRecord } from '../store/taskStore.js';
+import type { Fenced, TaskStore, TaskWriter, ToolCallRecord } from '../store/taskStore.js';
 import { GenAi, startSpan } from '../telemetry/spans.js';
+import type { CrashPoint } from './crashPoints.js';
 import type { ResumeState } from './resume.js';
 import { admit, checkLoop, loopStop, type AdmitContext, type Refusal } from './stages/admit.js';
 import type { AgentRun, ToolSlot } from './stages/call.js';
@@ -19,7 +20,21 @@ import { expectPreviewMeta, realWorkspace, sizeEffect, type EffectContext } from
 import { escalate, type EscalationContext } from './stages/escalate.js';
 import { createTaskFacts } from './stages/facts.js';
 import { passGate, requireApproval, type GateContext } from './stages/gate.js';
-import { callModel, reserveModelCall, type AgentUse, type ModelCallContext } from './stages/modelCall.js';
+import {
+  callModel,
+  reserveModelCall,
+  type AgentUse,
+  type ModelCallContext,
+  type RetryPolicy,
+} from './stages/modelCall.js';
+import type { AgentContext } from './context/keeper.js';
+import {
+  agentContext,
+  answerRecall,
+  cannotFit,
+  refusedAsTooLong,
+  type ContextOptions,
+} from './context/stage.js';
 import {
   observe,
   protocolError,
@@ -61,7 +76,14 @@ export type { ToolAnswer } from './stages/observe.js';
 
 export interface SessionOptions {
   taskId: string;
+  /** Read only: every write of the task goes through `writer`. */
   store: TaskStore;
+  /** The owner's writes, at the epoch its claim returned. */
+  writer: TaskWriter;
+  /** Chaos runs only (KEEL_CRASH_AT). */
+  crashPoint?: CrashPoint;
+  /** How provider faults are retried; default `defaultRetry`. */
+  retry?: RetryPolicy;
   servers: Map<string, ConnectedServer>;
   workspace: string;
   limits: Limits;
@@ -84,7 +106,19 @@ export interface SessionOptions {
   resume: ResumeState | undefined;
   /** Wall-clock time the task already ran before this run (a resumed task keeps its deadline). */
   elapsedMs?: number;
+  /** Models with a context window, and decisions recorded by step (resume, replay). */
+  context?: ContextOptions;
 }
+
+/** What a moved epoch says, in the shape of a refused write. */
+export const movedOn = (taskId: string, epoch: number, current: number): Fenced => ({
+  ok: false,
+  code: 'FENCED',
+  taskId,
+  epoch,
+  current,
+  message: `task ${taskId} is at epoch ${current} (taken over or killed); this run held epoch ${epoch}`,
+});
 
 /** How a human's hint from a continued escalation reaches the model. */
 export const hintMessage = (hint: string): ModelMessage => ({
@@ -122,11 +156,14 @@ export class TaskSession {
   readonly #facts = createTaskFacts();
   readonly #classifier: Classifier;
   readonly #hints: string[] = [];
+  readonly #contexts = new WeakMap<AgentRun, AgentContext | undefined>();
   #killedByRequest = false;
+  #fenced: Fenced | undefined;
+  #globalStop: { by: string; at: string } | undefined;
   readonly #abort = new AbortController();
   readonly #onKill = () => this.#abort.abort(new Error('killed'));
   readonly #bounds: CallBounds = { signal: this.#abort.signal, msLeft: () => this.budget.msLeft() };
-  #deadlineTimer: NodeJS.Timeout;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   step = 0;
 
   constructor(options: SessionOptions) {
@@ -135,15 +172,19 @@ export class TaskSession {
     this.loops = new LoopDetector(options.loops);
     this.ledger = new SideEffectLedger(options.sideEffects);
     this.#recorder = createRecorder({
-      store: options.store,
+      writer: options.writer,
       taskId: options.taskId,
       resume: options.resume,
       clock: options.clock,
+      onFenced: (fenced) => this.fence(fenced),
+      ...(options.crashPoint === undefined ? {} : { crashPoint: options.crashPoint }),
     });
     const event = (type: string, data: unknown) => this.event(type, data);
     const escalateStop: Escalate = (stop) => this.escalate(stop);
     this.#escalation = {
       store: options.store,
+      writer: options.writer,
+      onFenced: (fenced) => this.fence(fenced),
       taskId: options.taskId,
       clock: options.clock,
       escalateLimits: options.escalateLimits,
@@ -202,6 +243,7 @@ export class TaskSession {
       catalog: this.catalog,
     };
     this.#modelCalls = {
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
       taskId: options.taskId,
       tracer: options.tracer,
       budget: this.budget,
@@ -219,7 +261,13 @@ export class TaskSession {
     this.#deadlineTimer = this.#armDeadline();
   }
 
-  #armDeadline(): NodeJS.Timeout {
+  /**
+   * The deadline cancels in-flight calls — unless the wall-clock limit escalates: then the call in
+   * flight finishes (each tool call's own timeout still ends at the deadline), and the next
+   * reservation finds the limit reached and asks a human instead of ending the task.
+   */
+  #armDeadline(): NodeJS.Timeout | undefined {
+    if (this.options.escalateLimits.includes('wall_clock')) return undefined;
     const timer = setTimeout(
       () => this.#abort.abort(new Error('wall-clock limit reached')),
       Math.max(0, this.budget.msLeft()),
@@ -242,6 +290,13 @@ export class TaskSession {
   abortStop(): Stop {
     if (this.options.kill.aborted || this.#killedByRequest)
       return { status: 'killed', message: 'the task was killed' };
+    if (this.#globalStop !== undefined)
+      return {
+        status: 'killed',
+        message: `a global stop is in force (since ${this.#globalStop.at}, by ${this.#globalStop.by}): the task stopped before its next call`,
+      };
+    if (this.#fenced !== undefined)
+      return { status: 'killed', message: `this process no longer owns the task: ${this.#fenced.message}` };
     return {
       status: 'limit',
       limit: 'wall_clock',
@@ -255,10 +310,50 @@ export class TaskSession {
     this.#abort.abort(new Error('killed'));
   }
 
-  /** Checked before every call: a kill request in the store stops the task even if its signal was missed. */
+  /**
+   * The task is no longer this process's to run: another process claimed it, or a kill moved its
+   * epoch on. In-flight calls are cancelled and nothing more is written (the store would refuse it).
+   */
+  fence(fenced: Fenced): void {
+    this.#fenced ??= fenced;
+    this.#abort.abort(new Error('fenced'));
+  }
+
+  /** Set once a write was refused or the epoch was seen to move: the run ends without a write. */
+  get fenced(): Fenced | undefined {
+    return this.#fenced;
+  }
+
+  /**
+   * Checked before every model and tool call, with one read of the task's ownership: a kill
+   * request or a newer claim stops the task here, even if its signal was missed.
+   */
   async #killed(): Promise<boolean> {
-    if (!this.signal.aborted && (await this.options.store.killRequested(this.options.taskId))) this.kill();
+    if (this.signal.aborted) return true;
+    const { epoch } = this.options.writer;
+    const [ownership, globalStop] = await Promise.all([
+      this.options.store.getOwnership(this.options.taskId),
+      this.options.store.getGlobalStop(),
+    ]);
+    // A task that started as `keel kill --all` listed the tasks (its row not yet there) stops here.
+    if (globalStop !== null && !this.signal.aborted) {
+      this.#globalStop = globalStop;
+      this.#abort.abort(new Error('global stop'));
+    }
+    if (ownership.killRequested) this.#killedByRequest = true;
+    if (ownership.epoch !== epoch) this.fence(movedOn(this.options.taskId, epoch, ownership.epoch));
+    else if (ownership.killRequested) this.kill();
     return this.signal.aborted;
+  }
+
+  /** The same check, when `keel kill` rings (SIGUSR2, a NOTIFY): a kill or takeover stops in-flight calls now. */
+  async checkOwnership(): Promise<void> {
+    await this.#killed();
+  }
+
+  /** Whether the run stopped for a kill asked for through the store (the killer records the end). */
+  get killedByRequest(): boolean {
+    return this.#killedByRequest;
   }
 
   /** Each tool call's line in the run's summary. */
@@ -334,10 +429,19 @@ export class TaskSession {
     return agent.span?.ctx ?? this.options.rootContext;
   }
 
+  /** The agent's context keeper, when its model has a window: then it has `recall` too. */
+  contextOf(agent: AgentRun): AgentContext | undefined {
+    if (!this.#contexts.has(agent))
+      this.#contexts.set(agent, agentContext(this.options.context, agent.config));
+    return this.#contexts.get(agent);
+  }
+
   /**
-   * A model call, as its steps: reserved against the limits (escalating if policy says so), sent
-   * with the task's deadline as its signal, settled against what the provider reported, and
-   * recorded whole before any tool call it asks for starts.
+   * A model call, as its steps: fitted to the model's window (older results elided, when it has
+   * one), reserved against the limits (escalating if policy says so), sent with the task's deadline
+   * as its signal, settled against what the provider reported, and recorded whole before any tool
+   * call it asks for starts. A provider that refuses the request as too long gets it once more,
+   * cut harder; a second refusal ends the task at its `context_window` limit.
    */
   async model(
     agent: AgentRun,
@@ -346,22 +450,89 @@ export class TaskSession {
   ): Promise<Step<ModelReply>> {
     if (await this.#killed()) return stopped(this.abortStop());
     const use = this.#agentUse.get(agent.role) ?? { steps: 0, tokens: 0 };
+    const context = this.contextOf(agent);
+    const maxTokens = agent.config.maxTokens;
+    let planned = context?.plan(messages, tools, maxTokens, this.step + 1, false);
+    if (planned !== undefined && !planned.decision.fits)
+      return stopped(cannotFit(this.step + 1, planned.decision, maxTokens));
+    const sent = () => planned?.messages ?? messages;
     const reserved = await reserveOrEscalate(
-      () => reserveModelCall(this.budget, agent, use, { messages, tools }),
+      () => reserveModelCall(this.budget, agent, use, { messages: sent(), tools }),
       (stop) => this.escalate(stop),
       // A hint given with the continue is for this very call, not the one after it.
-      () => messages.push(...this.takeHints().map(hintMessage)),
+      () => {
+        const hints = this.takeHints().map(hintMessage);
+        messages.push(...hints);
+        planned?.messages.push(...hints);
+      },
     );
     if (!reserved.ok) return reserved;
     this.step++;
     use.steps++;
     this.#agentUse.set(agent.role, use);
-    return callModel(
+    const turn = { agent, step: this.step, use, parent: this.#parent(agent) };
+    let reply = await callModel(
       this.#modelCalls,
-      { agent, step: this.step, use, parent: this.#parent(agent) },
-      messages,
+      planned === undefined ? turn : { ...turn, context: planned.decision },
+      sent(),
       tools,
       reserved.value,
+    );
+    if (context !== undefined && !reply.ok && refusedAsTooLong(reply.stop)) {
+      await this.event('context_refused', {
+        agent: agent.role,
+        step: this.step,
+        message: reply.stop.message,
+      });
+      planned = context.plan(messages, tools, maxTokens, this.step, true);
+      const again = reserveModelCall(this.budget, agent, use, { messages: planned.messages, tools });
+      if (!again.ok) return stopped({ status: 'limit', limit: again.limit, message: again.message });
+      reply = await callModel(
+        this.#modelCalls,
+        { ...turn, context: planned.decision },
+        planned.messages,
+        tools,
+        again.reservation,
+      );
+      if (!reply.ok && refusedAsTooLong(reply.stop))
+        return stopped(
+          cannotFit(
+            this.step,
+            planned.decision,
+            maxTokens,
+            `the provider refused the request as too long twice, the second time with every older tool result elided (${reply.stop.message})`,
+          ),
+        );
+    }
+    if (reply.ok && planned !== undefined) context?.settle(planned.messages, reply.value.usage.inputTokens);
+    return reply;
+  }
+
+  /** The supervisor's `recall`: admitted like any call (kill, reservation, loop), answered from `source`. */
+  async recall(
+    agent: AgentRun,
+    call: ModelToolCall,
+    callIndex: number,
+    source: readonly ModelMessage[],
+  ): Promise<Step<ToolAnswer>> {
+    if (await this.#killed()) return stopped(this.abortStop());
+    const reserved = await reserveOrEscalate(
+      () => this.budget.reserveToolCall(),
+      (stop) => this.escalate(stop),
+    );
+    if (!reserved.ok) return reserved;
+    const loop = this.checkLoop(call);
+    if (loop !== undefined) {
+      const escalation = await this.escalate(this.loopStop(loop));
+      if (!escalation.ok) return escalation;
+    }
+    this.progress('tool', agent.role, `keel.recall`);
+    return done(
+      await answerRecall(
+        { taskId: this.options.taskId, clock: this.options.clock, recorder: this.#recorder },
+        { agent: agent.role, step: this.step, callIndex, call },
+        source,
+      ),
     );
   }
 
@@ -452,17 +623,29 @@ export class TaskSession {
     return refusal(call, refused);
   }
 
-  /** A call that threw: recorded; the task stops if its signal fired, else the model gets a protocol error. */
+  /**
+   * A call that threw: recorded; the task stops if its signal fired, or — resumable — if its server
+   * died with it; else the model gets a protocol error. A dead server is not restarted here: it
+   * may have died of this very call, and `keel resume` starts every server afresh and sends the
+   * call again under the same idempotency key (a replay, if the effect had completed).
+   */
   async #threw(slot: ToolSlot, sent: Extract<Sent, { ok: false }>): Promise<Step<ToolAnswer>> {
+    const server = this.options.servers.get(slot.tool.server);
+    const gone = !sent.cancelled && server !== undefined && !server.isOpen();
     await this.#recorder.toolCall(
       sentRecord(
         this.options.taskId,
         slot,
         sent,
-        failureFields(sent.message, sent.cancelled, sent.latencyMs, slot.effect),
+        failureFields(sent.message, sent.cancelled, sent.latencyMs, slot.effect, gone),
       ),
     );
     if (this.signal.aborted) return stopped(this.abortStop());
+    if (gone)
+      return stopped({
+        status: 'error',
+        message: `server '${slot.tool.server}' died during ${slot.tool.name} (${sent.message}): keel resume ${this.options.taskId} starts it again and sends the call again under the same idempotency key`,
+      });
     // A protocol error (schema violation, server gone) goes back to the model like a tool error,
     // without passing observe.
     return done(unobserved(slot.call, protocolError(sent.message)));

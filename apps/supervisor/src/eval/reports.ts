@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { formatIssues } from '../config/load.js';
 import { evalReportSchema, type EvalReport } from './report.js';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import picomatch from 'picomatch';
 import { stringify } from 'yaml';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { loadConfig } from '../config/load.js';
 import { runTask } from '../engine/runTask.js';
 import type { ProgressSink } from '../engine/session.js';

@@ -31,10 +31,39 @@ export const minOutputTokens = 256;
 
 const usd = (n: number) => `$${n.toFixed(4)}`;
 
-export function costOf(price: Price | undefined, inputTokens: number, outputTokens: number): number {
+/**
+ * What a call cost: uncached input at the input rate, input read from or written to the prompt
+ * cache at those rates (the input rate where the price names none), output at the output rate.
+ */
+export function costOf(
+  price: Price | undefined,
+  inputTokens: number,
+  outputTokens: number,
+  cache: { cachedInputTokens?: number; cacheWriteTokens?: number } = {},
+): number {
   if (price === undefined) return 0;
-  return (inputTokens * price.inputPerMTok + outputTokens * price.outputPerMTok) / 1_000_000;
+  const read = cache.cachedInputTokens ?? 0;
+  const written = cache.cacheWriteTokens ?? 0;
+  return (
+    ((inputTokens - read - written) * price.inputPerMTok +
+      read * (price.cachedInputPerMTok ?? price.inputPerMTok) +
+      written * (price.cacheWritePerMTok ?? price.inputPerMTok) +
+      outputTokens * price.outputPerMTok) /
+    1_000_000
+  );
 }
+
+/**
+ * The price a reservation holds: input at the higher of the input and cache-write rates (a
+ * provider may write any of it to its cache, at up to 2x), so a limit cannot be crossed by caching.
+ */
+export const reservedPrice = (price: Price | undefined): Price | undefined =>
+  price === undefined
+    ? undefined
+    : {
+        inputPerMTok: Math.max(price.inputPerMTok, price.cacheWritePerMTok ?? 0),
+        outputPerMTok: price.outputPerMTok,
+      };
 
 /**
  * A task's hard limits, as reservations: a call is admitted only if what it could use at worst
@@ -94,19 +123,22 @@ export class Budget {
 
   /**
    * Reserves a model call: one step, the input bound plus `max_tokens`, and their price. `max_tokens`
-   * shrinks to what the token and money limits leave, down to `minOutputTokens`.
+   * shrinks to what the token and money limits leave, down to `minOutputTokens`. A `retry` of a
+   * step's failed call reserves its tokens and price again, not another step.
    */
   reserveModelCall(
     inputBound: number,
     maxTokens: number,
     price: Price | undefined,
     agentCaps?: { steps?: number; tokens?: number; usedSteps: number; usedTokens: number },
+    retry = false,
   ): Reserve<ModelReservation> {
     const late = this.#wallClock();
     if (late) return late;
-    if (this.used.steps >= this.#limits.steps)
+    price = reservedPrice(price);
+    if (!retry && this.used.steps >= this.#limits.steps)
       return { ok: false, limit: 'steps', message: `step limit of ${this.#limits.steps} reached` };
-    if (agentCaps?.steps !== undefined && agentCaps.usedSteps >= agentCaps.steps)
+    if (!retry && agentCaps?.steps !== undefined && agentCaps.usedSteps >= agentCaps.steps)
       return { ok: false, limit: 'steps', message: `the agent's step limit of ${agentCaps.steps} reached` };
     let output = maxTokens;
     const tokensLeft = Math.min(
@@ -131,7 +163,7 @@ export class Budget {
         limit: 'money',
         message: `money limit: the call could cost ${usd(costOf(price, inputBound, minOutputTokens))}, ${usd(Math.max(0, this.#limits.costUsd - this.used.costUsd))} of ${usd(this.#limits.costUsd)} is left`,
       };
-    this.used.steps++;
+    if (!retry) this.used.steps++;
     // Held until settled, so calls admitted meanwhile see it as spent.
     this.used.inputTokens += inputBound;
     this.used.outputTokens += output;
@@ -145,7 +177,7 @@ export class Budget {
     this.used.inputTokens += usage.inputTokens - reservation.inputTokens;
     this.used.outputTokens += usage.outputTokens - reservation.maxTokens;
     this.#heldCostUsd -= reservation.costUsd;
-    this.#settledCostUsd += costOf(price, usage.inputTokens, usage.outputTokens);
+    this.#settledCostUsd += costOf(price, usage.inputTokens, usage.outputTokens, usage);
     this.used.costUsd = this.#settledCostUsd + this.#heldCostUsd;
     if (this.tokens > this.#limits.tokens)
       return {

@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson, sha256Hex } from '@keel/kit/core';
 import type { ServerConfig } from '../config/schema.js';
 import {
   connectLaunch,
@@ -62,19 +62,24 @@ export function createServerPool(options: { maxIdle: number }): ServerPool {
 
   return {
     async acquire(configs, acquireOptions) {
-      const leased = new Map<string, ConnectedServer>();
-      try {
-        for (const [name, config] of Object.entries(configs)) {
-          if (acquireOptions.only !== undefined && !acquireOptions.only.has(name)) continue;
+      const wanted = Object.entries(configs).filter(
+        ([name]) => acquireOptions.only === undefined || acquireOptions.only.has(name),
+      );
+      // Warm ones are taken, the others started at once: a task waits for its slowest server.
+      const settled = await Promise.allSettled(
+        wanted.map(async ([name, config]) => {
           const launch = serverLaunch(name, config, acquireOptions);
           const key = sha256Hex(canonicalJson({ name, launch }));
           const server = take(key) ?? (await connectLaunch(name, launch));
           launchOf.set(server, key);
-          leased.set(name, server);
-        }
-      } catch (error) {
+          return [name, server] as const;
+        }),
+      );
+      const leased = new Map(settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : [])));
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed !== undefined) {
         await closeAll(leased.values());
-        throw error;
+        throw failed.reason;
       }
       return leased;
     },

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { canonicalJson, KeelError, PREVIEW_META_KEY, sha256Hex } from '@keel/kit';
+import { canonicalJson, KeelError, PREVIEW_META_KEY, sha256Hex } from '@keel/kit/core';
 import type { ServerConfig } from '../config/schema.js';
 import { builtinBinPath, type BuiltinServer } from './builtins.js';
 
@@ -123,6 +123,8 @@ export function serverLaunch(name: string, config: ServerConfig, options: Server
   }
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
+  // A crash point of the supervisor's is not the server's to arm (the deploy server refuses names it does not know).
+  if (env['KEEL_CRASH_AT']?.startsWith('supervisor.') === true) delete env['KEEL_CRASH_AT'];
   env['KEEL_STATE_DIR'] ??= path.join(options.stateDir, 'servers');
   const cwd =
     'cwd' in config && config.cwd !== undefined
@@ -244,20 +246,25 @@ export async function connectLaunch(name: string, launch: ServerLaunch): Promise
   };
 }
 
-/** Every configured server, connected; closes those already started if one fails. */
+/**
+ * Every configured server, connected — started at once, so a task waits for its slowest server,
+ * not for their sum; closes those that started if one fails.
+ */
 export async function connectServers(
   configs: Record<string, ServerConfig>,
   options: ServerOptions & { only?: ReadonlySet<string> },
 ): Promise<Map<string, ConnectedServer>> {
-  const connected = new Map<string, ConnectedServer>();
-  try {
-    for (const [name, config] of Object.entries(configs)) {
-      if (options.only !== undefined && !options.only.has(name)) continue;
-      connected.set(name, await connectServer(name, config, options));
-    }
-  } catch (error) {
-    await Promise.all([...connected.values()].map((s) => s.close().catch(() => undefined)));
-    throw error;
+  const names = Object.keys(configs).filter((name) => options.only === undefined || options.only.has(name));
+  const settled = await Promise.allSettled(names.map((name) => connectServer(name, configs[name]!, options)));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(
+      settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.close().catch(() => undefined)] : [])),
+    );
+    throw failed.reason;
   }
-  return connected;
+  // In config order, as before: the catalogue takes a tool name from the first server that has it.
+  return new Map(
+    names.map((name, i) => [name, (settled[i] as PromiseFulfilledResult<ConnectedServer>).value]),
+  );
 }

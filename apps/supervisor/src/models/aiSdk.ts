@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import {
   APICallError,
   generateText,
@@ -20,7 +20,17 @@ export interface AiSdkCall {
   model: LanguageModel;
   /** How a tool call's arguments are written back into the history (providers differ on non-objects). */
   replayArguments?: (value: unknown) => unknown;
+  /** Provider options for the whole call (OpenAI's `prompt_cache_key`). */
+  providerOptions?: Record<string, Record<string, string>>;
+  /**
+   * Anthropic prompt caching: cache breakpoints on the stable prefix — the last tool, the system
+   * prompt, and the last message (so the next call reads all of this one from the cache). Three of
+   * the four Anthropic allows.
+   */
+  cacheBreakpoints?: boolean;
 }
+
+const ephemeral = { anthropic: { cacheControl: { type: 'ephemeral' } } };
 
 /**
  * One model step through the AI SDK's `generateText`: no retries (the engine owns them), tools
@@ -33,10 +43,19 @@ export async function generateOnce(call: AiSdkCall, request: ModelRequest): Prom
   try {
     result = await generateText({
       model: call.model,
-      messages: request.messages.map((message) => toSdkMessage(message, replay)),
+      messages: request.messages.map((message, index) => {
+        const sdk = toSdkMessage(message, replay);
+        const breakpoint =
+          call.cacheBreakpoints === true &&
+          (message.role === 'system' || index === request.messages.length - 1);
+        return breakpoint ? { ...sdk, providerOptions: ephemeral } : sdk;
+      }),
       // Our messages come from the engine, never from a user, so system messages in them are ours.
       allowSystemInMessages: true,
-      ...(request.tools.length === 0 ? {} : { tools: toSdkTools(request.tools) }),
+      ...(request.tools.length === 0
+        ? {}
+        : { tools: toSdkTools(request.tools, call.cacheBreakpoints === true) }),
+      ...(call.providerOptions === undefined ? {} : { providerOptions: call.providerOptions }),
       maxOutputTokens: request.maxTokens,
       abortSignal: request.signal,
       maxRetries: 0,
@@ -56,6 +75,7 @@ export async function generateOnce(call: AiSdkCall, request: ModelRequest): Prom
     usage: {
       inputTokens: result.usage.inputTokens ?? 0,
       outputTokens: result.usage.outputTokens ?? 0,
+      ...cacheSplit(result.usage.inputTokenDetails),
     },
     finishReason: toFinishReason(result.finishReason),
     responseModel: result.response.modelId,
@@ -97,12 +117,27 @@ function toSdkMessage(message: ModelMessage, replay: (value: unknown) => unknown
   }
 }
 
-function toSdkTools(tools: ModelToolDefinition[]): ToolSet {
+/** The cached part of the input, as the provider reported it; nothing when nothing was cached. */
+function cacheSplit(details: {
+  cacheReadTokens?: number | undefined;
+  cacheWriteTokens?: number | undefined;
+}): { cachedInputTokens?: number; cacheWriteTokens?: number } {
+  const read = details.cacheReadTokens ?? 0;
+  const written = details.cacheWriteTokens ?? 0;
+  return {
+    ...(read > 0 ? { cachedInputTokens: read } : {}),
+    ...(written > 0 ? { cacheWriteTokens: written } : {}),
+  };
+}
+
+function toSdkTools(tools: ModelToolDefinition[], breakpoint: boolean): ToolSet {
   const set: ToolSet = {};
-  for (const definition of tools) {
+  for (const [index, definition] of tools.entries()) {
     set[definition.name] = tool({
       description: definition.description,
       inputSchema: jsonSchema(providerSafeSchema(definition.inputSchema) as JSONSchema7),
+      // The tools come first in the prompt: a breakpoint on the last caches all of them.
+      ...(breakpoint && index === tools.length - 1 ? { providerOptions: ephemeral } : {}),
     });
   }
   return set;
@@ -133,18 +168,31 @@ function toModelError(provider: string, error: unknown, signal: AbortSignal): un
       const reason = error.cause instanceof Error ? error.cause.message : error.message;
       return new KeelError('UNAVAILABLE', `${provider}: cannot reach ${error.url}: ${reason}`, {
         cause: error,
+        retryable: true,
         details: { provider, url: error.url },
       });
     }
     // Without a parsable error body the SDK's message is only the status text; the body says more.
+    // OpenAI's error code (`context_length_exceeded`) says what the message may word differently.
+    const code = (error.data as { error?: { code?: unknown } } | undefined)?.error?.code;
     const providerMessage =
       error.data === undefined && error.responseBody !== undefined && error.responseBody.trim() !== ''
         ? error.responseBody.slice(0, bodyExcerptChars)
-        : error.message;
+        : typeof code === 'string' && !error.message.includes(code)
+          ? `${error.message} (${code})`
+          : error.message;
     return new KeelError(codeForStatus(status), `${provider} answered HTTP ${status}: ${providerMessage}`, {
       cause: error,
       retryable: error.isRetryable,
-      details: { provider, status, providerMessage },
+      details: {
+        provider,
+        status,
+        providerMessage,
+        // Seconds or an HTTP date, as the provider sent it; the engine reads it against its own clock.
+        ...(error.responseHeaders?.['retry-after'] === undefined
+          ? {}
+          : { retryAfter: error.responseHeaders['retry-after'] }),
+      },
     });
   }
   const message = error instanceof Error ? error.message : String(error);

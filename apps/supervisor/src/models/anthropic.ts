@@ -31,7 +31,15 @@ export function createAnthropicModel(options: AnthropicModelOptions): Model {
     provider: 'anthropic',
     model: options.model,
     generate: (request) =>
-      generateOnce({ provider: 'anthropic', model: languageModel, replayArguments: toToolUseInput }, request),
+      generateOnce(
+        {
+          provider: 'anthropic',
+          model: languageModel,
+          replayArguments: toToolUseInput,
+          cacheBreakpoints: true,
+        },
+        request,
+      ),
   };
 }
 

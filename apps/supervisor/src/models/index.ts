@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { ModelConfig } from '../config/schema.js';
 import { createAnthropicModel } from './anthropic.js';
 import type { Model } from './model.js';
@@ -37,6 +37,7 @@ export function createModel(
         baseURL: config.baseURL,
         model: config.model,
         ...(key === undefined ? {} : { apiKey: key }),
+        ...(config.promptCacheKey ? { promptCacheKey: true } : {}),
       });
     }
     case 'anthropic': {

@@ -44,8 +44,13 @@ export interface ModelRequest {
 }
 
 export interface ModelUsage {
+  /** Every input token, cached or not. */
   inputTokens: number;
   outputTokens: number;
+  /** Of `inputTokens`, those read from the provider's prompt cache (absent when none were). */
+  cachedInputTokens?: number;
+  /** Of `inputTokens`, those written to the provider's prompt cache (absent when none were). */
+  cacheWriteTokens?: number;
 }
 
 export type FinishReason = 'stop' | 'tool_calls' | 'length' | 'content_filter' | 'error' | 'other';

@@ -11,6 +11,8 @@ export interface OpenAICompatibleModelOptions {
   /** The provider's name in the AI SDK's metadata; defaults to `openai-compatible`. */
   name?: string;
   headers?: Record<string, string>;
+  /** Send `prompt_cache_key` (task and agent) so one agent's requests reach the same prompt cache. */
+  promptCacheKey?: boolean;
 }
 
 /**
@@ -29,6 +31,22 @@ export function createOpenAICompatibleModel(options: OpenAICompatibleModelOption
   return {
     provider: 'openai-compatible',
     model: options.model,
-    generate: (request) => generateOnce({ provider: 'openai-compatible', model: languageModel }, request),
+    generate: (request, context) =>
+      generateOnce(
+        {
+          provider: 'openai-compatible',
+          model: languageModel,
+          ...(options.promptCacheKey === true
+            ? {
+                providerOptions: {
+                  [options.name ?? 'openai-compatible']: {
+                    prompt_cache_key: `keel/${context.taskId}/${context.agent}`,
+                  },
+                },
+              }
+            : {}),
+        },
+        request,
+      ),
   };
 }

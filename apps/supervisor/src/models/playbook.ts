@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { canonicalJson, KeelError } from '@keel/kit';
+import { canonicalJson, KeelError } from '@keel/kit/core';
 import type { Model, ModelMessage, ModelReply, ModelRequest, ModelToolCall } from './model.js';
 
 const argsSchema = z.record(z.string(), z.unknown()).default({});

@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { replyFromRecord } from '../engine/stages/record.js';
 import type { ModelCallRecord } from '../store/taskStore.js';
 import type { Model, ModelReply } from './model.js';

@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { TaskAggregate, TaskStore, TaskSummary } from '../store/taskStore.js';
 
 /** The figures of one group of finished tasks. */

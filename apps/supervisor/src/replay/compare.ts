@@ -1,4 +1,4 @@
-import { canonicalJson } from '@keel/kit';
+import { canonicalJson } from '@keel/kit/core';
 import type { ToolCallRecord } from '../store/taskStore.js';
 
 /** Where a replay first parted from its recording. */

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { LoadedConfig } from '../config/load.js';
 import type { ServerConfig } from '../config/schema.js';
 import type { StartingFiles } from './startingFiles.js';

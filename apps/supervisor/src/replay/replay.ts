@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { TaskStatus } from '@keel/contracts';
 import type { LoadedConfig } from '../config/load.js';
+import { recordedDecisions } from '../engine/context/stage.js';
 import { resumeTask, runTask } from '../engine/runTask.js';
 import type { ProgressSink } from '../engine/session.js';
 import type { Model } from '../models/model.js';
@@ -151,6 +152,8 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
         clock,
         env: { ...options.env, ...world.env },
         models: replayModels,
+        // Compaction as recorded: a replay under another window or estimate sends the same requests.
+        recordedContext: recordedDecisions(models),
         ...(options.progress === undefined ? {} : { progress: options.progress }),
       };
       let { run } = await runTask({

@@ -1,6 +1,6 @@
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { sha256Hex } from '@keel/kit';
+import { sha256Hex } from '@keel/kit/core';
 
 /** One dirty or untracked file as the task found it: its bytes, or `null` when it was deleted. */
 export interface StartingFile {

@@ -1,4 +1,4 @@
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { LoadedConfig } from '../config/load.js';
 import { createSqliteTaskStore } from './sqliteTaskStore.js';
 import type { TaskStore } from './taskStore.js';

@@ -1,4 +1,4 @@
-import { KeelError, canonicalJson } from '@keel/kit';
+import { KeelError, canonicalJson } from '@keel/kit/core';
 import type { Dialect } from './dialect.js';
 import type { Claim, Fenceable, Fenced, TaskOwner, TaskStore, TaskWriter } from './taskStore.js';
 import { encodeJson as json } from './rows.js';
@@ -7,17 +7,13 @@ import type { TaskWrites } from './taskWrites.js';
 
 export type OwnershipMethods = Pick<
   TaskStore,
-  'setOwner' | 'claimOwner' | 'writer' | 'getOwner' | 'getOwnership' | 'requestKill' | 'killRequested'
+  'claimOwner' | 'writer' | 'getOwner' | 'getOwnership' | 'requestKill' | 'killRequested'
 >;
 
 // Where rows lock, the row must exist to be locked: a first claim creates it.
 const ensureRow = 'INSERT INTO task_control (task_id) VALUES (?) ON CONFLICT (task_id) DO NOTHING';
 const claimed = `INSERT INTO task_control (task_id, owner, epoch, owner_epoch) VALUES (?, ?, ?, ?)
   ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, owner_epoch = excluded.owner_epoch`;
-// A legacy owner record belongs to whatever epoch the task is at; it moves nothing on.
-const legacyOwner = `INSERT INTO task_control (task_id, owner, owner_epoch) VALUES (?, ?, ?)
-  ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner,
-    owner_epoch = CASE WHEN excluded.owner_epoch IS NULL THEN NULL ELSE task_control.epoch END`;
 const killed = `INSERT INTO task_control (task_id, kill_requested_at, epoch) VALUES (?, ?, 1)
   ON CONFLICT (task_id) DO UPDATE
   SET kill_requested_at = COALESCE(task_control.kill_requested_at, excluded.kill_requested_at),
@@ -121,11 +117,6 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
   }
 
   return {
-    async setOwner(taskId, owner) {
-      await db.execute(
-        run(legacyOwner, [taskId, owner === null ? null : json(owner), owner === null ? null : 0]),
-      );
-    },
     async claimOwner(taskId, expected, next) {
       return db.transaction(claim(taskId, expected, next));
     },

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { genesisHash } from './rows.js';
 
 /**
@@ -48,6 +48,29 @@ export const postgresMigrations: readonly string[] = [
      FROM (SELECT id, row_number() OVER (PARTITION BY task_id, step ORDER BY id) AS attempt FROM model_calls) AS numbered
      WHERE model_calls.id = numbered.id AND numbered.attempt > 1;
    CREATE UNIQUE INDEX model_calls_attempt ON model_calls (task_id, step, attempt);`,
+  // 3: a message store that grows linearly, as SQLite's migration 3. Bodies moved here are hashed
+  // over jsonb's text (new ones over canonical JSON): a hash only has to name its own body.
+  `CREATE TABLE message_blobs (
+     task_id TEXT NOT NULL, sha256 TEXT NOT NULL, body TEXT NOT NULL, refs INT NOT NULL,
+     PRIMARY KEY (task_id, sha256));
+   INSERT INTO message_blobs (task_id, sha256, body, refs)
+     SELECT task_id, encode(sha256(convert_to(body, 'UTF8')), 'hex'), body, count(*)
+     FROM (
+       SELECT mc.task_id, m.value::text AS body
+         FROM model_calls mc, jsonb_array_elements(mc.request->'messages') AS m
+         WHERE jsonb_typeof(mc.request->'messages') = 'array'
+       UNION ALL
+       SELECT task_id, (request->'tools')::text
+         FROM model_calls WHERE jsonb_typeof(request->'messages') = 'array' AND request->'tools' IS NOT NULL
+     ) AS parts
+     GROUP BY task_id, body;
+   UPDATE model_calls SET request = (request - 'messages' - 'tools') || jsonb_build_object(
+       '$refs', 1,
+       'messages', (SELECT coalesce(jsonb_agg(encode(sha256(convert_to(m.value::text, 'UTF8')), 'hex') ORDER BY m.n), '[]'::jsonb)
+                    FROM jsonb_array_elements(request->'messages') WITH ORDINALITY AS m(value, n)),
+       'tools', CASE WHEN request->'tools' IS NULL THEN 'null'::jsonb
+                ELSE to_jsonb(encode(sha256(convert_to((request->'tools')::text, 'UTF8')), 'hex')) END)
+     WHERE jsonb_typeof(request->'messages') = 'array';`,
 ];
 
 /**

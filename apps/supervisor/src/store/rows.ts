@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson, sha256Hex } from '@keel/kit/core';
 import type {
   ApprovalRecord,
   EventRecord,

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
+import { splitRequest } from './messages.js';
 
 /**
  * A change to the SQLite task store's schema: SQL, or a function for what SQL alone cannot do
@@ -165,6 +166,37 @@ UPDATE model_calls SET attempt = numbered.attempt
   FROM (SELECT id, row_number() OVER (PARTITION BY task_id, step ORDER BY id) AS attempt FROM model_calls) AS numbered
   WHERE model_calls.id = numbered.id AND numbered.attempt > 1;
 CREATE UNIQUE INDEX model_calls_attempt ON model_calls (task_id, step, attempt);`,
+  // 3: a message store that grows linearly (store/messages.ts). Each request's messages and tool
+  // list move to message_blobs, once per task; the request row keeps their references.
+  (db) => {
+    db.exec(`CREATE TABLE message_blobs (
+  task_id TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  body TEXT NOT NULL,
+  refs INTEGER NOT NULL,
+  PRIMARY KEY (task_id, sha256)
+) WITHOUT ROWID;`);
+    const upsert = db.prepare(
+      `INSERT INTO message_blobs (task_id, sha256, body, refs) VALUES (?, ?, ?, 1)
+       ON CONFLICT (task_id, sha256) DO UPDATE SET refs = refs + 1`,
+    );
+    const update = db.prepare('UPDATE model_calls SET request = ? WHERE id = ?');
+    const page = db.prepare(
+      'SELECT id, task_id, request FROM model_calls WHERE id > ? AND request IS NOT NULL ORDER BY id LIMIT 100',
+    );
+    // In pages: memory stays bounded, and no statement runs while another is being read.
+    for (let after = 0; ;) {
+      const rows = page.all(after) as Array<{ id: number; task_id: string; request: string }>;
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const { stored, blobs } = splitRequest(JSON.parse(row.request));
+        after = row.id;
+        if (blobs.length === 0) continue;
+        for (const blob of blobs) upsert.run(row.task_id, blob.sha256, blob.body);
+        update.run(JSON.stringify(stored), row.id);
+      }
+    }
+  },
 ];
 
 /** Where a migration started and ended: `from` is the version found under the write lock. */

@@ -3,6 +3,7 @@ import { createOwnership } from './ownership.js';
 import type {
   ChainVerification,
   Decision,
+  ModelCallRecord,
   PurgeResult,
   TaskListFilter,
   TaskRecord,
@@ -10,6 +11,7 @@ import type {
   TaskSummaryFilter,
 } from './taskStore.js';
 import { createTaskWrites } from './taskWrites.js';
+import { joinRequest, releaseRequests, taskBodies } from './messages.js';
 import {
   approvalFromRow,
   encodeJson as json,
@@ -107,9 +109,27 @@ export function createStoreCore(dialect: Dialect, db: Executor): StoreCore {
     }
   }
 
+  /** A task's model calls with their requests joined back from the bodies they refer to. */
+  function* listModelCalls(taskId: string): Work<ModelCallRecord[]> {
+    const rows = yield* all('SELECT * FROM model_calls WHERE task_id = ? ORDER BY id', [taskId]);
+    const bodies = yield* taskBodies(taskId);
+    return rows.map((row) => {
+      const record = modelCallFromRow(row, decode);
+      return { ...record, request: joinRequest(record.request, bodies) };
+    });
+  }
+
   function* purge(before: Date, at: Date): Work<PurgeResult> {
     const cutoff = before.toISOString();
     const now = at.toISOString();
+    const purged = yield* all(
+      'SELECT task_id, request FROM model_calls WHERE started_at < ? AND purged_at IS NULL AND request IS NOT NULL',
+      [cutoff],
+    );
+    yield* releaseRequests(
+      purged.map((row) => ({ taskId: row['task_id'] as string, request: row['request'] })),
+      decode,
+    );
     return {
       modelCalls: yield* run(
         `UPDATE model_calls SET request = NULL, raw = NULL, reply = NULL, purged_at = ?
@@ -210,12 +230,11 @@ export function createStoreCore(dialect: Dialect, db: Executor): StoreCore {
       return db.execute(verify());
     },
     async recordModelCall(record) {
-      return db.execute(writes.modelCall(record));
+      // The request's bodies and its row: all or none.
+      return db.transaction(writes.modelCall(record));
     },
     async listModelCalls(taskId) {
-      return (await db.execute(all('SELECT * FROM model_calls WHERE task_id = ? ORDER BY id', [taskId]))).map(
-        (row) => modelCallFromRow(row, decode),
-      );
+      return db.execute(listModelCalls(taskId));
     },
     async recordToolCall(record) {
       return db.execute(writes.toolCall(record));

@@ -240,13 +240,6 @@ export interface TaskStore {
     now: Date,
   ): Promise<ApprovalRecord | undefined>;
   /**
-   * Sets the owner record without claiming: no epoch, no fence.
-   * @deprecated The split-brain path (a stalled worker's heartbeat overwrote its successor): an
-   * owner claims ({@link TaskStore.claimOwner}), beats ({@link TaskWriter.renewOwner}) and
-   * releases ({@link TaskWriter.releaseOwner}). Kept until the engine is wired to those.
-   */
-  setOwner(taskId: string, owner: TaskOwner | null): Promise<void>;
-  /**
    * Takes a task over from `expected` (the owner as read, or null), atomically, and moves its
    * epoch on: every write of a previous owner is fenced from here. Lost when another process
    * changed the owner meanwhile — so two workers never both take over a dead one's task.

@@ -1,4 +1,5 @@
-import { KeelError, canonicalJson } from '@keel/kit';
+import { storeRequest } from './messages.js';
+import { KeelError, canonicalJson } from '@keel/kit/core';
 import type { Dialect } from './dialect.js';
 import type {
   ApprovalRecord,
@@ -106,7 +107,7 @@ export function createTaskWrites(dialect: Dialect): TaskWrites {
           record.requestedModel,
           record.responseModel,
           record.systemSha256,
-          json(record.request),
+          json(yield* storeRequest(record.taskId, record.request)),
           json(record.raw),
           json(record.reply),
           record.reservedInputTokens,

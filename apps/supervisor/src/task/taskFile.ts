@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import { formatIssues, readStructuredFile } from '../config/load.js';
 import { limitsSchema } from '../config/schema.js';
 import { playbookSchema } from '../models/playbook.js';

@@ -3,8 +3,14 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { LoadedConfig } from '../config/load.js';
 import { isStale } from '../control/kill.js';
-import { isSameProcess, processStartTime } from '../control/processes.js';
-import { resumeTask, runTask, type KillSignals, type RunTaskOptions } from '../engine/runTask.js';
+import { hasProcfs, isSameProcess, processStartTime } from '../control/processes.js';
+import {
+  resumeTask,
+  runTask,
+  type KillSignals,
+  type RunTaskOptions,
+  type TaskOutcome,
+} from '../engine/runTask.js';
 import { createServerPool, freshServers } from '../mcp/pool.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { parseTaskFile } from '../task/taskFile.js';
@@ -88,6 +94,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   });
   const running = new Set<Promise<unknown>>();
   const pool = options.warmServers ? createServerPool({ maxIdle: options.concurrency }) : undefined;
+  const report = (taskId: string, { run, fenced }: TaskOutcome) =>
+    log(
+      `${taskId}: ${fenced === undefined ? run.status : 'fenced'} — ${fenced?.message ?? run.outcome.message}`,
+    );
   const handle = async (job: TaskJob) => {
     const task = await store.getTask(job.taskId);
     if (task === undefined) return log(`job for unknown task ${job.taskId}: dropped`);
@@ -104,13 +114,18 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       ...(options.progress === undefined ? {} : { progress: options.progress }),
     };
     if (job.action === 'run' && task.status === 'queued') {
+      // Its job completes and the task stays queued: lifting the stop queues it again.
+      if ((await store.getGlobalStop()) !== null)
+        return log(`${task.id}: not started: a global stop is in force; keel resume-all queues it again`);
       log(`${task.id}: starting`);
-      const { run } = await runTask({
-        ...common,
-        taskId: task.id,
-        task: parseTaskFile(task.spec, `task ${task.id}`),
-      });
-      return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
+      return report(
+        task.id,
+        await runTask({
+          ...common,
+          taskId: task.id,
+          task: parseTaskFile(task.spec, `task ${task.id}`),
+        }),
+      );
     }
     if (job.action === 'resume' && task.status === 'running') {
       // The owner may have come back (a slow heartbeat, not a dead worker) since the reaper looked,
@@ -128,8 +143,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       });
       if (!claimed.ok) return log(`${task.id}: another worker took it over first`);
       log(`${task.id}: resuming (${job.reason})`);
-      const { run } = await resumeTask({ ...common, taskId: task.id, reason: job.reason });
-      return log(`${task.id}: ${run.status} — ${run.outcome.message}`);
+      return report(
+        task.id,
+        await resumeTask({ ...common, taskId: task.id, epoch: claimed.epoch, reason: job.reason }),
+      );
     }
     return log(`${task.id}: ${job.action} skipped, the task is ${task.status}`);
   };
@@ -160,9 +177,29 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   await unlisten?.();
 }
 
+/**
+ * After the global stop is lifted: a run job for every task still queued — submitted while the stop
+ * was in force, its job was taken and completed without starting it. A task whose first job is
+ * still waiting gets a second one, which finds it started and is skipped. Returns how many.
+ */
+export async function requeueQueued(store: TaskStore, boss: PgBoss, liftedStopAt: string): Promise<number> {
+  let queued = 0;
+  for (const task of await store.listTasks({ status: 'queued', limit: 10_000 }))
+    if (
+      (await enqueue(
+        boss,
+        { taskId: task.id, action: 'run', reason: 'the global stop was lifted' },
+        `run:${task.id}:${liftedStopAt}`,
+      )) !== null
+    )
+      queued++;
+  return queued;
+}
+
 /** A worker is gone when its process on this machine has exited, or its heartbeat is stale. */
 function ownerGone(owner: TaskOwner, now: number): boolean {
-  if (owner.host === hostname() && !isSameProcess(owner.pid, owner.startTime)) return true;
+  // Without /proc (not Linux) only the heartbeat tells: a live owner would look gone by its pid.
+  if (owner.host === hostname() && hasProcfs() && !isSameProcess(owner.pid, owner.startTime)) return true;
   return isStale(owner, now);
 }
 

@@ -244,14 +244,13 @@ function startKeel(args, cwd) {
 }
 
 /**
- * `keel kill --all` with 20 `keel run` processes, each inside a long tool call (a test that sleeps
+ * `keel kill --all` with 20 (or `tasks`) `keel run` processes, each inside a long tool call (a test that sleeps
  * ten minutes, run by the test-runner server): the time from the command's start until every task
  * is recorded stopped and every process that was below the keel processes (servers, test runners in
  * their own process groups, the sleeping tests) has left /proc.
  */
-export async function killAllLatency({ log, workDir }) {
-  const tasks = 20;
-  const dir = path.join(workDir, 'kill');
+export async function killAllLatency({ log, workDir }, { tasks = 20, name = 'kill' } = {}) {
+  const dir = path.join(workDir, name);
   const ws = path.join(dir, 'ws');
   mkdirSync(path.join(ws, 'test'), { recursive: true });
   writeFileSync(

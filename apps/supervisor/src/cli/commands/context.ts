@@ -1,8 +1,8 @@
 import type { Command, Option } from 'commander';
-import { KeelError } from '@keel/kit';
+import { KeelError } from '@keel/kit/core';
 import type { LoadedConfig } from '../../config/load.js';
 import type { TaskRecord, TaskStore } from '../../store/taskStore.js';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../cliContext.js';
 
 /** What `runCli` lends the commands that live in their own files. */
 export interface CommandContext {

@@ -2,12 +2,7 @@ import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { KeelError } from '@keel/kit';
-import { loadConfig } from '../../config/load.js';
-import { renderEvalHtml } from '../../eval/html.js';
-import { formatEvalReport } from '../../eval/report.js';
-import { evalsDir, newEvalId } from '../../eval/reports.js';
-import { loadSuite } from '../../eval/suite.js';
+import { KeelError } from '@keel/kit/core';
 import type { RegisterCommand } from './context.js';
 
 const count = (name: string) => (value: string) => {
@@ -18,7 +13,7 @@ const count = (name: string) => (value: string) => {
 
 export const registerEval: RegisterCommand = (program, ctx) => {
   /** Beside a keel config, under its state dir (where `keel console` lists evals); else a new temporary directory. */
-  const defaultOut = (configFile: string | undefined, suite: string) => {
+  const defaultOut = async (configFile: string | undefined, suite: string) => {
     let file: string;
     try {
       file = ctx.findConfig(configFile);
@@ -27,6 +22,10 @@ export const registerEval: RegisterCommand = (program, ctx) => {
         return mkdtempSync(path.join(os.tmpdir(), `keel-eval-${suite}-`));
       throw error;
     }
+    const [{ loadConfig }, { evalsDir, newEvalId }] = await Promise.all([
+      import('../../config/load.js'),
+      import('../../eval/reports.js'),
+    ]);
     return path.join(evalsDir(loadConfig(file).stateDir), newEvalId(suite, new Date(ctx.io.clock.now())));
   };
   program
@@ -56,12 +55,17 @@ export const registerEval: RegisterCommand = (program, ctx) => {
           quiet: boolean;
         },
       ) => {
+        // The suite, the engine and the model adapters load only for the command that runs them.
+        const [{ loadSuite }, { runEval }, { renderEvalHtml }, { formatEvalReport }] = await Promise.all([
+          import('../../eval/suite.js'),
+          import('../../eval/runEval.js'),
+          import('../../eval/html.js'),
+          import('../../eval/report.js'),
+        ]);
         const loaded = loadSuite(path.resolve(ctx.io.cwd, file));
-        // The engine and the model adapters load only for the command that runs them.
-        const { runEval } = await import('../../eval/runEval.js');
         const out =
           opts.out === undefined
-            ? defaultOut(opts.config, loaded.suite.name)
+            ? await defaultOut(opts.config, loaded.suite.name)
             : path.resolve(ctx.io.cwd, opts.out);
         const report = await runEval({
           loaded,

@@ -1,5 +1,3 @@
-import { formatStats, parseSince, readStats } from '../../observe/stats.js';
-import { exportStatsMetrics } from '../../observe/metrics.js';
 import type { RegisterCommand } from './context.js';
 
 export const registerStats: RegisterCommand = (program, ctx) => {
@@ -29,6 +27,10 @@ export const registerStats: RegisterCommand = (program, ctx) => {
       }) => {
         await ctx.withStore(opts.config, async (_loaded, store) => {
           const now = new Date(ctx.io.clock.now());
+          const [{ formatStats, parseSince, readStats }, { exportStatsMetrics }] = await Promise.all([
+            import('../../observe/stats.js'),
+            import('../../observe/metrics.js'),
+          ]);
           const report = await readStats(store, {
             now,
             since: opts.all ? undefined : parseSince(opts.since, now),

@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { joinServerSpans, readOtlpSpans } from '../../observe/otlpJoin.js';
-import { buildTrace, formatTrace } from '../../observe/trace.js';
 import { requireTask, type RegisterCommand } from './context.js';
 
 export const registerTrace: RegisterCommand = (program, ctx) => {
@@ -22,6 +20,10 @@ export const registerTrace: RegisterCommand = (program, ctx) => {
           store.listModelCalls(id),
           store.listToolCalls(id),
           store.listEvents(id),
+        ]);
+        const [{ joinServerSpans, readOtlpSpans }, { buildTrace, formatTrace }] = await Promise.all([
+          import('../../observe/otlpJoin.js'),
+          import('../../observe/trace.js'),
         ]);
         const trace = buildTrace(task, models, tools, events);
         if (opts.otlp !== undefined) {

@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '@keel/kit';
+import { canonicalJson, sha256Hex } from '@keel/kit/core';
 import type { Loops } from '../../config/schema.js';
 import type { Budget } from '../../limits/budget.js';
 import type { LoopDetector, LoopFinding } from '../../limits/loops.js';

@@ -1,14 +1,18 @@
-import { sha256Hex } from '@keel/kit';
+import { sha256Hex } from '@keel/kit/core';
 import type { LimitKind } from '@keel/contracts';
 import type { ApprovalGate } from '../../approvals/gate.js';
 import type { Limits } from '../../config/schema.js';
 import type { Clock } from '../../clock.js';
 import type { Budget } from '../../limits/budget.js';
-import type { ApprovalRecord, TaskStore } from '../../store/taskStore.js';
+import type { ApprovalRecord, Fenced, TaskStore, TaskWriter } from '../../store/taskStore.js';
+import { unfenced } from '../fence.js';
 import { done, stopped, type Step, type Stop } from '../stop.js';
 
 export interface EscalationContext {
+  /** Read only: the question and its consumption go through `writer`. */
   store: TaskStore;
+  writer: TaskWriter;
+  onFenced: (fenced: Fenced) => void;
   taskId: string;
   clock: Clock;
   /** Limit kinds that wait for a human instead of stopping. */
@@ -42,7 +46,10 @@ export async function escalate(ctx: EscalationContext, stop: Stop, step: number)
   const tool = `escalation:${stop.loop ?? stop.limit ?? 'stop'}`;
   const argsSha256 = sha256Hex(`${step}`);
   const now = new Date(ctx.clock.now());
-  const continued = await store.consumeApproval(taskId, tool, argsSha256, `${step}:escalation`, now);
+  const continued = unfenced(
+    await ctx.writer.consumeApproval(tool, argsSha256, `${step}:escalation`, now),
+    ctx.onFenced,
+  );
   if (continued !== undefined)
     return done({ approval: continued, decision: (continued.decision ?? {}) as Continued['decision'] });
   const aborted = (await store.listApprovals({ taskId })).findLast(
@@ -53,24 +60,27 @@ export async function escalate(ctx: EscalationContext, stop: Stop, step: number)
       status: 'failed',
       message: `aborted by ${aborted.decidedBy ?? 'a human'} (${aborted.id})${aborted.decisionReason ? `: ${aborted.decisionReason}` : ''}`,
     });
-  const approval = await store.requestApproval(
-    {
-      id: `es-${sha256Hex(`${taskId}\n${tool}\n${step}\n${now.getTime()}`).slice(0, 10)}`,
-      taskId,
-      kind: 'escalation',
-      agent: 'orchestrator',
-      step,
-      callIndex: 0,
-      server: null,
-      tool,
-      argsSha256,
-      arguments: { limits: budget.limits, used: budget.used },
-      reasons: [stop.message],
-      summary: `${stop.message} (step ${step}; used ${budget.used.steps} steps, ${budget.tokens} tokens, ${budget.used.toolCalls} tool calls, $${budget.used.costUsd.toFixed(4)})`,
-      requestedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + ctx.gate.expiresMs).toISOString(),
-    },
-    now,
+  const approval = unfenced(
+    await ctx.writer.requestApproval(
+      {
+        id: `es-${sha256Hex(`${taskId}\n${tool}\n${step}\n${now.getTime()}`).slice(0, 10)}`,
+        taskId,
+        kind: 'escalation',
+        agent: 'orchestrator',
+        step,
+        callIndex: 0,
+        server: null,
+        tool,
+        argsSha256,
+        arguments: { limits: budget.limits, used: budget.used },
+        reasons: [stop.message],
+        summary: `${stop.message} (step ${step}; used ${budget.used.steps} steps, ${budget.tokens} tokens, ${budget.used.toolCalls} tool calls, $${budget.used.costUsd.toFixed(4)})`,
+        requestedAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + ctx.gate.expiresMs).toISOString(),
+      },
+      now,
+    ),
+    ctx.onFenced,
   );
   ctx.gate.asked++;
   await ctx.event('escalation_requested', { approval: approval.id, stop });

@@ -1,4 +1,4 @@
-import { sha256Hex } from '@keel/kit';
+import { KeelError, sha256Hex } from '@keel/kit/core';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { Clock } from '../../clock.js';
 import { costOf, type Budget, type ModelReservation, type Reserve } from '../../limits/budget.js';
@@ -6,6 +6,7 @@ import type { ModelMessage, ModelReply, ModelToolDefinition } from '../../models
 import { inputTokenBound } from '../../models/tokens.js';
 import type { ModelCallRecord } from '../../store/taskStore.js';
 import { GenAi, SpanKind, startSpan } from '../../telemetry/spans.js';
+import type { ContextDecision } from '../context/compact.js';
 import { done, stopped, type Step, type Stop } from '../stop.js';
 import type { AgentRun } from './call.js';
 import { recordedReply, type Recorder } from './record.js';
@@ -25,18 +26,85 @@ export const reserveModelCall = (
   agent: Pick<AgentRun, 'config' | 'price'>,
   use: AgentUse,
   request: { messages: ModelMessage[]; tools: ModelToolDefinition[] },
+  retry = false,
 ): Reserve<ModelReservation> =>
-  budget.reserveModelCall(inputTokenBound(request), agent.config.maxTokens, agent.price, {
-    ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
-    ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
-    usedSteps: use.steps,
-    usedTokens: use.tokens,
+  budget.reserveModelCall(
+    inputTokenBound(request),
+    agent.config.maxTokens,
+    agent.price,
+    {
+      ...(agent.config.limits.steps === undefined ? {} : { steps: agent.config.limits.steps }),
+      ...(agent.config.limits.tokens === undefined ? {} : { tokens: agent.config.limits.tokens }),
+      usedSteps: use.steps,
+      usedTokens: use.tokens,
+    },
+    retry,
+  );
+
+/**
+ * How a provider fault is retried: a 429, a 5xx or a connection reset is asked again up to
+ * `attempts` tries in all, after `Retry-After` when the provider sent one, else after an
+ * exponential backoff from `baseMs` (capped at `maxMs`) with equal jitter. Each try is reserved
+ * under the limits again and recorded as the step's next attempt.
+ */
+export interface RetryPolicy {
+  attempts: number;
+  baseMs: number;
+  maxMs: number;
+  /** In [0, 1): the jitter's draw. */
+  random: () => number;
+  /** Waits `ms`, or until `signal` fires (a kill, the deadline). */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+const abortableSleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
+
+export const defaultRetry: RetryPolicy = {
+  attempts: 4,
+  baseMs: 500,
+  maxMs: 30_000,
+  random: Math.random,
+  sleep: abortableSleep,
+};
+
+/** `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date; undefined when unreadable. */
+export function retryAfterMs(value: unknown, now: number): number | undefined {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** How long to wait before try `attempt + 1` after `error`, or undefined when it is not retried. */
+export function retryDelay(
+  error: unknown,
+  attempt: number,
+  policy: RetryPolicy,
+  now: number,
+): number | undefined {
+  if (attempt >= policy.attempts) return undefined;
+  if (!(error instanceof KeelError) || !error.retryable) return undefined;
+  const asked = retryAfterMs(error.details?.['retryAfter'], now);
+  if (asked !== undefined) return asked;
+  const backoff = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
+  return Math.round(backoff / 2 + (backoff / 2) * policy.random());
+}
 
 export interface ModelCallContext {
   taskId: string;
   tracer: Tracer | undefined;
-  budget: Pick<Budget, 'settleModelCall' | 'releaseModelCall'>;
+  budget: Pick<Budget, 'settleModelCall' | 'releaseModelCall' | 'reserveModelCall' | 'msLeft'>;
+  /** Provider faults retried; default {@link defaultRetry}. */
+  retry?: RetryPolicy;
   /** The task's signal (a kill, the deadline): the provider call is cancelled with it. */
   signal: AbortSignal;
   recorder: Pick<Recorder, 'modelCall'>;
@@ -54,7 +122,12 @@ export interface Turn {
   step: number;
   use: AgentUse;
   parent: Context;
+  /** What compaction decided for this request (when the model has a window), kept in its record. */
+  context?: ContextDecision;
 }
+
+const omitStructured = ({ structured: _omitted, ...message }: Extract<ModelMessage, { role: 'tool' }>) =>
+  message;
 
 const isAbort = (error: unknown) =>
   error instanceof Error &&
@@ -70,8 +143,9 @@ export async function callModel(
   turn: Turn,
   messages: ModelMessage[],
   tools: ModelToolDefinition[],
-  reservation: ModelReservation,
+  reserved: ModelReservation,
 ): Promise<Step<ModelReply>> {
+  let reservation = reserved;
   const { agent } = turn;
   const span =
     ctx.tracer === undefined
@@ -88,8 +162,8 @@ export async function callModel(
           },
           SpanKind.CLIENT,
         );
-  const startedAt = new Date(ctx.clock.now());
-  const started = performance.now();
+  let startedAt = new Date(ctx.clock.now());
+  let started = performance.now();
   const record = (
     fields: Pick<
       ModelCallRecord,
@@ -103,38 +177,76 @@ export async function callModel(
       provider: agent.model.provider,
       requestedModel: agent.model.model,
       systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
-      request: { messages, tools, maxTokens: reservation.maxTokens },
+      request: {
+        // As sent: a tool result's structured form stays in the tool call's record, never reaches the provider.
+        messages: messages.map((m) =>
+          m.role === 'tool' && m.structured !== undefined ? omitStructured(m) : m,
+        ),
+        tools,
+        maxTokens: reservation.maxTokens,
+        ...(turn.context === undefined ? {} : { context: turn.context }),
+      },
       reservedInputTokens: reservation.inputTokens,
       reservedOutputTokens: reservation.maxTokens,
       latencyMs: performance.now() - started,
       startedAt: startedAt.toISOString(),
       ...fields,
     });
+  const retry = ctx.retry ?? defaultRetry;
   let reply: ModelReply;
-  try {
-    reply = await agent.model.generate(
-      { messages, tools, maxTokens: reservation.maxTokens, signal: ctx.signal },
-      { taskId: ctx.taskId, agent: agent.role, step: turn.step, invocation: agent.invocation },
-    );
-  } catch (error) {
-    ctx.budget.releaseModelCall(reservation);
-    const aborted = ctx.signal.aborted || isAbort(error);
-    const message = (error as Error).message;
-    span?.end(aborted ? 'cancelled' : 'provider_error');
-    await record({
-      responseModel: null,
-      raw: null,
-      reply: null,
-      inputTokens: 0,
-      outputTokens: 0,
-      costUsd: 0,
-      error: message,
-    });
-    if (aborted) return stopped(ctx.abortStop());
-    return stopped({
-      status: 'error',
-      message: `model call failed (${agent.model.provider}:${agent.model.model}): ${message}`,
-    });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      reply = await agent.model.generate(
+        { messages, tools, maxTokens: reservation.maxTokens, signal: ctx.signal },
+        { taskId: ctx.taskId, agent: agent.role, step: turn.step, invocation: agent.invocation },
+      );
+      break;
+    } catch (error) {
+      ctx.budget.releaseModelCall(reservation);
+      const aborted = ctx.signal.aborted || isAbort(error);
+      const message = (error as Error).message;
+      await record({
+        responseModel: null,
+        raw: null,
+        reply: null,
+        inputTokens: 0,
+        outputTokens: 0,
+        costUsd: 0,
+        error: message,
+      });
+      const failed = `model call failed (${agent.model.provider}:${agent.model.model})`;
+      const wait = aborted ? undefined : retryDelay(error, attempt, retry, ctx.clock.now());
+      if (wait === undefined || wait >= ctx.budget.msLeft()) {
+        span?.end(aborted ? 'cancelled' : 'provider_error');
+        if (aborted) return stopped(ctx.abortStop());
+        const tries = attempt === 1 ? '' : ` (after ${attempt} tries)`;
+        return stopped({
+          status: 'error',
+          message:
+            wait === undefined
+              ? `${failed}${tries}: ${message}`
+              : `${failed}: ${message}; the retry it asks for (in ${wait} ms) falls past the wall-clock limit`,
+        });
+      }
+      ctx.progress(
+        agent.role,
+        `${failed}, try ${attempt} of ${retry.attempts}: ${message}; again in ${wait} ms`,
+      );
+      await retry.sleep(wait, ctx.signal);
+      if (ctx.signal.aborted) {
+        span?.end('cancelled');
+        return stopped(ctx.abortStop());
+      }
+      // Each try is reserved under the limits again: one the limits cannot hold stops the task.
+      const again = reserveModelCall(ctx.budget, agent, turn.use, { messages, tools }, true);
+      if (!again.ok) {
+        span?.end('limit_exceeded');
+        return stopped({ status: 'limit', limit: again.limit, message: again.message });
+      }
+      reservation = again.reservation;
+      startedAt = new Date(ctx.clock.now());
+      started = performance.now();
+    }
   }
   const settlement = ctx.budget.settleModelCall(reservation, reply.usage, agent.price);
   turn.use.tokens += reply.usage.inputTokens + reply.usage.outputTokens;
@@ -152,7 +264,7 @@ export async function callModel(
     reply: recordedReply(reply),
     inputTokens: reply.usage.inputTokens,
     outputTokens: reply.usage.outputTokens,
-    costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens),
+    costUsd: costOf(agent.price, reply.usage.inputTokens, reply.usage.outputTokens, reply.usage),
     error: null,
   });
   ctx.progress(

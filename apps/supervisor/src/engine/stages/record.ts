@@ -1,9 +1,11 @@
-import { redact } from '@keel/kit';
+import { redact } from '@keel/kit/core';
 import { dateOf, type Clock } from '../../clock.js';
 import { noEffect, type Effect } from '../../limits/sideEffects.js';
 import type { ToolResult } from '../../mcp/servers.js';
 import type { FinishReason, ModelReply, ModelToolCall, ModelUsage } from '../../models/model.js';
-import type { ModelCallRecord, TaskStore, ToolCallRecord } from '../../store/taskStore.js';
+import type { Fenced, ModelCallRecord, TaskWriter, ToolCallRecord } from '../../store/taskStore.js';
+import { unfenced } from '../fence.js';
+import { noCrashPoint, type CrashPoint } from '../crashPoints.js';
 import type { ResumeState } from '../resume.js';
 import type { ToolSlot } from './call.js';
 
@@ -19,7 +21,8 @@ export interface ToolCallLine {
 /**
  * What a task keeps of what it does: events, model calls and tool calls in the store, and each tool
  * call's line in the run's summary. A resumed task runs again from its start, so what it already
- * recorded before it stopped is not recorded a second time.
+ * recorded before it stopped is not recorded a second time. Every write goes through the owner's
+ * fenced writer: one refused throws `FencedStop`, and the run ends without another write.
  */
 export interface Recorder {
   readonly toolCalls: ToolCallLine[];
@@ -32,23 +35,34 @@ export interface Recorder {
 }
 
 export function createRecorder(options: {
-  store: TaskStore;
+  /** The owner's writes at its epoch: each is refused once another process claims the task or a kill lands. */
+  writer: TaskWriter;
   taskId: string;
   resume: ResumeState | undefined;
   /** Stamps each event. */
   clock: Clock;
+  /** Told of a refused write before it throws `FencedStop`. */
+  onFenced: (fenced: Fenced) => void;
+  /** Chaos runs only (KEEL_CRASH_AT): dies right after a model reply or a tool result is recorded. */
+  crashPoint?: CrashPoint;
 }): Recorder {
-  const { store, taskId, resume, clock } = options;
+  const { writer, resume, clock, onFenced } = options;
+  const crashPoint = options.crashPoint ?? noCrashPoint;
   const toolCalls: ToolCallLine[] = [];
+  // A step's next try: one more than those recorded before a resume, and one more per repeat here.
+  const attempts = new Map(resume?.modelAttempts ?? []);
   return {
     toolCalls,
     async event(type, data) {
       if (resume?.takeEvent(type, data) === true) return;
-      await store.appendEvent(taskId, type, data, dateOf(clock));
+      unfenced(await writer.appendEvent(type, data, dateOf(clock)), onFenced);
     },
     async modelCall(record) {
       if (resume?.modelSteps.has(record.step) === true) return;
-      await store.recordModelCall(record);
+      const attempt = (attempts.get(record.step) ?? 0) + 1;
+      attempts.set(record.step, attempt);
+      unfenced(await writer.recordModelCall({ ...record, attempt }), onFenced);
+      if (record.reply !== null) crashPoint('supervisor.after-model-recorded');
     },
     async toolCall(record) {
       toolCalls.push({
@@ -59,7 +73,8 @@ export function createRecorder(options: {
         irreversible: record.irreversible,
       });
       if (resume?.toolSlots.has(`${record.step}:${record.callIndex}`) === true) return;
-      await store.recordToolCall(record);
+      unfenced(await writer.recordToolCall(record), onFenced);
+      crashPoint('supervisor.after-tool-recorded');
     },
     count(line) {
       toolCalls.push(line);
@@ -110,18 +125,22 @@ export const resultFields = (
   effect,
 });
 
-/** How a call that threw is kept: cut off by a kill or the deadline, or a protocol error. */
+/**
+ * How a call that threw is kept: cut off by a kill or the deadline, its server gone with it
+ * (SERVER_GONE: a resume sends it again), or a protocol error.
+ */
 export const failureFields = (
   message: string,
   cancelled: boolean,
   latencyMs: number,
   effect: Effect,
+  serverGone = false,
 ): ToolCallOutcomeFields => ({
   result: { error: message },
   resultBytes: 0,
   latencyMs,
   outcome: 'error',
-  errorCode: cancelled ? 'CANCELLED' : 'MCP_ERROR',
+  errorCode: cancelled ? 'CANCELLED' : serverGone ? 'SERVER_GONE' : 'MCP_ERROR',
   effect,
 });
 

@@ -1,4 +1,4 @@
-import { sha256Hex } from '@keel/kit';
+import { sha256Hex } from '@keel/kit/core';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { Clock } from '../../clock.js';
 import type { ConnectedServer, ToolResult } from '../../mcp/servers.js';

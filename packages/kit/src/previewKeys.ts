@@ -1,0 +1,10 @@
+// The `_meta` keys of the preview protocol, in a module of their own so a client can name them
+// without loading the kit's server code (see core.ts).
+
+/** `_meta` key of a `tools/call` that asks only for the effect the call would have (`true`). */
+export const PREVIEW_META_KEY = 'keel/preview';
+/**
+ * `_meta` key of a real `tools/call` bound to a preview: the `binding` it returned. The call is
+ * refused (PRECONDITION_FAILED) if the effect, recomputed when it runs, has another binding.
+ */
+export const EXPECT_PREVIEW_META_KEY = 'keel/expect-preview';
