@@ -163,7 +163,9 @@ describe('existing stores convert', () => {
       { messages: [{ role: 'user', content: 'step 2' }] },
     ]);
     const check = new Database(file, { readonly: true });
-    onTestFinished(() => check.close());
+    onTestFinished(() => {
+      check.close();
+    });
     expect(check.prepare('SELECT body, refs FROM message_blobs ORDER BY body').all()).toEqual([
       { body: '{"role":"user","content":"step 1"}', refs: 2 },
       { body: '{"role":"user","content":"step 2"}', refs: 1 },
