@@ -76,7 +76,12 @@ const code = await runServerCli<TestRunnerFlags>({
       requireSandbox: ci && !options.allowUnsandboxed,
       readOnly: options.sandboxExpose ?? [],
       // Keel's own files are never visible inside, even when they lie in a root.
-      hidden: [options.stateDir, ...(options.config === undefined ? [] : [options.config])],
+      // What the supervisor denies (--deny-path: its task store, keys, config) is hidden the same way.
+      hidden: [
+        options.stateDir,
+        ...options.denyPath,
+        ...(options.config === undefined ? [] : [options.config]),
+      ],
       env,
       ...(options.bwrap === undefined ? {} : { bwrapPath: options.bwrap }),
     });

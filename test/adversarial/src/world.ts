@@ -191,6 +191,8 @@ export async function createProject(
         }),
       );
       const result = await keel(dir, ['run', taskFile, '--config', configFile, '--json', '--quiet']);
+      if (result.stdout.trim() === '')
+        throw new Error(`keel run printed no record (exit ${result.code}): ${result.stderr}`);
       const record = JSON.parse(result.stdout) as Run & { id: string };
       const shown = await keel(dir, ['show', record.id, '--config', configFile, '--json']);
       const show = JSON.parse(shown.stdout) as {
