@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
@@ -208,13 +208,17 @@ describe('SQLite task store migrations', () => {
 
   it('keel says so, with the way out, when its store is newer than it', async () => {
     const repo = await createGitRepo({ files: { 'README.md': '# hello\n' } });
-    expect((await keel(['init'], repo.dir)).code).toBe(0);
-    const state = path.join(repo.dir, '.keel');
-    mkdirSync(state, { recursive: true });
+    // keel init keeps the state outside the project, under $XDG_STATE_HOME: the test's own.
+    const env = { XDG_STATE_HOME: await tempDir('keel-xdg-') };
+    expect((await keel(['init'], repo.dir, env)).code).toBe(0);
+    expect((await keel(['runs'], repo.dir, env)).code).toBe(0);
+    const projects = path.join(env.XDG_STATE_HOME, 'keel', 'projects');
+    expect(readdirSync(projects)).toHaveLength(1);
+    const state = path.join(projects, readdirSync(projects)[0]!);
     const db = new Database(path.join(state, 'tasks.db'));
     db.pragma(`user_version = ${latest + 1}`);
     db.close();
-    expect(await keel(['runs'], repo.dir)).toEqual({
+    expect(await keel(['runs'], repo.dir, env)).toEqual({
       code: 2,
       stdout: '',
       stderr: `keel: the task store ${path.join(state, 'tasks.db')} has schema version ${latest + 1}; this keel knows versions up to ${latest}\nhint: a newer keel wrote to it: run that version (or newer) on this state dir\n`,
