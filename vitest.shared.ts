@@ -11,7 +11,6 @@ import path from 'node:path';
  * Tests never write to the home directory: a keel config without `stateDir` keeps its state under
  * `$XDG_STATE_HOME`, so every test process gets a fresh one of its own in the temp dir.
  */
-
 export function keelTestConfig(overrides: { testTimeout?: number; hookTimeout?: number } = {}) {
   return {
     test: {
