@@ -31,3 +31,16 @@ export function replyFromRecord(record: ModelCallRecord): ModelReply {
     raw: record.raw,
   };
 }
+
+/**
+ * A request's messages as the provider gets them and its record keeps them: a tool result's
+ * structured form stays in the tool call's record and never reaches the provider. A resumed step is
+ * compared with its record in this form, so a record written with it (before) compares alike.
+ */
+export function messagesAsSent(messages: readonly unknown[]): unknown[] {
+  return messages.map((m) => {
+    if (m === null || typeof m !== 'object' || (m as { role?: unknown }).role !== 'tool') return m;
+    const { structured: _omitted, ...sent } = m as { structured?: unknown };
+    return sent;
+  });
+}

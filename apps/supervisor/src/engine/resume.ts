@@ -1,7 +1,9 @@
 import { canonicalJson, KeelError } from '@keel/kit/core';
 import type { Model, ModelReply } from '../models/model.js';
 import type { EventRecord, ModelCallRecord, ToolCallRecord } from '../store/taskStore.js';
-import { replyFromRecord } from './recordedReply.js';
+import { messagesAsSent, replyFromRecord } from './recordedReply.js';
+
+const sent = (messages: unknown) => (Array.isArray(messages) ? messagesAsSent(messages) : messages);
 
 /**
  * What a resumed task already did. The task runs again from its start: model calls of recorded
@@ -101,8 +103,8 @@ export function withRecordedReplies(
         recorded === null
           ? undefined
           : firstDifference(
-              JSON.parse(canonicalJson({ messages: recorded.messages, tools: recorded.tools })),
-              JSON.parse(canonicalJson({ messages: request.messages, tools: request.tools })),
+              JSON.parse(canonicalJson({ messages: sent(recorded.messages), tools: recorded.tools })),
+              JSON.parse(canonicalJson({ messages: messagesAsSent(request.messages), tools: request.tools })),
             );
       if (path === undefined) return replyFromRecord(record);
       if (!divergence.accept)

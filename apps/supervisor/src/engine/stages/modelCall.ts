@@ -10,7 +10,7 @@ import { GenAi, SpanKind, startSpan } from '../../telemetry/spans.js';
 import type { ContextDecision } from '../context/compact.js';
 import { done, stopped, type Step, type Stop } from '../stop.js';
 import type { AgentRun } from './call.js';
-import { recordedReply } from '../recordedReply.js';
+import { messagesAsSent, recordedReply } from '../recordedReply.js';
 import type { Recorder } from './record.js';
 
 /** What an agent used of its own caps (`agents.<role>.limits`) so far. */
@@ -131,9 +131,6 @@ export interface Turn {
   context?: ContextDecision;
 }
 
-const omitStructured = ({ structured: _omitted, ...message }: Extract<ModelMessage, { role: 'tool' }>) =>
-  message;
-
 const isAbort = (error: unknown) =>
   error instanceof Error &&
   (error.name === 'AbortError' || error.name === 'TimeoutError' || /aborted/i.test(error.message));
@@ -184,10 +181,7 @@ export async function callModel(
       requestedModel: agent.model.model,
       systemSha256: sha256Hex(messages[0]?.role === 'system' ? messages[0].content : ''),
       request: {
-        // As sent: a tool result's structured form stays in the tool call's record, never reaches the provider.
-        messages: messages.map((m) =>
-          m.role === 'tool' && m.structured !== undefined ? omitStructured(m) : m,
-        ),
+        messages: messagesAsSent(messages) as ModelMessage[],
         tools,
         maxTokens: reservation.maxTokens,
         ...(turn.context === undefined ? {} : { context: turn.context }),
