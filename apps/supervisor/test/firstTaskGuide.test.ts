@@ -199,7 +199,14 @@ function matchShape(documented: unknown, actual: unknown, where = '$'): string[]
   }
   if (documented !== null && typeof documented === 'object') {
     if (actual === null || typeof actual !== 'object') return [`${where}: not an object`];
-    const keys = Object.keys(documented).sort();
+    // A key documented as `<optional: …>` may be absent (a cache mark only some elements carry).
+    const optional = (k: string) => {
+      const value = (documented as Record<string, unknown>)[k];
+      return typeof value === 'string' && value.startsWith('<optional') && !(k in actual);
+    };
+    const keys = Object.keys(documented)
+      .filter((k) => !optional(k))
+      .sort();
     const got = Object.keys(actual).sort();
     if (keys.join() !== got.join())
       return [`${where}: keys ${got.join(', ')}, documented ${keys.join(', ')}`];
