@@ -126,7 +126,7 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     expect(steps).toEqual([...new Set(steps)].sort((a, b) => a - b));
     expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     for (const w of workers) if (w !== holder) w.child.kill('SIGTERM');
-  });
+  }, 240_000);
 
   it('split brain: the owner stalled past its heartbeat at step 3 and then woken stops at its next call; the task ends once, one model call per step', async () => {
     const { h, store, env } = await setup();
