@@ -44,9 +44,16 @@ export default defineAttack({
       stderr: `keel: task ${run.id} ran under another config: changed since: prompt coding.md (${p.configFile})`,
     });
     expect(p.exists('notes.md')).toBe(false);
+    // Accepting the changed config is recorded, and the resumed step whose request the new prompt
+    // altered still stops: a recorded reply answers only the request it was given for
+    // (`--accept-divergence` asks the model afresh; issue 19.8).
     const accepted = await p.keel(['resume', run.id, '--accept-changed-config', '--quiet', '--json']);
-    expect((JSON.parse(accepted.stdout) as { status: string }).status).toBe('succeeded');
-    expect(p.read('notes.md')).toBe('n\n');
+    const ended = JSON.parse(accepted.stdout) as { status: string; outcome: { message: string } };
+    expect(ended.status).toBe('error');
+    expect(ended.outcome.message).toMatch(
+      /would ask the model something other than its recorded request: first difference at \$\.messages\[0\]\.content$/,
+    );
+    expect(p.exists('notes.md')).toBe(false);
     const changes = (await eventsOf(p, run.id)).filter((e) => e.type === 'config_change_accepted');
     expect(changes.map((e) => e.data.changed)).toEqual([['prompt coding.md']]);
   },
