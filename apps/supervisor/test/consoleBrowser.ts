@@ -3,7 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { expect, onTestFinished } from 'vitest';
 import { startKeel, until, type KeelProcess } from './processes.js';
-import { layoutProblemsInPage } from './layoutProblems.mjs';
+import { chartsDrawnForViewport, layoutProblemsInPage } from './layoutProblems.mjs';
 
 /** Debian's chromium, driven by playwright-core; never a downloaded browser. */
 export const chromiumPath = '/usr/bin/chromium';
@@ -68,9 +68,7 @@ export async function shoot(page: Page, name: string, ready: string): Promise<vo
     await page.setViewportSize(size);
     await page.locator(ready).first().waitFor();
     // Charts are drawn again for a new width: wait until each says it was drawn for this one.
-    await page.waitForFunction(
-      "[...document.querySelectorAll('[data-testid=\"chart\"]')].every((c) => c.getAttribute('data-viewport') === String(window.innerWidth))",
-    );
+    await page.waitForFunction(chartsDrawnForViewport);
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect({ page: name, width: label, overflow, problems: await layoutProblems(page) }).toEqual({
       page: name,

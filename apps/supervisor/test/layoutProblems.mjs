@@ -67,3 +67,14 @@ export function layoutProblemsInPage() {
   }
   return problems;
 }
+
+/**
+ * True once every chart on the page says it was drawn for the window's current width. Runs in the
+ * page, passed as a function: a string predicate would be evaluated there, which the console's CSP
+ * (script-src 'self') refuses.
+ */
+export function chartsDrawnForViewport() {
+  return [...document.querySelectorAll('[data-testid="chart"]')].every(
+    (chart) => chart.getAttribute('data-viewport') === String(window.innerWidth),
+  );
+}
