@@ -107,6 +107,23 @@ const usageWhenMissing = z
     "how a reply is counted when the provider leaves its token usage out: at the reservation (input bound + max_tokens), or at an estimate (the reply's bytes, capped at max_tokens); never at zero",
   );
 
+/** The fields every provider-backed model takes: its window, and how a reply without usage is counted. */
+const providerModelFields = {
+  contextWindow: positiveInt
+    .optional()
+    .describe(
+      "the model's context window in tokens (input + output); when set, older tool results are elided to keep each request inside it",
+    ),
+  bytesPerToken: z
+    .number()
+    .positive()
+    .default(4)
+    .describe(
+      'bytes of JSON per token the window estimate assumes for what was added since the last reported count',
+    ),
+  usageWhenMissing,
+};
+
 const modelSchema = z.discriminatedUnion('provider', [
   z.object({ provider: z.literal('playbook') }).strict(),
   z
@@ -121,19 +138,7 @@ const modelSchema = z.discriminatedUnion('provider', [
         .describe(
           'send OpenAI’s prompt_cache_key (task and agent), so one agent’s requests reach the same cache; for servers that take it',
         ),
-      contextWindow: positiveInt
-        .optional()
-        .describe(
-          "the model's context window in tokens (input + output); when set, older tool results are elided to keep each request inside it",
-        ),
-      bytesPerToken: z
-        .number()
-        .positive()
-        .default(4)
-        .describe(
-          'bytes of JSON per token the window estimate assumes for what was added since the last reported count',
-        ),
-      usageWhenMissing,
+      ...providerModelFields,
     })
     .strict(),
   z
@@ -142,19 +147,7 @@ const modelSchema = z.discriminatedUnion('provider', [
       model: z.string().min(1),
       baseURL: z.url().optional(),
       apiKeyEnv: z.string().optional(),
-      contextWindow: positiveInt
-        .optional()
-        .describe(
-          "the model's context window in tokens (input + output); when set, older tool results are elided to keep each request inside it",
-        ),
-      bytesPerToken: z
-        .number()
-        .positive()
-        .default(4)
-        .describe(
-          'bytes of JSON per token the window estimate assumes for what was added since the last reported count',
-        ),
-      usageWhenMissing,
+      ...providerModelFields,
     })
     .strict(),
 ]);
