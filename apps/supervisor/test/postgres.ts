@@ -27,3 +27,18 @@ export async function freshDatabase(prefix = 'keel_test'): Promise<string> {
   url.pathname = `/${name}`;
   return url.toString();
 }
+
+/** One statement on its own connection to `url`, as an administrator would run it; the rows it returns. */
+export async function sql<TRow = Record<string, unknown>>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<TRow[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text, values)).rows as TRow[];
+  } finally {
+    await client.end();
+  }
+}

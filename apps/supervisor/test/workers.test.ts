@@ -5,7 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { git } from '@keel/testing';
 import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
 import type { TaskStore } from '../src/store/taskStore.js';
-import { freshDatabase, testDatabaseUrl } from './postgres.js';
+import { freshDatabase, sql, testDatabaseUrl } from './postgres.js';
 import { createHarness, type Harness } from './helpers.js';
 import {
   allProcs,
@@ -260,6 +260,40 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     expect((await store.listEvents(a!)).filter((e) => e.type === 'task_finished').map((e) => e.data)).toEqual(
       [expect.objectContaining({ status: 'killed', forced: true })],
     );
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }, 240_000);
+
+  it("the server ends the worker's LISTEN connection: the worker lives on, listens again, and a kill still reaches its task", async () => {
+    const { h, url, store, env } = await setup();
+    const worker = startKeel(['worker', '--id', 'solo', '--quiet', '--heartbeat-ms', '500'], h.dir, env);
+    const id = await submit(h, env, 'listen', 600);
+    await until('the task to be inside its test run', async () =>
+      (await store.listToolCalls(id)).some((c) => c.tool === 'git_commit') ? true : undefined,
+    );
+    const listeners = async () =>
+      (
+        await sql<{ pid: number }>(
+          url,
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN keel_kill' AND pid <> pg_backend_pid()",
+        )
+      ).map((r) => r.pid);
+    const [first] = await until('the worker to listen', async () => {
+      const found = await listeners();
+      return found.length === 1 ? found : undefined;
+    });
+    // As a failover or an administrator would: the server ends that session.
+    expect(await sql(url, 'SELECT pg_terminate_backend($1) AS ended', [first])).toEqual([{ ended: true }]);
+    const [second] = await until('the worker to listen again', async () => {
+      const found = await listeners();
+      return found.length === 1 && found[0] !== first ? found : undefined;
+    });
+    expect(second).not.toBe(first);
+    expect([worker.child.exitCode, worker.child.signalCode]).toEqual([null, null]);
+    const killed = await keel(['kill', id, '--as', 'ops'], h.dir, env);
+    expect(killed.code).toBe(0);
+    expect((await store.getTask(id))?.status).toBe('killed');
+    expect([worker.child.exitCode, worker.child.signalCode]).toEqual([null, null]);
     worker.child.kill('SIGTERM');
     await worker.exited;
   }, 240_000);

@@ -14,6 +14,7 @@ import {
   createPostgresStateStore,
   migratePostgres,
   openPostgres,
+  transaction,
 } from '../src/postgres/backend.js';
 import { freshDatabase, noPostgres } from './postgres.js';
 
@@ -132,4 +133,43 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
       ),
     });
   });
+  it('a holder that stops mid-transaction loses its session and its locks: the next writer goes on, the stalled one rolls back', async () => {
+    const database = await freshDatabase();
+    const [stalled, other] = [await openPostgres(database.url), await openPostgres(database.url)];
+    try {
+      let locked!: () => void;
+      const holding = new Promise<void>((resolve) => (locked = resolve));
+      let wake!: () => void;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      // The chain's head locked, then nothing sent: a process paused between two statements.
+      const held = transaction(stalled, async (client) => {
+        await client.query('SELECT seq FROM keel_audit_head WHERE id = 1 FOR UPDATE');
+        locked();
+        await woken;
+        await client.query("INSERT INTO keel_secrets (name, value) VALUES ('stalled', 'x')");
+      });
+      const outcome = held.then(
+        () => 'committed',
+        (error: Error) => error.message,
+      );
+      await holding;
+      const row = await createPostgresAuditLog(other).append({
+        server: 'kit-test',
+        tool: 'append',
+        args: {},
+        outcome: 'ok',
+      });
+      expect(row.seq).toBe(1);
+      wake();
+      expect(await outcome).toBe('terminating connection due to idle-in-transaction timeout');
+      const left = await other.query("SELECT count(*)::int AS n FROM keel_secrets WHERE name = 'stalled'");
+      expect(left.rows[0].n).toBe(0);
+      // The broken connection was discarded: the stalled pool's next query runs on a fresh one.
+      expect((await stalled.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
+    } finally {
+      await stalled.end();
+      await other.end();
+      await database.drop();
+    }
+  }, 60_000);
 });

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { transaction } from '@keel/kit/postgres';
+import { poolConfig, transaction } from '@keel/kit/postgres';
 import type { TaskStore } from './taskStore.js';
 import { aggregateFromRow, decodeParsed } from './rows.js';
 import { migratePostgres } from './postgresMigrations.js';
@@ -40,7 +40,8 @@ function numbered(cache: Map<string, string>, sql: string): string {
  * locks; kill requests are announced with NOTIFY.
  */
 export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  // Kit's settings: a worker stopped mid-transaction loses its session and its locks after 5 s.
+  const pool = new pg.Pool(poolConfig(url, 4));
   // An idle connection the server dropped (a restart, a failover) is discarded by the pool and
   // replaced on the next query; without a listener its error event would end the process.
   pool.on('error', () => undefined);
@@ -84,14 +85,45 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
       await pool.query("SELECT pg_notify('keel_kill', $1)", [taskId]);
     },
     async listenForKills(listener) {
-      const client = await pool.connect();
-      client.on('notification', (message) => {
-        if (message.channel === 'keel_kill') listener(message.payload ?? '');
-      });
-      await client.query('LISTEN keel_kill');
+      // One connection held for LISTEN. When the server ends it (a restart, a failover, an admin's
+      // pg_terminate_backend) its client emits `error`, which would end the process unheard; here it
+      // is dropped and LISTEN taken up again on a fresh connection. A kill announced while no
+      // connection listened is still seen: a task reads its kill request before every call.
+      let client: pg.PoolClient | undefined;
+      let stopped = false;
+      let retry: NodeJS.Timeout | undefined;
+      const listen = async (): Promise<void> => {
+        const next = await pool.connect();
+        next.on('notification', (message) => {
+          if (message.channel === 'keel_kill') listener(message.payload ?? '');
+        });
+        next.on('error', (error) => {
+          if (client !== next) return;
+          client = undefined;
+          next.release(error);
+          if (!stopped) again();
+        });
+        try {
+          await next.query('LISTEN keel_kill');
+        } catch (error) {
+          next.release(error as Error);
+          throw error;
+        }
+        client = next;
+      };
+      const again = () => {
+        retry = setTimeout(() => void listen().catch(() => (stopped ? undefined : again())), 250);
+        retry.unref();
+      };
+      await listen();
       return async () => {
-        await client.query('UNLISTEN keel_kill').catch(() => undefined);
-        client.release();
+        stopped = true;
+        clearTimeout(retry);
+        const held = client;
+        client = undefined;
+        if (held === undefined) return;
+        await held.query('UNLISTEN keel_kill').catch(() => undefined);
+        held.release();
       };
     },
     async close() {

@@ -46,6 +46,12 @@ export async function openPostgresBackend(url: string): Promise<StoreBackend> {
 }
 
 export { createPostgresAuditLog } from './auditLog.js';
-export { migrate as migratePostgres, openPostgres, transaction } from './database.js';
+export {
+  idleInTransactionMs,
+  migrate as migratePostgres,
+  openPostgres,
+  poolConfig,
+  transaction,
+} from './database.js';
 export { createPostgresIdempotencyStore } from './idempotencyStore.js';
 export { createPostgresStateStore } from './stateStore.js';

@@ -26,6 +26,22 @@ const migrations: readonly string[] = [
    CREATE TABLE keel_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);`,
 ];
 
+/**
+ * How long a connection may sit inside a transaction between statements before PostgreSQL ends its
+ * session. A process stopped mid-transaction (SIGSTOP, a VM paused, a debugger) otherwise keeps its
+ * row locks for as long as it is stopped — the chain's head, a task's ownership row — and every other
+ * process queues behind it: a task whose owner stalled could not be taken over. Our transactions run
+ * their statements back to back, so a gap this long is a stalled process, not slow work. Below the
+ * supervisor's stale-heartbeat time (10 s), so a stalled owner's locks are gone before anyone tries
+ * to take its task over.
+ */
+export const idleInTransactionMs = 5_000;
+
+/** The settings every Keel pool uses: a stalled holder's locks are released ({@link idleInTransactionMs}). */
+export function poolConfig(url: string, max: number): pg.PoolConfig {
+  return { connectionString: url, max, idle_in_transaction_session_timeout: idleInTransactionMs };
+}
+
 /** Serialises migrations across every process that opens the database at once. */
 const migrationLock = 0x6b65656c; // 'keel'
 
@@ -35,7 +51,7 @@ const migrationLock = 0x6b65656c; // 'keel'
  */
 export async function openPostgres(url: string, options: { max?: number } = {}): Promise<pg.Pool> {
   const { default: postgres } = await import('pg');
-  const pool = new postgres.Pool({ connectionString: url, max: options.max ?? 8 });
+  const pool = new postgres.Pool(poolConfig(url, options.max ?? 8));
   // An idle client's connection dropping must not crash the server; the next query reconnects.
   pool.on('error', () => undefined);
   try {
@@ -67,20 +83,37 @@ export async function migrate(pool: pg.Pool): Promise<{ from: number; to: number
   });
 }
 
-/** Runs `body` in one transaction on one pooled connection: committed when it returns, rolled back when it throws. */
+/**
+ * Runs `body` in one transaction on one pooled connection: committed when it returns, rolled back when
+ * it throws. A checked-out connection that the server ends (the idle-in-transaction timeout, a restart)
+ * emits `error` on its client, which nobody else listens to while it is out of the pool: heard here, so
+ * it fails this transaction with the server's reason instead of ending the process.
+ */
 export async function transaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let lost: Error | undefined;
+  const onLost = (error: Error) => {
+    lost ??= error;
+  };
+  client.on('error', onLost);
+  let result: T;
   try {
     await client.query('BEGIN');
-    const result = await body(client);
+    result = await body(client);
     await client.query('COMMIT');
-    return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
+    // A connection that cannot roll back is destroyed, not handed back for the next caller to find broken.
+    const broken = await client.query('ROLLBACK').then(
+      () => lost,
+      (rollback: unknown) => lost ?? (rollback instanceof Error ? rollback : new Error(String(rollback))),
+    );
+    client.off('error', onLost);
+    client.release(broken);
+    throw lost ?? error;
   }
+  client.off('error', onLost);
+  client.release(lost);
+  return result;
 }
 
 /** Locks `parts` as one key for the rest of the transaction: writers of the same key queue here, others pass. */
