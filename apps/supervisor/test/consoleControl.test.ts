@@ -170,7 +170,33 @@ describe.skipIf(!haveChromium)('keel console: escalations, the global stop, acce
     );
     expect((await h.store.getTask(run.id))?.status).toBe('escalated');
 
+    // A live update is in flight while the reason is typed: its page was fetched before the text was
+    // there, and the swap must keep the text, not reset the field to what it held when the update began.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const intercepted = new Promise<void>(
+      (resolve) =>
+        void page.route('**/api/approvals', async (route) => {
+          resolve();
+          await held;
+          await route.continue();
+        }),
+    );
+    await page.evaluate(() => {
+      // The page's own window (this file is typed for Node, not the DOM).
+      const page = globalThis as unknown as {
+        dispatchEvent(event: unknown): boolean;
+        HashChangeEvent: new (type: string) => unknown;
+      };
+      page.dispatchEvent(new page.HashChangeEvent('hashchange'));
+    });
+    await intercepted;
     await card.getByTestId('reason').fill('the agent is stuck on README.md');
+    await card.evaluate((el) => el.setAttribute('data-before-update', ''));
+    release();
+    await page.locator('[data-testid="approval"]:not([data-before-update])').waitFor();
+    await page.unroute('**/api/approvals');
+    expect(await card.getByTestId('reason').inputValue()).toBe('the agent is stuck on README.md');
     await card.getByTestId('abort').click();
     await page.getByText(`aborted ${run.id}`).waitFor();
     await page.goto(`${url}#/runs/${run.id}`);

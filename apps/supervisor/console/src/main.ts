@@ -47,18 +47,20 @@ async function render(): Promise<void> {
   rendering = (async () => {
     do {
       again = false;
-      const open = new Set(
-        [...app.querySelectorAll<HTMLDetailsElement>('details[open]')].map((d) => d.dataset['key']),
-      );
-      const typed = new Map(
-        [...app.querySelectorAll<HTMLInputElement>('input[data-keep]')].map((i) => [
-          i.dataset['keep'],
-          i.value,
-        ]),
-      );
-      const focused = (document.activeElement as HTMLElement | null)?.dataset?.['keep'];
       try {
         const next = await page();
+        // What the person opened, typed and focused is read after the page was fetched, right before
+        // the swap: text typed while a live update was in flight is kept, not reset to the older value.
+        const open = new Set(
+          [...app.querySelectorAll<HTMLDetailsElement>('details[open]')].map((d) => d.dataset['key']),
+        );
+        const typed = new Map(
+          [...app.querySelectorAll<HTMLInputElement>('input[data-keep]')].map((i) => [
+            i.dataset['keep'],
+            i.value,
+          ]),
+        );
+        const focused = (document.activeElement as HTMLElement | null)?.dataset?.['keep'];
         for (const d of next.querySelectorAll<HTMLDetailsElement>('details[data-key]'))
           if (open.has(d.dataset['key'])) d.open = true;
         for (const i of next.querySelectorAll<HTMLInputElement>('input[data-keep]'))
