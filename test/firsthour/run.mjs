@@ -108,7 +108,7 @@ function printedCommands(stdout, from) {
 /** What each printed command is documented to do: its exit code and, for some, its first line. */
 function documented(command) {
   if (command.startsWith('keel replay '))
-    return { code: 0, first: /^identical: 27 steps, 20 tool calls, ended succeeded as recorded$/ };
+    return { code: 0, first: /^identical: 27 steps, 21 tool calls, ended succeeded as recorded$/ };
   if (command.startsWith('keel approve '))
     return { code: 0, first: /^approved ap-[0-9a-f]{10} \(apply_deploy of plan/ };
   if (command.startsWith('keel deny '))

@@ -211,6 +211,8 @@ describe('keel demo', () => {
     ]);
     const round = ['edit_file', 'git_add', 'git_commit', 'read_file'];
     expect(record.toolCalls.map((c) => c.tool)).toEqual([
+      // The orchestrator's check, before any model call, that the tests the task needs can be found.
+      'detect_projects',
       'read_file',
       'read_file',
       ...round,
@@ -224,7 +226,7 @@ describe('keel demo', () => {
       'apply_deploy',
     ]);
     expect(record.toolCalls.every((c) => c.outcome === 'ok')).toBe(true);
-    expect(new Set(record.toolCalls.map((c) => c.idempotencyKey)).size).toBe(20);
+    expect(new Set(record.toolCalls.map((c) => c.idempotencyKey)).size).toBe(21);
     expect(
       record.events
         .filter((e) => e.type === 'contract_accepted')
@@ -268,7 +270,7 @@ describe('the event log', () => {
 
     const store = createSqliteTaskStore(loaded.stateDir);
     const purged = await store.purge(new Date(Date.now() + 60_000), new Date());
-    expect(purged).toEqual({ modelCalls: 26, toolCalls: 19 });
+    expect(purged).toEqual({ modelCalls: 26, toolCalls: 20 });
     const [task] = await store.listTasks();
     const calls = await store.listModelCalls(task!.id);
     expect(calls.every((c) => c.request === null && c.raw === null && c.reply === null)).toBe(true);

@@ -44,6 +44,7 @@ describe('playbook flow', () => {
     expect(run.status).toBe('succeeded');
     expect(run.outcome.message).toBe('1 coding round(s), tests passed (1/1), no deploy');
     expect(run.toolCalls.map((c) => `${c.server}.${c.tool}:${c.ok}`)).toEqual([
+      'tests.detect_projects:true',
       'filesystem.edit_file:true',
       'git.git_commit:true',
       'tests.run_tests:true',
@@ -155,5 +156,50 @@ describe('playbook flow', () => {
     );
     expect(existsSync(path.join(h.repo.dir, 'notes.md'))).toBe(true);
     expect(existsSync(path.join(h.repo.dir, 'migrations'))).toBe(false);
+  });
+  it('a task whose tests cannot be found ends before any model call, saying why', async () => {
+    const coding = [[{ call: 'write_file', args: { path: 'x.txt', content: 'x\n' } }]];
+    const noTests = await createHarness({ files: { 'README.md': '# no tests here\n' } });
+    const none = await runTask({
+      loaded: noTests.loaded,
+      store: noTests.store,
+      env: process.env,
+      task: task({ mode: 'single', playbook: { coding } }),
+    });
+    expect([none.run.status, none.run.outcome.message, none.run.steps]).toEqual([
+      'error',
+      'the task needs tests, and they cannot be run: no test project was found in the workspace (add a test script, a framework config or a declared --command to the test-runner; or set tests: null in the task file)',
+      0,
+    ]);
+    expect(none.run.toolCalls.map((c) => `${c.server}.${c.tool}:${c.ok}`)).toEqual([
+      'tests.detect_projects:true',
+    ]);
+    expect(await noTests.store.listModelCalls(none.run.id)).toEqual([]);
+    expect(existsSync(path.join(noTests.repo.dir, 'x.txt'))).toBe(false);
+
+    const node = (name: string) =>
+      JSON.stringify({ name, private: true, type: 'module', scripts: { test: 'node --test' } });
+    const two = await createHarness({ files: { 'a/package.json': node('a'), 'b/package.json': node('b') } });
+    const several = await runTask({
+      loaded: two.loaded,
+      store: two.store,
+      env: process.env,
+      task: task({ mode: 'single', playbook: { coding } }),
+    });
+    expect([several.run.status, several.run.outcome.message, several.run.steps]).toEqual([
+      'error',
+      'the task needs tests, and they cannot be run: 2 test projects were found; name one as tests.project in the task file: a:node-test, b:node-test',
+      0,
+    ]);
+    const named = await runTask({
+      loaded: two.loaded,
+      store: two.store,
+      env: process.env,
+      task: task({ mode: 'single', tests: { project: 'c' }, playbook: { coding } }),
+    });
+    expect([named.run.status, named.run.steps]).toEqual(['error', 0]);
+    expect(named.run.outcome.message).toBe(
+      "the task needs tests, and they cannot be run: project 'c' was not found (Pass a project id, its directory (relative or absolute inside the roots) or a unique directory name. Known projects: a:node-test, b:node-test (detect_projects lists them).)",
+    );
   });
 });

@@ -224,7 +224,7 @@ describe('keel replay', () => {
       26,
       { recorded: 19, replayed: 19 },
     ]);
-    expect(formatReplay(waiting)).toBe('identical: 26 steps, 19 tool calls, ended waiting as recorded');
+    expect(formatReplay(waiting)).toBe('identical: 26 steps, 20 tool calls, ended waiting as recorded');
     const [asked] = await r.store.listApprovals({ taskId: r.run.id, status: 'pending' });
     await r.store.decideApproval(asked!.id, { approve: true, by: 'alice', reason: null, now: new Date() });
     const { run } = await resumeTask({
@@ -237,7 +237,7 @@ describe('keel replay', () => {
     expect(run.status).toBe('succeeded');
     // Nothing of the first run is left running: the staging check is the project's own script.
     const done = await replayTask({ store: r.store, taskId: r.run.id, loaded: r.loaded, env: process.env });
-    expect(formatReplay(done)).toBe('identical: 27 steps, 20 tool calls, ended succeeded as recorded');
+    expect(formatReplay(done)).toBe('identical: 27 steps, 21 tool calls, ended succeeded as recorded');
   }, 300_000);
 
   it('starts from the recorded HEAD plus the recorded dirty and untracked files, whatever the workspace holds now', async () => {

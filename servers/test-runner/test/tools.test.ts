@@ -111,6 +111,22 @@ describe.each(['v2', 'v1'] as const)('tools over stdio (%s client)', (kind) => {
     expect(toolErrorOf(unknown)?.hint).toBe(
       `Pass a project id, its directory (relative or absolute inside the roots) or a unique directory name. Known projects: ${projects.map((p) => p['id']).join(', ')} (detect_projects lists them).`,
     );
+
+    // Asked for the project run_tests would run: that one, or run_tests' own error, before any run.
+    const one = await server.ok('detect_projects', { project: 'packages/mocha', versions: false });
+    expect(one['projects']).toEqual([
+      {
+        id: 'packages/mocha:mocha',
+        dir: 'packages/mocha',
+        framework: 'mocha',
+        detectedBy: '.mocharc.json',
+        reporter: projects.find((p) => p['id'] === 'packages/mocha:mocha')!['reporter'] as string,
+        command: projects.find((p) => p['id'] === 'packages/mocha:mocha')!['command'],
+      },
+    ]);
+    expect(one['total']).toBe(1);
+    const none = await server.call('detect_projects', { project: 'packages/nope:vitest', versions: false });
+    expect(toolErrorOf(none)).toEqual(toolErrorOf(unknown));
   });
 
   it('lists the tests of a project, paged', async () => {

@@ -87,6 +87,12 @@ export async function orchestrate(
     return (await runAgent(session, run, spec, setup.system, input)) as Step<T>;
   };
 
+  // Before any model call: the tests the task will need can be found, or it ends here, not after the work.
+  if (task.tests !== null) {
+    if (testRunner === undefined) return noTestRunner();
+    const found = await findTests(session, testRunner.scope, task);
+    if (!found.ok) return found;
+  }
   if (task.mode === 'orchestrated') {
     const plan = await invoke<PlanV1>('planning', handoff.planning(task));
     if (!plan.ok) return plan;
@@ -125,11 +131,7 @@ export async function orchestrate(
       }
     }
     if (task.tests === null) break;
-    if (testRunner === undefined)
-      return stopped({
-        status: 'error',
-        message: 'the task asks for tests but no configured server has run_tests',
-      });
+    if (testRunner === undefined) return noTestRunner();
     testRuns++;
     const tests = await runTests(session, testRunner.scope, task, testRuns);
     if (!tests.ok) return tests;
@@ -185,21 +187,78 @@ export async function orchestrate(
   });
 }
 
+const noTestRunner = () =>
+  stopped({ status: 'error', message: 'the task asks for tests but no configured server has run_tests' });
+
+/** The orchestrator's own calls (it has no model): they hang under the task's root span. */
+const orchestratorRun = (session: TaskSession, scope: Map<string, CatalogTool>, toModel: boolean) =>
+  session.startAgent(
+    'orchestrator',
+    { model: '', tools: {}, maxTokens: 1, limits: {}, context: { target: 0.6, cutTo: 0.4 } },
+    noModel,
+    undefined,
+    scope,
+    { span: false, toModel },
+  );
+
+/**
+ * Asks the test-runner, before any work, for the project run_tests will run — the same choice, without
+ * starting a process (no version probes) — and ends the task with its answer when there is none: no
+ * project, several and none named, the named one missing, or runs the sandbox would refuse.
+ */
+async function findTests(
+  session: TaskSession,
+  scope: Map<string, CatalogTool>,
+  task: TaskFile,
+): Promise<Step<void>> {
+  if (![...scope.values()].some((t) => t.name === 'detect_projects')) return done(undefined);
+  // What it finds is read by the harness alone: no model sees it, so it cannot taint the task.
+  const run = orchestratorRun(session, scope, false);
+  const project = task.tests?.project;
+  const answer = await session.tool(
+    run,
+    {
+      id: 'orchestrator-tests-0',
+      name: 'detect_projects',
+      arguments: { ...(project === undefined ? {} : { project }), versions: false },
+    },
+    1000,
+  );
+  run.span?.end();
+  if (!answer.ok) return answer;
+  const result = answer.value.result;
+  const cannot = (why: string) =>
+    stopped({ status: 'error', message: `the task needs tests, and they cannot be run: ${why}` });
+  if (result === undefined || result.isError || result.structured === undefined)
+    return cannot(
+      `${result?.error?.message ?? 'detect_projects gave no result'}${result?.error?.hint ? ` (${result.error.hint})` : ''}`,
+    );
+  const found = result.structured as {
+    projects?: Array<{ id: string }>;
+    total?: number;
+    sandbox?: { kind: string; reason?: string };
+  };
+  const ids = (found.projects ?? []).map((p) => p.id);
+  if (found.total === 0)
+    return cannot(
+      'no test project was found in the workspace (add a test script, a framework config or a declared --command to the test-runner; or set tests: null in the task file)',
+    );
+  if (project === undefined && (found.total ?? 0) > 1)
+    return cannot(
+      `${found.total} test projects were found; name one as tests.project in the task file: ${ids.join(', ')}`,
+    );
+  if (found.sandbox?.kind === 'refused') return cannot(`test runs would be refused: ${found.sandbox.reason}`);
+  return done(undefined);
+}
+
 async function runTests(
   session: TaskSession,
   scope: Map<string, CatalogTool>,
   task: TaskFile,
   round: number,
 ): Promise<Step<TestV1>> {
-  const run = session.startAgent(
-    'orchestrator',
-    { model: '', tools: {}, maxTokens: 1, limits: {}, context: { target: 0.6, cutTo: 0.4 } },
-    noModel,
-    undefined,
-    scope,
-    // Its calls hang under the task's root span: the orchestrator is no agent invocation.
-    { span: false },
-  );
+  // Its result reaches the coding agent (a failed run's test.v1): observed as any model-bound result.
+  const run = orchestratorRun(session, scope, true);
   const args = { ...(task.tests?.project === undefined ? {} : { project: task.tests.project }), fresh: true };
   // Orchestrator calls are numbered apart from the model's calls of the same step.
   const answer = await session.tool(

@@ -484,7 +484,18 @@ async function execute(
     const testRunner =
       testServer === undefined
         ? undefined
-        : { scope: scopeFor('orchestrator', { [testServer.name]: ['run_tests'] }, servers) };
+        : {
+            scope: scopeFor(
+              'orchestrator',
+              {
+                // detect_projects, where the server has it, checks at the start that the tests can be found.
+                [testServer.name]: testServer.tools.some((t) => t.name === 'detect_projects')
+                  ? ['detect_projects', 'run_tests']
+                  : ['run_tests'],
+              },
+              servers,
+            ),
+          };
     const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
     const meta = traceparent === undefined ? {} : { traceparent };
     const queued = resuming === undefined ? await store.getTask(taskId) : undefined;

@@ -409,7 +409,7 @@ export class TaskSession {
     model: Model,
     price: Price | undefined,
     scope: Map<string, CatalogTool>,
-    options: { span?: boolean } = {},
+    options: { span?: boolean; toModel?: boolean } = {},
   ): AgentRun {
     const invocation = (this.#invocations.get(role) ?? 0) + 1;
     this.#invocations.set(role, invocation);
@@ -422,7 +422,16 @@ export class TaskSession {
             [GenAi.agentId]: `${this.options.taskId}/${role}/${invocation}`,
             [GenAi.conversationId]: this.options.taskId,
           });
-    return { role, invocation, config, model, price, scope, span };
+    return {
+      role,
+      invocation,
+      config,
+      model,
+      price,
+      scope,
+      span,
+      ...(options.toModel === undefined ? {} : { toModel: options.toModel }),
+    };
   }
 
   #parent(agent: AgentRun): Context {
@@ -556,7 +565,12 @@ export class TaskSession {
     let classification = this.#classifier.call(tool.name, args);
     if (recorded !== undefined && recorded.result !== null)
       return done(
-        await this.#replayRecorded(agent, { step, call, tool, args }, recorded, classification.irreversible),
+        await this.#replayRecorded(
+          agent,
+          { step, call, tool, args, toModel: agent.toModel },
+          recorded,
+          classification.irreversible,
+        ),
       );
     const server = this.options.servers.get(tool.server)!;
     const parent = this.#parent(agent);
@@ -570,6 +584,7 @@ export class TaskSession {
       call,
       tool,
       args,
+      toModel: agent.toModel,
       classification,
       effect: effect.value,
     };
@@ -665,7 +680,7 @@ export class TaskSession {
    */
   async #replayRecorded(
     agent: AgentRun,
-    seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args'>,
+    seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args' | 'toModel'>,
     recorded: ToolCallRecord,
     irreversible: boolean,
   ): Promise<ToolAnswer> {

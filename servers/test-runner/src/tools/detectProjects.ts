@@ -7,7 +7,7 @@ import type { TestRunnerTool } from '../projects/prepare.js';
 import { adapters } from '../frameworks/registry.js';
 import { frameworkNames } from '../frameworks/types.js';
 import { detectProjects } from '../projects/detect.js';
-import type { RunnerDeps } from '../runs/execute.js';
+import { resolveProject, type RunnerDeps } from '../runs/execute.js';
 import { sandboxSchema } from '../runs/present.js';
 import { describeSandbox, runSandboxed } from '../runs/sandboxed.js';
 
@@ -19,6 +19,16 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
     description:
       'Finds the test projects under the roots (vitest, jest, node:test, mocha, tape, node-tap, pytest, go, cargo, a package.json test script run as npm test, or a declared command; several per monorepo) and says for each the framework, its installed version, what gave it away, the reporter read, and the command run_tests will run; and whether runs are sandboxed.',
     input: z.object({
+      project: z
+        .string()
+        .optional()
+        .describe(
+          'Only the project run_tests would run for this id or directory; an error says why none would. Omitted: every project.',
+        ),
+      versions: z
+        .boolean()
+        .default(true)
+        .describe('false: skip the installed-version probes (no process is started).'),
       limit: budgetArg({ default: 50, max: 500, unit: 'items', what: 'projects' }),
       cursor: cursorArg,
     }),
@@ -64,7 +74,12 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
       ].join('\n'),
     handler: async (input, ctx) => {
       const detection = await detectProjects(ctx.jail, deps.configured);
-      const page = ctx.list(detection.projects, { limit: input.limit, cursor: input.cursor });
+      // The same choice run_tests makes, so a caller can check before a task that its runs will find one.
+      const chosen =
+        input.project === undefined ? undefined : await resolveProject(ctx.jail, deps, input.project);
+      if (chosen !== undefined && !chosen.ok) return chosen;
+      const listed = chosen === undefined ? detection.projects : [chosen.value];
+      const page = ctx.list(listed, { limit: input.limit, cursor: input.cursor });
       if (!page.ok) return page;
       const confinement = await deps.sandbox.status();
       const probe = async (command: string, args: readonly string[], cwd: string) => {
@@ -94,7 +109,7 @@ export function detectProjectsTool(deps: RunnerDeps): TestRunnerTool {
             path.basename(plan.command),
             ...plan.args.map((a) => a.replaceAll(scratchDir, '<scratch>')),
           ];
-          version = await adapter.version(context, probe).catch(() => undefined);
+          if (input.versions) version = await adapter.version(context, probe).catch(() => undefined);
         } catch (error) {
           if (!(error instanceof KeelError)) throw error;
           problem = error.message;

@@ -15,6 +15,11 @@ export interface AgentRun {
   /** The tools this agent may call, by the name the model sees. */
   scope: Map<string, CatalogTool>;
   span: SpanHandle | undefined;
+  /**
+   * false for the orchestrator's checks whose results only the harness reads (never a model's
+   * context): observed and recorded like any, but they cannot taint the task.
+   */
+  toModel?: boolean | undefined;
 }
 
 /** One admitted tool call on its way through the stages: classified, its effect sized. */
@@ -26,6 +31,8 @@ export interface ToolSlot {
   call: ModelToolCall;
   tool: CatalogTool;
   args: Record<string, unknown>;
+  /** See {@link AgentRun.toModel}. */
+  toModel?: boolean | undefined;
   classification: Classification;
   effect: Effect;
 }

@@ -29,16 +29,17 @@ export interface ObserveContext {
  * Every byte a tool sends on its way to the model — a result, a tool error, a protocol error, a
  * server's APPROVAL_REQUIRED, a result handed back on resume — and what it does to the task: a
  * result the trust rule does not cover taints the task (no policy pre-approves an irreversible
- * call after it); a result that succeeded commits its effect to the ledger and teaches the task
+ * call after it), unless only the harness reads it (`toModel: false`); a result that succeeded commits its effect to the ledger and teaches the task
  * its facts (plans, worktrees). Returns the message the model reads: the result quoted as data.
  */
 export async function observe(
   ctx: ObserveContext,
-  seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args'>,
+  seen: Pick<ToolSlot, 'step' | 'call' | 'tool' | 'args' | 'toModel'>,
   result: ToolResult,
   effect: Effect,
 ): Promise<ToolAnswer> {
   if (
+    seen.toModel !== false &&
     !ctx.trust.trusts(seen.tool.server, seen.tool.name, seen.args, result) &&
     ctx.gate.taint(seen.tool.name, seen.step)
   )
