@@ -180,17 +180,18 @@ describe('keel trace', () => {
       span.children.forEach(walk);
     };
     walk(trace);
-    // The demo stops at production's approval: 18 calls through staging, then production's plan.
-    expect(tools.length).toBe(19);
+    // The demo stops at production's approval: the tests check, 18 calls through staging, then
+    // production's plan.
+    expect(tools.length).toBe(20);
     // Each tool call now holds the span its server made for it, named for the same tool.
     expect(
       tools.map((t) => {
         const tool = t.name.slice(t.name.indexOf('.') + 1);
         return t.children.filter((c) => c.kind === 'server' && c.name === `tools/call ${tool}`).length;
       }),
-    ).toEqual(Array(19).fill(1));
+    ).toEqual(Array(20).fill(1));
     const server = tools[0]!.children[0]!;
-    expect(server.attributes['service']).toBe('keel-filesystem');
+    expect(server.attributes['service']).toBe('keel-test-runner');
     expect(server.startMs).toBeGreaterThanOrEqual(tools[0]!.startMs - 1);
     expect(server.startMs + server.durationMs).toBeLessThanOrEqual(
       tools[0]!.startMs + tools[0]!.durationMs + 1,

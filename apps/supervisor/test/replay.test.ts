@@ -105,7 +105,7 @@ describe('keel replay', () => {
       identical: true,
       steps: 27,
       replayedSteps: 27,
-      toolCalls: { recorded: 20, replayed: 20 },
+      toolCalls: { recorded: 21, replayed: 21 },
       status: { recorded: 'succeeded', replayed: 'succeeded' },
       divergence: null,
       notes: [],
@@ -157,7 +157,7 @@ describe('keel replay', () => {
       step: 2,
       callIndex: 0,
       agent: 'planning',
-      message: 'call 2 (filesystem.read_file at step 2): the result differs',
+      message: 'call 3 (filesystem.read_file at step 2): the result differs',
       expected: { outcome: 'ok', errorCode: null },
       actual: { outcome: 'error', errorCode: 'PERMISSION_DENIED' },
     });
@@ -180,7 +180,7 @@ describe('keel replay', () => {
       dir: replayDir,
     });
     expect(report.divergence).toMatchObject({ kind: 'tool_result', step: 23, callIndex: 0, agent: 'deploy' });
-    expect(report.divergence?.message).toBe('call 18 (deploy.apply_deploy at step 23): the result differs');
+    expect(report.divergence?.message).toBe('call 19 (deploy.apply_deploy at step 23): the result differs');
     // The endpoint answered (503: no live release there): the task's world differs, not the outside one.
     expect(report.divergence?.cause).toBeUndefined();
   });
@@ -204,7 +204,7 @@ describe('keel replay', () => {
     });
     expect(formatReplay(report).split('\n').slice(0, 3)).toEqual([
       'DIVERGED at step 23, call 0 (deploy): tool_result',
-      '  call 18 (deploy.apply_deploy at step 23): the result differs',
+      '  call 19 (deploy.apply_deploy at step 23): the result differs',
       `  cause: ${report.divergence!.cause!.explanation}`,
     ]);
   }, 240_000);
@@ -222,7 +222,7 @@ describe('keel replay', () => {
       true,
       { recorded: 'waiting', replayed: 'waiting' },
       26,
-      { recorded: 19, replayed: 19 },
+      { recorded: 20, replayed: 20 },
     ]);
     expect(formatReplay(waiting)).toBe('identical: 26 steps, 20 tool calls, ended waiting as recorded');
     const [asked] = await r.store.listApprovals({ taskId: r.run.id, status: 'pending' });

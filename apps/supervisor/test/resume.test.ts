@@ -191,6 +191,7 @@ async function expectDoneOnce(h: Harness, taskId: string): Promise<void> {
   // The record has each call slot once, all answered.
   const calls = await h.store.listToolCalls(taskId);
   expect(calls.map((c) => `${c.tool}:${c.outcome}`)).toEqual([
+    'detect_projects:ok',
     'read_file:ok',
     ...codingTurns.map((t) => `${t.name}:ok`),
     'run_tests:ok',

@@ -99,6 +99,8 @@ describe('OpenTelemetry', () => {
       'tools/call list_environments <- invoke_agent orchestrator': 1,
       'tools/call plan_deploy <- execute_tool plan_deploy': 2,
       'tools/call apply_deploy <- execute_tool apply_deploy': 1,
+      // The orchestrator's check at the start that the tests can be found.
+      'tools/call detect_projects <- execute_tool detect_projects': 1,
       'tools/call read_file <- execute_tool read_file': 5,
       'tools/call run_tests <- execute_tool run_tests': 2,
     });
