@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { TaskStatus } from '@keel/contracts';
 import type { Clock } from '../clock.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
-import { descendants, hasProcfs, isSameProcess, killTree } from './processes.js';
+import { descendants, hasProcfs, isSameProcess, killTree, stillRunning, treeOf } from './processes.js';
 
 export type KillResult =
   | { taskId: string; result: 'acknowledged' | 'forced'; pid: number; killedPids: number[]; ms: number }
@@ -11,15 +11,6 @@ export type KillResult =
   | { taskId: string; result: 'not_running' | 'already_ended'; status: TaskStatus; ms: number };
 
 const ended: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'limit', 'killed', 'error']);
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -134,6 +125,10 @@ export async function killTask(
     await markKilled(store, taskId, epoch, by, false, now());
     return { taskId, result: 'not_running', status: task.status, ms: ms() };
   }
+  // Only this task's servers and what they started (another task of the same process is left
+  // alone), read before the owner is told: once a server exits, what it left running (a sandbox's
+  // inner process, a test's child) is re-parented and could no longer be found below it.
+  const tree = treeOf(owner.serverPids);
   try {
     process.kill(owner.pid, 'SIGUSR2');
   } catch {
@@ -142,13 +137,14 @@ export async function killTask(
   const acknowledged = await waitForRelease(store, taskId, owner, ackMs, ms);
   if (acknowledged) {
     await markKilled(store, taskId, epoch, by, false, now());
-    // The owner records `killed` before it closes its servers: give their tool processes a moment
-    // to go, then reap whatever is left below the task's servers.
-    // Cancellation has reached the servers by now; what is left after a short grace is SIGKILLed.
+    // The owner records `killed` before it closes its servers: cancellation has reached them by
+    // now; what of the task's tree is left after a short grace is SIGKILLed.
     const until = ms() + (options.reapMs ?? 100);
-    // Only this task's servers and what they started: another task of the same process is left alone.
-    const below = () =>
-      owner.serverPids.flatMap((pid) => [...(isAlive(pid) ? [{ pid, pgid: -1 }] : []), ...descendants(pid)]);
+    const below = () => {
+      const found = new Map(stillRunning(tree).map((p) => [p.pid, p]));
+      for (const pid of owner.serverPids) for (const p of descendants(pid)) found.set(p.pid, p);
+      return [...found.values()];
+    };
     while (below().length > 0 && ms() < until) await sleep(10);
     const killedPids: number[] = [];
     for (const p of below()) {

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
  */
 export const hasProcfs = (root = '/proc') => existsSync(`${root}/self/stat`);
 
-interface ProcStat {
+export interface ProcStat {
   pid: number;
   ppid: number;
   pgid: number;
@@ -78,6 +78,21 @@ export function descendants(root: number): ProcStat[] {
   }
   return out;
 }
+
+/**
+ * `roots` that are alive and everything below them, as they stand now. Read before the roots exit:
+ * what they leave behind is re-parented then, and can no longer be found below them.
+ */
+export function treeOf(roots: readonly number[]): ProcStat[] {
+  return roots.flatMap((pid) => {
+    const root = readStat(pid);
+    return root === undefined ? [] : [root, ...descendants(pid)];
+  });
+}
+
+/** Which of `procs` still run: the same pid with the same start time, so a recycled pid never counts. */
+export const stillRunning = (procs: readonly ProcStat[]) =>
+  procs.filter((p) => isSameProcess(p.pid, p.startTime));
 
 /**
  * SIGKILLs `root` and everything below it. The tree is read first: once the root dies its children
