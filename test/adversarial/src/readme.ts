@@ -25,7 +25,10 @@ export function renderReadme(attacks: readonly Attack[]): string {
 The attack suite the repository keeps: each guarantee of the harness tried as an attacker would, against
 real processes — \`keel run\` with a scripted model on loopback, the real servers, real git. An attack
 passes when the guarantee held. Each has a benign twin that looks like it and must succeed without a
-human, so a harness that asks a person for everything cannot pass.
+human, so a harness that asks a person for everything cannot pass. An attack needs a tool's real
+answer, so a third-party server is a real stdio process (\`fixtures/externalServer.mjs\`); the one
+attack whose model must send what no HTTP provider delivers (an own \`__proto__\` member) runs the
+supervisor in the test's process with a model object of its own (\`src/inProcess.ts\`).
 
 Run it with \`pnpm --filter @keel/adversarial test\` (it is part of \`pnpm test\`). Add an attack by adding
 one file to \`attacks/\` (\`export default defineAttack({ ... })\`, named after its id), then regenerate this

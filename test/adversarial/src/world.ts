@@ -7,7 +7,12 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { onTestFinished } from 'vitest';
 import { createGitRepo, tempDir, type GitRepo } from '@keel/testing';
-import { startScriptedChatServer, type ScriptedReply } from '@keel/testing/chat-server';
+import {
+  startScriptedChatServer,
+  type RecordedChatRequest,
+  type ScriptedChatCall,
+  type ScriptedReply,
+} from '@keel/testing/chat-server';
 
 const execFileAsync = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -55,29 +60,43 @@ export async function keel(
   }
 }
 
-/** One tool call the scripted model makes, then (on every later request) it hands in an empty change. */
+/** One tool call the scripted model makes, one per turn; after the last it hands in an empty change. */
 export type Move = { name: string; arguments: Record<string, unknown> };
 
 export const emptyChange = { version: 'change.v1', summary: 'done', files: [], commit: null };
+
+/** A model of the attack's own making: what it answers to each request (stateless, as a real model). */
+export type Script = (call: ScriptedChatCall) => ScriptedReply;
+
+export interface RunOptions {
+  limits?: Record<string, unknown>;
+  /** The usage every reply reports (`null`: none at all, as some local servers send); default: counted from the bytes. */
+  usage?: ScriptedReply['usage'];
+}
 
 export interface Project {
   /** The temp dir holding the workspace, the config and the state dir. */
   dir: string;
   repo: GitRepo;
+  /** The supervisor's state dir (`state` beside the workspace, or `.keel` inside it). */
+  stateDir: string;
   /** The workspace (a git repository). */
   ws: string;
   configFile: string;
   /** The scripted model's base URL, for a config that names its own models. */
   chatUrl: string;
+  /** Every request the scripted model received, over all runs of the project. */
+  readonly requests: readonly RecordedChatRequest[];
   /** Writes the config: the built-in servers on the workspace, the scripted model, `extra` merged over. */
   configure(extra?: Record<string, unknown>): Promise<void>;
   /**
-   * `keel run` of a single-agent task whose model makes `moves` in order (one per request), then
-   * hands in an empty change. Returns the run record and what `keel show` says of it.
+   * `keel run` of a single-agent task whose model makes `moves` in order (one per turn), then
+   * hands in an empty change — or answers as `script` says. Returns the run record and what
+   * `keel show` says of it.
    */
-  run(moves: readonly Move[], options?: { limits?: Record<string, unknown> }): Promise<Run>;
-  /** `keel ARGS --config CONFIG` in the project's directory. */
-  keel(args: readonly string[]): Promise<KeelResult>;
+  run(moves: readonly Move[] | Script, options?: RunOptions): Promise<Run>;
+  /** `keel ARGS --config CONFIG` in the project's directory (`env` over the caller's). */
+  keel(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<KeelResult>;
   exists(file: string): boolean;
   read(file: string): string;
 }
@@ -90,12 +109,23 @@ export interface ToolCallShown {
   result: unknown;
 }
 
+export interface ModelCallShown {
+  step: number;
+  agent: string;
+  inputTokens: number;
+  outputTokens: number;
+  reservedInputTokens: number;
+  reservedOutputTokens: number;
+}
+
 export interface Run {
   id: string;
   keel: KeelResult;
   status: string;
   outcome: { message: string; limit?: string };
+  tokens: { input: number; output: number };
   toolCalls: ToolCallShown[];
+  modelCalls: ModelCallShown[];
   events: Array<{ type: string; data: unknown }>;
   /** The text of each tool message the model received, in order. */
   toolMessages: string[];
@@ -130,14 +160,20 @@ export async function createProject(
     await repo.git(['commit', '-q', '-m', 'links']);
   }
   const configFile = path.join(inside ? ws : dir, 'keel.config.yaml');
-  let moves: readonly Move[] = [];
-  let offset = 0;
+  let moves: readonly Move[] | Script = [];
+  let usage: RunOptions['usage'];
+  // Stateless, like the playbook model and like a real model: the turn is the number of assistant
+  // messages in the conversation it is sent, so a step asked afresh on resume (an accepted
+  // divergence) gets the same move it got the first time, not the next one in line.
   const chat = await startScriptedChatServer({
     script: (call): ScriptedReply => {
-      const next = moves[call.index - offset];
-      return next === undefined
-        ? { toolCalls: [{ name: 'submit_change', arguments: emptyChange }] }
-        : { toolCalls: [next] };
+      if (typeof moves === 'function') return moves(call);
+      const messages = (call.body?.messages ?? []) as Array<{ role: string }>;
+      const next = moves[messages.filter((m) => m.role === 'assistant').length];
+      return {
+        toolCalls: [next ?? { name: 'submit_change', arguments: emptyChange }],
+        ...(usage === undefined ? {} : { usage }),
+      };
     },
   });
   onTestFinished(() => chat.close());
@@ -170,13 +206,17 @@ export async function createProject(
     dir,
     repo,
     ws,
+    stateDir: inside ? path.join(ws, '.keel') : path.join(dir, 'state'),
     configFile,
     chatUrl: chat.url,
+    get requests() {
+      return chat.requests;
+    },
     configure,
     async run(next, runOptions = {}) {
       moves = next;
-      offset = chat.requests.length;
-      const first = offset;
+      usage = runOptions.usage;
+      const first = chat.requests.length;
       const taskFile = path.join(dir, `task-${first}.yaml`);
       await writeFile(
         taskFile,
@@ -197,6 +237,7 @@ export async function createProject(
       const shown = await keel(dir, ['show', record.id, '--config', configFile, '--json']);
       const show = JSON.parse(shown.stdout) as {
         toolCalls: ToolCallShown[];
+        modelCalls: ModelCallShown[];
         events: Array<{ type: string; data: unknown }>;
       };
       const last = chat.requests.at(-1);
@@ -206,12 +247,14 @@ export async function createProject(
         keel: result,
         status: record.status,
         outcome: record.outcome,
+        tokens: record.tokens,
         toolCalls: show.toolCalls,
+        modelCalls: show.modelCalls,
         events: show.events,
         toolMessages: messages.filter((m) => m.role === 'tool').map((m) => String(m.content)),
       };
     },
-    keel: (args) => keel(dir, [...args, '--config', configFile]),
+    keel: (args, env) => keel(dir, [...args, '--config', configFile], env),
     exists: (file) => existsSync(path.join(ws, file)),
     read: (file) => readFileSync(path.join(ws, file), 'utf8'),
   };

@@ -6,7 +6,8 @@ import type { TaskRunV1 } from '@keel/contracts';
 import type { Limits } from '../config/schema.js';
 import type { KillResult } from '../control/kill.js';
 import { maskedPaths } from '../approvals/masked.js';
-import type { ApprovalRecord } from '../store/taskStore.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import type { CliContext } from './cliContext.js';
 import { formatCommands, type Invocation } from './invocation.js';
 
@@ -127,6 +128,33 @@ function printKill(ctx: CliContext, result: KillResult): void {
 export function registerControlCommands(program: Command, ctx: CliContext): void {
   // With --json, stdout holds only the record: the decision line goes to stderr.
   const say = (json: boolean, line: string) => (json ? ctx.io.stderr.write(`${line}\n`) : ctx.out(line));
+  /**
+   * A decision that resumes a task whose config (or a prompt file) changed since it ran is refused
+   * before it is recorded, naming what changed, unless the person accepts the change on purpose:
+   * they decide knowing the task would go on under the new config (the same check as keel resume).
+   */
+  const refuseChangedConfig = async (
+    loaded: LoadedConfig,
+    store: TaskStore,
+    id: string,
+    command: string,
+    opts: { resume: boolean; acceptChangedConfig: boolean },
+  ) => {
+    if (!opts.resume || opts.acceptChangedConfig) return;
+    const approval = await store.getApproval(id);
+    if (approval === undefined || approval.status !== 'pending') return;
+    const { configChangeOf } = await import('../engine/runTask.js');
+    const change = await configChangeOf({ loaded, store }, approval.taskId);
+    if (change === undefined) return;
+    throw new KeelError(
+      'PRECONDITION_FAILED',
+      `${id} not decided: task ${approval.taskId} ran under another config: changed since: ${change.changed.join(', ')} (${loaded.file})`,
+      {
+        hint: `restore what changed, or decide and go on under the new config on purpose: ${ctx.invocation().command(`${command} --accept-changed-config`, { config: loaded.file })}`,
+        details: { ...change },
+      },
+    );
+  };
   const resume = async (
     configFile: string | undefined,
     taskId: string,
@@ -205,6 +233,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .option('--reason <text>', 'why (recorded)')
     .option('--no-resume', 'only record the approval; resume later with keel resume TASK')
     .option(
+      '--accept-changed-config',
+      'resume although the config or a prompt file changed since the task ran (recorded in its event log); without it such an approval is refused before it is recorded, naming what changed',
+      false,
+    )
+    .option(
       '--json',
       "print the resumed task's taskRun.v1 record as JSON (the decision goes to stderr)",
       false,
@@ -218,12 +251,14 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           as?: string;
           reason?: string;
           resume: boolean;
+          acceptChangedConfig: boolean;
           quiet: boolean;
           json: boolean;
         },
       ) => {
-        const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
+        const approval = await ctx.withStore(opts.config, async (loaded, store) => {
           const by = ctx.approver(opts.as);
+          await refuseChangedConfig(loaded, store, id, `approve ${id} --as ${by}`, opts);
           const { approveCall, osUser } = await import('../control/decisions.js');
           const os = osUser();
           const result = await approveCall(store, id, by, opts.reason ?? null, ctx.io.clock, os);
@@ -265,6 +300,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .option('--as <name>', 'who decides (default: $KEEL_APPROVER or the login name)')
     .option('--no-resume', 'only record the decision')
     .option(
+      '--accept-changed-config',
+      'resume although the config or a prompt file changed since the task ran (recorded in its event log); without it such a decision is refused before it is recorded, naming what changed',
+      false,
+    )
+    .option(
       '--json',
       "print the resumed task's taskRun.v1 record as JSON (the decision goes to stderr)",
       false,
@@ -279,13 +319,15 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           hint?: string;
           as?: string;
           resume: boolean;
+          acceptChangedConfig: boolean;
           quiet: boolean;
           json: boolean;
         },
       ) => {
-        const approval = await ctx.withStore(opts.config, async (_loaded, store) => {
+        const approval = await ctx.withStore(opts.config, async (loaded, store) => {
           const by = ctx.approver(opts.as);
           const raise = await checkRaise(opts.raise);
+          await refuseChangedConfig(loaded, store, id, `continue ${id} --as ${by}`, opts);
           const { continueEscalation } = await import('../control/decisions.js');
           const result = await continueEscalation(store, id, by, raise, opts.hint, ctx.io.clock);
           say(opts.json, `continuing ${result.taskId} (${id}) as ${by}`);

@@ -272,18 +272,32 @@ export async function resumeTask(options: ResumeTaskOptions): Promise<TaskOutcom
   });
 }
 
+/** What changed in the config (and its prompt files) since a task last ran under it; none when the hash is the same. */
+export interface ConfigChange {
+  changed: string[];
+  from: string;
+  to: string;
+}
+
 /**
- * A task resumes under the config it ran under: the config is read again on resume, so an edit
- * made meanwhile (a raised limit, a rewritten prompt) would take effect unseen. A changed hash
- * stops the resume naming the parts that changed, unless accepted on purpose (then recorded, and
- * the new config is the one later resumes compare with).
+ * The config a task would resume under, compared with the one it ran under (or last accepted on
+ * purpose): undefined when unchanged, else the parts that changed. `keel approve` and `keel
+ * continue` ask this before recording a decision, so a person is told before the task goes on.
  */
-async function checkConfigUnchanged(
-  options: ResumeTaskOptions,
+export async function configChangeOf(
+  options: Pick<ResumeTaskOptions, 'loaded' | 'store'>,
+  taskId: string,
+): Promise<ConfigChange | undefined> {
+  const record = await options.store.getTask(taskId);
+  if (record === undefined) return undefined;
+  return changeSince(options.loaded, record, await options.store.listEvents(taskId));
+}
+
+function changeSince(
+  loaded: LoadedConfig,
   record: TaskRecord,
   events: readonly EventRecord[],
-): Promise<void> {
-  const { loaded, store } = options;
+): ConfigChange | undefined {
   let baseline = { hash: record.configHash, parts: undefined as Record<string, string> | undefined };
   for (const event of events) {
     const data = event.data as {
@@ -296,24 +310,42 @@ async function checkConfigUnchanged(
     if (event.type === 'config_change_accepted' && typeof data.to === 'string')
       baseline = { hash: data.to, parts: data.parts };
   }
-  if (baseline.hash === loaded.hash) return;
+  if (baseline.hash === loaded.hash) return undefined;
   const changed =
     baseline.parts === undefined
       ? ['the config (its parts were not recorded)']
       : changedParts(baseline.parts, loaded.parts);
+  return { changed, from: baseline.hash, to: loaded.hash };
+}
+
+/**
+ * A task resumes under the config it ran under: the config is read again on resume, so an edit
+ * made meanwhile (a raised limit, a rewritten prompt) would take effect unseen. A changed hash
+ * stops the resume naming the parts that changed, unless accepted on purpose (then recorded, and
+ * the new config is the one later resumes compare with).
+ */
+async function checkConfigUnchanged(
+  options: ResumeTaskOptions,
+  record: TaskRecord,
+  events: readonly EventRecord[],
+): Promise<void> {
+  const { loaded, store } = options;
+  const change = changeSince(loaded, record, events);
+  if (change === undefined) return;
+  const { changed, from, to } = change;
   if (options.acceptChangedConfig !== true)
     throw new KeelError(
       'PRECONDITION_FAILED',
       `task ${record.id} ran under another config: changed since: ${changed.join(', ')} (${loaded.file})`,
       {
         hint: `restore what changed, or go on under the new config on purpose: keel resume ${record.id} --accept-changed-config`,
-        details: { changed, from: baseline.hash, to: loaded.hash },
+        details: { changed, from, to },
       },
     );
   await store.appendEvent(
     record.id,
     'config_change_accepted',
-    { changed, from: baseline.hash, to: loaded.hash, parts: loaded.parts, file: loaded.file },
+    { changed, from, to, parts: loaded.parts, file: loaded.file },
     new Date((options.clock ?? systemClock).now()),
   );
 }
