@@ -305,6 +305,8 @@ describe('a task in a bounded context window', () => {
         15616,
       ]
     `);
+    // The run record carries their sum, which `keel stats` reads as the cached share of input.
+    expect(run.tokens.cachedInput).toBe(cached.reduce((a, b) => a + b, 0));
   });
 
   it('without a window (as before) the same task grows until the provider refuses it', async () => {

@@ -153,14 +153,19 @@ export function summaryFromRow(source: object): TaskSummary {
     steps: num(row, 'steps'),
     inputTokens: num(row, 'input_tokens'),
     outputTokens: num(row, 'output_tokens'),
+    cachedInputTokens: num(row, 'cached_input_tokens'),
     costUsd: num(row, 'cost_usd'),
     approvalsAsked: num(row, 'approvals_asked'),
     toolCalls: num(row, 'tool_calls'),
   };
 }
 
-/** One type's grouped sums (`tasks`, `succeeded`, `steps`, `input`, `output`, `cost`) with its sorted latencies. */
-export function aggregateFromRow(source: object, latenciesMs: Float64Array): TaskAggregate {
+/** One type's grouped sums (`tasks`, `succeeded`, `steps`, `input`, `output`, `cached`, `cost`) with its sorted latencies and costs. */
+export function aggregateFromRow(
+  source: object,
+  latenciesMs: Float64Array,
+  costsUsd: Float64Array,
+): TaskAggregate {
   const row = source as Row;
   return {
     type: str(row, 'type'),
@@ -169,7 +174,9 @@ export function aggregateFromRow(source: object, latenciesMs: Float64Array): Tas
     steps: num(row, 'steps'),
     inputTokens: num(row, 'input'),
     outputTokens: num(row, 'output'),
+    cachedInputTokens: num(row, 'cached'),
     costUsd: num(row, 'cost'),
     latenciesMs,
+    costsUsd,
   };
 }

@@ -21,6 +21,10 @@ const v1SummaryOf = (row: string) => `
     coalesce(json_extract(${row}.run, '$.approvalsAsked'), 0),
     coalesce(json_array_length(${row}.run, '$.toolCalls'), 0)`;
 
+/** Version 4's summary row: version 1's, and the input tokens read from a provider's prompt cache. */
+const v4SummaryOf = (row: string) => `${v1SummaryOf(row)},
+    coalesce(json_extract(${row}.run, '$.tokens.cachedInput'), 0)`;
+
 /**
  * The SQLite task store's schema, one migration per change, in order; `PRAGMA user_version` counts
  * how many a database has. Version 1 is the schema stores had before versions existed: it creates
@@ -197,6 +201,18 @@ CREATE UNIQUE INDEX model_calls_attempt ON model_calls (task_id, step, attempt);
       }
     }
   },
+  // 4: the cached share of input in `keel stats`. Summaries gain the run record's cached input
+  // tokens (0 where none was reported); the triggers write it from now on.
+  `ALTER TABLE task_summaries ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER task_summaries_insert;
+DROP TRIGGER task_summaries_update;
+CREATE TRIGGER task_summaries_insert AFTER INSERT ON tasks WHEN NEW.run IS NOT NULL
+BEGIN ${v4SummaryOf('NEW')}; END;
+CREATE TRIGGER task_summaries_update AFTER UPDATE OF run, status, ended_at ON tasks
+WHEN NEW.run IS NOT NULL
+BEGIN ${v4SummaryOf('NEW')}; END;
+UPDATE task_summaries SET cached_input_tokens = coalesce(
+  (SELECT json_extract(tasks.run, '$.tokens.cachedInput') FROM tasks WHERE tasks.id = task_summaries.task_id), 0);`,
 ];
 
 /** Where a migration started and ended: `from` is the version found under the write lock. */
