@@ -1,4 +1,5 @@
 import { canonicalJson, sha256Hex } from '@keel/kit/core';
+import { resultFromStored } from './toolResults.js';
 import type {
   ApprovalRecord,
   EventRecord,
@@ -128,7 +129,7 @@ export function toolCallFromRow(source: object, decode: DecodeJson): ToolCallRec
     tool: str(row, 'tool'),
     idempotencyKey: strOrNull(row, 'idempotency_key'),
     arguments: decode(row['arguments']),
-    result: decode(row['result']),
+    result: resultFromStored(decode(row['result'])),
     resultBytes: num(row, 'result_bytes'),
     latencyMs: num(row, 'latency_ms'),
     outcome: row['outcome'] as ToolCallRecord['outcome'],

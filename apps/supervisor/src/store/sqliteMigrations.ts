@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { KeelError } from '@keel/kit/core';
 import { splitRequest } from './messages.js';
+import { storedResult } from './toolResults.js';
 
 /**
  * A change to the SQLite task store's schema: SQL, or a function for what SQL alone cannot do
@@ -213,6 +214,24 @@ WHEN NEW.run IS NOT NULL
 BEGIN ${v4SummaryOf('NEW')}; END;
 UPDATE task_summaries SET cached_input_tokens = coalesce(
   (SELECT json_extract(tasks.run, '$.tokens.cachedInput') FROM tasks WHERE tasks.id = task_summaries.task_id), 0);`,
+  // 5: a tool result's text stored once (store/toolResults.ts): where it contains a string of the
+  // structured result, only what surrounds it is kept. In pages, as migration 3.
+  (db) => {
+    const update = db.prepare('UPDATE tool_calls SET result = ? WHERE id = ?');
+    const page = db.prepare(
+      'SELECT id, result FROM tool_calls WHERE id > ? AND result IS NOT NULL ORDER BY id LIMIT 100',
+    );
+    for (let after = 0; ;) {
+      const rows = page.all(after) as Array<{ id: number; result: string }>;
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        after = row.id;
+        const result: unknown = JSON.parse(row.result);
+        const stored = storedResult(result);
+        if (stored !== result) update.run(JSON.stringify(stored), row.id);
+      }
+    }
+  },
 ];
 
 /** Where a migration started and ended: `from` is the version found under the write lock. */
