@@ -189,11 +189,23 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
       '27.0',
       duration(bugfix!.p50LatencyMs),
       duration(bugfix!.p95LatencyMs),
+      Math.round(bugfix!.meanInputTokens + bugfix!.meanOutputTokens).toLocaleString('en-US'),
+      // The playbook reports no cache reads; one task's cost has no spread to measure.
+      '0%',
+      '$0.0000',
+      '$0.0000',
       '$0.0000',
       '—',
+      '—',
     ]);
-    expect([bugfix?.type, bugfix?.tasks, bugfix?.meanSteps]).toEqual(['bugfix', 1, 27]);
-    expect(await page.getByTestId('chart').count()).toBe(6);
+    expect([
+      bugfix?.type,
+      bugfix?.tasks,
+      bugfix?.meanSteps,
+      bugfix?.cachedInputShare,
+      bugfix?.costCv,
+    ]).toEqual(['bugfix', 1, 27, 0, null]);
+    expect(await page.getByTestId('chart').count()).toBe(8);
     await shoot(page, 'stats', '[data-testid="chart"]');
   });
 

@@ -224,9 +224,9 @@ describe('a task in a bounded context window', () => {
         "under_target",
         "under_target",
         "under_target",
-        "crossed_target",
         "under_target",
         "crossed_target",
+        "under_target",
         "under_target",
         "crossed_target",
         "under_target",
@@ -240,17 +240,16 @@ describe('a task in a bounded context window', () => {
         [],
         [],
         [],
+        [],
         [
           "call_0_0",
           "call_1_0",
-        ],
-        [],
-        [
           "call_2_0",
-          "call_3_0",
         ],
         [],
+        [],
         [
+          "call_3_0",
           "call_4_0",
           "call_5_0",
         ],
@@ -279,10 +278,9 @@ describe('a task in a bounded context window', () => {
     const show = formatShow((await h.store.getTask(run.id))!, modelCalls, tools, [], Date.now());
     expect(show.split('\n').filter((l) => l.includes('context:'))).toMatchInlineSnapshot(`
       [
-        "        context: crossed 60% of 32768, cut to 40%; ~20745 → ~16666 tokens; elided read_file call_0_0 (7738 B, sha256 a76401d39fe4), read_file call_1_0 (7756 B, sha256 ed16b971ac50); 2 elided in all",
-        "        context: crossed 60% of 32768, cut to 40%; ~20899 → ~16825 tokens; elided read_file call_2_0 (7738 B, sha256 4132d94e9015), read_file call_3_0 (7738 B, sha256 0f9b836756ab); 4 elided in all",
-        "        context: crossed 60% of 32768, cut to 40%; ~21059 → ~16985 tokens; elided read_file call_4_0 (7738 B, sha256 57a3805ff0b0), read_file call_5_0 (7738 B, sha256 2b16f9ac0dd0); 6 elided in all",
-        "        context: crossed 60% of 32768, cut to 40%; ~21218 → ~17144 tokens; elided read_file call_6_0 (7738 B, sha256 8c842d7158ec), read_file call_7_0 (7738 B, sha256 e7a0a8f96223); 8 elided in all",
+        "        context: crossed 60% of 32768, cut to 40%; ~21424 → ~15309 tokens; elided read_file call_0_0 (7738 B, sha256 a76401d39fe4), read_file call_1_0 (7756 B, sha256 ed16b971ac50), read_file call_2_0 (7738 B, sha256 4132d94e9015); 3 elided in all",
+        "        context: crossed 60% of 32768, cut to 40%; ~21659 → ~15548 tokens; elided read_file call_3_0 (7738 B, sha256 0f9b836756ab), read_file call_4_0 (7738 B, sha256 57a3805ff0b0), read_file call_5_0 (7738 B, sha256 2b16f9ac0dd0); 6 elided in all",
+        "        context: crossed 60% of 32768, cut to 40%; ~19781 → ~15707 tokens; elided read_file call_6_0 (7738 B, sha256 8c842d7158ec), read_file call_7_0 (7738 B, sha256 e7a0a8f96223); 8 elided in all",
       ]
     `);
     // Cached tokens were reported for the stable prefix between cuts.
@@ -294,19 +292,21 @@ describe('a task in a bounded context window', () => {
     expect(cached).toMatchInlineSnapshot(`
       [
         0,
-        12160,
-        14336,
-        16384,
-        12288,
-        16640,
-        12416,
-        16768,
-        12544,
-        16896,
-        12672,
-        17024,
+        10752,
+        12928,
+        14976,
+        17152,
+        10752,
+        15232,
+        17280,
+        11008,
+        15488,
+        11264,
+        15616,
       ]
     `);
+    // The run record carries their sum, which `keel stats` reads as the cached share of input.
+    expect(run.tokens.cachedInput).toBe(cached.reduce((a, b) => a + b, 0));
   });
 
   it('without a window (as before) the same task grows until the provider refuses it', async () => {
@@ -314,6 +314,7 @@ describe('a task in a bounded context window', () => {
     expect(run.status).toBe('error');
     expect(server.requests.map((r) => r.response?.status)).toMatchInlineSnapshot(`
       [
+        200,
         200,
         200,
         200,
@@ -390,7 +391,7 @@ describe('a task in a bounded context window', () => {
     expect(server.requests).toEqual([]);
     expect([run.status, run.outcome.limit]).toEqual(['limit', 'context_window']);
     expect(run.outcome.message).toMatchInlineSnapshot(
-      `"step 1's request cannot fit the model's context window of 3000 tokens: about 11968 input tokens + 4096 output reserved, with every older tool result (0) elided; the system prompt, the task and the latest turn are never elided — raise models.NAME.contextWindow if the model has more, or lower the agent's maxTokens"`,
+      `"step 1's request cannot fit the model's context window of 3000 tokens: about 10531 input tokens + 4096 output reserved, with every older tool result (0) elided; the system prompt, the task and the latest turn are never elided — raise models.NAME.contextWindow if the model has more, or lower the agent's maxTokens"`,
     );
   });
 });

@@ -26,6 +26,8 @@ async function addTask(
     latencyMs: number;
     ageDays: number;
     tokens?: [number, number];
+    /** Of the input tokens, those read from a prompt cache. */
+    cached?: number;
     cost?: number;
   },
 ) {
@@ -41,7 +43,11 @@ async function addTask(
     status: f.status,
     outcome: { message: 'x' },
     steps: f.steps,
-    tokens: { input: f.tokens?.[0] ?? 0, output: f.tokens?.[1] ?? 0 },
+    tokens: {
+      input: f.tokens?.[0] ?? 0,
+      output: f.tokens?.[1] ?? 0,
+      ...(f.cached === undefined ? {} : { cachedInput: f.cached }),
+    },
     costUsd: f.cost ?? 0,
     approvalsAsked: 0,
     toolCalls: [],
@@ -80,7 +86,8 @@ async function fixture() {
     'version: 1\nworkspace: .\nstateDir: state\nservers: {}\nmodels: { playbook: { provider: playbook } }\nagents:\n  planning: { model: playbook, tools: {} }\n  coding: { model: playbook, tools: {} }\n  review: { model: playbook, tools: {} }\n',
   );
   const store = createSqliteTaskStore(path.join(dir, 'state'));
-  // bugfix, this week: 6 tasks, 4 succeeded; steps 10,10,12,14,20,24 (mean 15); latencies 100..600.
+  // bugfix, this week: 6 tasks, 4 succeeded; steps 10,10,12,14,20,24 (mean 15); latencies 100..600;
+  // costs $0.01..$0.06 (mean 0.035, population sd 0.0170783, cv 0.48795).
   const week = [
     ['succeeded', 10, 100],
     ['succeeded', 10, 200],
@@ -97,7 +104,9 @@ async function fixture() {
       latencyMs,
       ageDays: 1 + i * 0.1,
       tokens: [1000, 100],
-      cost: 0.01,
+      // A quarter of the input was a cached prefix (the last task reported none).
+      ...(i < 5 ? { cached: 300 } : {}),
+      cost: 0.01 * (i + 1),
     });
   // bugfix, the week before: 5 tasks of 10 steps each: this week's mean 15 is a +50% jump.
   for (let i = 0; i < 5; i++)
@@ -178,9 +187,13 @@ describe('keel stats', () => {
       meanInputTokens: 1000,
       meanOutputTokens: 100,
       totalTokens: 6600,
-      meanCostUsd: expect.closeTo(0.01, 12),
-      totalCostUsd: expect.closeTo(0.06, 12),
-      previous: expect.objectContaining({ tasks: 5, meanSteps: 10, p50LatencyMs: 50 }),
+      meanCostUsd: expect.closeTo(0.035, 12),
+      totalCostUsd: expect.closeTo(0.21, 12),
+      p50CostUsd: 0.03,
+      p95CostUsd: 0.06,
+      costCv: expect.closeTo(Math.sqrt(17.5 / 6) / 3.5, 12),
+      cachedInputShare: 0.25,
+      previous: expect.objectContaining({ tasks: 5, meanSteps: 10, p50LatencyMs: 50, costCv: null }),
       stepsJump: true,
     });
     expect(docs).toEqual({
@@ -196,16 +209,33 @@ describe('keel stats', () => {
       totalTokens: 60,
       meanCostUsd: 1,
       totalCostUsd: 2,
+      p50CostUsd: 0.5,
+      p95CostUsd: 1.5,
+      costCv: 0.5,
+      cachedInputShare: 0,
       previous: null,
       stepsJump: false,
     });
-    expect(report.all).toMatchObject({ tasks: 8, succeeded: 5, meanSteps: 98 / 8 });
+    expect(report.all).toMatchObject({
+      tasks: 8,
+      succeeded: 5,
+      meanSteps: 98 / 8,
+      p50CostUsd: 0.04,
+      p95CostUsd: 1.5,
+      cachedInputShare: 1500 / 6040,
+    });
 
     const typed = JSON.parse((await stats(dir, ['--json', '--type', 'docs', '--all'])).stdout);
     expect(typed.types.map((t: { type: string; tasks: number }) => [t.type, t.tasks])).toEqual([['docs', 3]]);
     expect(typed.previousWindow).toBe(null);
 
     const table = (await stats(dir, [])).stdout;
+    expect(table.split('\n').slice(2, 6)).toEqual([
+      'TYPE    TASKS  SUCCESS  STEPS  P50      P95      TOKENS/TASK  CACHED  COST/TASK  COST P50  COST P95  COST CV  STEPS VS PREV',
+      'bugfix  6      66.7%    15.0   300 ms   600 ms   1100         25.0%   $0.0350    $0.0300   $0.0600   0.49     10.0 → 15.0  JUMP',
+      'docs    2      50.0%    4.0    1000 ms  3000 ms  30           0.0%    $1.0000    $0.5000   $1.5000   0.50     -',
+      'all     8      62.5%    12.3   400 ms   3000 ms  833          24.8%   $0.2762    $0.0400   $1.5000   1.76',
+    ]);
     expect(table).toContain(
       'JUMP bugfix: mean steps 10.0 → 15.0 (more than +25% against the previous window)',
     );
@@ -247,7 +277,11 @@ describe('keel stats', () => {
       'keel.tasks.latency.p50': { bugfix: 300, docs: 1000 },
       'keel.tasks.latency.p95': { bugfix: 600, docs: 3000 },
       'keel.tasks.tokens.mean': { bugfix: 1100, docs: 30 },
-      'keel.tasks.cost.mean': { bugfix: expect.closeTo(0.01, 12), docs: 1 },
+      'keel.tasks.cost.mean': { bugfix: expect.closeTo(0.035, 12), docs: 1 },
+      'keel.tasks.cost.p50': { bugfix: 0.03, docs: 0.5 },
+      'keel.tasks.cost.p95': { bugfix: 0.06, docs: 1.5 },
+      'keel.tasks.cost.cv': { bugfix: expect.closeTo(Math.sqrt(17.5 / 6) / 3.5, 12), docs: 0.5 },
+      'keel.tasks.tokens.cached_share': { bugfix: 0.25, docs: 0 },
       'keel.tasks.steps.jump': { bugfix: 1, docs: 0 },
     });
   });

@@ -523,7 +523,12 @@ for (const backend of backends) {
               status,
               outcome: { message: status },
               steps,
-              tokens: { input: steps * 100, output: steps },
+              // A tenth of the input read from a prompt cache, on the bugfix tasks only.
+              tokens: {
+                input: steps * 100,
+                output: steps,
+                ...(type === 'bugfix' ? { cachedInput: steps * 10 } : {}),
+              },
               costUsd: steps / 100,
               approvalsAsked: status === 'succeeded' ? 1 : 0,
               toolCalls: [{ server: 's', tool: 't', latencyMs: 1, ok: true, irreversible: false }],
@@ -547,14 +552,15 @@ for (const backend of backends) {
             r.steps,
             r.inputTokens,
             r.outputTokens,
+            r.cachedInputTokens,
             r.approvalsAsked,
             r.toolCalls,
           ]),
         ).toEqual([
-          ['a-1', 'succeeded', 1500, 10, 1000, 10, 1, 1],
-          ['a-2', 'failed', 500, 20, 2000, 20, 0, 1],
-          ['a-3', 'succeeded', 2500, 30, 3000, 30, 1, 1],
-          ['b-1', 'limit', 4000, 5, 500, 5, 0, 1],
+          ['a-1', 'succeeded', 1500, 10, 1000, 10, 100, 1, 1],
+          ['a-2', 'failed', 500, 20, 2000, 20, 200, 0, 1],
+          ['a-3', 'succeeded', 2500, 30, 3000, 30, 300, 1, 1],
+          ['b-1', 'limit', 4000, 5, 500, 5, 0, 0, 1],
         ]);
         expect(rows.map((r) => r.costUsd)).toEqual([0.1, 0.2, 0.3, 0.05]);
         const aggregates = await s.aggregateTaskSummaries({ since: '2026-11-30T00:00:02.000Z' });
@@ -563,6 +569,7 @@ for (const backend of backends) {
             ...a,
             costUsd: Number(a.costUsd.toFixed(10)),
             latenciesMs: [...a.latenciesMs],
+            costsUsd: [...a.costsUsd],
           })),
         ).toEqual([
           {
@@ -572,8 +579,10 @@ for (const backend of backends) {
             steps: 50,
             inputTokens: 5000,
             outputTokens: 50,
+            cachedInputTokens: 500,
             costUsd: 0.5,
             latenciesMs: [500, 2500],
+            costsUsd: [0.2, 0.3],
           },
           {
             type: 'docs',
@@ -582,8 +591,10 @@ for (const backend of backends) {
             steps: 5,
             inputTokens: 500,
             outputTokens: 5,
+            cachedInputTokens: 0,
             costUsd: 0.05,
             latenciesMs: [4000],
+            costsUsd: [0.05],
           },
         ]);
         expect(

@@ -192,6 +192,42 @@ describe('SQLite task store migrations', () => {
     expect(applyMigrations(slow, migrations)).toEqual({ from: 2, to: 2 });
   });
 
+  it('version 4 backfills the cached input of tasks already summarised, and its triggers keep it', async () => {
+    const file = path.join(await tempDir('keel-migrate-'), 'tasks.db');
+    const db = new Database(file);
+    onTestFinished(() => {
+      db.close();
+    });
+    expect(applyMigrations(db, sqliteMigrations.slice(0, 3))).toEqual({ from: 0, to: 3 });
+    const insert = db.prepare(
+      `INSERT INTO tasks (id, type, title, mode, status, created_at, ended_at, config_hash, spec, run)
+       VALUES (?, 'bugfix', 't', 'orchestrated', 'succeeded', ?, ?, 'h', '{}', ?)`,
+    );
+    const run = (cached?: number) =>
+      JSON.stringify({
+        steps: 2,
+        tokens: { input: 1000, output: 10, ...(cached === undefined ? {} : { cachedInput: cached }) },
+        costUsd: 0.01,
+      });
+    insert.run('t-1', '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:01.000Z', run(400));
+    insert.run('t-2', '2026-12-01T00:00:02.000Z', '2026-12-01T00:00:03.000Z', run());
+    const cached = () =>
+      db.prepare('SELECT task_id, cached_input_tokens FROM task_summaries ORDER BY task_id').all();
+    expect(() => cached()).toThrow('no such column: cached_input_tokens');
+    expect(migrateSqlite(db)).toEqual({ from: 3, to: latest });
+    expect(cached()).toEqual([
+      { task_id: 't-1', cached_input_tokens: 400 },
+      { task_id: 't-2', cached_input_tokens: 0 },
+    ]);
+    insert.run('t-3', '2026-12-01T00:00:04.000Z', '2026-12-01T00:00:05.000Z', run(700));
+    db.prepare('UPDATE tasks SET run = ? WHERE id = ?').run(run(50), 't-2');
+    expect(cached()).toEqual([
+      { task_id: 't-1', cached_input_tokens: 400 },
+      { task_id: 't-2', cached_input_tokens: 50 },
+      { task_id: 't-3', cached_input_tokens: 700 },
+    ]);
+  });
+
   it('a migration that fails leaves the database as it was', async () => {
     const { file } = await storeBeforeVersions();
     const db = new Database(file);

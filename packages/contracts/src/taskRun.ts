@@ -55,7 +55,17 @@ export const taskRunV1 = z
       })
       .strict(),
     steps: count,
-    tokens: z.object({ input: count, output: count }).strict(),
+    tokens: z
+      .object({
+        input: count,
+        output: count,
+        cachedInput: count
+          .optional()
+          .describe(
+            'of `input`, the tokens the provider reported as read from its prompt cache (absent: none)',
+          ),
+      })
+      .strict(),
     costUsd: z.number().nonnegative(),
     approvalsAsked: count,
     toolCalls: z

@@ -22,7 +22,8 @@ export const truncationSchema = z
 
 /**
  * A per-call budget argument: a server default and a hard cap the schema advertises, so a client
- * sees the ceiling before it asks.
+ * sees the ceiling before it asks. The description does not repeat them: `default` and `maximum`
+ * sit beside it in the published schema.
  */
 export function budgetArg(options: { default: number; max: number; unit: string; what: string }) {
   return z
@@ -31,9 +32,7 @@ export function budgetArg(options: { default: number; max: number; unit: string;
     .positive()
     .max(options.max)
     .default(options.default)
-    .describe(
-      `Maximum ${options.unit} of ${options.what} to return (default ${options.default}, at most ${options.max}).`,
-    );
+    .describe(`Maximum ${options.unit} of ${options.what} to return.`);
 }
 
 export const cursorArg = z
@@ -41,9 +40,7 @@ export const cursorArg = z
   .min(1)
   .max(4096)
   .optional()
-  .describe(
-    'Continue a cut result: the `truncated.nextCursor` of the previous call, with the same arguments.',
-  );
+  .describe('To continue a cut result: its `truncated.nextCursor`, with the same arguments.');
 
 export interface TextSlice {
   text: string;

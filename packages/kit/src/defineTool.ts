@@ -203,9 +203,7 @@ export const idempotencyKeyArg = z
   .max(256)
   .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
   .optional()
-  .describe(
-    'Optional idempotency key: retrying with the same key and arguments returns the first result instead of repeating the effect.',
-  );
+  .describe('A retry with the same key and arguments returns the first result, not a second effect.');
 
 /** Derives the MCP annotations from a tool's declared effect. */
 export function annotationsFor(

@@ -53,8 +53,30 @@ type JsonObject = Record<string, unknown>;
  * `dependentRequired`, and the alternatives' descriptions in the schema's `description`.
  */
 export function publishedInputSchema(schema: AnyInputSchema): Tool['inputSchema'] {
+  return withoutNoise(combinedInputSchema(schema)) as Tool['inputSchema'];
+}
+
+/**
+ * What a published schema drops because every request to a model carries it and it tells the model
+ * nothing: `$schema` (MCP's default dialect is 2020-12 already) and the ±2^53-1 bounds zod puts on
+ * every integer. The server validates with the zod schema, so nothing it accepts changes.
+ */
+function withoutNoise(json: unknown, top = true): unknown {
+  if (Array.isArray(json)) return json.map((item) => withoutNoise(item, false));
+  if (typeof json !== 'object' || json === null) return json;
+  const out: JsonObject = {};
+  for (const [key, value] of Object.entries(json)) {
+    if (top && key === '$schema') continue;
+    if (key === 'maximum' && value === Number.MAX_SAFE_INTEGER) continue;
+    if (key === 'minimum' && value === Number.MIN_SAFE_INTEGER) continue;
+    out[key] = withoutNoise(value, false);
+  }
+  return out;
+}
+
+function combinedInputSchema(schema: AnyInputSchema): JsonObject {
   const alternatives = inputAlternatives(schema);
-  if (alternatives === undefined) return z.toJSONSchema(schema, { io: 'input' }) as Tool['inputSchema'];
+  if (alternatives === undefined) return z.toJSONSchema(schema, { io: 'input' }) as JsonObject;
   const converted = alternatives.map((option) => z.toJSONSchema(option, { io: 'input' }) as JsonObject);
   const propertiesOf = (json: JsonObject) => (json['properties'] ?? {}) as Record<string, unknown>;
   const requiredOf = (json: JsonObject) => (json['required'] ?? []) as string[];
@@ -103,7 +125,6 @@ export function publishedInputSchema(schema: AnyInputSchema): Tool['inputSchema'
     ...(modes.length === 0 ? [] : [`One of: ${modes.join(' | ')}`]),
   ].join(' ');
   return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
     type: 'object',
     ...(description === '' ? {} : { description }),
     properties,
@@ -113,7 +134,7 @@ export function publishedInputSchema(schema: AnyInputSchema): Tool['inputSchema'
       : {}),
     ...(exclusive.length > 0 ? { not: { anyOf: exclusive.map((pair) => ({ required: pair })) } } : {}),
     ...(Object.keys(dependentRequired).length > 0 ? { dependentRequired } : {}),
-  } as Tool['inputSchema'];
+  };
 }
 
 /**

@@ -22,6 +22,11 @@ export type ScriptedFinishReason = 'stop' | 'tool_calls' | 'length' | 'content_f
 /** One answer of the scripted model. */
 export interface ScriptedReply {
   text?: string;
+  /**
+   * The model's reasoning: OpenAI-compatible `reasoning_content`; on Anthropic, a signed `thinking`
+   * block first in the content, sent only when the request enabled thinking (as the API does).
+   */
+  reasoning?: string;
   toolCalls?: ScriptedToolCall[];
   /**
    * Reported verbatim, even when it exceeds the request's `max_tokens` or is negative (a
@@ -148,6 +153,8 @@ export async function startScriptedChatServer(
   const pendingDelays = new Set<() => void>();
   let scriptCursor = 0;
   const seenBodies: Buffer[] = [];
+  /** The thinking this server signed, by signature: a block sent back must match one. */
+  const signed = new Map<string, string>();
 
   /** Tokens of this body's longest prefix shared with an earlier body, as a cache would serve them. */
   const cachedTokens = (body: Buffer, inputTokens: number): number => {
@@ -238,6 +245,14 @@ export async function startScriptedChatServer(
       }
     }
 
+    if (protocol === 'anthropic') {
+      const refusal = thinkingRefusal(record.body, signed);
+      if (refusal !== undefined) {
+        send(400, errorBody(protocol, 'invalid_request_error', refusal));
+        return;
+      }
+    }
+
     let reply: ScriptedReply;
     try {
       reply = await nextReply({ protocol, body: record.body, index: record.index });
@@ -273,7 +288,7 @@ export async function startScriptedChatServer(
       options.promptCache === true && reply.usage === undefined
         ? cachedTokens(promptOrder(record.body), Math.ceil(bodyBytes / 4))
         : undefined;
-    send(200, successBody(protocol, reply, record.body, bodyBytes, record.index, cached));
+    send(200, successBody(protocol, reply, record.body, bodyBytes, record.index, cached, signed));
   };
 
   const server = createServer((req, res) => {
@@ -456,6 +471,35 @@ const anthropicFinish = {
   content_filter: 'refusal',
 };
 
+/**
+ * What Anthropic refuses of a request with thinking on: a budget under 1024 or not under
+ * `max_tokens`, and a last tool-use turn that does not start with the thinking the server signed
+ * for it (a client must send thinking blocks back unchanged while tools are in use).
+ */
+function thinkingRefusal(body: any, signed: ReadonlyMap<string, string>): string | undefined {
+  const thinking = body.thinking as { type?: unknown; budget_tokens?: unknown } | undefined;
+  if (thinking?.type !== 'enabled') return undefined;
+  const budget = Number(thinking.budget_tokens);
+  if (!(budget >= 1024))
+    return 'thinking.enabled.budget_tokens: Input should be greater than or equal to 1024';
+  if (!(Number(body.max_tokens) > budget))
+    return '`max_tokens` must be greater than `thinking.budget_tokens`.';
+  const messages = Array.isArray(body.messages) ? (body.messages as any[]) : [];
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (m?.role !== 'assistant' || !Array.isArray(m.content)) continue;
+    if (!m.content.some((block: any) => block?.type === 'tool_use')) continue;
+    const first = m.content[0];
+    if (first?.type === 'redacted_thinking') return undefined;
+    if (first?.type !== 'thinking')
+      return `messages.${i}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${first?.type}\`. When \`thinking\` is enabled, a final \`assistant\` message must start with a thinking block (preceeding the lastmost set of \`tool_use\` and \`tool_result\` blocks).`;
+    if (signed.get(first.signature) !== first.thinking)
+      return `messages.${i}.content.0: Invalid \`signature\` in \`thinking\` block`;
+    return undefined;
+  }
+  return undefined;
+}
+
 function successBody(
   protocol: ChatProtocol,
   reply: ScriptedReply,
@@ -464,11 +508,14 @@ function successBody(
   index: number,
   /** Cached input tokens to report, when the server caches prompts. */
   cached?: number,
+  signed?: Map<string, string>,
 ): unknown {
   const toolCalls = reply.toolCalls ?? [];
   const text = reply.text ?? '';
+  const reasoning = reply.reasoning ?? '';
   const replyBytes =
     Buffer.byteLength(text) +
+    Buffer.byteLength(reasoning) +
     toolCalls.reduce(
       (sum, call) => sum + Buffer.byteLength(call.name) + Buffer.byteLength(argumentText(call.arguments)),
       0,
@@ -498,6 +545,7 @@ function successBody(
       role: 'assistant',
       content: text === '' && toolCalls.length > 0 ? null : text,
       refusal: null,
+      ...(reasoning === '' ? {} : { reasoning_content: reasoning }),
     };
     if (toolCalls.length > 0) {
       message['tool_calls'] = toolCalls.map((call, position) => ({
@@ -525,6 +573,11 @@ function successBody(
     };
   }
   const content: unknown[] = [];
+  if (reasoning !== '' && (request as { thinking?: { type?: unknown } }).thinking?.type === 'enabled') {
+    const signature = `scripted-signature-${index}`;
+    signed?.set(signature, reasoning);
+    content.push({ type: 'thinking', thinking: reasoning, signature });
+  }
   if (text !== '') content.push({ type: 'text', text });
   toolCalls.forEach((call, position) => {
     content.push({

@@ -93,6 +93,8 @@ export async function statsPage(query: URLSearchParams): Promise<HTMLElement> {
               (v) => Math.round(v).toLocaleString('en-US'),
             ),
             bars('cost', 'Mean cost', types, (t) => t.meanCostUsd, usd),
+            bars('cost-p95', 'p95 cost', types, (t) => t.p95CostUsd, usd),
+            bars('cached', 'Cached input', types, (t) => t.cachedInputShare, pct),
           ),
           h(
             'table',
@@ -103,9 +105,21 @@ export async function statsPage(query: URLSearchParams): Promise<HTMLElement> {
               h(
                 'tr',
                 {},
-                ...['Type', 'Tasks', 'Success', 'Steps', 'p50', 'p95', 'Cost', 'Steps vs before'].map((t) =>
-                  h('th', {}, t),
-                ),
+                ...[
+                  'Type',
+                  'Tasks',
+                  'Success',
+                  'Steps',
+                  'p50',
+                  'p95',
+                  'Tokens',
+                  'Cached',
+                  'Cost',
+                  'Cost p50',
+                  'Cost p95',
+                  'Cost CV',
+                  'Steps vs before',
+                ].map((t) => h('th', {}, t)),
               ),
             ),
             h(
@@ -121,7 +135,16 @@ export async function statsPage(query: URLSearchParams): Promise<HTMLElement> {
                   cell('Steps', t.meanSteps.toFixed(1), 'steps'),
                   cell('p50', ms(t.p50LatencyMs), 'p50'),
                   cell('p95', ms(t.p95LatencyMs), 'p95'),
+                  cell(
+                    'Tokens',
+                    Math.round(t.meanInputTokens + t.meanOutputTokens).toLocaleString('en-US'),
+                    'tokens',
+                  ),
+                  cell('Cached', pct(t.cachedInputShare), 'cached'),
                   cell('Cost', usd(t.meanCostUsd), 'cost'),
+                  cell('Cost p50', usd(t.p50CostUsd), 'cost-p50'),
+                  cell('Cost p95', usd(t.p95CostUsd), 'cost-p95'),
+                  cell('Cost CV', t.costCv === null ? '—' : t.costCv.toFixed(2), 'cost-cv'),
                   cell(
                     'Steps vs before',
                     t.previous === null

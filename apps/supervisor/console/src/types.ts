@@ -133,6 +133,10 @@ export interface GroupStats {
   totalTokens: number;
   meanCostUsd: number;
   totalCostUsd: number;
+  p50CostUsd: number;
+  p95CostUsd: number;
+  costCv: number | null;
+  cachedInputShare: number;
 }
 
 /** `keel stats` as JSON (src/observe/stats.ts). */

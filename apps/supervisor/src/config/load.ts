@@ -5,6 +5,8 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { canonicalJson, KeelError, sha256Hex } from '@keel/kit/core';
 import { configSchema, type KeelConfig } from './schema.js';
+import type { ReasoningEffort } from '../models/model.js';
+import { minAnswerTokens, thinkingBudgets } from '../models/reasoning.js';
 
 /** A validated config, its directory (relative paths resolve against it) and its hash. */
 export interface LoadedConfig {
@@ -83,6 +85,21 @@ function crossReferenceProblems(value: unknown): string[] {
       problems.push(
         `agents.${role}.model: '${agent['model']}' is not a key of models (${Object.keys(models).join(', ')})`,
       );
+    const model = models?.[agent['model'] as string];
+    const effort = agent['reasoningEffort'];
+    if (
+      isRecord(model) &&
+      model['provider'] === 'anthropic' &&
+      typeof effort === 'string' &&
+      effort in thinkingBudgets
+    ) {
+      const maxTokens = typeof agent['maxTokens'] === 'number' ? agent['maxTokens'] : 4096;
+      const needed = thinkingBudgets[effort as ReasoningEffort] + minAnswerTokens;
+      if (maxTokens < needed)
+        problems.push(
+          `agents.${role}.maxTokens: ${maxTokens} leaves no room for reasoningEffort '${effort}' (Anthropic thinks within max_tokens: ${thinkingBudgets[effort as ReasoningEffort]} for thinking + ${minAnswerTokens} for the answer); set maxTokens to at least ${needed}, or a lower effort`,
+        );
+    }
     if (servers !== undefined && isRecord(agent['tools']))
       for (const server of Object.keys(agent['tools']))
         if (!(server in servers))

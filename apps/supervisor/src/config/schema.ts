@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { reasoningEfforts } from '../models/model.js';
 import { limitKinds } from '@keel/contracts';
 
 export const agentRoles = ['planning', 'coding', 'review', 'deploy'] as const;
@@ -183,7 +184,15 @@ const agentSchema = z
     tools: z
       .record(z.string(), z.array(z.string().min(1)))
       .describe('per server: the tools this agent may call ("*" for all)'),
-    maxTokens: positiveInt.default(4096).describe('output tokens per model call'),
+    maxTokens: positiveInt
+      .default(4096)
+      .describe('output tokens per model call, reasoning included (reserved and priced as output)'),
+    reasoningEffort: z
+      .enum(reasoningEfforts)
+      .optional()
+      .describe(
+        "how hard the model reasons: OpenAI-compatible `reasoning_effort`, Anthropic's thinking budget (1024, 4096, 16384 tokens, within maxTokens); absent: the provider's default",
+      ),
     limits: z
       .object({ steps: positiveInt.optional(), tokens: positiveInt.optional() })
       .strict()

@@ -53,7 +53,12 @@ export async function runAgent(
     const model = await session.model(agent, messages, tools);
     if (!model.ok) return finish(model);
     const reply = model.value;
-    messages.push({ role: 'assistant', content: reply.text, toolCalls: reply.toolCalls });
+    messages.push({
+      role: 'assistant',
+      content: reply.text,
+      toolCalls: reply.toolCalls,
+      ...(reply.reasoning === undefined ? {} : { reasoning: reply.reasoning }),
+    });
     if (reply.toolCalls.length === 0) {
       messages.push({
         role: 'user',

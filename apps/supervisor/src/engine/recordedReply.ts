@@ -1,10 +1,11 @@
-import type { FinishReason, ModelReply, ModelToolCall, ModelUsage } from '../models/model.js';
+import type { FinishReason, ModelReasoning, ModelReply, ModelToolCall, ModelUsage } from '../models/model.js';
 import type { ModelCallRecord } from '../store/taskStore.js';
 
 /** The part of a model reply its record keeps beside the raw body: what the engine read. */
 export interface RecordedReply {
   text: string;
   toolCalls: ModelToolCall[];
+  reasoning?: ModelReasoning[];
   usage: ModelUsage;
   finishReason: FinishReason;
 }
@@ -12,6 +13,7 @@ export interface RecordedReply {
 export const recordedReply = (reply: ModelReply): RecordedReply => ({
   text: reply.text,
   toolCalls: reply.toolCalls,
+  ...(reply.reasoning === undefined ? {} : { reasoning: reply.reasoning }),
   usage: reply.usage,
   finishReason: reply.finishReason,
 });
@@ -25,6 +27,7 @@ export function replyFromRecord(record: ModelCallRecord): ModelReply {
   return {
     text: reply.text,
     toolCalls: reply.toolCalls,
+    ...(reply.reasoning === undefined ? {} : { reasoning: reply.reasoning }),
     usage: reply.usage,
     finishReason: reply.finishReason,
     responseModel: record.responseModel ?? record.requestedModel,

@@ -708,7 +708,12 @@ async function execute(
         ...(stopReason?.loop === undefined ? {} : { loop: stopReason.loop }),
       },
       steps: session.step,
-      tokens: { input: session.budget.used.inputTokens, output: session.budget.used.outputTokens },
+      tokens: {
+        input: session.budget.used.inputTokens,
+        output: session.budget.used.outputTokens,
+        // Only when a provider reported cache reads: a run without any keeps the record it had.
+        ...(session.budget.cachedInputTokens > 0 ? { cachedInput: session.budget.cachedInputTokens } : {}),
+      },
       costUsd: session.budget.used.costUsd,
       approvalsAsked: (await store.listApprovals({ taskId })).length,
       toolCalls: session.toolCalls,

@@ -76,6 +76,7 @@ export class Budget {
   // reservation and later its difference to the reported cost leaves float residue in the record.
   #settledCostUsd = 0;
   #heldCostUsd = 0;
+  #cachedInputTokens = 0;
   #limits: Limits;
   readonly #clock: Clock;
   readonly #startedAt: number;
@@ -104,6 +105,11 @@ export class Budget {
 
   get tokens(): number {
     return this.used.inputTokens + this.used.outputTokens;
+  }
+
+  /** Of the settled input tokens, those the provider reported as read from its prompt cache. */
+  get cachedInputTokens(): number {
+    return this.#cachedInputTokens;
   }
 
   msLeft(): number {
@@ -186,6 +192,7 @@ export class Budget {
     this.used.outputTokens += usage.outputTokens - reservation.maxTokens;
     this.#heldCostUsd -= reservation.costUsd;
     this.#settledCostUsd += costOf(price, usage.inputTokens, usage.outputTokens, usage);
+    this.#cachedInputTokens += usage.cachedInputTokens ?? 0;
     this.used.costUsd = this.#settledCostUsd + this.#heldCostUsd;
     if (this.tokens > this.#limits.tokens)
       return {

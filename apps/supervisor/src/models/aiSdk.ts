@@ -14,6 +14,8 @@ import {
 import type {
   FinishReason,
   ModelMessage,
+  ModelReasoning,
+  ReasoningEffort,
   ModelReply,
   ModelRequest,
   ModelToolDefinition,
@@ -29,6 +31,14 @@ export interface AiSdkCall {
   replayArguments?: (value: unknown) => unknown;
   /** Provider options for the whole call (OpenAI's `prompt_cache_key`). */
   providerOptions?: Record<string, Record<string, string>>;
+  /**
+   * How the provider takes a reasoning effort: its provider options, and the `maxOutputTokens` to
+   * give the SDK so that what goes out as `max_tokens` is still the request's `maxTokens`.
+   */
+  reasoning?: (
+    effort: ReasoningEffort,
+    maxTokens: number,
+  ) => { providerOptions: Record<string, Record<string, unknown>>; maxOutputTokens: number };
   /**
    * Anthropic prompt caching: cache breakpoints on the stable prefix — the last tool, the system
    * prompt, and the last message (so the next call reads all of this one from the cache). Three of
@@ -51,6 +61,11 @@ const ephemeral = { anthropic: { cacheControl: { type: 'ephemeral' } } };
  */
 export async function generateOnce(call: AiSdkCall, request: ModelRequest): Promise<ModelReply> {
   const replay = call.replayArguments ?? ((value: unknown) => value);
+  const reasoning =
+    request.reasoningEffort === undefined
+      ? undefined
+      : call.reasoning?.(request.reasoningEffort, request.maxTokens);
+  const providerOptions = mergeOptions(call.providerOptions, reasoning?.providerOptions);
   let result;
   try {
     result = await generateText({
@@ -67,8 +82,8 @@ export async function generateOnce(call: AiSdkCall, request: ModelRequest): Prom
       ...(request.tools.length === 0
         ? {}
         : { tools: toSdkTools(request.tools, call.cacheBreakpoints === true) }),
-      ...(call.providerOptions === undefined ? {} : { providerOptions: call.providerOptions }),
-      maxOutputTokens: request.maxTokens,
+      ...(providerOptions === undefined ? {} : { providerOptions: providerOptions as never }),
+      maxOutputTokens: reasoning?.maxOutputTokens ?? request.maxTokens,
       abortSignal: request.signal,
       maxRetries: 0,
       stopWhen: stepCountIs(1),
@@ -84,6 +99,7 @@ export async function generateOnce(call: AiSdkCall, request: ModelRequest): Prom
       name: toolCall.toolName,
       arguments: toolCall.input,
     })),
+    ...signedReasoning(result.reasoning),
     // A count the provider left out stays out: zero would undercount.
     usage: {
       ...(call.usageFromBody?.(result.response.body) ?? {
@@ -98,16 +114,60 @@ export async function generateOnce(call: AiSdkCall, request: ModelRequest): Prom
   };
 }
 
+/** Two sets of provider options as one, per provider. */
+function mergeOptions(
+  a: Record<string, Record<string, unknown>> | undefined,
+  b: Record<string, Record<string, unknown>> | undefined,
+): Record<string, Record<string, unknown>> | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  const merged: Record<string, Record<string, unknown>> = { ...a };
+  for (const [provider, options] of Object.entries(b)) merged[provider] = { ...merged[provider], ...options };
+  return merged;
+}
+
+/**
+ * The reasoning blocks a provider signed (Anthropic's thinking, or its redacted form), which must go
+ * back with the turn they came in. Unsigned reasoning text (an OpenAI-compatible server's
+ * `reasoning_content`) stays in the raw body only: servers are not asked to read it back, and some refuse it.
+ */
+function signedReasoning(
+  parts: ReadonlyArray<{
+    text: string;
+    providerMetadata?: Record<string, Record<string, unknown>> | undefined;
+  }>,
+): { reasoning?: ModelReasoning[] } {
+  const blocks: ModelReasoning[] = [];
+  for (const part of parts) {
+    const meta = part.providerMetadata?.['anthropic'];
+    if (typeof meta?.['signature'] === 'string')
+      blocks.push({ text: part.text, signature: meta['signature'] });
+    else if (typeof meta?.['redactedData'] === 'string')
+      blocks.push({ text: '', redacted: meta['redactedData'] });
+  }
+  return blocks.length === 0 ? {} : { reasoning: blocks };
+}
+
 function toSdkMessage(message: ModelMessage, replay: (value: unknown) => unknown): SdkMessage {
   switch (message.role) {
     case 'system':
     case 'user':
       return { role: message.role, content: message.content };
     case 'assistant':
-      if (message.toolCalls.length === 0) return { role: 'assistant', content: message.content };
+      if (message.toolCalls.length === 0 && message.reasoning === undefined)
+        return { role: 'assistant', content: message.content };
       return {
         role: 'assistant',
         content: [
+          ...(message.reasoning ?? []).map((block) => ({
+            type: 'reasoning' as const,
+            text: block.text,
+            providerOptions: {
+              anthropic:
+                block.redacted === undefined
+                  ? { signature: block.signature ?? '' }
+                  : { redactedData: block.redacted },
+            },
+          })),
           ...(message.content === '' ? [] : [{ type: 'text' as const, text: message.content }]),
           ...message.toolCalls.map((toolCall) => ({
             type: 'tool-call' as const,

@@ -1,6 +1,7 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { generateOnce } from './aiSdk.js';
-import type { Model } from './model.js';
+import type { Model, ReasoningEffort } from './model.js';
+import { thinkingBudget } from './reasoning.js';
 
 export interface AnthropicModelOptions {
   /** Defaults to `https://api.anthropic.com/v1`. */
@@ -37,9 +38,23 @@ export function createAnthropicModel(options: AnthropicModelOptions): Model {
           model: languageModel,
           replayArguments: toToolUseInput,
           cacheBreakpoints: true,
+          reasoning: thinking,
         },
         request,
       ),
+  };
+}
+
+/**
+ * Extended thinking within the reserved `maxTokens`: the SDK sends `max_tokens` = its
+ * `maxOutputTokens` + the thinking budget, so it gets `maxTokens` less the budget.
+ */
+function thinking(effort: ReasoningEffort, maxTokens: number) {
+  const budget = thinkingBudget(effort, maxTokens);
+  if (budget === undefined) return { providerOptions: {}, maxOutputTokens: maxTokens };
+  return {
+    providerOptions: { anthropic: { thinking: { type: 'enabled', budgetTokens: budget } } },
+    maxOutputTokens: maxTokens - budget,
   };
 }
 

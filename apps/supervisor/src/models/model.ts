@@ -11,10 +11,26 @@ export interface ModelToolCall {
   arguments: unknown;
 }
 
+/** How hard a reasoning model thinks before it answers (`agents.NAME.reasoningEffort`). */
+export const reasoningEfforts = ['low', 'medium', 'high'] as const;
+export type ReasoningEffort = (typeof reasoningEfforts)[number];
+
+/**
+ * A block of the model's reasoning, as the provider returned it. Anthropic signs its thinking
+ * (or sends it redacted) and, with thinking on, refuses a tool-use turn whose assistant message
+ * does not carry it back: adapters send it back unchanged.
+ */
+export interface ModelReasoning {
+  text: string;
+  signature?: string;
+  /** A redacted block: the provider's opaque data, in place of the text. */
+  redacted?: string;
+}
+
 export type ModelMessage =
   | { role: 'system'; content: string }
   | { role: 'user'; content: string }
-  | { role: 'assistant'; content: string; toolCalls: ModelToolCall[] }
+  | { role: 'assistant'; content: string; toolCalls: ModelToolCall[]; reasoning?: ModelReasoning[] }
   | {
       role: 'tool';
       toolCallId: string;
@@ -37,8 +53,13 @@ export interface ModelRequest {
   /** The system prompt is `messages[0]` when present. */
   messages: ModelMessage[];
   tools: ModelToolDefinition[];
-  /** The output budget the engine reserved; the adapter must pass it to the provider. */
+  /**
+   * The output budget the engine reserved, reasoning included; the adapter must pass it to the
+   * provider so that the provider cannot bill more output than this.
+   */
   maxTokens: number;
+  /** The agent's reasoning effort, for providers that take one; absent: the provider's default. */
+  reasoningEffort?: ReasoningEffort;
   /** Aborted on the task's deadline or a kill; the adapter passes it to its HTTP call. */
   signal: AbortSignal;
 }
@@ -59,6 +80,8 @@ export type FinishReason = 'stop' | 'tool_calls' | 'length' | 'content_filter' |
 export interface ModelReply {
   text: string;
   toolCalls: ModelToolCall[];
+  /** The reasoning blocks the provider returned, when it returned any. */
+  reasoning?: ModelReasoning[];
   /** As the provider reported it; the engine reconciles its reservation with these (see `countUsage`). */
   usage: ModelUsage;
   finishReason: FinishReason;

@@ -37,6 +37,11 @@ export function createOpenAICompatibleModel(options: OpenAICompatibleModelOption
           provider: 'openai-compatible',
           model: languageModel,
           usageFromBody,
+          // `reasoning_effort`; reasoning tokens come out of `max_tokens` as the provider counts them.
+          reasoning: (effort, maxTokens) => ({
+            providerOptions: { [options.name ?? 'openai-compatible']: { reasoningEffort: effort } },
+            maxOutputTokens: maxTokens,
+          }),
           ...(options.promptCacheKey === true
             ? {
                 providerOptions: {

@@ -69,6 +69,31 @@ export const statsGauges: ReadonlyArray<{
     description: 'mean cost per task',
     value: (g) => g.meanCostUsd,
   },
+  {
+    name: 'keel.tasks.cost.p50',
+    unit: 'USD',
+    description: 'median task cost',
+    value: (g) => g.p50CostUsd,
+  },
+  {
+    name: 'keel.tasks.cost.p95',
+    unit: 'USD',
+    description: '95th percentile task cost',
+    value: (g) => g.p95CostUsd,
+  },
+  {
+    // A gauge has a value or none; "not enough tasks" is 0, as a cost that does not vary.
+    name: 'keel.tasks.cost.cv',
+    unit: '1',
+    description: 'coefficient of variation of task cost (standard deviation / mean)',
+    value: (g) => g.costCv ?? 0,
+  },
+  {
+    name: 'keel.tasks.tokens.cached_share',
+    unit: '1',
+    description: 'share of input tokens read from a provider prompt cache',
+    value: (g) => g.cachedInputShare,
+  },
 ];
 
 /**

@@ -16,6 +16,16 @@ export interface GroupStats {
   totalTokens: number;
   meanCostUsd: number;
   totalCostUsd: number;
+  /** Task cost, nearest-rank percentiles. */
+  p50CostUsd: number;
+  p95CostUsd: number;
+  /**
+   * Coefficient of variation of task cost: its standard deviation over its mean (0.5: tasks of
+   * this type typically cost ±50% of the mean). Null under two tasks or at a mean of zero.
+   */
+  costCv: number | null;
+  /** Of the input tokens, the share a provider reported as read from its prompt cache, 0..1. */
+  cachedInputShare: number;
 }
 
 export interface TypeStats extends GroupStats {
@@ -44,7 +54,7 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
 
 /** Sums rows into one aggregate per type (the store does this in SQL for `keel stats`). */
 export function aggregateRows(rows: readonly TaskSummary[]): TaskAggregate[] {
-  const groups = new Map<string, { agg: TaskAggregate; latencies: number[] }>();
+  const groups = new Map<string, { agg: TaskAggregate; latencies: number[]; costs: number[] }>();
   for (const row of rows) {
     let group = groups.get(row.type);
     if (group === undefined) {
@@ -56,10 +66,13 @@ export function aggregateRows(rows: readonly TaskSummary[]): TaskAggregate[] {
           steps: 0,
           inputTokens: 0,
           outputTokens: 0,
+          cachedInputTokens: 0,
           costUsd: 0,
           latenciesMs: new Float64Array(),
+          costsUsd: new Float64Array(),
         },
         latencies: [],
+        costs: [],
       };
       groups.set(row.type, group);
     }
@@ -69,22 +82,31 @@ export function aggregateRows(rows: readonly TaskSummary[]): TaskAggregate[] {
     a.steps += row.steps;
     a.inputTokens += row.inputTokens;
     a.outputTokens += row.outputTokens;
+    a.cachedInputTokens += row.cachedInputTokens;
     a.costUsd += row.costUsd;
+    group.costs.push(row.costUsd);
     if (row.latencyMs !== null) group.latencies.push(row.latencyMs);
   }
   return [...groups.values()]
-    .map(({ agg, latencies }) => ({ ...agg, latenciesMs: Float64Array.from(latencies).sort() }))
+    .map(({ agg, latencies, costs }) => ({
+      ...agg,
+      latenciesMs: Float64Array.from(latencies).sort(),
+      costsUsd: Float64Array.from(costs).sort(),
+    }))
     .sort((a, b) => a.type.localeCompare(b.type));
 }
 
 /** Several types' aggregates as one. */
 export function mergeAggregates(type: string, aggregates: readonly TaskAggregate[]): TaskAggregate {
-  const latencies = new Float64Array(aggregates.reduce((n, a) => n + a.latenciesMs.length, 0));
-  let offset = 0;
-  for (const a of aggregates) {
-    latencies.set(a.latenciesMs, offset);
-    offset += a.latenciesMs.length;
-  }
+  const merged = (pick: (a: TaskAggregate) => Float64Array) => {
+    const out = new Float64Array(aggregates.reduce((n, a) => n + pick(a).length, 0));
+    let offset = 0;
+    for (const a of aggregates) {
+      out.set(pick(a), offset);
+      offset += pick(a).length;
+    }
+    return out.sort();
+  };
   const total = (pick: (a: TaskAggregate) => number) => aggregates.reduce((n, a) => n + pick(a), 0);
   return {
     type,
@@ -93,8 +115,10 @@ export function mergeAggregates(type: string, aggregates: readonly TaskAggregate
     steps: total((a) => a.steps),
     inputTokens: total((a) => a.inputTokens),
     outputTokens: total((a) => a.outputTokens),
+    cachedInputTokens: total((a) => a.cachedInputTokens),
     costUsd: total((a) => a.costUsd),
-    latenciesMs: latencies.sort(),
+    latenciesMs: merged((a) => a.latenciesMs),
+    costsUsd: merged((a) => a.costsUsd),
   };
 }
 
@@ -112,7 +136,24 @@ export function groupStats(a: TaskAggregate): GroupStats {
     totalTokens: a.inputTokens + a.outputTokens,
     meanCostUsd: mean(a.costUsd),
     totalCostUsd: a.costUsd,
+    p50CostUsd: percentile(a.costsUsd, 50),
+    p95CostUsd: percentile(a.costsUsd, 95),
+    costCv: coefficientOfVariation(a.costsUsd),
+    cachedInputShare: a.inputTokens === 0 ? 0 : a.cachedInputTokens / a.inputTokens,
   };
+}
+
+/** Population standard deviation over the mean; null under two values or at a mean of zero. */
+export function coefficientOfVariation(values: ArrayLike<number>): number | null {
+  const n = values.length;
+  if (n < 2) return null;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += values[i]!;
+  const mean = sum / n;
+  if (mean === 0) return null;
+  let squares = 0;
+  for (let i = 0; i < n; i++) squares += (values[i]! - mean) ** 2;
+  return Math.sqrt(squares / n) / mean;
 }
 
 /**
@@ -218,8 +259,18 @@ export function formatStats(report: StatsReport): string {
     'P50',
     'P95',
     'TOKENS/TASK',
+    'CACHED',
     'COST/TASK',
+    'COST P50',
+    'COST P95',
+    'COST CV',
     'STEPS VS PREV',
+  ];
+  const money = (g: GroupStats) => [
+    `$${g.meanCostUsd.toFixed(4)}`,
+    `$${g.p50CostUsd.toFixed(4)}`,
+    `$${g.p95CostUsd.toFixed(4)}`,
+    g.costCv === null ? '-' : g.costCv.toFixed(2),
   ];
   const rows = report.types.map((t) => [
     t.type,
@@ -229,7 +280,8 @@ export function formatStats(report: StatsReport): string {
     dur(t.p50LatencyMs),
     dur(t.p95LatencyMs),
     Math.round(t.meanInputTokens + t.meanOutputTokens).toString(),
-    `$${t.meanCostUsd.toFixed(4)}`,
+    pct(t.cachedInputShare),
+    ...money(t),
     t.previous === null
       ? '-'
       : `${t.previous.meanSteps.toFixed(1)} → ${t.meanSteps.toFixed(1)}${t.stepsJump ? '  JUMP' : ''}`,
@@ -243,7 +295,8 @@ export function formatStats(report: StatsReport): string {
     dur(a.p50LatencyMs),
     dur(a.p95LatencyMs),
     Math.round(a.meanInputTokens + a.meanOutputTokens).toString(),
-    `$${a.meanCostUsd.toFixed(4)}`,
+    pct(a.cachedInputShare),
+    ...money(a),
     '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -71,6 +71,22 @@ export const postgresMigrations: readonly string[] = [
        'tools', CASE WHEN request->'tools' IS NULL THEN 'null'::jsonb
                 ELSE to_jsonb(encode(sha256(convert_to((request->'tools')::text, 'UTF8')), 'hex')) END)
      WHERE jsonb_typeof(request->'messages') = 'array';`,
+  // 4: a tool result's text stored once, as SQLite's migration 5 (store/toolResults.ts): the longest
+  // top-level string of the structured result (64 characters or more) the text contains.
+  `UPDATE tool_calls t SET result = jsonb_set(t.result, '{text}', jsonb_build_object(
+       '$in', s.key,
+       'before', left(t.result->>'text', s.pos - 1),
+       'after', substr(t.result->>'text', s.pos + length(s.value))))
+     FROM (
+       SELECT DISTINCT ON (c.id) c.id, f.key, f.value #>> '{}' AS value,
+         position(f.value #>> '{}' in c.result->>'text') AS pos
+       FROM tool_calls c, jsonb_each(c.result->'structured') AS f
+       WHERE jsonb_typeof(c.result->'structured') = 'object' AND jsonb_typeof(c.result->'text') = 'string'
+         AND jsonb_typeof(f.value) = 'string' AND length(f.value #>> '{}') >= 64
+         AND position(f.value #>> '{}' in c.result->>'text') > 0
+       ORDER BY c.id, length(f.value #>> '{}') DESC, f.key
+     ) AS s
+     WHERE t.id = s.id;`,
 ];
 
 /**

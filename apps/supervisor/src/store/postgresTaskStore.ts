@@ -17,6 +17,7 @@ const summaries = `(SELECT id AS task_id, type, mode, status, created_at,
     COALESCE((run->>'steps')::int, 0) AS steps,
     COALESCE((run->'tokens'->>'input')::bigint, 0) AS input_tokens,
     COALESCE((run->'tokens'->>'output')::bigint, 0) AS output_tokens,
+    COALESCE((run->'tokens'->>'cachedInput')::bigint, 0) AS cached_input_tokens,
     COALESCE((run->>'costUsd')::float8, 0) AS cost_usd,
     COALESCE((run->>'approvalsAsked')::int, 0) AS approvals_asked,
     COALESCE(jsonb_array_length(run->'toolCalls'), 0) AS tool_calls
@@ -136,14 +137,15 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
           `SELECT type, count(*) AS tasks, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
              COALESCE(sum(steps), 0) AS steps, COALESCE(sum(input_tokens), 0) AS input,
              COALESCE(sum(output_tokens), 0) AS output, COALESCE(sum(cost_usd), 0) AS cost,
-             array_agg(latency_ms ORDER BY latency_ms) FILTER (WHERE latency_ms IS NOT NULL) AS latencies
+             COALESCE(sum(cached_input_tokens), 0) AS cached,
+             array_agg(latency_ms ORDER BY latency_ms) FILTER (WHERE latency_ms IS NOT NULL) AS latencies,
+             array_agg(cost_usd ORDER BY cost_usd) AS costs
            FROM ${summaries} WHERE ${where.sql} GROUP BY type ORDER BY type`,
           where.values,
         ),
       );
-      return rows.map((row) =>
-        aggregateFromRow(row, Float64Array.from(((row['latencies'] as unknown[] | null) ?? []).map(Number))),
-      );
+      const sorted = (values: unknown) => Float64Array.from(((values as unknown[] | null) ?? []).map(Number));
+      return rows.map((row) => aggregateFromRow(row, sorted(row['latencies']), sorted(row['costs'])));
     },
   };
 }

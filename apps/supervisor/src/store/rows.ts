@@ -1,4 +1,5 @@
 import { canonicalJson, sha256Hex } from '@keel/kit/core';
+import { resultFromStored } from './toolResults.js';
 import type {
   ApprovalRecord,
   EventRecord,
@@ -128,7 +129,7 @@ export function toolCallFromRow(source: object, decode: DecodeJson): ToolCallRec
     tool: str(row, 'tool'),
     idempotencyKey: strOrNull(row, 'idempotency_key'),
     arguments: decode(row['arguments']),
-    result: decode(row['result']),
+    result: resultFromStored(decode(row['result'])),
     resultBytes: num(row, 'result_bytes'),
     latencyMs: num(row, 'latency_ms'),
     outcome: row['outcome'] as ToolCallRecord['outcome'],
@@ -153,14 +154,19 @@ export function summaryFromRow(source: object): TaskSummary {
     steps: num(row, 'steps'),
     inputTokens: num(row, 'input_tokens'),
     outputTokens: num(row, 'output_tokens'),
+    cachedInputTokens: num(row, 'cached_input_tokens'),
     costUsd: num(row, 'cost_usd'),
     approvalsAsked: num(row, 'approvals_asked'),
     toolCalls: num(row, 'tool_calls'),
   };
 }
 
-/** One type's grouped sums (`tasks`, `succeeded`, `steps`, `input`, `output`, `cost`) with its sorted latencies. */
-export function aggregateFromRow(source: object, latenciesMs: Float64Array): TaskAggregate {
+/** One type's grouped sums (`tasks`, `succeeded`, `steps`, `input`, `output`, `cached`, `cost`) with its sorted latencies and costs. */
+export function aggregateFromRow(
+  source: object,
+  latenciesMs: Float64Array,
+  costsUsd: Float64Array,
+): TaskAggregate {
   const row = source as Row;
   return {
     type: str(row, 'type'),
@@ -169,7 +175,9 @@ export function aggregateFromRow(source: object, latenciesMs: Float64Array): Tas
     steps: num(row, 'steps'),
     inputTokens: num(row, 'input'),
     outputTokens: num(row, 'output'),
+    cachedInputTokens: num(row, 'cached'),
     costUsd: num(row, 'cost'),
     latenciesMs,
+    costsUsd,
   };
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { KeelError } from '@keel/kit/core';
 import { splitRequest } from './messages.js';
+import { storedResult } from './toolResults.js';
 
 /**
  * A change to the SQLite task store's schema: SQL, or a function for what SQL alone cannot do
@@ -20,6 +21,10 @@ const v1SummaryOf = (row: string) => `
     coalesce(json_extract(${row}.run, '$.costUsd'), 0),
     coalesce(json_extract(${row}.run, '$.approvalsAsked'), 0),
     coalesce(json_array_length(${row}.run, '$.toolCalls'), 0)`;
+
+/** Version 4's summary row: version 1's, and the input tokens read from a provider's prompt cache. */
+const v4SummaryOf = (row: string) => `${v1SummaryOf(row)},
+    coalesce(json_extract(${row}.run, '$.tokens.cachedInput'), 0)`;
 
 /**
  * The SQLite task store's schema, one migration per change, in order; `PRAGMA user_version` counts
@@ -194,6 +199,36 @@ CREATE UNIQUE INDEX model_calls_attempt ON model_calls (task_id, step, attempt);
         if (blobs.length === 0) continue;
         for (const blob of blobs) upsert.run(row.task_id, blob.sha256, blob.body);
         update.run(JSON.stringify(stored), row.id);
+      }
+    }
+  },
+  // 4: the cached share of input in `keel stats`. Summaries gain the run record's cached input
+  // tokens (0 where none was reported); the triggers write it from now on.
+  `ALTER TABLE task_summaries ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER task_summaries_insert;
+DROP TRIGGER task_summaries_update;
+CREATE TRIGGER task_summaries_insert AFTER INSERT ON tasks WHEN NEW.run IS NOT NULL
+BEGIN ${v4SummaryOf('NEW')}; END;
+CREATE TRIGGER task_summaries_update AFTER UPDATE OF run, status, ended_at ON tasks
+WHEN NEW.run IS NOT NULL
+BEGIN ${v4SummaryOf('NEW')}; END;
+UPDATE task_summaries SET cached_input_tokens = coalesce(
+  (SELECT json_extract(tasks.run, '$.tokens.cachedInput') FROM tasks WHERE tasks.id = task_summaries.task_id), 0);`,
+  // 5: a tool result's text stored once (store/toolResults.ts): where it contains a string of the
+  // structured result, only what surrounds it is kept. In pages, as migration 3.
+  (db) => {
+    const update = db.prepare('UPDATE tool_calls SET result = ? WHERE id = ?');
+    const page = db.prepare(
+      'SELECT id, result FROM tool_calls WHERE id > ? AND result IS NOT NULL ORDER BY id LIMIT 100',
+    );
+    for (let after = 0; ;) {
+      const rows = page.all(after) as Array<{ id: number; result: string }>;
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        after = row.id;
+        const result: unknown = JSON.parse(row.result);
+        const stored = storedResult(result);
+        if (stored !== result) update.run(JSON.stringify(stored), row.id);
       }
     }
   },

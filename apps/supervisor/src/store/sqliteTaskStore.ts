@@ -76,15 +76,16 @@ export function createSqliteTaskStore(stateDir: string): TaskStore {
 }
 
 /**
- * Per task type: counts and sums in one grouped pass, and each type's latencies (sorted) read
- * from the covering (type, created_at, latency_ms) index — no row is built in JavaScript.
+ * Per task type: counts and sums in one grouped pass, each type's latencies (sorted) read from
+ * the covering (type, created_at, latency_ms) index, and its costs — no row is built in JavaScript.
  */
 function aggregate(db: Database.Database, filter: TaskSummaryFilter): TaskAggregate[] {
   const where = endedTasks(filter);
   const groups = db
     .prepare<string[], { type: string }>(
       `SELECT type, count(*) AS tasks, sum(status = 'succeeded') AS succeeded, sum(steps) AS steps,
-         sum(input_tokens) AS input, sum(output_tokens) AS output, sum(cost_usd) AS cost
+         sum(input_tokens) AS input, sum(output_tokens) AS output, sum(cost_usd) AS cost,
+         sum(cached_input_tokens) AS cached
        FROM task_summaries WHERE ${where.sql} GROUP BY type ORDER BY type`,
     )
     .all(...where.values);
@@ -95,12 +96,13 @@ function aggregate(db: Database.Database, filter: TaskSummaryFilter): TaskAggreg
        WHERE ${typed} AND latency_ms IS NOT NULL`,
     )
     .pluck();
-  return groups.map((group) =>
-    aggregateFromRow(
+  const costs = db.prepare<string[], number>(`SELECT cost_usd FROM task_summaries WHERE ${typed}`).pluck();
+  return groups.map((group) => {
+    const values = filter.type === undefined ? [...where.values, group.type] : where.values;
+    return aggregateFromRow(
       group,
-      Float64Array.from(
-        latencies.all(...(filter.type === undefined ? [...where.values, group.type] : where.values)),
-      ).sort(),
-    ),
-  );
+      Float64Array.from(latencies.all(...values)).sort(),
+      Float64Array.from(costs.all(...values)).sort(),
+    );
+  });
 }

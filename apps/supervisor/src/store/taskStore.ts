@@ -345,6 +345,8 @@ export interface TaskSummary {
   steps: number;
   inputTokens: number;
   outputTokens: number;
+  /** Of `inputTokens`, those a provider reported as read from its prompt cache. */
+  cachedInputTokens: number;
   costUsd: number;
   approvalsAsked: number;
   toolCalls: number;
@@ -358,7 +360,7 @@ export interface TaskSummaryFilter {
   until?: string;
 }
 
-/** One task type's finished tasks, summed; latencies sorted ascending. */
+/** One task type's finished tasks, summed; latencies and costs sorted ascending. */
 export interface TaskAggregate {
   type: string;
   tasks: number;
@@ -366,6 +368,9 @@ export interface TaskAggregate {
   steps: number;
   inputTokens: number;
   outputTokens: number;
+  cachedInputTokens: number;
   costUsd: number;
   latenciesMs: Float64Array;
+  /** Each task's cost, one per task. */
+  costsUsd: Float64Array;
 }

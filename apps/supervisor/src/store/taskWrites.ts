@@ -1,4 +1,5 @@
 import { storeRequest } from './messages.js';
+import { storedResult } from './toolResults.js';
 import { KeelError, canonicalJson } from '@keel/kit/core';
 import type { Dialect } from './dialect.js';
 import type {
@@ -143,7 +144,7 @@ export function createTaskWrites(dialect: Dialect): TaskWrites {
         record.tool,
         record.idempotencyKey,
         json(record.arguments),
-        json(record.result),
+        json(storedResult(record.result)),
         record.resultBytes,
         record.latencyMs,
         record.outcome,

@@ -16,7 +16,7 @@ export function applyPatchTool(deps: FsDeps): AnyTool {
     name: 'apply_patch',
     title: 'Apply a unified diff',
     description:
-      'Applies a unified diff (as made by `diff -u` or `git diff`, several files allowed; a/ and b/ prefixes are stripped; /dev/null creates or deletes a file; git renames, copies, mode changes and quoted names are understood) all-or-nothing: every hunk of every file is checked before anything is written, and if one does not fit nothing changes and the error names the file and hunk. Context must match exactly unless fuzzFactor allows mismatched lines. Binary diffs are refused. dryRun checks without writing.',
+      'Applies a unified diff (`diff -u` or `git diff`; several files, /dev/null to create or delete, git renames, copies and modes) all-or-nothing: if one hunk does not fit, nothing changes and the error names the file and hunk. Context must match exactly unless fuzzFactor allows. Binary diffs are refused.',
     input: z.object({
       patch: z.string().min(1).max(4_194_304).describe('The unified diff text.'),
       dryRun: z.boolean().default(false).describe('Check that every hunk applies, write nothing.'),

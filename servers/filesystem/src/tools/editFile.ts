@@ -12,7 +12,7 @@ export function editFileTool(deps: FsDeps): AnyTool {
     name: 'edit_file',
     title: 'Edit a file',
     description:
-      'Applies a list of exact-text replacements to a file, in order, then writes it atomically. Each oldText must occur exactly once unless replaceAll is true; otherwise nothing is written and the error says how many matches there are and on which lines (add surrounding lines to oldText to make it unique). If the file uses CRLF line ends, LF in oldText/newText is matched and written as CRLF. dryRun returns the diff without writing. expectedSha256 refuses the edit if the file changed since you read it.',
+      "Applies exact-text replacements to a file in order, then writes it atomically. Each oldText must occur exactly once unless replaceAll is true; otherwise nothing is written and the error gives the matches' lines (add surrounding lines to make oldText unique). In a CRLF file, LF in oldText/newText means CRLF.",
     input: z.object({
       path: z.string().describe('File to edit, relative to the first root or absolute inside a root.'),
       edits: z

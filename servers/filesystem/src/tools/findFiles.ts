@@ -19,7 +19,7 @@ export function findFilesTool(deps: FsDeps): AnyTool {
     name: 'find_files',
     title: 'Find files by glob',
     description:
-      'Finds paths matching a glob (picomatch syntax: *, **, ?, [abc], {a,b}) under a directory. A pattern without "/" matches the name at any depth ("*.ts"); with "/" it matches the path relative to `path` ("src/**/*.test.ts"). Honours .gitignore and skips .git by default; stops walking once the page is full, so total is only known on the last page. Follow truncated.nextCursor for more.',
+      'Finds paths matching a glob (*, **, ?, [abc], {a,b}) under a directory. A pattern without "/" matches the name at any depth ("*.ts"); with "/" the path relative to `path` ("src/**/*.test.ts"). total is known on the last page only; follow truncated.nextCursor for more.',
     input: z.object({
       pattern: z.string().min(1).max(1000).describe('Glob to match.'),
       path: z

@@ -46,7 +46,7 @@ export function readFileTool(deps: FsDeps): AnyTool {
     name: 'read_file',
     title: 'Read a file',
     description:
-      'Reads a window of a text file by lines (startLine/endLine, 1-based, inclusive), its last lines (tailLines) or bytes (byteOffset), at most maxBytes; a cut result has truncated.nextCursor to continue. Returns sha256 and totalLines (for files up to 8 MiB, or when totals is "always") for use as the expectedSha256 of write_file/edit_file. Binary files (a NUL byte, or bytes that are not valid UTF-8) report metadata only, unless binary is "base64", which returns their bytes exactly.',
+      'Reads a text file: a window of lines, its last lines or from a byte offset, at most maxBytes; a cut result has truncated.nextCursor. Returns sha256 (the expectedSha256 of write_file/edit_file) and totalLines. A binary file gives its metadata only, unless binary is "base64".',
     // The modes exclude each other; as alternatives in the schema the model is told, not only refused.
     input: z.xor([
       z

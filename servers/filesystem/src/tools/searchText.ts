@@ -52,7 +52,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
     name: 'search_text',
     title: 'Search file contents',
     description:
-      'Searches file contents for a regular expression (JavaScript syntax) or a literal string, line by line, under a directory. Filters by include/exclude globs (a glob without "/" matches names at any depth); skips binary files, files over maxFileBytes, .gitignored paths and .git. Stops when maxMatches is reached or the time budget runs out; follow truncated.nextCursor to continue.',
+      'Searches file contents line by line for a regular expression (JavaScript syntax) or literal text, under a directory. Skips binary files, files over maxFileBytes, .gitignored paths and .git. Stops at maxMatches or timeBudgetMs; follow truncated.nextCursor to continue.',
     input: z.object({
       pattern: z
         .string()
@@ -69,7 +69,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
         .array(z.string().max(1000))
         .max(50)
         .default([])
-        .describe('Only files matching one of these globs.'),
+        .describe('Only files matching one of these globs (one without "/" matches names at any depth).'),
       exclude: z
         .array(z.string().max(1000))
         .max(50)
@@ -89,13 +89,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
         .max(1000)
         .default(20)
         .describe('Stop reporting a file after this many matches.'),
-      maxMatches: z
-        .number()
-        .int()
-        .min(1)
-        .max(2000)
-        .default(100)
-        .describe('Maximum matches to return (default 100, at most 2000).'),
+      maxMatches: z.number().int().min(1).max(2000).default(100).describe('Maximum matches to return.'),
       maxFileBytes: z
         .number()
         .int()

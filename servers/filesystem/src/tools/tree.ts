@@ -12,26 +12,14 @@ export function treeTool(deps: FsDeps): AnyTool {
     name: 'tree',
     title: 'Directory tree',
     description:
-      'Shows a directory tree, breadth-first so the top levels come first, capped by depth and entry count; honours .gitignore by default and skips .git. `omitted` says which directories were not expanded (depth) or not fully shown (budget); follow truncated.nextCursor for the next entries in the same order.',
+      'Shows a directory tree breadth-first (top levels first), capped by maxDepth and maxEntries. `omitted` names the directories not expanded (depth) or not fully shown (budget); follow truncated.nextCursor for the next entries.',
     input: z.object({
       path: z
         .string()
         .default('.')
         .describe('Directory to show, relative to the first root (default: the root).'),
-      maxDepth: z
-        .number()
-        .int()
-        .min(1)
-        .max(50)
-        .default(3)
-        .describe('Levels below the directory to show (default 3).'),
-      maxEntries: z
-        .number()
-        .int()
-        .min(1)
-        .max(5000)
-        .default(400)
-        .describe('Maximum entries to return (default 400, at most 5000).'),
+      maxDepth: z.number().int().min(1).max(50).default(3).describe('Levels below the directory to show.'),
+      maxEntries: z.number().int().min(1).max(5000).default(400).describe('Maximum entries to return.'),
       gitignore: z.boolean().default(true).describe('Skip what .gitignore files ignore, and .git itself.'),
       hidden: z.boolean().default(false).describe('Include names starting with a dot.'),
       cursor: cursorArg,

@@ -40,7 +40,7 @@ export function writeFileTool(deps: FsDeps): AnyTool {
     name: 'write_file',
     title: 'Write a file',
     description:
-      'Writes the whole content of a file atomically (temp file, fsync, rename): readers and crashes see the old or the new content, never a mix. mode "create" fails if the file exists; "overwrite" (default) replaces it, and with expectedSha256 only if the file still has that hash (from read_file), so a concurrent change is not lost. Returns the new sha256.',
+      'Writes the whole content of a file atomically: readers and crashes see the old or the new content, never a mix. With expectedSha256 it overwrites only a file that still has that hash, so a concurrent change is not lost. Returns the new sha256.',
     input: z.object({
       path: z.string().describe('File to write, relative to the first root or absolute inside a root.'),
       content: z.string().max(16_777_216).describe('The full new content.'),

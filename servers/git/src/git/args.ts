@@ -9,9 +9,7 @@ export const repoArg = z
   .min(1)
   .max(4096)
   .default('.')
-  .describe(
-    'The repository: its work tree or any directory inside it, relative to the first root or absolute inside a root (default: the first root).',
-  );
+  .describe('Repository (any directory in it): relative to the first root, or absolute inside a root.');
 
 const noControl = /^[^\x00-\x1f\x7f]*$/;
 

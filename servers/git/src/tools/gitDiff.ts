@@ -43,7 +43,7 @@ export function gitDiffTool(): GitTool {
     name: 'git_diff',
     title: 'Git diff',
     description:
-      'Shows changes: working tree vs index (default), index vs HEAD (`staged: true`), a commit vs the working tree (`from`), or between two commits (`from` and `to`). Returns a per-file summary (status, lines added/deleted, binary, renames) and the patch cut to `maxBytes`; follow `truncated.nextCursor` for the rest. Filter with `paths`.',
+      'Shows changes: working tree vs index (default), index vs HEAD (`staged`), a commit vs the working tree (`from`), or two commits (`from`, `to`): a per-file summary (status, lines added/deleted, binary, renames), then the patch cut to `maxBytes`.',
     // Two modes the schema spells out, so the model is told rather than refused: against the
     // working tree or the index, or between two commits (which have no index to stage against).
     input: z.xor([

@@ -17,7 +17,7 @@ export function gitLogTool(): GitTool {
     name: 'git_log',
     title: 'Git log',
     description:
-      'Lists commits reachable from a revision (default HEAD), newest first, as structured records (sha, parents, author, committer, subject, body). Filter by paths, author, date range and message; page with the cursor.',
+      'Lists commits reachable from a revision, newest first (sha, parents, author, committer, subject, body), filtered by paths, author, dates and message.',
     input: z.object({
       repo: repoArg,
       ref: refArg('Revision to start from (branch, tag, sha); default HEAD.').optional(),

@@ -93,9 +93,7 @@ export const timeoutArg = z
   .min(1000)
   .max(3_600_000)
   .default(300_000)
-  .describe(
-    'Kill the run (its whole process group) after this many ms; the outcome is then `timeout` (default 300000).',
-  );
+  .describe('Kill the run after this many ms; the outcome is then `timeout`.');
 export const maxFilesShown = 50;
 
 /** Cuts text to a head and a tail of `maxBytes` in all, marking what was left out. */

@@ -17,20 +17,14 @@ export function classifyFlakyTool(deps: RunnerDeps): TestRunnerTool {
       'Re-runs the failed tests of a past run N times (always fresh) and classifies each: flaky (passed at least once), consistent (failed every time) or not_run (never executed, e.g. the re-runs errored or timed out).',
     input: z.object({
       runId: runIdArg,
-      attempts: z
-        .number()
-        .int()
-        .min(1)
-        .max(10)
-        .default(3)
-        .describe('How many times to re-run (default 3, at most 10).'),
+      attempts: z.number().int().min(1).max(10).default(3).describe('How many times to re-run.'),
       timeoutMs: z
         .number()
         .int()
         .min(1000)
         .max(600_000)
         .default(120_000)
-        .describe('Time limit per attempt in ms (default 120000).'),
+        .describe('Time limit per attempt in ms.'),
     }),
     output: z.object({
       runId: z.string(),

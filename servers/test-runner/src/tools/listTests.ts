@@ -16,7 +16,7 @@ export function listTestsTool(deps: RunnerDeps): TestRunnerTool {
     name: 'list_tests',
     title: 'List tests',
     description:
-      "Lists a project's tests as the framework discovers them (vitest list, jest --listTests (files only), mocha --dry-run, pytest --collect-only, cargo test -- --list, go test -list), paged with a cursor. Discovery imports the test modules. node:test cannot list without running.",
+      "Lists a project's tests as its framework discovers them (jest: files only; node:test cannot list without running). Discovery imports the test modules.",
     input: z.object({
       project: projectArg,
       limit: budgetArg({ default: 100, max: 1000, unit: 'items', what: 'tests' }),

@@ -19,7 +19,7 @@ export const testNamePatternArg = z
   .regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters')
   .optional()
   .describe(
-    "Only tests whose name matches, in the framework's own filter syntax: a regex for vitest/jest/mocha/node:test/go, a -k expression for pytest, a substring for cargo. Passed as one argument, never through a shell.",
+    "Only tests whose name matches, in the framework's syntax: a regex (vitest, jest, mocha, node:test, go), a -k expression (pytest), a substring (cargo).",
   );
 
 export const projectArg = z
@@ -28,7 +28,7 @@ export const projectArg = z
   .max(1000)
   .optional()
   .describe(
-    'Project id from detect_projects (e.g. `packages/api:vitest`), or its directory: relative (`packages/api`), absolute inside the roots, or a unique directory name (`api`). May be omitted when there is only one.',
+    'Project id from detect_projects (`packages/api:vitest`) or its directory (`packages/api`, or a unique name: `api`); optional when there is one project.',
   );
 
 /** `run_tests`: runs a project's tests with the server's own command template and returns typed failures. */
@@ -37,14 +37,14 @@ export function runTestsTool(deps: RunnerDeps): TestRunnerTool {
     name: 'run_tests',
     title: 'Run tests',
     description:
-      'Runs the tests of a project (optionally some files and a name filter) and returns the outcome (passed, failed, error, timeout, no_tests), totals, each failure with file, line, message, expected/actual and a project-only stack, per-file counts and the head and tail of the output. Unchanged inputs return the stored run (cached: true) unless fresh is set.',
+      "Runs a project's tests (or some files, or a name filter): outcome, totals, each failure with file, line, message, expected/actual and stack, per-file counts, the head and tail of the output. Unchanged inputs return the stored run (cached: true) unless fresh.",
     input: z.object({
       project: projectArg,
       files: z
         .array(z.string().min(1).max(4096))
         .max(200)
         .default([])
-        .describe('Test files to run (relative to the root), inside the project. Default: the whole suite.'),
+        .describe('Test files to run (relative to the root), inside the project; none: the whole suite.'),
       testNamePattern: testNamePatternArg,
       timeoutMs: timeoutArg,
       fresh: z.boolean().default(false).describe('Run even when a stored run for identical inputs exists.'),

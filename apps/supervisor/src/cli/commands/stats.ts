@@ -4,7 +4,7 @@ export const registerStats: RegisterCommand = (program, ctx) => {
   program
     .command('stats')
     .description(
-      'per task type: success rate, mean steps, p50/p95 latency, tokens and cost, with a flag when mean steps jump against the previous window',
+      'per task type: success rate, mean steps, p50/p95 latency, tokens and the cached share of input, cost (mean, p50/p95, coefficient of variation), with a flag when mean steps jump against the previous window',
     )
     .addOption(ctx.configOption())
     .option('--type <type>', 'only tasks of this type')

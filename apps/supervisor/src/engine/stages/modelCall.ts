@@ -184,6 +184,9 @@ export async function callModel(
         messages: messagesAsSent(messages) as ModelMessage[],
         tools,
         maxTokens: reservation.maxTokens,
+        ...(agent.config.reasoningEffort === undefined
+          ? {}
+          : { reasoningEffort: agent.config.reasoningEffort }),
         ...(turn.context === undefined ? {} : { context: turn.context }),
       },
       reservedInputTokens: reservation.inputTokens,
@@ -197,7 +200,15 @@ export async function callModel(
   for (let attempt = 1; ; attempt++) {
     try {
       reply = await agent.model.generate(
-        { messages, tools, maxTokens: reservation.maxTokens, signal: ctx.signal },
+        {
+          messages,
+          tools,
+          maxTokens: reservation.maxTokens,
+          ...(agent.config.reasoningEffort === undefined
+            ? {}
+            : { reasoningEffort: agent.config.reasoningEffort }),
+          signal: ctx.signal,
+        },
         { taskId: ctx.taskId, agent: agent.role, step: turn.step, invocation: agent.invocation },
       );
       break;
