@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { expect } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { defineAttack } from '../src/attack.js';
+import { asThePerson, startConsole } from '../src/console.js';
 import { createProject, type Project } from '../src/world.js';
 
 /** A task whose write under deploy/ waits for a human. */
@@ -29,9 +30,9 @@ export default defineAttack({
   item: '19.4',
   onMain: 'guard',
   title:
-    '`keel.config.yaml` is edited while a task waits for an approval (its `irreversible.paths` dropped, `limits.steps: 6000`); `keel resume`, `keel approve` or `keel continue` (of an escalation) would read the edited config and go on under it',
+    '`keel.config.yaml` is edited while a task waits for an approval (its `irreversible.paths` dropped, `limits.steps: 6000`); `keel resume`, `keel approve`, `keel continue` (of an escalation) or the console would read the edited config and go on under it',
   proves:
-    'a resume, and an approval or a continued escalation that resumes, stop naming the parts of the config that changed, before anything is recorded, unless `--accept-changed-config` accepts them on purpose (recorded)',
+    'a resume, and an approval or a continued escalation that resumes (from the CLI or the console), stop naming the parts of the config that changed, before anything is recorded, unless `--accept-changed-config` accepts them on purpose (recorded)',
   async attack() {
     const { p, run, approval } = await waitingTask();
     const config = parse(await readFile(p.configFile, 'utf8')) as Record<string, unknown>;
@@ -47,6 +48,19 @@ export default defineAttack({
     expect(firstLine(await p.keel(['approve', approval, '--as', 'alice', '--quiet']))).toEqual({
       code: 2,
       stderr: `keel: ${approval} not decided: task ${run.id} ${changed}`,
+    });
+    expect(await statusOf(p, approval)).toBe('pending');
+    // Nor through the console, which would resume the task in its own process.
+    const person = await asThePerson((await startConsole(p)).url);
+    expect(await person.post(`/api/approvals/${approval}/approve`, { by: 'alice' })).toEqual({
+      status: 409,
+      body: {
+        error: {
+          code: 'PRECONDITION_FAILED',
+          message: `${approval} not decided: task ${run.id} ran under another config: changed since: irreversible, limits`,
+          hint: `restore what changed, or decide and go on under the new config on purpose: keel approve ${approval} --accept-changed-config -c ${p.configFile}`,
+        },
+      },
     });
     expect(await statusOf(p, approval)).toBe('pending');
     expect(p.exists('deploy/run.sh')).toBe(false);

@@ -30,3 +30,30 @@ export async function startConsole(p: Project): Promise<{ url: string }> {
     await sleep(50);
   }
 }
+
+/**
+ * The console as the person who opened the printed URL uses it: the token traded for its cookie,
+ * the page's token read, then POSTs as the page sends them. Answers each with its status and body.
+ */
+export async function asThePerson(url: string) {
+  const token = new URL(url).searchParams.get('token') ?? '';
+  const cookie = `keel_console_token=${token}`;
+  const base = new URL('/', url);
+  const page = await (await fetch(base, { headers: { cookie } })).text();
+  const pageToken = /name="keel-page-token" content="([^"]+)"/.exec(page)?.[1] ?? '';
+  return {
+    async post(path: string, body: unknown): Promise<{ status: number; body: unknown }> {
+      const res = await fetch(new URL(path, base), {
+        method: 'POST',
+        headers: {
+          cookie,
+          origin: base.origin,
+          'content-type': 'application/json',
+          'x-keel-page-token': pageToken,
+        },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as unknown };
+    },
+  };
+}

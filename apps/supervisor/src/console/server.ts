@@ -16,7 +16,7 @@ import {
   liftGlobalStop,
 } from '../control/decisions.js';
 import { killAll, killTask } from '../control/kill.js';
-import { resumeTask, type RunTaskOptions } from '../engine/runTask.js';
+import { configChangeOf, resumeTask, type RunTaskOptions } from '../engine/runTask.js';
 import { listEvalReports, readEvalReport } from '../eval/reports.js';
 import { parseSince, readStats } from '../observe/stats.js';
 import type { ProgressEvent } from '../engine/session.js';
@@ -292,6 +292,25 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     return true;
   };
 
+  /**
+   * A decision that resumes the task here is refused before it is recorded when the config or a
+   * prompt changed since the task ran, as `keel approve` refuses it: going on under a changed config
+   * is a choice made on purpose, from the command line, and recorded.
+   */
+  const refuseChangedConfig = async (id: string, command: string) => {
+    const approval = await store.getApproval(id);
+    if (approval === undefined || approval.status !== 'pending') return;
+    const change = await configChangeOf({ loaded: options.loaded, store }, approval.taskId);
+    if (change === undefined) return;
+    throw new KeelError(
+      'PRECONDITION_FAILED',
+      `${id} not decided: task ${approval.taskId} ran under another config: changed since: ${change.changed.join(', ')}`,
+      {
+        hint: `restore what changed, or decide and go on under the new config on purpose: keel ${command} ${id} --accept-changed-config -c ${options.loaded.file}`,
+      },
+    );
+  };
+
   const act = async (url: URL, req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const p = url.pathname;
     let m: RegExpExecArray | null;
@@ -299,6 +318,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       parse(spec, await readJson(req));
     if ((m = /^\/api\/approvals\/([\w-]+)\/approve$/.exec(p))) {
       const b = await body(bodies.approve);
+      await refuseChangedConfig(m[1]!, 'approve');
       const approval = await approveCall(store, m[1]!, b.by, b.reason ?? null, clock);
       resume(approval.taskId, `approval ${approval.id} granted`);
       send(res, 202, { approval, resuming: approval.taskId });
@@ -310,6 +330,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       const raise = Object.fromEntries(
         Object.entries(b.raise).filter(([, value]) => value !== undefined),
       ) as Partial<Limits>;
+      await refuseChangedConfig(m[1]!, 'continue');
       const approval = await continueEscalation(store, m[1]!, b.by, raise, b.hint, clock);
       resume(approval.taskId, `escalation ${approval.id} continued`);
       send(res, 202, { approval, resuming: approval.taskId });
