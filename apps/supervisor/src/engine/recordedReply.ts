@@ -35,6 +35,9 @@ export function replyFromRecord(record: ModelCallRecord): ModelReply {
   };
 }
 
+/** One as-sent form per tool message, so the same message is the same object step after step (its stored blob is made once). */
+const asSent = new WeakMap<object, object>();
+
 /**
  * A request's messages as the provider gets them and its record keeps them: a tool result's
  * structured form stays in the tool call's record and never reaches the provider. A resumed step is
@@ -43,7 +46,11 @@ export function replyFromRecord(record: ModelCallRecord): ModelReply {
 export function messagesAsSent(messages: readonly unknown[]): unknown[] {
   return messages.map((m) => {
     if (m === null || typeof m !== 'object' || (m as { role?: unknown }).role !== 'tool') return m;
-    const { structured: _omitted, ...sent } = m as { structured?: unknown };
+    let sent = asSent.get(m);
+    if (sent === undefined) {
+      const { structured: _omitted, ...rest } = m as { structured?: unknown };
+      asSent.set(m, (sent = rest));
+    }
     return sent;
   });
 }

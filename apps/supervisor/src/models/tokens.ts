@@ -13,11 +13,30 @@ const requestOverhead = 64;
  * reconciles with the reported usage after each call.
  */
 export function inputTokenBound(request: Pick<ModelRequest, 'messages' | 'tools'>): number {
-  const sent = request.messages.map((m) => (m.role === 'tool' ? { ...m, structured: undefined } : m));
+  // The bytes of JSON.stringify({ messages, tools }) with tool messages' `structured` left out,
+  // summed part by part: `{"messages":[` + the messages and their commas + `],"tools":` + tools + `}`.
+  const messages = request.messages.reduce((sum, m) => sum + jsonBytes(m), 0);
+  const json = 13 + messages + Math.max(0, request.messages.length - 1) + 10 + jsonBytes(request.tools) + 1;
   return (
-    Buffer.byteLength(JSON.stringify({ messages: sent, tools: request.tools })) +
+    json +
     perMessageOverhead * request.messages.length +
     (request.tools.length > 0 ? toolsOverhead : 0) +
     requestOverhead
   );
+}
+
+/**
+ * UTF-8 bytes of a message's JSON as sent (a tool message without `structured`), or of a tool list,
+ * measured once per object: a conversation's messages are never changed once made (compaction makes
+ * new ones), so each step counts only what it added instead of the whole conversation again.
+ */
+const measured = new WeakMap<object, number>();
+function jsonBytes(value: object): number {
+  let bytes = measured.get(value);
+  if (bytes === undefined) {
+    const sent = (value as { role?: unknown }).role === 'tool' ? { ...value, structured: undefined } : value;
+    bytes = Buffer.byteLength(JSON.stringify(sent));
+    measured.set(value, bytes);
+  }
+  return bytes;
 }

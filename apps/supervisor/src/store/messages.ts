@@ -33,10 +33,19 @@ const isRequest = (value: unknown): value is { messages: unknown[]; tools?: unkn
 const isStored = (value: unknown): value is StoredRequest =>
   typeof value === 'object' && value !== null && (value as Record<string, unknown>)[refsKey] === 1;
 
-// JSON as written, not canonical: key order is part of what was sent (a tool call's arguments).
+/**
+ * JSON as written, not canonical: key order is part of what was sent (a tool call's arguments).
+ * Made once per object: a request resends the conversation's earlier messages as the same objects
+ * (never changed once made), so each step hashes only what it added.
+ */
+const made = new WeakMap<object, Blob>();
 const blobOf = (value: unknown): Blob => {
+  const known = typeof value === 'object' && value !== null ? made.get(value) : undefined;
+  if (known !== undefined) return known;
   const body = JSON.stringify(value);
-  return { sha256: sha256Hex(body), body };
+  const blob = { sha256: sha256Hex(body), body };
+  if (typeof value === 'object' && value !== null) made.set(value, blob);
+  return blob;
 };
 
 /**
