@@ -3,7 +3,7 @@
 // Lanes run side by side, each with its own world and its own seeded choices; each round is one
 // death (tier A) or one task killed a few times and resumed (tier B), checked against the
 // invariants before the next. The full campaign writes report.json and the README table; a sample
-// (--sample: a few hundred deaths, ≤ 9 minutes) writes its report to a temp file and exits 1 on any
+// (--sample: 250 deaths, ≤ 9 minutes) writes its report to a temp file and exits 1 on any
 // violation.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,7 +29,7 @@ const { values } = parseArgs({
     sample: { type: 'boolean', default: false },
     report: { type: 'string' },
     'b-share': { type: 'string', default: '0.3' },
-    'cd-share': { type: 'string', default: '0.04' },
+    'cd-share': { type: 'string', default: '0.015' },
     pg: { type: 'string' },
   },
 });
@@ -56,13 +56,16 @@ const cdFaults = tierCDFaults.filter((f) => tiers.includes(f.tier));
 if (tiers.length === 0)
   fail('no tier left to run', 'pass --pg postgres://… (or set KEEL_TEST_DATABASE_URL) for tiers C and D');
 const minutes = values.minutes === undefined ? (values.sample ? 9 : 40) : Number(values.minutes);
-const target = values.deaths === undefined ? (values.sample ? 300 : Infinity) : int('deaths', values.deaths);
+const target = values.deaths === undefined ? (values.sample ? 250 : Infinity) : int('deaths', values.deaths);
 const bShare = Number(values['b-share']);
 const cdShare = cdFaults.length === 0 ? 0 : Number(values['cd-share']);
 const reportFile =
   values.report ??
   (values.sample ? path.join(os.tmpdir(), `keel-chaos-sample-${seed}.json`) : path.join(here, 'report.json'));
 
+const pairsA = Object.entries(tierAPoints).flatMap(([server, points]) =>
+  points.map((point) => [server, point]),
+);
 const tally = createTally();
 const spent = { A: 0, B: 0, C: 0, D: 0 };
 const started = Date.now();
@@ -118,8 +121,8 @@ async function lane(index) {
       });
       rmSync(dir, { recursive: true, force: true });
     } else if (tier === 'A') {
-      const server = random.pick(Object.keys(tierAPoints));
-      const point = random.pick(tierAPoints[server]);
+      // Uniform over (server, point) pairs, so each named point is hit about as often as another.
+      const [server, point] = random.pick(pairsA);
       const outcome = await runRoundA({ lane: laneA, server, point, round, random });
       // A random kill that came after the answer still kills the server: the retry must replay.
       const as = point === 'random' && outcome.answered === true ? 'random-after-reply' : point;
