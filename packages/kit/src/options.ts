@@ -8,6 +8,7 @@ import type { PathJail } from './jail.js';
 import type { Logger } from './logger.js';
 import type { ProcessGroups } from './processGroups.js';
 import type { AskContext } from './ask.js';
+import type { KitCrashPoint } from './crashPoint.js';
 
 export interface ServerLimits {
   /** Per-call time limit unless a tool sets its own. */
@@ -59,6 +60,8 @@ export interface CreateServerOptions {
   prepare?: PrepareStep;
   /** The clock for deadlines a tool seals (questions' expiry); tests pass their own. */
   now?: () => number;
+  /** A chaos run's crash point (`kitCrashPointFrom`; bins take it from KEEL_CRASH_AT): none by default. */
+  crashPoint?: KitCrashPoint;
 }
 
 export type { PreparedCall, PrepareStep } from './prepare.js';

@@ -28,6 +28,7 @@ import { PREVIEW_META_KEY, previewResultSchema } from './preview.js';
 import type { PathJail } from './jail.js';
 import { lazy } from './lazy.js';
 import { createSilentLogger } from './logger.js';
+import { noKitCrashPoint } from './crashPoint.js';
 import type { CallOptions, CreateServerOptions, IdempotencyOptions, ServerLimits } from './options.js';
 import { createProcessGroups } from './processGroups.js';
 import { openSqlite } from './stateDir.js';
@@ -156,6 +157,7 @@ export function createServer(options: CreateServerOptions): KeelServer {
     sealer: createRequestStateSealer(secret),
     now: options.now ?? Date.now,
     prepare: options.prepare,
+    crashPoint: options.crashPoint ?? noKitCrashPoint,
   };
 
   async function callTool(name: string, rawArgs: unknown, call: CallOptions = {}): Promise<CallToolResult> {

@@ -167,6 +167,7 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
         waiters: this.#shared.waiters,
         abort: this.abort,
         inFlight: this.#shared.inFlight,
+        crashPoint: this.#shared.crashPoint,
         start: (kind) => this.#start(kind),
         race: (work) => this.#race(work),
         settlementAudit: (done) =>

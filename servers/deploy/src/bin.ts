@@ -61,7 +61,8 @@ Example:
       }
     });
     const crashAt = process.env['KEEL_CRASH_AT'];
-    if (crashAt !== undefined && crashAt !== '')
+    // The kit logs its own points (`kit.…`); the supervisor's are not this server's.
+    if (crashAt !== undefined && crashAt !== '' && !/^(kit|supervisor)\./.test(crashAt))
       logger.warn('a crash point is armed: this server SIGKILLs itself there (KEEL_CRASH_AT)', { crashAt });
     const needApproval = [...config.environments.values()].filter((env) => env.policy.requiresApproval);
     if (needApproval.length > 0 && approvalKeys.length === 0) {

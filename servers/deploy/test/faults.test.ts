@@ -166,3 +166,43 @@ describe('kill -9 between the release record and the pruning', () => {
     expect((await readdir(releases)).sort()).toEqual([ids[1]!, plan.releaseId as string].sort());
   });
 });
+
+describe('the kit crash points in the deploy bin (KEEL_CRASH_AT=kit.…)', () => {
+  it('kit.after-effect: the release went live but its key was never completed; the same-key retry answers it, deploying nothing again', async () => {
+    const project = await createProject();
+    const armed = await startBin(project, [], { KEEL_CRASH_AT: 'kit.after-effect' });
+    const plan = await callOk(armed, 'plan_deploy', { environment: 'staging' });
+    const meta = { 'keel/idempotency-key': 'kit-effect' };
+    await callUntilCrash(armed, 'kit.after-effect', 'apply_deploy', { planId: plan.planId }, meta);
+    const releases = path.join(project.deployRoot, 'staging', 'releases');
+    expect(await readdir(releases)).toEqual([plan.releaseId]);
+
+    const retry = await startBin(project);
+    const applied = await callOk(retry, 'apply_deploy', { planId: plan.planId }, meta);
+    expect([applied.status, applied.current]).toEqual(['live', plan.releaseId]);
+    expect(await readdir(releases)).toEqual([plan.releaseId]);
+    expect(await readlink(path.join(project.deployRoot, 'staging', 'current'))).toBe(
+      `releases/${plan.releaseId}`,
+    );
+  });
+
+  it('an unknown kit point stops the bin at start (exit 2), naming the kit’s', async () => {
+    const project = await createProject();
+    const failed = await run(
+      process.execPath,
+      [binPath, '--root', project.root, '--state-dir', project.stateDir],
+      {
+        env: { ...process.env, KEEL_CRASH_AT: 'kit.nowhere' },
+      },
+    ).then(
+      () => undefined,
+      (error: unknown) => error as { code: number; stderr: string },
+    );
+    expect(failed?.code).toBe(2);
+    const last = JSON.parse(failed!.stderr.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect([last['msg'], last['hint']]).toEqual([
+      "KEEL_CRASH_AT='kit.nowhere' is not a crash point of the kit",
+      'Crash points: kit.after-claim, kit.after-effect.',
+    ]);
+  });
+});

@@ -10,6 +10,7 @@ import { createLogger, logLevels, type Logger, type LogLevel } from '../logger.j
 import { startTelemetry } from '../otel.js';
 import { kitDefaults } from '../defaults.js';
 import { createProcessGroups } from '../processGroups.js';
+import { kitCrashPointFrom, type KitCrashPoint } from '../crashPoint.js';
 import { createServer } from '../server.js';
 import { collect, nonNegativeInt } from './flags.js';
 import type { StateStore } from '../state/stateStore.js';
@@ -248,6 +249,15 @@ async function serveCommand<TExtra>(
     process.stderr.write(rootUsage(cli.bin));
     return 2;
   }
+  let crashPoint: KitCrashPoint;
+  try {
+    // Chaos runs only: unset (or another component's name), a no-op.
+    crashPoint = kitCrashPointFrom(cli.env['KEEL_CRASH_AT'], logger);
+  } catch (error) {
+    if (!(error instanceof KeelError)) throw error;
+    logger.error(error.message, { code: error.code, hint: error.hint });
+    return 2;
+  }
   let state: StateDir;
   try {
     state = openStateDir(path.resolve(options.stateDir));
@@ -325,6 +335,7 @@ async function serveCommand<TExtra>(
     ...(telemetry.tracer === undefined ? {} : { tracer: telemetry.tracer }),
     limits: { defaultTimeoutMs: options.timeoutMs },
     idempotency: { leaseMs: options.leaseMs, ttlMs: options.idempotencyTtlHours * 3600_000 },
+    crashPoint,
   });
 
   // Listen for the end before announcing the start: a supervisor may signal the moment it reads 'listening'.

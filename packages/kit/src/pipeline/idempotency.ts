@@ -2,6 +2,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { AuditEntry } from '../audit/auditLog.js';
 import type { AbortListener, CallAbort } from '../abort.js';
 import { toolError, type Outcome, type ToolError } from '../errors.js';
+import type { KitCrashPoint } from '../crashPoint.js';
 import type { ClaimResult, IdempotencyStore } from '../idempotency/store.js';
 import type { Logger } from '../logger.js';
 import type { IdempotencyOptions } from '../options.js';
@@ -32,6 +33,8 @@ export interface KeyedCall {
   abort: CallAbort;
   /** Keyed runs that outlive their answer (a timeout), so close() can wait for them. */
   inFlight: Set<Promise<unknown>>;
+  /** A chaos run's crash point (after the claim, after the handler settled); a no-op otherwise. */
+  crashPoint: KitCrashPoint;
   /** Starts the handler, or the recovery of an interrupted run, and renders what it settles with. */
   start(kind: 'executed' | 'recovered'): Promise<Settled>;
   /** The handler's settlement, or the abort (cancel/timeout) if that comes first. */
@@ -155,8 +158,10 @@ async function runClaimed(
       previousOwner: claim.previousOwner,
     });
   let audited: Settled | undefined;
+  call.crashPoint('kit.after-claim');
   const settled = call.start(kind).then(async (done) => {
     clearInterval(heartbeat);
+    call.crashPoint('kit.after-effect');
     try {
       // A retryable failure (a pending question among them) frees the key; anything else is kept,
       // and its audit row records what the run did, whatever the caller was answered meanwhile.

@@ -3,6 +3,7 @@ import type { CallAbort } from '../abort.js';
 import type { RequestStateSealer } from '../ask.js';
 import type { AuditLog } from '../audit/auditLog.js';
 import type { RedactOptions } from '../audit/redact.js';
+import type { KitCrashPoint } from '../crashPoint.js';
 import type { CursorCodec } from '../cursor.js';
 import type { DeadlineWatch } from '../deadlines.js';
 import type { KeelError } from '../errors.js';
@@ -45,6 +46,8 @@ export interface PipelineShared {
   sealer: RequestStateSealer;
   now: () => number;
   prepare: PrepareStep | undefined;
+  /** A chaos run's crash point; a no-op otherwise. */
+  crashPoint: KitCrashPoint;
 }
 
 /** The calls in flight: close() cancels them and waits until none is left. */

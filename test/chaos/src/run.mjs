@@ -1,0 +1,217 @@
+#!/usr/bin/env node
+// `pnpm chaos [--seed N] [--minutes M] [--deaths N] [--lanes L] [--tiers A,B] [--sample]`
+// Lanes run side by side, each with its own world and its own seeded choices; each round is one
+// death (tier A) or one task killed a few times and resumed (tier B), checked against the
+// invariants before the next. The full campaign writes report.json and the README table; a sample
+// (--sample: 250 deaths, ≤ 9 minutes) writes its report to a temp file and exits 1 on any
+// violation.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startScriptedChatServer } from '@keel/testing/chat-server';
+import * as prettier from 'prettier';
+import { withTable } from './readme.mjs';
+import { createRandom } from './rng.mjs';
+import { createTally } from './tally.mjs';
+import { createLane, runRoundA, tierAPoints, verifyAudit } from './tierA.mjs';
+import { createTaskWorld, runTaskB, script } from './tierB.mjs';
+import { runRoundCD, tierCDFaults } from './tierCD.mjs';
+
+const here = new URL('..', import.meta.url).pathname;
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string', default: '1' },
+    minutes: { type: 'string' },
+    deaths: { type: 'string' },
+    lanes: { type: 'string', default: '2' },
+    tiers: { type: 'string', default: 'A,B,C,D' },
+    sample: { type: 'boolean', default: false },
+    report: { type: 'string' },
+    'b-share': { type: 'string', default: '0.3' },
+    'cd-share': { type: 'string', default: '0.015' },
+    pg: { type: 'string' },
+  },
+});
+const fail = (message, hint) => {
+  process.stderr.write(`chaos: ${message}\nhint: ${hint}\n`);
+  process.exit(2);
+};
+const int = (name, value) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) fail(`--${name} '${value}' is not a whole number`, `e.g. --${name} 3`);
+  return n;
+};
+const seed = int('seed', values.seed);
+const lanes = Math.max(1, int('lanes', values.lanes));
+const tiers = values.tiers.split(',').map((t) => t.trim().toUpperCase());
+for (const t of tiers)
+  if (!['A', 'B', 'C', 'D'].includes(t)) fail(`unknown tier '${t}'`, 'tiers: A, B, C, D');
+const pgUrl = values.pg ?? process.env['KEEL_TEST_DATABASE_URL'];
+if (pgUrl === undefined && (tiers.includes('C') || tiers.includes('D'))) {
+  process.stderr.write('chaos: no PostgreSQL (--pg URL or KEEL_TEST_DATABASE_URL): tiers C and D left out\n');
+  tiers.splice(0, tiers.length, ...tiers.filter((t) => t !== 'C' && t !== 'D'));
+}
+const cdFaults = tierCDFaults.filter((f) => tiers.includes(f.tier));
+if (tiers.length === 0)
+  fail('no tier left to run', 'pass --pg postgres://… (or set KEEL_TEST_DATABASE_URL) for tiers C and D');
+const minutes = values.minutes === undefined ? (values.sample ? 9 : 40) : Number(values.minutes);
+const target = values.deaths === undefined ? (values.sample ? 250 : Infinity) : int('deaths', values.deaths);
+const bShare = Number(values['b-share']);
+const cdShare = cdFaults.length === 0 ? 0 : Number(values['cd-share']);
+const reportFile =
+  values.report ??
+  (values.sample ? path.join(os.tmpdir(), `keel-chaos-sample-${seed}.json`) : path.join(here, 'report.json'));
+
+const pairsA = Object.entries(tierAPoints).flatMap(([server, points]) =>
+  points.map((point) => [server, point]),
+);
+const tally = createTally();
+const spent = { A: 0, B: 0, C: 0, D: 0 };
+const started = Date.now();
+const deadline = started + minutes * 60_000;
+const root = mkdtempSync(path.join(os.tmpdir(), 'keel-chaos-'));
+const chat = await startScriptedChatServer({ script });
+let stopping = false;
+process.on('SIGINT', () => (stopping = true));
+const more = () => !stopping && Date.now() < deadline && tally.total() < target;
+
+let progressAt = 0;
+function progress() {
+  if (Date.now() - progressAt < 10_000) return;
+  progressAt = Date.now();
+  process.stderr.write(
+    `chaos: ${tally.total()} deaths, ${tally.violations().length} violation(s), ${Math.round((Date.now() - started) / 1000)} s\n`,
+  );
+}
+
+async function lane(index) {
+  const random = createRandom(seed * 1000 + index);
+  const laneA = tiers.includes('A') ? await createLane(path.join(root, `a${index}`)) : undefined;
+  let round = 0;
+  let tasks = 0;
+  while (more()) {
+    round++;
+    // Which tier: C/D (slow) for a small share of rounds, else B for `--b-share` of them, else A.
+    const fault = random.next() < cdShare ? random.pick(cdFaults) : undefined;
+    const abTiers = tiers.filter((t) => t === 'A' || t === 'B');
+    const tier =
+      fault?.tier ??
+      (abTiers.length === 0
+        ? random.pick(cdFaults).tier
+        : abTiers.length === 1
+          ? abTiers[0]
+          : random.next() < bShare
+            ? 'B'
+            : 'A');
+    const t0 = Date.now();
+    if (tier === 'C' || tier === 'D') {
+      const f = fault ?? random.pick(cdFaults.filter((x) => x.tier === tier));
+      const dir = path.join(root, `cd${index}-${round}`);
+      mkdirSync(dir);
+      await runRoundCD({
+        dir,
+        adminUrl: pgUrl,
+        fault: f,
+        random,
+        record: (what) =>
+          what === undefined
+            ? tally.death(f.tier, f.target, f.point)
+            : tally.violation(f.tier, f.target, f.point, { what, lane: index, round }),
+      });
+      rmSync(dir, { recursive: true, force: true });
+    } else if (tier === 'A') {
+      // Uniform over (server, point) pairs, so each named point is hit about as often as another.
+      const [server, point] = random.pick(pairsA);
+      const outcome = await runRoundA({ lane: laneA, server, point, round, random });
+      // A random kill that came after the answer still kills the server: the retry must replay.
+      const as = point === 'random' && outcome.answered === true ? 'random-after-reply' : point;
+      tally.death('A', server, as);
+      if (outcome.violation !== undefined)
+        tally.violation('A', server, as, { what: outcome.violation, lane: index, round });
+      if (round % 25 === 0) {
+        const broken = await verifyAudit(laneA);
+        if (broken !== undefined)
+          tally.violation('A', 'audit', 'verify', { what: broken, lane: index, round });
+      }
+    } else {
+      const laneId = `${index}.${++tasks}`;
+      const world = await createTaskWorld(path.join(root, `b${index}-${tasks}`), laneId, chat.url);
+      await runTaskB({
+        world,
+        laneId,
+        chat,
+        random,
+        deaths: 3 + random.int(0, 3),
+        randomWindowMs: 4000,
+        record: (point, what) =>
+          what === undefined
+            ? tally.death('B', 'keel run/resume', point)
+            : tally.violation('B', 'keel run/resume', point, { what, lane: index, round }),
+      });
+      rmSync(world.dir, { recursive: true, force: true });
+    }
+    spent[tier] += Date.now() - t0;
+    progress();
+  }
+  if (laneA !== undefined) {
+    const broken = await verifyAudit(laneA);
+    if (broken !== undefined) tally.violation('A', 'audit', 'verify', { what: broken, lane: index, round });
+  }
+}
+
+await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+await chat.close();
+rmSync(root, { recursive: true, force: true });
+
+const wallSeconds = (Date.now() - started) / 1000;
+const rows = tally.rows();
+const tierTotals = {};
+for (const tier of tiers) {
+  const deaths = rows.filter((r) => r.tier === tier).reduce((s, r) => s + r.deaths, 0);
+  tierTotals[tier] = {
+    deaths,
+    laneMinutes: Math.round((spent[tier] / 60_000) * 10) / 10,
+    deathsPerLaneMinute: spent[tier] === 0 ? 0 : Math.round((deaths / (spent[tier] / 60_000)) * 10) / 10,
+  };
+}
+const kinds = new Map();
+for (const v of tally.violations()) {
+  // The same fault found again: one kind (numbers of rounds and steps aside).
+  const what = v.what.replace(/r\d+/g, 'rN').replace(/\d+/g, 'N');
+  const k = `${v.tier}\t${v.target}\t${v.point}\t${what}`;
+  const kind = kinds.get(k) ?? {
+    tier: v.tier,
+    target: v.target,
+    point: v.point,
+    what: v.what,
+    count: 0,
+    first: { lane: v.lane, round: v.round },
+  };
+  kind.count++;
+  kinds.set(k, kind);
+}
+const report = {
+  command: `pnpm chaos ${process.argv.slice(2).join(' ')}`.trim(),
+  seed,
+  sample: values.sample,
+  lanes,
+  wallSeconds: Math.round(wallSeconds),
+  totals: { deaths: tally.total(), violations: tally.violations().length },
+  tiers: tierTotals,
+  rows,
+  violationKinds: [...kinds.values()],
+  violations: tally.violations().slice(0, 200),
+};
+// Written as the repository's prettier would, so `pnpm lint` and the README test agree with it.
+const pretty = async (text, filepath) =>
+  prettier.format(text, { ...(await prettier.resolveConfig(filepath)), filepath });
+writeFileSync(reportFile, await pretty(JSON.stringify(report, null, 2), reportFile));
+if (!values.sample && values.report === undefined) {
+  const readmeFile = path.join(here, 'README.md');
+  writeFileSync(readmeFile, await pretty(withTable(readFileSync(readmeFile, 'utf8'), report), readmeFile));
+}
+process.stderr.write(
+  `chaos: ${report.totals.deaths} deaths, ${report.totals.violations} violation(s) in ${report.wallSeconds} s; report: ${reportFile}\n`,
+);
+process.exit(report.totals.violations > 0 ? 1 : 0);
