@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -61,6 +62,38 @@ describe('edit_file reconciles an interrupted call', () => {
     const result = await server.callTool('edit_file', { ...input, idempotencyKey: 'k2' });
     expect(result.structuredContent).toMatchObject({ replacements: 1 });
     expect(await readFile(path.join(root, 'a.txt'), 'utf8')).toBe('one\nTWO\nthree\n');
+  });
+
+  it('an insertion (new text holding the old) is never applied twice: refused without its pre-image hash, told apart with it', async () => {
+    const input = editInput([{ oldText: 'END', newText: 'r13\nEND' }]);
+    // Killed after the write: the file holds the insertion, and still accepts it.
+    const landed = await afterCrash('edit_file', input, 'k4');
+    await writeFile(path.join(landed.root, 'a.txt'), 'one\nr13\nEND\n');
+    const again = await landed.server.callTool('edit_file', { ...input, idempotencyKey: 'k4' });
+    expect(again._meta?.['keel/error']).toMatchObject({ code: 'CONFLICT' });
+    expect(await readFile(path.join(landed.root, 'a.txt'), 'utf8')).toBe('one\nr13\nEND\n');
+    // With expectedSha256 the file tells: its pre-image runs the edit once.
+    const before = 'one\nEND\n';
+    const sha = createHash('sha256').update(before).digest('hex');
+    const keyed = { ...input, expectedSha256: sha };
+    const early = await afterCrash('edit_file', keyed, 'k5');
+    await writeFile(path.join(early.root, 'a.txt'), before);
+    const ran = await early.server.callTool('edit_file', { ...keyed, idempotencyKey: 'k5' });
+    expect(ran.structuredContent).toMatchObject({ replacements: 1, previousSha256: sha });
+    expect(await readFile(path.join(early.root, 'a.txt'), 'utf8')).toBe('one\nr13\nEND\n');
+    // …and its post-image is the edit that landed: the one undo that hashes to it proves it.
+    const late = await afterCrash('edit_file', keyed, 'k6');
+    await writeFile(path.join(late.root, 'a.txt'), 'one\nr13\nEND\n');
+    const landedOnce = await late.server.callTool('edit_file', { ...keyed, idempotencyKey: 'k6' });
+    expect(landedOnce.isError).toBeUndefined();
+    expect(landedOnce.structuredContent).toMatchObject({ replacements: 1, previousSha256: sha });
+    expect(await readFile(path.join(late.root, 'a.txt'), 'utf8')).toBe('one\nr13\nEND\n');
+    // A file changed otherwise since is refused by the hash check, not edited.
+    const other = await afterCrash('edit_file', keyed, 'k7');
+    await writeFile(path.join(other.root, 'a.txt'), 'zero\none\nr13\nEND\n');
+    const refused = await other.server.callTool('edit_file', { ...keyed, idempotencyKey: 'k7' });
+    expect(refused._meta?.['keel/error']).toMatchObject({ code: 'PRECONDITION_FAILED' });
+    expect(await readFile(path.join(other.root, 'a.txt'), 'utf8')).toBe('zero\none\nr13\nEND\n');
   });
 
   it('refuses to guess when the file shows neither state', async () => {

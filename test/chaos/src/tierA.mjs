@@ -4,6 +4,7 @@
 // happened exactly once, no torn release, nothing the dead server started is left running, and
 // (every few rounds and at the end) the audit log's hash chain verifies.
 import { execFile as execFileCb } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -127,10 +128,16 @@ async function prepareRound(lane, server, round) {
     case 'filesystem-insert': {
       // An insertion: the new text contains the old (`END` → `r4\nEND`), as a model inserting
       // above a line writes it.
+      // With expectedSha256 (from read_file), as the file's pre-image: an insertion still applies
+      // once it landed, so only the hash lets a retry tell whether it did.
       const before = readFileSync(path.join(lane.ws, 'notes.txt'), 'utf8');
       return {
         name: 'edit_file',
-        args: { path: 'notes.txt', edits: [{ oldText: 'END', newText: `${tag}\nEND` }] },
+        args: {
+          path: 'notes.txt',
+          edits: [{ oldText: 'END', newText: `${tag}\nEND` }],
+          expectedSha256: createHash('sha256').update(before).digest('hex'),
+        },
         async check() {
           const now = readFileSync(path.join(lane.ws, 'notes.txt'), 'utf8');
           const expected = before.replace('END', `${tag}\nEND`);

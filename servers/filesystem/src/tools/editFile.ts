@@ -141,9 +141,44 @@ export function editFileTool(deps: FsDeps): AnyTool {
           },
         };
       }
+      // An insertion cannot be undone by text alone, but its pre-image's hash tells: the one place
+      // it could have gone in whose undo hashes to expectedSha256 (and redoes to the file) is proof.
+      const before =
+        input.expectedSha256 === undefined
+          ? undefined
+          : insertedAt(current, input.edits, input.expectedSha256);
+      if (before !== undefined) {
+        const { diff, truncated } = await unifiedDiff(shown, before, current, input.maxDiffBytes);
+        return {
+          status: 'done',
+          value: {
+            path: shown,
+            diff,
+            replacements: 1,
+            previousSha256: input.expectedSha256!,
+            sha256: sha256Of(read.value),
+            dryRun: false,
+            ...(truncated === undefined ? {} : { truncated }),
+          },
+        };
+      }
+      // With its pre-image's hash, a file that differs is refused by the handler's own check.
+      if (input.expectedSha256 !== undefined) return { status: 'not_done' };
+      // An edit whose new text holds its old text (an insertion) still applies once it landed: the
+      // file cannot say whether it did, and running it again would insert twice.
+      if (input.edits.some((edit) => edit.newText.includes(edit.oldText)))
+        return {
+          status: 'failed',
+          error: toolError(
+            'CONFLICT',
+            `an interrupted edit_file of '${shown}' cannot be confirmed: its new text contains its old text, so the file accepts the edit whether or not it landed`,
+            {
+              hint: 'Read the file; if the edit is not there, redo it with a new idempotency key (pass expectedSha256 from read_file, so an interrupted edit can be told apart).',
+            },
+          ),
+        };
       // Not applied yet (or changed by someone else, which the handler's own checks report).
-      if (applyEdits(current, input.edits, shown).ok || input.expectedSha256 !== undefined)
-        return { status: 'not_done' };
+      if (applyEdits(current, input.edits, shown).ok) return { status: 'not_done' };
       return {
         status: 'failed',
         error: toolError(
@@ -156,4 +191,26 @@ export function editFileTool(deps: FsDeps): AnyTool {
       };
     },
   });
+}
+
+/**
+ * The content before a single insertion (one edit whose new text holds its old text) that left
+ * `current`: of the places its new text occurs, the one whose undo hashes to `sha256` and redoes to
+ * `current`. Undefined for any other edit, or when no place fits.
+ */
+function insertedAt(
+  current: string,
+  edits: ReadonlyArray<{ oldText: string; newText: string; replaceAll: boolean }>,
+  sha256: string,
+): string | undefined {
+  const [edit] = edits;
+  if (edits.length !== 1 || edit === undefined || edit.replaceAll || !edit.newText.includes(edit.oldText))
+    return undefined;
+  for (let at = current.indexOf(edit.newText); at !== -1; at = current.indexOf(edit.newText, at + 1)) {
+    const before = current.slice(0, at) + edit.oldText + current.slice(at + edit.newText.length);
+    if (sha256Of(Buffer.from(before, 'utf8')) !== sha256) continue;
+    const redone = applyEdits(before, edits, '');
+    if (redone.ok && redone.value.text === current) return before;
+  }
+  return undefined;
 }
