@@ -6,8 +6,8 @@ import { createProject, writeTools, type Project } from '../src/world.js';
 
 const prompt = 'You are the coding agent. Write what the task asks.\n';
 
-/** A coder (prompt from a file) whose write under deploy/ waits for a human at step 1; the approval is granted, not yet resumed. */
-async function approvedWrite() {
+/** A coder (prompt from a file) whose write under deploy/ waits for a human at step 1. */
+async function waitingWrite() {
   const p = await createProject({ files: { 'README.md': '# app\n', 'deploy/.keep': '' } });
   await writeFile(path.join(p.dir, 'coding.md'), prompt);
   const agent = { model: 'gpt', prompt: 'coding.md', tools: { filesystem: writeTools } };
@@ -20,9 +20,14 @@ async function approvedWrite() {
   ]);
   const approvals = JSON.parse((await p.keel(['approvals', '--json'])).stdout) as Array<{ id: string }>;
   expect([run.status, approvals.length]).toEqual(['waiting', 1]);
-  const approval = approvals[0]!.id;
-  expect((await p.keel(['approve', approval, '--as', 'alice', '--no-resume'])).code).toBe(0);
-  return { p, run, approval };
+  return { p, run, approval: approvals[0]!.id };
+}
+
+/** The same, its approval granted and not yet resumed. */
+async function approvedWrite() {
+  const waiting = await waitingWrite();
+  expect((await waiting.p.keel(['approve', waiting.approval, '--as', 'alice', '--no-resume'])).code).toBe(0);
+  return waiting;
 }
 
 const resume = async (p: Project, id: string, flags: string[]) => {
@@ -80,6 +85,25 @@ export default defineAttack({
     ]);
     expect(await eventsOf(accepted.p, accepted.run.id, 'approval_consumed')).toEqual([
       { approval: accepted.approval, by: 'alice', slot: '1:0', tool: 'write_file' },
+    ]);
+
+    // The same in one command: the approval accepts both, and its resume runs the approved call once.
+    const once = await waitingWrite();
+    await writeFile(path.join(once.p.dir, 'coding.md'), `${prompt}Be brief.\n`);
+    const approved = await once.p.keel([
+      'approve',
+      once.approval,
+      '--as',
+      'alice',
+      '--accept-changed-config',
+      '--accept-divergence',
+      '--quiet',
+      '--json',
+    ]);
+    expect((JSON.parse(approved.stdout) as { status: string }).status).toBe('succeeded');
+    expect(once.p.read('deploy/run.sh')).toBe('echo hi\n');
+    expect(await eventsOf(once.p, once.run.id, 'divergence_accepted')).toEqual([
+      { step: 1, agent: 'coding', path: '$.messages[0].content' },
     ]);
   },
   twin: {

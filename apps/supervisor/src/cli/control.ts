@@ -238,6 +238,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       false,
     )
     .option(
+      '--accept-divergence',
+      'on resume, a recorded step whose request differs now (an edited prompt, config or workspace) is asked afresh instead of stopping the task (recorded as an event)',
+      false,
+    )
+    .option(
       '--json',
       "print the resumed task's taskRun.v1 record as JSON (the decision goes to stderr)",
       false,
@@ -252,6 +257,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           reason?: string;
           resume: boolean;
           acceptChangedConfig: boolean;
+          acceptDivergence: boolean;
           quiet: boolean;
           json: boolean;
         },
@@ -305,6 +311,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       false,
     )
     .option(
+      '--accept-divergence',
+      'on resume, a recorded step whose request differs now (an edited prompt, config or workspace) is asked afresh instead of stopping the task (recorded as an event)',
+      false,
+    )
+    .option(
       '--json',
       "print the resumed task's taskRun.v1 record as JSON (the decision goes to stderr)",
       false,
@@ -320,6 +331,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           as?: string;
           resume: boolean;
           acceptChangedConfig: boolean;
+          acceptDivergence: boolean;
           quiet: boolean;
           json: boolean;
         },
