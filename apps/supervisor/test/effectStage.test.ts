@@ -41,6 +41,28 @@ async function world(options: { root: string; protectedPaths?: string[] }) {
 }
 
 describe('the effect stage sizes a call on the server’s own preview', () => {
+  it('a call whose preview was an error is sent bound to that: once its plan would hold (the state moved), it is refused, unchanged', async () => {
+    const w = await world({ root: '.' });
+    // edit_file of a file that does not exist: its plan refuses it, so the preview is that error.
+    const args = { path: 'gone.txt', edits: [{ oldText: 'a', newText: 'b' }] };
+    const sized = await w.size(w.server, 'edit_file', args);
+    expect(sized).toEqual(done({ computable: true, files: [], refused: true }));
+    if (!sized.ok) throw new Error('unreachable');
+    expect(expectPreviewMeta(sized.value)).toEqual({ 'keel/expect-preview': 'refused' });
+    // The file appears between the preview and the call: an edit nobody sized.
+    await writeFile(path.join(w.ws, 'gone.txt'), 'a\n');
+    const refused = await w.server.call('edit_file', args, {
+      signal: new AbortController().signal,
+      timeoutMs: 60_000,
+      meta: { 'keel/idempotency-key': 'k-unsized', ...expectPreviewMeta(sized.value) },
+    });
+    expect({ isError: refused.isError, code: refused.error?.code }).toEqual({
+      isError: true,
+      code: 'PRECONDITION_FAILED',
+    });
+    expect(await readFile(path.join(w.ws, 'gone.txt'), 'utf8')).toBe('a\n');
+  });
+
   it('a real call carries the binding: a file changed between preview and apply is refused, unchanged', async () => {
     const w = await world({ root: '.' });
     await writeFile(path.join(w.ws, 'a.txt'), 'one\n');

@@ -59,6 +59,7 @@ export {
   PREVIEW_META_KEY,
   previewBinding,
   previewResultSchema,
+  REFUSED_PREVIEW_BINDING,
 } from './preview.js';
 export type {
   EffectChange,

@@ -7,9 +7,9 @@ import { canonicalJson, sha256Hex } from './canonical.js';
 import { ok, type Outcome } from './errors.js';
 import { ownFileDenied, type PathJail } from './jail.js';
 
-import { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY } from './previewKeys.js';
+import { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY, REFUSED_PREVIEW_BINDING } from './previewKeys.js';
 
-export { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY };
+export { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY, REFUSED_PREVIEW_BINDING };
 
 /** What happens to one file. */
 export const effectChanges = ['create', 'modify', 'delete', 'rename', 'copy', 'mode'] as const;

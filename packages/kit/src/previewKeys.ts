@@ -8,3 +8,9 @@ export const PREVIEW_META_KEY = 'keel/preview';
  * refused (PRECONDITION_FAILED) if the effect, recomputed when it runs, has another binding.
  */
 export const EXPECT_PREVIEW_META_KEY = 'keel/expect-preview';
+/**
+ * The `keel/expect-preview` value of a call whose preview was an error (its plan refused it): the
+ * real call then changes nothing or is refused — if its plan succeeds now, the state moved since the
+ * preview, and an effect nobody sized is not applied.
+ */
+export const REFUSED_PREVIEW_BINDING = 'refused';

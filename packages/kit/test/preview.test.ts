@@ -292,6 +292,35 @@ describe('a call bound to a preview', () => {
   });
 });
 
+describe('a call whose preview was an error', () => {
+  it('answers the same error while the state is as previewed, and is refused, changing nothing, once its plan would hold', async () => {
+    const applied = { runs: 0 };
+    const server = createServer({ name: 's', version: '1', tools: fileTools(applied), jail });
+    const previewed = await server.callTool('remove', { path: 'd' }, asPreview);
+    expect(errorOf(previewed)?.code).toBe('NOT_FOUND');
+    const meta = { 'keel/expect-preview': 'refused', 'keel/idempotency-key': 'r' };
+    // As previewed: the call gives the preview's error.
+    const same = await server.callTool('remove', { path: 'd' }, { meta });
+    expect([errorOf(same)?.code, applied.runs]).toEqual(['NOT_FOUND', 0]);
+    // The directory appears between the preview and the call: its removal was never sized.
+    await mkdir(path.join(dir, 'd'));
+    await writeFile(path.join(dir, 'd', 'keep.txt'), 'keep\n');
+    const refused = await server.callTool(
+      'remove',
+      { path: 'd' },
+      { meta: { ...meta, 'keel/idempotency-key': 's' } },
+    );
+    expect(errorOf(refused)).toEqual({
+      code: 'PRECONDITION_FAILED',
+      message:
+        'remove would now change what its preview said it could not: the state it acts on changed since',
+      hint: 'Preview again (_meta["keel/preview"]: true), check the effect, and send the call with its binding; nothing was changed.',
+      retryable: false,
+    });
+    expect([applied.runs, await readFile(path.join(dir, 'd', 'keep.txt'), 'utf8')]).toEqual([0, 'keep\n']);
+  });
+});
+
 describe('preview requests the kit refuses', () => {
   it.each([
     [
@@ -327,7 +356,7 @@ describe('preview requests the kit refuses', () => {
       'put',
       { 'keel/expect-preview': 'latest' },
       `_meta["keel/expect-preview"] must be a preview's binding`,
-      'Send the 64-hex-digit `binding` a preview of this call returned.',
+      'Send the 64-hex-digit `binding` a preview of this call returned, or "refused" when its preview was an error.',
     ],
     [
       'a preview that carries a binding',

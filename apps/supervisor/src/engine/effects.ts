@@ -78,8 +78,9 @@ export async function computeEffect(input: EffectInput): Promise<Effect> {
   } catch (error) {
     return { computable: false, reason: `the preview of ${tool.name} failed: ${(error as Error).message}` };
   }
-  // A plan that fails answers the error the call would give: the call changes nothing.
-  if (answer.isError) return noEffect;
+  // A plan that fails answers the error the call would give: the call changes nothing, and is sent
+  // bound to that (refused by its server if its plan would hold by then: an effect nobody sized).
+  if (answer.isError) return { computable: true, files: [], refused: true };
   const parsed = effectPreviewSchema.safeParse(answer.structured?.['preview']);
   if (!parsed.success)
     return { computable: false, reason: `${tool.name} answered its preview with no valid effect` };

@@ -17,7 +17,13 @@ export interface EffectFileChange {
  * (kept whole, with the binding the real call carries).
  */
 export type Effect =
-  | { computable: true; files: EffectFileChange[]; preview?: EffectPreview }
+  | {
+      computable: true;
+      files: EffectFileChange[];
+      preview?: EffectPreview;
+      /** The preview was an error (the plan refused the call): the real call is bound to that. */
+      refused?: true;
+    }
   | { computable: false; reason: string; preview?: EffectPreview };
 
 export const noEffect: Effect = { computable: true, files: [] };

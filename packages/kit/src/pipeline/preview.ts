@@ -1,6 +1,7 @@
 import type { CallContext } from '../callContext.js';
 import type { AnyTool } from '../defineTool.js';
 import { fail, ok, toolError, type Outcome, type ToolError } from '../errors.js';
+import { REFUSED_PREVIEW_BINDING } from '../previewKeys.js';
 import {
   EXPECT_PREVIEW_META_KEY,
   finishPreview,
@@ -35,9 +36,13 @@ export function previewRequest(
       hint: `Send _meta["${PREVIEW_META_KEY}"]: true to get only the effect the call would have.`,
     });
   }
-  if (expected !== undefined && (typeof expected !== 'string' || !/^[0-9a-f]{64}$/.test(expected))) {
+  if (
+    expected !== undefined &&
+    expected !== REFUSED_PREVIEW_BINDING &&
+    (typeof expected !== 'string' || !/^[0-9a-f]{64}$/.test(expected))
+  ) {
     return fail('INVALID_ARGUMENT', `_meta["${EXPECT_PREVIEW_META_KEY}"] must be a preview's binding`, {
-      hint: 'Send the 64-hex-digit `binding` a preview of this call returned.',
+      hint: `Send the 64-hex-digit \`binding\` a preview of this call returned, or "${REFUSED_PREVIEW_BINDING}" when its preview was an error.`,
     });
   }
   const preview = asked === true;
@@ -103,6 +108,20 @@ export async function applyPlanned(
 ): Promise<Outcome<unknown>> {
   const planned = await tool.spec.plan!(input, ctx);
   if (!planned.ok) return planned;
+  if (expected === REFUSED_PREVIEW_BINDING) {
+    // Its preview was an error; the plan holds now: the state moved, and this effect was never sized.
+    options.onRefused();
+    return {
+      ok: false,
+      error: toolError(
+        'PRECONDITION_FAILED',
+        `${tool.spec.name} would now change what its preview said it could not: the state it acts on changed since`,
+        {
+          hint: 'Preview again (_meta["keel/preview"]: true), check the effect, and send the call with its binding; nothing was changed.',
+        },
+      ),
+    };
+  }
   if (expected !== undefined) {
     const preview = await previewOf(planned.value, ctx, options);
     if (!preview.ok) return preview;

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import type { Context } from '@opentelemetry/api';
-import { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY } from '@keel/kit';
+import { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY, REFUSED_PREVIEW_BINDING } from '@keel/kit';
 import { noEffect, type Effect, type SideEffectLedger } from '../../limits/sideEffects.js';
 import type { CatalogTool, ConnectedServer } from '../../mcp/servers.js';
 import { computeEffect } from '../effects.js';
@@ -30,7 +30,11 @@ export function realWorkspace(workspace: string): string {
 
 /** What binds the real call to the preview its effect was sized on: the server refuses it if the state moved. */
 export const expectPreviewMeta = (effect: Effect): Record<string, string> =>
-  effect.preview === undefined ? {} : { [EXPECT_PREVIEW_META_KEY]: effect.preview.binding };
+  effect.preview !== undefined
+    ? { [EXPECT_PREVIEW_META_KEY]: effect.preview.binding }
+    : effect.computable && effect.refused === true
+      ? { [EXPECT_PREVIEW_META_KEY]: REFUSED_PREVIEW_BINDING }
+      : {};
 
 /**
  * The call's effect on the workspace, before it runs, against the side-effect caps: a read-only
