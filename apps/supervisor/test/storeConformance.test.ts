@@ -390,6 +390,12 @@ for (const backend of backends) {
         expect(await stale.consumeApproval('apply_deploy', 'e'.repeat(64), '2:0', second(22))).toMatchObject(
           refused,
         );
+        expect(
+          await stale.endRun('task_finished', { status: 'succeeded' }, second(22), {
+            status: 'succeeded',
+            endedAt: '2026-11-30T00:00:22.000Z',
+          }),
+        ).toMatchObject(refused);
         expect(await stale.renewOwner(second(23))).toMatchObject(refused);
         expect(await stale.updateOwner({ serverPids: [13] })).toMatchObject(refused);
         expect(await stale.releaseOwner()).toBe(false);
@@ -417,10 +423,20 @@ for (const backend of backends) {
           heartbeatAt: '2026-11-30T00:00:30.000Z',
           serverPids: [31, 32],
         });
-        expect(await owner.updateTask({ status: 'succeeded', endedAt: '2026-11-30T00:00:31.000Z' })).toEqual({
+        // Its end: the event and the status in one write.
+        expect(
+          await owner.endRun('task_finished', { status: 'succeeded' }, second(31), {
+            status: 'succeeded',
+            endedAt: '2026-11-30T00:00:31.000Z',
+          }),
+        ).toMatchObject({
           ok: true,
-          value: undefined,
+          value: { seq: 3, type: 'task_finished', data: { status: 'succeeded' } },
         });
+        expect([(await s.getTask('t-1'))?.status, (await s.getTask('t-1'))?.endedAt]).toEqual([
+          'succeeded',
+          '2026-11-30T00:00:31.000Z',
+        ]);
         expect(await owner.releaseOwner()).toBe(true);
         expect(await s.getOwnership('t-1')).toEqual({ owner: null, epoch: 2, killRequested: false });
         expect(await owner.renewOwner(second(32))).toMatchObject({
@@ -428,7 +444,7 @@ for (const backend of backends) {
           current: 2,
           message: 'task t-1 has no owner to renew: it was released',
         });
-        expect(await s.verifyEvents()).toEqual({ ok: true, events: 2 });
+        expect(await s.verifyEvents()).toEqual({ ok: true, events: 3 });
       });
 
       it('a kill fences the owner; the killed owner can still step down, and the killer writes the end', async () => {

@@ -722,18 +722,16 @@ async function execute(
     // A fenced run writes nothing more: a kill's end is recorded by the killer, a takeover's by the new owner.
     if (session.fenced !== undefined) return fencedEnd(store, taskId, session.fenced, run, flow);
     try {
+      // The event and the status together: fenced between them, a successor would end the task again.
       unfenced(
-        await w.appendEvent(
+        await w.endRun(
           waiting ? 'task_paused' : 'task_finished',
-          {
-            status,
-            outcome: run.outcome,
-          },
+          { status, outcome: run.outcome },
           new Date(clock.now()),
+          { status, endedAt: run.endedAt, run },
         ),
         onFenced,
       );
-      unfenced(await w.updateTask({ status, endedAt: run.endedAt, run }), onFenced);
     } catch (error) {
       if (!(error instanceof FencedStop)) throw error;
       return fencedEnd(store, taskId, error.fenced, run, flow);

@@ -103,6 +103,14 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
         return checked(writes.toolCall(record));
       },
       updateTask: async (patch) => checked(writes.update(taskId, patch)),
+      endRun: async (type, data, at, patch) =>
+        checked(
+          (function* () {
+            const event = yield* writes.append(taskId, type, data, at);
+            yield* writes.update(taskId, patch);
+            return event;
+          })(),
+        ),
       async requestApproval(request, now) {
         own(request);
         return checked(writes.requestApproval(request, now));

@@ -160,6 +160,12 @@ export interface TaskWriter {
   /** `record.taskId` must be this writer's task (else INVALID_ARGUMENT is thrown). */
   recordToolCall(record: ToolCallRecord): Promise<Fenceable<number>>;
   updateTask(patch: TaskPatch): Promise<Fenceable<void>>;
+  /**
+   * A run's last event (`task_finished`, `task_paused`) and the task's status, in one transaction
+   * under the fence: an owner fenced in between can no longer leave the event without the status, for
+   * its successor to end the task a second time.
+   */
+  endRun(type: string, data: unknown, at: Date, patch: TaskPatch): Promise<Fenceable<EventRecord>>;
   requestApproval(request: ApprovalRequest, now: Date): Promise<Fenceable<ApprovalRecord>>;
   consumeApproval(
     tool: string,
