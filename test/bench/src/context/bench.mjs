@@ -14,6 +14,7 @@ import { startScriptedChatServer } from '@keel/testing/chat-server';
 import { createSqliteTaskStore, loadConfig, parseTaskFile, replayTask, runTask } from '@keel/supervisor';
 import { serverBin } from '../harness/bench.mjs';
 import { ensurePeers, peersDir } from '../harness/peers.mjs';
+import { markdown } from '../harness/report.mjs';
 
 const window = 32_768;
 const reads = 54;
@@ -94,18 +95,38 @@ const end = '<!-- context:end -->';
 /** Rewrites the README's generated part of the context section with this run's figures. */
 function renderReadme({ keel, peers: peerRuns, versions }) {
   const pct = (share) => `${(share * 100).toFixed(1)}%`;
-  const head = [
-    '| run | outcome | requests answered | input tokens | cached | cost (USD) | largest request (tokens) | one 8 KB read as sent (bytes) | ANSWER.md |',
-    '| --- | --- | --: | --: | --: | --: | --: | --: | --- |',
+  const header = [
+    'run',
+    'outcome',
+    'requests answered',
+    'input tokens',
+    'cached',
+    'cost (USD)',
+    'tools',
+    'first request (tokens)',
+    'largest request (tokens)',
+    'one 8 KB read as sent (bytes)',
+    'ANSWER.md',
   ];
-  const keelRows = keel.map(
-    (r) =>
-      `| Keel, ${r.name} | ${r.status}${r.status === 'succeeded' ? `, ${r.recalls} recall, cuts at steps ${r.cuts.join(', ') || 'none'}` : `: ${r.outcome}`} | ${r.answered} | ${r.input} | ${pct(r.cachedShare)} | ${r.costUsd.toFixed(4)} | ${r.maxRequest} | ${r.readBytes} | ${r.answer ?? '—'} |`,
-  );
-  const peerRows = peerRuns.map(
-    (r) =>
-      `| ${r.name}, defaults | ${r.outcome} | ${r.answered} | ${r.input} | ${pct(r.cachedShare)} | ${r.costUsd.toFixed(4)} | ${r.maxRequest} | ${r.readBytes} | ${r.answer ?? '—'} |`,
-  );
+  const figures = (r) => [
+    r.answered,
+    r.input,
+    pct(r.cachedShare),
+    r.costUsd.toFixed(4),
+    r.tools,
+    r.firstRequest,
+    r.maxRequest,
+    r.readBytes,
+    r.answer ?? '—',
+  ];
+  const keelRows = keel.map((r) => [
+    `Keel, ${r.name}`,
+    r.status === 'succeeded'
+      ? `succeeded, ${r.recalls} recall, cuts at steps ${r.cuts.join(', ') || 'none'}`
+      : `${r.status}: ${r.outcome}`,
+    ...figures(r),
+  ]);
+  const peerRows = peerRuns.map((r) => [`${r.name}, defaults`, r.outcome, ...figures(r)]);
   const pinned = [
     '@openai/agents',
     'openai',
@@ -124,7 +145,7 @@ function renderReadme({ keel, peers: peerRuns, versions }) {
   if (from < 0 || to < from) throw new Error(`test/bench/README.md lacks the markers ${begin} … ${end}`);
   writeFileSync(
     readme,
-    `${text.slice(0, from + begin.length)}\n\n${meta}\n\n${[...head, ...keelRows, ...peerRows].join('\n')}\n\n${text.slice(to)}`,
+    `${text.slice(0, from + begin.length)}\n\n${meta}\n\n${markdown(header, [...keelRows, ...peerRows])}\n\n${text.slice(to)}`,
   );
 }
 
@@ -412,6 +433,8 @@ async function runOne({ workDir, name, contextWindow, bytesPerToken, serverWindo
         refused: server.requests.filter((r) => r.response?.status === 400).length,
         answered: ok.length,
         readBytes: readBytes(server.requests),
+        tools: server.requests[0]?.body.tools?.length ?? 0,
+        firstRequest: server.requests.length === 0 ? 0 : largestRequest([server.requests[0]]),
         pricedHere: usageOf(server.requests).costUsd,
         input,
         cached,
@@ -515,7 +538,7 @@ export async function run({ log, workDir }) {
         unit: 'tokens',
         ratio: compacted.input / peer.input,
         target: 'report',
-        note: `${peer.name}: ${peer.outcome}; ${peer.answered} requests answered, ${peer.input} input tokens, ${(peer.cachedShare * 100).toFixed(1)}% cached, $${peer.costUsd.toFixed(4)} at the same prices, ${peer.tools} tools (first request ${peer.firstRequest} tokens), answer ${peer.answer}; Keel ran all ${compacted.steps} steps for $${compacted.costUsd.toFixed(4)}, so the ratio compares a finished task with one that stopped`,
+        note: `${peer.name}: ${peer.outcome}; ${peer.answered} requests answered, ${peer.input} input tokens, ${(peer.cachedShare * 100).toFixed(1)}% cached, $${peer.costUsd.toFixed(4)} at the same prices, ${peer.tools} tools (first request ${peer.firstRequest} tokens), answer ${peer.answer}; Keel ran all ${compacted.steps} steps for $${compacted.costUsd.toFixed(4)}, so the ratio compares a finished task with one that stopped; Keel without a window on the same server stopped too, after ${refused.answered} answered requests and ${refused.input} input tokens ($${refused.costUsd.toFixed(4)})`,
       },
     ]),
     {
