@@ -43,7 +43,7 @@ const supervisorManifest = fileURLToPath(import.meta.resolve('@keel/supervisor/p
 const keelBin = path.join(path.dirname(supervisorManifest), 'dist', 'bin.js');
 
 /** A Keel server's bin as the supervisor resolves it for `builtin:` servers. */
-function serverBin(packageName, bin) {
+export function serverBin(packageName, bin) {
   const manifestPath = createRequire(supervisorManifest).resolve(`${packageName}/package.json`);
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   return path.join(path.dirname(manifestPath), manifest.bin[bin]);

@@ -12,7 +12,7 @@ const ratio = (a, b) => (a === undefined || b === undefined ? '—' : (a / b).to
 const cell = (entry, pick) => (entry === undefined ? '—' : entry.failed ? 'FAILED' : ms(pick(entry)));
 
 /** A Markdown table, its columns padded as Prettier pads them, so the README stays formatted. */
-function markdown(header, lines) {
+export function markdown(header, lines) {
   const rows = [header, ...lines].map((row) => row.map(String));
   const widths = header.map((_, i) => Math.max(3, ...rows.map((row) => row[i].length)));
   const line = (row) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
