@@ -19,7 +19,9 @@ export default defineAttack({
     ).toBe(true);
     expect(outputOnly.run.modelCalls.length).toBeLessThan(80);
     const missing = (run: typeof outputOnly.run) =>
-      run.events.filter((e) => e.type === 'usage_missing').map((e) => (e.data as { missing: string[] }).missing);
+      run.events
+        .filter((e) => e.type === 'usage_missing')
+        .map((e) => (e.data as { missing: string[] }).missing);
     expect(missing(outputOnly.run)).toEqual(outputOnly.run.modelCalls.map(() => ['input']));
     // Only the input reported: every output counted at its bound.
     const inputOnly = await writerRun(3, { inputTokens: 50, outputTokens: null });
