@@ -72,6 +72,8 @@ export interface RunOptions {
   limits?: Record<string, unknown>;
   /** The usage every reply reports (`null`: none at all, as some local servers send); default: counted from the bytes. */
   usage?: ScriptedReply['usage'];
+  /** Fields of the task file over the attack's defaults (e.g. `deploy: { environment: 'staging' }`). */
+  task?: Record<string, unknown>;
 }
 
 export interface Project {
@@ -228,6 +230,7 @@ export async function createProject(
           tests: null,
           deploy: null,
           limits: { steps: 10, ...runOptions.limits },
+          ...runOptions.task,
         }),
       );
       const result = await keel(dir, ['run', taskFile, '--config', configFile, '--json', '--quiet']);
