@@ -263,7 +263,17 @@ function resultOf(name: readonly string[], points: readonly TapPoint[], projectD
   const expected = showValue(diag['expected'] ?? diag['wanted']);
   const actual = showValue(diag['actual'] ?? diag['found']);
   const stack = trimStack(stackText, projectDir);
-  const described = failing.description || (typeof diag['message'] === 'string' ? diag['message'] : 'not ok');
+  // tape and node-tap describe the failed assertion; node --test's TAP names the test and puts the
+  // thrown error's message in the diagnostics (`error:`), which is the part a reader needs.
+  const detail = [diag['message'], diag['error']].find(
+    (value): value is string => typeof value === 'string' && value !== '' && value !== failing.description,
+  );
+  const described =
+    detail === undefined
+      ? failing.description || 'not ok'
+      : failing.description
+        ? `${failing.description}: ${detail}`
+        : detail;
   // node-tap gives a diff instead of expected/actual for most comparisons.
   const diff =
     typeof diag['diff'] === 'string' && expected === undefined ? diag['diff'].trimEnd() : undefined;

@@ -35,6 +35,34 @@ describe.each(['node-tap-16.tap', 'node-tap-21.tap'])('node-tap output (%s)', (f
   });
 });
 
+describe('node --test output (--test-reporter=tap)', () => {
+  it("a failure's message is the thrown error's, after the test's name", () => {
+    const text = [
+      'TAP version 13',
+      '# Subtest: console',
+      'not ok 1 - console',
+      '  ---',
+      '  duration_ms: 1.471796',
+      "  location: '/srv/app/test/a.test.mjs:3:1'",
+      "  failureType: 'testCodeFailure'",
+      "  error: 'UNREACHABLE ECONNREFUSED'",
+      "  code: 'ERR_ASSERTION'",
+      "  name: 'AssertionError'",
+      "  operator: 'fail'",
+      '  stack: |-',
+      '    TestContext.<anonymous> (file:///srv/app/test/a.test.mjs:4:10)',
+      '  ...',
+      '1..1',
+      '# tests 1',
+      '# fail 1',
+    ].join('\n');
+    const parsed = results(text);
+    expect(parsed.tests.map((t) => [t.name, t.status, t.failure?.message])).toEqual([
+      ['console', 'failed', 'console: UNREACHABLE ECONNREFUSED'],
+    ]);
+  });
+});
+
 describe('parseTap', () => {
   it('reads TAP 14 subtests, directives, escaped hashes and YAML values', () => {
     const text = [
