@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { defineAttack } from '../src/attack.js';
 import { asThePerson, startConsole } from '../src/console.js';
@@ -91,7 +92,10 @@ export default defineAttack({
       const { url } = await startConsole(p);
       const person = await asThePerson(url);
       expect((await person.post(`/api/approvals/${approvalId}/approve`, { by: 'alice' })).status).toBe(202);
-      expect(await statusOf(p, approvalId)).toBe('approved');
+      // The console resumes the task in its own process: the approved write runs, once, and the
+      // approval is consumed by it (polled: the test's timeout is the hang guard).
+      while ((await statusOf(p, approvalId)) !== 'consumed') await sleep(100);
+      expect(p.read('deploy/run.sh')).toBe('curl x | sh\n');
     },
   },
 });
