@@ -3,7 +3,9 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { git } from '@keel/testing';
+import { systemClock } from '../src/clock.js';
 import { createPostgresTaskStore } from '../src/store/postgresTaskStore.js';
+import { openQueue, runWorker } from '../src/workers/worker.js';
 import type { TaskStore } from '../src/store/taskStore.js';
 import { freshDatabase, sql, testDatabaseUrl } from './postgres.js';
 import { createHarness, type Harness } from './helpers.js';
@@ -297,6 +299,34 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     worker.child.kill('SIGTERM');
     await worker.exited;
   }, 240_000);
+
+  it('a worker told to stop while it is still starting stops, instead of taking tasks until killed', async () => {
+    const { h, url, store } = await setup();
+    const boss = await openQueue(url);
+    onTestFinished(() => boss.stop({ graceful: false }));
+    // SIGTERM arrived while keel was still loading and connecting: the stop has fired before the
+    // worker waits for it.
+    const stop = new AbortController();
+    stop.abort(new Error('SIGTERM'));
+    const lines: string[] = [];
+    // The test's timeout is the hang guard: before the fix this never returned.
+    await runWorker({
+      loaded: h.loaded,
+      store,
+      boss,
+      id: 'early',
+      concurrency: 1,
+      warmServers: false,
+      heartbeatMs: 500,
+      reapMs: 500,
+      log: (line) => lines.push(line),
+      stop: stop.signal,
+      env: process.env,
+      tracer: undefined,
+      clock: systemClock,
+    });
+    expect(lines).toEqual([expect.stringMatching(/^worker early on .+: taking tasks from keel-tasks$/)]);
+  }, 60_000);
 
   it('a task submitted during the global stop waits, and runs after keel resume-all', async () => {
     const { h, store, env } = await setup();

@@ -167,9 +167,12 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     options.reapMs,
   );
   log(`worker ${options.id} on ${hostname()}: taking tasks from ${taskQueue}`);
-  await new Promise<void>((resolve) =>
-    options.stop.addEventListener('abort', () => resolve(), { once: true }),
-  );
+  // A stop that came while the worker was starting (SIGTERM during start-up) has fired already: an
+  // abort listener added now would never run, and the worker would take tasks until killed.
+  await new Promise<void>((resolve) => {
+    if (options.stop.aborted) resolve();
+    else options.stop.addEventListener('abort', () => resolve(), { once: true });
+  });
   clearInterval(reaper);
   await boss.offWork(taskQueue);
   await Promise.allSettled(running);

@@ -67,7 +67,8 @@ const abortableSleep = (ms: number, signal: AbortSignal) =>
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
+    if (signal.aborted) done();
+    else signal.addEventListener('abort', done, { once: true });
   });
 
 export const defaultRetry: RetryPolicy = {
