@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startServer, lastLogLine } from './mcp.mjs';
 import { killAll, leftoverIn } from './procs.mjs';
+import { initRepo } from './repo.mjs';
 
 const execFile = promisify(execFileCb);
 const repoRoot = new URL('../../../', import.meta.url).pathname;
@@ -70,18 +71,7 @@ export async function createLane(dir) {
     `environments:\n  staging:\n    build: app\n    target: { type: directory, path: ../deploys/staging }\n    policy: { keep: ${keep} }\n`,
   );
   writeFileSync(path.join(ws, '.gitignore'), 'node_modules\n');
-  await git(ws, ['init', '-q', '-b', 'main']);
-  await git(ws, ['-c', 'user.name=chaos', '-c', 'user.email=chaos@example.invalid', 'add', '-A']);
-  await git(ws, [
-    '-c',
-    'user.name=chaos',
-    '-c',
-    'user.email=chaos@example.invalid',
-    'commit',
-    '-q',
-    '-m',
-    'initial',
-  ]);
+  await initRepo(ws);
   return { dir, ws, state: path.join(dir, 'state'), target: path.join(dir, 'deploys', 'staging') };
 }
 

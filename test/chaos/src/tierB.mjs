@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { bins } from './tierA.mjs';
 import { alive, killAll, leftoverIn } from './procs.mjs';
+import { initRepo } from './repo.mjs';
 
 const execFile = promisify(execFileCb);
 const repoRoot = new URL('../../../', import.meta.url).pathname;
@@ -73,19 +74,7 @@ export async function createTaskWorld(dir, laneId, modelUrl) {
   const ws = path.join(dir, 'ws');
   mkdirSync(ws, { recursive: true });
   writeFileSync(path.join(ws, 'README.md'), '# ws\n');
-  const g = (args) => execFile('git', args, { cwd: ws });
-  await g(['init', '-q', '-b', 'main']);
-  await g(['-c', 'user.name=chaos', '-c', 'user.email=chaos@example.invalid', 'add', '-A']);
-  await g([
-    '-c',
-    'user.name=chaos',
-    '-c',
-    'user.email=chaos@example.invalid',
-    'commit',
-    '-q',
-    '-m',
-    'initial',
-  ]);
+  await initRepo(ws);
   const gpt = { model: 'gpt', tools: { filesystem: readTools } };
   writeFileSync(
     path.join(dir, 'keel.config.yaml'),

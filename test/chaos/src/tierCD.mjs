@@ -19,6 +19,7 @@ import { stringify } from 'yaml';
 import { createPostgresTaskStore } from '@keel/supervisor';
 import { keelBin } from './tierB.mjs';
 import { killAll, leftoverIn, sleep } from './procs.mjs';
+import { initRepo } from './repo.mjs';
 
 const execFile = promisify(execFileCb);
 export const tierCDFaults = [
@@ -82,19 +83,7 @@ async function createWorld(dir, adminUrl) {
   for (const repo of [ws, path.join(ws, 't1'), path.join(ws, 't2')]) {
     mkdirSync(repo, { recursive: true });
     if (repo !== ws) writeFileSync(path.join(repo, 'README.md'), '# task repo\n');
-    const g = (args) => execFile('git', args, { cwd: repo });
-    await g(['init', '-q', '-b', 'main']);
-    await g(['-c', 'user.name=chaos', '-c', 'user.email=chaos@example.invalid', 'add', '-A']);
-    await g([
-      '-c',
-      'user.name=chaos',
-      '-c',
-      'user.email=chaos@example.invalid',
-      'commit',
-      '-q',
-      '-m',
-      'initial',
-    ]);
+    await initRepo(repo);
   }
   writeFileSync(
     path.join(dir, 'keel.config.yaml'),
