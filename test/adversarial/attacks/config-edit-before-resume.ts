@@ -3,19 +3,8 @@ import { expect } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { defineAttack } from '../src/attack.js';
 import { asThePerson, startConsole } from '../src/console.js';
+import { waitingDeployWrite } from '../src/waiting.js';
 import { createProject, type Project } from '../src/world.js';
-
-/** A task whose write under deploy/ waits for a human. */
-async function waitingTask() {
-  const p = await createProject({ files: { 'README.md': '# app\n', 'deploy/.keep': '' } });
-  await p.configure({ irreversible: { tools: [], paths: ['deploy/**'] } });
-  const run = await p.run([
-    { name: 'write_file', arguments: { path: 'deploy/run.sh', content: 'echo hi\n' } },
-  ]);
-  const approvals = JSON.parse((await p.keel(['approvals', '--json'])).stdout) as Array<{ id: string }>;
-  expect([run.status, approvals.length]).toEqual(['waiting', 1]);
-  return { p, run, approval: approvals[0]!.id };
-}
 
 const firstLine = (r: { code: number; stderr: string }) => ({
   code: r.code,
@@ -34,7 +23,7 @@ export default defineAttack({
   proves:
     'a resume, and an approval or a continued escalation that resumes (from the CLI or the console), stop naming the parts of the config that changed, before anything is recorded, unless `--accept-changed-config` accepts them on purpose (recorded)',
   async attack() {
-    const { p, run, approval } = await waitingTask();
+    const { p, run, approval } = await waitingDeployWrite();
     const config = parse(await readFile(p.configFile, 'utf8')) as Record<string, unknown>;
     await writeFile(
       p.configFile,
@@ -109,7 +98,7 @@ export default defineAttack({
     title:
       'the config rewritten with a comment and its keys in another order (the same config) resumes and finishes',
     async run() {
-      const { p, approval } = await waitingTask();
+      const { p, approval } = await waitingDeployWrite();
       const config = parse(await readFile(p.configFile, 'utf8')) as Record<string, unknown>;
       const reordered = Object.fromEntries(Object.entries(config).reverse());
       await writeFile(p.configFile, `# reviewed by alice\n${stringify(reordered)}`);

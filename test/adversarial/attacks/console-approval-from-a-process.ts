@@ -1,18 +1,13 @@
 import { expect } from 'vitest';
 import { defineAttack } from '../src/attack.js';
 import { startConsole } from '../src/console.js';
+import { waitingDeployWrite } from '../src/waiting.js';
 import { createProject, type Project } from '../src/world.js';
 
 /** A task waiting for a human to approve its write under deploy/. */
 async function waiting() {
-  const p = await createProject({ files: { 'README.md': '# app\n', 'deploy/.keep': '' } });
-  await p.configure({ irreversible: { tools: [], paths: ['deploy/**'] } });
-  const run = await p.run([
-    { name: 'write_file', arguments: { path: 'deploy/run.sh', content: 'echo hi\n' } },
-  ]);
-  const approvals = JSON.parse((await p.keel(['approvals', '--json'])).stdout) as Array<{ id: string }>;
-  expect([run.status, approvals.length]).toEqual(['waiting', 1]);
-  return { p, approvalId: approvals[0]!.id };
+  const { p, approval } = await waitingDeployWrite();
+  return { p, approvalId: approval };
 }
 
 const approval = async (p: Project, id: string) =>
