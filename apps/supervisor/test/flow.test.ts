@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { git } from '@keel/testing';
 import { runTask } from '../src/engine/runTask.js';
 import { createReplayModel } from '../src/models/replay.js';
-import { createHarness, task } from './helpers.js';
+import { createHarness, task, type Harness } from './helpers.js';
 
 describe('playbook flow', () => {
   it('single mode: a coding agent edits, commits and hands in change.v1; the orchestrator runs the tests', async () => {
@@ -159,47 +159,42 @@ describe('playbook flow', () => {
   });
   it('a task whose tests cannot be found ends before any model call, saying why', async () => {
     const coding = [[{ call: 'write_file', args: { path: 'x.txt', content: 'x\n' } }]];
+    const run = async (h: Harness, tests: Record<string, unknown> = {}) =>
+      (
+        await runTask({
+          loaded: h.loaded,
+          store: h.store,
+          env: process.env,
+          task: task({ mode: 'single', tests, playbook: { coding } }),
+        })
+      ).run;
+    const cannot = 'the task needs tests, and they cannot be run: ';
     const noTests = await createHarness({ files: { 'README.md': '# no tests here\n' } });
-    const none = await runTask({
-      loaded: noTests.loaded,
-      store: noTests.store,
-      env: process.env,
-      task: task({ mode: 'single', playbook: { coding } }),
-    });
-    expect([none.run.status, none.run.outcome.message, none.run.steps]).toEqual([
+    const none = await run(noTests);
+    expect([none.status, none.outcome.message, none.steps]).toEqual([
       'error',
-      'the task needs tests, and they cannot be run: no test project was found in the workspace (add a test script, a framework config or a declared --command to the test-runner; or set tests: null in the task file)',
+      `${cannot}no test project was found in the workspace (add a test script, a framework config or a declared --command to the test-runner; or set tests: null in the task file)`,
       0,
     ]);
-    expect(none.run.toolCalls.map((c) => `${c.server}.${c.tool}:${c.ok}`)).toEqual([
+    expect(none.toolCalls.map((c) => `${c.server}.${c.tool}:${c.ok}`)).toEqual([
       'tests.detect_projects:true',
     ]);
-    expect(await noTests.store.listModelCalls(none.run.id)).toEqual([]);
+    expect(await noTests.store.listModelCalls(none.id)).toEqual([]);
     expect(existsSync(path.join(noTests.repo.dir, 'x.txt'))).toBe(false);
 
     const node = (name: string) =>
       JSON.stringify({ name, private: true, type: 'module', scripts: { test: 'node --test' } });
     const two = await createHarness({ files: { 'a/package.json': node('a'), 'b/package.json': node('b') } });
-    const several = await runTask({
-      loaded: two.loaded,
-      store: two.store,
-      env: process.env,
-      task: task({ mode: 'single', playbook: { coding } }),
-    });
-    expect([several.run.status, several.run.outcome.message, several.run.steps]).toEqual([
+    const ended = (r: Awaited<ReturnType<typeof run>>) => [r.status, r.outcome.message, r.steps];
+    expect(ended(await run(two))).toEqual([
       'error',
-      'the task needs tests, and they cannot be run: 2 test projects were found; name one as tests.project in the task file: a:node-test, b:node-test',
+      `${cannot}2 test projects were found; name one as tests.project in the task file: a:node-test, b:node-test`,
       0,
     ]);
-    const named = await runTask({
-      loaded: two.loaded,
-      store: two.store,
-      env: process.env,
-      task: task({ mode: 'single', tests: { project: 'c' }, playbook: { coding } }),
-    });
-    expect([named.run.status, named.run.steps]).toEqual(['error', 0]);
-    expect(named.run.outcome.message).toBe(
-      "the task needs tests, and they cannot be run: project 'c' was not found (Pass a project id, its directory (relative or absolute inside the roots) or a unique directory name. Known projects: a:node-test, b:node-test (detect_projects lists them).)",
-    );
+    expect(ended(await run(two, { project: 'c' }))).toEqual([
+      'error',
+      `${cannot}project 'c' was not found (Pass a project id, its directory (relative or absolute inside the roots) or a unique directory name. Known projects: a:node-test, b:node-test (detect_projects lists them).)`,
+      0,
+    ]);
   });
 });
