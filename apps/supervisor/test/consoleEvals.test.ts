@@ -13,6 +13,7 @@ import {
   testConsoleToken,
 } from './consoleBrowser.js';
 import { createHarness } from './helpers.js';
+import { chartBarsLaidOut, chartsDrawnForViewport } from './layoutProblems.mjs';
 import { keel } from './processes.js';
 
 const sample = fileURLToPath(new URL('../examples/eval/suite.yaml', import.meta.url));
@@ -72,6 +73,10 @@ describe.skipIf(!haveChromium)('keel console: eval reports', () => {
 
     await row.getByRole('link', { name: 'cart-fix' }).click();
     await page.locator('[data-testid="eval"] svg.chart').first().waitFor();
+    // Every chart drawn for this window's width, and laid out: the first chart can be in the page
+    // before its bars have their size (a full run read the pass-rate bars at width 0 once).
+    await page.waitForFunction(chartsDrawnForViewport);
+    await page.waitForFunction(chartBarsLaidOut);
     expect(await page.locator('h1').textContent()).toBe('Eval cart-fix');
     expect(
       await page

@@ -78,3 +78,9 @@ export function chartsDrawnForViewport() {
     (chart) => chart.getAttribute('data-viewport') === String(window.innerWidth),
   );
 }
+
+/** True once every bar of every chart on the page has a width on screen. Runs in the page (see above). */
+export function chartBarsLaidOut() {
+  const bars = [...document.querySelectorAll('svg.chart rect.bar')];
+  return bars.length > 0 && bars.every((bar) => bar.getBoundingClientRect().width > 0);
+}
