@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import { defineAttack } from '../src/attack.js';
 import { startConsole } from '../src/console.js';
 import { waitingDeployWrite } from '../src/waiting.js';
-import { createProject, type Project } from '../src/world.js';
+import type { Project } from '../src/world.js';
 
 /** A task waiting for a human to approve its write under deploy/. */
 async function waiting() {
