@@ -84,7 +84,7 @@ export type {
 export { contextFromMeta, endToolSpan, SpanAttributes, startToolSpan } from './telemetry.js';
 export { createLogger, createSilentLogger, logLevels } from './logger.js';
 export type { Logger, LogLevel } from './logger.js';
-export { defaultStateDir, openStateDatabase } from './stateDir.js';
+export { defaultStateDir, enableWal, openStateDatabase } from './stateDir.js';
 export { kitDefaults } from './defaults.js';
 export { packageVersion } from './packageVersion.js';
 export { createProcessGroups } from './processGroups.js';

@@ -103,6 +103,17 @@ export function openStateDir(dir: string): StateDir {
  */
 function configure(db: Database.Database): void {
   db.pragma('busy_timeout = 10000');
+  enableWal(db);
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+}
+
+/**
+ * Switches the file to WAL unless it is already. Only its first opener switches it, and the switch
+ * fails at once (SQLite's busy timeout does not cover it) while another process holds the file's
+ * lock — several processes opening a new store together — so it is retried briefly (50 × 20 ms).
+ */
+export function enableWal(db: Database.Database): void {
   for (let attempt = 0; db.pragma('journal_mode', { simple: true }) !== 'wal'; attempt++) {
     try {
       db.pragma('journal_mode = WAL');
@@ -111,8 +122,6 @@ function configure(db: Database.Database): void {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
 }
 
 /** Whether an error is SQLite saying another connection holds the lock. */

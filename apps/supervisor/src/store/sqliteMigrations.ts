@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { enableWal } from '@keel/kit';
 import { KeelError } from '@keel/kit/core';
 import { splitRequest } from './messages.js';
 import { storedResult } from './toolResults.js';
@@ -294,7 +295,9 @@ export function openSqliteDatabase(file: string): { db: Database.Database; migra
   const db = new Database(file);
   try {
     db.pragma('busy_timeout = 5000');
-    db.pragma('journal_mode = WAL');
+    // Several processes opening a new or old store at once: the first switches it to WAL, the
+    // others retry while it does (the switch does not wait out the busy timeout).
+    enableWal(db);
     db.pragma('synchronous = NORMAL');
     return { db, migration: migrateSqlite(db) };
   } catch (error) {
