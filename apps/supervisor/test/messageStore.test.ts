@@ -55,6 +55,10 @@ const backends: Array<{
   open: () => Promise<{
     store: TaskStore;
     bytes: () => Promise<{ requests: number; bodies: number; blobs: number }>;
+    /** Each body's reference count, by body. */
+    refs: () => Promise<Map<string, number>>;
+    /** Deletes the body rows whose text is one of `bodies` (what a purge or a lost write leaves). */
+    drop: (bodies: string[]) => Promise<void>;
   }>;
 }> = [
   {
@@ -81,6 +85,26 @@ const backends: Array<{
             db.close();
           }
         },
+        refs: async () => {
+          const db = new Database(file, { readonly: true });
+          try {
+            const rows = db.prepare('SELECT body, refs FROM message_blobs').all() as Array<{
+              body: string;
+              refs: number;
+            }>;
+            return new Map(rows.map((row) => [row.body, row.refs]));
+          } finally {
+            db.close();
+          }
+        },
+        drop: async (bodies) => {
+          const db = new Database(file);
+          try {
+            for (const body of bodies) db.prepare('DELETE FROM message_blobs WHERE body = ?').run(body);
+          } finally {
+            db.close();
+          }
+        },
       };
     },
   },
@@ -102,6 +126,15 @@ const backends: Array<{
                (SELECT count(*) FROM message_blobs)::int AS blobs`,
           );
           return rows[0] as { requests: number; bodies: number; blobs: number };
+        },
+        refs: async () => {
+          const { rows } = await pool.query<{ body: string; refs: number }>(
+            'SELECT body, refs FROM message_blobs',
+          );
+          return new Map(rows.map((row) => [row.body, Number(row.refs)]));
+        },
+        drop: async (bodies) => {
+          for (const body of bodies) await pool.query('DELETE FROM message_blobs WHERE body = $1', [body]);
         },
       };
     },
@@ -127,6 +160,47 @@ for (const backend of backends)
       expect(stored.blobs).toBe(43);
       expect(stored.bodies).toBeLessThan(41 * 4200);
       expect((stored.requests + stored.bodies) / whole).toBeLessThan(0.1);
+    });
+
+    it('a conversation resent as the same objects, as the engine resends it: every body counted once per reference, one missing stored again', async () => {
+      const { store, refs, drop } = await backend.open();
+      // 70 steps (more references than one count raise names), the same message objects each time,
+      // and one request that names a message twice.
+      const conversation: unknown[] = [system, { role: 'user', content: 'the task' }];
+      const requests: Array<{ messages: unknown[]; tools: unknown; maxTokens: number }> = [];
+      for (let step = 1; step <= 70; step++) {
+        conversation.push({ role: 'assistant', content: `turn ${step}`, toolCalls: [] });
+        const messages = step === 5 ? [...conversation, conversation[2]] : [...conversation];
+        requests.push({ messages, tools, maxTokens: 100 });
+        await store.recordModelCall({
+          ...call('t-1', step, '2026-12-01T00:00:00.000Z'),
+          request: requests.at(-1),
+        });
+      }
+      const expected = new Map<string, number>();
+      for (const request of requests)
+        for (const part of [...request.messages, request.tools]) {
+          const body = JSON.stringify(part);
+          expected.set(body, (expected.get(body) ?? 0) + 1);
+        }
+      expect(await refs()).toEqual(expected);
+      expect(expected.get(JSON.stringify(system))).toBe(70);
+      expect(expected.get(JSON.stringify(conversation[2]))).toBe(71);
+
+      // A body this process believes stored but the database no longer has is stored again, whole.
+      const lost = JSON.stringify(conversation[3]);
+      await drop([lost]);
+      conversation.push({ role: 'assistant', content: 'turn 71', toolCalls: [] });
+      await store.recordModelCall({
+        ...call('t-1', 71, '2026-12-01T00:00:00.000Z'),
+        request: { messages: [...conversation], tools, maxTokens: 100 },
+      });
+      expect((await refs()).get(lost)).toBe(1);
+      expect((await store.listModelCalls('t-1')).at(-1)?.request).toEqual({
+        messages: JSON.parse(JSON.stringify(conversation)),
+        tools,
+        maxTokens: 100,
+      });
     });
 
     it('a purge of older calls keeps the bodies newer calls still refer to, and drops the rest', async () => {

@@ -86,13 +86,53 @@ export function joinRequest(stored: unknown, bodies: ReadonlyMap<string, unknown
   };
 }
 
-const upsertBlob = `INSERT INTO message_blobs (task_id, sha256, body, refs) VALUES (?, ?, ?, 1)
-  ON CONFLICT (task_id, sha256) DO UPDATE SET refs = message_blobs.refs + 1`;
+const upsertBlob = `INSERT INTO message_blobs (task_id, sha256, body, refs) VALUES (?, ?, ?, ?)
+  ON CONFLICT (task_id, sha256) DO UPDATE SET refs = message_blobs.refs + excluded.refs`;
+
+/** How many hashes one reference bump names; shorter lists are padded with '' (never a hash), so it is one statement. */
+const bumpWidth = 64;
+const bumpRefs = `UPDATE message_blobs SET refs = refs + ? WHERE task_id = ? AND sha256 IN (${Array.from(
+  { length: bumpWidth },
+  () => '?',
+).join(', ')}) RETURNING sha256`;
+
+/**
+ * The tasks each body is known to be stored for, by this process: a hint only. A request resends
+ * the conversation so far, so all but its newest bodies are already stored; those get their count
+ * raised by hash (no body sent to the database), and one the hint was wrong about (rolled back,
+ * purged, another store) is found missing by the bump and stored whole. So correctness never rests
+ * on the hint, and a step writes the bodies it added plus one statement per {@link bumpWidth} references.
+ */
+const storedFor = new WeakMap<Blob, Set<string>>();
 
 /** Stores a request's bodies (once per task) and returns the request's reference form. */
 export function* storeRequest(taskId: string, request: unknown): Work<unknown> {
   const { stored, blobs } = splitRequest(request);
-  for (const blob of blobs) yield* run(upsertBlob, [taskId, blob.sha256, blob.body]);
+  // References per body: a message repeated in one request counts once per place.
+  const counts = new Map<Blob, number>();
+  for (const blob of blobs) counts.set(blob, (counts.get(blob) ?? 0) + 1);
+  const fresh: Blob[] = [];
+  const known = new Map<number, Blob[]>();
+  for (const [blob, n] of counts) {
+    if (storedFor.get(blob)?.has(taskId) === true) known.set(n, [...(known.get(n) ?? []), blob]);
+    else fresh.push(blob);
+  }
+  for (const [n, group] of known)
+    for (let start = 0; start < group.length; start += bumpWidth) {
+      const chunk = group.slice(start, start + bumpWidth);
+      const hashes = chunk.map((blob) => blob.sha256);
+      const padding = Array.from({ length: bumpWidth - hashes.length }, () => '');
+      const bumped = new Set(
+        (yield* all(bumpRefs, [n, taskId, ...hashes, ...padding])).map((row) => row['sha256'] as string),
+      );
+      for (const blob of chunk) if (!bumped.has(blob.sha256)) fresh.push(blob);
+    }
+  for (const blob of fresh) {
+    yield* run(upsertBlob, [taskId, blob.sha256, blob.body, counts.get(blob)]);
+    const tasks = storedFor.get(blob) ?? new Set<string>();
+    tasks.add(taskId);
+    storedFor.set(blob, tasks);
+  }
   return stored;
 }
 
