@@ -2,11 +2,13 @@ import { z } from 'zod';
 import { count } from './common.js';
 
 /**
- * How a task stands. `queued`: submitted for a `keel worker` to take; `waiting`: an irreversible call waits for a human's approval; `escalated`: a
+ * How a task stands. `queued`: submitted for a `keel worker` to take; `starting`: claimed by the
+ * process that runs it, its servers starting (a kill or the global stop already finds it); `waiting`: an irreversible call waits for a human's approval; `escalated`: a
  * loop or a limit waits for a human to continue or abort; `limit` names the limit it reached.
  */
 export const taskStatuses = [
   'queued',
+  'starting',
   'running',
   'waiting',
   'succeeded',

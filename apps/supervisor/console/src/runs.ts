@@ -2,7 +2,18 @@ import { get } from './api.js';
 import { h, int, ms, status, usd } from './dom.js';
 import type { RunRow } from './types.js';
 
-const statuses = ['', 'running', 'waiting', 'escalated', 'succeeded', 'failed', 'limit', 'killed', 'error'];
+const statuses = [
+  '',
+  'starting',
+  'running',
+  'waiting',
+  'escalated',
+  'succeeded',
+  'failed',
+  'limit',
+  'killed',
+  'error',
+];
 
 /** Every task, newest first, with filters kept in the address (#/runs?status=…&type=…). */
 export async function runsPage(query: URLSearchParams): Promise<HTMLElement> {

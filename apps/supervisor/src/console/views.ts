@@ -62,7 +62,7 @@ function lastAgent(events: readonly EventRecord[]): string | null {
 function durationOf(task: TaskRecord, events: readonly EventRecord[], now: number): number {
   const start = Date.parse(task.createdAt);
   if (task.endedAt !== null) return Date.parse(task.endedAt) - start;
-  if (task.status === 'running') return now - start;
+  if (task.status === 'running' || task.status === 'starting') return now - start;
   return Date.parse(events.at(-1)?.at ?? task.createdAt) - start;
 }
 

@@ -181,7 +181,7 @@ export async function killAll(
   options: { ackMs?: number; clock: Clock },
 ): Promise<KillResult[]> {
   await store.setGlobalStop({ by, at: new Date(options.clock.now()).toISOString() });
-  const open: TaskStatus[] = ['queued', 'running', 'waiting', 'escalated'];
+  const open: TaskStatus[] = ['queued', 'starting', 'running', 'waiting', 'escalated'];
   const tasks = (await Promise.all(open.map((status) => store.listTasks({ status, limit: 10_000 })))).flat();
   return Promise.all(tasks.map((task) => killTask(store, task.id, by, options)));
 }

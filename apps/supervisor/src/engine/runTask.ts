@@ -466,13 +466,6 @@ async function execute(
   if (task.mode === 'single') for (const name of Object.keys(config.servers)) wanted.add(name);
 
   const source = options.servers ?? freshServers;
-  const servers = await source.acquire(config.servers, {
-    workspace: loaded.workspace,
-    stateDir: loaded.stateDir,
-    env: options.env,
-    deny: keelOwnFiles(loaded, options.taskFile === undefined ? [] : [options.taskFile]),
-    only: wanted,
-  });
   const tracer = options.tracer;
   const rootSpan =
     tracer === undefined
@@ -484,6 +477,54 @@ async function execute(
           'keel.task.id': taskId,
           'keel.task.type': task.type,
         });
+  /**
+   * The task's servers, started once its row is claimed, all at once. A kill meanwhile — `keel kill`
+   * rings and the claim is no longer this run's, or the run's own kill signal — aborts the start-up
+   * (each server not yet connected is closed with its process). A run stopped so, or whose server did
+   * not start, ends the task here (`killed`, `error`) unless another process owns it now.
+   */
+  const startServers = async (claimed: TaskWriter): Promise<Map<string, ConnectedServer>> => {
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    options.kill?.addEventListener('abort', stop, { once: true });
+    if (options.kill?.aborted === true) stop();
+    const unring = options.killSignals?.subscribe(() => {
+      void store
+        .getOwnership(taskId)
+        .then((ownership) => {
+          if (ownership.epoch !== claimed.epoch) stop();
+        })
+        .catch(() => undefined);
+    });
+    try {
+      return await source.acquire(config.servers, {
+        workspace: loaded.workspace,
+        stateDir: loaded.stateDir,
+        env: options.env,
+        deny: keelOwnFiles(loaded, options.taskFile === undefined ? [] : [options.taskFile]),
+        only: wanted,
+        signal: abort.signal,
+      });
+    } catch (error) {
+      const killed = abort.signal.aborted;
+      const message = killed ? 'the task was killed while its servers started' : (error as Error).message;
+      const run = unstartedRun(task, taskId, createdAt, killed ? 'killed' : 'error', message, clock);
+      const ended = await claimed.endRun(
+        'task_finished',
+        { status: run.status, outcome: run.outcome },
+        new Date(clock.now()),
+        { status: run.status, endedAt: run.endedAt, run },
+      );
+      // Fenced: a kill recorded the end itself (or another process owns the task now).
+      if (killed || !ended.ok)
+        throw new StoppedWhileStarting(ended.ok ? run : { ...run, status: 'killed' }, error);
+      throw error;
+    } finally {
+      options.kill?.removeEventListener('abort', stop);
+      unring?.();
+    }
+  };
+  let servers = new Map<string, ConnectedServer>();
   let session: TaskSession | undefined;
   let writer: TaskWriter | undefined;
   let fencedBy: Fenced | undefined;
@@ -492,6 +533,116 @@ async function execute(
   let ended: TaskRunV1['status'] | undefined;
   const flow: FlowResult = { reviews: [], tests: [], deploys: [] };
   try {
+    const queued = resuming === undefined ? await store.getTask(taskId) : undefined;
+    if (queued !== undefined && queued.status !== 'queued')
+      throw new KeelError(
+        'CONFLICT',
+        `task ${taskId} exists (${queued.status}); only a queued task starts here`,
+        {
+          hint: 'keel resume TASK goes on with a task that stopped',
+        },
+      );
+    const owner: TaskOwner = {
+      pid: process.pid,
+      startTime: processStartTime(process.pid) ?? '',
+      host: hostname(),
+      // Filled in once they have started: the row and the claim come first.
+      serverPids: [],
+      ...(options.worker === undefined
+        ? {}
+        : { worker: options.worker.id, heartbeatAt: new Date(clock.now()).toISOString() }),
+    };
+    const claim = async (expected: TaskOwner | null): Promise<TaskWriter> => {
+      const claimed = await store.claimOwner(taskId, expected, owner);
+      if (!claimed.ok)
+        throw new KeelError(
+          'CONFLICT',
+          `task ${taskId} is owned by pid ${claimed.current?.pid ?? '?'}${claimed.current?.worker === undefined ? '' : ` (worker ${claimed.current.worker})`}: it was not claimed`,
+          { hint: 'keel kill TASK stops it; a worker takes over a task whose worker stopped beating' },
+        );
+      crashPoint('supervisor.after-claim');
+      return store.writer(taskId, claimed.epoch);
+    };
+    const onFenced = (f: Fenced) => {
+      fencedBy ??= f;
+      session?.fence(f);
+    };
+    // The task's row exists, claimed by this process, before any server starts: a kill or the global
+    // stop finds it (`starting`) and fences it, and its servers' start-up is aborted.
+    if (resuming === undefined) {
+      if (queued !== undefined) {
+        writer = await claim(null);
+        unfenced(await writer.updateTask({ status: 'starting' }), onFenced);
+      } else {
+        await store.createTask({
+          id: taskId,
+          type: task.type,
+          title: task.title,
+          mode: task.mode,
+          status: 'starting',
+          createdAt,
+          endedAt: null,
+          configHash: loaded.hash,
+          spec: task,
+          startingState: null,
+          run: null,
+        });
+        writer = await claim(null);
+      }
+    } else if (resuming.epoch === undefined) writer = await claim(await store.getOwner(taskId));
+    else writer = store.writer(taskId, resuming.epoch);
+    const claimed = writer;
+    if (options.worker !== undefined) {
+      // From the claim on, servers starting included. The heartbeat renews only this claim: once another process holds the task it is refused,
+      // and this run stops — a stalled worker never writes its owner record back over its successor's.
+      const beat = async () => {
+        const renewed = await claimed.renewOwner(new Date(clock.now()));
+        if (!renewed.ok) onFenced(renewed);
+      };
+      heartbeat = setInterval(() => void beat().catch(() => undefined), options.worker.heartbeatMs);
+      heartbeat.unref();
+    }
+    servers = await startServers(claimed);
+    unfenced(
+      await claimed.updateOwner({
+        serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
+      }),
+      onFenced,
+    );
+    const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
+    const meta = traceparent === undefined ? {} : { traceparent };
+    // A resumed task that stopped while its servers started has no starting state yet: it is read now.
+    const start =
+      resuming === undefined || resuming.record.startingState === null
+        ? await startingState(servers, loaded, meta)
+        : undefined;
+    // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
+    const recorded =
+      start?.['git'] === undefined
+        ? start
+        : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
+    unfenced(
+      await claimed.updateTask({
+        status: 'running',
+        ...(recorded === undefined ? {} : { startingState: recorded }),
+      }),
+      onFenced,
+    );
+    const [type, data] =
+      resuming === undefined
+        ? [
+            'task_started',
+            { type: task.type, mode: task.mode, limits, startingState: start, configParts: loaded.parts },
+          ]
+        : [
+            'task_resumed',
+            {
+              reason: resuming.reason,
+              fromStep: resuming.state.lastStep,
+              configChanged: resuming.record.configHash !== loaded.hash,
+            },
+          ];
+    unfenced(await claimed.appendEvent(type, data, new Date(clock.now())), onFenced);
     const agents: Partial<Record<AgentRole | 'single', AgentSetup>> = {};
     for (const role of roleList) {
       const agent = config.agents[role]!;
@@ -528,112 +679,7 @@ async function execute(
               servers,
             ),
           };
-    const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
-    const meta = traceparent === undefined ? {} : { traceparent };
-    const queued = resuming === undefined ? await store.getTask(taskId) : undefined;
-    if (queued !== undefined && queued.status !== 'queued')
-      throw new KeelError(
-        'CONFLICT',
-        `task ${taskId} exists (${queued.status}); only a queued task starts here`,
-        {
-          hint: 'keel resume TASK goes on with a task that stopped',
-        },
-      );
-    const owner: TaskOwner = {
-      pid: process.pid,
-      startTime: processStartTime(process.pid) ?? '',
-      host: hostname(),
-      serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
-      ...(options.worker === undefined
-        ? {}
-        : { worker: options.worker.id, heartbeatAt: new Date(clock.now()).toISOString() }),
-    };
-    const claim = async (expected: TaskOwner | null): Promise<TaskWriter> => {
-      const claimed = await store.claimOwner(taskId, expected, owner);
-      if (!claimed.ok)
-        throw new KeelError(
-          'CONFLICT',
-          `task ${taskId} is owned by pid ${claimed.current?.pid ?? '?'}${claimed.current?.worker === undefined ? '' : ` (worker ${claimed.current.worker})`}: it was not claimed`,
-          { hint: 'keel kill TASK stops it; a worker takes over a task whose worker stopped beating' },
-        );
-      crashPoint('supervisor.after-claim');
-      return store.writer(taskId, claimed.epoch);
-    };
-    const onFenced = (f: Fenced) => {
-      fencedBy ??= f;
-      session?.fence(f);
-    };
-    if (resuming === undefined) {
-      const start = await startingState(servers, loaded, meta);
-      // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
-      const recorded =
-        start['git'] === undefined
-          ? start
-          : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
-      if (queued !== undefined) {
-        writer = await claim(null);
-        unfenced(await writer.updateTask({ status: 'running', startingState: recorded }), onFenced);
-      } else {
-        await store.createTask({
-          id: taskId,
-          type: task.type,
-          title: task.title,
-          mode: task.mode,
-          status: 'running',
-          createdAt,
-          endedAt: null,
-          configHash: loaded.hash,
-          spec: task,
-          startingState: recorded,
-          run: null,
-        });
-        writer = await claim(null);
-      }
-      unfenced(
-        await writer.appendEvent(
-          'task_started',
-          {
-            type: task.type,
-            mode: task.mode,
-            limits,
-            startingState: start,
-            configParts: loaded.parts,
-          },
-          new Date(clock.now()),
-        ),
-        onFenced,
-      );
-    } else {
-      if (resuming.epoch === undefined) writer = await claim(await store.getOwner(taskId));
-      else {
-        writer = store.writer(taskId, resuming.epoch);
-        unfenced(await writer.updateOwner({ serverPids: owner.serverPids }), onFenced);
-      }
-      unfenced(await writer.updateTask({ status: 'running' }), onFenced);
-      unfenced(
-        await writer.appendEvent(
-          'task_resumed',
-          {
-            reason: resuming.reason,
-            fromStep: resuming.state.lastStep,
-            configChanged: resuming.record.configHash !== loaded.hash,
-          },
-          new Date(clock.now()),
-        ),
-        onFenced,
-      );
-    }
     const w = writer;
-    if (options.worker !== undefined) {
-      // The heartbeat renews only this claim: once another process holds the task it is refused,
-      // and this run stops — a stalled worker never writes its owner record back over its successor's.
-      const beat = async () => {
-        const renewed = await w.renewOwner(new Date(clock.now()));
-        if (!renewed.ok) onFenced(renewed);
-      };
-      heartbeat = setInterval(() => void beat().catch(() => undefined), options.worker.heartbeatMs);
-      heartbeat.unref();
-    }
     const gate = new ApprovalGate({
       store,
       writer: w,
@@ -741,6 +787,7 @@ async function execute(
     rootSpan?.end(status === 'succeeded' ? undefined : status);
     return { run, flow };
   } catch (error) {
+    if (error instanceof StoppedWhileStarting) return { run: error.run, flow };
     // Refused before the session ran, or by the end's own writes: the run ends here, unrecorded.
     if (!(error instanceof FencedStop)) throw error;
     throw new KeelError('CONFLICT', `task ${taskId}: ${error.message}; this process stopped`, {
@@ -755,6 +802,43 @@ async function execute(
     await source.release(servers, await reusable(store, taskId, session, ended));
     if (rootSpan !== undefined && rootSpan.span.isRecording()) rootSpan.end('aborted');
   }
+}
+
+/** A run stopped while its servers started (killed), with the record of how it ended. */
+class StoppedWhileStarting extends Error {
+  constructor(
+    readonly run: TaskRunV1,
+    cause: unknown,
+  ) {
+    super(run.outcome.message, { cause });
+  }
+}
+
+/** The record of a run that ended before its first step. */
+function unstartedRun(
+  task: TaskFile,
+  taskId: string,
+  startedAt: string,
+  status: 'killed' | 'error',
+  message: string,
+  clock: Clock,
+): TaskRunV1 {
+  return {
+    version: 'taskRun.v1',
+    id: taskId,
+    type: task.type,
+    mode: task.mode,
+    startedAt,
+    endedAt: new Date(clock.now()).toISOString(),
+    status,
+    outcome: { message },
+    steps: 0,
+    tokens: { input: 0, output: 0 },
+    costUsd: 0,
+    approvalsAsked: 0,
+    toolCalls: [],
+    ...(status === 'error' ? { error: { code: 'TASK_ERROR', message } } : {}),
+  };
 }
 
 /** How a run that lost its task ends: killed (the killer records it), or taken over by another process. */

@@ -70,7 +70,7 @@ export function createServerPool(options: { maxIdle: number }): ServerPool {
         wanted.map(async ([name, config]) => {
           const launch = serverLaunch(name, config, acquireOptions);
           const key = sha256Hex(canonicalJson({ name, launch }));
-          const server = take(key) ?? (await connectLaunch(name, launch));
+          const server = take(key) ?? (await connectLaunch(name, launch, acquireOptions.signal));
           launchOf.set(server, key);
           return [name, server] as const;
         }),

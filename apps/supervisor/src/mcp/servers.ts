@@ -103,6 +103,8 @@ export interface ServerOptions {
   env: NodeJS.ProcessEnv;
   /** Keel's own files: every built-in server denies them to every tool (`--deny-path`). */
   deny?: readonly string[];
+  /** Aborts start-up (a kill while the task's servers start): a server not yet connected is closed, its process with it. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -173,16 +175,29 @@ export async function connectServer(
   config: ServerConfig,
   options: ServerOptions,
 ): Promise<ConnectedServer> {
-  return connectLaunch(name, serverLaunch(name, config, options));
+  return connectLaunch(name, serverLaunch(name, config, options), options.signal);
 }
 
-/** Connects to a server by its resolved launch (see `serverLaunch`). */
-export async function connectLaunch(name: string, launch: ServerLaunch): Promise<ConnectedServer> {
+const stoppedWhileStarting = (name: string, cause: unknown) =>
+  new KeelError('CANCELLED', `server '${name}' was stopped while it started: the task was stopped`, {
+    cause,
+  });
+
+/** Connects to a server by its resolved launch (see `serverLaunch`); `signal` aborts the start-up. */
+export async function connectLaunch(
+  name: string,
+  launch: ServerLaunch,
+  signal?: AbortSignal,
+): Promise<ConnectedServer> {
   const client = new Client({ name: 'keel-supervisor', version: '0.1.0' });
   let stderr = '';
   let pid: number | undefined;
   let open = true;
+  // Closing the client closes its transport: a stdio server's process is ended, and connect rejects.
+  const abort = () => void client.close().catch(() => undefined);
+  signal?.addEventListener('abort', abort, { once: true });
   try {
+    signal?.throwIfAborted();
     if (launch.transport === 'http') {
       await client.connect(
         new StreamableHTTPClientTransport(new URL(launch.url), { requestInit: { headers: launch.headers } }),
@@ -204,6 +219,7 @@ export async function connectLaunch(name: string, launch: ServerLaunch): Promise
   } catch (cause) {
     await client.close().catch(() => undefined);
     if (cause instanceof KeelError) throw cause;
+    if (signal?.aborted === true) throw stoppedWhileStarting(name, cause);
     throw new KeelError('UNAVAILABLE', `server '${name}' did not start: ${(cause as Error).message}`, {
       cause,
       hint:
@@ -215,7 +231,16 @@ export async function connectLaunch(name: string, launch: ServerLaunch): Promise
   client.onclose = () => {
     open = false;
   };
-  const listed = await client.listTools();
+  let listed;
+  try {
+    listed = await client.listTools();
+  } catch (cause) {
+    await client.close().catch(() => undefined);
+    if (signal?.aborted === true) throw stoppedWhileStarting(name, cause);
+    throw cause;
+  } finally {
+    signal?.removeEventListener('abort', abort);
+  }
   const tools: CatalogTool[] = listed.tools.map((tool) => ({
     server: name,
     name: tool.name,

@@ -113,7 +113,7 @@ export async function replayTask(options: ReplayOptions): Promise<ReplayReport> 
   const clock = options.clock ?? systemClock;
   const task = await options.store.getTask(options.taskId);
   if (task === undefined) throw new KeelError('NOT_FOUND', `no task '${options.taskId}'`);
-  if (task.run === null || task.status === 'running')
+  if (task.run === null || task.status === 'running' || task.status === 'starting')
     throw new KeelError(
       'PRECONDITION_FAILED',
       `task ${task.id} has not finished: there is no whole run to replay`,

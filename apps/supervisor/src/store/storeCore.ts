@@ -46,7 +46,7 @@ function equalities(filters: ReadonlyArray<readonly [column: string, value: unkn
 /** Tasks that have ended, by type and creation window, as a condition on `task_summaries`. */
 export function endedTasks(filter: TaskSummaryFilter): { sql: string; values: string[] } {
   // A task queued, running, or waiting for a person (an approval, an escalation) has not ended: it counts once it does.
-  const where = ["status NOT IN ('queued', 'running', 'waiting', 'escalated')"];
+  const where = ["status NOT IN ('queued', 'starting', 'running', 'waiting', 'escalated')"];
   const values: string[] = [];
   for (const [condition, value] of [
     ['type = ?', filter.type],

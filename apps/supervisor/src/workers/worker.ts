@@ -127,7 +127,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         }),
       );
     }
-    if (job.action === 'resume' && task.status === 'running') {
+    if (job.action === 'resume' && (task.status === 'running' || task.status === 'starting')) {
       // The owner may have come back (a slow heartbeat, not a dead worker) since the reaper looked,
       // and another worker may be taking it over right now: only the one whose claim lands resumes.
       const owner = await store.getOwner(task.id);
@@ -206,9 +206,12 @@ function ownerGone(owner: TaskOwner, now: number): boolean {
   return isStale(owner, now);
 }
 
-/** Queues a resume for every running task whose worker stopped beating; one job per dead owner. */
+/** Queues a resume for every running (or starting) task whose worker stopped beating; one job per dead owner. */
 async function reap(options: WorkerOptions): Promise<void> {
-  for (const task of await options.store.listTasks({ status: 'running', limit: 1000 })) {
+  const open = await Promise.all(
+    (['starting', 'running'] as const).map((status) => options.store.listTasks({ status, limit: 1000 })),
+  );
+  for (const task of open.flat()) {
     const owner = await options.store.getOwner(task.id);
     if (owner === null || owner.worker === undefined || !ownerGone(owner, options.clock.now())) continue;
     const queued = await enqueue(
