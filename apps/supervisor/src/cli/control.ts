@@ -128,11 +128,7 @@ function printKill(ctx: CliContext, result: KillResult): void {
 export function registerControlCommands(program: Command, ctx: CliContext): void {
   // With --json, stdout holds only the record: the decision line goes to stderr.
   const say = (json: boolean, line: string) => (json ? ctx.io.stderr.write(`${line}\n`) : ctx.out(line));
-  /**
-   * A decision that resumes a task whose config (or a prompt file) changed since it ran is refused
-   * before it is recorded, naming what changed, unless the person accepts the change on purpose:
-   * they decide knowing the task would go on under the new config (the same check as keel resume).
-   */
+  /** `keel approve` and `keel continue` under a changed config: refused unless accepted (control/decisions.ts). */
   const refuseChangedConfig = async (
     loaded: LoadedConfig,
     store: TaskStore,
@@ -141,19 +137,11 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     opts: { resume: boolean; acceptChangedConfig: boolean },
   ) => {
     if (!opts.resume || opts.acceptChangedConfig) return;
-    const approval = await store.getApproval(id);
-    if (approval === undefined || approval.status !== 'pending') return;
-    const { configChangeOf } = await import('../engine/runTask.js');
-    const change = await configChangeOf({ loaded, store }, approval.taskId);
-    if (change === undefined) return;
-    throw new KeelError(
-      'PRECONDITION_FAILED',
-      `${id} not decided: task ${approval.taskId} ran under another config: changed since: ${change.changed.join(', ')} (${loaded.file})`,
-      {
-        hint: `restore what changed, or decide and go on under the new config on purpose: ${ctx.invocation().command(`${command} --accept-changed-config`, { config: loaded.file })}`,
-        details: { ...change },
-      },
-    );
+    const { refuseUnderChangedConfig } = await import('../control/decisions.js');
+    await refuseUnderChangedConfig(loaded, store, id, {
+      acceptCommand: ctx.invocation().command(`${command} --accept-changed-config`, { config: loaded.file }),
+      nameFile: true,
+    });
   };
   const resume = async (
     configFile: string | undefined,

@@ -14,9 +14,10 @@ import {
   continueEscalation,
   denyCall,
   liftGlobalStop,
+  refuseUnderChangedConfig,
 } from '../control/decisions.js';
 import { killAll, killTask } from '../control/kill.js';
-import { configChangeOf, resumeTask, type RunTaskOptions } from '../engine/runTask.js';
+import { resumeTask, type RunTaskOptions } from '../engine/runTask.js';
 import { listEvalReports, readEvalReport } from '../eval/reports.js';
 import { parseSince, readStats } from '../observe/stats.js';
 import type { ProgressEvent } from '../engine/session.js';
@@ -292,24 +293,12 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     return true;
   };
 
-  /**
-   * A decision that resumes the task here is refused before it is recorded when the config or a
-   * prompt changed since the task ran, as `keel approve` refuses it: going on under a changed config
-   * is a choice made on purpose, from the command line, and recorded.
-   */
-  const refuseChangedConfig = async (id: string, command: string) => {
-    const approval = await store.getApproval(id);
-    if (approval === undefined || approval.status !== 'pending') return;
-    const change = await configChangeOf({ loaded: options.loaded, store }, approval.taskId);
-    if (change === undefined) return;
-    throw new KeelError(
-      'PRECONDITION_FAILED',
-      `${id} not decided: task ${approval.taskId} ran under another config: changed since: ${change.changed.join(', ')}`,
-      {
-        hint: `restore what changed, or decide and go on under the new config on purpose: keel ${command} ${id} --accept-changed-config -c ${options.loaded.file}`,
-      },
-    );
-  };
+  /** A decision that resumes the task here, under a changed config: refused (only the CLI accepts it on purpose). */
+  const refuseChangedConfig = (id: string, command: string) =>
+    refuseUnderChangedConfig(options.loaded, store, id, {
+      acceptCommand: `keel ${command} ${id} --accept-changed-config -c ${options.loaded.file}`,
+      nameFile: false,
+    });
 
   const act = async (url: URL, req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const p = url.pathname;

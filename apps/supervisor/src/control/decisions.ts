@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { KeelError } from '@keel/kit/core';
 import type { Clock } from '../clock.js';
+import type { LoadedConfig } from '../config/load.js';
 import type { Limits } from '../config/schema.js';
 import type { ApprovalRecord, Decision, TaskStore } from '../store/taskStore.js';
 
@@ -21,6 +22,35 @@ async function decided(store: TaskStore, id: string, outcome: Decision): Promise
             : 'a decision is final; the task goes on from it',
     });
   return outcome.approval;
+}
+
+/**
+ * A decision that would resume a task whose config (or a prompt file) changed since it ran is refused
+ * before it is recorded, naming what changed (the same check as `keel resume`): going on under the
+ * new config is a choice made on purpose, with `--accept-changed-config`, and recorded. The CLI and
+ * the console both ask here; `acceptCommand` is the command that makes that choice, `nameFile` adds
+ * the config file to the message (the CLI's reader may have several).
+ */
+export async function refuseUnderChangedConfig(
+  loaded: LoadedConfig,
+  store: TaskStore,
+  id: string,
+  options: { acceptCommand: string; nameFile: boolean },
+): Promise<void> {
+  const approval = await store.getApproval(id);
+  if (approval === undefined || approval.status !== 'pending') return;
+  // Loaded on demand: the engine is heavy, and most control verbs never need it.
+  const { configChangeOf } = await import('../engine/runTask.js');
+  const change = await configChangeOf({ loaded, store }, approval.taskId);
+  if (change === undefined) return;
+  throw new KeelError(
+    'PRECONDITION_FAILED',
+    `${id} not decided: task ${approval.taskId} ran under another config: changed since: ${change.changed.join(', ')}${options.nameFile ? ` (${loaded.file})` : ''}`,
+    {
+      hint: `restore what changed, or decide and go on under the new config on purpose: ${options.acceptCommand}`,
+      details: { ...change },
+    },
+  );
 }
 
 /** Ends a task whose request a human refused, without running it again. */
