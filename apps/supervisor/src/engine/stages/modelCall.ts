@@ -11,6 +11,7 @@ import type { ContextDecision } from '../context/compact.js';
 import { done, stopped, type Step, type Stop } from '../stop.js';
 import type { AgentRun } from './call.js';
 import { messagesAsSent, recordedReply } from '../recordedReply.js';
+import { sealMessages } from '../sealed.js';
 import type { Recorder } from './record.js';
 
 /** What an agent used of its own caps (`agents.<role>.limits`) so far. */
@@ -166,6 +167,8 @@ export async function callModel(
           },
           SpanKind.CLIENT,
         );
+  // Never changed from here on: what is cached per message stays true of it (sealed.ts).
+  sealMessages(messages);
   let startedAt = new Date(ctx.clock.now());
   let started = performance.now();
   const record = (
