@@ -38,8 +38,18 @@ async function pages(client: Client, args: Record<string, unknown>): Promise<unk
 
 const needle = 'NEEDLE';
 
-/** A tree with everything the walk treats specially, each holding the needle. */
-async function tree(outside: string): Promise<string> {
+/** A stand-in for rg: a shell script with this body. */
+async function fakeRipgrep(body: string): Promise<string> {
+  const file = path.join(await tempDir(), 'rg');
+  await writeFile(file, `#!/bin/sh\n${body}\n`);
+  await chmod(file, 0o755);
+  return file;
+}
+
+/** A tree with everything the walk treats specially, each holding the needle, and links out of it. */
+async function tree(): Promise<string> {
+  const outside = await tempDir();
+  await writeFile(path.join(outside, 'secret.txt'), `${needle} outside\n`);
   const root = await tempDir();
   const line = (n: number) => `line ${n} ${needle} here\n`;
   const files: Record<string, string | Buffer> = {
@@ -100,9 +110,7 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
   }
 
   it('gives the same pages as the JavaScript search: order, lines, columns, cuts, truncation, cursors', async () => {
-    const outside = await tempDir();
-    await writeFile(path.join(outside, 'secret.txt'), `${needle} outside\n`);
-    const root = await tree(outside);
+    const root = await tree();
     const { rg, js } = await both(root, ['--deny', 'secrets/**', '--deny-path', path.join(root, 'own')]);
     const queries: Array<Record<string, unknown>> = [
       { pattern: needle },
@@ -165,9 +173,7 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
   });
 
   it('never shows denied files, Keel’s own files, .git or what lies behind a link', async () => {
-    const outside = await tempDir();
-    await writeFile(path.join(outside, 'secret.txt'), `${needle} outside\n`);
-    const root = await tree(outside);
+    const root = await tree();
     const { rg } = await both(root, [
       '--deny',
       'secrets/**',
@@ -215,14 +221,9 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
   });
 
   it('falls back to the JavaScript search when ripgrep fails or is absent, with the same answer', async () => {
-    const outside = await tempDir();
-    await writeFile(path.join(outside, 'secret.txt'), `${needle} outside\n`);
-    const root = await tree(outside);
-    const broken = path.join(await tempDir(), 'rg');
-    await writeFile(broken, '#!/bin/sh\nexit 2\n');
-    await chmod(broken, 0o755);
-    const failing = await connect([root], 'v2', ['--ripgrep', broken]);
-    const missing = await connect([root], 'v2', ['--ripgrep', path.join(outside, 'no-such-rg')]);
+    const root = await tree();
+    const failing = await connect([root], 'v2', ['--ripgrep', await fakeRipgrep('exit 2')]);
+    const missing = await connect([root], 'v2', ['--ripgrep', path.join(root, 'no-such-rg')]);
     const js = await connect([root], 'v2', ['--no-ripgrep']);
     clients.push(failing, missing, js);
     const query = { pattern: needle, maxMatches: 4 };
@@ -234,13 +235,8 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
   });
 
   it('when ripgrep runs out of the time budget, the walk takes over and the pages still add up', async () => {
-    const outside = await tempDir();
-    await writeFile(path.join(outside, 'secret.txt'), `${needle} outside\n`);
-    const root = await tree(outside);
-    const slow = path.join(await tempDir(), 'rg');
-    await writeFile(slow, '#!/bin/sh\nexec sleep 30\n');
-    await chmod(slow, 0o755);
-    const stalled = await connect([root], 'v2', ['--ripgrep', slow]);
+    const root = await tree();
+    const stalled = await connect([root], 'v2', ['--ripgrep', await fakeRipgrep('exec sleep 30')]);
     const js = await connect([root], 'v2', ['--no-ripgrep']);
     clients.push(stalled, js);
     const first = await callOk<Page>(stalled, 'search_text', { pattern: needle, timeBudgetMs: 300 });

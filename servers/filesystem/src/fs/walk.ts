@@ -171,6 +171,23 @@ function leftOut(
   return options.skip?.(entry.rel, entry.type) === true;
 }
 
+/** The rules of a tool call's walk of a resolved directory: the server's policy, the call's jail and choices. */
+export function callWalkRules(
+  resolved: { real: string; root: string },
+  policy: FsPolicy,
+  jail: PathJail,
+  input: { gitignore: boolean; hidden: boolean },
+): WalkRules {
+  return {
+    base: resolved.real,
+    root: resolved.root,
+    policy,
+    jail,
+    gitignore: input.gitignore,
+    hidden: input.hidden,
+  };
+}
+
 /** What decides whether the walk yields an entry: the walk's options without its order and limits. */
 export type WalkRules = Pick<
   WalkOptions,

@@ -7,7 +7,7 @@ import { checkResolved, type FsDeps } from '../fs/access.js';
 import { prefilterText, ripgrepArgs, runRipgrep } from '../fs/ripgrep.js';
 import { before, lineTextCap, searchPage, type SearchCursor, type SearchedFile } from '../fs/searchPage.js';
 import { compileSearchRegex } from '../fs/searchRegex.js';
-import { comparePaths, walk, walkAdmitsFile, type WalkRules } from '../fs/walk.js';
+import { callWalkRules, comparePaths, walk, walkAdmitsFile, type WalkRules } from '../fs/walk.js';
 
 const matchSchema = z.object({
   path: z.string().describe('Relative to `path`.'),
@@ -163,12 +163,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       });
       const single = info !== undefined && !info.isDirectory();
       const rules: WalkRules = {
-        base: resolved.real,
-        root: resolved.root,
-        policy: deps.policy,
-        jail: ctx.jail,
-        gitignore: input.gitignore,
-        hidden: input.hidden,
+        ...callWalkRules(resolved, deps.policy, ctx.jail, input),
         skip: (rel, type) =>
           // Whole directories before the cursor's file hold nothing this page searches.
           (type === 'directory' && resume !== undefined && before(rel, resume.p)) ||
