@@ -46,6 +46,7 @@ export function createFilesystem(options: FilesystemOptions = {}): {
   const deps: FsDeps = {
     policy: createFsPolicy(options),
     ripgrep: ripgrepLocator(options.ripgrep, () => process.env['PATH']),
+    ripgrepMinFiles: options.ripgrepMinFiles ?? 1000,
   };
   return { tools: toolsOf(deps), prepare: filesystemPrepare(deps.policy) };
 }
@@ -77,11 +78,12 @@ export function createFilesystemServer(
   options: FilesystemOptions &
     Omit<CreateServerOptions, 'tools' | 'name' | 'version'> & { name?: string; version?: string },
 ): KeelServer {
-  const { allowGitWrites, deny, ripgrep, name, version, ...server } = options;
+  const { allowGitWrites, deny, ripgrep, ripgrepMinFiles, name, version, ...server } = options;
   const filesystem = createFilesystem({
     ...(allowGitWrites === undefined ? {} : { allowGitWrites }),
     ...(deny === undefined ? {} : { deny }),
     ...(ripgrep === undefined ? {} : { ripgrep }),
+    ...(ripgrepMinFiles === undefined ? {} : { ripgrepMinFiles }),
   });
   return createServer({
     ...server,

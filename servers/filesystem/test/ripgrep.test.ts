@@ -103,7 +103,8 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
   });
 
   async function both(root: string, flags: string[] = []): Promise<{ rg: Client; js: Client }> {
-    const rg = await connect([root], 'v2', flags);
+    // Every walk hands over to ripgrep at once, however small the tree.
+    const rg = await connect([root], 'v2', [...flags, '--ripgrep-min-files', '0']);
     const js = await connect([root], 'v2', [...flags, '--no-ripgrep']);
     clients.push(rg, js);
     return { rg, js };
@@ -222,7 +223,12 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
 
   it('falls back to the JavaScript search when ripgrep fails or is absent, with the same answer', async () => {
     const root = await tree();
-    const failing = await connect([root], 'v2', ['--ripgrep', await fakeRipgrep('exit 2')]);
+    const failing = await connect([root], 'v2', [
+      '--ripgrep',
+      await fakeRipgrep('exit 2'),
+      '--ripgrep-min-files',
+      '0',
+    ]);
     const missing = await connect([root], 'v2', ['--ripgrep', path.join(root, 'no-such-rg')]);
     const js = await connect([root], 'v2', ['--no-ripgrep']);
     clients.push(failing, missing, js);
@@ -234,9 +240,26 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
     expect(one.filesSearched).toBe(2);
   });
 
+  it('leaves a tree of fewer files than --ripgrep-min-files to the JavaScript search, and takes over past it', async () => {
+    const root = await tree();
+    const counted = await connect([root], 'v2', ['--ripgrep-min-files', '40']);
+    const handed = await connect([root], 'v2', ['--ripgrep-min-files', '10']);
+    clients.push(counted, handed);
+    // The walk meets 16 files (15 text): under 40 JavaScript searches and counts them; past 10 ripgrep takes over.
+    const small = await callOk<Page>(counted, 'search_text', { pattern: needle, maxMatches: 2000 });
+    const large = await callOk<Page>(handed, 'search_text', { pattern: needle, maxMatches: 2000 });
+    expect([small.filesSearched, large.filesSearched]).toEqual([15, undefined]);
+    expect(large.matches).toEqual(small.matches);
+  });
+
   it('when ripgrep runs out of the time budget, the walk takes over and the pages still add up', async () => {
     const root = await tree();
-    const stalled = await connect([root], 'v2', ['--ripgrep', await fakeRipgrep('exec sleep 30')]);
+    const stalled = await connect([root], 'v2', [
+      '--ripgrep',
+      await fakeRipgrep('exec sleep 30'),
+      '--ripgrep-min-files',
+      '0',
+    ]);
     const js = await connect([root], 'v2', ['--no-ripgrep']);
     clients.push(stalled, js);
     const first = await callOk<Page>(stalled, 'search_text', { pattern: needle, timeBudgetMs: 300 });

@@ -7,6 +7,8 @@ export interface FsDeps {
   policy: FsPolicy;
   /** The `rg` binary search_text pre-selects files with, or undefined for the JavaScript search alone. */
   ripgrep: () => string | undefined;
+  /** How many files a search_text walk meets before ripgrep takes over (fewer: JavaScript searches them). */
+  ripgrepMinFiles: number;
 }
 
 export interface Checked {

@@ -14,6 +14,11 @@ export interface FilesystemOptions {
    * JavaScript search alone, or undefined (the default) for `rg` on the PATH when there is one.
    */
   ripgrep?: string | false;
+  /**
+   * A search_text walk that meets fewer files than this is searched by JavaScript, which finishes
+   * a small tree before ripgrep would have started (default 1000).
+   */
+  ripgrepMinFiles?: number;
 }
 
 /**

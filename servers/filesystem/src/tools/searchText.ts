@@ -172,12 +172,34 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       };
       const rg = deps.ripgrep();
       const text = prefilterText(input.pattern, input.literal, input.caseSensitive);
-      let files: AsyncIterable<SearchedFile> | Iterable<SearchedFile> | undefined;
       let native = false;
       let walkOnly = resume?.w === 1;
+      const walked = (async function* () {
+        for await (const entry of walk({
+          ...rules,
+          maxDepth: 1000,
+          order: 'depth-first',
+          signal: ctx.signal,
+        }))
+          if (entry.type === 'file') yield entry;
+      })();
+      // A tree of a few files is searched before ripgrep would have started: only a walk that goes
+      // on past ripgrepMinFiles files hands the search to it. What was walked is not walked again.
+      const head: SearchedFile[] = [];
+      let large = false;
+      if (!single && rg !== undefined && text !== undefined && !walkOnly) {
+        for (let next = await walked.next(); next.done !== true; next = await walked.next()) {
+          head.push(next.value);
+          if (head.length >= deps.ripgrepMinFiles) {
+            large = true;
+            break;
+          }
+        }
+      }
+      let files: AsyncIterable<SearchedFile> | Iterable<SearchedFile> | undefined;
       if (single) {
         files = [{ rel: shown.slice(shown.lastIndexOf('/') + 1), real: resolved.real }];
-      } else if (rg !== undefined && text !== undefined && !walkOnly) {
+      } else if (large && rg !== undefined && text !== undefined) {
         const listed = await runRipgrep(
           rg,
           resolved.real,
@@ -202,16 +224,11 @@ export function searchTextTool(deps: FsDeps): AnyTool {
           // in the budget still moves forward at the walk's pace.
           walkOnly = true;
         }
-        // Failed or out of time: the walk below, which stops at the same budget with a cursor.
+        // Failed or out of time: the walk, which stops at the same budget with a cursor.
       }
       files ??= (async function* () {
-        for await (const entry of walk({
-          ...rules,
-          maxDepth: 1000,
-          order: 'depth-first',
-          signal: ctx.signal,
-        }))
-          if (entry.type === 'file') yield entry;
+        yield* head;
+        yield* walked;
       })();
 
       const out = await searchPage(files, {
@@ -228,6 +245,8 @@ export function searchTextTool(deps: FsDeps): AnyTool {
         quick,
         needle,
       });
+      // The walk, if ripgrep's list took its place, or a page that stopped early.
+      await walked.return(undefined);
       let truncated: Truncation | undefined;
       if (out.next !== undefined)
         truncated = {
