@@ -106,10 +106,13 @@ export function ripgrepArgs(query: RipgrepQuery): string[] {
 
 export type RipgrepRun = { kind: 'listed'; files: string[] } | { kind: 'failed' } | { kind: 'timedOut' };
 
+/** More file names than this (in bytes) and ripgrep's list is given up for the walk, which pages. */
+const maxListBytes = 64 * 1024 * 1024;
+
 /**
  * Runs ripgrep in `dir` and returns the files it names, relative to `dir`. Killed at `timeoutMs`
- * or on abort. Any exit but 0 (found) or 1 (nothing found) is a failure: the caller searches
- * without it rather than trust a partial list.
+ * or on abort. Any exit but 0 (found) or 1 (nothing found), or a list over 64 MiB, is a failure:
+ * the caller searches without it rather than trust a partial list.
  */
 export function runRipgrep(
   bin: string,
@@ -128,7 +131,12 @@ export function runRipgrep(
     const timer = setTimeout(() => stop({ kind: 'timedOut' }), options.timeoutMs);
     const onAbort = () => stop({ kind: 'timedOut' });
     options.signal.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let listed = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      listed += chunk.length;
+      if (listed > maxListBytes) stop({ kind: 'failed' });
+      else chunks.push(chunk);
+    });
     child.on('error', () => stop({ kind: 'failed' }));
     child.on('close', (code) => {
       clearTimeout(timer);

@@ -210,7 +210,8 @@ export function searchTextTool(deps: FsDeps): AnyTool {
             hidden: input.hidden,
             maxFileBytes: input.maxFileBytes,
           }),
-          { timeoutMs: input.timeBudgetMs, signal: ctx.signal },
+          // What the walk before it left of the budget.
+          { timeoutMs: Math.max(1, input.timeBudgetMs - (Date.now() - started)), signal: ctx.signal },
         );
         if (listed.kind === 'listed') {
           const admits = await walkAdmitsFile(rules);
