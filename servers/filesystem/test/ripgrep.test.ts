@@ -38,12 +38,12 @@ async function pages(client: Client, args: Record<string, unknown>): Promise<unk
 
 const needle = 'NEEDLE';
 
-/** A stand-in for rg: a shell script with this body. */
-async function fakeRipgrep(body: string): Promise<string> {
+/** A server whose search_text hands every walk to a stand-in for rg: a shell script with this body. */
+async function withFakeRipgrep(root: string, body: string): Promise<Client> {
   const file = path.join(await tempDir(), 'rg');
   await writeFile(file, `#!/bin/sh\n${body}\n`);
   await chmod(file, 0o755);
-  return file;
+  return await connect([root], 'v2', ['--ripgrep', file, '--ripgrep-min-files', '0']);
 }
 
 /** A tree with everything the walk treats specially, each holding the needle, and links out of it. */
@@ -223,12 +223,7 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
 
   it('falls back to the JavaScript search when ripgrep fails or is absent, with the same answer', async () => {
     const root = await tree();
-    const failing = await connect([root], 'v2', [
-      '--ripgrep',
-      await fakeRipgrep('exit 2'),
-      '--ripgrep-min-files',
-      '0',
-    ]);
+    const failing = await withFakeRipgrep(root, 'exit 2');
     const missing = await connect([root], 'v2', ['--ripgrep', path.join(root, 'no-such-rg')]);
     const js = await connect([root], 'v2', ['--no-ripgrep']);
     clients.push(failing, missing, js);
@@ -254,12 +249,7 @@ describe.skipIf(!ripgrepOnPath)('search_text through ripgrep', () => {
 
   it('when ripgrep runs out of the time budget, the walk takes over and the pages still add up', async () => {
     const root = await tree();
-    const stalled = await connect([root], 'v2', [
-      '--ripgrep',
-      await fakeRipgrep('exec sleep 30'),
-      '--ripgrep-min-files',
-      '0',
-    ]);
+    const stalled = await withFakeRipgrep(root, 'exec sleep 30');
     const js = await connect([root], 'v2', ['--no-ripgrep']);
     clients.push(stalled, js);
     const first = await callOk<Page>(stalled, 'search_text', { pattern: needle, timeBudgetMs: 300 });
