@@ -12,6 +12,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import { defineTool } from '../src/defineTool.js';
+import { jsonBytesBound } from '../src/pipeline/render.js';
 import { fail, ok, type ToolError } from '../src/errors.js';
 import { createPathJail, type PathJail } from '../src/jail.js';
 import { createServer, ERROR_META_KEY } from '../src/server.js';
@@ -254,6 +255,51 @@ describe('the pipeline', () => {
       code: 'RESOURCE_LIMIT',
       message: "huge produced 10080 bytes, over the server's hard cap of 4096",
     });
+  });
+
+  it('measures a result exactly when the quick bound cannot tell it is under the cap', async () => {
+    // 1,000 two-byte characters: bounded at 6 bytes each, the text and its structured copy look like
+    // 12,000 bytes, over 4,096; measured, the result is 4,080 and goes out. 1,100 are over: refused.
+    const sized = defineTool({
+      name: 'sized',
+      title: 'S',
+      description: 'd',
+      input: z.object({ n: z.number() }),
+      output: z.object({ s: z.string() }),
+      effect: 'read',
+      handler: async ({ n }) => ok({ s: 'é'.repeat(n) }),
+    });
+    const server = createServer({
+      name: 's',
+      version: '1',
+      tools: [sized],
+      jail,
+      limits: { maxResultBytes: 4096 },
+    });
+    const fits = await server.callTool('sized', { n: 1000 });
+    expect([fits.isError, Buffer.byteLength(JSON.stringify(fits))]).toEqual([undefined, 4080]);
+    expect(errorOf(await server.callTool('sized', { n: 1100 }))).toMatchObject({
+      code: 'RESOURCE_LIMIT',
+      message: "sized produced 4480 bytes, over the server's hard cap of 4096",
+    });
+  });
+
+  it('bounds the JSON size of a result from above without serialising it', () => {
+    const values: unknown[] = [
+      {
+        content: [{ type: 'text', text: 'a "quoted"\n\u0001 é 😀' }],
+        structuredContent: { n: -1.5e-300, ok: true },
+      },
+      [null, undefined, 1, 'x', { a: [] }],
+      { k: undefined, f: () => 1, big: Number.MAX_SAFE_INTEGER, tiny: 5e-324 },
+    ];
+    for (const value of values)
+      expect(jsonBytesBound(value, 1e6)).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(value)));
+    expect(jsonBytesBound({ s: 'x'.repeat(100) }, 50)).toBe(Number.POSITIVE_INFINITY);
+    expect(jsonBytesBound({ when: new Date(0) }, 1e6)).toBe(Number.POSITIVE_INFINITY);
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    expect(jsonBytesBound(deep, 1e6)).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('resolves declared paths in the jail before the handler runs', async () => {

@@ -52,6 +52,37 @@ it('the state dir keeps one cursor secret across opens', async () => {
   again.close();
 });
 
+describe('the SQLite store on a file an older Keel wrote', () => {
+  it('drops the expiry index every transaction paid for, and still reaps what expired', async () => {
+    const old = openStateDatabase(other);
+    old.db.exec(`CREATE TABLE idempotency (
+      scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('in_progress', 'completed')), owner TEXT, token TEXT,
+      lease_expires_at INTEGER, result TEXT, created_at INTEGER NOT NULL, completed_at INTEGER,
+      expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (scope, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_expires ON idempotency (expires_at);
+    INSERT INTO idempotency (scope, key, fingerprint, state, result, created_at, completed_at, expires_at)
+      VALUES ('s', 'gone', 'f', 'completed', '{}', 1, 1, 2), ('s', 'kept', 'f', 'completed', '{}', 1, 1, 9e15);`);
+    old.close();
+    const reopened = openStateDatabase(other);
+    try {
+      const store = createSqliteIdempotencyStore(reopened.db);
+      const indexes = reopened.db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'idempotency'")
+        .all();
+      expect(indexes).toEqual([]);
+      // Opening reaped the expired record; the other is still answered.
+      expect([await store.get('s', 'gone'), (await store.get('s', 'kept'))?.state]).toEqual([
+        undefined,
+        'completed',
+      ]);
+    } finally {
+      reopened.close();
+    }
+  });
+});
+
 describe('several processes opening one state dir', () => {
   it('a second opener waits for WAL to be switched on instead of failing with "database is locked"', async () => {
     // Another process creates the file in rollback-journal mode and holds a write transaction for a while.

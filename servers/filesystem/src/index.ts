@@ -9,6 +9,7 @@ import {
 import type { FsDeps } from './fs/access.js';
 import { createFsPolicy, type FilesystemOptions } from './fs/policy.js';
 import { filesystemPrepare } from './fs/prepare.js';
+import { ripgrepLocator } from './fs/ripgrep.js';
 import { applyPatchTool } from './tools/applyPatch.js';
 import { createDirectoryTool } from './tools/createDirectory.js';
 import { deleteTool } from './tools/delete.js';
@@ -42,7 +43,11 @@ export function createFilesystem(options: FilesystemOptions = {}): {
   tools: AnyTool[];
   prepare: PrepareStep;
 } {
-  const deps: FsDeps = { policy: createFsPolicy(options) };
+  const deps: FsDeps = {
+    policy: createFsPolicy(options),
+    ripgrep: ripgrepLocator(options.ripgrep, () => process.env['PATH']),
+    ripgrepMinFiles: options.ripgrepMinFiles ?? 1000,
+  };
   return { tools: toolsOf(deps), prepare: filesystemPrepare(deps.policy) };
 }
 
@@ -73,10 +78,12 @@ export function createFilesystemServer(
   options: FilesystemOptions &
     Omit<CreateServerOptions, 'tools' | 'name' | 'version'> & { name?: string; version?: string },
 ): KeelServer {
-  const { allowGitWrites, deny, name, version, ...server } = options;
+  const { allowGitWrites, deny, ripgrep, ripgrepMinFiles, name, version, ...server } = options;
   const filesystem = createFilesystem({
     ...(allowGitWrites === undefined ? {} : { allowGitWrites }),
     ...(deny === undefined ? {} : { deny }),
+    ...(ripgrep === undefined ? {} : { ripgrep }),
+    ...(ripgrepMinFiles === undefined ? {} : { ripgrepMinFiles }),
   });
   return createServer({
     ...server,

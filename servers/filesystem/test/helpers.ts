@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectStdio, tempDir, type BinCommand, type ClientKind, type McpTestClient } from '@keel/testing';
@@ -35,3 +36,13 @@ export async function connect(
 export { callErr, callOk } from '@keel/testing';
 
 export const kinds: ClientKind[] = ['v2', 'v1'];
+
+/** Whether an `rg` is on the PATH, so that search_text takes its native path by default. */
+export const ripgrepOnPath = (process.env['PATH'] ?? '').split(path.delimiter).some((dir) => {
+  try {
+    accessSync(path.join(dir, 'rg'), constants.X_OK);
+    return dir !== '';
+  } catch {
+    return false;
+  }
+});

@@ -34,8 +34,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
   attempts INTEGER NOT NULL DEFAULT 1,
   PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
+DROP INDEX IF EXISTS idempotency_expires;
 `;
+// No index on expires_at (files from before had one; it goes on open): every claim inserts a row and
+// every completion moves its expiry, so the index doubled the pages each transaction writes, while
+// only the reaper reads by expiry — a scan at open and once an hour.
 
 /**
  * The SQLite idempotency store on an open better-sqlite3 database (see `openStateDatabase`). Every
@@ -52,7 +55,7 @@ export function createSqliteIdempotencyStore(
   const select = db.prepare<[string, string], Row>('SELECT * FROM idempotency WHERE scope = ? AND key = ?');
   const insert = db.prepare(
     `INSERT INTO idempotency (scope, key, fingerprint, state, owner, token, lease_expires_at, created_at, expires_at)
-     VALUES (@scope, @key, @fingerprint, 'in_progress', @owner, @token, @leaseExpiresAt, @now, @expiresAt)`,
+     VALUES (?, ?, ?, 'in_progress', ?, ?, ?, ?, ?)`,
   );
   const takeOver = db.prepare(
     `UPDATE idempotency SET owner = @owner, token = @token, lease_expires_at = @leaseExpiresAt,
@@ -125,16 +128,16 @@ export function createSqliteIdempotencyStore(
       ttlByToken.set(token, request.ttlMs);
       return { kind: 'recovered', token, previousOwner: row.owner ?? 'unknown', attempts: row.attempts + 1 };
     }
-    insert.run({
-      scope: request.scope,
-      key: request.key,
-      fingerprint: request.fingerprint,
-      owner: request.owner,
+    insert.run(
+      request.scope,
+      request.key,
+      request.fingerprint,
+      request.owner,
       token,
       leaseExpiresAt,
       now,
-      expiresAt: now + request.ttlMs,
-    });
+      now + request.ttlMs,
+    );
     ttlByToken.set(token, request.ttlMs);
     return { kind: 'claimed', token };
   });

@@ -1,6 +1,6 @@
 import type { CallToolResult, InputRequiredResult } from '@modelcontextprotocol/server';
 import type { Outcome, ToolError } from '../errors.js';
-import { errorResult } from './render.js';
+import { errorResult, measure } from './render.js';
 
 /** What a call answers: the result sent and what the span and the audit row record of it. */
 export interface Answer {
@@ -14,9 +14,4 @@ export interface Answer {
 export function refusedAnswer(error: ToolError, idempotency: string): Answer {
   const result = errorResult(error);
   return { result, outcome: { ok: false, error }, bytes: measure(result), idempotency };
-}
-
-/** A result's size for the span, computed only if a recording span asks. */
-export function measure(result: CallToolResult): () => number {
-  return () => Buffer.byteLength(JSON.stringify(result));
 }

@@ -5,6 +5,10 @@ import type { FsPolicy } from './policy.js';
 /** What every tool of this server is built with. */
 export interface FsDeps {
   policy: FsPolicy;
+  /** The `rg` binary search_text pre-selects files with, or undefined for the JavaScript search alone. */
+  ripgrep: () => string | undefined;
+  /** How many files a search_text walk meets before ripgrep takes over (fewer: JavaScript searches them). */
+  ripgrepMinFiles: number;
 }
 
 export interface Checked {

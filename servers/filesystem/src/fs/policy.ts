@@ -9,6 +9,16 @@ export interface FilesystemOptions {
   allowGitWrites?: boolean;
   /** Globs (relative to a root) that no tool may read, write or list. */
   deny?: readonly string[];
+  /**
+   * The ripgrep search_text runs to pick the files worth reading: a path to `rg`, `false` for the
+   * JavaScript search alone, or undefined (the default) for `rg` on the PATH when there is one.
+   */
+  ripgrep?: string | false;
+  /**
+   * A search_text walk that meets fewer files than this is searched by JavaScript, which finishes
+   * a small tree before ripgrep would have started (default 1000).
+   */
+  ripgrepMinFiles?: number;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Dirent } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PathJail } from '@keel/kit';
@@ -99,10 +100,6 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
     const children: WalkEntry[] = [];
     for (const dirent of dirents) {
       const name = dirent.name;
-      if (!options.hidden && name.startsWith('.')) continue;
-      // A write killed mid-way leaves its temp file; it is not the user's.
-      if (isWriteTemp(name)) continue;
-      if (options.gitignore && name === '.git') continue;
       const real = path.join(dirReal, name);
       const type: EntryType = dirent.isDirectory()
         ? 'directory'
@@ -111,11 +108,8 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
           : dirent.isSymbolicLink()
             ? 'symlink'
             : 'other';
-      const rootRel = relativeOf(options.root, real);
-      if (options.policy.isDenied(rootRel) || options.jail.isDenied(real)) continue;
-      if (options.gitignore && ignoredBy(inScope, rootRel, type === 'directory')) continue;
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
-      if (options.skip?.(rel, type) === true) continue;
+      if (leftOut(options, inScope, { name, real, rel, type })) continue;
       children.push({ rel, real, type, depth });
     }
     for (const child of children)
@@ -158,6 +152,92 @@ export async function* walk(options: WalkOptions): AsyncGenerator<WalkEntry> {
       else options.onDepthLimit?.(child);
     }
   }
+}
+
+/** Whether the walk leaves an entry out (and, for a directory, everything under it). */
+function leftOut(
+  options: WalkRules,
+  scopes: readonly IgnoreScope[],
+  entry: { name: string; real: string; rel: string; type: EntryType },
+): boolean {
+  const { name, real } = entry;
+  if (!options.hidden && name.startsWith('.')) return true;
+  // A write killed mid-way leaves its temp file; it is not the user's.
+  if (isWriteTemp(name)) return true;
+  if (options.gitignore && name === '.git') return true;
+  const rootRel = relativeOf(options.root, real);
+  if (options.policy.isDenied(rootRel) || options.jail.isDenied(real)) return true;
+  if (options.gitignore && ignoredBy(scopes, rootRel, entry.type === 'directory')) return true;
+  return options.skip?.(entry.rel, entry.type) === true;
+}
+
+/** The rules of a tool call's walk of a resolved directory: the server's policy, the call's jail and choices. */
+export function callWalkRules(
+  resolved: { real: string; root: string },
+  policy: FsPolicy,
+  jail: PathJail,
+  input: { gitignore: boolean; hidden: boolean },
+): WalkRules {
+  return {
+    base: resolved.real,
+    root: resolved.root,
+    policy,
+    jail,
+    gitignore: input.gitignore,
+    hidden: input.hidden,
+  };
+}
+
+/** What decides whether the walk yields an entry: the walk's options without its order and limits. */
+export type WalkRules = Pick<
+  WalkOptions,
+  'base' | 'root' | 'policy' | 'jail' | 'gitignore' | 'hidden' | 'skip'
+>;
+
+/**
+ * Whether the walk would yield a regular file, given its path relative to the base: the same rules
+ * applied to it and to every directory above it, with the same `.gitignore` files. For paths found
+ * by another lister (ripgrep), so that it never shows what the walk would not.
+ */
+export async function walkAdmitsFile(rules: WalkRules): Promise<(rel: string) => boolean> {
+  const baseScopes = rules.gitignore ? await ancestorScopes(rules.root, rules.base) : [];
+  // The scopes in force for a directory's children, by its path relative to the base.
+  const scopesOf = new Map<string, readonly IgnoreScope[]>();
+  const childScopes = (dirRel: string, parent: readonly IgnoreScope[]): readonly IgnoreScope[] => {
+    let scopes = scopesOf.get(dirRel);
+    if (scopes === undefined) {
+      scopes = parent;
+      const dirReal = dirRel === '' ? rules.base : path.join(rules.base, dirRel);
+      const file = path.join(dirReal, '.gitignore');
+      // As the walk: only a regular .gitignore file counts.
+      if (rules.gitignore && lstatSync(file, { throwIfNoEntry: false })?.isFile() === true) {
+        let text = '';
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch {
+          // Unreadable: no rules, as in the walk.
+        }
+        scopes = [...parent, { dir: relativeOf(rules.root, dirReal), rules: ignore()().add(text) }];
+      }
+      scopesOf.set(dirRel, scopes);
+    }
+    return scopes;
+  };
+  return (rel) => {
+    const parts = rel.split('/');
+    let scopes = childScopes('', baseScopes);
+    let dirRel = '';
+    for (let i = 0; i < parts.length; i++) {
+      const name = parts[i]!;
+      const entryRel = dirRel === '' ? name : `${dirRel}/${name}`;
+      const type: EntryType = i === parts.length - 1 ? 'file' : 'directory';
+      const real = path.join(rules.base, entryRel);
+      if (leftOut(rules, scopes, { name, real, rel: entryRel, type })) return false;
+      if (type === 'directory') scopes = childScopes(entryRel, scopes);
+      dirRel = entryRel;
+    }
+    return true;
+  };
 }
 
 function ignoredBy(scopes: readonly IgnoreScope[], rootRel: string, isDir: boolean): boolean {

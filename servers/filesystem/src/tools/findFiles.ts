@@ -11,7 +11,7 @@ import {
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
-import { walk } from '../fs/walk.js';
+import { callWalkRules, walk } from '../fs/walk.js';
 
 /** `find_files`: paths matching a glob under a directory, .gitignore aware, stopping as soon as the page is full. */
 export function findFilesTool(deps: FsDeps): AnyTool {
@@ -83,12 +83,7 @@ export function findFilesTool(deps: FsDeps): AnyTool {
         );
       }
       const walker = walk({
-        base: resolved.real,
-        root: resolved.root,
-        policy: deps.policy,
-        jail: ctx.jail,
-        gitignore: input.gitignore,
-        hidden: input.hidden,
+        ...callWalkRules(resolved, deps.policy, ctx.jail, input),
         maxDepth: input.maxDepth,
         order: 'depth-first',
         signal: ctx.signal,

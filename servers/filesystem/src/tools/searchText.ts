@@ -1,13 +1,13 @@
 import { constants } from 'node:fs';
-import { cursorArg, defineTool, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
+import path from 'node:path';
+import { cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
 import { picomatch } from '../util/lazy.js';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
-import { readSmallFileSync } from '../fs/files.js';
+import { prefilterText, ripgrepArgs, runRipgrep } from '../fs/ripgrep.js';
+import { before, lineTextCap, searchPage, type SearchCursor, type SearchedFile } from '../fs/searchPage.js';
 import { compileSearchRegex } from '../fs/searchRegex.js';
-import { walk, type WalkEntry } from '../fs/walk.js';
-
-const lineTextCap = 400;
+import { callWalkRules, comparePaths, walk, walkAdmitsFile, type WalkRules } from '../fs/walk.js';
 
 const matchSchema = z.object({
   path: z.string().describe('Relative to `path`.'),
@@ -18,15 +18,6 @@ const matchSchema = z.object({
   after: z.array(z.string()).optional().describe('Context lines after.'),
 });
 
-type Match = z.output<typeof matchSchema>;
-
-interface SearchCursor {
-  /** Index (among searched files, in walk order) of the file to resume in. */
-  f: number;
-  /** Matches of that file already returned. */
-  k: number;
-}
-
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -35,12 +26,6 @@ function globTester(globs: readonly string[]): ((rel: string) => boolean) | unde
   if (globs.length === 0) return undefined;
   const testers = globs.map((glob) => picomatch()(glob, { dot: true, basename: !glob.includes('/') }));
   return (rel) => testers.some((test) => test(rel));
-}
-
-function clip(line: string, column: number): string {
-  if (line.length <= lineTextCap) return line;
-  const start = Math.max(0, Math.min(column - lineTextCap / 4, line.length - lineTextCap));
-  return `${start > 0 ? '…' : ''}${line.slice(start, start + lineTextCap)}${start + lineTextCap < line.length ? '…' : ''}`;
 }
 
 /**
@@ -111,13 +96,19 @@ export function searchTextTool(deps: FsDeps): AnyTool {
     output: z.object({
       path: z.string(),
       matches: z.array(matchSchema),
-      filesSearched: z.number(),
+      filesSearched: z
+        .number()
+        .optional()
+        .describe('Files read and searched on this page; absent when ripgrep chose the files to read.'),
       filesWithMatches: z.number(),
-      skipped: z.object({
-        binary: z.number(),
-        tooLarge: z.number().describe('Files over maxFileBytes.'),
-        unreadable: z.number(),
-      }),
+      skipped: z
+        .object({
+          binary: z.number(),
+          tooLarge: z.number().describe('Files over maxFileBytes.'),
+          unreadable: z.number(),
+        })
+        .optional()
+        .describe('Files passed over on this page; absent when ripgrep chose the files to read.'),
       stoppedBy: z
         .enum(['maxMatches', 'timeBudget'])
         .optional()
@@ -136,7 +127,7 @@ export function searchTextTool(deps: FsDeps): AnyTool {
         for (const [i, text] of (m.after ?? []).entries()) lines.push(`${m.path}-${m.line + 1 + i}-${text}`);
       }
       lines.push(
-        `${out.matches.length} matches in ${out.filesWithMatches} files (${out.filesSearched} searched)${out.stoppedBy === undefined ? '' : `; stopped by ${out.stoppedBy}, pass cursor "${out.truncated?.nextCursor}" to continue`}`,
+        `${out.matches.length} matches in ${out.filesWithMatches} files${out.filesSearched === undefined ? '' : ` (${out.filesSearched} searched)`}${out.stoppedBy === undefined ? '' : `; stopped by ${out.stoppedBy}, pass cursor "${out.truncated?.nextCursor}" to continue`}`,
       );
       return lines.join('\n');
     },
@@ -146,7 +137,11 @@ export function searchTextTool(deps: FsDeps): AnyTool {
       const { resolved, shown } = checked.value;
       const decoded = ctx.decodeCursor(input.cursor);
       if (!decoded.ok) return decoded;
-      const resume = (decoded.value as SearchCursor | undefined) ?? { f: 0, k: 0 };
+      const resume = decoded.value as SearchCursor | undefined;
+      if (resume !== undefined && (typeof resume.p !== 'string' || typeof resume.k !== 'number'))
+        return fail('INVALID_ARGUMENT', 'cursor is not one search_text issued', {
+          hint: 'Pass truncated.nextCursor from a search_text result as it was given, with the same arguments.',
+        });
       const compiled = compileSearchRegex(input.literal ? escapeRegExp(input.pattern) : input.pattern, {
         global: true,
         multiline: false,
@@ -167,118 +162,106 @@ export function searchTextTool(deps: FsDeps): AnyTool {
         return stat;
       });
       const single = info !== undefined && !info.isDirectory();
-      const files: AsyncGenerator<WalkEntry> = single
-        ? (async function* () {
-            yield {
-              rel: shown.slice(shown.lastIndexOf('/') + 1),
-              real: resolved.real,
-              type: 'file' as const,
-              depth: 1,
-            };
-          })()
-        : walk({
-            base: resolved.real,
-            root: resolved.root,
-            policy: deps.policy,
-            jail: ctx.jail,
-            gitignore: input.gitignore,
-            hidden: input.hidden,
-            maxDepth: 1000,
-            order: 'depth-first',
-            signal: ctx.signal,
-            skip: (rel, type) =>
-              (excluded?.(rel) ?? false) || (type === 'file' && included !== undefined && !included(rel)),
-          });
-
-      const matches: Match[] = [];
-      const skipped = { binary: 0, tooLarge: 0, unreadable: 0 };
-      let filesSearched = 0;
-      let filesWithMatches = 0;
-      let current = -1;
-      let stoppedBy: 'maxMatches' | 'timeBudget' | undefined;
-      let next: SearchCursor | undefined;
-      let sliceStarted = Date.now();
-      for await (const entry of files) {
-        if (entry.type !== 'file') continue;
-        current++;
-        if (current < resume.f) continue; // Searched on an earlier page.
-        if (Date.now() - sliceStarted > 20) {
-          // Reads are synchronous; let cancellation, timeouts and other calls in between slices.
-          await new Promise((resolve) => setImmediate(resolve));
-          sliceStarted = Date.now();
-        }
-        // At least one file per call, so a cursor always moves forward however small the budget.
-        if (current > resume.f && (Date.now() - started > input.timeBudgetMs || ctx.signal.aborted)) {
-          stoppedBy = 'timeBudget';
-          next = { f: current, k: current === resume.f ? resume.k : 0 };
-          break;
-        }
-        const loaded = readSmallFileSync(ctx.jail, entry.real, input.maxFileBytes);
-        if (loaded.kind !== 'text') {
-          skipped[loaded.kind]++;
-          continue;
-        }
-        filesSearched++;
-        // A case-sensitive literal can reject a file on its bytes, without decoding it.
-        if (needle !== undefined && loaded.data.indexOf(needle) === -1) continue;
-        const text = loaded.data.toString('utf8');
-        if (!quick.test(text)) continue;
-        const skip = current === resume.f ? resume.k : 0;
-        const lines = text.split('\n');
-        let found = 0;
-        let cutHere = false;
-        for (let i = 0; i < lines.length; i++) {
-          const line = lines[i]!.endsWith('\r') ? lines[i]!.slice(0, -1) : lines[i]!;
-          regex.lastIndex = 0;
-          const hit = regex.exec(line);
-          if (hit === null) continue;
-          found++;
-          if (found <= skip) continue;
-          if (found > input.maxMatchesPerFile) break;
-          if (matches.length === input.maxMatches) {
-            cutHere = true;
+      const rules: WalkRules = {
+        ...callWalkRules(resolved, deps.policy, ctx.jail, input),
+        skip: (rel, type) =>
+          // Whole directories before the cursor's file hold nothing this page searches.
+          (type === 'directory' && resume !== undefined && before(rel, resume.p)) ||
+          (excluded?.(rel) ?? false) ||
+          (type === 'file' && included !== undefined && !included(rel)),
+      };
+      const rg = deps.ripgrep();
+      const text = prefilterText(input.pattern, input.literal, input.caseSensitive);
+      let native = false;
+      let walkOnly = resume?.w === 1;
+      const walked = (async function* () {
+        for await (const entry of walk({
+          ...rules,
+          maxDepth: 1000,
+          order: 'depth-first',
+          signal: ctx.signal,
+        }))
+          if (entry.type === 'file') yield entry;
+      })();
+      // A tree of a few files is searched before ripgrep would have started: only a walk that goes
+      // on past ripgrepMinFiles files hands the search to it. What was walked is not walked again.
+      const head: SearchedFile[] = [];
+      let large = false;
+      if (!single && rg !== undefined && text !== undefined && !walkOnly) {
+        for (let next = await walked.next(); next.done !== true; next = await walked.next()) {
+          head.push(next.value);
+          if (head.length >= deps.ripgrepMinFiles) {
+            large = true;
             break;
           }
-          const context = input.contextLines;
-          matches.push({
-            path: entry.rel,
-            line: i + 1,
-            column: hit.index + 1,
-            text: clip(line, hit.index),
-            ...(context === 0
-              ? {}
-              : {
-                  before: lines.slice(Math.max(0, i - context), i).map((l) => clip(l.replace(/\r$/, ''), 0)),
-                }),
-            ...(context === 0
-              ? {}
-              : { after: lines.slice(i + 1, i + 1 + context).map((l) => clip(l.replace(/\r$/, ''), 0)) }),
-          });
-        }
-        if (found > skip) filesWithMatches++;
-        if (cutHere) {
-          stoppedBy = 'maxMatches';
-          next = { f: current, k: found - 1 };
-          break;
-        }
-        if (matches.length === input.maxMatches) {
-          // Full exactly at a file's end: there may be nothing more, but only the next page can tell.
-          stoppedBy = 'maxMatches';
-          next = { f: current + 1, k: 0 };
-          break;
         }
       }
-      await files.return(undefined);
+      let files: AsyncIterable<SearchedFile> | Iterable<SearchedFile> | undefined;
+      if (single) {
+        files = [{ rel: shown.slice(shown.lastIndexOf('/') + 1), real: resolved.real }];
+      } else if (large && rg !== undefined && text !== undefined) {
+        const listed = await runRipgrep(
+          rg,
+          resolved.real,
+          ripgrepArgs({
+            text,
+            caseSensitive: input.caseSensitive,
+            gitignore: input.gitignore,
+            hidden: input.hidden,
+            maxFileBytes: input.maxFileBytes,
+          }),
+          // What the walk before it left of the budget.
+          { timeoutMs: Math.max(1, input.timeBudgetMs - (Date.now() - started)), signal: ctx.signal },
+        );
+        if (listed.kind === 'listed') {
+          const admits = await walkAdmitsFile(rules);
+          files = listed.files
+            .filter(admits)
+            .sort(comparePaths)
+            .map((rel) => ({ rel, real: path.join(resolved.real, rel) }));
+          native = true;
+        } else if (listed.kind === 'timedOut') {
+          // The walk goes on from here, page after page, so a tree too big for ripgrep to finish
+          // in the budget still moves forward at the walk's pace.
+          walkOnly = true;
+        }
+        // Failed or out of time: the walk, which stops at the same budget with a cursor.
+      }
+      files ??= (async function* () {
+        yield* head;
+        yield* walked;
+      })();
+
+      const out = await searchPage(files, {
+        resume,
+        jail: ctx.jail,
+        signal: ctx.signal,
+        started,
+        timeBudgetMs: input.timeBudgetMs,
+        maxFileBytes: input.maxFileBytes,
+        maxMatches: input.maxMatches,
+        maxMatchesPerFile: input.maxMatchesPerFile,
+        contextLines: input.contextLines,
+        regex,
+        quick,
+        needle,
+      });
+      // The walk, if ripgrep's list took its place, or a page that stopped early.
+      await walked.return(undefined);
       let truncated: Truncation | undefined;
-      if (next !== undefined)
-        truncated = { limit: input.maxMatches, unit: 'items', nextCursor: ctx.encodeCursor(next) };
+      if (out.next !== undefined)
+        truncated = {
+          limit: input.maxMatches,
+          unit: 'items',
+          nextCursor: ctx.encodeCursor(walkOnly ? { ...out.next, w: 1 } : out.next),
+        };
       return ok({
         path: shown,
-        matches,
-        filesSearched,
-        filesWithMatches,
-        skipped,
-        ...(stoppedBy === undefined ? {} : { stoppedBy }),
+        matches: out.matches,
+        ...(native ? {} : { filesSearched: out.filesSearched }),
+        filesWithMatches: out.filesWithMatches,
+        ...(native ? {} : { skipped: out.skipped }),
+        ...(out.stoppedBy === undefined ? {} : { stoppedBy: out.stoppedBy }),
         ...(truncated === undefined ? {} : { truncated }),
       });
     },

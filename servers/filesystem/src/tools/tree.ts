@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { cursorArg, defineTool, fail, ok, truncationSchema, type AnyTool, type Truncation } from '@keel/kit';
 import * as z from 'zod';
 import { checkResolved, type FsDeps } from '../fs/access.js';
-import { comparePaths, walk, type WalkEntry } from '../fs/walk.js';
+import { callWalkRules, comparePaths, walk, type WalkEntry } from '../fs/walk.js';
 
 const omittedCap = 100;
 
@@ -84,12 +84,7 @@ export function treeTool(deps: FsDeps): AnyTool {
       }
       const depthLimited: WalkEntry[] = [];
       const walker = walk({
-        base: resolved.real,
-        root: resolved.root,
-        policy: deps.policy,
-        jail: ctx.jail,
-        gitignore: input.gitignore,
-        hidden: input.hidden,
+        ...callWalkRules(resolved, deps.policy, ctx.jail, input),
         maxDepth: input.maxDepth,
         order: 'breadth-first',
         signal: ctx.signal,
