@@ -161,17 +161,17 @@ function readTask(world) {
 }
 
 /**
- * One task through `deaths` kills and a final clean resume. `record(point, violation?)` is told of
+ * One task through `deaths` kills (each at the point `pickPoint()` deals) and a final clean resume. `record(point, violation?)` is told of
  * each death (and of each violation, with the point it followed). Returns the segments' wall time.
  */
-export async function runTaskB({ world, laneId, chat, random, deaths, randomWindowMs, record }) {
+export async function runTaskB({ world, laneId, chat, random, pickPoint, deaths, randomWindowMs, record }) {
   let segments = 0;
   let lastPoint = 'final';
   const violation = (point, what) => record(point, what);
   for (let i = 0; i < deaths; i++) {
     const before = readTask(world);
     if (before?.status === 'succeeded') break;
-    const point = random.pick(tierBPoints);
+    const point = pickPoint();
     const args = before === undefined ? ['run', 'task.yaml', '--quiet'] : ['resume', before.id, '--quiet'];
     const asked = chat.requests.length;
     const p = startKeel(args, world.dir, point === 'random' ? {} : { KEEL_CRASH_AT: point });
