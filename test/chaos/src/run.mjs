@@ -17,6 +17,7 @@ import { createTally } from './tally.mjs';
 import { binOf, createLane, runRoundA, tierAPoints, verifyAudit } from './tierA.mjs';
 import { createTaskWorld, runTaskB, script, tierBPoints } from './tierB.mjs';
 import { runRoundCD, tierCDFaults } from './tierCD.mjs';
+import { consoleFault, runRoundConsole } from './tierConsole.mjs';
 
 const here = new URL('..', import.meta.url).pathname;
 const { values } = parseArgs({
@@ -52,7 +53,7 @@ if (pgUrl === undefined && (tiers.includes('C') || tiers.includes('D'))) {
   process.stderr.write('chaos: no PostgreSQL (--pg URL or KEEL_TEST_DATABASE_URL): tiers C and D left out\n');
   tiers.splice(0, tiers.length, ...tiers.filter((t) => t !== 'C' && t !== 'D'));
 }
-const cdFaults = tierCDFaults.filter((f) => tiers.includes(f.tier));
+const cdFaults = [...tierCDFaults, consoleFault].filter((f) => tiers.includes(f.tier));
 if (tiers.length === 0)
   fail('no tier left to run', 'pass --pg postgres://… (or set KEEL_TEST_DATABASE_URL) for tiers C and D');
 const minutes = values.minutes === undefined ? (values.sample ? 9 : 40) : Number(values.minutes);
@@ -133,7 +134,22 @@ async function lane(index) {
     const now = planned;
     const run = { tier: now.tier, t0: Date.now() };
     running.add(run);
-    if (now.tier === 'C' || now.tier === 'D') {
+    if (now.fault === consoleFault) {
+      const laneId = `${index}.${++tasks}`;
+      const dir = path.join(root, `console${index}-${round}`);
+      await runRoundConsole({
+        dir,
+        laneId,
+        chat,
+        random: rCD,
+        record: (point, what) =>
+          what === undefined
+            ? tally.death('C', consoleFault.target, point)
+            : tally.violation('C', consoleFault.target, point, { what, lane: index, round }),
+      });
+      rmSync(dir, { recursive: true, force: true });
+      planned = plan();
+    } else if (now.tier === 'C' || now.tier === 'D') {
       const f = now.fault;
       const dir = path.join(root, `cd${index}-${round}`);
       mkdirSync(dir);

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { bins } from './tierA.mjs';
-import { alive, killAll, leftoverIn } from './procs.mjs';
+import { killAll, leftoverIn } from './procs.mjs';
 import { initRepo } from './repo.mjs';
 
 const execFile = promisify(execFileCb);
@@ -69,8 +69,12 @@ export const script = ({ body }) => {
 const writeTools = ['read_file', 'write_file', 'edit_file', 'create_directory'];
 const readTools = ['read_file', 'list_directory'];
 
-/** A fresh task world: a git workspace, a config naming the scripted model, a task file. */
-export async function createTaskWorld(dir, laneId, modelUrl) {
+/**
+ * A fresh task world: a git workspace, a config naming the scripted model, a task file. With
+ * `stepLimit`, the task's steps are limited to it and the limit escalates to a person (who may
+ * raise it) instead of ending the task.
+ */
+export async function createTaskWorld(dir, laneId, modelUrl, { stepLimit } = {}) {
   const ws = path.join(dir, 'ws');
   mkdirSync(ws, { recursive: true });
   writeFileSync(path.join(ws, 'README.md'), '# ws\n');
@@ -96,6 +100,7 @@ export async function createTaskWorld(dir, laneId, modelUrl) {
         },
         review: gpt,
       },
+      ...(stepLimit === undefined ? {} : { escalateLimits: ['steps'] }),
     }),
   );
   writeFileSync(
@@ -107,12 +112,13 @@ export async function createTaskWorld(dir, laneId, modelUrl) {
       mode: 'single',
       tests: null,
       deploy: null,
+      ...(stepLimit === undefined ? {} : { limits: { steps: stepLimit } }),
     }),
   );
   return { dir, ws, state: path.join(dir, 'state') };
 }
 
-function startKeel(args, cwd, env = {}) {
+export function startKeel(args, cwd, env = {}) {
   const child = spawn(process.execPath, [keelBin, ...args], {
     cwd,
     env: { ...process.env, KEEL_CONFIG: '', ...env },
@@ -127,7 +133,7 @@ function startKeel(args, cwd, env = {}) {
 }
 
 /** Direct children of `pid` (the servers keel started). */
-function childrenOf(pid) {
+export function childrenOf(pid) {
   const out = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -141,7 +147,7 @@ function childrenOf(pid) {
   return out;
 }
 
-function readTask(world) {
+export function readTask(world) {
   let db;
   try {
     db = new Database(path.join(world.state, 'tasks.db'), { readonly: true, fileMustExist: true });
@@ -225,7 +231,18 @@ export async function runTaskB({ world, laneId, chat, random, pickPoint, deaths,
       .filter((step) => recorded.has(step));
     if (again.length > 0) violation(point, `recorded model call(s) asked again: steps ${again.join(', ')}`);
   }
-  // The clean finish.
+  await finishTask({ world, laneId, chat, lastPoint, violation });
+  return segments;
+}
+
+/**
+ * The clean finish of a task some deaths interrupted, and the end checks: a clean `keel resume`
+ * (unless it already succeeded) asks no recorded model call again; the task succeeded with steps
+ * 1..7 recorded once; `git log` exactly the two commits; both files written; `keel audit verify` and
+ * the servers' `audit verify` ok; nothing left running. `violation(point, what)` is told of each
+ * failure, as following `lastPoint`.
+ */
+export async function finishTask({ world, laneId, chat, lastPoint, violation }) {
   const task = readTask(world);
   const asked = chat.requests.length;
   if (task?.status !== 'succeeded') {
@@ -284,6 +301,4 @@ export async function runTaskB({ world, laneId, chat, random, pickPoint, deaths,
     killAll(left);
     violation(lastPoint, `left running after the finish: ${left.map((q) => q.cmdline).join(' | ')}`);
   }
-  void alive;
-  return segments;
 }
