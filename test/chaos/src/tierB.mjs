@@ -217,22 +217,33 @@ export async function runTaskB({ world, laneId, chat, random, pickPoint, deaths,
     if (point !== 'random' && !p.stderr().includes(`crash point reached: SIGKILL (KEEL_CRASH_AT=${point})`))
       violation(point, `keel died by SIGKILL but not at ${point}: ${p.stderr().slice(-300)}`);
     record(point);
-    const left = await leftoverIn(world.dir);
-    if (left.length > 0) {
-      killAll(left);
-      violation(point, `left running after the death: ${left.map((q) => q.cmdline).join(' | ')}`);
-    }
-    // No model call whose reply was recorded before this segment was asked again in it.
-    const recorded = new Set(before?.answered ?? []);
-    const again = chat.requests
-      .slice(asked)
-      .filter((r) => laneOf(r.body) === laneId)
-      .map((r) => stepOf(r.body))
-      .filter((step) => recorded.has(step));
-    if (again.length > 0) violation(point, `recorded model call(s) asked again: steps ${again.join(', ')}`);
+    await checkAfterDeath({ world, laneId, chat, asked, answered: before?.answered ?? [], point, violation });
   }
   await finishTask({ world, laneId, chat, lastPoint, violation });
   return segments;
+}
+
+/** The steps of `laneId`'s model requests since the `asked`-th that ask again one of `answered`. */
+const askedAgain = (chat, asked, laneId, answered) =>
+  chat.requests
+    .slice(asked)
+    .filter((r) => laneOf(r.body) === laneId)
+    .map((r) => stepOf(r.body))
+    .filter((step) => answered.includes(step));
+
+/**
+ * The checks after a death: nothing left running in the task's directory (20 s allowed), and no
+ * model call whose reply was recorded before the segment (`answered`) asked again since the
+ * `asked`-th request.
+ */
+export async function checkAfterDeath({ world, laneId, chat, asked, answered, point, violation }) {
+  const left = await leftoverIn(world.dir);
+  if (left.length > 0) {
+    killAll(left);
+    violation(point, `left running after the death: ${left.map((q) => q.cmdline).join(' | ')}`);
+  }
+  const again = askedAgain(chat, asked, laneId, answered);
+  if (again.length > 0) violation(point, `recorded model call(s) asked again: steps ${again.join(', ')}`);
 }
 
 /**
@@ -253,12 +264,7 @@ export async function finishTask({ world, laneId, chat, lastPoint, violation }) 
       violation(lastPoint, `final keel ${args[0]} exited ${exit.code}: ${p.stderr().slice(-400)}`);
   }
   const done = readTask(world);
-  const recorded = new Set(task?.answered ?? []);
-  const again = chat.requests
-    .slice(asked)
-    .filter((r) => laneOf(r.body) === laneId)
-    .map((r) => stepOf(r.body))
-    .filter((step) => recorded.has(step));
+  const again = askedAgain(chat, asked, laneId, task?.answered ?? []);
   if (again.length > 0)
     violation(lastPoint, `recorded model call(s) asked again on the final resume: steps ${again.join(', ')}`);
   if (done?.status !== 'succeeded') violation(lastPoint, `task ended ${done?.status}`);

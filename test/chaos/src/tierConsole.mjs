@@ -9,8 +9,16 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { killAll, leftoverIn, sleep } from './procs.mjs';
-import { childrenOf, createTaskWorld, finishTask, laneOf, readTask, startKeel, stepOf } from './tierB.mjs';
+import { killAll, sleep } from './procs.mjs';
+import {
+  checkAfterDeath,
+  childrenOf,
+  createTaskWorld,
+  finishTask,
+  laneOf,
+  readTask,
+  startKeel,
+} from './tierB.mjs';
 
 export const consoleFault = { tier: 'C', target: 'keel console', point: 'random (resuming a task)' };
 /** The kill's point when the resume had already ended before it: the console still dies. */
@@ -103,17 +111,6 @@ export async function runRoundConsole({ dir, laneId, chat, random, windowMs = 30
   killAll(servers.map((pid) => ({ pid })));
   await keelConsole.exited;
   record(point);
-  const left = await leftoverIn(world.dir);
-  if (left.length > 0) {
-    killAll(left);
-    violation(point, `left running after the death: ${left.map((q) => q.cmdline).join(' | ')}`);
-  }
-  const recorded = new Set(escalated.answered);
-  const again = chat.requests
-    .slice(asked)
-    .filter((r) => laneOf(r.body) === laneId)
-    .map((r) => stepOf(r.body))
-    .filter((step) => recorded.has(step));
-  if (again.length > 0) violation(point, `recorded model call(s) asked again: steps ${again.join(', ')}`);
+  await checkAfterDeath({ world, laneId, chat, asked, answered: escalated.answered, point, violation });
   await finishTask({ world, laneId, chat, lastPoint: point, violation });
 }
