@@ -77,6 +77,14 @@ let stopping = false;
 process.on('SIGINT', () => (stopping = true));
 const more = () => !stopping && Date.now() < deadline && tally.total() < target;
 
+/** A violation, counted, and told at once (a campaign runs for an hour before its report). */
+function violation(tier, target, point, detail) {
+  tally.violation(tier, target, point, detail);
+  process.stderr.write(
+    `chaos: VIOLATION tier ${tier} ${target} ${point} (lane ${detail.lane}, round ${detail.round}): ${detail.what}\n`,
+  );
+}
+
 let progressAt = 0;
 function progress() {
   if (Date.now() - progressAt < 10_000) return;
@@ -145,7 +153,7 @@ async function lane(index) {
         record: (point, what) =>
           what === undefined
             ? tally.death('C', consoleFault.target, point)
-            : tally.violation('C', consoleFault.target, point, { what, lane: index, round }),
+            : violation('C', consoleFault.target, point, { what, lane: index, round }),
       });
       rmSync(dir, { recursive: true, force: true });
       planned = plan();
@@ -161,7 +169,7 @@ async function lane(index) {
         record: (what) =>
           what === undefined
             ? tally.death(f.tier, f.target, f.point)
-            : tally.violation(f.tier, f.target, f.point, { what, lane: index, round }),
+            : violation(f.tier, f.target, f.point, { what, lane: index, round }),
       });
       rmSync(dir, { recursive: true, force: true });
       planned = plan();
@@ -180,12 +188,11 @@ async function lane(index) {
       const as = point === 'random' && outcome.answered === true ? 'random-after-reply' : point;
       tally.death('A', server, as);
       if (outcome.violation !== undefined)
-        tally.violation('A', server, as, { what: outcome.violation, lane: index, round });
+        violation('A', server, as, { what: outcome.violation, lane: index, round });
       // Every 25 rounds, with no server of the lane running (none is held across it).
       if (roundsA % 25 === 0) {
         const broken = await verifyAudit(laneA);
-        if (broken !== undefined)
-          tally.violation('A', 'audit', 'verify', { what: broken, lane: index, round });
+        if (broken !== undefined) violation('A', 'audit', 'verify', { what: broken, lane: index, round });
       }
     } else {
       const laneId = `${index}.${++tasks}`;
@@ -201,7 +208,7 @@ async function lane(index) {
         record: (point, what) =>
           what === undefined
             ? tally.death('B', 'keel run/resume', point)
-            : tally.violation('B', 'keel run/resume', point, { what, lane: index, round }),
+            : violation('B', 'keel run/resume', point, { what, lane: index, round }),
       });
       rmSync(world.dir, { recursive: true, force: true });
       planned = plan();
@@ -213,7 +220,7 @@ async function lane(index) {
   await held?.close();
   if (laneA !== undefined) {
     const broken = await verifyAudit(laneA);
-    if (broken !== undefined) tally.violation('A', 'audit', 'verify', { what: broken, lane: index, round });
+    if (broken !== undefined) violation('A', 'audit', 'verify', { what: broken, lane: index, round });
   }
 }
 
