@@ -16,10 +16,22 @@ export const kitCrashPoints = [
 
 export type KitCrashPointName = (typeof kitCrashPoints)[number];
 
-/** Kills this process at `name` when it is the armed point; does nothing otherwise. */
-export type KitCrashPoint = (name: KitCrashPointName) => void;
+/**
+ * Kills this process at `name` when it is the armed point (and, when the point was armed for one
+ * idempotency key, `key` is that key); does nothing otherwise.
+ */
+export type KitCrashPoint = (name: KitCrashPointName, key?: string) => void;
 
 export const noKitCrashPoint: KitCrashPoint = () => undefined;
+
+/**
+ * A KEEL_CRASH_AT value apart: `name`, or `name@key` — the point armed only in the call keyed `key`
+ * (so a chaos run can arm a server for its next call while it still answers others).
+ */
+export function parseCrashAt(at: string): { name: string; key: string | undefined } {
+  const sep = at.indexOf('@');
+  return sep < 0 ? { name: at, key: undefined } : { name: at.slice(0, sep), key: at.slice(sep + 1) };
+}
 
 /**
  * The crash point KEEL_CRASH_AT arms (`at`), if it names one of the kit's (`kit.…`); unset or
@@ -28,13 +40,14 @@ export const noKitCrashPoint: KitCrashPoint = () => undefined;
  */
 export function kitCrashPointFrom(at: string | undefined, logger: Logger): KitCrashPoint {
   if (at === undefined || !at.startsWith('kit.')) return noKitCrashPoint;
-  if (!(kitCrashPoints as readonly string[]).includes(at))
+  const armed = parseCrashAt(at);
+  if (!(kitCrashPoints as readonly string[]).includes(armed.name))
     throw new KeelError('INVALID_ARGUMENT', `KEEL_CRASH_AT='${at}' is not a crash point of the kit`, {
       hint: `Crash points: ${kitCrashPoints.join(', ')}.`,
     });
   logger.warn('a crash point is armed: this server SIGKILLs itself there (KEEL_CRASH_AT)', { crashAt: at });
-  return (name) => {
-    if (name !== at) return;
+  return (name, key) => {
+    if (name !== armed.name || (armed.key !== undefined && key !== armed.key)) return;
     // Written before the kill (stderr to a pipe or file is synchronous), so a run can tell where it died.
     logger.warn('crash point reached: SIGKILL (KEEL_CRASH_AT)', { crashPoint: name });
     process.kill(process.pid, 'SIGKILL');

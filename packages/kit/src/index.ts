@@ -88,7 +88,7 @@ export { defaultStateDir, enableWal, openStateDatabase } from './stateDir.js';
 export { kitDefaults } from './defaults.js';
 export { packageVersion } from './packageVersion.js';
 export { createProcessGroups } from './processGroups.js';
-export { kitCrashPointFrom, kitCrashPoints, noKitCrashPoint } from './crashPoint.js';
+export { kitCrashPointFrom, kitCrashPoints, noKitCrashPoint, parseCrashAt } from './crashPoint.js';
 export type { KitCrashPoint, KitCrashPointName } from './crashPoint.js';
 export type { ProcessGroups } from './processGroups.js';
 export type { CallRunOptions } from './process.js';

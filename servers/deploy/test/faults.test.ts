@@ -126,6 +126,35 @@ describe('kill -9 at a crash point, then a retry', () => {
   });
 });
 
+describe('a crash point armed for one idempotency key (KEEL_CRASH_AT=name@key)', () => {
+  // What lets a chaos run arm a server for its next call while it still answers the one before.
+  for (const point of ['deploy.after-switch', 'kit.after-claim'] as const)
+    it(`${point}@second: the call keyed first deploys, the call keyed second dies there`, async () => {
+      const project = await createProject();
+      const armed = await startBin(project, [], { KEEL_CRASH_AT: `${point}@second` });
+      const first = await callOk(armed, 'plan_deploy', { environment: 'staging' });
+      const applied = await callOk(
+        armed,
+        'apply_deploy',
+        { planId: first.planId },
+        { 'keel/idempotency-key': 'first' },
+      );
+      expect([applied.status, applied.current]).toEqual(['live', first.releaseId]);
+      await writeFile(path.join(project.build, 'index.html'), 'v2');
+      const second = await callOk(armed, 'plan_deploy', { environment: 'staging' });
+      await callUntilCrash(
+        armed,
+        point,
+        'apply_deploy',
+        { planId: second.planId },
+        { 'keel/idempotency-key': 'second' },
+      );
+      expect(await readlink(path.join(project.deployRoot, 'staging', 'current'))).toBe(
+        `releases/${point === 'deploy.after-switch' ? second.releaseId : first.releaseId}`,
+      );
+    });
+});
+
 describe('kill -9 between the release record and the pruning', () => {
   it('the replayed apply finishes the pruning: keep holds', async () => {
     const project = await createProject({ staging: { policy: { keep: 2 } } });

@@ -8,7 +8,7 @@ export const endMarker = '<!-- chaos-report:end -->';
 const tierNames = {
   A: 'A: a server killed mid-call, restarted, same-key retry',
   B: 'B: `keel run` killed -9, then `keel resume`',
-  C: 'C: PostgreSQL: a worker (concurrency 2) killed -9, backends terminated',
+  C: 'C: a worker (concurrency 2) killed -9, backends terminated (PostgreSQL); the console killed while it resumes a task',
   D: 'D: PostgreSQL: a worker stalled past its heartbeat, taken over',
 };
 

@@ -12,11 +12,12 @@ import { parseArgs } from 'node:util';
 import { startScriptedChatServer } from '@keel/testing/chat-server';
 import * as prettier from 'prettier';
 import { withTable } from './readme.mjs';
-import { createRandom } from './rng.mjs';
+import { createDeck, createRandom } from './rng.mjs';
 import { createTally } from './tally.mjs';
-import { createLane, runRoundA, tierAPoints, verifyAudit } from './tierA.mjs';
-import { createTaskWorld, runTaskB, script } from './tierB.mjs';
+import { binOf, createLane, runRoundA, tierAPoints, verifyAudit } from './tierA.mjs';
+import { createTaskWorld, runTaskB, script, tierBPoints } from './tierB.mjs';
 import { runRoundCD, tierCDFaults } from './tierCD.mjs';
+import { consoleFault, runRoundConsole } from './tierConsole.mjs';
 
 const here = new URL('..', import.meta.url).pathname;
 const { values } = parseArgs({
@@ -29,7 +30,7 @@ const { values } = parseArgs({
     sample: { type: 'boolean', default: false },
     report: { type: 'string' },
     'b-share': { type: 'string', default: '0.3' },
-    'cd-share': { type: 'string', default: '0.015' },
+    'cd-share': { type: 'string', default: '0.05' },
     pg: { type: 'string' },
   },
 });
@@ -52,7 +53,7 @@ if (pgUrl === undefined && (tiers.includes('C') || tiers.includes('D'))) {
   process.stderr.write('chaos: no PostgreSQL (--pg URL or KEEL_TEST_DATABASE_URL): tiers C and D left out\n');
   tiers.splice(0, tiers.length, ...tiers.filter((t) => t !== 'C' && t !== 'D'));
 }
-const cdFaults = tierCDFaults.filter((f) => tiers.includes(f.tier));
+const cdFaults = [...tierCDFaults, consoleFault].filter((f) => tiers.includes(f.tier));
 if (tiers.length === 0)
   fail('no tier left to run', 'pass --pg postgres://… (or set KEEL_TEST_DATABASE_URL) for tiers C and D');
 const minutes = values.minutes === undefined ? (values.sample ? 9 : 40) : Number(values.minutes);
@@ -76,6 +77,14 @@ let stopping = false;
 process.on('SIGINT', () => (stopping = true));
 const more = () => !stopping && Date.now() < deadline && tally.total() < target;
 
+/** A violation, counted, and told at once (a campaign runs for an hour before its report). */
+function violation(tier, target, point, detail) {
+  tally.violation(tier, target, point, detail);
+  process.stderr.write(
+    `chaos: VIOLATION tier ${tier} ${target} ${point} (lane ${detail.lane}, round ${detail.round}): ${detail.what}\n`,
+  );
+}
+
 let progressAt = 0;
 function progress() {
   if (Date.now() - progressAt < 10_000) return;
@@ -85,54 +94,105 @@ function progress() {
   );
 }
 
+// Wall time spent per tier, the rounds still running included, so side-by-side lanes share it out.
+const running = new Set();
+const spentNow = (tier) =>
+  spent[tier] + [...running].reduce((sum, r) => sum + (r.tier === tier ? Date.now() - r.t0 : 0), 0);
+const abTiers = tiers.filter((t) => t === 'A' || t === 'B');
+/**
+ * The next round's tier, by time rather than by count (a tier B or C round takes many tier A ones):
+ * C/D while they have less than `--cd-share` of the wall time spent, else B below `--b-share`,
+ * else A.
+ */
+function chooseTier() {
+  const total = tiers.reduce((sum, t) => sum + spentNow(t), 0);
+  if (cdFaults.length > 0 && (abTiers.length === 0 || spentNow('C') + spentNow('D') < cdShare * total))
+    return 'CD';
+  if (abTiers.includes('B') && (!abTiers.includes('A') || spentNow('B') < bShare * total)) return 'B';
+  return 'A';
+}
+
 async function lane(index) {
-  const random = createRandom(seed * 1000 + index);
+  // A stream and a deck per tier: the k-th round of a tier in a lane makes the same choices (which
+  // target, which point, which moment) whatever the others took, however the tiers interleave.
+  const rA = createRandom(seed * 1000 + index);
+  const rB = createRandom(seed * 1000 + 100 + index);
+  const rCD = createRandom(seed * 1000 + 200 + index);
+  const deckA = createDeck(rA, pairsA, ([server]) => binOf(server));
+  const deckCD = createDeck(rCD, cdFaults);
+  const pickB = createDeck(rB, tierBPoints);
   const laneA = tiers.includes('A') ? await createLane(path.join(root, `a${index}`)) : undefined;
+  const plan = () => {
+    const tier = chooseTier();
+    if (tier === 'A') {
+      const [server, point] = deckA();
+      return { tier, server, point };
+    }
+    if (tier === 'B') return { tier, deaths: 3 + rB.int(0, 3) };
+    const fault = deckCD();
+    return { tier: fault.tier, fault };
+  };
   let round = 0;
+  let roundsA = 0;
   let tasks = 0;
+  let held; // the previous round's retry server, armed for this round (tier A)
+  let planned = plan();
   while (more()) {
     round++;
-    // Which tier: C/D (slow) for a small share of rounds, else B for `--b-share` of them, else A.
-    const fault = random.next() < cdShare ? random.pick(cdFaults) : undefined;
-    const abTiers = tiers.filter((t) => t === 'A' || t === 'B');
-    const tier =
-      fault?.tier ??
-      (abTiers.length === 0
-        ? random.pick(cdFaults).tier
-        : abTiers.length === 1
-          ? abTiers[0]
-          : random.next() < bShare
-            ? 'B'
-            : 'A');
-    const t0 = Date.now();
-    if (tier === 'C' || tier === 'D') {
-      const f = fault ?? random.pick(cdFaults.filter((x) => x.tier === tier));
+    const now = planned;
+    const run = { tier: now.tier, t0: Date.now() };
+    running.add(run);
+    if (now.fault === consoleFault) {
+      const laneId = `${index}.${++tasks}`;
+      const dir = path.join(root, `console${index}-${round}`);
+      await runRoundConsole({
+        dir,
+        laneId,
+        chat,
+        random: rCD,
+        record: (point, what) =>
+          what === undefined
+            ? tally.death('C', consoleFault.target, point)
+            : violation('C', consoleFault.target, point, { what, lane: index, round }),
+      });
+      rmSync(dir, { recursive: true, force: true });
+      planned = plan();
+    } else if (now.tier === 'C' || now.tier === 'D') {
+      const f = now.fault;
       const dir = path.join(root, `cd${index}-${round}`);
       mkdirSync(dir);
       await runRoundCD({
         dir,
         adminUrl: pgUrl,
         fault: f,
-        random,
+        random: rCD,
         record: (what) =>
           what === undefined
             ? tally.death(f.tier, f.target, f.point)
-            : tally.violation(f.tier, f.target, f.point, { what, lane: index, round }),
+            : violation(f.tier, f.target, f.point, { what, lane: index, round }),
       });
       rmSync(dir, { recursive: true, force: true });
-    } else if (tier === 'A') {
-      // Uniform over (server, point) pairs, so each named point is hit about as often as another.
-      const [server, point] = random.pick(pairsA);
-      const outcome = await runRoundA({ lane: laneA, server, point, round, random });
+      planned = plan();
+    } else if (now.tier === 'A') {
+      roundsA++;
+      // Chosen before the retry server starts, so it can be armed for the next round's call.
+      planned = plan();
+      const next =
+        planned.tier === 'A' && roundsA % 25 !== 0 && more()
+          ? { server: planned.server, point: planned.point, round: round + 1 }
+          : undefined;
+      const { server, point } = now;
+      const outcome = await runRoundA({ lane: laneA, server, point, round, random: rA, victim: held, next });
+      held = outcome.held;
       // A random kill that came after the answer still kills the server: the retry must replay.
       const as = point === 'random' && outcome.answered === true ? 'random-after-reply' : point;
       tally.death('A', server, as);
       if (outcome.violation !== undefined)
-        tally.violation('A', server, as, { what: outcome.violation, lane: index, round });
-      if (round % 25 === 0) {
+        violation('A', server, as, { what: outcome.violation, lane: index, round });
+      // Every 25 rounds, with no server of the lane running (none is held across it).
+      if (roundsA % 25 === 0) {
         const broken = await verifyAudit(laneA);
-        if (broken !== undefined)
-          tally.violation('A', 'audit', 'verify', { what: broken, lane: index, round });
+        if (broken !== undefined) violation('A', 'audit', 'verify', { what: broken, lane: index, round });
       }
     } else {
       const laneId = `${index}.${++tasks}`;
@@ -141,22 +201,26 @@ async function lane(index) {
         world,
         laneId,
         chat,
-        random,
-        deaths: 3 + random.int(0, 3),
+        random: rB,
+        pickPoint: pickB,
+        deaths: now.deaths,
         randomWindowMs: 4000,
         record: (point, what) =>
           what === undefined
             ? tally.death('B', 'keel run/resume', point)
-            : tally.violation('B', 'keel run/resume', point, { what, lane: index, round }),
+            : violation('B', 'keel run/resume', point, { what, lane: index, round }),
       });
       rmSync(world.dir, { recursive: true, force: true });
+      planned = plan();
     }
-    spent[tier] += Date.now() - t0;
+    running.delete(run);
+    spent[now.tier] += Date.now() - run.t0;
     progress();
   }
+  await held?.close();
   if (laneA !== undefined) {
     const broken = await verifyAudit(laneA);
-    if (broken !== undefined) tally.violation('A', 'audit', 'verify', { what: broken, lane: index, round });
+    if (broken !== undefined) violation('A', 'audit', 'verify', { what: broken, lane: index, round });
   }
 }
 

@@ -83,11 +83,10 @@ const gitEnv = {
 };
 
 function serverOptions(lane, target, crashAt) {
-  const server = target === 'filesystem-insert' ? 'filesystem' : target;
   const args = ['--root', '.', '--state-dir', lane.state, '--log-level', 'warn'];
-  if (server === 'deploy') args.push('--config', 'keel.deploy.yaml');
+  if (target === 'deploy') args.push('--config', 'keel.deploy.yaml');
   return {
-    bin: bins[server],
+    bin: binOf(target),
     args,
     cwd: lane.ws,
     env: { ...gitEnv, KEEL_CRASH_AT: crashAt ?? '' },
@@ -198,14 +197,26 @@ async function prepareRound(lane, server, round) {
 const isError = (result) => result?.isError === true;
 const text = (result) => (result?.content ?? []).map((c) => c.text ?? '').join('\n');
 
+/** The bin a round's target runs (`filesystem-insert` is the filesystem server). */
+export const binOf = (target) => bins[target === 'filesystem-insert' ? 'filesystem' : target];
+
+const keyOf = (lane, round) => `chaos-${path.basename(lane.dir)}-${round}`;
+/** KEEL_CRASH_AT for a round: its point, armed only in its own keyed call; `random` arms none. */
+const armFor = (lane, { point, round }) =>
+  point === 'random' ? undefined : `${point}@${keyOf(lane, round)}`;
+
 /**
- * One death and its recovery. Returns the violation found, if any (a string), and what the death
- * was (`point`, and for random kills whether the call had answered before the kill).
+ * One death and its recovery. `victim` is a server already running for this round (the previous
+ * round's retry server, armed for this round's call), else one is started. `next`, when the lane's
+ * next round is a tier A round of the same bin, has the retry server armed for it and kept (`held`)
+ * to be its victim: one start-up per death instead of two. Returns the violation found, if any (a
+ * string), and what the death was (`point`, and for random kills whether the call had answered
+ * before the kill).
  */
-export async function runRoundA({ lane, server, point, round, random }) {
+export async function runRoundA({ lane, server, point, round, random, victim, next }) {
   const call = await prepareRound(lane, server, round);
-  const key = `chaos-${path.basename(lane.dir)}-${round}`;
-  const armed = await startServer(serverOptions(lane, server, point === 'random' ? undefined : point));
+  const key = keyOf(lane, round);
+  const armed = victim ?? (await startServer(serverOptions(lane, server, armFor(lane, { point, round }))));
   let args = call.args;
   if (call.planFirst) {
     // The plan is not keyed: no crash point fires on it.
@@ -242,15 +253,18 @@ export async function runRoundA({ lane, server, point, round, random }) {
     killAll(left);
     return { violation: `left running after the death: ${left.map((p) => p.cmdline).join(' | ')}` };
   }
-  const retry = await startServer(serverOptions(lane, server, undefined));
+  const keep = next !== undefined && binOf(next.server) === binOf(server);
+  const retry = await startServer(serverOptions(lane, server, keep ? armFor(lane, next) : undefined));
+  let held;
   try {
     const result = await retry.call(call.name, args, key);
     if (isError(result)) return { violation: `the retry failed: ${text(result).slice(0, 300)}`, answered };
     const broken = await call.check(result);
     if (broken !== undefined) return { violation: broken, answered };
-    return { answered, replayed: result._meta?.['keel/idempotency']?.replayed === true };
+    if (keep) held = retry;
+    return { answered, held, replayed: result._meta?.['keel/idempotency']?.replayed === true };
   } finally {
-    await retry.close();
+    if (held === undefined) await retry.close();
   }
 }
 

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { bins } from './tierA.mjs';
-import { alive, killAll, leftoverIn } from './procs.mjs';
+import { killAll, leftoverIn } from './procs.mjs';
 import { initRepo } from './repo.mjs';
 
 const execFile = promisify(execFileCb);
@@ -69,8 +69,12 @@ export const script = ({ body }) => {
 const writeTools = ['read_file', 'write_file', 'edit_file', 'create_directory'];
 const readTools = ['read_file', 'list_directory'];
 
-/** A fresh task world: a git workspace, a config naming the scripted model, a task file. */
-export async function createTaskWorld(dir, laneId, modelUrl) {
+/**
+ * A fresh task world: a git workspace, a config naming the scripted model, a task file. With
+ * `stepLimit`, the task's steps are limited to it and the limit escalates to a person (who may
+ * raise it) instead of ending the task.
+ */
+export async function createTaskWorld(dir, laneId, modelUrl, { stepLimit } = {}) {
   const ws = path.join(dir, 'ws');
   mkdirSync(ws, { recursive: true });
   writeFileSync(path.join(ws, 'README.md'), '# ws\n');
@@ -96,6 +100,7 @@ export async function createTaskWorld(dir, laneId, modelUrl) {
         },
         review: gpt,
       },
+      ...(stepLimit === undefined ? {} : { escalateLimits: ['steps'] }),
     }),
   );
   writeFileSync(
@@ -107,12 +112,13 @@ export async function createTaskWorld(dir, laneId, modelUrl) {
       mode: 'single',
       tests: null,
       deploy: null,
+      ...(stepLimit === undefined ? {} : { limits: { steps: stepLimit } }),
     }),
   );
   return { dir, ws, state: path.join(dir, 'state') };
 }
 
-function startKeel(args, cwd, env = {}) {
+export function startKeel(args, cwd, env = {}) {
   const child = spawn(process.execPath, [keelBin, ...args], {
     cwd,
     env: { ...process.env, KEEL_CONFIG: '', ...env },
@@ -127,7 +133,7 @@ function startKeel(args, cwd, env = {}) {
 }
 
 /** Direct children of `pid` (the servers keel started). */
-function childrenOf(pid) {
+export function childrenOf(pid) {
   const out = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -141,7 +147,7 @@ function childrenOf(pid) {
   return out;
 }
 
-function readTask(world) {
+export function readTask(world) {
   let db;
   try {
     db = new Database(path.join(world.state, 'tasks.db'), { readonly: true, fileMustExist: true });
@@ -161,17 +167,17 @@ function readTask(world) {
 }
 
 /**
- * One task through `deaths` kills and a final clean resume. `record(point, violation?)` is told of
+ * One task through `deaths` kills (each at the point `pickPoint()` deals) and a final clean resume. `record(point, violation?)` is told of
  * each death (and of each violation, with the point it followed). Returns the segments' wall time.
  */
-export async function runTaskB({ world, laneId, chat, random, deaths, randomWindowMs, record }) {
+export async function runTaskB({ world, laneId, chat, random, pickPoint, deaths, randomWindowMs, record }) {
   let segments = 0;
   let lastPoint = 'final';
   const violation = (point, what) => record(point, what);
   for (let i = 0; i < deaths; i++) {
     const before = readTask(world);
     if (before?.status === 'succeeded') break;
-    const point = random.pick(tierBPoints);
+    const point = pickPoint();
     const args = before === undefined ? ['run', 'task.yaml', '--quiet'] : ['resume', before.id, '--quiet'];
     const asked = chat.requests.length;
     const p = startKeel(args, world.dir, point === 'random' ? {} : { KEEL_CRASH_AT: point });
@@ -211,21 +217,43 @@ export async function runTaskB({ world, laneId, chat, random, deaths, randomWind
     if (point !== 'random' && !p.stderr().includes(`crash point reached: SIGKILL (KEEL_CRASH_AT=${point})`))
       violation(point, `keel died by SIGKILL but not at ${point}: ${p.stderr().slice(-300)}`);
     record(point);
-    const left = await leftoverIn(world.dir);
-    if (left.length > 0) {
-      killAll(left);
-      violation(point, `left running after the death: ${left.map((q) => q.cmdline).join(' | ')}`);
-    }
-    // No model call whose reply was recorded before this segment was asked again in it.
-    const recorded = new Set(before?.answered ?? []);
-    const again = chat.requests
-      .slice(asked)
-      .filter((r) => laneOf(r.body) === laneId)
-      .map((r) => stepOf(r.body))
-      .filter((step) => recorded.has(step));
-    if (again.length > 0) violation(point, `recorded model call(s) asked again: steps ${again.join(', ')}`);
+    await checkAfterDeath({ world, laneId, chat, asked, answered: before?.answered ?? [], point, violation });
   }
-  // The clean finish.
+  await finishTask({ world, laneId, chat, lastPoint, violation });
+  return segments;
+}
+
+/** The steps of `laneId`'s model requests since the `asked`-th that ask again one of `answered`. */
+const askedAgain = (chat, asked, laneId, answered) =>
+  chat.requests
+    .slice(asked)
+    .filter((r) => laneOf(r.body) === laneId)
+    .map((r) => stepOf(r.body))
+    .filter((step) => answered.includes(step));
+
+/**
+ * The checks after a death: nothing left running in the task's directory (20 s allowed), and no
+ * model call whose reply was recorded before the segment (`answered`) asked again since the
+ * `asked`-th request.
+ */
+export async function checkAfterDeath({ world, laneId, chat, asked, answered, point, violation }) {
+  const left = await leftoverIn(world.dir);
+  if (left.length > 0) {
+    killAll(left);
+    violation(point, `left running after the death: ${left.map((q) => q.cmdline).join(' | ')}`);
+  }
+  const again = askedAgain(chat, asked, laneId, answered);
+  if (again.length > 0) violation(point, `recorded model call(s) asked again: steps ${again.join(', ')}`);
+}
+
+/**
+ * The clean finish of a task some deaths interrupted, and the end checks: a clean `keel resume`
+ * (unless it already succeeded) asks no recorded model call again; the task succeeded with steps
+ * 1..7 recorded once; `git log` exactly the two commits; both files written; `keel audit verify` and
+ * the servers' `audit verify` ok; nothing left running. `violation(point, what)` is told of each
+ * failure, as following `lastPoint`.
+ */
+export async function finishTask({ world, laneId, chat, lastPoint, violation }) {
   const task = readTask(world);
   const asked = chat.requests.length;
   if (task?.status !== 'succeeded') {
@@ -236,12 +264,7 @@ export async function runTaskB({ world, laneId, chat, random, deaths, randomWind
       violation(lastPoint, `final keel ${args[0]} exited ${exit.code}: ${p.stderr().slice(-400)}`);
   }
   const done = readTask(world);
-  const recorded = new Set(task?.answered ?? []);
-  const again = chat.requests
-    .slice(asked)
-    .filter((r) => laneOf(r.body) === laneId)
-    .map((r) => stepOf(r.body))
-    .filter((step) => recorded.has(step));
+  const again = askedAgain(chat, asked, laneId, task?.answered ?? []);
   if (again.length > 0)
     violation(lastPoint, `recorded model call(s) asked again on the final resume: steps ${again.join(', ')}`);
   if (done?.status !== 'succeeded') violation(lastPoint, `task ended ${done?.status}`);
@@ -284,6 +307,4 @@ export async function runTaskB({ world, laneId, chat, random, deaths, randomWind
     killAll(left);
     violation(lastPoint, `left running after the finish: ${left.map((q) => q.cmdline).join(' | ')}`);
   }
-  void alive;
-  return segments;
 }

@@ -158,10 +158,10 @@ async function runClaimed(
       previousOwner: claim.previousOwner,
     });
   let audited: Settled | undefined;
-  call.crashPoint('kit.after-claim');
+  call.crashPoint('kit.after-claim', key);
   const settled = call.start(kind).then(async (done) => {
     clearInterval(heartbeat);
-    call.crashPoint('kit.after-effect');
+    call.crashPoint('kit.after-effect', key);
     try {
       // A retryable failure (a pending question among them) frees the key; anything else is kept,
       // and its audit row records what the run did, whatever the caller was answered meanwhile.

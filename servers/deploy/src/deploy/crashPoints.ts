@@ -1,4 +1,4 @@
-import { KeelError, type ToolContext } from '@keel/kit';
+import { KeelError, parseCrashAt, type ToolContext } from '@keel/kit';
 
 /**
  * The named places where a chaos run can have the server SIGKILL itself (the bin reads the name from
@@ -26,20 +26,22 @@ export type CrashPointName = (typeof crashPointNames)[number];
 export type CrashPoint = (name: CrashPointName, ctx: ToolContext) => void;
 
 /**
- * The crash point for `at` (undefined: none, the normal case). An unknown name is refused, so a
- * typo in a chaos run cannot quietly never crash.
+ * The crash point for `at` (undefined: none, the normal case); `name@key` arms it only in the call
+ * of that idempotency key. An unknown name is refused, so a typo in a chaos run cannot quietly never
+ * crash.
  */
 export function createCrashPoint(at: string | undefined): CrashPoint {
   // The kit's and the supervisor's points are theirs (the kit checks its own).
   if (at === undefined || at === '' || at.startsWith('kit.') || at.startsWith('supervisor.'))
     return () => undefined;
-  if (!(crashPointNames as readonly string[]).includes(at)) {
+  const armed = parseCrashAt(at);
+  if (!(crashPointNames as readonly string[]).includes(armed.name)) {
     throw new KeelError('INVALID_ARGUMENT', `KEEL_CRASH_AT='${at}' is not a crash point of keel-deploy`, {
       hint: `Crash points: ${crashPointNames.join(', ')}.`,
     });
   }
   return (name, ctx) => {
-    if (name !== at) return;
+    if (name !== armed.name || (armed.key !== undefined && ctx.idempotencyKey !== armed.key)) return;
     // Written before the kill (stderr to a pipe or file is synchronous), so a run can tell where it died.
     ctx.logger.warn('crash point reached: SIGKILL (KEEL_CRASH_AT)', { crashPoint: name });
     process.kill(process.pid, 'SIGKILL');
