@@ -328,6 +328,33 @@ describe.skipIf(databaseUrl === undefined)('keel worker on PostgreSQL', () => {
     expect(lines).toEqual([expect.stringMatching(/^worker early on .+: taking tasks from keel-tasks$/)]);
   }, 60_000);
 
+  it('a queued task whose run job was lost (taken by a worker that died before it claimed the task) still runs', async () => {
+    const { h, url, store, env } = await setup();
+    const id = await submit(h, env, 'lost', 4);
+    // What a worker killed right after taking the job leaves: the job active (for 23 h), the task queued, unowned.
+    const taken = await sql(
+      url,
+      `UPDATE keel_queue.job SET state = 'active', started_on = now() WHERE data->>'taskId' = $1 RETURNING id`,
+      [id],
+    );
+    expect(taken).toHaveLength(1);
+    const worker = startKeel(['worker', '--id', 'w1', '--heartbeat-ms', '500'], h.dir, env);
+    const done = await until(
+      'the task to run anyway',
+      async () => {
+        const task = await store.getTask(id);
+        return task?.status === 'succeeded' ? task : undefined;
+      },
+      120_000,
+    );
+    expect(done.run?.steps).toBe(8);
+    expect(worker.stderrLines().filter((l) => l.startsWith(`[worker] ${id}: `))[0]).toBe(
+      `[worker] ${id}: starting`,
+    );
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }, 240_000);
+
   it('a task submitted during the global stop waits, and runs after keel resume-all', async () => {
     const { h, store, env } = await setup();
     const worker = startKeel(['worker', '--id', 'w1', '--heartbeat-ms', '500', '--quiet'], h.dir, env);

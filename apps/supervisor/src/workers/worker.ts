@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { LoadedConfig } from '../config/load.js';
-import { isStale } from '../control/kill.js';
+import { isStale, staleHeartbeatMs } from '../control/kill.js';
 import { hasProcfs, isSameProcess, processStartTime } from '../control/processes.js';
 import {
   resumeTask,
@@ -49,8 +49,16 @@ export async function openQueue(url: string): Promise<PgBoss> {
   return boss;
 }
 
-export async function enqueue(boss: PgBoss, job: TaskJob, singletonKey?: string): Promise<string | null> {
-  return boss.send(taskQueue, job, singletonKey === undefined ? {} : { singletonKey });
+export async function enqueue(
+  boss: PgBoss,
+  job: TaskJob,
+  singletonKey?: string,
+  singletonSeconds?: number,
+): Promise<string | null> {
+  return boss.send(taskQueue, job, {
+    ...(singletonKey === undefined ? {} : { singletonKey }),
+    ...(singletonSeconds === undefined ? {} : { singletonSeconds }),
+  });
 }
 
 export interface WorkerOptions extends Pick<RunTaskOptions, 'env' | 'tracer' | 'progress'> {
@@ -206,8 +214,28 @@ function ownerGone(owner: TaskOwner, now: number): boolean {
   return isStale(owner, now);
 }
 
-/** Queues a resume for every running (or starting) task whose worker stopped beating; one job per dead owner. */
+/** How often, at most, a queued task whose run job may have been lost gets another one. */
+const lostJobSeconds = 60;
+
+/**
+ * Queues a resume for every running (or starting) task whose worker stopped beating, one job per
+ * dead owner; and another run job for a task still queued, unowned, past the heartbeat's grace —
+ * its job can be lost (failed on a dropped connection, or taken by a worker that died before it
+ * claimed the task), and nothing else would start it. At most one such job per task a minute; a
+ * job that finds its task started is skipped, and of two that find it queued one claim wins.
+ */
 async function reap(options: WorkerOptions): Promise<void> {
+  if ((await options.store.getGlobalStop()) === null)
+    for (const task of await options.store.listTasks({ status: 'queued', limit: 1000 })) {
+      if (options.clock.now() - Date.parse(task.createdAt) <= staleHeartbeatMs) continue;
+      if ((await options.store.getOwner(task.id)) !== null) continue;
+      await enqueue(
+        options.boss,
+        { taskId: task.id, action: 'run', reason: 'still queued: its run job may have been lost' },
+        `lost-run:${task.id}`,
+        lostJobSeconds,
+      );
+    }
   const open = await Promise.all(
     (['starting', 'running'] as const).map((status) => options.store.listTasks({ status, limit: 1000 })),
   );
