@@ -103,11 +103,14 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
         return checked(writes.toolCall(record));
       },
       updateTask: async (patch) => checked(writes.update(taskId, patch)),
+      // The end, the status and the owner's release in one write: a process that dies right after
+      // its end (before its cleanup) leaves no owner on an ended task.
       endRun: async (type, data, at, patch) =>
         checked(
           (function* () {
             const event = yield* writes.append(taskId, type, data, at);
             yield* writes.update(taskId, patch);
+            yield* run(released, [taskId, epoch]);
             return event;
           })(),
         ),

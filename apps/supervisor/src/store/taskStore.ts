@@ -161,9 +161,10 @@ export interface TaskWriter {
   recordToolCall(record: ToolCallRecord): Promise<Fenceable<number>>;
   updateTask(patch: TaskPatch): Promise<Fenceable<void>>;
   /**
-   * A run's last event (`task_finished`, `task_paused`) and the task's status, in one transaction
-   * under the fence: an owner fenced in between can no longer leave the event without the status, for
-   * its successor to end the task a second time.
+   * A run's last event (`task_finished`, `task_paused`), the task's status and the owner's release,
+   * in one transaction under the fence: an owner fenced in between can no longer leave the event
+   * without the status, for its successor to end the task a second time; one killed right after
+   * leaves no owner on the ended task.
    */
   endRun(type: string, data: unknown, at: Date, patch: TaskPatch): Promise<Fenceable<EventRecord>>;
   requestApproval(request: ApprovalRequest, now: Date): Promise<Fenceable<ApprovalRecord>>;
