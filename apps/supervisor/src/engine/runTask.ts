@@ -515,9 +515,10 @@ async function execute(
         new Date(clock.now()),
         { status: run.status, endedAt: run.endedAt, run },
       );
-      // Fenced: a kill recorded the end itself (or another process owns the task now).
-      if (killed || !ended.ok)
-        throw new StoppedWhileStarting(ended.ok ? run : { ...run, status: 'killed' }, error);
+      // Killed: the run ends killed (recorded here, or by the kill when this write was fenced).
+      if (killed) throw new StoppedWhileStarting(run, error);
+      // Another process owns the task now: this run stops without a write, as any fenced run does.
+      if (!ended.ok) throw new FencedStop(ended);
       throw error;
     } finally {
       options.kill?.removeEventListener('abort', stop);

@@ -114,8 +114,9 @@ export function* storeRequest(taskId: string, request: unknown): Work<unknown> {
   const fresh: Blob[] = [];
   const known = new Map<number, Blob[]>();
   for (const [blob, n] of counts) {
-    if (storedFor.get(blob)?.has(taskId) === true) known.set(n, [...(known.get(n) ?? []), blob]);
-    else fresh.push(blob);
+    if (storedFor.get(blob)?.has(taskId) !== true) fresh.push(blob);
+    else if (known.has(n)) known.get(n)!.push(blob);
+    else known.set(n, [blob]);
   }
   for (const [n, group] of known)
     for (let start = 0; start < group.length; start += bumpWidth) {
