@@ -380,7 +380,10 @@ describe.skipIf(!haveChromium)('keel console in a real browser', () => {
     await page.locator('h1 [data-testid="status"]', { hasText: 'killed' }).waitFor();
     // The status can turn `killed` through the page's polling before the kill request's own
     // answer arrives and writes the notice: wait for the notice, then read it exactly.
-    await page.getByTestId('notice').filter({ hasText: `kill ${task!.id}: ` }).waitFor();
+    await page
+      .getByTestId('notice')
+      .filter({ hasText: `kill ${task!.id}: ` })
+      .waitFor();
     expect(await page.getByTestId('notice').textContent()).toMatch(
       new RegExp(`^kill ${task!.id}: (acknowledged|forced)$`),
     );
