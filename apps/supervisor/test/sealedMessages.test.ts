@@ -22,8 +22,8 @@ function recordingModel(requests: ModelRequest[]): Model {
     provider: 'playbook',
     model: 'm',
     async generate(request) {
-      // The list is the conversation's own, which grows after the call: kept as it was sent.
-      requests.push({ ...request, messages: [...request.messages] });
+      // Kept as handed over, not copied: the request must stay what was sent while the task goes on.
+      requests.push(request);
       const n = requests.length;
       if (n <= 2) return reply([{ id: `c${n}`, name: 'read_file', arguments: { path: 'README.md' } }]);
       return reply([
@@ -43,7 +43,7 @@ const deeplyFrozen = (value: unknown): boolean =>
   (Object.isFrozen(value) && Object.values(value).every(deeplyFrozen));
 
 describe('messages are sealed once sent', () => {
-  it('every message of every request, tool calls, arguments and structured results included, is frozen; a change throws', async () => {
+  it('every request keeps the messages it was sent with, each frozen with its tool calls, arguments and structured results; a change throws', async () => {
     const h = await createHarness({
       config: {
         models: { m: { provider: 'playbook' } },
@@ -71,6 +71,11 @@ describe('messages are sealed once sent', () => {
     ]);
     const last = requests.at(-1)!.messages;
     expect(last.map(deeplyFrozen)).toEqual(last.map(() => true));
+    // The list is a frozen copy: the conversation grew after each call, the request did not.
+    expect(Object.isFrozen(requests[0]!.messages)).toBe(true);
+    expect(() => {
+      (requests[0]!.messages as ModelMessage[]).push(last[2]!);
+    }).toThrow(TypeError);
     const tool = last[3] as Extract<ModelMessage, { role: 'tool' }>;
     expect(tool.structured).toMatchObject({ path: 'README.md' });
     const call = (last[2] as Extract<ModelMessage, { role: 'assistant' }>).toolCalls[0]!;

@@ -150,7 +150,7 @@ function textOf(content: LanguageModelV3Content[]): string {
  * message. (Both providers group consecutive tool messages into one turn themselves.)
  */
 function toPrompt(
-  messages: ModelMessage[],
+  messages: readonly ModelMessage[],
   replay: (value: unknown) => unknown,
   breakpoints: boolean,
 ): LanguageModelV3Prompt {

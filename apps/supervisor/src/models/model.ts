@@ -50,8 +50,11 @@ export interface ModelToolDefinition {
 }
 
 export interface ModelRequest {
-  /** The system prompt is `messages[0]` when present. */
-  messages: ModelMessage[];
+  /**
+   * The system prompt is `messages[0]` when present. Frozen, as every message in it: the request as
+   * sent, which the conversation growing afterwards does not change.
+   */
+  messages: readonly ModelMessage[];
   tools: ModelToolDefinition[];
   /**
    * The output budget the engine reserved, reasoning included; the adapter must pass it to the

@@ -28,7 +28,7 @@ export const reserveModelCall = (
   budget: Pick<Budget, 'reserveModelCall'>,
   agent: Pick<AgentRun, 'config' | 'price'>,
   use: AgentUse,
-  request: { messages: ModelMessage[]; tools: ModelToolDefinition[] },
+  request: { messages: readonly ModelMessage[]; tools: ModelToolDefinition[] },
   retry = false,
 ): Reserve<ModelReservation> =>
   budget.reserveModelCall(
@@ -146,7 +146,7 @@ const isAbort = (error: unknown) =>
 export async function callModel(
   ctx: ModelCallContext,
   turn: Turn,
-  messages: ModelMessage[],
+  conversation: readonly ModelMessage[],
   tools: ModelToolDefinition[],
   reserved: ModelReservation,
 ): Promise<Step<ModelReply>> {
@@ -167,8 +167,10 @@ export async function callModel(
           },
           SpanKind.CLIENT,
         );
-  // Never changed from here on: what is cached per message stays true of it (sealed.ts).
-  sealMessages(messages);
+  // Never changed from here on: what is cached per message stays true of it (sealed.ts). The list
+  // itself is a frozen copy: the conversation grows after the call, the request as sent does not.
+  sealMessages(conversation);
+  const messages: readonly ModelMessage[] = Object.freeze([...conversation]);
   let startedAt = new Date(ctx.clock.now());
   let started = performance.now();
   const record = (
