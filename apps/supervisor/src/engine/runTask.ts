@@ -16,14 +16,15 @@ import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
 import type { UsageWhenMissing } from '../limits/usage.js';
 import type { Model } from '../models/model.js';
-import type {
-  EventRecord,
-  Fenced,
-  ModelCallRecord,
-  TaskOwner,
-  TaskRecord,
-  TaskStore,
-  TaskWriter,
+import {
+  StoreConnectionLost,
+  type EventRecord,
+  type Fenced,
+  type ModelCallRecord,
+  type TaskOwner,
+  type TaskRecord,
+  type TaskStore,
+  type TaskWriter,
 } from '../store/taskStore.js';
 import { FencedStop, unfenced } from './fence.js';
 import { crashPointFrom } from './crashPoints.js';
@@ -528,6 +529,7 @@ async function execute(
   let servers = new Map<string, ConnectedServer>();
   let session: TaskSession | undefined;
   let writer: TaskWriter | undefined;
+  let storeLost = false;
   let fencedBy: Fenced | undefined;
   let unsubscribe: (() => void) | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -734,6 +736,8 @@ async function execute(
       if (result.ok) end = result.value;
       else stopReason = result.stop;
     } catch (error) {
+      // Whether the write landed is unknown: not the task's error, a crash of this run (below).
+      if (error instanceof StoreConnectionLost) throw error;
       if (error instanceof FencedStop) onFenced(error.fenced);
       stopReason = { status: 'error', message: (error as Error).message };
     }
@@ -789,6 +793,22 @@ async function execute(
     return { run, flow };
   } catch (error) {
     if (error instanceof StoppedWhileStarting) return { run: error.run, flow };
+    // The store's connection dropped under a write: the run stops as a crash would — no end
+    // recorded, its owner record kept (below) to go stale — and is resumed from what the store holds.
+    if (error instanceof StoreConnectionLost) {
+      storeLost = true;
+      throw new KeelError(
+        'UNAVAILABLE',
+        `task ${taskId}: ${error.message}; this run stopped where it stood, and the task is resumed from its last recorded step`,
+        {
+          cause: error,
+          hint:
+            options.worker === undefined
+              ? `once the database answers: keel resume ${taskId}`
+              : 'a worker takes it over once its heartbeat is stale, from its last recorded step',
+        },
+      );
+    }
     // Refused before the session ran, or by the end's own writes: the run ends here, unrecorded.
     if (!(error instanceof FencedStop)) throw error;
     throw new KeelError('CONFLICT', `task ${taskId}: ${error.message}; this process stopped`, {
@@ -798,7 +818,7 @@ async function execute(
   } finally {
     clearInterval(heartbeat);
     unsubscribe?.();
-    await writer?.releaseOwner().catch(() => undefined);
+    if (!storeLost) await writer?.releaseOwner().catch(() => undefined);
     session?.dispose();
     await source.release(servers, await reusable(store, taskId, session, ended));
     if (rootSpan !== undefined && rootSpan.span.isRecording()) rootSpan.end('aborted');

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { poolConfig, transaction } from '@keel/kit/postgres';
-import type { TaskStore } from './taskStore.js';
+import { StoreConnectionLost, type TaskStore } from './taskStore.js';
 import { aggregateFromRow, decodeParsed } from './rows.js';
 import { migratePostgres } from './postgresMigrations.js';
 import { all, runAsync, type Executor, type Statement } from './statements.js';
@@ -35,6 +35,32 @@ function numbered(cache: Map<string, string>, sql: string): string {
 }
 
 /**
+ * Whether `error` says the connection ended under the statement rather than the statement failed:
+ * the session was terminated (57P01-57P03: an administrator, a crash, a restart; 25P03: idle in a
+ * transaction past its timeout), a connection exception (class 08), or the socket went away.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || ['57P01', '57P02', '57P03', '25P03'].includes(code)) return true;
+    if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
+  }
+  return (
+    typeof message === 'string' &&
+    /^(Connection terminated|Client has encountered a connection error|Client was closed)/.test(message)
+  );
+}
+
+/** A store call's failure, with a lost connection told apart ({@link StoreConnectionLost}). */
+async function lostAs<T>(pending: Promise<T>): Promise<T> {
+  try {
+    return await pending;
+  } catch (error) {
+    throw isConnectionLost(error) ? new StoreConnectionLost(error) : error;
+  }
+}
+
+/**
  * The task store on PostgreSQL, for several `keel` processes on several machines: the same core
  * and guarantees as the SQLite store. Event appends lock the chain's head row, so concurrent
  * writers still make one chain; approval decisions, consumption and owner claims run under row
@@ -62,8 +88,8 @@ export async function createPostgresTaskStore(url: string): Promise<TaskStore> {
       return result.rowCount ?? 0;
     };
   const executor: Executor = {
-    execute: (work) => runAsync(work, answerOn(pool)),
-    transaction: (work) => transaction(pool, (client) => runAsync(work, answerOn(client))),
+    execute: (work) => lostAs(runAsync(work, answerOn(pool))),
+    transaction: (work) => lostAs(transaction(pool, (client) => runAsync(work, answerOn(client)))),
   };
   const core = createStoreCore(
     {

@@ -1,4 +1,5 @@
 import type { LimitKind, TaskRunV1, TaskStatus } from '@keel/contracts';
+import { KeelError } from '@keel/kit/core';
 
 /** A task as stored: what was asked, under which limits, and how it stands. */
 export interface TaskRecord {
@@ -189,6 +190,26 @@ export interface TaskWriter {
    * owner can say it has stopped. False when another process has claimed the task since.
    */
   releaseOwner(): Promise<boolean>;
+}
+
+/**
+ * A store call that lost its connection to the database before it answered: the server restarted,
+ * an administrator ended the session, the network dropped. Whether its write landed is not known,
+ * so it must not be taken for a refusal. A run that meets it stops as a crash would: nothing more
+ * written, its owner record left to go stale, resumed from what the store holds by the worker that
+ * takes it over (or by `keel resume`). The SQLite store never throws it.
+ */
+export class StoreConnectionLost extends KeelError {
+  constructor(cause: unknown) {
+    super(
+      'UNAVAILABLE',
+      `the task store's connection was lost: ${(cause as Error)?.message ?? String(cause)}`,
+      {
+        cause,
+        hint: 'Check the database server; the task resumes from its last recorded step (a worker takes it over once its heartbeat is stale, or: keel resume TASK).',
+      },
+    );
+  }
 }
 
 /**

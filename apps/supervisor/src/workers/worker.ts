@@ -162,7 +162,11 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   for (let slot = 0; slot < options.concurrency; slot++)
     await boss.work<TaskJob>(taskQueue, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
       if (job === undefined) return;
-      const work = handle(job.data);
+      // A run that stops on its own error (fenced, the store's connection lost) ends its job here,
+      // said in the log; the task is left for whoever holds it now, or for a takeover.
+      const work = handle(job.data).catch((error: unknown) =>
+        log(`${job.data.taskId}: ${(error as Error).message}`),
+      );
       running.add(work);
       try {
         await work;
