@@ -18,6 +18,16 @@ export function renderTable(report) {
     `Seed ${report.seed}, ${report.lanes} lane(s), wall time ${formatSeconds(report.wallSeconds)}: ` +
       `**${report.totals.deaths} deaths, ${report.totals.violations} violation(s)**.`,
   );
+  // The issue's goals beside the total: deaths at the supervisor's level (keel runs, workers, the
+  // console) and how often the least-hit named crash point was hit.
+  const supervisor = report.rows.filter((r) => r.tier !== 'A').reduce((s, r) => s + r.deaths, 0);
+  const named = report.rows.filter((r) => !r.point.startsWith('random') && r.tier !== 'C' && r.tier !== 'D');
+  const fewest = named.length === 0 ? 0 : Math.min(...named.map((r) => r.deaths));
+  lines.push('');
+  lines.push(
+    `\`${report.command}\`. At the supervisor level (tiers B, C, D): ${supervisor} deaths; ` +
+      `the least-hit named crash point: ${fewest} deaths.`,
+  );
   lines.push('');
   lines.push('| tier | deaths | deaths per lane-minute |');
   lines.push('| ---- | -----: | ---------------------: |');

@@ -3,7 +3,8 @@
 // commit) in one repository. The fault of a round:
 //  C `worker-kill`: the worker owning a task SIGKILLed with its process tree at a seeded moment; a
 //    fresh worker joins.
-//  C `pg_terminate_backend`: every connection of the database's clients terminated at a seeded moment.
+//  C `pg_terminate_backend`: every connection of Keel's processes to the database terminated at a
+//  seeded moment (the campaign's own observer excepted).
 //  D `stall`: the owner of a task SIGSTOPped past its heartbeat until the other worker has taken the
 //    task over, then SIGCONTed.
 // Invariants once both tasks end: each `succeeded`, its steps 1–8 recorded once and
@@ -156,6 +157,8 @@ function treeOf(root) {
   return out;
 }
 
+const observerName = 'keel-chaos-observer';
+
 async function until(what, probe, ms) {
   const end = Date.now() + ms;
   for (;;) {
@@ -169,7 +172,11 @@ async function until(what, probe, ms) {
 /** One round with `fault`; `record(violation?)` is told of the death and of each violation. */
 export async function runRoundCD({ dir, adminUrl, fault, random, record }) {
   const world = await createWorld(dir, adminUrl);
-  const store = await createPostgresTaskStore(world.url);
+  // The campaign's own view of the store, named so the backend fault leaves it be: the fault is
+  // for Keel's workers, and an observer that died with them would end the campaign, not test it.
+  const observerUrl = new URL(world.url);
+  observerUrl.searchParams.set('application_name', observerName);
+  const store = await createPostgresTaskStore(observerUrl.toString());
   const workers = [startWorker(world, 'w1'), startWorker(world, 'w2')];
   try {
     const ids = [];
@@ -215,7 +222,7 @@ export async function runRoundCD({ dir, adminUrl, fault, random, record }) {
     } else if (fault.point === 'pg_terminate_backend') {
       await admin(
         adminUrl,
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${world.name}' AND pid <> pg_backend_pid()`,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${world.name}' AND pid <> pg_backend_pid() AND application_name <> '${observerName}'`,
       );
       record();
     } else if (holder !== undefined) {
