@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import pg from 'pg';
 import {
   auditLogConformance,
   idempotencyStoreConformance,
@@ -12,7 +12,9 @@ import {
   createPostgresAuditLog,
   createPostgresIdempotencyStore,
   createPostgresStateStore,
+  isConnectionLost,
   migratePostgres,
+  openPostgresBackend,
   openPostgres,
   transaction,
 } from '../src/postgres/backend.js';
@@ -115,6 +117,56 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
     } finally {
       await database.drop();
     }
+  });
+
+  it('a session ended while a replica opens the store is tried again on a fresh connection', async () => {
+    const database = await freshDatabase();
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      // The migration waits for its advisory lock; its session is then ended, as an
+      // administrator's pg_terminate_backend (or a failover) ends it.
+      await holder.query('SELECT pg_advisory_lock($1)', [0x6b65656c]);
+      const opening = openPostgresBackend(database.url);
+      let terminated = 0;
+      for (let polls = 0; terminated === 0 && polls < 500; polls++) {
+        const { rows } = await holder.query<{ ended: boolean }>(
+          `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`,
+        );
+        terminated = rows.length;
+        if (terminated === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(terminated).toBe(1);
+      await holder.query('SELECT pg_advisory_unlock($1)', [0x6b65656c]);
+      const backend = await opening;
+      expect(backend.kind).toBe('postgres');
+      expect(backend.secret.length).toBe(32);
+      await backend.close();
+    } finally {
+      await holder.end();
+      await database.drop();
+    }
+  });
+
+  it('tells a lost connection from a statement that failed, through causes', () => {
+    expect(
+      [
+        { code: '57P01', message: 'terminating connection due to administrator command' },
+        { code: '57P02' },
+        { code: '57P03' },
+        { code: '25P03' },
+        { code: '08006' },
+        { code: 'ECONNRESET' },
+        new Error('Connection terminated unexpectedly'),
+        new Error('cannot use the PostgreSQL store', { cause: { code: '57P01' } }),
+        { code: '23505', message: 'duplicate key value violates unique constraint' },
+        { code: '40001' },
+        new Error('Connection refused by policy: not this'),
+        new Error('wrapped', { cause: { code: '42P01' } }),
+        undefined,
+      ].map(isConnectionLost),
+    ).toEqual([true, true, true, true, true, true, true, true, false, false, false, false, false]);
   });
 
   it('refuses a URL that is not PostgreSQL, and names an unreachable server without its password', async () => {

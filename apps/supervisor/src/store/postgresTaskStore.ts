@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { poolConfig, transaction } from '@keel/kit/postgres';
+import { isConnectionLost, poolConfig, transaction } from '@keel/kit/postgres';
 import { StoreConnectionLost, type TaskStore } from './taskStore.js';
 import { aggregateFromRow, decodeParsed } from './rows.js';
 import { migratePostgres } from './postgresMigrations.js';
@@ -32,23 +32,6 @@ function numbered(cache: Map<string, string>, sql: string): string {
     cache.set(sql, text);
   }
   return text;
-}
-
-/**
- * Whether `error` says the connection ended under the statement rather than the statement failed:
- * the session was terminated (57P01-57P03: an administrator, a crash, a restart; 25P03: idle in a
- * transaction past its timeout), a connection exception (class 08), or the socket went away.
- */
-export function isConnectionLost(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  if (typeof code === 'string') {
-    if (code.startsWith('08') || ['57P01', '57P02', '57P03', '25P03'].includes(code)) return true;
-    if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
-  }
-  return (
-    typeof message === 'string' &&
-    /^(Connection terminated|Client has encountered a connection error|Client was closed)/.test(message)
-  );
 }
 
 /** A store call's failure, with a lost connection told apart ({@link StoreConnectionLost}). */

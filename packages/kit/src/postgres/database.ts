@@ -37,6 +37,29 @@ const migrations: readonly string[] = [
  */
 export const idleInTransactionMs = 5_000;
 
+/**
+ * Whether `error` (or one of its causes) says the connection ended under the statement rather than
+ * the statement failed: the session was terminated (57P01-57P03: an administrator, a crash, a
+ * restart; 25P03: idle in a transaction past its timeout), a connection exception (class 08), or
+ * the socket went away. Whether a write in flight landed is then unknown.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  for (let at = error, depth = 0; at !== undefined && at !== null && depth < 5; depth++) {
+    const { code, message, cause } = at as { code?: unknown; message?: unknown; cause?: unknown };
+    if (typeof code === 'string') {
+      if (code.startsWith('08') || ['57P01', '57P02', '57P03', '25P03'].includes(code)) return true;
+      if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
+    }
+    if (
+      typeof message === 'string' &&
+      /^(Connection terminated|Client has encountered a connection error|Client was closed)/.test(message)
+    )
+      return true;
+    at = cause;
+  }
+  return false;
+}
+
 /** The settings every Keel pool uses: a stalled holder's locks are released ({@link idleInTransactionMs}). */
 export function poolConfig(url: string, max: number): pg.PoolConfig {
   return { connectionString: url, max, idle_in_transaction_session_timeout: idleInTransactionMs };
@@ -62,6 +85,7 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
       'UNAVAILABLE',
       `cannot use the PostgreSQL store at ${redactUrl(url)}: ${(error as Error).message}`,
       {
+        cause: error,
         hint: 'Check that the server runs and the URL (user, password, database) is right: psql "URL" -c "select 1".',
       },
     );
