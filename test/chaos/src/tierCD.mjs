@@ -169,6 +169,23 @@ async function until(what, probe, ms) {
   }
 }
 
+/**
+ * What a stuck round looked like, on the campaign's log (the round's directory and database go when
+ * it ends): each task's owner and last events, each worker's last log lines.
+ */
+async function tellStuck(store, ids, workers) {
+  const lines = [];
+  for (const id of ids) {
+    const task = await store.getTask(id);
+    const owner = await store.getOwner(id);
+    const events = (await store.listEvents(id)).slice(-6).map((e) => e.type);
+    lines.push(`  ${id} ${task?.status}: owner ${JSON.stringify(owner)}; last events ${events.join(' ')}`);
+  }
+  for (const w of workers)
+    lines.push(`  worker ${w.pid}: ${w.stderr().slice(-1500).replaceAll('\n', '\n    ')}`);
+  process.stderr.write(`chaos: a stuck round:\n${lines.join('\n')}\n`);
+}
+
 /** One round with `fault`; `record(violation?)` is told of the death and of each violation. */
 export async function runRoundCD({ dir, adminUrl, fault, random, record }) {
   const world = await createWorld(dir, adminUrl);
@@ -255,6 +272,7 @@ export async function runRoundCD({ dir, adminUrl, fault, random, record }) {
       record(
         `tasks did not end in 240 s: ${(await Promise.all(ids.map((id) => store.getTask(id)))).map((t) => t?.status).join(', ')}`,
       );
+      await tellStuck(store, ids, workers);
       return;
     }
     for (const task of ended) {
