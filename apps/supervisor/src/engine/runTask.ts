@@ -516,6 +516,7 @@ async function execute(
         new Date(clock.now()),
         { status: run.status, endedAt: run.endedAt, run },
       );
+      endRecorded = ended.ok;
       // Killed: the run ends killed (recorded here, or by the kill when this write was fenced).
       if (killed) throw new StoppedWhileStarting(run, error);
       // Another process owns the task now: this run stops without a write, as any fenced run does.
@@ -530,6 +531,7 @@ async function execute(
   let session: TaskSession | undefined;
   let writer: TaskWriter | undefined;
   let storeLost = false;
+  let endRecorded = false;
   let fencedBy: Fenced | undefined;
   let unsubscribe: (() => void) | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -809,8 +811,35 @@ async function execute(
         },
       );
     }
-    // Refused before the session ran, or by the end's own writes: the run ends here, unrecorded.
-    if (!(error instanceof FencedStop)) throw error;
+    if (!(error instanceof FencedStop)) {
+      // The start-up failed after the claim (a server that died once started, its starting state
+      // unread): the end is recorded as a failed server start's is, so the task is never left
+      // `starting` or `running` with no owner — no worker's reaper resumes an ownerless task.
+      // Refused before the claim, or by the end's own writes once the session ran: unrecorded.
+      if (writer !== undefined && session === undefined && !endRecorded) {
+        // A KeelError's hint says what to fix (a tool the config names and the server lacks).
+        const next =
+          error instanceof KeelError && error.hint !== undefined
+            ? error.hint
+            : `keel resume ${taskId} starts its servers again`;
+        const message = `the task's start-up failed: ${(error as Error).message}; ${next}`;
+        const run = unstartedRun(task, taskId, createdAt, 'error', message, clock);
+        await writer
+          .endRun('task_finished', { status: run.status, outcome: run.outcome }, new Date(clock.now()), {
+            status: run.status,
+            endedAt: run.endedAt,
+            run,
+          })
+          .catch(() => undefined);
+        // A KeelError already says what to do; anything else (an MCP connection closed) is told so.
+        if (!(error instanceof KeelError))
+          throw new KeelError('UNAVAILABLE', `task ${taskId}: ${message}`, {
+            cause: error,
+            hint: `keel show ${taskId} has what was recorded`,
+          });
+      }
+      throw error;
+    }
     throw new KeelError('CONFLICT', `task ${taskId}: ${error.message}; this process stopped`, {
       cause: error,
       hint: 'another process runs the task now, or it was killed: keel show TASK',

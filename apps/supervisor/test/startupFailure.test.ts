@@ -1,0 +1,144 @@
+import type { KeelError } from '@keel/kit';
+import { describe, expect, it } from 'vitest';
+import { resumeTask, runTask } from '../src/engine/runTask.js';
+import { builtinServers, createHarness, task } from './helpers.js';
+
+// A server that starts, lists a `git_status` and exits on its first call: the start-up's own
+// git_status (the task's starting state) finds it gone. On the old code the run threw with the task
+// left `starting` and its owner released — no worker's reaper ever resumes an ownerless task, and
+// `keel runs` showed it starting for good.
+const diesOnFirstCall = `
+const write = (message) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...message }) + '\\n');
+let buffered = '';
+process.stdin.on('data', (chunk) => {
+  buffered += chunk;
+  for (let nl = buffered.indexOf('\\n'); nl >= 0; nl = buffered.indexOf('\\n')) {
+    const line = buffered.slice(0, nl);
+    buffered = buffered.slice(nl + 1);
+    if (line.trim() === '') continue;
+    const request = JSON.parse(line);
+    if (request.method === 'initialize')
+      write({
+        id: request.id,
+        result: {
+          protocolVersion: request.params.protocolVersion,
+          capabilities: { tools: {} },
+          serverInfo: { name: 'dies-on-first-call', version: '1.0.0' },
+        },
+      });
+    else if (request.method === 'tools/list')
+      write({ id: request.id, result: { tools: [{ name: 'git_status', inputSchema: { type: 'object' } }] } });
+    else if (request.method === 'tools/call') process.exit(3);
+    else if (request.id !== undefined) write({ id: request.id, result: {} });
+  }
+});
+`;
+
+const spec = () =>
+  task({
+    mode: 'single',
+    tests: null,
+    deploy: null,
+    playbook: {
+      coding: [
+        [
+          { call: 'write_file', args: { path: 'a.txt', content: 'a\n' } },
+          { submit: { version: 'change.v1', summary: 'one file', files: [], commit: null } },
+        ],
+      ],
+    },
+  });
+
+describe('a server that dies during the start-up, after it started', () => {
+  it('ends the task error, recorded, its owner released: keel resume tries it again', async () => {
+    const h = await createHarness({
+      files: { 'README.md': '# ws\n', 'dies.mjs': diesOnFirstCall },
+      config: {
+        servers: {
+          filesystem: builtinServers.filesystem,
+          git: { command: process.execPath, args: ['dies.mjs'] },
+        },
+        agents: {
+          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
+          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+        },
+      },
+    });
+    const run = runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() });
+    const thrown = await run.then(
+      () => undefined,
+      (error: unknown) => error as KeelError,
+    );
+    const [stopped] = await h.store.listTasks({});
+    const message = `the task's start-up failed: Connection closed; keel resume ${stopped!.id} starts its servers again`;
+    expect([thrown?.code, thrown?.message, thrown?.hint]).toEqual([
+      'UNAVAILABLE',
+      `task ${stopped!.id}: ${message}`,
+      `keel show ${stopped!.id} has what was recorded`,
+    ]);
+    expect([
+      stopped?.status,
+      stopped?.run?.steps,
+      stopped?.run?.outcome.message,
+      stopped?.run?.error?.code,
+    ]).toEqual(['error', 0, message, 'TASK_ERROR']);
+    expect((await h.store.listEvents(stopped!.id)).map((e) => e.type)).toEqual(['task_finished']);
+    expect(await h.store.getOwner(stopped!.id)).toBeNull();
+    expect(await h.store.listToolCalls(stopped!.id)).toEqual([]);
+    // Resumable, as the message says: the server dies again the same way, and the end is recorded again.
+    await expect(
+      resumeTask({
+        loaded: h.loaded,
+        store: h.store,
+        env: process.env,
+        taskId: stopped!.id,
+        reason: 'again',
+      }),
+    ).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/: the task's start-up failed: Connection closed;/),
+    });
+    const again = await h.store.getTask(stopped!.id);
+    expect(again?.status).toBe('error');
+    expect(await h.store.getOwner(stopped!.id)).toBeNull();
+  });
+});
+
+// Never played: the run stops before its first model call.
+const turn = [[{ call: 'read_file', args: { path: 'README.md' } }]];
+
+describe('an agent that names a tool its server lacks', () => {
+  it('ends the task error with the fix in its outcome, its owner released', async () => {
+    const h = await createHarness({
+      config: {
+        agents: {
+          planning: { model: 'playbook', tools: { filesystem: ['no_such_tool'] } },
+          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
+          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+        },
+      },
+    });
+    const run = runTask({
+      loaded: h.loaded,
+      store: h.store,
+      env: process.env,
+      task: task({ tests: null, deploy: null, playbook: { planning: turn, coding: turn, review: turn } }),
+    });
+    const thrown = await run.then(
+      () => undefined,
+      (error: unknown) => error as KeelError,
+    );
+    expect([thrown?.code, thrown?.message]).toEqual([
+      'INVALID_ARGUMENT',
+      "agents.planning.tools.filesystem: the server has no tool 'no_such_tool'",
+    ]);
+    const [stopped] = await h.store.listTasks({});
+    expect([stopped?.status, stopped?.run?.outcome.message]).toEqual([
+      'error',
+      `the task's start-up failed: ${thrown?.message}; ${thrown?.hint}`,
+    ]);
+    expect(thrown?.hint).toMatch(/^its tools: .*write_file/);
+    expect(await h.store.getOwner(stopped!.id)).toBeNull();
+  });
+});
