@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import {
@@ -149,6 +150,58 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
     }
   });
 
+  it('a claim and a completion whose answers were lost after they landed are recognised on the retry: one claim, one audit row', async () => {
+    const database = await freshDatabase();
+    const proxy = await cuttingProxy(new URL(database.url));
+    const through = new URL(database.url);
+    through.host = `127.0.0.1:${proxy.port}`;
+    const pool = await openPostgres(through.toString());
+    const direct = await openPostgres(database.url);
+    try {
+      const store = createPostgresIdempotencyStore(pool);
+      // The insert commits, then the connection is cut before its answer reaches the store: the
+      // key is claimed and the store does not know it.
+      proxy.cutAfter('INSERT 0 1');
+      const claim = await store.claim({
+        scope: 'git',
+        key: 'k',
+        fingerprint: 'f',
+        owner: 'replica-a',
+        leaseMs: 30_000,
+        ttlMs: 60_000,
+      });
+      expect(proxy.cuts()).toBe(1);
+      if (claim.kind !== 'claimed') throw new Error(`claimed on the retry, not ${claim.kind}`);
+      const row = await direct.query('SELECT state, owner, token, attempts FROM keel_idempotency');
+      expect(row.rows).toEqual([
+        { state: 'in_progress', owner: 'replica-a', token: claim.token, attempts: 1 },
+      ]);
+      // The completion's transaction commits with its audit row, then its answer is lost.
+      proxy.cutAfter('COMMIT');
+      const entry = {
+        server: 'git',
+        tool: 'git_commit',
+        args: {},
+        outcome: 'ok' as const,
+        idempotencyKey: 'k',
+      };
+      expect(await store.complete('git', 'k', claim.token, { r: 1 }, entry)).toBe(true);
+      expect(proxy.cuts()).toBe(2);
+      const audit = await direct.query('SELECT seq, tool, idempotency_key FROM keel_audit_log');
+      expect(audit.rows).toEqual([{ seq: '1', tool: 'git_commit', idempotency_key: 'k' }]);
+      expect(await store.get('git', 'k')).toMatchObject({
+        state: 'completed',
+        result: { r: 1 },
+        attempts: 1,
+      });
+    } finally {
+      await pool.end();
+      await direct.end();
+      await proxy.close();
+      await database.drop();
+    }
+  });
+
   it('tells a lost connection from a statement that failed, through causes', () => {
     expect(
       [
@@ -225,3 +278,48 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
     }
   }, 60_000);
 });
+
+/**
+ * A TCP proxy in front of PostgreSQL that, once armed with a command tag, cuts the connection that
+ * receives it before the answer is passed on: the statement took effect, and its client never hears so.
+ */
+async function cuttingProxy(target: URL) {
+  let armed: Buffer | undefined;
+  let cuts = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+    }
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      if (armed !== undefined && chunk.includes(armed)) {
+        armed = undefined;
+        cuts++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    /** The next answer holding this command tag (a CommandComplete message) is withheld, its connection cut. */
+    cutAfter(tag: string) {
+      armed = Buffer.from(`${tag}\0`);
+    },
+    cuts: () => cuts,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

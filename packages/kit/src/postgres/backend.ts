@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { redactUrl, type StoreBackend } from '../backend/backend.js';
 import type { StateStore } from '../state/stateStore.js';
 import { createPostgresAuditLog } from './auditLog.js';
-import { isConnectionLost, openPostgres } from './database.js';
+import { againWhenLost, openPostgres } from './database.js';
 import { createPostgresIdempotencyStore } from './idempotencyStore.js';
 import { createPostgresStateStore } from './stateStore.js';
 
@@ -13,21 +13,11 @@ import { createPostgresStateStore } from './stateStore.js';
  * replica is good on the next behind a balancer).
  */
 export async function openPostgresBackend(url: string): Promise<StoreBackend> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await openOnce(url);
-    } catch (error) {
-      // Every statement of the start-up is idempotent (migrations under their lock, the secret
-      // written if absent, a reap): a session ended under one (a restart, a failover, an
-      // administrator's pg_terminate_backend) is tried again on a fresh connection, not a dead server.
-      if (attempt >= openAttempts || !isConnectionLost(error)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100 * 4 ** (attempt - 1)));
-    }
-  }
+  // Every statement of the start-up is idempotent (migrations under their lock, the secret written
+  // if absent, a reap): a session ended under one (a restart, a failover, an administrator's
+  // pg_terminate_backend) is tried again on a fresh connection, not a dead server.
+  return againWhenLost(() => openOnce(url));
 }
-
-/** Tries at opening the backend when the connection is lost under one: waits 100, 400, 1600 ms. */
-const openAttempts = 4;
 
 async function openOnce(url: string): Promise<StoreBackend> {
   const pool = await openPostgres(url);
@@ -64,6 +54,7 @@ async function openOnce(url: string): Promise<StoreBackend> {
 
 export { createPostgresAuditLog } from './auditLog.js';
 export {
+  againWhenLost,
   idleInTransactionMs,
   isConnectionLost,
   migrate as migratePostgres,

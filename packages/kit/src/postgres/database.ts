@@ -60,6 +60,25 @@ export function isConnectionLost(error: unknown): boolean {
   return false;
 }
 
+/**
+ * `work`, tried again when the connection was lost under it ({@link isConnectionLost}): after 100,
+ * 400 and 1,600 ms, each time on a fresh connection from the pool. Only for work that is safe to
+ * run twice because a landed first try is recognised (each caller says how); any other failure,
+ * or a fourth lost connection, is thrown.
+ */
+export async function againWhenLost<T>(work: (attempt: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work(attempt);
+    } catch (error) {
+      if (attempt >= lostAttempts || !isConnectionLost(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 4 ** (attempt - 1)));
+    }
+  }
+}
+
+const lostAttempts = 4;
+
 /** The settings every Keel pool uses: a stalled holder's locks are released ({@link idleInTransactionMs}). */
 export function poolConfig(url: string, max: number): pg.PoolConfig {
   return { connectionString: url, max, idle_in_transaction_session_timeout: idleInTransactionMs };
