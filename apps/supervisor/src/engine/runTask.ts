@@ -510,12 +510,7 @@ async function execute(
       const killed = abort.signal.aborted;
       const message = killed ? 'the task was killed while its servers started' : (error as Error).message;
       const run = unstartedRun(task, taskId, createdAt, killed ? 'killed' : 'error', message, clock);
-      const ended = await claimed.endRun(
-        'task_finished',
-        { status: run.status, outcome: run.outcome },
-        new Date(clock.now()),
-        { status: run.status, endedAt: run.endedAt, run },
-      );
+      const ended = await endUnstarted(claimed, run, clock);
       endRecorded = ended.ok;
       // Killed: the run ends killed (recorded here, or by the kill when this write was fenced).
       if (killed) throw new StoppedWhileStarting(run, error);
@@ -824,13 +819,7 @@ async function execute(
             : `keel resume ${taskId} starts its servers again`;
         const message = `the task's start-up failed: ${(error as Error).message}; ${next}`;
         const run = unstartedRun(task, taskId, createdAt, 'error', message, clock);
-        await writer
-          .endRun('task_finished', { status: run.status, outcome: run.outcome }, new Date(clock.now()), {
-            status: run.status,
-            endedAt: run.endedAt,
-            run,
-          })
-          .catch(() => undefined);
+        await endUnstarted(writer, run, clock).catch(() => undefined);
         // A KeelError already says what to do; anything else (an MCP connection closed) is told so.
         if (!(error instanceof KeelError))
           throw new KeelError('UNAVAILABLE', `task ${taskId}: ${message}`, {
@@ -890,6 +879,14 @@ function unstartedRun(
     ...(status === 'error' ? { error: { code: 'TASK_ERROR', message } } : {}),
   };
 }
+
+/** Records the end of a run that stopped before its session ran: its last event and status together. */
+const endUnstarted = (writer: TaskWriter, run: TaskRunV1, clock: Clock) =>
+  writer.endRun('task_finished', { status: run.status, outcome: run.outcome }, new Date(clock.now()), {
+    status: run.status,
+    endedAt: run.endedAt,
+    run,
+  });
 
 /** How a run that lost its task ends: killed (the killer records it), or taken over by another process. */
 async function fencedEnd(
