@@ -142,3 +142,40 @@ describe('an agent that names a tool its server lacks', () => {
     expect(await h.store.getOwner(stopped!.id)).toBeNull();
   });
 });
+
+describe('a server that exits before it answers initialize', () => {
+  it('records what it said on stderr with the task outcome', async () => {
+    const h = await createHarness({
+      files: {
+        'README.md': '# ws\n',
+        'refuses.mjs': "console.error('no store: the database went away');\nprocess.exit(2);\n",
+      },
+      config: {
+        servers: {
+          filesystem: builtinServers.filesystem,
+          git: { command: process.execPath, args: ['refuses.mjs'] },
+        },
+        agents: {
+          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
+          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+        },
+      },
+    });
+    const thrown = await runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }).then(
+      () => undefined,
+      (error: unknown) => error as KeelError,
+    );
+    expect([thrown?.code, thrown?.message, thrown?.hint]).toEqual([
+      'UNAVAILABLE',
+      "server 'git' did not start: Connection closed",
+      'its stderr ends with:\nno store: the database went away',
+    ]);
+    const [stopped] = await h.store.listTasks({});
+    expect([stopped?.status, stopped?.run?.outcome.message]).toEqual([
+      'error',
+      "server 'git' did not start: Connection closed; its stderr ends with:\nno store: the database went away",
+    ]);
+    expect(await h.store.getOwner(stopped!.id)).toBeNull();
+  });
+});

@@ -508,7 +508,13 @@ async function execute(
       });
     } catch (error) {
       const killed = abort.signal.aborted;
-      const message = killed ? 'the task was killed while its servers started' : (error as Error).message;
+      // A server's start error carries what it said on stderr in its hint: kept with the outcome, so
+      // `keel show` (and a worker's log) tells why, not only that the connection closed.
+      const message = killed
+        ? 'the task was killed while its servers started'
+        : error instanceof KeelError && error.hint !== undefined
+          ? `${error.message}; ${error.hint}`
+          : (error as Error).message;
       const run = unstartedRun(task, taskId, createdAt, killed ? 'killed' : 'error', message, clock);
       const ended = await endUnstarted(claimed, run, clock);
       endRecorded = ended.ok;

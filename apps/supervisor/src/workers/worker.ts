@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
+import { KeelError } from '@keel/kit';
 import PgBoss from 'pg-boss';
 import type { LoadedConfig } from '../config/load.js';
 import { isStale, staleHeartbeatMs } from '../control/kill.js';
@@ -165,7 +166,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       // A run that stops on its own error (fenced, the store's connection lost) ends its job here,
       // said in the log; the task is left for whoever holds it now, or for a takeover.
       const work = handle(job.data).catch((error: unknown) =>
-        log(`${job.data.taskId}: ${(error as Error).message}`),
+        log(
+          `${job.data.taskId}: ${(error as Error).message}` +
+            (error instanceof KeelError && error.hint !== undefined ? ` (${error.hint})` : ''),
+        ),
       );
       running.add(work);
       try {
