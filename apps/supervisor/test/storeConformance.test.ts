@@ -351,6 +351,18 @@ for (const backend of backends) {
         expect(claims[1 - won]).toEqual({ ok: false, current: winner });
         expect(await s.claimOwner('t-3', null, dead)).toEqual({ ok: true, epoch: 1 });
         expect(await s.claimOwner('t-3', null, dead)).toEqual({ ok: false, current: dead });
+        // A queued task's claim moves it to starting in the same write, and only from queued.
+        await s.createTask({ ...task('t-4', '2026-11-30T00:00:04.000Z'), status: 'queued' });
+        const move = { from: 'queued', to: 'starting' } as const;
+        expect(await s.claimOwner('t-4', null, owner, move)).toEqual({ ok: true, epoch: 1 });
+        expect([(await s.getTask('t-4'))?.status, await s.getOwner('t-4')]).toEqual(['starting', owner]);
+        await s.createTask({ ...task('t-5', '2026-11-30T00:00:05.000Z'), status: 'killed' });
+        expect(await s.claimOwner('t-5', null, owner, move)).toEqual({
+          ok: false,
+          current: null,
+          status: 'killed',
+        });
+        expect([(await s.getTask('t-5'))?.status, await s.getOwner('t-5')]).toEqual(['killed', null]);
         await s.setGlobalStop({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
         expect(await s.getGlobalStop()).toEqual({ by: 'ops', at: '2026-11-30T00:00:00.000Z' });
         await s.setGlobalStop(null);

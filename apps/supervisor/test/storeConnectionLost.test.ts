@@ -98,4 +98,72 @@ describe.skipIf(testDatabaseUrl === undefined)('a task store connection lost und
     expect(await store.getOwner(stopped!.id)).toBeNull();
     expect(await store.verifyEvents()).toMatchObject({ ok: true });
   });
+  // Chaos tier C, seed 20261214, lane 0 round 39: a worker claimed a queued task, then lost its
+  // connection as it moved the task to `starting`. The task stayed `queued` with an owner for good: a
+  // run job needs no owner, a takeover needs `starting` or `running`.
+  it('a queued task is claimed and moved to starting in one write: a connection lost there leaves it queued, unowned, to run again', async () => {
+    const url = await freshDatabase();
+    const store = await createPostgresTaskStore(url);
+    onTestFinished(() => store.close());
+    const h = await createHarness({});
+    const client = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      onTestFinished(() => c.end().catch(() => undefined));
+      return c;
+    };
+    const queued = task({ ...spec() });
+    await store.createTask({
+      id: 't-queued',
+      type: queued.type,
+      title: queued.title,
+      mode: queued.mode,
+      status: 'queued',
+      createdAt: new Date().toISOString(),
+      endedAt: null,
+      configHash: h.loaded.hash,
+      spec: queued,
+      startingState: null,
+      run: null,
+    });
+    // The status change waits behind this lock; its session is then ended.
+    const locker = await client();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE tasks IN SHARE MODE');
+    const observer = await client();
+    const terminated = (async () => {
+      for (let polls = 0; polls < 1500; polls++) {
+        const { rows } = await observer.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE tasks%'`,
+        );
+        if (rows.length > 0) {
+          await observer.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [
+            rows.map((r) => r.pid),
+          ]);
+          await locker.query('ROLLBACK');
+          return rows.length;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await locker.query('ROLLBACK');
+      return 0;
+    })();
+    const run = () =>
+      runTask({ loaded: h.loaded, store, env: process.env, taskId: 't-queued', task: queued });
+    await expect(run()).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/^task t-queued: the task store's connection was lost: /),
+    });
+    expect(await terminated).toBe(1);
+    // Neither claimed nor started: a worker's reaper queues a run job for a queued task with no owner.
+    expect([(await store.getTask('t-queued'))?.status, await store.getOwner('t-queued')]).toEqual([
+      'queued',
+      null,
+    ]);
+    const again = await run();
+    expect([again.run.status, again.run.steps]).toEqual(['succeeded', 3]);
+    expect((await store.listToolCalls('t-queued')).map((c) => c.tool)).toEqual(['write_file', 'write_file']);
+    expect(await store.getOwner('t-queued')).toBeNull();
+  });
 });

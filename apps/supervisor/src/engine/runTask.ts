@@ -21,6 +21,7 @@ import {
   type EventRecord,
   type Fenced,
   type ModelCallRecord,
+  type ClaimMove,
   type TaskOwner,
   type TaskRecord,
   type TaskStore,
@@ -558,8 +559,14 @@ async function execute(
         ? {}
         : { worker: options.worker.id, heartbeatAt: new Date(clock.now()).toISOString() }),
     };
-    const claim = async (expected: TaskOwner | null): Promise<TaskWriter> => {
-      const claimed = await store.claimOwner(taskId, expected, owner);
+    const claim = async (expected: TaskOwner | null, move?: ClaimMove): Promise<TaskWriter> => {
+      const claimed = await store.claimOwner(taskId, expected, owner, move);
+      if (!claimed.ok && claimed.status !== undefined)
+        throw new KeelError(
+          'CONFLICT',
+          `task ${taskId} is ${claimed.status} now; only a queued task starts here`,
+          { hint: 'keel resume TASK goes on with a task that stopped' },
+        );
       if (!claimed.ok)
         throw new KeelError(
           'CONFLICT',
@@ -576,10 +583,11 @@ async function execute(
     // The task's row exists, claimed by this process, before any server starts: a kill or the global
     // stop finds it (`starting`) and fences it, and its servers' start-up is aborted.
     if (resuming === undefined) {
-      if (queued !== undefined) {
-        writer = await claim(null);
-        unfenced(await writer.updateTask({ status: 'starting' }), onFenced);
-      } else {
+      // Claimed and `starting` in one write: a connection lost between the two would leave the task
+      // `queued` with an owner, which neither a run job (it needs no owner) nor a takeover (it needs
+      // `starting` or `running`) ever picks up again.
+      if (queued !== undefined) writer = await claim(null, { from: 'queued', to: 'starting' });
+      else {
         await store.createTask({
           id: taskId,
           type: task.type,

@@ -1,6 +1,7 @@
+import type { TaskStatus } from '@keel/contracts';
 import { KeelError, canonicalJson } from '@keel/kit/core';
 import type { Dialect } from './dialect.js';
-import type { Claim, Fenceable, Fenced, TaskOwner, TaskStore, TaskWriter } from './taskStore.js';
+import type { Claim, ClaimMove, Fenceable, Fenced, TaskOwner, TaskStore, TaskWriter } from './taskStore.js';
 import { encodeJson as json } from './rows.js';
 import { get, run, type Executor, type Work } from './statements.js';
 import type { TaskWrites } from './taskWrites.js';
@@ -50,13 +51,24 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
   // A share lock: a takeover's update waits for this write to commit, or this write waits and sees it.
   const forWrite = `SELECT epoch FROM task_control WHERE task_id = ?${locks?.share ?? ''}`;
 
-  function* claim(taskId: string, expected: TaskOwner | null, next: TaskOwner): Work<Claim> {
+  function* claim(
+    taskId: string,
+    expected: TaskOwner | null,
+    next: TaskOwner,
+    move?: ClaimMove,
+  ): Work<Claim> {
     if (locks !== null) yield* run(ensureRow, [taskId]);
     const row = yield* get(forUpdate, [taskId]);
     const current = ownerOf(row);
     if (canonicalJson(current) !== canonicalJson(expected)) return { ok: false, current };
+    if (move !== undefined) {
+      const task = yield* get(`SELECT status FROM tasks WHERE id = ?${locks?.update ?? ''}`, [taskId]);
+      const status = task?.['status'] as TaskStatus | undefined;
+      if (status !== move.from) return { ok: false, current, status };
+    }
     const epoch = Number(row?.['epoch'] ?? 0) + 1;
     yield* run(claimed, [taskId, json(next), epoch, epoch]);
+    if (move !== undefined) yield* writes.update(taskId, { status: move.to });
     return { ok: true, epoch };
   }
 
@@ -128,8 +140,8 @@ export function createOwnership(dialect: Dialect, db: Executor, writes: TaskWrit
   }
 
   return {
-    async claimOwner(taskId, expected, next) {
-      return db.transaction(claim(taskId, expected, next));
+    async claimOwner(taskId, expected, next, move) {
+      return db.transaction(claim(taskId, expected, next, move));
     },
     writer,
     async getOwner(taskId) {

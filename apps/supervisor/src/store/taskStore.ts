@@ -134,7 +134,16 @@ export interface Fenced {
 export type Fenceable<T> = { ok: true; value: T } | Fenced;
 
 /** A takeover: won, with the epoch every write of the new owner carries; or lost to `current`. */
-export type Claim = { ok: true; epoch: number } | { ok: false; current: TaskOwner | null };
+export type Claim =
+  | { ok: true; epoch: number }
+  /** `status`: the claim asked to move the task on, and the task was not where it was to move from. */
+  | { ok: false; current: TaskOwner | null; status?: TaskStatus | undefined };
+
+/** A status change made in the claim's own transaction: from `from` (else the claim is refused) to `to`. */
+export interface ClaimMove {
+  from: TaskStatus;
+  to: TaskStatus;
+}
 
 /**
  * Who owns a task now, its epoch (0 before its first claim) and whether a kill was requested: the
@@ -270,9 +279,11 @@ export interface TaskStore {
   /**
    * Takes a task over from `expected` (the owner as read, or null), atomically, and moves its
    * epoch on: every write of a previous owner is fenced from here. Lost when another process
-   * changed the owner meanwhile — so two workers never both take over a dead one's task.
+   * changed the owner meanwhile — so two workers never both take over a dead one's task. With
+   * `move`, the task's status moves in the same transaction (a queued task to `starting`): a lost
+   * connection never leaves a task claimed but still `queued`, which no takeover looks at.
    */
-  claimOwner(taskId: string, expected: TaskOwner | null, next: TaskOwner): Promise<Claim>;
+  claimOwner(taskId: string, expected: TaskOwner | null, next: TaskOwner, move?: ClaimMove): Promise<Claim>;
   /** The writes of the owner that claimed `taskId` at `epoch`, each refused once the epoch moves. */
   writer(taskId: string, epoch: number): TaskWriter;
   getOwner(taskId: string): Promise<TaskOwner | null>;
