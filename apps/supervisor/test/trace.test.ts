@@ -89,12 +89,11 @@ describe('OpenTelemetry', () => {
       Object.fromEntries([...new Set(list)].sort().map((k) => [k, list.filter((x) => x === k).length]));
     expect(tally(parents)).toEqual({
       'tools/call edit_file <- execute_tool edit_file': 3,
-      // Each mutating call's preview, asked by the effect stage under the agent's span, then the call.
+      // Each mutating call's preview, asked by the effect stage under the agent's span, then the call;
+      // git_add and git_commit declare that they change no file, so they are not previewed.
       'tools/call edit_file <- invoke_agent coding': 3,
       'tools/call git_add <- execute_tool git_add': 3,
-      'tools/call git_add <- invoke_agent coding': 3,
       'tools/call git_commit <- execute_tool git_commit': 3,
-      'tools/call git_commit <- invoke_agent coding': 3,
       'tools/call git_status <- invoke_agent orchestrator': 1,
       'tools/call list_environments <- invoke_agent orchestrator': 1,
       'tools/call plan_deploy <- execute_tool plan_deploy': 2,

@@ -7,4 +7,9 @@ export { redact } from './audit/redact.js';
 export type { RedactOptions } from './audit/redact.js';
 export { createSilentLogger } from './logger.js';
 export type { Logger } from './logger.js';
-export { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY, REFUSED_PREVIEW_BINDING } from './previewKeys.js';
+export {
+  CHANGES_NO_FILES_META_KEY,
+  EXPECT_PREVIEW_META_KEY,
+  PREVIEW_META_KEY,
+  REFUSED_PREVIEW_BINDING,
+} from './previewKeys.js';

@@ -161,6 +161,13 @@ export interface ToolSpec<
     ctx: ToolContext<ResolvedPathsOf<z.output<TInput>, TPaths>, TPrepared>,
   ): Promise<Outcome<ToolPlan<z.output<TOutput>>>>;
   /**
+   * The tool changes no file under the roots, whatever its input (staging, commits, refs): its plan's
+   * effect is always empty and complete. tools/list says so (`_meta["keel/changes-no-files"]: true`),
+   * so a client may size the call without a preview; the kit checks the plan's effect on every real
+   * call and refuses, having changed nothing, one that breaks the declaration. Tools with `plan` only.
+   */
+  changesNoFiles?: boolean;
+  /**
    * Crash recovery: called instead of re-running when an earlier run with the same idempotency key
    * died mid-way. Finds whether the effect happened (a commit trailer, a release id) and returns its
    * result, or says it did not happen so the handler runs.
@@ -250,7 +257,7 @@ export function defineToolWith<TPrepared>() {
 function toolOf<TPrepared>(
   spec: Pick<
     ToolSpec<AnyInputSchema, AnyObjectSchema>,
-    'name' | 'title' | 'effect' | 'openWorld' | 'idempotent' | 'input'
+    'name' | 'title' | 'effect' | 'openWorld' | 'idempotent' | 'input' | 'changesNoFiles'
   > & { handler?: unknown; plan?: unknown },
   readsPrepared: boolean,
 ): AnyTool<TPrepared> {
@@ -263,6 +270,11 @@ function toolOf<TPrepared>(
   const mutating = spec.effect !== 'read';
   if (!mutating && spec.plan !== undefined) {
     throw new TypeError(`tool '${spec.name}' only reads; a plan is for tools that change something`);
+  }
+  if (spec.changesNoFiles === true && spec.plan === undefined) {
+    throw new TypeError(
+      `tool '${spec.name}' declares changesNoFiles without a plan; the kit checks the declaration against the plan's effect`,
+    );
   }
   if (mutating && inputKeys(spec.input).has('idempotencyKey')) {
     throw new TypeError(

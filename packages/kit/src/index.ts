@@ -52,6 +52,7 @@ export { redact } from './audit/redact.js';
 export type { RedactOptions } from './audit/redact.js';
 export { createPathJail, OWN_FILES_HINT, ownFileDenied } from './jail.js';
 export {
+  CHANGES_NO_FILES_META_KEY,
   effectChanges,
   effectFileSchema,
   effectPreviewSchema,

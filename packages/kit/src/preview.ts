@@ -7,9 +7,14 @@ import { canonicalJson, sha256Hex } from './canonical.js';
 import { ok, type Outcome } from './errors.js';
 import { ownFileDenied, type PathJail } from './jail.js';
 
-import { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY, REFUSED_PREVIEW_BINDING } from './previewKeys.js';
+import {
+  CHANGES_NO_FILES_META_KEY,
+  EXPECT_PREVIEW_META_KEY,
+  PREVIEW_META_KEY,
+  REFUSED_PREVIEW_BINDING,
+} from './previewKeys.js';
 
-export { EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY, REFUSED_PREVIEW_BINDING };
+export { CHANGES_NO_FILES_META_KEY, EXPECT_PREVIEW_META_KEY, PREVIEW_META_KEY, REFUSED_PREVIEW_BINDING };
 
 /** What happens to one file. */
 export const effectChanges = ['create', 'modify', 'delete', 'rename', 'copy', 'mode'] as const;

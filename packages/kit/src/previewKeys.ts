@@ -14,3 +14,10 @@ export const EXPECT_PREVIEW_META_KEY = 'keel/expect-preview';
  * preview, and an effect nobody sized is not applied.
  */
 export const REFUSED_PREVIEW_BINDING = 'refused';
+/**
+ * `_meta` key of a tool in `tools/list` (`true`) that changes no file under the server's roots,
+ * whatever its input: its preview would be empty and complete, so a client may size the call
+ * without asking. The server checks the declaration on every real call and refuses, having changed
+ * nothing, a call whose plan would break it.
+ */
+export const CHANGES_NO_FILES_META_KEY = 'keel/changes-no-files';

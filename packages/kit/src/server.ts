@@ -24,7 +24,7 @@ import type { AnyTool } from './defineTool.js';
 import { processOwner } from './idempotency/owner.js';
 import { createSqliteIdempotencyStore } from './idempotency/sqliteStore.js';
 import { publishedInputSchema } from './inputSchema.js';
-import { PREVIEW_META_KEY, previewResultSchema } from './preview.js';
+import { CHANGES_NO_FILES_META_KEY, PREVIEW_META_KEY, previewResultSchema } from './preview.js';
 import type { PathJail } from './jail.js';
 import { lazy } from './lazy.js';
 import { createSilentLogger } from './logger.js';
@@ -124,7 +124,14 @@ export function createServer(options: CreateServerOptions): KeelServer {
       inputSchema: publishedInputSchema(tool.inputSchema),
       outputSchema: publishedOutputSchema(tool),
       annotations: { ...tool.annotations },
-      ...(tool.spec.plan === undefined ? {} : { _meta: { [PREVIEW_META_KEY]: true } }),
+      ...(tool.spec.plan === undefined
+        ? {}
+        : {
+            _meta: {
+              [PREVIEW_META_KEY]: true,
+              ...(tool.spec.changesNoFiles === true ? { [CHANGES_NO_FILES_META_KEY]: true } : {}),
+            },
+          }),
     })));
 
   const inFlight = new Set<Promise<unknown>>();

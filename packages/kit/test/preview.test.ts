@@ -402,5 +402,77 @@ describe('preview requests the kit refuses', () => {
     expect(() => defineTool({ ...base, effect: 'read', plan })).toThrow(
       "tool 't' only reads; a plan is for tools that change something",
     );
+    expect(() =>
+      defineTool({ ...base, effect: 'write', changesNoFiles: true, handler: async () => ok({}) }),
+    ).toThrow(
+      "tool 't' declares changesNoFiles without a plan; the kit checks the declaration against the plan's effect",
+    );
+  });
+});
+
+/**
+ * `stamp` declares that it changes no file; its plan's effect is what the test says, so a broken
+ * declaration (a file, an incomplete effect, an irreversible one) can be tried. Its apply counts runs.
+ */
+function stampTool(effect: () => Record<string, unknown>, applied: { runs: number }) {
+  return defineTool({
+    name: 'stamp',
+    title: 'Stamp',
+    description: 'Records a mark outside the files.',
+    input: z.object({}),
+    output: z.object({ stamped: z.boolean() }),
+    effect: 'write',
+    changesNoFiles: true,
+    plan: async () =>
+      ok({
+        effect: effect as () => { files: [] },
+        apply: async () => {
+          applied.runs++;
+          return ok({ stamped: true });
+        },
+      }),
+  });
+}
+
+describe('a tool that declares it changes no file', () => {
+  it('says so in tools/list, and its real call runs with no preview', async () => {
+    const applied = { runs: 0 };
+    const server = createServer({
+      name: 's',
+      version: '1',
+      tools: [stampTool(() => ({ files: [] }), applied)],
+      jail,
+    });
+    expect(server.listTools().map((tool) => tool._meta)).toEqual([
+      { 'keel/preview': true, 'keel/changes-no-files': true },
+    ]);
+    const real = await server.callTool('stamp', {}, { meta: { 'keel/idempotency-key': 'k1' } });
+    expect([real.structuredContent, applied.runs]).toEqual([{ stamped: true }, 1]);
+  });
+
+  it.each([
+    [{ files: [{ path: 'a.txt', change: 'create' }] }, 'would change 1 file(s)'],
+    [
+      { files: [], complete: false, reason: 'a hook may run' },
+      'cannot list its whole effect (a hook may run)',
+    ],
+    [{ files: [], irreversible: 'publishes a tag' }, 'is irreversible (publishes a tag)'],
+  ])('refuses a real call whose plan breaks it, having applied nothing (%j)', async (effect, broken) => {
+    const applied = { runs: 0 };
+    const server = createServer({
+      name: 's',
+      version: '1',
+      tools: [stampTool(() => effect, applied)],
+      jail,
+    });
+    const meta = { 'keel/idempotency-key': 'k2' };
+    const refused = await server.callTool('stamp', {}, { meta });
+    expect(errorOf(refused)).toEqual({
+      code: 'INTERNAL',
+      message: `stamp declares that it changes no file, yet its plan ${broken}`,
+      hint: "The server's tool is at fault, not the call: report it; nothing was changed.",
+      retryable: false,
+    });
+    expect(applied.runs).toBe(0);
   });
 });

@@ -63,6 +63,28 @@ describe('the git server previews its own effects', () => {
     ).toEqual([]);
   });
 
+  it('declares the tools that change no working-tree file, unless repository hooks may run', async () => {
+    const declared = async (args: string[]) =>
+      (
+        (await (await startGit('v1', [await tempDir()], args)).listTools()).tools as Array<{
+          name: string;
+          _meta?: Record<string, unknown>;
+        }>
+      )
+        .filter((tool) => tool._meta?.['keel/changes-no-files'] === true)
+        .map((tool) => tool.name)
+        .sort();
+    expect(await declared([])).toEqual([
+      'git_add',
+      'git_branch_create',
+      'git_commit',
+      'git_fetch',
+      'git_tag',
+    ]);
+    // A hook (pre-commit, reference-transaction) is the repository's code and may change any file.
+    expect(await declared(['--enable-hooks'])).toEqual(['git_add']);
+  });
+
   it('git_switch previews every working-tree file it rewrites, and is bound to the branch it saw', async () => {
     const { repo, client } = await twoBranches();
     const switched = await preview(client, 'git_switch', { branch: 'rewrite' });

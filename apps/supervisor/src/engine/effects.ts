@@ -64,6 +64,8 @@ export async function computeEffect(input: EffectInput): Promise<Effect> {
   const { server, tool, args } = input;
   if (tool.annotations.readOnlyHint === true) return noEffect;
   if (server.kind === 'test-runner' || server.kind === 'deploy') return noEffect;
+  // Declared empty by the server that applies it, which holds every real call to that: no preview.
+  if (tool.changesNoFiles === true) return noEffect;
   if (tool.preview !== true)
     return {
       computable: false,

@@ -2,7 +2,13 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { canonicalJson, KeelError, PREVIEW_META_KEY, sha256Hex } from '@keel/kit/core';
+import {
+  canonicalJson,
+  CHANGES_NO_FILES_META_KEY,
+  KeelError,
+  PREVIEW_META_KEY,
+  sha256Hex,
+} from '@keel/kit/core';
 import type { ServerConfig } from '../config/schema.js';
 import { builtinBinPath, type BuiltinServer } from './builtins.js';
 
@@ -14,6 +20,11 @@ export interface CatalogTool {
   inputSchema: Record<string, unknown>;
   /** The tool answers `_meta["keel/preview"]` with its effect (its `tools/list` entry says so). */
   preview?: boolean;
+  /**
+   * The tool declares it changes no file whatever its input (`_meta["keel/changes-no-files"]`): its
+   * effect is known empty without a preview, and its server refuses a real call that would break that.
+   */
+  changesNoFiles?: boolean;
   annotations: {
     readOnlyHint?: boolean;
     destructiveHint?: boolean;
@@ -247,6 +258,7 @@ export async function connectLaunch(
     description: tool.description ?? '',
     inputSchema: tool.inputSchema as Record<string, unknown>,
     preview: tool._meta?.[PREVIEW_META_KEY] === true,
+    changesNoFiles: tool._meta?.[PREVIEW_META_KEY] === true && tool._meta[CHANGES_NO_FILES_META_KEY] === true,
     annotations: (tool.annotations ?? {}) as CatalogTool['annotations'],
   }));
   const info = client.getServerVersion();

@@ -8,6 +8,7 @@ import {
   PREVIEW_META_KEY,
   previewResultSchema,
   type EffectPreview,
+  type PlannedEffect,
   type ToolPlan,
 } from '../preview.js';
 import type { Logger } from '../logger.js';
@@ -122,6 +123,24 @@ export async function applyPlanned(
       ),
     };
   }
+  // Declared to change no file: held to it on every real call, bound to a preview or not (a client
+  // that trusted the declaration sized nothing), before anything is applied.
+  if (tool.spec.changesNoFiles === true) {
+    const broken = brokenDeclaration(await planned.value.effect());
+    if (broken !== undefined) {
+      options.onRefused();
+      return {
+        ok: false,
+        error: toolError(
+          'INTERNAL',
+          `${tool.spec.name} declares that it changes no file, yet its plan ${broken}`,
+          {
+            hint: "The server's tool is at fault, not the call: report it; nothing was changed.",
+          },
+        ),
+      };
+    }
+  }
   if (expected !== undefined) {
     const preview = await previewOf(planned.value, ctx, options);
     if (!preview.ok) return preview;
@@ -131,6 +150,15 @@ export async function applyPlanned(
     }
   }
   return await planned.value.apply();
+}
+
+/** How an effect breaks a `changesNoFiles` declaration, if it does: the declaration is the whole effect. */
+function brokenDeclaration(effect: PlannedEffect): string | undefined {
+  if (effect.files.length > 0) return `would change ${effect.files.length} file(s)`;
+  if (effect.complete === false)
+    return `cannot list its whole effect (${effect.reason ?? 'no reason given'})`;
+  if (effect.irreversible !== undefined) return `is irreversible (${effect.irreversible})`;
+  return undefined;
 }
 
 function bindingMoved(tool: string, expected: string, now: EffectPreview): ToolError {

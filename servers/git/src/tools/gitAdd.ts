@@ -23,6 +23,8 @@ export function gitAddTool(): GitTool {
       stagedCount: z.number(),
     }),
     effect: 'write',
+    // The index only: no working-tree file, and git add runs no hook.
+    changesNoFiles: true,
     idempotent: true,
     paths: { repo: 'existing' },
     render: (out) => `${out.stagedCount} staged: ${out.staged.join(', ')}`,

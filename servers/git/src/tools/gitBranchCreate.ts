@@ -4,9 +4,10 @@ import { checkNewRefName, refArg, repoArg, resolveCommit } from '../git/args.js'
 import { gitFailure } from '../git/runGit.js';
 import { leavesWorkTree } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
+import type { ResolvedGitOptions } from '../git/options.js';
 
 /** `git_branch_create`: a new branch at a commit; asking again for the same branch at the same commit succeeds. */
-export function gitBranchCreateTool(): GitTool {
+export function gitBranchCreateTool(options: ResolvedGitOptions): GitTool {
   return defineRepoTool({
     name: 'git_branch_create',
     title: 'Create a git branch',
@@ -25,6 +26,9 @@ export function gitBranchCreateTool(): GitTool {
       created: z.boolean(),
     }),
     effect: 'write',
+    // Refs only, no working-tree file; with hooks enabled a hook (reference-transaction, post-commit)
+    // may change files, so the declaration is made only without them.
+    changesNoFiles: !options.enableHooks,
     idempotent: true,
     paths: { repo: 'existing' },
     render: (out) =>

@@ -43,6 +43,9 @@ export function gitCommitTool(options: ResolvedGitOptions): GitTool {
     }),
     output: commitResultSchema,
     effect: 'write',
+    // Refs only, no working-tree file; with hooks enabled a hook (reference-transaction, post-commit)
+    // may change files, so the declaration is made only without them.
+    changesNoFiles: !options.enableHooks,
     paths: { repo: 'existing' },
     // The whole sha: a client that shows its model only text (the supervisor does) must let it name
     // the commit in full, as change.v1 asks.

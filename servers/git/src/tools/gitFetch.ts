@@ -42,6 +42,9 @@ export function gitFetchTool(options: ResolvedGitOptions): GitTool {
       updated: z.array(refChangeSchema),
     }),
     effect: 'write',
+    // Refs only, no working-tree file; with hooks enabled a hook (reference-transaction, post-commit)
+    // may change files, so the declaration is made only without them.
+    changesNoFiles: !options.enableHooks,
     openWorld: true,
     idempotent: true,
     paths: { repo: 'existing' },

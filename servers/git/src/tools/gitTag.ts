@@ -4,6 +4,7 @@ import { checkNewRefName, refArg, repoArg, resolveCommit } from '../git/args.js'
 import { gitFailure } from '../git/runGit.js';
 import { leavesWorkTree } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
+import type { ResolvedGitOptions } from '../git/options.js';
 
 const tagSchema = z.object({
   name: z.string(),
@@ -22,7 +23,7 @@ const tagOutput = z.object({
 });
 
 /** `git_tag`: creates a tag (lightweight, or annotated with a message) or lists tags. */
-export function gitTagTool(): GitTool {
+export function gitTagTool(options: ResolvedGitOptions): GitTool {
   return defineRepoTool({
     name: 'git_tag',
     title: 'Git tag',
@@ -45,6 +46,9 @@ export function gitTagTool(): GitTool {
     }),
     output: tagOutput,
     effect: 'write',
+    // Refs only, no working-tree file; with hooks enabled a hook (reference-transaction, post-commit)
+    // may change files, so the declaration is made only without them.
+    changesNoFiles: !options.enableHooks,
     idempotent: true,
     paths: { repo: 'existing' },
     cursorIgnores: ['limit'],
