@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `pnpm chaos [--seed N] [--minutes M] [--deaths N] [--lanes L] [--tiers A,B] [--sample]`
+// `pnpm chaos [--seed N] [--minutes M] [--deaths N] [--lanes L] [--tiers A,B] [--cd-point P]… [--sample]`
 // Lanes run side by side, each with its own world and its own seeded choices; each round is one
 // death (tier A) or one task killed a few times and resumed (tier B), checked against the
 // invariants before the next. The full campaign writes report.json and the README table; a sample
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     'b-share': { type: 'string', default: '0.3' },
     'cd-share': { type: 'string', default: '0.05' },
     pg: { type: 'string' },
+    'cd-point': { type: 'string', multiple: true },
   },
 });
 const fail = (message, hint) => {
@@ -53,7 +54,18 @@ if (pgUrl === undefined && (tiers.includes('C') || tiers.includes('D'))) {
   process.stderr.write('chaos: no PostgreSQL (--pg URL or KEEL_TEST_DATABASE_URL): tiers C and D left out\n');
   tiers.splice(0, tiers.length, ...tiers.filter((t) => t !== 'C' && t !== 'D'));
 }
-const cdFaults = [...tierCDFaults, consoleFault].filter((f) => tiers.includes(f.tier));
+// `--cd-point pg_terminate_backend` (repeatable): only the C/D faults whose point names it, to check one
+// fault many times over.
+const cdPoints = values['cd-point'] ?? [];
+const cdFaults = [...tierCDFaults, consoleFault].filter(
+  (f) => tiers.includes(f.tier) && (cdPoints.length === 0 || cdPoints.some((p) => f.point.includes(p))),
+);
+for (const p of cdPoints)
+  if (![...tierCDFaults, consoleFault].some((f) => f.point.includes(p)))
+    fail(
+      `no C/D fault point names '${p}'`,
+      `points: ${[...tierCDFaults, consoleFault].map((f) => `'${f.point}'`).join(', ')}`,
+    );
 if (tiers.length === 0)
   fail('no tier left to run', 'pass --pg postgres://… (or set KEEL_TEST_DATABASE_URL) for tiers C and D');
 const minutes = values.minutes === undefined ? (values.sample ? 9 : 40) : Number(values.minutes);
