@@ -3,59 +3,36 @@ import path from 'node:path';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it } from 'vitest';
 import { runTask } from '../src/engine/runTask.js';
-import { builtinServers, createHarness, task } from './helpers.js';
+import { builtinServers, createHarness, rawServerScript, task } from './helpers.js';
 
 // A server with two mutating tools that can preview: `stamp` declares it changes no file, `paint`
 // does not. Every tools/call it gets is logged (tool, and whether it was a preview or bound to one).
-const marks = `
-import { appendFileSync } from 'node:fs';
-const write = (message) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...message }) + '\\n');
-const tool = (name, meta) => ({ name, inputSchema: { type: 'object' }, annotations: { readOnlyHint: false }, _meta: meta });
-let buffered = '';
-process.stdin.on('data', (chunk) => {
-  buffered += chunk;
-  for (let nl = buffered.indexOf('\\n'); nl >= 0; nl = buffered.indexOf('\\n')) {
-    const line = buffered.slice(0, nl);
-    buffered = buffered.slice(nl + 1);
-    if (line.trim() === '') continue;
-    const request = JSON.parse(line);
-    if (request.method === 'initialize')
-      write({
-        id: request.id,
-        result: {
-          protocolVersion: request.params.protocolVersion,
-          capabilities: { tools: {} },
-          serverInfo: { name: 'marks', version: '1.0.0' },
-        },
-      });
-    else if (request.method === 'tools/list')
-      write({
-        id: request.id,
-        result: {
-          tools: [
-            tool('stamp', { 'keel/preview': true, 'keel/changes-no-files': true }),
-            tool('paint', { 'keel/preview': true }),
-          ],
-        },
-      });
-    else if (request.method === 'tools/call') {
-      const meta = request.params._meta ?? {};
-      const kind = meta['keel/preview'] === true ? 'preview' : 'real, bound to ' + (meta['keel/expect-preview'] ?? 'nothing');
-      appendFileSync(process.env.MARKS_LOG, request.params.name + ': ' + kind + '\\n');
-      write({
-        id: request.id,
-        result:
-          meta['keel/preview'] === true
-            ? {
-                content: [{ type: 'text', text: 'would change no file' }],
-                structuredContent: { preview: { complete: true, files: [], binding: 'b'.repeat(64) } },
-              }
-            : { content: [{ type: 'text', text: request.params.name + 'ed' }] },
-      });
-    } else if (request.id !== undefined) write({ id: request.id, result: {} });
-  }
+const tool = (name: string, meta: Record<string, boolean>) => ({
+  name,
+  inputSchema: { type: 'object' },
+  annotations: { readOnlyHint: false },
+  _meta: meta,
 });
-`;
+const marks = rawServerScript({
+  name: 'marks',
+  tools: [
+    tool('stamp', { 'keel/preview': true, 'keel/changes-no-files': true }),
+    tool('paint', { 'keel/preview': true }),
+  ],
+  preamble: "import { appendFileSync } from 'node:fs';",
+  onCall: `(request) => {
+    const meta = request.params._meta ?? {};
+    const preview = meta['keel/preview'] === true;
+    const kind = preview ? 'preview' : 'real, bound to ' + (meta['keel/expect-preview'] ?? 'nothing');
+    appendFileSync(process.env.MARKS_LOG, request.params.name + ': ' + kind + '\\n');
+    return preview
+      ? {
+          content: [{ type: 'text', text: 'would change no file' }],
+          structuredContent: { preview: { complete: true, files: [], binding: 'b'.repeat(64) } },
+        }
+      : { content: [{ type: 'text', text: request.params.name + 'ed' }] };
+  }`,
+});
 
 describe('a tool whose server declares it changes no file', () => {
   it('is sent once, with no preview; a tool without the declaration is previewed and bound to it', async () => {

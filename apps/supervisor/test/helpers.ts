@@ -98,3 +98,43 @@ export async function ownerWriter(store: TaskStore, taskId: string): Promise<Tas
   if (!claim.ok) throw new Error(`task ${taskId} has an owner already`);
   return store.writer(taskId, claim.epoch);
 }
+
+/**
+ * A stdio MCP server as a script (newline-delimited JSON-RPC, no SDK), for what no Keel server does:
+ * it answers `initialize` as `name` and `tools/list` with `tools`, and each `tools/call` with what
+ * `onCall` returns — the source of a function `(request) => result` run in the script (it may exit).
+ * `preamble` is source placed first (imports).
+ */
+export function rawServerScript(options: {
+  name: string;
+  tools: unknown[];
+  onCall: string;
+  preamble?: string;
+}): string {
+  return `${options.preamble ?? ''}
+const write = (message) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...message }) + '\\n');
+const onCall = ${options.onCall};
+let buffered = '';
+process.stdin.on('data', (chunk) => {
+  buffered += chunk;
+  for (let nl = buffered.indexOf('\\n'); nl >= 0; nl = buffered.indexOf('\\n')) {
+    const line = buffered.slice(0, nl);
+    buffered = buffered.slice(nl + 1);
+    if (line.trim() === '') continue;
+    const request = JSON.parse(line);
+    if (request.method === 'initialize')
+      write({
+        id: request.id,
+        result: {
+          protocolVersion: request.params.protocolVersion,
+          capabilities: { tools: {} },
+          serverInfo: { name: ${JSON.stringify(options.name)}, version: '1.0.0' },
+        },
+      });
+    else if (request.method === 'tools/list') write({ id: request.id, result: { tools: ${JSON.stringify(options.tools)} } });
+    else if (request.method === 'tools/call') write({ id: request.id, result: onCall(request) });
+    else if (request.id !== undefined) write({ id: request.id, result: {} });
+  }
+});
+`;
+}

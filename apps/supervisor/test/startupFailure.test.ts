@@ -1,38 +1,17 @@
 import type { KeelError } from '@keel/kit';
 import { describe, expect, it } from 'vitest';
 import { resumeTask, runTask } from '../src/engine/runTask.js';
-import { builtinServers, createHarness, task } from './helpers.js';
+import { builtinServers, createHarness, rawServerScript, task } from './helpers.js';
 
 // A server that starts, lists a `git_status` and exits on its first call: the start-up's own
 // git_status (the task's starting state) finds it gone. On the old code the run threw with the task
 // left `starting` and its owner released — no worker's reaper ever resumes an ownerless task, and
 // `keel runs` showed it starting for good.
-const diesOnFirstCall = `
-const write = (message) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...message }) + '\\n');
-let buffered = '';
-process.stdin.on('data', (chunk) => {
-  buffered += chunk;
-  for (let nl = buffered.indexOf('\\n'); nl >= 0; nl = buffered.indexOf('\\n')) {
-    const line = buffered.slice(0, nl);
-    buffered = buffered.slice(nl + 1);
-    if (line.trim() === '') continue;
-    const request = JSON.parse(line);
-    if (request.method === 'initialize')
-      write({
-        id: request.id,
-        result: {
-          protocolVersion: request.params.protocolVersion,
-          capabilities: { tools: {} },
-          serverInfo: { name: 'dies-on-first-call', version: '1.0.0' },
-        },
-      });
-    else if (request.method === 'tools/list')
-      write({ id: request.id, result: { tools: [{ name: 'git_status', inputSchema: { type: 'object' } }] } });
-    else if (request.method === 'tools/call') process.exit(3);
-    else if (request.id !== undefined) write({ id: request.id, result: {} });
-  }
+const diesOnFirstCall = rawServerScript({
+  name: 'dies-on-first-call',
+  tools: [{ name: 'git_status', inputSchema: { type: 'object' } }],
+  onCall: '() => process.exit(3)',
 });
-`;
 
 const spec = () =>
   task({

@@ -28,42 +28,57 @@ const spec = () =>
     },
   });
 
+/**
+ * Locks `table` from another session, then ends the session whose statement matching `waiting`
+ * (ILIKE) queues behind that lock — as an administrator's pg_terminate_backend (or a failover)
+ * ends a session mid-statement — and releases the lock. Resolves once the lock is held; `ended` then
+ * resolves to how many sessions it ended.
+ */
+async function endSessionWaitingOn(
+  url: string,
+  table: string,
+  waiting: string,
+): Promise<{ ended: Promise<number> }> {
+  const admin = async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    onTestFinished(() => client.end().catch(() => undefined));
+    return client;
+  };
+  const locker = await admin();
+  await locker.query('BEGIN');
+  await locker.query(`LOCK TABLE ${table} IN SHARE MODE`);
+  const observer = await admin();
+  const ended = (async () => {
+    for (let polls = 0; polls < 1500; polls++) {
+      const { rows } = await observer.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE $1`,
+        [waiting],
+      );
+      if (rows.length > 0) {
+        await observer.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [
+          rows.map((r) => r.pid),
+        ]);
+        await locker.query('ROLLBACK');
+        return rows.length;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await locker.query('ROLLBACK');
+    return 0;
+  })();
+  return { ended };
+}
+
 describe.skipIf(testDatabaseUrl === undefined)('a task store connection lost under a write', () => {
   it('stops the run where a crash would, keeps the owner record, and the resume finishes each step once', async () => {
     const url = await freshDatabase();
     const store = await createPostgresTaskStore(url);
     onTestFinished(() => store.close());
     const h = await createHarness({});
-    const admin = async () => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      onTestFinished(() => client.end().catch(() => undefined));
-      return client;
-    };
-    // The first tool call's record waits behind this lock; its session is then ended, as an
-    // administrator's pg_terminate_backend (or a failover) ends it mid-statement.
-    const locker = await admin();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE tool_calls IN SHARE MODE');
-    const observer = await admin();
-    const terminated = (async () => {
-      for (let polls = 0; polls < 1500; polls++) {
-        const { rows } = await observer.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%tool_calls%'`,
-        );
-        if (rows.length > 0) {
-          await observer.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [
-            rows.map((r) => r.pid),
-          ]);
-          await locker.query('ROLLBACK');
-          return rows.length;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await locker.query('ROLLBACK');
-      return 0;
-    })();
+    // The first tool call's record waits behind a lock on tool_calls; its session is then ended.
+    const { ended: terminated } = await endSessionWaitingOn(url, 'tool_calls', '%tool_calls%');
 
     const first = runTask({ loaded: h.loaded, store, env: process.env, task: spec() });
     await expect(first).rejects.toMatchObject({
@@ -106,12 +121,6 @@ describe.skipIf(testDatabaseUrl === undefined)('a task store connection lost und
     const store = await createPostgresTaskStore(url);
     onTestFinished(() => store.close());
     const h = await createHarness({});
-    const client = async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      onTestFinished(() => c.end().catch(() => undefined));
-      return c;
-    };
     const queued = task({ ...spec() });
     await store.createTask({
       id: 't-queued',
@@ -126,29 +135,8 @@ describe.skipIf(testDatabaseUrl === undefined)('a task store connection lost und
       startingState: null,
       run: null,
     });
-    // The status change waits behind this lock; its session is then ended.
-    const locker = await client();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE tasks IN SHARE MODE');
-    const observer = await client();
-    const terminated = (async () => {
-      for (let polls = 0; polls < 1500; polls++) {
-        const { rows } = await observer.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE tasks%'`,
-        );
-        if (rows.length > 0) {
-          await observer.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [
-            rows.map((r) => r.pid),
-          ]);
-          await locker.query('ROLLBACK');
-          return rows.length;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await locker.query('ROLLBACK');
-      return 0;
-    })();
+    // The status change waits behind a lock on tasks; its session is then ended.
+    const { ended: terminated } = await endSessionWaitingOn(url, 'tasks', 'UPDATE tasks%');
     const run = () =>
       runTask({ loaded: h.loaded, store, env: process.env, taskId: 't-queued', task: queued });
     await expect(run()).rejects.toMatchObject({
