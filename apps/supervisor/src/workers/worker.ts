@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
+import { KeelError } from '@keel/kit/core';
 import pg from 'pg';
-import { KeelError } from '@keel/kit';
 import PgBoss from 'pg-boss';
 import type { LoadedConfig } from '../config/load.js';
 import { isStale, staleHeartbeatMs } from '../control/kill.js';

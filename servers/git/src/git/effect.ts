@@ -3,6 +3,7 @@ import { KeelError, ok, type Outcome, type PlannedEffect, type PlannedFile, type
 import { withoutOwnFiles } from './args.js';
 import { parseRawNumstat, type DiffFile } from './diff.js';
 import type { Repo } from './repo.js';
+import type { ResolvedGitOptions } from './options.js';
 import { gitFailure } from './runGit.js';
 
 /** Enough for the summary of a very large change; past it the preview says it is incomplete. */
@@ -113,6 +114,15 @@ export function leavesWorkTree<TOutput>(
   extra: Omit<PlannedEffect, 'files'> = {},
 ): Outcome<ToolPlan<TOutput>> {
   return ok({ effect: () => ({ ...extra, files: [] }), apply: run });
+}
+
+/**
+ * Whether a tool that only moves refs (commit, tag, branch, fetch) may declare `changesNoFiles`:
+ * not with `--enable-hooks`, where a hook (pre-commit, post-commit, reference-transaction) is the
+ * repository's own code and may change any file.
+ */
+export function refsOnlyChangeNoFiles(options: Pick<ResolvedGitOptions, 'enableHooks'>): boolean {
+  return !options.enableHooks;
 }
 
 /**

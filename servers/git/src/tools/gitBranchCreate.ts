@@ -2,7 +2,7 @@ import { fail, ok } from '@keel/kit';
 import * as z from 'zod';
 import { checkNewRefName, refArg, repoArg, resolveCommit } from '../git/args.js';
 import { gitFailure } from '../git/runGit.js';
-import { leavesWorkTree } from '../git/effect.js';
+import { leavesWorkTree, refsOnlyChangeNoFiles } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 
@@ -26,9 +26,7 @@ export function gitBranchCreateTool(options: ResolvedGitOptions): GitTool {
       created: z.boolean(),
     }),
     effect: 'write',
-    // Refs only, no working-tree file; with hooks enabled a hook (reference-transaction, post-commit)
-    // may change files, so the declaration is made only without them.
-    changesNoFiles: !options.enableHooks,
+    changesNoFiles: refsOnlyChangeNoFiles(options),
     idempotent: true,
     paths: { repo: 'existing' },
     render: (out) =>

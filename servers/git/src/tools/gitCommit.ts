@@ -11,7 +11,7 @@ import {
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import type { Repo } from '../git/repo.js';
-import { leavesWorkTree } from '../git/effect.js';
+import { leavesWorkTree, refsOnlyChangeNoFiles } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 /**
@@ -43,9 +43,7 @@ export function gitCommitTool(options: ResolvedGitOptions): GitTool {
     }),
     output: commitResultSchema,
     effect: 'write',
-    // Refs only, no working-tree file; with hooks enabled a hook (reference-transaction, post-commit)
-    // may change files, so the declaration is made only without them.
-    changesNoFiles: !options.enableHooks,
+    changesNoFiles: refsOnlyChangeNoFiles(options),
     paths: { repo: 'existing' },
     // The whole sha: a client that shows its model only text (the supervisor does) must let it name
     // the commit in full, as change.v1 asks.

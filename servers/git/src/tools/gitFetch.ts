@@ -5,7 +5,7 @@ import type { ResolvedGitOptions } from '../git/options.js';
 import { refChanges, snapshotRefs } from '../git/refsSnapshot.js';
 import { checkRemote } from '../git/remote.js';
 import { gitFailure, transportPrograms } from '../git/runGit.js';
-import { leavesWorkTree } from '../git/effect.js';
+import { leavesWorkTree, refsOnlyChangeNoFiles } from '../git/effect.js';
 import { defineRepoTool, type GitTool } from '../git/withRepo.js';
 
 export const remoteArg = z
@@ -42,9 +42,7 @@ export function gitFetchTool(options: ResolvedGitOptions): GitTool {
       updated: z.array(refChangeSchema),
     }),
     effect: 'write',
-    // Refs only, no working-tree file; with hooks enabled a hook (reference-transaction, post-commit)
-    // may change files, so the declaration is made only without them.
-    changesNoFiles: !options.enableHooks,
+    changesNoFiles: refsOnlyChangeNoFiles(options),
     openWorld: true,
     idempotent: true,
     paths: { repo: 'existing' },
