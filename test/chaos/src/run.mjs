@@ -20,25 +20,50 @@ import { runRoundCD, tierCDFaults } from './tierCD.mjs';
 import { consoleFault, runRoundConsole } from './tierConsole.mjs';
 
 const here = new URL('..', import.meta.url).pathname;
-const { values } = parseArgs({
-  options: {
-    seed: { type: 'string', default: '1' },
-    minutes: { type: 'string' },
-    deaths: { type: 'string' },
-    lanes: { type: 'string', default: '2' },
-    tiers: { type: 'string', default: 'A,B,C,D' },
-    sample: { type: 'boolean', default: false },
-    report: { type: 'string' },
-    'b-share': { type: 'string', default: '0.3' },
-    'cd-share': { type: 'string', default: '0.05' },
-    pg: { type: 'string' },
-    'cd-point': { type: 'string', multiple: true },
-  },
-});
+const usage = `usage: pnpm chaos [options]
+  --seed N          seeds every lane's choices (default 1); the same seed replays the same choices
+  --minutes M       wall-time budget (default 40; 9 with --sample)
+  --deaths N        stop after N deaths (default: no cap; 250 with --sample)
+  --lanes L         lanes side by side, each with its own world (default 2)
+  --tiers A,B,C,D   which tiers run (default all; C and D need PostgreSQL)
+  --b-share F       share of rounds in tier B, 0 to 1 (default 0.3)
+  --cd-share F      share of rounds in tiers C and D, 0 to 1 (default 0.05)
+  --cd-point P      only the C/D faults whose point names P (repeatable)
+  --pg URL          PostgreSQL for tiers C and D (default KEEL_TEST_DATABASE_URL)
+  --report FILE     where the report goes (default report.json here; a temp file with --sample)
+  --sample          250 deaths in at most 9 minutes; exits 1 on any violation
+A full run (no --sample, no --report) rewrites report.json and the README table.
+`;
 const fail = (message, hint) => {
   process.stderr.write(`chaos: ${message}\nhint: ${hint}\n`);
   process.exit(2);
 };
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      seed: { type: 'string', default: '1' },
+      minutes: { type: 'string' },
+      deaths: { type: 'string' },
+      lanes: { type: 'string', default: '2' },
+      tiers: { type: 'string', default: 'A,B,C,D' },
+      sample: { type: 'boolean', default: false },
+      report: { type: 'string' },
+      'b-share': { type: 'string', default: '0.3' },
+      'cd-share': { type: 'string', default: '0.05' },
+      pg: { type: 'string' },
+      'cd-point': { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error), 'pnpm chaos --help lists the options');
+}
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(usage);
+  process.exit(0);
+}
 const int = (name, value) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) fail(`--${name} '${value}' is not a whole number`, `e.g. --${name} 3`);
@@ -68,10 +93,18 @@ for (const p of cdPoints)
     );
 if (tiers.length === 0)
   fail('no tier left to run', 'pass --pg postgres://… (or set KEEL_TEST_DATABASE_URL) for tiers C and D');
+const share = (name) => {
+  const n = Number(values[name]);
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    fail(`--${name} '${values[name]}' is not a share from 0 to 1`, `e.g. --${name} 0.2`);
+  return n;
+};
 const minutes = values.minutes === undefined ? (values.sample ? 9 : 40) : Number(values.minutes);
+if (!Number.isFinite(minutes) || minutes <= 0)
+  fail(`--minutes '${values.minutes}' is not a positive number`, 'e.g. --minutes 30');
 const target = values.deaths === undefined ? (values.sample ? 250 : Infinity) : int('deaths', values.deaths);
-const bShare = Number(values['b-share']);
-const cdShare = cdFaults.length === 0 ? 0 : Number(values['cd-share']);
+const bShare = share('b-share');
+const cdShare = cdFaults.length === 0 ? 0 : share('cd-share');
 const reportFile =
   values.report ??
   (values.sample ? path.join(os.tmpdir(), `keel-chaos-sample-${seed}.json`) : path.join(here, 'report.json'));
