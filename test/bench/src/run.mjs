@@ -21,10 +21,18 @@ const suites = [
   'context',
 ];
 const wanted = process.argv.slice(2).filter((arg) => arg !== '--');
+if (wanted.includes('--help') || wanted.includes('-h')) {
+  process.stdout.write(
+    `usage: pnpm bench [suite…]\nRuns each suite beside its reference and prints the ratios (no pass or fail on a timing).\nsuites (default: all): ${suites.join(', ')}\n`,
+  );
+  process.exit(0);
+}
 const selected = wanted.length === 0 ? suites : suites.filter((suite) => wanted.includes(suite));
 const unknown = wanted.filter((arg) => !suites.includes(arg));
 if (unknown.length > 0) {
-  process.stderr.write(`unknown suite(s): ${unknown.join(', ')}; known: ${suites.join(', ')}\n`);
+  process.stderr.write(
+    `unknown suite(s): ${unknown.join(', ')}; known: ${suites.join(', ')}\nhint: pnpm bench --help\n`,
+  );
   process.exit(2);
 }
 
