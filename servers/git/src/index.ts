@@ -6,6 +6,7 @@ import {
   type PathJail,
   type ToolSet,
 } from '@keel/kit';
+import { withHooksMayRun } from './git/effect.js';
 import { resolveGitOptions, type GitServerOptions } from './git/options.js';
 import type { Repo } from './git/repo.js';
 import { gitPrepare } from './git/withRepo.js';
@@ -68,7 +69,11 @@ export function createGitServerTools(options: GitServerOptions = {}): ToolSet<Re
     gitInitTool(resolved),
     gitCloneTool(resolved),
   ];
-  return toolSet({ tools, prepare: gitPrepare(resolved) });
+  // git_add runs no hook, and declares that it changes no file, which the kit checks.
+  const hooked = resolved.enableHooks
+    ? tools.map((tool) => (tool.spec.name === 'git_add' ? tool : withHooksMayRun(tool)))
+    : tools;
+  return toolSet({ tools: hooked, prepare: gitPrepare(resolved) });
 }
 
 /** A git server for library use: the tools on the kit's pipeline, with an in-memory store unless the caller passes state. */

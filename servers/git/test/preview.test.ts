@@ -85,6 +85,48 @@ describe('the git server previews its own effects', () => {
     expect(await declared(['--enable-hooks'])).toEqual(['git_add']);
   });
 
+  it('with --enable-hooks, no preview but that of git_add says it is whole: a hook may write any file', async () => {
+    const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
+    // The repository's own pre-commit hook rewrites a file the commit's preview does not list.
+    await repo.git(['config', '--unset', 'core.hooksPath']);
+    await writeFile(
+      path.join(repo.dir, '.git', 'hooks', 'pre-commit'),
+      '#!/bin/sh\necho hooked > hooked.txt\n',
+    );
+    await chmod(path.join(repo.dir, '.git', 'hooks', 'pre-commit'), 0o755);
+    await repo.write('a.txt', 'b\n');
+    const client = await startGit('v2', [repo.dir], ['--enable-hooks']);
+    await client.listTools();
+    const reason =
+      "--enable-hooks: this call may run the repository's hooks (pre-commit, post-checkout, reference-transaction), which may change any file";
+    const staged = await preview(client, 'git_add', { repo: repo.dir, paths: ['a.txt'] });
+    expect([staged.files, staged.complete]).toEqual([[], true]);
+    await callOk(client, 'git_add', { repo: repo.dir, paths: ['a.txt'] });
+    const commit = await preview(client, 'git_commit', { repo: repo.dir, message: 'b' });
+    expect([commit.files, commit.complete, commit.reason]).toEqual([[], false, reason]);
+    // And the hook does what the preview warns of.
+    await callOk(client, 'git_commit', { repo: repo.dir, message: 'b' });
+    expect(await readFile(path.join(repo.dir, 'hooked.txt'), 'utf8')).toBe('hooked\n');
+    // A preview that lists files keeps them, and says why they may not be all.
+    await repo.write('a.txt', 'c\n');
+    const restore = await preview(client, 'git_restore', {
+      repo: repo.dir,
+      paths: ['a.txt'],
+      mode: 'discard',
+    });
+    expect([summary(repo.dir, restore.files), restore.complete, restore.reason]).toEqual([
+      [['a.txt', 'modify', 1, 1]],
+      false,
+      reason,
+    ]);
+    for (const [tool, args] of [
+      ['git_tag', { repo: repo.dir, action: 'create', name: 'v1' }],
+      ['git_branch_create', { repo: repo.dir, name: 'side' }],
+      ['git_reset', { repo: repo.dir, target: 'HEAD', mode: 'mixed' }],
+    ] as const)
+      expect([tool, (await preview(client, tool, args)).complete]).toEqual([tool, false]);
+  });
+
   it('git_switch previews every working-tree file it rewrites, and is bound to the branch it saw', async () => {
     const { repo, client } = await twoBranches();
     const switched = await preview(client, 'git_switch', { branch: 'rewrite' });

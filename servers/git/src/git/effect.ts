@@ -1,5 +1,14 @@
 import path from 'node:path';
-import { KeelError, ok, type Outcome, type PlannedEffect, type PlannedFile, type ToolPlan } from '@keel/kit';
+import {
+  KeelError,
+  fail,
+  ok,
+  type AnyTool,
+  type Outcome,
+  type PlannedEffect,
+  type PlannedFile,
+  type ToolPlan,
+} from '@keel/kit';
 import { withoutOwnFiles } from './args.js';
 import { parseRawNumstat, type DiffFile } from './diff.js';
 import type { Repo } from './repo.js';
@@ -123,6 +132,48 @@ export function leavesWorkTree<TOutput>(
  */
 export function refsOnlyChangeNoFiles(options: Pick<ResolvedGitOptions, 'enableHooks'>): boolean {
   return !options.enableHooks;
+}
+
+/** Why a preview under `--enable-hooks` is never the whole effect. */
+export const hooksMayRunReason =
+  "--enable-hooks: this call may run the repository's hooks (pre-commit, post-checkout, reference-transaction), which may change any file";
+
+/**
+ * Under `--enable-hooks`, the tool's previews say they may not be whole: git runs the repository's
+ * own hooks for every write but staging (a restore runs post-checkout, a reset or a tag
+ * reference-transaction), and a hook is code that may write any file. The files the tool itself
+ * would change stay listed; the plan's `apply` is unchanged. One wrapper for every tool, so a tool
+ * added later cannot forget it.
+ */
+export function withHooksMayRun<TPrepared>(tool: AnyTool<TPrepared>): AnyTool<TPrepared> {
+  const { spec } = tool;
+  if (spec.plan === undefined) return tool;
+  return {
+    ...tool,
+    spec: {
+      ...spec,
+      plan: async (input, ctx) => {
+        const planned = await spec.plan?.(input, ctx);
+        if (planned === undefined || !planned.ok)
+          return planned ?? fail('INTERNAL', `${spec.name} lost its plan`);
+        const inner = planned.value;
+        return ok({
+          apply: () => inner.apply(),
+          effect: async () => {
+            const whole = await inner.effect();
+            return {
+              ...whole,
+              complete: false,
+              reason:
+                whole.complete === false
+                  ? `${whole.reason ?? 'incomplete'}; ${hooksMayRunReason}`
+                  : hooksMayRunReason,
+            };
+          },
+        });
+      },
+    },
+  };
 }
 
 /**
