@@ -202,6 +202,44 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
     }
   });
 
+  it('a lone audit append whose connection is lost is tried again and lands once, whether or not the first try landed', async () => {
+    const database = await freshDatabase();
+    const proxy = await cuttingProxy(new URL(database.url));
+    const through = new URL(database.url);
+    through.host = `127.0.0.1:${proxy.port}`;
+    const pool = await openPostgres(through.toString());
+    const direct = await openPostgres(database.url);
+    try {
+      const log = createPostgresAuditLog(pool);
+      const entry = (tool: string) => ({
+        server: 'filesystem',
+        tool,
+        args: { path: 'a.txt' },
+        outcome: 'ok' as const,
+      });
+      // Lost before it landed: the answer to the head's lock never arrives.
+      proxy.cutAfter('SELECT 1');
+      expect((await log.append(entry('write_file'))).seq).toBe(1);
+      expect(proxy.cuts()).toBe(1);
+      // Lost after it landed: the row committed, and its COMMIT's answer never arrives.
+      proxy.cutAfter('COMMIT');
+      expect((await log.append(entry('edit_file'))).seq).toBe(2);
+      expect(proxy.cuts()).toBe(2);
+      // Two calls, two rows: none lost, none written twice.
+      const rows = await direct.query('SELECT seq, tool FROM keel_audit_log ORDER BY seq');
+      expect(rows.rows).toEqual([
+        { seq: '1', tool: 'write_file' },
+        { seq: '2', tool: 'edit_file' },
+      ]);
+      expect(await createPostgresAuditLog(direct).verify()).toMatchObject({ ok: true, rows: 2 });
+    } finally {
+      await pool.end();
+      await direct.end();
+      await proxy.close();
+      await database.drop();
+    }
+  });
+
   it('tells a lost connection from a statement that failed, through causes', () => {
     expect(
       [

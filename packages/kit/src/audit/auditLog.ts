@@ -133,10 +133,14 @@ export function createAuditLog(db: Database.Database): SqliteAuditLog {
 }
 
 /** The next row of the chain after `previous` (the head, or undefined for the first row). */
-export function chainedRow(previous: { seq: number; hash: string } | undefined, entry: AuditEntry): Row {
+export function chainedRow(
+  previous: { seq: number; hash: string } | undefined,
+  entry: AuditEntry,
+  at: string = new Date().toISOString(),
+): Row {
   const content = {
     seq: (previous?.seq ?? 0) + 1,
-    at: new Date().toISOString(),
+    at,
     server: entry.server,
     tool: entry.tool,
     args: canonicalJson(entry.args ?? null),
