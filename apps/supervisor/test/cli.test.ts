@@ -343,6 +343,16 @@ describe('keel init', () => {
 });
 
 describe('bad input', () => {
+  it('keel kill --ack-ms outside 1-60000 is refused before any task is touched, exit 2', async () => {
+    const dir = await tempDir('keel-ack-');
+    expect(await keel(['kill', '--all', '--ack-ms', '0'], dir)).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        "error: option '--ack-ms <ms>' argument '0' is invalid. --ack-ms must be a whole number of milliseconds from 1 to 60000\n(run with --help for usage)\n",
+    });
+  });
+
   it('a config with mistakes names every field, exit 2', async () => {
     const dir = await tempDir('keel-bad-');
     writeFileSync(

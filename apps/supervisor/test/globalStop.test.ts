@@ -94,7 +94,8 @@ describe('the global stop, checked before every call', () => {
     expect(starting!.status).toBe('starting');
     expect((await h.store.getOwner(starting!.id))?.pid).toBe(run.pid);
 
-    const killed = await keel(['kill', '--all', '--as', 'ops'], h.dir);
+    // The graceful path is what this checks, not its speed: a loaded machine gets 10 s to answer.
+    const killed = await keel(['kill', '--all', '--as', 'ops', '--ack-ms', '10000'], h.dir);
     expect([killed.code, killed.stderr]).toEqual([0, '']);
     // The run heard the kill while it started its servers, stopped the start-up and released the task.
     expect(killed.stdout.split('\n')[0]).toMatch(

@@ -11,6 +11,14 @@ import type { ApprovalRecord, TaskStore } from '../store/taskStore.js';
 import type { CliContext } from './cliContext.js';
 import { formatCommands, type Invocation } from './invocation.js';
 
+/** `keel kill --ack-ms`: a whole number of milliseconds, at most a minute. */
+const ackMsOption = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 60_000)
+    throw new InvalidArgumentError('--ack-ms must be a whole number of milliseconds from 1 to 60000');
+  return n;
+};
+
 /** What a waiting or escalated run's reader should type next, runnable where it is printed. */
 export function howToAnswer(run: TaskRunV1, keel: Invocation, config: string): string {
   const id = /(ap-[0-9a-f]{10}|es-[0-9a-f]{10})/.exec(run.outcome.message)?.[1];
@@ -398,28 +406,41 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .addOption(ctx.configOption())
     .option('--all', 'every task not yet ended, and refuse new ones until keel resume-all', false)
     .option('--as <name>', 'who kills (recorded)')
-    .action(async (taskId: string | undefined, opts: { config?: string; all: boolean; as?: string }) => {
-      if ((taskId === undefined) === !opts.all)
-        throw new KeelError('INVALID_ARGUMENT', 'name one task, or pass --all', {
-          hint: '`keel kill TASK` stops one task, `keel kill --all` every one',
+    .option(
+      '--ack-ms <ms>',
+      "how long the task's process has to acknowledge before its servers are SIGKILLed (1-60000)",
+      ackMsOption,
+      500,
+    )
+    .action(
+      async (
+        taskId: string | undefined,
+        opts: { config?: string; all: boolean; as?: string; ackMs: number },
+      ) => {
+        if ((taskId === undefined) === !opts.all)
+          throw new KeelError('INVALID_ARGUMENT', 'name one task, or pass --all', {
+            hint: '`keel kill TASK` stops one task, `keel kill --all` every one',
+          });
+        await ctx.withStore(opts.config, async (loaded, store) => {
+          const by = ctx.approver(opts.as);
+          if (opts.all) {
+            const { killAll } = await import('../control/kill.js');
+            const results = await killAll(store, by, { clock: ctx.io.clock, ackMs: opts.ackMs });
+            for (const result of results) printKill(ctx, result);
+            ctx.out(
+              `global stop in force: no task starts until \`${ctx.invocation().command('resume-all', { config: loaded.file })}\` (${results.length} task(s) stopped)`,
+            );
+          } else {
+            if ((await store.getTask(taskId!)) === undefined)
+              throw new KeelError('NOT_FOUND', `no task '${taskId}'`, {
+                hint: '`keel runs` lists the tasks',
+              });
+            const { killTask } = await import('../control/kill.js');
+            printKill(ctx, await killTask(store, taskId!, by, { clock: ctx.io.clock, ackMs: opts.ackMs }));
+          }
         });
-      await ctx.withStore(opts.config, async (loaded, store) => {
-        const by = ctx.approver(opts.as);
-        if (opts.all) {
-          const { killAll } = await import('../control/kill.js');
-          const results = await killAll(store, by, { clock: ctx.io.clock });
-          for (const result of results) printKill(ctx, result);
-          ctx.out(
-            `global stop in force: no task starts until \`${ctx.invocation().command('resume-all', { config: loaded.file })}\` (${results.length} task(s) stopped)`,
-          );
-        } else {
-          if ((await store.getTask(taskId!)) === undefined)
-            throw new KeelError('NOT_FOUND', `no task '${taskId}'`, { hint: '`keel runs` lists the tasks' });
-          const { killTask } = await import('../control/kill.js');
-          printKill(ctx, await killTask(store, taskId!, by, { clock: ctx.io.clock }));
-        }
-      });
-    });
+      },
+    );
 
   program
     .command('resume-all')
