@@ -151,13 +151,7 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
   });
 
   it('a claim and a completion whose answers were lost after they landed are recognised on the retry: one claim, one audit row', async () => {
-    const database = await freshDatabase();
-    const proxy = await cuttingProxy(new URL(database.url));
-    const through = new URL(database.url);
-    through.host = `127.0.0.1:${proxy.port}`;
-    const pool = await openPostgres(through.toString());
-    const direct = await openPostgres(database.url);
-    try {
+    await throughCuttingProxy(async ({ proxy, pool, direct }) => {
       const store = createPostgresIdempotencyStore(pool);
       // The insert commits, then the connection is cut before its answer reaches the store: the
       // key is claimed and the store does not know it.
@@ -194,22 +188,11 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
         result: { r: 1 },
         attempts: 1,
       });
-    } finally {
-      await pool.end();
-      await direct.end();
-      await proxy.close();
-      await database.drop();
-    }
+    });
   });
 
   it('a lone audit append whose connection is lost is tried again and lands once, whether or not the first try landed', async () => {
-    const database = await freshDatabase();
-    const proxy = await cuttingProxy(new URL(database.url));
-    const through = new URL(database.url);
-    through.host = `127.0.0.1:${proxy.port}`;
-    const pool = await openPostgres(through.toString());
-    const direct = await openPostgres(database.url);
-    try {
+    await throughCuttingProxy(async ({ proxy, pool, direct }) => {
       const log = createPostgresAuditLog(pool);
       const entry = (tool: string) => ({
         server: 'filesystem',
@@ -232,12 +215,7 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
         { seq: '2', tool: 'edit_file' },
       ]);
       expect(await createPostgresAuditLog(direct).verify()).toMatchObject({ ok: true, rows: 2 });
-    } finally {
-      await pool.end();
-      await direct.end();
-      await proxy.close();
-      await database.drop();
-    }
+    });
   });
 
   it('tells a lost connection from a statement that failed, through causes', () => {
@@ -316,6 +294,33 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
     }
   }, 60_000);
 });
+
+/**
+ * A fresh database reached two ways: `pool` through a {@link cuttingProxy}, `direct` around it to
+ * check what landed. Everything is closed and dropped when `body` ends.
+ */
+async function throughCuttingProxy(
+  body: (it: {
+    proxy: Awaited<ReturnType<typeof cuttingProxy>>;
+    pool: pg.Pool;
+    direct: pg.Pool;
+  }) => Promise<void>,
+): Promise<void> {
+  const database = await freshDatabase();
+  const proxy = await cuttingProxy(new URL(database.url));
+  const through = new URL(database.url);
+  through.host = `127.0.0.1:${proxy.port}`;
+  const pool = await openPostgres(through.toString());
+  const direct = await openPostgres(database.url);
+  try {
+    await body({ proxy, pool, direct });
+  } finally {
+    await pool.end();
+    await direct.end();
+    await proxy.close();
+    await database.drop();
+  }
+}
 
 /**
  * A TCP proxy in front of PostgreSQL that, once armed with a command tag, cuts the connection that
