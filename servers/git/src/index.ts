@@ -69,9 +69,10 @@ export function createGitServerTools(options: GitServerOptions = {}): ToolSet<Re
     gitInitTool(resolved),
     gitCloneTool(resolved),
   ];
-  // git_add runs no hook, and declares that it changes no file, which the kit checks.
+  // A tool that still declares it changes no file under hooks (git_add: git runs no hook for it)
+  // keeps its whole preview; the kit refuses a declared tool whose effect is incomplete.
   const hooked = resolved.enableHooks
-    ? tools.map((tool) => (tool.spec.name === 'git_add' ? tool : withHooksMayRun(tool)))
+    ? tools.map((tool) => (tool.spec.changesNoFiles === true ? tool : withHooksMayRun(tool)))
     : tools;
   return toolSet({ tools: hooked, prepare: gitPrepare(resolved) });
 }

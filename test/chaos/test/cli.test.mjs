@@ -4,11 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 const runner = path.join(new URL('..', import.meta.url).pathname, 'src', 'run.mjs');
 // Every case here stops at argument checking, before a lane or a server starts.
-const chaos = (...args) =>
-  spawnSync(process.execPath, [runner, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, KEEL_TEST_DATABASE_URL: '' },
-  });
+const chaos = (...args) => spawnSync(process.execPath, [runner, ...args], { encoding: 'utf8' });
 
 describe('pnpm chaos arguments', () => {
   it('--help prints every option and exits 0', () => {

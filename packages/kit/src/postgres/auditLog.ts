@@ -75,14 +75,15 @@ async function landedAt(
 ): Promise<AuditRow | undefined> {
   const seq = Number(head.seq);
   if (seq === 0) return undefined;
-  const found = await client.query<Row & { seq: string }>(
-    `SELECT ${columns} FROM keel_audit_log WHERE seq = $1`,
+  // The head holds its row's hash; only the row's predecessor hash is needed to recompute it.
+  const found = await client.query<{ prev_hash: string }>(
+    'SELECT prev_hash FROM keel_audit_log WHERE seq = $1',
     [seq],
   );
-  const row = found.rows[0];
-  if (row === undefined) return undefined;
-  const mine = chainedRow({ seq: seq - 1, hash: row.prev_hash }, entry, at);
-  return mine.hash === row.hash ? toAuditRow(mine) : undefined;
+  const prevHash = found.rows[0]?.prev_hash;
+  if (prevHash === undefined) return undefined;
+  const mine = chainedRow({ seq: seq - 1, hash: prevHash }, entry, at);
+  return mine.hash === head.hash ? toAuditRow(mine) : undefined;
 }
 
 /** Appends the row after `head` (locked FOR UPDATE by the caller) and moves the head, in one statement. */

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import {
   KeelError,
-  fail,
   ok,
   type AnyTool,
   type Outcome,
@@ -147,15 +146,15 @@ export const hooksMayRunReason =
  */
 export function withHooksMayRun<TPrepared>(tool: AnyTool<TPrepared>): AnyTool<TPrepared> {
   const { spec } = tool;
-  if (spec.plan === undefined) return tool;
+  const plan = spec.plan?.bind(spec);
+  if (plan === undefined) return tool;
   return {
     ...tool,
     spec: {
       ...spec,
       plan: async (input, ctx) => {
-        const planned = await spec.plan?.(input, ctx);
-        if (planned === undefined || !planned.ok)
-          return planned ?? fail('INTERNAL', `${spec.name} lost its plan`);
+        const planned = await plan(input, ctx);
+        if (!planned.ok) return planned;
         const inner = planned.value;
         return ok({
           apply: () => inner.apply(),
