@@ -1,5 +1,6 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { generateOnce } from './aiSdk.js';
+import { createHttpFetch, type Fetch } from './httpFetch.js';
 import type { Model, ReasoningEffort } from './model.js';
 import { thinkingBudget } from './reasoning.js';
 
@@ -10,6 +11,8 @@ export interface AnthropicModelOptions {
   /** Sent as `x-api-key`. The caller passes it; the adapter never reads the environment. */
   apiKey?: string;
   headers?: Record<string, string>;
+  /** How requests are sent; default {@link createHttpFetch} (Node's HTTP client, kept-alive connections). */
+  fetch?: Fetch;
 }
 
 const defaultBaseURL = 'https://api.anthropic.com/v1';
@@ -26,6 +29,7 @@ export function createAnthropicModel(options: AnthropicModelOptions): Model {
     baseURL: options.baseURL ?? defaultBaseURL,
     apiKey: options.apiKey ?? '',
     ...(options.headers === undefined ? {} : { headers: options.headers }),
+    fetch: options.fetch ?? createHttpFetch(),
   });
   const languageModel = provider.messages(options.model);
   return {

@@ -1,5 +1,6 @@
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { generateOnce } from './aiSdk.js';
+import { createHttpFetch, type Fetch } from './httpFetch.js';
 import type { Model, ModelUsage } from './model.js';
 
 export interface OpenAICompatibleModelOptions {
@@ -13,6 +14,8 @@ export interface OpenAICompatibleModelOptions {
   headers?: Record<string, string>;
   /** Send `prompt_cache_key` (task and agent) so one agent's requests reach the same prompt cache. */
   promptCacheKey?: boolean;
+  /** How requests are sent; default {@link createHttpFetch} (Node's HTTP client, kept-alive connections). */
+  fetch?: Fetch;
 }
 
 /**
@@ -26,6 +29,7 @@ export function createOpenAICompatibleModel(options: OpenAICompatibleModelOption
     name: options.name ?? 'openai-compatible',
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.headers === undefined ? {} : { headers: options.headers }),
+    fetch: options.fetch ?? createHttpFetch(),
   });
   const languageModel = provider.chatModel(options.model);
   return {
