@@ -203,6 +203,26 @@ describe('the model providers’ fetch (Node’s HTTP client)', () => {
     expect(server.seen.map((s) => s.url)).toEqual(['/old', '/old', '/new']);
   });
 
+  it('where Node routes fetch through a proxy (NODE_USE_ENV_PROXY=1), every request goes to the global fetch', async () => {
+    const server = await serve((_req, res) => res.end('{}'));
+    const handed: string[] = [];
+    const fetch = createHttpFetch({
+      fallback: async (input) => {
+        handed.push(typeof input === 'string' ? input : 'other');
+        return new Response('from fetch');
+      },
+    });
+    const before = process.env['NODE_USE_ENV_PROXY'];
+    process.env['NODE_USE_ENV_PROXY'] = '1';
+    onTestFinished(() => {
+      if (before === undefined) delete process.env['NODE_USE_ENV_PROXY'];
+      else process.env['NODE_USE_ENV_PROXY'] = before;
+    });
+    const response = await post(fetch, server.url, '{}');
+
+    expect([await response.text(), handed, server.seen.length]).toEqual(['from fetch', [server.url], 0]);
+  });
+
   it('a call longer than the kept-alive connection’s idle time is not cut; a server silent past the idle timeout is', async () => {
     const server = await serve((req, res) => {
       if (req.url === '/slow') setTimeout(() => res.end('late'), 300);

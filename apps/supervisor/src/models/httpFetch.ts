@@ -31,7 +31,7 @@ const redirectStatus = new Set([301, 302, 303, 307, 308]);
  * - a silent server fails after {@link HttpFetchOptions.idleTimeoutMs}.
  *
  * Anything else — a redirect, a body that is not a string or bytes, a URL that is not http(s), an
- * environment that routes through a proxy (`NODE_USE_ENV_PROXY`) — goes to the global `fetch`, so a
+ * environment that routes `fetch` through a proxy (`NODE_USE_ENV_PROXY`, `--use-env-proxy`) — goes to the global `fetch`, so a
  * request is never answered differently than `fetch` would have.
  */
 export function createHttpFetch(options: HttpFetchOptions = {}): Fetch {
@@ -54,7 +54,7 @@ export function createHttpFetch(options: HttpFetchOptions = {}): Fetch {
       url === undefined ||
       !(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array) ||
       (init?.redirect !== undefined && init.redirect !== 'follow') ||
-      process.env['NODE_USE_ENV_PROXY'] !== undefined
+      proxied()
     )
       return fallback(input, init);
     const target = new URL(url);
@@ -74,6 +74,16 @@ export function createHttpFetch(options: HttpFetchOptions = {}): Fetch {
     if (answer.redirect) return fallback(input, init);
     return answer.response;
   };
+}
+
+/** Whether Node routes `fetch` through the proxy the environment names (Node 24: `NODE_USE_ENV_PROXY`, `--use-env-proxy`). */
+function proxied(): boolean {
+  const flag = process.env['NODE_USE_ENV_PROXY'];
+  return (
+    (flag !== undefined && flag !== '' && flag !== '0') ||
+    process.execArgv.includes('--use-env-proxy') ||
+    (process.env['NODE_OPTIONS'] ?? '').includes('--use-env-proxy')
+  );
 }
 
 interface Sent {
