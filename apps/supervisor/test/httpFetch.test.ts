@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import type { ModelConfig } from '../src/config/schema.js';
 import { createHttpFetch, type Fetch } from '../src/models/httpFetch.js';
+import { createModel } from '../src/models/index.js';
 
 interface Seen {
   method: string;
@@ -103,6 +105,50 @@ describe('the model providers’ fetch (Node’s HTTP client)', () => {
       ['{"n":0}', 1],
       ['{"n":1}', 1],
       ['{"n":2}', 1],
+    ]);
+  });
+
+  it('models built with one fetch share its connection: a worker’s tasks, one after another', async () => {
+    const server = await serve((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          id: 'chatcmpl-1',
+          object: 'chat.completion',
+          created: 1,
+          model: 'm',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'done' }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 3, completion_tokens: 1 },
+        }),
+      );
+    });
+    // Only the fields the OpenAI-compatible model reads; the rest are the engine's.
+    const config = {
+      provider: 'openai-compatible',
+      model: 'm',
+      baseURL: `${server.url}/v1`,
+      promptCacheKey: false,
+    } as ModelConfig;
+    const fetch = createHttpFetch();
+    const texts = [];
+    for (const taskId of ['task-1', 'task-2']) {
+      const model = createModel('main', config, { env: {}, playbook: undefined, fetch });
+      const reply = await model.generate(
+        {
+          messages: [{ role: 'user', content: 'hi' }],
+          tools: [],
+          maxTokens: 10,
+          signal: new AbortController().signal,
+        },
+        { taskId, agent: 'coding', step: 1, invocation: 1 },
+      );
+      texts.push(reply.text);
+    }
+
+    expect(texts).toEqual(['done', 'done']);
+    expect(server.seen.map((s) => [s.url, s.socket])).toEqual([
+      ['/v1/chat/completions', 1],
+      ['/v1/chat/completions', 1],
     ]);
   });
 

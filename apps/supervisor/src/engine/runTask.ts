@@ -16,6 +16,7 @@ import type { CatalogTool, ConnectedServer } from '../mcp/servers.js';
 import { createModel } from '../models/index.js';
 import type { UsageWhenMissing } from '../limits/usage.js';
 import type { Model } from '../models/model.js';
+import type { Fetch } from '../models/httpFetch.js';
 import {
   StoreConnectionLost,
   type EventRecord,
@@ -61,6 +62,11 @@ export interface RunTaskOptions {
   kill?: AbortSignal;
   /** Models by config key, replacing what the config would build (tests, replay). */
   models?: Record<string, Model>;
+  /**
+   * How the models the config builds reach their providers. A worker passes one for all its tasks,
+   * so a provider's connection stays open from one task to the next; by default, one per task.
+   */
+  fetch?: Fetch;
   taskId?: string;
   /** Kill requests reach a running task through the store; this tells it to look now (the bin's SIGUSR2). */
   killSignals?: KillSignals;
@@ -427,7 +433,11 @@ async function execute(
     if (model === undefined) {
       model =
         options.models?.[name] ??
-        createModel(name, config.models[name]!, { env: options.env, playbook: task.playbook });
+        createModel(name, config.models[name]!, {
+          env: options.env,
+          playbook: task.playbook,
+          ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+        });
       if (resuming !== undefined)
         model = withRecordedReplies(model, resuming.models, {
           accept: resuming.acceptDivergence,

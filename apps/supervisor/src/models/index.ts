@@ -1,6 +1,7 @@
 import { KeelError } from '@keel/kit/core';
 import type { ModelConfig } from '../config/schema.js';
 import { createAnthropicModel } from './anthropic.js';
+import type { Fetch } from './httpFetch.js';
 import type { Model } from './model.js';
 import { createOpenAICompatibleModel } from './openaiCompatible.js';
 import { createPlaybookModel, type Playbook } from './playbook.js';
@@ -9,7 +10,12 @@ import { createPlaybookModel, type Playbook } from './playbook.js';
 export function createModel(
   name: string,
   config: ModelConfig,
-  options: { env: NodeJS.ProcessEnv; playbook: Playbook | undefined },
+  options: {
+    env: NodeJS.ProcessEnv;
+    playbook: Playbook | undefined;
+    /** How requests reach the provider; default a {@link createHttpFetch} of the model's own. */
+    fetch?: Fetch;
+  },
 ): Model {
   const apiKey = (envName: string | undefined) => {
     if (envName === undefined) return undefined;
@@ -38,6 +44,7 @@ export function createModel(
         model: config.model,
         ...(key === undefined ? {} : { apiKey: key }),
         ...(config.promptCacheKey ? { promptCacheKey: true } : {}),
+        ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       });
     }
     case 'anthropic': {
@@ -46,6 +53,7 @@ export function createModel(
         model: config.model,
         ...(config.baseURL === undefined ? {} : { baseURL: config.baseURL }),
         ...(key === undefined ? {} : { apiKey: key }),
+        ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       });
     }
   }
@@ -56,6 +64,7 @@ export type { Playbook } from './playbook.js';
 export { createOpenAICompatibleModel } from './openaiCompatible.js';
 export { createAnthropicModel } from './anthropic.js';
 export { createReplayModel } from './replay.js';
+export { createHttpFetch, type Fetch, type HttpFetchOptions } from './httpFetch.js';
 export type {
   Model,
   ModelMessage,

@@ -13,6 +13,7 @@ import {
   type TaskOutcome,
 } from '../engine/runTask.js';
 import { createServerPool, freshServers } from '../mcp/pool.js';
+import { createHttpFetch } from '../models/httpFetch.js';
 import type { TaskOwner, TaskStore } from '../store/taskStore.js';
 import { parseTaskFile } from '../task/taskFile.js';
 import type { Clock } from '../clock.js';
@@ -103,6 +104,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   });
   const running = new Set<Promise<unknown>>();
   const pool = options.warmServers ? createServerPool({ maxIdle: options.concurrency }) : undefined;
+  // One for all the worker's tasks: a provider's connection stays open from one task to the next.
+  const fetch = createHttpFetch();
   const report = (taskId: string, { run, fenced }: TaskOutcome) =>
     log(
       `${taskId}: ${fenced === undefined ? run.status : 'fenced'} — ${fenced?.message ?? run.outcome.message}`,
@@ -120,6 +123,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       killSignals,
       worker: { id: options.id, heartbeatMs: options.heartbeatMs },
       servers: pool ?? freshServers,
+      fetch,
       ...(options.progress === undefined ? {} : { progress: options.progress }),
     };
     if (job.action === 'run' && task.status === 'queued') {
