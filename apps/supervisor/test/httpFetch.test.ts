@@ -218,6 +218,16 @@ describe('the model providers’ fetch (Node’s HTTP client)', () => {
     expect(await response.text()).toBe('{"packed":true}');
   });
 
+  it('a status fetch would refuse (600) fails the request as "fetch failed", the process unharmed', async () => {
+    const server = await serve((req) => {
+      req.socket.end('HTTP/1.1 600 Odd\r\ncontent-length: 2\r\n\r\n{}');
+    });
+    const error = await rejectionOf(post(createHttpFetch(), server.url, '{}'));
+
+    expect(error).toBeInstanceOf(TypeError);
+    expect([error.message, error.cause?.constructor.name]).toEqual(['fetch failed', 'RangeError']);
+  });
+
   it('a 204 answers with no body', async () => {
     const server = await serve((_req, res) => {
       res.statusCode = 204;

@@ -128,35 +128,39 @@ function send(target: URL, sent: Sent): Promise<{ redirect: boolean; response: R
       // and its body cannot be read.
       if (!headersSeen) settle(() => reject(new TypeError('fetch failed', { cause: error })));
     });
+    // A response `fetch` would not make either (a status outside 200-599) fails the request, as
+    // under `fetch`, instead of throwing out of an event handler.
+    const answer = (redirect: boolean, build: () => Response) =>
+      settle(() => {
+        try {
+          resolve({ redirect, response: build() });
+        } catch (error) {
+          request.destroy();
+          reject(new TypeError('fetch failed', { cause: error }));
+        }
+      });
     request.on('response', (res) => {
       headersSeen = true;
       const status = res.statusCode ?? 0;
-      const headers = responseHeaders(res.rawHeaders);
-      const init = { status, statusText: res.statusMessage ?? '', headers };
-      if (redirectStatus.has(status) && headers.has('location')) {
+      const init = { status, statusText: res.statusMessage ?? '', headers: responseHeaders(res.rawHeaders) };
+      if (redirectStatus.has(status) && init.headers.has('location')) {
         res.resume();
-        settle(() => resolve({ redirect: true, response: new Response(null, init) }));
+        answer(true, () => new Response(null, init));
         return;
       }
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', (error) => settle(() => resolve({ redirect: false, response: cut(init, error) })));
-      res.on('aborted', () =>
-        settle(() => resolve({ redirect: false, response: cut(init, new Error('aborted')) })),
-      );
+      res.on('error', (error) => answer(false, () => cut(init, error)));
+      res.on('aborted', () => answer(false, () => cut(init, new Error('aborted'))));
       res.on('end', () =>
-        settle(() => {
+        answer(false, () => {
           let bytes: Buffer;
           try {
-            bytes = decoded(Buffer.concat(chunks), headers.get('content-encoding'));
+            bytes = decoded(Buffer.concat(chunks), init.headers.get('content-encoding'));
           } catch (error) {
-            resolve({ redirect: false, response: cut(init, error as Error) });
-            return;
+            return cut(init, error as Error);
           }
-          resolve({
-            redirect: false,
-            response: new Response(nullBodyStatus.has(status) ? null : bytes, init),
-          });
+          return new Response(nullBodyStatus.has(status) ? null : bytes, init);
         }),
       );
     });
