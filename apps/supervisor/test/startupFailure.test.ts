@@ -65,6 +65,8 @@ describe('a server that dies during the start-up, after it started', () => {
     expect((await h.store.listEvents(stopped!.id)).map((e) => e.type)).toEqual(['task_finished']);
     expect(await h.store.getOwner(stopped!.id)).toBeNull();
     expect(await h.store.listToolCalls(stopped!.id)).toEqual([]);
+    // The first model call goes out while the start is read: its record waited on the start, and was never written.
+    expect(await h.store.listModelCalls(stopped!.id)).toEqual([]);
     // Resumable, as the message says: the server dies again the same way, and the end is recorded again.
     await expect(
       resumeTask({

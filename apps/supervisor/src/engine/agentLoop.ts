@@ -17,7 +17,14 @@ export async function runAgent(
   system: string,
   input: string,
 ): Promise<Step<unknown>> {
-  await session.event('agent_started', { agent: agent.role, invocation: agent.invocation });
+  // Not awaited before the first model call: at a task's start the request goes out while the start
+  // is still being recorded. The event still lands before that call's record (the session's writes
+  // are in order), and a failure to write it ends the run once the call returns.
+  let announced: Promise<void> | undefined = session.event('agent_started', {
+    agent: agent.role,
+    invocation: agent.invocation,
+  });
+  announced.catch(() => undefined);
   session.progress('agent', agent.role, `invocation ${agent.invocation}`);
   const messages: ModelMessage[] = [
     { role: 'system', content: system },
@@ -51,6 +58,11 @@ export async function runAgent(
   for (;;) {
     messages.push(...session.takeHints().map(hintMessage));
     const model = await session.model(agent, messages, tools);
+    if (announced !== undefined) {
+      const written = announced;
+      announced = undefined;
+      await written;
+    }
     if (!model.ok) return finish(model);
     const reply = model.value;
     messages.push({

@@ -29,6 +29,7 @@ import {
   type TaskWriter,
 } from '../store/taskStore.js';
 import { FencedStop, unfenced } from './fence.js';
+import { writesAfterStart } from './afterStart.js';
 import { crashPointFrom } from './crashPoints.js';
 import type { RetryPolicy } from './stages/modelCall.js';
 import type { TaskFile } from '../task/taskFile.js';
@@ -544,6 +545,8 @@ async function execute(
   let writer: TaskWriter | undefined;
   let storeLost = false;
   let endRecorded = false;
+  // Set once the run's start (`task_started`, `task_resumed`) is recorded.
+  let begun = false;
   let fencedBy: Fenced | undefined;
   let unsubscribe: (() => void) | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -627,46 +630,6 @@ async function execute(
       heartbeat.unref();
     }
     servers = await startServers(claimed);
-    unfenced(
-      await claimed.updateOwner({
-        serverPids: [...servers.values()].flatMap((server) => (server.pid === undefined ? [] : [server.pid])),
-      }),
-      onFenced,
-    );
-    const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
-    const meta = traceparent === undefined ? {} : { traceparent };
-    // A resumed task that stopped while its servers started has no starting state yet: it is read now.
-    const start =
-      resuming === undefined || resuming.record.startingState === null
-        ? await startingState(servers, loaded, meta)
-        : undefined;
-    // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
-    const recorded =
-      start?.['git'] === undefined
-        ? start
-        : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
-    unfenced(
-      await claimed.updateTask({
-        status: 'running',
-        ...(recorded === undefined ? {} : { startingState: recorded }),
-      }),
-      onFenced,
-    );
-    const [type, data] =
-      resuming === undefined
-        ? [
-            'task_started',
-            { type: task.type, mode: task.mode, limits, startingState: start, configParts: loaded.parts },
-          ]
-        : [
-            'task_resumed',
-            {
-              reason: resuming.reason,
-              fromStep: resuming.state.lastStep,
-              configChanged: resuming.record.configHash !== loaded.hash,
-            },
-          ];
-    unfenced(await claimed.appendEvent(type, data, new Date(clock.now())), onFenced);
     const agents: Partial<Record<AgentRole | 'single', AgentSetup>> = {};
     for (const role of roleList) {
       const agent = config.agents[role]!;
@@ -703,7 +666,59 @@ async function execute(
               servers,
             ),
           };
-    const w = writer;
+    const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
+    const meta = traceparent === undefined ? {} : { traceparent };
+    // The start is recorded while the session begins: the first model request goes out as the
+    // starting state is read (a git_status, the longest part of the start). Nothing waits on the
+    // request but its reply; every write of the session lands after `task_started`, in order
+    // (writesAfterStart), and no tool call is sent before the start is recorded (the session's
+    // `started`), so the starting state is read before any tool can change what it reads.
+    const started = (async () => {
+      unfenced(
+        await claimed.updateOwner({
+          serverPids: [...servers.values()].flatMap((server) =>
+            server.pid === undefined ? [] : [server.pid],
+          ),
+        }),
+        onFenced,
+      );
+      // A resumed task that stopped while its servers started has no starting state yet: it is read now.
+      const start =
+        resuming === undefined || resuming.record.startingState === null
+          ? await startingState(servers, loaded, meta)
+          : undefined;
+      // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
+      const recorded =
+        start?.['git'] === undefined
+          ? start
+          : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
+      unfenced(
+        await claimed.updateTask({
+          status: 'running',
+          ...(recorded === undefined ? {} : { startingState: recorded }),
+        }),
+        onFenced,
+      );
+      const [type, data] =
+        resuming === undefined
+          ? [
+              'task_started',
+              { type: task.type, mode: task.mode, limits, startingState: start, configParts: loaded.parts },
+            ]
+          : [
+              'task_resumed',
+              {
+                reason: resuming.reason,
+                fromStep: resuming.state.lastStep,
+                configChanged: resuming.record.configHash !== loaded.hash,
+              },
+            ];
+      unfenced(await claimed.appendEvent(type, data, new Date(clock.now())), onFenced);
+      begun = true;
+    })();
+    // Observed below (and by every write): never an unhandled rejection.
+    started.catch(() => undefined);
+    const w = writesAfterStart(claimed, started);
     const gate = new ApprovalGate({
       store,
       writer: w,
@@ -713,6 +728,14 @@ async function execute(
       signer,
       clock,
     });
+    let environments: Set<string> | undefined;
+    try {
+      environments = await approvalEnvironments(servers, meta);
+    } catch (error) {
+      // Recorded as a failed start-up (below) once the start's own writes have settled.
+      await started.catch(() => undefined);
+      throw error;
+    }
     session = new TaskSession({
       taskId,
       store,
@@ -726,7 +749,8 @@ async function execute(
       sideEffects: config.sideEffects,
       extraIrreversible: config.irreversible.tools,
       irreversiblePaths: config.irreversible.paths,
-      approvalEnvironments: await approvalEnvironments(servers, meta),
+      approvalEnvironments: environments,
+      started,
       tracer,
       rootContext: rootSpan?.ctx ?? otelContext.active(),
       clock,
@@ -752,11 +776,25 @@ async function execute(
     });
     let stopReason: Stop | undefined;
     let end: { status: 'succeeded' | 'failed'; message: string } | undefined;
+    const flowing = orchestrate(session, task, agents, testRunner, flow).then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error }),
+    );
     try {
-      const result = await orchestrate(session, task, agents, testRunner, flow);
-      if (result.ok) end = result.value;
-      else stopReason = result.stop;
+      await started;
     } catch (error) {
+      // The start was not recorded, so nothing of the session was (its writes wait on the start):
+      // its calls are cancelled, and the run ends as a failed start-up (below).
+      current.abandon();
+      await flowing;
+      throw error;
+    }
+    const flowed = await flowing;
+    if ('result' in flowed) {
+      if (flowed.result.ok) end = flowed.result.value;
+      else stopReason = flowed.result.stop;
+    } else {
+      const { error } = flowed;
       // Whether the write landed is unknown: not the task's error, a crash of this run (below).
       if (error instanceof StoreConnectionLost) throw error;
       if (error instanceof FencedStop) onFenced(error.fenced);
@@ -835,7 +873,7 @@ async function execute(
       // unread): the end is recorded as a failed server start's is, so the task is never left
       // `starting` or `running` with no owner — no worker's reaper resumes an ownerless task.
       // Refused before the claim, or by the end's own writes once the session ran: unrecorded.
-      if (writer !== undefined && session === undefined && !endRecorded) {
+      if (writer !== undefined && (session === undefined || !begun) && !endRecorded) {
         // A KeelError's hint says what to fix (a tool the config names and the server lacks).
         const next =
           error instanceof KeelError && error.hint !== undefined

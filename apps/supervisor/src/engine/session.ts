@@ -88,6 +88,11 @@ export interface SessionOptions {
   /** Globs: a mutating call whose computed effect changes a matching path is irreversible. */
   irreversiblePaths?: readonly string[];
   approvalEnvironments: ReadonlySet<string> | undefined;
+  /**
+   * Settles once the run's start is recorded (its starting state read): no tool call is sent
+   * before, and one that was asked waits for it. Default: started.
+   */
+  started?: Promise<unknown>;
   tracer: Tracer | undefined;
   rootContext: Context;
   clock: Clock;
@@ -308,6 +313,11 @@ export class TaskSession {
   kill(): void {
     this.#killedByRequest = true;
     this.#abort.abort(new Error('killed'));
+  }
+
+  /** The run's start could not be recorded: in-flight calls are cancelled, and nothing more is sent. */
+  abandon(): void {
+    this.#abort.abort(new Error('the task start-up failed'));
   }
 
   /**
@@ -555,6 +565,7 @@ export class TaskSession {
    * idempotency key and trace context, and recorded.
    */
   async tool(agent: AgentRun, call: ModelToolCall, callIndex: number): Promise<Step<ToolAnswer>> {
+    await this.options.started;
     const admitted = await admit(this.#admission, agent, call);
     if (admitted.kind === 'stopped') return stopped(admitted.stop);
     if (admitted.kind === 'refused')
