@@ -34,7 +34,7 @@ const code = await runServerCli<{
       .option('--no-ripgrep', 'search file contents with the built-in JavaScript search alone')
       .option(
         '--ripgrep-min-files <n>',
-        'search_text walks this many files before handing a search to ripgrep (default 1000)',
+        'search_text walks this many files before handing a search to ripgrep (default 500)',
         nonNegativeInt('--ripgrep-min-files'),
       );
   },

@@ -46,7 +46,7 @@ export function createFilesystem(options: FilesystemOptions = {}): {
   const deps: FsDeps = {
     policy: createFsPolicy(options),
     ripgrep: ripgrepLocator(options.ripgrep, () => process.env['PATH']),
-    ripgrepMinFiles: options.ripgrepMinFiles ?? 1000,
+    ripgrepMinFiles: options.ripgrepMinFiles ?? 500,
   };
   return { tools: toolsOf(deps), prepare: filesystemPrepare(deps.policy) };
 }

@@ -16,7 +16,7 @@ export interface FilesystemOptions {
   ripgrep?: string | false;
   /**
    * A search_text walk that meets fewer files than this is searched by JavaScript, which finishes
-   * a small tree before ripgrep would have started (default 1000).
+   * a small tree before ripgrep would have started (default 500: the measured crossover).
    */
   ripgrepMinFiles?: number;
 }
