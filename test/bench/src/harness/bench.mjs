@@ -278,7 +278,9 @@ async function attachToolTime(world, otlp) {
     task.toolCalls = names.length;
     task.extraCalls = world.contender.finish === 'keel' ? extras(scripted, names) : [];
     task.toolMs = spans.reduce((sum, s) => sum + (s.endMs - s.startMs), 0);
-    task.overheadMs = task.wallMs - task.modelMs - task.toolMs;
+    // Server time counted once where it overlaps (Keel reads its starting state while its first
+    // model request is out); a peer's calls never overlap, so for it this is the plain sum.
+    task.overheadMs = task.wallMs - covered([...task.modelTimes, ...spans.map((s) => [s.startMs, s.endMs])]);
     // Where the time went, relative to the task's start: model requests and tool calls at their servers.
     const at = (value) => Number((value - task.startMs).toFixed(1));
     task.timeline = [
@@ -287,6 +289,18 @@ async function attachToolTime(world, otlp) {
     ].sort((a, b) => a[1] - b[1]);
     delete task.modelTimes;
   }
+}
+
+/** How long the intervals ([from, to], ms) cover together: overlapping parts once. */
+function covered(intervals) {
+  let sum = 0;
+  let end = -Infinity;
+  for (const [from, to] of [...intervals].sort((a, b) => a[0] - b[0])) {
+    if (to <= end) continue;
+    sum += to - Math.max(from, end);
+    end = to;
+  }
+  return sum;
 }
 
 /** The calls in `names` beyond the scripted ones (greedy match in order). */

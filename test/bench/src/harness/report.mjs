@@ -118,7 +118,7 @@ export function renderTable(report) {
     .join(' ');
   return [
     `Task wall time, median (ms); ratio < 1 means Keel is faster.\n\n${runs}`,
-    `Warm, per step (ms, median over tasks; a step is a model call and the tool call it asks for, 13 per task). Overhead = step wall time minus the model server's and the tool servers' own time, measured at their side; harness CPU = the contender process's own CPU time (user + system), which the machine's load does not inflate.\n\n${overhead}`,
+    `Warm, per step (ms, median over tasks; a step is a model call and the tool call it asks for, 13 per task). Overhead = step wall time minus the model server's and the tool servers' own time, measured at their side (where both worked at once, counted once); harness CPU = the contender process's own CPU time (user + system), which the machine's load does not inflate.\n\n${overhead}`,
     `Keel's per-step cost by part (ms), from the metered Keel: timed from outside around its store, model adapter, server connections and pool (wall parts exclude the servers' own time; the rest is the engine, and the meters themselves). Span export = the traced Keel's figure minus the plain one's. ${calls}\n\n${breakdown}`,
   ].join('\n\n');
 }
