@@ -160,3 +160,46 @@ describe('a server that exits before it answers initialize', () => {
     expect(await h.store.getOwner(stopped!.id)).toBeNull();
   });
 });
+
+// The deploy server is asked for its environments while the starting state is read: one that dies
+// there ends the run as a failed start-up once the start's own writes settled, never beside them.
+const diesListingEnvironments = rawServerScript({
+  name: 'dies-listing-environments',
+  tools: [{ name: 'list_environments', inputSchema: { type: 'object' } }],
+  onCall: '() => process.exit(3)',
+});
+
+describe('a deploy server that dies listing its environments at the start', () => {
+  it('ends the task error, recorded after the start, its owner released', async () => {
+    const h = await createHarness({
+      files: { 'README.md': '# ws\n', 'dies.mjs': diesListingEnvironments },
+      config: {
+        servers: {
+          filesystem: builtinServers.filesystem,
+          git: builtinServers.git,
+          deploy: { command: process.execPath, args: ['dies.mjs'] },
+        },
+        agents: {
+          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
+          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+        },
+      },
+    });
+    const thrown = await runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }).then(
+      () => undefined,
+      (error: unknown) => error as KeelError,
+    );
+    const [stopped] = await h.store.listTasks({});
+    const message = `the task's start-up failed: Connection closed; keel resume ${stopped!.id} starts its servers again`;
+    expect([thrown?.code, thrown?.message]).toEqual(['UNAVAILABLE', `task ${stopped!.id}: ${message}`]);
+    expect([stopped?.status, stopped?.run?.outcome.message]).toEqual(['error', message]);
+    // The start was recorded (the git server answered) before the end, which is the last event.
+    expect((await h.store.listEvents(stopped!.id)).map((e) => e.type)).toEqual([
+      'task_started',
+      'task_finished',
+    ]);
+    expect(await h.store.getOwner(stopped!.id)).toBeNull();
+    expect(await h.store.listModelCalls(stopped!.id)).toEqual([]);
+  });
+});

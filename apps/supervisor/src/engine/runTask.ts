@@ -719,56 +719,56 @@ async function execute(
     // Observed below (and by every write): never an unhandled rejection.
     started.catch(() => undefined);
     const w = writesAfterStart(claimed, started);
-    const gate = new ApprovalGate({
-      store,
-      writer: w,
-      onFenced,
-      taskId,
-      config: config.approvals,
-      signer,
-      clock,
-    });
-    let environments: Set<string> | undefined;
     try {
-      environments = await approvalEnvironments(servers, meta);
+      const gate = new ApprovalGate({
+        store,
+        writer: w,
+        onFenced,
+        taskId,
+        config: config.approvals,
+        signer,
+        clock,
+      });
+      const environments = await approvalEnvironments(servers, meta);
+      session = new TaskSession({
+        taskId,
+        store,
+        writer: w,
+        crashPoint,
+        ...(options.retry === undefined ? {} : { retry: options.retry }),
+        servers,
+        workspace: loaded.workspace,
+        limits,
+        loops: config.loops,
+        sideEffects: config.sideEffects,
+        extraIrreversible: config.irreversible.tools,
+        irreversiblePaths: config.irreversible.paths,
+        approvalEnvironments: environments,
+        started,
+        tracer,
+        rootContext: rootSpan?.ctx ?? otelContext.active(),
+        clock,
+        progress: options.progress ?? (() => {}),
+        kill: options.kill ?? new AbortController().signal,
+        gate,
+        escalateLimits: config.escalateLimits,
+        resume: resuming?.state,
+        ...(resuming === undefined ? {} : { elapsedMs: resuming.activeMs }),
+        context: {
+          windows: modelWindows(config),
+          recorded: new Map([
+            ...(resuming === undefined ? [] : recordedDecisions(resuming.models)),
+            ...(options.recordedContext ?? []),
+          ]),
+        },
+        usageWhenMissing: (name) => usageWhenMissingOf(config.models[name]),
+      });
     } catch (error) {
-      // Recorded as a failed start-up (below) once the start's own writes have settled.
+      // No session (a deploy server that died listing its environments): recorded as a failed
+      // start-up (below) once the start's own writes have settled, never beside them.
       await started.catch(() => undefined);
       throw error;
     }
-    session = new TaskSession({
-      taskId,
-      store,
-      writer: w,
-      crashPoint,
-      ...(options.retry === undefined ? {} : { retry: options.retry }),
-      servers,
-      workspace: loaded.workspace,
-      limits,
-      loops: config.loops,
-      sideEffects: config.sideEffects,
-      extraIrreversible: config.irreversible.tools,
-      irreversiblePaths: config.irreversible.paths,
-      approvalEnvironments: environments,
-      started,
-      tracer,
-      rootContext: rootSpan?.ctx ?? otelContext.active(),
-      clock,
-      progress: options.progress ?? (() => {}),
-      kill: options.kill ?? new AbortController().signal,
-      gate,
-      escalateLimits: config.escalateLimits,
-      resume: resuming?.state,
-      ...(resuming === undefined ? {} : { elapsedMs: resuming.activeMs }),
-      context: {
-        windows: modelWindows(config),
-        recorded: new Map([
-          ...(resuming === undefined ? [] : recordedDecisions(resuming.models)),
-          ...(options.recordedContext ?? []),
-        ]),
-      },
-      usageWhenMissing: (name) => usageWhenMissingOf(config.models[name]),
-    });
     const current = session;
     if (fencedBy !== undefined) current.fence(fencedBy);
     unsubscribe = options.killSignals?.subscribe(() => {
