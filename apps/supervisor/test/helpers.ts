@@ -23,6 +23,13 @@ export const builtinServers = {
   tests: { builtin: 'test-runner', args: ['--root', '.'] },
 };
 
+/** Agents on the playbook model that need only the filesystem server: coding writes files, the others read. */
+export const fileAgents = {
+  planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+  coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
+  review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
+};
+
 export const readTools = ['read_file', 'list_directory', 'search_text', 'stat'];
 export const writeTools = [
   'read_file',

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runTask } from '../src/engine/runTask.js';
-import { builtinServers, createHarness, rawServerScript, task } from './helpers.js';
+import { builtinServers, createHarness, fileAgents, rawServerScript, task } from './helpers.js';
 
 // A git server whose git_status (the task's starting state) takes 400 ms and reports, when it
 // answers, every file beside it that was not there at the start: a file written while it reads
@@ -20,22 +20,23 @@ const slowGit = rawServerScript({
   }`,
 });
 
+/** A workspace with a README, the filesystem server, the slow git server and `more` servers. */
+const slowGitHarness = (more: Record<string, unknown>) =>
+  createHarness({
+    files: { 'README.md': '# ws\n', 'slow-git.cjs': slowGit },
+    config: {
+      servers: {
+        filesystem: builtinServers.filesystem,
+        git: { command: process.execPath, args: ['slow-git.cjs'] },
+        ...more,
+      },
+      agents: fileAgents,
+    },
+  });
+
 describe('the start is recorded while the first model request is out', () => {
   it('sends the first request during the starting state; no tool runs, nothing is written before it', async () => {
-    const h = await createHarness({
-      files: { 'README.md': '# ws\n', 'slow-git.cjs': slowGit },
-      config: {
-        servers: {
-          filesystem: builtinServers.filesystem,
-          git: { command: process.execPath, args: ['slow-git.cjs'] },
-        },
-        agents: {
-          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
-          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-        },
-      },
-    });
+    const h = await slowGitHarness({});
     const { run } = await runTask({
       loaded: h.loaded,
       store: h.store,
@@ -88,21 +89,7 @@ describe('the start is recorded while the first model request is out', () => {
   });
 
   it("holds the orchestrator's own first tool call (detect_projects) until the start is recorded", async () => {
-    const h = await createHarness({
-      files: { 'README.md': '# no tests here\n', 'slow-git.cjs': slowGit },
-      config: {
-        servers: {
-          filesystem: builtinServers.filesystem,
-          git: { command: process.execPath, args: ['slow-git.cjs'] },
-          tests: builtinServers.tests,
-        },
-        agents: {
-          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
-          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-        },
-      },
-    });
+    const h = await slowGitHarness({ tests: builtinServers.tests });
     const { run } = await runTask({
       loaded: h.loaded,
       store: h.store,

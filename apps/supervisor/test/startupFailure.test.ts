@@ -1,7 +1,7 @@
 import type { KeelError } from '@keel/kit';
 import { describe, expect, it } from 'vitest';
 import { resumeTask, runTask } from '../src/engine/runTask.js';
-import { builtinServers, createHarness, rawServerScript, task } from './helpers.js';
+import { builtinServers, createHarness, fileAgents, rawServerScript, task } from './helpers.js';
 
 // A server that starts, lists a `git_status` and exits on its first call: the start-up's own
 // git_status (the task's starting state) finds it gone. On the old code the run threw with the task
@@ -37,11 +37,7 @@ describe('a server that dies during the start-up, after it started', () => {
           filesystem: builtinServers.filesystem,
           git: { command: process.execPath, args: ['dies.mjs'] },
         },
-        agents: {
-          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
-          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-        },
+        agents: fileAgents,
       },
     });
     const run = runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() });
@@ -136,11 +132,7 @@ describe('a server that exits before it answers initialize', () => {
           filesystem: builtinServers.filesystem,
           git: { command: process.execPath, args: ['refuses.mjs'] },
         },
-        agents: {
-          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
-          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-        },
+        agents: fileAgents,
       },
     });
     const thrown = await runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }).then(
@@ -179,11 +171,7 @@ describe('a deploy server that dies listing its environments at the start', () =
           git: builtinServers.git,
           deploy: { command: process.execPath, args: ['dies.mjs'] },
         },
-        agents: {
-          planning: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-          coding: { model: 'playbook', tools: { filesystem: ['write_file'] } },
-          review: { model: 'playbook', tools: { filesystem: ['read_file'] } },
-        },
+        agents: fileAgents,
       },
     });
     const thrown = await runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }).then(
