@@ -1,10 +1,10 @@
-import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { tempDir } from '@keel/testing';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { writesAfterStart } from '../src/engine/afterStart.js';
 import { createSqliteTaskStore } from '../src/store/sqliteTaskStore.js';
 import type { TaskWriter } from '../src/store/taskStore.js';
+import { ownerWriter } from './helpers.js';
 
 const at = new Date('2026-12-07T12:00:00Z');
 
@@ -24,14 +24,7 @@ async function claimedTask() {
     startingState: null,
     run: null,
   });
-  const claim = await store.claimOwner('t-1', null, {
-    pid: process.pid,
-    startTime: '',
-    host: hostname(),
-    serverPids: [],
-  });
-  if (!claim.ok) throw new Error('not claimed');
-  return { store, writer: store.writer('t-1', claim.epoch) };
+  return { store, writer: await ownerWriter(store, 't-1') };
 }
 
 /** The store's writer with its `appendEvent` replaced. */

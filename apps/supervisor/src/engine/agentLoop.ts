@@ -20,7 +20,7 @@ export async function runAgent(
   // Not awaited before the first model call: at a task's start the request goes out while the start
   // is still being recorded. The event still lands before that call's record (the session's writes
   // are in order), and a failure to write it ends the run once the call returns.
-  let announced: Promise<void> | undefined = session.event('agent_started', {
+  const announced = session.event('agent_started', {
     agent: agent.role,
     invocation: agent.invocation,
   });
@@ -58,11 +58,7 @@ export async function runAgent(
   for (;;) {
     messages.push(...session.takeHints().map(hintMessage));
     const model = await session.model(agent, messages, tools);
-    if (announced !== undefined) {
-      const written = announced;
-      announced = undefined;
-      await written;
-    }
+    await announced;
     if (!model.ok) return finish(model);
     const reply = model.value;
     messages.push({
