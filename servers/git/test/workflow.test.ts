@@ -42,6 +42,54 @@ describe.each(['v2', 'v1'] as const)('keel-git over stdio with a %s client', (ki
     });
   });
 
+  it('git_commit describes an empty commit, a merge, a branch a tag shares its name with, and a detached HEAD', async () => {
+    const repo = await createGitRepo({ files: { 'a.txt': 'a\n' } });
+    const client = await startGit(kind, [repo.dir]);
+    const sha = async (rev: string) => (await repo.git(['rev-parse', rev])).trim();
+
+    const empty = await callOk(client, 'git_commit', { message: 'nothing changed', allowEmpty: true });
+    expect(empty).toEqual({
+      repo: '.',
+      branch: 'main',
+      sha: await sha('HEAD'),
+      parents: [await sha('HEAD~1')],
+      subject: 'nothing changed',
+      files: [],
+      filesChanged: 0,
+    });
+
+    // A merge lists what it brought in over its first parent; a name starting with a newline stays whole.
+    await repo.git(['switch', '-q', '-c', 'side']);
+    await repo.write('\nodd name', 'x\n');
+    await repo.git(['add', '--', '\nodd name']);
+    await repo.git(['commit', '-q', '-m', 'side']);
+    await repo.git(['switch', '-q', 'main']);
+    await repo.write('b.txt', 'b\n');
+    await repo.git(['add', 'b.txt']);
+    await repo.git(['commit', '-q', '-m', 'main']);
+    await repo.git(['merge', '-q', '--no-commit', 'side']);
+    const merge = await callOk(client, 'git_commit', { message: 'Merge side' });
+    expect(merge).toEqual({
+      repo: '.',
+      branch: 'main',
+      sha: await sha('HEAD'),
+      parents: [await sha('HEAD^1'), await sha('side')],
+      subject: 'Merge side',
+      files: ['\nodd name'],
+      filesChanged: 1,
+    });
+
+    // git's --short would call this branch `heads/main`: a tag named main makes `main` ambiguous.
+    await repo.git(['tag', 'main', 'HEAD~1']);
+    await repo.write('a.txt', 'A\n');
+    const tagged = await callOk(client, 'git_commit', { message: 'upper a', all: true });
+    expect([tagged['branch'], tagged['files']]).toEqual(['main', ['a.txt']]);
+
+    await repo.git(['switch', '-q', '--detach', 'HEAD~1']);
+    const detached = await callOk(client, 'git_commit', { message: 'on no branch', allowEmpty: true });
+    expect([detached['branch'], detached['parents']]).toEqual([null, [await sha('HEAD~1')]]);
+  });
+
   it('status, add, commit, log, show, diff, blame on a real repository', async () => {
     const repo = await createGitRepo({ files: { 'a.txt': 'one\ntwo\n', 'dir/b.txt': 'bee\n' } });
     const client = await startGit(kind, [repo.dir]);

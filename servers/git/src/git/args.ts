@@ -118,11 +118,18 @@ export async function branchNames(repo: Repo): Promise<string[]> {
   return result.exitCode === 0 ? result.stdout.split('\n').filter(Boolean) : [];
 }
 
-/** The checked-out branch, or undefined when HEAD is detached. */
+/**
+ * The checked-out branch, or undefined when HEAD is detached. Read from HEAD itself when it is a plain
+ * branch ref or a sha; anything else is left to `git symbolic-ref`. The name is the ref without
+ * `refs/heads/` (not git's `--short`, which would answer `heads/x` when a tag `x` also exists).
+ */
 export async function currentBranch(repo: Repo): Promise<string | undefined> {
-  const result = await repo.git(['symbolic-ref', '--quiet', '--short', 'HEAD']);
+  const head = readHead(repo);
+  if (head !== null) return 'ref' in head ? head.ref.slice('refs/heads/'.length) : undefined;
+  const result = await repo.git(['symbolic-ref', '--quiet', 'HEAD']);
   const name = result.stdout.trim();
-  return result.exitCode === 0 && name.length > 0 ? name : undefined;
+  if (result.exitCode !== 0 || name.length === 0) return undefined;
+  return name.startsWith('refs/heads/') ? name.slice('refs/heads/'.length) : name;
 }
 
 /**
@@ -168,11 +175,10 @@ const maxRefFileBytes = 256 * 1024;
  * asynchronous read would cost a thread-pool round trip (open, stat, read, close) on every log page.
  */
 function readHeadFiles(repo: Repo): string | undefined | null {
-  const head = readSmall(repo.jail, path.join(repo.gitDir, 'HEAD'))?.trim();
-  if (head === undefined) return null;
-  if (sha1.test(head)) return head;
-  const ref = /^ref: (refs\/heads\/[A-Za-z0-9._/-]+)$/.exec(head)?.[1];
-  if (ref === undefined || ref.includes('..') || ref.endsWith('.lock')) return null;
+  const head = readHead(repo);
+  if (head === null) return null;
+  if ('sha' in head) return head.sha;
+  const ref = head.ref;
   const loose = readSmall(repo.jail, path.join(repo.commonDir, ref))?.trim();
   if (loose !== undefined) return sha1.test(loose) ? loose : null;
   const packed = readSmall(repo.jail, path.join(repo.commonDir, 'packed-refs'));
@@ -184,6 +190,20 @@ function readHeadFiles(repo: Repo): string | undefined | null {
     }
   }
   return undefined;
+}
+
+/**
+ * HEAD's own file: a detached sha, a branch ref (`refs/heads/…`, each part a plain name), or null when
+ * git must be asked (a missing or unusual HEAD, a ref elsewhere, reftable's placeholder `.invalid`).
+ */
+function readHead(repo: Repo): { sha: string } | { ref: string } | null {
+  const head = readSmall(repo.jail, path.join(repo.gitDir, 'HEAD'))?.trim();
+  if (head === undefined || head === null) return null;
+  if (sha1.test(head)) return { sha: head };
+  const ref = /^ref: (refs\/heads\/[A-Za-z0-9._/-]+)$/.exec(head)?.[1];
+  if (ref === undefined || ref.includes('..') || ref.endsWith('.lock') || ref.endsWith('/')) return null;
+  if (ref.split('/').some((part) => part.length === 0 || part.startsWith('.'))) return null;
+  return { ref };
 }
 
 /**

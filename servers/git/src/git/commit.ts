@@ -43,13 +43,21 @@ export async function describeCommit(
   sha: string,
   key: string | undefined,
 ): Promise<Outcome<CommitResult>> {
-  const [meta, files] = await Promise.all([
-    repo.git(['show', '-s', '--format=%P%x00%s', sha]),
-    repo.git(['show', '--format=', '--name-only', '-z', '--no-renames', '--diff-merges=first-parent', sha]),
+  // One process for both: the header `parents NUL subject NUL` and -z's record NUL, then (when the
+  // commit changed files) a newline and each name NUL-terminated.
+  const shown = await repo.git([
+    'show',
+    '--format=%P%x00%s%x00',
+    '--name-only',
+    '-z',
+    '--no-renames',
+    '--diff-merges=first-parent',
+    sha,
   ]);
-  if (meta.exitCode !== 0) return gitFailure('reading the new commit', meta);
-  const [parents = '', subject = ''] = meta.stdout.replace(/\n$/, '').split('\0');
-  const names = files.stdout.split('\0').filter((name) => name.length > 0 && name !== '\n');
+  if (shown.exitCode !== 0) return gitFailure('reading the new commit', shown);
+  const [parents = '', subject = '', , ...listed] = shown.stdout.split('\0');
+  if (listed[0]?.startsWith('\n')) listed[0] = listed[0].slice(1);
+  const names = listed.filter((name) => name.length > 0);
   return ok({
     repo: repo.display,
     branch: (await currentBranch(repo)) ?? null,
