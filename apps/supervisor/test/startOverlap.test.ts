@@ -4,16 +4,17 @@ import path from 'node:path';
 import { runTask } from '../src/engine/runTask.js';
 import { builtinServers, createHarness, fileAgents, rawServerScript, task } from './helpers.js';
 
-// A git server whose git_status (the task's starting state) takes 400 ms and reports, when it
+// A git server whose git_status (the task's starting state) takes 600 ms and reports, when it
 // answers, every file beside it that was not there at the start: a file written while it reads
-// would show up in the starting state a replay rebuilds.
+// would show up in the starting state a replay rebuilds. It notes when it answered in `.answered`.
 const slowGit = rawServerScript({
   name: 'slow-git',
   preamble: "const fs = require('node:fs');\nconst path = require('node:path');",
   tools: [{ name: 'git_status', inputSchema: { type: 'object' } }],
   onCall: `() => {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
     const here = path.dirname(process.argv[1]);
+    fs.writeFileSync(path.join(here, '.answered'), new Date().toISOString());
     const untracked = fs.readdirSync(here).filter((n) => !n.startsWith('.') && n !== 'README.md' && n !== 'slow-git.cjs').sort();
     const structuredContent = { branch: { head: 'main', oid: 'a'.repeat(40) }, staged: [], unstaged: [], untracked };
     return { content: [{ type: 'text', text: JSON.stringify(structuredContent) }], structuredContent };
@@ -35,7 +36,7 @@ const slowGitHarness = (more: Record<string, unknown>) =>
   });
 
 describe('the start is recorded while the first model request is out', () => {
-  it('sends the first request during the starting state; no tool runs, nothing is written before it', async () => {
+  it('sends the first request and reads while the starting state is read; nothing that writes runs before it', async () => {
     const h = await slowGitHarness({});
     const { run } = await runTask({
       loaded: h.loaded,
@@ -48,6 +49,7 @@ describe('the start is recorded while the first model request is out', () => {
         playbook: {
           coding: [
             [
+              { call: 'read_file', args: { path: 'README.md' } },
               { call: 'write_file', args: { path: 'a.txt', content: 'a\n' } },
               { submit: { version: 'change.v1', summary: 'one file', files: [], commit: null } },
             ],
@@ -57,7 +59,7 @@ describe('the start is recorded while the first model request is out', () => {
     });
     expect([run.status, run.steps, run.outcome.message]).toEqual([
       'succeeded',
-      2,
+      3,
       '1 coding round(s), no tests, no deploy',
     ]);
     expect(readFileSync(path.join(h.loaded.workspace, 'a.txt'), 'utf8')).toBe('a\n');
@@ -65,27 +67,32 @@ describe('the start is recorded while the first model request is out', () => {
     expect(events.map((e) => e.type)).toEqual([
       'task_started',
       'agent_started',
+      'tainted',
       'contract_accepted',
       'agent_finished',
       'task_finished',
     ]);
     // The write waited for the starting state: it is not in it.
-    const started = events[0]!;
-    expect((started.data as { startingState: { git: unknown } }).startingState.git).toEqual({
-      head: 'a'.repeat(40),
-      branch: 'main',
-      dirty: [],
-      untracked: [],
+    expect((await h.store.getTask(run.id))?.startingState).toMatchObject({
+      git: { head: 'a'.repeat(40), branch: 'main', dirty: [], untracked: [] },
+      files: { files: [], skipped: [] },
     });
-    expect((await h.store.getTask(run.id))?.startingState).toMatchObject({ git: { untracked: [] } });
-    // The first model call started while the start was being read (400 ms before it was recorded),
-    // and its record landed after `task_started`; the tool call started after it too.
-    const [first, second] = await h.store.listModelCalls(run.id);
-    expect(Date.parse(first!.startedAt)).toBeLessThan(Date.parse(started.at));
-    expect(Date.parse(second!.startedAt)).toBeGreaterThanOrEqual(Date.parse(started.at));
-    const [write] = await h.store.listToolCalls(run.id);
-    expect([write?.tool, write?.outcome]).toEqual(['write_file', 'ok']);
-    expect(Date.parse(write!.startedAt)).toBeGreaterThanOrEqual(Date.parse(started.at));
+    // The first model call and the read ran while git_status read the starting state (the read
+    // after the start was recorded), the write only after it answered.
+    const started = Date.parse(events[0]!.at);
+    const answered = Date.parse(readFileSync(path.join(h.loaded.workspace, '.answered'), 'utf8'));
+    const [first] = await h.store.listModelCalls(run.id);
+    expect(Date.parse(first!.startedAt)).toBeLessThan(answered);
+    const [read, write] = await h.store.listToolCalls(run.id);
+    expect([read?.tool, read?.outcome, write?.tool, write?.outcome]).toEqual([
+      'read_file',
+      'ok',
+      'write_file',
+      'ok',
+    ]);
+    expect(Date.parse(read!.startedAt)).toBeGreaterThanOrEqual(started);
+    expect(Date.parse(read!.startedAt)).toBeLessThan(answered);
+    expect(Date.parse(write!.startedAt)).toBeGreaterThanOrEqual(answered);
   });
 
   it("holds the orchestrator's own first tool call (detect_projects) until the start is recorded", async () => {

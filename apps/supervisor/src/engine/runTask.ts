@@ -545,7 +545,8 @@ async function execute(
   let writer: TaskWriter | undefined;
   let storeLost = false;
   let endRecorded = false;
-  // Set once the run's start (`task_started`, `task_resumed`) is recorded.
+  // Set once the run's start (`task_started`, `task_resumed`) and its starting state are recorded:
+  // a failure before that ends the run as a failed start-up.
   let begun = false;
   let fencedBy: Fenced | undefined;
   let unsubscribe: (() => void) | undefined;
@@ -668,11 +669,12 @@ async function execute(
           };
     const traceparent = rootSpan === undefined ? undefined : traceparentOf(rootSpan.ctx);
     const meta = traceparent === undefined ? {} : { traceparent };
-    // The start is recorded while the session begins: the first model request goes out as the
-    // starting state is read (a git_status, the longest part of the start). Nothing waits on the
-    // request but its reply; every write of the session lands after `task_started`, in order
-    // (writesAfterStart), and no tool call is sent before the start is recorded (the session's
-    // `started`), so the starting state is read before any tool can change what it reads.
+    // The start is recorded while the session begins: the first model request goes out at once,
+    // and every write of the session lands after `task_started`, in order (writesAfterStart). No tool
+    // call is sent before the start is recorded (the session's `started`). The starting state (a
+    // git_status, the longest part of the start) is read beside the session's first calls: a call
+    // that reads cannot change what it reads, and every other call waits for it (`captured`), so it
+    // is the state before the task changed anything.
     const started = (async () => {
       unfenced(
         await claimed.updateOwner({
@@ -682,29 +684,10 @@ async function execute(
         }),
         onFenced,
       );
-      // A resumed task that stopped while its servers started has no starting state yet: it is read now.
-      const start =
-        resuming === undefined || resuming.record.startingState === null
-          ? await startingState(servers, loaded, meta)
-          : undefined;
-      // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
-      const recorded =
-        start?.['git'] === undefined
-          ? start
-          : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
-      unfenced(
-        await claimed.updateTask({
-          status: 'running',
-          ...(recorded === undefined ? {} : { startingState: recorded }),
-        }),
-        onFenced,
-      );
+      unfenced(await claimed.updateTask({ status: 'running' }), onFenced);
       const [type, data] =
         resuming === undefined
-          ? [
-              'task_started',
-              { type: task.type, mode: task.mode, limits, startingState: start, configParts: loaded.parts },
-            ]
+          ? ['task_started', { type: task.type, mode: task.mode, limits, configParts: loaded.parts }]
           : [
               'task_resumed',
               {
@@ -714,11 +697,23 @@ async function execute(
               },
             ];
       unfenced(await claimed.appendEvent(type, data, new Date(clock.now())), onFenced);
-      begun = true;
     })();
     // Observed below (and by every write): never an unhandled rejection.
     started.catch(() => undefined);
     const w = writesAfterStart(claimed, started);
+    // A resumed task that stopped before its starting state was recorded has none yet: it is read
+    // now (nothing but reads ran before, so the files are as the task found them).
+    const captured = (async () => {
+      if (resuming !== undefined && resuming.record.startingState !== null) return;
+      const start = await startingState(servers, loaded, meta);
+      // The dirty and untracked files' bytes (for a replay) go to the task row only, never into the event log.
+      const recorded =
+        start['git'] === undefined
+          ? start
+          : { ...start, files: captureStartingFiles(loaded.workspace, start['git']) };
+      unfenced(await w.updateTask({ startingState: recorded }), onFenced);
+    })();
+    captured.catch(() => undefined);
     try {
       const gate = new ApprovalGate({
         store,
@@ -745,6 +740,7 @@ async function execute(
         irreversiblePaths: config.irreversible.paths,
         approvalEnvironments: environments,
         started,
+        captured,
         tracer,
         rootContext: rootSpan?.ctx ?? otelContext.active(),
         clock,
@@ -766,7 +762,7 @@ async function execute(
     } catch (error) {
       // No session (a deploy server that died listing its environments): recorded as a failed
       // start-up (below) once the start's own writes have settled, never beside them.
-      await started.catch(() => undefined);
+      await Promise.allSettled([started, captured]);
       throw error;
     }
     const current = session;
@@ -782,9 +778,11 @@ async function execute(
     );
     try {
       await started;
+      await captured;
+      begun = true;
     } catch (error) {
-      // The start was not recorded, so nothing of the session was (its writes wait on the start):
-      // its calls are cancelled, and the run ends as a failed start-up (below).
+      // The start or the starting state was not recorded: the session's calls are cancelled (none
+      // that can change a file was sent), and the run ends as a failed start-up (below).
       current.abandon();
       await flowing;
       throw error;
@@ -880,7 +878,7 @@ async function execute(
             ? error.hint
             : `keel resume ${taskId} starts its servers again`;
         const message = `the task's start-up failed: ${(error as Error).message}; ${next}`;
-        const run = unstartedRun(task, taskId, createdAt, 'error', message, clock);
+        const run = unstartedRun(task, taskId, createdAt, 'error', message, clock, session);
         await endUnstarted(writer, run, clock).catch(() => undefined);
         // A KeelError already says what to do; anything else (an MCP connection closed) is told so.
         if (!(error instanceof KeelError))
@@ -915,7 +913,7 @@ class StoppedWhileStarting extends Error {
   }
 }
 
-/** The record of a run that ended before its first step. */
+/** The record of a run that ended in its start-up: with what its session did meanwhile, if it had one. */
 function unstartedRun(
   task: TaskFile,
   taskId: string,
@@ -923,6 +921,7 @@ function unstartedRun(
   status: 'killed' | 'error',
   message: string,
   clock: Clock,
+  session?: TaskSession,
 ): TaskRunV1 {
   return {
     version: 'taskRun.v1',
@@ -933,11 +932,14 @@ function unstartedRun(
     endedAt: new Date(clock.now()).toISOString(),
     status,
     outcome: { message },
-    steps: 0,
-    tokens: { input: 0, output: 0 },
-    costUsd: 0,
+    steps: session?.step ?? 0,
+    tokens: {
+      input: session?.budget.used.inputTokens ?? 0,
+      output: session?.budget.used.outputTokens ?? 0,
+    },
+    costUsd: session?.budget.used.costUsd ?? 0,
     approvalsAsked: 0,
-    toolCalls: [],
+    toolCalls: session?.toolCalls ?? [],
     ...(status === 'error' ? { error: { code: 'TASK_ERROR', message } } : {}),
   };
 }

@@ -89,10 +89,15 @@ export interface SessionOptions {
   irreversiblePaths?: readonly string[];
   approvalEnvironments: ReadonlySet<string> | undefined;
   /**
-   * Settles once the run's start is recorded (its starting state read): no tool call is sent
-   * before, and one that was asked waits for it. Default: started.
+   * Settles once the run's start is recorded: no tool call is sent before, and one that was asked
+   * waits for it. Default: started.
    */
   started?: Promise<unknown>;
+  /**
+   * Settles once the run's starting state is read and recorded: a call that is not read-only is
+   * not sent before, so the state is the one the task found. Default: captured.
+   */
+  captured?: Promise<unknown>;
   tracer: Tracer | undefined;
   rootContext: Context;
   clock: Clock;
@@ -601,6 +606,7 @@ export class TaskSession {
     };
     const gate = await passGate(this.#gating, slot);
     if (!gate.ok) return gate;
+    if (tool.annotations.readOnlyHint !== true) await this.options.captured;
     this.progress(
       'tool',
       agent.role,
