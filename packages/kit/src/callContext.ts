@@ -4,7 +4,7 @@ import { ask, type AskContext, type Asked, type Question, type RequestStateSeale
 import { callFingerprint } from './canonical.js';
 import type { CursorBinding, CursorCodec } from './cursor.js';
 import type * as z from 'zod';
-import type { AnyTool, ToolContext } from './defineTool.js';
+import type { AnyTool, KeyClaim, ToolContext } from './defineTool.js';
 import { KeelError, ok, type Outcome } from './errors.js';
 import type { PathJail, ResolvedPath } from './jail.js';
 import type { Logger } from './logger.js';
@@ -47,14 +47,16 @@ export class CallContext implements ToolContext<
   readonly tool: string;
   readonly jail: PathJail;
   readonly idempotencyKey: string | undefined;
+  readonly keyClaim: KeyClaim | undefined;
   /** Progress notifications still being written; the result waits for them. */
   pendingProgress: Promise<unknown>[] | undefined;
   readonly #init: CallContextInit;
   #logger: Logger | undefined;
   #binding: CursorBinding | undefined;
 
-  constructor(init: CallContextInit) {
+  constructor(init: CallContextInit, keyClaim?: KeyClaim) {
     this.#init = init;
+    this.keyClaim = keyClaim;
     this.server = init.server;
     this.tool = init.spec.name;
     this.jail = init.jail;

@@ -68,6 +68,13 @@ export interface ToolContext<
   readonly jail: PathJail;
   readonly idempotencyKey: string | undefined;
   /**
+   * What the idempotency store said of this call's key, when the call is keyed and the store names
+   * itself (its `identity`); undefined otherwise. A tool whose effect also carries its key elsewhere
+   * (git_commit's trailer) may skip looking for an earlier effect when the key is `fresh` and only
+   * this store could have made one.
+   */
+  readonly keyClaim: KeyClaim | undefined;
+  /**
    * This server process as an owner (`PID:RANDOM@HOST/PIDNS`): what its idempotency claims and tool
    * children carry. A tool that holds a lock of its own can name its holder with it (see `ownerIsGone`).
    */
@@ -202,6 +209,20 @@ export interface ToolAnnotationsOf {
   destructiveHint: boolean;
   idempotentHint: boolean;
   openWorldHint: boolean;
+}
+
+/** What the idempotency store said of a keyed call's key (see `ToolContext.keyClaim`). */
+export interface KeyClaim {
+  /** The store's identity: the same for every process sharing its records, new when they are lost. */
+  readonly store: string;
+  /** How long the store remembers a completed key. */
+  readonly ttlMs: number;
+  /**
+   * The store had no record of the key (never claimed, or forgotten after `ttlMs` as every key is):
+   * no earlier run of it through this store had an effect. False when this run recovers an
+   * interrupted one.
+   */
+  readonly fresh: boolean;
 }
 
 export const idempotencyKeyArg = z

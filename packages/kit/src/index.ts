@@ -10,6 +10,7 @@ export type {
   ResolvedPathsOf,
   Reconciled,
   ToolAnnotationsOf,
+  KeyClaim,
   ToolContext,
   ToolEffect,
   ToolSet,

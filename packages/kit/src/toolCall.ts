@@ -15,7 +15,7 @@ import type { CallOptions } from './options.js';
 import { refusedAnswer, type Answer } from './pipeline/answer.js';
 import { appendAudit, auditEntryOf } from './pipeline/audit.js';
 import { executeHandler, recoverInterrupted } from './pipeline/execute.js';
-import { runKeyed, type Settled } from './pipeline/idempotency.js';
+import { keyClaimOf, runKeyed, type Settled } from './pipeline/idempotency.js';
 import { resolveDeclaredPaths, type ResolvedPaths } from './pipeline/paths.js';
 import { prepareCall } from './pipeline/prepare.js';
 import { measure, renderOutcome } from './pipeline/render.js';
@@ -217,7 +217,8 @@ export class ToolCall implements CallContextInit, DeadlineTarget, AbortListener 
 
   /** Run, then bound and render: the handler or plan (or the recovery of an interrupted run). */
   #start(kind: 'executed' | 'recovered'): Promise<Settled> {
-    const ctx = new CallContext(this);
+    const { store, idempotency } = this.#shared;
+    const ctx = new CallContext(this, keyClaimOf(store, idempotency, this.idempotencyKey, kind));
     const tool = this.#tool;
     const run =
       tool.spec.plan === undefined

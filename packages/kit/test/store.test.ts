@@ -111,3 +111,25 @@ describe('several processes opening one state dir', () => {
     await new Promise((resolve) => holder.once('exit', resolve));
   });
 });
+
+describe("the SQLite store's identity", () => {
+  it('is the same for every opener of one file, and new for a new file', async () => {
+    const first = createSqliteIdempotencyStore(state.db).identity;
+    expect(first).toMatch(/^[0-9a-f-]{36}$/);
+    const again = openStateDatabase(dir);
+    try {
+      expect(createSqliteIdempotencyStore(again.db).identity).toBe(first);
+    } finally {
+      again.close();
+    }
+    // A wiped state dir is a new store: nothing it remembers can vouch for the old one's keys.
+    const elsewhere = openStateDatabase(other);
+    try {
+      const second = createSqliteIdempotencyStore(elsewhere.db).identity;
+      expect(second).toMatch(/^[0-9a-f-]{36}$/);
+      expect(second).not.toBe(first);
+    } finally {
+      elsewhere.close();
+    }
+  });
+});

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
   PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS idempotency_expires;
+CREATE TABLE IF NOT EXISTS idempotency_store (id TEXT NOT NULL);
 `;
 // No index on expires_at (files from before had one; it goes on open): every claim inserts a row and
 // every completion moves its expiry, so the index doubled the pages each transaction writes, while
@@ -144,6 +145,16 @@ export function createSqliteIdempotencyStore(
 
   // Whatever expired while no server ran goes now.
   reapStmt.run(Date.now(), Date.now());
+  // Named once, by the first process to open the file: every process sharing it reads the same name.
+  const identity = db
+    .transaction(() => {
+      const row = db.prepare<[], { id: string }>('SELECT id FROM idempotency_store LIMIT 1').get();
+      if (row !== undefined) return row.id;
+      const id = randomUUID();
+      db.prepare('INSERT INTO idempotency_store (id) VALUES (?)').run(id);
+      return id;
+    })
+    .immediate();
 
   // SQLite answers synchronously; the Promises are the interface a networked backend needs.
   return {
@@ -151,6 +162,7 @@ export function createSqliteIdempotencyStore(
     renew: async (scope, key, token, leaseMs) =>
       renewStmt.run(Date.now() + leaseMs, scope, key, token).changes === 1,
     auditsCompletions: audit !== undefined,
+    identity,
     async complete(scope, key, token, result, entry) {
       const now = Date.now();
       const ttl = ttlByToken.get(token) ?? 24 * 60 * 60 * 1000;

@@ -19,6 +19,13 @@ export interface IdempotencyStore {
   complete(scope: string, key: string, token: string, result: unknown, audit?: AuditEntry): Promise<boolean>;
   /** True when `complete` appends its `audit` row atomically with the result; otherwise the caller appends it. */
   readonly auditsCompletions?: boolean;
+  /**
+   * A random name the store's records carry: the same for every process that shares them, a new one
+   * when they are lost (a new file, a new database). A tool whose effect also carries its key
+   * elsewhere (git_commit's trailer) can tell from it that no other store made one (`ctx.keyClaim`).
+   * A store without one is never vouched for.
+   */
+  readonly identity?: string;
   /** Drops a claim whose run ended without a result worth keeping, so a retry runs again. */
   release(scope: string, key: string, token: string): Promise<void>;
   /** Reads a record without claiming it. */

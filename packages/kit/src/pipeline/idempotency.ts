@@ -6,6 +6,7 @@ import type { KitCrashPoint } from '../crashPoint.js';
 import type { ClaimResult, IdempotencyStore } from '../idempotency/store.js';
 import type { Logger } from '../logger.js';
 import type { IdempotencyOptions } from '../options.js';
+import type { KeyClaim } from '../defineTool.js';
 import { ownerIsGone } from '../idempotency/owner.js';
 import { IDEMPOTENCY_RESULT_META_KEY, outcomeOfStored, type Rendered } from './render.js';
 
@@ -213,4 +214,17 @@ function wake(waiters: Waiters, key: string): void {
   const set = waiters.get(key);
   waiters.delete(key);
   for (const resolve of set ?? []) resolve();
+}
+
+/** What a run tells its handler of its key: whether its claim is new, from a store with a name. */
+export function keyClaimOf(
+  store: IdempotencyStore,
+  options: IdempotencyOptions,
+  key: string | undefined,
+  kind: 'executed' | 'recovered',
+): KeyClaim | undefined {
+  const identity = key === undefined ? undefined : store.identity;
+  return identity === undefined
+    ? undefined
+    : { store: identity, ttlMs: options.ttlMs, fresh: kind === 'executed' };
 }

@@ -211,7 +211,7 @@ function readHead(repo: Repo): { sha: string } | { ref: string } | null {
  * not a regular file, a symlink, or outside the roots). Opened through the jail, which neither follows
  * a link nor waits on a FIFO planted as a ref, and re-checks where the descriptor really is.
  */
-function readSmall(jail: PathJail, file: string): string | undefined | null {
+export function readSmall(jail: PathJail, file: string): string | undefined | null {
   let fd: number;
   try {
     const opened = jail.openSync(file, fsConstants.O_RDONLY);

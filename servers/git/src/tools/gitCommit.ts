@@ -8,6 +8,7 @@ import {
   messageWithKey,
   type CommitResult,
 } from '../git/commit.js';
+import { earlierCommit, noteInterrupted } from '../git/keyedStores.js';
 import type { ResolvedGitOptions } from '../git/options.js';
 import { gitFailure } from '../git/runGit.js';
 import type { Repo } from '../git/repo.js';
@@ -57,41 +58,32 @@ export function gitCommitTool(options: ResolvedGitOptions): GitTool {
         });
       return leavesWorkTree(async () => {
         const repo = ctx.prepared;
+        const key = ctx.idempotencyKey;
         // A retry whose stored result was lost (a wiped state dir, a replica without the shared store)
-        // finds its commit by the trailer before any precondition can say "nothing is staged".
-        if (ctx.idempotencyKey !== undefined) {
-          const existing = await findCommitByKey(repo, ctx.idempotencyKey);
-          if (existing !== undefined)
-            return await replayOf(repo, existing, ctx.idempotencyKey, input.message);
+        // finds its commit by the trailer before any precondition can say "nothing is staged". The
+        // history is searched unless only this call's store ever committed with a key here.
+        if (key !== undefined) {
+          const existing = await earlierCommit(repo, key, ctx.keyClaim);
+          if (!existing.ok) return existing;
+          if (existing.value !== undefined) return await replayOf(repo, existing.value, key, input.message);
         }
-        const before = await headSha(repo);
-        const args = ['commit', '--quiet', '--file=-', '--cleanup=whitespace', '--no-edit'];
-        if (!options.enableHooks) args.push('--no-verify');
-        if (input.all) args.push('--all');
-        if (input.allowEmpty) args.push('--allow-empty');
-        const result = await repo.git(args, { stdin: messageWithKey(input.message, ctx.idempotencyKey) });
-        if (result.exitCode !== 0) {
-          const text = `${result.stdout}\n${result.stderr}`;
-          if (/nothing to commit|no changes added to commit|nothing added to commit/.test(text)) {
-            return fail(
-              'PRECONDITION_FAILED',
-              `nothing is staged in '${repo.display}', so the commit would be empty`,
-              {
-                hint: 'Stage changes with git_add (or pass all: true for tracked files), or pass allowEmpty: true for an intentionally empty commit.',
-              },
-            );
-          }
-          if (/Please tell me who you are|empty ident|unable to auto-detect email/.test(text)) {
-            return fail('PRECONDITION_FAILED', `no author identity is configured for '${repo.display}'`, {
-              hint: 'Set user.name and user.email in the repository (git config user.name "…") or in your global git config (~/.gitconfig; the server reads those two values unless started with --no-global-identity), or start the server with --git-user-name and --git-user-email, or with --use-global-config to read the whole global config.',
-            });
-          }
-          return gitFailure('git commit', result);
+        // Cancelled, out of time or failed retryably once git ran: the commit may have landed, and
+        // the kit frees such a call's key. Its retry must search, so that is noted first.
+        const unsure = (): Outcome<undefined> =>
+          key === undefined ? ok(undefined) : noteInterrupted(repo, key);
+        let made: Outcome<CommitResult>;
+        try {
+          made = await commit(repo, input, key, options);
+        } catch (error) {
+          const noted = unsure();
+          if (!noted.ok) return noted;
+          throw error;
         }
-        const after = await headSha(repo);
-        if (after === undefined || after === before)
-          return fail('INTERNAL', 'git commit succeeded but HEAD did not move');
-        return await describeCommit(repo, after, ctx.idempotencyKey);
+        if (!made.ok && made.error.retryable) {
+          const noted = unsure();
+          if (!noted.ok) return noted;
+        }
+        return made;
       });
     },
     reconcile: async (_input, ctx) => {
@@ -104,6 +96,43 @@ export function gitCommitTool(options: ResolvedGitOptions): GitTool {
         : { status: 'failed', error: described.error };
     },
   });
+}
+
+/** Commits the index, and describes the commit made. */
+async function commit(
+  repo: Repo,
+  input: { message: string; all: boolean; allowEmpty: boolean },
+  key: string | undefined,
+  options: ResolvedGitOptions,
+): Promise<Outcome<CommitResult>> {
+  const before = await headSha(repo);
+  const args = ['commit', '--quiet', '--file=-', '--cleanup=whitespace', '--no-edit'];
+  if (!options.enableHooks) args.push('--no-verify');
+  if (input.all) args.push('--all');
+  if (input.allowEmpty) args.push('--allow-empty');
+  const result = await repo.git(args, { stdin: messageWithKey(input.message, key) });
+  if (result.exitCode !== 0) {
+    const text = `${result.stdout}\n${result.stderr}`;
+    if (/nothing to commit|no changes added to commit|nothing added to commit/.test(text)) {
+      return fail(
+        'PRECONDITION_FAILED',
+        `nothing is staged in '${repo.display}', so the commit would be empty`,
+        {
+          hint: 'Stage changes with git_add (or pass all: true for tracked files), or pass allowEmpty: true for an intentionally empty commit.',
+        },
+      );
+    }
+    if (/Please tell me who you are|empty ident|unable to auto-detect email/.test(text)) {
+      return fail('PRECONDITION_FAILED', `no author identity is configured for '${repo.display}'`, {
+        hint: 'Set user.name and user.email in the repository (git config user.name "…") or in your global git config (~/.gitconfig; the server reads those two values unless started with --no-global-identity), or start the server with --git-user-name and --git-user-email, or with --use-global-config to read the whole global config.',
+      });
+    }
+    return gitFailure('git commit', result);
+  }
+  const after = await headSha(repo);
+  if (after === undefined || after === before)
+    return fail('INTERNAL', 'git commit succeeded but HEAD did not move');
+  return await describeCommit(repo, after, key);
 }
 
 /** The commit an earlier call with this key made, unless the key now comes with another message. */
