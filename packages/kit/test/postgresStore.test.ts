@@ -120,6 +120,31 @@ describe.skipIf(noPostgres)('the PostgreSQL backend', () => {
     }
   });
 
+  it("names the idempotency store once per database: every replica reports the first one's name", async () => {
+    const database = await freshDatabase();
+    const other = await freshDatabase();
+    const opened = [
+      await openPostgresBackend(database.url),
+      await openPostgresBackend(database.url),
+      await openPostgresBackend(other.url),
+    ];
+    try {
+      const [first, second, elsewhere] = opened.map((backend) => backend.idempotency.identity);
+      expect(first).toMatch(/^[0-9a-f]{32}$/);
+      expect(second).toBe(first);
+      expect(elsewhere).toMatch(/^[0-9a-f]{32}$/);
+      expect(elsewhere).not.toBe(first);
+      // A store made on its own (no backend to name it) has no identity: a tool never skips a check on its word.
+      const pool = await openPostgres(other.url);
+      expect(createPostgresIdempotencyStore(pool).identity).toBeUndefined();
+      await pool.end();
+    } finally {
+      for (const backend of opened) await backend.close();
+      await database.drop();
+      await other.drop();
+    }
+  });
+
   it('a session ended while a replica opens the store is tried again on a fresh connection', async () => {
     const database = await freshDatabase();
     const holder = new pg.Client({ connectionString: database.url });

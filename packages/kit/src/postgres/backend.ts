@@ -29,7 +29,18 @@ async function openOnce(url: string): Promise<StoreBackend> {
     const found = await pool.query<{ value: Buffer }>('SELECT value FROM keel_secrets WHERE name = $1', [
       'cursor',
     ]);
-    const idempotency = createPostgresIdempotencyStore(pool);
+    // The idempotency store's name, chosen by the first replica: every replica on this database
+    // reports the same one, and a new database is a new store.
+    await pool.query('INSERT INTO keel_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [
+      'idempotency-store',
+      randomBytes(16),
+    ]);
+    const named = await pool.query<{ value: Buffer }>('SELECT value FROM keel_secrets WHERE name = $1', [
+      'idempotency-store',
+    ]);
+    const idempotency = createPostgresIdempotencyStore(pool, {
+      identity: named.rows[0]!.value.toString('hex'),
+    });
     // Whatever expired while no replica ran goes now.
     await idempotency.reap();
     const states = new Map<string, StateStore>();

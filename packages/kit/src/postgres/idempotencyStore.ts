@@ -34,11 +34,16 @@ const defaultTtlMs = 24 * 60 * 60 * 1000;
  * that landed before its answer was lost is recognised — a claim by its token, a completion by its
  * time and result — so a retry never claims a key twice or appends a completion's audit row again.
  */
-export function createPostgresIdempotencyStore(pool: pg.Pool): IdempotencyStore {
+export function createPostgresIdempotencyStore(
+  pool: pg.Pool,
+  options: { identity?: string } = {},
+): IdempotencyStore {
   // The TTL each claim asked for, so `complete` restarts the clock at completion.
   const ttlByToken = new Map<string, number>();
   return {
     auditsCompletions: true,
+    // Named by `openPostgresBackend` (one name per database); a store made without one is never vouched for.
+    ...(options.identity === undefined ? {} : { identity: options.identity }),
     async claim(request) {
       // One token for every try: a try that landed is then this claim's own row.
       const token = randomUUID();
