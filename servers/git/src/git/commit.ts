@@ -70,21 +70,43 @@ export async function describeCommit(
   });
 }
 
-/** Finds the commit that carries `key` in its trailer, on any branch; the exact value is compared, not a substring. */
-export async function findCommitByKey(repo: Repo, key: string): Promise<string | undefined> {
+/** A commit whose message carries the key trailer: its sha, committer time (ms) and trailer values. */
+export interface KeyedCommit {
+  sha: string;
+  at: number;
+  keys: string[];
+}
+
+/**
+ * The commits on any branch whose message holds `grep` (a fixed string; by default any key trailer),
+ * with their key trailers' values; `complete` is false when git failed or its output was cut.
+ */
+export async function keyedCommits(
+  repo: Repo,
+  grep = `${idempotencyTrailer}: `,
+): Promise<{ commits: KeyedCommit[]; complete: boolean }> {
   const result = await repo.git([
     'log',
     '--all',
     '--fixed-strings',
-    `--grep=${idempotencyTrailer}: ${key}`,
-    `--format=%H%x00%(trailers:key=${idempotencyTrailer},valueonly,separator=%x01)%x00`,
+    `--grep=${grep}`,
+    `--format=%H%x00%ct%x00%(trailers:key=${idempotencyTrailer},valueonly,separator=%x01)%x00`,
   ]);
-  if (result.exitCode !== 0) return undefined;
+  if (result.exitCode !== 0) return { commits: [], complete: false };
   const tokens = result.stdout.split('\0');
-  for (let i = 0; i + 1 < tokens.length; i += 2) {
-    const sha = tokens[i]!.replace(/^\n+/, '');
-    const values = tokens[i + 1]!.split('\x01').map((value) => value.trim());
-    if (values.includes(key)) return sha;
+  const commits: KeyedCommit[] = [];
+  for (let i = 0; i + 2 < tokens.length; i += 3) {
+    commits.push({
+      sha: tokens[i]!.replace(/^\n+/, ''),
+      at: Number(tokens[i + 1]) * 1000,
+      keys: tokens[i + 2]!.split('\x01').map((value) => value.trim()),
+    });
   }
-  return undefined;
+  return { commits, complete: !result.cut };
+}
+
+/** Finds the commit that carries `key` in its trailer, on any branch; the exact value is compared, not a substring. */
+export async function findCommitByKey(repo: Repo, key: string): Promise<string | undefined> {
+  const { commits } = await keyedCommits(repo, `${idempotencyTrailer}: ${key}`);
+  return commits.find((commit) => commit.keys.includes(key))?.sha;
 }

@@ -3,7 +3,7 @@ import { closeSync, constants as fsConstants, fsyncSync, writeSync } from 'node:
 import path from 'node:path';
 import { fail, ok, type KeyClaim, type Outcome } from '@keel/kit';
 import { readSmall } from './args.js';
-import { findCommitByKey, idempotencyTrailer } from './commit.js';
+import { findCommitByKey, keyedCommits } from './commit.js';
 import type { Repo } from './repo.js';
 
 /**
@@ -57,7 +57,10 @@ export async function earlierCommit(
   if (known === undefined) {
     const history = await keyedCommits(repo);
     found = history.commits.find((commit) => commit.keys.includes(key))?.sha;
-    const newest = history.complete ? Math.max(0, ...history.commits.map((commit) => commit.at)) : now;
+    // A fold, not Math.max(...): a long history's keyed commits would overflow the call's arguments.
+    const newest = history.complete
+      ? history.commits.reduce((max, commit) => Math.max(max, commit.at), 0)
+      : now;
     if (newest > 0) lines.push(`legacy ${newest}`);
   } else found = await findCommitByKey(repo, key);
   if (found !== undefined) return ok(found);
@@ -88,30 +91,6 @@ function readKeyedStores(repo: Repo): KeyedStores | undefined | null {
  */
 export function noteInterrupted(repo: Repo, key: string): Outcome<undefined> {
   return appendLines(repo, [`unsure ${keyHash(key)}`]);
-}
-
-/** Every commit that carries a key trailer, with its committer time (ms); incomplete when git failed or its output was cut. */
-async function keyedCommits(
-  repo: Repo,
-): Promise<{ commits: Array<{ sha: string; at: number; keys: string[] }>; complete: boolean }> {
-  const result = await repo.git([
-    'log',
-    '--all',
-    '--fixed-strings',
-    `--grep=${idempotencyTrailer}: `,
-    `--format=%H%x00%ct%x00%(trailers:key=${idempotencyTrailer},valueonly,separator=%x01)%x00`,
-  ]);
-  if (result.exitCode !== 0 || result.cut) return { commits: [], complete: false };
-  const tokens = result.stdout.split('\0');
-  const commits: Array<{ sha: string; at: number; keys: string[] }> = [];
-  for (let i = 0; i + 2 < tokens.length; i += 3) {
-    commits.push({
-      sha: tokens[i]!.replace(/^\n+/, ''),
-      at: Number(tokens[i + 1]) * 1000,
-      keys: tokens[i + 2]!.split('\x01').map((value) => value.trim()),
-    });
-  }
-  return { commits, complete: true };
 }
 
 /** Appends the lines in one write and syncs them to disk before the commit they cover. */

@@ -69,21 +69,17 @@ export function gitCommitTool(options: ResolvedGitOptions): GitTool {
         }
         // Cancelled, out of time or failed retryably once git ran: the commit may have landed, and
         // the kit frees such a call's key. Its retry must search, so that is noted first.
-        const unsure = (): Outcome<undefined> =>
-          key === undefined ? ok(undefined) : noteInterrupted(repo, key);
-        let made: Outcome<CommitResult>;
-        try {
-          made = await commit(repo, input, key, options);
-        } catch (error) {
-          const noted = unsure();
-          if (!noted.ok) return noted;
-          throw error;
-        }
-        if (!made.ok && made.error.retryable) {
-          const noted = unsure();
+        const made = await commit(repo, input, key, options).then(
+          (outcome) => ({ outcome }),
+          (error: unknown) => ({ error }),
+        );
+        const interrupted = 'error' in made || (!made.outcome.ok && made.outcome.error.retryable);
+        if (interrupted && key !== undefined) {
+          const noted = noteInterrupted(repo, key);
           if (!noted.ok) return noted;
         }
-        return made;
+        if ('error' in made) throw made.error;
+        return made.outcome;
       });
     },
     reconcile: async (_input, ctx) => {
