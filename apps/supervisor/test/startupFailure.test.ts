@@ -21,6 +21,20 @@ const diesOnFirstCall = rawServerScript({
   onCall: '() => process.exit(3)',
 });
 
+/** A workspace with a README and `script` as `name`, the filesystem server, `servers`, and agents that use files. */
+const harnessWith = (name: string, script: string, servers: Record<string, unknown>) =>
+  createHarness({
+    files: { 'README.md': '# ws\n', [name]: script },
+    config: { servers: { filesystem: builtinServers.filesystem, ...servers }, agents: fileAgents },
+  });
+
+/** The error a run threw; undefined when it ended without one. */
+const thrownBy = (run: Promise<unknown>) =>
+  run.then(
+    () => undefined,
+    (error: unknown) => error as KeelError,
+  );
+
 const spec = () =>
   task({
     mode: 'single',
@@ -38,20 +52,11 @@ const spec = () =>
 
 describe('a server that dies during the start-up, after it started', () => {
   it('ends the task error, recorded, its owner released: keel resume tries it again', async () => {
-    const h = await createHarness({
-      files: { 'README.md': '# ws\n', 'dies.mjs': diesOnFirstCall },
-      config: {
-        servers: {
-          filesystem: builtinServers.filesystem,
-          git: { command: process.execPath, args: ['dies.mjs'] },
-        },
-        agents: fileAgents,
-      },
+    const h = await harnessWith('dies.mjs', diesOnFirstCall, {
+      git: { command: process.execPath, args: ['dies.mjs'] },
     });
-    const run = runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() });
-    const thrown = await run.then(
-      () => undefined,
-      (error: unknown) => error as KeelError,
+    const thrown = await thrownBy(
+      runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }),
     );
     const [stopped] = await h.store.listTasks({});
     const message = `the task's start-up failed: Connection closed; keel resume ${stopped!.id} starts its servers again`;
@@ -108,15 +113,13 @@ describe('an agent that names a tool its server lacks', () => {
         },
       },
     });
-    const run = runTask({
-      loaded: h.loaded,
-      store: h.store,
-      env: process.env,
-      task: task({ tests: null, deploy: null, playbook: { planning: turn, coding: turn, review: turn } }),
-    });
-    const thrown = await run.then(
-      () => undefined,
-      (error: unknown) => error as KeelError,
+    const thrown = await thrownBy(
+      runTask({
+        loaded: h.loaded,
+        store: h.store,
+        env: process.env,
+        task: task({ tests: null, deploy: null, playbook: { planning: turn, coding: turn, review: turn } }),
+      }),
     );
     expect([thrown?.code, thrown?.message]).toEqual([
       'INVALID_ARGUMENT',
@@ -134,22 +137,13 @@ describe('an agent that names a tool its server lacks', () => {
 
 describe('a server that exits before it answers initialize', () => {
   it('records what it said on stderr with the task outcome', async () => {
-    const h = await createHarness({
-      files: {
-        'README.md': '# ws\n',
-        'refuses.mjs': "console.error('no store: the database went away');\nprocess.exit(2);\n",
-      },
-      config: {
-        servers: {
-          filesystem: builtinServers.filesystem,
-          git: { command: process.execPath, args: ['refuses.mjs'] },
-        },
-        agents: fileAgents,
-      },
-    });
-    const thrown = await runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }).then(
-      () => undefined,
-      (error: unknown) => error as KeelError,
+    const h = await harnessWith(
+      'refuses.mjs',
+      "console.error('no store: the database went away');\nprocess.exit(2);\n",
+      { git: { command: process.execPath, args: ['refuses.mjs'] } },
+    );
+    const thrown = await thrownBy(
+      runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }),
     );
     expect([thrown?.code, thrown?.message, thrown?.hint]).toEqual([
       'UNAVAILABLE',
@@ -175,20 +169,12 @@ const diesListingEnvironments = rawServerScript({
 
 describe('a deploy server that dies listing its environments at the start', () => {
   it('ends the task error, recorded after the start, its owner released', async () => {
-    const h = await createHarness({
-      files: { 'README.md': '# ws\n', 'dies.mjs': diesListingEnvironments },
-      config: {
-        servers: {
-          filesystem: builtinServers.filesystem,
-          git: builtinServers.git,
-          deploy: { command: process.execPath, args: ['dies.mjs'] },
-        },
-        agents: fileAgents,
-      },
+    const h = await harnessWith('dies.mjs', diesListingEnvironments, {
+      git: builtinServers.git,
+      deploy: { command: process.execPath, args: ['dies.mjs'] },
     });
-    const thrown = await runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }).then(
-      () => undefined,
-      (error: unknown) => error as KeelError,
+    const thrown = await thrownBy(
+      runTask({ loaded: h.loaded, store: h.store, env: process.env, task: spec() }),
     );
     const [stopped] = await h.store.listTasks({});
     const message = `the task's start-up failed: Connection closed; keel resume ${stopped!.id} starts its servers again`;
