@@ -14,7 +14,7 @@ import { startModel } from './chat.mjs';
 import { startOtlpReceiver } from './otlp.mjs';
 import { ensurePeers, peersDir } from './peers.mjs';
 import { summarizeProfile } from './profile.mjs';
-import { renderReadme, renderTable } from './report.mjs';
+import { pairedCell, renderReadme, renderTable } from './report.mjs';
 import {
   checkConversation,
   checkWorkspace,
@@ -33,7 +33,7 @@ const profiling = process.env['KEEL_BENCH_HARNESS_PROFILE'] === '1';
 const numberList = (text) => text.split(',').map(Number);
 const settings = {
   coldRounds: Number(process.env['KEEL_BENCH_HARNESS_COLD_ROUNDS'] ?? 5),
-  warmRounds: Number(process.env['KEEL_BENCH_HARNESS_WARM_ROUNDS'] ?? 10),
+  warmRounds: Number(process.env['KEEL_BENCH_HARNESS_WARM_ROUNDS'] ?? 20),
   warmup: Number(process.env['KEEL_BENCH_HARNESS_WARMUP'] ?? 2),
   latencies: numberList(process.env['KEEL_BENCH_HARNESS_LATENCIES'] ?? '0,200'),
   modes: (process.env['KEEL_BENCH_HARNESS_MODES'] ?? 'cold,warm').split(','),
@@ -487,6 +487,7 @@ function summaryRows(report) {
         unit: 'ms',
         ratio: keel.medianMs / other.medianMs,
         target: '<= 1.0',
+        note: `per round ${pairedCell(keel, other)} (median, 95% interval)`,
       });
       if (row.mode === 'warm')
         out.push({

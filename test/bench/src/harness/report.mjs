@@ -1,6 +1,7 @@
 // The harness bench's tables: printed, and written into test/bench/README.md between its markers.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { pairedRatio } from '../stats.mjs';
 
 const readme = fileURLToPath(new URL('../../README.md', import.meta.url));
 const begin = '<!-- harness:begin (pnpm bench harness rewrites this part) -->';
@@ -9,6 +10,12 @@ const end = '<!-- harness:end -->';
 const ms = (value) => (value === undefined ? '—' : value >= 100 ? value.toFixed(0) : value.toFixed(1));
 const kb = (bytes) => (bytes === undefined ? '—' : (bytes / 1024).toFixed(1));
 const ratio = (a, b) => (a === undefined || b === undefined ? '—' : (a / b).toFixed(2));
+/** Keel's per-round ratio to a peer: its median and 95% interval (see `pairedRatio`). */
+export function pairedCell(keel, peer) {
+  if (keel?.wallMs === undefined || peer?.wallMs === undefined) return '—';
+  const { ratio, low, high } = pairedRatio(keel.wallMs, peer.wallMs);
+  return `${ratio.toFixed(2)} (${low.toFixed(2)}–${high.toFixed(2)})`;
+}
 const cell = (entry, pick) => (entry === undefined ? '—' : entry.failed ? 'FAILED' : ms(pick(entry)));
 
 /** A Markdown table, its columns padded as Prettier pads them, so the README stays formatted. */
@@ -31,6 +38,8 @@ export function renderTable(report) {
       'LangGraph ms',
       'Keel / Agents JS',
       'Keel / LangGraph',
+      'per round: Keel / Agents JS (95%)',
+      'per round: Keel / LangGraph (95%)',
     ],
     report.rows.map((row) => {
       const { keel, agents, langgraph } = row.contenders;
@@ -42,6 +51,8 @@ export function renderTable(report) {
         cell(langgraph, (e) => e.medianMs),
         ratio(ok(keel)?.medianMs, ok(agents)?.medianMs),
         ratio(ok(keel)?.medianMs, ok(langgraph)?.medianMs),
+        pairedCell(ok(keel), ok(agents)),
+        pairedCell(ok(keel), ok(langgraph)),
       ];
     }),
   );
@@ -117,7 +128,7 @@ export function renderTable(report) {
     .filter(Boolean)
     .join(' ');
   return [
-    `Task wall time, median (ms); ratio < 1 means Keel is faster.\n\n${runs}`,
+    `Task wall time, median (ms); ratio < 1 means Keel is faster. Per round: the contenders run one task each, back to back, every round; the median of Keel's per-round ratios and its 95% bootstrap interval — an interval that contains 1 means this run cannot tell the two apart.\n\n${runs}`,
     `Warm, per step (ms, median over tasks; a step is a model call and the tool call it asks for, 13 per task). Overhead = step wall time minus the model server's and the tool servers' own time, measured at their side (where both worked at once, counted once); harness CPU = the contender process's own CPU time (user + system), which the machine's load does not inflate.\n\n${overhead}`,
     `Keel's per-step cost by part (ms), from the metered Keel: timed from outside around its store, model adapter, server connections and pool (wall parts exclude the servers' own time; the rest is the engine, and the meters themselves). Span export = the traced Keel's figure minus the plain one's. ${calls}\n\n${breakdown}`,
   ].join('\n\n');
