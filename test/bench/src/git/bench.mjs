@@ -1,7 +1,7 @@
 // Keel git server against raw git and @cyanheads/git-mcp-server on the same repository, side by
 // side in one run, each server through its bin over stdio with the same client.
 import { execFile } from 'node:child_process';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
@@ -163,6 +163,52 @@ async function timeInterleaved(fns) {
   return samples.map(median);
 }
 
+/**
+ * The git command line and environment Keel's server runs for one tool call, captured by a `git` on
+ * the server's PATH that notes them and runs the real one: so the bench can time git as Keel runs it
+ * (hardening flags, environment) beside git as the floor runs it, without a copy of Keel's flags.
+ */
+async function keelGitCommand(workDir, tool, args, matches) {
+  const spyDir = path.join(workDir, 'git-spy');
+  const notes = path.join(spyDir, 'calls.jsonl');
+  const realGit = await new Promise((resolve, reject) =>
+    execFile('sh', ['-c', 'command -v git'], (error, stdout) =>
+      error ? reject(error) : resolve(stdout.trim()),
+    ),
+  );
+  await mkdir(spyDir, { recursive: true });
+  await writeFile(notes, '');
+  await writeFile(
+    path.join(spyDir, 'git'),
+    `#!${process.execPath}
+const { appendFileSync } = require('node:fs');
+const { spawnSync } = require('node:child_process');
+appendFileSync(${JSON.stringify(notes)}, JSON.stringify({ args: process.argv.slice(2), env: process.env, cwd: process.cwd() }) + '\\n');
+const ran = spawnSync(${JSON.stringify(realGit)}, process.argv.slice(2), { stdio: 'inherit' });
+process.exit(ran.status ?? 1);
+`,
+    { mode: 0o755 },
+  );
+  const spied = await connect(
+    process.execPath,
+    [keelBin, '--root', workDir, '--state-dir', path.join(workDir, 'keel-state-spy'), '--log-level', 'error'],
+    { PATH: `${spyDir}:${process.env.PATH}` },
+  );
+  try {
+    await callOk(spied, tool, args);
+  } finally {
+    await spied.close().catch(() => undefined);
+  }
+  const calls = (await readFile(notes, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((call) => matches(call.args));
+  if (calls.length !== 1) throw new Error(`expected one matching git call from ${tool}, saw ${calls.length}`);
+  const [call] = calls;
+  return { file: realGit, args: call.args, cwd: call.cwd, env: { ...call.env, PATH: process.env.PATH } };
+}
+
 async function callOk(client, name, args) {
   const result = await client.callTool({ name, arguments: args });
   if (result.isError) throw new Error(`${name}: ${result.content?.[0]?.text}`);
@@ -213,6 +259,22 @@ export async function run({ log, workDir }) {
         reference: () => callOk(reference, 'git_diff', { path: repo }),
       },
     ];
+    log("timing git_log's git command as Keel runs it against the floor's");
+    const keelLog = await keelGitCommand(workDir, 'git_log', { repo, limit: 30 }, (args) =>
+      args.includes('log'),
+    );
+    const runAs = (command) =>
+      new Promise((resolve, reject) =>
+        execFile(command.file, command.args, { cwd: command.cwd, env: command.env }, (error, stdout) =>
+          error ? reject(error) : resolve(stdout),
+        ),
+      );
+    const [gitAsKeelMs, gitAsFloorMs] = await timeInterleaved([
+      () => runAs(keelLog),
+      () => git(repo, rawCommands.git_log),
+    ]);
+    const gitShare = gitAsKeelMs - gitAsFloorMs;
+
     for (const c of cases) {
       log(`timing ${c.name}`);
       const [rawMs, keelMs, referenceMs, floorMs] = await timeInterleaved([
@@ -229,8 +291,18 @@ export async function run({ log, workDir }) {
         unit: 'ms',
         ratio: round(keelMs / floorMs, 3),
         target: '<= 1.15',
-        note: `floor: a bare SDK server running the same git command, output as plain text; raw git ${round(rawMs)} ms (keel / raw ${round(keelMs / rawMs, 3)})`,
+        note: `floor: a bare SDK server running the same git command, output as plain text; raw git ${round(rawMs)} ms (keel / raw ${round(keelMs / rawMs, 3)}); keel − floor ${round(keelMs - floorMs)} ms per call`,
       });
+      if (c.tool === 'git_log')
+        rows.push({
+          name: `${c.name}: git as keel runs it / as the floor runs it`,
+          keel: round(gitAsKeelMs),
+          reference: round(gitAsFloorMs),
+          unit: 'ms',
+          ratio: round(gitAsKeelMs / gitAsFloorMs, 3),
+          target: 'diagnostic',
+          note: `the same git process with Keel's hardening flags and environment (captured from its server), without a server: ${round(gitShare)} ms of the ${round(keelMs - floorMs)} ms keel − floor is git's; the rest is the server's work per call`,
+        });
       rows.push({
         name: `${c.name}: keel / cyanheads`,
         keel: round(keelMs),
